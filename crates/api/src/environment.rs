@@ -1,0 +1,215 @@
+//! The entry point of every job: configuration, sources, and `execute`.
+//!
+//! `execute` runs the job on the embedded local mini-cluster (a JobManager and N
+//! TaskManagers in this process, their subtasks exchanging data over loopback TCP).
+
+use crate::datastream::DataStream;
+use crate::error::ApiError;
+use crate::graph::builder::{build_job_graph, BuildSettings};
+use crate::graph::stream_graph::{NodeKind, StreamGraph};
+use crate::graph::type_ops::{typed_output, TypeOpsOf};
+use crate::minicluster::LocalMiniCluster;
+use crate::record::Record;
+use crate::source::{CollectionSource, SourceContext, SourceFunction};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_runtime::{JobConfig, JobGraph, JobId, TaskInvokable};
+use weir_state_backends::{StateBackendKind, DEFAULT_MAX_PARALLELISM};
+
+/// Settings of an environment; every field has a Flink-like default.
+#[derive(Clone)]
+pub struct EnvSettings {
+    /// Default parallelism of new operators (default: the number of CPU cores).
+    pub parallelism: u16,
+    /// Default number of key groups (default 128).
+    pub max_parallelism: u16,
+    /// Whether forward-connected operators are chained into one task (default true).
+    pub chaining: bool,
+    /// Runtime settings (buffers, timeouts, watermark interval).
+    pub job: JobConfig,
+    /// Keyed state backend (default memory).
+    pub state_backend: StateBackendKind,
+    /// TaskManagers of the local mini-cluster (default 2).
+    pub taskmanagers: u32,
+    /// Slots per TaskManager (default: enough for the job's highest parallelism).
+    pub slots_per_taskmanager: Option<u32>,
+}
+
+impl Default for EnvSettings {
+    fn default() -> Self {
+        Self {
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get().min(DEFAULT_MAX_PARALLELISM as usize) as u16)
+                .unwrap_or(1),
+            max_parallelism: DEFAULT_MAX_PARALLELISM,
+            chaining: true,
+            job: JobConfig::default(),
+            state_backend: StateBackendKind::Memory,
+            taskmanagers: 2,
+            slots_per_taskmanager: None,
+        }
+    }
+}
+
+pub(crate) struct EnvInner {
+    pub(crate) graph: StreamGraph,
+    pub(crate) settings: EnvSettings,
+}
+
+/// Builds and runs a streaming job, as Flink's `StreamExecutionEnvironment`.
+#[derive(Clone)]
+pub struct StreamExecutionEnvironment {
+    pub(crate) inner: Rc<RefCell<EnvInner>>,
+}
+
+/// What a finished job reports.
+#[derive(Clone, Debug)]
+pub struct JobExecutionResult {
+    /// The job's id.
+    pub job_id: JobId,
+    /// The job's name.
+    pub job_name: String,
+    /// Wall time from deployment to the end of the last subtask.
+    pub net_runtime: Duration,
+}
+
+impl Default for StreamExecutionEnvironment {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamExecutionEnvironment {
+    /// Creates an environment with default settings.
+    pub fn new() -> Self {
+        Self::with_settings(EnvSettings::default())
+    }
+
+    /// Creates an environment with `settings`.
+    pub fn with_settings(settings: EnvSettings) -> Self {
+        Self {
+            inner: Rc::new(RefCell::new(EnvInner {
+                graph: StreamGraph::default(),
+                settings,
+            })),
+        }
+    }
+
+    /// Returns a copy of the current settings.
+    pub fn settings(&self) -> EnvSettings {
+        self.inner.borrow().settings.clone()
+    }
+
+    /// Changes the settings of operators created from now on and of `execute`.
+    pub fn configure(&self, f: impl FnOnce(&mut EnvSettings)) -> &Self {
+        f(&mut self.inner.borrow_mut().settings);
+        self
+    }
+
+    /// Sets the default parallelism.
+    pub fn set_parallelism(&self, parallelism: u16) -> &Self {
+        self.configure(|s| s.parallelism = parallelism)
+    }
+
+    /// Sets the default number of key groups.
+    pub fn set_max_parallelism(&self, max_parallelism: u16) -> &Self {
+        self.configure(|s| s.max_parallelism = max_parallelism)
+    }
+
+    /// Sets the network buffer timeout (zero flushes after every record).
+    pub fn set_buffer_timeout(&self, timeout: Duration) -> &Self {
+        self.configure(|s| s.job.buffer_timeout = timeout)
+    }
+
+    /// Sets how often watermark generators emit (zero: after every record).
+    pub fn set_auto_watermark_interval(&self, interval: Duration) -> &Self {
+        self.configure(|s| s.job.auto_watermark_interval = interval)
+    }
+
+    /// Turns operator chaining off for the whole job.
+    pub fn disable_operator_chaining(&self) -> &Self {
+        self.configure(|s| s.chaining = false)
+    }
+
+    /// Sets the number of TaskManagers of the local mini-cluster.
+    pub fn set_local_taskmanagers(&self, n: u32) -> &Self {
+        self.configure(|s| s.taskmanagers = n.max(1))
+    }
+
+    /// Sets the keyed state backend.
+    pub fn set_state_backend(&self, kind: StateBackendKind) -> &Self {
+        self.configure(|s| s.state_backend = kind)
+    }
+
+    /// Creates a stream from a source function.
+    pub fn add_source<T: Record, S: SourceFunction<T>>(&self, source: S, name: &str) -> DataStream<T> {
+        let source = Arc::new(source);
+        let mut inner = self.inner.borrow_mut();
+        let parallelism = match source.max_parallelism() {
+            Some(m) => inner.settings.parallelism.min(m),
+            None => inner.settings.parallelism,
+        };
+        let batch = inner.settings.job.source_batch_size;
+        let src_name = name.to_string();
+        let make = Arc::new(
+            move |ctx: &mut crate::graph::OperatorContext,
+                  out: crate::graph::type_ops::AnyOutput,
+                  names: Vec<String>|
+                  -> Result<Box<dyn TaskInvokable>, weir_runtime::TaskError> {
+                let out = typed_output::<T>(out, &ctx.name)?;
+                let reader = source.create_reader(&SourceContext {
+                    name: src_name.clone(),
+                    subtask: ctx.subtask,
+                    parallelism: ctx.parallelism,
+                })?;
+                Ok(Box::new(crate::graph::heads::SourceHead::new(reader, out, names, batch)))
+            },
+        );
+        let id = inner.graph.add_node(
+            name,
+            parallelism,
+            NodeKind::Source(make),
+            Arc::new(TypeOpsOf::<T>::new()),
+            None,
+            false,
+        );
+        drop(inner);
+        DataStream::new(self.clone(), id)
+    }
+
+    /// Creates a bounded stream of `items` (parallelism 1, as Flink's `fromCollection`).
+    pub fn from_collection<T: Record + Clone + Sync>(&self, items: Vec<T>) -> DataStream<T> {
+        self.add_source(CollectionSource::new(items), "Collection Source")
+            .set_parallelism(1)
+    }
+
+    /// Builds the job graph of everything defined so far (for inspection and tests).
+    pub fn job_graph(&self, name: &str) -> Result<JobGraph, ApiError> {
+        let inner = self.inner.borrow();
+        let s = &inner.settings;
+        build_job_graph(
+            name,
+            &inner.graph,
+            &BuildSettings {
+                max_parallelism: s.max_parallelism,
+                chaining: s.chaining,
+                config: s.job.clone(),
+                state_backend: s.state_backend.clone(),
+            },
+        )
+    }
+
+    /// Runs the job and waits for it to end.
+    pub fn execute(&self, name: &str) -> Result<JobExecutionResult, ApiError> {
+        let graph = self.job_graph(name)?;
+        let settings = self.settings();
+        let needed = graph.vertices.iter().map(|v| v.parallelism as u32).max().unwrap_or(1);
+        let slots = settings
+            .slots_per_taskmanager
+            .unwrap_or_else(|| needed.div_ceil(settings.taskmanagers));
+        let cluster = LocalMiniCluster::start(settings.taskmanagers, slots)?;
+        cluster.run(graph)
+    }
+}

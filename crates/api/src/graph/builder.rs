@@ -1,0 +1,287 @@
+//! Translates the stream graph into a runtime job graph, fusing chainable operators.
+//!
+//! An edge is chained (its two operators run in one task, passing records by value) when it
+//! is a forward edge between nodes of equal parallelism, the consumer is a one-input
+//! operator with no other input, chaining is enabled for it, and the producer has no other
+//! chained consumer. Every other edge becomes a network exchange. Side-output streams are
+//! emitted by their parent's task and never chained.
+//!
+//! Checked here, before anything runs: unique uids, parallelism within
+//! `1..=max_parallelism`, and at least one sink.
+
+use super::context::OperatorContext;
+use super::stream_graph::{NodeId, NodeKind, StreamGraph};
+use super::type_ops::{AnyKeyHash, NetworkSpec, TypeOps};
+use crate::error::ApiError;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use weir_runtime::{
+    JobConfig, JobEdge, JobGraph, JobVertex, Partitioning, TaskError, TaskInvokable, TaskSetup,
+};
+use weir_state_backends::{KeyGroupRange, StateBackendKind};
+
+/// Settings the translation needs from the environment.
+#[derive(Clone)]
+pub struct BuildSettings {
+    /// Default number of key groups.
+    pub max_parallelism: u16,
+    /// Whether operators may be chained at all.
+    pub chaining: bool,
+    /// Runtime configuration of the job.
+    pub config: JobConfig,
+    /// Keyed state backend.
+    pub state_backend: StateBackendKind,
+}
+
+#[derive(Clone)]
+struct NetOut {
+    writer_index: usize,
+    partitioning: Partitioning,
+    key_hash: Option<AnyKeyHash>,
+    consumer_max_parallelism: u16,
+}
+
+#[derive(Clone)]
+struct SideOut {
+    tag: String,
+    ops: Arc<dyn TypeOps>,
+    nets: Vec<NetOut>,
+}
+
+#[derive(Clone)]
+struct ChainNode {
+    name: String,
+    kind: NodeKind,
+    out_type: Arc<dyn TypeOps>,
+    in_type: Option<Arc<dyn TypeOps>>,
+    nets: Vec<NetOut>,
+    sides: Vec<SideOut>,
+}
+
+/// Returns the job graph for `graph`.
+pub fn build_job_graph(name: &str, graph: &StreamGraph, settings: &BuildSettings) -> Result<JobGraph, ApiError> {
+    let nodes = &graph.nodes;
+    let max_par = |id: NodeId| nodes[id].max_parallelism.unwrap_or(settings.max_parallelism);
+    let mut uids = HashSet::new();
+    for n in nodes {
+        if let Some(u) = &n.uid {
+            if !uids.insert(u.clone()) {
+                return Err(ApiError::InvalidGraph(format!(
+                    "duplicate uid '{u}' (operator '{}'): every uid must be unique in a job",
+                    n.name
+                )));
+            }
+        }
+        if matches!(n.kind, NodeKind::SideOutput { .. }) {
+            continue;
+        }
+        if n.parallelism == 0 || n.parallelism > max_par(n.id) {
+            return Err(ApiError::InvalidGraph(format!(
+                "operator '{}': parallelism {} must be between 1 and max parallelism {}",
+                n.name,
+                n.parallelism,
+                max_par(n.id)
+            )));
+        }
+    }
+    if !nodes.iter().any(|n| n.is_sink) {
+        return Err(ApiError::InvalidGraph(format!(
+            "job '{name}' has no sink: add a sink (print, collect, file, ...) before execute"
+        )));
+    }
+    // The operator node that emits each node's records (side outputs resolve to their parent).
+    let emitter = |id: NodeId| match &nodes[id].kind {
+        NodeKind::SideOutput { parent, .. } => *parent,
+        _ => id,
+    };
+    let resolve = |e: &super::stream_graph::StreamEdge| {
+        let (a, b) = (&nodes[emitter(e.from)], &nodes[e.to]);
+        e.partitioning.unwrap_or(if a.parallelism == b.parallelism {
+            Partitioning::Forward
+        } else {
+            Partitioning::Rebalance
+        })
+    };
+    let in_degree = |id: NodeId| graph.edges.iter().filter(|e| e.to == id).count();
+    let mut chained_next: HashMap<NodeId, NodeId> = HashMap::new();
+    let mut chained_prev: HashMap<NodeId, NodeId> = HashMap::new();
+    let mut chain_edges = HashSet::new();
+    for (i, e) in graph.edges.iter().enumerate() {
+        let (a, b) = (&nodes[e.from], &nodes[e.to]);
+        let ok = settings.chaining
+            && b.chainable
+            && !matches!(a.kind, NodeKind::SideOutput { .. })
+            && matches!(b.kind, NodeKind::OneInput(_))
+            && resolve(e) == Partitioning::Forward
+            && a.parallelism == b.parallelism
+            && in_degree(b.id) == 1
+            && !chained_next.contains_key(&a.id);
+        if ok {
+            chained_next.insert(a.id, b.id);
+            chained_prev.insert(b.id, a.id);
+            chain_edges.insert(i);
+        }
+    }
+    // Vertices: maximal chains, numbered in order of their heads.
+    let mut vertex_of: HashMap<NodeId, u32> = HashMap::new();
+    let mut paths: Vec<Vec<NodeId>> = Vec::new();
+    for n in nodes {
+        if matches!(n.kind, NodeKind::SideOutput { .. }) || chained_prev.contains_key(&n.id) {
+            continue;
+        }
+        let mut path = vec![n.id];
+        while let Some(next) = chained_next.get(path.last().expect("non-empty")) {
+            path.push(*next);
+        }
+        for id in &path {
+            vertex_of.insert(*id, paths.len() as u32);
+        }
+        paths.push(path);
+    }
+    // Network edges, numbered per producing vertex and per consuming vertex.
+    let mut job_edges = Vec::new();
+    let mut outs_per_vertex = vec![0u16; paths.len()];
+    let mut gates_per_vertex = vec![0u16; paths.len()];
+    let mut net_of_node: HashMap<NodeId, Vec<NetOut>> = HashMap::new();
+    for (i, e) in graph.edges.iter().enumerate() {
+        if chain_edges.contains(&i) {
+            continue;
+        }
+        let src_vertex = vertex_of[&emitter(e.from)];
+        let dst_vertex = vertex_of[&e.to];
+        let partitioning = resolve(e);
+        let writer_index = outs_per_vertex[src_vertex as usize];
+        outs_per_vertex[src_vertex as usize] += 1;
+        let gate = gates_per_vertex[dst_vertex as usize];
+        gates_per_vertex[dst_vertex as usize] += 1;
+        job_edges.push(JobEdge {
+            source: src_vertex,
+            source_output: writer_index,
+            target: dst_vertex,
+            target_gate: gate,
+            target_input: e.input,
+            partitioning,
+        });
+        net_of_node.entry(e.from).or_default().push(NetOut {
+            writer_index: writer_index as usize,
+            partitioning,
+            key_hash: e.key_hash.clone(),
+            consumer_max_parallelism: max_par(e.to),
+        });
+    }
+    let mut vertices = Vec::with_capacity(paths.len());
+    for (vid, path) in paths.iter().enumerate() {
+        let chain: Vec<ChainNode> = path
+            .iter()
+            .map(|id| {
+                let n = &nodes[*id];
+                let sides = nodes
+                    .iter()
+                    .filter_map(|s| match &s.kind {
+                        NodeKind::SideOutput { parent, tag } if parent == id => Some(SideOut {
+                            tag: tag.clone(),
+                            ops: s.out_type.clone(),
+                            nets: net_of_node.get(&s.id).cloned().unwrap_or_default(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                ChainNode {
+                    name: n.name.clone(),
+                    kind: n.kind.clone(),
+                    out_type: n.out_type.clone(),
+                    in_type: n.in_type.clone(),
+                    nets: net_of_node.get(id).cloned().unwrap_or_default(),
+                    sides,
+                }
+            })
+            .collect();
+        let head = &nodes[path[0]];
+        let names: Vec<String> = chain.iter().map(|c| c.name.clone()).collect();
+        let display = if matches!(head.kind, NodeKind::Source(_)) {
+            format!("Source: {}", names.join(" -> "))
+        } else {
+            names.join(" -> ")
+        };
+        let settings2 = settings.clone();
+        let vertex_max = max_par(path[0]);
+        let factory = move |setup: TaskSetup| build_chain(&chain, setup, &settings2);
+        vertices.push(JobVertex {
+            id: vid as u32,
+            name: display,
+            parallelism: head.parallelism,
+            max_parallelism: vertex_max,
+            is_source: matches!(head.kind, NodeKind::Source(_)),
+            is_sink: path.iter().any(|id| nodes[*id].is_sink),
+            factory: Arc::new(factory),
+        });
+    }
+    let job = JobGraph {
+        name: name.to_string(),
+        vertices,
+        edges: job_edges,
+        config: settings.config.clone(),
+    };
+    job.validate().map_err(|e| ApiError::InvalidGraph(e.to_string()))?;
+    Ok(job)
+}
+
+fn build_chain(
+    chain: &[ChainNode],
+    setup: TaskSetup,
+    settings: &BuildSettings,
+) -> Result<Box<dyn TaskInvokable>, TaskError> {
+    let mut writers: Vec<_> = setup.writers.into_iter().map(Some).collect();
+    let mut take_nets = |nets: &[NetOut]| -> Result<Vec<NetworkSpec>, TaskError> {
+        nets.iter()
+            .map(|n| {
+                let writer = writers
+                    .get_mut(n.writer_index)
+                    .and_then(Option::take)
+                    .ok_or_else(|| TaskError::Other(format!("missing writer {}", n.writer_index)))?;
+                Ok(NetworkSpec {
+                    writer,
+                    partitioning: n.partitioning,
+                    key_hash: n.key_hash.clone(),
+                    max_parallelism: n.consumer_max_parallelism,
+                    subtask: setup.subtask.subtask,
+                })
+            })
+            .collect()
+    };
+    let names: Vec<String> = chain.iter().map(|c| c.name.clone()).collect();
+    let mut downstream = None;
+    for (i, node) in chain.iter().enumerate().rev() {
+        let mut ctx = OperatorContext {
+            name: node.name.clone(),
+            index: i,
+            subtask: setup.subtask.subtask,
+            parallelism: setup.parallelism,
+            max_parallelism: setup.max_parallelism,
+            key_group_range: KeyGroupRange::for_operator(setup.max_parallelism, setup.parallelism, setup.subtask.subtask),
+            config: setup.config.clone(),
+            state_backend: settings.state_backend.clone(),
+            side_outputs: HashMap::new(),
+        };
+        for s in &node.sides {
+            let nets = take_nets(&s.nets)?;
+            ctx.side_outputs.insert(s.tag.clone(), s.ops.fan_out(None, nets)?);
+        }
+        let nets = take_nets(&node.nets)?;
+        let out = node.out_type.fan_out(downstream.take(), nets)?;
+        match (&node.kind, i) {
+            (NodeKind::Source(make), 0) | (NodeKind::TwoInput(make), 0) => return make(&mut ctx, out, names),
+            (NodeKind::OneInput(make), 0) => {
+                let op = make(&mut ctx, out)?;
+                let in_type = node
+                    .in_type
+                    .as_ref()
+                    .ok_or_else(|| TaskError::Other(format!("operator '{}' has no input type", node.name)))?;
+                return in_type.input_head(op, names, node.name.clone());
+            }
+            (NodeKind::OneInput(make), _) => downstream = Some(make(&mut ctx, out)?),
+            _ => return Err(TaskError::Other(format!("operator '{}' cannot be chained", node.name))),
+        }
+    }
+    Err(TaskError::Other("empty chain".into()))
+}

@@ -1,0 +1,140 @@
+//! The first piece of every task's chain: it turns runtime calls into typed calls.
+//!
+//! A source head polls a [`SourceReader`]; a one-input head decodes records of its input
+//! type; a two-input head decodes each input with its own type. Each forwards lifecycle
+//! calls (watermarks, timers, flushing, end of input) into the chain.
+
+use crate::record::Record;
+use crate::source::SourceReader;
+use weir_runtime::element::ElementReader;
+use weir_runtime::{Lifecycle, Output, SourceStep, TaskError, TaskInvokable, Timestamp};
+use weir_state_backends::decode_from;
+
+/// Decodes one record payload.
+#[inline]
+fn decode<T: Record>(payload: &[u8], operator: &str, input: u8) -> Result<T, TaskError> {
+    decode_from::<T>(payload)
+        .map(|(v, _)| v)
+        .map_err(|e| TaskError::Decode {
+            operator: operator.to_string(),
+            input,
+            message: e.to_string(),
+        })
+}
+
+macro_rules! forward_lifecycle {
+    ($field:ident) => {
+        fn process_watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+            self.$field.watermark(wm)
+        }
+        fn process_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+            self.$field.idle(idle)
+        }
+        fn process_processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+            self.$field.processing_time(now)
+        }
+        fn next_processing_time(&self) -> Option<Timestamp> {
+            self.$field.next_processing_time()
+        }
+        fn flush(&mut self) -> Result<(), TaskError> {
+            self.$field.flush()
+        }
+        fn end_input(&mut self) -> Result<(), TaskError> {
+            self.$field.end_input()
+        }
+        fn operator_name(&self, index: usize) -> Option<String> {
+            self.names.get(index).cloned()
+        }
+    };
+}
+
+/// Head of a task whose records come from one logical input of type `T`.
+pub struct OneInputHead<T> {
+    op: Box<dyn Output<T>>,
+    names: Vec<String>,
+    operator: String,
+}
+
+impl<T: Record> OneInputHead<T> {
+    /// Creates the head in front of `op`.
+    pub fn new(op: Box<dyn Output<T>>, names: Vec<String>, operator: String) -> Self {
+        Self { op, names, operator }
+    }
+}
+
+impl<T: Record> TaskInvokable for OneInputHead<T> {
+    fn process_records(&mut self, input: u8, reader: &mut ElementReader<'_>) -> Result<(), TaskError> {
+        while let Some(r) = reader.next_record() {
+            let (ts, payload) = r.map_err(|e| TaskError::Other(e.to_string()))?;
+            let v = decode::<T>(payload, &self.operator, input)?;
+            self.op.emit(v, ts)?;
+        }
+        Ok(())
+    }
+    forward_lifecycle!(op);
+}
+
+/// Head of a task that starts with a source.
+pub struct SourceHead<T> {
+    reader: Box<dyn SourceReader<T>>,
+    op: Box<dyn Output<T>>,
+    names: Vec<String>,
+    batch: usize,
+}
+
+impl<T: Record> SourceHead<T> {
+    /// Creates the head polling `reader` into `op`, `batch` records per step.
+    pub fn new(reader: Box<dyn SourceReader<T>>, op: Box<dyn Output<T>>, names: Vec<String>, batch: usize) -> Self {
+        Self { reader, op, names, batch }
+    }
+}
+
+impl<T: Record> TaskInvokable for SourceHead<T> {
+    fn source_step(&mut self) -> Result<SourceStep, TaskError> {
+        weir_runtime::task::enter_operator(0);
+        self.reader.poll(&mut *self.op, self.batch)
+    }
+    fn process_records(&mut self, _input: u8, _reader: &mut ElementReader<'_>) -> Result<(), TaskError> {
+        Err(TaskError::Other("a source task has no inputs".into()))
+    }
+    forward_lifecycle!(op);
+}
+
+/// An operator with two typed inputs (connected streams).
+pub trait TwoInputOperator<I1, I2>: Lifecycle {
+    /// A record of the first input.
+    fn process1(&mut self, value: I1, ts: Timestamp) -> Result<(), TaskError>;
+    /// A record of the second input.
+    fn process2(&mut self, value: I2, ts: Timestamp) -> Result<(), TaskError>;
+}
+
+/// Head of a task whose chain starts with a two-input operator.
+pub struct TwoInputHead<I1, I2> {
+    op: Box<dyn TwoInputOperator<I1, I2>>,
+    names: Vec<String>,
+}
+
+impl<I1: Record, I2: Record> TwoInputHead<I1, I2> {
+    /// Creates the head in front of `op`.
+    pub fn new(op: Box<dyn TwoInputOperator<I1, I2>>, names: Vec<String>) -> Self {
+        Self { op, names }
+    }
+}
+
+impl<I1: Record, I2: Record> TaskInvokable for TwoInputHead<I1, I2> {
+    fn process_records(&mut self, input: u8, reader: &mut ElementReader<'_>) -> Result<(), TaskError> {
+        let name = self.names.first().cloned().unwrap_or_default();
+        while let Some(r) = reader.next_record() {
+            let (ts, payload) = r.map_err(|e| TaskError::Other(e.to_string()))?;
+            if input == 0 {
+                let v = decode::<I1>(payload, &name, input)?;
+                self.op.process1(v, ts)?;
+            } else {
+                let v = decode::<I2>(payload, &name, input)?;
+                self.op.process2(v, ts)?;
+            }
+        }
+        Ok(())
+    }
+    forward_lifecycle!(op);
+}

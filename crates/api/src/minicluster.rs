@@ -1,0 +1,74 @@
+//! The embedded local mini-cluster: one JobManager and N TaskManagers in this process.
+//!
+//! TaskManagers exchange data over real loopback TCP (each has its own data server on
+//! `127.0.0.1`); control messages go through in-process gateways. Dropping the cluster
+//! cancels and joins everything it started.
+
+use crate::environment::JobExecutionResult;
+use crate::error::ApiError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::info;
+use weir_jobmanager::{JobManager, JobOutcome};
+use weir_runtime::control::JobManagerGateway;
+use weir_runtime::{JobGraph, JobId};
+use weir_taskmanager::TaskManager;
+
+static JOB_COUNTER: AtomicU64 = AtomicU64::new(1);
+
+/// A JobManager and its TaskManagers in this process.
+pub struct LocalMiniCluster {
+    jobmanager: Arc<JobManager>,
+    taskmanagers: Vec<TaskManager>,
+}
+
+impl LocalMiniCluster {
+    /// Starts `taskmanagers` TaskManagers with `slots` slots each.
+    pub fn start(taskmanagers: u32, slots: u32) -> Result<Self, ApiError> {
+        let jobmanager = Arc::new(JobManager::new());
+        let gateway: Arc<dyn JobManagerGateway> = jobmanager.clone();
+        let mut tms = Vec::new();
+        for id in 0..taskmanagers {
+            let tm = TaskManager::start(id, slots, "127.0.0.1:0".parse().expect("loopback"), gateway.clone())
+                .map_err(|e| ApiError::Cluster(format!("cannot start taskmanager {id}: {e}")))?;
+            jobmanager.register_taskmanager(tm.info(), tm.gateway());
+            tms.push(tm);
+        }
+        info!(taskmanagers, slots, "local mini-cluster started");
+        Ok(Self {
+            jobmanager,
+            taskmanagers: tms,
+        })
+    }
+
+    /// Runs `graph` to its end.
+    pub fn run(&self, graph: JobGraph) -> Result<JobExecutionResult, ApiError> {
+        let name = graph.name.clone();
+        let seq = JOB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let id = JobId(weir_state_backends::key_hash(&(name.as_str(), std::process::id(), seq)));
+        let graph = Arc::new(graph);
+        for tm in &self.taskmanagers {
+            tm.register_program(id, graph.clone());
+        }
+        let handle = self
+            .jobmanager
+            .submit(id, &graph)
+            .map_err(|e| ApiError::InvalidGraph(e.to_string()))?;
+        loop {
+            match handle.wait(Duration::from_secs(1)) {
+                None => continue,
+                Some(JobOutcome::Finished { duration }) => {
+                    return Ok(JobExecutionResult {
+                        job_id: id,
+                        job_name: name,
+                        net_runtime: duration,
+                    })
+                }
+                Some(JobOutcome::Failed { message }) => {
+                    return Err(ApiError::JobFailed { job: name, message })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Built-in operators. Every operator is the [`weir_runtime::Output`] of its upstream and
+//! forwards lifecycle calls to its own output after doing its part.
+
+/// Implements [`weir_runtime::Lifecycle`] by forwarding every call to `self.$out`.
+macro_rules! forward_lifecycle_to {
+    ($ty:ty, $out:ident, [$($gen:tt)*]) => {
+        impl<$($gen)*> weir_runtime::Lifecycle for $ty {
+            fn watermark(&mut self, wm: weir_runtime::Timestamp) -> Result<(), weir_runtime::TaskError> {
+                self.$out.watermark(wm)
+            }
+            fn idle(&mut self, idle: bool) -> Result<(), weir_runtime::TaskError> {
+                self.$out.idle(idle)
+            }
+            fn processing_time(&mut self, now: weir_runtime::Timestamp) -> Result<(), weir_runtime::TaskError> {
+                self.$out.processing_time(now)
+            }
+            fn next_processing_time(&self) -> Option<weir_runtime::Timestamp> {
+                self.$out.next_processing_time()
+            }
+            fn flush(&mut self) -> Result<(), weir_runtime::TaskError> {
+                self.$out.flush()
+            }
+            fn end_input(&mut self) -> Result<(), weir_runtime::TaskError> {
+                self.$out.end_input()
+            }
+        }
+    };
+}
+pub(crate) use forward_lifecycle_to;
+
+pub(crate) mod basic;

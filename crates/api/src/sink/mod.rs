@@ -1,0 +1,84 @@
+//! Sinks: where records leave a job.
+//!
+//! A [`SinkFunction`] is shared by all subtasks and creates one [`SinkWriter`] per subtask.
+//! The writer sees every record of its subtask and is finished once at the end of input.
+
+mod collect;
+mod print;
+
+pub use collect::CollectSink;
+pub use print::PrintSink;
+
+use weir_runtime::task::enter_operator;
+use weir_runtime::{Output, TaskError, Timestamp};
+
+/// Where a sink subtask learns its place.
+#[derive(Clone, Debug)]
+pub struct SinkContext {
+    /// The sink's name.
+    pub name: String,
+    /// This subtask's index.
+    pub subtask: u16,
+    /// The sink's parallelism.
+    pub parallelism: u16,
+}
+
+/// Creates the writers of a sink.
+pub trait SinkFunction<T>: Send + Sync + 'static {
+    /// Creates the writer of one subtask.
+    fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError>;
+}
+
+/// Writes one subtask's records.
+pub trait SinkWriter<T> {
+    /// Writes one record.
+    fn write(&mut self, value: T, timestamp: Timestamp) -> Result<(), TaskError>;
+    /// Makes buffered records visible (called on the buffer timeout).
+    fn flush(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// All input was written.
+    fn finish(&mut self) -> Result<(), TaskError> {
+        self.flush()
+    }
+}
+
+/// Runs a [`SinkWriter`] at the end of a chain.
+pub(crate) struct SinkOperator<T> {
+    pub(crate) writer: Box<dyn SinkWriter<T>>,
+    pub(crate) out: Box<dyn Output<()>>,
+    pub(crate) index: usize,
+}
+
+impl<T> Output<T> for SinkOperator<T> {
+    #[inline]
+    fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
+        enter_operator(self.index);
+        self.writer.write(value, ts)
+    }
+}
+
+impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
+    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        self.out.watermark(wm)
+    }
+    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.out.idle(idle)
+    }
+    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        self.out.processing_time(now)
+    }
+    fn next_processing_time(&self) -> Option<Timestamp> {
+        self.out.next_processing_time()
+    }
+    fn flush(&mut self) -> Result<(), TaskError> {
+        enter_operator(self.index);
+        self.writer.flush()?;
+        self.out.flush()
+    }
+    fn end_input(&mut self) -> Result<(), TaskError> {
+        enter_operator(self.index);
+        self.writer.finish()?;
+        self.out.end_input()
+    }
+}

@@ -1,0 +1,39 @@
+//! Sources: where records enter a job.
+//!
+//! A [`SourceFunction`] is shared by all subtasks and creates one [`SourceReader`] per
+//! subtask; the reader is polled in batches by the task loop, so a source never blocks its
+//! task for long (a reader with nothing to read returns [`SourceStep::Idle`]).
+
+mod collection;
+
+pub use collection::CollectionSource;
+
+use weir_runtime::{Output, SourceStep, TaskError};
+
+/// Where a source subtask learns which part of the input it reads.
+#[derive(Clone, Debug)]
+pub struct SourceContext {
+    /// The source's name.
+    pub name: String,
+    /// This subtask's index.
+    pub subtask: u16,
+    /// The source's parallelism.
+    pub parallelism: u16,
+}
+
+/// Creates the readers of a source.
+pub trait SourceFunction<T>: Send + Sync + 'static {
+    /// Creates the reader of one subtask.
+    fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, TaskError>;
+
+    /// Returns the parallelism this source supports at most (`None`: any).
+    fn max_parallelism(&self) -> Option<u16> {
+        None
+    }
+}
+
+/// Reads one subtask's share of a source.
+pub trait SourceReader<T> {
+    /// Emits up to `max` records into `out`.
+    fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError>;
+}

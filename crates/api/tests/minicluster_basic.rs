@@ -1,0 +1,98 @@
+//! Jobs on the local mini-cluster with two TaskManagers: data crosses loopback TCP.
+
+use weir_api::{ApiError, StreamExecutionEnvironment};
+
+fn env(parallelism: u16) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism).set_local_taskmanagers(2);
+    env
+}
+
+#[test]
+fn map_filter_flat_map_across_two_taskmanagers_loses_and_duplicates_nothing() {
+    let env = env(2);
+    let input: Vec<u64> = (0..10_000).collect();
+    let out = env
+        .from_collection(input)
+        .rebalance()
+        .map(|x| x * 3)
+        .filter(|x| x % 2 == 0)
+        .flat_map(|x| vec![x, x + 1])
+        .rebalance()
+        .collect();
+    env.execute("smoke").unwrap();
+    let mut got = out.take();
+    got.sort();
+    let mut want: Vec<u64> = (0..10_000u64)
+        .map(|x| x * 3)
+        .filter(|x| x % 2 == 0)
+        .flat_map(|x| [x, x + 1])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn union_merges_streams_of_different_parallelism() {
+    let env = env(2);
+    let a = env.from_collection((0..100u32).collect());
+    let b = env.from_collection((100..250u32).collect()).map(|x| x).set_parallelism(2);
+    let out = a.union(&[&b]).collect();
+    env.execute("union").unwrap();
+    let mut got = out.take();
+    got.sort();
+    assert_eq!(got, (0..250).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_panicking_user_function_fails_the_job_naming_operator_subtask_and_cause() {
+    let env = env(2);
+    let _ = env
+        .from_collection((0..100u32).collect())
+        .rebalance()
+        .map(|x| if x == 42 { panic!("bad record {x}") } else { x })
+        .name("fragile-map")
+        .collect();
+    let err = env.execute("failing").unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ApiError::JobFailed { .. }), "{msg}");
+    assert!(msg.contains("fragile-map"), "{msg}");
+    assert!(msg.contains("subtask"), "{msg}");
+    assert!(msg.contains("bad record 42"), "{msg}");
+}
+
+#[test]
+fn a_job_without_a_sink_is_rejected_before_it_runs() {
+    let env = env(1);
+    let _ = env.from_collection(vec![1u8]).map(|x| x);
+    let err = env.execute("no-sink").unwrap_err();
+    assert!(err.to_string().contains("has no sink"), "{err}");
+}
+
+#[test]
+fn parallelism_zero_or_above_max_parallelism_is_rejected_at_build_time() {
+    let env = env(1);
+    let _ = env.from_collection(vec![1u8]).map(|x| x).set_parallelism(0).collect();
+    let err = env.execute("zero").unwrap_err();
+    assert!(err.to_string().contains("parallelism 0"), "{err}");
+
+    let env2 = env_with_max(4);
+    let _ = env2.from_collection(vec![1u8]).map(|x| x).set_parallelism(5).collect();
+    let err = env2.execute("too-many").unwrap_err();
+    assert!(err.to_string().contains("max parallelism 4"), "{err}");
+}
+
+fn env_with_max(max: u16) -> StreamExecutionEnvironment {
+    let e = env(1);
+    e.set_max_parallelism(max);
+    e
+}
+
+#[test]
+fn duplicate_uids_are_rejected_at_build_time() {
+    let env = env(1);
+    let s = env.from_collection(vec![1u8]).uid("same");
+    let _ = s.map(|x| x).uid("same").collect();
+    let err = env.execute("dup").unwrap_err();
+    assert!(err.to_string().contains("duplicate uid 'same'"), "{err}");
+}

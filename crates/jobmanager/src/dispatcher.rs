@@ -1,0 +1,185 @@
+//! The JobManager: knows the TaskManagers, accepts jobs, deploys them and follows them.
+//!
+//! It reacts to [`TaskManagerMessage`]s (it is itself the TaskManagers'
+//! [`JobManagerGateway`]) and reports each job's outcome once, through its [`JobHandle`].
+//! The decisions are made by [`crate::schedule`] and [`crate::JobExecution`]; this file is
+//! the I/O edge around them.
+
+use crate::execution::{Decision, JobExecution};
+use crate::scheduler::{schedule, ScheduleError};
+use crossbeam_channel::{Receiver, Sender};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tracing::{info, warn};
+use weir_runtime::control::{
+    JobManagerGateway, JobManagerMessage, TaskManagerGateway, TaskManagerInfo, TaskManagerMessage,
+};
+use weir_runtime::{GraphError, JobGraph, JobId};
+
+/// Errors of job submission and control.
+#[derive(Debug, Error)]
+pub enum JobManagerError {
+    /// The job graph is invalid.
+    #[error("invalid job graph: {0}")]
+    Graph(#[from] GraphError),
+    /// The job cannot be placed.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// A job with this id already runs.
+    #[error("job {0} is already running")]
+    Duplicate(JobId),
+    /// No job with this id.
+    #[error("unknown job {0}")]
+    UnknownJob(JobId),
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Every subtask finished.
+    Finished {
+        /// Wall time from deployment to the last subtask's end.
+        duration: Duration,
+    },
+    /// The job failed or was cancelled; the message names the first failure.
+    Failed {
+        /// The first failure.
+        message: String,
+    },
+}
+
+/// Waits for the outcome of one submitted job.
+pub struct JobHandle {
+    /// The job's id.
+    pub id: JobId,
+    rx: Receiver<JobOutcome>,
+}
+
+impl JobHandle {
+    /// Waits up to `timeout` for the job to end.
+    pub fn wait(&self, timeout: Duration) -> Option<JobOutcome> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+}
+
+struct RunningJob {
+    execution: JobExecution,
+    started: Instant,
+    done: Sender<JobOutcome>,
+}
+
+#[derive(Default)]
+struct State {
+    taskmanagers: Vec<(TaskManagerInfo, Arc<dyn TaskManagerGateway>)>,
+    jobs: HashMap<JobId, RunningJob>,
+}
+
+/// The JobManager of one cluster.
+#[derive(Default)]
+pub struct JobManager {
+    state: Mutex<State>,
+}
+
+impl JobManager {
+    /// Creates a JobManager without TaskManagers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a TaskManager and its gateway.
+    pub fn register_taskmanager(&self, info: TaskManagerInfo, gateway: Arc<dyn TaskManagerGateway>) {
+        info!(taskmanager = info.id, slots = info.slots, data_address = %info.data_address, "taskmanager registered");
+        self.lock().taskmanagers.push((info, gateway));
+    }
+
+    /// Validates, schedules and deploys `graph` as job `id`.
+    pub fn submit(&self, id: JobId, graph: &JobGraph) -> Result<JobHandle, JobManagerError> {
+        graph.validate()?;
+        let mut state = self.lock();
+        if state.jobs.contains_key(&id) {
+            return Err(JobManagerError::Duplicate(id));
+        }
+        let infos: Vec<_> = state.taskmanagers.iter().map(|(i, _)| i.clone()).collect();
+        let deployments = schedule(id, graph, &infos)?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let execution = JobExecution::new(
+            deployments
+                .iter()
+                .map(|(_, d)| (d.subtask, d.name.clone())),
+        );
+        state.jobs.insert(
+            id,
+            RunningJob {
+                execution,
+                started: Instant::now(),
+                done: tx,
+            },
+        );
+        info!(job_id = %id, job = %graph.name, subtasks = deployments.len(), "deploying job");
+        for (tm, d) in deployments {
+            if let Some((_, gw)) = state.taskmanagers.iter().find(|(i, _)| i.id == tm) {
+                gw.send(JobManagerMessage::Deploy(d));
+            }
+        }
+        Ok(JobHandle { id, rx })
+    }
+
+    /// Cancels a running job.
+    pub fn cancel(&self, id: JobId) -> Result<(), JobManagerError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(&id)
+            .ok_or(JobManagerError::UnknownJob(id))?;
+        job.execution.cancel();
+        broadcast_cancel(&state, id);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("jobmanager state poisoned")
+    }
+}
+
+fn broadcast_cancel(state: &State, id: JobId) {
+    for (_, gw) in &state.taskmanagers {
+        gw.send(JobManagerMessage::CancelJob(id));
+    }
+}
+
+impl JobManagerGateway for JobManager {
+    fn send(&self, message: TaskManagerMessage) {
+        let TaskManagerMessage::TaskState {
+            subtask,
+            state: exec_state,
+            error,
+        } = message;
+        let mut state = self.lock();
+        let Some(job) = state.jobs.get_mut(&subtask.job) else {
+            warn!(job_id = %subtask.job, "state update for unknown job");
+            return;
+        };
+        let outcome = match job.execution.update(subtask, exec_state, error) {
+            Decision::Continue => None,
+            Decision::CancelAll => {
+                warn!(job_id = %subtask.job, cause = job.execution.failure().unwrap_or(""), "job failing, cancelling its tasks");
+                broadcast_cancel(&state, subtask.job);
+                None
+            }
+            Decision::Finished => Some(JobOutcome::Finished {
+                duration: job.started.elapsed(),
+            }),
+            Decision::Ended { failure } => Some(JobOutcome::Failed {
+                message: failure.unwrap_or_else(|| "job ended".into()),
+            }),
+        };
+        if let Some(outcome) = outcome {
+            if let Some(job) = state.jobs.remove(&subtask.job) {
+                info!(job_id = %subtask.job, ?outcome, "job ended");
+                let _ = job.done.send(outcome);
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Places subtasks into TaskManager slots and computes where every channel ends.
+//!
+//! Slot sharing, as in Flink: subtask `i` of every vertex goes into shared slot `i`, so a job
+//! needs as many slots as its highest parallelism. Slots are taken round-robin over
+//! TaskManagers (first slot of each, then the second, ...) so that parallel subtasks spread
+//! over machines. The result is a pure function of the graph and the TaskManager list.
+
+use std::collections::HashMap;
+use thiserror::Error;
+use weir_runtime::control::{
+    ChannelTarget, GateSpec, OutputSpec, TaskDeployment, TaskManagerId, TaskManagerInfo,
+};
+use weir_runtime::{GateAddress, JobGraph, JobId, SubtaskId};
+
+/// Why a job cannot be scheduled.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ScheduleError {
+    /// Fewer free slots than the job's highest parallelism.
+    #[error("job '{job}' needs {needed} slots but the cluster offers {available}")]
+    NotEnoughSlots {
+        /// Job name.
+        job: String,
+        /// Slots required.
+        needed: usize,
+        /// Slots offered.
+        available: usize,
+    },
+}
+
+/// Returns one deployment per subtask, with the TaskManager that should run it.
+pub fn schedule(
+    job: JobId,
+    graph: &JobGraph,
+    taskmanagers: &[TaskManagerInfo],
+) -> Result<Vec<(TaskManagerId, TaskDeployment)>, ScheduleError> {
+    let needed = graph
+        .vertices
+        .iter()
+        .map(|v| v.parallelism as usize)
+        .max()
+        .unwrap_or(0);
+    let max_slots = taskmanagers.iter().map(|t| t.slots).max().unwrap_or(0);
+    let mut slots: Vec<&TaskManagerInfo> = Vec::new();
+    for round in 0..max_slots {
+        for tm in taskmanagers {
+            if round < tm.slots {
+                slots.push(tm);
+            }
+        }
+    }
+    if slots.len() < needed {
+        return Err(ScheduleError::NotEnoughSlots {
+            job: graph.name.clone(),
+            needed,
+            available: slots.len(),
+        });
+    }
+    let place = |subtask: u16| slots[subtask as usize];
+    let mut gate_of_edge: HashMap<usize, u16> = HashMap::new();
+    for (i, e) in graph.edges.iter().enumerate() {
+        gate_of_edge.insert(i, e.target_gate);
+    }
+    let mut out = Vec::with_capacity(graph.subtask_count());
+    for v in &graph.vertices {
+        let inputs = graph.inputs_of(v.id);
+        let gates: Vec<GateSpec> = inputs
+            .iter()
+            .map(|e| GateSpec {
+                channels: graph.vertices[e.source as usize].parallelism as u32,
+                input: e.target_input,
+            })
+            .collect();
+        for s in 0..v.parallelism {
+            let outputs = graph
+                .outputs_of(v.id)
+                .into_iter()
+                .map(|e| {
+                    let consumer = &graph.vertices[e.target as usize];
+                    let targets = (0..consumer.parallelism)
+                        .map(|c| {
+                            let tm = place(c);
+                            ChannelTarget {
+                                gate: GateAddress {
+                                    subtask: SubtaskId {
+                                        job,
+                                        vertex: consumer.id,
+                                        subtask: c,
+                                    },
+                                    gate: e.target_gate,
+                                },
+                                channel: s as u32,
+                                taskmanager: tm.id,
+                                data_address: tm.data_address,
+                            }
+                        })
+                        .collect();
+                    OutputSpec {
+                        partitioning: e.partitioning,
+                        targets,
+                    }
+                })
+                .collect();
+            let deployment = TaskDeployment {
+                subtask: SubtaskId {
+                    job,
+                    vertex: v.id,
+                    subtask: s,
+                },
+                name: v.name.clone(),
+                parallelism: v.parallelism,
+                max_parallelism: v.max_parallelism,
+                is_source: v.is_source,
+                gates: gates.clone(),
+                outputs,
+            };
+            out.push((place(s).id, deployment));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use weir_runtime::invokable::{TaskInvokable, TaskSetup};
+    use weir_runtime::{JobConfig, JobEdge, JobVertex, Partitioning, TaskError};
+
+    fn vertex(id: u32, p: u16) -> JobVertex {
+        JobVertex {
+            id,
+            name: format!("v{id}"),
+            parallelism: p,
+            max_parallelism: 128,
+            is_source: id == 0,
+            is_sink: id == 1,
+            factory: Arc::new(|_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
+                Err(TaskError::Other("unused".into()))
+            }),
+        }
+    }
+
+    fn tm(id: u32, slots: u32) -> TaskManagerInfo {
+        TaskManagerInfo {
+            id,
+            slots,
+            data_address: format!("127.0.0.1:{}", 7000 + id).parse().unwrap(),
+        }
+    }
+
+    fn graph() -> JobGraph {
+        JobGraph {
+            name: "g".into(),
+            vertices: vec![vertex(0, 2), vertex(1, 3)],
+            edges: vec![JobEdge {
+                source: 0,
+                source_output: 0,
+                target: 1,
+                target_gate: 0,
+                target_input: 0,
+                partitioning: Partitioning::Hash,
+            }],
+            config: JobConfig::default(),
+        }
+    }
+
+    #[test]
+    fn subtasks_spread_round_robin_over_taskmanagers() {
+        let d = schedule(JobId(1), &graph(), &[tm(0, 2), tm(1, 2)]).unwrap();
+        let placed: Vec<_> = d
+            .iter()
+            .map(|(t, d)| (d.subtask.vertex, d.subtask.subtask, *t))
+            .collect();
+        assert_eq!(
+            placed,
+            vec![(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 1, 1), (1, 2, 0)]
+        );
+    }
+
+    #[test]
+    fn every_producer_has_a_channel_to_every_consumer_named_by_its_index() {
+        let d = schedule(JobId(1), &graph(), &[tm(0, 2), tm(1, 2)]).unwrap();
+        let (_, producer1) = &d[1];
+        assert_eq!(producer1.outputs[0].targets.len(), 3);
+        assert!(producer1.outputs[0].targets.iter().all(|t| t.channel == 1));
+        let (_, consumer) = &d[2];
+        assert_eq!(consumer.gates, vec![GateSpec { channels: 2, input: 0 }]);
+    }
+
+    #[test]
+    fn too_few_slots_is_an_error_naming_the_numbers() {
+        let err = schedule(JobId(1), &graph(), &[tm(0, 1), tm(1, 1)]).unwrap_err();
+        assert_eq!(err.to_string(), "job 'g' needs 3 slots but the cluster offers 2");
+    }
+}

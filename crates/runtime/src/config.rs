@@ -1,0 +1,39 @@
+//! Job and cluster configuration that the runtime reads.
+//!
+//! Every field has the Flink-like default documented on it; the API and the CLI fill these
+//! from builder calls, flags or configuration files.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Settings that apply to one job's execution.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobConfig {
+    /// Size of one network buffer (`taskmanager.network.buffer-size`, default 32 KiB).
+    pub buffer_size: usize,
+    /// How long a partly filled buffer may wait before it is flushed
+    /// (`execution.buffer-timeout`, default 100 ms; zero flushes after every record).
+    pub buffer_timeout: Duration,
+    /// How often watermark generators emit (`pipeline.auto-watermark-interval`, default
+    /// 200 ms; zero emits after every record).
+    pub auto_watermark_interval: Duration,
+    /// Buffers each input channel may hold (`buffers-per-channel`, default 2).
+    pub buffers_per_channel: usize,
+    /// Extra buffers an input gate shares among its channels (`floating-buffers-per-gate`, default 8).
+    pub floating_buffers_per_gate: usize,
+    /// Records a source produces per step before the task checks its mailbox (default 1024).
+    pub source_batch_size: usize,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            buffer_size: 32 * 1024,
+            buffer_timeout: Duration::from_millis(100),
+            auto_watermark_interval: Duration::from_millis(200),
+            buffers_per_channel: 2,
+            floating_buffers_per_gate: 8,
+            source_batch_size: 1024,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Control messages between the JobManager and TaskManagers.
+//!
+//! `jobmanager` and `taskmanager` never depend on each other: every message they exchange is
+//! a type here. All types are serde-serializable so the same messages travel in-process in
+//! the local mini-cluster and over TCP in a standalone cluster.
+
+use crate::graph::Partitioning;
+use crate::types::{GateAddress, JobId, SubtaskId};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Identifies a TaskManager within a cluster.
+pub type TaskManagerId = u32;
+
+/// The life cycle of one subtask's execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecutionState {
+    /// Sent to a TaskManager, not started yet.
+    Deploying,
+    /// The task thread runs.
+    Running,
+    /// Ended after consuming all input.
+    Finished,
+    /// Stopped on request.
+    Cancelled,
+    /// Stopped by an error.
+    Failed,
+}
+
+impl ExecutionState {
+    /// Returns whether no further transition will happen.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ExecutionState::Finished | ExecutionState::Cancelled | ExecutionState::Failed
+        )
+    }
+}
+
+/// Where one channel of an output edge ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTarget {
+    /// The consumer's input gate.
+    pub gate: GateAddress,
+    /// The channel index within that gate (the producer's subtask index).
+    pub channel: u32,
+    /// The TaskManager running the consumer.
+    pub taskmanager: TaskManagerId,
+    /// That TaskManager's data-plane address.
+    pub data_address: SocketAddr,
+}
+
+/// One output edge of a deployed subtask.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// How records are distributed.
+    pub partitioning: Partitioning,
+    /// One target per consumer subtask, indexed by consumer subtask.
+    pub targets: Vec<ChannelTarget>,
+}
+
+/// One input gate of a deployed subtask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateSpec {
+    /// Number of producer channels (the producer's parallelism).
+    pub channels: u32,
+    /// The logical input the gate feeds.
+    pub input: u8,
+}
+
+/// Everything a TaskManager needs to start one subtask.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDeployment {
+    /// The subtask.
+    pub subtask: SubtaskId,
+    /// The vertex name, for logs and errors.
+    pub name: String,
+    /// The vertex's parallelism.
+    pub parallelism: u16,
+    /// The vertex's number of key groups.
+    pub max_parallelism: u16,
+    /// Whether the chain starts with a source.
+    pub is_source: bool,
+    /// Input gates, in gate order.
+    pub gates: Vec<GateSpec>,
+    /// Output edges, in output order.
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// Messages from the JobManager to a TaskManager.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum JobManagerMessage {
+    /// Start a subtask.
+    Deploy(TaskDeployment),
+    /// Cancel every subtask of a job.
+    CancelJob(JobId),
+}
+
+/// Messages from a TaskManager to the JobManager.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TaskManagerMessage {
+    /// A subtask changed state; `error` is set for [`ExecutionState::Failed`].
+    TaskState {
+        /// The subtask.
+        subtask: SubtaskId,
+        /// Its new state.
+        state: ExecutionState,
+        /// The failure, for failed tasks.
+        error: Option<String>,
+    },
+}
+
+/// A TaskManager as the JobManager sees it: its id, slots and data address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskManagerInfo {
+    /// Its id.
+    pub id: TaskManagerId,
+    /// Number of task slots it offers.
+    pub slots: u32,
+    /// Its data-plane address.
+    pub data_address: SocketAddr,
+}
+
+/// The JobManager's handle to send messages to one TaskManager.
+pub trait TaskManagerGateway: Send + Sync {
+    /// Sends a message; delivery failures are reported by the transport.
+    fn send(&self, message: JobManagerMessage);
+}
+
+/// A TaskManager's handle to send messages to the JobManager.
+pub trait JobManagerGateway: Send + Sync {
+    /// Sends a message.
+    fn send(&self, message: TaskManagerMessage);
+}

@@ -1,0 +1,92 @@
+//! Errors of tasks and exchanges.
+//!
+//! A [`TaskError`] always says where it happened (operator, subtask, channel or peer) so the
+//! job's failure message can be read without logs.
+
+use thiserror::Error;
+
+/// Errors on the data plane between tasks.
+#[derive(Debug, Error)]
+pub enum ExchangeError {
+    /// The consumer of a channel is gone (its task ended or failed).
+    #[error("consumer of channel {channel} ({target}) is gone")]
+    ConsumerGone {
+        /// Channel index in the producer's partition.
+        channel: usize,
+        /// The consumer's address.
+        target: String,
+    },
+    /// A TCP connection to or from a peer failed.
+    #[error("data connection to {peer} for {target}: {source}")]
+    Io {
+        /// The remote socket address.
+        peer: String,
+        /// The logical channel the connection carries.
+        target: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The peer sent bytes that are not a valid frame.
+    #[error("bad data from {peer} on {target}: {reason}")]
+    Protocol {
+        /// The remote socket address.
+        peer: String,
+        /// The logical channel.
+        target: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A consumer's input gate never appeared in the registry.
+    #[error("input gate {target} was not registered within {waited_ms} ms")]
+    GateNotFound {
+        /// The missing gate.
+        target: String,
+        /// How long the lookup waited.
+        waited_ms: u64,
+    },
+    /// A record could not be serialized.
+    #[error("cannot serialize record: {0}")]
+    Serialize(String),
+}
+
+/// Why a task stopped with an error.
+#[derive(Debug, Error)]
+pub enum TaskError {
+    /// User code failed (returned an error or panicked).
+    #[error("operator '{operator}' failed: {message}")]
+    User {
+        /// Name of the failing operator.
+        operator: String,
+        /// The error or panic message.
+        message: String,
+    },
+    /// A record on an input could not be decoded.
+    #[error("operator '{operator}' cannot decode a record on input {input}: {message}")]
+    Decode {
+        /// The consuming operator.
+        operator: String,
+        /// Logical input index.
+        input: u8,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The data plane failed.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// The task was cancelled.
+    #[error("task was cancelled")]
+    Cancelled,
+    /// Any other failure with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl TaskError {
+    /// Builds a [`TaskError::User`].
+    pub fn user(operator: impl Into<String>, message: impl Into<String>) -> Self {
+        TaskError::User {
+            operator: operator.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The TaskManager-wide directory of input gates that producers deliver to.
+//!
+//! A producer may look a gate up before its consumer registered it (tasks start in any
+//! order), so lookups wait, bounded by a timeout, instead of failing at once.
+
+use super::gate::InputMessage;
+use crate::error::ExchangeError;
+use crate::types::GateAddress;
+use crossbeam_channel::Sender;
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Maps gate addresses to the queues of the tasks that own them.
+#[derive(Default)]
+pub struct GateRegistry {
+    gates: Mutex<HashMap<GateAddress, Sender<InputMessage>>>,
+    changed: Condvar,
+}
+
+impl GateRegistry {
+    /// Creates an empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a gate's queue.
+    pub fn register(&self, gate: GateAddress, sender: Sender<InputMessage>) {
+        self.gates
+            .lock()
+            .expect("gate registry poisoned")
+            .insert(gate, sender);
+        self.changed.notify_all();
+    }
+
+    /// Removes a gate (its task ended).
+    pub fn unregister(&self, gate: &GateAddress) {
+        self.gates
+            .lock()
+            .expect("gate registry poisoned")
+            .remove(gate);
+    }
+
+    /// Returns the queue of `gate`, waiting up to `timeout` for it to be registered.
+    pub fn lookup(
+        &self,
+        gate: &GateAddress,
+        timeout: Duration,
+    ) -> Result<Sender<InputMessage>, ExchangeError> {
+        let deadline = Instant::now() + timeout;
+        let mut gates = self.gates.lock().expect("gate registry poisoned");
+        loop {
+            if let Some(s) = gates.get(gate) {
+                return Ok(s.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ExchangeError::GateNotFound {
+                    target: format!("{gate:?}"),
+                    waited_ms: timeout.as_millis() as u64,
+                });
+            }
+            gates = self
+                .changed
+                .wait_timeout(gates, deadline - now)
+                .expect("gate registry poisoned")
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{JobId, SubtaskId};
+    use std::sync::Arc;
+
+    fn addr() -> GateAddress {
+        GateAddress {
+            subtask: SubtaskId {
+                job: JobId(1),
+                vertex: 2,
+                subtask: 0,
+            },
+            gate: 0,
+        }
+    }
+
+    #[test]
+    fn lookup_waits_for_a_late_registration() {
+        let reg = Arc::new(GateRegistry::new());
+        let r2 = reg.clone();
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let t = std::thread::spawn(move || r2.lookup(&addr(), Duration::from_secs(10)).is_ok());
+        reg.register(addr(), tx);
+        assert!(t.join().unwrap());
+    }
+
+    #[test]
+    fn lookup_of_a_missing_gate_times_out_with_its_address() {
+        let reg = GateRegistry::new();
+        let err = reg.lookup(&addr(), Duration::from_millis(10)).unwrap_err();
+        assert!(err.to_string().contains("vertex: 2"), "{err}");
+    }
+}

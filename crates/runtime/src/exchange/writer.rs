@@ -1,0 +1,179 @@
+//! The producer side of one output edge: one buffer per consumer channel.
+//!
+//! Records are serialized once, straight into the buffer of their channel (broadcast copies
+//! the encoded frame, it never serializes again). A buffer is handed to its channel when it
+//! reaches the configured buffer size, when the task flushes (buffer timeout), or at the
+//! end of the partition.
+
+use super::gate::InputMessage;
+use super::remote::RemoteChannel;
+use crate::element::{self, Element};
+use crate::error::ExchangeError;
+use crate::types::{GateAddress, Timestamp};
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use serde::Serialize;
+
+/// Where one channel's buffers go.
+pub enum ChannelSink {
+    /// A consumer in the same TaskManager: buffers are handed over in memory.
+    Local {
+        /// The consumer's input queue.
+        sender: Sender<InputMessage>,
+        /// The consumer's gate.
+        gate: GateAddress,
+        /// Channel index within the gate.
+        channel: u32,
+    },
+    /// A consumer in another TaskManager.
+    Remote(RemoteChannel),
+}
+
+impl ChannelSink {
+    fn send(&mut self, data: Bytes, index: usize) -> Result<(), ExchangeError> {
+        match self {
+            ChannelSink::Local {
+                sender,
+                gate,
+                channel,
+            } => sender
+                .send(InputMessage::Buffer {
+                    gate: gate.gate,
+                    channel: *channel,
+                    data,
+                })
+                .map_err(|_| ExchangeError::ConsumerGone {
+                    channel: index,
+                    target: format!("{gate:?}"),
+                }),
+            ChannelSink::Remote(r) => r.send(&data),
+        }
+    }
+}
+
+struct Channel {
+    buf: Vec<u8>,
+    sink: ChannelSink,
+}
+
+/// Writes the records of one output edge into its channels.
+pub struct PartitionWriter {
+    channels: Vec<Channel>,
+    buffer_size: usize,
+    round_robin: usize,
+    records_out: u64,
+}
+
+impl PartitionWriter {
+    /// Creates a writer over one sink per consumer subtask.
+    pub fn new(sinks: Vec<ChannelSink>, buffer_size: usize) -> Self {
+        let channels = sinks
+            .into_iter()
+            .map(|sink| Channel {
+                buf: Vec::with_capacity(buffer_size + 256),
+                sink,
+            })
+            .collect();
+        Self {
+            channels,
+            buffer_size,
+            round_robin: 0,
+            records_out: 0,
+        }
+    }
+
+    /// Returns the number of consumer channels.
+    pub fn num_channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Returns the number of records written so far.
+    pub fn records_out(&self) -> u64 {
+        self.records_out
+    }
+
+    /// Returns the next channel in round-robin order.
+    #[inline]
+    pub fn next_round_robin(&mut self) -> usize {
+        let c = self.round_robin;
+        self.round_robin = if c + 1 == self.channels.len() { 0 } else { c + 1 };
+        c
+    }
+
+    /// Serializes `value` into the buffer of `channel`.
+    #[inline]
+    pub fn write_record<T: Serialize>(
+        &mut self,
+        channel: usize,
+        value: &T,
+        timestamp: Timestamp,
+    ) -> Result<(), ExchangeError> {
+        let ch = &mut self.channels[channel];
+        let start = element::begin_record(&mut ch.buf, timestamp);
+        if let Err(e) = weir_state_backends::encode_into(value, &mut ch.buf) {
+            ch.buf.truncate(start);
+            return Err(ExchangeError::Serialize(e.to_string()));
+        }
+        element::finish_frame(&mut ch.buf, start);
+        self.records_out += 1;
+        if ch.buf.len() >= self.buffer_size {
+            self.flush_channel(channel)?;
+        }
+        Ok(())
+    }
+
+    /// Serializes `value` once and appends it to every channel.
+    pub fn broadcast_record<T: Serialize>(
+        &mut self,
+        value: &T,
+        timestamp: Timestamp,
+    ) -> Result<(), ExchangeError> {
+        let mut frame = Vec::new();
+        let start = element::begin_record(&mut frame, timestamp);
+        weir_state_backends::encode_into(value, &mut frame)
+            .map_err(|e| ExchangeError::Serialize(e.to_string()))?;
+        element::finish_frame(&mut frame, start);
+        for i in 0..self.channels.len() {
+            self.channels[i].buf.extend_from_slice(&frame);
+            self.records_out += 1;
+            if self.channels[i].buf.len() >= self.buffer_size {
+                self.flush_channel(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends an event (watermark, idleness, barrier, end) to every channel.
+    pub fn broadcast_event(&mut self, event: &Element<'_>) -> Result<(), ExchangeError> {
+        for i in 0..self.channels.len() {
+            element::write_event(&mut self.channels[i].buf, event);
+            if self.channels[i].buf.len() >= self.buffer_size {
+                self.flush_channel(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands every non-empty buffer to its channel.
+    pub fn flush(&mut self) -> Result<(), ExchangeError> {
+        for i in 0..self.channels.len() {
+            self.flush_channel(i)?;
+        }
+        Ok(())
+    }
+
+    /// Sends end-of-partition on every channel and flushes.
+    pub fn finish(&mut self) -> Result<(), ExchangeError> {
+        self.broadcast_event(&Element::EndOfPartition)?;
+        self.flush()
+    }
+
+    fn flush_channel(&mut self, index: usize) -> Result<(), ExchangeError> {
+        let ch = &mut self.channels[index];
+        if ch.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut ch.buf, Vec::with_capacity(self.buffer_size + 256));
+        ch.sink.send(Bytes::from(full), index)
+    }
+}

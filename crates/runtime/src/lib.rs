@@ -1,0 +1,25 @@
+//! The Weir runtime: job graphs, tasks and their loop, the typed operator output interface,
+//! watermarks, the data exchange (in memory and over TCP) and the control messages between
+//! JobManager and TaskManagers.
+//!
+//! Nothing here knows the user-facing API types: the API builds [`graph::JobGraph`]s whose
+//! vertices carry [`invokable::InvokableFactory`]s, and the runtime drives the resulting
+//! [`invokable::TaskInvokable`]s.
+
+pub mod config;
+pub mod control;
+pub mod element;
+pub mod error;
+pub mod exchange;
+pub mod graph;
+pub mod invokable;
+pub mod output;
+pub mod task;
+pub mod types;
+
+pub use config::JobConfig;
+pub use error::{ExchangeError, TaskError};
+pub use graph::{GraphError, JobEdge, JobGraph, JobVertex, Partitioning};
+pub use invokable::{InvokableFactory, SourceStep, TaskInvokable, TaskSetup};
+pub use output::{Lifecycle, Output};
+pub use types::*;

@@ -1,0 +1,73 @@
+//! Shared vocabulary of the runtime: identifiers, timestamps and watermarks.
+//!
+//! This module has no dependencies on the rest of the crate so that every layer (graph,
+//! tasks, network, control messages) speaks the same types. Timestamps are milliseconds
+//! since the epoch as `i64`; [`NO_TIMESTAMP`] marks a record without one.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Event or processing time in milliseconds since the epoch.
+pub type Timestamp = i64;
+
+/// Marker for a record that carries no event timestamp.
+pub const NO_TIMESTAMP: Timestamp = i64::MIN;
+
+/// The watermark before any input was seen.
+pub const MIN_WATERMARK: Timestamp = i64::MIN;
+
+/// The final watermark a bounded source emits when it ends: it fires every open window.
+pub const MAX_WATERMARK: Timestamp = i64::MAX;
+
+/// Index of a vertex in a [`crate::graph::JobGraph`] (dense, assigned in build order).
+pub type VertexId = u32;
+
+/// Index of a parallel subtask of a vertex, `0..parallelism`.
+pub type SubtaskIndex = u16;
+
+/// Identifier of a checkpoint, increasing per job.
+pub type CheckpointId = u64;
+
+/// Identifier of a submitted job. Derived deterministically by the submitter.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({self})")
+    }
+}
+
+/// One parallel instance of a vertex of one job.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct SubtaskId {
+    /// The job the subtask belongs to.
+    pub job: JobId,
+    /// The vertex (operator chain) it runs.
+    pub vertex: VertexId,
+    /// Its index among the vertex's parallel instances.
+    pub subtask: SubtaskIndex,
+}
+
+/// The address of one input gate of one subtask: where a producer's channel ends.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct GateAddress {
+    /// The consuming subtask.
+    pub subtask: SubtaskId,
+    /// The index of the gate among the consumer's input gates (one gate per input edge).
+    pub gate: u16,
+}
+
+/// Returns the current wall-clock time in milliseconds since the epoch (processing time).
+pub fn now_ms() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,243 @@
+//! The single place that touches the binary encoding of state.
+//!
+//! Everything uses bincode 2 with `bincode::config::standard()`. Versioned
+//! blobs (whole snapshots) are laid out as
+//! `[FORMAT_VERSION: u8][crc32 of payload: u32 LE][payload]`.
+//!
+//! Invariants:
+//! - [`encode_into`] only ever appends to its output buffer.
+//! - [`decode_versioned`] only hands a payload to the decoder after the version
+//!   and the checksum matched, and rejects payloads with trailing bytes, so a
+//!   blob either decodes completely or fails with a [`CodecError`] naming what
+//!   was being decoded.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Version byte written at the start of every versioned blob.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Length of the versioned header: version byte plus the crc32.
+const HEADER_LEN: usize = 5;
+
+/// Failure to encode or decode state bytes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The serializer rejected a value.
+    #[error("failed to encode {what}: {source}")]
+    Encode {
+        /// What was being encoded (a type name or a description).
+        what: String,
+        /// The underlying encoder error.
+        #[source]
+        source: bincode::error::EncodeError,
+    },
+    /// The bytes are not a valid encoding of the expected type.
+    #[error("failed to decode {what}: {source}")]
+    Decode {
+        /// What was being decoded (a type name or a description).
+        what: String,
+        /// The underlying decoder error.
+        #[source]
+        source: bincode::error::DecodeError,
+    },
+    /// The blob is shorter than its fixed header.
+    #[error("{what} is truncated: {len} bytes is shorter than the {needed}-byte header")]
+    Truncated {
+        /// What was being decoded.
+        what: String,
+        /// Length of the blob.
+        len: usize,
+        /// Minimum length required.
+        needed: usize,
+    },
+    /// The blob was written by an incompatible format version.
+    #[error("{what} has format version {found}, but only version {expected} is supported")]
+    VersionMismatch {
+        /// What was being decoded.
+        what: String,
+        /// Version byte found in the blob.
+        found: u8,
+        /// Version this build reads and writes.
+        expected: u8,
+    },
+    /// The payload does not match its stored checksum.
+    #[error(
+        "{what} is corrupt or truncated: stored checksum {stored:#010x}, computed {computed:#010x}"
+    )]
+    ChecksumMismatch {
+        /// What was being decoded.
+        what: String,
+        /// Checksum stored in the header.
+        stored: u32,
+        /// Checksum computed over the payload.
+        computed: u32,
+    },
+    /// The payload decoded but bytes were left over.
+    #[error("{what} has {extra} unexpected trailing bytes")]
+    TrailingBytes {
+        /// What was being decoded.
+        what: String,
+        /// Number of bytes left over.
+        extra: usize,
+    },
+}
+
+/// Appends the encoding of `value` to `out`.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+        .map(|_| ())
+        .map_err(|source| CodecError::Encode {
+            what: std::any::type_name::<T>().to_owned(),
+            source,
+        })
+}
+
+/// Decodes one `T` from the front of `bytes`, returning it and the number of
+/// bytes consumed.
+pub fn decode_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|source| {
+        CodecError::Decode {
+            what: std::any::type_name::<T>().to_owned(),
+            source,
+        }
+    })
+}
+
+/// Encodes `value` as a versioned, checksummed blob.
+pub fn encode_versioned<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![FORMAT_VERSION, 0, 0, 0, 0];
+    encode_into(value, &mut out)?;
+    let crc = crc32fast::hash(&out[HEADER_LEN..]);
+    out[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Decodes a blob written by [`encode_versioned`], checking its version,
+/// checksum and length; `what` names the blob in errors.
+pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, CodecError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(CodecError::Truncated {
+            what: what.to_owned(),
+            len: bytes.len(),
+            needed: HEADER_LEN,
+        });
+    }
+    if bytes[0] != FORMAT_VERSION {
+        return Err(CodecError::VersionMismatch {
+            what: what.to_owned(),
+            found: bytes[0],
+            expected: FORMAT_VERSION,
+        });
+    }
+    let stored = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    let payload = &bytes[HEADER_LEN..];
+    let computed = crc32fast::hash(payload);
+    if stored != computed {
+        return Err(CodecError::ChecksumMismatch {
+            what: what.to_owned(),
+            stored,
+            computed,
+        });
+    }
+    let (value, used) = decode_from::<T>(payload).map_err(|err| match err {
+        CodecError::Decode { source, .. } => CodecError::Decode {
+            what: what.to_owned(),
+            source,
+        },
+        other => other,
+    })?;
+    if used != payload.len() {
+        return Err(CodecError::TrailingBytes {
+            what: what.to_owned(),
+            extra: payload.len() - used,
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_into_appends_and_decode_from_reports_consumed_bytes() {
+        let mut buf = vec![0xAA];
+        encode_into(&(7u64, "seven".to_owned()), &mut buf).unwrap();
+        encode_into(&-3i32, &mut buf).unwrap();
+        assert_eq!(buf[0], 0xAA);
+        let ((n, s), used): ((u64, String), usize) = decode_from(&buf[1..]).unwrap();
+        assert_eq!((n, s.as_str()), (7, "seven"));
+        let (m, used2): (i32, usize) = decode_from(&buf[1 + used..]).unwrap();
+        assert_eq!(m, -3);
+        assert_eq!(1 + used + used2, buf.len());
+    }
+
+    #[test]
+    fn versioned_blob_round_trips_and_starts_with_the_format_version() {
+        let value = vec![(1u32, "a".to_owned()), (2, "b".to_owned())];
+        let bytes = encode_versioned(&value).unwrap();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        let back: Vec<(u32, String)> = decode_versioned(&bytes, "test blob").unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn wrong_version_names_found_and_expected_version_and_what() {
+        let mut bytes = encode_versioned(&42u64).unwrap();
+        bytes[0] = 9;
+        let err = decode_versioned::<u64>(&bytes, "keyed snapshot").unwrap_err();
+        assert!(matches!(
+            err,
+            CodecError::VersionMismatch {
+                found: 9,
+                expected: FORMAT_VERSION,
+                ..
+            }
+        ));
+        let msg = err.to_string();
+        assert!(msg.contains("keyed snapshot") && msg.contains('9') && msg.contains('1'));
+    }
+
+    #[test]
+    fn flipped_payload_bit_fails_the_checksum() {
+        let mut bytes = encode_versioned(&"hello world".to_owned()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        let err = decode_versioned::<String>(&bytes, "blob").unwrap_err();
+        assert!(matches!(err, CodecError::ChecksumMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncated_blobs_are_rejected() {
+        let bytes = encode_versioned(&vec![1u64, 2, 3, 4]).unwrap();
+        for len in 0..bytes.len() {
+            let err = decode_versioned::<Vec<u64>>(&bytes[..len], "blob").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CodecError::Truncated { .. } | CodecError::ChecksumMismatch { .. }
+                ),
+                "len {len}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_with_valid_checksum_are_rejected() {
+        let mut bytes = encode_versioned(&5u8).unwrap();
+        bytes.push(0);
+        let crc = crc32fast::hash(&bytes[HEADER_LEN..]);
+        bytes[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        let err = decode_versioned::<u8>(&bytes, "blob").unwrap_err();
+        assert!(matches!(err, CodecError::TrailingBytes { extra: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn decoding_the_wrong_type_is_an_error_not_a_panic() {
+        let bytes = encode_versioned(&"text".to_owned()).unwrap();
+        let err = decode_versioned::<Vec<(u64, u64, u64)>>(&bytes, "blob").unwrap_err();
+        assert!(err.to_string().contains("blob"));
+    }
+}

@@ -1,0 +1,274 @@
+//! The keyed state backend of one keyed operator subtask.
+//!
+//! The backend owns the current key (shared with every state handle), the
+//! registry of named states, and snapshot/restore. It is a cheap-to-clone
+//! handle over `Rc<RefCell<..>>` and is used from the subtask's thread only.
+//!
+//! Invariants:
+//! - The current key always lies in the backend's key-group range;
+//!   `set_current_key` rejects other keys and keeps the previous one.
+//! - Registering a name twice returns handles to the same state; a different
+//!   kind or type for an existing name is a [`StateError::StateTypeMismatch`].
+//! - `restore` keeps exactly the key groups of this backend's range, so state
+//!   can be rescaled between any parallelisms with the same max parallelism.
+//! - Handles never depend on the storage kind: tables are created here, by
+//!   [`StateBackendKind`], behind the traits of [`crate::tables`].
+
+use std::any::type_name;
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::backend_kind::StateBackendKind;
+use crate::bounds::{Namespace, StateKey, StateValue};
+use crate::error::StateError;
+use crate::functions::{AggregateFunction, ReduceFunction};
+use crate::key_context::KeyContext;
+use crate::key_group::{KeyGroup, KeyGroupRange};
+use crate::memory::{MemoryTable, UserMap};
+use crate::registry::{NewTable, Registry};
+use crate::snapshot::{check_restore_layout, KeyedStateSnapshot};
+use crate::state::{
+    AggregatingState, ListState, MapState, ReducingState, StateCore, ValueCore, ValueState,
+};
+use crate::state_kind::StateKind;
+use crate::tables::{ListTable, MapTable, SnapshotTable, TableMeta, ValueTable};
+
+/// Keyed state of one operator subtask: current key, named states,
+/// snapshots. Cloning yields another handle to the same backend.
+pub struct KeyedStateBackend<K> {
+    kind: StateBackendKind,
+    ctx: Rc<KeyContext<K>>,
+    registry: Rc<RefCell<Registry>>,
+}
+
+impl<K> Clone for KeyedStateBackend<K> {
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind,
+            ctx: Rc::clone(&self.ctx),
+            registry: Rc::clone(&self.registry),
+        }
+    }
+}
+
+impl<K: StateKey> fmt::Debug for KeyedStateBackend<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedStateBackend")
+            .field("kind", &self.kind)
+            .field("key_group_range", &self.ctx.range())
+            .field("max_parallelism", &self.ctx.max_parallelism())
+            .field("states", &self.registry.borrow().names())
+            .finish()
+    }
+}
+
+/// Splits a new table into its typed and snapshot views.
+fn split<T: SnapshotTable + 'static>(table: T) -> (Rc<RefCell<T>>, Rc<RefCell<dyn SnapshotTable>>) {
+    let table = Rc::new(RefCell::new(table));
+    (Rc::clone(&table), table)
+}
+
+impl<K: StateKey> KeyedStateBackend<K> {
+    /// A backend owning `key_group_range` out of `max_parallelism` key groups.
+    ///
+    /// # Panics
+    /// Panics if `max_parallelism` is zero or the range ends beyond it.
+    pub fn new(kind: StateBackendKind, key_group_range: KeyGroupRange, max_parallelism: u16) -> Self {
+        assert!(
+            key_group_range.end <= max_parallelism,
+            "key-group range {key_group_range} exceeds max parallelism {max_parallelism}"
+        );
+        Self {
+            kind,
+            ctx: Rc::new(KeyContext::new(key_group_range, max_parallelism)),
+            registry: Rc::new(RefCell::new(Registry::default())),
+        }
+    }
+
+    /// The storage kind.
+    pub fn kind(&self) -> StateBackendKind {
+        self.kind
+    }
+
+    /// Key groups owned by this backend.
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        self.ctx.range()
+    }
+
+    /// Total number of key groups.
+    pub fn max_parallelism(&self) -> u16 {
+        self.ctx.max_parallelism()
+    }
+
+    /// Makes `key` the current key of every state handle. Fails, keeping the
+    /// previous key, if the key's group is outside this backend's range.
+    pub fn set_current_key(&self, key: K) -> Result<(), StateError> {
+        self.ctx.set(key)
+    }
+
+    /// The current key (cloned).
+    pub fn current_key(&self) -> Option<K> {
+        self.ctx.with(|cur| cur.map(|c| c.key.clone()))
+    }
+
+    /// Calls `f` with the current key, without cloning it.
+    pub fn with_current_key<R>(&self, f: impl FnOnce(Option<&K>) -> R) -> R {
+        self.ctx.with(|cur| f(cur.map(|c| &c.key)))
+    }
+
+    /// Key group of the current key.
+    pub fn current_key_group(&self) -> Option<KeyGroup> {
+        self.ctx.with(|cur| cur.map(|c| c.key_group))
+    }
+
+    fn register<T: ?Sized + 'static>(
+        &self,
+        name: &str,
+        kind: StateKind,
+        types: &'static str,
+        create: impl FnOnce(TableMeta) -> NewTable<T>,
+    ) -> Result<(Rc<str>, Rc<RefCell<T>>), StateError> {
+        let (range, max_parallelism) = (self.ctx.range(), self.ctx.max_parallelism());
+        self.registry
+            .borrow_mut()
+            .get_or_register(name, kind, types, |name| {
+                create(TableMeta {
+                    name,
+                    range,
+                    max_parallelism,
+                })
+            })
+    }
+
+    fn value_table<N: Namespace, V: StateValue>(
+        &self,
+        name: &str,
+        kind: StateKind,
+    ) -> Result<ValueCore<K, N, V>, StateError> {
+        let backend = self.kind;
+        let (name, table) = self.register(name, kind, type_name::<(N, V)>(), |meta| {
+            match backend {
+                StateBackendKind::Memory => {
+                    let (typed, snap) = split(MemoryTable::<K, N, V>::new(meta));
+                    (typed as Rc<RefCell<dyn ValueTable<K, N, V>>>, snap)
+                }
+            }
+        })?;
+        Ok(StateCore::new(name, Rc::clone(&self.ctx), table))
+    }
+
+    /// Registers (or looks up) a value state.
+    pub fn value_state<N: Namespace, V: StateValue>(
+        &self,
+        name: &str,
+    ) -> Result<ValueState<K, N, V>, StateError> {
+        Ok(ValueState::new(self.value_table(name, StateKind::Value)?))
+    }
+
+    /// Registers (or looks up) a list state.
+    pub fn list_state<N: Namespace, V: StateValue>(
+        &self,
+        name: &str,
+    ) -> Result<ListState<K, N, V>, StateError> {
+        let backend = self.kind;
+        let (name, table) = self.register(name, StateKind::List, type_name::<(N, V)>(), |meta| {
+            match backend {
+                StateBackendKind::Memory => {
+                    let (typed, snap) = split(MemoryTable::<K, N, Vec<V>>::new(meta));
+                    (typed as Rc<RefCell<dyn ListTable<K, N, V>>>, snap)
+                }
+            }
+        })?;
+        Ok(ListState::new(StateCore::new(name, Rc::clone(&self.ctx), table)))
+    }
+
+    /// Registers (or looks up) a map state.
+    pub fn map_state<N: Namespace, UK: StateKey, UV: StateValue>(
+        &self,
+        name: &str,
+    ) -> Result<MapState<K, N, UK, UV>, StateError> {
+        let backend = self.kind;
+        let types = type_name::<(N, UK, UV)>();
+        let (name, table) = self.register(name, StateKind::Map, types, |meta| match backend {
+            StateBackendKind::Memory => {
+                let (typed, snap) = split(MemoryTable::<K, N, UserMap<UK, UV>>::new(meta));
+                (typed as Rc<RefCell<dyn MapTable<K, N, UK, UV>>>, snap)
+            }
+        })?;
+        Ok(MapState::new(StateCore::new(name, Rc::clone(&self.ctx), table)))
+    }
+
+    /// Registers (or looks up) a reducing state; the returned handle reduces
+    /// with `reduce`.
+    pub fn reducing_state<N: Namespace, V: StateValue>(
+        &self,
+        name: &str,
+        reduce: impl ReduceFunction<V>,
+    ) -> Result<ReducingState<K, N, V>, StateError> {
+        let core = self.value_table(name, StateKind::Reducing)?;
+        Ok(ReducingState::new(core, Rc::new(reduce)))
+    }
+
+    /// Registers (or looks up) an aggregating state; the returned handle
+    /// aggregates with `function`.
+    pub fn aggregating_state<N, IN, ACC, OUT>(
+        &self,
+        name: &str,
+        function: impl AggregateFunction<IN, ACC, OUT>,
+    ) -> Result<AggregatingState<K, N, IN, ACC, OUT>, StateError>
+    where
+        N: Namespace,
+        ACC: StateValue,
+        IN: 'static,
+        OUT: 'static,
+    {
+        let core = self.value_table(name, StateKind::Aggregating)?;
+        Ok(AggregatingState::new(core, Rc::new(function)))
+    }
+
+    /// Names of all registered or restored states, sorted.
+    pub fn state_names(&self) -> Vec<String> {
+        self.registry.borrow().names()
+    }
+
+    /// Number of (key, namespace) entries of a registered state; `None` if
+    /// no state of that name is registered.
+    pub fn entry_count(&self, state: &str) -> Option<usize> {
+        self.registry.borrow().entry_count(state)
+    }
+
+    /// An owned snapshot of all state, grouped per key group.
+    pub fn snapshot(&self) -> Result<KeyedStateSnapshot, StateError> {
+        Ok(KeyedStateSnapshot {
+            max_parallelism: self.ctx.max_parallelism(),
+            key_group_range: self.ctx.range(),
+            states: self.registry.borrow().snapshot()?,
+        })
+    }
+
+    /// Replaces all state with the entries of `snapshots` whose key groups
+    /// lie in this backend's range (the snapshots may come from any
+    /// parallelism with the same max parallelism). On a decode error the
+    /// backend's contents are unspecified and the task should fail.
+    pub fn restore(&self, snapshots: &[KeyedStateSnapshot]) -> Result<(), StateError> {
+        let layout = snapshots.iter().map(|s| {
+            let groups = s
+                .states
+                .iter()
+                .flat_map(|st| st.key_groups.iter().map(|g| (st.name.as_str(), g.key_group)))
+                .collect();
+            (s.max_parallelism, s.key_group_range, groups)
+        });
+        check_restore_layout("keyed state snapshot", self.ctx.max_parallelism(), layout)?;
+        self.registry
+            .borrow_mut()
+            .restore(self.ctx.range(), snapshots)?;
+        tracing::debug!(
+            range = %self.ctx.range(),
+            snapshots = snapshots.len(),
+            "restored keyed state"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,47 @@
+//! Keyed state for Weir: key groups, state backends, timers and snapshots.
+//!
+//! A keyed operator subtask owns one [`KeyedStateBackend`] (its named value,
+//! list, map, reducing and aggregating states) and one [`TimerService`], both
+//! covering the subtask's [`KeyGroupRange`]. Snapshots are grouped per key
+//! group so state can be restored at any parallelism up to the max
+//! parallelism.
+//!
+//! Invariants:
+//! - Everything here is single-threaded per subtask (`Rc`/`RefCell`); the
+//!   per-record access path neither locks nor clones the current key for
+//!   existing entries, and the memory backend serializes only in snapshot and
+//!   restore.
+//! - [`codec`] is the only module that touches the binary encoding.
+
+mod backend_kind;
+mod bounds;
+pub mod codec;
+mod error;
+mod functions;
+mod key_context;
+mod key_group;
+mod keyed_backend;
+mod memory;
+mod registry;
+mod snapshot;
+mod state;
+mod state_kind;
+mod tables;
+mod timers;
+
+pub use backend_kind::StateBackendKind;
+pub use bounds::{Namespace, StateKey, StateValue, VoidNamespace};
+pub use codec::{
+    decode_from, decode_versioned, encode_into, encode_versioned, CodecError, FORMAT_VERSION,
+};
+pub use error::StateError;
+pub use functions::{AggregateFunction, ReduceFunction};
+pub use key_group::{
+    assign_to_key_group, key_hash, operator_index_for_key_group, KeyGroup, KeyGroupRange,
+    DEFAULT_MAX_PARALLELISM,
+};
+pub use keyed_backend::KeyedStateBackend;
+pub use snapshot::{KeyGroupBytes, KeyedStateSnapshot, StateSnapshot};
+pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use state_kind::StateKind;
+pub use timers::{Timer, TimerService, TimerSnapshot};

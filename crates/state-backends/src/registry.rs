@@ -1,0 +1,190 @@
+//! The named states of one keyed backend, and state restored but not yet
+//! registered.
+//!
+//! Invariants:
+//! - A name maps to one kind and one table type for the backend's lifetime;
+//!   registering it again returns the same table, anything else is an error.
+//! - Restored state whose name is not registered yet is kept as snapshot
+//!   bytes ("pending") and decoded on registration, when its types are known;
+//!   it is included as-is in snapshots until then, so it is never lost.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::StateError;
+use crate::key_group::KeyGroupRange;
+use crate::snapshot::{KeyedStateSnapshot, StateSnapshot};
+use crate::state_kind::StateKind;
+use crate::tables::SnapshotTable;
+
+/// The two views of a freshly created table: typed and type-erased.
+pub(crate) type NewTable<T> = (Rc<RefCell<T>>, Rc<RefCell<dyn SnapshotTable>>);
+
+struct RegisteredState {
+    kind: StateKind,
+    types: &'static str,
+    /// An `Rc<RefCell<T>>` for the table trait object `T` of the kind.
+    typed: Box<dyn Any>,
+    table: Rc<RefCell<dyn SnapshotTable>>,
+}
+
+/// Registered and pending states by name.
+#[derive(Default)]
+pub(crate) struct Registry {
+    states: FxHashMap<Rc<str>, RegisteredState>,
+    pending: FxHashMap<String, StateSnapshot>,
+}
+
+impl Registry {
+    /// Returns the table registered under `name`, creating it (and loading
+    /// pending restored state into it) if needed.
+    pub(crate) fn get_or_register<T: ?Sized + 'static>(
+        &mut self,
+        name: &str,
+        kind: StateKind,
+        types: &'static str,
+        create: impl FnOnce(Rc<str>) -> NewTable<T>,
+    ) -> Result<(Rc<str>, Rc<RefCell<T>>), StateError> {
+        let mismatch = |existing_kind: StateKind, existing_types: &str| {
+            StateError::StateTypeMismatch {
+                name: name.to_owned(),
+                existing_kind,
+                existing_types: existing_types.to_owned(),
+                requested_kind: kind,
+                requested_types: types.to_owned(),
+            }
+        };
+        if let Some((rc_name, state)) = self.states.get_key_value(name) {
+            if state.kind != kind {
+                return Err(mismatch(state.kind, state.types));
+            }
+            let typed = state
+                .typed
+                .downcast_ref::<Rc<RefCell<T>>>()
+                .ok_or_else(|| mismatch(state.kind, state.types))?;
+            return Ok((Rc::clone(rc_name), Rc::clone(typed)));
+        }
+        let rc_name: Rc<str> = Rc::from(name);
+        let (typed, table) = create(Rc::clone(&rc_name));
+        if let Some(pending) = self.pending.get(name) {
+            if pending.kind != kind {
+                return Err(StateError::SnapshotKindMismatch {
+                    name: name.to_owned(),
+                    snapshot_kind: pending.kind,
+                    registered_kind: kind,
+                });
+            }
+            let mut loading = table.borrow_mut();
+            for group in &pending.key_groups {
+                loading.restore_key_group(group.key_group, &group.bytes)?;
+            }
+            drop(loading);
+            self.pending.remove(name);
+            tracing::debug!(state = name, "restored pending state on registration");
+        }
+        self.states.insert(
+            Rc::clone(&rc_name),
+            RegisteredState {
+                kind,
+                types,
+                typed: Box::new(Rc::clone(&typed)),
+                table,
+            },
+        );
+        Ok((rc_name, typed))
+    }
+
+    /// Snapshots every registered and pending state, sorted by name.
+    pub(crate) fn snapshot(&self) -> Result<Vec<StateSnapshot>, StateError> {
+        let mut states = Vec::with_capacity(self.states.len() + self.pending.len());
+        for (name, state) in &self.states {
+            states.push(StateSnapshot {
+                name: name.to_string(),
+                kind: state.kind,
+                key_groups: state.table.borrow().snapshot()?,
+            });
+        }
+        states.extend(self.pending.values().cloned());
+        states.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(states)
+    }
+
+    /// Replaces all state with the key groups of `snapshots` inside `range`.
+    /// The snapshots' layout must already be checked.
+    pub(crate) fn restore(
+        &mut self,
+        range: KeyGroupRange,
+        snapshots: &[KeyedStateSnapshot],
+    ) -> Result<(), StateError> {
+        self.check_kinds(snapshots)?;
+        for state in self.states.values() {
+            state.table.borrow_mut().clear_all();
+        }
+        self.pending.clear();
+        for state in snapshots.iter().flat_map(|s| &s.states) {
+            let owned = state.key_groups.iter().filter(|g| range.contains(g.key_group));
+            match self.states.get(state.name.as_str()) {
+                Some(registered) => {
+                    let mut table = registered.table.borrow_mut();
+                    for group in owned {
+                        table.restore_key_group(group.key_group, &group.bytes)?;
+                    }
+                }
+                None => {
+                    let pending = self
+                        .pending
+                        .entry(state.name.clone())
+                        .or_insert_with(|| StateSnapshot {
+                            name: state.name.clone(),
+                            kind: state.kind,
+                            key_groups: Vec::new(),
+                        });
+                    pending.key_groups.extend(owned.cloned());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rejects snapshots that disagree with registered kinds or each other.
+    fn check_kinds(&self, snapshots: &[KeyedStateSnapshot]) -> Result<(), StateError> {
+        let mut kinds: FxHashMap<&str, StateKind> = self
+            .states
+            .iter()
+            .map(|(name, state)| (&**name, state.kind))
+            .collect();
+        for state in snapshots.iter().flat_map(|s| &s.states) {
+            let known = *kinds.entry(state.name.as_str()).or_insert(state.kind);
+            if known != state.kind {
+                return Err(StateError::SnapshotKindMismatch {
+                    name: state.name.clone(),
+                    snapshot_kind: state.kind,
+                    registered_kind: known,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of (key, namespace) entries of a registered state.
+    pub(crate) fn entry_count(&self, name: &str) -> Option<usize> {
+        self.states
+            .get(name)
+            .map(|state| state.table.borrow().entry_count())
+    }
+
+    /// Names of registered and pending states, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .states
+            .keys()
+            .map(|n| n.to_string())
+            .chain(self.pending.keys().cloned())
+            .collect();
+        names.sort();
+        names
+    }
+}

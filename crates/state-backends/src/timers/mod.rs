@@ -1,0 +1,253 @@
+//! Event-time and processing-time timers of a keyed operator subtask.
+//!
+//! Invariants:
+//! - A timer is identified by (key, namespace, timestamp) and exists at most
+//!   once per time domain; registering it again is a no-op (as in Flink).
+//! - Advancing time fires every timer with `timestamp <= time`, in timestamp
+//!   order; ties fire by key group, then registration order.
+//! - Snapshots group timers per key group (the group of the timer's key), so
+//!   a restore with another parallelism takes exactly the groups it owns.
+
+mod queue;
+
+use serde::{Deserialize, Serialize};
+
+use self::queue::TimerQueue;
+use crate::bounds::{Namespace, StateKey};
+use crate::codec;
+use crate::error::StateError;
+use crate::key_group::{assign_to_key_group, key_hash, KeyGroup, KeyGroupRange};
+use crate::snapshot::{check_restore_layout, decode_group, encode_group, KeyGroupBytes};
+
+/// A fired (or registered) timer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Timer<K, N> {
+    /// Key the timer was registered for.
+    pub key: K,
+    /// Namespace the timer was registered for (e.g. a window).
+    pub namespace: N,
+    /// Time at which the timer fires.
+    pub timestamp: i64,
+}
+
+/// The timers of one keyed operator subtask.
+pub struct TimerService<K, N> {
+    event_time: TimerQueue<K, N>,
+    processing_time: TimerQueue<K, N>,
+    key_group_range: KeyGroupRange,
+    max_parallelism: u16,
+}
+
+/// An owned snapshot of a timer service, grouped per key group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerSnapshot {
+    /// Total number of key groups the snapshot was taken with.
+    pub max_parallelism: u16,
+    /// Key groups owned by the snapshotted service.
+    pub key_group_range: KeyGroupRange,
+    /// Event-time timers per key group.
+    pub event_time: Vec<KeyGroupBytes>,
+    /// Processing-time timers per key group.
+    pub processing_time: Vec<KeyGroupBytes>,
+}
+
+impl TimerSnapshot {
+    const WHAT: &'static str = "timer snapshot";
+
+    /// Encodes the snapshot as a versioned, checksummed blob.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, StateError> {
+        codec::encode_versioned(self).map_err(|e| StateError::codec(Self::WHAT, e))
+    }
+
+    /// Decodes a blob written by [`TimerSnapshot::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
+        codec::decode_versioned(bytes, Self::WHAT).map_err(|e| StateError::codec(Self::WHAT, e))
+    }
+}
+
+const EVENT_TIME: &str = "event-time timers";
+const PROCESSING_TIME: &str = "processing-time timers";
+
+impl<K: StateKey, N: Namespace> TimerService<K, N> {
+    /// An empty service for a subtask owning `key_group_range`.
+    ///
+    /// # Panics
+    /// Panics if `max_parallelism` is zero.
+    pub fn new(key_group_range: KeyGroupRange, max_parallelism: u16) -> Self {
+        assert!(max_parallelism > 0, "max_parallelism must be positive");
+        Self {
+            event_time: TimerQueue::new(),
+            processing_time: TimerQueue::new(),
+            key_group_range,
+            max_parallelism,
+        }
+    }
+
+    /// Key groups owned by this service.
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        self.key_group_range
+    }
+
+    fn key_group_fn(&self) -> impl FnOnce(&K) -> KeyGroup {
+        let max_parallelism = self.max_parallelism;
+        move |key| assign_to_key_group(key_hash(key), max_parallelism)
+    }
+
+    /// Registers an event-time timer; returns `false` if it already existed.
+    pub fn register_event_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
+        let kg = self.key_group_fn();
+        self.event_time.register(key, namespace, timestamp, kg)
+    }
+
+    /// Deletes an event-time timer; returns whether it existed.
+    pub fn delete_event_time_timer(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
+        self.event_time.delete(key, namespace, timestamp)
+    }
+
+    /// Registers a processing-time timer; returns `false` if it already
+    /// existed.
+    pub fn register_processing_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
+        let kg = self.key_group_fn();
+        self.processing_time.register(key, namespace, timestamp, kg)
+    }
+
+    /// Deletes a processing-time timer; returns whether it existed.
+    pub fn delete_processing_time_timer(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
+        self.processing_time.delete(key, namespace, timestamp)
+    }
+
+    /// Appends to `out` every event-time timer with `timestamp <= watermark`,
+    /// in firing order, and removes them.
+    pub fn advance_watermark(&mut self, watermark: i64, out: &mut Vec<Timer<K, N>>) {
+        self.event_time.pop_until(watermark, out);
+    }
+
+    /// Appends to `out` every processing-time timer with `timestamp <= now`,
+    /// in firing order, and removes them.
+    pub fn advance_processing_time(&mut self, now: i64, out: &mut Vec<Timer<K, N>>) {
+        self.processing_time.pop_until(now, out);
+    }
+
+    /// Timestamp of the earliest event-time timer.
+    pub fn next_event_time(&self) -> Option<i64> {
+        self.event_time.peek_timestamp()
+    }
+
+    /// Timestamp of the earliest processing-time timer.
+    pub fn next_processing_time(&self) -> Option<i64> {
+        self.processing_time.peek_timestamp()
+    }
+
+    /// Number of timers in both domains.
+    pub fn len(&self) -> usize {
+        self.event_time.len() + self.processing_time.len()
+    }
+
+    /// Whether no timer is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of event-time timers.
+    pub fn event_time_len(&self) -> usize {
+        self.event_time.len()
+    }
+
+    /// Number of processing-time timers.
+    pub fn processing_time_len(&self) -> usize {
+        self.processing_time.len()
+    }
+
+    /// An owned snapshot of all timers, grouped per key group.
+    pub fn snapshot(&self) -> Result<TimerSnapshot, StateError> {
+        Ok(TimerSnapshot {
+            max_parallelism: self.max_parallelism,
+            key_group_range: self.key_group_range,
+            event_time: snapshot_queue(&self.event_time, EVENT_TIME)?,
+            processing_time: snapshot_queue(&self.processing_time, PROCESSING_TIME)?,
+        })
+    }
+
+    /// Replaces all timers with those of `snapshots` whose key groups lie in
+    /// this service's range.
+    pub fn restore(&mut self, snapshots: &[TimerSnapshot]) -> Result<(), StateError> {
+        let layout = snapshots.iter().map(|s| {
+            let event = s.event_time.iter().map(|g| (EVENT_TIME, g.key_group));
+            let processing = s.processing_time.iter().map(|g| (PROCESSING_TIME, g.key_group));
+            let groups = event.chain(processing).collect();
+            (s.max_parallelism, s.key_group_range, groups)
+        });
+        check_restore_layout(TimerSnapshot::WHAT, self.max_parallelism, layout)?;
+        self.event_time.clear();
+        self.processing_time.clear();
+        let (range, max_parallelism) = (self.key_group_range, self.max_parallelism);
+        for snapshot in snapshots {
+            restore_queue(&mut self.event_time, &snapshot.event_time, EVENT_TIME, range, max_parallelism)?;
+            restore_queue(
+                &mut self.processing_time,
+                &snapshot.processing_time,
+                PROCESSING_TIME,
+                range,
+                max_parallelism,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl<K, N> std::fmt::Debug for TimerService<K, N>
+where
+    K: StateKey,
+    N: Namespace,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerService")
+            .field("key_group_range", &self.key_group_range)
+            .field("event_time_timers", &self.event_time.len())
+            .field("processing_time_timers", &self.processing_time.len())
+            .finish()
+    }
+}
+
+fn snapshot_queue<K: StateKey, N: Namespace>(
+    queue: &TimerQueue<K, N>,
+    what: &str,
+) -> Result<Vec<KeyGroupBytes>, StateError> {
+    let mut timers: Vec<(KeyGroup, &K, &N, i64)> = queue.iter().collect();
+    // Stable: keeps firing order within each key group.
+    timers.sort_by_key(|t| t.0);
+    let mut out = Vec::new();
+    for group in timers.chunk_by(|a, b| a.0 == b.0) {
+        let key_group = group[0].0;
+        let entries = group.iter().map(|(_, k, n, ts)| (k, n, ts));
+        let bytes = encode_group(group.len(), entries, || format!("{what} key group {key_group}"))?;
+        out.push(KeyGroupBytes { key_group, bytes });
+    }
+    Ok(out)
+}
+
+fn restore_queue<K: StateKey, N: Namespace>(
+    queue: &mut TimerQueue<K, N>,
+    groups: &[KeyGroupBytes],
+    what: &str,
+    range: KeyGroupRange,
+    max_parallelism: u16,
+) -> Result<(), StateError> {
+    for group in groups.iter().filter(|g| range.contains(g.key_group)) {
+        let key_group = group.key_group;
+        let describe = || format!("{what} key group {key_group}");
+        decode_group(&group.bytes, describe, |(key, namespace, ts): (K, N, i64)| {
+            let actual = assign_to_key_group(key_hash(&key), max_parallelism);
+            if actual != key_group {
+                return Err(StateError::KeyGroupMismatch {
+                    state: what.to_owned(),
+                    stored: key_group,
+                    actual,
+                });
+            }
+            queue.register(key, namespace, ts, |_| key_group);
+            Ok(())
+        })?;
+    }
+    Ok(())
+}

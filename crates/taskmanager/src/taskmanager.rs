@@ -1,0 +1,202 @@
+//! The TaskManager proper.
+//!
+//! Invariants: every deployed subtask reports `Running` and then exactly one terminal state;
+//! a failing or panicking subtask never takes the TaskManager down; dropping the
+//! TaskManager cancels its subtasks and joins their threads (bounded by their loops' wait).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tracing::{error, info};
+use weir_runtime::control::{
+    ExecutionState, JobManagerGateway, JobManagerMessage, TaskDeployment, TaskManagerGateway,
+    TaskManagerId, TaskManagerInfo, TaskManagerMessage,
+};
+use weir_runtime::exchange::{DataServer, GateRegistry};
+use weir_runtime::task::{run_task, TaskEnvironment};
+use weir_runtime::{JobGraph, JobId, SubtaskId, TaskError};
+
+struct RunningTask {
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    id: TaskManagerId,
+    slots: u32,
+    env: Arc<TaskEnvironment>,
+    jobmanager: Arc<dyn JobManagerGateway>,
+    programs: Mutex<HashMap<JobId, Arc<JobGraph>>>,
+    tasks: Mutex<HashMap<SubtaskId, RunningTask>>,
+}
+
+/// A running TaskManager.
+pub struct TaskManager {
+    inner: Arc<Inner>,
+    // Dropped last: keeps accepting until the tasks are gone.
+    _server: DataServer,
+}
+
+impl TaskManager {
+    /// Starts a TaskManager with `slots` slots whose data server binds `bind`.
+    pub fn start(
+        id: TaskManagerId,
+        slots: u32,
+        bind: SocketAddr,
+        jobmanager: Arc<dyn JobManagerGateway>,
+    ) -> std::io::Result<Self> {
+        let registry = Arc::new(GateRegistry::new());
+        let server = DataServer::start(bind, registry.clone())?;
+        let env = Arc::new(TaskEnvironment {
+            registry,
+            taskmanager: id,
+            data_address: server.local_addr(),
+        });
+        info!(taskmanager = id, slots, data_address = %server.local_addr(), "taskmanager started");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                id,
+                slots,
+                env,
+                jobmanager,
+                programs: Mutex::new(HashMap::new()),
+                tasks: Mutex::new(HashMap::new()),
+            }),
+            _server: server,
+        })
+    }
+
+    /// Returns what the JobManager needs to know about this TaskManager.
+    pub fn info(&self) -> TaskManagerInfo {
+        TaskManagerInfo {
+            id: self.inner.id,
+            slots: self.inner.slots,
+            data_address: self.inner.env.data_address,
+        }
+    }
+
+    /// Makes the code of job `id` available to deployments.
+    pub fn register_program(&self, id: JobId, graph: Arc<JobGraph>) {
+        self.inner
+            .programs
+            .lock()
+            .expect("programs poisoned")
+            .insert(id, graph);
+    }
+
+    /// Returns the gateway the JobManager uses to reach this TaskManager.
+    pub fn gateway(&self) -> Arc<dyn TaskManagerGateway> {
+        Arc::new(Gateway(self.inner.clone()))
+    }
+
+    /// Returns the number of subtasks whose threads have not been joined.
+    pub fn task_count(&self) -> usize {
+        self.inner.tasks.lock().expect("tasks poisoned").len()
+    }
+}
+
+impl Drop for TaskManager {
+    fn drop(&mut self) {
+        let tasks: Vec<RunningTask> = {
+            let mut t = self.inner.tasks.lock().expect("tasks poisoned");
+            t.drain().map(|(_, v)| v).collect()
+        };
+        for t in &tasks {
+            t.cancel.store(true, Ordering::Relaxed);
+        }
+        for mut t in tasks {
+            if let Some(h) = t.thread.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+struct Gateway(Arc<Inner>);
+
+impl TaskManagerGateway for Gateway {
+    fn send(&self, message: JobManagerMessage) {
+        match message {
+            JobManagerMessage::Deploy(d) => deploy(&self.0, d),
+            JobManagerMessage::CancelJob(job) => {
+                let tasks = self.0.tasks.lock().expect("tasks poisoned");
+                for (id, t) in tasks.iter() {
+                    if id.job == job {
+                        t.cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn report(inner: &Inner, subtask: SubtaskId, state: ExecutionState, error: Option<String>) {
+    inner.jobmanager.send(TaskManagerMessage::TaskState {
+        subtask,
+        state,
+        error,
+    });
+}
+
+fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
+    let subtask = d.subtask;
+    let program = inner
+        .programs
+        .lock()
+        .expect("programs poisoned")
+        .get(&subtask.job)
+        .cloned();
+    let Some(graph) = program else {
+        report(
+            inner,
+            subtask,
+            ExecutionState::Failed,
+            Some(format!("taskmanager {} has no program for job {}", inner.id, subtask.job)),
+        );
+        return;
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let inner2 = inner.clone();
+    let cancel2 = cancel.clone();
+    let thread_name = format!("{} ({}/{})", d.name, subtask.subtask + 1, d.parallelism);
+    let mut tasks = inner.tasks.lock().expect("tasks poisoned");
+    let spawned = std::thread::Builder::new()
+        .name(thread_name.chars().take(60).collect())
+        .spawn(move || {
+            report(&inner2, subtask, ExecutionState::Running, None);
+            let vertex = &graph.vertices[subtask.vertex as usize];
+            let result = run_task(&d, &*vertex.factory, &graph.config, &inner2.env, &cancel2);
+            match result {
+                Ok(()) => report(&inner2, subtask, ExecutionState::Finished, None),
+                Err(TaskError::Cancelled) => {
+                    report(&inner2, subtask, ExecutionState::Cancelled, None)
+                }
+                Err(e) => {
+                    error!(task = %d.name, subtask = subtask.subtask, error = %e, "task failed");
+                    report(&inner2, subtask, ExecutionState::Failed, Some(e.to_string()))
+                }
+            }
+        });
+    match spawned {
+        Ok(h) => {
+            tasks.insert(
+                subtask,
+                RunningTask {
+                    cancel,
+                    thread: Some(h),
+                },
+            );
+        }
+        Err(e) => {
+            drop(tasks);
+            report(
+                inner,
+                subtask,
+                ExecutionState::Failed,
+                Some(format!("cannot start task thread: {e}")),
+            )
+        }
+    }
+}

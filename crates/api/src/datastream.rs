@@ -40,11 +40,15 @@ pub struct DataStreamSink {
 impl DataStreamSink {
     /// Sets the sink's name.
     pub fn name(self, name: &str) -> Self {
-        Self { stream: self.stream.name(name) }
+        Self {
+            stream: self.stream.name(name),
+        }
     }
     /// Sets the sink's uid.
     pub fn uid(self, uid: &str) -> Self {
-        Self { stream: self.stream.uid(uid) }
+        Self {
+            stream: self.stream.uid(uid),
+        }
     }
     /// Sets the sink's parallelism.
     pub fn set_parallelism(self, parallelism: u16) -> Self {
@@ -169,7 +173,11 @@ impl<T: Record> DataStream<T> {
     pub fn map<O: Record, F: Fn(T) -> O + Send + Sync + 'static>(&self, f: F) -> DataStream<O> {
         let f = Arc::new(f);
         self.add_one_input("Map", None, false, move |ctx, out| {
-            Ok(Box::new(Map { f: f.clone(), out, index: ctx.index }))
+            Ok(Box::new(Map {
+                f: f.clone(),
+                out,
+                index: ctx.index,
+            }))
         })
     }
 
@@ -177,7 +185,11 @@ impl<T: Record> DataStream<T> {
     pub fn filter<F: Fn(&T) -> bool + Send + Sync + 'static>(&self, f: F) -> DataStream<T> {
         let f = Arc::new(f);
         self.add_one_input("Filter", None, false, move |ctx, out| {
-            Ok(Box::new(Filter { f: f.clone(), out, index: ctx.index }))
+            Ok(Box::new(Filter {
+                f: f.clone(),
+                out,
+                index: ctx.index,
+            }))
         })
     }
 
@@ -188,16 +200,24 @@ impl<T: Record> DataStream<T> {
     ) -> DataStream<O> {
         let f = Arc::new(f);
         self.add_one_input("Flat Map", None, false, move |ctx, out| {
-            Ok(Box::new(FlatMap { f: f.clone(), out, index: ctx.index }))
+            Ok(Box::new(FlatMap {
+                f: f.clone(),
+                out,
+                index: ctx.index,
+            }))
         })
     }
 
     /// Merges this stream with others of the same type.
     pub fn union(&self, others: &[&DataStream<T>]) -> DataStream<T> {
-        let merged = self.add_one_input("Union", None, false, |_ctx, out| Ok(Box::new(Identity { out })));
+        let merged = self.add_one_input("Union", None, false, |_ctx, out| {
+            Ok(Box::new(Identity { out }))
+        });
         let mut inner = self.env.inner.borrow_mut();
         for o in others {
-            inner.graph.add_edge(o.id, merged.id, o.partitioning, 0, None);
+            inner
+                .graph
+                .add_edge(o.id, merged.id, o.partitioning, 0, None);
         }
         drop(inner);
         merged
@@ -212,7 +232,11 @@ impl<T: Record> DataStream<T> {
                 subtask: ctx.subtask,
                 parallelism: ctx.parallelism,
             })?;
-            Ok(Box::new(SinkOperator { writer, out, index: ctx.index }))
+            Ok(Box::new(SinkOperator {
+                writer,
+                out,
+                index: ctx.index,
+            }))
         });
         DataStreamSink { stream }
     }

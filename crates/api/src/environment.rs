@@ -144,7 +144,11 @@ impl StreamExecutionEnvironment {
     }
 
     /// Creates a stream from a source function.
-    pub fn add_source<T: Record, S: SourceFunction<T>>(&self, source: S, name: &str) -> DataStream<T> {
+    pub fn add_source<T: Record, S: SourceFunction<T>>(
+        &self,
+        source: S,
+        name: &str,
+    ) -> DataStream<T> {
         let source = Arc::new(source);
         let mut inner = self.inner.borrow_mut();
         let parallelism = match source.max_parallelism() {
@@ -164,7 +168,9 @@ impl StreamExecutionEnvironment {
                     subtask: ctx.subtask,
                     parallelism: ctx.parallelism,
                 })?;
-                Ok(Box::new(crate::graph::heads::SourceHead::new(reader, out, names, batch)))
+                Ok(Box::new(crate::graph::heads::SourceHead::new(
+                    reader, out, names, batch,
+                )))
             },
         );
         let id = inner.graph.add_node(
@@ -196,7 +202,7 @@ impl StreamExecutionEnvironment {
                 max_parallelism: s.max_parallelism,
                 chaining: s.chaining,
                 config: s.job.clone(),
-                state_backend: s.state_backend.clone(),
+                state_backend: s.state_backend,
             },
         )
     }
@@ -205,7 +211,12 @@ impl StreamExecutionEnvironment {
     pub fn execute(&self, name: &str) -> Result<JobExecutionResult, ApiError> {
         let graph = self.job_graph(name)?;
         let settings = self.settings();
-        let needed = graph.vertices.iter().map(|v| v.parallelism as u32).max().unwrap_or(1);
+        let needed = graph
+            .vertices
+            .iter()
+            .map(|v| v.parallelism as u32)
+            .max()
+            .unwrap_or(1);
         let slots = settings
             .slots_per_taskmanager
             .unwrap_or_else(|| needed.div_ceil(settings.taskmanagers));

@@ -15,21 +15,39 @@
 //! assert_eq!(got, vec![2, 4, 6]);
 //! ```
 
+mod connected;
 mod datastream;
+mod datastream_sinks;
 mod environment;
+mod environment_sources;
 mod error;
+pub mod functions;
 mod graph;
+mod keyed_stream;
 mod minicluster;
 mod operators;
 mod record;
 pub mod sink;
 pub mod source;
+pub mod time;
+pub mod window;
 
+pub use connected::ConnectedStreams;
 pub use datastream::{DataStream, DataStreamSink};
 pub use environment::{EnvSettings, JobExecutionResult, StreamExecutionEnvironment};
 pub use error::ApiError;
+pub use functions::{
+    CoProcessFunction, Context, FnResult, KeyedContext, KeyedProcessFunction, OutputTag,
+    ProcessFunction, RuntimeContext,
+};
 pub use graph::{OperatorContext, TwoInputOperator};
+pub use keyed_stream::KeyedStream;
 pub use minicluster::LocalMiniCluster;
 pub use record::Record;
-pub use weir_runtime::{Timestamp, MAX_WATERMARK, NO_TIMESTAMP};
-pub use weir_state_backends::StateBackendKind;
+pub use sink::FileSink;
+pub use source::{BadRecordPolicy, CsvSource, GeneratorSource};
+pub use weir_runtime::{Output, SourceStep, TaskError, Timestamp, MAX_WATERMARK, NO_TIMESTAMP};
+pub use weir_state_backends::{
+    AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateBackendKind,
+    ValueState, VoidNamespace,
+};

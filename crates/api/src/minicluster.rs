@@ -30,8 +30,13 @@ impl LocalMiniCluster {
         let gateway: Arc<dyn JobManagerGateway> = jobmanager.clone();
         let mut tms = Vec::new();
         for id in 0..taskmanagers {
-            let tm = TaskManager::start(id, slots, "127.0.0.1:0".parse().expect("loopback"), gateway.clone())
-                .map_err(|e| ApiError::Cluster(format!("cannot start taskmanager {id}: {e}")))?;
+            let tm = TaskManager::start(
+                id,
+                slots,
+                "127.0.0.1:0".parse().expect("loopback"),
+                gateway.clone(),
+            )
+            .map_err(|e| ApiError::Cluster(format!("cannot start taskmanager {id}: {e}")))?;
             jobmanager.register_taskmanager(tm.info(), tm.gateway());
             tms.push(tm);
         }
@@ -46,7 +51,11 @@ impl LocalMiniCluster {
     pub fn run(&self, graph: JobGraph) -> Result<JobExecutionResult, ApiError> {
         let name = graph.name.clone();
         let seq = JOB_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = JobId(weir_state_backends::key_hash(&(name.as_str(), std::process::id(), seq)));
+        let id = JobId(weir_state_backends::key_hash(&(
+            name.as_str(),
+            std::process::id(),
+            seq,
+        )));
         let graph = Arc::new(graph);
         for tm in &self.taskmanagers {
             tm.register_program(id, graph.clone());

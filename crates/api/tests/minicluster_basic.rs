@@ -36,7 +36,10 @@ fn map_filter_flat_map_across_two_taskmanagers_loses_and_duplicates_nothing() {
 fn union_merges_streams_of_different_parallelism() {
     let env = env(2);
     let a = env.from_collection((0..100u32).collect());
-    let b = env.from_collection((100..250u32).collect()).map(|x| x).set_parallelism(2);
+    let b = env
+        .from_collection((100..250u32).collect())
+        .map(|x| x)
+        .set_parallelism(2);
     let out = a.union(&[&b]).collect();
     env.execute("union").unwrap();
     let mut got = out.take();
@@ -72,12 +75,20 @@ fn a_job_without_a_sink_is_rejected_before_it_runs() {
 #[test]
 fn parallelism_zero_or_above_max_parallelism_is_rejected_at_build_time() {
     let env = env(1);
-    let _ = env.from_collection(vec![1u8]).map(|x| x).set_parallelism(0).collect();
+    let _ = env
+        .from_collection(vec![1u8])
+        .map(|x| x)
+        .set_parallelism(0)
+        .collect();
     let err = env.execute("zero").unwrap_err();
     assert!(err.to_string().contains("parallelism 0"), "{err}");
 
     let env2 = env_with_max(4);
-    let _ = env2.from_collection(vec![1u8]).map(|x| x).set_parallelism(5).collect();
+    let _ = env2
+        .from_collection(vec![1u8])
+        .map(|x| x)
+        .set_parallelism(5)
+        .collect();
     let err = env2.execute("too-many").unwrap_err();
     assert!(err.to_string().contains("max parallelism 4"), "{err}");
 }

@@ -89,7 +89,11 @@ impl JobManager {
     }
 
     /// Adds a TaskManager and its gateway.
-    pub fn register_taskmanager(&self, info: TaskManagerInfo, gateway: Arc<dyn TaskManagerGateway>) {
+    pub fn register_taskmanager(
+        &self,
+        info: TaskManagerInfo,
+        gateway: Arc<dyn TaskManagerGateway>,
+    ) {
         info!(taskmanager = info.id, slots = info.slots, data_address = %info.data_address, "taskmanager registered");
         self.lock().taskmanagers.push((info, gateway));
     }
@@ -104,11 +108,8 @@ impl JobManager {
         let infos: Vec<_> = state.taskmanagers.iter().map(|(i, _)| i.clone()).collect();
         let deployments = schedule(id, graph, &infos)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let execution = JobExecution::new(
-            deployments
-                .iter()
-                .map(|(_, d)| (d.subtask, d.name.clone())),
-        );
+        let execution =
+            JobExecution::new(deployments.iter().map(|(_, d)| (d.subtask, d.name.clone())));
         state.jobs.insert(
             id,
             RunningJob {

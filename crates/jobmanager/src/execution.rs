@@ -92,10 +92,7 @@ impl JobExecution {
             }
         }
         if self.states.values().all(|s| s.is_terminal()) {
-            let all_finished = self
-                .states
-                .values()
-                .all(|s| *s == ExecutionState::Finished);
+            let all_finished = self.states.values().all(|s| *s == ExecutionState::Finished);
             return if all_finished && self.failure.is_none() {
                 Decision::Finished
             } else {
@@ -124,9 +121,18 @@ mod tests {
     #[test]
     fn job_finishes_when_every_subtask_finished() {
         let mut j = JobExecution::new([(st(0), "a".into()), (st(1), "a".into())]);
-        assert_eq!(j.update(st(0), ExecutionState::Running, None), Decision::Continue);
-        assert_eq!(j.update(st(0), ExecutionState::Finished, None), Decision::Continue);
-        assert_eq!(j.update(st(1), ExecutionState::Finished, None), Decision::Finished);
+        assert_eq!(
+            j.update(st(0), ExecutionState::Running, None),
+            Decision::Continue
+        );
+        assert_eq!(
+            j.update(st(0), ExecutionState::Finished, None),
+            Decision::Continue
+        );
+        assert_eq!(
+            j.update(st(1), ExecutionState::Finished, None),
+            Decision::Finished
+        );
     }
 
     #[test]

@@ -134,9 +134,11 @@ mod tests {
             max_parallelism: 128,
             is_source: id == 0,
             is_sink: id == 1,
-            factory: Arc::new(|_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
-                Err(TaskError::Other("unused".into()))
-            }),
+            factory: Arc::new(
+                |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
+                    Err(TaskError::Other("unused".into()))
+                },
+            ),
         }
     }
 
@@ -184,12 +186,21 @@ mod tests {
         assert_eq!(producer1.outputs[0].targets.len(), 3);
         assert!(producer1.outputs[0].targets.iter().all(|t| t.channel == 1));
         let (_, consumer) = &d[2];
-        assert_eq!(consumer.gates, vec![GateSpec { channels: 2, input: 0 }]);
+        assert_eq!(
+            consumer.gates,
+            vec![GateSpec {
+                channels: 2,
+                input: 0
+            }]
+        );
     }
 
     #[test]
     fn too_few_slots_is_an_error_naming_the_numbers() {
         let err = schedule(JobId(1), &graph(), &[tm(0, 1), tm(1, 1)]).unwrap_err();
-        assert_eq!(err.to_string(), "job 'g' needs 3 slots but the cluster offers 2");
+        assert_eq!(
+            err.to_string(),
+            "job 'g' needs 3 slots but the cluster offers 2"
+        );
     }
 }

@@ -122,6 +122,13 @@ pub fn write_event(buf: &mut Vec<u8>, element: &Element<'_>) {
     finish_frame(buf, start);
 }
 
+/// Returns whether the last frame of `buf` is an end-of-partition event (checked when a
+/// connection closes: a producer that closes after it is a clean end).
+pub fn ends_with_end_of_partition(buf: &[u8]) -> bool {
+    let end_frame = [1, 0, 0, 0, TAG_END];
+    buf.len() >= end_frame.len() && buf[buf.len() - end_frame.len()..] == end_frame
+}
+
 /// Iterates the elements of one buffer.
 pub struct ElementReader<'a> {
     buf: &'a [u8],

@@ -189,7 +189,10 @@ impl JobGraph {
                     reason: "edges must point to a later vertex (no cycles)",
                 });
             }
-            let (s, t) = (&self.vertices[e.source as usize], &self.vertices[e.target as usize]);
+            let (s, t) = (
+                &self.vertices[e.source as usize],
+                &self.vertices[e.target as usize],
+            );
             if e.partitioning == Partitioning::Forward && s.parallelism != t.parallelism {
                 return Err(GraphError::ForwardParallelismMismatch {
                     source_vertex: s.name.clone(),

@@ -65,7 +65,11 @@ pub trait TaskInvokable {
 
     /// Consumes the consecutive records at the reader's position (stopping at the first
     /// non-record element) that arrived on logical `input`.
-    fn process_records(&mut self, input: u8, reader: &mut ElementReader<'_>) -> Result<(), TaskError>;
+    fn process_records(
+        &mut self,
+        input: u8,
+        reader: &mut ElementReader<'_>,
+    ) -> Result<(), TaskError>;
 
     /// The combined watermark of all inputs advanced.
     fn process_watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError>;

@@ -60,7 +60,9 @@ pub fn run_task(
     let capacity: usize = deployment
         .gates
         .iter()
-        .map(|g| g.channels as usize * config.buffers_per_channel + config.floating_buffers_per_gate)
+        .map(|g| {
+            g.channels as usize * config.buffers_per_channel + config.floating_buffers_per_gate
+        })
         .sum();
     let gate = InputGate::new(capacity);
     let addresses: Vec<GateAddress> = (0..deployment.gates.len())
@@ -281,9 +283,7 @@ fn input_loop(
                                 "corrupt buffer on gate {g} channel {channel}: {e}"
                             )))
                         }
-                        Some(Ok(Element::Watermark(wm))) => {
-                            valve.watermark(ch, wm, &mut valve_out)
-                        }
+                        Some(Ok(Element::Watermark(wm))) => valve.watermark(ch, wm, &mut valve_out),
                         Some(Ok(Element::Idle(idle))) => valve.idle(ch, idle, &mut valve_out),
                         Some(Ok(Element::EndOfPartition)) => valve.end(ch, &mut valve_out),
                         Some(Ok(Element::Barrier(id, _))) => {

@@ -25,5 +25,7 @@ pub trait Namespace: Hash + Eq + Clone + Serialize + DeserializeOwned + 'static 
 impl<T> Namespace for T where T: Hash + Eq + Clone + Serialize + DeserializeOwned + 'static {}
 
 /// The namespace of plain (non-windowed) keyed state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct VoidNamespace;

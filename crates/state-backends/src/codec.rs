@@ -231,7 +231,10 @@ mod tests {
         let crc = crc32fast::hash(&bytes[HEADER_LEN..]);
         bytes[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         let err = decode_versioned::<u8>(&bytes, "blob").unwrap_err();
-        assert!(matches!(err, CodecError::TrailingBytes { extra: 1, .. }), "{err}");
+        assert!(
+            matches!(err, CodecError::TrailingBytes { extra: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]

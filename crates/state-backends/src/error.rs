@@ -110,7 +110,9 @@ pub enum StateError {
     },
     /// A snapshot holds a state under a different kind than it is (or was, in
     /// another snapshot) registered with.
-    #[error("snapshot holds state '{name}' as {snapshot_kind} state, but it is {registered_kind} state")]
+    #[error(
+        "snapshot holds state '{name}' as {snapshot_kind} state, but it is {registered_kind} state"
+    )]
     SnapshotKindMismatch {
         /// Name of the state.
         name: String,

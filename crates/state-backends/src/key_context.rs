@@ -70,3 +70,24 @@ impl<K: std::hash::Hash> KeyContext<K> {
         f(self.current.borrow().as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_key_caches_its_key_group_and_offset_in_the_range() {
+        let range = KeyGroupRange::new(0, 16);
+        let ctx = KeyContext::new(range, 16);
+        ctx.with(|cur| assert!(cur.is_none()));
+        ctx.set(42u64).unwrap();
+        let kg = assign_to_key_group(key_hash(&42u64), 16);
+        ctx.with(|cur| {
+            let cur = cur.unwrap();
+            assert_eq!(
+                (cur.key, cur.key_group, cur.offset),
+                (42, kg, usize::from(kg))
+            );
+        });
+    }
+}

@@ -74,7 +74,11 @@ impl<K: StateKey> KeyedStateBackend<K> {
     ///
     /// # Panics
     /// Panics if `max_parallelism` is zero or the range ends beyond it.
-    pub fn new(kind: StateBackendKind, key_group_range: KeyGroupRange, max_parallelism: u16) -> Self {
+    pub fn new(
+        kind: StateBackendKind,
+        key_group_range: KeyGroupRange,
+        max_parallelism: u16,
+    ) -> Self {
         assert!(
             key_group_range.end <= max_parallelism,
             "key-group range {key_group_range} exceeds max parallelism {max_parallelism}"
@@ -147,14 +151,13 @@ impl<K: StateKey> KeyedStateBackend<K> {
         kind: StateKind,
     ) -> Result<ValueCore<K, N, V>, StateError> {
         let backend = self.kind;
-        let (name, table) = self.register(name, kind, type_name::<(N, V)>(), |meta| {
-            match backend {
+        let (name, table) =
+            self.register(name, kind, type_name::<(N, V)>(), |meta| match backend {
                 StateBackendKind::Memory => {
                     let (typed, snap) = split(MemoryTable::<K, N, V>::new(meta));
                     (typed as Rc<RefCell<dyn ValueTable<K, N, V>>>, snap)
                 }
-            }
-        })?;
+            })?;
         Ok(StateCore::new(name, Rc::clone(&self.ctx), table))
     }
 
@@ -172,15 +175,22 @@ impl<K: StateKey> KeyedStateBackend<K> {
         name: &str,
     ) -> Result<ListState<K, N, V>, StateError> {
         let backend = self.kind;
-        let (name, table) = self.register(name, StateKind::List, type_name::<(N, V)>(), |meta| {
-            match backend {
+        let (name, table) = self.register(
+            name,
+            StateKind::List,
+            type_name::<(N, V)>(),
+            |meta| match backend {
                 StateBackendKind::Memory => {
                     let (typed, snap) = split(MemoryTable::<K, N, Vec<V>>::new(meta));
                     (typed as Rc<RefCell<dyn ListTable<K, N, V>>>, snap)
                 }
-            }
-        })?;
-        Ok(ListState::new(StateCore::new(name, Rc::clone(&self.ctx), table)))
+            },
+        )?;
+        Ok(ListState::new(StateCore::new(
+            name,
+            Rc::clone(&self.ctx),
+            table,
+        )))
     }
 
     /// Registers (or looks up) a map state.
@@ -196,7 +206,11 @@ impl<K: StateKey> KeyedStateBackend<K> {
                 (typed as Rc<RefCell<dyn MapTable<K, N, UK, UV>>>, snap)
             }
         })?;
-        Ok(MapState::new(StateCore::new(name, Rc::clone(&self.ctx), table)))
+        Ok(MapState::new(StateCore::new(
+            name,
+            Rc::clone(&self.ctx),
+            table,
+        )))
     }
 
     /// Registers (or looks up) a reducing state; the returned handle reduces
@@ -256,7 +270,11 @@ impl<K: StateKey> KeyedStateBackend<K> {
             let groups = s
                 .states
                 .iter()
-                .flat_map(|st| st.key_groups.iter().map(|g| (st.name.as_str(), g.key_group)))
+                .flat_map(|st| {
+                    st.key_groups
+                        .iter()
+                        .map(|g| (st.name.as_str(), g.key_group))
+                })
                 .collect();
             (s.max_parallelism, s.key_group_range, groups)
         });
@@ -270,5 +288,87 @@ impl<K: StateKey> KeyedStateBackend<K> {
             "restored keyed state"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key_group::{assign_to_key_group, key_hash};
+    use crate::VoidNamespace;
+
+    fn backend(range: KeyGroupRange) -> KeyedStateBackend<u64> {
+        KeyedStateBackend::new(StateBackendKind::Memory, range, 16)
+    }
+
+    #[test]
+    fn registering_a_name_twice_shares_the_state() {
+        let b = backend(KeyGroupRange::all(16));
+        let first = b.value_state::<VoidNamespace, u32>("s").unwrap();
+        let second = b.value_state::<VoidNamespace, u32>("s").unwrap();
+        b.set_current_key(9).unwrap();
+        first.update(4).unwrap();
+        assert_eq!(second.value().unwrap(), Some(4));
+        assert_eq!(first.clone().value().unwrap(), Some(4));
+        assert_eq!(b.clone().state_names(), ["s"]);
+    }
+
+    #[test]
+    fn a_name_cannot_change_kind_or_types() {
+        let b = backend(KeyGroupRange::all(16));
+        b.value_state::<VoidNamespace, u32>("s").unwrap();
+        let err = b.value_state::<VoidNamespace, String>("s").unwrap_err();
+        assert!(matches!(
+            &err,
+            StateError::StateTypeMismatch { name, existing_kind: StateKind::Value, .. } if name == "s"
+        ));
+        assert!(err.to_string().contains("u32"), "{err}");
+        let err = b.list_state::<VoidNamespace, u32>("s").unwrap_err();
+        assert!(matches!(
+            err,
+            StateError::StateTypeMismatch {
+                requested_kind: StateKind::List,
+                ..
+            }
+        ));
+        let err = b
+            .reducing_state::<VoidNamespace, u32>("s", |a, b| a + b)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            StateError::StateTypeMismatch {
+                requested_kind: StateKind::Reducing,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn set_current_key_rejects_keys_outside_the_range_and_keeps_the_previous_key() {
+        let range = KeyGroupRange::new(0, 8);
+        let b = backend(range);
+        let inside = (0u64..).find(|k| range.contains(assign_to_key_group(key_hash(k), 16)));
+        let outside = (0u64..).find(|k| !range.contains(assign_to_key_group(key_hash(k), 16)));
+        let (inside, outside) = (inside.unwrap(), outside.unwrap());
+        b.set_current_key(inside).unwrap();
+        let err = b.set_current_key(outside).unwrap_err();
+        let expected = assign_to_key_group(key_hash(&outside), 16);
+        assert!(matches!(
+            err,
+            StateError::KeyGroupOutOfRange { key_group, range: r } if key_group == expected && r == range
+        ));
+        assert!(err.to_string().contains("[0, 8)"), "{err}");
+        assert_eq!(b.current_key(), Some(inside));
+        assert_eq!(
+            b.current_key_group(),
+            Some(assign_to_key_group(key_hash(&inside), 16))
+        );
+        assert_eq!(b.with_current_key(|k| k.copied()), Some(inside));
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds max parallelism")]
+    fn a_range_beyond_max_parallelism_is_a_programming_error() {
+        backend(KeyGroupRange::new(0, 17));
     }
 }

@@ -48,15 +48,14 @@ impl Registry {
         types: &'static str,
         create: impl FnOnce(Rc<str>) -> NewTable<T>,
     ) -> Result<(Rc<str>, Rc<RefCell<T>>), StateError> {
-        let mismatch = |existing_kind: StateKind, existing_types: &str| {
-            StateError::StateTypeMismatch {
+        let mismatch =
+            |existing_kind: StateKind, existing_types: &str| StateError::StateTypeMismatch {
                 name: name.to_owned(),
                 existing_kind,
                 existing_types: existing_types.to_owned(),
                 requested_kind: kind,
                 requested_types: types.to_owned(),
-            }
-        };
+            };
         if let Some((rc_name, state)) = self.states.get_key_value(name) {
             if state.kind != kind {
                 return Err(mismatch(state.kind, state.types));
@@ -125,7 +124,10 @@ impl Registry {
         }
         self.pending.clear();
         for state in snapshots.iter().flat_map(|s| &s.states) {
-            let owned = state.key_groups.iter().filter(|g| range.contains(g.key_group));
+            let owned = state
+                .key_groups
+                .iter()
+                .filter(|g| range.contains(g.key_group));
             match self.states.get(state.name.as_str()) {
                 Some(registered) => {
                     let mut table = registered.table.borrow_mut();
@@ -134,14 +136,14 @@ impl Registry {
                     }
                 }
                 None => {
-                    let pending = self
-                        .pending
-                        .entry(state.name.clone())
-                        .or_insert_with(|| StateSnapshot {
-                            name: state.name.clone(),
-                            kind: state.kind,
-                            key_groups: Vec::new(),
-                        });
+                    let pending =
+                        self.pending
+                            .entry(state.name.clone())
+                            .or_insert_with(|| StateSnapshot {
+                                name: state.name.clone(),
+                                kind: state.kind,
+                                key_groups: Vec::new(),
+                            });
                     pending.key_groups.extend(owned.cloned());
                 }
             }
@@ -186,5 +188,79 @@ impl Registry {
             .collect();
         names.sort();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        KeyGroupRange, KeyedStateBackend, StateBackendKind, StateError, StateKind, VoidNamespace,
+    };
+
+    fn backend() -> KeyedStateBackend<u64> {
+        KeyedStateBackend::new(StateBackendKind::Memory, KeyGroupRange::all(32), 32)
+    }
+
+    #[test]
+    fn restored_state_is_decoded_when_registered_and_kept_until_then() {
+        let source = backend();
+        let s = source.value_state::<VoidNamespace, String>("name").unwrap();
+        source.set_current_key(7).unwrap();
+        s.update("seven".into()).unwrap();
+        let snapshot = source.snapshot().unwrap();
+
+        let target = backend();
+        target.restore(&[snapshot]).unwrap();
+        assert_eq!(target.state_names(), ["name"]);
+        assert_eq!(target.entry_count("name"), None, "pending until registered");
+        // A snapshot taken before registration still carries the state.
+        let again = backend();
+        again.restore(&[target.snapshot().unwrap()]).unwrap();
+        let s = again.value_state::<VoidNamespace, String>("name").unwrap();
+        again.set_current_key(7).unwrap();
+        assert_eq!(s.value().unwrap().as_deref(), Some("seven"));
+    }
+
+    #[test]
+    fn pending_state_of_another_kind_is_rejected_at_registration() {
+        let source = backend();
+        source.list_state::<VoidNamespace, u8>("x").unwrap();
+        let target = backend();
+        target.restore(&[source.snapshot().unwrap()]).unwrap();
+        let err = target.value_state::<VoidNamespace, u8>("x").unwrap_err();
+        assert!(matches!(
+            err,
+            StateError::SnapshotKindMismatch {
+                snapshot_kind: StateKind::List,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn restore_rejects_a_snapshot_kind_that_contradicts_a_registered_state() {
+        let source = backend();
+        source.map_state::<VoidNamespace, u8, u8>("x").unwrap();
+        let target = backend();
+        target.value_state::<VoidNamespace, u8>("x").unwrap();
+        let err = target.restore(&[source.snapshot().unwrap()]).unwrap_err();
+        assert!(matches!(
+            err,
+            StateError::SnapshotKindMismatch {
+                registered_kind: StateKind::Value,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn restore_replaces_existing_contents() {
+        let b = backend();
+        let s = b.value_state::<VoidNamespace, u8>("v").unwrap();
+        b.set_current_key(1).unwrap();
+        s.update(1).unwrap();
+        let empty = backend().snapshot().unwrap();
+        b.restore(&[empty]).unwrap();
+        assert_eq!(s.value().unwrap(), None);
     }
 }

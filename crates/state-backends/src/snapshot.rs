@@ -169,8 +169,8 @@ mod tests {
     #[test]
     fn truncated_group_fails_with_context() {
         let bytes = encode_group(2, [(1u64, 2u64), (3, 4)], what).unwrap();
-        let err = decode_group::<(u64, u64)>(&bytes[..bytes.len() - 1], what, |_| Ok(()))
-            .unwrap_err();
+        let err =
+            decode_group::<(u64, u64)>(&bytes[..bytes.len() - 1], what, |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("test group"), "{err}");
     }
 
@@ -190,7 +190,11 @@ mod tests {
         let bad_max = [(64, r1, vec![])];
         assert!(matches!(
             check_restore_layout("x", 128, bad_max.into_iter()),
-            Err(StateError::MaxParallelismMismatch { found: 64, expected: 128, .. })
+            Err(StateError::MaxParallelismMismatch {
+                found: 64,
+                expected: 128,
+                ..
+            })
         ));
         let overlap = [(128, r1, vec![]), (128, KeyGroupRange::new(10, 20), vec![])];
         assert!(matches!(

@@ -153,7 +153,10 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
             inner,
             subtask,
             ExecutionState::Failed,
-            Some(format!("taskmanager {} has no program for job {}", inner.id, subtask.job)),
+            Some(format!(
+                "taskmanager {} has no program for job {}",
+                inner.id, subtask.job
+            )),
         );
         return;
     };
@@ -175,7 +178,12 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
                 }
                 Err(e) => {
                     error!(task = %d.name, subtask = subtask.subtask, error = %e, "task failed");
-                    report(&inner2, subtask, ExecutionState::Failed, Some(e.to_string()))
+                    report(
+                        &inner2,
+                        subtask,
+                        ExecutionState::Failed,
+                        Some(e.to_string()),
+                    )
                 }
             }
         });

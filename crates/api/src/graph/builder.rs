@@ -59,9 +59,17 @@ struct ChainNode {
 }
 
 /// Returns the job graph for `graph`.
-pub fn build_job_graph(name: &str, graph: &StreamGraph, settings: &BuildSettings) -> Result<JobGraph, ApiError> {
+pub fn build_job_graph(
+    name: &str,
+    graph: &StreamGraph,
+    settings: &BuildSettings,
+) -> Result<JobGraph, ApiError> {
     let nodes = &graph.nodes;
-    let max_par = |id: NodeId| nodes[id].max_parallelism.unwrap_or(settings.max_parallelism);
+    let max_par = |id: NodeId| {
+        nodes[id]
+            .max_parallelism
+            .unwrap_or(settings.max_parallelism)
+    };
     let mut uids = HashSet::new();
     for n in nodes {
         if let Some(u) = &n.uid {
@@ -222,7 +230,8 @@ pub fn build_job_graph(name: &str, graph: &StreamGraph, settings: &BuildSettings
         edges: job_edges,
         config: settings.config.clone(),
     };
-    job.validate().map_err(|e| ApiError::InvalidGraph(e.to_string()))?;
+    job.validate()
+        .map_err(|e| ApiError::InvalidGraph(e.to_string()))?;
     Ok(job)
 }
 
@@ -238,7 +247,9 @@ fn build_chain(
                 let writer = writers
                     .get_mut(n.writer_index)
                     .and_then(Option::take)
-                    .ok_or_else(|| TaskError::Other(format!("missing writer {}", n.writer_index)))?;
+                    .ok_or_else(|| {
+                        TaskError::Other(format!("missing writer {}", n.writer_index))
+                    })?;
                 Ok(NetworkSpec {
                     writer,
                     partitioning: n.partitioning,
@@ -258,29 +269,40 @@ fn build_chain(
             subtask: setup.subtask.subtask,
             parallelism: setup.parallelism,
             max_parallelism: setup.max_parallelism,
-            key_group_range: KeyGroupRange::for_operator(setup.max_parallelism, setup.parallelism, setup.subtask.subtask),
+            key_group_range: KeyGroupRange::for_operator(
+                setup.max_parallelism,
+                setup.parallelism,
+                setup.subtask.subtask,
+            ),
             config: setup.config.clone(),
-            state_backend: settings.state_backend.clone(),
+            state_backend: settings.state_backend,
             side_outputs: HashMap::new(),
         };
         for s in &node.sides {
             let nets = take_nets(&s.nets)?;
-            ctx.side_outputs.insert(s.tag.clone(), s.ops.fan_out(None, nets)?);
+            ctx.side_outputs
+                .insert(s.tag.clone(), s.ops.side_slot(s.ops.fan_out(None, nets)?)?);
         }
         let nets = take_nets(&node.nets)?;
         let out = node.out_type.fan_out(downstream.take(), nets)?;
         match (&node.kind, i) {
-            (NodeKind::Source(make), 0) | (NodeKind::TwoInput(make), 0) => return make(&mut ctx, out, names),
+            (NodeKind::Source(make), 0) | (NodeKind::TwoInput(make), 0) => {
+                return make(&mut ctx, out, names)
+            }
             (NodeKind::OneInput(make), 0) => {
                 let op = make(&mut ctx, out)?;
-                let in_type = node
-                    .in_type
-                    .as_ref()
-                    .ok_or_else(|| TaskError::Other(format!("operator '{}' has no input type", node.name)))?;
+                let in_type = node.in_type.as_ref().ok_or_else(|| {
+                    TaskError::Other(format!("operator '{}' has no input type", node.name))
+                })?;
                 return in_type.input_head(op, names, node.name.clone());
             }
             (NodeKind::OneInput(make), _) => downstream = Some(make(&mut ctx, out)?),
-            _ => return Err(TaskError::Other(format!("operator '{}' cannot be chained", node.name))),
+            _ => {
+                return Err(TaskError::Other(format!(
+                    "operator '{}' cannot be chained",
+                    node.name
+                )))
+            }
         }
     }
     Err(TaskError::Other("empty chain".into()))

@@ -1,6 +1,6 @@
 //! What an operator learns about its place when its subtask builds it.
 
-use super::type_ops::AnyOutput;
+use crate::functions::{SideOutputs, SideSlot};
 use std::collections::HashMap;
 use weir_runtime::JobConfig;
 use weir_state_backends::{KeyGroupRange, StateBackendKind};
@@ -23,13 +23,13 @@ pub struct OperatorContext {
     pub config: JobConfig,
     /// The keyed state backend to use.
     pub state_backend: StateBackendKind,
-    /// Outputs of side-output tags, each a `Box<dyn Output<S>>` for the tag's type.
-    pub(crate) side_outputs: HashMap<String, AnyOutput>,
+    /// Outputs of the side-output tags that some stream consumes.
+    pub(crate) side_outputs: HashMap<String, Box<dyn SideSlot>>,
 }
 
 impl OperatorContext {
-    /// Takes the output of the side-output tag `id`, if some stream consumes it.
-    pub(crate) fn take_side_output(&mut self, id: &str) -> Option<AnyOutput> {
-        self.side_outputs.remove(id)
+    /// Takes the side outputs of this operator.
+    pub(crate) fn take_side_outputs(&mut self) -> SideOutputs {
+        SideOutputs::new(std::mem::take(&mut self.side_outputs))
     }
 }

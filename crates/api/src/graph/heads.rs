@@ -58,12 +58,20 @@ pub struct OneInputHead<T> {
 impl<T: Record> OneInputHead<T> {
     /// Creates the head in front of `op`.
     pub fn new(op: Box<dyn Output<T>>, names: Vec<String>, operator: String) -> Self {
-        Self { op, names, operator }
+        Self {
+            op,
+            names,
+            operator,
+        }
     }
 }
 
 impl<T: Record> TaskInvokable for OneInputHead<T> {
-    fn process_records(&mut self, input: u8, reader: &mut ElementReader<'_>) -> Result<(), TaskError> {
+    fn process_records(
+        &mut self,
+        input: u8,
+        reader: &mut ElementReader<'_>,
+    ) -> Result<(), TaskError> {
         while let Some(r) = reader.next_record() {
             let (ts, payload) = r.map_err(|e| TaskError::Other(e.to_string()))?;
             let v = decode::<T>(payload, &self.operator, input)?;
@@ -84,8 +92,18 @@ pub struct SourceHead<T> {
 
 impl<T: Record> SourceHead<T> {
     /// Creates the head polling `reader` into `op`, `batch` records per step.
-    pub fn new(reader: Box<dyn SourceReader<T>>, op: Box<dyn Output<T>>, names: Vec<String>, batch: usize) -> Self {
-        Self { reader, op, names, batch }
+    pub fn new(
+        reader: Box<dyn SourceReader<T>>,
+        op: Box<dyn Output<T>>,
+        names: Vec<String>,
+        batch: usize,
+    ) -> Self {
+        Self {
+            reader,
+            op,
+            names,
+            batch,
+        }
     }
 }
 
@@ -94,7 +112,11 @@ impl<T: Record> TaskInvokable for SourceHead<T> {
         weir_runtime::task::enter_operator(0);
         self.reader.poll(&mut *self.op, self.batch)
     }
-    fn process_records(&mut self, _input: u8, _reader: &mut ElementReader<'_>) -> Result<(), TaskError> {
+    fn process_records(
+        &mut self,
+        _input: u8,
+        _reader: &mut ElementReader<'_>,
+    ) -> Result<(), TaskError> {
         Err(TaskError::Other("a source task has no inputs".into()))
     }
     forward_lifecycle!(op);
@@ -122,7 +144,11 @@ impl<I1: Record, I2: Record> TwoInputHead<I1, I2> {
 }
 
 impl<I1: Record, I2: Record> TaskInvokable for TwoInputHead<I1, I2> {
-    fn process_records(&mut self, input: u8, reader: &mut ElementReader<'_>) -> Result<(), TaskError> {
+    fn process_records(
+        &mut self,
+        input: u8,
+        reader: &mut ElementReader<'_>,
+    ) -> Result<(), TaskError> {
         let name = self.names.first().cloned().unwrap_or_default();
         while let Some(r) = reader.next_record() {
             let (ts, payload) = r.map_err(|e| TaskError::Other(e.to_string()))?;

@@ -13,11 +13,18 @@ use weir_runtime::{Partitioning, TaskError, TaskInvokable};
 pub type NodeId = usize;
 
 /// Builds a one-input operator in front of its (erased) output; returns its erased input.
-pub type MakeOneInput = Arc<dyn Fn(&mut OperatorContext, AnyOutput) -> Result<AnyOutput, TaskError> + Send + Sync>;
+pub type MakeOneInput =
+    Arc<dyn Fn(&mut OperatorContext, AnyOutput) -> Result<AnyOutput, TaskError> + Send + Sync>;
 
 /// Builds a task head (source or two-input) in front of its (erased) output.
 pub type MakeHead = Arc<
-    dyn Fn(&mut OperatorContext, AnyOutput, Vec<String>) -> Result<Box<dyn TaskInvokable>, TaskError> + Send + Sync,
+    dyn Fn(
+            &mut OperatorContext,
+            AnyOutput,
+            Vec<String>,
+        ) -> Result<Box<dyn TaskInvokable>, TaskError>
+        + Send
+        + Sync,
 >;
 
 /// What a node does.

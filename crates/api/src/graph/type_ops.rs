@@ -20,11 +20,17 @@ use weir_state_backends::{assign_to_key_group, operator_index_for_key_group};
 /// A `Box<dyn Output<T>>` whose `T` is known only to the node that made it.
 pub type AnyOutput = Box<dyn Any>;
 
-/// Computes the key hash of a record for hash partitioning (an erased `Arc<dyn Fn(&T) -> u64>`).
+/// Computes the key hash of a record for hash partitioning.
+pub type KeyHashFn<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
+
+/// An erased [`KeyHashFn`].
 pub type AnyKeyHash = Arc<dyn Any + Send + Sync>;
 
 /// Downcasts an erased output to the typed one.
-pub fn typed_output<T: 'static>(out: AnyOutput, what: &str) -> Result<Box<dyn Output<T>>, TaskError> {
+pub fn typed_output<T: 'static>(
+    out: AnyOutput,
+    what: &str,
+) -> Result<Box<dyn Output<T>>, TaskError> {
     out.downcast::<Box<dyn Output<T>>>()
         .map(|b| *b)
         .map_err(|_| TaskError::Other(format!("type mismatch building the chain at {what}")))
@@ -52,10 +58,22 @@ pub struct NetworkSpec {
 /// Type-erased factory of typed chain pieces for records of one type.
 pub trait TypeOps: Send + Sync {
     /// Builds the output of a node: an optional chained consumer plus network edges.
-    fn fan_out(&self, chained: Option<AnyOutput>, network: Vec<NetworkSpec>) -> Result<AnyOutput, TaskError>;
+    fn fan_out(
+        &self,
+        chained: Option<AnyOutput>,
+        network: Vec<NetworkSpec>,
+    ) -> Result<AnyOutput, TaskError>;
+
+    /// Wraps an erased output of this type as a side-output slot.
+    fn side_slot(&self, out: AnyOutput) -> Result<Box<dyn crate::functions::SideSlot>, TaskError>;
 
     /// Builds the head of a task whose input records have this type.
-    fn input_head(&self, op: AnyOutput, names: Vec<String>, operator: String) -> Result<Box<dyn TaskInvokable>, TaskError>;
+    fn input_head(
+        &self,
+        op: AnyOutput,
+        names: Vec<String>,
+        operator: String,
+    ) -> Result<Box<dyn TaskInvokable>, TaskError>;
 }
 
 /// The [`TypeOps`] of `T`.
@@ -69,13 +87,19 @@ impl<T> TypeOpsOf<T> {
 }
 
 impl<T: Record> TypeOps for TypeOpsOf<T> {
-    fn fan_out(&self, chained: Option<AnyOutput>, network: Vec<NetworkSpec>) -> Result<AnyOutput, TaskError> {
-        let chained = chained.map(|c| typed_output::<T>(c, "chained output")).transpose()?;
+    fn fan_out(
+        &self,
+        chained: Option<AnyOutput>,
+        network: Vec<NetworkSpec>,
+    ) -> Result<AnyOutput, TaskError> {
+        let chained = chained
+            .map(|c| typed_output::<T>(c, "chained output"))
+            .transpose()?;
         let mut nets = Vec::with_capacity(network.len());
         for n in network {
             let key_hash = match n.key_hash {
                 Some(h) => Some(
-                    h.downcast::<Arc<dyn Fn(&T) -> u64 + Send + Sync>>()
+                    h.downcast::<KeyHashFn<T>>()
                         .map_err(|_| TaskError::Other("key selector type mismatch".into()))?
                         .as_ref()
                         .clone(),
@@ -98,7 +122,19 @@ impl<T: Record> TypeOps for TypeOpsOf<T> {
         Ok(erase(out))
     }
 
-    fn input_head(&self, op: AnyOutput, names: Vec<String>, operator: String) -> Result<Box<dyn TaskInvokable>, TaskError> {
+    fn side_slot(&self, out: AnyOutput) -> Result<Box<dyn crate::functions::SideSlot>, TaskError> {
+        Ok(Box::new(crate::functions::Slot(typed_output::<T>(
+            out,
+            "side output",
+        )?)))
+    }
+
+    fn input_head(
+        &self,
+        op: AnyOutput,
+        names: Vec<String>,
+        operator: String,
+    ) -> Result<Box<dyn TaskInvokable>, TaskError> {
         let op = typed_output::<T>(op, "task head")?;
         Ok(Box::new(OneInputHead::<T>::new(op, names, operator)))
     }
@@ -108,7 +144,7 @@ impl<T: Record> TypeOps for TypeOpsOf<T> {
 pub struct NetworkOutput<T> {
     writer: PartitionWriter,
     partitioning: Partitioning,
-    key_hash: Option<Arc<dyn Fn(&T) -> u64 + Send + Sync>>,
+    key_hash: Option<KeyHashFn<T>>,
     max_parallelism: u16,
     subtask: usize,
 }
@@ -140,10 +176,14 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
 
 impl<T: Record> Lifecycle for NetworkOutput<T> {
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-        Ok(self.writer.broadcast_event(&weir_runtime::element::Element::Watermark(wm))?)
+        Ok(self
+            .writer
+            .broadcast_event(&weir_runtime::element::Element::Watermark(wm))?)
     }
     fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        Ok(self.writer.broadcast_event(&weir_runtime::element::Element::Idle(idle))?)
+        Ok(self
+            .writer
+            .broadcast_event(&weir_runtime::element::Element::Idle(idle))?)
     }
     fn processing_time(&mut self, _now: Timestamp) -> Result<(), TaskError> {
         Ok(())
@@ -201,43 +241,16 @@ impl<T: Record> Lifecycle for FanOut<T> {
 }
 
 impl<T: Record> FanOut<T> {
-    fn each(&mut self, mut f: impl FnMut(&mut dyn Lifecycle) -> Result<(), TaskError>) -> Result<(), TaskError> {
+    fn each(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Lifecycle) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
         for n in &mut self.nets {
             f(n)?;
         }
         if let Some(c) = &mut self.chained {
             f(&mut **c)?;
         }
-        Ok(())
-    }
-}
-
-/// The output of a node without consumers (a sink's): accepts and drops everything.
-pub struct Discard;
-
-impl<T> Output<T> for Discard {
-    fn emit(&mut self, _value: T, _ts: Timestamp) -> Result<(), TaskError> {
-        Ok(())
-    }
-}
-
-impl Lifecycle for Discard {
-    fn watermark(&mut self, _wm: Timestamp) -> Result<(), TaskError> {
-        Ok(())
-    }
-    fn idle(&mut self, _idle: bool) -> Result<(), TaskError> {
-        Ok(())
-    }
-    fn processing_time(&mut self, _now: Timestamp) -> Result<(), TaskError> {
-        Ok(())
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        None
-    }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        Ok(())
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
         Ok(())
     }
 }

@@ -1,7 +1,6 @@
 //! Stateless record-at-a-time operators: map, filter, flat_map, and the identity used by
 //! `union`.
 
-use super::forward_lifecycle_to;
 use std::sync::Arc;
 use weir_runtime::task::enter_operator;
 use weir_runtime::{Output, TaskError, Timestamp};

@@ -26,6 +26,8 @@ macro_rules! forward_lifecycle_to {
         }
     };
 }
-pub(crate) use forward_lifecycle_to;
 
 pub(crate) mod basic;
+pub(crate) mod keyed_process;
+pub(crate) mod process;
+pub(crate) mod rolling;

@@ -14,13 +14,17 @@ pub struct CollectSink<T> {
 
 impl<T> Clone for CollectSink<T> {
     fn clone(&self) -> Self {
-        Self { items: self.items.clone() }
+        Self {
+            items: self.items.clone(),
+        }
     }
 }
 
 impl<T> Default for CollectSink<T> {
     fn default() -> Self {
-        Self { items: Arc::new(Mutex::new(Vec::new())) }
+        Self {
+            items: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 //! The writer sees every record of its subtask and is finished once at the end of input.
 
 mod collect;
+mod file;
 mod print;
 
 pub use collect::CollectSink;
+pub use file::{FileSink, DEFAULT_MAX_PART_SIZE};
 pub use print::PrintSink;
 
 use weir_runtime::task::enter_operator;

@@ -14,7 +14,9 @@ pub struct CollectionSource<T> {
 impl<T> CollectionSource<T> {
     /// Creates the source over `items`.
     pub fn new(items: Vec<T>) -> Self {
-        Self { items: Arc::new(items) }
+        Self {
+            items: Arc::new(items),
+        }
     }
 }
 

@@ -5,8 +5,16 @@
 //! task for long (a reader with nothing to read returns [`SourceStep::Idle`]).
 
 mod collection;
+mod csv;
+mod generator;
+mod socket;
+mod text;
 
 pub use collection::CollectionSource;
+pub use csv::{BadRecordPolicy, CsvSource};
+pub use generator::GeneratorSource;
+pub use socket::SocketTextSource;
+pub use text::TextFileSource;
 
 use weir_runtime::{Output, SourceStep, TaskError};
 

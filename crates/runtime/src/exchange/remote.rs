@@ -11,7 +11,7 @@
 
 use super::gate::InputMessage;
 use super::registry::GateRegistry;
-use crate::element::FRAME_HEADER;
+use crate::element::ends_with_end_of_partition;
 use crate::error::ExchangeError;
 use crate::types::{GateAddress, JobId, SubtaskId};
 use bytes::Bytes;
@@ -47,7 +47,10 @@ fn encode_handshake(gate: &GateAddress, channel: u32) -> [u8; HANDSHAKE_LEN] {
 
 fn decode_handshake(b: &[u8; HANDSHAKE_LEN]) -> Result<(GateAddress, u32), String> {
     if b[0..4] != HANDSHAKE_MAGIC {
-        return Err(format!("not a Weir data connection (magic {:02x?})", &b[0..4]));
+        return Err(format!(
+            "not a Weir data connection (magic {:02x?})",
+            &b[0..4]
+        ));
     }
     if b[4] != PROTOCOL_VERSION {
         return Err(format!(
@@ -169,11 +172,6 @@ impl Drop for DataServer {
             let _ = h.join();
         }
     }
-}
-
-fn ends_with_end_of_partition(data: &[u8]) -> bool {
-    let n = data.len();
-    n >= FRAME_HEADER + 1 && data[n - 5..] == [1, 0, 0, 0, 7]
 }
 
 fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {

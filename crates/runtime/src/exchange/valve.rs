@@ -1,8 +1,10 @@
 //! Combines per-channel watermarks and idleness into the task's watermark.
 //!
-//! The task's watermark is the minimum over all channels that are neither idle nor ended;
-//! it only ever increases. When every live channel is idle the task is idle; when one
-//! becomes active again the task is active. This follows Flink's `StatusWatermarkValve`.
+//! The task's watermark is the minimum over all channels that are not idle; it only ever
+//! increases. An ended channel holds the maximum watermark (its producer sent everything),
+//! so it never holds the others back. When every channel that has not ended is idle, the
+//! task is idle; when one becomes active again the task is active. This follows Flink's
+//! `StatusWatermarkValve`.
 
 use crate::types::{Timestamp, MAX_WATERMARK, MIN_WATERMARK};
 
@@ -95,6 +97,8 @@ impl WatermarkValve {
             return;
         }
         c.ended = true;
+        c.idle = false;
+        c.watermark = MAX_WATERMARK;
         self.live -= 1;
         if self.live == 0 {
             if self.emitted < MAX_WATERMARK {
@@ -108,7 +112,7 @@ impl WatermarkValve {
     }
 
     fn update_idle(&mut self, out: &mut Vec<ValveOutput>) {
-        let all_idle = self.channels.iter().all(|c| c.ended || c.idle);
+        let all_idle = self.live > 0 && self.channels.iter().all(|c| c.ended || c.idle);
         if all_idle != self.idle {
             self.idle = all_idle;
             out.push(ValveOutput::Idle(all_idle));
@@ -119,7 +123,7 @@ impl WatermarkValve {
         let min = self
             .channels
             .iter()
-            .filter(|c| !c.ended && !c.idle)
+            .filter(|c| !c.idle)
             .map(|c| c.watermark)
             .min();
         if let Some(min) = min {
@@ -163,6 +167,25 @@ mod tests {
         out.clear();
         v.watermark(1, 50, &mut out);
         assert_eq!(out, vec![ValveOutput::Idle(false)]);
+    }
+
+    #[test]
+    fn an_ended_channel_does_not_hold_back_an_idle_peer() {
+        let mut v = WatermarkValve::new(2);
+        let mut out = Vec::new();
+        v.end(0, &mut out);
+        assert!(
+            out.is_empty(),
+            "channel 1 is still at the minimum watermark"
+        );
+        v.idle(1, true, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                ValveOutput::Idle(true),
+                ValveOutput::Watermark(MAX_WATERMARK)
+            ]
+        );
     }
 
     #[test]

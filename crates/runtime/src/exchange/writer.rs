@@ -96,7 +96,11 @@ impl PartitionWriter {
     #[inline]
     pub fn next_round_robin(&mut self) -> usize {
         let c = self.round_robin;
-        self.round_robin = if c + 1 == self.channels.len() { 0 } else { c + 1 };
+        self.round_robin = if c + 1 == self.channels.len() {
+            0
+        } else {
+            c + 1
+        };
         c
     }
 

@@ -125,7 +125,10 @@ mod tests {
         let pos = e.position(&2).unwrap();
         assert!(!e.remove_at(pos));
         let pos = e.position(&3).unwrap();
-        assert!(e.remove_at(pos), "last namespace removed leaves the entry empty");
+        assert!(
+            e.remove_at(pos),
+            "last namespace removed leaves the entry empty"
+        );
     }
 
     #[test]

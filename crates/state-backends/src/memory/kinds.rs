@@ -49,7 +49,9 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTabl
 
     #[inline]
     fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) {
-        self.modify(cur, ns, |slot| slot.get_or_insert_with(Vec::new).push(value));
+        self.modify(cur, ns, |slot| {
+            slot.get_or_insert_with(Vec::new).push(value)
+        });
     }
 
     fn add_all(&mut self, cur: &CurrentKey<K>, ns: &N, values: &mut dyn Iterator<Item = V>) {
@@ -65,7 +67,11 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTabl
 
     fn update(&mut self, cur: &CurrentKey<K>, ns: &N, values: Vec<V>) {
         self.modify(cur, ns, |slot| {
-            *slot = if values.is_empty() { None } else { Some(values) };
+            *slot = if values.is_empty() {
+                None
+            } else {
+                Some(values)
+            };
         });
     }
 

@@ -31,7 +31,9 @@ pub(crate) struct MemoryTable<K, N, S> {
 impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
     /// An empty table covering `meta.range`.
     pub(crate) fn new(meta: TableMeta) -> Self {
-        let groups = (0..meta.range.len()).map(|_| FxHashMap::default()).collect();
+        let groups = (0..meta.range.len())
+            .map(|_| FxHashMap::default())
+            .collect();
         Self { meta, groups }
     }
 
@@ -152,5 +154,87 @@ where
             .flat_map(FxHashMap::values)
             .map(KeyEntry::len)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::key_group::KeyGroupRange;
+
+    const MAX: u16 = 8;
+
+    fn table() -> MemoryTable<String, u8, u32> {
+        MemoryTable::new(TableMeta {
+            name: Rc::from("t"),
+            range: KeyGroupRange::all(MAX),
+            max_parallelism: MAX,
+        })
+    }
+
+    fn cur(key: &str) -> CurrentKey<String> {
+        let key_group = assign_to_key_group(key_hash(key), MAX);
+        CurrentKey {
+            key: key.to_owned(),
+            key_group,
+            offset: usize::from(key_group),
+        }
+    }
+
+    #[test]
+    fn clearing_every_namespace_of_a_key_removes_the_key() {
+        let mut t = table();
+        let a = cur("a");
+        for ns in 0..5 {
+            t.modify(&a, &ns, |slot| *slot = Some(u32::from(ns)));
+        }
+        assert_eq!(t.entry_count(), 5);
+        assert_eq!(t.get(&a, &3), Some(&3));
+        for ns in [2, 0, 4, 1, 3] {
+            assert_eq!(t.take(&a, &ns), Some(u32::from(ns)));
+        }
+        assert!(
+            t.groups.iter().all(|g| g.is_empty()),
+            "no empty entries linger"
+        );
+    }
+
+    #[test]
+    fn modify_of_an_absent_entry_that_stays_none_inserts_nothing() {
+        let mut t = table();
+        let seen = t.modify(&cur("a"), &0, |slot| slot.is_none());
+        assert!(seen);
+        assert_eq!(t.entry_count(), 0);
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_restore_key_group() {
+        let mut t = table();
+        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            t.modify(&cur(key), &1, |slot| *slot = Some(i as u32));
+            t.modify(&cur(key), &2, |slot| *slot = Some(10 + i as u32));
+        }
+        let groups = t.snapshot().unwrap();
+        let mut restored = table();
+        for g in &groups {
+            restored.restore_key_group(g.key_group, &g.bytes).unwrap();
+        }
+        assert_eq!(restored.entry_count(), 8);
+        assert_eq!(restored.get(&cur("c"), &2), Some(&12));
+    }
+
+    #[test]
+    fn restoring_a_key_under_the_wrong_key_group_is_detected() {
+        let mut t = table();
+        let a = cur("a");
+        t.modify(&a, &0, |slot| *slot = Some(1));
+        let groups = t.snapshot().unwrap();
+        let wrong = (a.key_group + 1) % MAX;
+        let err = table()
+            .restore_key_group(wrong, &groups[0].bytes)
+            .unwrap_err();
+        assert!(matches!(err, StateError::KeyGroupMismatch { stored, .. } if stored == wrong));
     }
 }

@@ -83,7 +83,9 @@ where
     pub fn get_in(&self, namespace: &N) -> Result<Option<OUT>, StateError> {
         let function = &*self.function;
         self.core.read(|t, cur| {
-            read_value(t, cur, namespace, |acc| acc.map(|acc| function.get_result(acc)))
+            read_value(t, cur, namespace, |acc| {
+                acc.map(|acc| function.get_result(acc))
+            })
         })
     }
 
@@ -162,7 +164,9 @@ mod tests {
     #[test]
     fn aggregating_state_creates_accumulator_lazily_and_reports_result() {
         let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
-        let s = b.aggregating_state::<VoidNamespace, _, _, _>("avg", Average).unwrap();
+        let s = b
+            .aggregating_state::<VoidNamespace, _, _, _>("avg", Average)
+            .unwrap();
         b.set_current_key(1).unwrap();
         assert_eq!(s.get().unwrap(), None);
         s.add(1.0).unwrap();

@@ -26,7 +26,9 @@ impl<K, N: Clone, V> Clone for ListState<K, N, V> {
 
 impl<K, N, V> fmt::Debug for ListState<K, N, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ListState").field("name", &self.core.name).finish()
+        f.debug_struct("ListState")
+            .field("name", &self.core.name)
+            .finish()
     }
 }
 

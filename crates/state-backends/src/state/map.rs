@@ -26,7 +26,9 @@ impl<K, N: Clone, UK, UV> Clone for MapState<K, N, UK, UV> {
 
 impl<K, N, UK, UV> fmt::Debug for MapState<K, N, UK, UV> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MapState").field("name", &self.core.name).finish()
+        f.debug_struct("MapState")
+            .field("name", &self.core.name)
+            .finish()
     }
 }
 
@@ -96,7 +98,11 @@ impl<K: StateKey, N: Namespace, UK: StateKey, UV: StateValue> MapState<K, N, UK,
     }
 
     /// Calls `f` for every entry in `namespace`, in unspecified order.
-    pub fn for_each_in(&self, namespace: &N, mut f: impl FnMut(&UK, &UV)) -> Result<(), StateError> {
+    pub fn for_each_in(
+        &self,
+        namespace: &N,
+        mut f: impl FnMut(&UK, &UV),
+    ) -> Result<(), StateError> {
         self.core.read(|t, cur| t.for_each(cur, namespace, &mut f))
     }
 

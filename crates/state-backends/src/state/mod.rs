@@ -81,17 +81,16 @@ impl<K: std::hash::Hash, N: Clone + 'static, T: ?Sized> StateCore<K, N, T> {
     /// The handle's current namespace, or an error naming the state.
     #[inline]
     pub(crate) fn current_namespace(&self) -> Result<&N, StateError> {
-        self.namespace.as_ref().ok_or_else(|| StateError::NoNamespace {
-            state: self.name.to_string(),
-        })
+        self.namespace
+            .as_ref()
+            .ok_or_else(|| StateError::NoNamespace {
+                state: self.name.to_string(),
+            })
     }
 
     /// Runs `f` on the table and the current key.
     #[inline]
-    pub(crate) fn read<R>(
-        &self,
-        f: impl FnOnce(&T, &CurrentKey<K>) -> R,
-    ) -> Result<R, StateError> {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&T, &CurrentKey<K>) -> R) -> Result<R, StateError> {
         self.ctx.with(|cur| match cur {
             Some(cur) => Ok(f(&self.table.borrow(), cur)),
             None => Err(self.no_key()),

@@ -30,7 +30,9 @@ impl<K, N: Clone, V> Clone for ReducingState<K, N, V> {
 
 impl<K, N, V> fmt::Debug for ReducingState<K, N, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReducingState").field("name", &self.core.name).finish()
+        f.debug_struct("ReducingState")
+            .field("name", &self.core.name)
+            .finish()
     }
 }
 
@@ -126,7 +128,7 @@ mod tests {
     fn reducing_state_folds_values_in_add_order() {
         let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
         let s = b
-            .reducing_state::<VoidNamespace, String, _>("r", |a: String, b: String| a + &b)
+            .reducing_state::<VoidNamespace, String>("r", |a: String, b: String| a + &b)
             .unwrap();
         b.set_current_key(3).unwrap();
         assert_eq!(s.get().unwrap(), None);
@@ -141,7 +143,7 @@ mod tests {
     #[test]
     fn merge_namespaces_reduces_sources_into_target() {
         let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
-        let s = b.reducing_state::<u8, i64, _>("sum", |a, b| a + b).unwrap();
+        let s = b.reducing_state::<u8, i64>("sum", |a, b| a + b).unwrap();
         b.set_current_key(3).unwrap();
         s.add_in(&1, 10).unwrap();
         s.add_in(&2, 5).unwrap();

@@ -26,7 +26,9 @@ impl<K, N: Clone, V> Clone for ValueState<K, N, V> {
 
 impl<K, N, V> fmt::Debug for ValueState<K, N, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValueState").field("name", &self.core.name).finish()
+        f.debug_struct("ValueState")
+            .field("name", &self.core.name)
+            .finish()
     }
 }
 
@@ -132,7 +134,10 @@ mod tests {
         b.set_current_key("a".into()).unwrap();
         assert_eq!(s.value().unwrap(), Some(10));
         assert_eq!(s.value_in(&2).unwrap(), Some(20));
-        assert_eq!(s.with_value(|v| v.copied().map(|v| v * 2)).unwrap(), Some(20));
+        assert_eq!(
+            s.with_value(|v| v.copied().map(|v| v * 2)).unwrap(),
+            Some(20)
+        );
     }
 
     #[test]
@@ -157,7 +162,10 @@ mod tests {
         assert!(matches!(&err, StateError::NoCurrentKey { state } if state == "lonely"));
         b.set_current_key("k".into()).unwrap();
         let windowed = b.value_state::<u32, u64>("windowed").unwrap();
-        assert!(matches!(windowed.update(1), Err(StateError::NoNamespace { .. })));
+        assert!(matches!(
+            windowed.update(1),
+            Err(StateError::NoNamespace { .. })
+        ));
         windowed.update_in(&7, 1).unwrap();
     }
 }

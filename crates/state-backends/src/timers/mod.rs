@@ -173,7 +173,10 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
     pub fn restore(&mut self, snapshots: &[TimerSnapshot]) -> Result<(), StateError> {
         let layout = snapshots.iter().map(|s| {
             let event = s.event_time.iter().map(|g| (EVENT_TIME, g.key_group));
-            let processing = s.processing_time.iter().map(|g| (PROCESSING_TIME, g.key_group));
+            let processing = s
+                .processing_time
+                .iter()
+                .map(|g| (PROCESSING_TIME, g.key_group));
             let groups = event.chain(processing).collect();
             (s.max_parallelism, s.key_group_range, groups)
         });
@@ -182,7 +185,13 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
         self.processing_time.clear();
         let (range, max_parallelism) = (self.key_group_range, self.max_parallelism);
         for snapshot in snapshots {
-            restore_queue(&mut self.event_time, &snapshot.event_time, EVENT_TIME, range, max_parallelism)?;
+            restore_queue(
+                &mut self.event_time,
+                &snapshot.event_time,
+                EVENT_TIME,
+                range,
+                max_parallelism,
+            )?;
             restore_queue(
                 &mut self.processing_time,
                 &snapshot.processing_time,
@@ -220,7 +229,9 @@ fn snapshot_queue<K: StateKey, N: Namespace>(
     for group in timers.chunk_by(|a, b| a.0 == b.0) {
         let key_group = group[0].0;
         let entries = group.iter().map(|(_, k, n, ts)| (k, n, ts));
-        let bytes = encode_group(group.len(), entries, || format!("{what} key group {key_group}"))?;
+        let bytes = encode_group(group.len(), entries, || {
+            format!("{what} key group {key_group}")
+        })?;
         out.push(KeyGroupBytes { key_group, bytes });
     }
     Ok(out)
@@ -236,18 +247,25 @@ fn restore_queue<K: StateKey, N: Namespace>(
     for group in groups.iter().filter(|g| range.contains(g.key_group)) {
         let key_group = group.key_group;
         let describe = || format!("{what} key group {key_group}");
-        decode_group(&group.bytes, describe, |(key, namespace, ts): (K, N, i64)| {
-            let actual = assign_to_key_group(key_hash(&key), max_parallelism);
-            if actual != key_group {
-                return Err(StateError::KeyGroupMismatch {
-                    state: what.to_owned(),
-                    stored: key_group,
-                    actual,
-                });
-            }
-            queue.register(key, namespace, ts, |_| key_group);
-            Ok(())
-        })?;
+        decode_group(
+            &group.bytes,
+            describe,
+            |(key, namespace, ts): (K, N, i64)| {
+                let actual = assign_to_key_group(key_hash(&key), max_parallelism);
+                if actual != key_group {
+                    return Err(StateError::KeyGroupMismatch {
+                        state: what.to_owned(),
+                        stored: key_group,
+                        actual,
+                    });
+                }
+                queue.register(key, namespace, ts, |_| key_group);
+                Ok(())
+            },
+        )?;
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

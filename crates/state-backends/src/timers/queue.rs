@@ -69,7 +69,10 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
 
     /// Deletes a timer; returns whether it existed.
     pub(crate) fn delete(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
-        match self.index.remove(&(key.clone(), namespace.clone(), timestamp)) {
+        match self
+            .index
+            .remove(&(key.clone(), namespace.clone(), timestamp))
+        {
             Some((kg, seq)) => {
                 self.ordered.remove(&(timestamp, kg, seq));
                 true
@@ -132,7 +135,10 @@ mod tests {
         assert!(q.delete(&1, &0, 10));
         assert!(!q.delete(&1, &0, 10));
         assert_eq!((q.len(), q.index.len()), (1, 1));
-        assert!(q.register(1, 0, 10, kg), "a deleted timer can be registered again");
+        assert!(
+            q.register(1, 0, 10, kg),
+            "a deleted timer can be registered again"
+        );
     }
 
     #[test]

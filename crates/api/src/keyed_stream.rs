@@ -1,0 +1,163 @@
+//! `KeyedStream<K, T>`: a stream partitioned by key, with keyed state and timers.
+//!
+//! Records reach the subtask that owns their key group (hash partitioning on the key's
+//! deterministic hash), so all records of one key meet in one operator instance.
+
+use crate::datastream::DataStream;
+use crate::functions::KeyedProcessFunction;
+use crate::graph::type_ops::AnyKeyHash;
+use crate::graph::OperatorContext;
+use crate::operators::keyed_process::{KeyFn, KeyedProcessOperator};
+use crate::operators::rolling::{RollingAggregate, RollingReduce};
+use crate::record::Record;
+use std::sync::Arc;
+use weir_runtime::{Output, TaskError};
+use weir_state_backends::{
+    key_hash, AggregateFunction, KeyedStateBackend, StateKey, StateValue, TimerService,
+};
+
+/// A stream whose records are grouped by a key of type `K`.
+pub struct KeyedStream<K, T> {
+    pub(crate) stream: DataStream<T>,
+    pub(crate) key_fn: KeyFn<T, K>,
+}
+
+impl<K, T> Clone for KeyedStream<K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            stream: self.stream.clone(),
+            key_fn: self.key_fn.clone(),
+        }
+    }
+}
+
+impl<T: Record> DataStream<T> {
+    /// Partitions the stream by the key `f` extracts.
+    pub fn key_by<K: StateKey + Send + Sync, F: Fn(&T) -> K + Send + Sync + 'static>(
+        &self,
+        f: F,
+    ) -> KeyedStream<K, T> {
+        KeyedStream {
+            stream: self.clone(),
+            key_fn: Arc::new(f),
+        }
+    }
+}
+
+/// Returns the erased hash function of hash partitioning by `key_fn`.
+pub(crate) fn key_hasher<K: StateKey, T: 'static>(key_fn: &KeyFn<T, K>) -> AnyKeyHash {
+    let k = key_fn.clone();
+    let h: crate::graph::type_ops::KeyHashFn<T> = Arc::new(move |t: &T| key_hash(&k(t)));
+    Arc::new(h)
+}
+
+/// Creates the state backend and timer service of one keyed operator instance.
+pub(crate) fn keyed_backend<K: StateKey>(
+    ctx: &OperatorContext,
+) -> (
+    KeyedStateBackend<K>,
+    TimerService<K, weir_state_backends::VoidNamespace>,
+) {
+    (
+        KeyedStateBackend::new(ctx.state_backend, ctx.key_group_range, ctx.max_parallelism),
+        TimerService::new(ctx.key_group_range, ctx.max_parallelism),
+    )
+}
+
+fn state_error(name: &str, e: weir_state_backends::StateError) -> TaskError {
+    TaskError::user(name, e.to_string())
+}
+
+impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
+    /// Returns the underlying (not yet partitioned) stream.
+    pub fn stream(&self) -> &DataStream<T> {
+        &self.stream
+    }
+
+    /// Returns the key selector.
+    pub fn key_selector(&self) -> KeyFn<T, K> {
+        self.key_fn.clone()
+    }
+
+    /// Adds a keyed one-input operator behind a hash exchange.
+    pub(crate) fn add_keyed<O: Record>(
+        &self,
+        name: &str,
+        make: impl Fn(&mut OperatorContext, Box<dyn Output<O>>) -> Result<Box<dyn Output<T>>, TaskError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> DataStream<O> {
+        self.stream
+            .add_one_input(name, Some(key_hasher(&self.key_fn)), false, make)
+    }
+
+    /// Processes every record with keyed state and timers.
+    pub fn process<O: Record, F: KeyedProcessFunction<K, T, O>>(&self, f: F) -> DataStream<O> {
+        let key_fn = self.key_fn.clone();
+        self.add_keyed("KeyedProcess", move |ctx, out| {
+            let (backend, timers) = keyed_backend::<K>(ctx);
+            let sides = ctx.take_side_outputs();
+            Ok(Box::new(KeyedProcessOperator::new(
+                f.clone(),
+                key_fn.clone(),
+                backend,
+                timers,
+                out,
+                sides,
+                ctx.name.clone(),
+                ctx.index,
+                ctx.subtask,
+                ctx.parallelism,
+            )?))
+        })
+    }
+
+    /// Combines the records of each key with `f`, emitting the running result per record.
+    pub fn reduce<F: Fn(T, T) -> T + Send + Sync + 'static>(&self, f: F) -> DataStream<T>
+    where
+        T: StateValue,
+    {
+        let key_fn = self.key_fn.clone();
+        let f = Arc::new(f);
+        self.add_keyed("Keyed Reduce", move |ctx, out| {
+            let (backend, _) = keyed_backend::<K>(ctx);
+            let state = backend
+                .value_state("reduce")
+                .map_err(|e| state_error(&ctx.name, e))?;
+            Ok(Box::new(RollingReduce {
+                key_fn: key_fn.clone(),
+                backend,
+                state,
+                f: f.clone(),
+                out,
+                name: ctx.name.clone(),
+                index: ctx.index,
+            }))
+        })
+    }
+
+    /// Aggregates the records of each key with `f`, emitting the running result per record.
+    pub fn aggregate<ACC: StateValue, O: Record, A: AggregateFunction<T, ACC, O>>(
+        &self,
+        f: A,
+    ) -> DataStream<O> {
+        let key_fn = self.key_fn.clone();
+        let f = Arc::new(f);
+        self.add_keyed("Keyed Aggregate", move |ctx, out| {
+            let (backend, _) = keyed_backend::<K>(ctx);
+            let state = backend
+                .value_state("aggregate")
+                .map_err(|e| state_error(&ctx.name, e))?;
+            Ok(Box::new(RollingAggregate {
+                key_fn: key_fn.clone(),
+                backend,
+                state,
+                f: f.clone(),
+                out,
+                name: ctx.name.clone(),
+                index: ctx.index,
+            }))
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! Runs a (non-keyed) [`ProcessFunction`] or [`CoProcessFunction`].
+
+use crate::functions::{user_error, CoProcessFunction, Context, ProcessFunction, SideOutputs};
+use crate::graph::TwoInputOperator;
+use weir_runtime::output::earliest;
+use weir_runtime::task::enter_operator;
+use weir_runtime::{Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK};
+
+/// The operator of `DataStream::process`.
+pub struct ProcessOperator<O, F> {
+    pub(crate) f: F,
+    pub(crate) out: Box<dyn Output<O>>,
+    pub(crate) sides: SideOutputs,
+    pub(crate) watermark: Timestamp,
+    pub(crate) name: String,
+    pub(crate) index: usize,
+}
+
+impl<O, F> ProcessOperator<O, F> {
+    pub(crate) fn new(
+        f: F,
+        out: Box<dyn Output<O>>,
+        sides: SideOutputs,
+        name: String,
+        index: usize,
+    ) -> Self {
+        Self {
+            f,
+            out,
+            sides,
+            watermark: MIN_WATERMARK,
+            name,
+            index,
+        }
+    }
+
+    fn call(
+        &mut self,
+        ts: Timestamp,
+        body: impl FnOnce(&mut F, &mut Context<'_, O>) -> crate::functions::FnResult,
+    ) -> Result<(), TaskError> {
+        enter_operator(self.index);
+        let mut ctx = Context {
+            out: &mut *self.out,
+            sides: &mut self.sides,
+            timestamp: ts,
+            watermark: self.watermark,
+            error: None,
+        };
+        let r = body(&mut self.f, &mut ctx);
+        if let Some(e) = ctx.error.take() {
+            return Err(e);
+        }
+        r.map_err(|e| user_error(&self.name, e))
+    }
+}
+
+impl<I, O, F: ProcessFunction<I, O>> Output<I> for ProcessOperator<O, F> {
+    fn emit(&mut self, value: I, ts: Timestamp) -> Result<(), TaskError> {
+        self.call(ts, |f, ctx| f.process_element(value, ctx))
+    }
+}
+
+impl<O, F> Lifecycle for ProcessOperator<O, F> {
+    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        self.watermark = wm;
+        self.sides.each(|s| s.watermark(wm))?;
+        self.out.watermark(wm)
+    }
+    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.sides.each(|s| s.idle(idle))?;
+        self.out.idle(idle)
+    }
+    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        self.sides.each(|s| s.processing_time(now))?;
+        self.out.processing_time(now)
+    }
+    fn next_processing_time(&self) -> Option<Timestamp> {
+        earliest(
+            self.sides.next_processing_time(),
+            self.out.next_processing_time(),
+        )
+    }
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.sides.each(|s| s.flush())?;
+        self.out.flush()
+    }
+    fn end_input(&mut self) -> Result<(), TaskError> {
+        self.sides.each(|s| s.end_input())?;
+        self.out.end_input()
+    }
+}
+
+/// The operator of `ConnectedStreams::process` (and `map`/`flat_map`).
+pub struct CoProcessOperator<O, F>(pub(crate) ProcessOperator<O, F>);
+
+impl<I1, I2, O, F: CoProcessFunction<I1, I2, O>> TwoInputOperator<I1, I2>
+    for CoProcessOperator<O, F>
+{
+    fn process1(&mut self, value: I1, ts: Timestamp) -> Result<(), TaskError> {
+        self.0.call(ts, |f, ctx| f.process_element1(value, ctx))
+    }
+    fn process2(&mut self, value: I2, ts: Timestamp) -> Result<(), TaskError> {
+        self.0.call(ts, |f, ctx| f.process_element2(value, ctx))
+    }
+}
+
+impl<O, F> Lifecycle for CoProcessOperator<O, F> {
+    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        self.0.watermark(wm)
+    }
+    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.0.idle(idle)
+    }
+    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        self.0.processing_time(now)
+    }
+    fn next_processing_time(&self) -> Option<Timestamp> {
+        self.0.next_processing_time()
+    }
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.0.flush()
+    }
+    fn end_input(&mut self) -> Result<(), TaskError> {
+        self.0.end_input()
+    }
+}

@@ -1,0 +1,20 @@
+//! Windows over keyed streams: tumbling, sliding and session windows in event or processing
+//! time, with incremental (reduce, aggregate) or full-window (process) evaluation, allowed
+//! lateness and a side output for late data.
+//!
+//! Semantics follow Flink: a window `[start, end)` fires once the watermark (or processing
+//! time) reaches `end - 1`; its results carry the timestamp `end - 1`; an element whose every
+//! window ended more than the allowed lateness before the watermark is late.
+
+mod assigner;
+mod contents;
+mod operator;
+mod windowed_stream;
+
+pub use assigner::{
+    EventTimeSessionWindows, ProcessingTimeSessionWindows, SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows, TimeWindow, TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows, WindowAssigner,
+};
+pub use contents::ProcessWindowFunction;
+pub use windowed_stream::WindowedStream;

@@ -1,0 +1,277 @@
+//! The window operator: assigns each element to windows of its key, keeps their contents in
+//! keyed state, and fires them on timers.
+//!
+//! Invariants (Flink's semantics): a window fires when the watermark (or processing time)
+//! reaches `end - 1`, and its results carry timestamp `end - 1`; with allowed lateness `l`,
+//! its state is kept until `end - 1 + l` and a late element within that time fires it again;
+//! an element none of whose windows is still alive is late and goes to the late-data side
+//! output (or is counted and dropped). Session windows of one key that overlap or touch are
+//! merged, with their contents and timers. When a bounded input ends, open processing-time
+//! windows fire instead of being dropped.
+
+use super::assigner::{TimeWindow, WindowAssigner};
+use super::contents::WindowContents;
+use crate::functions::{OutputTag, SideOutputs};
+use crate::operators::keyed_process::KeyFn;
+use weir_runtime::output::earliest;
+use weir_runtime::task::enter_operator;
+use weir_runtime::{now_ms, Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK, NO_TIMESTAMP};
+use weir_state_backends::{
+    KeyedStateBackend, StateKey, StateValue, Timer, TimerService, ValueState, VoidNamespace,
+};
+
+/// Runs windows of one keyed stream.
+pub(crate) struct WindowOperator<K: StateKey, T, O, C> {
+    pub(crate) key_fn: KeyFn<T, K>,
+    pub(crate) backend: KeyedStateBackend<K>,
+    pub(crate) timers: TimerService<K, TimeWindow>,
+    pub(crate) contents: C,
+    pub(crate) assigner: WindowAssigner,
+    pub(crate) lateness: i64,
+    pub(crate) late_tag: Option<OutputTag<T>>,
+    pub(crate) sessions: Option<ValueState<K, VoidNamespace, Vec<TimeWindow>>>,
+    pub(crate) sides: SideOutputs,
+    pub(crate) out: Box<dyn Output<O>>,
+    pub(crate) watermark: Timestamp,
+    pub(crate) windows: Vec<TimeWindow>,
+    pub(crate) results: Vec<O>,
+    pub(crate) fired: Vec<Timer<K, TimeWindow>>,
+    pub(crate) dropped_late: u64,
+    pub(crate) name: String,
+    pub(crate) index: usize,
+}
+
+impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K, T, O, C> {
+    fn err(&self, e: impl std::fmt::Display) -> TaskError {
+        TaskError::user(&self.name, e.to_string())
+    }
+
+    fn is_late(&self, w: &TimeWindow) -> bool {
+        self.assigner.is_event_time()
+            && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
+    }
+
+    fn register(&mut self, key: &K, w: TimeWindow) {
+        let fire = w.max_timestamp();
+        if self.assigner.is_event_time() {
+            self.timers.register_event_time_timer(key.clone(), w, fire);
+            if self.lateness > 0 {
+                self.timers.register_event_time_timer(
+                    key.clone(),
+                    w,
+                    fire.saturating_add(self.lateness),
+                );
+            }
+        } else {
+            self.timers
+                .register_processing_time_timer(key.clone(), w, fire);
+        }
+    }
+
+    fn unregister(&mut self, key: &K, w: &TimeWindow) {
+        let fire = w.max_timestamp();
+        if self.assigner.is_event_time() {
+            self.timers.delete_event_time_timer(key, w, fire);
+            if self.lateness > 0 {
+                self.timers
+                    .delete_event_time_timer(key, w, fire.saturating_add(self.lateness));
+            }
+        } else {
+            self.timers.delete_processing_time_timer(key, w, fire);
+        }
+    }
+
+    /// Merges the new session window `w` with the key's overlapping sessions; returns the
+    /// merged window.
+    fn merge_session(&mut self, key: &K, w: TimeWindow) -> Result<TimeWindow, TaskError> {
+        let state = self
+            .sessions
+            .as_ref()
+            .expect("merging assigner has session state")
+            .clone();
+        let mut set = state.value().map_err(|e| self.err(e))?.unwrap_or_default();
+        let mut merged = w;
+        let mut absorbed = Vec::new();
+        set.retain(|s| {
+            if s.intersects(&w) {
+                merged = merged.cover(s);
+                absorbed.push(*s);
+                false
+            } else {
+                true
+            }
+        });
+        if self.is_late(&merged) {
+            return Ok(merged);
+        }
+        set.push(merged);
+        state.update(set).map_err(|e| self.err(e))?;
+        let sources: Vec<TimeWindow> = absorbed.iter().copied().filter(|s| *s != merged).collect();
+        if !sources.is_empty() {
+            self.contents.merge(&merged, &sources)?;
+            for s in &sources {
+                self.unregister(key, s);
+            }
+        }
+        self.register(key, merged);
+        Ok(merged)
+    }
+
+    fn emit_window(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
+        enter_operator(self.index);
+        self.contents.fire(key, w, &mut self.results)?;
+        let ts = w.max_timestamp();
+        for r in self.results.drain(..) {
+            self.out.emit(r, ts)?;
+        }
+        Ok(())
+    }
+
+    fn on_timer(&mut self, t: Timer<K, TimeWindow>) -> Result<(), TaskError> {
+        self.backend
+            .set_current_key(t.key.clone())
+            .map_err(|e| self.err(e))?;
+        let w = t.namespace;
+        let fire_at = w.max_timestamp();
+        let cleanup_at = if self.assigner.is_event_time() {
+            fire_at.saturating_add(self.lateness)
+        } else {
+            fire_at
+        };
+        if t.timestamp == fire_at {
+            self.emit_window(&t.key, &w)?;
+        }
+        if t.timestamp == cleanup_at {
+            self.contents.clear(&w)?;
+            if let Some(s) = &self.sessions {
+                let s = s.clone();
+                s.modify(|set| {
+                    if let Some(v) = set {
+                        v.retain(|x| *x != w);
+                        if v.is_empty() {
+                            *set = None;
+                        }
+                    }
+                })
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, event_time: bool, now: Timestamp) -> Result<(), TaskError> {
+        let mut fired = std::mem::take(&mut self.fired);
+        if event_time {
+            self.timers.advance_watermark(now, &mut fired);
+        } else {
+            self.timers.advance_processing_time(now, &mut fired);
+        }
+        for t in fired.drain(..) {
+            self.on_timer(t)?;
+        }
+        self.fired = fired;
+        Ok(())
+    }
+}
+
+impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
+    for WindowOperator<K, T, O, C>
+{
+    fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
+        enter_operator(self.index);
+        let key = (self.key_fn)(&value);
+        self.backend
+            .set_current_key(key.clone())
+            .map_err(|e| self.err(e))?;
+        let time = if self.assigner.is_event_time() {
+            if ts == NO_TIMESTAMP {
+                return Err(self.err(
+                    "record has no event timestamp: call assign_timestamps_and_watermarks before an event-time window",
+                ));
+            }
+            ts
+        } else {
+            now_ms()
+        };
+        let mut windows = std::mem::take(&mut self.windows);
+        windows.clear();
+        self.assigner.assign(time, &mut windows);
+        if self.assigner.is_merging() {
+            let merged = self.merge_session(&key, windows[0])?;
+            windows[0] = merged;
+        }
+        let mut alive = 0;
+        for &w in &windows {
+            if self.is_late(&w) {
+                continue;
+            }
+            alive += 1;
+            let created = self.contents.add(&w, value.clone())?;
+            if created && !self.assigner.is_merging() {
+                self.register(&key, w);
+            }
+            if self.assigner.is_event_time() && w.max_timestamp() <= self.watermark {
+                self.emit_window(&key, &w)?;
+            }
+        }
+        self.windows = windows;
+        if alive == 0 {
+            match &self.late_tag {
+                Some(tag) => {
+                    let tag = tag.clone();
+                    self.sides.emit(&tag, value, ts)?;
+                }
+                None => self.dropped_late += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
+    for WindowOperator<K, T, O, C>
+{
+    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        if wm <= self.watermark && self.watermark != MIN_WATERMARK {
+            return Ok(());
+        }
+        self.watermark = wm;
+        self.fire(true, wm)?;
+        self.sides.each(|s| s.watermark(wm))?;
+        self.out.watermark(wm)
+    }
+    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.sides.each(|s| s.idle(idle))?;
+        self.out.idle(idle)
+    }
+    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        self.fire(false, now)?;
+        self.sides.each(|s| s.processing_time(now))?;
+        self.out.processing_time(now)
+    }
+    fn next_processing_time(&self) -> Option<Timestamp> {
+        earliest(
+            earliest(
+                self.timers.next_processing_time(),
+                self.sides.next_processing_time(),
+            ),
+            self.out.next_processing_time(),
+        )
+    }
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.sides.each(|s| s.flush())?;
+        self.out.flush()
+    }
+    fn end_input(&mut self) -> Result<(), TaskError> {
+        // A bounded input ends: processing-time windows still open fire now rather than
+        // being lost (event-time windows already fired on the final watermark).
+        if !self.assigner.is_event_time() {
+            self.fire(false, Timestamp::MAX)?;
+        }
+        if self.dropped_late > 0 {
+            tracing::warn!(operator = %self.name, dropped = self.dropped_late, "dropped late elements");
+        }
+        self.sides.each(|s| s.end_input())?;
+        self.out.end_input()
+    }
+}

@@ -1,0 +1,60 @@
+//! Backend conformance suite: every [`StateBackendKind`] must pass the same
+//! specification of keyed state semantics, isolation, snapshots, rescaling
+//! and corruption handling.
+//!
+//! The suite is written as functions taking the backend kind; the
+//! `conformance_suite!` macro instantiates all of them for one kind. Adding a
+//! backend is one line at the bottom of this file.
+
+#[path = "conformance/common.rs"]
+mod common;
+#[path = "conformance/isolation.rs"]
+mod isolation;
+#[path = "conformance/kinds.rs"]
+mod kinds;
+#[path = "conformance/model.rs"]
+mod model;
+#[path = "conformance/snapshots.rs"]
+mod snapshots;
+
+macro_rules! conformance_suite {
+    ($backend:ident, $kind:expr) => {
+        mod $backend {
+            conformance_suite!(@tests $kind;
+                kinds::value_state_reads_back_updates_and_clears,
+                kinds::list_state_preserves_insertion_order,
+                kinds::map_state_behaves_like_a_map,
+                kinds::reducing_state_reduces_in_place,
+                kinds::aggregating_state_accumulates_and_reports_results,
+                kinds::registering_a_name_twice_returns_the_same_state,
+                kinds::a_name_cannot_be_reused_with_another_kind_or_type,
+                isolation::value_state_is_scoped_to_current_key_and_namespace,
+                isolation::every_kind_isolates_keys_and_namespaces,
+                isolation::clear_removes_only_the_current_entry_and_leaves_no_residue,
+                isolation::modify_reads_and_writes_in_place,
+                isolation::merge_namespaces_combines_list_reducing_and_aggregating_state,
+                isolation::access_without_a_current_key_fails_naming_the_state,
+                isolation::keys_outside_the_key_group_range_are_rejected,
+                snapshots::snapshot_restore_into_a_fresh_backend_gives_identical_reads,
+                snapshots::snapshot_is_unaffected_by_later_writes,
+                snapshots::rescale_two_into_three_keeps_exactly_the_owned_key_groups,
+                snapshots::rescale_three_into_one_keeps_every_key_group,
+                snapshots::corrupt_truncated_and_wrong_version_bytes_fail_clearly,
+                snapshots::corrupt_key_group_bytes_fail_with_state_and_key_group,
+                snapshots::incompatible_snapshot_layouts_are_rejected,
+                model::value_state_matches_a_hash_map_model,
+                model::map_state_matches_a_hash_map_model,
+            );
+        }
+    };
+    (@tests $kind:expr; $($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                crate::$module::$test($kind);
+            }
+        )*
+    };
+}
+
+conformance_suite!(memory, weir_state_backends::StateBackendKind::Memory);

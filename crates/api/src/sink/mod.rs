@@ -4,10 +4,12 @@
 //! The writer sees every record of its subtask and is finished once at the end of input.
 
 mod collect;
+mod discard;
 mod file;
 mod print;
 
 pub use collect::CollectSink;
+pub use discard::DiscardingSink;
 pub use file::{FileSink, DEFAULT_MAX_PART_SIZE};
 pub use print::PrintSink;
 

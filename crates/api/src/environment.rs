@@ -18,10 +18,13 @@ use std::time::Duration;
 use weir_runtime::{JobConfig, JobGraph, JobId, TaskInvokable};
 use weir_state_backends::{StateBackendKind, DEFAULT_MAX_PARALLELISM};
 
+/// Environment variable that overrides the default parallelism (set by `weir run --parallelism`).
+pub const PARALLELISM_ENV: &str = "WEIR_PARALLELISM";
+
 /// Settings of an environment; every field has a Flink-like default.
 #[derive(Clone)]
 pub struct EnvSettings {
-    /// Default parallelism of new operators (default: the number of CPU cores).
+    /// Default parallelism of new operators (default: `WEIR_PARALLELISM`, else the number of CPU cores).
     pub parallelism: u16,
     /// Default number of key groups (default 128).
     pub max_parallelism: u16,
@@ -39,10 +42,16 @@ pub struct EnvSettings {
 
 impl Default for EnvSettings {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get().min(DEFAULT_MAX_PARALLELISM as usize) as u16)
+            .unwrap_or(1);
+        let parallelism = std::env::var(PARALLELISM_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(cores);
         Self {
-            parallelism: std::thread::available_parallelism()
-                .map(|n| n.get().min(DEFAULT_MAX_PARALLELISM as usize) as u16)
-                .unwrap_or(1),
+            parallelism,
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             chaining: true,
             job: JobConfig::default(),

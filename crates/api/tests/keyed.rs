@@ -75,7 +75,7 @@ fn keyed_aggregate_emits_the_running_aggregate() {
 
 /// Emits, per key, the number of records seen when an event-time timer fires 100 ms after
 /// the key's first record; duplicates of a key's first value go to a side output.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct CountThenReport;
 
 struct Handles {
@@ -150,7 +150,7 @@ fn keyed_process_function_keeps_state_per_key_fires_event_timers_and_emits_side_
         )
         .set_parallelism(1) // one watermark generator, emitting after every record
         .key_by(|r: &(String, i64)| r.0.clone())
-        .process(CountThenReport::default());
+        .process(CountThenReport);
     let dups = processed.get_side_output(&dup_tag()).collect();
     let out = processed.collect();
     env.execute("keyed-process").unwrap();

@@ -29,6 +29,7 @@ fn by_time(max_ooo_ms: u64) -> WatermarkStrategy<Event> {
         .with_timestamp_assigner(|e: &Event, _| e.1)
 }
 
+#[allow(clippy::ptr_arg)] // the window finisher receives the key type, `&String`
 fn sum_window(k: &String, w: &TimeWindow, e: Event) -> (String, i64, i64, i64) {
     (k.clone(), w.start, w.end, e.2)
 }
@@ -241,7 +242,6 @@ proptest! {
         size in 100i64..2000,
         parallelism in 1u16..=2,
     ) {
-        let input: Vec<Event> = input.into_iter().map(|(k, t, v)| (k, t, v)).collect();
         let env = env(parallelism);
         let out = env
             .from_collection(input.clone())

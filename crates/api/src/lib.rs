@@ -46,7 +46,9 @@ pub use minicluster::LocalMiniCluster;
 pub use record::Record;
 pub use sink::FileSink;
 pub use source::{BadRecordPolicy, CsvSource, GeneratorSource};
-pub use weir_runtime::{Output, SourceStep, TaskError, Timestamp, MAX_WATERMARK, NO_TIMESTAMP};
+pub use weir_runtime::{
+    Output, Partitioning, SourceStep, TaskError, Timestamp, MAX_WATERMARK, NO_TIMESTAMP,
+};
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateBackendKind,
     ValueState, VoidNamespace,

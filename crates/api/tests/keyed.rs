@@ -309,3 +309,53 @@ fn an_idle_input_does_not_hold_back_event_time_windows() {
         "window [0,1000) waited for the idle source: {first:?}"
     );
 }
+
+#[derive(Clone)]
+struct Heartbeat;
+
+impl KeyedProcessFunction<u64, u64, u64> for Heartbeat {
+    type State = ValueState<u64, weir_api::VoidNamespace, bool>;
+    fn open(&mut self, ctx: &RuntimeContext<u64>) -> FnResult<Self::State> {
+        Ok(ctx.value_state("armed")?)
+    }
+    fn process_element(
+        &mut self,
+        _v: u64,
+        armed: &mut Self::State,
+        ctx: &mut KeyedContext<'_, u64, u64>,
+    ) -> FnResult {
+        if armed.value()?.is_none() {
+            armed.update(true)?;
+            let now = ctx.current_processing_time();
+            ctx.register_processing_time_timer(now + 20);
+        }
+        Ok(())
+    }
+    fn on_timer(
+        &mut self,
+        _ts: i64,
+        armed: &mut Self::State,
+        ctx: &mut KeyedContext<'_, u64, u64>,
+    ) -> FnResult {
+        armed.clear()?;
+        ctx.collect(*ctx.current_key());
+        Ok(())
+    }
+}
+
+#[test]
+fn keyed_processing_time_timers_fire_while_the_job_runs() {
+    // 300 records at 1,000 records/s: the job runs for at least ~300 ms, so timers set 20 ms
+    // after each key's first record are due long before the input ends.
+    let env = env(1);
+    let out = env
+        .from_generator(weir_api::GeneratorSource::new(Some(300), |i| i % 2).with_rate_limit(1000))
+        .key_by(|k: &u64| *k)
+        .process(Heartbeat)
+        .collect();
+    env.execute("processing-time-timers").unwrap();
+    let mut fired = out.take();
+    fired.sort();
+    fired.dedup();
+    assert_eq!(fired, vec![0, 1]);
+}

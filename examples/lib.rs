@@ -7,6 +7,18 @@ use std::sync::Arc;
 use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
 use weir_api::{TaskError, Timestamp};
 
+/// Sends logs to standard error (`RUST_LOG` filters them; warnings by default), colored
+/// only on a terminal.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// One reading as it appears in the input CSV (`sensor_id,ts_ms,temperature`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SensorReading {

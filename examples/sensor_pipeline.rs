@@ -168,13 +168,7 @@ fn lines(dir: &Path) -> FileSink<String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    weir_examples::init_logging();
     let args = Args::parse();
     check_dirs(&args)?;
     let env = StreamExecutionEnvironment::new();

@@ -54,13 +54,7 @@ fn parse_socket(s: &str) -> anyhow::Result<(String, u16)> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    weir_examples::init_logging();
     let args = Args::parse();
     let env = StreamExecutionEnvironment::new();
     if let Some(p) = args.parallelism {

@@ -59,26 +59,7 @@ impl<S: 'static> SideSlot for Slot<S> {
     }
 }
 
-impl<S> Lifecycle for Slot<S> {
-    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-        self.0.watermark(wm)
-    }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.0.idle(idle)
-    }
-    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.0.processing_time(now)
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        self.0.next_processing_time()
-    }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.0.flush()
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        self.0.end_input()
-    }
-}
+crate::operators::forward_lifecycle_to!(Slot<S>, 0, [S]);
 
 /// The side outputs of one operator instance (only those some stream consumes).
 #[derive(Default)]
@@ -127,6 +108,59 @@ impl SideOutputs {
             .values()
             .filter_map(|s| s.next_processing_time())
             .min()
+    }
+}
+
+/// Everything downstream of an operator that emits side outputs: its main output and its
+/// side outputs. Lifecycle calls go to the side outputs first, then to the main output.
+pub(crate) struct Downstream<O> {
+    pub(crate) out: Box<dyn Output<O>>,
+    pub(crate) sides: SideOutputs,
+}
+
+impl<O> Downstream<O> {
+    pub(crate) fn new(out: Box<dyn Output<O>>, sides: SideOutputs) -> Self {
+        Self { out, sides }
+    }
+
+    /// Returns a context for one user-function call with timestamp `ts`.
+    pub(crate) fn context(&mut self, timestamp: Timestamp, watermark: Timestamp) -> Context<'_, O> {
+        Context {
+            out: &mut *self.out,
+            sides: &mut self.sides,
+            timestamp,
+            watermark,
+            error: None,
+        }
+    }
+}
+
+impl<O> Lifecycle for Downstream<O> {
+    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        self.sides.each(|s| s.watermark(wm))?;
+        self.out.watermark(wm)
+    }
+    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.sides.each(|s| s.idle(idle))?;
+        self.out.idle(idle)
+    }
+    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        self.sides.each(|s| s.processing_time(now))?;
+        self.out.processing_time(now)
+    }
+    fn next_processing_time(&self) -> Option<Timestamp> {
+        weir_runtime::output::earliest(
+            self.sides.next_processing_time(),
+            self.out.next_processing_time(),
+        )
+    }
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.sides.each(|s| s.flush())?;
+        self.out.flush()
+    }
+    fn end_input(&mut self) -> Result<(), TaskError> {
+        self.sides.each(|s| s.end_input())?;
+        self.out.end_input()
     }
 }
 

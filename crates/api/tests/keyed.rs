@@ -316,7 +316,7 @@ struct Heartbeat;
 impl KeyedProcessFunction<u64, u64, u64> for Heartbeat {
     type State = ValueState<u64, weir_api::VoidNamespace, bool>;
     fn open(&mut self, ctx: &RuntimeContext<u64>) -> FnResult<Self::State> {
-        Ok(ctx.value_state("armed")?)
+        ctx.value_state("armed")
     }
     fn process_element(
         &mut self,

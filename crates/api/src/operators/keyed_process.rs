@@ -4,7 +4,7 @@
 //! Invariant: when the function runs, the state backend's current key is the key of the
 //! record or timer being processed, so state handles read and write that key only.
 
-use crate::functions::{user_error, Context, KeyedContext, KeyedProcessFunction, SideOutputs};
+use crate::functions::{user_error, Downstream, KeyedContext, KeyedProcessFunction, SideOutputs};
 use std::sync::Arc;
 use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
@@ -21,8 +21,7 @@ pub struct KeyedProcessOperator<K: StateKey, I, O, F: KeyedProcessFunction<K, I,
     pub(crate) key_fn: KeyFn<I, K>,
     pub(crate) backend: KeyedStateBackend<K>,
     pub(crate) timers: TimerService<K, VoidNamespace>,
-    pub(crate) out: Box<dyn Output<O>>,
-    pub(crate) sides: SideOutputs,
+    pub(crate) down: Downstream<O>,
     pub(crate) watermark: Timestamp,
     pub(crate) fired: Vec<Timer<K, VoidNamespace>>,
     pub(crate) name: String,
@@ -57,8 +56,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
             key_fn,
             backend,
             timers,
-            out,
-            sides,
+            down: Downstream::new(out, sides),
             watermark: MIN_WATERMARK,
             fired: Vec::new(),
             name,
@@ -78,13 +76,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
                 .set_current_key(t.key.clone())
                 .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
             let mut ctx = KeyedContext {
-                base: Context {
-                    out: &mut *self.out,
-                    sides: &mut self.sides,
-                    timestamp: t.timestamp,
-                    watermark: self.watermark,
-                    error: None,
-                },
+                base: self.down.context(t.timestamp, self.watermark),
                 key: &t.key,
                 timers: &mut self.timers,
             };
@@ -110,13 +102,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Output<I>
             .set_current_key(key.clone())
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         let mut ctx = KeyedContext {
-            base: Context {
-                out: &mut *self.out,
-                sides: &mut self.sides,
-                timestamp: ts,
-                watermark: self.watermark,
-                error: None,
-            },
+            base: self.down.context(ts, self.watermark),
             key: &key,
             timers: &mut self.timers,
         };
@@ -134,33 +120,25 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         self.watermark = wm;
         self.fire(true, wm)?;
-        self.sides.each(|s| s.watermark(wm))?;
-        self.out.watermark(wm)
+        self.down.watermark(wm)
     }
     fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.sides.each(|s| s.idle(idle))?;
-        self.out.idle(idle)
+        self.down.idle(idle)
     }
     fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
         self.fire(false, now)?;
-        self.sides.each(|s| s.processing_time(now))?;
-        self.out.processing_time(now)
+        self.down.processing_time(now)
     }
     fn next_processing_time(&self) -> Option<Timestamp> {
         earliest(
-            earliest(
-                self.timers.next_processing_time(),
-                self.sides.next_processing_time(),
-            ),
-            self.out.next_processing_time(),
+            self.timers.next_processing_time(),
+            self.down.next_processing_time(),
         )
     }
     fn flush(&mut self) -> Result<(), TaskError> {
-        self.sides.each(|s| s.flush())?;
-        self.out.flush()
+        self.down.flush()
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
-        self.sides.each(|s| s.end_input())?;
-        self.out.end_input()
+        self.down.end_input()
     }
 }

@@ -3,7 +3,7 @@
 
 /// Implements [`weir_runtime::Lifecycle`] by forwarding every call to `self.$out`.
 macro_rules! forward_lifecycle_to {
-    ($ty:ty, $out:ident, [$($gen:tt)*]) => {
+    ($ty:ty, $out:tt, [$($gen:tt)*]) => {
         impl<$($gen)*> weir_runtime::Lifecycle for $ty {
             fn watermark(&mut self, wm: weir_runtime::Timestamp) -> Result<(), weir_runtime::TaskError> {
                 self.$out.watermark(wm)
@@ -26,6 +26,8 @@ macro_rules! forward_lifecycle_to {
         }
     };
 }
+
+pub(crate) use forward_lifecycle_to;
 
 pub(crate) mod basic;
 pub(crate) mod keyed_process;

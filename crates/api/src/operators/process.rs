@@ -1,16 +1,16 @@
 //! Runs a (non-keyed) [`ProcessFunction`] or [`CoProcessFunction`].
 
-use crate::functions::{user_error, CoProcessFunction, Context, ProcessFunction, SideOutputs};
+use crate::functions::{
+    user_error, CoProcessFunction, Context, Downstream, ProcessFunction, SideOutputs,
+};
 use crate::graph::TwoInputOperator;
-use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
 use weir_runtime::{Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK};
 
 /// The operator of `DataStream::process`.
 pub struct ProcessOperator<O, F> {
     pub(crate) f: F,
-    pub(crate) out: Box<dyn Output<O>>,
-    pub(crate) sides: SideOutputs,
+    pub(crate) down: Downstream<O>,
     pub(crate) watermark: Timestamp,
     pub(crate) name: String,
     pub(crate) index: usize,
@@ -26,8 +26,7 @@ impl<O, F> ProcessOperator<O, F> {
     ) -> Self {
         Self {
             f,
-            out,
-            sides,
+            down: Downstream::new(out, sides),
             watermark: MIN_WATERMARK,
             name,
             index,
@@ -40,13 +39,7 @@ impl<O, F> ProcessOperator<O, F> {
         body: impl FnOnce(&mut F, &mut Context<'_, O>) -> crate::functions::FnResult,
     ) -> Result<(), TaskError> {
         enter_operator(self.index);
-        let mut ctx = Context {
-            out: &mut *self.out,
-            sides: &mut self.sides,
-            timestamp: ts,
-            watermark: self.watermark,
-            error: None,
-        };
+        let mut ctx = self.down.context(ts, self.watermark);
         let r = body(&mut self.f, &mut ctx);
         if let Some(e) = ctx.error.take() {
             return Err(e);
@@ -64,30 +57,22 @@ impl<I, O, F: ProcessFunction<I, O>> Output<I> for ProcessOperator<O, F> {
 impl<O, F> Lifecycle for ProcessOperator<O, F> {
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         self.watermark = wm;
-        self.sides.each(|s| s.watermark(wm))?;
-        self.out.watermark(wm)
+        self.down.watermark(wm)
     }
     fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.sides.each(|s| s.idle(idle))?;
-        self.out.idle(idle)
+        self.down.idle(idle)
     }
     fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.sides.each(|s| s.processing_time(now))?;
-        self.out.processing_time(now)
+        self.down.processing_time(now)
     }
     fn next_processing_time(&self) -> Option<Timestamp> {
-        earliest(
-            self.sides.next_processing_time(),
-            self.out.next_processing_time(),
-        )
+        self.down.next_processing_time()
     }
     fn flush(&mut self) -> Result<(), TaskError> {
-        self.sides.each(|s| s.flush())?;
-        self.out.flush()
+        self.down.flush()
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
-        self.sides.each(|s| s.end_input())?;
-        self.out.end_input()
+        self.down.end_input()
     }
 }
 
@@ -105,23 +90,4 @@ impl<I1, I2, O, F: CoProcessFunction<I1, I2, O>> TwoInputOperator<I1, I2>
     }
 }
 
-impl<O, F> Lifecycle for CoProcessOperator<O, F> {
-    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-        self.0.watermark(wm)
-    }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.0.idle(idle)
-    }
-    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.0.processing_time(now)
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        self.0.next_processing_time()
-    }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.0.flush()
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        self.0.end_input()
-    }
-}
+crate::operators::forward_lifecycle_to!(CoProcessOperator<O, F>, 0, [O, F]);

@@ -11,7 +11,7 @@
 
 use super::assigner::{TimeWindow, WindowAssigner};
 use super::contents::WindowContents;
-use crate::functions::{OutputTag, SideOutputs};
+use crate::functions::{Downstream, OutputTag};
 use crate::operators::keyed_process::KeyFn;
 use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
@@ -30,8 +30,7 @@ pub(crate) struct WindowOperator<K: StateKey, T, O, C> {
     pub(crate) lateness: i64,
     pub(crate) late_tag: Option<OutputTag<T>>,
     pub(crate) sessions: Option<ValueState<K, VoidNamespace, Vec<TimeWindow>>>,
-    pub(crate) sides: SideOutputs,
-    pub(crate) out: Box<dyn Output<O>>,
+    pub(crate) down: Downstream<O>,
     pub(crate) watermark: Timestamp,
     pub(crate) windows: Vec<TimeWindow>,
     pub(crate) results: Vec<O>,
@@ -122,7 +121,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
         self.contents.fire(key, w, &mut self.results)?;
         let ts = w.max_timestamp();
         for r in self.results.drain(..) {
-            self.out.emit(r, ts)?;
+            self.down.out.emit(r, ts)?;
         }
         Ok(())
     }
@@ -219,7 +218,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
             match &self.late_tag {
                 Some(tag) => {
                     let tag = tag.clone();
-                    self.sides.emit(&tag, value, ts)?;
+                    self.down.sides.emit(&tag, value, ts)?;
                 }
                 None => self.dropped_late += 1,
             }
@@ -237,30 +236,23 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         }
         self.watermark = wm;
         self.fire(true, wm)?;
-        self.sides.each(|s| s.watermark(wm))?;
-        self.out.watermark(wm)
+        self.down.watermark(wm)
     }
     fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.sides.each(|s| s.idle(idle))?;
-        self.out.idle(idle)
+        self.down.idle(idle)
     }
     fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
         self.fire(false, now)?;
-        self.sides.each(|s| s.processing_time(now))?;
-        self.out.processing_time(now)
+        self.down.processing_time(now)
     }
     fn next_processing_time(&self) -> Option<Timestamp> {
         earliest(
-            earliest(
-                self.timers.next_processing_time(),
-                self.sides.next_processing_time(),
-            ),
-            self.out.next_processing_time(),
+            self.timers.next_processing_time(),
+            self.down.next_processing_time(),
         )
     }
     fn flush(&mut self) -> Result<(), TaskError> {
-        self.sides.each(|s| s.flush())?;
-        self.out.flush()
+        self.down.flush()
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
         // A bounded input ends: processing-time windows still open fire now rather than
@@ -271,7 +263,6 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         if self.dropped_late > 0 {
             tracing::warn!(operator = %self.name, dropped = self.dropped_late, "dropped late elements");
         }
-        self.sides.each(|s| s.end_input())?;
-        self.out.end_input()
+        self.down.end_input()
     }
 }

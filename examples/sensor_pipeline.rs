@@ -149,13 +149,56 @@ fn top_ten(
     Ok(())
 }
 
+/// Returns `path` made absolute with `.` and `..` resolved, following symbolic links for
+/// the part that exists, so two spellings of one directory compare equal.
+fn normalized(path: &Path) -> anyhow::Result<PathBuf> {
+    let abs = std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    // Resolve links in the longest existing prefix.
+    let mut existing = out.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match existing.file_name() {
+            Some(name) => rest.push(name.to_owned()),
+            None => break,
+        }
+        existing.pop();
+    }
+    let mut resolved = existing.canonicalize().unwrap_or(existing);
+    resolved.extend(rest.iter().rev());
+    Ok(resolved)
+}
+
 fn check_dirs(args: &Args) -> anyhow::Result<()> {
-    let same = |a: &Option<PathBuf>, b: &Option<PathBuf>| match (a, b) {
-        (Some(a), Some(b)) => a == b,
-        _ => false,
-    };
-    if same(&args.output, &args.alerts_output) || same(&args.output, &args.top_output) {
-        bail!("--alerts-output and --top-output must be directories other than --output");
+    if let Some(out) = &args.output {
+        let out = normalized(out)?;
+        for (flag, dir) in [
+            ("--alerts-output", &args.alerts_output),
+            ("--top-output", &args.top_output),
+        ] {
+            if let Some(dir) = dir {
+                if normalized(dir)? == out {
+                    bail!(
+                        "{flag} {} is the --output directory: give it a directory of its own",
+                        dir.display()
+                    );
+                }
+            }
+        }
+    }
+    if let (Some(a), Some(t)) = (&args.alerts_output, &args.top_output) {
+        if normalized(a)? == normalized(t)? {
+            bail!("--alerts-output and --top-output must be different directories");
+        }
     }
     if args.window_ms == 0 {
         bail!("--window-ms must be at least 1");

@@ -44,6 +44,9 @@ pub enum ExchangeError {
         /// How long the lookup waited.
         waited_ms: u64,
     },
+    /// The task was cancelled while it waited for a channel.
+    #[error("cancelled while connecting channels")]
+    Cancelled,
     /// A record could not be serialized.
     #[error("cannot serialize record: {0}")]
     Serialize(String),

@@ -100,7 +100,10 @@ fn run_inner(
     cancel: &AtomicBool,
     gate: &InputGate,
 ) -> Result<(), Failed> {
-    let writers = build_writers(deployment, config, env).map_err(|e| (e.into(), ()))?;
+    let writers = build_writers(deployment, config, env, cancel).map_err(|e| match e {
+        ExchangeError::Cancelled => (TaskError::Cancelled, ()),
+        e => (e.into(), ()),
+    })?;
     let setup = TaskSetup {
         subtask: deployment.subtask,
         name: deployment.name.clone(),
@@ -138,6 +141,7 @@ fn build_writers(
     deployment: &TaskDeployment,
     config: &JobConfig,
     env: &TaskEnvironment,
+    cancel: &AtomicBool,
 ) -> Result<Vec<PartitionWriter>, ExchangeError> {
     let mut writers = Vec::with_capacity(deployment.outputs.len());
     for out in &deployment.outputs {
@@ -145,7 +149,9 @@ fn build_writers(
         for t in &out.targets {
             let sink = if t.taskmanager == env.taskmanager {
                 ChannelSink::Local {
-                    sender: env.registry.lookup(&t.gate, LOCAL_LOOKUP_TIMEOUT)?,
+                    sender: env
+                        .registry
+                        .lookup(&t.gate, LOCAL_LOOKUP_TIMEOUT, Some(cancel))?,
                     gate: t.gate,
                     channel: t.channel,
                 }
@@ -190,21 +196,24 @@ impl Clock {
         wait
     }
 
-    /// Runs the flush and the processing-time timers that are due.
+    /// Fires the processing-time timers that are due, then flushes: on the buffer timeout,
+    /// or, with a zero timeout, whenever this pass produced anything (input or timers).
     fn tick(&mut self, inv: &mut dyn TaskInvokable, worked: bool) -> Result<(), TaskError> {
+        let mut fired = false;
+        if let Some(t) = inv.next_processing_time() {
+            let now = now_ms();
+            if t <= now {
+                inv.process_processing_time(now)?;
+                fired = true;
+            }
+        }
         if self.flush_every.is_zero() {
-            if worked {
+            if worked || fired {
                 inv.flush()?;
             }
         } else if Instant::now() >= self.next_flush {
             inv.flush()?;
             self.next_flush = Instant::now() + self.flush_every;
-        }
-        if let Some(t) = inv.next_processing_time() {
-            let now = now_ms();
-            if t <= now {
-                inv.process_processing_time(now)?;
-            }
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ mod valve;
 mod writer;
 
 pub use gate::{InputGate, InputMessage};
-pub use registry::GateRegistry;
+pub use registry::{GateRegistry, CANCEL_CHECK};
 pub use remote::{DataServer, RemoteChannel, HANDSHAKE_MAGIC, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 pub use valve::{ValveOutput, WatermarkValve};
 pub use writer::{ChannelSink, PartitionWriter};

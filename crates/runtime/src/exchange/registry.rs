@@ -8,8 +8,12 @@ use crate::error::ExchangeError;
 use crate::types::GateAddress;
 use crossbeam_channel::Sender;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// How often a waiting lookup looks at its cancellation flag.
+pub const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
 /// Maps gate addresses to the queues of the tasks that own them.
 #[derive(Default)]
@@ -41,17 +45,22 @@ impl GateRegistry {
             .remove(gate);
     }
 
-    /// Returns the queue of `gate`, waiting up to `timeout` for it to be registered.
+    /// Returns the queue of `gate`, waiting up to `timeout` for it to be registered; a set
+    /// `cancel` flag ends the wait within [`CANCEL_CHECK`] with [`ExchangeError::Cancelled`].
     pub fn lookup(
         &self,
         gate: &GateAddress,
         timeout: Duration,
+        cancel: Option<&AtomicBool>,
     ) -> Result<Sender<InputMessage>, ExchangeError> {
         let deadline = Instant::now() + timeout;
         let mut gates = self.gates.lock().expect("gate registry poisoned");
         loop {
             if let Some(s) = gates.get(gate) {
                 return Ok(s.clone());
+            }
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(ExchangeError::Cancelled);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -62,7 +71,7 @@ impl GateRegistry {
             }
             gates = self
                 .changed
-                .wait_timeout(gates, deadline - now)
+                .wait_timeout(gates, (deadline - now).min(CANCEL_CHECK))
                 .expect("gate registry poisoned")
                 .0;
         }
@@ -91,7 +100,8 @@ mod tests {
         let reg = Arc::new(GateRegistry::new());
         let r2 = reg.clone();
         let (tx, _rx) = crossbeam_channel::bounded(1);
-        let t = std::thread::spawn(move || r2.lookup(&addr(), Duration::from_secs(10)).is_ok());
+        let t =
+            std::thread::spawn(move || r2.lookup(&addr(), Duration::from_secs(10), None).is_ok());
         reg.register(addr(), tx);
         assert!(t.join().unwrap());
     }
@@ -99,7 +109,21 @@ mod tests {
     #[test]
     fn lookup_of_a_missing_gate_times_out_with_its_address() {
         let reg = GateRegistry::new();
-        let err = reg.lookup(&addr(), Duration::from_millis(10)).unwrap_err();
+        let err = reg
+            .lookup(&addr(), Duration::from_millis(10), None)
+            .unwrap_err();
         assert!(err.to_string().contains("vertex: 2"), "{err}");
+    }
+
+    #[test]
+    fn a_cancelled_lookup_stops_waiting() {
+        let reg = GateRegistry::new();
+        let cancel = AtomicBool::new(true);
+        let started = Instant::now();
+        let err = reg
+            .lookup(&addr(), Duration::from_secs(30), Some(&cancel))
+            .unwrap_err();
+        assert!(matches!(err, ExchangeError::Cancelled));
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 }

@@ -193,7 +193,7 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {
             return;
         }
     };
-    let sender = match registry.lookup(&gate, GATE_LOOKUP_TIMEOUT) {
+    let sender = match registry.lookup(&gate, GATE_LOOKUP_TIMEOUT, None) {
         Ok(s) => s,
         Err(e) => {
             warn!(peer = %peer, error = %e, "refusing data connection to unknown gate");

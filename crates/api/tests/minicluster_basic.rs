@@ -107,3 +107,19 @@ fn duplicate_uids_are_rejected_at_build_time() {
     let err = env.execute("dup").unwrap_err();
     assert!(err.to_string().contains("duplicate uid 'same'"), "{err}");
 }
+
+#[test]
+fn broadcast_sends_every_record_to_every_subtask_across_taskmanagers() {
+    let env = env(2);
+    let out = env
+        .from_collection((0..1000u32).collect())
+        .broadcast()
+        .map(|x| x)
+        .set_parallelism(2)
+        .collect();
+    env.execute("broadcast").unwrap();
+    let mut got = out.take();
+    got.sort();
+    let want: Vec<u32> = (0..1000).flat_map(|x| [x, x]).collect();
+    assert_eq!(got, want);
+}

@@ -48,6 +48,16 @@ pub(crate) trait WindowContents<K, T, O> {
     fn fire(&mut self, key: &K, window: &TimeWindow, out: &mut Vec<O>) -> Result<(), TaskError>;
     /// Drops the window's state.
     fn clear(&mut self, window: &TimeWindow) -> Result<(), TaskError>;
+    /// Fires the window and drops its state (a window without allowed lateness).
+    fn fire_and_clear(
+        &mut self,
+        key: &K,
+        window: &TimeWindow,
+        out: &mut Vec<O>,
+    ) -> Result<(), TaskError> {
+        self.fire(key, window, out)?;
+        self.clear(window)
+    }
     /// Moves the state of `sources` into `target` (merging session windows).
     fn merge(&mut self, target: &TimeWindow, sources: &[TimeWindow]) -> Result<(), TaskError>;
 }
@@ -94,6 +104,21 @@ impl<K: StateKey, T: StateValue, O, F: Fn(T, T) -> T> WindowContents<K, T, O>
     }
     fn clear(&mut self, window: &TimeWindow) -> Result<(), TaskError> {
         self.state.clear_in(window).map_err(se(&self.name))
+    }
+    fn fire_and_clear(
+        &mut self,
+        key: &K,
+        window: &TimeWindow,
+        out: &mut Vec<O>,
+    ) -> Result<(), TaskError> {
+        if let Some(v) = self
+            .state
+            .modify_in(window, Option::take)
+            .map_err(se(&self.name))?
+        {
+            out.push((self.finish)(key, window, v));
+        }
+        Ok(())
     }
     fn merge(&mut self, target: &TimeWindow, sources: &[TimeWindow]) -> Result<(), TaskError> {
         for s in sources {
@@ -142,6 +167,21 @@ impl<K: StateKey, T, ACC: StateValue, R, O, A: AggregateFunction<T, ACC, R>> Win
     }
     fn clear(&mut self, window: &TimeWindow) -> Result<(), TaskError> {
         self.state.clear_in(window).map_err(se(&self.name))
+    }
+    fn fire_and_clear(
+        &mut self,
+        key: &K,
+        window: &TimeWindow,
+        out: &mut Vec<O>,
+    ) -> Result<(), TaskError> {
+        if let Some(acc) = self
+            .state
+            .modify_in(window, Option::take)
+            .map_err(se(&self.name))?
+        {
+            out.push((self.finish)(key, window, self.agg.get_result(&acc)));
+        }
+        Ok(())
     }
     fn merge(&mut self, target: &TimeWindow, sources: &[TimeWindow]) -> Result<(), TaskError> {
         let mut merged = self.state.value_in(target).map_err(se(&self.name))?;

@@ -119,7 +119,10 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
     fn emit_window(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
         enter_operator(self.index);
         self.contents.fire(key, w, &mut self.results)?;
-        let ts = w.max_timestamp();
+        self.emit_results(w.max_timestamp())
+    }
+
+    fn emit_results(&mut self, ts: Timestamp) -> Result<(), TaskError> {
         for r in self.results.drain(..) {
             self.down.out.emit(r, ts)?;
         }
@@ -137,11 +140,17 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
         } else {
             fire_at
         };
-        if t.timestamp == fire_at {
+        if t.timestamp == fire_at && fire_at == cleanup_at {
+            enter_operator(self.index);
+            self.contents
+                .fire_and_clear(&t.key, &w, &mut self.results)?;
+            self.emit_results(fire_at)?;
+        } else if t.timestamp == fire_at {
             self.emit_window(&t.key, &w)?;
+        } else if t.timestamp == cleanup_at {
+            self.contents.clear(&w)?;
         }
         if t.timestamp == cleanup_at {
-            self.contents.clear(&w)?;
             if let Some(s) = &self.sessions {
                 let s = s.clone();
                 s.modify(|set| {

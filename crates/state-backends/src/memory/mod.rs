@@ -3,7 +3,6 @@
 //! Invariant: state lives as plain Rust values in per-key-group hash maps;
 //! serialization happens only in snapshot and restore.
 
-mod entry;
 mod kinds;
 mod table;
 

@@ -1,19 +1,20 @@
-//! The memory backend's table: per key group a hash map from key to the
-//! key's namespaces and values.
+//! The memory backend's table: per key group a hash map from (key, namespace) to value.
 //!
 //! Invariants:
-//! - `groups[i]` holds exactly the keys of key group `range.start + i`.
-//! - Lookups of existing entries hash `&K` and never clone the key or the
-//!   namespace; keys and namespaces are cloned only when an entry is created.
-//! - No empty [`KeyEntry`] is stored: removing the last namespace of a key
-//!   removes the key, so cleared windows leave nothing behind.
+//! - `groups[i]` holds exactly the entries of key group `range.start + i`.
+//! - Lookups hash borrowed parts (`Lookup`) and never clone the key or the namespace; both
+//!   are cloned only when an entry is created. The cost of a lookup does not depend on how
+//!   many namespaces (windows) a key has.
+//! - Every stored value is `Some`: an entry left `None` by a modification is removed, so
+//!   cleared windows leave nothing behind.
 //! - Nothing is serialized outside snapshot and restore.
 
-use rustc_hash::FxHashMap;
+use hashbrown::{Equivalent, HashMap};
+use rustc_hash::FxBuildHasher;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::hash::{Hash, Hasher};
 
-use super::entry::KeyEntry;
 use crate::bounds::{Namespace, StateKey};
 use crate::error::StateError;
 use crate::key_context::CurrentKey;
@@ -21,30 +22,47 @@ use crate::key_group::{assign_to_key_group, key_hash, KeyGroup};
 use crate::snapshot::{decode_group, encode_group, KeyGroupBytes};
 use crate::tables::{SnapshotTable, TableMeta};
 
-/// In-memory storage of one state; `S` is the per-(key, namespace) value
-/// (`V`, `Vec<V>` or a map).
+/// One key group's entries. Values are `Option` only so a modification can take them out in
+/// place; a stored value is never `None`.
+type GroupMap<K, N, S> = HashMap<(K, N), Option<S>, FxBuildHasher>;
+
+/// Looks up a `(K, N)` entry from borrowed parts. Hashes exactly as the tuple does (the key,
+/// then the namespace), which is what makes it a valid hashbrown equivalent.
+struct Lookup<'a, K, N>(&'a K, &'a N);
+
+impl<K: Hash, N: Hash> Hash for Lookup<'_, K, N> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl<K: Eq, N: Eq> Equivalent<(K, N)> for Lookup<'_, K, N> {
+    #[inline]
+    fn equivalent(&self, entry: &(K, N)) -> bool {
+        *self.0 == entry.0 && *self.1 == entry.1
+    }
+}
+
 pub(crate) struct MemoryTable<K, N, S> {
     meta: TableMeta,
-    groups: Vec<FxHashMap<K, KeyEntry<N, S>>>,
+    groups: Vec<GroupMap<K, N, S>>,
 }
 
 impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
-    /// An empty table covering `meta.range`.
     pub(crate) fn new(meta: TableMeta) -> Self {
-        let groups = (0..meta.range.len())
-            .map(|_| FxHashMap::default())
-            .collect();
+        let groups = (0..meta.range.len()).map(|_| GroupMap::default()).collect();
         Self { meta, groups }
     }
 
-    /// The value of (current key, namespace).
     #[inline]
     pub(crate) fn get(&self, cur: &CurrentKey<K>, ns: &N) -> Option<&S> {
-        self.groups[cur.offset].get(&cur.key)?.get(ns)
+        self.groups[cur.offset]
+            .get(&Lookup(&cur.key, ns))
+            .and_then(Option::as_ref)
     }
 
-    /// Read-modify-write of the slot of (current key, namespace): `f` sees
-    /// `None` if absent; a slot left `None` is removed, a new `Some` inserted.
     #[inline]
     pub(crate) fn modify<R>(
         &mut self,
@@ -53,40 +71,31 @@ impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
         f: impl FnOnce(&mut Option<S>) -> R,
     ) -> R {
         let map = &mut self.groups[cur.offset];
-        match map.get_mut(&cur.key) {
-            Some(entry) => match entry.position(ns) {
-                Some(pos) => {
-                    let slot = entry.slot_mut(pos);
-                    let out = f(slot);
-                    if slot.is_none() && entry.remove_at(pos) {
-                        map.remove(&cur.key);
-                    }
-                    out
+        let lookup = Lookup(&cur.key, ns);
+        match map.get_mut(&lookup) {
+            Some(slot) => {
+                let out = f(slot);
+                if slot.is_none() {
+                    map.remove(&lookup);
                 }
-                None => {
-                    let mut slot = None;
-                    let out = f(&mut slot);
-                    if let Some(value) = slot {
-                        entry.push(ns.clone(), value);
-                    }
-                    out
-                }
-            },
+                out
+            }
             None => {
                 let mut slot = None;
                 let out = f(&mut slot);
-                if let Some(value) = slot {
-                    map.insert(cur.key.clone(), KeyEntry::new(ns.clone(), value));
+                if slot.is_some() {
+                    map.insert((cur.key.clone(), ns.clone()), slot);
                 }
                 out
             }
         }
     }
 
-    /// Removes and returns the value of (current key, namespace).
     #[inline]
     pub(crate) fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> Option<S> {
-        self.modify(cur, ns, Option::take)
+        self.groups[cur.offset]
+            .remove(&Lookup(&cur.key, ns))
+            .flatten()
     }
 
     fn group_what(&self, key_group: KeyGroup) -> impl Fn() -> String + '_ {
@@ -106,11 +115,10 @@ where
             if map.is_empty() {
                 continue;
             }
-            let count = map.values().map(KeyEntry::len).sum();
             let entries = map
                 .iter()
-                .flat_map(|(k, entry)| entry.iter().map(move |(n, s)| (k, n, s)));
-            let bytes = encode_group(count, entries, self.group_what(key_group))?;
+                .filter_map(|((k, n), s)| s.as_ref().map(|s| (k, n, s)));
+            let bytes = encode_group(map.len(), entries, self.group_what(key_group))?;
             out.push(KeyGroupBytes { key_group, bytes });
         }
         Ok(out)
@@ -134,26 +142,17 @@ where
                     actual,
                 });
             }
-            match map.get_mut(&key) {
-                Some(entry) => entry.upsert(ns, value),
-                None => {
-                    map.insert(key, KeyEntry::new(ns, value));
-                }
-            }
+            map.insert((key, ns), Some(value));
             Ok(())
         })
     }
 
     fn clear_all(&mut self) {
-        self.groups.iter_mut().for_each(FxHashMap::clear);
+        self.groups.iter_mut().for_each(GroupMap::clear);
     }
 
     fn entry_count(&self) -> usize {
-        self.groups
-            .iter()
-            .flat_map(FxHashMap::values)
-            .map(KeyEntry::len)
-            .sum()
+        self.groups.iter().map(GroupMap::len).sum()
     }
 }
 

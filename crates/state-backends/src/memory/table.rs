@@ -1,19 +1,24 @@
-//! The memory backend's table: per key group a hash map from (key, namespace) to value.
+//! The memory backend's table: per key group, a map from namespace to a map from key to
+//! value (namespace-major).
 //!
 //! Invariants:
 //! - `groups[i]` holds exactly the entries of key group `range.start + i`.
-//! - Lookups hash borrowed parts (`Lookup`) and never clone the key or the namespace; both
-//!   are cloned only when an entry is created. The cost of a lookup does not depend on how
-//!   many namespaces (windows) a key has.
-//! - Every stored value is `Some`: an entry left `None` by a modification is removed, so
-//!   cleared windows leave nothing behind.
+//! - Lookups borrow the key and the namespace; both are cloned only when an entry is
+//!   created.
+//! - Namespace-major order keeps the entries of one namespace (one window) together, so the
+//!   few windows that records currently update stay small and hot in cache however many
+//!   older windows wait for their watermark.
+//! - A zero-sized namespace type (`VoidNamespace`: plain keyed state) has one value only;
+//!   its entries live in one flat key map per key group, with no namespace level at all.
+//! - Every stored value is `Some` and no empty inner map is kept: an entry left `None` by a
+//!   modification is removed, and so is its namespace's map once empty, so cleared windows
+//!   leave nothing behind.
 //! - Nothing is serialized outside snapshot and restore.
 
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::hash::{Hash, Hasher};
 
 use crate::bounds::{Namespace, StateKey};
 use crate::error::StateError;
@@ -22,44 +27,94 @@ use crate::key_group::{assign_to_key_group, key_hash, KeyGroup};
 use crate::snapshot::{decode_group, encode_group, KeyGroupBytes};
 use crate::tables::{SnapshotTable, TableMeta};
 
-/// One key group's entries. Values are `Option` only so a modification can take them out in
-/// place; a stored value is never `None`.
-type GroupMap<K, N, S> = HashMap<(K, N), Option<S>, FxBuildHasher>;
+/// The entries of one namespace in one key group. Values are `Option` only so a
+/// modification can take them out in place; a stored value is never `None`.
+type KeyMap<K, S> = HashMap<K, Option<S>, FxBuildHasher>;
 
-/// Looks up a `(K, N)` entry from borrowed parts. Hashes exactly as the tuple does (the key,
-/// then the namespace), which is what makes it a valid hashbrown equivalent.
-struct Lookup<'a, K, N>(&'a K, &'a N);
+/// One key group's entries.
+struct Group<K, N, S> {
+    /// The namespace of `single` (zero-sized: only to hand out references).
+    single_ns: Option<N>,
+    /// The entries of a zero-sized namespace type.
+    single: KeyMap<K, S>,
+    /// The entries of any other namespace type, by namespace.
+    by_ns: HashMap<N, KeyMap<K, S>, FxBuildHasher>,
+}
 
-impl<K: Hash, N: Hash> Hash for Lookup<'_, K, N> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-        self.1.hash(state);
+impl<K, N, S> Default for Group<K, N, S> {
+    fn default() -> Self {
+        Self {
+            single_ns: None,
+            single: KeyMap::default(),
+            by_ns: HashMap::default(),
+        }
     }
 }
 
-impl<K: Eq, N: Eq> Equivalent<(K, N)> for Lookup<'_, K, N> {
-    #[inline]
-    fn equivalent(&self, entry: &(K, N)) -> bool {
-        *self.0 == entry.0 && *self.1 == entry.1
+impl<K: StateKey, N: Namespace, S> Group<K, N, S> {
+    /// Whether `N` has a single value, decided at compile time.
+    const SINGLE: bool = std::mem::size_of::<N>() == 0;
+
+    fn keys(&self, ns: &N) -> Option<&KeyMap<K, S>> {
+        if Self::SINGLE {
+            Some(&self.single)
+        } else {
+            self.by_ns.get(ns)
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.single.len() + self.by_ns.values().map(KeyMap::len).sum::<usize>()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.single.is_empty() && self.by_ns.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.single.clear();
+        self.by_ns.clear();
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&K, &N, &S)> {
+        let single = self.single_ns.iter().flat_map(move |n| {
+            self.single
+                .iter()
+                .filter_map(move |(k, s)| s.as_ref().map(|s| (k, n, s)))
+        });
+        let by_ns = self.by_ns.iter().flat_map(|(n, keys)| {
+            keys.iter()
+                .filter_map(move |(k, s)| s.as_ref().map(|s| (k, n, s)))
+        });
+        single.chain(by_ns)
+    }
+
+    fn insert(&mut self, key: K, ns: N, value: S) {
+        if Self::SINGLE {
+            self.single_ns.get_or_insert(ns);
+            self.single.insert(key, Some(value));
+        } else {
+            self.by_ns.entry(ns).or_default().insert(key, Some(value));
+        }
     }
 }
 
 pub(crate) struct MemoryTable<K, N, S> {
     meta: TableMeta,
-    groups: Vec<GroupMap<K, N, S>>,
+    groups: Vec<Group<K, N, S>>,
 }
 
 impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
     pub(crate) fn new(meta: TableMeta) -> Self {
-        let groups = (0..meta.range.len()).map(|_| GroupMap::default()).collect();
+        let groups = (0..meta.range.len()).map(|_| Group::default()).collect();
         Self { meta, groups }
     }
 
     #[inline]
     pub(crate) fn get(&self, cur: &CurrentKey<K>, ns: &N) -> Option<&S> {
         self.groups[cur.offset]
-            .get(&Lookup(&cur.key, ns))
+            .keys(ns)?
+            .get(&cur.key)
             .and_then(Option::as_ref)
     }
 
@@ -70,21 +125,56 @@ impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
         ns: &N,
         f: impl FnOnce(&mut Option<S>) -> R,
     ) -> R {
-        let map = &mut self.groups[cur.offset];
-        let lookup = Lookup(&cur.key, ns);
-        match map.get_mut(&lookup) {
-            Some(slot) => {
-                let out = f(slot);
-                if slot.is_none() {
-                    map.remove(&lookup);
+        let group = &mut self.groups[cur.offset];
+        if Group::<K, N, S>::SINGLE {
+            return match group.single.get_mut(&cur.key) {
+                Some(slot) => {
+                    let out = f(slot);
+                    if slot.is_none() {
+                        group.single.remove(&cur.key);
+                    }
+                    out
                 }
-                out
-            }
+                None => {
+                    let mut slot = None;
+                    let out = f(&mut slot);
+                    if slot.is_some() {
+                        group.single_ns.get_or_insert_with(|| ns.clone());
+                        group.single.insert(cur.key.clone(), slot);
+                    }
+                    out
+                }
+            };
+        }
+        let group = &mut group.by_ns;
+        match group.get_mut(ns) {
+            Some(keys) => match keys.get_mut(&cur.key) {
+                Some(slot) => {
+                    let out = f(slot);
+                    if slot.is_none() {
+                        keys.remove(&cur.key);
+                        if keys.is_empty() {
+                            group.remove(ns);
+                        }
+                    }
+                    out
+                }
+                None => {
+                    let mut slot = None;
+                    let out = f(&mut slot);
+                    if slot.is_some() {
+                        keys.insert(cur.key.clone(), slot);
+                    }
+                    out
+                }
+            },
             None => {
                 let mut slot = None;
                 let out = f(&mut slot);
                 if slot.is_some() {
-                    map.insert((cur.key.clone(), ns.clone()), slot);
+                    let mut keys = KeyMap::default();
+                    keys.insert(cur.key.clone(), slot);
+                    group.insert(ns.clone(), keys);
                 }
                 out
             }
@@ -93,9 +183,7 @@ impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
 
     #[inline]
     pub(crate) fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> Option<S> {
-        self.groups[cur.offset]
-            .remove(&Lookup(&cur.key, ns))
-            .flatten()
+        self.modify(cur, ns, Option::take)
     }
 
     fn group_what(&self, key_group: KeyGroup) -> impl Fn() -> String + '_ {
@@ -111,14 +199,11 @@ where
 {
     fn snapshot(&self) -> Result<Vec<KeyGroupBytes>, StateError> {
         let mut out = Vec::new();
-        for (key_group, map) in self.meta.range.iter().zip(&self.groups) {
-            if map.is_empty() {
+        for (key_group, group) in self.meta.range.iter().zip(&self.groups) {
+            if group.is_empty() {
                 continue;
             }
-            let entries = map
-                .iter()
-                .filter_map(|((k, n), s)| s.as_ref().map(|s| (k, n, s)));
-            let bytes = encode_group(map.len(), entries, self.group_what(key_group))?;
+            let bytes = encode_group(group.len(), group.entries(), self.group_what(key_group))?;
             out.push(KeyGroupBytes { key_group, bytes });
         }
         Ok(out)
@@ -132,7 +217,7 @@ where
         let max_parallelism = self.meta.max_parallelism;
         let name = &self.meta.name;
         let what = || format!("state '{name}' key group {key_group}");
-        let map = &mut self.groups[offset];
+        let group = &mut self.groups[offset];
         decode_group(bytes, what, |(key, ns, value): (K, N, S)| {
             let actual = assign_to_key_group(key_hash(&key), max_parallelism);
             if actual != key_group {
@@ -142,17 +227,17 @@ where
                     actual,
                 });
             }
-            map.insert((key, ns), Some(value));
+            group.insert(key, ns, value);
             Ok(())
         })
     }
 
     fn clear_all(&mut self) {
-        self.groups.iter_mut().for_each(GroupMap::clear);
+        self.groups.iter_mut().for_each(Group::clear);
     }
 
     fn entry_count(&self) -> usize {
-        self.groups.iter().map(GroupMap::len).sum()
+        self.groups.iter().map(Group::len).sum()
     }
 }
 

@@ -225,8 +225,17 @@ impl<T: Record> DataStream<T> {
 
     /// Writes every record with `sink`.
     pub fn add_sink<S: SinkFunction<T>>(&self, sink: S) -> DataStreamSink {
+        self.add_sink_partitioned(sink, None)
+    }
+
+    /// Adds a sink behind this stream's partitioning, or hash partitioning by `key_hash`.
+    pub(crate) fn add_sink_partitioned<S: SinkFunction<T>>(
+        &self,
+        sink: S,
+        key_hash: Option<AnyKeyHash>,
+    ) -> DataStreamSink {
         let sink = Arc::new(sink);
-        let stream = self.add_one_input::<()>("Sink", None, true, move |ctx, out| {
+        let stream = self.add_one_input::<()>("Sink", key_hash, true, move |ctx, out| {
             let writer = sink.create_writer(&SinkContext {
                 name: ctx.name.clone(),
                 subtask: ctx.subtask,

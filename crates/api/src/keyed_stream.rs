@@ -92,6 +92,12 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
             .add_one_input(name, Some(key_hasher(&self.key_fn)), false, make)
     }
 
+    /// Writes every record with `sink`, each key's records reaching the same sink subtask.
+    pub fn add_sink<S: crate::sink::SinkFunction<T>>(&self, sink: S) -> crate::DataStreamSink {
+        self.stream
+            .add_sink_partitioned(sink, Some(key_hasher(&self.key_fn)))
+    }
+
     /// Processes every record with keyed state and timers.
     pub fn process<O: Record, F: KeyedProcessFunction<K, T, O>>(&self, f: F) -> DataStream<O> {
         let key_fn = self.key_fn.clone();

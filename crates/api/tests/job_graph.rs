@@ -98,3 +98,14 @@ fn default_edges_rebalance_when_parallelism_differs() {
     assert_eq!(g.edges.len(), 1);
     assert_eq!(g.edges[0].partitioning, Partitioning::Rebalance);
 }
+
+#[test]
+fn a_sink_on_a_keyed_stream_is_fed_by_hash_partitioning() {
+    let env = env(2);
+    env.from_sequence(0, 9)
+        .key_by(|x: &u64| *x)
+        .add_sink(weir_api::sink::DiscardingSink);
+    let g = env.job_graph("g").unwrap();
+    assert_eq!(g.edges.len(), 1);
+    assert_eq!(g.edges[0].partitioning, Partitioning::Hash);
+}

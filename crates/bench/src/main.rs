@@ -17,6 +17,12 @@
 //! - `sensor-window`: the harness's sensor rows (10,000 sensors, event time, watermark
 //!   3 s behind) -> 1 s tumbling event-time windows per sensor with count, average and
 //!   maximum -> discard. Harness workload `c`.
+//! - `exchange`: 100-byte records -> keyed exchange between the two TaskManagers -> discard;
+//!   the JSON line adds `mb_per_sec` (payload bytes through the exchange).
+//! - `latency`: 100-byte records stamped with their creation time at a fixed `--rate`,
+//!   keyed exchange, and a sink that measures end-to-end latency; run with
+//!   `--buffer-timeout-ms` 0, 1 and 100. The JSON line adds `rate`, `buffer_timeout_ms`,
+//!   `p50_ms` and `p99_ms`.
 
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
@@ -36,6 +42,10 @@ enum Workload {
     KeyedCount,
     /// Sensor rows -> 1 s tumbling event-time windows per sensor -> discard.
     SensorWindow,
+    /// 100-byte records through a keyed exchange between two TaskManagers.
+    Exchange,
+    /// End-to-end latency of a keyed exchange at a fixed input rate.
+    Latency,
 }
 
 impl Workload {
@@ -44,6 +54,8 @@ impl Workload {
             Workload::Stateless => "stateless",
             Workload::KeyedCount => "keyed-count",
             Workload::SensorWindow => "sensor-window",
+            Workload::Exchange => "exchange",
+            Workload::Latency => "latency",
         }
     }
 }
@@ -61,6 +73,85 @@ struct Args {
     /// Parallelism of every operator.
     #[arg(long, default_value_t = 2)]
     parallelism: u16,
+    /// Input rate in records per second (`latency` only).
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
+    /// Network buffer timeout in milliseconds (default: the runtime's, 100 ms).
+    #[arg(long)]
+    buffer_timeout_ms: Option<u64>,
+}
+
+/// Bytes of one `exchange` record on the wire: the key (up to 3 bytes), a zero timestamp
+/// (1 byte) and 96 payload bytes.
+const EXCHANGE_RECORD_BYTES: u64 = 100;
+
+/// A 100-byte record: key, creation time (ns since the epoch) and payload.
+type Record100 = (u32, u64, [u8; 32], [u8; 32], [u8; 32]);
+
+#[inline]
+fn record100(id: u64, created_ns: u64) -> Record100 {
+    let b = (id as u8).wrapping_mul(31);
+    (
+        (mix(id) % 10_000) as u32,
+        created_ns,
+        [b; 32],
+        [b ^ 0x5a; 32],
+        [b ^ 0xa5; 32],
+    )
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Measures end-to-end latency (creation to sink) in microseconds.
+#[derive(Clone, Default)]
+struct LatencySink {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+impl weir_api::sink::SinkFunction<Record100> for LatencySink {
+    fn create_writer(
+        &self,
+        _ctx: &weir_api::sink::SinkContext,
+    ) -> Result<Box<dyn weir_api::sink::SinkWriter<Record100>>, weir_api::TaskError> {
+        Ok(Box::new(LatencyWriter {
+            shared: self.samples.clone(),
+            local: Vec::new(),
+        }))
+    }
+}
+
+struct LatencyWriter {
+    shared: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+    local: Vec<u32>,
+}
+
+impl weir_api::sink::SinkWriter<Record100> for LatencyWriter {
+    fn write(&mut self, r: Record100, _ts: weir_api::Timestamp) -> Result<(), weir_api::TaskError> {
+        let micros = now_ns().saturating_sub(r.1) / 1000;
+        self.local.push(micros.min(u32::MAX as u64) as u32);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), weir_api::TaskError> {
+        self.shared
+            .lock()
+            .map_err(|_| weir_api::TaskError::Other("latency samples poisoned".into()))?
+            .append(&mut self.local);
+        Ok(())
+    }
+}
+
+/// Returns the `q`-quantile of sorted samples, in milliseconds.
+fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i] as f64 / 1000.0
 }
 
 /// A stateless SplitMix64 step: uniform pseudo-random bits from a sequence number.
@@ -100,8 +191,26 @@ impl AggregateFunction<(u32, i64, f64), (u64, f64, f64), (u64, f64, f64)> for Se
     }
 }
 
-fn build(env: &StreamExecutionEnvironment, workload: Workload, n: u64) {
+fn build(
+    env: &StreamExecutionEnvironment,
+    workload: Workload,
+    n: u64,
+    rate: u64,
+    latency: &LatencySink,
+) {
     match workload {
+        Workload::Exchange => {
+            env.from_generator(GeneratorSource::new(Some(n), |id| record100(id, 0)))
+                .key_by(|r: &Record100| r.0)
+                .add_sink(DiscardingSink);
+        }
+        Workload::Latency => {
+            env.from_generator(
+                GeneratorSource::new(Some(n), |id| record100(id, now_ns())).with_rate_limit(rate),
+            )
+            .key_by(|r: &Record100| r.0)
+            .add_sink(latency.clone());
+        }
         Workload::Stateless => {
             env.from_generator(GeneratorSource::new(Some(n), datagen_row))
                 .filter(|r: &(u64, u32, u32)| r.2 < 500)
@@ -149,19 +258,43 @@ fn main() -> Result<()> {
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
+    if args.workload == Workload::Latency && args.rate == 0 {
+        bail!("--rate must be at least 1");
+    }
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(args.parallelism)
         .set_local_taskmanagers(2);
-    build(&env, args.workload, args.records);
+    if let Some(ms) = args.buffer_timeout_ms {
+        env.set_buffer_timeout(Duration::from_millis(ms));
+    }
+    let latency = LatencySink::default();
+    build(&env, args.workload, args.records, args.rate, &latency);
     let started = Instant::now();
     env.execute(args.workload.name())?;
     let seconds = started.elapsed().as_secs_f64();
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "workload": args.workload.name(),
         "records": args.records,
         "seconds": seconds,
         "records_per_sec": args.records as f64 / seconds,
     });
+    match args.workload {
+        Workload::Exchange => {
+            line["mb_per_sec"] =
+                serde_json::json!((args.records * EXCHANGE_RECORD_BYTES) as f64 / seconds / 1e6);
+        }
+        Workload::Latency => {
+            let mut samples =
+                std::mem::take(&mut *latency.samples.lock().expect("latency samples"));
+            samples.sort_unstable();
+            line["rate"] = serde_json::json!(args.rate);
+            line["buffer_timeout_ms"] =
+                serde_json::json!(env.settings().job.buffer_timeout.as_millis() as u64);
+            line["p50_ms"] = serde_json::json!(quantile_ms(&samples, 0.50));
+            line["p99_ms"] = serde_json::json!(quantile_ms(&samples, 0.99));
+        }
+        _ => {}
+    }
     println!("{line}");
     if let Some(kib) = peak_rss_kib() {
         eprintln!("peak_rss_mib={:.1}", kib as f64 / 1024.0);
@@ -180,6 +313,27 @@ mod tests {
             assert_eq!(i, id);
             assert!(k < 10_000 && v < 1000);
         }
+    }
+
+    #[test]
+    fn exchange_records_are_one_hundred_bytes_on_the_wire() {
+        let mut buf = Vec::new();
+        weir_api_codec_len(&record100(7, 0), &mut buf);
+        // Key below 10,000 (1 to 3 varint bytes), zero timestamp (1 byte), 96 payload bytes.
+        assert!((98..=100).contains(&buf.len()), "{}", buf.len());
+    }
+
+    fn weir_api_codec_len(r: &Record100, buf: &mut Vec<u8>) {
+        let cfg = bincode::config::standard();
+        buf.extend(bincode::serde::encode_to_vec(r, cfg).unwrap());
+    }
+
+    #[test]
+    fn quantiles_pick_from_sorted_samples() {
+        let s: Vec<u32> = (1..=100).map(|x| x * 1000).collect();
+        assert_eq!(quantile_ms(&s, 0.5), 51.0);
+        assert_eq!(quantile_ms(&s, 0.99), 99.0);
+        assert_eq!(quantile_ms(&[], 0.5), 0.0);
     }
 
     #[test]

@@ -24,6 +24,7 @@ impl<T: Record> DataStream<T> {
                 ctx.index,
             )))
         })
+        .emitting_side_outputs()
     }
 
     /// Returns the stream of records this operator emitted to the side output `tag`.
@@ -154,7 +155,7 @@ impl<T1: Record, T2: Record> ConnectedStreams<T1, T2> {
             .graph
             .add_edge(self.second.id, id, self.second.partitioning, 1, None);
         drop(inner);
-        DataStream::new(env, id)
+        DataStream::new(env, id).emitting_side_outputs()
     }
 
     /// Maps each input with its own function into one output stream.

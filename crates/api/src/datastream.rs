@@ -102,6 +102,12 @@ impl<T: Record> DataStream<T> {
         self
     }
 
+    /// Marks this operator as able to emit side outputs.
+    pub(crate) fn emitting_side_outputs(self) -> Self {
+        self.with_node(|n| n.emits_side_outputs = true);
+        self
+    }
+
     /// Keeps this operator out of its predecessor's chain.
     pub fn disable_chaining(self) -> Self {
         self.with_node(|n| n.chainable = false);

@@ -117,6 +117,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
                 ctx.parallelism,
             )?))
         })
+        .emitting_side_outputs()
     }
 
     /// Combines the records of each key with `f`, emitting the running result per record.

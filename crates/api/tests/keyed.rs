@@ -359,3 +359,146 @@ fn keyed_processing_time_timers_fire_while_the_job_runs() {
     fired.dedup();
     assert_eq!(fired, vec![0, 1]);
 }
+
+#[test]
+fn two_streams_reading_the_same_side_output_both_get_every_record() {
+    let env = env(1);
+    let tag = OutputTag::<String>::new("negative");
+    let main = env.from_collection(vec![1, -2, 3, -4]).process(Splitter);
+    let a = main.get_side_output(&tag).collect();
+    let b = main.get_side_output(&tag).collect();
+    let _ = main.collect();
+    env.execute("side-output-twice").unwrap();
+    assert_eq!(a.take().len(), 2);
+    assert_eq!(b.take().len(), 2);
+}
+
+#[test]
+fn a_side_output_of_an_operator_that_emits_none_is_rejected_at_build_time() {
+    let env = env(1);
+    let mapped = env.from_collection(vec![1u8]).map(|x| x).name("plain-map");
+    let _ = mapped.get_side_output(&OutputTag::<u8>::new("t")).collect();
+    let _ = mapped.collect();
+    let err = env.execute("bad-side-output").unwrap_err().to_string();
+    assert!(
+        err.contains("plain-map") && err.contains("emits no side outputs"),
+        "{err}"
+    );
+}
+
+#[derive(Clone)]
+struct Chain;
+
+impl KeyedProcessFunction<u8, (u8, i64), i64> for Chain {
+    type State = ();
+    fn open(&mut self, _ctx: &RuntimeContext<u8>) -> FnResult<()> {
+        Ok(())
+    }
+    fn process_element(
+        &mut self,
+        v: (u8, i64),
+        _s: &mut (),
+        ctx: &mut KeyedContext<'_, u8, i64>,
+    ) -> FnResult {
+        ctx.register_event_time_timer(v.1);
+        Ok(())
+    }
+    fn on_timer(&mut self, ts: i64, _s: &mut (), ctx: &mut KeyedContext<'_, u8, i64>) -> FnResult {
+        ctx.collect(ts);
+        if ts < 30 {
+            // Due at once: must fire before the watermark that fired this one moves on.
+            ctx.register_event_time_timer(ts + 10);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn timers_registered_while_timers_fire_fire_before_the_watermark_moves_on() {
+    let env = env(1);
+    let out = env
+        .from_collection(vec![(1u8, 10i64)])
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::<(u8, i64)>::no_watermarks()
+                .with_timestamp_assigner(|r: &(u8, i64), _| r.1),
+        )
+        .key_by(|r: &(u8, i64)| r.0)
+        .process(Chain)
+        .collect();
+    env.execute("chained-timers").unwrap();
+    // The final watermark fires 10, which registers 20, which registers 30: all before the end.
+    assert_eq!(out.take(), vec![10, 20, 30]);
+}
+
+#[derive(Clone)]
+struct StampCheck;
+
+impl KeyedProcessFunction<u64, u64, Option<i64>> for StampCheck {
+    type State = ValueState<u64, weir_api::VoidNamespace, bool>;
+    fn open(&mut self, ctx: &RuntimeContext<u64>) -> FnResult<Self::State> {
+        ctx.value_state("armed")
+    }
+    fn process_element(
+        &mut self,
+        _v: u64,
+        armed: &mut Self::State,
+        ctx: &mut KeyedContext<'_, u64, Option<i64>>,
+    ) -> FnResult {
+        if armed.value()?.is_none() {
+            armed.update(true)?;
+            let now = ctx.current_processing_time();
+            ctx.register_processing_time_timer(now + 10);
+        }
+        Ok(())
+    }
+    fn on_timer(
+        &mut self,
+        _ts: i64,
+        _s: &mut Self::State,
+        ctx: &mut KeyedContext<'_, u64, Option<i64>>,
+    ) -> FnResult {
+        ctx.collect(ctx.timestamp());
+        Ok(())
+    }
+}
+
+#[test]
+fn output_of_processing_time_timers_carries_no_event_timestamp() {
+    let env = env(1);
+    let out = env
+        .from_generator(weir_api::GeneratorSource::new(Some(200), |i| i % 2).with_rate_limit(1000))
+        .key_by(|k: &u64| *k)
+        .process(StampCheck)
+        .collect();
+    env.execute("processing-time-stamps").unwrap();
+    let got = out.take();
+    assert!(!got.is_empty());
+    assert!(got.iter().all(Option::is_none), "{got:?}");
+}
+
+#[derive(Clone)]
+struct PanicsAfterCollect;
+impl ProcessFunction<i32, i32> for PanicsAfterCollect {
+    fn process_element(&mut self, v: i32, ctx: &mut Context<'_, i32>) -> FnResult {
+        ctx.collect(v);
+        if v == 2 {
+            panic!("after collecting {v}");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panic_after_emitting_is_attributed_to_the_emitting_operator() {
+    let env = env(1);
+    let _ = env
+        .from_collection(vec![1, 2, 3])
+        .process(PanicsAfterCollect)
+        .name("emits-then-panics")
+        .collect();
+    let err = env.execute("attribution").unwrap_err().to_string();
+    assert!(
+        err.contains("emits-then-panics") && err.contains("after collecting 2"),
+        "{err}"
+    );
+}

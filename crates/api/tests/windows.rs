@@ -261,3 +261,27 @@ proptest! {
         prop_assert_eq!(got, reference(&input, size));
     }
 }
+
+#[test]
+fn a_window_first_seen_within_its_lateness_fires_once_per_element() {
+    // Size 10, lateness 5, watermark after every record with no bound.
+    let input = vec![
+        ev("a", 12, 1),  // watermark 11: [0,10) has ended
+        ev("a", 5, 2),   // new window [0,10), not late (9 + 5 > 11): fires once, now
+        ev("a", 13, 4),  // watermark 12: no second firing of [0,10)
+        ev("a", 7, 8),   // still within lateness: fires [0,10) again with both elements
+        ev("a", 30, 16), // watermark 29: cleanup; [10,20) fires
+    ];
+    let env = env(1);
+    let out = env
+        .from_collection(input)
+        .assign_timestamps_and_watermarks(by_time(0))
+        .key_by(|e: &Event| e.0.clone())
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+        .allowed_lateness(Duration::from_millis(5))
+        .reduce_with_window(|a, b| (a.0, a.1, a.2 + b.2), sum_window)
+        .collect();
+    env.execute("late-window-once").unwrap();
+    let got: Vec<_> = out.take().into_iter().map(|r| (r.1, r.3)).collect();
+    assert_eq!(got, vec![(0, 2), (0, 10), (10, 5), (30, 16)]);
+}

@@ -58,9 +58,15 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
-    /// Waits up to `timeout` for the job to end.
+    /// Waits up to `timeout` for the job to end; `None` if it is still running.
     pub fn wait(&self, timeout: Duration) -> Option<JobOutcome> {
-        self.rx.recv_timeout(timeout).ok()
+        match self.rx.recv_timeout(timeout) {
+            Ok(outcome) => Some(outcome),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Some(JobOutcome::Failed {
+                message: format!("job {} was dropped by the JobManager", self.id),
+            }),
+        }
     }
 }
 
@@ -119,10 +125,23 @@ impl JobManager {
             },
         );
         info!(job_id = %id, job = %graph.name, subtasks = deployments.len(), "deploying job");
-        for (tm, d) in deployments {
-            if let Some((_, gw)) = state.taskmanagers.iter().find(|(i, _)| i.id == tm) {
-                gw.send(JobManagerMessage::Deploy(d));
-            }
+        let sends: Vec<_> = deployments
+            .into_iter()
+            .filter_map(|(tm, d)| {
+                let gw = state
+                    .taskmanagers
+                    .iter()
+                    .find(|(i, _)| i.id == tm)?
+                    .1
+                    .clone();
+                Some((gw, JobManagerMessage::Deploy(d)))
+            })
+            .collect();
+        // A gateway may call back into this JobManager (a TaskManager reporting a failed
+        // deployment): never send while holding the lock.
+        drop(state);
+        for (gw, msg) in sends {
+            gw.send(msg);
         }
         Ok(JobHandle { id, rx })
     }
@@ -135,7 +154,9 @@ impl JobManager {
             .get_mut(&id)
             .ok_or(JobManagerError::UnknownJob(id))?;
         job.execution.cancel();
-        broadcast_cancel(&state, id);
+        let gateways = gateways(&state);
+        drop(state);
+        broadcast_cancel(&gateways, id);
         Ok(())
     }
 
@@ -144,8 +165,16 @@ impl JobManager {
     }
 }
 
-fn broadcast_cancel(state: &State, id: JobId) {
-    for (_, gw) in &state.taskmanagers {
+fn gateways(state: &State) -> Vec<Arc<dyn TaskManagerGateway>> {
+    state
+        .taskmanagers
+        .iter()
+        .map(|(_, gw)| gw.clone())
+        .collect()
+}
+
+fn broadcast_cancel(gateways: &[Arc<dyn TaskManagerGateway>], id: JobId) {
+    for gw in gateways {
         gw.send(JobManagerMessage::CancelJob(id));
     }
 }
@@ -162,11 +191,12 @@ impl JobManagerGateway for JobManager {
             warn!(job_id = %subtask.job, "state update for unknown job");
             return;
         };
+        let mut cancel = false;
         let outcome = match job.execution.update(subtask, exec_state, error) {
             Decision::Continue => None,
             Decision::CancelAll => {
                 warn!(job_id = %subtask.job, cause = job.execution.failure().unwrap_or(""), "job failing, cancelling its tasks");
-                broadcast_cancel(&state, subtask.job);
+                cancel = true;
                 None
             }
             Decision::Finished => Some(JobOutcome::Finished {
@@ -181,6 +211,73 @@ impl JobManagerGateway for JobManager {
                 info!(job_id = %subtask.job, ?outcome, "job ended");
                 let _ = job.done.send(outcome);
             }
+        }
+        if cancel {
+            let gateways = gateways(&state);
+            drop(state);
+            broadcast_cancel(&gateways, subtask.job);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_runtime::control::ExecutionState;
+    use weir_runtime::invokable::{TaskInvokable, TaskSetup};
+    use weir_runtime::{JobConfig, JobVertex, TaskError};
+
+    /// A TaskManager that fails every deployment synchronously, from inside `send`, as a
+    /// TaskManager without the job's program does.
+    struct Refusing(std::sync::Weak<JobManager>);
+
+    impl TaskManagerGateway for Refusing {
+        fn send(&self, message: JobManagerMessage) {
+            if let (JobManagerMessage::Deploy(d), Some(jm)) = (message, self.0.upgrade()) {
+                jm.send(TaskManagerMessage::TaskState {
+                    subtask: d.subtask,
+                    state: ExecutionState::Failed,
+                    error: Some("no program for this job".into()),
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn a_taskmanager_reporting_from_inside_a_deploy_does_not_deadlock_the_jobmanager() {
+        let jm = Arc::new(JobManager::new());
+        jm.register_taskmanager(
+            TaskManagerInfo {
+                id: 0,
+                slots: 1,
+                data_address: "127.0.0.1:1".parse().unwrap(),
+            },
+            Arc::new(Refusing(Arc::downgrade(&jm))),
+        );
+        let graph = JobGraph {
+            name: "j".into(),
+            vertices: vec![JobVertex {
+                id: 0,
+                name: "v".into(),
+                parallelism: 1,
+                max_parallelism: 128,
+                is_source: true,
+                is_sink: true,
+                factory: Arc::new(
+                    |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
+                        Err(TaskError::Other("unused".into()))
+                    },
+                ),
+            }],
+            edges: vec![],
+            config: JobConfig::default(),
+        };
+        let handle = jm.submit(JobId(9), &graph).unwrap();
+        match handle.wait(Duration::from_secs(10)) {
+            Some(JobOutcome::Failed { message }) => {
+                assert!(message.contains("no program"), "{message}")
+            }
+            other => panic!("unexpected {other:?}"),
         }
     }
 }

@@ -33,10 +33,29 @@ thread_local! {
 }
 
 /// Marks the chain's `index`-th operator as the one running user code on this thread, so a
-/// panic can be attributed to it.
+/// panic can be attributed to it, until the returned scope ends. Ending the scope restores
+/// the caller's operator, so user code that runs after a downstream call is attributed to
+/// its own operator again; during a panic the innermost operator stays marked.
 #[inline]
-pub fn enter_operator(index: usize) {
-    CURRENT_OPERATOR.with(|c| c.set(index));
+pub fn enter_operator(index: usize) -> OperatorScope {
+    OperatorScope {
+        previous: CURRENT_OPERATOR.with(|c| c.replace(index)),
+    }
+}
+
+/// The time an operator is marked as running user code (see [`enter_operator`]).
+#[must_use = "the operator stays marked only while the scope lives"]
+pub struct OperatorScope {
+    previous: usize,
+}
+
+impl Drop for OperatorScope {
+    #[inline]
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            CURRENT_OPERATOR.with(|c| c.set(self.previous));
+        }
+    }
 }
 
 /// What a TaskManager provides to the tasks it runs.
@@ -113,7 +132,7 @@ fn run_inner(
         writers,
         gate_inputs: deployment.gates.iter().map(|g| g.input).collect(),
     };
-    enter_operator(usize::MAX);
+    CURRENT_OPERATOR.with(|c| c.set(usize::MAX));
     let mut inv = factory.create(setup).map_err(|e| (e, ()))?;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if deployment.is_source {

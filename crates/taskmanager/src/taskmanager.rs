@@ -169,8 +169,21 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
         .name(thread_name.chars().take(60).collect())
         .spawn(move || {
             report(&inner2, subtask, ExecutionState::Running, None);
-            let vertex = &graph.vertices[subtask.vertex as usize];
-            let result = run_task(&d, &*vertex.factory, &graph.config, &inner2.env, &cancel2);
+            let body = std::panic::AssertUnwindSafe(|| {
+                let Some(vertex) = graph.vertices.get(subtask.vertex as usize) else {
+                    return Err(TaskError::Other(format!(
+                        "job {} has no vertex {}",
+                        subtask.job, subtask.vertex
+                    )));
+                };
+                run_task(&d, &*vertex.factory, &graph.config, &inner2.env, &cancel2)
+            });
+            let result = std::panic::catch_unwind(body).unwrap_or_else(|panic| {
+                Err(TaskError::Other(format!(
+                    "task thread panicked: {}",
+                    weir_runtime::task::panic_message(&*panic)
+                )))
+            });
             match result {
                 Ok(()) => report(&inner2, subtask, ExecutionState::Finished, None),
                 Err(TaskError::Cancelled) => {

@@ -80,7 +80,14 @@ pub fn build_job_graph(
                 )));
             }
         }
-        if matches!(n.kind, NodeKind::SideOutput { .. }) {
+        if let NodeKind::SideOutput { parent, tag } = &n.kind {
+            let p = &nodes[*parent];
+            if !p.emits_side_outputs {
+                return Err(ApiError::InvalidGraph(format!(
+                    "operator '{}' emits no side outputs: side output '{tag}' can only come from a process function or a window",
+                    p.name
+                )));
+            }
             continue;
         }
         if n.parallelism == 0 || n.parallelism > max_par(n.id) {
@@ -183,17 +190,25 @@ pub fn build_job_graph(
             .iter()
             .map(|id| {
                 let n = &nodes[*id];
-                let sides = nodes
-                    .iter()
-                    .filter_map(|s| match &s.kind {
-                        NodeKind::SideOutput { parent, tag } if parent == id => Some(SideOut {
+                // One slot per tag, fanning out to every stream that reads it.
+                let mut sides: Vec<SideOut> = Vec::new();
+                for s in nodes {
+                    let NodeKind::SideOutput { parent, tag } = &s.kind else {
+                        continue;
+                    };
+                    if parent != id {
+                        continue;
+                    }
+                    let nets = net_of_node.get(&s.id).cloned().unwrap_or_default();
+                    match sides.iter_mut().find(|x| &x.tag == tag) {
+                        Some(x) => x.nets.extend(nets),
+                        None => sides.push(SideOut {
                             tag: tag.clone(),
                             ops: s.out_type.clone(),
-                            nets: net_of_node.get(&s.id).cloned().unwrap_or_default(),
+                            nets,
                         }),
-                        _ => None,
-                    })
-                    .collect();
+                    }
+                }
                 ChainNode {
                     name: n.name.clone(),
                     kind: n.kind.clone(),
@@ -296,7 +311,10 @@ fn build_chain(
                 })?;
                 return in_type.input_head(op, names, node.name.clone());
             }
-            (NodeKind::OneInput(make), _) => downstream = Some(make(&mut ctx, out)?),
+            (NodeKind::OneInput(make), _) => {
+                downstream = Some(make(&mut ctx, out)?);
+                ensure_sides_taken(&ctx)?;
+            }
             _ => {
                 return Err(TaskError::Other(format!(
                     "operator '{}' cannot be chained",
@@ -306,4 +324,15 @@ fn build_chain(
         }
     }
     Err(TaskError::Other("empty chain".into()))
+}
+
+/// Fails if an operator left side outputs unclaimed: their channels would never end.
+fn ensure_sides_taken(ctx: &OperatorContext) -> Result<(), TaskError> {
+    match ctx.side_outputs.keys().next() {
+        None => Ok(()),
+        Some(tag) => Err(TaskError::Other(format!(
+            "operator '{}' does not emit side output '{tag}'",
+            ctx.name
+        ))),
+    }
 }

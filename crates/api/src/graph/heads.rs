@@ -109,7 +109,7 @@ impl<T: Record> SourceHead<T> {
 
 impl<T: Record> TaskInvokable for SourceHead<T> {
     fn source_step(&mut self) -> Result<SourceStep, TaskError> {
-        weir_runtime::task::enter_operator(0);
+        let _scope = weir_runtime::task::enter_operator(0);
         self.reader.poll(&mut *self.op, self.batch)
     }
     fn process_records(

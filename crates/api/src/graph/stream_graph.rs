@@ -68,6 +68,8 @@ pub struct StreamNode {
     pub is_sink: bool,
     /// Whether the node may be chained to its predecessor.
     pub chainable: bool,
+    /// Whether the operator can emit side outputs (process functions and windows).
+    pub emits_side_outputs: bool,
 }
 
 /// A connection between two nodes.
@@ -118,6 +120,7 @@ impl StreamGraph {
             in_type,
             is_sink,
             chainable: true,
+            emits_side_outputs: false,
         });
         id
     }

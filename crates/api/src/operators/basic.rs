@@ -15,7 +15,7 @@ pub struct Map<F, O> {
 impl<I, O, F: Fn(I) -> O> Output<I> for Map<F, O> {
     #[inline]
     fn emit(&mut self, value: I, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         let v = (self.f)(value);
         self.out.emit(v, ts)
     }
@@ -32,7 +32,7 @@ pub struct Filter<F, T> {
 impl<T, F: Fn(&T) -> bool> Output<T> for Filter<F, T> {
     #[inline]
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         if (self.f)(&value) {
             self.out.emit(value, ts)
         } else {
@@ -52,7 +52,7 @@ pub struct FlatMap<F, O> {
 impl<I, O, It: IntoIterator<Item = O>, F: Fn(I) -> It> Output<I> for FlatMap<F, O> {
     #[inline]
     fn emit(&mut self, value: I, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         for v in (self.f)(value) {
             self.out.emit(v, ts)?;
         }

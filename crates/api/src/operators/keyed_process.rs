@@ -8,7 +8,7 @@ use crate::functions::{user_error, Downstream, KeyedContext, KeyedProcessFunctio
 use std::sync::Arc;
 use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
-use weir_runtime::{Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK};
+use weir_runtime::{Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK, NO_TIMESTAMP};
 use weir_state_backends::{KeyedStateBackend, StateKey, Timer, TimerService, VoidNamespace};
 
 /// Extracts the key of a record.
@@ -48,7 +48,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
             subtask,
             parallelism,
         };
-        enter_operator(index);
+        let _scope = enter_operator(index);
         let state = f.open(&rc).map_err(|e| user_error(&name, e))?;
         Ok(Self {
             f,
@@ -64,28 +64,46 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
         })
     }
 
+    /// Fires every timer due at `now`, including timers the function registers while timers
+    /// fire, before returning. Output of processing-time timers carries no event timestamp
+    /// (as in Flink); output of event-time timers carries the timer's time.
     fn fire(&mut self, event_time: bool, now: Timestamp) -> Result<(), TaskError> {
         let mut fired = std::mem::take(&mut self.fired);
-        if event_time {
-            self.timers.advance_watermark(now, &mut fired);
-        } else {
-            self.timers.advance_processing_time(now, &mut fired);
-        }
-        for t in fired.drain(..) {
-            self.backend
-                .set_current_key(t.key.clone())
-                .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-            let mut ctx = KeyedContext {
-                base: self.down.context(t.timestamp, self.watermark),
-                key: &t.key,
-                timers: &mut self.timers,
+        loop {
+            let due = if event_time {
+                self.timers.next_event_time()
+            } else {
+                self.timers.next_processing_time()
             };
-            enter_operator(self.index);
-            let r = self.f.on_timer(t.timestamp, &mut self.state, &mut ctx);
-            if let Some(e) = ctx.base.error.take() {
-                return Err(e);
+            if due.is_none_or(|t| t > now) {
+                break;
             }
-            r.map_err(|e| user_error(&self.name, e))?;
+            if event_time {
+                self.timers.advance_watermark(now, &mut fired);
+            } else {
+                self.timers.advance_processing_time(now, &mut fired);
+            }
+            for t in fired.drain(..) {
+                self.backend
+                    .set_current_key(t.key.clone())
+                    .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+                let out_ts = if event_time {
+                    t.timestamp
+                } else {
+                    NO_TIMESTAMP
+                };
+                let mut ctx = KeyedContext {
+                    base: self.down.context(out_ts, self.watermark),
+                    key: &t.key,
+                    timers: &mut self.timers,
+                };
+                let _scope = enter_operator(self.index);
+                let r = self.f.on_timer(t.timestamp, &mut self.state, &mut ctx);
+                if let Some(e) = ctx.base.error.take() {
+                    return Err(e);
+                }
+                r.map_err(|e| user_error(&self.name, e))?;
+            }
         }
         self.fired = fired;
         Ok(())
@@ -96,7 +114,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Output<I>
     for KeyedProcessOperator<K, I, O, F>
 {
     fn emit(&mut self, value: I, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         let key = (self.key_fn)(&value);
         self.backend
             .set_current_key(key.clone())

@@ -38,7 +38,7 @@ impl<O, F> ProcessOperator<O, F> {
         ts: Timestamp,
         body: impl FnOnce(&mut F, &mut Context<'_, O>) -> crate::functions::FnResult,
     ) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         let mut ctx = self.down.context(ts, self.watermark);
         let r = body(&mut self.f, &mut ctx);
         if let Some(e) = ctx.error.take() {

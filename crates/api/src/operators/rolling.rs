@@ -24,7 +24,7 @@ pub struct RollingReduce<K: StateKey, T, F> {
 impl<K: StateKey, T: StateValue, F: Fn(T, T) -> T> Output<T> for RollingReduce<K, T, F> {
     #[inline]
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         let key = (self.key_fn)(&value);
         self.backend
             .set_current_key(key)
@@ -62,7 +62,7 @@ impl<K: StateKey, T, ACC: StateValue, O, A: AggregateFunction<T, ACC, O>> Output
 {
     #[inline]
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         let key = (self.key_fn)(&value);
         self.backend
             .set_current_key(key)

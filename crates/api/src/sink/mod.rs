@@ -57,7 +57,7 @@ pub(crate) struct SinkOperator<T> {
 impl<T> Output<T> for SinkOperator<T> {
     #[inline]
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         self.writer.write(value, ts)
     }
 }
@@ -76,12 +76,12 @@ impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
         self.out.next_processing_time()
     }
     fn flush(&mut self) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         self.writer.flush()?;
         self.out.flush()
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         self.writer.finish()?;
         self.out.end_input()
     }

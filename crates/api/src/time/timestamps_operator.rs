@@ -1,9 +1,10 @@
 //! The operator behind `assign_timestamps_and_watermarks`.
 //!
-//! Invariants: emitted watermarks strictly increase; watermarks from upstream are dropped
-//! except the final maximum watermark at the end of input (as in Flink, this operator owns
-//! event time for everything downstream); an idle stream becomes active again with its
-//! next record, before that record is forwarded.
+//! Invariants: emitted watermarks strictly increase; watermarks and idleness from upstream
+//! are dropped except the final maximum watermark at the end of input (as in Flink, this
+//! operator owns event time for everything downstream); an idle stream becomes active again
+//! with its next record, before that record is forwarded. The clock is read on the periodic
+//! tick only, never per record.
 
 use super::strategy::WatermarkStrategy;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub struct TimestampsAndWatermarks<T> {
     emitted: Timestamp,
     next_emit: Option<Timestamp>,
     last_record: Timestamp,
+    saw_record: bool,
     idle: bool,
 }
 
@@ -42,6 +44,7 @@ impl<T> TimestampsAndWatermarks<T> {
             emitted: MIN_WATERMARK,
             next_emit: periodic.then(|| now_ms() + interval_ms),
             last_record: now_ms(),
+            saw_record: false,
             idle: false,
         }
     }
@@ -72,17 +75,15 @@ impl<T> TimestampsAndWatermarks<T> {
 impl<T> Output<T> for TimestampsAndWatermarks<T> {
     #[inline]
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         let ts = match &self.strategy.assigner {
             Some(f) => f(&value, ts),
             None => ts,
         };
-        if self.strategy.idleness.is_some() {
-            self.last_record = now_ms();
-            if self.idle {
-                self.idle = false;
-                self.out.idle(false)?;
-            }
+        self.saw_record = true;
+        if self.idle {
+            self.idle = false;
+            self.out.idle(false)?;
         }
         if ts > self.max_ts {
             self.max_ts = ts;
@@ -103,10 +104,14 @@ impl<T> Lifecycle for TimestampsAndWatermarks<T> {
         }
         Ok(())
     }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.out.idle(idle)
+    fn idle(&mut self, _idle: bool) -> Result<(), TaskError> {
+        Ok(())
     }
     fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        if self.saw_record {
+            self.saw_record = false;
+            self.last_record = now;
+        }
         if let Some(next) = self.next_emit {
             if now >= next {
                 self.emit_watermark()?;

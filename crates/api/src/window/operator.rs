@@ -15,7 +15,9 @@ use crate::functions::{Downstream, OutputTag};
 use crate::operators::keyed_process::KeyFn;
 use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
-use weir_runtime::{now_ms, Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK, NO_TIMESTAMP};
+use weir_runtime::{
+    now_ms, Lifecycle, Output, TaskError, Timestamp, MAX_WATERMARK, MIN_WATERMARK, NO_TIMESTAMP,
+};
 use weir_state_backends::{
     KeyedStateBackend, StateKey, StateValue, Timer, TimerService, ValueState, VoidNamespace,
 };
@@ -50,10 +52,15 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
             && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
     }
 
+    /// Registers the window's timers. An event-time window whose end already passed (a late
+    /// element within the allowed lateness) fires when its element arrives, so it gets no
+    /// firing timer, only its cleanup timer: each firing happens exactly once.
     fn register(&mut self, key: &K, w: TimeWindow) {
         let fire = w.max_timestamp();
         if self.assigner.is_event_time() {
-            self.timers.register_event_time_timer(key.clone(), w, fire);
+            if fire > self.watermark {
+                self.timers.register_event_time_timer(key.clone(), w, fire);
+            }
             if self.lateness > 0 {
                 self.timers.register_event_time_timer(
                     key.clone(),
@@ -112,12 +119,15 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
                 self.unregister(key, s);
             }
         }
-        self.register(key, merged);
+        // An unchanged session keeps its timers (its firing timer may have fired already).
+        if !absorbed.contains(&merged) {
+            self.register(key, merged);
+        }
         Ok(merged)
     }
 
     fn emit_window(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         self.contents.fire(key, w, &mut self.results)?;
         self.emit_results(w.max_timestamp())
     }
@@ -141,7 +151,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
             fire_at
         };
         if t.timestamp == fire_at && fire_at == cleanup_at {
-            enter_operator(self.index);
+            let _scope = enter_operator(self.index);
             self.contents
                 .fire_and_clear(&t.key, &w, &mut self.results)?;
             self.emit_results(fire_at)?;
@@ -167,15 +177,27 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
         Ok(())
     }
 
+    /// Fires every timer due at `now`, including timers that firing registers, before
+    /// returning (so nothing due stays behind the watermark that is forwarded next).
     fn fire(&mut self, event_time: bool, now: Timestamp) -> Result<(), TaskError> {
         let mut fired = std::mem::take(&mut self.fired);
-        if event_time {
-            self.timers.advance_watermark(now, &mut fired);
-        } else {
-            self.timers.advance_processing_time(now, &mut fired);
-        }
-        for t in fired.drain(..) {
-            self.on_timer(t)?;
+        loop {
+            let due = if event_time {
+                self.timers.next_event_time()
+            } else {
+                self.timers.next_processing_time()
+            };
+            if due.is_none_or(|t| t > now) {
+                break;
+            }
+            if event_time {
+                self.timers.advance_watermark(now, &mut fired);
+            } else {
+                self.timers.advance_processing_time(now, &mut fired);
+            }
+            for t in fired.drain(..) {
+                self.on_timer(t)?;
+            }
         }
         self.fired = fired;
         Ok(())
@@ -186,7 +208,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
     for WindowOperator<K, T, O, C>
 {
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
-        enter_operator(self.index);
+        let _scope = enter_operator(self.index);
         let key = (self.key_fn)(&value);
         self.backend
             .set_current_key(key.clone())
@@ -209,12 +231,19 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
             windows[0] = merged;
         }
         let mut alive = 0;
-        for &w in &windows {
+        let last_alive = windows.iter().rposition(|w| !self.is_late(w));
+        let mut value = Some(value);
+        for (i, &w) in windows.iter().enumerate() {
             if self.is_late(&w) {
                 continue;
             }
             alive += 1;
-            let created = self.contents.add(&w, value.clone())?;
+            let v = if Some(i) == last_alive {
+                value.take().expect("moved only at the last live window")
+            } else {
+                value.clone().expect("present before the last live window")
+            };
+            let created = self.contents.add(&w, v)?;
             if created && !self.assigner.is_merging() {
                 self.register(&key, w);
             }
@@ -224,11 +253,9 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
         }
         self.windows = windows;
         if alive == 0 {
+            let value = value.take().expect("no live window took the value");
             match &self.late_tag {
-                Some(tag) => {
-                    let tag = tag.clone();
-                    self.down.sides.emit(&tag, value, ts)?;
-                }
+                Some(tag) => self.down.sides.emit(tag, value, ts)?,
                 None => self.dropped_late += 1,
             }
         }
@@ -245,6 +272,11 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         }
         self.watermark = wm;
         self.fire(true, wm)?;
+        if wm == MAX_WATERMARK && !self.assigner.is_event_time() {
+            // A bounded input ends: processing-time windows still open fire now, ahead of
+            // the final watermark, rather than being lost.
+            self.fire(false, Timestamp::MAX)?;
+        }
         self.down.watermark(wm)
     }
     fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
@@ -264,11 +296,6 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         self.down.flush()
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
-        // A bounded input ends: processing-time windows still open fire now rather than
-        // being lost (event-time windows already fired on the final watermark).
-        if !self.assigner.is_event_time() {
-            self.fire(false, Timestamp::MAX)?;
-        }
         if self.dropped_late > 0 {
             tracing::warn!(operator = %self.name, dropped = self.dropped_late, "dropped late elements");
         }

@@ -62,37 +62,39 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         let assigner = self.assigner;
         let lateness = self.lateness;
         let late_tag = self.late_tag.clone();
-        self.keyed.add_keyed(name, move |ctx, out| {
-            let (backend, _) = keyed_backend::<K>(ctx);
-            let sessions = if assigner.is_merging() {
-                Some(
-                    backend
-                        .value_state("window-sessions")
-                        .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?,
-                )
-            } else {
-                None
-            };
-            let contents = contents(&backend, &ctx.name)?;
-            Ok(Box::new(WindowOperator {
-                key_fn: key_fn.clone(),
-                timers: TimerService::new(ctx.key_group_range, ctx.max_parallelism),
-                backend,
-                contents,
-                assigner,
-                lateness,
-                late_tag: late_tag.clone(),
-                sessions,
-                down: crate::functions::Downstream::new(out, ctx.take_side_outputs()),
-                watermark: MIN_WATERMARK,
-                windows: Vec::with_capacity(4),
-                results: Vec::new(),
-                fired: Vec::new(),
-                dropped_late: 0,
-                name: ctx.name.clone(),
-                index: ctx.index,
-            }))
-        })
+        self.keyed
+            .add_keyed(name, move |ctx, out| {
+                let (backend, _) = keyed_backend::<K>(ctx);
+                let sessions = if assigner.is_merging() {
+                    Some(
+                        backend
+                            .value_state("window-sessions")
+                            .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?,
+                    )
+                } else {
+                    None
+                };
+                let contents = contents(&backend, &ctx.name)?;
+                Ok(Box::new(WindowOperator {
+                    key_fn: key_fn.clone(),
+                    timers: TimerService::new(ctx.key_group_range, ctx.max_parallelism),
+                    backend,
+                    contents,
+                    assigner,
+                    lateness,
+                    late_tag: late_tag.clone(),
+                    sessions,
+                    down: crate::functions::Downstream::new(out, ctx.take_side_outputs()),
+                    watermark: MIN_WATERMARK,
+                    windows: Vec::with_capacity(4),
+                    results: Vec::new(),
+                    fired: Vec::new(),
+                    dropped_late: 0,
+                    name: ctx.name.clone(),
+                    index: ctx.index,
+                }))
+            })
+            .emitting_side_outputs()
     }
 
     /// Reduces each window's elements incrementally with `f`.

@@ -1,10 +1,13 @@
-//! Combines per-channel watermarks and idleness into the task's watermark.
+//! Combines per-channel watermarks and idleness into the task's watermark, as Flink's
+//! `StatusWatermarkValve` does.
 //!
-//! The task's watermark is the minimum over all channels that are not idle; it only ever
-//! increases. An ended channel holds the maximum watermark (its producer sent everything),
-//! so it never holds the others back. When every channel that has not ended is idle, the
-//! task is idle; when one becomes active again the task is active. This follows Flink's
-//! `StatusWatermarkValve`.
+//! Invariants: the task's watermark only increases. It is the minimum over the channels
+//! that are active and aligned; an ended channel counts as active at the maximum watermark
+//! (its producer sent everything). Watermarks that arrive on an idle channel are ignored.
+//! When every channel is idle, the task emits the highest watermark of its channels and then
+//! becomes idle; a channel that becomes active again with a lower watermark stays
+//! out of the minimum until it catches up, so the task's watermark never goes back.
+//! Watermarks are always emitted before the idleness change they come with.
 
 use crate::types::{Timestamp, MAX_WATERMARK, MIN_WATERMARK};
 
@@ -13,6 +16,7 @@ struct ChannelState {
     watermark: Timestamp,
     idle: bool,
     ended: bool,
+    aligned: bool,
 }
 
 /// What the valve tells the task to forward.
@@ -42,6 +46,7 @@ impl WatermarkValve {
                     watermark: MIN_WATERMARK,
                     idle: false,
                     ended: false,
+                    aligned: true,
                 };
                 channels
             ],
@@ -63,31 +68,37 @@ impl WatermarkValve {
 
     /// Records a watermark on `channel`.
     pub fn watermark(&mut self, channel: usize, wm: Timestamp, out: &mut Vec<ValveOutput>) {
+        let emitted = self.emitted;
         let c = &mut self.channels[channel];
-        if c.ended {
+        if c.ended || c.idle {
             return;
         }
-        let was_idle = c.idle;
-        c.idle = false;
         if wm > c.watermark {
             c.watermark = wm;
-        }
-        if was_idle && self.idle {
-            self.idle = false;
-            out.push(ValveOutput::Idle(false));
+            if !c.aligned && wm >= emitted {
+                c.aligned = true;
+            }
         }
         self.recompute(out);
     }
 
     /// Records an idleness change on `channel`.
     pub fn idle(&mut self, channel: usize, idle: bool, out: &mut Vec<ValveOutput>) {
+        let emitted = self.emitted;
         let c = &mut self.channels[channel];
         if c.ended || c.idle == idle {
             return;
         }
         c.idle = idle;
-        self.update_idle(out);
-        self.recompute(out);
+        if idle {
+            self.after_idle(out);
+        } else {
+            c.aligned = c.watermark >= emitted;
+            if self.idle {
+                self.idle = false;
+                out.push(ValveOutput::Idle(false));
+            }
+        }
     }
 
     /// Records the end of `channel`.
@@ -98,24 +109,41 @@ impl WatermarkValve {
         }
         c.ended = true;
         c.idle = false;
+        c.aligned = true;
         c.watermark = MAX_WATERMARK;
         self.live -= 1;
         if self.live == 0 {
-            if self.emitted < MAX_WATERMARK {
-                self.emitted = MAX_WATERMARK;
-                out.push(ValveOutput::Watermark(MAX_WATERMARK));
-            }
+            self.advance(MAX_WATERMARK, out);
             return;
         }
-        self.update_idle(out);
-        self.recompute(out);
+        self.after_idle(out);
     }
 
-    fn update_idle(&mut self, out: &mut Vec<ValveOutput>) {
-        let all_idle = self.live > 0 && self.channels.iter().all(|c| c.ended || c.idle);
-        if all_idle != self.idle {
-            self.idle = all_idle;
-            out.push(ValveOutput::Idle(all_idle));
+    /// After a channel went idle or ended: either every channel is idle (flush the highest
+    /// watermark, then become idle) or the minimum may have moved.
+    fn after_idle(&mut self, out: &mut Vec<ValveOutput>) {
+        let all_idle = self.channels.iter().all(|c| c.idle);
+        if all_idle {
+            let max = self
+                .channels
+                .iter()
+                .map(|c| c.watermark)
+                .max()
+                .unwrap_or(MIN_WATERMARK);
+            self.advance(max, out);
+            if !self.idle {
+                self.idle = true;
+                out.push(ValveOutput::Idle(true));
+            }
+        } else {
+            self.recompute(out);
+        }
+    }
+
+    fn advance(&mut self, wm: Timestamp, out: &mut Vec<ValveOutput>) {
+        if wm > self.emitted {
+            self.emitted = wm;
+            out.push(ValveOutput::Watermark(wm));
         }
     }
 
@@ -123,14 +151,11 @@ impl WatermarkValve {
         let min = self
             .channels
             .iter()
-            .filter(|c| !c.idle)
+            .filter(|c| !c.idle && c.aligned)
             .map(|c| c.watermark)
             .min();
         if let Some(min) = min {
-            if min > self.emitted {
-                self.emitted = min;
-                out.push(ValveOutput::Watermark(min));
-            }
+            self.advance(min, out);
         }
     }
 }
@@ -166,7 +191,51 @@ mod tests {
         assert_eq!(out, vec![ValveOutput::Idle(true)]);
         out.clear();
         v.watermark(1, 50, &mut out);
+        assert!(out.is_empty(), "a watermark on an idle channel is ignored");
+        v.idle(1, false, &mut out);
         assert_eq!(out, vec![ValveOutput::Idle(false)]);
+    }
+
+    #[test]
+    fn when_every_channel_goes_idle_the_highest_watermark_is_flushed_before_idleness() {
+        let mut v = WatermarkValve::new(2);
+        let mut out = Vec::new();
+        v.watermark(0, 100, &mut out);
+        v.watermark(1, 40, &mut out);
+        assert_eq!(out, vec![ValveOutput::Watermark(40)]);
+        out.clear();
+        v.idle(1, true, &mut out);
+        v.idle(0, true, &mut out);
+        assert_eq!(
+            out,
+            vec![ValveOutput::Watermark(100), ValveOutput::Idle(true)]
+        );
+    }
+
+    #[test]
+    fn a_lagging_channel_that_becomes_active_rejoins_only_when_caught_up() {
+        let mut v = WatermarkValve::new(2);
+        let mut out = Vec::new();
+        v.idle(1, true, &mut out);
+        v.watermark(0, 100, &mut out);
+        out.clear();
+        v.idle(1, false, &mut out);
+        v.watermark(0, 200, &mut out);
+        assert_eq!(
+            out,
+            vec![ValveOutput::Watermark(200)],
+            "channel 1 (at MIN) is unaligned"
+        );
+        out.clear();
+        v.watermark(1, 150, &mut out);
+        assert!(out.is_empty(), "still behind the emitted 200");
+        v.watermark(1, 250, &mut out);
+        v.watermark(0, 300, &mut out);
+        assert_eq!(
+            out,
+            vec![ValveOutput::Watermark(250)],
+            "aligned again: the minimum rules"
+        );
     }
 
     #[test]
@@ -181,10 +250,8 @@ mod tests {
         v.idle(1, true, &mut out);
         assert_eq!(
             out,
-            vec![
-                ValveOutput::Idle(true),
-                ValveOutput::Watermark(MAX_WATERMARK)
-            ]
+            vec![ValveOutput::Watermark(MAX_WATERMARK)],
+            "the ended channel is active at the maximum watermark, so the task is not idle"
         );
     }
 

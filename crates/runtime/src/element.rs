@@ -122,11 +122,27 @@ pub fn write_event(buf: &mut Vec<u8>, element: &Element<'_>) {
     finish_frame(buf, start);
 }
 
-/// Returns whether the last frame of `buf` is an end-of-partition event (checked when a
-/// connection closes: a producer that closes after it is a clean end).
+/// Returns whether the last frame of `buf` is an end-of-partition event. Walks the frame
+/// headers only (payloads are skipped), so a record whose bytes happen to look like the
+/// event is never mistaken for it. A malformed buffer is not an end.
 pub fn ends_with_end_of_partition(buf: &[u8]) -> bool {
-    let end_frame = [1, 0, 0, 0, TAG_END];
-    buf.len() >= end_frame.len() && buf[buf.len() - end_frame.len()..] == end_frame
+    let mut pos = 0;
+    let mut last_tag = None;
+    while pos < buf.len() {
+        let Some(header) = buf.get(pos..pos + FRAME_HEADER + 1) else {
+            return false;
+        };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len == 0 {
+            return false;
+        }
+        last_tag = Some(header[FRAME_HEADER]);
+        pos = match pos.checked_add(FRAME_HEADER + len) {
+            Some(p) if p <= buf.len() => p,
+            _ => return false,
+        };
+    }
+    last_tag == Some(TAG_END)
 }
 
 /// Iterates the elements of one buffer.
@@ -310,6 +326,18 @@ mod tests {
             Some(Err(ElementError::Truncated { offset: 0, .. }))
         ));
         assert!(r.next_element().is_none());
+    }
+
+    #[test]
+    fn end_of_partition_is_found_by_frames_not_by_bytes() {
+        let mut buf = Vec::new();
+        let s = begin_record(&mut buf, NO_TIMESTAMP);
+        buf.extend_from_slice(&[1, 0, 0, 0, TAG_END]); // a payload that looks like the event
+        finish_frame(&mut buf, s);
+        assert!(!ends_with_end_of_partition(&buf));
+        write_event(&mut buf, &Element::EndOfPartition);
+        assert!(ends_with_end_of_partition(&buf));
+        assert!(!ends_with_end_of_partition(&buf[..buf.len() - 1]));
     }
 
     proptest! {

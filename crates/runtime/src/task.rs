@@ -74,7 +74,7 @@ pub fn run_task(
     factory: &dyn InvokableFactory,
     config: &JobConfig,
     env: &TaskEnvironment,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
 ) -> Result<(), TaskError> {
     let capacity: usize = deployment
         .gates
@@ -116,7 +116,7 @@ fn run_inner(
     factory: &dyn InvokableFactory,
     config: &JobConfig,
     env: &TaskEnvironment,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
     gate: &InputGate,
 ) -> Result<(), Failed> {
     let writers = build_writers(deployment, config, env, cancel).map_err(|e| match e {
@@ -160,7 +160,7 @@ fn build_writers(
     deployment: &TaskDeployment,
     config: &JobConfig,
     env: &TaskEnvironment,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
 ) -> Result<Vec<PartitionWriter>, ExchangeError> {
     let mut writers = Vec::with_capacity(deployment.outputs.len());
     for out in &deployment.outputs {
@@ -184,7 +184,11 @@ fn build_writers(
             };
             sinks.push(sink);
         }
-        writers.push(PartitionWriter::new(sinks, config.buffer_size));
+        writers.push(PartitionWriter::new(
+            sinks,
+            config.buffer_size,
+            cancel.clone(),
+        ));
     }
     Ok(writers)
 }
@@ -209,7 +213,7 @@ impl Clock {
             wait = wait.min(self.next_flush.saturating_duration_since(Instant::now()));
         }
         if let Some(t) = inv.next_processing_time() {
-            let dt = (t - now_ms()).max(0) as u64;
+            let dt = t.saturating_sub(now_ms()).max(0) as u64;
             wait = wait.min(Duration::from_millis(dt));
         }
         wait

@@ -134,12 +134,18 @@ pub trait TwoInputOperator<I1, I2>: Lifecycle {
 pub struct TwoInputHead<I1, I2> {
     op: Box<dyn TwoInputOperator<I1, I2>>,
     names: Vec<String>,
+    operator: String,
 }
 
 impl<I1: Record, I2: Record> TwoInputHead<I1, I2> {
     /// Creates the head in front of `op`.
     pub fn new(op: Box<dyn TwoInputOperator<I1, I2>>, names: Vec<String>) -> Self {
-        Self { op, names }
+        let operator = names.first().cloned().unwrap_or_default();
+        Self {
+            op,
+            names,
+            operator,
+        }
     }
 }
 
@@ -149,14 +155,14 @@ impl<I1: Record, I2: Record> TaskInvokable for TwoInputHead<I1, I2> {
         input: u8,
         reader: &mut ElementReader<'_>,
     ) -> Result<(), TaskError> {
-        let name = self.names.first().cloned().unwrap_or_default();
+        let name = &self.operator;
         while let Some(r) = reader.next_record() {
             let (ts, payload) = r.map_err(|e| TaskError::Other(e.to_string()))?;
             if input == 0 {
-                let v = decode::<I1>(payload, &name, input)?;
+                let v = decode::<I1>(payload, name, input)?;
                 self.op.process1(v, ts)?;
             } else {
-                let v = decode::<I2>(payload, &name, input)?;
+                let v = decode::<I2>(payload, name, input)?;
                 self.op.process2(v, ts)?;
             }
         }

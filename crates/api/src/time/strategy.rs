@@ -39,7 +39,9 @@ impl<T> WatermarkStrategy<T> {
     pub fn for_bounded_out_of_orderness(max_out_of_orderness: Duration) -> Self {
         Self {
             assigner: None,
-            out_of_orderness: Some(max_out_of_orderness.as_millis() as i64),
+            out_of_orderness: Some(
+                i64::try_from(max_out_of_orderness.as_millis()).unwrap_or(i64::MAX),
+            ),
             idleness: None,
         }
     }

@@ -33,7 +33,7 @@ impl<T> TimestampsAndWatermarks<T> {
         out: Box<dyn Output<T>>,
         index: usize,
     ) -> Self {
-        let interval_ms = interval.as_millis() as i64;
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
         let periodic = strategy.out_of_orderness.is_some() && interval_ms > 0;
         Self {
             strategy,
@@ -42,7 +42,7 @@ impl<T> TimestampsAndWatermarks<T> {
             index,
             max_ts: MIN_WATERMARK,
             emitted: MIN_WATERMARK,
-            next_emit: periodic.then(|| now_ms() + interval_ms),
+            next_emit: periodic.then(|| now_ms().saturating_add(interval_ms)),
             last_record: now_ms(),
             saw_record: false,
             idle: false,
@@ -66,7 +66,10 @@ impl<T> TimestampsAndWatermarks<T> {
 
     fn idle_deadline(&self) -> Option<Timestamp> {
         match self.strategy.idleness {
-            Some(t) if !self.idle => Some(self.last_record + t.as_millis() as i64),
+            Some(t) if !self.idle => Some(
+                self.last_record
+                    .saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            ),
             _ => None,
         }
     }
@@ -115,7 +118,7 @@ impl<T> Lifecycle for TimestampsAndWatermarks<T> {
         if let Some(next) = self.next_emit {
             if now >= next {
                 self.emit_watermark()?;
-                self.next_emit = Some(now + self.interval_ms);
+                self.next_emit = Some(now.saturating_add(self.interval_ms));
             }
         }
         if let Some(deadline) = self.idle_deadline() {

@@ -67,8 +67,16 @@ pub enum WindowAssigner {
     },
 }
 
-fn ms(d: Duration) -> i64 {
-    d.as_millis() as i64
+/// Converts to milliseconds, saturating at `i64::MAX`.
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds of a window length, which must be at least one millisecond.
+fn positive_ms(what: &str, d: Duration) -> i64 {
+    let v = ms(d);
+    assert!(v > 0, "window {what} must be at least 1 ms, got {d:?}");
+    v
 }
 
 /// Returns the start of the window of `size` (shifted by `offset`) that contains `ts`.
@@ -126,7 +134,7 @@ impl TumblingEventTimeWindows {
     /// Windows of length `size` starting at multiples of `size` plus `offset`.
     pub fn with_offset(size: Duration, offset: Duration) -> WindowAssigner {
         WindowAssigner::Tumbling {
-            size: ms(size),
+            size: positive_ms("size", size),
             offset: ms(offset),
             event_time: true,
         }
@@ -139,7 +147,7 @@ impl TumblingProcessingTimeWindows {
     /// Windows of length `size`.
     pub fn of(size: Duration) -> WindowAssigner {
         WindowAssigner::Tumbling {
-            size: ms(size),
+            size: positive_ms("size", size),
             offset: 0,
             event_time: false,
         }
@@ -152,8 +160,8 @@ impl SlidingEventTimeWindows {
     /// Windows of length `size` starting every `slide`.
     pub fn of(size: Duration, slide: Duration) -> WindowAssigner {
         WindowAssigner::Sliding {
-            size: ms(size),
-            slide: ms(slide),
+            size: positive_ms("size", size),
+            slide: positive_ms("slide", slide),
             offset: 0,
             event_time: true,
         }
@@ -166,8 +174,8 @@ impl SlidingProcessingTimeWindows {
     /// Windows of length `size` starting every `slide`.
     pub fn of(size: Duration, slide: Duration) -> WindowAssigner {
         WindowAssigner::Sliding {
-            size: ms(size),
-            slide: ms(slide),
+            size: positive_ms("size", size),
+            slide: positive_ms("slide", slide),
             offset: 0,
             event_time: false,
         }
@@ -180,7 +188,7 @@ impl EventTimeSessionWindows {
     /// Sessions that end after `gap` without elements.
     pub fn with_gap(gap: Duration) -> WindowAssigner {
         WindowAssigner::Session {
-            gap: ms(gap),
+            gap: positive_ms("gap", gap),
             event_time: true,
         }
     }
@@ -192,7 +200,7 @@ impl ProcessingTimeSessionWindows {
     /// Sessions that end after `gap` without elements.
     pub fn with_gap(gap: Duration) -> WindowAssigner {
         WindowAssigner::Session {
-            gap: ms(gap),
+            gap: positive_ms("gap", gap),
             event_time: false,
         }
     }
@@ -233,6 +241,17 @@ mod tests {
             SlidingEventTimeWindows::of(Duration::from_millis(1000), Duration::from_millis(500));
         assert_eq!(assign(a, 1200), vec![(1000, 2000), (500, 1500)]);
         assert_eq!(assign(a, 1000), vec![(1000, 2000), (500, 1500)]);
+    }
+
+    #[test]
+    #[should_panic(expected = "window size must be at least 1 ms")]
+    fn a_zero_window_size_is_rejected_where_the_window_is_defined() {
+        let _ = TumblingEventTimeWindows::of(Duration::ZERO);
+    }
+
+    #[test]
+    fn huge_durations_saturate_instead_of_wrapping() {
+        assert_eq!(ms(Duration::MAX), i64::MAX);
     }
 
     #[test]

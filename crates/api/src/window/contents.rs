@@ -122,8 +122,11 @@ impl<K: StateKey, T: StateValue, O, F: Fn(T, T) -> T> WindowContents<K, T, O>
     }
     fn merge(&mut self, target: &TimeWindow, sources: &[TimeWindow]) -> Result<(), TaskError> {
         for s in sources {
-            if let Some(v) = self.state.value_in(s).map_err(se(&self.name))? {
-                self.state.clear_in(s).map_err(se(&self.name))?;
+            if let Some(v) = self
+                .state
+                .modify_in(s, Option::take)
+                .map_err(se(&self.name))?
+            {
                 self.add(target, v)?;
             }
         }
@@ -186,8 +189,11 @@ impl<K: StateKey, T, ACC: StateValue, R, O, A: AggregateFunction<T, ACC, R>> Win
     fn merge(&mut self, target: &TimeWindow, sources: &[TimeWindow]) -> Result<(), TaskError> {
         let mut merged = self.state.value_in(target).map_err(se(&self.name))?;
         for s in sources {
-            if let Some(a) = self.state.value_in(s).map_err(se(&self.name))? {
-                self.state.clear_in(s).map_err(se(&self.name))?;
+            if let Some(a) = self
+                .state
+                .modify_in(s, Option::take)
+                .map_err(se(&self.name))?
+            {
                 merged = Some(match merged {
                     Some(m) => self.agg.merge(m, a),
                     None => a,

@@ -42,7 +42,7 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
     /// Keeps window state for `lateness` after a window fired; late elements within it fire
     /// the window again with updated results.
     pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
-        self.lateness = lateness.as_millis() as i64;
+        self.lateness = super::assigner::ms(lateness);
         self
     }
 

@@ -15,7 +15,7 @@ use crate::element::ends_with_end_of_partition;
 use crate::error::ExchangeError;
 use crate::types::{GateAddress, JobId, SubtaskId};
 use bytes::Bytes;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,10 +71,15 @@ fn decode_handshake(b: &[u8; HANDSHAKE_LEN]) -> Result<(GateAddress, u32), Strin
 
 /// The producer end of one channel to another TaskManager.
 pub struct RemoteChannel {
-    stream: BufWriter<TcpStream>,
+    stream: TcpStream,
     peer: SocketAddr,
     target: String,
+    /// The frame being written: length prefix and buffer in one write.
+    frame: Vec<u8>,
 }
+
+/// How often a write blocked by TCP back-pressure looks at the cancellation flag.
+pub const WRITE_WAIT_SLICE: Duration = Duration::from_millis(50);
 
 impl RemoteChannel {
     /// Connects to the TaskManager at `addr` and names the consumer's gate and channel.
@@ -90,32 +95,70 @@ impl RemoteChannel {
             target: target.clone(),
             source,
         };
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(io)?;
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
-        let mut stream = BufWriter::with_capacity(buffer_size + 512, stream);
         stream
             .write_all(&encode_handshake(&gate, channel))
+            .map_err(io)?;
+        stream
+            .set_write_timeout(Some(WRITE_WAIT_SLICE))
             .map_err(io)?;
         Ok(Self {
             stream,
             peer: addr,
             target,
+            frame: Vec::with_capacity(buffer_size + 512),
         })
     }
 
-    /// Sends one buffer as a frame.
-    pub fn send(&mut self, data: &[u8]) -> Result<(), ExchangeError> {
-        let len = data.len() as u32;
-        let res = self
-            .stream
-            .write_all(&len.to_le_bytes())
-            .and_then(|_| self.stream.write_all(data))
-            .and_then(|_| self.stream.flush());
-        res.map_err(|source| ExchangeError::Io {
+    /// Sends one buffer as a frame. While the peer does not take data (TCP back-pressure)
+    /// the write waits in slices of [`WRITE_WAIT_SLICE`]; a set `cancel` flag ends it.
+    pub fn send(&mut self, data: &[u8], cancel: &AtomicBool) -> Result<(), ExchangeError> {
+        if data.len() > MAX_FRAME_BYTES {
+            return Err(ExchangeError::Protocol {
+                peer: self.peer.to_string(),
+                target: self.target.clone(),
+                reason: format!(
+                    "buffer of {} bytes exceeds the {MAX_FRAME_BYTES}-byte frame limit",
+                    data.len()
+                ),
+            });
+        }
+        self.frame.clear();
+        self.frame
+            .extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.frame.extend_from_slice(data);
+        let mut pos = 0;
+        while pos < self.frame.len() {
+            match self.stream.write(&self.frame[pos..]) {
+                Ok(0) => {
+                    return Err(self.io_error(std::io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => pos += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(ExchangeError::Cancelled);
+                    }
+                }
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, source: std::io::Error) -> ExchangeError {
+        ExchangeError::Io {
             peer: self.peer.to_string(),
             target: self.target.clone(),
             source,
-        })
+        }
     }
 }
 
@@ -216,7 +259,9 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {
         let mut len = [0u8; 4];
         match stream.read_exact(&mut len) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && ended => return,
+            // After end of partition the producer is done: however the connection closes
+            // now, nothing is lost.
+            Err(_) if ended => return,
             Err(e) => return fail(format!("connection lost before end of partition: {e}")),
         }
         let len = u32::from_le_bytes(len) as usize;

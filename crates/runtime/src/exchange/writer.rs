@@ -11,8 +11,14 @@ use crate::element::{self, Element};
 use crate::error::ExchangeError;
 use crate::types::{GateAddress, Timestamp};
 use bytes::Bytes;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{SendTimeoutError, Sender};
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a producer blocked on a full channel looks at its cancellation flag.
+const SEND_WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// Where one channel's buffers go.
 pub enum ChannelSink {
@@ -30,23 +36,44 @@ pub enum ChannelSink {
 }
 
 impl ChannelSink {
-    fn send(&mut self, data: Bytes, index: usize) -> Result<(), ExchangeError> {
+    /// Hands a buffer to the channel, waiting while the consumer's queue is full; a set
+    /// `cancel` flag ends the wait within [`SEND_WAIT_SLICE`].
+    fn send(
+        &mut self,
+        data: Bytes,
+        index: usize,
+        cancel: &AtomicBool,
+    ) -> Result<(), ExchangeError> {
         match self {
             ChannelSink::Local {
                 sender,
                 gate,
                 channel,
-            } => sender
-                .send(InputMessage::Buffer {
+            } => {
+                let mut msg = InputMessage::Buffer {
                     gate: gate.gate,
                     channel: *channel,
                     data,
-                })
-                .map_err(|_| ExchangeError::ConsumerGone {
-                    channel: index,
-                    target: format!("{gate:?}"),
-                }),
-            ChannelSink::Remote(r) => r.send(&data),
+                };
+                loop {
+                    match sender.send_timeout(msg, SEND_WAIT_SLICE) {
+                        Ok(()) => return Ok(()),
+                        Err(SendTimeoutError::Timeout(m)) => {
+                            if cancel.load(Ordering::Relaxed) {
+                                return Err(ExchangeError::Cancelled);
+                            }
+                            msg = m;
+                        }
+                        Err(SendTimeoutError::Disconnected(_)) => {
+                            return Err(ExchangeError::ConsumerGone {
+                                channel: index,
+                                target: format!("{gate:?}"),
+                            })
+                        }
+                    }
+                }
+            }
+            ChannelSink::Remote(r) => r.send(&data, cancel),
         }
     }
 }
@@ -62,11 +89,14 @@ pub struct PartitionWriter {
     buffer_size: usize,
     round_robin: usize,
     records_out: u64,
+    cancel: Arc<AtomicBool>,
+    scratch: Vec<u8>,
 }
 
 impl PartitionWriter {
-    /// Creates a writer over one sink per consumer subtask.
-    pub fn new(sinks: Vec<ChannelSink>, buffer_size: usize) -> Self {
+    /// Creates a writer over one sink per consumer subtask; a set `cancel` flag ends waits
+    /// on back-pressured channels.
+    pub fn new(sinks: Vec<ChannelSink>, buffer_size: usize, cancel: Arc<AtomicBool>) -> Self {
         let channels = sinks
             .into_iter()
             .map(|sink| Channel {
@@ -79,6 +109,8 @@ impl PartitionWriter {
             buffer_size,
             round_robin: 0,
             records_out: 0,
+            cancel,
+            scratch: Vec::new(),
         }
     }
 
@@ -132,13 +164,22 @@ impl PartitionWriter {
         value: &T,
         timestamp: Timestamp,
     ) -> Result<(), ExchangeError> {
-        let mut frame = Vec::new();
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
         let start = element::begin_record(&mut frame, timestamp);
-        weir_state_backends::encode_into(value, &mut frame)
-            .map_err(|e| ExchangeError::Serialize(e.to_string()))?;
+        if let Err(e) = weir_state_backends::encode_into(value, &mut frame) {
+            self.scratch = frame;
+            return Err(ExchangeError::Serialize(e.to_string()));
+        }
         element::finish_frame(&mut frame, start);
+        let result = self.append_to_all(&frame);
+        self.scratch = frame;
+        result
+    }
+
+    fn append_to_all(&mut self, frame: &[u8]) -> Result<(), ExchangeError> {
         for i in 0..self.channels.len() {
-            self.channels[i].buf.extend_from_slice(&frame);
+            self.channels[i].buf.extend_from_slice(frame);
             self.records_out += 1;
             if self.channels[i].buf.len() >= self.buffer_size {
                 self.flush_channel(i)?;
@@ -178,6 +219,6 @@ impl PartitionWriter {
             return Ok(());
         }
         let full = std::mem::replace(&mut ch.buf, Vec::with_capacity(self.buffer_size + 256));
-        ch.sink.send(Bytes::from(full), index)
+        ch.sink.send(Bytes::from(full), index, &self.cancel)
     }
 }

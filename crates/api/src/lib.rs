@@ -46,6 +46,8 @@ pub use minicluster::LocalMiniCluster;
 pub use record::Record;
 pub use sink::FileSink;
 pub use source::{BadRecordPolicy, CsvSource, GeneratorSource};
+/// Task metrics, as the TaskManagers publish them.
+pub use weir_runtime::metrics;
 pub use weir_runtime::{
     Output, Partitioning, SourceStep, TaskError, Timestamp, MAX_WATERMARK, NO_TIMESTAMP,
 };

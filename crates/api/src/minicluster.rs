@@ -47,6 +47,11 @@ impl LocalMiniCluster {
         })
     }
 
+    /// Returns the metric registries of the TaskManagers, in TaskManager order.
+    pub fn metrics(&self) -> Vec<Arc<weir_runtime::metrics::MetricRegistry>> {
+        self.taskmanagers.iter().map(TaskManager::metrics).collect()
+    }
+
     /// Runs `graph` to its end.
     pub fn run(&self, graph: JobGraph) -> Result<JobExecutionResult, ApiError> {
         let name = graph.name.clone();

@@ -149,12 +149,22 @@ pub fn ends_with_end_of_partition(buf: &[u8]) -> bool {
 pub struct ElementReader<'a> {
     buf: &'a [u8],
     pos: usize,
+    records: u64,
 }
 
 impl<'a> ElementReader<'a> {
     /// Creates a reader over `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self {
+            buf,
+            pos: 0,
+            records: 0,
+        }
+    }
+
+    /// Returns the number of records read so far.
+    pub fn records_read(&self) -> u64 {
+        self.records
     }
 
     /// Returns whether all elements were read.
@@ -170,7 +180,10 @@ impl<'a> ElementReader<'a> {
             return None;
         }
         match self.next_element()? {
-            Ok(Element::Record { timestamp, payload }) => Some(Ok((timestamp, payload))),
+            Ok(Element::Record { timestamp, payload }) => {
+                self.records += 1;
+                Some(Ok((timestamp, payload)))
+            }
             Ok(_) => unreachable!("tag checked above"),
             Err(e) => Some(Err(e)),
         }

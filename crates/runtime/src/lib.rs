@@ -13,6 +13,7 @@ pub mod error;
 pub mod exchange;
 pub mod graph;
 pub mod invokable;
+pub mod metrics;
 pub mod output;
 pub mod task;
 pub mod types;

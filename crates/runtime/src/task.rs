@@ -14,6 +14,7 @@ use crate::exchange::{
     ValveOutput, WatermarkValve,
 };
 use crate::invokable::{InvokableFactory, SourceStep, TaskInvokable, TaskSetup};
+use crate::metrics::{MetricRegistry, TaskMetrics};
 use crate::types::{now_ms, GateAddress, MAX_WATERMARK};
 use crossbeam_channel::RecvTimeoutError;
 use std::cell::Cell;
@@ -66,6 +67,8 @@ pub struct TaskEnvironment {
     pub taskmanager: TaskManagerId,
     /// The TaskManager's data-plane address.
     pub data_address: SocketAddr,
+    /// Where the TaskManager's tasks publish their metrics.
+    pub metrics: Arc<MetricRegistry>,
 }
 
 /// Runs one subtask to its end. Returns `Ok` when it consumed all input.
@@ -119,10 +122,12 @@ fn run_inner(
     cancel: &Arc<AtomicBool>,
     gate: &InputGate,
 ) -> Result<(), Failed> {
-    let writers = build_writers(deployment, config, env, cancel).map_err(|e| match e {
-        ExchangeError::Cancelled => (TaskError::Cancelled, ()),
-        e => (e.into(), ()),
-    })?;
+    let metrics = env.metrics.register(deployment.subtask, &deployment.name);
+    let writers =
+        build_writers(deployment, config, env, cancel, &metrics).map_err(|e| match e {
+            ExchangeError::Cancelled => (TaskError::Cancelled, ()),
+            e => (e.into(), ()),
+        })?;
     let setup = TaskSetup {
         subtask: deployment.subtask,
         name: deployment.name.clone(),
@@ -138,7 +143,7 @@ fn run_inner(
         if deployment.is_source {
             source_loop(&mut *inv, config, cancel)
         } else {
-            input_loop(&mut *inv, deployment, config, cancel, gate)
+            input_loop(&mut *inv, deployment, config, cancel, gate, &metrics)
         }
     }));
     match outcome {
@@ -161,6 +166,7 @@ fn build_writers(
     config: &JobConfig,
     env: &TaskEnvironment,
     cancel: &Arc<AtomicBool>,
+    metrics: &Arc<TaskMetrics>,
 ) -> Result<Vec<PartitionWriter>, ExchangeError> {
     let mut writers = Vec::with_capacity(deployment.outputs.len());
     for out in &deployment.outputs {
@@ -188,6 +194,7 @@ fn build_writers(
             sinks,
             config.buffer_size,
             cancel.clone(),
+            metrics.clone(),
         ));
     }
     Ok(writers)
@@ -273,6 +280,7 @@ fn input_loop(
     config: &JobConfig,
     cancel: &AtomicBool,
     gate: &InputGate,
+    metrics: &TaskMetrics,
 ) -> Result<(), TaskError> {
     let mut offsets = Vec::with_capacity(deployment.gates.len());
     let mut total = 0usize;
@@ -292,6 +300,7 @@ fn input_loop(
         if cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
+        metrics.set_input_queue(gate.len() as u64, gate.capacity() as u64);
         let worked = match gate.recv_timeout(clock.wait(inv)) {
             Ok(InputMessage::Buffer {
                 gate: g,
@@ -334,6 +343,7 @@ fn input_loop(
                         }
                     }
                 }
+                metrics.add_records_in(reader.records_read());
                 true
             }
             Ok(InputMessage::Failed { error, .. }) => {

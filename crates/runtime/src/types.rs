@@ -45,7 +45,7 @@ impl fmt::Debug for JobId {
 }
 
 /// One parallel instance of a vertex of one job.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct SubtaskId {
     /// The job the subtask belongs to.
     pub job: JobId,

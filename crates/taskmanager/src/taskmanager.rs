@@ -15,6 +15,7 @@ use weir_runtime::control::{
     TaskManagerId, TaskManagerInfo, TaskManagerMessage,
 };
 use weir_runtime::exchange::{DataServer, GateRegistry};
+use weir_runtime::metrics::MetricRegistry;
 use weir_runtime::task::{run_task, TaskEnvironment};
 use weir_runtime::{JobGraph, JobId, SubtaskId, TaskError};
 
@@ -53,6 +54,7 @@ impl TaskManager {
             registry,
             taskmanager: id,
             data_address: server.local_addr(),
+            metrics: Arc::new(MetricRegistry::new()),
         });
         info!(taskmanager = id, slots, data_address = %server.local_addr(), "taskmanager started");
         Ok(Self {
@@ -84,6 +86,11 @@ impl TaskManager {
             .lock()
             .expect("programs poisoned")
             .insert(id, graph);
+    }
+
+    /// Returns the metrics of the tasks this TaskManager ran or runs.
+    pub fn metrics(&self) -> Arc<MetricRegistry> {
+        self.inner.env.metrics.clone()
     }
 
     /// Returns the gateway the JobManager uses to reach this TaskManager.

@@ -54,6 +54,21 @@ impl InputGate {
         self.rx.recv_timeout(timeout)
     }
 
+    /// Returns the number of buffers queued.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Returns whether no buffer is queued.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Returns the number of buffers the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.rx.capacity().unwrap_or(0)
+    }
+
     /// Takes a message if one is queued.
     pub fn try_recv(&self) -> Option<InputMessage> {
         self.rx.try_recv().ok()

@@ -13,6 +13,7 @@ use super::gate::InputMessage;
 use super::registry::GateRegistry;
 use crate::element::ends_with_end_of_partition;
 use crate::error::ExchangeError;
+use crate::metrics::TaskMetrics;
 use crate::types::{GateAddress, JobId, SubtaskId};
 use bytes::Bytes;
 use std::io::{Read, Write};
@@ -113,7 +114,12 @@ impl RemoteChannel {
 
     /// Sends one buffer as a frame. While the peer does not take data (TCP back-pressure)
     /// the write waits in slices of [`WRITE_WAIT_SLICE`]; a set `cancel` flag ends it.
-    pub fn send(&mut self, data: &[u8], cancel: &AtomicBool) -> Result<(), ExchangeError> {
+    pub fn send(
+        &mut self,
+        data: &[u8],
+        cancel: &AtomicBool,
+        metrics: &TaskMetrics,
+    ) -> Result<(), ExchangeError> {
         if data.len() > MAX_FRAME_BYTES {
             return Err(ExchangeError::Protocol {
                 peer: self.peer.to_string(),
@@ -129,12 +135,26 @@ impl RemoteChannel {
             .extend_from_slice(&(data.len() as u32).to_le_bytes());
         self.frame.extend_from_slice(data);
         let mut pos = 0;
-        while pos < self.frame.len() {
-            match self.stream.write(&self.frame[pos..]) {
+        let mut blocked: Option<std::time::Instant> = None;
+        let result = self.write_frame(&mut pos, &mut blocked, cancel);
+        if let Some(since) = blocked {
+            metrics.add_back_pressured_ns(since.elapsed().as_nanos() as u64);
+        }
+        result
+    }
+
+    fn write_frame(
+        &mut self,
+        pos: &mut usize,
+        blocked: &mut Option<std::time::Instant>,
+        cancel: &AtomicBool,
+    ) -> Result<(), ExchangeError> {
+        while *pos < self.frame.len() {
+            match self.stream.write(&self.frame[*pos..]) {
                 Ok(0) => {
                     return Err(self.io_error(std::io::ErrorKind::WriteZero.into()));
                 }
-                Ok(n) => pos += n,
+                Ok(n) => *pos += n,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -143,6 +163,7 @@ impl RemoteChannel {
                             | std::io::ErrorKind::Interrupted
                     ) =>
                 {
+                    blocked.get_or_insert_with(std::time::Instant::now);
                     if cancel.load(Ordering::Relaxed) {
                         return Err(ExchangeError::Cancelled);
                     }

@@ -9,13 +9,15 @@ use super::gate::InputMessage;
 use super::remote::RemoteChannel;
 use crate::element::{self, Element};
 use crate::error::ExchangeError;
+use crate::metrics::TaskMetrics;
 use crate::types::{GateAddress, Timestamp};
 use bytes::Bytes;
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 /// How often a producer blocked on a full channel looks at its cancellation flag.
 const SEND_WAIT_SLICE: Duration = Duration::from_millis(50);
@@ -37,12 +39,14 @@ pub enum ChannelSink {
 
 impl ChannelSink {
     /// Hands a buffer to the channel, waiting while the consumer's queue is full; a set
-    /// `cancel` flag ends the wait within [`SEND_WAIT_SLICE`].
+    /// `cancel` flag ends the wait within [`SEND_WAIT_SLICE`]. Time spent waiting counts as
+    /// back-pressure.
     fn send(
         &mut self,
         data: Bytes,
         index: usize,
         cancel: &AtomicBool,
+        metrics: &TaskMetrics,
     ) -> Result<(), ExchangeError> {
         match self {
             ChannelSink::Local {
@@ -50,10 +54,24 @@ impl ChannelSink {
                 gate,
                 channel,
             } => {
-                let mut msg = InputMessage::Buffer {
+                let msg = InputMessage::Buffer {
                     gate: gate.gate,
                     channel: *channel,
                     data,
+                };
+                let mut msg = match sender.try_send(msg) {
+                    Ok(()) => return Ok(()),
+                    Err(TrySendError::Full(m)) => m,
+                    Err(TrySendError::Disconnected(_)) => {
+                        return Err(ExchangeError::ConsumerGone {
+                            channel: index,
+                            target: format!("{gate:?}"),
+                        })
+                    }
+                };
+                let _back_pressure = BackPressure {
+                    metrics,
+                    since: Instant::now(),
                 };
                 loop {
                     match sender.send_timeout(msg, SEND_WAIT_SLICE) {
@@ -73,8 +91,21 @@ impl ChannelSink {
                     }
                 }
             }
-            ChannelSink::Remote(r) => r.send(&data, cancel),
+            ChannelSink::Remote(r) => r.send(&data, cancel, metrics),
         }
+    }
+}
+
+/// Adds the time since `since` to the back-pressure metric when dropped.
+struct BackPressure<'a> {
+    metrics: &'a TaskMetrics,
+    since: Instant,
+}
+
+impl Drop for BackPressure<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .add_back_pressured_ns(self.since.elapsed().as_nanos() as u64);
     }
 }
 
@@ -91,12 +122,19 @@ pub struct PartitionWriter {
     records_out: u64,
     cancel: Arc<AtomicBool>,
     scratch: Vec<u8>,
+    metrics: Arc<TaskMetrics>,
+    reported: u64,
 }
 
 impl PartitionWriter {
     /// Creates a writer over one sink per consumer subtask; a set `cancel` flag ends waits
     /// on back-pressured channels.
-    pub fn new(sinks: Vec<ChannelSink>, buffer_size: usize, cancel: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        sinks: Vec<ChannelSink>,
+        buffer_size: usize,
+        cancel: Arc<AtomicBool>,
+        metrics: Arc<TaskMetrics>,
+    ) -> Self {
         let channels = sinks
             .into_iter()
             .map(|sink| Channel {
@@ -111,6 +149,8 @@ impl PartitionWriter {
             records_out: 0,
             cancel,
             scratch: Vec::new(),
+            metrics,
+            reported: 0,
         }
     }
 
@@ -219,6 +259,11 @@ impl PartitionWriter {
             return Ok(());
         }
         let full = std::mem::replace(&mut ch.buf, Vec::with_capacity(self.buffer_size + 256));
-        ch.sink.send(Bytes::from(full), index, &self.cancel)
+        ch.sink
+            .send(Bytes::from(full), index, &self.cancel, &self.metrics)?;
+        self.metrics
+            .add_records_out(self.records_out - self.reported);
+        self.reported = self.records_out;
+        Ok(())
     }
 }

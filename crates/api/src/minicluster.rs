@@ -52,6 +52,11 @@ impl LocalMiniCluster {
         self.taskmanagers.iter().map(TaskManager::metrics).collect()
     }
 
+    /// Returns the number of subtask threads still running on the TaskManagers.
+    pub fn running_tasks(&self) -> usize {
+        self.taskmanagers.iter().map(TaskManager::task_count).sum()
+    }
+
     /// Runs `graph` to its end.
     pub fn run(&self, graph: JobGraph) -> Result<JobExecutionResult, ApiError> {
         let name = graph.name.clone();

@@ -123,3 +123,24 @@ fn broadcast_sends_every_record_to_every_subtask_across_taskmanagers() {
     let want: Vec<u32> = (0..1000).flat_map(|x| [x, x]).collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_cluster_running_one_job_after_another_keeps_no_finished_task_threads() {
+    let cluster = weir_api::LocalMiniCluster::start(2, 2).unwrap();
+    for round in 0..3u32 {
+        let env = env(2);
+        let out = env
+            .from_collection((0..100u32).collect())
+            .rebalance()
+            .map(move |x| x + round)
+            .collect();
+        cluster.run(env.job_graph("again").unwrap()).unwrap();
+        assert_eq!(out.take().len(), 100);
+    }
+    // Threads end right after reporting their final state: wait for them, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cluster.running_tasks() > 0 {
+        assert!(std::time::Instant::now() < deadline, "task threads linger");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

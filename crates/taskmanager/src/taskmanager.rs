@@ -98,9 +98,11 @@ impl TaskManager {
         Arc::new(Gateway(self.inner.clone()))
     }
 
-    /// Returns the number of subtasks whose threads have not been joined.
+    /// Returns the number of subtasks whose threads are still running.
     pub fn task_count(&self) -> usize {
-        self.inner.tasks.lock().expect("tasks poisoned").len()
+        let mut tasks = self.inner.tasks.lock().expect("tasks poisoned");
+        reap_finished(&mut tasks);
+        tasks.len()
     }
 }
 
@@ -119,6 +121,19 @@ impl Drop for TaskManager {
             }
         }
     }
+}
+
+/// Joins and forgets the threads of subtasks that have ended.
+fn reap_finished(tasks: &mut HashMap<SubtaskId, RunningTask>) {
+    tasks.retain(|_, t| match &t.thread {
+        Some(h) if h.is_finished() => {
+            if let Some(h) = t.thread.take() {
+                let _ = h.join();
+            }
+            false
+        }
+        _ => true,
+    });
 }
 
 struct Gateway(Arc<Inner>);
@@ -172,6 +187,7 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
     let cancel2 = cancel.clone();
     let thread_name = format!("{} ({}/{})", d.name, subtask.subtask + 1, d.parallelism);
     let mut tasks = inner.tasks.lock().expect("tasks poisoned");
+    reap_finished(&mut tasks);
     let spawned = std::thread::Builder::new()
         .name(thread_name.chars().take(60).collect())
         .spawn(move || {

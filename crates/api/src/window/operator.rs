@@ -47,6 +47,13 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
         TaskError::user(&self.name, e.to_string())
     }
 
+    /// Returns the key of the element being processed (set on the backend first).
+    fn current_key(&self) -> K {
+        self.backend
+            .current_key()
+            .expect("the current key is set before windows are touched")
+    }
+
     fn is_late(&self, w: &TimeWindow) -> bool {
         self.assigner.is_event_time()
             && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
@@ -209,10 +216,10 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
 {
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
+        // The key moves into the backend; an owned copy is taken back only when timers are
+        // registered or a window fires at once.
         let key = (self.key_fn)(&value);
-        self.backend
-            .set_current_key(key.clone())
-            .map_err(|e| self.err(e))?;
+        self.backend.set_current_key(key).map_err(|e| self.err(e))?;
         let time = if self.assigner.is_event_time() {
             if ts == NO_TIMESTAMP {
                 return Err(self.err(
@@ -227,6 +234,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
         windows.clear();
         self.assigner.assign(time, &mut windows);
         if self.assigner.is_merging() {
+            let key = self.current_key();
             let merged = self.merge_session(&key, windows[0])?;
             windows[0] = merged;
         }
@@ -245,9 +253,11 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
             };
             let created = self.contents.add(&w, v)?;
             if created && !self.assigner.is_merging() {
+                let key = self.current_key();
                 self.register(&key, w);
             }
             if self.assigner.is_event_time() && w.max_timestamp() <= self.watermark {
+                let key = self.current_key();
                 self.emit_window(&key, &w)?;
             }
         }

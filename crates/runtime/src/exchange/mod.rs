@@ -14,6 +14,8 @@ mod writer;
 
 pub use gate::{InputGate, InputMessage};
 pub use registry::{GateRegistry, CANCEL_CHECK};
-pub use remote::{DataServer, RemoteChannel, HANDSHAKE_MAGIC, MAX_FRAME_BYTES, PROTOCOL_VERSION};
+pub use remote::{
+    DataServer, RemoteChannel, HANDSHAKE_MAGIC, MAX_FRAME_BYTES, PROTOCOL_VERSION, WRITE_WAIT_SLICE,
+};
 pub use valve::{ValveOutput, WatermarkValve};
 pub use writer::{ChannelSink, PartitionWriter};

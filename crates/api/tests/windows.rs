@@ -285,3 +285,57 @@ fn a_window_first_seen_within_its_lateness_fires_once_per_element() {
     let got: Vec<_> = out.take().into_iter().map(|r| (r.1, r.3)).collect();
     assert_eq!(got, vec![(0, 2), (0, 10), (10, 5), (30, 16)]);
 }
+
+fn session_reference(input: &[Event], gap: i64) -> Vec<(String, i64, i64, i64)> {
+    let mut by_key: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for (k, ts, v) in input {
+        by_key.entry(k.clone()).or_default().push((*ts, *v));
+    }
+    let mut out = Vec::new();
+    for (k, mut evs) in by_key {
+        evs.sort();
+        let mut cur: Option<(i64, i64, i64)> = None; // start, end, sum
+        for (ts, v) in evs {
+            cur = match cur {
+                // Windows that touch merge, as Flink's TimeWindow::intersects says.
+                Some((s, e, sum)) if ts <= e => Some((s, e.max(ts + gap), sum + v)),
+                Some((s, e, sum)) => {
+                    out.push((k.clone(), s, e, sum));
+                    Some((ts, ts + gap, v))
+                }
+                None => Some((ts, ts + gap, v)),
+            };
+        }
+        if let Some((s, e, sum)) = cur {
+            out.push((k.clone(), s, e, sum));
+        }
+    }
+    out.sort();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #[test]
+    fn session_windows_match_a_naive_reference(
+        input in proptest::collection::vec(("[a-c]", 0i64..3000, -50i64..50), 1..200),
+        gap in 1i64..400,
+        parallelism in 1u16..=2,
+    ) {
+        let env = env(parallelism);
+        let out = env
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::<Event>::no_watermarks().with_timestamp_assigner(|e: &Event, _| e.1),
+            )
+            .rebalance()
+            .key_by(|e: &Event| e.0.clone())
+            .window(EventTimeSessionWindows::with_gap(Duration::from_millis(gap as u64)))
+            .reduce_with_window(|a, b| (a.0, a.1, a.2 + b.2), sum_window)
+            .collect();
+        env.execute("sessions-proptest").unwrap();
+        let mut got = out.take();
+        got.sort();
+        prop_assert_eq!(got, session_reference(&input, gap));
+    }
+}

@@ -102,23 +102,40 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
             .as_ref()
             .expect("merging assigner has session state")
             .clone();
-        let mut set = state.value().map_err(|e| self.err(e))?.unwrap_or_default();
-        let mut merged = w;
-        let mut absorbed = Vec::new();
-        set.retain(|s| {
-            if s.intersects(&w) {
-                merged = merged.cover(s);
-                absorbed.push(*s);
-                false
-            } else {
-                true
-            }
-        });
-        if self.is_late(&merged) {
+        let (event_time, lateness, watermark) =
+            (self.assigner.is_event_time(), self.lateness, self.watermark);
+        // Updates the key's session list in place: no copy of the list per element.
+        let (merged, absorbed, late) = state
+            .modify(|slot| {
+                let set = slot.get_or_insert_with(Vec::new);
+                let mut merged = w;
+                let mut absorbed = Vec::new();
+                set.retain(|s| {
+                    if s.intersects(&w) {
+                        merged = merged.cover(s);
+                        absorbed.push(*s);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                let late =
+                    event_time && merged.max_timestamp().saturating_add(lateness) <= watermark;
+                if late {
+                    // A late element changes nothing.
+                    set.extend(absorbed.iter().copied());
+                } else {
+                    set.push(merged);
+                }
+                if set.is_empty() {
+                    *slot = None;
+                }
+                (merged, absorbed, late)
+            })
+            .map_err(|e| self.err(e))?;
+        if late {
             return Ok(merged);
         }
-        set.push(merged);
-        state.update(set).map_err(|e| self.err(e))?;
         let sources: Vec<TimeWindow> = absorbed.iter().copied().filter(|s| *s != merged).collect();
         if !sources.is_empty() {
             self.contents.merge(&merged, &sources)?;

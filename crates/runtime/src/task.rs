@@ -93,8 +93,8 @@ pub fn run_task(
             gate: i as u16,
         })
         .collect();
-    for a in &addresses {
-        env.registry.register(*a, gate.sender());
+    for (a, spec) in addresses.iter().zip(&deployment.gates) {
+        env.registry.register(*a, gate.sender(), spec.channels);
     }
     let result = catch_unwind(AssertUnwindSafe(|| {
         run_inner(deployment, factory, config, env, cancel, &gate)

@@ -36,7 +36,7 @@ fn handshake(gate: GateAddress, channel: u32, version: u8) -> Vec<u8> {
 fn setup() -> (DataServer, InputGate) {
     let registry = Arc::new(GateRegistry::new());
     let gate = InputGate::new(16);
-    registry.register(gate_address(), gate.sender());
+    registry.register(gate_address(), gate.sender(), 4);
     let server = DataServer::start("127.0.0.1:0".parse().unwrap(), registry).unwrap();
     (server, gate)
 }
@@ -136,4 +136,19 @@ fn a_peer_that_drops_mid_stream_fails_the_channel() {
         InputMessage::Failed { error, .. } => assert!(error.contains("truncated frame"), "{error}"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[test]
+fn a_connection_to_a_channel_the_gate_does_not_have_is_refused() {
+    let (server, gate) = setup();
+    let mut s = connect(&server);
+    s.write_all(&handshake(gate_address(), 99, PROTOCOL_VERSION))
+        .unwrap();
+    let mut rest = Vec::new();
+    // The server closes the connection instead of accepting buffers for channel 99.
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        gate.recv_timeout(Duration::from_millis(200)).is_err(),
+        "nothing reaches the gate"
+    );
 }

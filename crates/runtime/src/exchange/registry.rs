@@ -18,7 +18,7 @@ pub const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// Maps gate addresses to the queues of the tasks that own them.
 #[derive(Default)]
 pub struct GateRegistry {
-    gates: Mutex<HashMap<GateAddress, Sender<InputMessage>>>,
+    gates: Mutex<HashMap<GateAddress, (Sender<InputMessage>, u32)>>,
     changed: Condvar,
 }
 
@@ -28,12 +28,12 @@ impl GateRegistry {
         Self::default()
     }
 
-    /// Registers a gate's queue.
-    pub fn register(&self, gate: GateAddress, sender: Sender<InputMessage>) {
+    /// Registers a gate's queue and its number of channels.
+    pub fn register(&self, gate: GateAddress, sender: Sender<InputMessage>, channels: u32) {
         self.gates
             .lock()
             .expect("gate registry poisoned")
-            .insert(gate, sender);
+            .insert(gate, (sender, channels));
         self.changed.notify_all();
     }
 
@@ -53,11 +53,22 @@ impl GateRegistry {
         timeout: Duration,
         cancel: Option<&AtomicBool>,
     ) -> Result<Sender<InputMessage>, ExchangeError> {
+        self.lookup_with_channels(gate, timeout, cancel)
+            .map(|(s, _)| s)
+    }
+
+    /// Returns the queue of `gate` and its number of channels, waiting as [`Self::lookup`].
+    pub fn lookup_with_channels(
+        &self,
+        gate: &GateAddress,
+        timeout: Duration,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<(Sender<InputMessage>, u32), ExchangeError> {
         let deadline = Instant::now() + timeout;
         let mut gates = self.gates.lock().expect("gate registry poisoned");
         loop {
-            if let Some(s) = gates.get(gate) {
-                return Ok(s.clone());
+            if let Some((s, channels)) = gates.get(gate) {
+                return Ok((s.clone(), *channels));
             }
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(ExchangeError::Cancelled);
@@ -102,7 +113,7 @@ mod tests {
         let (tx, _rx) = crossbeam_channel::bounded(1);
         let t =
             std::thread::spawn(move || r2.lookup(&addr(), Duration::from_secs(10), None).is_ok());
-        reg.register(addr(), tx);
+        reg.register(addr(), tx, 1);
         assert!(t.join().unwrap());
     }
 

@@ -257,7 +257,7 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {
             return;
         }
     };
-    let sender = match registry.lookup(&gate, GATE_LOOKUP_TIMEOUT, None) {
+    let (sender, channels) = match registry.lookup_with_channels(&gate, GATE_LOOKUP_TIMEOUT, None) {
         Ok(s) => s,
         Err(e) => {
             warn!(peer = %peer, error = %e, "refusing data connection to unknown gate");
@@ -265,6 +265,11 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {
             return;
         }
     };
+    if channel >= channels {
+        warn!(peer = %peer, ?gate, channel, channels, "refusing data connection to an unknown channel");
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
     let _ = stream.set_read_timeout(None);
     debug!(peer = %peer, ?gate, channel, "data connection open");
     let fail = |error: String| {

@@ -1,15 +1,18 @@
 //! One timer domain (event time or processing time) of a timer service.
 //!
-//! Timers are ordered by `(timestamp, key group, registration sequence)` in a
-//! `BTreeMap` and indexed by `(key, namespace, timestamp)` in a hash map, so
-//! registration, deletion and popping are `O(log n)`.
+//! Timers sit in buckets by timestamp (a `BTreeMap` from timestamp to the bucket's timers)
+//! and are indexed by `(key, namespace, timestamp)` in a hash map. Many timers share a
+//! timestamp (every key of a window fires at its end), so registering usually appends to an
+//! existing bucket, and firing takes a whole bucket at once.
 //!
 //! Invariants:
-//! - `ordered` and `index` hold exactly the same timers; each
-//!   (key, namespace, timestamp) is present at most once (de-duplication).
-//! - Timers with equal timestamps pop by key group, then registration order;
-//!   restore re-registers each key group in snapshot order, so that order
-//!   survives a snapshot/restore.
+//! - `index` holds exactly the live timers; each (key, namespace, timestamp) is live at most
+//!   once (de-duplication). A bucket entry is live only if the index maps its timer to the
+//!   entry's sequence number: deleting only updates the index, and the stale entry is
+//!   skipped when its bucket fires.
+//! - Timers with equal timestamps pop by key group, then registration order; restore
+//!   re-registers each key group in snapshot order, so that order survives a
+//!   snapshot/restore.
 
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
@@ -20,12 +23,12 @@ use super::Timer;
 use crate::bounds::{Namespace, StateKey};
 use crate::key_group::KeyGroup;
 
-/// Position of a timer in the ordered map.
-type Slot = (i64, KeyGroup, u64);
+/// A timer in its bucket: key group, registration sequence, key and namespace.
+type Slot<K, N> = (KeyGroup, u64, K, N);
 
 /// The timers of one time domain.
 pub(crate) struct TimerQueue<K, N> {
-    ordered: BTreeMap<Slot, (K, N)>,
+    buckets: BTreeMap<i64, Vec<Slot<K, N>>>,
     index: FxHashMap<(K, N, i64), (KeyGroup, u64)>,
     next_seq: u64,
 }
@@ -33,18 +36,16 @@ pub(crate) struct TimerQueue<K, N> {
 impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
     pub(crate) fn new() -> Self {
         Self {
-            ordered: BTreeMap::new(),
+            buckets: BTreeMap::new(),
             index: FxHashMap::default(),
             next_seq: 0,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ordered.len()
+        self.index.len()
     }
 
-    /// Registers a timer unless the same one exists; returns whether it was
-    /// new. `key_group` is computed only for new timers.
     pub(crate) fn register(
         &mut self,
         key: K,
@@ -59,60 +60,72 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
                 let kg = key_group(key);
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.ordered
-                    .insert((timestamp, kg, seq), (key.clone(), namespace.clone()));
+                self.buckets.entry(timestamp).or_default().push((
+                    kg,
+                    seq,
+                    key.clone(),
+                    namespace.clone(),
+                ));
                 vacant.insert((kg, seq));
                 true
             }
         }
     }
 
-    /// Deletes a timer; returns whether it existed.
+    /// Deletes a timer; returns whether it existed. Its bucket entry goes stale.
     pub(crate) fn delete(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
-        match self
-            .index
+        self.index
             .remove(&(key.clone(), namespace.clone(), timestamp))
-        {
-            Some((kg, seq)) => {
-                self.ordered.remove(&(timestamp, kg, seq));
-                true
-            }
-            None => false,
-        }
+            .is_some()
     }
 
     /// Pops every timer with `timestamp <= limit` into `out`, in order.
     pub(crate) fn pop_until(&mut self, limit: i64, out: &mut Vec<Timer<K, N>>) {
-        while let Some(first) = self.ordered.first_entry() {
-            if first.key().0 > limit {
+        while let Some(first) = self.buckets.first_entry() {
+            let timestamp = *first.key();
+            if timestamp > limit {
                 break;
             }
-            let ((timestamp, _, _), (key, namespace)) = first.remove_entry();
-            let probe = (key, namespace, timestamp);
-            self.index.remove(&probe);
-            let (key, namespace, _) = probe;
-            out.push(Timer {
-                key,
-                namespace,
-                timestamp,
-            });
+            let mut bucket = first.remove();
+            bucket.sort_unstable_by_key(|(kg, seq, _, _)| (*kg, *seq));
+            for (_, seq, key, namespace) in bucket {
+                let probe = (key, namespace, timestamp);
+                if matches!(self.index.get(&probe), Some((_, s)) if *s == seq) {
+                    self.index.remove(&probe);
+                    let (key, namespace, _) = probe;
+                    out.push(Timer {
+                        key,
+                        namespace,
+                        timestamp,
+                    });
+                }
+            }
         }
     }
 
-    /// Timestamp of the earliest timer.
+    /// Timestamp of the earliest bucket (it may hold only deleted timers: popping it then
+    /// fires nothing).
     pub(crate) fn peek_timestamp(&self) -> Option<i64> {
-        self.ordered.first_key_value().map(|((ts, _, _), _)| *ts)
+        self.buckets.keys().next().copied()
     }
 
-    /// Every timer with its key group, in firing order.
+    /// Every live timer with its key group, in firing order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (KeyGroup, &K, &N, i64)> {
-        self.ordered
-            .iter()
-            .map(|((ts, kg, _), (k, n))| (*kg, k, n, *ts))
+        let mut live: Vec<(i64, KeyGroup, u64, &K, &N)> = Vec::with_capacity(self.index.len());
+        for (ts, bucket) in &self.buckets {
+            for (kg, seq, k, n) in bucket {
+                let probe = (k.clone(), n.clone(), *ts);
+                if matches!(self.index.get(&probe), Some((_, s)) if s == seq) {
+                    live.push((*ts, *kg, *seq, k, n));
+                }
+            }
+        }
+        live.sort_unstable_by_key(|(ts, kg, seq, _, _)| (*ts, *kg, *seq));
+        live.into_iter().map(|(ts, kg, _, k, n)| (kg, k, n, ts))
     }
 
     pub(crate) fn clear(&mut self) {
-        self.ordered.clear();
+        self.buckets.clear();
         self.index.clear();
     }
 }
@@ -134,11 +147,41 @@ mod tests {
         assert_eq!(q.len(), 2);
         assert!(q.delete(&1, &0, 10));
         assert!(!q.delete(&1, &0, 10));
-        assert_eq!((q.len(), q.index.len()), (1, 1));
+        assert_eq!(q.len(), 1);
         assert!(
             q.register(1, 0, 10, kg),
             "a deleted timer can be registered again"
         );
+    }
+
+    #[test]
+    fn a_deleted_then_registered_again_timer_fires_once_in_its_new_place() {
+        let mut q: TimerQueue<u32, u8> = TimerQueue::new();
+        q.register(1, 0, 10, kg);
+        q.register(2, 0, 10, kg);
+        assert!(q.delete(&1, &0, 10));
+        assert!(q.register(1, 0, 10, kg));
+        let mut out = Vec::new();
+        q.pop_until(10, &mut out);
+        let fired: Vec<u32> = out.iter().map(|t| t.key).collect();
+        assert_eq!(
+            fired,
+            vec![2, 1],
+            "the stale entry is skipped; the new one fires last"
+        );
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn equal_timestamps_fire_by_key_group_then_registration() {
+        let mut q: TimerQueue<u32, u8> = TimerQueue::new();
+        for key in [5u32, 1, 4, 2] {
+            q.register(key, 0, 7, |k| (*k % 2) as KeyGroup);
+        }
+        let mut out = Vec::new();
+        q.pop_until(7, &mut out);
+        let fired: Vec<u32> = out.iter().map(|t| t.key).collect();
+        assert_eq!(fired, vec![4, 2, 5, 1]);
     }
 
     #[test]

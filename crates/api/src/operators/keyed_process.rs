@@ -69,20 +69,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
     /// (as in Flink); output of event-time timers carries the timer's time.
     fn fire(&mut self, event_time: bool, now: Timestamp) -> Result<(), TaskError> {
         let mut fired = std::mem::take(&mut self.fired);
-        loop {
-            let due = if event_time {
-                self.timers.next_event_time()
-            } else {
-                self.timers.next_processing_time()
-            };
-            if due.is_none_or(|t| t > now) {
-                break;
-            }
-            if event_time {
-                self.timers.advance_watermark(now, &mut fired);
-            } else {
-                self.timers.advance_processing_time(now, &mut fired);
-            }
+        while self.timers.pop_due(event_time, now, &mut fired) {
             for t in fired.drain(..) {
                 self.backend
                     .set_current_key(t.key.clone())

@@ -205,20 +205,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
     /// returning (so nothing due stays behind the watermark that is forwarded next).
     fn fire(&mut self, event_time: bool, now: Timestamp) -> Result<(), TaskError> {
         let mut fired = std::mem::take(&mut self.fired);
-        loop {
-            let due = if event_time {
-                self.timers.next_event_time()
-            } else {
-                self.timers.next_processing_time()
-            };
-            if due.is_none_or(|t| t > now) {
-                break;
-            }
-            if event_time {
-                self.timers.advance_watermark(now, &mut fired);
-            } else {
-                self.timers.advance_processing_time(now, &mut fired);
-            }
+        while self.timers.pop_due(event_time, now, &mut fired) {
             for t in fired.drain(..) {
                 self.on_timer(t)?;
             }

@@ -128,6 +128,24 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
         self.processing_time.pop_until(now, out);
     }
 
+    /// Pops the timers of one domain (event time when `event_time`, else processing time)
+    /// that are due at `now` into `out`; returns `false` when none was due.
+    ///
+    /// Operators call it in a loop, handling `out` each time, so that timers registered
+    /// while timers fire, and already due, fire before the operator moves on.
+    pub fn pop_due(&mut self, event_time: bool, now: i64, out: &mut Vec<Timer<K, N>>) -> bool {
+        let queue = if event_time {
+            &mut self.event_time
+        } else {
+            &mut self.processing_time
+        };
+        if queue.peek_timestamp().is_none_or(|t| t > now) {
+            return false;
+        }
+        queue.pop_until(now, out);
+        true
+    }
+
     /// Timestamp of the earliest event-time timer.
     pub fn next_event_time(&self) -> Option<i64> {
         self.event_time.peek_timestamp()

@@ -8,12 +8,13 @@ use crate::functions::KeyedProcessFunction;
 use crate::graph::type_ops::AnyKeyHash;
 use crate::graph::OperatorContext;
 use crate::operators::keyed_process::{KeyFn, KeyedProcessOperator};
-use crate::operators::rolling::{RollingAggregate, RollingReduce};
+use crate::operators::rolling::RollingAggregate;
 use crate::record::Record;
 use std::sync::Arc;
 use weir_runtime::{Output, TaskError};
 use weir_state_backends::{
-    key_hash, AggregateFunction, KeyedStateBackend, StateKey, StateValue, TimerService,
+    key_hash, AggregateFunction, KeyedStateBackend, ReduceAggregate, StateKey, StateValue,
+    TimerService,
 };
 
 /// A stream whose records are grouped by a key of type `K`.
@@ -125,23 +126,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
     where
         T: StateValue,
     {
-        let key_fn = self.key_fn.clone();
-        let f = Arc::new(f);
-        self.add_keyed("Keyed Reduce", move |ctx, out| {
-            let (backend, _) = keyed_backend::<K>(ctx);
-            let state = backend
-                .value_state("reduce")
-                .map_err(|e| state_error(&ctx.name, e))?;
-            Ok(Box::new(RollingReduce {
-                key_fn: key_fn.clone(),
-                backend,
-                state,
-                f: f.clone(),
-                out,
-                name: ctx.name.clone(),
-                index: ctx.index,
-            }))
-        })
+        self.aggregate(ReduceAggregate(f)).name("Keyed Reduce")
     }
 
     /// Aggregates the records of each key with `f`, emitting the running result per record.

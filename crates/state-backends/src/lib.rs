@@ -35,7 +35,7 @@ pub use codec::{
     decode_from, decode_versioned, encode_into, encode_versioned, CodecError, FORMAT_VERSION,
 };
 pub use error::StateError;
-pub use functions::{AggregateFunction, ReduceFunction};
+pub use functions::{AggregateFunction, ReduceAggregate, ReduceFunction};
 pub use key_group::{
     assign_to_key_group, key_hash, operator_index_for_key_group, KeyGroup, KeyGroupRange,
     DEFAULT_MAX_PARALLELISM,

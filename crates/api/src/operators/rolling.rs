@@ -1,6 +1,6 @@
-//! Rolling keyed aggregations: `KeyedStream::reduce` and `KeyedStream::aggregate` keep one
-//! accumulator per key in keyed state and emit the updated result for every record, as
-//! Flink's keyed `reduce` does.
+//! Rolling keyed aggregation: `KeyedStream::aggregate` (and `reduce`, an aggregation whose
+//! accumulator is the reduced value) keeps one accumulator per key in keyed state and emits
+//! the updated result for every record, as Flink's keyed `reduce` does.
 
 use super::keyed_process::KeyFn;
 use std::sync::Arc;
@@ -9,42 +9,6 @@ use weir_runtime::{Output, TaskError, Timestamp};
 use weir_state_backends::{
     AggregateFunction, KeyedStateBackend, StateKey, StateValue, ValueState, VoidNamespace,
 };
-
-/// The operator of `KeyedStream::reduce`.
-pub struct RollingReduce<K: StateKey, T, F> {
-    pub(crate) key_fn: KeyFn<T, K>,
-    pub(crate) backend: KeyedStateBackend<K>,
-    pub(crate) state: ValueState<K, VoidNamespace, T>,
-    pub(crate) f: Arc<F>,
-    pub(crate) out: Box<dyn Output<T>>,
-    pub(crate) name: String,
-    pub(crate) index: usize,
-}
-
-impl<K: StateKey, T: StateValue, F: Fn(T, T) -> T> Output<T> for RollingReduce<K, T, F> {
-    #[inline]
-    fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
-        let _scope = enter_operator(self.index);
-        let key = (self.key_fn)(&value);
-        self.backend
-            .set_current_key(key)
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        let f = &self.f;
-        let result = self
-            .state
-            .modify(|acc| {
-                let next = match acc.take() {
-                    Some(a) => f(a, value),
-                    None => value,
-                };
-                *acc = Some(next.clone());
-                next
-            })
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        self.out.emit(result, ts)
-    }
-}
-forward_lifecycle_to!(RollingReduce<K, T, F>, out, [K: StateKey, T, F]);
 
 /// The operator of `KeyedStream::aggregate`.
 pub struct RollingAggregate<K: StateKey, T, ACC, O, A> {

@@ -1,7 +1,7 @@
 //! What a window keeps and how it turns into results.
 //!
-//! Incremental contents (reduce, aggregate) keep one value per (key, window) and fold each
-//! element in as it arrives; full-window contents keep every element in a list and hand
+//! Incremental contents (aggregate, and reduce as an aggregation) keep one accumulator per
+//! (key, window) and fold each element in as it arrives; full-window contents keep every element in a list and hand
 //! them to a [`ProcessWindowFunction`] when the window fires. All of them read and write the
 //! state backend's current key.
 
@@ -68,71 +68,6 @@ fn se(name: &str) -> impl Fn(StateError) -> TaskError + '_ {
 
 /// Maps a window's final value to the operator's output.
 pub(crate) type Finisher<K, R, O> = Arc<dyn Fn(&K, &TimeWindow, R) -> O + Send + Sync>;
-
-/// Incremental reduction: one value per window.
-pub(crate) struct ReduceContents<K, T, O, F> {
-    pub(crate) state: ValueState<K, TimeWindow, T>,
-    pub(crate) reduce: Arc<F>,
-    pub(crate) finish: Finisher<K, T, O>,
-    pub(crate) name: String,
-}
-
-impl<K: StateKey, T: StateValue, O, F: Fn(T, T) -> T> WindowContents<K, T, O>
-    for ReduceContents<K, T, O, F>
-{
-    #[inline]
-    fn add(&mut self, window: &TimeWindow, value: T) -> Result<bool, TaskError> {
-        let f = &self.reduce;
-        self.state
-            .modify_in(window, |acc| match acc.take() {
-                Some(a) => {
-                    *acc = Some(f(a, value));
-                    false
-                }
-                None => {
-                    *acc = Some(value);
-                    true
-                }
-            })
-            .map_err(se(&self.name))
-    }
-    fn fire(&mut self, key: &K, window: &TimeWindow, out: &mut Vec<O>) -> Result<(), TaskError> {
-        if let Some(v) = self.state.value_in(window).map_err(se(&self.name))? {
-            out.push((self.finish)(key, window, v));
-        }
-        Ok(())
-    }
-    fn clear(&mut self, window: &TimeWindow) -> Result<(), TaskError> {
-        self.state.clear_in(window).map_err(se(&self.name))
-    }
-    fn fire_and_clear(
-        &mut self,
-        key: &K,
-        window: &TimeWindow,
-        out: &mut Vec<O>,
-    ) -> Result<(), TaskError> {
-        if let Some(v) = self
-            .state
-            .modify_in(window, Option::take)
-            .map_err(se(&self.name))?
-        {
-            out.push((self.finish)(key, window, v));
-        }
-        Ok(())
-    }
-    fn merge(&mut self, target: &TimeWindow, sources: &[TimeWindow]) -> Result<(), TaskError> {
-        for s in sources {
-            if let Some(v) = self
-                .state
-                .modify_in(s, Option::take)
-                .map_err(se(&self.name))?
-            {
-                self.add(target, v)?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Incremental aggregation: one accumulator per window.
 pub(crate) struct AggregateContents<K, T, ACC, R, O, A> {

@@ -3,8 +3,7 @@
 
 use super::assigner::{TimeWindow, WindowAssigner};
 use super::contents::{
-    AggregateContents, Finisher, ProcessContents, ProcessWindowFunction, ReduceContents,
-    WindowContents,
+    AggregateContents, Finisher, ProcessContents, ProcessWindowFunction, WindowContents,
 };
 use super::operator::WindowOperator;
 use crate::datastream::DataStream;
@@ -15,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use weir_runtime::{TaskError, MIN_WATERMARK};
 use weir_state_backends::{
-    AggregateFunction, KeyedStateBackend, StateKey, StateValue, TimerService,
+    AggregateFunction, KeyedStateBackend, ReduceAggregate, StateKey, StateValue, TimerService,
 };
 
 /// A keyed stream with a window assigner, waiting for a window function.
@@ -108,18 +107,8 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         F: Fn(T, T) -> T + Send + Sync + 'static,
         W: Fn(&K, &TimeWindow, T) -> O + Send + Sync + 'static,
     {
-        let f = Arc::new(f);
-        let finish: Finisher<K, T, O> = Arc::new(finish);
-        self.build("Window(Reduce)", move |backend, name| {
-            Ok(ReduceContents {
-                state: backend
-                    .value_state("window-contents")
-                    .map_err(|e| TaskError::user(name, e.to_string()))?,
-                reduce: f.clone(),
-                finish: finish.clone(),
-                name: name.to_string(),
-            })
-        })
+        self.aggregate_with_window(ReduceAggregate(f), finish)
+            .name("Window(Reduce)")
     }
 
     /// Aggregates each window's elements incrementally with `agg`.

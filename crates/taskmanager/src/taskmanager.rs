@@ -1,10 +1,12 @@
 //! The TaskManager proper.
 //!
 //! Invariants: every deployed subtask reports `Running` and then exactly one terminal state;
-//! a failing or panicking subtask never takes the TaskManager down; dropping the
-//! TaskManager cancels its subtasks and joins their threads (bounded by their loops' wait).
+//! a deployment that arrives after its job was cancelled reports `Cancelled` without
+//! starting (deployments and cancellations may cross); a failing or panicking subtask never
+//! takes the TaskManager down; dropping the TaskManager cancels its subtasks and joins their
+//! threads (bounded by their loops' wait).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,13 +26,21 @@ struct RunningTask {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The subtasks of this TaskManager and the jobs it was told to cancel (one lock, so a
+/// deployment and a cancellation of the same job are ordered).
+#[derive(Default)]
+struct Tasks {
+    running: HashMap<SubtaskId, RunningTask>,
+    cancelled_jobs: HashSet<JobId>,
+}
+
 struct Inner {
     id: TaskManagerId,
     slots: u32,
     env: Arc<TaskEnvironment>,
     jobmanager: Arc<dyn JobManagerGateway>,
     programs: Mutex<HashMap<JobId, Arc<JobGraph>>>,
-    tasks: Mutex<HashMap<SubtaskId, RunningTask>>,
+    tasks: Mutex<Tasks>,
 }
 
 /// A running TaskManager.
@@ -64,7 +74,7 @@ impl TaskManager {
                 env,
                 jobmanager,
                 programs: Mutex::new(HashMap::new()),
-                tasks: Mutex::new(HashMap::new()),
+                tasks: Mutex::new(Tasks::default()),
             }),
             _server: server,
         })
@@ -101,8 +111,8 @@ impl TaskManager {
     /// Returns the number of subtasks whose threads are still running.
     pub fn task_count(&self) -> usize {
         let mut tasks = self.inner.tasks.lock().expect("tasks poisoned");
-        reap_finished(&mut tasks);
-        tasks.len()
+        reap_finished(&mut tasks.running);
+        tasks.running.len()
     }
 }
 
@@ -110,7 +120,7 @@ impl Drop for TaskManager {
     fn drop(&mut self) {
         let tasks: Vec<RunningTask> = {
             let mut t = self.inner.tasks.lock().expect("tasks poisoned");
-            t.drain().map(|(_, v)| v).collect()
+            t.running.drain().map(|(_, v)| v).collect()
         };
         for t in &tasks {
             t.cancel.store(true, Ordering::Relaxed);
@@ -143,8 +153,9 @@ impl TaskManagerGateway for Gateway {
         match message {
             JobManagerMessage::Deploy(d) => deploy(&self.0, d),
             JobManagerMessage::CancelJob(job) => {
-                let tasks = self.0.tasks.lock().expect("tasks poisoned");
-                for (id, t) in tasks.iter() {
+                let mut tasks = self.0.tasks.lock().expect("tasks poisoned");
+                tasks.cancelled_jobs.insert(job);
+                for (id, t) in tasks.running.iter() {
                     if id.job == job {
                         t.cancel.store(true, Ordering::Relaxed);
                     }
@@ -187,7 +198,12 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
     let cancel2 = cancel.clone();
     let thread_name = format!("{} ({}/{})", d.name, subtask.subtask + 1, d.parallelism);
     let mut tasks = inner.tasks.lock().expect("tasks poisoned");
-    reap_finished(&mut tasks);
+    reap_finished(&mut tasks.running);
+    if tasks.cancelled_jobs.contains(&subtask.job) {
+        drop(tasks);
+        report(inner, subtask, ExecutionState::Cancelled, None);
+        return;
+    }
     let spawned = std::thread::Builder::new()
         .name(thread_name.chars().take(60).collect())
         .spawn(move || {
@@ -225,7 +241,7 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
         });
     match spawned {
         Ok(h) => {
-            tasks.insert(
+            tasks.running.insert(
                 subtask,
                 RunningTask {
                     cancel,

@@ -52,17 +52,9 @@ pub(crate) fn key_hasher<K: StateKey, T: 'static>(key_fn: &KeyFn<T, K>) -> AnyKe
     Arc::new(h)
 }
 
-/// Creates the state backend and timer service of one keyed operator instance.
-pub(crate) fn keyed_backend<K: StateKey>(
-    ctx: &OperatorContext,
-) -> (
-    KeyedStateBackend<K>,
-    TimerService<K, weir_state_backends::VoidNamespace>,
-) {
-    (
-        KeyedStateBackend::new(ctx.state_backend, ctx.key_group_range, ctx.max_parallelism),
-        TimerService::new(ctx.key_group_range, ctx.max_parallelism),
-    )
+/// Creates the keyed state backend of one keyed operator instance.
+pub(crate) fn keyed_backend<K: StateKey>(ctx: &OperatorContext) -> KeyedStateBackend<K> {
+    KeyedStateBackend::new(ctx.state_backend, ctx.key_group_range, ctx.max_parallelism)
 }
 
 fn state_error(name: &str, e: weir_state_backends::StateError) -> TaskError {
@@ -103,7 +95,8 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
     pub fn process<O: Record, F: KeyedProcessFunction<K, T, O>>(&self, f: F) -> DataStream<O> {
         let key_fn = self.key_fn.clone();
         self.add_keyed("KeyedProcess", move |ctx, out| {
-            let (backend, timers) = keyed_backend::<K>(ctx);
+            let backend = keyed_backend::<K>(ctx);
+            let timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
             let sides = ctx.take_side_outputs();
             Ok(Box::new(KeyedProcessOperator::new(
                 f.clone(),
@@ -137,7 +130,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
         let key_fn = self.key_fn.clone();
         let f = Arc::new(f);
         self.add_keyed("Keyed Aggregate", move |ctx, out| {
-            let (backend, _) = keyed_backend::<K>(ctx);
+            let backend = keyed_backend::<K>(ctx);
             let state = backend
                 .value_state("aggregate")
                 .map_err(|e| state_error(&ctx.name, e))?;

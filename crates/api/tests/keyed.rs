@@ -310,6 +310,20 @@ fn an_idle_input_does_not_hold_back_event_time_windows() {
     );
 }
 
+/// Registers a processing-time timer `delay_ms` ahead, once per key until it fires.
+fn arm_once<O>(
+    armed: &ValueState<u64, weir_api::VoidNamespace, bool>,
+    ctx: &mut KeyedContext<'_, u64, O>,
+    delay_ms: i64,
+) -> FnResult {
+    if armed.value()?.is_none() {
+        armed.update(true)?;
+        let now = ctx.current_processing_time();
+        ctx.register_processing_time_timer(now + delay_ms);
+    }
+    Ok(())
+}
+
 #[derive(Clone)]
 struct Heartbeat;
 
@@ -324,12 +338,7 @@ impl KeyedProcessFunction<u64, u64, u64> for Heartbeat {
         armed: &mut Self::State,
         ctx: &mut KeyedContext<'_, u64, u64>,
     ) -> FnResult {
-        if armed.value()?.is_none() {
-            armed.update(true)?;
-            let now = ctx.current_processing_time();
-            ctx.register_processing_time_timer(now + 20);
-        }
-        Ok(())
+        arm_once(armed, ctx, 20)
     }
     fn on_timer(
         &mut self,
@@ -444,12 +453,7 @@ impl KeyedProcessFunction<u64, u64, Option<i64>> for StampCheck {
         armed: &mut Self::State,
         ctx: &mut KeyedContext<'_, u64, Option<i64>>,
     ) -> FnResult {
-        if armed.value()?.is_none() {
-            armed.update(true)?;
-            let now = ctx.current_processing_time();
-            ctx.register_processing_time_timer(now + 10);
-        }
-        Ok(())
+        arm_once(armed, ctx, 10)
     }
     fn on_timer(
         &mut self,

@@ -75,13 +75,24 @@ pub enum TaskError {
     },
     /// The data plane failed.
     #[error(transparent)]
-    Exchange(#[from] ExchangeError),
+    Exchange(ExchangeError),
     /// The task was cancelled.
     #[error("task was cancelled")]
     Cancelled,
     /// Any other failure with context.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<ExchangeError> for TaskError {
+    /// A wait on the data plane ended by cancellation is the task's cancellation, not a
+    /// failure of the exchange.
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Cancelled => TaskError::Cancelled,
+            e => TaskError::Exchange(e),
+        }
+    }
 }
 
 impl TaskError {
@@ -91,5 +102,23 @@ impl TaskError {
             operator: operator.into(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_exchange_wait_is_the_tasks_cancellation_not_a_failure() {
+        assert!(matches!(
+            TaskError::from(ExchangeError::Cancelled),
+            TaskError::Cancelled
+        ));
+        let gone = ExchangeError::ConsumerGone {
+            channel: 1,
+            target: "g".into(),
+        };
+        assert!(matches!(TaskError::from(gone), TaskError::Exchange(_)));
     }
 }

@@ -103,16 +103,13 @@ pub fn run_task(
         env.registry.unregister(a);
     }
     match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err((e, _))) => Err(e),
+        Ok(result) => result,
         Err(panic) => Err(TaskError::user(
             deployment.name.clone(),
             format!("panicked: {}", panic_message(&*panic)),
         )),
     }
 }
-
-type Failed = (TaskError, ());
 
 fn run_inner(
     deployment: &TaskDeployment,
@@ -121,13 +118,9 @@ fn run_inner(
     env: &TaskEnvironment,
     cancel: &Arc<AtomicBool>,
     gate: &InputGate,
-) -> Result<(), Failed> {
+) -> Result<(), TaskError> {
     let metrics = env.metrics.register(deployment.subtask, &deployment.name);
-    let writers =
-        build_writers(deployment, config, env, cancel, &metrics).map_err(|e| match e {
-            ExchangeError::Cancelled => (TaskError::Cancelled, ()),
-            e => (e.into(), ()),
-        })?;
+    let writers = build_writers(deployment, config, env, cancel, &metrics)?;
     let setup = TaskSetup {
         subtask: deployment.subtask,
         name: deployment.name.clone(),
@@ -138,7 +131,7 @@ fn run_inner(
         gate_inputs: deployment.gates.iter().map(|g| g.input).collect(),
     };
     CURRENT_OPERATOR.with(|c| c.set(usize::MAX));
-    let mut inv = factory.create(setup).map_err(|e| (e, ()))?;
+    let mut inv = factory.create(setup)?;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if deployment.is_source {
             source_loop(&mut *inv, config, cancel)
@@ -147,15 +140,15 @@ fn run_inner(
         }
     }));
     match outcome {
-        Ok(r) => r.map_err(|e| (e, ())),
+        Ok(r) => r,
         Err(panic) => {
             let idx = CURRENT_OPERATOR.with(|c| c.get());
             let op = inv
                 .operator_name(idx)
                 .unwrap_or_else(|| deployment.name.clone());
-            Err((
-                TaskError::user(op, format!("panicked: {}", panic_message(&*panic))),
-                (),
+            Err(TaskError::user(
+                op,
+                format!("panicked: {}", panic_message(&*panic)),
             ))
         }
     }

@@ -48,8 +48,8 @@ pub(crate) trait ValueTable<K, N, V> {
 pub(crate) trait ListTable<K, N, V> {
     /// Calls `f` with the list (empty if absent).
     fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&[V]));
-    /// Appends one value.
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V);
+    /// Appends one value; returns whether it started the list (the list was empty).
+    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> bool;
     /// Appends all values.
     fn add_all(&mut self, cur: &CurrentKey<K>, ns: &N, values: &mut dyn Iterator<Item = V>);
     /// Replaces the list.

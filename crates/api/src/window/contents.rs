@@ -150,25 +150,42 @@ pub(crate) struct ProcessContents<K, T, O, P> {
     pub(crate) _o: std::marker::PhantomData<fn() -> O>,
 }
 
-impl<K: StateKey, T: StateValue, O, P: ProcessWindowFunction<K, T, O>> WindowContents<K, T, O>
-    for ProcessContents<K, T, O, P>
-{
-    fn add(&mut self, window: &TimeWindow, value: T) -> Result<bool, TaskError> {
-        let empty = self
-            .state
-            .with_values_in(window, |v| v.is_empty())
-            .map_err(se(&self.name))?;
-        self.state.add_in(window, value).map_err(se(&self.name))?;
-        Ok(empty)
-    }
-    fn fire(&mut self, key: &K, window: &TimeWindow, out: &mut Vec<O>) -> Result<(), TaskError> {
-        let elements = self.state.get_in(window).map_err(se(&self.name))?;
+impl<K, T, O, P: ProcessWindowFunction<K, T, O>> ProcessContents<K, T, O, P> {
+    /// Runs the window function over a window's elements (nothing for an empty window).
+    fn evaluate(
+        &mut self,
+        key: &K,
+        window: &TimeWindow,
+        elements: Vec<T>,
+        out: &mut Vec<O>,
+    ) -> Result<(), TaskError> {
         if elements.is_empty() {
             return Ok(());
         }
         self.function
             .process(key, window, elements, out)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))
+    }
+}
+
+impl<K: StateKey, T: StateValue, O, P: ProcessWindowFunction<K, T, O>> WindowContents<K, T, O>
+    for ProcessContents<K, T, O, P>
+{
+    fn add(&mut self, window: &TimeWindow, value: T) -> Result<bool, TaskError> {
+        self.state.add_in(window, value).map_err(se(&self.name))
+    }
+    fn fire(&mut self, key: &K, window: &TimeWindow, out: &mut Vec<O>) -> Result<(), TaskError> {
+        let elements = self.state.get_in(window).map_err(se(&self.name))?;
+        self.evaluate(key, window, elements, out)
+    }
+    fn fire_and_clear(
+        &mut self,
+        key: &K,
+        window: &TimeWindow,
+        out: &mut Vec<O>,
+    ) -> Result<(), TaskError> {
+        let elements = self.state.take_in(window).map_err(se(&self.name))?;
+        self.evaluate(key, window, elements, out)
     }
     fn clear(&mut self, window: &TimeWindow) -> Result<(), TaskError> {
         self.state.clear_in(window).map_err(se(&self.name))

@@ -63,7 +63,7 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         let late_tag = self.late_tag.clone();
         self.keyed
             .add_keyed(name, move |ctx, out| {
-                let (backend, _) = keyed_backend::<K>(ctx);
+                let backend = keyed_backend::<K>(ctx);
                 let sessions = if assigner.is_merging() {
                     Some(
                         backend

@@ -48,10 +48,12 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTabl
     }
 
     #[inline]
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) {
+    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> bool {
         self.modify(cur, ns, |slot| {
-            slot.get_or_insert_with(Vec::new).push(value)
-        });
+            let started = slot.is_none();
+            slot.get_or_insert_with(Vec::new).push(value);
+            started
+        })
     }
 
     fn add_all(&mut self, cur: &CurrentKey<K>, ns: &N, values: &mut dyn Iterator<Item = V>) {

@@ -76,14 +76,24 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListState<K, N, V> {
         self.core.read(|t, cur| read_list(t, cur, namespace, f))
     }
 
-    /// Appends a value.
-    pub fn add(&self, value: V) -> Result<(), StateError> {
+    /// Appends a value; returns whether it started the list (the list was empty).
+    pub fn add(&self, value: V) -> Result<bool, StateError> {
         self.add_in(self.core.current_namespace()?, value)
     }
 
-    /// Appends a value in `namespace`.
-    pub fn add_in(&self, namespace: &N, value: V) -> Result<(), StateError> {
+    /// Appends a value in `namespace`; returns whether it started the list.
+    pub fn add_in(&self, namespace: &N, value: V) -> Result<bool, StateError> {
         self.core.write(|t, cur| t.add(cur, namespace, value))
+    }
+
+    /// Removes and returns the list (empty if absent).
+    pub fn take(&self) -> Result<Vec<V>, StateError> {
+        self.take_in(self.core.current_namespace()?)
+    }
+
+    /// Removes and returns the list in `namespace`, in one lookup and without a copy.
+    pub fn take_in(&self, namespace: &N) -> Result<Vec<V>, StateError> {
+        self.core.write(|t, cur| t.take(cur, namespace))
     }
 
     /// Appends all values.

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use weir_runtime::{JobConfig, JobGraph, JobId, TaskInvokable};
+use weir_runtime::{JobConfig, JobGraph, JobId, TaskInvokable, TaskManagerConfig};
 use weir_state_backends::{StateBackendKind, DEFAULT_MAX_PARALLELISM};
 
 /// Environment variable that overrides the default parallelism (set by `weir run --parallelism`).
@@ -38,6 +38,8 @@ pub struct EnvSettings {
     pub taskmanagers: u32,
     /// Slots per TaskManager (default: enough for the job's highest parallelism).
     pub slots_per_taskmanager: Option<u32>,
+    /// Settings of the local mini-cluster's TaskManagers (network buffer pool).
+    pub taskmanager: TaskManagerConfig,
 }
 
 impl Default for EnvSettings {
@@ -58,6 +60,7 @@ impl Default for EnvSettings {
             state_backend: StateBackendKind::Memory,
             taskmanagers: 2,
             slots_per_taskmanager: None,
+            taskmanager: TaskManagerConfig::default(),
         }
     }
 }
@@ -229,7 +232,11 @@ impl StreamExecutionEnvironment {
         let slots = settings
             .slots_per_taskmanager
             .unwrap_or_else(|| needed.div_ceil(settings.taskmanagers));
-        let cluster = LocalMiniCluster::start(settings.taskmanagers, slots)?;
+        let cluster = LocalMiniCluster::start_with_config(
+            settings.taskmanagers,
+            slots,
+            &settings.taskmanager,
+        )?;
         cluster.run(graph)
     }
 }

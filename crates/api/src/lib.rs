@@ -49,7 +49,8 @@ pub use source::{BadRecordPolicy, CsvSource, GeneratorSource};
 /// Task metrics, as the TaskManagers publish them.
 pub use weir_runtime::metrics;
 pub use weir_runtime::{
-    Output, Partitioning, SourceStep, TaskError, Timestamp, MAX_WATERMARK, NO_TIMESTAMP,
+    JobConfig, Output, Partitioning, SourceStep, TaskError, TaskManagerConfig, Timestamp,
+    MAX_WATERMARK, NO_TIMESTAMP,
 };
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateBackendKind,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tracing::info;
 use weir_jobmanager::{JobManager, JobOutcome};
 use weir_runtime::control::JobManagerGateway;
-use weir_runtime::{JobGraph, JobId};
+use weir_runtime::{JobGraph, JobId, TaskManagerConfig};
 use weir_taskmanager::TaskManager;
 
 static JOB_COUNTER: AtomicU64 = AtomicU64::new(1);
@@ -26,15 +26,25 @@ pub struct LocalMiniCluster {
 impl LocalMiniCluster {
     /// Starts `taskmanagers` TaskManagers with `slots` slots each.
     pub fn start(taskmanagers: u32, slots: u32) -> Result<Self, ApiError> {
+        Self::start_with_config(taskmanagers, slots, &TaskManagerConfig::default())
+    }
+
+    /// Starts `taskmanagers` TaskManagers with `slots` slots each and `config`.
+    pub fn start_with_config(
+        taskmanagers: u32,
+        slots: u32,
+        config: &TaskManagerConfig,
+    ) -> Result<Self, ApiError> {
         let jobmanager = Arc::new(JobManager::new());
         let gateway: Arc<dyn JobManagerGateway> = jobmanager.clone();
         let mut tms = Vec::new();
         for id in 0..taskmanagers {
-            let tm = TaskManager::start(
+            let tm = TaskManager::start_with_config(
                 id,
                 slots,
                 "127.0.0.1:0".parse().expect("loopback"),
                 gateway.clone(),
+                config,
             )
             .map_err(|e| ApiError::Cluster(format!("cannot start taskmanager {id}: {e}")))?;
             jobmanager.register_taskmanager(tm.info(), tm.gateway());
@@ -50,6 +60,14 @@ impl LocalMiniCluster {
     /// Returns the metric registries of the TaskManagers, in TaskManager order.
     pub fn metrics(&self) -> Vec<Arc<weir_runtime::metrics::MetricRegistry>> {
         self.taskmanagers.iter().map(TaskManager::metrics).collect()
+    }
+
+    /// Returns `(buffers reserved, pool size)` of each TaskManager's network buffer pool.
+    pub fn network_buffers(&self) -> Vec<(usize, usize)> {
+        self.taskmanagers
+            .iter()
+            .map(TaskManager::network_buffers)
+            .collect()
     }
 
     /// Returns the number of subtask threads still running on the TaskManagers.

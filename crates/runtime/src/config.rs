@@ -37,3 +37,21 @@ impl Default for JobConfig {
         }
     }
 }
+
+/// Settings of one TaskManager.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskManagerConfig {
+    /// Network buffers the TaskManager's tasks may reserve in total
+    /// (`taskmanager.network.pool-size`, default 4096; a buffer takes the job's buffer size,
+    /// allocated on first use). A task that cannot reserve its pools fails with an error
+    /// that names this key.
+    pub network_buffers: usize,
+}
+
+impl Default for TaskManagerConfig {
+    fn default() -> Self {
+        Self {
+            network_buffers: 4096,
+        }
+    }
+}

@@ -44,8 +44,32 @@ pub enum ExchangeError {
         /// How long the lookup waited.
         waited_ms: u64,
     },
+    /// A channel failed: its connection broke, its consumer refused or left it, or its
+    /// producer gave it up.
+    #[error("channel to {target} failed: {reason}")]
+    ChannelFailed {
+        /// The consumer's gate and channel, and the peer.
+        target: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The TaskManager's network buffers do not cover a task's pools.
+    #[error(
+        "insufficient network buffers for {owner}: {required} required, {available} of {total} \
+         available; raise taskmanager.network.pool-size or lower the parallelism"
+    )]
+    InsufficientBuffers {
+        /// The pool that asked (task and output or gate).
+        owner: String,
+        /// Buffers it asked for.
+        required: usize,
+        /// Buffers not reserved by others.
+        available: usize,
+        /// The TaskManager's pool size.
+        total: usize,
+    },
     /// The task was cancelled while it waited for a channel.
-    #[error("cancelled while connecting channels")]
+    #[error("cancelled while waiting on a channel")]
     Cancelled,
     /// A record could not be serialized.
     #[error("cannot serialize record: {0}")]

@@ -6,6 +6,7 @@
 //! REST API) take [`TaskMetricsSnapshot`]s and derive rates such as records per second or
 //! Flink's `backPressuredTimeMsPerSecond` from two snapshots.
 
+use crate::exchange::BufferPool;
 use crate::types::SubtaskId;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ pub struct TaskMetrics {
     input_queued: AtomicU64,
     input_capacity: AtomicU64,
     max_input_queued: AtomicU64,
+    output_pools: Mutex<Vec<BufferPool>>,
 }
 
 impl TaskMetrics {
@@ -50,9 +52,32 @@ impl TaskMetrics {
         self.max_input_queued.fetch_max(queued, Ordering::Relaxed);
     }
 
+    /// Adds the buffer pool of one of the task's outputs to the usage metrics.
+    pub fn add_output_pool(&self, pool: BufferPool) {
+        self.output_pools
+            .lock()
+            .expect("task metrics poisoned")
+            .push(pool);
+    }
+
     /// Returns the current values.
     pub fn snapshot(&self) -> TaskMetricsSnapshot {
+        let (mut out, mut max_out, mut size) = (0, 0, 0);
+        for p in self
+            .output_pools
+            .lock()
+            .expect("task metrics poisoned")
+            .iter()
+        {
+            let (o, m) = p.usage();
+            out += o as u64;
+            max_out += m as u64;
+            size += p.size() as u64;
+        }
         TaskMetricsSnapshot {
+            output_buffers_in_use: out,
+            max_output_buffers_in_use: max_out,
+            output_pool_size: size,
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             back_pressured_ms: self.back_pressured_ns.load(Ordering::Relaxed) / 1_000_000,
@@ -79,6 +104,13 @@ pub struct TaskMetricsSnapshot {
     pub input_buffers_capacity: u64,
     /// The most input buffers ever queued.
     pub max_input_buffers_queued: u64,
+    /// Output buffers taken from the task's pools and not yet returned: being filled,
+    /// waiting for credit, or in flight to (or held by) a consumer.
+    pub output_buffers_in_use: u64,
+    /// The most output buffers ever in use (summed over the task's outputs).
+    pub max_output_buffers_in_use: u64,
+    /// The number of buffers in the task's output pools.
+    pub output_pool_size: u64,
     /// When the snapshot was taken.
     pub taken_at: Instant,
 }
@@ -101,7 +133,16 @@ impl TaskMetricsSnapshot {
         )
     }
 
-    /// Returns the input queue usage in `0.0..=1.0`.
+    /// Returns the output pool usage in `0.0..=1.0` (Flink's `outPoolUsage`).
+    pub fn output_pool_usage(&self) -> f64 {
+        if self.output_pool_size == 0 {
+            0.0
+        } else {
+            self.output_buffers_in_use as f64 / self.output_pool_size as f64
+        }
+    }
+
+    /// Returns the input queue usage in `0.0..=1.0` (Flink's `inPoolUsage`).
     pub fn input_pool_usage(&self) -> f64 {
         if self.input_buffers_capacity == 0 {
             0.0

@@ -10,8 +10,9 @@ use crate::control::{TaskDeployment, TaskManagerId};
 use crate::element::{Element, ElementReader};
 use crate::error::{ExchangeError, TaskError};
 use crate::exchange::{
-    ChannelSink, GateRegistry, InputGate, InputMessage, PartitionWriter, RemoteChannel,
-    ValveOutput, WatermarkValve,
+    BufferPool, ConnectionManager, CreditSink, GateEntry, GateRegistry, InputCredits, InputGate,
+    InputMessage, NetworkBufferPool, PartitionWriter, Subpartition, ValveOutput, WatermarkValve,
+    FLAG_CONTINUES,
 };
 use crate::invokable::{InvokableFactory, SourceStep, TaskInvokable, TaskSetup};
 use crate::metrics::{MetricRegistry, TaskMetrics};
@@ -69,6 +70,10 @@ pub struct TaskEnvironment {
     pub data_address: SocketAddr,
     /// Where the TaskManager's tasks publish their metrics.
     pub metrics: Arc<MetricRegistry>,
+    /// The TaskManager's budget of network buffers.
+    pub network: Arc<NetworkBufferPool>,
+    /// The TaskManager's connections to the TaskManagers it sends to.
+    pub connections: Arc<ConnectionManager>,
 }
 
 /// Runs one subtask to its end. Returns `Ok` when it consumed all input.
@@ -79,22 +84,33 @@ pub fn run_task(
     env: &TaskEnvironment,
     cancel: &Arc<AtomicBool>,
 ) -> Result<(), TaskError> {
-    let capacity: usize = deployment
-        .gates
-        .iter()
-        .map(|g| {
-            g.channels as usize * config.buffers_per_channel + config.floating_buffers_per_gate
-        })
-        .sum();
-    let gate = InputGate::new(capacity);
+    if config.buffers_per_channel == 0 {
+        return Err(TaskError::Other(
+            "buffers-per-channel must be at least 1".into(),
+        ));
+    }
+    let gate = InputGate::new();
     let addresses: Vec<GateAddress> = (0..deployment.gates.len())
         .map(|i| GateAddress {
             subtask: deployment.subtask,
             gate: i as u16,
         })
         .collect();
-    for (a, spec) in addresses.iter().zip(&deployment.gates) {
-        env.registry.register(*a, gate.sender(), spec.channels);
+    let mut entries = Vec::with_capacity(addresses.len());
+    for (i, spec) in deployment.gates.iter().enumerate() {
+        let size =
+            spec.channels as usize * config.buffers_per_channel + config.floating_buffers_per_gate;
+        let owner = format!("{} input gate {i}", task_label(deployment));
+        let pool = BufferPool::new(&env.network, size, config.buffer_size, &owner)
+            .map_err(TaskError::from)?;
+        entries.push(GateEntry {
+            sender: gate.sender(),
+            channels: spec.channels,
+            pool,
+        });
+    }
+    for (a, entry) in addresses.iter().zip(entries) {
+        env.registry.register(*a, entry);
     }
     let result = catch_unwind(AssertUnwindSafe(|| {
         run_inner(deployment, factory, config, env, cancel, &gate)
@@ -154,6 +170,15 @@ fn run_inner(
     }
 }
 
+fn task_label(deployment: &TaskDeployment) -> String {
+    format!(
+        "{} ({}/{})",
+        deployment.name,
+        deployment.subtask.subtask + 1,
+        deployment.parallelism
+    )
+}
+
 fn build_writers(
     deployment: &TaskDeployment,
     config: &JobConfig,
@@ -162,29 +187,39 @@ fn build_writers(
     metrics: &Arc<TaskMetrics>,
 ) -> Result<Vec<PartitionWriter>, ExchangeError> {
     let mut writers = Vec::with_capacity(deployment.outputs.len());
-    for out in &deployment.outputs {
-        let mut sinks = Vec::with_capacity(out.targets.len());
+    for (k, out) in deployment.outputs.iter().enumerate() {
+        let size =
+            out.targets.len() * config.buffers_per_channel + config.floating_buffers_per_gate;
+        let owner = format!("{} output {k}", task_label(deployment));
+        let pool = BufferPool::new(&env.network, size, config.buffer_size, &owner)?;
+        let mut subs = Vec::with_capacity(out.targets.len());
         for t in &out.targets {
-            let sink = if t.taskmanager == env.taskmanager {
-                ChannelSink::Local {
-                    sender: env
-                        .registry
-                        .lookup(&t.gate, LOCAL_LOOKUP_TIMEOUT, Some(cancel))?,
-                    gate: t.gate,
+            let sub = if t.taskmanager == env.taskmanager {
+                let entry = env
+                    .registry
+                    .lookup(&t.gate, LOCAL_LOOKUP_TIMEOUT, Some(cancel))?;
+                let sub = Arc::new(Subpartition::local(entry.sender.clone(), t.gate, t.channel));
+                let opened = InputMessage::Opened {
+                    gate: t.gate.gate,
                     channel: t.channel,
+                    credit: CreditSink::Local(sub.clone()),
+                };
+                if entry.sender.send(opened).is_err() {
+                    return Err(ExchangeError::ConsumerGone {
+                        channel: subs.len(),
+                        target: format!("{:?}", t.gate),
+                    });
                 }
+                sub
             } else {
-                ChannelSink::Remote(RemoteChannel::connect(
-                    t.data_address,
-                    t.gate,
-                    t.channel,
-                    config.buffer_size,
-                )?)
+                env.connections
+                    .open_channel(t.data_address, t.gate, t.channel)?
             };
-            sinks.push(sink);
+            subs.push(sub);
         }
         writers.push(PartitionWriter::new(
-            sinks,
+            subs,
+            pool,
             config.buffer_size,
             cancel.clone(),
             metrics.clone(),
@@ -267,6 +302,271 @@ fn source_loop(
     }
 }
 
+/// The consumer-side state of all input channels of one task.
+struct Inputs {
+    /// First flat channel index of each gate.
+    offsets: Vec<usize>,
+    /// Logical input of each gate.
+    inputs: Vec<u8>,
+    credits: Vec<InputCredits>,
+    /// Where each channel's credits go, once its producer connected.
+    sinks: Vec<Vec<Option<CreditSink>>>,
+    /// Per flat channel: the start of a frame that continues in the next buffer.
+    pending: Vec<Vec<u8>>,
+    grants: Vec<(usize, u32)>,
+    /// Credits granted but not announced yet, per gate and channel.
+    deferred: Vec<Vec<u32>>,
+    /// Channels with deferred credits.
+    dirty: Vec<(usize, usize)>,
+    valve: WatermarkValve,
+    valve_out: Vec<ValveOutput>,
+}
+
+impl Inputs {
+    fn new(deployment: &TaskDeployment, config: &JobConfig) -> Self {
+        let mut offsets = Vec::with_capacity(deployment.gates.len());
+        let mut total = 0usize;
+        for g in &deployment.gates {
+            offsets.push(total);
+            total += g.channels as usize;
+        }
+        Self {
+            offsets,
+            inputs: deployment.gates.iter().map(|g| g.input).collect(),
+            credits: deployment
+                .gates
+                .iter()
+                .map(|g| {
+                    InputCredits::new(
+                        g.channels as usize,
+                        config.buffers_per_channel as u32,
+                        config.floating_buffers_per_gate as u32,
+                    )
+                })
+                .collect(),
+            sinks: deployment
+                .gates
+                .iter()
+                .map(|g| (0..g.channels).map(|_| None).collect())
+                .collect(),
+            pending: vec![Vec::new(); total],
+            grants: Vec::new(),
+            deferred: deployment
+                .gates
+                .iter()
+                .map(|g| vec![0; g.channels as usize])
+                .collect(),
+            dirty: Vec::new(),
+            valve: WatermarkValve::new(total),
+            valve_out: Vec::new(),
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.credits.iter().map(InputCredits::capacity).sum()
+    }
+
+    fn check(&self, gate: u16, channel: u32) -> Result<(usize, usize), TaskError> {
+        let g = gate as usize;
+        match self.sinks.get(g) {
+            Some(s) if (channel as usize) < s.len() => Ok((g, channel as usize)),
+            _ => Err(TaskError::Other(format!(
+                "message for unknown gate {g} channel {channel}"
+            ))),
+        }
+    }
+
+    /// Takes the credits the accounting granted on gate `g`. A channel whose producer
+    /// has nothing left to send on (no credit, nothing in flight) gets its credits at
+    /// once; others collect them until [`Inputs::flush_credits`], so a busy consumer
+    /// announces credits in batches instead of one message per buffer.
+    fn announce(&mut self, g: usize) {
+        for (ch, n) in std::mem::take(&mut self.grants) {
+            let d = &mut self.deferred[g][ch];
+            if *d == 0 {
+                self.dirty.push((g, ch));
+            }
+            *d += n;
+            if self.credits[g].granted(ch) <= *d {
+                let n = std::mem::take(d);
+                if let Some(sink) = &self.sinks[g][ch] {
+                    sink.announce(n);
+                }
+            }
+        }
+    }
+
+    /// Announces every collected credit.
+    fn flush_credits(&mut self) {
+        for (g, ch) in self.dirty.drain(..) {
+            let n = std::mem::take(&mut self.deferred[g][ch]);
+            if n > 0 {
+                if let Some(sink) = &self.sinks[g][ch] {
+                    sink.announce(n);
+                }
+            }
+        }
+    }
+
+    fn opened(&mut self, gate: u16, channel: u32, sink: CreditSink) -> Result<(), TaskError> {
+        let (g, ch) = self.check(gate, channel)?;
+        self.sinks[g][ch] = Some(sink);
+        self.credits[g].open(ch, &mut self.grants);
+        self.announce(g);
+        Ok(())
+    }
+
+    /// Processes one buffer; returns the number of records it held.
+    fn buffer(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        gate: u16,
+        channel: u32,
+        buffer: crate::exchange::Buffer,
+    ) -> Result<u64, TaskError> {
+        let (g, ch) = self.check(gate, channel)?;
+        self.credits[g]
+            .received(ch, buffer.backlog, &mut self.grants)
+            .map_err(|e| TaskError::Other(format!("gate {g}: {e}")))?;
+        self.announce(g);
+        let flat = self.offsets[g] + ch;
+        let data = buffer.payload();
+        let mut from = 0;
+        let mut records = 0;
+        let mut ended = false;
+        if !self.pending[flat].is_empty() {
+            let mut pending = std::mem::take(&mut self.pending[flat]);
+            from = complete_pending(&mut pending, data)
+                .map_err(|e| TaskError::Other(format!("gate {g} channel {ch}: {e}")))?;
+            if pending_is_whole(&pending) {
+                let (r, e) = self.elements(inv, g, ch, &pending)?;
+                records += r;
+                ended |= e;
+                pending.clear();
+                if pending.capacity() > 1 << 20 {
+                    pending = Vec::new();
+                }
+            }
+            self.pending[flat] = pending;
+        }
+        let continues = buffer.flags & FLAG_CONTINUES != 0;
+        let whole_end = if continues {
+            (buffer.complete as usize).clamp(from, data.len())
+        } else {
+            data.len()
+        };
+        if from < whole_end {
+            let (r, e) = self.elements(inv, g, ch, &data[from..whole_end])?;
+            records += r;
+            ended |= e;
+        }
+        if continues {
+            self.pending[flat].extend_from_slice(&data[whole_end..]);
+        }
+        drop(buffer);
+        if ended {
+            if !self.pending[flat].is_empty() {
+                return Err(TaskError::Other(format!(
+                    "gate {g} channel {ch} ended inside a record"
+                )));
+            }
+            self.credits[g].ended(ch, &mut self.grants);
+        }
+        self.credits[g].recycled(ch, &mut self.grants);
+        self.announce(g);
+        Ok(records)
+    }
+
+    /// Feeds whole frames of one channel to the chain; returns `(records, ended)`.
+    fn elements(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        g: usize,
+        ch: usize,
+        bytes: &[u8],
+    ) -> Result<(u64, bool), TaskError> {
+        let flat = self.offsets[g] + ch;
+        let mut reader = ElementReader::new(bytes);
+        let mut ended = false;
+        loop {
+            inv.process_records(self.inputs[g], &mut reader)?;
+            match reader.next_element() {
+                None => break,
+                Some(Err(e)) => {
+                    return Err(TaskError::Other(format!(
+                        "corrupt buffer on gate {g} channel {ch}: {e}"
+                    )))
+                }
+                Some(Ok(Element::Watermark(wm))) => {
+                    self.valve.watermark(flat, wm, &mut self.valve_out)
+                }
+                Some(Ok(Element::Idle(idle))) => self.valve.idle(flat, idle, &mut self.valve_out),
+                Some(Ok(Element::EndOfPartition)) => {
+                    ended = true;
+                    self.valve.end(flat, &mut self.valve_out)
+                }
+                Some(Ok(Element::Barrier(id, _))) => {
+                    debug!(checkpoint = id, "checkpoint barriers are not handled yet")
+                }
+                Some(Ok(Element::Record { .. })) => {
+                    return Err(TaskError::Other(
+                        "operator chain left records unconsumed".into(),
+                    ))
+                }
+            }
+            for o in self.valve_out.drain(..) {
+                match o {
+                    ValveOutput::Watermark(wm) => inv.process_watermark(wm)?,
+                    ValveOutput::Idle(idle) => inv.process_idle(idle)?,
+                }
+            }
+        }
+        Ok((reader.records_read(), ended))
+    }
+}
+
+/// Buffers a busy consumer takes before it announces the credits it collected.
+const CREDIT_BATCH: u32 = 8;
+
+/// Largest frame a channel may reassemble from several buffers.
+const MAX_SPANNING_FRAME: usize = 1 << 30;
+
+/// Appends to `pending` (the start of a frame) the bytes of `data` that belong to it;
+/// returns how many bytes of `data` it took.
+fn complete_pending(pending: &mut Vec<u8>, data: &[u8]) -> Result<usize, String> {
+    let mut from = 0;
+    if pending.len() < crate::element::FRAME_HEADER {
+        let k = (crate::element::FRAME_HEADER - pending.len()).min(data.len());
+        pending.extend_from_slice(&data[..k]);
+        from = k;
+        if pending.len() < crate::element::FRAME_HEADER {
+            return Ok(from);
+        }
+    }
+    let total = frame_total(pending);
+    if total > MAX_SPANNING_FRAME {
+        return Err(format!(
+            "a record of {total} bytes exceeds the {MAX_SPANNING_FRAME}-byte limit"
+        ));
+    }
+    let k = (total - pending.len()).min(data.len() - from);
+    pending.extend_from_slice(&data[from..from + k]);
+    Ok(from + k)
+}
+
+fn frame_total(pending: &[u8]) -> usize {
+    crate::element::FRAME_HEADER
+        + u32::from_le_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize
+}
+
+fn pending_is_whole(pending: &[u8]) -> bool {
+    pending.len() >= crate::element::FRAME_HEADER && pending.len() == frame_total(pending)
+}
+
 fn input_loop(
     inv: &mut dyn TaskInvokable,
     deployment: &TaskDeployment,
@@ -275,68 +575,41 @@ fn input_loop(
     gate: &InputGate,
     metrics: &TaskMetrics,
 ) -> Result<(), TaskError> {
-    let mut offsets = Vec::with_capacity(deployment.gates.len());
-    let mut total = 0usize;
-    for g in &deployment.gates {
-        offsets.push(total);
-        total += g.channels as usize;
-    }
-    let inputs: Vec<u8> = deployment.gates.iter().map(|g| g.input).collect();
-    let mut valve = WatermarkValve::new(total);
-    let mut valve_out = Vec::new();
+    let mut inputs = Inputs::new(deployment, config);
     let mut clock = Clock::new(config);
-    if total == 0 {
+    if inputs.total() == 0 {
         inv.process_watermark(MAX_WATERMARK)?;
         return inv.end_input();
     }
+    let capacity = inputs.capacity() as u64;
+    let mut since_flush = 0;
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
-        metrics.set_input_queue(gate.len() as u64, gate.capacity() as u64);
+        let queued = gate.len();
+        metrics.set_input_queue(queued as u64, capacity);
+        if queued == 0 || since_flush >= CREDIT_BATCH {
+            inputs.flush_credits();
+            since_flush = 0;
+        }
+        since_flush += 1;
         let worked = match gate.recv_timeout(clock.wait(inv)) {
+            Ok(InputMessage::Opened {
+                gate: g,
+                channel,
+                credit,
+            }) => {
+                inputs.opened(g, channel, credit)?;
+                false
+            }
             Ok(InputMessage::Buffer {
                 gate: g,
                 channel,
-                data,
+                buffer,
             }) => {
-                let g = g as usize;
-                if g >= offsets.len() || channel >= deployment.gates[g].channels {
-                    return Err(TaskError::Other(format!(
-                        "buffer for unknown gate {g} channel {channel}"
-                    )));
-                }
-                let ch = offsets[g] + channel as usize;
-                let mut reader = ElementReader::new(&data);
-                loop {
-                    inv.process_records(inputs[g], &mut reader)?;
-                    match reader.next_element() {
-                        None => break,
-                        Some(Err(e)) => {
-                            return Err(TaskError::Other(format!(
-                                "corrupt buffer on gate {g} channel {channel}: {e}"
-                            )))
-                        }
-                        Some(Ok(Element::Watermark(wm))) => valve.watermark(ch, wm, &mut valve_out),
-                        Some(Ok(Element::Idle(idle))) => valve.idle(ch, idle, &mut valve_out),
-                        Some(Ok(Element::EndOfPartition)) => valve.end(ch, &mut valve_out),
-                        Some(Ok(Element::Barrier(id, _))) => {
-                            debug!(checkpoint = id, "checkpoint barriers are not handled yet")
-                        }
-                        Some(Ok(Element::Record { .. })) => {
-                            return Err(TaskError::Other(
-                                "operator chain left records unconsumed".into(),
-                            ))
-                        }
-                    }
-                    for o in valve_out.drain(..) {
-                        match o {
-                            ValveOutput::Watermark(wm) => inv.process_watermark(wm)?,
-                            ValveOutput::Idle(idle) => inv.process_idle(idle)?,
-                        }
-                    }
-                }
-                metrics.add_records_in(reader.records_read());
+                let records = inputs.buffer(inv, g, channel, buffer)?;
+                metrics.add_records_in(records);
                 true
             }
             Ok(InputMessage::Failed { error, .. }) => {
@@ -348,7 +621,7 @@ fn input_loop(
             }
         };
         clock.tick(inv, worked)?;
-        if valve.all_ended() {
+        if inputs.valve.all_ended() {
             info!(task = %deployment.name, subtask = deployment.subtask.subtask, "input ended");
             return inv.end_input();
         }

@@ -16,10 +16,10 @@ use weir_runtime::control::{
     ExecutionState, JobManagerGateway, JobManagerMessage, TaskDeployment, TaskManagerGateway,
     TaskManagerId, TaskManagerInfo, TaskManagerMessage,
 };
-use weir_runtime::exchange::{DataServer, GateRegistry};
+use weir_runtime::exchange::{ConnectionManager, DataServer, GateRegistry, NetworkBufferPool};
 use weir_runtime::metrics::MetricRegistry;
 use weir_runtime::task::{run_task, TaskEnvironment};
-use weir_runtime::{JobGraph, JobId, SubtaskId, TaskError};
+use weir_runtime::{JobGraph, JobId, SubtaskId, TaskError, TaskManagerConfig};
 
 struct RunningTask {
     cancel: Arc<AtomicBool>,
@@ -51,12 +51,24 @@ pub struct TaskManager {
 }
 
 impl TaskManager {
-    /// Starts a TaskManager with `slots` slots whose data server binds `bind`.
+    /// Starts a TaskManager with `slots` slots whose data server binds `bind`, with the
+    /// default configuration.
     pub fn start(
         id: TaskManagerId,
         slots: u32,
         bind: SocketAddr,
         jobmanager: Arc<dyn JobManagerGateway>,
+    ) -> std::io::Result<Self> {
+        Self::start_with_config(id, slots, bind, jobmanager, &TaskManagerConfig::default())
+    }
+
+    /// Starts a TaskManager with `slots` slots whose data server binds `bind`.
+    pub fn start_with_config(
+        id: TaskManagerId,
+        slots: u32,
+        bind: SocketAddr,
+        jobmanager: Arc<dyn JobManagerGateway>,
+        config: &TaskManagerConfig,
     ) -> std::io::Result<Self> {
         let registry = Arc::new(GateRegistry::new());
         let server = DataServer::start(bind, registry.clone())?;
@@ -65,8 +77,10 @@ impl TaskManager {
             taskmanager: id,
             data_address: server.local_addr(),
             metrics: Arc::new(MetricRegistry::new()),
+            network: NetworkBufferPool::new(config.network_buffers),
+            connections: Arc::new(ConnectionManager::new()),
         });
-        info!(taskmanager = id, slots, data_address = %server.local_addr(), "taskmanager started");
+        info!(taskmanager = id, slots, network_buffers = config.network_buffers, data_address = %server.local_addr(), "taskmanager started");
         Ok(Self {
             inner: Arc::new(Inner {
                 id,
@@ -101,6 +115,12 @@ impl TaskManager {
     /// Returns the metrics of the tasks this TaskManager ran or runs.
     pub fn metrics(&self) -> Arc<MetricRegistry> {
         self.inner.env.metrics.clone()
+    }
+
+    /// Returns `(buffers reserved, pool size)` of the network buffer pool.
+    pub fn network_buffers(&self) -> (usize, usize) {
+        let n = &self.inner.env.network;
+        (n.reserved(), n.total())
     }
 
     /// Returns the gateway the JobManager uses to reach this TaskManager.

@@ -1,21 +1,33 @@
-//! The data exchange between tasks: partition writers on the producer side, input gates on
-//! the consumer side, and the channels between them (in memory inside a TaskManager, TCP
-//! between TaskManagers).
+//! The data exchange between tasks: Flink-style credit-based network buffers.
 //!
-//! Every exchange goes through [`PartitionWriter`] and [`InputGate`]; the transport of a
-//! channel is hidden behind [`ChannelSink`], which is where the credit-based network stack
-//! plugs in.
+//! A producer task writes through a [`PartitionWriter`] into buffers of its own
+//! [`BufferPool`], one [`Subpartition`] per consumer channel; a consumer task reads all its
+//! channels from one [`InputGate`] queue and grants credits per channel
+//! ([`InputCredits`]). Channels inside a TaskManager hand buffers over in memory; channels
+//! between TaskManagers share one TCP connection per pair of TaskManagers (producer side
+//! [`ConnectionManager`], consumer side [`DataServer`], frames in [`protocol`]). Every
+//! pool is reserved from the TaskManager's [`NetworkBufferPool`], so the memory of the data
+//! plane is bounded whatever the input rate.
 
+mod buffer;
+mod connection;
+mod credit;
 mod gate;
+pub mod protocol;
 mod registry;
-mod remote;
+mod server;
+mod subpartition;
 mod valve;
 mod writer;
 
-pub use gate::{InputGate, InputMessage};
-pub use registry::{GateRegistry, CANCEL_CHECK};
-pub use remote::{
-    DataServer, RemoteChannel, HANDSHAKE_MAGIC, MAX_FRAME_BYTES, PROTOCOL_VERSION, WRITE_WAIT_SLICE,
+pub use buffer::{
+    segment_capacity, Buffer, BufferPool, NetworkBufferPool, FLAG_CONTINUES, FLAG_END, SPAN_SLACK,
 };
+pub use connection::{ConnectionManager, WRITE_WAIT_SLICE};
+pub use credit::{CreditViolation, InputCredits};
+pub use gate::{CreditSink, InputGate, InputMessage};
+pub use registry::{GateEntry, GateRegistry, CANCEL_CHECK};
+pub use server::{DataServer, RemoteCredit};
+pub use subpartition::Subpartition;
 pub use valve::{ValveOutput, WatermarkValve};
-pub use writer::{ChannelSink, PartitionWriter};
+pub use writer::PartitionWriter;

@@ -3,6 +3,7 @@
 //! A producer may look a gate up before its consumer registered it (tasks start in any
 //! order), so lookups wait, bounded by a timeout, instead of failing at once.
 
+use super::buffer::BufferPool;
 use super::gate::InputMessage;
 use crate::error::ExchangeError;
 use crate::types::GateAddress;
@@ -15,10 +16,21 @@ use std::time::{Duration, Instant};
 /// How often a waiting lookup looks at its cancellation flag.
 pub const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
+/// What producers need to feed one input gate.
+#[derive(Clone, Debug)]
+pub struct GateEntry {
+    /// The queue of the task that owns the gate.
+    pub sender: Sender<InputMessage>,
+    /// The gate's number of channels.
+    pub channels: u32,
+    /// The gate's buffers, which remote channels are read into.
+    pub pool: BufferPool,
+}
+
 /// Maps gate addresses to the queues of the tasks that own them.
 #[derive(Default)]
 pub struct GateRegistry {
-    gates: Mutex<HashMap<GateAddress, (Sender<InputMessage>, u32)>>,
+    gates: Mutex<HashMap<GateAddress, GateEntry>>,
     changed: Condvar,
 }
 
@@ -28,12 +40,12 @@ impl GateRegistry {
         Self::default()
     }
 
-    /// Registers a gate's queue and its number of channels.
-    pub fn register(&self, gate: GateAddress, sender: Sender<InputMessage>, channels: u32) {
+    /// Registers a gate.
+    pub fn register(&self, gate: GateAddress, entry: GateEntry) {
         self.gates
             .lock()
             .expect("gate registry poisoned")
-            .insert(gate, (sender, channels));
+            .insert(gate, entry);
         self.changed.notify_all();
     }
 
@@ -45,30 +57,28 @@ impl GateRegistry {
             .remove(gate);
     }
 
-    /// Returns the queue of `gate`, waiting up to `timeout` for it to be registered; a set
+    /// Returns the gate if it is registered now.
+    pub fn get(&self, gate: &GateAddress) -> Option<GateEntry> {
+        self.gates
+            .lock()
+            .expect("gate registry poisoned")
+            .get(gate)
+            .cloned()
+    }
+
+    /// Returns the entry of `gate`, waiting up to `timeout` for it to be registered; a set
     /// `cancel` flag ends the wait within [`CANCEL_CHECK`] with [`ExchangeError::Cancelled`].
     pub fn lookup(
         &self,
         gate: &GateAddress,
         timeout: Duration,
         cancel: Option<&AtomicBool>,
-    ) -> Result<Sender<InputMessage>, ExchangeError> {
-        self.lookup_with_channels(gate, timeout, cancel)
-            .map(|(s, _)| s)
-    }
-
-    /// Returns the queue of `gate` and its number of channels, waiting as [`Self::lookup`].
-    pub fn lookup_with_channels(
-        &self,
-        gate: &GateAddress,
-        timeout: Duration,
-        cancel: Option<&AtomicBool>,
-    ) -> Result<(Sender<InputMessage>, u32), ExchangeError> {
+    ) -> Result<GateEntry, ExchangeError> {
         let deadline = Instant::now() + timeout;
         let mut gates = self.gates.lock().expect("gate registry poisoned");
         loop {
-            if let Some((s, channels)) = gates.get(gate) {
-                return Ok((s.clone(), *channels));
+            if let Some(e) = gates.get(gate) {
+                return Ok(e.clone());
             }
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(ExchangeError::Cancelled);
@@ -113,7 +123,16 @@ mod tests {
         let (tx, _rx) = crossbeam_channel::bounded(1);
         let t =
             std::thread::spawn(move || r2.lookup(&addr(), Duration::from_secs(10), None).is_ok());
-        reg.register(addr(), tx, 1);
+        let net = crate::exchange::NetworkBufferPool::new(1);
+        let pool = BufferPool::new(&net, 1, 64, "test").unwrap();
+        reg.register(
+            addr(),
+            GateEntry {
+                sender: tx,
+                channels: 1,
+                pool,
+            },
+        );
         assert!(t.join().unwrap());
     }
 

@@ -1,156 +1,79 @@
-//! The producer side of one output edge: one buffer per consumer channel.
+//! The producer side of one output edge: a buffer pool and one subpartition per consumer
+//! channel.
 //!
-//! Records are serialized once, straight into the buffer of their channel (broadcast copies
-//! the encoded frame, it never serializes again). A buffer is handed to its channel when it
-//! reaches the configured buffer size, when the task flushes (buffer timeout), or at the
-//! end of the partition.
+//! Records are serialized once, straight into the current buffer of their channel
+//! (broadcast copies the encoded frame, it never serializes again). A buffer goes to its
+//! subpartition when it reaches the configured buffer size, when the task flushes (buffer
+//! timeout), or at the end of the partition; the subpartition delivers it against credit.
+//! A record that does not fit the rest of a buffer's capacity spans several buffers
+//! (marked so the consumer reassembles it).
+//!
+//! Invariant: every buffer comes from this writer's pool, so a producer whose consumers
+//! grant no credit blocks in [`BufferPool::request`] once the pool is out, and the time it
+//! waits counts as back-pressure.
 
-use super::gate::InputMessage;
-use super::remote::RemoteChannel;
+use super::buffer::{Buffer, BufferPool, FLAG_CONTINUES, FLAG_END};
+use super::protocol::HEADER_LEN;
+use super::subpartition::Subpartition;
 use crate::element::{self, Element};
 use crate::error::ExchangeError;
 use crate::metrics::TaskMetrics;
-use crate::types::{GateAddress, Timestamp};
-use bytes::Bytes;
-use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+use crate::types::Timestamp;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 use std::time::Instant;
 
-/// How often a producer blocked on a full channel looks at its cancellation flag.
-const SEND_WAIT_SLICE: Duration = Duration::from_millis(50);
-
-/// Where one channel's buffers go.
-pub enum ChannelSink {
-    /// A consumer in the same TaskManager: buffers are handed over in memory.
-    Local {
-        /// The consumer's input queue.
-        sender: Sender<InputMessage>,
-        /// The consumer's gate.
-        gate: GateAddress,
-        /// Channel index within the gate.
-        channel: u32,
-    },
-    /// A consumer in another TaskManager.
-    Remote(RemoteChannel),
-}
-
-impl ChannelSink {
-    /// Hands a buffer to the channel, waiting while the consumer's queue is full; a set
-    /// `cancel` flag ends the wait within [`SEND_WAIT_SLICE`]. Time spent waiting counts as
-    /// back-pressure.
-    fn send(
-        &mut self,
-        data: Bytes,
-        index: usize,
-        cancel: &AtomicBool,
-        metrics: &TaskMetrics,
-    ) -> Result<(), ExchangeError> {
-        match self {
-            ChannelSink::Local {
-                sender,
-                gate,
-                channel,
-            } => {
-                let msg = InputMessage::Buffer {
-                    gate: gate.gate,
-                    channel: *channel,
-                    data,
-                };
-                let mut msg = match sender.try_send(msg) {
-                    Ok(()) => return Ok(()),
-                    Err(TrySendError::Full(m)) => m,
-                    Err(TrySendError::Disconnected(_)) => {
-                        return Err(ExchangeError::ConsumerGone {
-                            channel: index,
-                            target: format!("{gate:?}"),
-                        })
-                    }
-                };
-                let _back_pressure = BackPressure {
-                    metrics,
-                    since: Instant::now(),
-                };
-                loop {
-                    match sender.send_timeout(msg, SEND_WAIT_SLICE) {
-                        Ok(()) => return Ok(()),
-                        Err(SendTimeoutError::Timeout(m)) => {
-                            if cancel.load(Ordering::Relaxed) {
-                                return Err(ExchangeError::Cancelled);
-                            }
-                            msg = m;
-                        }
-                        Err(SendTimeoutError::Disconnected(_)) => {
-                            return Err(ExchangeError::ConsumerGone {
-                                channel: index,
-                                target: format!("{gate:?}"),
-                            })
-                        }
-                    }
-                }
-            }
-            ChannelSink::Remote(r) => r.send(&data, cancel, metrics),
-        }
-    }
-}
-
-/// Adds the time since `since` to the back-pressure metric when dropped.
-struct BackPressure<'a> {
-    metrics: &'a TaskMetrics,
-    since: Instant,
-}
-
-impl Drop for BackPressure<'_> {
-    fn drop(&mut self) {
-        self.metrics
-            .add_back_pressured_ns(self.since.elapsed().as_nanos() as u64);
-    }
-}
-
 struct Channel {
-    buf: Vec<u8>,
-    sink: ChannelSink,
+    current: Option<Buffer>,
+    sub: Arc<Subpartition>,
 }
 
 /// Writes the records of one output edge into its channels.
 pub struct PartitionWriter {
     channels: Vec<Channel>,
-    buffer_size: usize,
+    pool: BufferPool,
+    /// Segment length at which a buffer is full (header plus buffer size).
+    flush_at: usize,
+    /// Segment length beyond which a record spills into the next buffer.
+    capacity: usize,
     round_robin: usize,
     records_out: u64,
     cancel: Arc<AtomicBool>,
     scratch: Vec<u8>,
     metrics: Arc<TaskMetrics>,
     reported: u64,
+    finished: bool,
 }
 
 impl PartitionWriter {
-    /// Creates a writer over one sink per consumer subtask; a set `cancel` flag ends waits
-    /// on back-pressured channels.
+    /// Creates a writer over one subpartition per consumer subtask, drawing buffers of
+    /// `buffer_size` bytes from `pool`; a set `cancel` flag ends waits for buffers.
     pub fn new(
-        sinks: Vec<ChannelSink>,
+        subpartitions: Vec<Arc<Subpartition>>,
+        pool: BufferPool,
         buffer_size: usize,
         cancel: Arc<AtomicBool>,
         metrics: Arc<TaskMetrics>,
     ) -> Self {
-        let channels = sinks
+        let channels = subpartitions
             .into_iter()
-            .map(|sink| Channel {
-                buf: Vec::with_capacity(buffer_size + 256),
-                sink,
-            })
+            .map(|sub| Channel { current: None, sub })
             .collect();
+        let capacity = pool.segment_capacity();
+        metrics.add_output_pool(pool.clone());
         Self {
             channels,
-            buffer_size,
+            pool,
+            flush_at: HEADER_LEN + buffer_size,
+            capacity,
             round_robin: 0,
             records_out: 0,
             cancel,
             scratch: Vec::new(),
             metrics,
             reported: 0,
+            finished: false,
         }
     }
 
@@ -176,6 +99,30 @@ impl PartitionWriter {
         c
     }
 
+    #[inline]
+    fn current(&mut self, channel: usize) -> Result<&mut Vec<u8>, ExchangeError> {
+        if self.channels[channel].current.is_none() {
+            let b = self.request()?;
+            self.channels[channel].current = Some(b);
+        }
+        Ok(self.channels[channel]
+            .current
+            .as_mut()
+            .expect("set above")
+            .vec_mut())
+    }
+
+    fn request(&mut self) -> Result<Buffer, ExchangeError> {
+        if let Some(b) = self.pool.try_request() {
+            return Ok(b);
+        }
+        let since = Instant::now();
+        let b = self.pool.request(&self.cancel);
+        self.metrics
+            .add_back_pressured_ns(since.elapsed().as_nanos() as u64);
+        b
+    }
+
     /// Serializes `value` into the buffer of `channel`.
     #[inline]
     pub fn write_record<T: Serialize>(
@@ -184,16 +131,18 @@ impl PartitionWriter {
         value: &T,
         timestamp: Timestamp,
     ) -> Result<(), ExchangeError> {
-        let ch = &mut self.channels[channel];
-        let start = element::begin_record(&mut ch.buf, timestamp);
-        if let Err(e) = weir_state_backends::encode_into(value, &mut ch.buf) {
-            ch.buf.truncate(start);
+        let flush_at = self.flush_at;
+        let buf = self.current(channel)?;
+        let start = element::begin_record(buf, timestamp);
+        if let Err(e) = weir_state_backends::encode_into(value, buf) {
+            buf.truncate(start);
             return Err(ExchangeError::Serialize(e.to_string()));
         }
-        element::finish_frame(&mut ch.buf, start);
+        element::finish_frame(buf, start);
+        let full = buf.len() >= flush_at;
         self.records_out += 1;
-        if ch.buf.len() >= self.buffer_size {
-            self.flush_channel(channel)?;
+        if full {
+            self.emit_full(channel, start)?;
         }
         Ok(())
     }
@@ -219,10 +168,14 @@ impl PartitionWriter {
 
     fn append_to_all(&mut self, frame: &[u8]) -> Result<(), ExchangeError> {
         for i in 0..self.channels.len() {
-            self.channels[i].buf.extend_from_slice(frame);
+            let flush_at = self.flush_at;
+            let buf = self.current(i)?;
+            let start = buf.len();
+            buf.extend_from_slice(frame);
+            let full = buf.len() >= flush_at;
             self.records_out += 1;
-            if self.channels[i].buf.len() >= self.buffer_size {
-                self.flush_channel(i)?;
+            if full {
+                self.emit_full(i, start)?;
             }
         }
         Ok(())
@@ -231,39 +184,100 @@ impl PartitionWriter {
     /// Appends an event (watermark, idleness, barrier, end) to every channel.
     pub fn broadcast_event(&mut self, event: &Element<'_>) -> Result<(), ExchangeError> {
         for i in 0..self.channels.len() {
-            element::write_event(&mut self.channels[i].buf, event);
-            if self.channels[i].buf.len() >= self.buffer_size {
-                self.flush_channel(i)?;
+            let flush_at = self.flush_at;
+            let buf = self.current(i)?;
+            let start = buf.len();
+            element::write_event(buf, event);
+            if buf.len() >= flush_at {
+                self.emit_full(i, start)?;
             }
         }
+        Ok(())
+    }
+
+    /// Hands the full current buffer of `channel`, whose last frame starts at `last`, to
+    /// its subpartition. Bytes beyond the segment capacity (a record larger than the room
+    /// left) continue in following buffers; the last of those stays current.
+    fn emit_full(&mut self, channel: usize, last: usize) -> Result<(), ExchangeError> {
+        let mut buf = self.channels[channel]
+            .current
+            .take()
+            .expect("a current buffer");
+        if buf.vec_mut().len() <= self.capacity {
+            return self.send(channel, buf);
+        }
+        let mut rest = buf.vec_mut().split_off(self.capacity);
+        buf.flags |= FLAG_CONTINUES;
+        buf.complete = (last - HEADER_LEN) as u32;
+        self.send(channel, buf)?;
+        let chunk = self.flush_at - HEADER_LEN;
+        loop {
+            let mut next = self.request()?;
+            let n = rest.len().min(chunk);
+            next.vec_mut().extend_from_slice(&rest[..n]);
+            rest.drain(..n);
+            if rest.is_empty() {
+                self.channels[channel].current = Some(next);
+                if n == chunk {
+                    let b = self.channels[channel].current.take().expect("just set");
+                    self.send(channel, b)?;
+                }
+                return Ok(());
+            }
+            next.flags |= FLAG_CONTINUES;
+            next.complete = 0;
+            self.send(channel, next)?;
+        }
+    }
+
+    fn send(&mut self, channel: usize, buffer: Buffer) -> Result<(), ExchangeError> {
+        self.channels[channel].sub.add(buffer)?;
+        self.metrics
+            .add_records_out(self.records_out - self.reported);
+        self.reported = self.records_out;
         Ok(())
     }
 
     /// Hands every non-empty buffer to its channel.
     pub fn flush(&mut self) -> Result<(), ExchangeError> {
         for i in 0..self.channels.len() {
-            self.flush_channel(i)?;
+            let non_empty = self.channels[i]
+                .current
+                .as_ref()
+                .is_some_and(|b| b.payload_len() > 0);
+            if non_empty {
+                let b = self.channels[i].current.take().expect("checked");
+                self.send(i, b)?;
+            }
         }
         Ok(())
     }
 
-    /// Sends end-of-partition on every channel and flushes.
+    /// Sends end-of-partition on every channel and waits until every buffer was delivered.
     pub fn finish(&mut self) -> Result<(), ExchangeError> {
-        self.broadcast_event(&Element::EndOfPartition)?;
-        self.flush()
-    }
-
-    fn flush_channel(&mut self, index: usize) -> Result<(), ExchangeError> {
-        let ch = &mut self.channels[index];
-        if ch.buf.is_empty() {
-            return Ok(());
+        for i in 0..self.channels.len() {
+            // An event is far smaller than the slack past the flush threshold, so the end
+            // always fits the current buffer.
+            let buf = self.current(i)?;
+            element::write_event(buf, &Element::EndOfPartition);
+            let mut b = self.channels[i].current.take().expect("set above");
+            b.flags |= FLAG_END;
+            self.send(i, b)?;
         }
-        let full = std::mem::replace(&mut ch.buf, Vec::with_capacity(self.buffer_size + 256));
-        ch.sink
-            .send(Bytes::from(full), index, &self.cancel, &self.metrics)?;
-        self.metrics
-            .add_records_out(self.records_out - self.reported);
-        self.reported = self.records_out;
+        self.finished = true;
+        for ch in &self.channels {
+            ch.sub.wait_drained(&self.cancel)?;
+        }
         Ok(())
+    }
+}
+
+impl Drop for PartitionWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            for ch in &self.channels {
+                ch.sub.close();
+            }
+        }
     }
 }

@@ -1,0 +1,308 @@
+//! The producer side of the data plane's TCP connections: one connection per consumer
+//! TaskManager, shared by every channel this TaskManager sends to it.
+//!
+//! A [`ConnectionManager`] opens connections on demand. Producer tasks write `OPEN`,
+//! `DATA` and `CLOSE` frames under the connection's write lock; one reader thread per
+//! connection takes `CREDIT` and `ERROR` frames and hands them to the channels, which
+//! then deliver queued buffers from that thread.
+//!
+//! Invariants: a `DATA` frame is written in one piece (header and buffer are one
+//! contiguous segment), so frames of different channels never interleave; the consumer
+//! reads every frame into a buffer it granted, so a write never waits on another
+//! channel's consumer and the shared connection cannot deadlock; when the connection
+//! breaks, every channel on it fails with an error naming the peer and the channel, and
+//! the next channel to that peer opens a new connection.
+
+use super::protocol::{
+    control_frame, decode_header, encode_header, encode_hello, encode_open, FrameHeader, FrameKind,
+    HEADER_LEN, MAX_ERROR_BYTES,
+};
+use super::subpartition::{Subpartition, Transport};
+use crate::error::ExchangeError;
+use crate::types::GateAddress;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{debug, warn};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one socket write may block in total before the connection counts as broken.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one blocking write call waits before it is retried.
+pub const WRITE_WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// One TCP connection to a consumer TaskManager.
+pub(crate) struct Connection {
+    peer: SocketAddr,
+    writer: Mutex<TcpStream>,
+    /// A handle to shut the socket down without waiting for the write lock.
+    control: TcpStream,
+    channels: Mutex<HashMap<u32, Arc<Subpartition>>>,
+    broken: AtomicBool,
+}
+
+impl Connection {
+    /// Writes one whole frame.
+    fn write(&self, frame: &[u8]) -> Result<(), String> {
+        let mut w = self.writer.lock().expect("connection writer poisoned");
+        write_all_bounded(&mut w, frame).map_err(|e| format!("write to {} failed: {e}", self.peer))
+    }
+
+    /// Writes `buffer` as the `DATA` frame of channel `id`.
+    pub(crate) fn send_data(
+        &self,
+        id: u32,
+        buffer: &mut super::buffer::Buffer,
+    ) -> Result<(), String> {
+        let len = buffer.payload_len() as u32;
+        let header = FrameHeader {
+            kind: FrameKind::Data,
+            channel: id,
+            arg: buffer.backlog,
+            len,
+            flags: buffer.flags,
+            complete: if buffer.flags & super::buffer::FLAG_CONTINUES != 0 {
+                buffer.complete
+            } else {
+                len
+            },
+        };
+        let frame = buffer.frame_mut();
+        encode_header(&header, &mut frame[..HEADER_LEN]);
+        self.write(frame)
+    }
+
+    /// Forgets channel `id` (its end was sent).
+    pub(crate) fn forget(&self, id: u32) {
+        self.channels
+            .lock()
+            .expect("connection channels poisoned")
+            .remove(&id);
+    }
+
+    /// Tells the consumer that channel `id` is given up, and forgets it.
+    pub(crate) fn close_channel(&self, id: u32) {
+        self.forget(id);
+        if !self.broken.load(Ordering::Acquire) {
+            let _ = self.write(&control_frame(FrameKind::Close, id, 0, &[]));
+        }
+    }
+
+    /// Marks the connection broken and fails every channel on it.
+    fn break_with(&self, reason: &str) {
+        self.broken.store(true, Ordering::Release);
+        let channels: Vec<Arc<Subpartition>> = self
+            .channels
+            .lock()
+            .expect("connection channels poisoned")
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for s in channels {
+            s.fail(format!("data connection to {}: {reason}", self.peer));
+        }
+        let _ = self.control.shutdown(Shutdown::Both);
+    }
+
+    fn channel(&self, id: u32) -> Option<Arc<Subpartition>> {
+        self.channels
+            .lock()
+            .expect("connection channels poisoned")
+            .get(&id)
+            .cloned()
+    }
+}
+
+/// Writes `frame` completely, retrying writes that time out, for at most [`WRITE_TIMEOUT`].
+fn write_all_bounded(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    let deadline = Instant::now() + WRITE_TIMEOUT;
+    let mut pos = 0;
+    while pos < frame.len() {
+        match stream.write(&frame[pos..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => pos += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("peer took no data for {WRITE_TIMEOUT:?}"),
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The producer-side connections of one TaskManager, one per consumer TaskManager.
+#[derive(Default)]
+pub struct ConnectionManager {
+    connections: Mutex<HashMap<SocketAddr, Arc<Connection>>>,
+    next_id: AtomicU32,
+}
+
+impl ConnectionManager {
+    /// Creates a manager without connections.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns the number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections
+            .lock()
+            .expect("connection manager poisoned")
+            .values()
+            .filter(|c| !c.broken.load(Ordering::Acquire))
+            .count()
+    }
+
+    /// Opens a channel to `channel` of `gate` in the TaskManager at `addr`, over the
+    /// connection to it (opened now if there is none).
+    pub fn open_channel(
+        &self,
+        addr: SocketAddr,
+        gate: GateAddress,
+        channel: u32,
+    ) -> Result<Arc<Subpartition>, ExchangeError> {
+        let target = format!("{gate:?} channel {channel} at {addr}");
+        let connection = {
+            let mut conns = self
+                .connections
+                .lock()
+                .expect("connection manager poisoned");
+            match conns.get(&addr) {
+                Some(c) if !c.broken.load(Ordering::Acquire) => c.clone(),
+                _ => {
+                    let c = connect(addr).map_err(|source| ExchangeError::Io {
+                        peer: addr.to_string(),
+                        target: target.clone(),
+                        source,
+                    })?;
+                    conns.insert(addr, c.clone());
+                    c
+                }
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sub = Arc::new(Subpartition::new(
+            Transport::Remote {
+                connection: connection.clone(),
+                id,
+            },
+            target.clone(),
+        ));
+        connection
+            .channels
+            .lock()
+            .expect("connection channels poisoned")
+            .insert(id, sub.clone());
+        let opened = if connection.broken.load(Ordering::Acquire) {
+            Err(format!("data connection to {addr} broke"))
+        } else {
+            connection.write(&control_frame(
+                FrameKind::Open,
+                id,
+                0,
+                &encode_open(&gate, channel),
+            ))
+        };
+        if let Err(reason) = opened {
+            connection.forget(id);
+            return Err(ExchangeError::ChannelFailed { target, reason });
+        }
+        Ok(sub)
+    }
+}
+
+impl Drop for ConnectionManager {
+    fn drop(&mut self) {
+        let conns: Vec<_> = self
+            .connections
+            .lock()
+            .map(|mut c| c.drain().map(|(_, c)| c).collect())
+            .unwrap_or_default();
+        for c in conns {
+            c.break_with("the TaskManager is shutting down");
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> std::io::Result<Arc<Connection>> {
+    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_nodelay(true)?;
+    stream.write_all(&encode_hello())?;
+    stream.set_write_timeout(Some(WRITE_WAIT_SLICE))?;
+    let reader = stream.try_clone()?;
+    let control = stream.try_clone()?;
+    let connection = Arc::new(Connection {
+        peer: addr,
+        writer: Mutex::new(stream),
+        control,
+        channels: Mutex::new(HashMap::new()),
+        broken: AtomicBool::new(false),
+    });
+    let c2 = connection.clone();
+    std::thread::Builder::new()
+        .name(format!("weir-credit-{}", addr.port()))
+        .spawn(move || read_credits(reader, c2))?;
+    debug!(peer = %addr, "data connection open");
+    Ok(connection)
+}
+
+/// Reads `CREDIT` and `ERROR` frames until the connection ends.
+fn read_credits(stream: TcpStream, connection: Arc<Connection>) {
+    let mut stream = std::io::BufReader::with_capacity(4096, stream);
+    let reason = loop {
+        let mut h = [0u8; HEADER_LEN];
+        if let Err(e) = stream.read_exact(&mut h) {
+            break format!("connection lost: {e}");
+        }
+        let header = match decode_header(&h) {
+            Ok(h) => h,
+            Err(e) => break format!("bad frame from the consumer: {e}"),
+        };
+        match header.kind {
+            FrameKind::Credit => {
+                if let Some(s) = connection.channel(header.channel) {
+                    s.add_credit(header.arg);
+                }
+            }
+            FrameKind::Error => {
+                let mut msg = vec![0u8; (header.len as usize).min(MAX_ERROR_BYTES)];
+                if let Err(e) = stream.read_exact(&mut msg) {
+                    break format!("connection lost: {e}");
+                }
+                let msg = String::from_utf8_lossy(&msg).into_owned();
+                let sub = connection
+                    .channels
+                    .lock()
+                    .expect("connection channels poisoned")
+                    .remove(&header.channel);
+                if let Some(s) = sub {
+                    warn!(peer = %connection.peer, channel = %s.target(), error = %msg, "consumer failed a channel");
+                    s.fail(format!(
+                        "consumer TaskManager {} failed the channel: {msg}",
+                        connection.peer
+                    ));
+                }
+            }
+            kind => break format!("unexpected {kind:?} frame from the consumer"),
+        }
+    };
+    if !connection.broken.load(Ordering::Acquire) {
+        debug!(peer = %connection.peer, reason = %reason, "data connection closed");
+    }
+    connection.break_with(&reason);
+}

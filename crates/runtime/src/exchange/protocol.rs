@@ -1,0 +1,273 @@
+//! The wire protocol of the data plane between two TaskManagers.
+//!
+//! A producer TaskManager opens one TCP connection to each consumer TaskManager it sends
+//! to and multiplexes every logical channel over it. The connection starts with a hello
+//! (`"WEIR"` and the protocol version); then both sides exchange frames, each a fixed
+//! [`HEADER_LEN`]-byte header followed by `len` payload bytes:
+//!
+//! | kind     | direction            | `arg`           | payload                                  |
+//! |----------|----------------------|-----------------|------------------------------------------|
+//! | `OPEN`   | producer → consumer  | 0               | gate address and channel index (20 bytes)|
+//! | `DATA`   | producer → consumer  | backlog         | one buffer of encoded elements           |
+//! | `CLOSE`  | producer → consumer  | 0               | none: the producer gave the channel up   |
+//! | `CREDIT` | consumer → producer  | credits granted | none                                     |
+//! | `ERROR`  | consumer → producer  | 0               | UTF-8 message: the channel failed        |
+//!
+//! Every frame names its logical channel by a connection-local id that the producer picks
+//! in `OPEN`. Invariants: [`decode_header`] accepts exactly the headers [`encode_header`]
+//! can produce with in-range fields and never panics; a payload is never longer than
+//! [`MAX_FRAME_BYTES`] (data frames are further bounded by the receiving gate's buffer
+//! size), so a peer cannot make a TaskManager allocate without bound.
+
+use crate::types::{GateAddress, JobId, SubtaskId};
+
+/// First bytes of every data connection.
+pub const HANDSHAKE_MAGIC: [u8; 4] = *b"WEIR";
+/// Version of the data protocol; a peer with another version is refused.
+pub const PROTOCOL_VERSION: u8 = 2;
+/// Length of the hello: magic and version.
+pub const HELLO_LEN: usize = 5;
+/// Length of a frame header.
+pub const HEADER_LEN: usize = 18;
+/// Largest payload of any frame.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// Largest payload of an `ERROR` frame.
+pub const MAX_ERROR_BYTES: usize = 64 << 10;
+/// Length of an `OPEN` payload.
+pub const OPEN_LEN: usize = 20;
+
+/// The kinds of frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// Opens a logical channel to a consumer's gate.
+    Open = 1,
+    /// One buffer of a channel.
+    Data = 2,
+    /// The producer gave a channel up before its end.
+    Close = 3,
+    /// The consumer grants credits (free buffers) to a channel.
+    Credit = 4,
+    /// The consumer failed a channel.
+    Error = 5,
+}
+
+/// A decoded frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// What the frame is.
+    pub kind: FrameKind,
+    /// Connection-local id of the logical channel.
+    pub channel: u32,
+    /// Backlog (`DATA`) or credits (`CREDIT`); zero otherwise.
+    pub arg: u32,
+    /// Payload length.
+    pub len: u32,
+    /// Buffer flags (`DATA`); zero otherwise.
+    pub flags: u8,
+    /// Offset of the unfinished last frame (`DATA` with the continues flag), else `len`.
+    pub complete: u32,
+}
+
+/// Encodes the hello.
+pub fn encode_hello() -> [u8; HELLO_LEN] {
+    let mut b = [0u8; HELLO_LEN];
+    b[..4].copy_from_slice(&HANDSHAKE_MAGIC);
+    b[4] = PROTOCOL_VERSION;
+    b
+}
+
+/// Checks a hello.
+pub fn decode_hello(b: &[u8; HELLO_LEN]) -> Result<(), String> {
+    if b[..4] != HANDSHAKE_MAGIC {
+        return Err(format!(
+            "not a Weir data connection (magic {:02x?})",
+            &b[..4]
+        ));
+    }
+    if b[4] != PROTOCOL_VERSION {
+        return Err(format!(
+            "data protocol version {} is not supported (expected {PROTOCOL_VERSION})",
+            b[4]
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `h` into `out`.
+pub fn encode_header(h: &FrameHeader, out: &mut [u8]) {
+    out[0] = h.kind as u8;
+    out[1..5].copy_from_slice(&h.channel.to_le_bytes());
+    out[5..9].copy_from_slice(&h.arg.to_le_bytes());
+    out[9..13].copy_from_slice(&h.len.to_le_bytes());
+    out[13] = h.flags;
+    out[14..18].copy_from_slice(&h.complete.to_le_bytes());
+}
+
+/// Decodes and validates a frame header.
+pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, String> {
+    let kind = match b[0] {
+        1 => FrameKind::Open,
+        2 => FrameKind::Data,
+        3 => FrameKind::Close,
+        4 => FrameKind::Credit,
+        5 => FrameKind::Error,
+        k => return Err(format!("unknown frame kind {k}")),
+    };
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let h = FrameHeader {
+        kind,
+        channel: u32_at(1),
+        arg: u32_at(5),
+        len: u32_at(9),
+        flags: b[13],
+        complete: u32_at(14),
+    };
+    let len = h.len as usize;
+    let fixed = |want: usize| {
+        if len != want {
+            Err(format!(
+                "{kind:?} frame with a {len}-byte payload (expected {want})"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match kind {
+        FrameKind::Open => fixed(OPEN_LEN)?,
+        FrameKind::Close | FrameKind::Credit => fixed(0)?,
+        FrameKind::Error if len > MAX_ERROR_BYTES => {
+            return Err(format!(
+                "error frame of {len} bytes exceeds {MAX_ERROR_BYTES}"
+            ))
+        }
+        FrameKind::Error => {}
+        FrameKind::Data => {
+            if len == 0 || len > MAX_FRAME_BYTES {
+                return Err(format!(
+                    "data frame of {len} bytes is outside 1..={MAX_FRAME_BYTES}"
+                ));
+            }
+            if h.flags & !3 != 0 {
+                return Err(format!("data frame with unknown flags {:#04x}", h.flags));
+            }
+            if h.complete > h.len {
+                return Err(format!(
+                    "data frame whose complete part ({}) exceeds its length ({len})",
+                    h.complete
+                ));
+            }
+        }
+    }
+    let zero_rest = kind != FrameKind::Data && (h.flags != 0 || h.complete != 0);
+    let zero_arg = matches!(kind, FrameKind::Open | FrameKind::Close | FrameKind::Error);
+    if zero_rest || (zero_arg && h.arg != 0) {
+        return Err(format!("{kind:?} frame with unused fields set"));
+    }
+    if kind == FrameKind::Credit && h.arg == 0 {
+        return Err("credit frame granting nothing".into());
+    }
+    Ok(h)
+}
+
+/// Encodes the payload of an `OPEN` frame.
+pub fn encode_open(gate: &GateAddress, channel: u32) -> [u8; OPEN_LEN] {
+    let mut b = [0u8; OPEN_LEN];
+    b[0..8].copy_from_slice(&gate.subtask.job.0.to_le_bytes());
+    b[8..12].copy_from_slice(&gate.subtask.vertex.to_le_bytes());
+    b[12..14].copy_from_slice(&gate.subtask.subtask.to_le_bytes());
+    b[14..16].copy_from_slice(&gate.gate.to_le_bytes());
+    b[16..20].copy_from_slice(&channel.to_le_bytes());
+    b
+}
+
+/// Decodes the payload of an `OPEN` frame.
+pub fn decode_open(b: &[u8; OPEN_LEN]) -> (GateAddress, u32) {
+    let gate = GateAddress {
+        subtask: SubtaskId {
+            job: JobId(u64::from_le_bytes(b[0..8].try_into().expect("8"))),
+            vertex: u32::from_le_bytes(b[8..12].try_into().expect("4")),
+            subtask: u16::from_le_bytes(b[12..14].try_into().expect("2")),
+        },
+        gate: u16::from_le_bytes(b[14..16].try_into().expect("2")),
+    };
+    (gate, u32::from_le_bytes(b[16..20].try_into().expect("4")))
+}
+
+/// Returns a control frame (header only, or header and a short payload).
+pub fn control_frame(kind: FrameKind, channel: u32, arg: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_LEN];
+    encode_header(
+        &FrameHeader {
+            kind,
+            channel,
+            arg,
+            len: payload.len() as u32,
+            flags: 0,
+            complete: 0,
+        },
+        &mut out,
+    );
+    out.extend_from_slice(payload);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_header_decoder_accepts_only_its_own_encodings(bytes in proptest::array::uniform18(any::<u8>())) {
+            if let Ok(h) = decode_header(&bytes) {
+                let mut again = [0u8; HEADER_LEN];
+                encode_header(&h, &mut again);
+                prop_assert_eq!(again, bytes);
+            }
+        }
+
+        #[test]
+        fn valid_headers_round_trip(channel: u32, arg in 1u32.., len in 1u32..=(MAX_FRAME_BYTES as u32), flags in 0u8..4) {
+            let h = FrameHeader { kind: FrameKind::Data, channel, arg, len, flags, complete: len / 2 };
+            let mut b = [0u8; HEADER_LEN];
+            encode_header(&h, &mut b);
+            prop_assert_eq!(decode_header(&b), Ok(h));
+            let c = FrameHeader { kind: FrameKind::Credit, channel, arg, len: 0, flags: 0, complete: 0 };
+            encode_header(&c, &mut b);
+            prop_assert_eq!(decode_header(&b), Ok(c));
+        }
+
+        #[test]
+        fn open_payloads_round_trip(job: u64, vertex: u32, subtask: u16, gate: u16, channel: u32) {
+            let g = GateAddress { subtask: SubtaskId { job: JobId(job), vertex, subtask }, gate };
+            prop_assert_eq!(decode_open(&encode_open(&g, channel)), (g, channel));
+        }
+    }
+
+    #[test]
+    fn oversized_and_empty_data_frames_are_refused() {
+        let mut b = [0u8; HEADER_LEN];
+        for len in [0, MAX_FRAME_BYTES as u32 + 1] {
+            let h = FrameHeader {
+                kind: FrameKind::Data,
+                channel: 1,
+                arg: 0,
+                len,
+                flags: 0,
+                complete: 0,
+            };
+            encode_header(&h, &mut b);
+            assert!(decode_header(&b).unwrap_err().contains("outside"));
+        }
+    }
+
+    #[test]
+    fn a_hello_of_another_version_or_protocol_is_refused() {
+        let mut h = encode_hello();
+        assert!(decode_hello(&h).is_ok());
+        h[4] += 1;
+        assert!(decode_hello(&h).unwrap_err().contains("version"));
+        assert!(decode_hello(b"HTTP/").unwrap_err().contains("not a Weir"));
+    }
+}

@@ -1,0 +1,447 @@
+//! The consumer side of the data plane's TCP connections.
+//!
+//! A TaskManager's [`DataServer`] accepts one connection per producer TaskManager and reads
+//! it on one thread: `OPEN` attaches a logical channel to a registered gate (waiting for
+//! the gate on a helper thread if its task has not started yet, so other channels keep
+//! flowing), `DATA` is read straight into a buffer of the gate's pool and queued for the
+//! consumer task, `CLOSE` ends a channel early. The consumer task grants credits through
+//! [`RemoteCredit`], which writes `CREDIT` frames back on the same connection.
+//!
+//! Invariants: a `DATA` frame is read only into a buffer the consumer granted (the reader
+//! counts credits per channel), so the reader never waits for a buffer and never blocks
+//! one channel behind another; a frame for an unknown channel id, a buffer without
+//! credit, or an oversized buffer fails only that channel (an `ERROR` frame tells the
+//! producer); a malformed header or a connection dropped before a channel's end fails
+//! the channels of this connection with an error naming the peer and channel, never the
+//! TaskManager.
+
+use super::gate::{CreditSink, InputMessage};
+use super::protocol::{
+    control_frame, decode_header, decode_hello, decode_open, FrameKind, HEADER_LEN, HELLO_LEN,
+    OPEN_LEN,
+};
+use super::registry::{GateEntry, GateRegistry};
+use crate::types::GateAddress;
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const GATE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+const CREDIT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_BUFFER: usize = 64 << 10;
+
+/// The write half of a connection, shared by the consumer tasks that grant credits on it.
+struct Writer {
+    stream: Mutex<TcpStream>,
+    peer: String,
+}
+
+impl Writer {
+    fn send(&self, frame: &[u8]) {
+        let mut s = self.stream.lock().expect("data connection writer poisoned");
+        if let Err(e) = s.write_all(frame) {
+            // The reader sees the broken connection and fails its channels.
+            debug!(peer = %self.peer, error = %e, "cannot write to data connection");
+        }
+    }
+}
+
+/// The consumer end of one remote channel.
+struct ServerChannel {
+    gate: GateAddress,
+    channel: u32,
+    /// Credits granted and not yet used by a `DATA` frame.
+    credit: AtomicU32,
+    /// Set once the gate is registered.
+    entry: OnceLock<GateEntry>,
+}
+
+/// Grants credits of one remote channel to its producer.
+pub struct RemoteCredit {
+    channel: Arc<ServerChannel>,
+    id: u32,
+    writer: Arc<Writer>,
+}
+
+impl RemoteCredit {
+    /// Grants `n` more buffers: counted first, so the reader accepts the data they allow.
+    pub fn announce(&self, n: u32) {
+        self.channel.credit.fetch_add(n, Ordering::AcqRel);
+        self.writer
+            .send(&control_frame(FrameKind::Credit, self.id, n, &[]));
+    }
+}
+
+impl std::fmt::Debug for RemoteCredit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} channel {} from {}",
+            self.channel.gate, self.channel.channel, self.writer.peer
+        )
+    }
+}
+
+/// Accepts data connections for one TaskManager and feeds them into its gates.
+pub struct DataServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl DataServer {
+    /// Binds `bind` (use port 0 for any free port) and starts accepting.
+    pub fn start(bind: SocketAddr, registry: Arc<GateRegistry>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(bind)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let accept = std::thread::Builder::new()
+            .name(format!("weir-data-accept-{}", addr.port()))
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match conn {
+                        Ok(stream) => {
+                            let reg = registry.clone();
+                            let _ = std::thread::Builder::new()
+                                .name("weir-data-conn".into())
+                                .spawn(move || serve_connection(stream, reg));
+                        }
+                        Err(e) => warn!(error = %e, "data server accept failed"),
+                    }
+                }
+            })?;
+        Ok(Self {
+            addr,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    /// Returns the bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for DataServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// Reads frames with few system calls: headers and small buffers come from one read.
+    reader: BufReader<TcpStream>,
+    peer: String,
+    writer: Arc<Writer>,
+    registry: Arc<GateRegistry>,
+    channels: HashMap<u32, Arc<ServerChannel>>,
+    scratch: Vec<u8>,
+}
+
+fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "unknown peer".into());
+    let mut hello = [0u8; HELLO_LEN];
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    if let Err(e) = stream.read_exact(&mut hello) {
+        warn!(peer = %peer, error = %e, "data connection closed before its handshake");
+        return;
+    }
+    if let Err(reason) = decode_hello(&hello) {
+        warn!(peer = %peer, reason = %reason, "refusing data connection");
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
+    let _ = stream.set_read_timeout(None);
+    let writer = match stream.try_clone() {
+        Ok(w) => {
+            let _ = w.set_write_timeout(Some(CREDIT_WRITE_TIMEOUT));
+            let _ = w.set_nodelay(true);
+            Arc::new(Writer {
+                stream: Mutex::new(w),
+                peer: peer.clone(),
+            })
+        }
+        Err(e) => {
+            warn!(peer = %peer, error = %e, "cannot serve data connection");
+            return;
+        }
+    };
+    debug!(peer = %peer, "data connection open");
+    let reader = match stream.try_clone() {
+        Ok(r) => BufReader::with_capacity(READ_BUFFER, r),
+        Err(e) => {
+            warn!(peer = %peer, error = %e, "cannot serve data connection");
+            return;
+        }
+    };
+    let mut conn = Conn {
+        stream,
+        reader,
+        peer,
+        writer,
+        registry,
+        channels: HashMap::new(),
+        scratch: Vec::new(),
+    };
+    let reason = conn.run();
+    conn.fail_all(&reason);
+    let _ = conn.stream.shutdown(Shutdown::Both);
+}
+
+impl Conn {
+    /// Serves frames until the connection ends; returns why it ended.
+    fn run(&mut self) -> String {
+        loop {
+            let mut h = [0u8; HEADER_LEN];
+            if let Err(e) = self.reader.read_exact(&mut h) {
+                return format!("connection lost before end of partition: {e}");
+            }
+            let header = match decode_header(&h) {
+                Ok(h) => h,
+                Err(e) => return format!("bad frame: {e}"),
+            };
+            let id = header.channel;
+            let len = header.len as usize;
+            let step = match header.kind {
+                FrameKind::Open => self.open(id),
+                FrameKind::Data => self.data(id, len, header.arg, header.flags, header.complete),
+                FrameKind::Close => {
+                    if let Some(ch) = self.channels.remove(&id) {
+                        self.fail_channel(&ch, "its producer closed it before end of partition");
+                    }
+                    Ok(())
+                }
+                kind => return format!("unexpected {kind:?} frame from a producer"),
+            };
+            if let Err(reason) = step {
+                return reason;
+            }
+        }
+    }
+
+    fn open(&mut self, id: u32) -> Result<(), String> {
+        let mut p = [0u8; OPEN_LEN];
+        self.reader
+            .read_exact(&mut p)
+            .map_err(|e| format!("truncated open frame: {e}"))?;
+        let (gate, channel) = decode_open(&p);
+        if self.channels.contains_key(&id) {
+            return Err(format!("channel id {id} opened twice"));
+        }
+        let ch = Arc::new(ServerChannel {
+            gate,
+            channel,
+            credit: AtomicU32::new(0),
+            entry: OnceLock::new(),
+        });
+        self.channels.insert(id, ch.clone());
+        let attach = Attach {
+            channel: ch,
+            id,
+            writer: self.writer.clone(),
+        };
+        match self.registry.get(&gate) {
+            Some(entry) => attach.run(Ok(entry)),
+            None => {
+                // The consumer task has not registered its gate yet: wait aside, so the
+                // channels already open keep flowing.
+                let registry = self.registry.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("weir-data-open".into())
+                    .spawn(move || {
+                        let entry = registry.lookup(&gate, GATE_LOOKUP_TIMEOUT, None);
+                        attach.run(entry.map_err(|e| e.to_string()))
+                    });
+                if let Err(e) = spawned {
+                    return Err(format!("cannot wait for gate {gate:?}: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn data(
+        &mut self,
+        id: u32,
+        len: usize,
+        backlog: u32,
+        flags: u8,
+        complete: u32,
+    ) -> Result<(), String> {
+        let Some(ch) = self.channels.get(&id).cloned() else {
+            self.skip(len)?;
+            warn!(peer = %self.peer, channel = id, "data for an unknown channel id");
+            self.writer.send(&control_frame(
+                FrameKind::Error,
+                id,
+                0,
+                format!("unknown channel id {id}").as_bytes(),
+            ));
+            return Ok(());
+        };
+        let entry = ch.entry.get();
+        let has_credit = ch
+            .credit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1))
+            .is_ok();
+        let problem = match entry {
+            _ if !has_credit => Some("a buffer arrived without credit".to_string()),
+            None => Some("a buffer arrived before the channel was attached".to_string()),
+            Some(e) if HEADER_LEN + len > e.pool.segment_capacity() => Some(format!(
+                "a buffer of {len} bytes exceeds the gate's {}-byte buffers",
+                e.pool.segment_capacity() - HEADER_LEN
+            )),
+            Some(_) => None,
+        };
+        let mut buffer = match (problem, entry.and_then(|e| e.pool.try_request())) {
+            (None, Some(b)) => b,
+            (problem, _) => {
+                let reason =
+                    problem.unwrap_or_else(|| "no free buffer for a credited buffer".into());
+                self.skip(len)?;
+                self.channels.remove(&id);
+                self.fail_channel(&ch, &reason);
+                self.writer
+                    .send(&control_frame(FrameKind::Error, id, 0, reason.as_bytes()));
+                return Ok(());
+            }
+        };
+        buffer
+            .read_payload(&mut self.reader, len)
+            .map_err(|e| format!("truncated data frame of {len} bytes: {e}"))?;
+        buffer.backlog = backlog;
+        buffer.flags = flags;
+        buffer.complete = complete;
+        let end = buffer.is_end();
+        let entry = entry.expect("checked above");
+        let msg = InputMessage::Buffer {
+            gate: ch.gate.gate,
+            channel: ch.channel,
+            buffer,
+        };
+        if entry.sender.send(msg).is_err() {
+            self.channels.remove(&id);
+            self.writer.send(&control_frame(
+                FrameKind::Error,
+                id,
+                0,
+                format!(
+                    "the consumer of {:?} channel {} is gone",
+                    ch.gate, ch.channel
+                )
+                .as_bytes(),
+            ));
+        } else if end {
+            self.channels.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Reads and drops `len` payload bytes (bounded by the header check).
+    fn skip(&mut self, len: usize) -> Result<(), String> {
+        self.scratch.resize(len.min(64 << 10), 0);
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(self.scratch.len());
+            self.reader
+                .read_exact(&mut self.scratch[..n])
+                .map_err(|e| format!("truncated frame: {e}"))?;
+            left -= n;
+        }
+        Ok(())
+    }
+
+    fn fail_channel(&self, ch: &ServerChannel, reason: &str) {
+        warn!(peer = %self.peer, gate = ?ch.gate, channel = ch.channel, error = %reason, "data channel failed");
+        if let Some(entry) = ch.entry.get() {
+            let _ = entry.sender.send(InputMessage::Failed {
+                gate: ch.gate.gate,
+                channel: ch.channel,
+                error: format!(
+                    "data connection from {} to {:?} channel {}: {reason}",
+                    self.peer, ch.gate, ch.channel
+                ),
+            });
+        }
+    }
+
+    fn fail_all(&mut self, reason: &str) {
+        for (_, ch) in self.channels.drain() {
+            warn!(peer = %self.peer, gate = ?ch.gate, channel = ch.channel, error = %reason, "data connection failed");
+            if let Some(entry) = ch.entry.get() {
+                let _ = entry.sender.send(InputMessage::Failed {
+                    gate: ch.gate.gate,
+                    channel: ch.channel,
+                    error: format!(
+                        "data connection from {} to {:?} channel {}: {reason}",
+                        self.peer, ch.gate, ch.channel
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Attaches a remote channel to its gate once the gate is known.
+struct Attach {
+    channel: Arc<ServerChannel>,
+    id: u32,
+    writer: Arc<Writer>,
+}
+
+impl Attach {
+    fn run(self, entry: Result<GateEntry, String>) {
+        let refuse = |reason: String| {
+            warn!(peer = %self.writer.peer, gate = ?self.channel.gate, channel = self.channel.channel, reason = %reason, "refusing data channel");
+            self.writer.send(&control_frame(
+                FrameKind::Error,
+                self.id,
+                0,
+                reason.as_bytes(),
+            ));
+        };
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => return refuse(e),
+        };
+        if self.channel.channel >= entry.channels {
+            return refuse(format!(
+                "{:?} has {} channels; channel {} does not exist",
+                self.channel.gate, entry.channels, self.channel.channel
+            ));
+        }
+        let sender = entry.sender.clone();
+        let _ = self.channel.entry.set(entry);
+        let opened = InputMessage::Opened {
+            gate: self.channel.gate.gate,
+            channel: self.channel.channel,
+            credit: CreditSink::Remote(RemoteCredit {
+                channel: self.channel.clone(),
+                id: self.id,
+                writer: self.writer.clone(),
+            }),
+        };
+        if sender.send(opened).is_err() {
+            refuse(format!("the consumer of {:?} is gone", self.channel.gate));
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The producer end of one channel: buffers wait here until the consumer grants credit.
+//!
+//! A filled buffer is queued; while the channel has credit, the head of the queue is
+//! delivered (handed to the consumer's queue in memory, or written to the shared TCP
+//! connection) together with the backlog, the number of buffers still queued behind it.
+//! Credit arrives from the consumer: directly on a local channel, as a `CREDIT` frame read
+//! by the connection's reader on a remote one.
+//!
+//! Invariants: buffers are delivered in the order they were queued and only against
+//! credit, one buffer per credit; the queue holds buffers of the producer's pool only, so
+//! a channel without credit stops its producer once the pool is out; after a failure the
+//! queue is emptied (its buffers go back to the pool, which wakes a waiting producer) and
+//! every later call reports the failure; nothing is delivered after the end-of-partition
+//! buffer.
+
+use super::buffer::Buffer;
+use super::connection::Connection;
+use super::gate::InputMessage;
+use crate::error::ExchangeError;
+use crate::types::GateAddress;
+use crossbeam_channel::Sender;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+const DRAIN_WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// How a channel's buffers reach the consumer.
+pub(crate) enum Transport {
+    /// The consumer runs in this TaskManager: buffers go to its queue.
+    Local {
+        sender: Sender<InputMessage>,
+        gate: u16,
+        channel: u32,
+    },
+    /// The consumer runs in another TaskManager: buffers go over the shared connection.
+    Remote {
+        connection: Arc<Connection>,
+        id: u32,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    credit: u32,
+    queue: VecDeque<Buffer>,
+    failed: Option<String>,
+    finished: bool,
+    /// Buffers delivered so far.
+    delivered: u64,
+    /// Threads waiting in [`Subpartition::wait_drained`].
+    waiters: usize,
+}
+
+/// The producer end of one channel.
+pub struct Subpartition {
+    state: Mutex<State>,
+    drained: Condvar,
+    transport: Transport,
+    target: String,
+}
+
+impl Subpartition {
+    pub(crate) fn new(transport: Transport, target: String) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            drained: Condvar::new(),
+            transport,
+            target,
+        }
+    }
+
+    /// Creates the producer end of a channel to `channel` of `gate` in this TaskManager,
+    /// whose queue is `sender`.
+    pub fn local(sender: Sender<InputMessage>, gate: GateAddress, channel: u32) -> Self {
+        Self::new(
+            Transport::Local {
+                sender,
+                gate: gate.gate,
+                channel,
+            },
+            format!("{gate:?} channel {channel}"),
+        )
+    }
+
+    /// Names the consumer's gate and channel (and peer) for errors.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Queues a filled buffer and delivers what credit allows.
+    pub fn add(&self, buffer: Buffer) -> Result<(), ExchangeError> {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        if let Some(reason) = &s.failed {
+            return Err(self.failure(reason));
+        }
+        s.queue.push_back(buffer);
+        self.deliver(&mut s);
+        match &s.failed {
+            Some(reason) => Err(self.failure(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// The consumer granted `n` more buffers.
+    pub fn add_credit(&self, n: u32) {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        s.credit = s.credit.saturating_add(n);
+        self.deliver(&mut s);
+    }
+
+    /// Fails the channel: queued buffers are dropped and later calls report `reason`.
+    pub fn fail(&self, reason: String) {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        if s.failed.is_none() && !s.finished {
+            s.failed = Some(reason);
+        }
+        s.queue.clear();
+        let wake = s.waiters > 0;
+        drop(s);
+        if wake {
+            self.drained.notify_all();
+        }
+    }
+
+    /// Returns `(credit, queued buffers, delivered buffers)`.
+    pub fn counts(&self) -> (u32, usize, u64) {
+        let s = self.state.lock().expect("subpartition poisoned");
+        (s.credit, s.queue.len(), s.delivered)
+    }
+
+    /// Waits until every queued buffer was delivered; a set `cancel` flag ends the wait
+    /// within 50 ms.
+    pub fn wait_drained(&self, cancel: &AtomicBool) -> Result<(), ExchangeError> {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        loop {
+            if let Some(reason) = &s.failed {
+                return Err(self.failure(reason));
+            }
+            if s.queue.is_empty() {
+                return Ok(());
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ExchangeError::Cancelled);
+            }
+            s.waiters += 1;
+            s = self
+                .drained
+                .wait_timeout(s, DRAIN_WAIT_SLICE)
+                .expect("subpartition poisoned")
+                .0;
+            s.waiters -= 1;
+        }
+    }
+
+    /// The producer gives the channel up before its end (its task failed or was cancelled).
+    pub fn close(&self) {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        s.queue.clear();
+        if s.finished || s.failed.is_some() {
+            return;
+        }
+        s.failed = Some("closed by its producer".into());
+        if let Transport::Remote { connection, id } = &self.transport {
+            connection.close_channel(*id);
+        }
+    }
+
+    fn failure(&self, reason: &str) -> ExchangeError {
+        ExchangeError::ChannelFailed {
+            target: self.target.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn deliver(&self, s: &mut State) {
+        while s.credit > 0 && s.failed.is_none() {
+            let Some(mut buffer) = s.queue.pop_front() else {
+                break;
+            };
+            s.credit -= 1;
+            buffer.backlog = s.queue.len() as u32;
+            let end = buffer.is_end();
+            let sent = match &self.transport {
+                Transport::Local {
+                    sender,
+                    gate,
+                    channel,
+                } => sender
+                    .send(InputMessage::Buffer {
+                        gate: *gate,
+                        channel: *channel,
+                        buffer,
+                    })
+                    .map_err(|_| "its consumer is gone".to_string()),
+                Transport::Remote { connection, id } => connection.send_data(*id, &mut buffer),
+            };
+            match sent {
+                Ok(()) => {
+                    s.delivered += 1;
+                    if end {
+                        s.finished = true;
+                        if let Transport::Remote { connection, id } = &self.transport {
+                            connection.forget(*id);
+                        }
+                    }
+                }
+                Err(reason) => {
+                    s.failed = Some(reason);
+                    s.queue.clear();
+                }
+            }
+        }
+        if s.waiters > 0 && (s.queue.is_empty() || s.failed.is_some()) {
+            self.drained.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::buffer::{BufferPool, NetworkBufferPool, FLAG_END};
+
+    fn local() -> (
+        Subpartition,
+        crossbeam_channel::Receiver<InputMessage>,
+        BufferPool,
+    ) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let sub = Subpartition::new(
+            Transport::Local {
+                sender: tx,
+                gate: 0,
+                channel: 3,
+            },
+            "test channel".into(),
+        );
+        let pool = BufferPool::new(&NetworkBufferPool::new(8), 8, 64, "test").unwrap();
+        (sub, rx, pool)
+    }
+
+    #[test]
+    fn buffers_wait_for_credit_and_go_out_in_order_with_their_backlog() {
+        let (sub, rx, pool) = local();
+        for i in 0..3u8 {
+            let mut b = pool.try_request().unwrap();
+            b.vec_mut().push(i);
+            sub.add(b).unwrap();
+        }
+        assert!(rx.try_recv().is_err(), "nothing goes out without credit");
+        assert_eq!(sub.counts(), (0, 3, 0));
+        sub.add_credit(2);
+        let got: Vec<(u8, u32)> = rx
+            .try_iter()
+            .map(|m| match m {
+                InputMessage::Buffer { buffer, .. } => (buffer.payload()[0], buffer.backlog),
+                _ => panic!("not a buffer"),
+            })
+            .collect();
+        assert_eq!(got, vec![(0, 2), (1, 1)]);
+        assert_eq!(sub.counts(), (0, 1, 2));
+    }
+
+    #[test]
+    fn a_failed_channel_returns_its_buffers_and_reports_the_failure() {
+        let (sub, rx, pool) = local();
+        sub.add(pool.try_request().unwrap()).unwrap();
+        drop(rx);
+        sub.add_credit(1);
+        assert_eq!(
+            pool.usage().0,
+            0,
+            "the undeliverable buffer went back to the pool"
+        );
+        let err = sub.add(pool.try_request().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("test channel"), "{err}");
+        assert!(sub.wait_drained(&AtomicBool::new(false)).is_err());
+    }
+
+    #[test]
+    fn waiting_for_the_drain_ends_when_credit_arrives() {
+        let (sub, rx, pool) = local();
+        let sub = Arc::new(sub);
+        let mut b = pool.try_request().unwrap();
+        b.flags = FLAG_END;
+        sub.add(b).unwrap();
+        let s2 = sub.clone();
+        let t = std::thread::spawn(move || s2.add_credit(1));
+        sub.wait_drained(&AtomicBool::new(false)).unwrap();
+        t.join().unwrap();
+        assert!(matches!(rx.try_recv(), Ok(InputMessage::Buffer { .. })));
+    }
+}

@@ -184,3 +184,58 @@ fn watermarks_stay_in_order_with_records_across_the_network() {
     assert_eq!(seen.load(Ordering::Relaxed), 100_000);
     assert_eq!(behind.load(Ordering::Relaxed), 0);
 }
+
+/// A digest of a byte record that depends on every byte and on the length.
+fn digest(v: &[u8]) -> u64 {
+    v.iter()
+        .fold(mix(v.len() as u64), |h, b| mix(h ^ u64::from(*b)))
+}
+
+fn big_record(i: u64) -> Vec<u8> {
+    let len = if i % 3 == 0 {
+        (i * 7919 % 20_000) as usize
+    } else {
+        (i % 50) as usize
+    };
+    (0..len).map(|j| ((i as usize + j) % 251) as u8).collect()
+}
+
+#[test]
+fn records_larger_than_a_buffer_span_several_buffers_and_arrive_whole() {
+    const N: u64 = 3_000;
+    let env = env();
+    // 4 KiB buffers: records of up to 20,000 bytes span up to five of them, locally and
+    // across the TCP connection between the two TaskManagers.
+    env.configure(|s| s.job.buffer_size = 4096);
+    let sink = Checksum::default();
+    env.from_generator(GeneratorSource::new(Some(N), big_record))
+        .rebalance()
+        .map(|v: Vec<u8>| digest(&v))
+        .add_sink(sink.clone());
+    env.execute("spanning-records").unwrap();
+    let want = expected((0..N).map(|i| digest(&big_record(i))));
+    assert_eq!(
+        (
+            sink.count.load(Ordering::Relaxed),
+            sink.sum.load(Ordering::Relaxed)
+        ),
+        want
+    );
+}
+
+#[test]
+fn a_taskmanager_without_enough_network_buffers_fails_the_job_naming_the_setting() {
+    let env = env();
+    // Each task needs 2 channels × 2 exclusive + 8 floating = 12 buffers per pool.
+    env.configure(|s| s.taskmanager.network_buffers = 10);
+    env.from_generator(GeneratorSource::new(Some(1_000), |i| i))
+        .key_by(|v: &u64| *v)
+        .add_sink(Checksum::default());
+    let err = env.execute("starved").unwrap_err().to_string();
+    assert!(
+        err.contains("insufficient network buffers")
+            && err.contains("12 required")
+            && err.contains("taskmanager.network.pool-size"),
+        "{err}"
+    );
+}

@@ -144,3 +144,62 @@ fn a_cluster_running_one_job_after_another_keeps_no_finished_task_threads() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+#[test]
+fn every_network_buffer_comes_back_after_finished_and_failed_jobs() {
+    let cluster = weir_api::LocalMiniCluster::start(2, 2).unwrap();
+    let all_returned = |when: &str| {
+        for (tm, (reserved, total)) in cluster.network_buffers().into_iter().enumerate() {
+            assert_eq!(
+                reserved, 0,
+                "taskmanager {tm} still has {reserved} of {total} buffers reserved {when}"
+            );
+        }
+    };
+    for round in 0..3u64 {
+        let env = env(2);
+        let out = env
+            .from_collection((0..20_000u64).collect())
+            .map(move |x| x + round)
+            .key_by(|x: &u64| x % 17)
+            .reduce(|a, b| a.max(b))
+            .collect();
+        cluster.run(env.job_graph("buffers").unwrap()).unwrap();
+        assert_eq!(out.take().len(), 20_000);
+        all_returned("after a finished job");
+    }
+    let env = env(2);
+    env.from_collection((0..20_000u64).collect())
+        .rebalance()
+        .map(|x| {
+            assert!(x != 12_345, "boom");
+            x
+        })
+        .key_by(|x: &u64| x % 17)
+        .reduce(|a, b| a.max(b))
+        .collect();
+    let err = cluster.run(env.job_graph("failing").unwrap()).unwrap_err();
+    assert!(err.to_string().contains("boom"), "{err}");
+    // Cancelled producers tell the consumer side to forget their channels as they stop;
+    // the consumer's TaskManager reads that message on its own thread, so wait for it,
+    // bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cluster
+        .network_buffers()
+        .iter()
+        .any(|(reserved, _)| *reserved > 0)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    all_returned("after a failed job");
+}
+
+#[test]
+fn an_invalid_network_buffer_size_is_rejected_at_build_time_naming_the_setting() {
+    let env = env(2);
+    env.configure(|s| s.job.buffer_size = 0);
+    env.from_collection(vec![1u32]).rebalance().collect();
+    let err = env.job_graph("bad-buffers").unwrap_err().to_string();
+    assert!(err.contains("taskmanager.network.buffer-size"), "{err}");
+}

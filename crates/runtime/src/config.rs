@@ -25,6 +25,23 @@ pub struct JobConfig {
     pub source_batch_size: usize,
 }
 
+impl JobConfig {
+    /// Checks the network settings; the message names the offending setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let max = crate::exchange::protocol::MAX_FRAME_BYTES - crate::exchange::SPAN_SLACK;
+        if self.buffer_size == 0 || self.buffer_size > max {
+            return Err(format!(
+                "taskmanager.network.buffer-size must be within 1..={max} bytes, not {}",
+                self.buffer_size
+            ));
+        }
+        if self.buffers_per_channel == 0 {
+            return Err("buffers-per-channel must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for JobConfig {
     fn default() -> Self {
         Self {

@@ -104,6 +104,14 @@ pub struct JobGraph {
 /// Why a job graph is not runnable.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum GraphError {
+    /// The job's execution settings are invalid.
+    #[error("job '{job}' has an invalid configuration: {reason}")]
+    BadConfig {
+        /// The job's name.
+        job: String,
+        /// Which setting is wrong and why.
+        reason: String,
+    },
     /// A job without vertices.
     #[error("job '{job}' has no operators")]
     Empty {
@@ -153,6 +161,12 @@ pub enum GraphError {
 impl JobGraph {
     /// Checks the invariants listed in the module docs.
     pub fn validate(&self) -> Result<(), GraphError> {
+        if let Err(reason) = self.config.validate() {
+            return Err(GraphError::BadConfig {
+                job: self.name.clone(),
+                reason,
+            });
+        }
         if self.vertices.is_empty() {
             return Err(GraphError::Empty {
                 job: self.name.clone(),

@@ -6,7 +6,7 @@
 //! REST API) take [`TaskMetricsSnapshot`]s and derive rates such as records per second or
 //! Flink's `backPressuredTimeMsPerSecond` from two snapshots.
 
-use crate::exchange::BufferPool;
+use crate::exchange::PoolStats;
 use crate::types::SubtaskId;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,7 @@ pub struct TaskMetrics {
     input_queued: AtomicU64,
     input_capacity: AtomicU64,
     max_input_queued: AtomicU64,
-    output_pools: Mutex<Vec<BufferPool>>,
+    output_pools: Mutex<Vec<Arc<PoolStats>>>,
 }
 
 impl TaskMetrics {
@@ -53,7 +53,7 @@ impl TaskMetrics {
     }
 
     /// Adds the buffer pool of one of the task's outputs to the usage metrics.
-    pub fn add_output_pool(&self, pool: BufferPool) {
+    pub fn add_output_pool(&self, pool: Arc<PoolStats>) {
         self.output_pools
             .lock()
             .expect("task metrics poisoned")
@@ -69,10 +69,10 @@ impl TaskMetrics {
             .expect("task metrics poisoned")
             .iter()
         {
-            let (o, m) = p.usage();
+            let (o, m, n) = p.get();
             out += o as u64;
             max_out += m as u64;
-            size += p.size() as u64;
+            size += n as u64;
         }
         TaskMetricsSnapshot {
             output_buffers_in_use: out,

@@ -84,11 +84,7 @@ pub fn run_task(
     env: &TaskEnvironment,
     cancel: &Arc<AtomicBool>,
 ) -> Result<(), TaskError> {
-    if config.buffers_per_channel == 0 {
-        return Err(TaskError::Other(
-            "buffers-per-channel must be at least 1".into(),
-        ));
-    }
+    config.validate().map_err(TaskError::Other)?;
     let gate = InputGate::new();
     let addresses: Vec<GateAddress> = (0..deployment.gates.len())
         .map(|i| GateAddress {
@@ -548,6 +544,12 @@ fn complete_pending(pending: &mut Vec<u8>, data: &[u8]) -> Result<usize, String>
         }
     }
     let total = frame_total(pending);
+    if total <= crate::element::FRAME_HEADER || total < pending.len() {
+        return Err(format!(
+            "a buffer continues a frame of {total} bytes after {} bytes of it",
+            pending.len()
+        ));
+    }
     if total > MAX_SPANNING_FRAME {
         return Err(format!(
             "a record of {total} bytes exceeds the {MAX_SPANNING_FRAME}-byte limit"
@@ -636,5 +638,40 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = ((body.len() + 1) as u32).to_le_bytes().to_vec();
+        f.push(1);
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn a_frame_spanning_buffers_is_completed_across_them_even_inside_its_length() {
+        let f = frame(&[7u8; 20]);
+        let mut pending = f[..2].to_vec();
+        // The second buffer completes the length prefix and some of the body.
+        assert_eq!(complete_pending(&mut pending, &f[2..10]), Ok(8));
+        assert!(!pending_is_whole(&pending));
+        let mut rest = f[10..].to_vec();
+        rest.extend_from_slice(b"next frames");
+        assert_eq!(complete_pending(&mut pending, &rest), Ok(f.len() - 10));
+        assert!(pending_is_whole(&pending));
+        assert_eq!(pending, f);
+    }
+
+    #[test]
+    fn a_continued_frame_shorter_than_its_start_is_an_error_not_a_panic() {
+        let mut pending = vec![2, 0, 0, 0, 1, 9, 9, 9];
+        let err = complete_pending(&mut pending, &[1, 2, 3]).unwrap_err();
+        assert!(err.contains("continues a frame"), "{err}");
+        let mut empty_frame = vec![0, 0, 0, 0];
+        assert!(complete_pending(&mut empty_frame, &[1]).is_err());
     }
 }

@@ -14,7 +14,7 @@
 
 use super::protocol::HEADER_LEN;
 use crate::error::ExchangeError;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -92,6 +92,25 @@ impl Drop for Reservation {
     }
 }
 
+/// Usage counters of one pool, readable without keeping the pool (or its reservation) alive.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    size: AtomicUsize,
+    out: AtomicUsize,
+    max_out: AtomicUsize,
+}
+
+impl PoolStats {
+    /// Returns `(buffers out now, most buffers ever out, pool size)`.
+    pub fn get(&self) -> (usize, usize, usize) {
+        (
+            self.out.load(Ordering::Relaxed),
+            self.max_out.load(Ordering::Relaxed),
+            self.size.load(Ordering::Relaxed),
+        )
+    }
+}
+
 #[derive(Debug)]
 struct PoolState {
     free: Vec<Vec<u8>>,
@@ -111,6 +130,7 @@ struct PoolShared {
     returned: Condvar,
     size: usize,
     capacity: usize,
+    stats: Arc<PoolStats>,
     _reservation: Reservation,
 }
 
@@ -122,6 +142,7 @@ impl PoolShared {
         }
         let mut s = self.state.lock().expect("buffer pool poisoned");
         s.out -= 1;
+        self.stats.out.store(s.out, Ordering::Relaxed);
         s.free.push(segment);
         let wake = s.waiters > 0;
         drop(s);
@@ -156,6 +177,10 @@ impl BufferPool {
             returned: Condvar::new(),
             size,
             capacity: segment_capacity(buffer_size),
+            stats: Arc::new(PoolStats {
+                size: AtomicUsize::new(size),
+                ..PoolStats::default()
+            }),
             _reservation: reservation,
         })))
     }
@@ -168,6 +193,11 @@ impl BufferPool {
     /// Returns the capacity of one buffer, header included.
     pub fn segment_capacity(&self) -> usize {
         self.0.capacity
+    }
+
+    /// Returns the pool's usage counters (they outlive the pool).
+    pub fn stats(&self) -> Arc<PoolStats> {
+        self.0.stats.clone()
     }
 
     /// Returns `(buffers out now, most buffers ever out)`.
@@ -193,6 +223,8 @@ impl BufferPool {
         };
         s.out += 1;
         s.max_out = s.max_out.max(s.out);
+        self.0.stats.out.store(s.out, Ordering::Relaxed);
+        self.0.stats.max_out.store(s.max_out, Ordering::Relaxed);
         data.clear();
         data.resize(HEADER_LEN, 0);
         Some(Buffer {

@@ -45,10 +45,16 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Writes one whole frame.
+    /// Writes one whole frame. A failed write may have left part of a frame on the wire,
+    /// so it ends the connection: the socket is shut down, and the reader thread then
+    /// fails every channel on it.
     fn write(&self, frame: &[u8]) -> Result<(), String> {
         let mut w = self.writer.lock().expect("connection writer poisoned");
-        write_all_bounded(&mut w, frame).map_err(|e| format!("write to {} failed: {e}", self.peer))
+        write_all_bounded(&mut w, frame).map_err(|e| {
+            self.broken.store(true, Ordering::Release);
+            let _ = self.control.shutdown(Shutdown::Both);
+            format!("write to {} failed: {e}", self.peer)
+        })
     }
 
     /// Writes `buffer` as the `DATA` frame of channel `id`.
@@ -94,6 +100,9 @@ impl Connection {
     /// Marks the connection broken and fails every channel on it.
     fn break_with(&self, reason: &str) {
         self.broken.store(true, Ordering::Release);
+        // First the socket, so a producer blocked in a write returns (and releases its
+        // channel) before its channel is failed.
+        let _ = self.control.shutdown(Shutdown::Both);
         let channels: Vec<Arc<Subpartition>> = self
             .channels
             .lock()
@@ -104,7 +113,6 @@ impl Connection {
         for s in channels {
             s.fail(format!("data connection to {}: {reason}", self.peer));
         }
-        let _ = self.control.shutdown(Shutdown::Both);
     }
 
     fn channel(&self, id: u32) -> Option<Arc<Subpartition>> {
@@ -296,6 +304,12 @@ fn read_credits(stream: TcpStream, connection: Arc<Connection>) {
                         "consumer TaskManager {} failed the channel: {msg}",
                         connection.peer
                     ));
+                }
+                // Acknowledge, so the consumer side forgets the channel (and releases the
+                // gate's buffers it holds).
+                let ack = control_frame(FrameKind::Close, header.channel, 0, &[]);
+                if let Err(e) = connection.write(&ack) {
+                    break e;
                 }
             }
             kind => break format!("unexpected {kind:?} frame from the consumer"),

@@ -9,7 +9,7 @@
 //! |----------|----------------------|-----------------|------------------------------------------|
 //! | `OPEN`   | producer → consumer  | 0               | gate address and channel index (20 bytes)|
 //! | `DATA`   | producer → consumer  | backlog         | one buffer of encoded elements           |
-//! | `CLOSE`  | producer → consumer  | 0               | none: the producer gave the channel up   |
+//! | `CLOSE`  | producer → consumer  | 0               | none: the producer gave the channel up (or acknowledges an `ERROR`) |
 //! | `CREDIT` | consumer → producer  | credits granted | none                                     |
 //! | `ERROR`  | consumer → producer  | 0               | UTF-8 message: the channel failed        |
 //!

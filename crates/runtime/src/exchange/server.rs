@@ -4,7 +4,8 @@
 //! it on one thread: `OPEN` attaches a logical channel to a registered gate (waiting for
 //! the gate on a helper thread if its task has not started yet, so other channels keep
 //! flowing), `DATA` is read straight into a buffer of the gate's pool and queued for the
-//! consumer task, `CLOSE` ends a channel early. The consumer task grants credits through
+//! consumer task, `CLOSE` forgets a channel its producer gave up (the producer's failure
+//! cancels the job, so the consumer is not failed a second time). The consumer task grants credits through
 //! [`RemoteCredit`], which writes `CREDIT` frames back on the same connection.
 //!
 //! Invariants: a `DATA` frame is read only into a buffer the consumer granted (the reader
@@ -46,8 +47,10 @@ impl Writer {
     fn send(&self, frame: &[u8]) {
         let mut s = self.stream.lock().expect("data connection writer poisoned");
         if let Err(e) = s.write_all(frame) {
-            // The reader sees the broken connection and fails its channels.
+            // Part of a frame may be on the wire (or a credit lost): end the connection,
+            // so the reader fails its channels instead of letting them stall.
             debug!(peer = %self.peer, error = %e, "cannot write to data connection");
+            let _ = s.shutdown(Shutdown::Both);
         }
     }
 }
@@ -60,6 +63,8 @@ struct ServerChannel {
     credit: AtomicU32,
     /// Set once the gate is registered.
     entry: OnceLock<GateEntry>,
+    /// Set when the channel failed, possibly before it was attached.
+    failed: AtomicBool,
 }
 
 /// Grants credits of one remote channel to its producer.
@@ -225,8 +230,13 @@ impl Conn {
                 FrameKind::Open => self.open(id),
                 FrameKind::Data => self.data(id, len, header.arg, header.flags, header.complete),
                 FrameKind::Close => {
+                    // The producer's task failed or was cancelled (and its failure
+                    // cancels the job), or it acknowledges an error: forget the channel
+                    // without failing the consumer, so the job's failure names the root
+                    // cause, not this consequence.
                     if let Some(ch) = self.channels.remove(&id) {
-                        self.fail_channel(&ch, "its producer closed it before end of partition");
+                        ch.failed.store(true, Ordering::SeqCst);
+                        debug!(peer = %self.peer, gate = ?ch.gate, channel = ch.channel, "data channel closed by its producer");
                     }
                     Ok(())
                 }
@@ -252,6 +262,7 @@ impl Conn {
             channel,
             credit: AtomicU32::new(0),
             entry: OnceLock::new(),
+            failed: AtomicBool::new(false),
         });
         self.channels.insert(id, ch.clone());
         let attach = Attach {
@@ -332,26 +343,27 @@ impl Conn {
         buffer.flags = flags;
         buffer.complete = complete;
         let end = buffer.is_end();
-        let entry = entry.expect("checked above");
+        let sender = entry.expect("checked above").sender.clone();
+        let (gate, channel) = (ch.gate, ch.channel);
+        drop(ch);
         let msg = InputMessage::Buffer {
-            gate: ch.gate.gate,
-            channel: ch.channel,
+            gate: gate.gate,
+            channel,
             buffer,
         };
-        if entry.sender.send(msg).is_err() {
+        if end {
+            // Forget the channel first: once the consumer has its end, nothing of the
+            // channel may outlive the job (its gate's pool is reserved until then).
+            self.channels.remove(&id);
+        }
+        if sender.send(msg).is_err() {
             self.channels.remove(&id);
             self.writer.send(&control_frame(
                 FrameKind::Error,
                 id,
                 0,
-                format!(
-                    "the consumer of {:?} channel {} is gone",
-                    ch.gate, ch.channel
-                )
-                .as_bytes(),
+                format!("the consumer of {gate:?} channel {channel} is gone").as_bytes(),
             ));
-        } else if end {
-            self.channels.remove(&id);
         }
         Ok(())
     }
@@ -371,6 +383,7 @@ impl Conn {
     }
 
     fn fail_channel(&self, ch: &ServerChannel, reason: &str) {
+        ch.failed.store(true, Ordering::SeqCst);
         warn!(peer = %self.peer, gate = ?ch.gate, channel = ch.channel, error = %reason, "data channel failed");
         if let Some(entry) = ch.entry.get() {
             let _ = entry.sender.send(InputMessage::Failed {
@@ -386,6 +399,7 @@ impl Conn {
 
     fn fail_all(&mut self, reason: &str) {
         for (_, ch) in self.channels.drain() {
+            ch.failed.store(true, Ordering::SeqCst);
             warn!(peer = %self.peer, gate = ?ch.gate, channel = ch.channel, error = %reason, "data connection failed");
             if let Some(entry) = ch.entry.get() {
                 let _ = entry.sender.send(InputMessage::Failed {
@@ -431,6 +445,19 @@ impl Attach {
         }
         let sender = entry.sender.clone();
         let _ = self.channel.entry.set(entry);
+        if self.channel.failed.load(Ordering::SeqCst) {
+            // The channel failed while it waited for its gate (its producer closed it or
+            // the connection dropped): the consumer must not wait for it.
+            let _ = sender.send(InputMessage::Failed {
+                gate: self.channel.gate.gate,
+                channel: self.channel.channel,
+                error: format!(
+                    "data connection from {} to {:?} channel {}: failed before it was attached",
+                    self.writer.peer, self.channel.gate, self.channel.channel
+                ),
+            });
+            return;
+        }
         let opened = InputMessage::Opened {
             gate: self.channel.gate.gate,
             channel: self.channel.channel,

@@ -154,16 +154,26 @@ impl Subpartition {
         }
     }
 
-    /// The producer gives the channel up before its end (its task failed or was cancelled).
+    /// The producer gives the channel up before its end (its task failed or was cancelled,
+    /// which cancels the job): queued buffers go back to the pool and the consumer side
+    /// forgets the channel. The consumer is not failed for it, so the job's failure names
+    /// the root cause; the job's cancellation stops the consumer.
     pub fn close(&self) {
         let mut s = self.state.lock().expect("subpartition poisoned");
         s.queue.clear();
-        if s.finished || s.failed.is_some() {
+        if s.finished {
             return;
         }
-        s.failed = Some("closed by its producer".into());
+        let already_failed = s.failed.is_some();
+        if !already_failed {
+            s.failed = Some("closed by its producer".into());
+        }
         if let Transport::Remote { connection, id } = &self.transport {
-            connection.close_channel(*id);
+            if already_failed {
+                connection.forget(*id);
+            } else {
+                connection.close_channel(*id);
+            }
         }
     }
 

@@ -61,7 +61,7 @@ impl PartitionWriter {
             .map(|sub| Channel { current: None, sub })
             .collect();
         let capacity = pool.segment_capacity();
-        metrics.add_output_pool(pool.clone());
+        metrics.add_output_pool(pool.stats());
         Self {
             channels,
             pool,
@@ -206,21 +206,22 @@ impl PartitionWriter {
         if buf.vec_mut().len() <= self.capacity {
             return self.send(channel, buf);
         }
-        let mut rest = buf.vec_mut().split_off(self.capacity);
+        let rest = buf.vec_mut().split_off(self.capacity);
         buf.flags |= FLAG_CONTINUES;
         buf.complete = (last - HEADER_LEN) as u32;
         self.send(channel, buf)?;
         let chunk = self.flush_at - HEADER_LEN;
+        let mut pos = 0;
         loop {
             let mut next = self.request()?;
-            let n = rest.len().min(chunk);
-            next.vec_mut().extend_from_slice(&rest[..n]);
-            rest.drain(..n);
-            if rest.is_empty() {
-                self.channels[channel].current = Some(next);
+            let n = (rest.len() - pos).min(chunk);
+            next.vec_mut().extend_from_slice(&rest[pos..pos + n]);
+            pos += n;
+            if pos == rest.len() {
                 if n == chunk {
-                    let b = self.channels[channel].current.take().expect("just set");
-                    self.send(channel, b)?;
+                    self.send(channel, next)?;
+                } else {
+                    self.channels[channel].current = Some(next);
                 }
                 return Ok(());
             }
@@ -264,10 +265,10 @@ impl PartitionWriter {
             b.flags |= FLAG_END;
             self.send(i, b)?;
         }
-        self.finished = true;
         for ch in &self.channels {
             ch.sub.wait_drained(&self.cancel)?;
         }
+        self.finished = true;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! vertices carry [`invokable::InvokableFactory`]s, and the runtime drives the resulting
 //! [`invokable::TaskInvokable`]s.
 
+pub mod checkpoint;
 pub mod config;
 pub mod control;
 pub mod element;

@@ -1,0 +1,14 @@
+//! Checkpoints: what a completed checkpoint consists of and where it is stored.
+//!
+//! Storage follows DESIGN.md:
+//!
+//! ```text
+//! <checkpoint-dir>/<job-id>/chk-<n>/_metadata            versioned, written last, atomically
+//! <checkpoint-dir>/<job-id>/chk-<n>/<operator>-<subtask>  state of one subtask
+//! ```
+
+mod metadata;
+mod storage;
+
+pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
+pub use storage::{CheckpointStorage, StorageError, METADATA_FILE};

@@ -1,0 +1,370 @@
+//! Checkpoint storage on an `object_store` URL (`state.checkpoints.dir`).
+//!
+//! `file:///absolute/dir` (the default kind) and `memory://` are supported; every access
+//! goes through `object_store` paths, so nothing here assumes a POSIX file system. The
+//! store's calls are asynchronous; a small private runtime drives them so that the
+//! JobManager and task threads can call in synchronously.
+//!
+//! Invariants:
+//! - every stored file (state files and `_metadata`) is written with the codec's
+//!   versioned, checksummed envelope, and every read checks version, length and checksum,
+//!   so a corrupt, truncated or foreign file is an error naming it, never wrong state;
+//! - `_metadata` is written last, in one `put` (atomic on every `object_store` backend:
+//!   the local file system writes a staging file and renames it), so a directory without
+//!   it is an incomplete checkpoint;
+//! - [`CheckpointStorage::retain`] deletes completed checkpoints beyond the newest `n`,
+//!   and incomplete ones older than the newest complete one, so a run leaves no orphans.
+
+use super::metadata::{CheckpointMetadata, SubtaskStateHandle};
+use crate::types::{CheckpointId, JobId};
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use thiserror::Error;
+use tracing::{debug, warn};
+
+/// Name of a checkpoint's metadata file.
+pub const METADATA_FILE: &str = "_metadata";
+
+/// Errors of checkpoint storage; each names the URL or file concerned.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The checkpoint directory URL cannot be used.
+    #[error("checkpoint storage URL '{url}': {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store failed (I/O, permissions, missing file).
+    #[error("checkpoint storage {path}: {source}")]
+    Store {
+        /// The file or directory concerned.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// A stored file is not what it should be (bad checksum, truncated, wrong version,
+    /// or it contradicts its metadata).
+    #[error("checkpoint file {path} is unusable: {reason}")]
+    Corrupt {
+        /// The file concerned.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No retained checkpoint could be read.
+    #[error("no usable checkpoint for job {job} in {url}: {reasons}")]
+    NoUsableCheckpoint {
+        /// The job.
+        job: JobId,
+        /// The storage URL.
+        url: String,
+        /// Why each candidate was rejected, newest first (empty when there were none).
+        reasons: String,
+    },
+}
+
+/// Where a job's checkpoints live.
+pub struct CheckpointStorage {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    /// The root directory when the store is the local file system, whose directories
+    /// outlive the objects in them.
+    local_root: Option<std::path::PathBuf>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for CheckpointStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CheckpointStorage({})", self.url)
+    }
+}
+
+fn chk_dir(job: JobId, checkpoint: CheckpointId) -> Path {
+    Path::from(format!("{job}/chk-{checkpoint}"))
+}
+
+impl CheckpointStorage {
+    /// Opens the storage at `url`: `file:///absolute/dir` (created if missing) or
+    /// `memory://` (in this process only, for tests).
+    pub fn open(url: &str) -> Result<Self, StorageError> {
+        let bad = |reason: String| StorageError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let mut local_root = None;
+        let store: Arc<dyn ObjectStore> = if let Some(dir) = url.strip_prefix("file://") {
+            if !dir.starts_with('/') {
+                return Err(bad("a file URL needs an absolute path (file:///dir)".into()));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create it: {e}")))?;
+            local_root = Some(std::path::PathBuf::from(dir));
+            Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| bad(e.to_string()))?,
+            )
+        } else if url == "memory://" {
+            Arc::new(InMemory::new())
+        } else {
+            return Err(bad(
+                "unsupported scheme (supported: file:///dir, memory://)".into(),
+            ));
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| bad(format!("cannot start its I/O runtime: {e}")))?;
+        Ok(Self {
+            store,
+            url: url.trim_end_matches('/').to_string(),
+            local_root,
+            runtime,
+        })
+    }
+
+    /// Returns the storage URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn name(&self, path: &Path) -> String {
+        format!("{}/{path}", self.url)
+    }
+
+    fn store_err(&self, path: &Path) -> impl Fn(object_store::Error) -> StorageError + '_ {
+        let name = self.name(path);
+        move |source| StorageError::Store {
+            path: name.clone(),
+            source,
+        }
+    }
+
+    fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.runtime
+            .block_on(self.store.put(path, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(self.store_err(path))
+    }
+
+    fn get(&self, path: &Path) -> Result<bytes::Bytes, StorageError> {
+        self.runtime
+            .block_on(async { self.store.get(path).await?.bytes().await })
+            .map_err(self.store_err(path))
+    }
+
+    /// Writes the state of one subtask (`file` names it inside the checkpoint directory)
+    /// and returns its handle, with the covered key groups.
+    pub fn write_state(
+        &self,
+        job: JobId,
+        checkpoint: CheckpointId,
+        file: &str,
+        subtask: u16,
+        key_groups: (u16, u16),
+        state: &[u8],
+    ) -> Result<SubtaskStateHandle, StorageError> {
+        let path = chk_dir(job, checkpoint).join(file);
+        let bytes =
+            weir_state_backends::encode_versioned(state).map_err(|e| StorageError::Corrupt {
+                path: self.name(&path),
+                reason: e.to_string(),
+            })?;
+        let size = bytes.len() as u64;
+        self.put(&path, bytes)?;
+        Ok(SubtaskStateHandle {
+            subtask,
+            file: file.to_string(),
+            size,
+            key_group_start: key_groups.0,
+            key_group_end: key_groups.1,
+        })
+    }
+
+    /// Reads the state file of `handle` in checkpoint `checkpoint`, checking its size,
+    /// version and checksum.
+    pub fn read_state(
+        &self,
+        job: JobId,
+        checkpoint: CheckpointId,
+        handle: &SubtaskStateHandle,
+    ) -> Result<Vec<u8>, StorageError> {
+        let path = chk_dir(job, checkpoint).join(handle.file.as_str());
+        let bytes = self.get(&path)?;
+        let name = self.name(&path);
+        if bytes.len() as u64 != handle.size {
+            return Err(StorageError::Corrupt {
+                path: name,
+                reason: format!(
+                    "{} bytes, but the checkpoint's metadata says {}",
+                    bytes.len(),
+                    handle.size
+                ),
+            });
+        }
+        weir_state_backends::decode_versioned::<Vec<u8>>(&bytes, &name).map_err(|e| {
+            StorageError::Corrupt {
+                path: name,
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Writes the metadata of a checkpoint whose state files are all written, which makes
+    /// it complete.
+    pub fn write_metadata(&self, metadata: &CheckpointMetadata) -> Result<(), StorageError> {
+        let path = chk_dir(metadata.job, metadata.checkpoint).join(METADATA_FILE);
+        let bytes =
+            weir_state_backends::encode_versioned(metadata).map_err(|e| StorageError::Corrupt {
+                path: self.name(&path),
+                reason: e.to_string(),
+            })?;
+        self.put(&path, bytes)
+    }
+
+    /// Reads the metadata of checkpoint `checkpoint` of `job`.
+    pub fn read_metadata(
+        &self,
+        job: JobId,
+        checkpoint: CheckpointId,
+    ) -> Result<CheckpointMetadata, StorageError> {
+        let path = chk_dir(job, checkpoint).join(METADATA_FILE);
+        let bytes = self.get(&path)?;
+        let name = self.name(&path);
+        let metadata: CheckpointMetadata = weir_state_backends::decode_versioned(&bytes, &name)
+            .map_err(|e| StorageError::Corrupt {
+                path: name.clone(),
+                reason: e.to_string(),
+            })?;
+        if metadata.job != job || metadata.checkpoint != checkpoint {
+            return Err(StorageError::Corrupt {
+                path: name,
+                reason: format!(
+                    "it describes checkpoint {} of job {}",
+                    metadata.checkpoint, metadata.job
+                ),
+            });
+        }
+        Ok(metadata)
+    }
+
+    /// Returns the ids of `job`'s checkpoint directories, and which of them have metadata
+    /// (are complete), both ascending.
+    fn scan(
+        &self,
+        job: JobId,
+    ) -> Result<(Vec<CheckpointId>, BTreeSet<CheckpointId>), StorageError> {
+        let prefix = Path::from(job.to_string());
+        let objects: Vec<_> = self
+            .runtime
+            .block_on(self.store.list(Some(&prefix)).try_collect())
+            .map_err(self.store_err(&prefix))?;
+        let mut all = BTreeSet::new();
+        let mut complete = BTreeSet::new();
+        for o in objects {
+            let mut parts = o.location.parts().skip(1);
+            let Some(dir) = parts.next() else { continue };
+            let Some(id) = dir
+                .as_ref()
+                .strip_prefix("chk-")
+                .and_then(|n| n.parse::<CheckpointId>().ok())
+            else {
+                continue;
+            };
+            all.insert(id);
+            if parts.next().is_some_and(|f| f.as_ref() == METADATA_FILE) {
+                complete.insert(id);
+            }
+        }
+        Ok((all.into_iter().collect(), complete))
+    }
+
+    /// Returns the ids of `job`'s complete checkpoints (those with metadata), ascending.
+    pub fn completed(&self, job: JobId) -> Result<Vec<CheckpointId>, StorageError> {
+        Ok(self.scan(job)?.1.into_iter().collect())
+    }
+
+    /// Deletes every file of checkpoint `checkpoint` of `job`.
+    pub fn discard(&self, job: JobId, checkpoint: CheckpointId) -> Result<(), StorageError> {
+        let dir = chk_dir(job, checkpoint);
+        let objects: Vec<_> = self
+            .runtime
+            .block_on(self.store.list(Some(&dir)).try_collect())
+            .map_err(self.store_err(&dir))?;
+        // Metadata first: a half-deleted checkpoint must never look complete.
+        let mut paths: Vec<Path> = objects.into_iter().map(|o| o.location).collect();
+        paths.sort_by_key(|p| p.filename() != Some(METADATA_FILE));
+        for p in paths {
+            match self.runtime.block_on(self.store.delete(&p)) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.store_err(&p)(e)),
+            }
+        }
+        if let Some(root) = &self.local_root {
+            // The empty directory is all that is left of it.
+            let _ = std::fs::remove_dir(root.join(dir.as_ref()));
+        }
+        debug!(url = %self.url, %job, checkpoint, "checkpoint discarded");
+        Ok(())
+    }
+
+    /// Keeps the newest `retained` complete checkpoints of `job` and deletes the older
+    /// ones, and incomplete checkpoints older than the newest complete one. Returns the
+    /// ids deleted.
+    pub fn retain(&self, job: JobId, retained: usize) -> Result<Vec<CheckpointId>, StorageError> {
+        let (all, complete) = self.scan(job)?;
+        let keep: BTreeSet<CheckpointId> = complete.iter().rev().take(retained).copied().collect();
+        let newest_complete = complete.iter().next_back().copied();
+        let mut deleted = Vec::new();
+        for id in all {
+            let subsumed = newest_complete.is_some_and(|n| id < n);
+            if !keep.contains(&id) && (complete.contains(&id) || subsumed) {
+                self.discard(job, id)?;
+                deleted.push(id);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Returns the metadata of the newest complete checkpoint of `job` whose metadata and
+    /// state files all read back intact. A newer unusable checkpoint is skipped with a
+    /// warning saying why; if none is usable the error lists every reason.
+    pub fn latest_usable(&self, job: JobId) -> Result<CheckpointMetadata, StorageError> {
+        let mut reasons = Vec::new();
+        for id in self.completed(job)?.into_iter().rev() {
+            match self.verify(job, id) {
+                Ok(m) => return Ok(m),
+                Err(e) => {
+                    warn!(url = %self.url, %job, checkpoint = id, error = %e, "skipping unusable checkpoint");
+                    reasons.push(format!("chk-{id}: {e}"));
+                }
+            }
+        }
+        Err(StorageError::NoUsableCheckpoint {
+            job,
+            url: self.url.clone(),
+            reasons: if reasons.is_empty() {
+                "no complete checkpoint".into()
+            } else {
+                reasons.join("; ")
+            },
+        })
+    }
+
+    /// Reads checkpoint `checkpoint`'s metadata and checks every state file it names.
+    pub fn verify(
+        &self,
+        job: JobId,
+        checkpoint: CheckpointId,
+    ) -> Result<CheckpointMetadata, StorageError> {
+        let m = self.read_metadata(job, checkpoint)?;
+        for handle in m.operators.iter().flat_map(|o| &o.subtasks) {
+            self.read_state(job, checkpoint, handle)?;
+        }
+        Ok(m)
+    }
+}

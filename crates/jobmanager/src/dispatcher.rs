@@ -185,7 +185,11 @@ impl JobManagerGateway for JobManager {
             subtask,
             state: exec_state,
             error,
-        } = message;
+        } = message
+        else {
+            // Checkpoint acknowledgements: no job of this JobManager checkpoints yet.
+            return;
+        };
         let mut state = self.lock();
         let Some(job) = state.jobs.get_mut(&subtask.job) else {
             warn!(job_id = %subtask.job, "state update for unknown job");

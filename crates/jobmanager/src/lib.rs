@@ -1,13 +1,15 @@
 //! The Weir JobManager: scheduling subtasks into TaskManager slots, following each job's
-//! execution state, and reporting its outcome.
+//! execution state, coordinating its checkpoints, and reporting its outcome.
 //!
 //! It depends only on `weir-runtime`; TaskManagers are reached through
 //! [`weir_runtime::control::TaskManagerGateway`]s.
 
+mod checkpoint_coordinator;
 mod dispatcher;
 mod execution;
 mod scheduler;
 
+pub use checkpoint_coordinator::{CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction};
 pub use dispatcher::{JobHandle, JobManager, JobManagerError, JobOutcome};
 pub use execution::{Decision, JobExecution};
 pub use scheduler::{schedule, ScheduleError};

@@ -72,3 +72,74 @@ impl Default for TaskManagerConfig {
         }
     }
 }
+
+/// Whether inputs align on checkpoint barriers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointingMode {
+    /// Inputs align: results are exactly-once (`EXACTLY_ONCE`, the default).
+    ExactlyOnce,
+    /// Inputs do not wait for each other: after a failure records may be replayed twice.
+    AtLeastOnce,
+}
+
+/// Periodic checkpoint settings (`execution.checkpointing.*`); checkpointing is off unless
+/// a job sets them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// Time between the triggers of two checkpoints (`execution.checkpointing.interval`).
+    pub interval: Duration,
+    /// A checkpoint not complete after this long is aborted
+    /// (`execution.checkpointing.timeout`, default 10 min).
+    pub timeout: Duration,
+    /// Least time from the end of one checkpoint to the trigger of the next
+    /// (`execution.checkpointing.min-pause`, default 0).
+    pub min_pause: Duration,
+    /// Checkpoints in progress at once (`execution.checkpointing.max-concurrent-checkpoints`,
+    /// default 1).
+    pub max_concurrent: usize,
+    /// Checkpoint failures in a row the job tolerates before it fails
+    /// (`execution.checkpointing.tolerable-failed-checkpoints`, default 0).
+    pub tolerable_failures: u32,
+    /// Completed checkpoints kept on storage (`state.checkpoints.num-retained`, default 1).
+    pub retained: usize,
+    /// Where checkpoints are stored (`state.checkpoints.dir`): an `object_store` URL such
+    /// as `file:///var/weir/checkpoints`.
+    pub dir: String,
+    /// Exactly-once (aligned) or at-least-once (`execution.checkpointing.mode`).
+    pub mode: CheckpointingMode,
+}
+
+impl CheckpointConfig {
+    /// Checkpoints every `interval` into `dir`, with the other settings at their defaults.
+    pub fn new(interval: Duration, dir: impl Into<String>) -> Self {
+        Self {
+            interval,
+            timeout: Duration::from_secs(600),
+            min_pause: Duration::ZERO,
+            max_concurrent: 1,
+            tolerable_failures: 0,
+            retained: 1,
+            dir: dir.into(),
+            mode: CheckpointingMode::ExactlyOnce,
+        }
+    }
+
+    /// Checks the settings; the message names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interval.is_zero() {
+            return Err("execution.checkpointing.interval must be positive".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("execution.checkpointing.timeout must be positive".into());
+        }
+        if self.max_concurrent == 0 {
+            return Err(
+                "execution.checkpointing.max-concurrent-checkpoints must be at least 1".into(),
+            );
+        }
+        if self.retained == 0 {
+            return Err("state.checkpoints.num-retained must be at least 1".into());
+        }
+        Ok(())
+    }
+}

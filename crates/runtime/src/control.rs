@@ -4,8 +4,10 @@
 //! a type here. All types are serde-serializable so the same messages travel in-process in
 //! the local mini-cluster and over TCP in a standalone cluster.
 
+use crate::checkpoint::SubtaskStateHandle;
+use crate::element::BarrierOptions;
 use crate::graph::Partitioning;
-use crate::types::{GateAddress, JobId, SubtaskId};
+use crate::types::{CheckpointId, GateAddress, JobId, SubtaskId};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -94,6 +96,38 @@ pub enum JobManagerMessage {
     Deploy(TaskDeployment),
     /// Cancel every subtask of a job.
     CancelJob(JobId),
+    /// Sources of `job` on this TaskManager: snapshot and emit `Barrier(checkpoint)`.
+    TriggerCheckpoint {
+        /// The job.
+        job: JobId,
+        /// The checkpoint.
+        checkpoint: CheckpointId,
+        /// When it was triggered (milliseconds since the epoch).
+        timestamp_ms: i64,
+        /// Savepoint or checkpoint, aligned or not.
+        options: BarrierOptions,
+    },
+    /// Every task of `job` on this TaskManager: checkpoint `checkpoint` is complete (two-
+    /// phase-commit sinks commit what it covers).
+    NotifyCheckpointComplete {
+        /// The job.
+        job: JobId,
+        /// The completed checkpoint.
+        checkpoint: CheckpointId,
+    },
+}
+
+/// The state one operator of a subtask wrote for a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorSubtaskState {
+    /// The operator's `uid`.
+    pub uid: String,
+    /// The operator's parallelism.
+    pub parallelism: u16,
+    /// The operator's number of key groups.
+    pub max_parallelism: u16,
+    /// The uploaded state file.
+    pub handle: SubtaskStateHandle,
 }
 
 /// Messages from a TaskManager to the JobManager.
@@ -107,6 +141,26 @@ pub enum TaskManagerMessage {
         state: ExecutionState,
         /// The failure, for failed tasks.
         error: Option<String>,
+    },
+    /// A subtask snapshotted and uploaded its state for a checkpoint.
+    AcknowledgeCheckpoint {
+        /// The subtask.
+        subtask: SubtaskId,
+        /// The checkpoint.
+        checkpoint: CheckpointId,
+        /// The state of each of its stateful operators.
+        state: Vec<OperatorSubtaskState>,
+        /// Time its inputs spent aligning, in milliseconds.
+        alignment_ms: u64,
+    },
+    /// A subtask could not take part in a checkpoint.
+    DeclineCheckpoint {
+        /// The subtask.
+        subtask: SubtaskId,
+        /// The checkpoint.
+        checkpoint: CheckpointId,
+        /// Why.
+        reason: String,
     },
 }
 

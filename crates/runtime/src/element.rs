@@ -23,7 +23,7 @@ const TAG_END: u8 = 7;
 pub const FRAME_HEADER: usize = 4;
 
 /// Options carried by a checkpoint barrier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BarrierOptions {
     /// Whether the checkpoint is a savepoint.
     pub savepoint: bool,

@@ -172,6 +172,11 @@ impl TaskManagerGateway for Gateway {
     fn send(&self, message: JobManagerMessage) {
         match message {
             JobManagerMessage::Deploy(d) => deploy(&self.0, d),
+            JobManagerMessage::TriggerCheckpoint { .. }
+            | JobManagerMessage::NotifyCheckpointComplete { .. } => {
+                // Tasks do not take part in checkpoints yet; the coordinator is not
+                // started for any job, so these messages are not sent.
+            }
             JobManagerMessage::CancelJob(job) => {
                 let mut tasks = self.0.tasks.lock().expect("tasks poisoned");
                 tasks.cancelled_jobs.insert(job);

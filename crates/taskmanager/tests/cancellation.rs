@@ -15,8 +15,9 @@ struct Recorder(Mutex<Vec<(SubtaskId, ExecutionState)>>);
 
 impl JobManagerGateway for Recorder {
     fn send(&self, message: TaskManagerMessage) {
-        let TaskManagerMessage::TaskState { subtask, state, .. } = message;
-        self.0.lock().unwrap().push((subtask, state));
+        if let TaskManagerMessage::TaskState { subtask, state, .. } = message {
+            self.0.lock().unwrap().push((subtask, state));
+        }
     }
 }
 

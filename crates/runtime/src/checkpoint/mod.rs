@@ -7,8 +7,10 @@
 //! <checkpoint-dir>/<job-id>/chk-<n>/<operator>-<subtask>  state of one subtask
 //! ```
 
+mod aligner;
 mod metadata;
 mod storage;
 
+pub use aligner::{AlignAction, AlignOutcome, BarrierAligner};
 pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
 pub use storage::{CheckpointStorage, StorageError, METADATA_FILE};

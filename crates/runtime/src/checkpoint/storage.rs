@@ -283,6 +283,11 @@ impl CheckpointStorage {
         Ok((all.into_iter().collect(), complete))
     }
 
+    /// Returns the ids of every checkpoint directory of `job`, complete or not, ascending.
+    pub fn checkpoints(&self, job: JobId) -> Result<Vec<CheckpointId>, StorageError> {
+        Ok(self.scan(job)?.0)
+    }
+
     /// Returns the ids of `job`'s complete checkpoints (those with metadata), ascending.
     pub fn completed(&self, job: JobId) -> Result<Vec<CheckpointId>, StorageError> {
         Ok(self.scan(job)?.1.into_iter().collect())

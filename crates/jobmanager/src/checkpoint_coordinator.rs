@@ -1,0 +1,486 @@
+//! The checkpoint coordinator of one job: triggers checkpoints, collects the tasks'
+//! acknowledgements, completes or aborts each checkpoint, and keeps storage tidy.
+//!
+//! It is a state machine driven by the JobManager: [`CheckpointCoordinator::tick`] on a
+//! timer, [`CheckpointCoordinator::acknowledge`] and [`CheckpointCoordinator::decline`]
+//! on task messages. It performs storage I/O itself (metadata and cleanup) and returns the
+//! messages the JobManager must send.
+//!
+//! Invariants:
+//! - a checkpoint completes only when every task of the job acknowledged it; its metadata
+//!   is then written (last, atomically) and subsumed checkpoints beyond the retained count
+//!   are deleted;
+//! - at most `max_concurrent` checkpoints are pending, and a new one is triggered no
+//!   earlier than `interval` after the previous trigger and `min_pause` after the previous
+//!   completion;
+//! - a checkpoint that times out or is declined is aborted and its files deleted; more
+//!   than `tolerable_failures` failures in a row fail the job;
+//! - acknowledgements for unknown, aborted or completed checkpoints are ignored (their
+//!   files are removed by the next cleanup).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+use weir_runtime::checkpoint::{
+    CheckpointMetadata, CheckpointStorage, OperatorStateHandles, StorageError,
+};
+use weir_runtime::control::OperatorSubtaskState;
+use weir_runtime::element::BarrierOptions;
+use weir_runtime::{CheckpointConfig, CheckpointId, CheckpointingMode, JobId, SubtaskId};
+
+/// What the JobManager must do for the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoordinatorAction {
+    /// Send `TriggerCheckpoint` to the TaskManagers running the job's sources.
+    Trigger {
+        /// The new checkpoint.
+        checkpoint: CheckpointId,
+        /// Its trigger time (milliseconds since the epoch).
+        timestamp_ms: i64,
+        /// Its barrier options.
+        options: BarrierOptions,
+    },
+    /// Send `NotifyCheckpointComplete` to every TaskManager running the job.
+    NotifyComplete {
+        /// The completed checkpoint.
+        checkpoint: CheckpointId,
+    },
+    /// Fail the job: too many checkpoints failed in a row.
+    FailJob {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Figures of one completed checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    /// Its id.
+    pub checkpoint: CheckpointId,
+    /// Trigger to completion.
+    pub duration: Duration,
+    /// Size of its state files in bytes.
+    pub size: u64,
+    /// The longest alignment of any task, in milliseconds.
+    pub max_alignment_ms: u64,
+}
+
+struct Pending {
+    triggered: Instant,
+    timestamp_ms: i64,
+    savepoint: bool,
+    waiting: BTreeSet<SubtaskId>,
+    state: Vec<OperatorSubtaskState>,
+    max_alignment_ms: u64,
+}
+
+/// Coordinates the checkpoints of one job.
+pub struct CheckpointCoordinator {
+    job: JobId,
+    job_name: String,
+    config: CheckpointConfig,
+    storage: CheckpointStorage,
+    tasks: BTreeSet<SubtaskId>,
+    next_id: CheckpointId,
+    pending: BTreeMap<CheckpointId, Pending>,
+    last_trigger: Option<Instant>,
+    last_completion: Option<Instant>,
+    failures_in_a_row: u32,
+    completed: Vec<CompletedCheckpoint>,
+}
+
+impl CheckpointCoordinator {
+    /// Coordinates the checkpoints of `job`, whose subtasks are `tasks`, in `storage`;
+    /// checkpoint ids continue after `first_id - 1` (after a restore, they never repeat).
+    pub fn new(
+        job: JobId,
+        job_name: &str,
+        config: CheckpointConfig,
+        storage: CheckpointStorage,
+        tasks: impl IntoIterator<Item = SubtaskId>,
+        first_id: CheckpointId,
+    ) -> Self {
+        Self {
+            job,
+            job_name: job_name.to_string(),
+            config,
+            storage,
+            tasks: tasks.into_iter().collect(),
+            next_id: first_id.max(1),
+            pending: BTreeMap::new(),
+            last_trigger: None,
+            last_completion: None,
+            failures_in_a_row: 0,
+            completed: Vec::new(),
+        }
+    }
+
+    /// Returns the checkpoints completed so far.
+    pub fn completed(&self) -> &[CompletedCheckpoint] {
+        &self.completed
+    }
+
+    /// Returns the ids of the pending checkpoints.
+    pub fn pending(&self) -> Vec<CheckpointId> {
+        self.pending.keys().copied().collect()
+    }
+
+    /// Returns the storage.
+    pub fn storage(&self) -> &CheckpointStorage {
+        &self.storage
+    }
+
+    /// Aborts timed-out checkpoints and triggers a new one when one is due.
+    pub fn tick(&mut self, now: Instant, timestamp_ms: i64) -> Vec<CoordinatorAction> {
+        let mut actions = Vec::new();
+        let expired: Vec<CheckpointId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.triggered) >= self.config.timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let reason = format!("not complete within {:?}", self.config.timeout);
+            actions.extend(self.abort(id, &reason));
+        }
+        let due = self
+            .last_trigger
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.config.interval);
+        let paused = self
+            .last_completion
+            .is_some_and(|t| now.saturating_duration_since(t) < self.config.min_pause);
+        let room = self.pending.len() < self.config.max_concurrent;
+        if due && !paused && room && !actions.iter().any(is_fail) {
+            actions.push(self.trigger(now, timestamp_ms, false));
+        }
+        actions
+    }
+
+    /// Triggers a checkpoint (or a savepoint) now, whatever the schedule.
+    pub fn trigger(
+        &mut self,
+        now: Instant,
+        timestamp_ms: i64,
+        savepoint: bool,
+    ) -> CoordinatorAction {
+        let checkpoint = self.next_id;
+        self.next_id += 1;
+        self.last_trigger = Some(now);
+        self.pending.insert(
+            checkpoint,
+            Pending {
+                triggered: now,
+                timestamp_ms,
+                savepoint,
+                waiting: self.tasks.clone(),
+                state: Vec::new(),
+                max_alignment_ms: 0,
+            },
+        );
+        CoordinatorAction::Trigger {
+            checkpoint,
+            timestamp_ms,
+            options: BarrierOptions {
+                savepoint,
+                aligned: self.config.mode == CheckpointingMode::ExactlyOnce,
+            },
+        }
+    }
+
+    /// A subtask acknowledged `checkpoint` with its state. When it was the last one, the
+    /// checkpoint completes: its metadata is written and older checkpoints are cleaned up.
+    pub fn acknowledge(
+        &mut self,
+        now: Instant,
+        subtask: SubtaskId,
+        checkpoint: CheckpointId,
+        state: Vec<OperatorSubtaskState>,
+        alignment_ms: u64,
+    ) -> Vec<CoordinatorAction> {
+        let Some(p) = self.pending.get_mut(&checkpoint) else {
+            return Vec::new();
+        };
+        if !p.waiting.remove(&subtask) {
+            return Vec::new();
+        }
+        p.state.extend(state);
+        p.max_alignment_ms = p.max_alignment_ms.max(alignment_ms);
+        if !p.waiting.is_empty() {
+            return Vec::new();
+        }
+        let p = self.pending.remove(&checkpoint).expect("present above");
+        let metadata = self.metadata(checkpoint, &p);
+        let written = self
+            .storage
+            .write_metadata(&metadata)
+            .and_then(|()| self.storage.retain(self.job, self.config.retained));
+        match written {
+            Ok(_) => {
+                self.failures_in_a_row = 0;
+                self.last_completion = Some(now);
+                let done = CompletedCheckpoint {
+                    checkpoint,
+                    duration: now.saturating_duration_since(p.triggered),
+                    size: metadata.state_size(),
+                    max_alignment_ms: p.max_alignment_ms,
+                };
+                info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, alignment_ms = done.max_alignment_ms, "checkpoint complete");
+                self.completed.push(done);
+                // Older pending checkpoints are subsumed: abort them.
+                let older: Vec<_> = self
+                    .pending
+                    .range(..checkpoint)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let mut actions = Vec::new();
+                for id in older {
+                    actions.extend(self.abort(id, "subsumed by a newer checkpoint"));
+                }
+                actions.push(CoordinatorAction::NotifyComplete { checkpoint });
+                actions
+            }
+            Err(e) => self.failed(checkpoint, &format!("cannot complete: {e}")),
+        }
+    }
+
+    /// A subtask declined `checkpoint`: it is aborted.
+    pub fn decline(
+        &mut self,
+        subtask: SubtaskId,
+        checkpoint: CheckpointId,
+        reason: &str,
+    ) -> Vec<CoordinatorAction> {
+        self.abort(
+            checkpoint,
+            &format!(
+                "declined by subtask {} of vertex {}: {reason}",
+                subtask.subtask, subtask.vertex
+            ),
+        )
+    }
+
+    /// Deletes what is left of pending checkpoints (the job ended) and keeps the retained
+    /// completed ones.
+    pub fn shutdown(&mut self) -> Result<(), StorageError> {
+        for id in std::mem::take(&mut self.pending).into_keys() {
+            self.storage.discard(self.job, id)?;
+        }
+        self.storage.retain(self.job, self.config.retained)?;
+        Ok(())
+    }
+
+    fn abort(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
+        if self.pending.remove(&checkpoint).is_none() {
+            return Vec::new();
+        }
+        if let Err(e) = self.storage.discard(self.job, checkpoint) {
+            warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete an aborted checkpoint");
+        }
+        self.failed(checkpoint, reason)
+    }
+
+    fn failed(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
+        self.failures_in_a_row += 1;
+        warn!(job_id = %self.job, checkpoint, reason, failures_in_a_row = self.failures_in_a_row, "checkpoint aborted");
+        if self.failures_in_a_row > self.config.tolerable_failures {
+            vec![CoordinatorAction::FailJob {
+                reason: format!(
+                    "checkpoint {checkpoint} failed ({reason}); {} checkpoint failure(s) in a row exceed the {} tolerated (execution.checkpointing.tolerable-failed-checkpoints)",
+                    self.failures_in_a_row, self.config.tolerable_failures
+                ),
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn metadata(&self, checkpoint: CheckpointId, p: &Pending) -> CheckpointMetadata {
+        let mut operators: BTreeMap<&str, OperatorStateHandles> = BTreeMap::new();
+        for s in &p.state {
+            let op = operators
+                .entry(s.uid.as_str())
+                .or_insert_with(|| OperatorStateHandles {
+                    uid: s.uid.clone(),
+                    parallelism: s.parallelism,
+                    max_parallelism: s.max_parallelism,
+                    subtasks: Vec::new(),
+                });
+            op.subtasks.push(s.handle.clone());
+        }
+        let mut operators: Vec<_> = operators.into_values().collect();
+        for op in &mut operators {
+            op.subtasks.sort_by_key(|h| h.subtask);
+        }
+        CheckpointMetadata {
+            job: self.job,
+            job_name: self.job_name.clone(),
+            checkpoint,
+            timestamp_ms: p.timestamp_ms,
+            savepoint: p.savepoint,
+            operators,
+        }
+    }
+}
+
+fn is_fail(a: &CoordinatorAction) -> bool {
+    matches!(a, CoordinatorAction::FailJob { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOB: JobId = JobId(3);
+
+    fn task(i: u16) -> SubtaskId {
+        SubtaskId {
+            job: JOB,
+            vertex: 1,
+            subtask: i,
+        }
+    }
+
+    fn coordinator(config: CheckpointConfig) -> CheckpointCoordinator {
+        let storage = CheckpointStorage::open("memory://").unwrap();
+        CheckpointCoordinator::new(JOB, "job", config, storage, [task(0), task(1)], 1)
+    }
+
+    fn config() -> CheckpointConfig {
+        CheckpointConfig::new(Duration::from_millis(100), "memory://")
+    }
+
+    /// Uploads a state file for `subtask` and returns its acknowledgement payload.
+    fn state(
+        c: &CheckpointCoordinator,
+        checkpoint: CheckpointId,
+        i: u16,
+    ) -> Vec<OperatorSubtaskState> {
+        let handle = c
+            .storage()
+            .write_state(
+                JOB,
+                checkpoint,
+                &format!("count-{i}"),
+                i,
+                (i * 64, i * 64 + 63),
+                b"counts",
+            )
+            .unwrap();
+        vec![OperatorSubtaskState {
+            uid: "count".into(),
+            parallelism: 2,
+            max_parallelism: 128,
+            handle,
+        }]
+    }
+
+    fn triggered(actions: &[CoordinatorAction]) -> Option<CheckpointId> {
+        actions.iter().find_map(|a| match a {
+            CoordinatorAction::Trigger { checkpoint, .. } => Some(*checkpoint),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_checkpoint_completes_when_every_task_acknowledged_and_its_metadata_lists_them() {
+        let mut c = coordinator(config());
+        let t0 = Instant::now();
+        let id = triggered(&c.tick(t0, 1_000)).unwrap();
+        assert_eq!(id, 1);
+        let s0 = state(&c, id, 0);
+        assert!(c.acknowledge(t0, task(0), id, s0, 3).is_empty());
+        let s1 = state(&c, id, 1);
+        let actions = c.acknowledge(t0 + Duration::from_millis(40), task(1), id, s1, 7);
+        assert_eq!(
+            actions,
+            vec![CoordinatorAction::NotifyComplete { checkpoint: 1 }]
+        );
+        let m = c.storage().latest_usable(JOB).unwrap();
+        assert_eq!(m.checkpoint, 1);
+        assert_eq!(m.operators.len(), 1);
+        assert_eq!(m.operators[0].subtasks.len(), 2);
+        let done = &c.completed()[0];
+        assert_eq!(
+            (done.max_alignment_ms, done.duration),
+            (7, Duration::from_millis(40))
+        );
+        assert!(done.size > 0);
+    }
+
+    #[test]
+    fn triggers_follow_the_interval_the_minimum_pause_and_the_concurrency_limit() {
+        let mut cfg = config();
+        cfg.min_pause = Duration::from_millis(300);
+        let mut c = coordinator(cfg);
+        let t0 = Instant::now();
+        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
+        // One pending already (max 1), and the interval has not passed.
+        assert_eq!(triggered(&c.tick(t0 + Duration::from_millis(50), 0)), None);
+        assert_eq!(triggered(&c.tick(t0 + Duration::from_millis(150), 0)), None);
+        let done_at = t0 + Duration::from_millis(200);
+        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
+        c.acknowledge(done_at, task(0), 1, s0, 0);
+        c.acknowledge(done_at, task(1), 1, s1, 0);
+        // The interval passed, but the minimum pause after completion did not.
+        assert_eq!(
+            triggered(&c.tick(done_at + Duration::from_millis(200), 0)),
+            None
+        );
+        assert_eq!(
+            triggered(&c.tick(done_at + Duration::from_millis(300), 0)),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_timed_out_checkpoint_is_aborted_its_files_deleted_and_the_job_fails_past_the_tolerance() {
+        let mut cfg = config();
+        cfg.timeout = Duration::from_millis(500);
+        cfg.tolerable_failures = 1;
+        let mut c = coordinator(cfg);
+        let t0 = Instant::now();
+        c.tick(t0, 0);
+        let s0 = state(&c, 1, 0);
+        c.acknowledge(t0, task(0), 1, s0, 0);
+        // Checkpoint 1 times out (first failure, tolerated); checkpoint 2 is triggered.
+        let actions = c.tick(t0 + Duration::from_millis(500), 0);
+        assert_eq!(triggered(&actions), Some(2));
+        assert!(!actions.iter().any(is_fail));
+        assert!(c.storage().completed(JOB).unwrap().is_empty());
+        // A late acknowledgement of the aborted checkpoint changes nothing.
+        assert!(c.acknowledge(t0, task(1), 1, Vec::new(), 0).is_empty());
+        // Checkpoint 2 is declined: a second failure in a row fails the job.
+        let actions = c.decline(task(1), 2, "source not running");
+        match &actions[..] {
+            [CoordinatorAction::FailJob { reason }] => {
+                assert!(
+                    reason.contains("declined by subtask 1") && reason.contains("tolerable"),
+                    "{reason}"
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_retained_checkpoints_remain_after_fifty_and_shutdown_removes_pending_ones() {
+        let mut cfg = config();
+        cfg.retained = 2;
+        let mut c = coordinator(cfg);
+        let mut now = Instant::now();
+        for _ in 0..50 {
+            now += Duration::from_millis(100);
+            let id = triggered(&c.tick(now, 0)).unwrap();
+            let (s0, s1) = (state(&c, id, 0), state(&c, id, 1));
+            c.acknowledge(now, task(0), id, s0, 0);
+            c.acknowledge(now, task(1), id, s1, 0);
+        }
+        assert_eq!(c.storage().completed(JOB).unwrap(), vec![49, 50]);
+        now += Duration::from_millis(100);
+        let id = triggered(&c.tick(now, 0)).unwrap();
+        let s0 = state(&c, id, 0);
+        c.acknowledge(now, task(0), id, s0, 0);
+        c.shutdown().unwrap();
+        assert_eq!(c.storage().checkpoints(JOB).unwrap(), vec![49, 50]);
+    }
+}

@@ -15,7 +15,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use weir_runtime::{JobConfig, JobGraph, JobId, TaskInvokable, TaskManagerConfig};
+use weir_runtime::{
+    CheckpointConfig, JobConfig, JobGraph, JobId, TaskInvokable, TaskManagerConfig,
+};
 use weir_state_backends::{StateBackendKind, DEFAULT_MAX_PARALLELISM};
 
 /// Environment variable that overrides the default parallelism (set by `weir run --parallelism`).
@@ -128,6 +130,14 @@ impl StreamExecutionEnvironment {
     /// Sets the default number of key groups.
     pub fn set_max_parallelism(&self, max_parallelism: u16) -> &Self {
         self.configure(|s| s.max_parallelism = max_parallelism)
+    }
+
+    /// Takes a checkpoint every `interval` into `dir`, an `object_store` URL such as
+    /// `file:///var/weir/checkpoints` (`execution.checkpointing.interval`,
+    /// `state.checkpoints.dir`); the other settings keep their defaults and can be changed
+    /// through [`Self::configure`] (`s.job.checkpointing`).
+    pub fn enable_checkpointing(&self, interval: Duration, dir: &str) -> &Self {
+        self.configure(|s| s.job.checkpointing = Some(CheckpointConfig::new(interval, dir)))
     }
 
     /// Sets the network buffer timeout (zero flushes after every record).

@@ -162,6 +162,16 @@ impl<O> Lifecycle for Downstream<O> {
         self.sides.each(|s| s.end_input())?;
         self.out.end_input()
     }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        self.sides
+            .each(|s| s.checkpoint(checkpoint, options, state))?;
+        self.out.checkpoint(checkpoint, options, state)
+    }
 }
 
 /// The collector and context of a (non-keyed) process function call.

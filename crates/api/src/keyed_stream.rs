@@ -106,6 +106,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
                 out,
                 sides,
                 ctx.name.clone(),
+                ctx.uid.clone(),
                 ctx.index,
                 ctx.subtask,
                 ctx.parallelism,
@@ -141,6 +142,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
                 f: f.clone(),
                 out,
                 name: ctx.name.clone(),
+                uid: ctx.uid.clone(),
                 index: ctx.index,
             }))
         })

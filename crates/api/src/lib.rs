@@ -46,11 +46,13 @@ pub use minicluster::LocalMiniCluster;
 pub use record::Record;
 pub use sink::FileSink;
 pub use source::{BadRecordPolicy, CsvSource, GeneratorSource};
+/// Checkpoint storage and metadata, as jobs write them.
+pub use weir_runtime::checkpoint;
 /// Task metrics, as the TaskManagers publish them.
 pub use weir_runtime::metrics;
 pub use weir_runtime::{
-    JobConfig, Output, Partitioning, SourceStep, TaskError, TaskManagerConfig, Timestamp,
-    MAX_WATERMARK, NO_TIMESTAMP,
+    CheckpointConfig, CheckpointingMode, JobConfig, Output, Partitioning, SourceStep, TaskError,
+    TaskManagerConfig, Timestamp, MAX_WATERMARK, NO_TIMESTAMP,
 };
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateBackendKind,

@@ -87,6 +87,7 @@ pub struct CheckpointCoordinator {
     last_completion: Option<Instant>,
     failures_in_a_row: u32,
     completed: Vec<CompletedCheckpoint>,
+    stopped: bool,
 }
 
 impl CheckpointCoordinator {
@@ -112,6 +113,7 @@ impl CheckpointCoordinator {
             last_completion: None,
             failures_in_a_row: 0,
             completed: Vec::new(),
+            stopped: false,
         }
     }
 
@@ -130,9 +132,27 @@ impl CheckpointCoordinator {
         &self.storage
     }
 
+    /// A task of the job finished: it can take part in no further checkpoint, so pending
+    /// ones are dropped (without counting as failures) and none is triggered any more.
+    pub fn task_finished(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        for id in std::mem::take(&mut self.pending).into_keys() {
+            if let Err(e) = self.storage.discard(self.job, id) {
+                warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
+            }
+        }
+        info!(job_id = %self.job, "a task finished: no further checkpoints");
+    }
+
     /// Aborts timed-out checkpoints and triggers a new one when one is due.
     pub fn tick(&mut self, now: Instant, timestamp_ms: i64) -> Vec<CoordinatorAction> {
         let mut actions = Vec::new();
+        if self.stopped {
+            return actions;
+        }
         let expired: Vec<CheckpointId> = self
             .pending
             .iter()
@@ -259,11 +279,16 @@ impl CheckpointCoordinator {
         )
     }
 
-    /// Deletes what is left of pending checkpoints (the job ended) and keeps the retained
-    /// completed ones.
+    /// The job ended (all its tasks, and so their uploads, are done): deletes every
+    /// checkpoint that did not complete and keeps the retained completed ones.
     pub fn shutdown(&mut self) -> Result<(), StorageError> {
-        for id in std::mem::take(&mut self.pending).into_keys() {
-            self.storage.discard(self.job, id)?;
+        self.stopped = true;
+        self.pending.clear();
+        let complete = self.storage.completed(self.job)?;
+        for id in self.storage.checkpoints(self.job)? {
+            if !complete.contains(&id) {
+                self.storage.discard(self.job, id)?;
+            }
         }
         self.storage.retain(self.job, self.config.retained)?;
         Ok(())

@@ -5,6 +5,7 @@
 //! The decisions are made by [`crate::schedule`] and [`crate::JobExecution`]; this file is
 //! the I/O edge around them.
 
+use crate::checkpoint_coordinator::{CheckpointCoordinator, CoordinatorAction};
 use crate::execution::{Decision, JobExecution};
 use crate::scheduler::{schedule, ScheduleError};
 use crossbeam_channel::{Receiver, Sender};
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::{
-    JobManagerGateway, JobManagerMessage, TaskManagerGateway, TaskManagerInfo, TaskManagerMessage,
+    ExecutionState, JobManagerGateway, JobManagerMessage, TaskManagerGateway, TaskManagerInfo,
+    TaskManagerMessage,
 };
 use weir_runtime::{GraphError, JobGraph, JobId};
 
@@ -33,6 +35,9 @@ pub enum JobManagerError {
     /// No job with this id.
     #[error("unknown job {0}")]
     UnknownJob(JobId),
+    /// The job's checkpoint storage cannot be used.
+    #[error(transparent)]
+    CheckpointStorage(#[from] weir_runtime::checkpoint::StorageError),
 }
 
 /// How a job ended.
@@ -74,6 +79,7 @@ struct RunningJob {
     execution: JobExecution,
     started: Instant,
     done: Sender<JobOutcome>,
+    checkpoints: Option<CheckpointCoordinator>,
 }
 
 #[derive(Default)]
@@ -85,7 +91,7 @@ struct State {
 /// The JobManager of one cluster.
 #[derive(Default)]
 pub struct JobManager {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 impl JobManager {
@@ -116,14 +122,30 @@ impl JobManager {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let execution =
             JobExecution::new(deployments.iter().map(|(_, d)| (d.subtask, d.name.clone())));
+        let checkpoints = match &graph.config.checkpointing {
+            Some(c) => {
+                let storage = weir_runtime::checkpoint::CheckpointStorage::open(&c.dir)?;
+                let tasks = deployments.iter().map(|(_, d)| d.subtask);
+                Some((
+                    CheckpointCoordinator::new(id, &graph.name, c.clone(), storage, tasks, 1),
+                    c.interval,
+                ))
+            }
+            None => None,
+        };
+        let tick = checkpoints.as_ref().map(|(_, interval)| *interval);
         state.jobs.insert(
             id,
             RunningJob {
                 execution,
                 started: Instant::now(),
                 done: tx,
+                checkpoints: checkpoints.map(|(c, _)| c),
             },
         );
+        if let Some(interval) = tick {
+            start_checkpoint_timer(self.state.clone(), id, interval);
+        }
         info!(job_id = %id, job = %graph.name, subtasks = deployments.len(), "deploying job");
         let sends: Vec<_> = deployments
             .into_iter()
@@ -165,6 +187,89 @@ impl JobManager {
     }
 }
 
+/// Ticks the checkpoint coordinator of job `id` until the job ends.
+fn start_checkpoint_timer(state: Arc<Mutex<State>>, id: JobId, interval: Duration) {
+    let period = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(20));
+    let spawned = std::thread::Builder::new()
+        .name(format!("weir-checkpoints-{id}"))
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            let mut s = state.lock().expect("jobmanager state poisoned");
+            let Some(job) = s.jobs.get_mut(&id) else {
+                return;
+            };
+            let Some(c) = job.checkpoints.as_mut() else {
+                return;
+            };
+            let actions = c.tick(Instant::now(), weir_runtime::now_ms());
+            let outbox = coordinator_outbox(&mut s, id, actions);
+            drop(s);
+            outbox.send();
+        });
+    if let Err(e) = spawned {
+        warn!(job_id = %id, error = %e, "cannot start the checkpoint timer; the job runs without checkpoints");
+    }
+}
+
+/// Messages to send once the state lock is released (gateways may call back into the
+/// JobManager).
+#[must_use = "the messages must be sent"]
+struct Outbox {
+    messages: Vec<JobManagerMessage>,
+    gateways: Vec<Arc<dyn TaskManagerGateway>>,
+}
+
+impl Outbox {
+    fn send(self) {
+        for m in self.messages {
+            for gw in &self.gateways {
+                gw.send(m.clone());
+            }
+        }
+    }
+}
+
+/// Carries out the coordinator's actions for job `id`: fails the job if asked to, and
+/// returns the messages to send to every TaskManager.
+fn coordinator_outbox(state: &mut State, id: JobId, actions: Vec<CoordinatorAction>) -> Outbox {
+    let mut messages = Vec::new();
+    for a in actions {
+        match a {
+            CoordinatorAction::Trigger {
+                checkpoint,
+                timestamp_ms,
+                options,
+            } => messages.push(JobManagerMessage::TriggerCheckpoint {
+                job: id,
+                checkpoint,
+                timestamp_ms,
+                options,
+            }),
+            CoordinatorAction::NotifyComplete { checkpoint } => {
+                messages.push(JobManagerMessage::NotifyCheckpointComplete {
+                    job: id,
+                    checkpoint,
+                })
+            }
+            CoordinatorAction::FailJob { reason } => {
+                if let Some(job) = state.jobs.get_mut(&id) {
+                    warn!(job_id = %id, %reason, "failing job");
+                    job.execution.fail(reason);
+                    messages.push(JobManagerMessage::CancelJob(id));
+                }
+            }
+        }
+    }
+    Outbox {
+        gateways: if messages.is_empty() {
+            Vec::new()
+        } else {
+            gateways(state)
+        },
+        messages,
+    }
+}
+
 fn gateways(state: &State) -> Vec<Arc<dyn TaskManagerGateway>> {
     state
         .taskmanagers
@@ -181,20 +286,61 @@ fn broadcast_cancel(gateways: &[Arc<dyn TaskManagerGateway>], id: JobId) {
 
 impl JobManagerGateway for JobManager {
     fn send(&self, message: TaskManagerMessage) {
-        let TaskManagerMessage::TaskState {
-            subtask,
-            state: exec_state,
-            error,
-        } = message
-        else {
-            // Checkpoint acknowledgements: no job of this JobManager checkpoints yet.
-            return;
+        let (subtask, exec_state, error) = match message {
+            TaskManagerMessage::TaskState {
+                subtask,
+                state,
+                error,
+            } => (subtask, state, error),
+            TaskManagerMessage::AcknowledgeCheckpoint {
+                subtask,
+                checkpoint,
+                state: handles,
+                alignment_ms,
+            } => {
+                let mut state = self.lock();
+                let Some(c) = state
+                    .jobs
+                    .get_mut(&subtask.job)
+                    .and_then(|j| j.checkpoints.as_mut())
+                else {
+                    return;
+                };
+                let actions =
+                    c.acknowledge(Instant::now(), subtask, checkpoint, handles, alignment_ms);
+                let outbox = coordinator_outbox(&mut state, subtask.job, actions);
+                drop(state);
+                return outbox.send();
+            }
+            TaskManagerMessage::DeclineCheckpoint {
+                subtask,
+                checkpoint,
+                reason,
+            } => {
+                let mut state = self.lock();
+                let Some(c) = state
+                    .jobs
+                    .get_mut(&subtask.job)
+                    .and_then(|j| j.checkpoints.as_mut())
+                else {
+                    return;
+                };
+                let actions = c.decline(subtask, checkpoint, &reason);
+                let outbox = coordinator_outbox(&mut state, subtask.job, actions);
+                drop(state);
+                return outbox.send();
+            }
         };
         let mut state = self.lock();
         let Some(job) = state.jobs.get_mut(&subtask.job) else {
             warn!(job_id = %subtask.job, "state update for unknown job");
             return;
         };
+        if exec_state == ExecutionState::Finished {
+            if let Some(c) = job.checkpoints.as_mut() {
+                c.task_finished();
+            }
+        }
         let mut cancel = false;
         let outcome = match job.execution.update(subtask, exec_state, error) {
             Decision::Continue => None,
@@ -211,7 +357,12 @@ impl JobManagerGateway for JobManager {
             }),
         };
         if let Some(outcome) = outcome {
-            if let Some(job) = state.jobs.remove(&subtask.job) {
+            if let Some(mut job) = state.jobs.remove(&subtask.job) {
+                if let Some(c) = job.checkpoints.as_mut() {
+                    if let Err(e) = c.shutdown() {
+                        warn!(job_id = %subtask.job, error = %e, "cannot clean up checkpoint storage");
+                    }
+                }
                 info!(job_id = %subtask.job, ?outcome, "job ended");
                 let _ = job.done.send(outcome);
             }
@@ -227,7 +378,6 @@ impl JobManagerGateway for JobManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_runtime::control::ExecutionState;
     use weir_runtime::invokable::{TaskInvokable, TaskSetup};
     use weir_runtime::{JobConfig, JobVertex, TaskError};
 

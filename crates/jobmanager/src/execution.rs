@@ -55,6 +55,16 @@ impl JobExecution {
         self.failure.as_deref()
     }
 
+    /// Fails the job for a reason outside its tasks (its checkpoints kept failing): the
+    /// reason becomes the job's failure unless one is recorded already.
+    pub fn fail(&mut self, reason: String) -> Decision {
+        self.cancelling = true;
+        if self.failure.is_none() {
+            self.failure = Some(reason);
+        }
+        Decision::CancelAll
+    }
+
     /// Marks the job as being cancelled on request.
     pub fn cancel(&mut self) -> Decision {
         self.cancelling = true;

@@ -23,6 +23,8 @@ pub struct JobConfig {
     pub floating_buffers_per_gate: usize,
     /// Records a source produces per step before the task checks its mailbox (default 1024).
     pub source_batch_size: usize,
+    /// Periodic checkpoints (off by default).
+    pub checkpointing: Option<CheckpointConfig>,
 }
 
 impl JobConfig {
@@ -38,6 +40,9 @@ impl JobConfig {
         if self.buffers_per_channel == 0 {
             return Err("buffers-per-channel must be at least 1".into());
         }
+        if let Some(c) = &self.checkpointing {
+            c.validate()?;
+        }
         Ok(())
     }
 }
@@ -51,6 +56,7 @@ impl Default for JobConfig {
             buffers_per_channel: 2,
             floating_buffers_per_gate: 8,
             source_batch_size: 1024,
+            checkpointing: None,
         }
     }
 }

@@ -167,6 +167,11 @@ impl<'a> ElementReader<'a> {
         self.records
     }
 
+    /// Returns the offset of the next element.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Returns whether all elements were read.
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()

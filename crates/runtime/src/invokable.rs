@@ -5,11 +5,13 @@
 //! [`InvokableFactory`] lives in the job graph and builds one invokable per subtask inside
 //! the task's own thread, so the chain itself need not be `Send`.
 
+use crate::checkpoint::OperatorSnapshot;
 use crate::config::JobConfig;
+use crate::element::BarrierOptions;
 use crate::element::ElementReader;
 use crate::error::TaskError;
 use crate::exchange::PartitionWriter;
-use crate::types::{SubtaskId, Timestamp};
+use crate::types::{CheckpointId, SubtaskId, Timestamp};
 use std::time::Duration;
 
 /// What a source step reports.
@@ -88,6 +90,15 @@ pub trait TaskInvokable {
 
     /// All inputs ended: finish and send end-of-partition downstream.
     fn end_input(&mut self) -> Result<(), TaskError>;
+
+    /// Checkpoint barrier `checkpoint` reached the chain: snapshot every operator's state
+    /// into `state` and emit the barrier downstream (see [`crate::Lifecycle::checkpoint`]).
+    fn checkpoint(
+        &mut self,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+        state: &mut Vec<OperatorSnapshot>,
+    ) -> Result<(), TaskError>;
 
     /// Returns the name of the chain's `index`-th operator, for error messages.
     fn operator_name(&self, index: usize) -> Option<String>;

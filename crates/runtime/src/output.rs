@@ -6,8 +6,10 @@
 //! input) must be forwarded downstream by each operator after it did its own part, so that
 //! the order of elements is the same on every path.
 
+use crate::checkpoint::OperatorSnapshot;
+use crate::element::BarrierOptions;
 use crate::error::TaskError;
-use crate::types::Timestamp;
+use crate::types::{CheckpointId, Timestamp};
 
 /// Receives the elements of a stream of `T`.
 pub trait Output<T>: Lifecycle {
@@ -34,6 +36,16 @@ pub trait Lifecycle {
 
     /// All input has been consumed: finish (flush pending output) and forward.
     fn end_input(&mut self) -> Result<(), TaskError>;
+
+    /// Checkpoint barrier `checkpoint` reached this operator (its task's inputs are
+    /// aligned, or its source was triggered): append a snapshot of this operator's state,
+    /// if it has any, to `state`, then forward (network outputs emit the barrier).
+    fn checkpoint(
+        &mut self,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+        state: &mut Vec<OperatorSnapshot>,
+    ) -> Result<(), TaskError>;
 }
 
 /// Returns the earlier of two optional processing-time deadlines.

@@ -5,8 +5,11 @@
 //! task stops within [`MAX_WAIT`]. A panic in user code is caught and becomes a
 //! [`TaskError::User`] naming the operator that was running and the subtask.
 
+use crate::checkpoint::{AlignAction, BarrierAligner, Uploader};
 use crate::config::JobConfig;
+use crate::control::JobManagerGateway;
 use crate::control::{TaskDeployment, TaskManagerId};
+use crate::element::BarrierOptions;
 use crate::element::{Element, ElementReader};
 use crate::error::{ExchangeError, TaskError};
 use crate::exchange::{
@@ -16,9 +19,11 @@ use crate::exchange::{
 };
 use crate::invokable::{InvokableFactory, SourceStep, TaskInvokable, TaskSetup};
 use crate::metrics::{MetricRegistry, TaskMetrics};
+use crate::types::CheckpointId;
 use crate::types::{now_ms, GateAddress, MAX_WATERMARK};
-use crossbeam_channel::RecvTimeoutError;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +79,22 @@ pub struct TaskEnvironment {
     pub network: Arc<NetworkBufferPool>,
     /// The TaskManager's connections to the TaskManagers it sends to.
     pub connections: Arc<ConnectionManager>,
+    /// Where tasks acknowledge or decline checkpoints.
+    pub jobmanager: Arc<dyn JobManagerGateway>,
+}
+
+/// What the TaskManager tells a running task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskCommand {
+    /// Sources: snapshot and emit `Barrier(checkpoint)`.
+    TriggerCheckpoint {
+        /// The checkpoint.
+        checkpoint: CheckpointId,
+        /// Its options.
+        options: BarrierOptions,
+    },
+    /// Checkpoint `checkpoint` is complete.
+    CheckpointComplete(CheckpointId),
 }
 
 /// Runs one subtask to its end. Returns `Ok` when it consumed all input.
@@ -83,6 +104,7 @@ pub fn run_task(
     config: &JobConfig,
     env: &TaskEnvironment,
     cancel: &Arc<AtomicBool>,
+    commands: &Receiver<TaskCommand>,
 ) -> Result<(), TaskError> {
     config.validate().map_err(TaskError::Other)?;
     let gate = InputGate::new();
@@ -109,7 +131,7 @@ pub fn run_task(
         env.registry.register(*a, entry);
     }
     let result = catch_unwind(AssertUnwindSafe(|| {
-        run_inner(deployment, factory, config, env, cancel, &gate)
+        run_inner(deployment, factory, config, env, cancel, &gate, commands)
     }));
     for a in &addresses {
         env.registry.unregister(a);
@@ -130,8 +152,26 @@ fn run_inner(
     env: &TaskEnvironment,
     cancel: &Arc<AtomicBool>,
     gate: &InputGate,
+    commands: &Receiver<TaskCommand>,
 ) -> Result<(), TaskError> {
     let metrics = env.metrics.register(deployment.subtask, &deployment.name);
+    let uploader = match &config.checkpointing {
+        Some(c) => Some(
+            Uploader::start(
+                c,
+                deployment.subtask,
+                deployment.parallelism,
+                deployment.max_parallelism,
+                env.jobmanager.clone(),
+            )
+            .map_err(|e| TaskError::Other(format!("cannot start the checkpoint uploader: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut tasks = Commands {
+        rx: commands,
+        uploader: uploader.as_ref(),
+    };
     let writers = build_writers(deployment, config, env, cancel, &metrics)?;
     let setup = TaskSetup {
         subtask: deployment.subtask,
@@ -146,9 +186,11 @@ fn run_inner(
     let mut inv = factory.create(setup)?;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if deployment.is_source {
-            source_loop(&mut *inv, config, cancel)
+            source_loop(&mut *inv, config, cancel, &mut tasks)
         } else {
-            input_loop(&mut *inv, deployment, config, cancel, gate, &metrics)
+            input_loop(
+                &mut *inv, deployment, config, cancel, gate, &metrics, &mut tasks,
+            )
         }
     }));
     match outcome {
@@ -273,16 +315,70 @@ impl Clock {
     }
 }
 
+/// A task's commands from its TaskManager and its checkpoint uploader.
+struct Commands<'a> {
+    rx: &'a Receiver<TaskCommand>,
+    uploader: Option<&'a Uploader>,
+}
+
+impl Commands<'_> {
+    /// Takes the pending commands: sources snapshot on a trigger (`is_source`).
+    fn poll(&mut self, inv: &mut dyn TaskInvokable, is_source: bool) -> Result<(), TaskError> {
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                TaskCommand::TriggerCheckpoint {
+                    checkpoint,
+                    options,
+                } if is_source => self.snapshot(inv, checkpoint, options, Duration::ZERO)?,
+                TaskCommand::TriggerCheckpoint { .. } => {}
+                TaskCommand::CheckpointComplete(checkpoint) => {
+                    debug!(checkpoint, "checkpoint complete")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshots the chain and emits the barrier (synchronous part), then hands the state
+    /// to the uploader (asynchronous part).
+    fn snapshot(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+        alignment: Duration,
+    ) -> Result<(), TaskError> {
+        let mut state = Vec::new();
+        inv.checkpoint(checkpoint, options, &mut state)?;
+        match self.uploader {
+            Some(u) => u.submit(checkpoint, state, alignment),
+            None => debug!(
+                checkpoint,
+                "barrier of a job without checkpointing forwarded"
+            ),
+        }
+        Ok(())
+    }
+
+    fn decline(&self, checkpoint: CheckpointId, reason: &str) {
+        if let Some(u) = self.uploader {
+            u.decline(checkpoint, reason);
+        }
+    }
+}
+
 fn source_loop(
     inv: &mut dyn TaskInvokable,
     config: &JobConfig,
     cancel: &AtomicBool,
+    commands: &mut Commands<'_>,
 ) -> Result<(), TaskError> {
     let mut clock = Clock::new(config);
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
+        commands.poll(inv, true)?;
         match inv.source_step()? {
             SourceStep::More => clock.tick(inv, true)?,
             SourceStep::Idle(hint) => {
@@ -309,6 +405,10 @@ struct Inputs {
     sinks: Vec<Vec<Option<CreditSink>>>,
     /// Per flat channel: the start of a frame that continues in the next buffer.
     pending: Vec<Vec<u8>>,
+    /// Per flat channel: buffers held back while the channel is blocked for alignment.
+    held: Vec<VecDeque<Held>>,
+    /// Per flat channel: whether its end of partition was read.
+    ended: Vec<bool>,
     grants: Vec<(usize, u32)>,
     /// Credits granted but not announced yet, per gate and channel.
     deferred: Vec<Vec<u32>>,
@@ -316,6 +416,29 @@ struct Inputs {
     dirty: Vec<(usize, usize)>,
     valve: WatermarkValve,
     valve_out: Vec<ValveOutput>,
+    aligner: BarrierAligner,
+}
+
+/// A buffer held back by alignment: where to go on when its channel is released.
+struct Held {
+    buffer: crate::exchange::Buffer,
+    /// `None` if nothing of it was read yet; else the next byte and the end of its whole
+    /// frames.
+    resume: Option<(usize, usize)>,
+}
+
+/// Where reading whole frames stopped.
+enum Stop {
+    /// At the end of the bytes.
+    End,
+    /// After a barrier frame, `after` bytes in.
+    Barrier {
+        after: usize,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+    },
+    /// After the end-of-partition frame, `after` bytes in.
+    EndOfPartition { after: usize },
 }
 
 impl Inputs {
@@ -346,6 +469,8 @@ impl Inputs {
                 .map(|g| (0..g.channels).map(|_| None).collect())
                 .collect(),
             pending: vec![Vec::new(); total],
+            held: (0..total).map(|_| VecDeque::new()).collect(),
+            ended: vec![false; total],
             grants: Vec::new(),
             deferred: deployment
                 .gates
@@ -355,6 +480,7 @@ impl Inputs {
             dirty: Vec::new(),
             valve: WatermarkValve::new(total),
             valve_out: Vec::new(),
+            aligner: BarrierAligner::new(total),
         }
     }
 
@@ -374,6 +500,11 @@ impl Inputs {
                 "message for unknown gate {g} channel {channel}"
             ))),
         }
+    }
+
+    fn unflat(&self, flat: usize) -> (usize, usize) {
+        let g = self.offsets.partition_point(|&o| o <= flat) - 1;
+        (g, flat - self.offsets[g])
     }
 
     /// Takes the credits the accounting granted on gate `g`. A channel whose producer
@@ -416,13 +547,15 @@ impl Inputs {
         Ok(())
     }
 
-    /// Processes one buffer; returns the number of records it held.
-    fn buffer(
+    /// Takes one buffer from the queue: accounts its credit, then reads it, or holds it
+    /// back if its channel is blocked for alignment. Returns the records read.
+    fn take(
         &mut self,
         inv: &mut dyn TaskInvokable,
         gate: u16,
         channel: u32,
         buffer: crate::exchange::Buffer,
+        commands: &mut Commands<'_>,
     ) -> Result<u64, TaskError> {
         let (g, ch) = self.check(gate, channel)?;
         self.credits[g]
@@ -430,41 +563,114 @@ impl Inputs {
             .map_err(|e| TaskError::Other(format!("gate {g}: {e}")))?;
         self.announce(g);
         let flat = self.offsets[g] + ch;
-        let data = buffer.payload();
-        let mut from = 0;
-        let mut records = 0;
-        let mut ended = false;
-        if !self.pending[flat].is_empty() {
-            let mut pending = std::mem::take(&mut self.pending[flat]);
-            from = complete_pending(&mut pending, data)
-                .map_err(|e| TaskError::Other(format!("gate {g} channel {ch}: {e}")))?;
-            if pending_is_whole(&pending) {
-                let (r, e) = self.elements(inv, g, ch, &pending)?;
-                records += r;
-                ended |= e;
-                pending.clear();
-                if pending.capacity() > 1 << 20 {
-                    pending = Vec::new();
-                }
-            }
-            self.pending[flat] = pending;
+        if self.aligner.is_blocked(flat) || !self.held[flat].is_empty() {
+            self.held[flat].push_back(Held {
+                buffer,
+                resume: None,
+            });
+            return Ok(0);
         }
+        let mut records = self.read(inv, flat, buffer, None, commands)?;
+        records += self.drain_released(inv, commands)?;
+        Ok(records)
+    }
+
+    /// Reads the held buffers of channels that are no longer blocked.
+    fn drain_released(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        commands: &mut Commands<'_>,
+    ) -> Result<u64, TaskError> {
+        let mut records = 0;
+        while let Some(flat) =
+            (0..self.total()).find(|&f| !self.aligner.is_blocked(f) && !self.held[f].is_empty())
+        {
+            let h = self.held[flat].pop_front().expect("non-empty");
+            records += self.read(inv, flat, h.buffer, h.resume, commands)?;
+        }
+        Ok(records)
+    }
+
+    /// Reads a buffer of channel `flat` from `resume` (or from its start) until its end
+    /// or until a barrier blocks the channel (the rest is held back). Returns the records
+    /// read.
+    fn read(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        flat: usize,
+        buffer: crate::exchange::Buffer,
+        resume: Option<(usize, usize)>,
+        commands: &mut Commands<'_>,
+    ) -> Result<u64, TaskError> {
+        let (g, ch) = self.unflat(flat);
+        let data = buffer.payload();
         let continues = buffer.flags & FLAG_CONTINUES != 0;
-        let whole_end = if continues {
-            (buffer.complete as usize).clamp(from, data.len())
-        } else {
-            data.len()
+        let mut records = 0;
+        let (mut pos, whole_end) = match resume {
+            Some(r) => r,
+            None => {
+                let mut from = 0;
+                if !self.pending[flat].is_empty() {
+                    let mut pending = std::mem::take(&mut self.pending[flat]);
+                    from = complete_pending(&mut pending, data)
+                        .map_err(|e| TaskError::Other(format!("gate {g} channel {ch}: {e}")))?;
+                    let whole = pending_is_whole(&pending);
+                    let stop = if whole {
+                        let (r, stop) = self.elements(inv, g, ch, &pending)?;
+                        records += r;
+                        pending.clear();
+                        if pending.capacity() > 1 << 20 {
+                            pending = Vec::new();
+                        }
+                        Some(stop)
+                    } else {
+                        None
+                    };
+                    self.pending[flat] = pending;
+                    let whole_end = if continues {
+                        (buffer.complete as usize).clamp(from, data.len())
+                    } else {
+                        data.len()
+                    };
+                    if let Some(stop) = stop {
+                        if self.on_stop(inv, flat, stop, commands)? {
+                            self.held[flat].push_front(Held {
+                                buffer,
+                                resume: Some((from, whole_end)),
+                            });
+                            return Ok(records);
+                        }
+                    }
+                }
+                let whole_end = if continues {
+                    (buffer.complete as usize).clamp(from, data.len())
+                } else {
+                    data.len()
+                };
+                (from, whole_end)
+            }
         };
-        if from < whole_end {
-            let (r, e) = self.elements(inv, g, ch, &data[from..whole_end])?;
+        while pos < whole_end {
+            let (r, stop) = self.elements(inv, g, ch, &data[pos..whole_end])?;
             records += r;
-            ended |= e;
+            let after = match stop {
+                Stop::End => whole_end - pos,
+                Stop::Barrier { after, .. } | Stop::EndOfPartition { after } => after,
+            };
+            pos += after;
+            if self.on_stop(inv, flat, stop, commands)? {
+                self.held[flat].push_front(Held {
+                    buffer,
+                    resume: Some((pos, whole_end)),
+                });
+                return Ok(records);
+            }
         }
         if continues {
             self.pending[flat].extend_from_slice(&data[whole_end..]);
         }
         drop(buffer);
-        if ended {
+        if self.ended[flat] {
             if !self.pending[flat].is_empty() {
                 return Err(TaskError::Other(format!(
                     "gate {g} channel {ch} ended inside a record"
@@ -477,51 +683,110 @@ impl Inputs {
         Ok(records)
     }
 
-    /// Feeds whole frames of one channel to the chain; returns `(records, ended)`.
+    /// Acts on a barrier or an end of partition; returns whether the channel is now
+    /// blocked.
+    fn on_stop(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        flat: usize,
+        stop: Stop,
+        commands: &mut Commands<'_>,
+    ) -> Result<bool, TaskError> {
+        let action = match stop {
+            Stop::End => return Ok(false),
+            Stop::Barrier {
+                checkpoint,
+                options,
+                ..
+            } => {
+                let out = self.aligner.barrier(flat, checkpoint, options);
+                if let Some(aborted) = out.aborted {
+                    commands.decline(
+                        aborted,
+                        &format!(
+                            "barrier {checkpoint} arrived before the alignment of {aborted} ended"
+                        ),
+                    );
+                }
+                out.action
+            }
+            Stop::EndOfPartition { .. } => {
+                self.ended[flat] = true;
+                self.valve.end(flat, &mut self.valve_out);
+                self.emit_valve(inv)?;
+                self.aligner.end(flat)
+            }
+        };
+        match action {
+            AlignAction::Continue => Ok(false),
+            AlignAction::Block => Ok(true),
+            AlignAction::Snapshot {
+                checkpoint,
+                options,
+                alignment,
+            } => {
+                commands.snapshot(inv, checkpoint, options, alignment)?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn emit_valve(&mut self, inv: &mut dyn TaskInvokable) -> Result<(), TaskError> {
+        for o in self.valve_out.drain(..) {
+            match o {
+                ValveOutput::Watermark(wm) => inv.process_watermark(wm)?,
+                ValveOutput::Idle(idle) => inv.process_idle(idle)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds whole frames of one channel to the chain until the bytes end, a barrier, or
+    /// the end of partition; returns the records read and where it stopped.
     fn elements(
         &mut self,
         inv: &mut dyn TaskInvokable,
         g: usize,
         ch: usize,
         bytes: &[u8],
-    ) -> Result<(u64, bool), TaskError> {
+    ) -> Result<(u64, Stop), TaskError> {
         let flat = self.offsets[g] + ch;
         let mut reader = ElementReader::new(bytes);
-        let mut ended = false;
         loop {
             inv.process_records(self.inputs[g], &mut reader)?;
-            match reader.next_element() {
-                None => break,
+            let stop = match reader.next_element() {
+                None => Stop::End,
                 Some(Err(e)) => {
                     return Err(TaskError::Other(format!(
                         "corrupt buffer on gate {g} channel {ch}: {e}"
                     )))
                 }
                 Some(Ok(Element::Watermark(wm))) => {
-                    self.valve.watermark(flat, wm, &mut self.valve_out)
+                    self.valve.watermark(flat, wm, &mut self.valve_out);
+                    self.emit_valve(inv)?;
+                    continue;
                 }
-                Some(Ok(Element::Idle(idle))) => self.valve.idle(flat, idle, &mut self.valve_out),
-                Some(Ok(Element::EndOfPartition)) => {
-                    ended = true;
-                    self.valve.end(flat, &mut self.valve_out)
+                Some(Ok(Element::Idle(idle))) => {
+                    self.valve.idle(flat, idle, &mut self.valve_out);
+                    self.emit_valve(inv)?;
+                    continue;
                 }
-                Some(Ok(Element::Barrier(id, _))) => {
-                    debug!(checkpoint = id, "checkpoint barriers are not handled yet")
-                }
+                Some(Ok(Element::EndOfPartition)) => Stop::EndOfPartition {
+                    after: reader.position(),
+                },
+                Some(Ok(Element::Barrier(checkpoint, options))) => Stop::Barrier {
+                    after: reader.position(),
+                    checkpoint,
+                    options,
+                },
                 Some(Ok(Element::Record { .. })) => {
                     return Err(TaskError::Other(
                         "operator chain left records unconsumed".into(),
                     ))
                 }
-            }
-            for o in self.valve_out.drain(..) {
-                match o {
-                    ValveOutput::Watermark(wm) => inv.process_watermark(wm)?,
-                    ValveOutput::Idle(idle) => inv.process_idle(idle)?,
-                }
-            }
+            };
+            return Ok((reader.records_read(), stop));
         }
-        Ok((reader.records_read(), ended))
     }
 }
 
@@ -576,6 +841,7 @@ fn input_loop(
     cancel: &AtomicBool,
     gate: &InputGate,
     metrics: &TaskMetrics,
+    commands: &mut Commands<'_>,
 ) -> Result<(), TaskError> {
     let mut inputs = Inputs::new(deployment, config);
     let mut clock = Clock::new(config);
@@ -589,6 +855,7 @@ fn input_loop(
         if cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
+        commands.poll(inv, false)?;
         let queued = gate.len();
         metrics.set_input_queue(queued as u64, capacity);
         if queued == 0 || since_flush >= CREDIT_BATCH {
@@ -610,7 +877,7 @@ fn input_loop(
                 channel,
                 buffer,
             }) => {
-                let records = inputs.buffer(inv, g, channel, buffer)?;
+                let records = inputs.take(inv, g, channel, buffer, commands)?;
                 metrics.add_records_in(records);
                 true
             }

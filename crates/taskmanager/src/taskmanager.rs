@@ -18,12 +18,14 @@ use weir_runtime::control::{
 };
 use weir_runtime::exchange::{ConnectionManager, DataServer, GateRegistry, NetworkBufferPool};
 use weir_runtime::metrics::MetricRegistry;
-use weir_runtime::task::{run_task, TaskEnvironment};
+use weir_runtime::task::{run_task, TaskCommand, TaskEnvironment};
 use weir_runtime::{JobGraph, JobId, SubtaskId, TaskError, TaskManagerConfig};
 
 struct RunningTask {
     cancel: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    commands: crossbeam_channel::Sender<TaskCommand>,
+    is_source: bool,
 }
 
 /// The subtasks of this TaskManager and the jobs it was told to cancel (one lock, so a
@@ -79,6 +81,7 @@ impl TaskManager {
             metrics: Arc::new(MetricRegistry::new()),
             network: NetworkBufferPool::new(config.network_buffers),
             connections: Arc::new(ConnectionManager::new()),
+            jobmanager: jobmanager.clone(),
         });
         info!(taskmanager = id, slots, network_buffers = config.network_buffers, data_address = %server.local_addr(), "taskmanager started");
         Ok(Self {
@@ -172,10 +175,31 @@ impl TaskManagerGateway for Gateway {
     fn send(&self, message: JobManagerMessage) {
         match message {
             JobManagerMessage::Deploy(d) => deploy(&self.0, d),
-            JobManagerMessage::TriggerCheckpoint { .. }
-            | JobManagerMessage::NotifyCheckpointComplete { .. } => {
-                // Tasks do not take part in checkpoints yet; the coordinator is not
-                // started for any job, so these messages are not sent.
+            JobManagerMessage::TriggerCheckpoint {
+                job,
+                checkpoint,
+                options,
+                ..
+            } => {
+                // Only sources start a checkpoint; the others join when its barriers
+                // reach them.
+                let tasks = self.0.tasks.lock().expect("tasks poisoned");
+                for (id, t) in tasks.running.iter() {
+                    if id.job == job && t.is_source {
+                        let _ = t.commands.send(TaskCommand::TriggerCheckpoint {
+                            checkpoint,
+                            options,
+                        });
+                    }
+                }
+            }
+            JobManagerMessage::NotifyCheckpointComplete { job, checkpoint } => {
+                let tasks = self.0.tasks.lock().expect("tasks poisoned");
+                for (id, t) in tasks.running.iter() {
+                    if id.job == job {
+                        let _ = t.commands.send(TaskCommand::CheckpointComplete(checkpoint));
+                    }
+                }
             }
             JobManagerMessage::CancelJob(job) => {
                 let mut tasks = self.0.tasks.lock().expect("tasks poisoned");
@@ -219,6 +243,8 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
         return;
     };
     let cancel = Arc::new(AtomicBool::new(false));
+    let (commands, commands_rx) = crossbeam_channel::unbounded();
+    let is_source = d.is_source;
     let inner2 = inner.clone();
     let cancel2 = cancel.clone();
     let thread_name = format!("{} ({}/{})", d.name, subtask.subtask + 1, d.parallelism);
@@ -240,7 +266,14 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
                         subtask.job, subtask.vertex
                     )));
                 };
-                run_task(&d, &*vertex.factory, &graph.config, &inner2.env, &cancel2)
+                run_task(
+                    &d,
+                    &*vertex.factory,
+                    &graph.config,
+                    &inner2.env,
+                    &cancel2,
+                    &commands_rx,
+                )
             });
             let result = std::panic::catch_unwind(body).unwrap_or_else(|panic| {
                 Err(TaskError::Other(format!(
@@ -271,6 +304,8 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
                 RunningTask {
                     cancel,
                     thread: Some(h),
+                    commands,
+                    is_source,
                 },
             );
         }

@@ -51,6 +51,8 @@ struct SideOut {
 #[derive(Clone)]
 struct ChainNode {
     name: String,
+    /// The operator's `uid`, or a name derived from its position in the graph.
+    uid: String,
     kind: NodeKind,
     out_type: Arc<dyn TypeOps>,
     in_type: Option<Arc<dyn TypeOps>>,
@@ -211,6 +213,10 @@ pub fn build_job_graph(
                 }
                 ChainNode {
                     name: n.name.clone(),
+                    uid: n
+                        .uid
+                        .clone()
+                        .unwrap_or_else(|| format!("{}#{}", n.name, id)),
                     kind: n.kind.clone(),
                     out_type: n.out_type.clone(),
                     in_type: n.in_type.clone(),
@@ -280,6 +286,7 @@ fn build_chain(
     for (i, node) in chain.iter().enumerate().rev() {
         let mut ctx = OperatorContext {
             name: node.name.clone(),
+            uid: node.uid.clone(),
             index: i,
             subtask: setup.subtask.subtask,
             parallelism: setup.parallelism,

@@ -9,6 +9,8 @@ use weir_state_backends::{KeyGroupRange, StateBackendKind};
 pub struct OperatorContext {
     /// The operator's name.
     pub name: String,
+    /// The operator's `uid` (state is matched by it on restore).
+    pub uid: String,
     /// Its position in the task's chain (for error attribution).
     pub index: usize,
     /// The subtask index.

@@ -42,6 +42,14 @@ macro_rules! forward_lifecycle {
         fn end_input(&mut self) -> Result<(), TaskError> {
             self.$field.end_input()
         }
+        fn checkpoint(
+            &mut self,
+            checkpoint: weir_runtime::CheckpointId,
+            options: weir_runtime::element::BarrierOptions,
+            state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+        ) -> Result<(), TaskError> {
+            self.$field.checkpoint(checkpoint, options, state)
+        }
         fn operator_name(&self, index: usize) -> Option<String> {
             self.names.get(index).cloned()
         }

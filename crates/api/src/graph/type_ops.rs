@@ -197,6 +197,19 @@ impl<T: Record> Lifecycle for NetworkOutput<T> {
     fn end_input(&mut self) -> Result<(), TaskError> {
         Ok(self.writer.finish()?)
     }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        _state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        // The barrier goes out at once: the checkpoint waits for it downstream.
+        self.writer
+            .broadcast_event(&weir_runtime::element::Element::Barrier(
+                checkpoint, options,
+            ))?;
+        Ok(self.writer.flush()?)
+    }
 }
 
 /// Sends each record to several network edges (by reference) and one chained consumer
@@ -237,6 +250,20 @@ impl<T: Record> Lifecycle for FanOut<T> {
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
         self.each(|o| o.end_input())
+    }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        for n in &mut self.nets {
+            n.checkpoint(checkpoint, options, state)?;
+        }
+        match &mut self.chained {
+            Some(c) => c.checkpoint(checkpoint, options, state),
+            None => Ok(()),
+        }
     }
 }
 

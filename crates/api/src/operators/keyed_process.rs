@@ -6,6 +6,7 @@
 
 use crate::functions::{user_error, Downstream, KeyedContext, KeyedProcessFunction, SideOutputs};
 use std::sync::Arc;
+use weir_runtime::checkpoint::OperatorSnapshot;
 use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
 use weir_runtime::{Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK, NO_TIMESTAMP};
@@ -25,6 +26,7 @@ pub struct KeyedProcessOperator<K: StateKey, I, O, F: KeyedProcessFunction<K, I,
     pub(crate) watermark: Timestamp,
     pub(crate) fired: Vec<Timer<K, VoidNamespace>>,
     pub(crate) name: String,
+    pub(crate) uid: String,
     pub(crate) index: usize,
 }
 
@@ -39,6 +41,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
         out: Box<dyn Output<O>>,
         sides: SideOutputs,
         name: String,
+        uid: String,
         index: usize,
         subtask: u16,
         parallelism: u16,
@@ -60,6 +63,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
             watermark: MIN_WATERMARK,
             fired: Vec::new(),
             name,
+            uid,
             index,
         })
     }
@@ -145,5 +149,22 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
         self.down.end_input()
+    }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        let keyed = self
+            .backend
+            .snapshot()
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+        let timers = self
+            .timers
+            .snapshot()
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+        state.push(OperatorSnapshot::keyed(&self.uid, keyed, Some(timers))?);
+        self.down.checkpoint(checkpoint, options, state)
     }
 }

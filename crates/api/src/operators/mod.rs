@@ -23,6 +23,14 @@ macro_rules! forward_lifecycle_to {
             fn end_input(&mut self) -> Result<(), weir_runtime::TaskError> {
                 self.$out.end_input()
             }
+            fn checkpoint(
+                &mut self,
+                checkpoint: weir_runtime::CheckpointId,
+                options: weir_runtime::element::BarrierOptions,
+                state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+            ) -> Result<(), weir_runtime::TaskError> {
+                self.$out.checkpoint(checkpoint, options, state)
+            }
         }
     };
 }

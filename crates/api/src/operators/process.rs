@@ -74,6 +74,14 @@ impl<O, F> Lifecycle for ProcessOperator<O, F> {
     fn end_input(&mut self) -> Result<(), TaskError> {
         self.down.end_input()
     }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        self.down.checkpoint(checkpoint, options, state)
+    }
 }
 
 /// The operator of `ConnectedStreams::process` (and `map`/`flat_map`).

@@ -18,6 +18,7 @@ pub struct RollingAggregate<K: StateKey, T, ACC, O, A> {
     pub(crate) f: Arc<A>,
     pub(crate) out: Box<dyn Output<O>>,
     pub(crate) name: String,
+    pub(crate) uid: String,
     pub(crate) index: usize,
 }
 
@@ -43,4 +44,38 @@ impl<K: StateKey, T, ACC: StateValue, O, A: AggregateFunction<T, ACC, O>> Output
         self.out.emit(result, ts)
     }
 }
-forward_lifecycle_to!(RollingAggregate<K, T, ACC, O, A>, out, [K: StateKey, T, ACC, O, A]);
+impl<K: StateKey, T, ACC, O, A> weir_runtime::Lifecycle for RollingAggregate<K, T, ACC, O, A> {
+    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        self.out.watermark(wm)
+    }
+    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.out.idle(idle)
+    }
+    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        self.out.processing_time(now)
+    }
+    fn next_processing_time(&self) -> Option<Timestamp> {
+        self.out.next_processing_time()
+    }
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.out.flush()
+    }
+    fn end_input(&mut self) -> Result<(), TaskError> {
+        self.out.end_input()
+    }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        let keyed = self
+            .backend
+            .snapshot()
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+        state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
+            &self.uid, keyed, None,
+        )?);
+        self.out.checkpoint(checkpoint, options, state)
+    }
+}

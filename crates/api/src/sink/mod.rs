@@ -85,4 +85,12 @@ impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
         self.writer.finish()?;
         self.out.end_input()
     }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        self.out.checkpoint(checkpoint, options, state)
+    }
 }

@@ -264,6 +264,14 @@ mod tests {
         fn end_input(&mut self) -> Result<(), TaskError> {
             Ok(())
         }
+        fn checkpoint(
+            &mut self,
+            _: weir_runtime::CheckpointId,
+            _: weir_runtime::element::BarrierOptions,
+            _: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+        ) -> Result<(), TaskError> {
+            Ok(())
+        }
     }
 
     impl Output<u64> for VecOut {

@@ -141,4 +141,12 @@ impl<T> Lifecycle for TimestampsAndWatermarks<T> {
     fn end_input(&mut self) -> Result<(), TaskError> {
         self.out.end_input()
     }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        self.out.checkpoint(checkpoint, options, state)
+    }
 }

@@ -39,6 +39,7 @@ pub(crate) struct WindowOperator<K: StateKey, T, O, C> {
     pub(crate) fired: Vec<Timer<K, TimeWindow>>,
     pub(crate) dropped_late: u64,
     pub(crate) name: String,
+    pub(crate) uid: String,
     pub(crate) index: usize,
 }
 
@@ -314,5 +315,26 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
             tracing::warn!(operator = %self.name, dropped = self.dropped_late, "dropped late elements");
         }
         self.down.end_input()
+    }
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        let keyed = self
+            .backend
+            .snapshot()
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+        let timers = self
+            .timers
+            .snapshot()
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+        state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
+            &self.uid,
+            keyed,
+            Some(timers),
+        )?);
+        self.down.checkpoint(checkpoint, options, state)
     }
 }

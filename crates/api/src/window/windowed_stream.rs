@@ -90,6 +90,7 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
                     fired: Vec::new(),
                     dropped_late: 0,
                     name: ctx.name.clone(),
+                    uid: ctx.uid.clone(),
                     index: ctx.index,
                 }))
             })

@@ -22,7 +22,7 @@ pub struct SubtaskStateHandle {
     pub size: u64,
     /// First key group the file covers (inclusive).
     pub key_group_start: u16,
-    /// Last key group the file covers (inclusive); below `key_group_start` when it covers none.
+    /// One past the last key group the file covers.
     pub key_group_end: u16,
 }
 

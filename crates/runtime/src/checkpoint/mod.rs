@@ -9,8 +9,12 @@
 
 mod aligner;
 mod metadata;
+mod snapshot;
 mod storage;
+mod uploader;
 
 pub use aligner::{AlignAction, AlignOutcome, BarrierAligner};
 pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
+pub use snapshot::{KeyedOperatorState, OperatorSnapshot};
 pub use storage::{CheckpointStorage, StorageError, METADATA_FILE};
+pub use uploader::{state_file_name, Uploader};

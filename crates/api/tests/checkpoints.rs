@@ -1,0 +1,145 @@
+//! Checkpoints taken while jobs run on the mini-cluster: sources are triggered, barriers
+//! align across the network, keyed operators snapshot their state, tasks upload it, and
+//! the JobManager completes checkpoints on storage and keeps only the retained ones.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use weir_api::checkpoint::{CheckpointStorage, OperatorSnapshot};
+use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
+use weir_api::{GeneratorSource, StreamExecutionEnvironment, TaskError, Timestamp};
+
+#[derive(Clone, Default)]
+struct Count(Arc<AtomicU64>, Arc<AtomicU64>);
+
+impl SinkFunction<(u64, u64)> for Count {
+    fn create_writer(
+        &self,
+        _ctx: &SinkContext,
+    ) -> Result<Box<dyn SinkWriter<(u64, u64)>>, TaskError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl SinkWriter<(u64, u64)> for Count {
+    fn write(&mut self, v: (u64, u64), _ts: Timestamp) -> Result<(), TaskError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        self.1.fetch_max(v.1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn env(dir: &std::path::Path, retained: usize) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_local_taskmanagers(2);
+    env.enable_checkpointing(
+        Duration::from_millis(50),
+        &format!("file://{}", dir.display()),
+    );
+    env.configure(|s| {
+        if let Some(c) = s.job.checkpointing.as_mut() {
+            c.retained = retained;
+        }
+    });
+    env
+}
+
+#[test]
+fn a_running_job_completes_checkpoints_with_the_keyed_state_of_every_subtask() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 2);
+    let sink = Count::default();
+    // 12,000 records at 10,000 per second: checkpoints every 50 ms while it runs.
+    env.from_generator(
+        GeneratorSource::new(Some(12_000), |i| (i % 100, 1u64)).with_rate_limit(10_000),
+    )
+    .key_by(|r: &(u64, u64)| r.0)
+    .reduce(|a, b| (a.0, a.1 + b.1))
+    .uid("counter")
+    .add_sink(sink.clone());
+    let result = env.execute("checkpointed-count").unwrap();
+    assert_eq!(sink.0.load(Ordering::Relaxed), 12_000);
+    assert_eq!(
+        sink.1.load(Ordering::Relaxed),
+        120,
+        "every key counted 120 times"
+    );
+
+    let storage = CheckpointStorage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let completed = storage.completed(result.job_id).unwrap();
+    assert_eq!(
+        completed.len(),
+        2,
+        "two retained checkpoints: {completed:?}"
+    );
+    assert_eq!(
+        storage.checkpoints(result.job_id).unwrap(),
+        completed,
+        "no incomplete checkpoint is left behind"
+    );
+    let m = storage.latest_usable(result.job_id).unwrap();
+    let counter = m
+        .operators
+        .iter()
+        .find(|o| o.uid == "counter")
+        .expect("the keyed reduce's state is in the checkpoint");
+    assert_eq!(counter.parallelism, 2);
+    let ranges: Vec<_> = counter
+        .subtasks
+        .iter()
+        .map(|h| (h.subtask, h.key_group_start, h.key_group_end))
+        .collect();
+    assert_eq!(ranges, vec![(0, 0, 64), (1, 64, 128)]);
+    let mut keys_with_state = 0;
+    for h in &counter.subtasks {
+        let bytes = storage.read_state(result.job_id, m.checkpoint, h).unwrap();
+        let state = OperatorSnapshot::decode_keyed(&bytes).unwrap();
+        keys_with_state += state
+            .keyed
+            .states
+            .iter()
+            .flat_map(|s| &s.key_groups)
+            .count();
+    }
+    assert!(keys_with_state > 0, "the snapshot holds the counts");
+}
+
+#[test]
+fn barriers_align_across_a_fast_and_a_slow_input_and_no_record_is_lost_or_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 1);
+    // Both run for about a second, so checkpoints complete while they run; the slow
+    // input's barriers trail the fast one's, whose channels are held back meanwhile.
+    let fast = env.from_generator(
+        GeneratorSource::new(Some(200_000), |i| (i % 50, 1u64)).with_rate_limit(200_000),
+    );
+    let slow = env.from_generator(
+        GeneratorSource::new(Some(1_000), |i| (i % 50, 1u64)).with_rate_limit(1_000),
+    );
+    let sink = Count::default();
+    fast.union(&[&slow])
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("sum")
+        .add_sink(sink.clone());
+    let result = env.execute("aligned").unwrap();
+    assert_eq!(sink.0.load(Ordering::Relaxed), 201_000);
+    assert_eq!(sink.1.load(Ordering::Relaxed), 201_000 / 50);
+    let storage = CheckpointStorage::open(&format!("file://{}", dir.path().display())).unwrap();
+    let completed = storage.completed(result.job_id).unwrap();
+    assert_eq!(completed.len(), 1, "one retained checkpoint: {completed:?}");
+    assert_eq!(storage.checkpoints(result.job_id).unwrap(), completed);
+}
+
+#[test]
+fn a_checkpoint_directory_that_is_not_a_supported_url_fails_the_submission() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    env.enable_checkpointing(Duration::from_millis(50), "s3://bucket/checkpoints");
+    env.from_collection(vec![(1u64, 1u64)])
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .add_sink(Count::default());
+    let err = env.execute("bad-storage").unwrap_err().to_string();
+    assert!(err.contains("s3://bucket/checkpoints"), "{err}");
+}

@@ -191,7 +191,11 @@ impl StreamExecutionEnvironment {
                     parallelism: ctx.parallelism,
                 })?;
                 Ok(Box::new(crate::graph::heads::SourceHead::new(
-                    reader, out, names, batch,
+                    reader,
+                    out,
+                    names,
+                    batch,
+                    ctx.uid.clone(),
                 )))
             },
         );

@@ -102,6 +102,20 @@ fn a_running_job_completes_checkpoints_with_the_keyed_state_of_every_subtask() {
             .count();
     }
     assert!(keys_with_state > 0, "the snapshot holds the counts");
+    // The generator's read positions are there too: operator state, no key groups.
+    let source = m
+        .operators
+        .iter()
+        .find(|o| o.uid.starts_with("Generator"))
+        .expect("the source's position is in the checkpoint");
+    assert_eq!(source.subtasks.len(), 2);
+    for h in &source.subtasks {
+        assert_eq!((h.key_group_start, h.key_group_end), (0, 0));
+        let bytes = storage.read_state(result.job_id, m.checkpoint, h).unwrap();
+        let ((_next, remaining), _): ((u64, Option<u64>), usize) =
+            weir_state_backends::decode_from(&bytes).unwrap();
+        assert!(remaining.is_some_and(|r| r <= 6_000), "{remaining:?}");
+    }
 }
 
 #[test]

@@ -274,6 +274,9 @@ fn an_idle_input_does_not_hold_back_event_time_windows() {
             }
             Ok(SourceStep::Idle(Duration::from_millis(10)))
         }
+        fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+            Ok(None)
+        }
     }
     let env = env(1);
     let strategy = || {

@@ -96,6 +96,8 @@ pub struct SourceHead<T> {
     op: Box<dyn Output<T>>,
     names: Vec<String>,
     batch: usize,
+    uid: String,
+    warned_not_replayable: bool,
 }
 
 impl<T: Record> SourceHead<T> {
@@ -105,12 +107,15 @@ impl<T: Record> SourceHead<T> {
         op: Box<dyn Output<T>>,
         names: Vec<String>,
         batch: usize,
+        uid: String,
     ) -> Self {
         Self {
             reader,
             op,
             names,
             batch,
+            uid,
+            warned_not_replayable: false,
         }
     }
 }
@@ -127,7 +132,50 @@ impl<T: Record> TaskInvokable for SourceHead<T> {
     ) -> Result<(), TaskError> {
         Err(TaskError::Other("a source task has no inputs".into()))
     }
-    forward_lifecycle!(op);
+    fn process_watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        self.op.watermark(wm)
+    }
+    fn process_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.op.idle(idle)
+    }
+    fn process_processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
+        self.op.processing_time(now)
+    }
+    fn next_processing_time(&self) -> Option<Timestamp> {
+        self.op.next_processing_time()
+    }
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.op.flush()
+    }
+    fn end_input(&mut self) -> Result<(), TaskError> {
+        self.op.end_input()
+    }
+    /// Snapshots the read position (taken between polls, so it matches the records
+    /// emitted before the barrier), then the chain.
+    fn checkpoint(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+        options: weir_runtime::element::BarrierOptions,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        match self.reader.position()? {
+            Some(p) => state.push(weir_runtime::checkpoint::OperatorSnapshot::operator(
+                &self.uid, p,
+            )),
+            None if !self.warned_not_replayable => {
+                self.warned_not_replayable = true;
+                tracing::warn!(
+                    source = %self.names.first().map(String::as_str).unwrap_or(""),
+                    "this source cannot be replayed: with checkpoints, its records since the last checkpoint may be lost on failure"
+                );
+            }
+            None => {}
+        }
+        self.op.checkpoint(checkpoint, options, state)
+    }
+    fn operator_name(&self, index: usize) -> Option<String> {
+        self.names.get(index).cloned()
+    }
 }
 
 /// An operator with two typed inputs (connected streams).

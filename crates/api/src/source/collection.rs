@@ -37,6 +37,10 @@ struct CollectionReader<T> {
 }
 
 impl<T: Clone> SourceReader<T> for CollectionReader<T> {
+    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+        super::encode_position(&(self.next as u64))
+    }
+
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
         for _ in 0..max {
             let Some(v) = self.items.get(self.next) else {

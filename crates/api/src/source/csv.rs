@@ -194,6 +194,11 @@ impl<T> CsvReader<T> {
 }
 
 impl<T: DeserializeOwned> SourceReader<T> for CsvReader<T> {
+    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+        let p = self.reader.position();
+        super::encode_position(&(p.byte(), p.line(), p.record()))
+    }
+
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
         for _ in 0..max {
             match self.reader.read_record(&mut self.row) {

@@ -200,6 +200,10 @@ struct GeneratorReader<T> {
 }
 
 impl<T> SourceReader<T> for GeneratorReader<T> {
+    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+        super::encode_position(&(self.next, self.remaining))
+    }
+
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
         let mut n = u64::try_from(max).unwrap_or(u64::MAX);
         if let Some(rem) = self.remaining {

@@ -44,4 +44,19 @@ pub trait SourceFunction<T>: Send + Sync + 'static {
 pub trait SourceReader<T> {
     /// Emits up to `max` records into `out`.
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError>;
+
+    /// Returns the read position for a checkpoint (taken between two polls), or `None` if
+    /// the source cannot be replayed (its records since the last checkpoint may be lost on
+    /// failure).
+    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError>;
+}
+
+/// Encodes a reader position.
+pub(crate) fn encode_position<P: serde::Serialize>(
+    position: &P,
+) -> Result<Option<Vec<u8>>, TaskError> {
+    let mut out = Vec::new();
+    weir_state_backends::encode_into(position, &mut out)
+        .map_err(|e| TaskError::Other(format!("cannot encode a source position: {e}")))?;
+    Ok(Some(out))
 }

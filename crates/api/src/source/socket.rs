@@ -116,6 +116,11 @@ impl SocketReader {
 }
 
 impl SourceReader<String> for SocketReader {
+    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+        // A socket cannot be read again.
+        Ok(None)
+    }
+
     fn poll(&mut self, out: &mut dyn Output<String>, max: usize) -> Result<SourceStep, TaskError> {
         let mut emitted = 0;
         let mut read_socket = false;

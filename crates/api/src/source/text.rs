@@ -63,6 +63,10 @@ impl SourceFunction<String> for TextFileSource {
 pub(crate) struct EmptyReader;
 
 impl<T> SourceReader<T> for EmptyReader {
+    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+        Ok(Some(Vec::new()))
+    }
+
     fn poll(&mut self, _out: &mut dyn Output<T>, _max: usize) -> Result<SourceStep, TaskError> {
         Ok(SourceStep::Finished)
     }
@@ -88,6 +92,14 @@ pub(crate) fn strip_line_end(line: &mut Vec<u8>) {
 }
 
 impl SourceReader<String> for TextReader {
+    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+        use std::io::Seek;
+        let offset = self.reader.stream_position().map_err(|e| {
+            TaskError::Other(format!("cannot tell the position in {}: {e}", self.path))
+        })?;
+        super::encode_position(&(offset, self.line))
+    }
+
     fn poll(&mut self, out: &mut dyn Output<String>, max: usize) -> Result<SourceStep, TaskError> {
         for _ in 0..max {
             // Each record owns its bytes, so the buffer moves into the record; sizing it like

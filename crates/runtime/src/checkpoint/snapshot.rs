@@ -46,6 +46,15 @@ impl OperatorSnapshot {
         })
     }
 
+    /// Wraps operator (non-keyed) state, such as a source's read position.
+    pub fn operator(uid: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            uid: uid.to_string(),
+            key_groups: KeyGroupRange::new(0, 0),
+            bytes,
+        }
+    }
+
     /// Decodes the state of a keyed operator.
     pub fn decode_keyed(bytes: &[u8]) -> Result<KeyedOperatorState, TaskError> {
         weir_state_backends::decode_from(bytes)

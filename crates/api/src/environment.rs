@@ -87,6 +87,8 @@ pub struct JobExecutionResult {
     pub job_name: String,
     /// Wall time from deployment to the end of the last subtask.
     pub net_runtime: Duration,
+    /// The checkpoints that completed while the job ran (duration, size, alignment).
+    pub checkpoints: Vec<weir_jobmanager::CompletedCheckpoint>,
 }
 
 impl Default for StreamExecutionEnvironment {

@@ -95,11 +95,15 @@ impl LocalMiniCluster {
         loop {
             match handle.wait(Duration::from_secs(1)) {
                 None => continue,
-                Some(JobOutcome::Finished { duration }) => {
+                Some(JobOutcome::Finished {
+                    duration,
+                    checkpoints,
+                }) => {
                     return Ok(JobExecutionResult {
                         job_id: id,
                         job_name: name,
                         net_runtime: duration,
+                        checkpoints,
                     })
                 }
                 Some(JobOutcome::Failed { message }) => {

@@ -23,6 +23,10 @@
 //!   keyed exchange, and a sink that measures end-to-end latency; run with
 //!   `--buffer-timeout-ms` 0, 1 and 100. The JSON line adds `rate`, `buffer_timeout_ms`,
 //!   `p50_ms` and `p99_ms`.
+//!
+//! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a temporary
+//! directory) and adds the number of completed checkpoints, their median and largest
+//! duration, their largest size and the longest alignment to the JSON line.
 
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
@@ -79,6 +83,10 @@ struct Args {
     /// Network buffer timeout in milliseconds (default: the runtime's, 100 ms).
     #[arg(long)]
     buffer_timeout_ms: Option<u64>,
+    /// Take an exactly-once checkpoint this often (off by default), into a temporary
+    /// directory removed afterwards.
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
 }
 
 /// Bytes of one `exchange` record on the wire: the key (up to 3 bytes), a zero timestamp
@@ -267,11 +275,28 @@ fn main() -> Result<()> {
     if let Some(ms) = args.buffer_timeout_ms {
         env.set_buffer_timeout(Duration::from_millis(ms));
     }
+    let checkpoint_dir = match args.checkpoint_interval_ms {
+        Some(0) => bail!("--checkpoint-interval-ms must be at least 1"),
+        Some(ms) => {
+            let dir =
+                std::env::temp_dir().join(format!("weir-bench-checkpoints-{}", std::process::id()));
+            env.enable_checkpointing(
+                Duration::from_millis(ms),
+                &format!("file://{}", dir.display()),
+            );
+            Some(dir)
+        }
+        None => None,
+    };
     let latency = LatencySink::default();
     build(&env, args.workload, args.records, args.rate, &latency);
     let started = Instant::now();
-    env.execute(args.workload.name())?;
+    let result = env.execute(args.workload.name());
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(dir) = &checkpoint_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let result = result?;
     let mut line = serde_json::json!({
         "workload": args.workload.name(),
         "records": args.records,
@@ -294,6 +319,17 @@ fn main() -> Result<()> {
             line["p99_ms"] = serde_json::json!(quantile_ms(&samples, 0.99));
         }
         _ => {}
+    }
+    if let Some(ms) = args.checkpoint_interval_ms {
+        let c = &result.checkpoints;
+        let mut durations: Vec<u128> = c.iter().map(|c| c.duration.as_millis()).collect();
+        durations.sort_unstable();
+        line["checkpoint_interval_ms"] = serde_json::json!(ms);
+        line["checkpoints"] = serde_json::json!(c.len());
+        line["checkpoint_ms_median"] = serde_json::json!(durations.get(durations.len() / 2));
+        line["checkpoint_ms_max"] = serde_json::json!(durations.last());
+        line["checkpoint_bytes_max"] = serde_json::json!(c.iter().map(|c| c.size).max());
+        line["alignment_ms_max"] = serde_json::json!(c.iter().map(|c| c.max_alignment_ms).max());
     }
     println!("{line}");
     if let Some(kib) = peak_rss_kib() {

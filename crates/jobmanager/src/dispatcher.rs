@@ -47,6 +47,8 @@ pub enum JobOutcome {
     Finished {
         /// Wall time from deployment to the last subtask's end.
         duration: Duration,
+        /// The checkpoints that completed while it ran.
+        checkpoints: Vec<crate::CompletedCheckpoint>,
     },
     /// The job failed or was cancelled; the message names the first failure.
     Failed {
@@ -351,6 +353,11 @@ impl JobManagerGateway for JobManager {
             }
             Decision::Finished => Some(JobOutcome::Finished {
                 duration: job.started.elapsed(),
+                checkpoints: job
+                    .checkpoints
+                    .as_ref()
+                    .map(|c| c.completed().to_vec())
+                    .unwrap_or_default(),
             }),
             Decision::Ended { failure } => Some(JobOutcome::Failed {
                 message: failure.unwrap_or_else(|| "job ended".into()),

@@ -187,11 +187,17 @@ impl StreamExecutionEnvironment {
                   names: Vec<String>|
                   -> Result<Box<dyn TaskInvokable>, weir_runtime::TaskError> {
                 let out = typed_output::<T>(out, &ctx.name)?;
-                let reader = source.create_reader(&SourceContext {
+                let mut reader = source.create_reader(&SourceContext {
                     name: src_name.clone(),
                     subtask: ctx.subtask,
                     parallelism: ctx.parallelism,
                 })?;
+                if let Some(restored) = &ctx.restored {
+                    if let Some(p) = restored.operator(&ctx.uid, ctx.subtask, ctx.parallelism)? {
+                        reader.restore(&p)?;
+                        tracing::info!(source = %ctx.name, subtask = ctx.subtask, checkpoint = restored.checkpoint(), "source position restored");
+                    }
+                }
                 Ok(Box::new(crate::graph::heads::SourceHead::new(
                     reader,
                     out,

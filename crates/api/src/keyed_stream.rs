@@ -57,6 +57,34 @@ pub(crate) fn keyed_backend<K: StateKey>(ctx: &OperatorContext) -> KeyedStateBac
     KeyedStateBackend::new(ctx.state_backend, ctx.key_group_range, ctx.max_parallelism)
 }
 
+/// After a restart, loads the keyed state (and timers) the checkpoint holds for this
+/// operator's `uid` and key groups into `backend` (and `timers`).
+pub(crate) fn restore_keyed<K: StateKey, N: weir_state_backends::Namespace>(
+    ctx: &OperatorContext,
+    backend: &KeyedStateBackend<K>,
+    timers: Option<&mut weir_state_backends::TimerService<K, N>>,
+) -> Result<(), TaskError> {
+    let Some(restored) = &ctx.restored else {
+        return Ok(());
+    };
+    let states = restored.keyed(&ctx.uid, ctx.key_group_range)?;
+    if states.is_empty() {
+        return Ok(());
+    }
+    let (keyed, timer_snapshots): (Vec<_>, Vec<_>) =
+        states.into_iter().map(|s| (s.keyed, s.timers)).unzip();
+    backend
+        .restore(&keyed)
+        .map_err(|e| state_error(&ctx.name, e))?;
+    if let Some(t) = timers {
+        let snapshots: Vec<_> = timer_snapshots.into_iter().flatten().collect();
+        t.restore(&snapshots)
+            .map_err(|e| state_error(&ctx.name, e))?;
+    }
+    tracing::info!(operator = %ctx.name, uid = %ctx.uid, checkpoint = restored.checkpoint(), "keyed state restored");
+    Ok(())
+}
+
 fn state_error(name: &str, e: weir_state_backends::StateError) -> TaskError {
     TaskError::user(name, e.to_string())
 }
@@ -96,7 +124,8 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
         let key_fn = self.key_fn.clone();
         self.add_keyed("KeyedProcess", move |ctx, out| {
             let backend = keyed_backend::<K>(ctx);
-            let timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
+            let mut timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
+            restore_keyed(ctx, &backend, Some(&mut timers))?;
             let sides = ctx.take_side_outputs();
             Ok(Box::new(KeyedProcessOperator::new(
                 f.clone(),
@@ -132,6 +161,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
         let f = Arc::new(f);
         self.add_keyed("Keyed Aggregate", move |ctx, out| {
             let backend = keyed_backend::<K>(ctx);
+            restore_keyed::<K, weir_state_backends::VoidNamespace>(ctx, &backend, None)?;
             let state = backend
                 .value_state("aggregate")
                 .map_err(|e| state_error(&ctx.name, e))?;

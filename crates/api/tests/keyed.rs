@@ -277,6 +277,9 @@ fn an_idle_input_does_not_hold_back_event_time_windows() {
         fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
             Ok(None)
         }
+        fn restore(&mut self, _p: &[u8]) -> Result<(), TaskError> {
+            Ok(())
+        }
     }
     let env = env(1);
     let strategy = || {

@@ -132,6 +132,23 @@ impl CheckpointCoordinator {
         &self.storage
     }
 
+    /// The job restarts: pending checkpoints are dropped (without counting as failures) and
+    /// none is triggered until [`Self::resume`].
+    pub fn pause(&mut self) {
+        self.stopped = true;
+        for id in std::mem::take(&mut self.pending).into_keys() {
+            if let Err(e) = self.storage.discard(self.job, id) {
+                warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
+            }
+        }
+    }
+
+    /// The restarted job runs again: checkpoints resume (ids go on from the last one).
+    pub fn resume(&mut self) {
+        self.stopped = false;
+        self.last_trigger = None;
+    }
+
     /// A task of the job finished: it can take part in no further checkpoint, so pending
     /// ones are dropped (without counting as failures) and none is triggered any more.
     pub fn task_finished(&mut self) {

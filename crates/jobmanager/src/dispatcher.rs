@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::{
-    ExecutionState, JobManagerGateway, JobManagerMessage, TaskManagerGateway, TaskManagerInfo,
-    TaskManagerMessage,
+    ExecutionState, JobManagerGateway, JobManagerMessage, RestoreSpec, TaskDeployment,
+    TaskManagerGateway, TaskManagerId, TaskManagerInfo, TaskManagerMessage,
 };
+use weir_runtime::RestartStrategy;
 use weir_runtime::{GraphError, JobGraph, JobId};
 
 /// Errors of job submission and control.
@@ -82,6 +83,12 @@ struct RunningJob {
     started: Instant,
     done: Sender<JobOutcome>,
     checkpoints: Option<CheckpointCoordinator>,
+    /// The current run (0, then one more per restart).
+    attempt: u32,
+    /// Where each subtask runs; a restart deploys the same placement again.
+    deployments: Vec<(TaskManagerId, TaskDeployment)>,
+    restart: RestartStrategy,
+    restarts: u32,
 }
 
 #[derive(Default)]
@@ -143,6 +150,10 @@ impl JobManager {
                 started: Instant::now(),
                 done: tx,
                 checkpoints: checkpoints.map(|(c, _)| c),
+                attempt: 0,
+                deployments: deployments.clone(),
+                restart: graph.config.effective_restart_strategy(),
+                restarts: 0,
             },
         );
         if let Some(interval) = tick {
@@ -178,9 +189,10 @@ impl JobManager {
             .get_mut(&id)
             .ok_or(JobManagerError::UnknownJob(id))?;
         job.execution.cancel();
+        let attempt = job.attempt;
         let gateways = gateways(&state);
         drop(state);
-        broadcast_cancel(&gateways, id);
+        broadcast_cancel(&gateways, id, attempt);
         Ok(())
     }
 
@@ -200,6 +212,9 @@ fn start_checkpoint_timer(state: Arc<Mutex<State>>, id: JobId, interval: Duratio
             let Some(job) = s.jobs.get_mut(&id) else {
                 return;
             };
+            if !job.execution.all_running() {
+                continue;
+            }
             let Some(c) = job.checkpoints.as_mut() else {
                 return;
             };
@@ -257,7 +272,10 @@ fn coordinator_outbox(state: &mut State, id: JobId, actions: Vec<CoordinatorActi
                 if let Some(job) = state.jobs.get_mut(&id) {
                     warn!(job_id = %id, %reason, "failing job");
                     job.execution.fail(reason);
-                    messages.push(JobManagerMessage::CancelJob(id));
+                    messages.push(JobManagerMessage::CancelJob {
+                        job: id,
+                        attempt: job.attempt,
+                    });
                 }
             }
         }
@@ -280,20 +298,90 @@ fn gateways(state: &State) -> Vec<Arc<dyn TaskManagerGateway>> {
         .collect()
 }
 
-fn broadcast_cancel(gateways: &[Arc<dyn TaskManagerGateway>], id: JobId) {
+fn broadcast_cancel(gateways: &[Arc<dyn TaskManagerGateway>], job: JobId, attempt: u32) {
     for gw in gateways {
-        gw.send(JobManagerMessage::CancelJob(id));
+        gw.send(JobManagerMessage::CancelJob { job, attempt });
+    }
+}
+
+/// Deploys the subtasks of job `id` again after `delay`, restored from its latest
+/// usable checkpoint, unless the job ended meanwhile.
+fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("weir-restart-{id}"))
+        .spawn(move || {
+            std::thread::sleep(delay);
+            let mut s = state.lock().expect("jobmanager state poisoned");
+            let Some(job) = s.jobs.get_mut(&id) else {
+                return;
+            };
+            if job.attempt != attempt {
+                return;
+            }
+            let restore = match job.checkpoints.as_ref() {
+                Some(c) if !c.completed().is_empty() || !c.storage().completed(id).unwrap_or_default().is_empty() => {
+                    match c.storage().latest_usable(id) {
+                        Ok(metadata) => Some(RestoreSpec {
+                            storage: c.storage().url().to_string(),
+                            metadata,
+                        }),
+                        Err(e) => {
+                            let message = format!("cannot restore job {id}: {e}");
+                            warn!(job_id = %id, %message, "job failed");
+                            if let Some(job) = s.jobs.remove(&id) {
+                                let _ = job.done.send(JobOutcome::Failed { message });
+                            }
+                            return;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            info!(job_id = %id, attempt, checkpoint = restore.as_ref().map(|r| r.metadata.checkpoint), "restarting job");
+            job.execution = JobExecution::new(
+                job.deployments
+                    .iter()
+                    .map(|(_, d)| (d.subtask, d.name.clone())),
+            );
+            if let Some(c) = job.checkpoints.as_mut() {
+                c.resume();
+            }
+            let deployments: Vec<_> = job
+                .deployments
+                .iter()
+                .map(|(tm, d)| {
+                    let mut d = d.clone();
+                    d.attempt = attempt;
+                    d.restore = restore.clone();
+                    (*tm, d)
+                })
+                .collect();
+            let sends: Vec<_> = deployments
+                .into_iter()
+                .filter_map(|(tm, d)| {
+                    let gw = s.taskmanagers.iter().find(|(i, _)| i.id == tm)?.1.clone();
+                    Some((gw, JobManagerMessage::Deploy(d)))
+                })
+                .collect();
+            drop(s);
+            for (gw, m) in sends {
+                gw.send(m);
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(job_id = %id, error = %e, "cannot schedule the restart");
     }
 }
 
 impl JobManagerGateway for JobManager {
     fn send(&self, message: TaskManagerMessage) {
-        let (subtask, exec_state, error) = match message {
+        let (subtask, attempt, exec_state, error) = match message {
             TaskManagerMessage::TaskState {
                 subtask,
+                attempt,
                 state,
                 error,
-            } => (subtask, state, error),
+            } => (subtask, attempt, state, error),
             TaskManagerMessage::AcknowledgeCheckpoint {
                 subtask,
                 checkpoint,
@@ -338,6 +426,10 @@ impl JobManagerGateway for JobManager {
             warn!(job_id = %subtask.job, "state update for unknown job");
             return;
         };
+        if attempt != job.attempt {
+            // A late report of an earlier run.
+            return;
+        }
         if exec_state == ExecutionState::Finished {
             if let Some(c) = job.checkpoints.as_mut() {
                 c.task_finished();
@@ -359,9 +451,30 @@ impl JobManagerGateway for JobManager {
                     .map(|c| c.completed().to_vec())
                     .unwrap_or_default(),
             }),
-            Decision::Ended { failure } => Some(JobOutcome::Failed {
-                message: failure.unwrap_or_else(|| "job ended".into()),
-            }),
+            Decision::Ended { failure } => {
+                let can_restart = !job.execution.is_cancelled_on_request()
+                    && match job.restart {
+                        RestartStrategy::None => false,
+                        RestartStrategy::FixedDelay { attempts, .. } => job.restarts < attempts,
+                    };
+                if can_restart {
+                    let RestartStrategy::FixedDelay { delay, .. } = job.restart else {
+                        unreachable!("checked above")
+                    };
+                    job.restarts += 1;
+                    job.attempt += 1;
+                    if let Some(c) = job.checkpoints.as_mut() {
+                        c.pause();
+                    }
+                    warn!(job_id = %subtask.job, cause = failure.as_deref().unwrap_or(""), restart = job.restarts, "job failed; restarting");
+                    schedule_restart(self.state.clone(), subtask.job, job.attempt, delay);
+                    None
+                } else {
+                    Some(JobOutcome::Failed {
+                        message: failure.unwrap_or_else(|| "job ended".into()),
+                    })
+                }
+            }
         };
         if let Some(outcome) = outcome {
             if let Some(mut job) = state.jobs.remove(&subtask.job) {
@@ -377,7 +490,7 @@ impl JobManagerGateway for JobManager {
         if cancel {
             let gateways = gateways(&state);
             drop(state);
-            broadcast_cancel(&gateways, subtask.job);
+            broadcast_cancel(&gateways, subtask.job, attempt);
         }
     }
 }
@@ -397,6 +510,7 @@ mod tests {
             if let (JobManagerMessage::Deploy(d), Some(jm)) = (message, self.0.upgrade()) {
                 jm.send(TaskManagerMessage::TaskState {
                     subtask: d.subtask,
+                    attempt: d.attempt,
                     state: ExecutionState::Failed,
                     error: Some("no program for this job".into()),
                 });

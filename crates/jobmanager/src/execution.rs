@@ -50,6 +50,16 @@ impl JobExecution {
         }
     }
 
+    /// Returns whether every subtask runs (checkpoints can be triggered).
+    pub fn all_running(&self) -> bool {
+        self.states.values().all(|s| *s == ExecutionState::Running)
+    }
+
+    /// Returns whether the job is being cancelled on request (no restart then).
+    pub fn is_cancelled_on_request(&self) -> bool {
+        self.cancelling && self.failure.as_deref() == Some("job was cancelled")
+    }
+
     /// Returns the first failure.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()

@@ -112,6 +112,8 @@ pub fn schedule(
                 is_source: v.is_source,
                 gates: gates.clone(),
                 outputs,
+                attempt: 0,
+                restore: None,
             };
             out.push((place(s).id, deployment));
         }

@@ -25,6 +25,38 @@ pub struct JobConfig {
     pub source_batch_size: usize,
     /// Periodic checkpoints (off by default).
     pub checkpointing: Option<CheckpointConfig>,
+    /// What happens after a task fails (`restart-strategy.type`); `None` means Flink's
+    /// default: fixed-delay (unbounded attempts, 1 s apart) with checkpointing, no restart
+    /// without.
+    pub restart_strategy: Option<RestartStrategy>,
+}
+
+/// How a failed job restarts (`restart-strategy.*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartStrategy {
+    /// The job fails at the first task failure (`none`).
+    None,
+    /// Restart up to `attempts` times, `delay` apart (`fixed-delay`).
+    FixedDelay {
+        /// Restarts allowed (`restart-strategy.fixed-delay.attempts`).
+        attempts: u32,
+        /// Time between the failure and the restart (`restart-strategy.fixed-delay.delay`).
+        delay: Duration,
+    },
+}
+
+impl JobConfig {
+    /// Returns the restart strategy in effect (the default depends on checkpointing).
+    pub fn effective_restart_strategy(&self) -> RestartStrategy {
+        match (self.restart_strategy, &self.checkpointing) {
+            (Some(s), _) => s,
+            (None, Some(_)) => RestartStrategy::FixedDelay {
+                attempts: u32::MAX,
+                delay: Duration::from_secs(1),
+            },
+            (None, None) => RestartStrategy::None,
+        }
+    }
 }
 
 impl JobConfig {
@@ -57,6 +89,7 @@ impl Default for JobConfig {
             floating_buffers_per_gate: 8,
             source_batch_size: 1024,
             checkpointing: None,
+            restart_strategy: None,
         }
     }
 }

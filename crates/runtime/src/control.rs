@@ -87,6 +87,19 @@ pub struct TaskDeployment {
     pub gates: Vec<GateSpec>,
     /// Output edges, in output order.
     pub outputs: Vec<OutputSpec>,
+    /// Which run of the job this is (0 first, then one more per restart).
+    pub attempt: u32,
+    /// The checkpoint to restore from, if the job restarts after a failure.
+    pub restore: Option<RestoreSpec>,
+}
+
+/// Where a restarting task finds its state: the metadata of a completed checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreSpec {
+    /// The checkpoint storage URL.
+    pub storage: String,
+    /// The checkpoint's metadata (every operator's state files).
+    pub metadata: crate::checkpoint::CheckpointMetadata,
 }
 
 /// Messages from the JobManager to a TaskManager.
@@ -94,8 +107,13 @@ pub struct TaskDeployment {
 pub enum JobManagerMessage {
     /// Start a subtask.
     Deploy(TaskDeployment),
-    /// Cancel every subtask of a job.
-    CancelJob(JobId),
+    /// Cancel every subtask of one run of a job.
+    CancelJob {
+        /// The job.
+        job: JobId,
+        /// The run.
+        attempt: u32,
+    },
     /// Sources of `job` on this TaskManager: snapshot and emit `Barrier(checkpoint)`.
     TriggerCheckpoint {
         /// The job.
@@ -137,6 +155,8 @@ pub enum TaskManagerMessage {
     TaskState {
         /// The subtask.
         subtask: SubtaskId,
+        /// The run of the job it belongs to.
+        attempt: u32,
         /// Its new state.
         state: ExecutionState,
         /// The failure, for failed tasks.

@@ -41,6 +41,8 @@ pub struct TaskSetup {
     pub writers: Vec<PartitionWriter>,
     /// The logical input of each input gate, in gate order.
     pub gate_inputs: Vec<u8>,
+    /// The checkpoint to restore operator state from, after a restart.
+    pub restore: Option<std::sync::Arc<crate::checkpoint::RestoredState>>,
 }
 
 /// Builds the chain of one subtask.

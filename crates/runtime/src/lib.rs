@@ -19,7 +19,9 @@ pub mod output;
 pub mod task;
 pub mod types;
 
-pub use config::{CheckpointConfig, CheckpointingMode, JobConfig, TaskManagerConfig};
+pub use config::{
+    CheckpointConfig, CheckpointingMode, JobConfig, RestartStrategy, TaskManagerConfig,
+};
 pub use error::{ExchangeError, TaskError};
 pub use graph::{GraphError, JobEdge, JobGraph, JobVertex, Partitioning};
 pub use invokable::{InvokableFactory, SourceStep, TaskInvokable, TaskSetup};

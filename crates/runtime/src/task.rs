@@ -181,6 +181,10 @@ fn run_inner(
         config: config.clone(),
         writers,
         gate_inputs: deployment.gates.iter().map(|g| g.input).collect(),
+        restore: match &deployment.restore {
+            Some(spec) => Some(Arc::new(crate::checkpoint::RestoredState::open(spec)?)),
+            None => None,
+        },
     };
     CURRENT_OPERATOR.with(|c| c.set(usize::MAX));
     let mut inv = factory.create(setup)?;

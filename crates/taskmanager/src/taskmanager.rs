@@ -32,8 +32,10 @@ struct RunningTask {
 /// deployment and a cancellation of the same job are ordered).
 #[derive(Default)]
 struct Tasks {
-    running: HashMap<SubtaskId, RunningTask>,
-    cancelled_jobs: HashSet<JobId>,
+    /// Subtasks by id and run of their job.
+    running: HashMap<(SubtaskId, u32), RunningTask>,
+    /// Runs of jobs told to cancel.
+    cancelled_jobs: HashSet<(JobId, u32)>,
 }
 
 struct Inner {
@@ -157,7 +159,7 @@ impl Drop for TaskManager {
 }
 
 /// Joins and forgets the threads of subtasks that have ended.
-fn reap_finished(tasks: &mut HashMap<SubtaskId, RunningTask>) {
+fn reap_finished(tasks: &mut HashMap<(SubtaskId, u32), RunningTask>) {
     tasks.retain(|_, t| match &t.thread {
         Some(h) if h.is_finished() => {
             if let Some(h) = t.thread.take() {
@@ -184,7 +186,7 @@ impl TaskManagerGateway for Gateway {
                 // Only sources start a checkpoint; the others join when its barriers
                 // reach them.
                 let tasks = self.0.tasks.lock().expect("tasks poisoned");
-                for (id, t) in tasks.running.iter() {
+                for ((id, _), t) in tasks.running.iter() {
                     if id.job == job && t.is_source {
                         let _ = t.commands.send(TaskCommand::TriggerCheckpoint {
                             checkpoint,
@@ -195,17 +197,17 @@ impl TaskManagerGateway for Gateway {
             }
             JobManagerMessage::NotifyCheckpointComplete { job, checkpoint } => {
                 let tasks = self.0.tasks.lock().expect("tasks poisoned");
-                for (id, t) in tasks.running.iter() {
+                for ((id, _), t) in tasks.running.iter() {
                     if id.job == job {
                         let _ = t.commands.send(TaskCommand::CheckpointComplete(checkpoint));
                     }
                 }
             }
-            JobManagerMessage::CancelJob(job) => {
+            JobManagerMessage::CancelJob { job, attempt } => {
                 let mut tasks = self.0.tasks.lock().expect("tasks poisoned");
-                tasks.cancelled_jobs.insert(job);
-                for (id, t) in tasks.running.iter() {
-                    if id.job == job {
+                tasks.cancelled_jobs.insert((job, attempt));
+                for ((id, a), t) in tasks.running.iter() {
+                    if id.job == job && *a == attempt {
                         t.cancel.store(true, Ordering::Relaxed);
                     }
                 }
@@ -214,9 +216,16 @@ impl TaskManagerGateway for Gateway {
     }
 }
 
-fn report(inner: &Inner, subtask: SubtaskId, state: ExecutionState, error: Option<String>) {
+fn report(
+    inner: &Inner,
+    subtask: SubtaskId,
+    attempt: u32,
+    state: ExecutionState,
+    error: Option<String>,
+) {
     inner.jobmanager.send(TaskManagerMessage::TaskState {
         subtask,
+        attempt,
         state,
         error,
     });
@@ -224,6 +233,7 @@ fn report(inner: &Inner, subtask: SubtaskId, state: ExecutionState, error: Optio
 
 fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
     let subtask = d.subtask;
+    let attempt = d.attempt;
     let program = inner
         .programs
         .lock()
@@ -234,6 +244,7 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
         report(
             inner,
             subtask,
+            attempt,
             ExecutionState::Failed,
             Some(format!(
                 "taskmanager {} has no program for job {}",
@@ -250,15 +261,15 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
     let thread_name = format!("{} ({}/{})", d.name, subtask.subtask + 1, d.parallelism);
     let mut tasks = inner.tasks.lock().expect("tasks poisoned");
     reap_finished(&mut tasks.running);
-    if tasks.cancelled_jobs.contains(&subtask.job) {
+    if tasks.cancelled_jobs.contains(&(subtask.job, attempt)) {
         drop(tasks);
-        report(inner, subtask, ExecutionState::Cancelled, None);
+        report(inner, subtask, attempt, ExecutionState::Cancelled, None);
         return;
     }
     let spawned = std::thread::Builder::new()
         .name(thread_name.chars().take(60).collect())
         .spawn(move || {
-            report(&inner2, subtask, ExecutionState::Running, None);
+            report(&inner2, subtask, attempt, ExecutionState::Running, None);
             let body = std::panic::AssertUnwindSafe(|| {
                 let Some(vertex) = graph.vertices.get(subtask.vertex as usize) else {
                     return Err(TaskError::Other(format!(
@@ -282,15 +293,16 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
                 )))
             });
             match result {
-                Ok(()) => report(&inner2, subtask, ExecutionState::Finished, None),
+                Ok(()) => report(&inner2, subtask, attempt, ExecutionState::Finished, None),
                 Err(TaskError::Cancelled) => {
-                    report(&inner2, subtask, ExecutionState::Cancelled, None)
+                    report(&inner2, subtask, attempt, ExecutionState::Cancelled, None)
                 }
                 Err(e) => {
                     error!(task = %d.name, subtask = subtask.subtask, error = %e, "task failed");
                     report(
                         &inner2,
                         subtask,
+                        attempt,
                         ExecutionState::Failed,
                         Some(e.to_string()),
                     )
@@ -300,7 +312,7 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
     match spawned {
         Ok(h) => {
             tasks.running.insert(
-                subtask,
+                (subtask, attempt),
                 RunningTask {
                     cancel,
                     thread: Some(h),
@@ -314,6 +326,7 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
             report(
                 inner,
                 subtask,
+                attempt,
                 ExecutionState::Failed,
                 Some(format!("cannot start task thread: {e}")),
             )

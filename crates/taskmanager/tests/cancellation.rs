@@ -51,7 +51,7 @@ fn a_deployment_arriving_after_its_jobs_cancellation_is_reported_cancelled_and_n
         subtask: 0,
     };
     let gateway = tm.gateway();
-    gateway.send(JobManagerMessage::CancelJob(job));
+    gateway.send(JobManagerMessage::CancelJob { job, attempt: 0 });
     gateway.send(JobManagerMessage::Deploy(TaskDeployment {
         subtask,
         name: "never".into(),
@@ -60,6 +60,8 @@ fn a_deployment_arriving_after_its_jobs_cancellation_is_reported_cancelled_and_n
         is_source: true,
         gates: vec![],
         outputs: vec![],
+        attempt: 0,
+        restore: None,
     }));
     assert_eq!(
         *recorder.0.lock().unwrap(),

@@ -287,6 +287,7 @@ fn build_chain(
         let mut ctx = OperatorContext {
             name: node.name.clone(),
             uid: node.uid.clone(),
+            restored: setup.restore.clone(),
             index: i,
             subtask: setup.subtask.subtask,
             parallelism: setup.parallelism,

@@ -11,6 +11,8 @@ pub struct OperatorContext {
     pub name: String,
     /// The operator's `uid` (state is matched by it on restore).
     pub uid: String,
+    /// The checkpoint to restore from, after a restart.
+    pub restored: Option<std::sync::Arc<weir_runtime::checkpoint::RestoredState>>,
     /// Its position in the task's chain (for error attribution).
     pub index: usize,
     /// The subtask index.

@@ -41,6 +41,12 @@ impl<T: Clone> SourceReader<T> for CollectionReader<T> {
         super::encode_position(&(self.next as u64))
     }
 
+    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
+        let next: u64 = super::decode_position(position, "the collection")?;
+        self.next = usize::try_from(next).unwrap_or(usize::MAX);
+        Ok(())
+    }
+
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
         for _ in 0..max {
             let Some(v) = self.items.get(self.next) else {

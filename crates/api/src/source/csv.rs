@@ -199,6 +199,15 @@ impl<T: DeserializeOwned> SourceReader<T> for CsvReader<T> {
         super::encode_position(&(p.byte(), p.line(), p.record()))
     }
 
+    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
+        let (byte, line, record): (u64, u64, u64) = super::decode_position(position, &self.path)?;
+        let mut p = csv::Position::new();
+        p.set_byte(byte).set_line(line).set_record(record);
+        self.reader.seek(p).map_err(|e| {
+            TaskError::Other(format!("cannot seek to byte {byte} of {}: {e}", self.path))
+        })
+    }
+
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
         for _ in 0..max {
             match self.reader.read_record(&mut self.row) {

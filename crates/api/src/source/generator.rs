@@ -204,6 +204,11 @@ impl<T> SourceReader<T> for GeneratorReader<T> {
         super::encode_position(&(self.next, self.remaining))
     }
 
+    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
+        (self.next, self.remaining) = super::decode_position(position, "the generator")?;
+        Ok(())
+    }
+
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
         let mut n = u64::try_from(max).unwrap_or(u64::MAX);
         if let Some(rem) = self.remaining {

@@ -49,6 +49,20 @@ pub trait SourceReader<T> {
     /// the source cannot be replayed (its records since the last checkpoint may be lost on
     /// failure).
     fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError>;
+
+    /// Moves the reader back to a `position` it returned (before the first poll, after a
+    /// restart).
+    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError>;
+}
+
+/// Decodes a reader position written by [`encode_position`].
+pub(crate) fn decode_position<P: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    source: &str,
+) -> Result<P, TaskError> {
+    weir_state_backends::decode_from(bytes)
+        .map(|(p, _)| p)
+        .map_err(|e| TaskError::Other(format!("cannot restore the position of {source}: {e}")))
 }
 
 /// Encodes a reader position.

@@ -121,6 +121,12 @@ impl SourceReader<String> for SocketReader {
         Ok(None)
     }
 
+    fn restore(&mut self, _position: &[u8]) -> Result<(), TaskError> {
+        Err(TaskError::Other(
+            "a socket source has no position to restore".into(),
+        ))
+    }
+
     fn poll(&mut self, out: &mut dyn Output<String>, max: usize) -> Result<SourceStep, TaskError> {
         let mut emitted = 0;
         let mut read_socket = false;

@@ -67,6 +67,10 @@ impl<T> SourceReader<T> for EmptyReader {
         Ok(Some(Vec::new()))
     }
 
+    fn restore(&mut self, _position: &[u8]) -> Result<(), TaskError> {
+        Ok(())
+    }
+
     fn poll(&mut self, _out: &mut dyn Output<T>, _max: usize) -> Result<SourceStep, TaskError> {
         Ok(SourceStep::Finished)
     }
@@ -98,6 +102,19 @@ impl SourceReader<String> for TextReader {
             TaskError::Other(format!("cannot tell the position in {}: {e}", self.path))
         })?;
         super::encode_position(&(offset, self.line))
+    }
+
+    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
+        use std::io::{Seek, SeekFrom};
+        let (offset, line): (u64, u64) = super::decode_position(position, &self.path)?;
+        self.reader.seek(SeekFrom::Start(offset)).map_err(|e| {
+            TaskError::Other(format!(
+                "cannot seek to byte {offset} of {}: {e}",
+                self.path
+            ))
+        })?;
+        self.line = line;
+        Ok(())
     }
 
     fn poll(&mut self, out: &mut dyn Output<String>, max: usize) -> Result<SourceStep, TaskError> {

@@ -64,6 +64,8 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         self.keyed
             .add_keyed(name, move |ctx, out| {
                 let backend = keyed_backend::<K>(ctx);
+                let mut timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
+                crate::keyed_stream::restore_keyed(ctx, &backend, Some(&mut timers))?;
                 let sessions = if assigner.is_merging() {
                     Some(
                         backend
@@ -76,7 +78,7 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
                 let contents = contents(&backend, &ctx.name)?;
                 Ok(Box::new(WindowOperator {
                     key_fn: key_fn.clone(),
-                    timers: TimerService::new(ctx.key_group_range, ctx.max_parallelism),
+                    timers,
                     backend,
                     contents,
                     assigner,

@@ -9,12 +9,14 @@
 
 mod aligner;
 mod metadata;
+mod restore;
 mod snapshot;
 mod storage;
 mod uploader;
 
 pub use aligner::{AlignAction, AlignOutcome, BarrierAligner};
 pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
+pub use restore::RestoredState;
 pub use snapshot::{KeyedOperatorState, OperatorSnapshot};
 pub use storage::{CheckpointStorage, StorageError, METADATA_FILE};
 pub use uploader::{state_file_name, Uploader};

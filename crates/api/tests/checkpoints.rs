@@ -223,3 +223,30 @@ fn after_an_injected_failure_the_job_restores_state_and_rewinds_its_source_exact
         "{seen} records read: the source restarted from scratch"
     );
 }
+
+#[test]
+fn a_job_that_keeps_failing_fails_once_its_restarts_are_used_up_naming_the_cause() {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 1);
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 2,
+            delay: Duration::from_millis(10),
+        })
+    });
+    env.from_collection((0..100u64).map(|i| (i, 1u64)).collect())
+        .map(|r: (u64, u64)| {
+            if r.0 == 50 {
+                RUNS.fetch_add(1, Ordering::SeqCst);
+                panic!("always fails at 50");
+            }
+            r
+        })
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .add_sink(Count::default());
+    let err = env.execute("hopeless").unwrap_err().to_string();
+    assert!(err.contains("always fails at 50"), "{err}");
+    assert_eq!(RUNS.load(Ordering::SeqCst), 3, "one run and two restarts");
+}

@@ -7,6 +7,7 @@
 
 use crate::checkpoint_coordinator::{CheckpointCoordinator, CoordinatorAction};
 use crate::execution::{Decision, JobExecution};
+use crate::restart::RestartPolicy;
 use crate::scheduler::{schedule, ScheduleError};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
@@ -18,7 +19,6 @@ use weir_runtime::control::{
     ExecutionState, JobManagerGateway, JobManagerMessage, RestoreSpec, TaskDeployment,
     TaskManagerGateway, TaskManagerId, TaskManagerInfo, TaskManagerMessage,
 };
-use weir_runtime::RestartStrategy;
 use weir_runtime::{GraphError, JobGraph, JobId};
 
 /// Errors of job submission and control.
@@ -87,8 +87,7 @@ struct RunningJob {
     attempt: u32,
     /// Where each subtask runs; a restart deploys the same placement again.
     deployments: Vec<(TaskManagerId, TaskDeployment)>,
-    restart: RestartStrategy,
-    restarts: u32,
+    restart: RestartPolicy,
 }
 
 #[derive(Default)]
@@ -152,8 +151,7 @@ impl JobManager {
                 checkpoints: checkpoints.map(|(c, _)| c),
                 attempt: 0,
                 deployments: deployments.clone(),
-                restart: graph.config.effective_restart_strategy(),
-                restarts: 0,
+                restart: RestartPolicy::new(graph.config.effective_restart_strategy()),
             },
         );
         if let Some(interval) = tick {
@@ -452,21 +450,17 @@ impl JobManagerGateway for JobManager {
                     .unwrap_or_default(),
             }),
             Decision::Ended { failure } => {
-                let can_restart = !job.execution.is_cancelled_on_request()
-                    && match job.restart {
-                        RestartStrategy::None => false,
-                        RestartStrategy::FixedDelay { attempts, .. } => job.restarts < attempts,
-                    };
-                if can_restart {
-                    let RestartStrategy::FixedDelay { delay, .. } = job.restart else {
-                        unreachable!("checked above")
-                    };
-                    job.restarts += 1;
+                let restart = if job.execution.is_cancelled_on_request() {
+                    None
+                } else {
+                    job.restart.on_failure(Instant::now())
+                };
+                if let Some(delay) = restart {
                     job.attempt += 1;
                     if let Some(c) = job.checkpoints.as_mut() {
                         c.pause();
                     }
-                    warn!(job_id = %subtask.job, cause = failure.as_deref().unwrap_or(""), restart = job.restarts, "job failed; restarting");
+                    warn!(job_id = %subtask.job, cause = failure.as_deref().unwrap_or(""), restart = job.restart.restarts(), delay_ms = delay.as_millis() as u64, "job failed; restarting");
                     schedule_restart(self.state.clone(), subtask.job, job.attempt, delay);
                     None
                 } else {

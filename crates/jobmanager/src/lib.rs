@@ -7,9 +7,11 @@
 mod checkpoint_coordinator;
 mod dispatcher;
 mod execution;
+mod restart;
 mod scheduler;
 
 pub use checkpoint_coordinator::{CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction};
 pub use dispatcher::{JobHandle, JobManager, JobManagerError, JobOutcome};
 pub use execution::{Decision, JobExecution};
+pub use restart::RestartPolicy;
 pub use scheduler::{schedule, ScheduleError};

@@ -32,7 +32,7 @@ pub struct JobConfig {
 }
 
 /// How a failed job restarts (`restart-strategy.*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RestartStrategy {
     /// The job fails at the first task failure (`none`).
     None,
@@ -41,6 +41,31 @@ pub enum RestartStrategy {
         /// Restarts allowed (`restart-strategy.fixed-delay.attempts`).
         attempts: u32,
         /// Time between the failure and the restart (`restart-strategy.fixed-delay.delay`).
+        delay: Duration,
+    },
+    /// Restart after a delay that grows by `multiplier` with every failure, up to `max`,
+    /// and starts again at `initial` once the job ran `reset_after` without failing
+    /// (`exponential-delay`).
+    ExponentialDelay {
+        /// First delay (`restart-strategy.exponential-delay.initial-backoff`).
+        initial: Duration,
+        /// Largest delay (`restart-strategy.exponential-delay.max-backoff`).
+        max: Duration,
+        /// Growth per failure (`restart-strategy.exponential-delay.backoff-multiplier`).
+        multiplier: f64,
+        /// Quiet time that resets the delay
+        /// (`restart-strategy.exponential-delay.reset-backoff-threshold`).
+        reset_after: Duration,
+    },
+    /// Restart after `delay` unless more than `max_failures` failures happened within
+    /// `interval` (`failure-rate`).
+    FailureRate {
+        /// Failures tolerated per interval
+        /// (`restart-strategy.failure-rate.max-failures-per-interval`).
+        max_failures: u32,
+        /// The measuring window (`restart-strategy.failure-rate.failure-rate-interval`).
+        interval: Duration,
+        /// Time between the failure and the restart (`restart-strategy.failure-rate.delay`).
         delay: Duration,
     },
 }

@@ -242,15 +242,23 @@ impl<T: Record> DataStream<T> {
     ) -> DataStreamSink {
         let sink = Arc::new(sink);
         let stream = self.add_one_input::<()>("Sink", key_hash, true, move |ctx, out| {
-            let writer = sink.create_writer(&SinkContext {
+            let mut writer = sink.create_writer(&SinkContext {
                 name: ctx.name.clone(),
                 subtask: ctx.subtask,
                 parallelism: ctx.parallelism,
+                checkpointing: ctx.config.checkpointing.is_some(),
             })?;
+            if let Some(restored) = &ctx.restored {
+                if let Some(s) = restored.operator(&ctx.uid, ctx.subtask, ctx.parallelism)? {
+                    let _scope = weir_runtime::task::enter_operator(ctx.index);
+                    writer.recover(&s)?;
+                }
+            }
             Ok(Box::new(SinkOperator {
                 writer,
                 out,
                 index: ctx.index,
+                uid: ctx.uid.clone(),
             }))
         });
         DataStreamSink { stream }

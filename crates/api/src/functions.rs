@@ -172,6 +172,13 @@ impl<O> Lifecycle for Downstream<O> {
             .each(|s| s.checkpoint(checkpoint, options, state))?;
         self.out.checkpoint(checkpoint, options, state)
     }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.sides.each(|s| s.checkpoint_complete(checkpoint))?;
+        self.out.checkpoint_complete(checkpoint)
+    }
 }
 
 /// The collector and context of a (non-keyed) process function call.

@@ -250,3 +250,69 @@ fn a_job_that_keeps_failing_fails_once_its_restarts_are_used_up_naming_the_cause
     assert!(err.contains("always fails at 50"), "{err}");
     assert_eq!(RUNS.load(Ordering::SeqCst), 3, "one run and two restarts");
 }
+
+fn visible_lines(dir: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let mut lines = Vec::new();
+    let mut hidden = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            hidden.push(name);
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        lines.extend(text.lines().map(str::to_string));
+    }
+    lines.sort();
+    (lines, hidden)
+}
+
+#[test]
+fn the_file_sink_commits_on_checkpoints_so_output_is_exactly_once_across_a_failure() {
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    const N: u64 = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 1);
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 2,
+            delay: Duration::from_millis(100),
+        })
+    });
+    env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
+        .map(|r: (u64, u64)| {
+            if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == N / 2
+                && !FAILED.swap(true, Ordering::SeqCst)
+            {
+                panic!("injected failure");
+            }
+            r
+        })
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("counter")
+        .sink_to_files(weir_api::sink::FileSink::new(
+            out.path(),
+            |(k, c): &(u64, u64), line: &mut String| {
+                use std::fmt::Write;
+                let _ = write!(line, "{k},{c}");
+            },
+        ))
+        .uid("files");
+    env.execute("exactly-once-files").unwrap();
+    assert!(FAILED.load(Ordering::SeqCst), "the failure was injected");
+    let (lines, hidden) = visible_lines(out.path());
+    let mut want: Vec<String> = (0..100u64)
+        .flat_map(|k| (1..=N / 100).map(move |c| format!("{k},{c}")))
+        .collect();
+    want.sort();
+    assert_eq!(lines.len(), want.len(), "every running count exactly once");
+    assert!(
+        lines == want,
+        "the output differs from the failure-free run"
+    );
+    assert!(hidden.is_empty(), "nothing left pending: {hidden:?}");
+}

@@ -102,6 +102,9 @@ pub trait TaskInvokable {
         state: &mut Vec<OperatorSnapshot>,
     ) -> Result<(), TaskError>;
 
+    /// Checkpoint `checkpoint` completed (see [`crate::Lifecycle::checkpoint_complete`]).
+    fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
+
     /// Returns the name of the chain's `index`-th operator, for error messages.
     fn operator_name(&self, index: usize) -> Option<String>;
 }

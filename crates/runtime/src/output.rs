@@ -46,6 +46,10 @@ pub trait Lifecycle {
         options: BarrierOptions,
         state: &mut Vec<OperatorSnapshot>,
     ) -> Result<(), TaskError>;
+
+    /// Checkpoint `checkpoint` completed (every task acknowledged it): two-phase-commit
+    /// sinks make visible what it covers; forward.
+    fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
 }
 
 /// Returns the earlier of two optional processing-time deadlines.

@@ -336,7 +336,7 @@ impl Commands<'_> {
                 } if is_source => self.snapshot(inv, checkpoint, options, Duration::ZERO)?,
                 TaskCommand::TriggerCheckpoint { .. } => {}
                 TaskCommand::CheckpointComplete(checkpoint) => {
-                    debug!(checkpoint, "checkpoint complete")
+                    inv.checkpoint_complete(checkpoint)?
                 }
             }
         }

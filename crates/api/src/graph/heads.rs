@@ -50,6 +50,12 @@ macro_rules! forward_lifecycle {
         ) -> Result<(), TaskError> {
             self.$field.checkpoint(checkpoint, options, state)
         }
+        fn checkpoint_complete(
+            &mut self,
+            checkpoint: weir_runtime::CheckpointId,
+        ) -> Result<(), TaskError> {
+            self.$field.checkpoint_complete(checkpoint)
+        }
         fn operator_name(&self, index: usize) -> Option<String> {
             self.names.get(index).cloned()
         }
@@ -172,6 +178,12 @@ impl<T: Record> TaskInvokable for SourceHead<T> {
             None => {}
         }
         self.op.checkpoint(checkpoint, options, state)
+    }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.op.checkpoint_complete(checkpoint)
     }
     fn operator_name(&self, index: usize) -> Option<String> {
         self.names.get(index).cloned()

@@ -210,6 +210,13 @@ impl<T: Record> Lifecycle for NetworkOutput<T> {
             ))?;
         Ok(self.writer.flush()?)
     }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        let _ = checkpoint;
+        Ok(())
+    }
 }
 
 /// Sends each record to several network edges (by reference) and one chained consumer
@@ -262,6 +269,18 @@ impl<T: Record> Lifecycle for FanOut<T> {
         }
         match &mut self.chained {
             Some(c) => c.checkpoint(checkpoint, options, state),
+            None => Ok(()),
+        }
+    }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        for n in &mut self.nets {
+            n.checkpoint_complete(checkpoint)?;
+        }
+        match &mut self.chained {
+            Some(c) => c.checkpoint_complete(checkpoint),
             None => Ok(()),
         }
     }

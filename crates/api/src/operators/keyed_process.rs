@@ -167,4 +167,10 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
         state.push(OperatorSnapshot::keyed(&self.uid, keyed, Some(timers))?);
         self.down.checkpoint(checkpoint, options, state)
     }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.down.checkpoint_complete(checkpoint)
+    }
 }

@@ -31,6 +31,12 @@ macro_rules! forward_lifecycle_to {
             ) -> Result<(), weir_runtime::TaskError> {
                 self.$out.checkpoint(checkpoint, options, state)
             }
+            fn checkpoint_complete(
+                &mut self,
+                checkpoint: weir_runtime::CheckpointId,
+            ) -> Result<(), weir_runtime::TaskError> {
+                self.$out.checkpoint_complete(checkpoint)
+            }
         }
     };
 }

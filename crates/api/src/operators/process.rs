@@ -82,6 +82,12 @@ impl<O, F> Lifecycle for ProcessOperator<O, F> {
     ) -> Result<(), TaskError> {
         self.down.checkpoint(checkpoint, options, state)
     }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.down.checkpoint_complete(checkpoint)
+    }
 }
 
 /// The operator of `ConnectedStreams::process` (and `map`/`flat_map`).

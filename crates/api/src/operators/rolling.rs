@@ -78,4 +78,10 @@ impl<K: StateKey, T, ACC, O, A> weir_runtime::Lifecycle for RollingAggregate<K, 
         )?);
         self.out.checkpoint(checkpoint, options, state)
     }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.out.checkpoint_complete(checkpoint)
+    }
 }

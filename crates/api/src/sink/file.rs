@@ -10,6 +10,12 @@
 //!   reached the maximum part size (default 128 MiB; a part exceeds it by at most one line)
 //!   or at the end of input. A failed job leaves only hidden in-progress files behind, never
 //!   a truncated visible part. Existing files of the same names are replaced.
+//! - With checkpointing the sink is transactional (two-phase commit): a part closed by
+//!   size or by a checkpoint barrier waits as `.part-<s>-<n>.pending` and becomes
+//!   `part-<s>-<n>` only when the checkpoint that covers it completes. After a restart the
+//!   restored checkpoint's pending parts are committed and every part numbered from the
+//!   restored counter on (written after that checkpoint) is deleted, so each record is in
+//!   exactly one visible part. At the end of input every part is committed.
 //! - Every record is one line: the formatter's text followed by `\n`. Writes are buffered;
 //!   the formatter appends into one reused `String`, so the sink allocates nothing per
 //!   record itself.
@@ -21,7 +27,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use weir_runtime::{TaskError, Timestamp};
+use weir_runtime::{CheckpointId, TaskError, Timestamp};
 
 /// The default size at which a part file is rolled: 128 MiB.
 pub const DEFAULT_MAX_PART_SIZE: u64 = 128 * 1024 * 1024;
@@ -127,6 +133,9 @@ impl<T: 'static> SinkFunction<T> for FileSink<T> {
             next_part: 0,
             current: None,
             line: String::new(),
+            transactional: ctx.checkpointing,
+            closed: Vec::new(),
+            pending: Vec::new(),
         }))
     }
 }
@@ -149,6 +158,21 @@ struct FileWriter<T> {
     current: Option<OpenPart>,
     /// Reused for every record.
     line: String,
+    /// Whether parts wait for a completed checkpoint before they become visible.
+    transactional: bool,
+    /// Parts closed since the last barrier (transactional only).
+    closed: Vec<u64>,
+    /// Parts pre-committed for a checkpoint, waiting for it to complete.
+    pending: Vec<(CheckpointId, u64)>,
+}
+
+/// What a transactional file sink subtask stores in a checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FileSinkState {
+    /// The next part number.
+    next_part: u64,
+    /// Parts pre-committed and not yet visible.
+    pending: Vec<u64>,
 }
 
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> TaskError {
@@ -172,7 +196,16 @@ impl<T> FileWriter<T> {
         })
     }
 
-    /// Flushes the current part file, if any, and gives it its final name.
+    fn pending_path(&self, n: u64) -> PathBuf {
+        self.dir.join(format!(".part-{}-{n}.pending", self.subtask))
+    }
+
+    fn done_path(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("part-{}-{n}", self.subtask))
+    }
+
+    /// Flushes the current part file, if any, and gives it its final name (or, when
+    /// transactional, its pending name).
     fn close_part(&mut self) -> Result<(), TaskError> {
         let Some(part) = self.current.take() else {
             return Ok(());
@@ -186,15 +219,50 @@ impl<T> FileWriter<T> {
         let file = writer
             .into_inner()
             .map_err(|e| io_error("write", &in_progress, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| io_error("sync", &in_progress, e))?;
         drop(file);
-        std::fs::rename(&in_progress, &done).map_err(|e| {
-            TaskError::Other(format!(
-                "file sink cannot rename {} to {}: {e}",
-                in_progress.display(),
-                done.display()
-            ))
-        })
+        let n = self.next_part - 1;
+        let target = if self.transactional {
+            self.closed.push(n);
+            self.pending_path(n)
+        } else {
+            done
+        };
+        rename(&in_progress, &target)
     }
+
+    /// Makes pending part `n` visible (already visible counts as done).
+    fn publish(&self, n: u64) -> Result<(), TaskError> {
+        let pending = self.pending_path(n);
+        let done = self.done_path(n);
+        if pending.exists() || !done.exists() {
+            rename(&pending, &done)?;
+        }
+        Ok(())
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), TaskError> {
+    std::fs::rename(from, to).map_err(|e| {
+        TaskError::Other(format!(
+            "file sink cannot rename {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })
+}
+
+/// Returns the part number of a file of `subtask` (`part-s-n`, `.part-s-n.inprogress`,
+/// `.part-s-n.pending`).
+fn part_number(name: &str, subtask: u16) -> Option<u64> {
+    let rest = name.strip_prefix('.').unwrap_or(name);
+    let rest = rest.strip_prefix(&format!("part-{subtask}-"))?;
+    let digits = rest
+        .strip_suffix(".inprogress")
+        .or_else(|| rest.strip_suffix(".pending"))
+        .unwrap_or(rest);
+    digits.parse().ok()
 }
 
 impl<T> SinkWriter<T> for FileWriter<T> {
@@ -223,6 +291,69 @@ impl<T> SinkWriter<T> for FileWriter<T> {
     }
 
     fn finish(&mut self) -> Result<(), TaskError> {
-        self.close_part()
+        self.close_part()?;
+        // The input ended: everything written is final.
+        let parts: Vec<u64> = self
+            .pending
+            .drain(..)
+            .map(|(_, n)| n)
+            .chain(self.closed.drain(..))
+            .collect();
+        for n in parts {
+            self.publish(n)?;
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, TaskError> {
+        if !self.transactional {
+            return Ok(None);
+        }
+        self.close_part()?;
+        for n in self.closed.drain(..) {
+            self.pending.push((checkpoint, n));
+        }
+        let state = FileSinkState {
+            next_part: self.next_part,
+            pending: self.pending.iter().map(|(_, n)| *n).collect(),
+        };
+        let mut out = Vec::new();
+        weir_state_backends::encode_into(&state, &mut out)
+            .map_err(|e| TaskError::Other(format!("file sink cannot encode its state: {e}")))?;
+        Ok(Some(out))
+    }
+
+    fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            self.pending.drain(..).partition(|(c, _)| *c <= checkpoint);
+        self.pending = waiting;
+        for (_, n) in ready {
+            self.publish(n)?;
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, state: &[u8]) -> Result<(), TaskError> {
+        let (state, _): (FileSinkState, usize) = weir_state_backends::decode_from(state)
+            .map_err(|e| TaskError::Other(format!("file sink cannot decode its state: {e}")))?;
+        for n in &state.pending {
+            self.publish(*n)?;
+        }
+        // Parts numbered from the restored counter on were written after the checkpoint:
+        // their records are replayed, so they go.
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| io_error("list", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("list", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(n) = part_number(&name.to_string_lossy(), self.subtask) else {
+                continue;
+            };
+            if n >= state.next_part {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(|e| io_error("delete", &path, e))?;
+            }
+        }
+        self.next_part = state.next_part;
+        Ok(())
     }
 }

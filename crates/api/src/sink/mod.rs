@@ -14,7 +14,7 @@ pub use file::{FileSink, DEFAULT_MAX_PART_SIZE};
 pub use print::PrintSink;
 
 use weir_runtime::task::enter_operator;
-use weir_runtime::{Output, TaskError, Timestamp};
+use weir_runtime::{CheckpointId, Output, TaskError, Timestamp};
 
 /// Where a sink subtask learns its place.
 #[derive(Clone, Debug)]
@@ -25,6 +25,8 @@ pub struct SinkContext {
     pub subtask: u16,
     /// The sink's parallelism.
     pub parallelism: u16,
+    /// Whether the job takes checkpoints (a transactional sink then commits on them).
+    pub checkpointing: bool,
 }
 
 /// Creates the writers of a sink.
@@ -45,6 +47,30 @@ pub trait SinkWriter<T> {
     fn finish(&mut self) -> Result<(), TaskError> {
         self.flush()
     }
+
+    /// Two-phase commit, phase one, at a checkpoint barrier: makes what was written so far
+    /// durable but not yet visible, and returns what [`Self::commit`] or
+    /// [`Self::recover`] needs to finish it. Sinks that are not transactional return
+    /// `None` (their output is at-least-once).
+    fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, TaskError> {
+        let _ = checkpoint;
+        Ok(None)
+    }
+
+    /// Two-phase commit, phase two: checkpoint `checkpoint` completed, so what its
+    /// pre-commit (and earlier ones) covered becomes visible.
+    fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        let _ = checkpoint;
+        Ok(())
+    }
+
+    /// After a restart, before any record: `state` is what [`Self::pre_commit`] returned
+    /// for the checkpoint restored from, which completed; commit what it covers and
+    /// discard whatever was written after it.
+    fn recover(&mut self, state: &[u8]) -> Result<(), TaskError> {
+        let _ = state;
+        Ok(())
+    }
 }
 
 /// Runs a [`SinkWriter`] at the end of a chain.
@@ -52,6 +78,7 @@ pub(crate) struct SinkOperator<T> {
     pub(crate) writer: Box<dyn SinkWriter<T>>,
     pub(crate) out: Box<dyn Output<()>>,
     pub(crate) index: usize,
+    pub(crate) uid: String,
 }
 
 impl<T> Output<T> for SinkOperator<T> {
@@ -91,6 +118,20 @@ impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
         options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
+        let _scope = enter_operator(self.index);
+        if let Some(s) = self.writer.pre_commit(checkpoint)? {
+            state.push(weir_runtime::checkpoint::OperatorSnapshot::operator(
+                &self.uid, s,
+            ));
+        }
         self.out.checkpoint(checkpoint, options, state)
+    }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        let _scope = enter_operator(self.index);
+        self.writer.commit(checkpoint)?;
+        self.out.checkpoint_complete(checkpoint)
     }
 }

@@ -281,6 +281,13 @@ mod tests {
         ) -> Result<(), TaskError> {
             Ok(())
         }
+        fn checkpoint_complete(
+            &mut self,
+            checkpoint: weir_runtime::CheckpointId,
+        ) -> Result<(), TaskError> {
+            let _ = checkpoint;
+            Ok(())
+        }
     }
 
     impl Output<u64> for VecOut {

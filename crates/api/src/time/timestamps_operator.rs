@@ -149,4 +149,10 @@ impl<T> Lifecycle for TimestampsAndWatermarks<T> {
     ) -> Result<(), TaskError> {
         self.out.checkpoint(checkpoint, options, state)
     }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.out.checkpoint_complete(checkpoint)
+    }
 }

@@ -337,4 +337,10 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         )?);
         self.down.checkpoint(checkpoint, options, state)
     }
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.down.checkpoint_complete(checkpoint)
+    }
 }

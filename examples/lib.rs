@@ -2,10 +2,9 @@
 //! and small sinks that count or summarise results.
 
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
-use weir_api::{TaskError, Timestamp};
+use weir_api::{CheckpointId, TaskError, Timestamp};
 
 /// Sends logs to standard error (`RUST_LOG` filters them; warnings by default), colored
 /// only on a terminal.
@@ -49,40 +48,86 @@ pub fn sensor_row(id: u64, n: u64, seed: u64) -> (u32, i64, f64) {
 }
 
 /// Counts the records it receives; read the total with [`CountingSink::count`].
+///
+/// With checkpointing it counts exactly once across restarts: a subtask's count becomes
+/// visible when the checkpoint covering it completes (or at the end of input), and a
+/// restarted subtask resumes from the count of the checkpoint it restores.
 #[derive(Clone, Default)]
 pub struct CountingSink {
-    count: Arc<AtomicU64>,
+    /// Visible count per subtask.
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<u16, u64>>>,
 }
 
 impl CountingSink {
-    /// Returns the number of records received so far.
+    /// Returns the number of records counted so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.counts.lock().expect("counts poisoned").values().sum()
     }
 }
 
 impl<T: 'static> SinkFunction<T> for CountingSink {
-    fn create_writer(&self, _ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError> {
+    fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError> {
         Ok(Box::new(CountingWriter {
-            total: self.count.clone(),
-            local: 0,
+            counts: self.counts.clone(),
+            subtask: ctx.subtask,
+            count: 0,
+            pending: Vec::new(),
+            transactional: ctx.checkpointing,
         }))
     }
 }
 
 struct CountingWriter {
-    total: Arc<AtomicU64>,
-    local: u64,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<u16, u64>>>,
+    subtask: u16,
+    count: u64,
+    pending: Vec<(CheckpointId, u64)>,
+    transactional: bool,
+}
+
+impl CountingWriter {
+    fn publish(&self, count: u64) {
+        let mut c = self.counts.lock().expect("counts poisoned");
+        let e = c.entry(self.subtask).or_insert(0);
+        *e = (*e).max(count);
+    }
 }
 
 impl<T> SinkWriter<T> for CountingWriter {
     fn write(&mut self, _value: T, _ts: Timestamp) -> Result<(), TaskError> {
-        self.local += 1;
+        self.count += 1;
         Ok(())
     }
     fn flush(&mut self) -> Result<(), TaskError> {
-        self.total
-            .fetch_add(std::mem::take(&mut self.local), Ordering::Relaxed);
+        if !self.transactional {
+            self.publish(self.count);
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), TaskError> {
+        self.publish(self.count);
+        Ok(())
+    }
+    fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, TaskError> {
+        if !self.transactional {
+            return Ok(None);
+        }
+        self.pending.push((checkpoint, self.count));
+        Ok(Some(self.count.to_le_bytes().to_vec()))
+    }
+    fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        if let Some(&(_, count)) = self.pending.iter().rev().find(|(c, _)| *c <= checkpoint) {
+            self.publish(count);
+            self.pending.retain(|(c, _)| *c > checkpoint);
+        }
+        Ok(())
+    }
+    fn recover(&mut self, state: &[u8]) -> Result<(), TaskError> {
+        let bytes: [u8; 8] = state.try_into().map_err(|_| {
+            TaskError::Other(format!("counting sink state of {} bytes", state.len()))
+        })?;
+        self.count = u64::from_le_bytes(bytes);
+        self.publish(self.count);
         Ok(())
     }
 }

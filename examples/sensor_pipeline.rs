@@ -75,6 +75,88 @@ struct Args {
     /// Seed of the generator's temperatures (without --input).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Take an exactly-once checkpoint this often (off by default); outputs are then
+    /// committed per checkpoint, and failed tasks restart from the latest checkpoint.
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
+    /// Where checkpoints go: an object-store URL (default: file://<temp dir>/weir-checkpoints).
+    #[arg(long)]
+    checkpoint_dir: Option<String>,
+    /// Fail point: panic a task when the N-th reading (counted across restarts) passes;
+    /// may repeat.
+    #[arg(long = "fail-after-records", value_name = "N")]
+    fail_after_records: Vec<u64>,
+    /// Fail points at COUNT seeded random readings: SEED:COUNT.
+    #[arg(long, value_name = "SEED:COUNT", value_parser = parse_fail_randomly)]
+    fail_randomly: Option<(u64, u64)>,
+    /// Slow the readings down to this many per second (so a small input runs long enough
+    /// for checkpoints and failures to interleave).
+    #[arg(long, value_name = "N")]
+    throttle_records_per_sec: Option<u64>,
+}
+
+fn parse_fail_randomly(s: &str) -> Result<(u64, u64), String> {
+    let (seed, count) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not SEED:COUNT"))?;
+    let seed = seed
+        .parse()
+        .map_err(|e| format!("bad seed '{seed}' in '{s}': {e}"))?;
+    let count = count
+        .parse()
+        .map_err(|e| format!("bad count '{count}' in '{s}': {e}"))?;
+    Ok((seed, count))
+}
+
+/// The fail points and the throttle of one run: readings are counted across the whole
+/// process (every subtask, every restart), so each fail point fires exactly once.
+struct Faults {
+    seen: std::sync::atomic::AtomicU64,
+    /// Fail points, ascending.
+    points: Vec<u64>,
+    /// Index of the next fail point.
+    next: std::sync::atomic::AtomicUsize,
+    rate: Option<u64>,
+    started: Instant,
+}
+
+impl Faults {
+    fn pass(&self) {
+        use std::sync::atomic::Ordering;
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        let i = self.next.load(Ordering::Relaxed);
+        if self.points.get(i) == Some(&n)
+            && self
+                .next
+                .compare_exchange(i, i + 1, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        {
+            panic!("fail point: injected failure at reading {n}");
+        }
+        if let Some(rate) = self.rate {
+            let due = Duration::from_secs_f64(n as f64 / rate as f64);
+            let elapsed = self.started.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+    }
+}
+
+/// Returns `count` distinct pseudo-random readings in `1..total`, from `seed`.
+fn random_points(seed: u64, count: u64, total: u64) -> Vec<u64> {
+    let mut points = std::collections::BTreeSet::new();
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let span = total.saturating_sub(1).max(1);
+    let mut guard = 0;
+    while (points.len() as u64) < count.min(span) && guard < count * 100 + 100 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        points.insert(1 + x % span);
+        guard += 1;
+    }
+    points.into_iter().collect()
 }
 
 /// The statistics of one sensor in one window.
@@ -203,6 +285,15 @@ fn check_dirs(args: &Args) -> anyhow::Result<()> {
     if args.window_ms == 0 {
         bail!("--window-ms must be at least 1");
     }
+    if args.checkpoint_interval_ms == Some(0) {
+        bail!("--checkpoint-interval-ms must be at least 1");
+    }
+    if args.throttle_records_per_sec == Some(0) {
+        bail!("--throttle-records-per-sec must be at least 1");
+    }
+    if args.checkpoint_dir.is_some() && args.checkpoint_interval_ms.is_none() {
+        bail!("--checkpoint-dir needs --checkpoint-interval-ms");
+    }
     Ok(())
 }
 
@@ -218,6 +309,29 @@ fn main() -> anyhow::Result<()> {
     if let Some(p) = args.parallelism {
         env.set_parallelism(p);
     }
+    if let Some(ms) = args.checkpoint_interval_ms {
+        let dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
+            format!(
+                "file://{}",
+                std::env::temp_dir().join("weir-checkpoints").display()
+            )
+        });
+        env.enable_checkpointing(Duration::from_millis(ms), &dir);
+    }
+    let mut points = args.fail_after_records.clone();
+    if let Some((seed, count)) = args.fail_randomly {
+        points.extend(random_points(seed, count, args.records));
+    }
+    points.sort_unstable();
+    points.dedup();
+    let faults = std::sync::Arc::new(Faults {
+        seen: Default::default(),
+        points,
+        next: Default::default(),
+        rate: args.throttle_records_per_sec,
+        started: Instant::now(),
+    });
+    let use_faults = !faults.points.is_empty() || faults.rate.is_some();
     let strategy = WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
         args.max_out_of_orderness_ms,
     ))
@@ -253,6 +367,17 @@ fn main() -> anyhow::Result<()> {
         }
     };
 
+    let readings = if use_faults {
+        let f = faults.clone();
+        readings
+            .map(move |r: SensorReading| {
+                f.pass();
+                r
+            })
+            .name("Fail Points")
+    } else {
+        readings
+    };
     let window = Duration::from_millis(args.window_ms);
     let stats = readings
         .key_by(|r: &SensorReading| r.sensor_id.clone())

@@ -51,8 +51,9 @@ pub use weir_runtime::checkpoint;
 /// Task metrics, as the TaskManagers publish them.
 pub use weir_runtime::metrics;
 pub use weir_runtime::{
-    CheckpointConfig, CheckpointingMode, JobConfig, Output, Partitioning, RestartStrategy,
-    SourceStep, TaskError, TaskManagerConfig, Timestamp, MAX_WATERMARK, NO_TIMESTAMP,
+    CheckpointConfig, CheckpointId, CheckpointingMode, JobConfig, Output, Partitioning,
+    RestartStrategy, SourceStep, TaskError, TaskManagerConfig, Timestamp, MAX_WATERMARK,
+    NO_TIMESTAMP,
 };
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateBackendKind,

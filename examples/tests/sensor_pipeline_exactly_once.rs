@@ -1,0 +1,141 @@
+//! Exactly-once through failures: the real `sensor_pipeline` binary, on the embedded
+//! cluster with two TaskManagers, checkpointing every 100 ms with five seeded failures,
+//! writes exactly the window results, alerts and top ten of the failure-free run (every
+//! line sorted and compared), and rejects bad checkpoint and fail-point arguments.
+
+mod common;
+
+use common::{example_bin, part_lines, run, Outcome};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+fn bin() -> PathBuf {
+    example_bin("sensor_pipeline")
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().expect("temp paths are UTF-8").to_string()
+}
+
+/// Runs the generator mode with outputs under `dir/<tag>-*`; returns the outcome and the
+/// sorted lines of the windows, alerts and top-ten outputs.
+fn run_generator(dir: &TempDir, tag: &str, extra: &[String]) -> (Outcome, [Vec<String>; 3]) {
+    let out = |kind: &str| dir.path().join(format!("{tag}-{kind}"));
+    let mut args: Vec<String> = [
+        "--records",
+        "100000",
+        "--parallelism",
+        "2",
+        "--output",
+        &s(&out("windows")),
+        "--alerts-output",
+        &s(&out("alerts")),
+        "--top-output",
+        &s(&out("top")),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend_from_slice(extra);
+    let outcome = run(&bin(), &args);
+    let lines = ["windows", "alerts", "top"].map(|k| {
+        let mut l = if out(k).exists() {
+            part_lines(&out(k))
+        } else {
+            Vec::new()
+        };
+        l.sort();
+        l
+    });
+    (outcome, lines)
+}
+
+#[test]
+fn five_seeded_failures_with_checkpoints_every_100_ms_leave_the_output_of_the_failure_free_run() {
+    let dir = TempDir::new().unwrap();
+    let (clean, want) = run_generator(&dir, "clean", &[]);
+    clean.assert_success();
+    assert!(
+        want.iter().all(|l| !l.is_empty()),
+        "the clean run wrote every output"
+    );
+    let checkpoints = format!("file://{}", s(&dir.path().join("checkpoints")));
+    let (failing, got) = run_generator(
+        &dir,
+        "failing",
+        &[
+            "--checkpoint-interval-ms".into(),
+            "100".into(),
+            "--checkpoint-dir".into(),
+            checkpoints,
+            "--fail-randomly".into(),
+            "7:5".into(),
+            "--throttle-records-per-sec".into(),
+            "50000".into(),
+        ],
+    );
+    failing.assert_success();
+    let injected = failing
+        .stderr
+        .matches("injected failure at reading")
+        .count();
+    assert!(injected >= 5, "five fail points fired: {}", failing.stderr);
+    for (kind, (g, w)) in ["windows", "alerts", "top ten"]
+        .iter()
+        .zip(got.iter().zip(&want))
+    {
+        assert_eq!(
+            g.len(),
+            w.len(),
+            "{kind}: as many lines as the failure-free run"
+        );
+        assert!(g == w, "{kind}: the lines differ from the failure-free run");
+    }
+    // The summary counts are exactly-once too.
+    assert_eq!(
+        failing
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("window results")),
+        clean
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("window results"))
+    );
+}
+
+#[test]
+fn bad_checkpoint_and_fail_point_arguments_are_rejected_naming_the_flag() {
+    for (args, needle) in [
+        (
+            vec!["--checkpoint-interval-ms", "0"],
+            "--checkpoint-interval-ms",
+        ),
+        (
+            vec!["--checkpoint-dir", "file:///tmp/x"],
+            "--checkpoint-interval-ms",
+        ),
+        (vec!["--fail-randomly", "7"], "SEED:COUNT"),
+        (
+            vec!["--throttle-records-per-sec", "0"],
+            "--throttle-records-per-sec",
+        ),
+        (
+            vec![
+                "--checkpoint-interval-ms",
+                "100",
+                "--checkpoint-dir",
+                "s3://b/x",
+            ],
+            "s3://b/x",
+        ),
+    ] {
+        let out = run(&bin(), &args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?}: stderr does not name {needle}: {}",
+            out.stderr
+        );
+    }
+}

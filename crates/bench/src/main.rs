@@ -26,7 +26,10 @@
 //!
 //! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a temporary
 //! directory) and adds the number of completed checkpoints, their median and largest
-//! duration, their largest size and the longest alignment to the JSON line.
+//! duration, their largest size and the longest alignment to the JSON line. With
+//! `--fail-after-records K` as well (`sensor-window`), a task fails once at record K, the
+//! job restarts at once from the latest checkpoint, and `recovery_ms` is the time from the
+//! failure to the first window result after the restore.
 
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
@@ -87,6 +90,41 @@ struct Args {
     /// directory removed afterwards.
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
+    /// `sensor-window` with checkpoints: fail a task once, at this record, restart at once
+    /// and report the time from the failure to the first window result after the restore.
+    #[arg(long)]
+    fail_after_records: Option<u64>,
+}
+
+/// When the injected failure happened and when the first result after it arrived.
+#[derive(Default)]
+struct Recovery {
+    failed_at: std::sync::OnceLock<Instant>,
+    first_output: std::sync::OnceLock<Instant>,
+}
+
+static RECOVERY: std::sync::LazyLock<Recovery> = std::sync::LazyLock::new(Recovery::default);
+
+/// Discards window results, noting the first one that arrives after the failure.
+struct RecoveryProbe;
+
+impl<T: 'static> weir_api::sink::SinkFunction<T> for RecoveryProbe {
+    fn create_writer(
+        &self,
+        _ctx: &weir_api::sink::SinkContext,
+    ) -> Result<Box<dyn weir_api::sink::SinkWriter<T>>, weir_api::TaskError> {
+        Ok(Box::new(RecoveryProbe))
+    }
+}
+
+impl<T> weir_api::sink::SinkWriter<T> for RecoveryProbe {
+    #[inline]
+    fn write(&mut self, _v: T, _ts: weir_api::Timestamp) -> Result<(), weir_api::TaskError> {
+        if RECOVERY.failed_at.get().is_some() && RECOVERY.first_output.get().is_none() {
+            let _ = RECOVERY.first_output.set(Instant::now());
+        }
+        Ok(())
+    }
 }
 
 /// Bytes of one `exchange` record on the wire: the key (up to 3 bytes), a zero timestamp
@@ -205,6 +243,7 @@ fn build(
     n: u64,
     rate: u64,
     latency: &LatencySink,
+    fail_after: Option<u64>,
 ) {
     match workload {
         Workload::Exchange => {
@@ -232,22 +271,38 @@ fn build(
                 .add_sink(DiscardingSink);
         }
         Workload::SensorWindow => {
-            env.from_generator(GeneratorSource::new(Some(n), move |id| {
+            let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let readings = env.from_generator(GeneratorSource::new(Some(n), move |id| {
                 sensor_row(id, n, 0)
-            }))
-            .assign_timestamps_and_watermarks(
-                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(3))
-                    .with_timestamp_assigner(|r: &(u32, i64, f64), _| r.1),
-            )
-            .key_by(|r: &(u32, i64, f64)| r.0)
-            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-            .aggregate_with_window(
-                SensorStats,
-                |k: &u32, w: &TimeWindow, (c, sum, max): (u64, f64, f64)| {
-                    (*k, w.start, w.end, sum / c as f64, max, c)
-                },
-            )
-            .add_sink(DiscardingSink);
+            }));
+            let readings = match fail_after {
+                Some(at) => readings.map(move |r: (u32, i64, f64)| {
+                    let i = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if i == at && RECOVERY.failed_at.set(Instant::now()).is_ok() {
+                        panic!("injected failure at record {at}");
+                    }
+                    r
+                }),
+                None => readings,
+            };
+            let windows = readings
+                .assign_timestamps_and_watermarks(
+                    WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(3))
+                        .with_timestamp_assigner(|r: &(u32, i64, f64), _| r.1),
+                )
+                .key_by(|r: &(u32, i64, f64)| r.0)
+                .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+                .aggregate_with_window(
+                    SensorStats,
+                    |k: &u32, w: &TimeWindow, (c, sum, max): (u64, f64, f64)| {
+                        (*k, w.start, w.end, sum / c as f64, max, c)
+                    },
+                );
+            if fail_after.is_some() {
+                windows.add_sink(RecoveryProbe);
+            } else {
+                windows.add_sink(DiscardingSink);
+            }
         }
     }
 }
@@ -289,7 +344,28 @@ fn main() -> Result<()> {
         None => None,
     };
     let latency = LatencySink::default();
-    build(&env, args.workload, args.records, args.rate, &latency);
+    if let Some(at) = args.fail_after_records {
+        if args.workload != Workload::SensorWindow || args.checkpoint_interval_ms.is_none() {
+            bail!("--fail-after-records needs sensor-window with --checkpoint-interval-ms");
+        }
+        if at == 0 || at > args.records {
+            bail!("--fail-after-records must be within 1..=--records");
+        }
+        env.configure(|s| {
+            s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+                attempts: 1,
+                delay: Duration::ZERO,
+            })
+        });
+    }
+    build(
+        &env,
+        args.workload,
+        args.records,
+        args.rate,
+        &latency,
+        args.fail_after_records,
+    );
     let started = Instant::now();
     let result = env.execute(args.workload.name());
     let seconds = started.elapsed().as_secs_f64();
@@ -330,6 +406,12 @@ fn main() -> Result<()> {
         line["checkpoint_ms_max"] = serde_json::json!(durations.last());
         line["checkpoint_bytes_max"] = serde_json::json!(c.iter().map(|c| c.size).max());
         line["alignment_ms_max"] = serde_json::json!(c.iter().map(|c| c.max_alignment_ms).max());
+    }
+    if args.fail_after_records.is_some() {
+        if let (Some(f), Some(o)) = (RECOVERY.failed_at.get(), RECOVERY.first_output.get()) {
+            line["recovery_ms"] =
+                serde_json::json!(o.saturating_duration_since(*f).as_secs_f64() * 1000.0);
+        }
     }
     println!("{line}");
     if let Some(kib) = peak_rss_kib() {

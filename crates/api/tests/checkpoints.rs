@@ -187,23 +187,11 @@ fn after_an_injected_failure_the_job_restores_state_and_rewinds_its_source_exact
     const N: u64 = 30_000;
     let dir = tempfile::tempdir().unwrap();
     let env = env(dir.path(), 1);
-    env.configure(|s| {
-        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-            attempts: 2,
-            delay: Duration::from_millis(100),
-        })
-    });
+    env.configure(restart_quickly);
     let sink = MaxPerKey::default();
     // 30,000 records over about two seconds; the fail point fires once, half-way.
     env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
-        .map(|r: (u64, u64)| {
-            if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == N / 2
-                && !FAILED.swap(true, Ordering::SeqCst)
-            {
-                panic!("injected failure");
-            }
-            r
-        })
+        .map(fail_once(&SEEN, &FAILED, N / 2))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")
@@ -251,6 +239,29 @@ fn a_job_that_keeps_failing_fails_once_its_restarts_are_used_up_naming_the_cause
     assert_eq!(RUNS.load(Ordering::SeqCst), 3, "one run and two restarts");
 }
 
+/// Restarts a failed job after 100 ms, twice at most.
+fn restart_quickly(s: &mut weir_api::EnvSettings) {
+    s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+        attempts: 2,
+        delay: Duration::from_millis(100),
+    });
+}
+
+/// A pass-through that panics once, when the `at`-th record (counted in `seen` across
+/// restarts) passes.
+fn fail_once(
+    seen: &'static AtomicU64,
+    failed: &'static std::sync::atomic::AtomicBool,
+    at: u64,
+) -> impl Fn((u64, u64)) -> (u64, u64) + Send + Sync + 'static {
+    move |r| {
+        if seen.fetch_add(1, Ordering::SeqCst) + 1 == at && !failed.swap(true, Ordering::SeqCst) {
+            panic!("injected failure");
+        }
+        r
+    }
+}
+
 fn visible_lines(dir: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
     let mut hidden = Vec::new();
@@ -276,21 +287,9 @@ fn the_file_sink_commits_on_checkpoints_so_output_is_exactly_once_across_a_failu
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let env = env(dir.path(), 1);
-    env.configure(|s| {
-        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-            attempts: 2,
-            delay: Duration::from_millis(100),
-        })
-    });
+    env.configure(restart_quickly);
     env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
-        .map(|r: (u64, u64)| {
-            if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == N / 2
-                && !FAILED.swap(true, Ordering::SeqCst)
-            {
-                panic!("injected failure");
-            }
-            r
-        })
+        .map(fail_once(&SEEN, &FAILED, N / 2))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")
@@ -328,10 +327,7 @@ fn at_least_once_checkpoints_do_not_align_and_lose_nothing_across_a_failure() {
         if let Some(c) = s.job.checkpointing.as_mut() {
             c.mode = weir_api::CheckpointingMode::AtLeastOnce;
         }
-        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-            attempts: 2,
-            delay: Duration::from_millis(100),
-        })
+        restart_quickly(s);
     });
     let sink = MaxPerKey::default();
     let fast = env
@@ -340,14 +336,7 @@ fn at_least_once_checkpoints_do_not_align_and_lose_nothing_across_a_failure() {
         GeneratorSource::new(Some(500), |i| (1_000 + i % 10, 1u64)).with_rate_limit(500),
     );
     fast.union(&[&slow])
-        .map(|r: (u64, u64)| {
-            if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == N / 2
-                && !FAILED.swap(true, Ordering::SeqCst)
-            {
-                panic!("injected failure");
-            }
-            r
-        })
+        .map(fail_once(&SEEN, &FAILED, N / 2))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")

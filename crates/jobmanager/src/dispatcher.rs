@@ -194,6 +194,27 @@ impl JobManager {
         Ok(())
     }
 
+    /// Runs `f` on the checkpoint coordinator of `job` (if it checkpoints) and carries out
+    /// its actions.
+    fn with_coordinator(
+        &self,
+        job: JobId,
+        f: impl FnOnce(&mut CheckpointCoordinator) -> Vec<CoordinatorAction>,
+    ) {
+        let mut state = self.lock();
+        let Some(c) = state
+            .jobs
+            .get_mut(&job)
+            .and_then(|j| j.checkpoints.as_mut())
+        else {
+            return;
+        };
+        let actions = f(c);
+        let outbox = coordinator_outbox(&mut state, job, actions);
+        drop(state);
+        outbox.send();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("jobmanager state poisoned")
     }
@@ -386,37 +407,17 @@ impl JobManagerGateway for JobManager {
                 state: handles,
                 alignment_ms,
             } => {
-                let mut state = self.lock();
-                let Some(c) = state
-                    .jobs
-                    .get_mut(&subtask.job)
-                    .and_then(|j| j.checkpoints.as_mut())
-                else {
-                    return;
-                };
-                let actions =
-                    c.acknowledge(Instant::now(), subtask, checkpoint, handles, alignment_ms);
-                let outbox = coordinator_outbox(&mut state, subtask.job, actions);
-                drop(state);
-                return outbox.send();
+                return self.with_coordinator(subtask.job, |c| {
+                    c.acknowledge(Instant::now(), subtask, checkpoint, handles, alignment_ms)
+                })
             }
             TaskManagerMessage::DeclineCheckpoint {
                 subtask,
                 checkpoint,
                 reason,
             } => {
-                let mut state = self.lock();
-                let Some(c) = state
-                    .jobs
-                    .get_mut(&subtask.job)
-                    .and_then(|j| j.checkpoints.as_mut())
-                else {
-                    return;
-                };
-                let actions = c.decline(subtask, checkpoint, &reason);
-                let outbox = coordinator_outbox(&mut state, subtask.job, actions);
-                drop(state);
-                return outbox.send();
+                return self
+                    .with_coordinator(subtask.job, |c| c.decline(subtask, checkpoint, &reason))
             }
         };
         let mut state = self.lock();

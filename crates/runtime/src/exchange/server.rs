@@ -398,19 +398,9 @@ impl Conn {
     }
 
     fn fail_all(&mut self, reason: &str) {
-        for (_, ch) in self.channels.drain() {
-            ch.failed.store(true, Ordering::SeqCst);
-            warn!(peer = %self.peer, gate = ?ch.gate, channel = ch.channel, error = %reason, "data connection failed");
-            if let Some(entry) = ch.entry.get() {
-                let _ = entry.sender.send(InputMessage::Failed {
-                    gate: ch.gate.gate,
-                    channel: ch.channel,
-                    error: format!(
-                        "data connection from {} to {:?} channel {}: {reason}",
-                        self.peer, ch.gate, ch.channel
-                    ),
-                });
-            }
+        let channels: Vec<_> = self.channels.drain().map(|(_, ch)| ch).collect();
+        for ch in channels {
+            self.fail_channel(&ch, reason);
         }
     }
 }

@@ -1,9 +1,14 @@
 //! Built-in operators. Every operator is the [`weir_runtime::Output`] of its upstream and
 //! forwards lifecycle calls to its own output after doing its part.
 
-/// Implements [`weir_runtime::Lifecycle`] by forwarding every call to `self.$out`.
+/// Implements [`weir_runtime::Lifecycle`] by forwarding every call to `self.$out`; with
+/// `snapshot: method`, a checkpoint barrier first calls `self.method(state)` to append the
+/// operator's own state.
 macro_rules! forward_lifecycle_to {
     ($ty:ty, $out:tt, [$($gen:tt)*]) => {
+        crate::operators::forward_lifecycle_to!($ty, $out, [$($gen)*], snapshot: crate::operators::no_state);
+    };
+    ($ty:ty, $out:tt, [$($gen:tt)*], snapshot: $snap:path) => {
         impl<$($gen)*> weir_runtime::Lifecycle for $ty {
             fn watermark(&mut self, wm: weir_runtime::Timestamp) -> Result<(), weir_runtime::TaskError> {
                 self.$out.watermark(wm)
@@ -29,6 +34,7 @@ macro_rules! forward_lifecycle_to {
                 options: weir_runtime::element::BarrierOptions,
                 state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
             ) -> Result<(), weir_runtime::TaskError> {
+                $snap(self, state)?;
                 self.$out.checkpoint(checkpoint, options, state)
             }
             fn checkpoint_complete(
@@ -42,6 +48,15 @@ macro_rules! forward_lifecycle_to {
 }
 
 pub(crate) use forward_lifecycle_to;
+
+/// The snapshot of an operator without state of its own.
+#[inline]
+pub(crate) fn no_state<T: ?Sized>(
+    _op: &T,
+    _state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+) -> Result<(), weir_runtime::TaskError> {
+    Ok(())
+}
 
 pub(crate) mod basic;
 pub(crate) mod keyed_process;

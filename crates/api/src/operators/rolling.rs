@@ -44,44 +44,24 @@ impl<K: StateKey, T, ACC: StateValue, O, A: AggregateFunction<T, ACC, O>> Output
         self.out.emit(result, ts)
     }
 }
-impl<K: StateKey, T, ACC, O, A> weir_runtime::Lifecycle for RollingAggregate<K, T, ACC, O, A> {
-    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-        self.out.watermark(wm)
-    }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.out.idle(idle)
-    }
-    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.out.processing_time(now)
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        self.out.next_processing_time()
-    }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.out.flush()
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        self.out.end_input()
-    }
-    fn checkpoint(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
-        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-    ) -> Result<(), TaskError> {
-        let keyed = self
-            .backend
-            .snapshot()
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
-            &self.uid, keyed, None,
-        )?);
-        self.out.checkpoint(checkpoint, options, state)
-    }
-    fn checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
-        self.out.checkpoint_complete(checkpoint)
-    }
+forward_lifecycle_to!(
+    RollingAggregate<K, T, ACC, O, A>,
+    out,
+    [K: StateKey, T, ACC, O, A],
+    snapshot: snapshot_rolling
+);
+
+/// Appends the accumulators of a rolling aggregation to a checkpoint.
+pub(crate) fn snapshot_rolling<K: StateKey, T, ACC, O, A>(
+    op: &RollingAggregate<K, T, ACC, O, A>,
+    state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+) -> Result<(), TaskError> {
+    let keyed = op
+        .backend
+        .snapshot()
+        .map_err(|e| TaskError::user(&op.name, e.to_string()))?;
+    state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
+        &op.uid, keyed, None,
+    )?);
+    Ok(())
 }

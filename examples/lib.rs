@@ -122,11 +122,15 @@ impl<T> SinkWriter<T> for CountingWriter {
         }
         Ok(())
     }
-    fn recover(&mut self, state: &[u8]) -> Result<(), TaskError> {
-        let bytes: [u8; 8] = state.try_into().map_err(|_| {
-            TaskError::Other(format!("counting sink state of {} bytes", state.len()))
-        })?;
-        self.count = u64::from_le_bytes(bytes);
+    fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        // After rescaling a subtask may take over the counts of several old subtasks.
+        self.count = 0;
+        for state in states {
+            let bytes: [u8; 8] = state.as_slice().try_into().map_err(|_| {
+                TaskError::Other(format!("counting sink state of {} bytes", state.len()))
+            })?;
+            self.count += u64::from_le_bytes(bytes);
+        }
         self.publish(self.count);
         Ok(())
     }

@@ -15,6 +15,11 @@
 //! With an input file the watermark generator runs beside the single file reader and emits
 //! after every record, so which records are late depends only on the file's order: the
 //! output is the same on every run.
+//!
+//! Savepoints: `--stop-with-savepoint-after-records N` (with checkpoints on) stops the job
+//! with a savepoint once N readings passed and prints `savepoint: URL`; a later run with
+//! `--from-savepoint URL` (at any `--parallelism`) resumes from it, and together the two
+//! runs write exactly the output of one uninterrupted run.
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, ValueEnum};
@@ -26,7 +31,8 @@ use weir_api::source::{CsvSource, GeneratorSource};
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::{
-    AggregateFunction, BadRecordPolicy, DataStream, FnResult, StreamExecutionEnvironment,
+    AggregateFunction, BadRecordPolicy, DataStream, FnResult, SavepointRestoreSettings,
+    StreamExecutionEnvironment,
 };
 use weir_examples::{sensor_row, CountingSink, SensorReading};
 
@@ -93,6 +99,19 @@ struct Args {
     /// for checkpoints and failures to interleave).
     #[arg(long, value_name = "N")]
     throttle_records_per_sec: Option<u64>,
+    /// Stop the job with a savepoint once N readings passed (needs
+    /// --checkpoint-interval-ms); prints `savepoint: URL`.
+    #[arg(long, value_name = "N")]
+    stop_with_savepoint_after_records: Option<u64>,
+    /// Where savepoints go: a URL or a path (default: <temp dir>/weir-savepoints).
+    #[arg(long, value_name = "DIR")]
+    savepoint_dir: Option<String>,
+    /// Start from this savepoint (a URL or a path), at any parallelism.
+    #[arg(long, value_name = "PATH")]
+    from_savepoint: Option<String>,
+    /// With --from-savepoint: skip savepoint state of operators this job does not have.
+    #[arg(long)]
+    allow_non_restored_state: bool,
 }
 
 fn parse_fail_randomly(s: &str) -> Result<(u64, u64), String> {
@@ -294,6 +313,15 @@ fn check_dirs(args: &Args) -> anyhow::Result<()> {
     if args.checkpoint_dir.is_some() && args.checkpoint_interval_ms.is_none() {
         bail!("--checkpoint-dir needs --checkpoint-interval-ms");
     }
+    if args.stop_with_savepoint_after_records.is_some() && args.checkpoint_interval_ms.is_none() {
+        bail!("--stop-with-savepoint-after-records needs --checkpoint-interval-ms");
+    }
+    if args.savepoint_dir.is_some() && args.stop_with_savepoint_after_records.is_none() {
+        bail!("--savepoint-dir needs --stop-with-savepoint-after-records");
+    }
+    if args.allow_non_restored_state && args.from_savepoint.is_none() {
+        bail!("--allow-non-restored-state needs --from-savepoint");
+    }
     Ok(())
 }
 
@@ -318,6 +346,12 @@ fn main() -> anyhow::Result<()> {
         });
         env.enable_checkpointing(Duration::from_millis(ms), &dir);
     }
+    if let Some(path) = &args.from_savepoint {
+        env.restore_from_savepoint(SavepointRestoreSettings {
+            path: path.clone(),
+            allow_non_restored_state: args.allow_non_restored_state,
+        });
+    }
     let mut points = args.fail_after_records.clone();
     if let Some((seed, count)) = args.fail_randomly {
         points.extend(random_points(seed, count, args.records));
@@ -331,7 +365,9 @@ fn main() -> anyhow::Result<()> {
         rate: args.throttle_records_per_sec,
         started: Instant::now(),
     });
-    let use_faults = !faults.points.is_empty() || faults.rate.is_some();
+    let use_faults = !faults.points.is_empty()
+        || faults.rate.is_some()
+        || args.stop_with_savepoint_after_records.is_some();
     let strategy = WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
         args.max_out_of_orderness_ms,
     ))
@@ -347,7 +383,7 @@ fn main() -> anyhow::Result<()> {
             };
             let source = CsvSource::<SensorReading>::new(path).on_bad_record(policy);
             skipped = Some(source.skipped_counter());
-            let raw = env.read_csv_with(source);
+            let raw = env.read_csv_with(source).uid("sensor-source");
             let p = raw.parallelism();
             raw.assign_timestamps_and_watermarks(strategy)
                 .set_parallelism(p)
@@ -363,6 +399,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }))
             .name("Sensor Generator")
+            .uid("sensor-source")
             .assign_timestamps_and_watermarks(strategy)
         }
     };
@@ -396,11 +433,15 @@ fn main() -> anyhow::Result<()> {
         .uid("sensor-window-stats")
         .name("Sensor Window Stats");
     let window_count = CountingSink::default();
-    stats.add_sink(window_count.clone()).name("Count Windows");
+    stats
+        .add_sink(window_count.clone())
+        .name("Count Windows")
+        .uid("sensor-window-count");
     if let Some(dir) = &args.output {
         stats
             .sink_to_files(FileSink::new(dir, stats_line))
-            .name("Window Results");
+            .name("Window Results")
+            .uid("sensor-window-files");
     }
 
     let threshold = args.alert_threshold;
@@ -410,9 +451,15 @@ fn main() -> anyhow::Result<()> {
         .name("Alerts")
         .map(|r: SensorReading| format!("{},{},{}", r.sensor_id, r.ts_ms, r.temperature));
     let alert_count = CountingSink::default();
-    alerts.add_sink(alert_count.clone()).name("Count Alerts");
+    alerts
+        .add_sink(alert_count.clone())
+        .name("Count Alerts")
+        .uid("sensor-alert-count");
     if let Some(dir) = &args.alerts_output {
-        alerts.sink_to_files(lines(dir)).name("Alert Files");
+        alerts
+            .sink_to_files(lines(dir))
+            .name("Alert Files")
+            .uid("sensor-alert-files");
     }
 
     let top = stats
@@ -423,16 +470,38 @@ fn main() -> anyhow::Result<()> {
         .name("Top 10");
     let top_summary: Option<CollectSink<String>> = match &args.top_output {
         Some(dir) => {
-            top.sink_to_files(lines(dir)).name("Top 10 Files");
+            top.sink_to_files(lines(dir))
+                .name("Top 10 Files")
+                .uid("sensor-top10-files");
             None
         }
         None => Some(top.collect()),
     };
 
     let started = Instant::now();
-    let result = env
-        .execute("sensor-pipeline")
+    let client = env
+        .execute_async("sensor-pipeline")
         .context("sensor pipeline failed")?;
+    if let Some(n) = args.stop_with_savepoint_after_records {
+        let seen = || faults.seen.load(std::sync::atomic::Ordering::Relaxed);
+        while seen() < n {
+            if let Some(result) = client.wait_timeout(Duration::from_millis(10)) {
+                result.context("sensor pipeline failed")?;
+                bail!("the job ended after {} readings, before --stop-with-savepoint-after-records {n}", seen());
+            }
+        }
+        let dir = args.savepoint_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir()
+                .join("weir-savepoints")
+                .display()
+                .to_string()
+        });
+        let savepoint = client
+            .stop_with_savepoint(Some(&dir))
+            .context("stop-with-savepoint failed")?;
+        println!("savepoint: {savepoint}");
+    }
+    let result = client.wait().context("sensor pipeline failed")?;
     let secs = started.elapsed().as_secs_f64();
     println!("job {} finished in {secs:.2} s", result.job_id);
     println!("window results: {}", window_count.count());

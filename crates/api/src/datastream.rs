@@ -249,9 +249,9 @@ impl<T: Record> DataStream<T> {
                 checkpointing: ctx.config.checkpointing.is_some(),
             })?;
             if let Some(restored) = &ctx.restored {
-                if let Some(s) = restored.operator(&ctx.uid, ctx.subtask, ctx.parallelism)? {
+                if let Some(s) = restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)? {
                     let _scope = weir_runtime::task::enter_operator(ctx.index);
-                    writer.recover(&s)?;
+                    writer.recover(s)?;
                 }
             }
             Ok(Box::new(SinkOperator {

@@ -16,7 +16,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_runtime::{
-    CheckpointConfig, JobConfig, JobGraph, JobId, TaskInvokable, TaskManagerConfig,
+    CheckpointConfig, CheckpointId, JobConfig, JobGraph, JobId, SavepointRestoreSettings,
+    TaskInvokable, TaskManagerConfig,
 };
 use weir_state_backends::{StateBackendKind, DEFAULT_MAX_PARALLELISM};
 
@@ -89,6 +90,9 @@ pub struct JobExecutionResult {
     pub net_runtime: Duration,
     /// The checkpoints that completed while the job ran (duration, size, alignment).
     pub checkpoints: Vec<weir_jobmanager::CompletedCheckpoint>,
+    /// The checkpoint or savepoint each restart after a failure restored from, in order
+    /// (`None`: the restart started without state).
+    pub restored_from: Vec<Option<CheckpointId>>,
 }
 
 impl Default for StreamExecutionEnvironment {
@@ -142,6 +146,14 @@ impl StreamExecutionEnvironment {
         self.configure(|s| s.job.checkpointing = Some(CheckpointConfig::new(interval, dir)))
     }
 
+    /// Starts the job from a savepoint (`execution.savepoint.path`): operators get their
+    /// state by `uid`; state of operators the job does not have fails the submission unless
+    /// `settings.allow_non_restored_state`. The parallelism may differ from the savepoint's:
+    /// keyed state is redistributed by key group, operator state round-robin.
+    pub fn restore_from_savepoint(&self, settings: SavepointRestoreSettings) -> &Self {
+        self.configure(|s| s.job.savepoint_restore = Some(settings))
+    }
+
     /// Sets the network buffer timeout (zero flushes after every record).
     pub fn set_buffer_timeout(&self, timeout: Duration) -> &Self {
         self.configure(|s| s.job.buffer_timeout = timeout)
@@ -193,9 +205,12 @@ impl StreamExecutionEnvironment {
                     parallelism: ctx.parallelism,
                 })?;
                 if let Some(restored) = &ctx.restored {
-                    if let Some(p) = restored.operator(&ctx.uid, ctx.subtask, ctx.parallelism)? {
-                        reader.restore(&p)?;
-                        tracing::info!(source = %ctx.name, subtask = ctx.subtask, checkpoint = restored.checkpoint(), "source position restored");
+                    if let Some(splits) =
+                        restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)?
+                    {
+                        let n = splits.len();
+                        reader.restore_splits(splits)?;
+                        tracing::info!(source = %ctx.name, subtask = ctx.subtask, checkpoint = restored.checkpoint(), splits = n, "source position restored");
                     }
                 }
                 Ok(Box::new(crate::graph::heads::SourceHead::new(
@@ -243,6 +258,13 @@ impl StreamExecutionEnvironment {
 
     /// Runs the job and waits for it to end.
     pub fn execute(&self, name: &str) -> Result<JobExecutionResult, ApiError> {
+        self.execute_async(name)?.wait()
+    }
+
+    /// Starts the job on a new local mini-cluster and returns at once with a client that
+    /// takes savepoints of it, stops or cancels it, and waits for its result (as Flink's
+    /// `executeAsync`).
+    pub fn execute_async(&self, name: &str) -> Result<crate::JobClient, ApiError> {
         let graph = self.job_graph(name)?;
         let settings = self.settings();
         let needed = graph
@@ -259,6 +281,19 @@ impl StreamExecutionEnvironment {
             slots,
             &settings.taskmanager,
         )?;
-        cluster.run(graph)
+        let savepoint_wait = settings
+            .job
+            .checkpointing
+            .as_ref()
+            .map_or(Duration::from_secs(600), |c| c.timeout)
+            + Duration::from_secs(60);
+        let (id, name, handle) = cluster.submit(graph)?;
+        Ok(crate::JobClient::new(
+            cluster,
+            id,
+            name,
+            handle,
+            savepoint_wait,
+        ))
     }
 }

@@ -16,6 +16,9 @@ pub enum ApiError {
         /// The first failure.
         message: String,
     },
+    /// A savepoint could not be taken, or the job cannot start from the one it names.
+    #[error("{0}")]
+    Savepoint(String),
     /// The cluster could not run the job.
     #[error("cluster error: {0}")]
     Cluster(String),

@@ -23,6 +23,7 @@ mod environment_sources;
 mod error;
 pub mod functions;
 mod graph;
+mod job_client;
 mod keyed_stream;
 mod minicluster;
 mod operators;
@@ -41,6 +42,7 @@ pub use functions::{
     ProcessFunction, RuntimeContext,
 };
 pub use graph::{OperatorContext, TwoInputOperator};
+pub use job_client::JobClient;
 pub use keyed_stream::KeyedStream;
 pub use minicluster::LocalMiniCluster;
 pub use record::Record;
@@ -52,8 +54,8 @@ pub use weir_runtime::checkpoint;
 pub use weir_runtime::metrics;
 pub use weir_runtime::{
     CheckpointConfig, CheckpointId, CheckpointingMode, JobConfig, Output, Partitioning,
-    RestartStrategy, SourceStep, TaskError, TaskManagerConfig, Timestamp, MAX_WATERMARK,
-    NO_TIMESTAMP,
+    RestartStrategy, SavepointRestoreSettings, SourceStep, TaskError, TaskManagerConfig, Timestamp,
+    MAX_WATERMARK, NO_TIMESTAMP,
 };
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateBackendKind,

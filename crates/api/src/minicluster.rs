@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
-use weir_jobmanager::{JobManager, JobOutcome};
+use weir_jobmanager::{JobHandle, JobManager, JobManagerError, JobOutcome};
 use weir_runtime::control::JobManagerGateway;
 use weir_runtime::{JobGraph, JobId, TaskManagerConfig};
 use weir_taskmanager::TaskManager;
@@ -77,6 +77,12 @@ impl LocalMiniCluster {
 
     /// Runs `graph` to its end.
     pub fn run(&self, graph: JobGraph) -> Result<JobExecutionResult, ApiError> {
+        let (id, name, handle) = self.submit(graph)?;
+        wait_for(id, &name, &handle)
+    }
+
+    /// Submits `graph` and returns at once with its id, name and handle.
+    pub(crate) fn submit(&self, graph: JobGraph) -> Result<(JobId, String, JobHandle), ApiError> {
         let name = graph.name.clone();
         let seq = JOB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let id = JobId(weir_state_backends::key_hash(&(
@@ -88,28 +94,53 @@ impl LocalMiniCluster {
         for tm in &self.taskmanagers {
             tm.register_program(id, graph.clone());
         }
-        let handle = self
-            .jobmanager
-            .submit(id, &graph)
-            .map_err(|e| ApiError::InvalidGraph(e.to_string()))?;
-        loop {
-            match handle.wait(Duration::from_secs(1)) {
-                None => continue,
-                Some(JobOutcome::Finished {
-                    duration,
-                    checkpoints,
-                }) => {
-                    return Ok(JobExecutionResult {
-                        job_id: id,
-                        job_name: name,
-                        net_runtime: duration,
-                        checkpoints,
-                    })
-                }
-                Some(JobOutcome::Failed { message }) => {
-                    return Err(ApiError::JobFailed { job: name, message })
-                }
-            }
+        let handle = self.jobmanager.submit(id, &graph).map_err(|e| match e {
+            e @ JobManagerError::Savepoint { .. } => ApiError::Savepoint(e.to_string()),
+            e => ApiError::InvalidGraph(e.to_string()),
+        })?;
+        Ok((id, name, handle))
+    }
+
+    /// Returns the cluster's JobManager.
+    pub fn jobmanager(&self) -> &Arc<JobManager> {
+        &self.jobmanager
+    }
+}
+
+/// Waits for job `id` to end and turns its outcome into a result.
+pub(crate) fn wait_for(
+    id: JobId,
+    name: &str,
+    handle: &JobHandle,
+) -> Result<JobExecutionResult, ApiError> {
+    loop {
+        if let Some(o) = handle.wait(Duration::from_secs(1)) {
+            return outcome(id, name, o);
         }
+    }
+}
+
+/// Turns the outcome of job `id` into a result.
+pub(crate) fn outcome(
+    id: JobId,
+    name: &str,
+    outcome: JobOutcome,
+) -> Result<JobExecutionResult, ApiError> {
+    match outcome {
+        JobOutcome::Finished {
+            duration,
+            checkpoints,
+            restored_from,
+        } => Ok(JobExecutionResult {
+            job_id: id,
+            job_name: name.to_string(),
+            net_runtime: duration,
+            checkpoints,
+            restored_from,
+        }),
+        JobOutcome::Failed { message } => Err(ApiError::JobFailed {
+            job: name.to_string(),
+            message,
+        }),
     }
 }

@@ -112,9 +112,14 @@ fn a_running_job_completes_checkpoints_with_the_keyed_state_of_every_subtask() {
     for h in &source.subtasks {
         assert_eq!((h.key_group_start, h.key_group_end), (0, 0));
         let bytes = storage.read_state(result.job_id, m.checkpoint, h).unwrap();
-        let ((_next, remaining), _): ((u64, Option<u64>), usize) =
-            weir_state_backends::decode_from(&bytes).unwrap();
-        assert!(remaining.is_some_and(|r| r <= 6_000), "{remaining:?}");
+        // One split per subtask (none once it was read to its end): next, step, remaining.
+        let splits = OperatorSnapshot::decode_list(&bytes).unwrap();
+        assert!(splits.len() <= 1, "{splits:?}");
+        for split in splits {
+            let ((_next, _step, remaining), _): ((u64, u64, Option<u64>), usize) =
+                weir_state_backends::decode_from(&split).unwrap();
+            assert!(remaining.is_some_and(|r| r <= 6_000), "{remaining:?}");
+        }
     }
 }
 
@@ -351,4 +356,81 @@ fn at_least_once_checkpoints_do_not_align_and_lose_nothing_across_a_failure() {
         let want = if *k >= 1_000 { 50 } else { N / 100 };
         assert!(*c >= want, "key {k}: {c} < {want}");
     }
+}
+
+/// Counts per key like [`MaxPerKey`]; at the barrier of checkpoint 4 its first subtask
+/// corrupts a state file of checkpoint 3 (complete by then: checkpoints run one at a time)
+/// and fails, once.
+#[derive(Clone)]
+struct CorruptThenFail {
+    counts: MaxPerKey,
+    dir: std::path::PathBuf,
+    subtask: u16,
+}
+
+static CORRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl SinkFunction<(u64, u64)> for CorruptThenFail {
+    fn create_writer(
+        &self,
+        ctx: &SinkContext,
+    ) -> Result<Box<dyn SinkWriter<(u64, u64)>>, TaskError> {
+        let mut w = self.clone();
+        w.subtask = ctx.subtask;
+        Ok(Box::new(w))
+    }
+}
+
+impl SinkWriter<(u64, u64)> for CorruptThenFail {
+    fn write(&mut self, v: (u64, u64), ts: Timestamp) -> Result<(), TaskError> {
+        self.counts.write(v, ts)
+    }
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>, TaskError> {
+        if checkpoint == 4 && self.subtask == 0 && !CORRUPTED.swap(true, Ordering::SeqCst) {
+            let job_dir = std::fs::read_dir(&self.dir)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            let chk3 = job_dir.path().join("chk-3");
+            let victim = std::fs::read_dir(&chk3)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_name().unwrap() != "_metadata")
+                .expect("checkpoint 3 has state files");
+            let mut bytes = std::fs::read(&victim).unwrap();
+            bytes[10] ^= 0xff;
+            std::fs::write(&victim, bytes).unwrap();
+            panic!("injected failure after corrupting {}", victim.display());
+        }
+        Ok(None)
+    }
+}
+
+#[test]
+fn a_restart_skips_a_corrupt_latest_checkpoint_and_restores_the_previous_one() {
+    const N: u64 = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 3);
+    env.configure(restart_quickly);
+    let sink = CorruptThenFail {
+        counts: MaxPerKey::default(),
+        dir: dir.path().to_path_buf(),
+        subtask: 0,
+    };
+    env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("counter")
+        .add_sink(sink.clone());
+    let result = env.execute("corrupt-latest").unwrap();
+    assert!(CORRUPTED.load(Ordering::SeqCst), "the failure was injected");
+    assert_eq!(
+        result.restored_from,
+        vec![Some(2)],
+        "checkpoint 3 is corrupt, so the restart restored checkpoint 2"
+    );
+    let counts = sink.counts.0.lock().unwrap().clone();
+    assert_eq!(counts.len(), 100);
+    assert!(counts.values().all(|c| *c == N / 100), "{counts:?}");
 }

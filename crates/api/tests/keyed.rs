@@ -274,10 +274,10 @@ fn an_idle_input_does_not_hold_back_event_time_windows() {
             }
             Ok(SourceStep::Idle(Duration::from_millis(10)))
         }
-        fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+        fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
             Ok(None)
         }
-        fn restore(&mut self, _p: &[u8]) -> Result<(), TaskError> {
+        fn restore_splits(&mut self, _p: Vec<Vec<u8>>) -> Result<(), TaskError> {
             Ok(())
         }
     }

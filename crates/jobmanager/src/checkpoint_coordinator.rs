@@ -11,12 +11,16 @@
 //!   is then written (last, atomically) and subsumed checkpoints beyond the retained count
 //!   are deleted;
 //! - at most `max_concurrent` checkpoints are pending, and a new one is triggered no
-//!   earlier than `interval` after the previous trigger and `min_pause` after the previous
-//!   completion;
+//!   earlier than `interval` after the previous trigger (or after the run started) and
+//!   `min_pause` after the previous completion;
 //! - a checkpoint that times out or is declined is aborted and its files deleted; more
 //!   than `tolerable_failures` failures in a row fail the job;
 //! - acknowledgements for unknown, aborted or completed checkpoints are ignored (their
-//!   files are removed by the next cleanup).
+//!   files are removed by the next cleanup);
+//! - a savepoint request waits until no checkpoint is pending (no periodic checkpoint is
+//!   triggered meanwhile), then runs as a checkpoint whose completion also copies it into
+//!   its own directory; a failed savepoint is answered with the reason and does not count
+//!   as a failed checkpoint. Every request is answered exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -50,6 +54,28 @@ pub enum CoordinatorAction {
         /// Why.
         reason: String,
     },
+    /// Send `NotifyCheckpointAborted` to every TaskManager running the job (tasks stopping
+    /// for it resume).
+    NotifyAborted {
+        /// The aborted checkpoint.
+        checkpoint: CheckpointId,
+    },
+    /// Answer savepoint request `request`: the savepoint's URL, or why it failed.
+    SavepointDone {
+        /// The request (from [`CheckpointCoordinator::request_savepoint`]).
+        request: u64,
+        /// The savepoint's URL, or the reason it failed.
+        result: Result<String, String>,
+    },
+}
+
+/// A savepoint asked for on a running job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavepointRequest {
+    /// The storage URL the savepoint's directory goes into.
+    pub target: String,
+    /// Whether the job stops once the savepoint completes (stop-with-savepoint).
+    pub stop: bool,
 }
 
 /// Figures of one completed checkpoint.
@@ -68,7 +94,7 @@ pub struct CompletedCheckpoint {
 struct Pending {
     triggered: Instant,
     timestamp_ms: i64,
-    savepoint: bool,
+    savepoint: Option<(u64, SavepointRequest)>,
     waiting: BTreeSet<SubtaskId>,
     state: Vec<OperatorSubtaskState>,
     max_alignment_ms: u64,
@@ -86,8 +112,15 @@ pub struct CheckpointCoordinator {
     last_trigger: Option<Instant>,
     last_completion: Option<Instant>,
     failures_in_a_row: u32,
+    /// A task finished: no checkpoint can complete any more.
+    finished: bool,
     completed: Vec<CompletedCheckpoint>,
     stopped: bool,
+    /// Savepoint requests not triggered yet, oldest first.
+    queued: std::collections::VecDeque<(u64, SavepointRequest)>,
+    next_request: u64,
+    /// A stop-with-savepoint completed: the job is stopping.
+    stopping: bool,
 }
 
 impl CheckpointCoordinator {
@@ -112,9 +145,29 @@ impl CheckpointCoordinator {
             last_trigger: None,
             last_completion: None,
             failures_in_a_row: 0,
+            finished: false,
             completed: Vec::new(),
             stopped: false,
+            queued: std::collections::VecDeque::new(),
+            next_request: 0,
+            stopping: false,
         }
+    }
+
+    /// Queues a savepoint into `request.target`; it is triggered as soon as no checkpoint
+    /// is pending. Returns the request's id, which its answer
+    /// ([`CoordinatorAction::SavepointDone`]) carries.
+    pub fn request_savepoint(&mut self, request: SavepointRequest) -> Result<u64, String> {
+        if self.stopping {
+            return Err("the job is already stopping with a savepoint".into());
+        }
+        if self.finished {
+            return Err("a task of the job finished: no further checkpoints or savepoints".into());
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        self.queued.push_back((id, request));
+        Ok(id)
     }
 
     /// Returns the checkpoints completed so far.
@@ -127,20 +180,48 @@ impl CheckpointCoordinator {
         self.pending.keys().copied().collect()
     }
 
+    /// Returns the default savepoint directory (`state.savepoints.dir`), if set.
+    pub fn savepoint_dir(&self) -> Option<&str> {
+        self.config.savepoint_dir.as_deref()
+    }
+
     /// Returns the storage.
     pub fn storage(&self) -> &CheckpointStorage {
         &self.storage
     }
 
-    /// The job restarts: pending checkpoints are dropped (without counting as failures) and
-    /// none is triggered until [`Self::resume`].
-    pub fn pause(&mut self) {
+    /// The job restarts: pending checkpoints are dropped (without counting as failures;
+    /// pending savepoints are answered as failed) and none is triggered until
+    /// [`Self::resume`]. Queued savepoint requests wait for the restarted job.
+    pub fn pause(&mut self) -> Vec<CoordinatorAction> {
         self.stopped = true;
-        for id in std::mem::take(&mut self.pending).into_keys() {
+        self.drop_pending("the job restarted")
+    }
+
+    fn drop_pending(&mut self, reason: &str) -> Vec<CoordinatorAction> {
+        let mut actions = Vec::new();
+        for (id, p) in std::mem::take(&mut self.pending) {
             if let Err(e) = self.storage.discard(self.job, id) {
                 warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
             }
+            if let Some((request, _)) = p.savepoint {
+                actions.push(CoordinatorAction::SavepointDone {
+                    request,
+                    result: Err(format!("savepoint {id} failed: {reason}")),
+                });
+            }
         }
+        actions
+    }
+
+    fn fail_queued(&mut self, reason: &str) -> Vec<CoordinatorAction> {
+        self.queued
+            .drain(..)
+            .map(|(request, _)| CoordinatorAction::SavepointDone {
+                request,
+                result: Err(reason.to_string()),
+            })
+            .collect()
     }
 
     /// The restarted job runs again: checkpoints resume (ids go on from the last one).
@@ -150,18 +231,23 @@ impl CheckpointCoordinator {
     }
 
     /// A task of the job finished: it can take part in no further checkpoint, so pending
-    /// ones are dropped (without counting as failures) and none is triggered any more.
-    pub fn task_finished(&mut self) {
-        if self.stopped {
-            return;
+    /// ones are dropped (without counting as failures), savepoint requests are answered as
+    /// failed, and none is triggered any more.
+    pub fn task_finished(&mut self) -> Vec<CoordinatorAction> {
+        if self.finished {
+            return Vec::new();
         }
+        self.finished = true;
         self.stopped = true;
-        for id in std::mem::take(&mut self.pending).into_keys() {
-            if let Err(e) = self.storage.discard(self.job, id) {
-                warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
-            }
+        if self.stopping {
+            // Tasks end one by one after a stop-with-savepoint.
+            return Vec::new();
         }
+        let reason = "a task of the job finished: no further checkpoints or savepoints";
+        let mut actions = self.drop_pending(reason);
+        actions.extend(self.fail_queued(reason));
         info!(job_id = %self.job, "a task finished: no further checkpoints");
+        actions
     }
 
     /// Aborts timed-out checkpoints and triggers a new one when one is due.
@@ -180,26 +266,61 @@ impl CheckpointCoordinator {
             let reason = format!("not complete within {:?}", self.config.timeout);
             actions.extend(self.abort(id, &reason));
         }
-        let due = self
-            .last_trigger
-            .is_none_or(|t| now.saturating_duration_since(t) >= self.config.interval);
+        if !self.queued.is_empty() {
+            if self.pending.is_empty() && !actions.iter().any(is_fail) {
+                let (request, savepoint) = self.queued.pop_front().expect("not empty");
+                actions.push(self.trigger_savepoint(now, timestamp_ms, request, savepoint));
+            }
+            return actions;
+        }
+        // The first checkpoint of a run comes one interval after the run started.
+        let due = match self.last_trigger {
+            None => {
+                self.last_trigger = Some(now);
+                false
+            }
+            Some(t) => now.saturating_duration_since(t) >= self.config.interval,
+        };
         let paused = self
             .last_completion
             .is_some_and(|t| now.saturating_duration_since(t) < self.config.min_pause);
         let room = self.pending.len() < self.config.max_concurrent;
         if due && !paused && room && !actions.iter().any(is_fail) {
-            actions.push(self.trigger(now, timestamp_ms, false));
+            actions.push(self.trigger(now, timestamp_ms));
         }
         actions
     }
 
-    /// Triggers a checkpoint (or a savepoint) now, whatever the schedule.
-    pub fn trigger(
+    /// Triggers a checkpoint now, whatever the schedule.
+    pub fn trigger(&mut self, now: Instant, timestamp_ms: i64) -> CoordinatorAction {
+        let aligned = self.config.mode == CheckpointingMode::ExactlyOnce;
+        self.start(now, timestamp_ms, None, aligned)
+    }
+
+    fn trigger_savepoint(
         &mut self,
         now: Instant,
         timestamp_ms: i64,
-        savepoint: bool,
+        request: u64,
+        savepoint: SavepointRequest,
     ) -> CoordinatorAction {
+        info!(job_id = %self.job, checkpoint = self.next_id, target = %savepoint.target, stop = savepoint.stop, "triggering savepoint");
+        // Savepoints always align, so they are consistent whatever the checkpointing mode.
+        self.start(now, timestamp_ms, Some((request, savepoint)), true)
+    }
+
+    fn start(
+        &mut self,
+        now: Instant,
+        timestamp_ms: i64,
+        savepoint: Option<(u64, SavepointRequest)>,
+        aligned: bool,
+    ) -> CoordinatorAction {
+        let options = BarrierOptions {
+            savepoint: savepoint.is_some(),
+            aligned,
+            stop: savepoint.as_ref().is_some_and(|(_, s)| s.stop),
+        };
         let checkpoint = self.next_id;
         self.next_id += 1;
         self.last_trigger = Some(now);
@@ -217,10 +338,7 @@ impl CheckpointCoordinator {
         CoordinatorAction::Trigger {
             checkpoint,
             timestamp_ms,
-            options: BarrierOptions {
-                savepoint,
-                aligned: self.config.mode == CheckpointingMode::ExactlyOnce,
-            },
+            options,
         }
     }
 
@@ -247,10 +365,39 @@ impl CheckpointCoordinator {
         }
         let p = self.pending.remove(&checkpoint).expect("present above");
         let metadata = self.metadata(checkpoint, &p);
-        let written = self
-            .storage
-            .write_metadata(&metadata)
-            .and_then(|()| self.storage.retain(self.job, self.config.retained));
+        let written = self.storage.write_metadata(&metadata);
+        let mut answer = None;
+        if let (Ok(()), Some((request, savepoint))) = (&written, &p.savepoint) {
+            // Copied before retention can delete the checkpoint it is copied from.
+            let exported = self
+                .storage
+                .export_savepoint(self.job, checkpoint, &savepoint.target)
+                .map_err(|e| format!("savepoint {checkpoint} failed: {e}"));
+            if let Err(reason) = &exported {
+                warn!(job_id = %self.job, checkpoint, %reason, "savepoint failed");
+                if let Err(e) = self.storage.discard(self.job, checkpoint) {
+                    warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete a failed savepoint's checkpoint");
+                }
+                let mut actions = vec![CoordinatorAction::SavepointDone {
+                    request: *request,
+                    result: Err(reason.clone()),
+                }];
+                if savepoint.stop {
+                    actions.push(CoordinatorAction::NotifyAborted { checkpoint });
+                }
+                return actions;
+            }
+            info!(job_id = %self.job, checkpoint, path = exported.as_deref().unwrap_or(""), "savepoint complete");
+            if savepoint.stop {
+                self.stopping = true;
+                self.stopped = true;
+            }
+            answer = Some(CoordinatorAction::SavepointDone {
+                request: *request,
+                result: exported,
+            });
+        }
+        let written = written.and_then(|()| self.storage.retain(self.job, self.config.retained));
         match written {
             Ok(_) => {
                 self.failures_in_a_row = 0;
@@ -274,9 +421,23 @@ impl CheckpointCoordinator {
                     actions.extend(self.abort(id, "subsumed by a newer checkpoint"));
                 }
                 actions.push(CoordinatorAction::NotifyComplete { checkpoint });
+                actions.extend(answer);
                 actions
             }
-            Err(e) => self.failed(checkpoint, &format!("cannot complete: {e}")),
+            Err(e) => {
+                let reason = format!("cannot complete: {e}");
+                let mut actions = self.failed(checkpoint, &reason);
+                if let Some((request, savepoint)) = p.savepoint {
+                    actions.push(CoordinatorAction::SavepointDone {
+                        request,
+                        result: Err(format!("savepoint {checkpoint} failed: {reason}")),
+                    });
+                    if savepoint.stop {
+                        actions.push(CoordinatorAction::NotifyAborted { checkpoint });
+                    }
+                }
+                actions
+            }
         }
     }
 
@@ -301,6 +462,7 @@ impl CheckpointCoordinator {
     pub fn shutdown(&mut self) -> Result<(), StorageError> {
         self.stopped = true;
         self.pending.clear();
+        self.queued.clear();
         let complete = self.storage.completed(self.job)?;
         for id in self.storage.checkpoints(self.job)? {
             if !complete.contains(&id) {
@@ -312,13 +474,27 @@ impl CheckpointCoordinator {
     }
 
     fn abort(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
-        if self.pending.remove(&checkpoint).is_none() {
+        let Some(p) = self.pending.remove(&checkpoint) else {
             return Vec::new();
-        }
+        };
         if let Err(e) = self.storage.discard(self.job, checkpoint) {
             warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete an aborted checkpoint");
         }
-        self.failed(checkpoint, reason)
+        match p.savepoint {
+            // A failed savepoint is answered, and the job goes on.
+            Some((request, savepoint)) => {
+                warn!(job_id = %self.job, checkpoint, reason, "savepoint aborted");
+                let mut actions = vec![CoordinatorAction::SavepointDone {
+                    request,
+                    result: Err(format!("savepoint {checkpoint} failed: {reason}")),
+                }];
+                if savepoint.stop {
+                    actions.push(CoordinatorAction::NotifyAborted { checkpoint });
+                }
+                actions
+            }
+            None => self.failed(checkpoint, reason),
+        }
     }
 
     fn failed(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
@@ -358,7 +534,7 @@ impl CheckpointCoordinator {
             job_name: self.job_name.clone(),
             checkpoint,
             timestamp_ms: p.timestamp_ms,
-            savepoint: p.savepoint,
+            savepoint: p.savepoint.is_some(),
             operators,
         }
     }
@@ -382,9 +558,16 @@ mod tests {
         }
     }
 
+    /// A coordinator whose run started long enough ago for the first checkpoint to be due.
     fn coordinator(config: CheckpointConfig) -> CheckpointCoordinator {
         let storage = CheckpointStorage::open("memory://").unwrap();
-        CheckpointCoordinator::new(JOB, "job", config, storage, [task(0), task(1)], 1)
+        let mut c = CheckpointCoordinator::new(JOB, "job", config, storage, [task(0), task(1)], 1);
+        let started = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        assert!(
+            c.tick(started, 0).is_empty(),
+            "nothing is due as the run starts"
+        );
+        c
     }
 
     fn config() -> CheckpointConfig {
@@ -524,5 +707,67 @@ mod tests {
         c.acknowledge(now, task(0), id, s0, 0);
         c.shutdown().unwrap();
         assert_eq!(c.storage().checkpoints(JOB).unwrap(), vec![49, 50]);
+    }
+
+    #[test]
+    fn a_savepoint_waits_for_the_pending_checkpoint_and_a_failed_one_is_answered_not_counted() {
+        let mut c = coordinator(config());
+        let t0 = Instant::now();
+        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
+        let request = c
+            .request_savepoint(SavepointRequest {
+                target: "memory://".into(),
+                stop: false,
+            })
+            .unwrap();
+        // Checkpoint 1 is pending: neither the savepoint nor a periodic checkpoint starts.
+        assert_eq!(triggered(&c.tick(t0 + Duration::from_millis(250), 0)), None);
+        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
+        c.acknowledge(t0, task(0), 1, s0, 0);
+        c.acknowledge(t0, task(1), 1, s1, 0);
+        let actions = c.tick(t0 + Duration::from_millis(260), 0);
+        match &actions[..] {
+            [CoordinatorAction::Trigger {
+                checkpoint: 2,
+                options,
+                ..
+            }] => {
+                assert!(options.savepoint && options.aligned && !options.stop)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let (s0, s1) = (state(&c, 2, 0), state(&c, 2, 1));
+        c.acknowledge(t0, task(0), 2, s0, 0);
+        let actions = c.acknowledge(t0, task(1), 2, s1, 0);
+        let answer = actions.iter().find_map(|a| match a {
+            CoordinatorAction::SavepointDone { request: r, result } if *r == request => {
+                Some(result.clone())
+            }
+            _ => None,
+        });
+        let url = answer.expect("the request is answered").unwrap();
+        assert!(
+            url.starts_with("memory://") && url.ends_with(&format!("savepoint-{JOB}-2")),
+            "{url}"
+        );
+
+        // A declined stop-with-savepoint is answered with the reason, tells the tasks to
+        // resume, and does not fail the job (no failure is tolerated by this config).
+        let request = c
+            .request_savepoint(SavepointRequest {
+                target: "memory://".into(),
+                stop: true,
+            })
+            .unwrap();
+        assert_eq!(
+            triggered(&c.tick(t0 + Duration::from_millis(270), 0)),
+            Some(3)
+        );
+        let actions = c.decline(task(0), 3, "source not running");
+        assert!(!actions.iter().any(is_fail), "{actions:?}");
+        assert!(actions.contains(&CoordinatorAction::NotifyAborted { checkpoint: 3 }));
+        assert!(actions.iter().any(|a| matches!(a,
+            CoordinatorAction::SavepointDone { request: r, result: Err(e) }
+                if *r == request && e.contains("source not running"))));
     }
 }

@@ -39,6 +39,24 @@ pub enum JobManagerError {
     /// The job's checkpoint storage cannot be used.
     #[error(transparent)]
     CheckpointStorage(#[from] weir_runtime::checkpoint::StorageError),
+    /// The savepoint a job should start from cannot be used for it.
+    #[error("cannot restore job '{job}' from savepoint {path}: {reason}")]
+    Savepoint {
+        /// The job's name.
+        job: String,
+        /// The savepoint as given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A savepoint cannot be taken, or failed.
+    #[error("savepoint of job {job}: {reason}")]
+    SavepointFailed {
+        /// The job.
+        job: JobId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How a job ended.
@@ -50,6 +68,9 @@ pub enum JobOutcome {
         duration: Duration,
         /// The checkpoints that completed while it ran.
         checkpoints: Vec<crate::CompletedCheckpoint>,
+        /// The checkpoint (or savepoint) each restart after a failure restored from, in
+        /// order (`None`: the restart started without state).
+        restored_from: Vec<Option<weir_runtime::CheckpointId>>,
     },
     /// The job failed or was cancelled; the message names the first failure.
     Failed {
@@ -78,6 +99,30 @@ impl JobHandle {
     }
 }
 
+/// Waits for the answer to one savepoint request.
+pub struct SavepointHandle {
+    job: JobId,
+    rx: Receiver<Result<String, String>>,
+}
+
+impl SavepointHandle {
+    /// Waits up to `timeout` for the savepoint: its URL, or why it failed; `None` if it is
+    /// still in progress.
+    pub fn wait(&self, timeout: Duration) -> Option<Result<String, JobManagerError>> {
+        let failed = |reason: String| JobManagerError::SavepointFailed {
+            job: self.job,
+            reason,
+        };
+        match self.rx.recv_timeout(timeout) {
+            Ok(r) => Some(r.map_err(failed)),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Some(Err(failed(
+                "the job ended before the savepoint completed".into(),
+            ))),
+        }
+    }
+}
+
 struct RunningJob {
     execution: JobExecution,
     started: Instant,
@@ -88,6 +133,12 @@ struct RunningJob {
     /// Where each subtask runs; a restart deploys the same placement again.
     deployments: Vec<(TaskManagerId, TaskDeployment)>,
     restart: RestartPolicy,
+    /// The savepoint the job started from: restarts use it until a checkpoint completes.
+    initial_restore: Option<RestoreSpec>,
+    /// What each restart restored from.
+    restored_from: Vec<Option<weir_runtime::CheckpointId>>,
+    /// Answers owed to savepoint requests, by request id.
+    savepoints: HashMap<u64, Sender<Result<String, String>>>,
 }
 
 #[derive(Default)]
@@ -126,7 +177,17 @@ impl JobManager {
             return Err(JobManagerError::Duplicate(id));
         }
         let infos: Vec<_> = state.taskmanagers.iter().map(|(i, _)| i.clone()).collect();
-        let deployments = schedule(id, graph, &infos)?;
+        let mut deployments = schedule(id, graph, &infos)?;
+        let initial_restore = match &graph.config.savepoint_restore {
+            Some(settings) => Some(savepoint_restore(graph, settings)?),
+            None => None,
+        };
+        for (_, d) in &mut deployments {
+            d.restore = initial_restore.clone();
+        }
+        let first_id = initial_restore
+            .as_ref()
+            .map_or(1, |r| r.metadata.checkpoint + 1);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let execution =
             JobExecution::new(deployments.iter().map(|(_, d)| (d.subtask, d.name.clone())));
@@ -135,7 +196,14 @@ impl JobManager {
                 let storage = weir_runtime::checkpoint::CheckpointStorage::open(&c.dir)?;
                 let tasks = deployments.iter().map(|(_, d)| d.subtask);
                 Some((
-                    CheckpointCoordinator::new(id, &graph.name, c.clone(), storage, tasks, 1),
+                    CheckpointCoordinator::new(
+                        id,
+                        &graph.name,
+                        c.clone(),
+                        storage,
+                        tasks,
+                        first_id,
+                    ),
                     c.interval,
                 ))
             }
@@ -152,12 +220,15 @@ impl JobManager {
                 attempt: 0,
                 deployments: deployments.clone(),
                 restart: RestartPolicy::new(graph.config.effective_restart_strategy()),
+                initial_restore,
+                restored_from: Vec::new(),
+                savepoints: HashMap::new(),
             },
         );
         if let Some(interval) = tick {
             start_checkpoint_timer(self.state.clone(), id, interval);
         }
-        info!(job_id = %id, job = %graph.name, subtasks = deployments.len(), "deploying job");
+        info!(job_id = %id, job = %graph.name, subtasks = deployments.len(), savepoint = graph.config.savepoint_restore.as_ref().map(|s| s.path.as_str()), "deploying job");
         let sends: Vec<_> = deployments
             .into_iter()
             .filter_map(|(tm, d)| {
@@ -167,7 +238,7 @@ impl JobManager {
                     .find(|(i, _)| i.id == tm)?
                     .1
                     .clone();
-                Some((gw, JobManagerMessage::Deploy(d)))
+                Some((gw, JobManagerMessage::Deploy(Box::new(d))))
             })
             .collect();
         // A gateway may call back into this JobManager (a TaskManager reporting a failed
@@ -192,6 +263,43 @@ impl JobManager {
         drop(state);
         broadcast_cancel(&gateways, id, attempt);
         Ok(())
+    }
+
+    /// Takes a savepoint of running job `id` into `target` (a URL or a path; `None`: the
+    /// job's `state.savepoints.dir`), and with `stop` stops the job once it completes
+    /// (stop-with-savepoint: sources emit nothing after its barrier, sinks commit it, and
+    /// the job finishes without ending its input). The savepoint waits for any checkpoint
+    /// in progress. A failed savepoint leaves the job running.
+    pub fn trigger_savepoint(
+        &self,
+        id: JobId,
+        target: Option<&str>,
+        stop: bool,
+    ) -> Result<SavepointHandle, JobManagerError> {
+        let refused = |reason: String| JobManagerError::SavepointFailed { job: id, reason };
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(&id)
+            .ok_or(JobManagerError::UnknownJob(id))?;
+        let Some(c) = job.checkpoints.as_mut() else {
+            return Err(refused(
+                "the job takes no checkpoints; savepoints need its checkpoint storage (set execution.checkpointing.interval and state.checkpoints.dir)".into(),
+            ));
+        };
+        let target = target
+            .map(str::to_string)
+            .or_else(|| c.savepoint_dir().map(str::to_string))
+            .ok_or_else(|| {
+                refused("no savepoint directory given and state.savepoints.dir is not set".into())
+            })?;
+        let target = weir_runtime::checkpoint::location_url(&target)?;
+        let request = c
+            .request_savepoint(crate::SavepointRequest { target, stop })
+            .map_err(refused)?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        job.savepoints.insert(request, tx);
+        Ok(SavepointHandle { job: id, rx })
     }
 
     /// Runs `f` on the checkpoint coordinator of `job` (if it checkpoints) and carries out
@@ -287,6 +395,21 @@ fn coordinator_outbox(state: &mut State, id: JobId, actions: Vec<CoordinatorActi
                     checkpoint,
                 })
             }
+            CoordinatorAction::NotifyAborted { checkpoint } => {
+                messages.push(JobManagerMessage::NotifyCheckpointAborted {
+                    job: id,
+                    checkpoint,
+                })
+            }
+            CoordinatorAction::SavepointDone { request, result } => {
+                if let Some(tx) = state
+                    .jobs
+                    .get_mut(&id)
+                    .and_then(|j| j.savepoints.remove(&request))
+                {
+                    let _ = tx.send(result);
+                }
+            }
             CoordinatorAction::FailJob { reason } => {
                 if let Some(job) = state.jobs.get_mut(&id) {
                     warn!(job_id = %id, %reason, "failing job");
@@ -337,13 +460,20 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
             if job.attempt != attempt {
                 return;
             }
+            // The latest usable checkpoint; before the first one completes (or when none is
+            // usable), the savepoint the job started from.
             let restore = match job.checkpoints.as_ref() {
-                Some(c) if !c.completed().is_empty() || !c.storage().completed(id).unwrap_or_default().is_empty() => {
+                Some(c) if !c.storage().completed(id).unwrap_or_default().is_empty() => {
                     match c.storage().latest_usable(id) {
                         Ok(metadata) => Some(RestoreSpec {
                             storage: c.storage().url().to_string(),
+                            dir: weir_runtime::checkpoint::checkpoint_dir(id, metadata.checkpoint),
                             metadata,
                         }),
+                        Err(e) if job.initial_restore.is_some() => {
+                            warn!(job_id = %id, error = %e, "no usable checkpoint; restoring from the savepoint the job started from");
+                            job.initial_restore.clone()
+                        }
                         Err(e) => {
                             let message = format!("cannot restore job {id}: {e}");
                             warn!(job_id = %id, %message, "job failed");
@@ -354,8 +484,10 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
                         }
                     }
                 }
-                _ => None,
+                _ => job.initial_restore.clone(),
             };
+            job.restored_from
+                .push(restore.as_ref().map(|r| r.metadata.checkpoint));
             info!(job_id = %id, attempt, checkpoint = restore.as_ref().map(|r| r.metadata.checkpoint), "restarting job");
             job.execution = JobExecution::new(
                 job.deployments
@@ -379,7 +511,7 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
                 .into_iter()
                 .filter_map(|(tm, d)| {
                     let gw = s.taskmanagers.iter().find(|(i, _)| i.id == tm)?.1.clone();
-                    Some((gw, JobManagerMessage::Deploy(d)))
+                    Some((gw, JobManagerMessage::Deploy(Box::new(d))))
                 })
                 .collect();
             drop(s);
@@ -390,6 +522,70 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
     if let Err(e) = spawned {
         warn!(job_id = %id, error = %e, "cannot schedule the restart");
     }
+}
+
+/// Opens and checks the savepoint `settings` names for `graph`: every operator state in it
+/// must belong to an operator of the job (matched by `uid`) unless
+/// `allow_non_restored_state`, and keyed state keeps its number of key groups.
+fn savepoint_restore(
+    graph: &JobGraph,
+    settings: &weir_runtime::SavepointRestoreSettings,
+) -> Result<RestoreSpec, JobManagerError> {
+    let refuse = |reason: String| JobManagerError::Savepoint {
+        job: graph.name.clone(),
+        path: settings.path.clone(),
+        reason,
+    };
+    let (url, metadata) = weir_runtime::checkpoint::open_savepoint(&settings.path)
+        .map_err(|e| refuse(e.to_string()))?;
+    let mut unmatched = Vec::new();
+    for op in &metadata.operators {
+        let Some(v) = graph
+            .vertices
+            .iter()
+            .find(|v| v.operator_uids.contains(&op.uid))
+        else {
+            unmatched.push(op.uid.as_str());
+            continue;
+        };
+        let keyed = op
+            .subtasks
+            .iter()
+            .any(|h| h.key_group_end > h.key_group_start);
+        if keyed && op.max_parallelism != v.max_parallelism {
+            return Err(refuse(format!(
+                "operator '{}' was snapshotted with max parallelism {} and has {} now; the number of key groups cannot change",
+                op.uid, op.max_parallelism, v.max_parallelism
+            )));
+        }
+    }
+    if !unmatched.is_empty() {
+        let ours: Vec<&str> = graph
+            .vertices
+            .iter()
+            .flat_map(|v| v.operator_uids.iter().map(String::as_str))
+            .collect();
+        let note = if metadata.job_name == graph.name {
+            String::new()
+        } else {
+            format!(" (it was taken from job '{}')", metadata.job_name)
+        };
+        if settings.allow_non_restored_state {
+            warn!(job = %graph.name, savepoint = %settings.path, operators = ?unmatched, "skipping savepoint state of operators the job does not have (allow_non_restored_state)");
+        } else {
+            return Err(refuse(format!(
+                "it has state for operators this job does not have: {}{note}; this job's operators are: {}; allow non-restored state (--allow-non-restored-state) to skip it",
+                unmatched.join(", "),
+                ours.join(", ")
+            )));
+        }
+    }
+    info!(job = %graph.name, savepoint = %url, checkpoint = metadata.checkpoint, "restoring from savepoint");
+    Ok(RestoreSpec {
+        storage: url,
+        dir: String::new(),
+        metadata,
+    })
 }
 
 impl JobManagerGateway for JobManager {
@@ -429,9 +625,10 @@ impl JobManagerGateway for JobManager {
             // A late report of an earlier run.
             return;
         }
+        let mut coordinator_actions = Vec::new();
         if exec_state == ExecutionState::Finished {
             if let Some(c) = job.checkpoints.as_mut() {
-                c.task_finished();
+                coordinator_actions.extend(c.task_finished());
             }
         }
         let mut cancel = false;
@@ -449,6 +646,7 @@ impl JobManagerGateway for JobManager {
                     .as_ref()
                     .map(|c| c.completed().to_vec())
                     .unwrap_or_default(),
+                restored_from: job.restored_from.clone(),
             }),
             Decision::Ended { failure } => {
                 let restart = if job.execution.is_cancelled_on_request() {
@@ -459,7 +657,7 @@ impl JobManagerGateway for JobManager {
                 if let Some(delay) = restart {
                     job.attempt += 1;
                     if let Some(c) = job.checkpoints.as_mut() {
-                        c.pause();
+                        coordinator_actions.extend(c.pause());
                     }
                     warn!(job_id = %subtask.job, cause = failure.as_deref().unwrap_or(""), restart = job.restart.restarts(), delay_ms = delay.as_millis() as u64, "job failed; restarting");
                     schedule_restart(self.state.clone(), subtask.job, job.attempt, delay);
@@ -471,6 +669,8 @@ impl JobManagerGateway for JobManager {
                 }
             }
         };
+        // Answers to savepoint requests (and nothing else: no tasks are left to message).
+        let outbox = coordinator_outbox(&mut state, subtask.job, coordinator_actions);
         if let Some(outcome) = outcome {
             if let Some(mut job) = state.jobs.remove(&subtask.job) {
                 if let Some(c) = job.checkpoints.as_mut() {
@@ -482,11 +682,10 @@ impl JobManagerGateway for JobManager {
                 let _ = job.done.send(outcome);
             }
         }
-        if cancel {
-            let gateways = gateways(&state);
-            drop(state);
-            broadcast_cancel(&gateways, subtask.job, attempt);
-        }
+        let gateways = if cancel { gateways(&state) } else { Vec::new() };
+        drop(state);
+        outbox.send();
+        broadcast_cancel(&gateways, subtask.job, attempt);
     }
 }
 
@@ -533,6 +732,7 @@ mod tests {
                 max_parallelism: 128,
                 is_source: true,
                 is_sink: true,
+                operator_uids: Vec::new(),
                 factory: Arc::new(
                     |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
                         Err(TaskError::Other("unused".into()))

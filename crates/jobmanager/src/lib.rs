@@ -10,8 +10,10 @@ mod execution;
 mod restart;
 mod scheduler;
 
-pub use checkpoint_coordinator::{CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction};
-pub use dispatcher::{JobHandle, JobManager, JobManagerError, JobOutcome};
+pub use checkpoint_coordinator::{
+    CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction, SavepointRequest,
+};
+pub use dispatcher::{JobHandle, JobManager, JobManagerError, JobOutcome, SavepointHandle};
 pub use execution::{Decision, JobExecution};
 pub use restart::RestartPolicy;
 pub use scheduler::{schedule, ScheduleError};

@@ -136,6 +136,7 @@ mod tests {
             max_parallelism: 128,
             is_source: id == 0,
             is_sink: id == 1,
+            operator_uids: Vec::new(),
             factory: Arc::new(
                 |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
                     Err(TaskError::Other("unused".into()))

@@ -29,6 +29,28 @@ pub struct JobConfig {
     /// default: fixed-delay (unbounded attempts, 1 s apart) with checkpointing, no restart
     /// without.
     pub restart_strategy: Option<RestartStrategy>,
+    /// The savepoint the job starts from (`execution.savepoint.path`), if any.
+    pub savepoint_restore: Option<SavepointRestoreSettings>,
+}
+
+/// Where a job's initial state comes from, as Flink's `SavepointRestoreSettings`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavepointRestoreSettings {
+    /// The savepoint (or retained checkpoint) directory: a URL (`file:///...`) or a path.
+    pub path: String,
+    /// Whether state of operators the job no longer has is skipped instead of failing the
+    /// submission (`execution.savepoint.ignore-unclaimed-state`, default false).
+    pub allow_non_restored_state: bool,
+}
+
+impl SavepointRestoreSettings {
+    /// Restores from the savepoint at `path`; state without a matching operator is an error.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            allow_non_restored_state: false,
+        }
+    }
 }
 
 /// How a failed job restarts (`restart-strategy.*`).
@@ -115,6 +137,7 @@ impl Default for JobConfig {
             source_batch_size: 1024,
             checkpointing: None,
             restart_strategy: None,
+            savepoint_restore: None,
         }
     }
 }
@@ -171,6 +194,9 @@ pub struct CheckpointConfig {
     pub dir: String,
     /// Exactly-once (aligned) or at-least-once (`execution.checkpointing.mode`).
     pub mode: CheckpointingMode,
+    /// Where savepoints go when a request names no directory (`state.savepoints.dir`): a
+    /// URL or a path.
+    pub savepoint_dir: Option<String>,
 }
 
 impl CheckpointConfig {
@@ -185,6 +211,7 @@ impl CheckpointConfig {
             retained: 1,
             dir: dir.into(),
             mode: CheckpointingMode::ExactlyOnce,
+            savepoint_dir: None,
         }
     }
 

@@ -93,11 +93,15 @@ pub struct TaskDeployment {
     pub restore: Option<RestoreSpec>,
 }
 
-/// Where a restarting task finds its state: the metadata of a completed checkpoint.
+/// Where a task finds the state it starts from: a completed checkpoint or a savepoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreSpec {
-    /// The checkpoint storage URL.
+    /// The storage URL.
     pub storage: String,
+    /// The snapshot's directory inside the storage (`<job>/chk-<n>` for a checkpoint, empty
+    /// for a savepoint, whose URL is its directory); the metadata's file names are relative
+    /// to it.
+    pub dir: String,
     /// The checkpoint's metadata (every operator's state files).
     pub metadata: crate::checkpoint::CheckpointMetadata,
 }
@@ -106,7 +110,7 @@ pub struct RestoreSpec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum JobManagerMessage {
     /// Start a subtask.
-    Deploy(TaskDeployment),
+    Deploy(Box<TaskDeployment>),
     /// Cancel every subtask of one run of a job.
     CancelJob {
         /// The job.
@@ -131,6 +135,14 @@ pub enum JobManagerMessage {
         /// The job.
         job: JobId,
         /// The completed checkpoint.
+        checkpoint: CheckpointId,
+    },
+    /// Every task of `job` on this TaskManager: checkpoint `checkpoint` was aborted (tasks
+    /// stopping for it as a stop-with-savepoint resume).
+    NotifyCheckpointAborted {
+        /// The job.
+        job: JobId,
+        /// The aborted checkpoint.
         checkpoint: CheckpointId,
     },
 }

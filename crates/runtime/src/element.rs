@@ -29,6 +29,9 @@ pub struct BarrierOptions {
     pub savepoint: bool,
     /// Whether inputs align (exactly-once) or not (at-least-once).
     pub aligned: bool,
+    /// Whether the job stops once this savepoint completes (stop-with-savepoint): sources
+    /// emit nothing after the barrier, and no task processes anything after it.
+    pub stop: bool,
 }
 
 /// One decoded stream element; records borrow their serialized payload from the buffer.
@@ -115,7 +118,11 @@ pub fn write_event(buf: &mut Vec<u8>, element: &Element<'_>) {
         Element::Barrier(id, opts) => {
             buf.push(TAG_BARRIER);
             buf.extend_from_slice(&id.to_le_bytes());
-            buf.push(u8::from(opts.savepoint) | (u8::from(opts.aligned) << 1));
+            buf.push(
+                u8::from(opts.savepoint)
+                    | (u8::from(opts.aligned) << 1)
+                    | (u8::from(opts.stop) << 2),
+            );
         }
         Element::EndOfPartition => buf.push(TAG_END),
     }
@@ -270,6 +277,7 @@ impl<'a> ElementReader<'a> {
                     BarrierOptions {
                         savepoint: b[8] & 1 != 0,
                         aligned: b[8] & 2 != 0,
+                        stop: b[8] & 4 != 0,
                     },
                 ))
             }
@@ -300,6 +308,7 @@ mod tests {
         let opts = BarrierOptions {
             savepoint: true,
             aligned: true,
+            stop: true,
         };
         write_event(&mut buf, &Element::Barrier(7, opts));
         write_event(&mut buf, &Element::EndOfPartition);

@@ -57,6 +57,9 @@ pub struct JobVertex {
     pub is_source: bool,
     /// Whether the chain ends in a sink.
     pub is_sink: bool,
+    /// The `uid` of every operator of the chain, in chain order (state in a savepoint is
+    /// matched to operators by it).
+    pub operator_uids: Vec<String>,
     /// Builds the chain's code for one subtask.
     pub factory: Arc<dyn InvokableFactory>,
 }

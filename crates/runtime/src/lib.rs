@@ -20,7 +20,8 @@ pub mod task;
 pub mod types;
 
 pub use config::{
-    CheckpointConfig, CheckpointingMode, JobConfig, RestartStrategy, TaskManagerConfig,
+    CheckpointConfig, CheckpointingMode, JobConfig, RestartStrategy, SavepointRestoreSettings,
+    TaskManagerConfig,
 };
 pub use error::{ExchangeError, TaskError};
 pub use graph::{GraphError, JobEdge, JobGraph, JobVertex, Partitioning};

@@ -95,6 +95,8 @@ pub enum TaskCommand {
     },
     /// Checkpoint `checkpoint` is complete.
     CheckpointComplete(CheckpointId),
+    /// Checkpoint `checkpoint` was aborted.
+    CheckpointAborted(CheckpointId),
 }
 
 /// Runs one subtask to its end. Returns `Ok` when it consumed all input.
@@ -171,6 +173,7 @@ fn run_inner(
     let mut tasks = Commands {
         rx: commands,
         uploader: uploader.as_ref(),
+        stopping: None,
     };
     let writers = build_writers(deployment, config, env, cancel, &metrics)?;
     let setup = TaskSetup {
@@ -320,27 +323,69 @@ impl Clock {
 }
 
 /// A task's commands from its TaskManager and its checkpoint uploader.
+///
+/// Stop-with-savepoint: once a task snapshotted a savepoint whose barrier says `stop`, it
+/// processes nothing more (sources stop polling, timers stop firing, an upstream's end is
+/// not an end of input) until the savepoint completes, when the task commits and ends
+/// without ending its input (no final watermark, no flush of open windows: their state is
+/// in the savepoint), or is aborted, when the task resumes.
 struct Commands<'a> {
     rx: &'a Receiver<TaskCommand>,
     uploader: Option<&'a Uploader>,
+    /// The stop-with-savepoint this task snapshotted and waits for.
+    stopping: Option<CheckpointId>,
+}
+
+/// What the task loop does after taking its commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// Go on.
+    Run,
+    /// The stop-with-savepoint completed: end the task now.
+    Stop,
 }
 
 impl Commands<'_> {
-    /// Takes the pending commands: sources snapshot on a trigger (`is_source`).
-    fn poll(&mut self, inv: &mut dyn TaskInvokable, is_source: bool) -> Result<(), TaskError> {
-        while let Ok(cmd) = self.rx.try_recv() {
+    /// Takes the pending commands, waiting up to `wait` for the first: sources snapshot on
+    /// a trigger (`is_source`).
+    fn poll(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        is_source: bool,
+        wait: Duration,
+    ) -> Result<Flow, TaskError> {
+        let mut next = if wait.is_zero() {
+            self.rx.try_recv().ok()
+        } else {
+            self.rx.recv_timeout(wait).ok()
+        };
+        while let Some(cmd) = next {
             match cmd {
+                TaskCommand::TriggerCheckpoint { checkpoint, .. } if self.stopping.is_some() => {
+                    self.decline(checkpoint, "the task is stopping with a savepoint")
+                }
                 TaskCommand::TriggerCheckpoint {
                     checkpoint,
                     options,
                 } if is_source => self.snapshot(inv, checkpoint, options, Duration::ZERO)?,
                 TaskCommand::TriggerCheckpoint { .. } => {}
                 TaskCommand::CheckpointComplete(checkpoint) => {
-                    inv.checkpoint_complete(checkpoint)?
+                    inv.checkpoint_complete(checkpoint)?;
+                    if self.stopping.is_some_and(|s| checkpoint >= s) {
+                        info!(checkpoint, "stopped with a savepoint");
+                        return Ok(Flow::Stop);
+                    }
+                }
+                TaskCommand::CheckpointAborted(checkpoint) => {
+                    if self.stopping == Some(checkpoint) {
+                        info!(checkpoint, "stop-with-savepoint aborted; resuming");
+                        self.stopping = None;
+                    }
                 }
             }
+            next = self.rx.try_recv().ok();
         }
-        Ok(())
+        Ok(Flow::Run)
     }
 
     /// Snapshots the chain and emits the barrier (synchronous part), then hands the state
@@ -354,6 +399,9 @@ impl Commands<'_> {
     ) -> Result<(), TaskError> {
         let mut state = Vec::new();
         inv.checkpoint(checkpoint, options, &mut state)?;
+        if options.stop {
+            self.stopping = Some(checkpoint);
+        }
         match self.uploader {
             Some(u) => u.submit(checkpoint, state, alignment),
             None => debug!(
@@ -382,7 +430,18 @@ fn source_loop(
         if cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
-        commands.poll(inv, true)?;
+        let wait = if commands.stopping.is_some() {
+            MAX_WAIT
+        } else {
+            Duration::ZERO
+        };
+        if commands.poll(inv, true, wait)? == Flow::Stop {
+            return Ok(());
+        }
+        if commands.stopping.is_some() {
+            // Nothing after the savepoint's barrier.
+            continue;
+        }
         match inv.source_step()? {
             SourceStep::More => clock.tick(inv, true)?,
             SourceStep::Idle(hint) => {
@@ -714,6 +773,11 @@ impl Inputs {
                 }
                 out.action
             }
+            Stop::EndOfPartition { .. } if commands.stopping.is_some() => {
+                // An upstream task that stopped with the savepoint: not an end of input.
+                self.ended[flat] = true;
+                return Ok(false);
+            }
             Stop::EndOfPartition { .. } => {
                 self.ended[flat] = true;
                 self.valve.end(flat, &mut self.valve_out);
@@ -859,7 +923,9 @@ fn input_loop(
         if cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
-        commands.poll(inv, false)?;
+        if commands.poll(inv, false, Duration::ZERO)? == Flow::Stop {
+            return Ok(());
+        }
         let queued = gate.len();
         metrics.set_input_queue(queued as u64, capacity);
         if queued == 0 || since_flush >= CREDIT_BATCH {
@@ -867,7 +933,12 @@ fn input_loop(
             since_flush = 0;
         }
         since_flush += 1;
-        let worked = match gate.recv_timeout(clock.wait(inv)) {
+        let wait = if commands.stopping.is_some() {
+            MAX_WAIT
+        } else {
+            clock.wait(inv)
+        };
+        let worked = match gate.recv_timeout(wait) {
             Ok(InputMessage::Opened {
                 gate: g,
                 channel,
@@ -893,6 +964,10 @@ fn input_loop(
                 return Err(TaskError::Other("input gate disconnected".into()))
             }
         };
+        if commands.stopping.is_some() {
+            // No timers fire after the savepoint's barrier.
+            continue;
+        }
         clock.tick(inv, worked)?;
         if inputs.valve.all_ended() {
             info!(task = %deployment.name, subtask = deployment.subtask.subtask, "input ended");

@@ -176,7 +176,7 @@ struct Gateway(Arc<Inner>);
 impl TaskManagerGateway for Gateway {
     fn send(&self, message: JobManagerMessage) {
         match message {
-            JobManagerMessage::Deploy(d) => deploy(&self.0, d),
+            JobManagerMessage::Deploy(d) => deploy(&self.0, *d),
             JobManagerMessage::TriggerCheckpoint {
                 job,
                 checkpoint,
@@ -200,6 +200,14 @@ impl TaskManagerGateway for Gateway {
                 for ((id, _), t) in tasks.running.iter() {
                     if id.job == job {
                         let _ = t.commands.send(TaskCommand::CheckpointComplete(checkpoint));
+                    }
+                }
+            }
+            JobManagerMessage::NotifyCheckpointAborted { job, checkpoint } => {
+                let tasks = self.0.tasks.lock().expect("tasks poisoned");
+                for ((id, _), t) in tasks.running.iter() {
+                    if id.job == job {
+                        let _ = t.commands.send(TaskCommand::CheckpointAborted(checkpoint));
                     }
                 }
             }

@@ -35,6 +35,7 @@ fn a_deployment_arriving_after_its_jobs_cancellation_is_reported_cancelled_and_n
             max_parallelism: 128,
             is_source: true,
             is_sink: true,
+            operator_uids: Vec::new(),
             factory: Arc::new(
                 |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
                     panic!("a cancelled job's subtask must not start")
@@ -52,7 +53,7 @@ fn a_deployment_arriving_after_its_jobs_cancellation_is_reported_cancelled_and_n
     };
     let gateway = tm.gateway();
     gateway.send(JobManagerMessage::CancelJob { job, attempt: 0 });
-    gateway.send(JobManagerMessage::Deploy(TaskDeployment {
+    gateway.send(JobManagerMessage::Deploy(Box::new(TaskDeployment {
         subtask,
         name: "never".into(),
         parallelism: 1,
@@ -62,7 +63,7 @@ fn a_deployment_arriving_after_its_jobs_cancellation_is_reported_cancelled_and_n
         outputs: vec![],
         attempt: 0,
         restore: None,
-    }));
+    })));
     assert_eq!(
         *recorder.0.lock().unwrap(),
         vec![(subtask, ExecutionState::Cancelled)]

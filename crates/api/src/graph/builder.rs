@@ -232,6 +232,7 @@ pub fn build_job_graph(
         } else {
             names.join(" -> ")
         };
+        let operator_uids: Vec<String> = chain.iter().map(|c| c.uid.clone()).collect();
         let settings2 = settings.clone();
         let vertex_max = max_par(path[0]);
         let factory = move |setup: TaskSetup| build_chain(&chain, setup, &settings2);
@@ -242,6 +243,7 @@ pub fn build_job_graph(
             max_parallelism: vertex_max,
             is_source: matches!(head.kind, NodeKind::Source(_)),
             is_sink: path.iter().any(|id| nodes[*id].is_sink),
+            operator_uids,
             factory: Arc::new(factory),
         });
     }

@@ -164,10 +164,10 @@ impl<T: Record> TaskInvokable for SourceHead<T> {
         options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
-        match self.reader.position()? {
-            Some(p) => state.push(weir_runtime::checkpoint::OperatorSnapshot::operator(
-                &self.uid, p,
-            )),
+        match self.reader.snapshot_splits()? {
+            Some(splits) => state.push(weir_runtime::checkpoint::OperatorSnapshot::operator_list(
+                &self.uid, &splits,
+            )?),
             None if !self.warned_not_replayable => {
                 self.warned_not_replayable = true;
                 tracing::warn!(

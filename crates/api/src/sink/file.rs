@@ -16,6 +16,9 @@
 //!   restored checkpoint's pending parts are committed and every part numbered from the
 //!   restored counter on (written after that checkpoint) is deleted, so each record is in
 //!   exactly one visible part. At the end of input every part is committed.
+//! - Restored at another parallelism, a subtask finishes the parts of every old subtask
+//!   whose state it was given; a new subtask index without state numbers its parts after
+//!   the visible parts its index already has.
 //! - Every record is one line: the formatter's text followed by `\n`. Writes are buffered;
 //!   the formatter appends into one reused `String`, so the sink allocates nothing per
 //!   record itself.
@@ -169,6 +172,8 @@ struct FileWriter<T> {
 /// What a transactional file sink subtask stores in a checkpoint.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct FileSinkState {
+    /// The subtask whose part files these are.
+    subtask: u16,
     /// The next part number.
     next_part: u64,
     /// Parts pre-committed and not yet visible.
@@ -196,12 +201,12 @@ impl<T> FileWriter<T> {
         })
     }
 
-    fn pending_path(&self, n: u64) -> PathBuf {
-        self.dir.join(format!(".part-{}-{n}.pending", self.subtask))
+    fn pending_path(&self, subtask: u16, n: u64) -> PathBuf {
+        self.dir.join(format!(".part-{subtask}-{n}.pending"))
     }
 
-    fn done_path(&self, n: u64) -> PathBuf {
-        self.dir.join(format!("part-{}-{n}", self.subtask))
+    fn done_path(&self, subtask: u16, n: u64) -> PathBuf {
+        self.dir.join(format!("part-{subtask}-{n}"))
     }
 
     /// Flushes the current part file, if any, and gives it its final name (or, when
@@ -225,19 +230,25 @@ impl<T> FileWriter<T> {
         let n = self.next_part - 1;
         let target = if self.transactional {
             self.closed.push(n);
-            self.pending_path(n)
+            self.pending_path(self.subtask, n)
         } else {
             done
         };
         rename(&in_progress, &target)
     }
 
-    /// Makes pending part `n` visible (already visible counts as done).
-    fn publish(&self, n: u64) -> Result<(), TaskError> {
-        let pending = self.pending_path(n);
-        let done = self.done_path(n);
-        if pending.exists() || !done.exists() {
+    /// Makes pending part `n` of `subtask` visible (already visible counts as done).
+    fn publish(&self, subtask: u16, n: u64) -> Result<(), TaskError> {
+        let pending = self.pending_path(subtask, n);
+        let done = self.done_path(subtask, n);
+        if pending.exists() {
             rename(&pending, &done)?;
+        } else if !done.exists() {
+            return Err(TaskError::Other(format!(
+                "file sink cannot commit part {}: neither it nor {} exists (was the output directory changed or cleaned?)",
+                done.display(),
+                pending.display()
+            )));
         }
         Ok(())
     }
@@ -300,7 +311,7 @@ impl<T> SinkWriter<T> for FileWriter<T> {
             .chain(self.closed.drain(..))
             .collect();
         for n in parts {
-            self.publish(n)?;
+            self.publish(self.subtask, n)?;
         }
         Ok(())
     }
@@ -314,6 +325,7 @@ impl<T> SinkWriter<T> for FileWriter<T> {
             self.pending.push((checkpoint, n));
         }
         let state = FileSinkState {
+            subtask: self.subtask,
             next_part: self.next_part,
             pending: self.pending.iter().map(|(_, n)| *n).collect(),
         };
@@ -328,32 +340,56 @@ impl<T> SinkWriter<T> for FileWriter<T> {
             self.pending.drain(..).partition(|(c, _)| *c <= checkpoint);
         self.pending = waiting;
         for (_, n) in ready {
-            self.publish(n)?;
+            self.publish(self.subtask, n)?;
         }
         Ok(())
     }
 
-    fn recover(&mut self, state: &[u8]) -> Result<(), TaskError> {
-        let (state, _): (FileSinkState, usize) = weir_state_backends::decode_from(state)
-            .map_err(|e| TaskError::Other(format!("file sink cannot decode its state: {e}")))?;
-        for n in &state.pending {
-            self.publish(*n)?;
-        }
-        // Parts numbered from the restored counter on were written after the checkpoint:
-        // their records are replayed, so they go.
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| io_error("list", &self.dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error("list", &self.dir, e))?;
-            let name = entry.file_name();
-            let Some(n) = part_number(&name.to_string_lossy(), self.subtask) else {
-                continue;
-            };
-            if n >= state.next_part {
-                let path = entry.path();
-                std::fs::remove_file(&path).map_err(|e| io_error("delete", &path, e))?;
+    fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        let mut own_next = None;
+        let list = |dir: &Path| -> Result<Vec<(String, PathBuf)>, TaskError> {
+            let entries = std::fs::read_dir(dir).map_err(|e| io_error("list", dir, e))?;
+            entries
+                .map(|e| {
+                    let e = e.map_err(|e| io_error("list", dir, e))?;
+                    Ok((e.file_name().to_string_lossy().into_owned(), e.path()))
+                })
+                .collect()
+        };
+        let files = list(&self.dir)?;
+        for bytes in states {
+            let (state, _): (FileSinkState, usize) = weir_state_backends::decode_from(&bytes)
+                .map_err(|e| TaskError::Other(format!("file sink cannot decode its state: {e}")))?;
+            for n in &state.pending {
+                self.publish(state.subtask, *n)?;
+            }
+            // Parts numbered from the restored counter on were written after the
+            // checkpoint: their records are replayed, so they go.
+            for (name, path) in &files {
+                if part_number(name, state.subtask).is_some_and(|n| n >= state.next_part) {
+                    match std::fs::remove_file(path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_error("delete", path, e)),
+                    }
+                }
+            }
+            if state.subtask == self.subtask {
+                own_next = Some(state.next_part);
             }
         }
-        self.next_part = state.next_part;
+        // A subtask that did not exist at the restored parallelism goes on after the parts
+        // its index already has (committed by an earlier run), so none is overwritten.
+        self.next_part = match own_next {
+            Some(n) => n,
+            None => list(&self.dir)?
+                .iter()
+                .filter(|(name, _)| !name.starts_with('.'))
+                .filter_map(|(name, _)| part_number(name, self.subtask))
+                .map(|n| n + 1)
+                .max()
+                .unwrap_or(0),
+        };
         Ok(())
     }
 }

@@ -64,11 +64,13 @@ pub trait SinkWriter<T> {
         Ok(())
     }
 
-    /// After a restart, before any record: `state` is what [`Self::pre_commit`] returned
-    /// for the checkpoint restored from, which completed; commit what it covers and
-    /// discard whatever was written after it.
-    fn recover(&mut self, state: &[u8]) -> Result<(), TaskError> {
-        let _ = state;
+    /// After a restore, before any record: each of `states` is what [`Self::pre_commit`]
+    /// of some subtask returned for the checkpoint or savepoint restored from, which
+    /// completed; commit what each covers and discard whatever was written after it. At
+    /// the same parallelism a subtask gets its own state back; at another, the states of
+    /// all old subtasks are dealt round-robin, so a subtask may get several or none.
+    fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        let _ = states;
         Ok(())
     }
 }
@@ -120,9 +122,10 @@ impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
     ) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
         if let Some(s) = self.writer.pre_commit(checkpoint)? {
-            state.push(weir_runtime::checkpoint::OperatorSnapshot::operator(
-                &self.uid, s,
-            ));
+            state.push(weir_runtime::checkpoint::OperatorSnapshot::operator_list(
+                &self.uid,
+                &[s],
+            )?);
         }
         self.out.checkpoint(checkpoint, options, state)
     }

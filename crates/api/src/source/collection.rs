@@ -1,6 +1,8 @@
 //! A bounded source over an in-memory collection.
 //!
-//! Subtask `i` of `p` emits the elements at positions `i, i + p, i + 2p, ...`, in order.
+//! Subtask `i` of `p` emits the elements at positions `i, i + p, i + 2p, ...`, in order: one
+//! split per subtask. After a restore at another parallelism a subtask reads the splits it
+//! was given one after the other.
 
 use super::{SourceContext, SourceFunction, SourceReader};
 use std::sync::Arc;
@@ -24,41 +26,52 @@ impl<T: Clone + Send + Sync + 'static> SourceFunction<T> for CollectionSource<T>
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, TaskError> {
         Ok(Box::new(CollectionReader {
             items: self.items.clone(),
-            next: ctx.subtask as usize,
-            step: ctx.parallelism as usize,
+            splits: vec![(ctx.subtask as u64, u64::from(ctx.parallelism.max(1)))],
         }))
     }
 }
 
 struct CollectionReader<T> {
     items: Arc<Vec<T>>,
-    next: usize,
-    step: usize,
+    /// `(next index, step)` of every split still to read, read one after the other.
+    splits: Vec<(u64, u64)>,
 }
 
 impl<T: Clone> SourceReader<T> for CollectionReader<T> {
-    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
-        super::encode_position(&(self.next as u64))
+    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        self.splits
+            .iter()
+            .map(super::encode_split)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
-    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
-        let next: u64 = super::decode_position(position, "the collection")?;
-        self.next = usize::try_from(next).unwrap_or(usize::MAX);
+    fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        self.splits = splits
+            .iter()
+            .map(|s| super::decode_split(s, "the collection"))
+            .collect::<Result<_, _>>()?;
         Ok(())
     }
 
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
+        let Some((next, step)) = self.splits.first_mut() else {
+            return Ok(SourceStep::Finished);
+        };
         for _ in 0..max {
-            let Some(v) = self.items.get(self.next) else {
-                return Ok(SourceStep::Finished);
+            let Some(v) = usize::try_from(*next).ok().and_then(|i| self.items.get(i)) else {
+                break;
             };
             out.emit(v.clone(), NO_TIMESTAMP)?;
-            self.next += self.step;
+            *next += (*step).max(1);
         }
-        Ok(if self.next < self.items.len() {
-            SourceStep::More
-        } else {
+        if usize::try_from(*next).map_or(true, |i| i >= self.items.len()) {
+            self.splits.remove(0);
+        }
+        Ok(if self.splits.is_empty() {
             SourceStep::Finished
+        } else {
+            SourceStep::More
         })
     }
 }

@@ -152,6 +152,7 @@ impl<T: DeserializeOwned + Send + 'static> SourceFunction<T> for CsvSource<T> {
             operator: ctx.name.clone(),
             policy: self.policy,
             skipped: self.skipped.clone(),
+            done: false,
             _t: PhantomData,
         }))
     }
@@ -170,6 +171,8 @@ struct CsvReader<T> {
     operator: String,
     policy: BadRecordPolicy,
     skipped: Arc<AtomicU64>,
+    /// Restored without the file's split: nothing to read.
+    done: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -194,13 +197,24 @@ impl<T> CsvReader<T> {
 }
 
 impl<T: DeserializeOwned> SourceReader<T> for CsvReader<T> {
-    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        if self.done {
+            return Ok(Some(Vec::new()));
+        }
         let p = self.reader.position();
-        super::encode_position(&(p.byte(), p.line(), p.record()))
+        Ok(Some(vec![super::encode_split(&(
+            p.byte(),
+            p.line(),
+            p.record(),
+        ))?]))
     }
 
-    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
-        let (byte, line, record): (u64, u64, u64) = super::decode_position(position, &self.path)?;
+    fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        let Some(position) = super::single_split(splits, &self.path)? else {
+            self.done = true;
+            return Ok(());
+        };
+        let (byte, line, record): (u64, u64, u64) = super::decode_split(&position, &self.path)?;
         let mut p = csv::Position::new();
         p.set_byte(byte).set_line(line).set_record(record);
         self.reader.seek(p).map_err(|e| {
@@ -209,6 +223,9 @@ impl<T: DeserializeOwned> SourceReader<T> for CsvReader<T> {
     }
 
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
+        if self.done {
+            return Ok(SourceStep::Finished);
+        }
         for _ in 0..max {
             match self.reader.read_record(&mut self.row) {
                 Ok(false) => return Ok(SourceStep::Finished),

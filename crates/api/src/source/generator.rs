@@ -10,6 +10,9 @@
 //!   order (as Flink's `NumberSequenceSource` splits), so the ranges of all subtasks tile
 //!   `[0, n)` without gaps or overlaps.
 //! - An unbounded generator's subtask `i` of `p` emits `i, i + p, i + 2p, ...`.
+//! - Each subtask's share is one split (its range or its stride) whose position is
+//!   checkpointed; after a restore at another parallelism a subtask reads the splits it was
+//!   given in turn, a batch from each, so every sequence number is still emitted once.
 //! - A rate limit is a total across all subtasks: each subtask emits at most its share
 //!   (`rate / p` records per second, measured from its first poll). A subtask ahead of
 //!   schedule returns [`SourceStep::Idle`] with a bounded wait; it never sleeps itself.
@@ -124,20 +127,31 @@ impl<T: Send + 'static> SourceFunction<T> for GeneratorSource<T> {
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, TaskError> {
         let i = u64::from(ctx.subtask);
         let p = u64::from(ctx.parallelism.max(1));
-        let (next, step, remaining) = match self.count {
+        let split = match self.count {
             Some(n) => {
                 let start = split_point(n, i, p);
                 let end = split_point(n, i + 1, p);
-                (start, 1, Some(end - start))
+                Split {
+                    next: start,
+                    step: 1,
+                    remaining: Some(end - start),
+                }
             }
-            None => (i, p, None),
+            None => Split {
+                next: i,
+                step: p,
+                remaining: None,
+            },
         };
         Ok(Box::new(GeneratorReader {
             f: self.f.clone(),
             seed: self.seed,
-            next,
-            step,
-            remaining,
+            splits: if split.remaining == Some(0) {
+                Vec::new()
+            } else {
+                vec![split]
+            },
+            current: 0,
             limiter: self.rate.map(|rate| RateLimiter::new(rate, p)),
         }))
     }
@@ -189,32 +203,60 @@ impl RateLimiter {
     }
 }
 
+/// A part of the sequence one reader emits in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Split {
+    next: u64,
+    step: u64,
+    /// Records left (`None`: unbounded); never `Some(0)` while the split is held.
+    remaining: Option<u64>,
+}
+
 struct GeneratorReader<T> {
     f: GenFn<T>,
     seed: u64,
-    next: u64,
-    step: u64,
-    /// Records left in this subtask's range (`None`: unbounded).
-    remaining: Option<u64>,
+    /// The splits left to read.
+    splits: Vec<Split>,
+    /// The split the next poll reads.
+    current: usize,
     limiter: Option<RateLimiter>,
 }
 
 impl<T> SourceReader<T> for GeneratorReader<T> {
-    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
-        super::encode_position(&(self.next, self.remaining))
+    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        self.splits
+            .iter()
+            .map(super::encode_split)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
-    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
-        (self.next, self.remaining) = super::decode_position(position, "the generator")?;
+    fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        self.splits = splits
+            .iter()
+            .map(|s| super::decode_split::<Split>(s, "the generator"))
+            .filter(|s| {
+                !matches!(
+                    s,
+                    Ok(Split {
+                        remaining: Some(0),
+                        ..
+                    })
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        self.current = 0;
         Ok(())
     }
 
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
+        if self.splits.is_empty() {
+            return Ok(SourceStep::Finished);
+        }
+        let i = self.current % self.splits.len();
+        let split = &mut self.splits[i];
         let mut n = u64::try_from(max).unwrap_or(u64::MAX);
-        if let Some(rem) = self.remaining {
-            if rem == 0 {
-                return Ok(SourceStep::Finished);
-            }
+        if let Some(rem) = split.remaining {
             n = n.min(rem);
         }
         if let Some(limiter) = &mut self.limiter {
@@ -223,27 +265,27 @@ impl<T> SourceReader<T> for GeneratorReader<T> {
                 Err(wait) => return Ok(SourceStep::Idle(wait)),
             }
         }
-        let (f, seed, step) = (&*self.f, self.seed, self.step);
-        let mut seq = self.next;
+        let (f, seed, step) = (&*self.f, self.seed, split.step);
+        let mut seq = split.next;
         for _ in 0..n {
             out.emit(f(seq, seed), NO_TIMESTAMP)?;
             seq = seq.wrapping_add(step);
         }
-        self.next = seq;
+        split.next = seq;
         if let Some(limiter) = &mut self.limiter {
             limiter.record(n);
         }
-        match &mut self.remaining {
-            Some(rem) => {
-                *rem -= n;
-                Ok(if *rem == 0 {
-                    SourceStep::Finished
-                } else {
-                    SourceStep::More
-                })
+        if let Some(rem) = &mut split.remaining {
+            *rem -= n;
+            if *rem == 0 {
+                self.splits.remove(i);
+                if self.splits.is_empty() {
+                    return Ok(SourceStep::Finished);
+                }
             }
-            None => Ok(SourceStep::More),
         }
+        self.current = i + 1;
+        Ok(SourceStep::More)
     }
 }
 
@@ -335,6 +377,47 @@ mod tests {
     fn unbounded_subtasks_interleave_by_parallelism() {
         let src = GeneratorSource::new(None, |s| s);
         assert_eq!(drain(&src, 1, 3, 4)[..4], [1, 4, 7, 10]);
+    }
+
+    #[test]
+    fn splits_snapshotted_at_one_parallelism_are_each_read_once_at_another() {
+        let src = GeneratorSource::new(Some(1_000), |s| s);
+        for (from, to) in [(2u16, 3u16), (3, 1), (2, 5)] {
+            let mut seen = Vec::new();
+            let mut positions = Vec::new();
+            for i in 0..from {
+                let ctx = SourceContext {
+                    name: "gen".into(),
+                    subtask: i,
+                    parallelism: from,
+                };
+                let mut reader = src.create_reader(&ctx).unwrap();
+                let mut out = VecOut(Vec::new());
+                reader.poll(&mut out, 7 * (usize::from(i) + 1)).unwrap();
+                seen.extend(out.0);
+                positions.extend(reader.snapshot_splits().unwrap().unwrap());
+            }
+            for j in 0..to {
+                let ctx = SourceContext {
+                    name: "gen".into(),
+                    subtask: j,
+                    parallelism: to,
+                };
+                let mut reader = src.create_reader(&ctx).unwrap();
+                let mine = positions
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| k % usize::from(to) == usize::from(j))
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                reader.restore_splits(mine).unwrap();
+                let mut out = VecOut(Vec::new());
+                while reader.poll(&mut out, 13).unwrap() != SourceStep::Finished {}
+                seen.extend(out.0);
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (0..1_000).collect::<Vec<_>>(), "{from} -> {to}");
+        }
     }
 
     #[test]

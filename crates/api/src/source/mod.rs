@@ -45,18 +45,20 @@ pub trait SourceReader<T> {
     /// Emits up to `max` records into `out`.
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError>;
 
-    /// Returns the read position for a checkpoint (taken between two polls), or `None` if
-    /// the source cannot be replayed (its records since the last checkpoint may be lost on
-    /// failure).
-    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError>;
+    /// Returns, for a checkpoint (taken between two polls), the read position of every
+    /// split this reader owns (a split is a part of the input that one reader reads in
+    /// order: a file, a range of sequence numbers), or `None` if the source cannot be
+    /// replayed (its records since the last checkpoint may be lost on failure).
+    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError>;
 
-    /// Moves the reader back to a `position` it returned (before the first poll, after a
-    /// restart).
-    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError>;
+    /// Before the first poll, after a restore: reads exactly `splits` (positions some
+    /// readers returned, redistributed round-robin when the parallelism changed) instead of
+    /// the share the reader was created with. An empty list leaves it nothing to read.
+    fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError>;
 }
 
-/// Decodes a reader position written by [`encode_position`].
-pub(crate) fn decode_position<P: serde::de::DeserializeOwned>(
+/// Decodes a split position written by [`encode_split`].
+pub(crate) fn decode_split<P: serde::de::DeserializeOwned>(
     bytes: &[u8],
     source: &str,
 ) -> Result<P, TaskError> {
@@ -65,12 +67,27 @@ pub(crate) fn decode_position<P: serde::de::DeserializeOwned>(
         .map_err(|e| TaskError::Other(format!("cannot restore the position of {source}: {e}")))
 }
 
-/// Encodes a reader position.
-pub(crate) fn encode_position<P: serde::Serialize>(
-    position: &P,
-) -> Result<Option<Vec<u8>>, TaskError> {
+/// Encodes a split position.
+pub(crate) fn encode_split<P: serde::Serialize>(position: &P) -> Result<Vec<u8>, TaskError> {
     let mut out = Vec::new();
     weir_state_backends::encode_into(position, &mut out)
         .map_err(|e| TaskError::Other(format!("cannot encode a source position: {e}")))?;
-    Ok(Some(out))
+    Ok(out)
+}
+
+/// The split of a single-file source restored into its only reader: `None` when the list
+/// is empty (another reader has the file), an error when it holds more than one.
+pub(crate) fn single_split(
+    splits: Vec<Vec<u8>>,
+    source: &str,
+) -> Result<Option<Vec<u8>>, TaskError> {
+    let n = splits.len();
+    let mut it = splits.into_iter();
+    match (it.next(), n) {
+        (None, _) => Ok(None),
+        (Some(s), 1) => Ok(Some(s)),
+        _ => Err(TaskError::Other(format!(
+            "cannot restore {source}: {n} positions for one reader of one file"
+        ))),
+    }
 }

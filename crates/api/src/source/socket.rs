@@ -116,12 +116,12 @@ impl SocketReader {
 }
 
 impl SourceReader<String> for SocketReader {
-    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         // A socket cannot be read again.
         Ok(None)
     }
 
-    fn restore(&mut self, _position: &[u8]) -> Result<(), TaskError> {
+    fn restore_splits(&mut self, _splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
         Err(TaskError::Other(
             "a socket source has no position to restore".into(),
         ))

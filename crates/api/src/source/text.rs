@@ -51,6 +51,7 @@ impl SourceFunction<String> for TextFileSource {
             path,
             line: 0,
             capacity_hint: 64,
+            done: false,
         }))
     }
 
@@ -63,12 +64,19 @@ impl SourceFunction<String> for TextFileSource {
 pub(crate) struct EmptyReader;
 
 impl<T> SourceReader<T> for EmptyReader {
-    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         Ok(Some(Vec::new()))
     }
 
-    fn restore(&mut self, _position: &[u8]) -> Result<(), TaskError> {
-        Ok(())
+    fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        if splits.is_empty() {
+            Ok(())
+        } else {
+            Err(TaskError::Other(format!(
+                "a file source subtask other than the first cannot take over {} positions",
+                splits.len()
+            )))
+        }
     }
 
     fn poll(&mut self, _out: &mut dyn Output<T>, _max: usize) -> Result<SourceStep, TaskError> {
@@ -83,6 +91,8 @@ struct TextReader {
     line: u64,
     /// Capacity for the next line's buffer (the previous line's length).
     capacity_hint: usize,
+    /// Restored without the file's split: nothing to read.
+    done: bool,
 }
 
 /// Removes a trailing `\n` or `\r\n`.
@@ -96,17 +106,24 @@ pub(crate) fn strip_line_end(line: &mut Vec<u8>) {
 }
 
 impl SourceReader<String> for TextReader {
-    fn position(&mut self) -> Result<Option<Vec<u8>>, TaskError> {
+    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         use std::io::Seek;
+        if self.done {
+            return Ok(Some(Vec::new()));
+        }
         let offset = self.reader.stream_position().map_err(|e| {
             TaskError::Other(format!("cannot tell the position in {}: {e}", self.path))
         })?;
-        super::encode_position(&(offset, self.line))
+        Ok(Some(vec![super::encode_split(&(offset, self.line))?]))
     }
 
-    fn restore(&mut self, position: &[u8]) -> Result<(), TaskError> {
+    fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
         use std::io::{Seek, SeekFrom};
-        let (offset, line): (u64, u64) = super::decode_position(position, &self.path)?;
+        let Some(position) = super::single_split(splits, &self.path)? else {
+            self.done = true;
+            return Ok(());
+        };
+        let (offset, line): (u64, u64) = super::decode_split(&position, &self.path)?;
         self.reader.seek(SeekFrom::Start(offset)).map_err(|e| {
             TaskError::Other(format!(
                 "cannot seek to byte {offset} of {}: {e}",
@@ -118,6 +135,9 @@ impl SourceReader<String> for TextReader {
     }
 
     fn poll(&mut self, out: &mut dyn Output<String>, max: usize) -> Result<SourceStep, TaskError> {
+        if self.done {
+            return Ok(SourceStep::Finished);
+        }
         for _ in 0..max {
             // Each record owns its bytes, so the buffer moves into the record; sizing it like
             // the previous line avoids regrowing it while reading.

@@ -179,10 +179,12 @@ mod tests {
     const EXACTLY_ONCE: BarrierOptions = BarrierOptions {
         savepoint: false,
         aligned: true,
+        stop: false,
     };
     const AT_LEAST_ONCE: BarrierOptions = BarrierOptions {
         savepoint: false,
         aligned: false,
+        stop: false,
     };
 
     fn is_snapshot(a: &AlignAction, id: CheckpointId) -> bool {

@@ -5,7 +5,12 @@
 //! ```text
 //! <checkpoint-dir>/<job-id>/chk-<n>/_metadata            versioned, written last, atomically
 //! <checkpoint-dir>/<job-id>/chk-<n>/<operator>-<subtask>  state of one subtask
+//! <savepoint-dir>/savepoint-<job-id>-<n>/                 self-contained, relocatable
 //! ```
+//!
+//! A savepoint is a completed checkpoint copied into its own directory: its metadata names
+//! its state files relative to that directory, so it can be moved anywhere and restored
+//! from there.
 
 mod aligner;
 mod metadata;
@@ -18,5 +23,8 @@ pub use aligner::{AlignAction, AlignOutcome, BarrierAligner};
 pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
 pub use restore::RestoredState;
 pub use snapshot::{KeyedOperatorState, OperatorSnapshot};
-pub use storage::{CheckpointStorage, StorageError, METADATA_FILE};
+pub use storage::{
+    checkpoint_dir, location_url, open_savepoint, savepoint_dir_name, CheckpointStorage,
+    StorageError, METADATA_FILE,
+};
 pub use uploader::{state_file_name, Uploader};

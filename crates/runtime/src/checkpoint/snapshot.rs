@@ -2,7 +2,8 @@
 //!
 //! Keyed operators snapshot their keyed state and timers synchronously, when the barrier
 //! passes, into an owned [`OperatorSnapshot`]; the task uploads it afterwards while the
-//! operator goes on processing.
+//! operator goes on processing. Operator (non-keyed) state is a list whose entries are
+//! redistributed round-robin when the parallelism changes.
 
 use crate::error::TaskError;
 use serde::{Deserialize, Serialize};
@@ -46,13 +47,25 @@ impl OperatorSnapshot {
         })
     }
 
-    /// Wraps operator (non-keyed) state, such as a source's read position.
-    pub fn operator(uid: &str, bytes: Vec<u8>) -> Self {
-        Self {
+    /// Encodes operator (non-keyed) list state, such as a source's split positions or a
+    /// sink's pending transactions: on a restore at another parallelism its entries are
+    /// redistributed round-robin.
+    pub fn operator_list(uid: &str, entries: &[Vec<u8>]) -> Result<Self, TaskError> {
+        let mut bytes = Vec::new();
+        weir_state_backends::encode_into(&entries, &mut bytes)
+            .map_err(|e| TaskError::Other(format!("cannot encode the state of '{uid}': {e}")))?;
+        Ok(Self {
             uid: uid.to_string(),
             key_groups: KeyGroupRange::new(0, 0),
             bytes,
-        }
+        })
+    }
+
+    /// Decodes operator list state.
+    pub fn decode_list(bytes: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
+        weir_state_backends::decode_from(bytes)
+            .map(|(s, _)| s)
+            .map_err(|e| TaskError::Other(format!("cannot decode operator list state: {e}")))
     }
 
     /// Decodes the state of a keyed operator.

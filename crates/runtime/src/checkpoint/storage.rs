@@ -86,13 +86,69 @@ impl std::fmt::Debug for CheckpointStorage {
 }
 
 fn chk_dir(job: JobId, checkpoint: CheckpointId) -> Path {
-    Path::from(format!("{job}/chk-{checkpoint}"))
+    Path::from(checkpoint_dir(job, checkpoint))
+}
+
+/// Returns the directory of checkpoint `checkpoint` of `job` inside its storage.
+pub fn checkpoint_dir(job: JobId, checkpoint: CheckpointId) -> String {
+    format!("{job}/chk-{checkpoint}")
+}
+
+/// Returns the name of the directory a savepoint of checkpoint `checkpoint` of `job` gets
+/// inside the savepoint directory.
+pub fn savepoint_dir_name(job: JobId, checkpoint: CheckpointId) -> String {
+    format!("savepoint-{job}-{checkpoint}")
+}
+
+/// Drops trailing slashes, but not those of a bare scheme (`memory://`).
+fn trim_url(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    if trimmed.ends_with(':') {
+        url.to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn join_url(url: &str, path: &str) -> String {
+    if url.ends_with('/') {
+        format!("{url}{path}")
+    } else {
+        format!("{url}/{path}")
+    }
+}
+
+/// Turns what a user gave as a savepoint or checkpoint location into a storage URL: a URL
+/// (`file:///...`, `memory://`) is kept, a file system path (absolute or relative to the
+/// working directory) becomes a `file://` URL.
+pub fn location_url(location: &str) -> Result<String, StorageError> {
+    if location.contains("://") {
+        return Ok(trim_url(location));
+    }
+    let path = std::path::absolute(location).map_err(|e| StorageError::BadUrl {
+        url: location.to_string(),
+        reason: format!("not a usable path: {e}"),
+    })?;
+    let text = path.to_str().ok_or_else(|| StorageError::BadUrl {
+        url: location.to_string(),
+        reason: "the path is not UTF-8".into(),
+    })?;
+    Ok(format!("file://{}", text.trim_end_matches('/')))
 }
 
 impl CheckpointStorage {
     /// Opens the storage at `url`: `file:///absolute/dir` (created if missing) or
     /// `memory://` (in this process only, for tests).
     pub fn open(url: &str) -> Result<Self, StorageError> {
+        Self::open_with(url, true)
+    }
+
+    /// Opens the storage at `url`, which must exist (a savepoint or checkpoint to read).
+    pub fn open_existing(url: &str) -> Result<Self, StorageError> {
+        Self::open_with(url, false)
+    }
+
+    fn open_with(url: &str, create: bool) -> Result<Self, StorageError> {
         let bad = |reason: String| StorageError::BadUrl {
             url: url.to_string(),
             reason,
@@ -102,7 +158,11 @@ impl CheckpointStorage {
             if !dir.starts_with('/') {
                 return Err(bad("a file URL needs an absolute path (file:///dir)".into()));
             }
-            std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create it: {e}")))?;
+            if create {
+                std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create it: {e}")))?;
+            } else if !std::path::Path::new(dir).is_dir() {
+                return Err(bad("no such directory".into()));
+            }
             local_root = Some(std::path::PathBuf::from(dir));
             Arc::new(
                 object_store::local::LocalFileSystem::new_with_prefix(dir)
@@ -121,7 +181,7 @@ impl CheckpointStorage {
             .map_err(|e| bad(format!("cannot start its I/O runtime: {e}")))?;
         Ok(Self {
             store,
-            url: url.trim_end_matches('/').to_string(),
+            url: trim_url(url),
             local_root,
             runtime,
         })
@@ -133,7 +193,7 @@ impl CheckpointStorage {
     }
 
     fn name(&self, path: &Path) -> String {
-        format!("{}/{path}", self.url)
+        join_url(&self.url, path.as_ref())
     }
 
     fn store_err(&self, path: &Path) -> impl Fn(object_store::Error) -> StorageError + '_ {
@@ -193,25 +253,45 @@ impl CheckpointStorage {
         checkpoint: CheckpointId,
         handle: &SubtaskStateHandle,
     ) -> Result<Vec<u8>, StorageError> {
-        let path = chk_dir(job, checkpoint).join(handle.file.as_str());
-        let bytes = self.get(&path)?;
+        self.read_state_in(&checkpoint_dir(job, checkpoint), handle)
+    }
+
+    /// Reads the state file of `handle` in the snapshot directory `dir` (empty: the
+    /// storage's root), checking its size, version and checksum.
+    pub fn read_state_in(
+        &self,
+        dir: &str,
+        handle: &SubtaskStateHandle,
+    ) -> Result<Vec<u8>, StorageError> {
+        let path = Path::from(dir).join(handle.file.as_str());
+        let bytes = self.raw_state(&path, handle)?;
         let name = self.name(&path);
-        if bytes.len() as u64 != handle.size {
-            return Err(StorageError::Corrupt {
-                path: name,
-                reason: format!(
-                    "{} bytes, but the checkpoint's metadata says {}",
-                    bytes.len(),
-                    handle.size
-                ),
-            });
-        }
         weir_state_backends::decode_versioned::<Vec<u8>>(&bytes, &name).map_err(|e| {
             StorageError::Corrupt {
                 path: name,
                 reason: e.to_string(),
             }
         })
+    }
+
+    /// Reads a state file's bytes as stored, checking only their size against `handle`.
+    fn raw_state(
+        &self,
+        path: &Path,
+        handle: &SubtaskStateHandle,
+    ) -> Result<bytes::Bytes, StorageError> {
+        let bytes = self.get(path)?;
+        if bytes.len() as u64 != handle.size {
+            return Err(StorageError::Corrupt {
+                path: self.name(path),
+                reason: format!(
+                    "{} bytes, but the metadata says {}",
+                    bytes.len(),
+                    handle.size
+                ),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Writes the metadata of a checkpoint whose state files are all written, which makes
@@ -232,14 +312,9 @@ impl CheckpointStorage {
         job: JobId,
         checkpoint: CheckpointId,
     ) -> Result<CheckpointMetadata, StorageError> {
-        let path = chk_dir(job, checkpoint).join(METADATA_FILE);
-        let bytes = self.get(&path)?;
-        let name = self.name(&path);
-        let metadata: CheckpointMetadata = weir_state_backends::decode_versioned(&bytes, &name)
-            .map_err(|e| StorageError::Corrupt {
-                path: name.clone(),
-                reason: e.to_string(),
-            })?;
+        let dir = checkpoint_dir(job, checkpoint);
+        let metadata = self.read_metadata_in(&dir)?;
+        let name = self.name(&Path::from(dir).join(METADATA_FILE));
         if metadata.job != job || metadata.checkpoint != checkpoint {
             return Err(StorageError::Corrupt {
                 path: name,
@@ -250,6 +325,63 @@ impl CheckpointStorage {
             });
         }
         Ok(metadata)
+    }
+
+    /// Reads the metadata in the snapshot directory `dir` (empty: the storage's root).
+    pub fn read_metadata_in(&self, dir: &str) -> Result<CheckpointMetadata, StorageError> {
+        let path = Path::from(dir).join(METADATA_FILE);
+        let bytes = self.get(&path)?;
+        let name = self.name(&path);
+        weir_state_backends::decode_versioned(&bytes, &name).map_err(|e| StorageError::Corrupt {
+            path: name,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads the metadata in the snapshot directory `dir` and checks every state file it
+    /// names.
+    pub fn verify_in(&self, dir: &str) -> Result<CheckpointMetadata, StorageError> {
+        let m = self.read_metadata_in(dir)?;
+        for handle in m.operators.iter().flat_map(|o| &o.subtasks) {
+            self.read_state_in(dir, handle)?;
+        }
+        Ok(m)
+    }
+
+    /// Copies complete checkpoint `checkpoint` of `job` into a new self-contained savepoint
+    /// directory under `target` (a storage URL) and returns the savepoint's URL. The state
+    /// files are copied as stored (checksums included) and checked on the way; the
+    /// savepoint's metadata is written last.
+    pub fn export_savepoint(
+        &self,
+        job: JobId,
+        checkpoint: CheckpointId,
+        target: &str,
+    ) -> Result<String, StorageError> {
+        let mut metadata = self.read_metadata(job, checkpoint)?;
+        metadata.savepoint = true;
+        let into = CheckpointStorage::open(target)?;
+        let dir = Path::from(savepoint_dir_name(job, checkpoint));
+        for handle in metadata.operators.iter().flat_map(|o| &o.subtasks) {
+            let from = chk_dir(job, checkpoint).join(handle.file.as_str());
+            let bytes = self.raw_state(&from, handle)?;
+            weir_state_backends::decode_versioned::<Vec<u8>>(&bytes, &self.name(&from)).map_err(
+                |e| StorageError::Corrupt {
+                    path: self.name(&from),
+                    reason: e.to_string(),
+                },
+            )?;
+            into.put(&dir.clone().join(handle.file.as_str()), bytes.to_vec())?;
+        }
+        let path = dir.clone().join(METADATA_FILE);
+        let bytes = weir_state_backends::encode_versioned(&metadata).map_err(|e| {
+            StorageError::Corrupt {
+                path: into.name(&path),
+                reason: e.to_string(),
+            }
+        })?;
+        into.put(&path, bytes)?;
+        Ok(join_url(&into.url, dir.as_ref()))
     }
 
     /// Returns the ids of `job`'s checkpoint directories, and which of them have metadata
@@ -372,4 +504,14 @@ impl CheckpointStorage {
         }
         Ok(m)
     }
+}
+
+/// Opens the savepoint (or retained checkpoint directory) at `location`, a URL or a path,
+/// and checks its metadata and every state file. Returns the storage URL to restore from
+/// (the savepoint's own directory) and its metadata.
+pub fn open_savepoint(location: &str) -> Result<(String, CheckpointMetadata), StorageError> {
+    let url = location_url(location)?;
+    let storage = CheckpointStorage::open_existing(&url)?;
+    let metadata = storage.verify_in("")?;
+    Ok((url, metadata))
 }

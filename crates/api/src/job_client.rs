@@ -1,0 +1,104 @@
+//! A handle to a job running on its local mini-cluster, as Flink's `JobClient`: take a
+//! savepoint, stop with a savepoint, cancel, or wait for the result.
+//!
+//! The client owns the mini-cluster; dropping it cancels whatever still runs.
+
+use crate::environment::JobExecutionResult;
+use crate::error::ApiError;
+use crate::minicluster::{wait_for, LocalMiniCluster};
+use std::time::{Duration, Instant};
+use weir_jobmanager::{JobHandle, JobManagerError};
+use weir_runtime::JobId;
+
+/// A running job and the mini-cluster it runs on.
+pub struct JobClient {
+    cluster: LocalMiniCluster,
+    id: JobId,
+    name: String,
+    handle: JobHandle,
+    /// The longest a savepoint may take to be answered (its checkpoint timeout, and more).
+    savepoint_wait: Duration,
+}
+
+impl JobClient {
+    pub(crate) fn new(
+        cluster: LocalMiniCluster,
+        id: JobId,
+        name: String,
+        handle: JobHandle,
+        savepoint_wait: Duration,
+    ) -> Self {
+        Self {
+            cluster,
+            id,
+            name,
+            handle,
+            savepoint_wait,
+        }
+    }
+
+    /// Returns the job's id.
+    pub fn job_id(&self) -> JobId {
+        self.id
+    }
+
+    /// Returns the mini-cluster the job runs on.
+    pub fn cluster(&self) -> &LocalMiniCluster {
+        &self.cluster
+    }
+
+    /// Takes a savepoint into `dir` (a URL or a path; `None`: `state.savepoints.dir`) and
+    /// returns its URL once it is complete. The job goes on running.
+    pub fn trigger_savepoint(&self, dir: Option<&str>) -> Result<String, ApiError> {
+        self.savepoint(dir, false)
+    }
+
+    /// Takes a savepoint into `dir` and stops the job once it is complete: sources emit
+    /// nothing after its barrier, transactional sinks commit what it covers, and the job
+    /// finishes without ending its input (open windows are not fired; their state is in
+    /// the savepoint). Returns the savepoint's URL; [`Self::wait`] then returns the job's
+    /// result. If the savepoint fails the job goes on running.
+    pub fn stop_with_savepoint(&self, dir: Option<&str>) -> Result<String, ApiError> {
+        self.savepoint(dir, true)
+    }
+
+    fn savepoint(&self, dir: Option<&str>, stop: bool) -> Result<String, ApiError> {
+        let failed = |e: JobManagerError| ApiError::Savepoint(e.to_string());
+        let handle = self
+            .cluster
+            .jobmanager()
+            .trigger_savepoint(self.id, dir, stop)
+            .map_err(failed)?;
+        let deadline = Instant::now() + self.savepoint_wait;
+        loop {
+            if let Some(answer) = handle.wait(Duration::from_millis(200)) {
+                return answer.map_err(failed);
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::Savepoint(format!(
+                    "savepoint of job {} not answered within {:?}",
+                    self.id, self.savepoint_wait
+                )));
+            }
+        }
+    }
+
+    /// Cancels the job; [`Self::wait`] then reports it failed as cancelled.
+    pub fn cancel(&self) -> Result<(), ApiError> {
+        self.cluster
+            .jobmanager()
+            .cancel(self.id)
+            .map_err(|e| ApiError::Cluster(e.to_string()))
+    }
+
+    /// Waits up to `timeout` for the job to end: its result, or `None` while it runs (the
+    /// result is returned once; later calls wait for nothing).
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<JobExecutionResult, ApiError>> {
+        crate::minicluster::outcome(self.id, &self.name, self.handle.wait(timeout)?).into()
+    }
+
+    /// Waits for the job to end and returns its result.
+    pub fn wait(self) -> Result<JobExecutionResult, ApiError> {
+        wait_for(self.id, &self.name, &self.handle)
+    }
+}

@@ -1,0 +1,327 @@
+//! Savepoints: taken on a running job, stop-with-savepoint, and jobs started from one,
+//! matched by operator `uid`, at the same or another parallelism (rescaling).
+//!
+//! The job counts records per key with a rolling reduce and writes `key,count` lines
+//! through the transactional file sink, so its complete output is known in advance: for
+//! every key `k`, the lines `k,1` .. `k,n_k` exactly once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weir_api::sink::FileSink;
+use weir_api::{
+    ApiError, GeneratorSource, JobClient, SavepointRestoreSettings, StreamExecutionEnvironment,
+};
+
+const RECORDS: u64 = 20_000;
+const KEYS: u64 = 50;
+
+struct Job {
+    /// Records that reached the counter (the test stops the job once enough have).
+    seen: Arc<AtomicU64>,
+}
+
+/// Defines the counting job at `parallelism`, writing into `out`; `prefix` names its uids
+/// (another prefix makes another job).
+fn counting_job(env: &StreamExecutionEnvironment, out: &Path, prefix: &str, rate: u64) -> Job {
+    let seen = Arc::new(AtomicU64::new(0));
+    let s = seen.clone();
+    env.from_generator(
+        GeneratorSource::new(Some(RECORDS), |i| (i % KEYS, 1u64)).with_rate_limit(rate),
+    )
+    .uid(&format!("{prefix}-source"))
+    .map(move |r: (u64, u64)| {
+        s.fetch_add(1, Ordering::Relaxed);
+        r
+    })
+    .uid(&format!("{prefix}-tap"))
+    .key_by(|r: &(u64, u64)| r.0)
+    .reduce(|a, b| (a.0, a.1 + b.1))
+    .uid(&format!("{prefix}-count"))
+    .sink_to_files(FileSink::with_formatter(out, |(k, c): &(u64, u64)| {
+        format!("{k},{c}")
+    }))
+    .uid(&format!("{prefix}-sink"));
+    Job { seen }
+}
+
+fn checkpointed_env(parallelism: u16, checkpoints: &Path) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism).set_local_taskmanagers(2);
+    env.enable_checkpointing(
+        Duration::from_millis(100),
+        &format!("file://{}", checkpoints.display()),
+    );
+    env
+}
+
+/// Waits (bounded) until the job has counted `n` records.
+fn wait_for_records(job: &Job, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while job.seen.load(Ordering::Relaxed) < n {
+        assert!(Instant::now() < deadline, "the job did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The `key,count` lines of every visible part file in `dir`, counted.
+fn lines(dir: &Path) -> BTreeMap<(u64, u64), u32> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        for l in std::fs::read_to_string(e.path()).unwrap().lines() {
+            let (k, c) = l.split_once(',').unwrap();
+            *out.entry((k.parse().unwrap(), c.parse().unwrap()))
+                .or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+fn expected() -> BTreeMap<(u64, u64), u32> {
+    (0..KEYS)
+        .flat_map(|k| (1..=RECORDS / KEYS).map(move |c| ((k, c), 1)))
+        .collect()
+}
+
+/// Runs the job at `from` parallelism, stops it with a savepoint mid-run, and returns the
+/// savepoint and how many records the first run counted.
+fn stop_midway(from: u16, out: &Path, checkpoints: &Path, savepoints: &Path) -> (String, u64) {
+    let env = checkpointed_env(from, checkpoints);
+    let job = counting_job(&env, out, "counting", 10_000);
+    let client: JobClient = env.execute_async("counting").unwrap();
+    wait_for_records(&job, 2_000);
+    let savepoint = client
+        .stop_with_savepoint(Some(&savepoints.display().to_string()))
+        .unwrap();
+    let result = client.wait().unwrap();
+    let counted = job.seen.load(Ordering::Relaxed);
+    assert!(
+        counted < RECORDS,
+        "the job stopped before its end ({counted} records)"
+    );
+    assert!(result.checkpoints.len() <= 100);
+    (savepoint, counted)
+}
+
+fn rescale(from: u16, to: u16) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, chk, sp) = (
+        tmp.path().join("out"),
+        tmp.path().join("chk"),
+        tmp.path().join("sp"),
+    );
+    let (savepoint, _) = stop_midway(from, &out, &chk, &sp);
+    assert!(
+        savepoint.starts_with(&format!("file://{}/savepoint-", sp.display())),
+        "{savepoint}"
+    );
+    let first_run = lines(&out);
+    assert!(!first_run.is_empty() && first_run.len() < expected().len());
+
+    let env = checkpointed_env(to, &chk);
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    counting_job(&env, &out, "counting", 0);
+    env.execute("counting").unwrap();
+    assert_eq!(
+        lines(&out),
+        expected(),
+        "stopped at parallelism {from} and resumed at {to}: every count exactly once"
+    );
+}
+
+#[test]
+fn stop_with_savepoint_and_restore_at_parallelism_2_to_3_gives_the_failure_free_output() {
+    rescale(2, 3);
+}
+
+#[test]
+fn stop_with_savepoint_and_restore_at_parallelism_3_to_1_gives_the_failure_free_output() {
+    rescale(3, 1);
+}
+
+#[test]
+fn a_savepoint_of_a_running_job_leaves_it_running_and_restores_after_being_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, chk, sp) = (
+        tmp.path().join("out"),
+        tmp.path().join("chk"),
+        tmp.path().join("sp"),
+    );
+    let env = checkpointed_env(2, &chk);
+    let job = counting_job(&env, &out, "counting", 10_000);
+    let client = env.execute_async("counting").unwrap();
+    wait_for_records(&job, 2_000);
+    let savepoint = client
+        .trigger_savepoint(Some(&sp.display().to_string()))
+        .unwrap();
+    client.wait().unwrap();
+    assert_eq!(lines(&out), expected(), "the job ran to its end");
+
+    // Relocatable: move the savepoint elsewhere and restore from a plain path, into the
+    // same output. The parts written after the savepoint are replaced by the replay, and
+    // the counts go on from the savepoint's: without its state or source positions, counts
+    // would repeat.
+    let moved = tmp.path().join("moved-savepoint");
+    let original = savepoint.strip_prefix("file://").unwrap();
+    std::fs::rename(original, &moved).unwrap();
+    let env = checkpointed_env(2, &chk);
+    env.restore_from_savepoint(SavepointRestoreSettings::new(moved.display().to_string()));
+    counting_job(&env, &out, "counting", 0);
+    let resumed = env.execute("counting").unwrap();
+    assert!(resumed.restored_from.is_empty(), "no failure");
+    assert_eq!(lines(&out), expected(), "every count exactly once");
+}
+
+#[test]
+fn a_savepoint_of_another_job_is_refused_unless_non_restored_state_is_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, chk, sp) = (
+        tmp.path().join("out"),
+        tmp.path().join("chk"),
+        tmp.path().join("sp"),
+    );
+    let (savepoint, _) = stop_midway(2, &out, &chk, &sp);
+
+    let other = tmp.path().join("other");
+    let env = checkpointed_env(2, &chk);
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    counting_job(&env, &other, "other", 0);
+    match env.execute("other") {
+        Err(ApiError::Savepoint(m)) => {
+            assert!(
+                m.contains("counting-count")
+                    && m.contains("does not have")
+                    && m.contains("other-count")
+                    && m.contains(&savepoint),
+                "{m}"
+            );
+        }
+        other => panic!("expected a savepoint error, got {other:?}"),
+    }
+    assert!(!other.exists(), "nothing ran");
+
+    let env = checkpointed_env(2, &chk);
+    env.restore_from_savepoint(SavepointRestoreSettings {
+        path: savepoint,
+        allow_non_restored_state: true,
+    });
+    counting_job(&env, &other, "other", 0);
+    env.execute("other").unwrap();
+    assert_eq!(
+        lines(&other),
+        expected(),
+        "started without the skipped state"
+    );
+}
+
+#[test]
+fn a_missing_or_corrupt_savepoint_is_refused_with_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, chk, sp) = (
+        tmp.path().join("out"),
+        tmp.path().join("chk"),
+        tmp.path().join("sp"),
+    );
+    let missing = tmp.path().join("no-such-savepoint");
+    let env = checkpointed_env(2, &chk);
+    env.restore_from_savepoint(SavepointRestoreSettings::new(missing.display().to_string()));
+    counting_job(&env, &out, "counting", 0);
+    match env.execute("counting") {
+        Err(ApiError::Savepoint(m)) => assert!(
+            m.contains("no-such-savepoint") && m.contains("no such directory"),
+            "{m}"
+        ),
+        other => panic!("expected a savepoint error, got {other:?}"),
+    }
+
+    let (savepoint, _) = stop_midway(2, &out, &chk, &sp);
+    let dir = Path::new(savepoint.strip_prefix("file://").unwrap());
+    let victim = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap() != "_metadata")
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let env = checkpointed_env(2, &chk);
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    counting_job(&env, &tmp.path().join("x"), "counting", 0);
+    match env.execute("counting") {
+        Err(ApiError::Savepoint(m)) => assert!(
+            m.contains(&victim.file_name().unwrap().to_string_lossy().to_string()),
+            "{m}"
+        ),
+        other => panic!("expected a savepoint error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_savepoint_of_a_job_without_checkpoint_storage_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let job = counting_job(&env, &tmp.path().join("out"), "plain", 10_000);
+    let client = env.execute_async("plain").unwrap();
+    wait_for_records(&job, 10);
+    match client.trigger_savepoint(Some(&tmp.path().display().to_string())) {
+        Err(ApiError::Savepoint(m)) => assert!(m.contains("state.checkpoints.dir"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    client.cancel().unwrap();
+    assert!(client.wait().is_err(), "cancelled");
+}
+
+#[test]
+fn a_failure_before_the_first_checkpoint_after_a_savepoint_restores_the_savepoint_again() {
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, chk, sp) = (
+        tmp.path().join("out"),
+        tmp.path().join("chk"),
+        tmp.path().join("sp"),
+    );
+    let (savepoint, _) = stop_midway(2, &out, &chk, &sp);
+    let id: u64 = savepoint.rsplit('-').next().unwrap().parse().unwrap();
+
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_local_taskmanagers(2);
+    // No checkpoint completes before the failure: the interval is far longer than the run.
+    env.enable_checkpointing(
+        Duration::from_secs(3600),
+        &format!("file://{}", chk.display()),
+    );
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 1,
+            delay: Duration::from_millis(10),
+        })
+    });
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    env.from_generator(GeneratorSource::new(Some(RECORDS), |i| (i % KEYS, 1u64)))
+        .uid("counting-source")
+        .map(|r: (u64, u64)| {
+            if SEEN.fetch_add(1, Ordering::SeqCst) == 100 {
+                panic!("injected failure before any checkpoint");
+            }
+            r
+        })
+        .uid("counting-tap")
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("counting-count")
+        .sink_to_files(FileSink::with_formatter(&out, |(k, c): &(u64, u64)| {
+            format!("{k},{c}")
+        }))
+        .uid("counting-sink");
+    let result = env.execute("counting").unwrap();
+    assert_eq!(result.restored_from, vec![Some(id)], "the savepoint again");
+    assert_eq!(lines(&out), expected(), "every count exactly once");
+}

@@ -1,11 +1,12 @@
 //! Exactly-once through failures: the real `sensor_pipeline` binary, on the embedded
 //! cluster with two TaskManagers, checkpointing every 100 ms with five seeded failures,
 //! writes exactly the window results, alerts and top ten of the failure-free run (every
-//! line sorted and compared), and rejects bad checkpoint and fail-point arguments.
+//! line sorted and compared), and rejects bad checkpoint, savepoint and fail-point
+//! arguments.
 
 mod common;
 
-use common::{example_bin, part_lines, run, Outcome};
+use common::{example_bin, run, run_sensor_outputs, Outcome};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -17,37 +18,11 @@ fn s(p: &Path) -> String {
     p.to_str().expect("temp paths are UTF-8").to_string()
 }
 
-/// Runs the generator mode with outputs under `dir/<tag>-*`; returns the outcome and the
-/// sorted lines of the windows, alerts and top-ten outputs.
+/// Runs the generator mode (100,000 readings, parallelism 2) with outputs under
+/// `dir/<tag>-*`.
 fn run_generator(dir: &TempDir, tag: &str, extra: &[String]) -> (Outcome, [Vec<String>; 3]) {
-    let out = |kind: &str| dir.path().join(format!("{tag}-{kind}"));
-    let mut args: Vec<String> = [
-        "--records",
-        "100000",
-        "--parallelism",
-        "2",
-        "--output",
-        &s(&out("windows")),
-        "--alerts-output",
-        &s(&out("alerts")),
-        "--top-output",
-        &s(&out("top")),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend_from_slice(extra);
-    let outcome = run(&bin(), &args);
-    let lines = ["windows", "alerts", "top"].map(|k| {
-        let mut l = if out(k).exists() {
-            part_lines(&out(k))
-        } else {
-            Vec::new()
-        };
-        l.sort();
-        l
-    });
-    (outcome, lines)
+    let args = ["--records", "100000", "--parallelism", "2"];
+    run_sensor_outputs(&bin(), dir.path(), tag, &args, extra)
 }
 
 #[test]
@@ -105,7 +80,7 @@ fn five_seeded_failures_with_checkpoints_every_100_ms_leave_the_output_of_the_fa
 }
 
 #[test]
-fn bad_checkpoint_and_fail_point_arguments_are_rejected_naming_the_flag() {
+fn bad_checkpoint_savepoint_and_fail_point_arguments_are_rejected_naming_the_flag() {
     for (args, needle) in [
         (
             vec!["--checkpoint-interval-ms", "0"],
@@ -116,6 +91,15 @@ fn bad_checkpoint_and_fail_point_arguments_are_rejected_naming_the_flag() {
             "--checkpoint-interval-ms",
         ),
         (vec!["--fail-randomly", "7"], "SEED:COUNT"),
+        (
+            vec!["--stop-with-savepoint-after-records", "10"],
+            "--checkpoint-interval-ms",
+        ),
+        (
+            vec!["--savepoint-dir", "/tmp/x"],
+            "--stop-with-savepoint-after-records",
+        ),
+        (vec!["--allow-non-restored-state"], "--from-savepoint"),
         (
             vec!["--throttle-records-per-sec", "0"],
             "--throttle-records-per-sec",

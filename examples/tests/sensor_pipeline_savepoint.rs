@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{example_bin, part_lines, run, Outcome};
+use common::{example_bin, run, run_sensor_outputs, Outcome};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -16,46 +16,26 @@ fn s(p: &Path) -> String {
     p.to_str().expect("temp paths are UTF-8").to_string()
 }
 
-/// Runs the generator mode with outputs under `dir/<tag>-*`; returns the outcome and the
-/// sorted lines of the windows, alerts and top-ten outputs.
+/// Runs the generator mode (60,000 readings, checkpoints every 100 ms) at `parallelism`
+/// with outputs under `dir/<tag>-*`.
 fn run_generator(
     dir: &TempDir,
     tag: &str,
     parallelism: &str,
     extra: &[String],
 ) -> (Outcome, [Vec<String>; 3]) {
-    let out = |kind: &str| dir.path().join(format!("{tag}-{kind}"));
-    let mut args: Vec<String> = [
+    let checkpoints = format!("file://{}", s(&dir.path().join("checkpoints")));
+    let args = [
         "--records",
         "60000",
         "--parallelism",
         parallelism,
-        "--output",
-        &s(&out("windows")),
-        "--alerts-output",
-        &s(&out("alerts")),
-        "--top-output",
-        &s(&out("top")),
         "--checkpoint-interval-ms",
         "100",
         "--checkpoint-dir",
-        &format!("file://{}", s(&dir.path().join("checkpoints"))),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend_from_slice(extra);
-    let outcome = run(&bin(), &args);
-    let lines = ["windows", "alerts", "top"].map(|k| {
-        let mut l = if out(k).exists() {
-            part_lines(&out(k))
-        } else {
-            Vec::new()
-        };
-        l.sort();
-        l
-    });
-    (outcome, lines)
+        &checkpoints,
+    ];
+    run_sensor_outputs(&bin(), dir.path(), tag, &args, extra)
 }
 
 #[test]
@@ -121,27 +101,4 @@ fn stopping_with_a_savepoint_and_resuming_at_another_parallelism_writes_the_unin
     );
     out.assert_failure()
         .assert_stderr_contains("no-such-savepoint");
-}
-
-#[test]
-fn bad_savepoint_arguments_are_rejected_naming_the_flag() {
-    for (args, needle) in [
-        (
-            vec!["--stop-with-savepoint-after-records", "10"],
-            "--checkpoint-interval-ms",
-        ),
-        (
-            vec!["--savepoint-dir", "/tmp/x"],
-            "--stop-with-savepoint-after-records",
-        ),
-        (vec!["--allow-non-restored-state"], "--from-savepoint"),
-    ] {
-        let out = run(&bin(), &args);
-        assert!(!out.status.success(), "{args:?} must fail");
-        assert!(
-            out.stderr.contains(needle),
-            "{args:?}: stderr does not name {needle}: {}",
-            out.stderr
-        );
-    }
 }

@@ -6,7 +6,7 @@
 //! every key `k`, the lines `k,1` .. `k,n_k` exactly once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +83,12 @@ fn lines(dir: &Path) -> BTreeMap<(u64, u64), u32> {
     out
 }
 
+/// The output, checkpoint and savepoint directories of a test.
+fn dirs(tmp: &tempfile::TempDir) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |name: &str| tmp.path().join(name);
+    (p("out"), p("chk"), p("sp"))
+}
+
 fn expected() -> BTreeMap<(u64, u64), u32> {
     (0..KEYS)
         .flat_map(|k| (1..=RECORDS / KEYS).map(move |c| ((k, c), 1)))
@@ -111,11 +117,7 @@ fn stop_midway(from: u16, out: &Path, checkpoints: &Path, savepoints: &Path) -> 
 
 fn rescale(from: u16, to: u16) {
     let tmp = tempfile::tempdir().unwrap();
-    let (out, chk, sp) = (
-        tmp.path().join("out"),
-        tmp.path().join("chk"),
-        tmp.path().join("sp"),
-    );
+    let (out, chk, sp) = dirs(&tmp);
     let (savepoint, _) = stop_midway(from, &out, &chk, &sp);
     assert!(
         savepoint.starts_with(&format!("file://{}/savepoint-", sp.display())),
@@ -148,11 +150,7 @@ fn stop_with_savepoint_and_restore_at_parallelism_3_to_1_gives_the_failure_free_
 #[test]
 fn a_savepoint_of_a_running_job_leaves_it_running_and_restores_after_being_moved() {
     let tmp = tempfile::tempdir().unwrap();
-    let (out, chk, sp) = (
-        tmp.path().join("out"),
-        tmp.path().join("chk"),
-        tmp.path().join("sp"),
-    );
+    let (out, chk, sp) = dirs(&tmp);
     let env = checkpointed_env(2, &chk);
     let job = counting_job(&env, &out, "counting", 10_000);
     let client = env.execute_async("counting").unwrap();
@@ -181,11 +179,7 @@ fn a_savepoint_of_a_running_job_leaves_it_running_and_restores_after_being_moved
 #[test]
 fn a_savepoint_of_another_job_is_refused_unless_non_restored_state_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();
-    let (out, chk, sp) = (
-        tmp.path().join("out"),
-        tmp.path().join("chk"),
-        tmp.path().join("sp"),
-    );
+    let (out, chk, sp) = dirs(&tmp);
     let (savepoint, _) = stop_midway(2, &out, &chk, &sp);
 
     let other = tmp.path().join("other");
@@ -223,11 +217,7 @@ fn a_savepoint_of_another_job_is_refused_unless_non_restored_state_is_allowed() 
 #[test]
 fn a_missing_or_corrupt_savepoint_is_refused_with_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (out, chk, sp) = (
-        tmp.path().join("out"),
-        tmp.path().join("chk"),
-        tmp.path().join("sp"),
-    );
+    let (out, chk, sp) = dirs(&tmp);
     let missing = tmp.path().join("no-such-savepoint");
     let env = checkpointed_env(2, &chk);
     env.restore_from_savepoint(SavepointRestoreSettings::new(missing.display().to_string()));
@@ -283,11 +273,7 @@ fn a_savepoint_of_a_job_without_checkpoint_storage_is_refused() {
 fn a_failure_before_the_first_checkpoint_after_a_savepoint_restores_the_savepoint_again() {
     static SEEN: AtomicU64 = AtomicU64::new(0);
     let tmp = tempfile::tempdir().unwrap();
-    let (out, chk, sp) = (
-        tmp.path().join("out"),
-        tmp.path().join("chk"),
-        tmp.path().join("sp"),
-    );
+    let (out, chk, sp) = dirs(&tmp);
     let (savepoint, _) = stop_midway(2, &out, &chk, &sp);
     let id: u64 = savepoint.rsplit('-').next().unwrap().parse().unwrap();
 

@@ -372,3 +372,37 @@ pub fn counts_by_word(lines: &[String]) -> BTreeMap<String, Vec<u64>> {
     }
     by_word
 }
+
+/// Runs the sensor example `bin` with `args` then `extra` and its window, alert and top-ten
+/// outputs in `dir/<tag>-windows`, `-alerts` and `-top`; returns the outcome and each
+/// output's lines, sorted.
+pub fn run_sensor_outputs(
+    bin: &Path,
+    dir: &Path,
+    tag: &str,
+    args: &[&str],
+    extra: &[String],
+) -> (Outcome, [Vec<String>; 3]) {
+    let out = |kind: &str| dir.join(format!("{tag}-{kind}"));
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend_from_slice(extra);
+    for (flag, kind) in [
+        ("--output", "windows"),
+        ("--alerts-output", "alerts"),
+        ("--top-output", "top"),
+    ] {
+        all.push(flag.into());
+        all.push(out(kind).to_str().expect("temp paths are UTF-8").into());
+    }
+    let outcome = run(bin, &all);
+    let lines = ["windows", "alerts", "top"].map(|k| {
+        let mut l = if out(k).exists() {
+            part_lines(&out(k))
+        } else {
+            Vec::new()
+        };
+        l.sort();
+        l
+    });
+    (outcome, lines)
+}

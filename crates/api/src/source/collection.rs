@@ -39,18 +39,11 @@ struct CollectionReader<T> {
 
 impl<T: Clone> SourceReader<T> for CollectionReader<T> {
     fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
-        self.splits
-            .iter()
-            .map(super::encode_split)
-            .collect::<Result<_, _>>()
-            .map(Some)
+        super::encode_splits(&self.splits)
     }
 
     fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
-        self.splits = splits
-            .iter()
-            .map(|s| super::decode_split(s, "the collection"))
-            .collect::<Result<_, _>>()?;
+        self.splits = super::decode_splits(&splits, "the collection")?;
         Ok(())
     }
 

@@ -224,27 +224,13 @@ struct GeneratorReader<T> {
 
 impl<T> SourceReader<T> for GeneratorReader<T> {
     fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
-        self.splits
-            .iter()
-            .map(super::encode_split)
-            .collect::<Result<_, _>>()
-            .map(Some)
+        super::encode_splits(&self.splits)
     }
 
     fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
-        self.splits = splits
-            .iter()
-            .map(|s| super::decode_split::<Split>(s, "the generator"))
-            .filter(|s| {
-                !matches!(
-                    s,
-                    Ok(Split {
-                        remaining: Some(0),
-                        ..
-                    })
-                )
-            })
-            .collect::<Result<_, _>>()?;
+        let mut restored: Vec<Split> = super::decode_splits(&splits, "the generator")?;
+        restored.retain(|s| s.remaining != Some(0));
+        self.splits = restored;
         self.current = 0;
         Ok(())
     }

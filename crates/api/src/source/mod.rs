@@ -75,6 +75,25 @@ pub(crate) fn encode_split<P: serde::Serialize>(position: &P) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// Encodes the positions of `splits`, one entry each.
+pub(crate) fn encode_splits<P: serde::Serialize>(
+    splits: &[P],
+) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+    splits
+        .iter()
+        .map(encode_split)
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// Decodes split positions written by [`encode_splits`].
+pub(crate) fn decode_splits<P: serde::de::DeserializeOwned>(
+    splits: &[Vec<u8>],
+    source: &str,
+) -> Result<Vec<P>, TaskError> {
+    splits.iter().map(|s| decode_split(s, source)).collect()
+}
+
 /// The split of a single-file source restored into its only reader: `None` when the list
 /// is empty (another reader has the file), an error when it holds more than one.
 pub(crate) fn single_split(

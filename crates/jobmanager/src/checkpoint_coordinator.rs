@@ -204,11 +204,14 @@ impl CheckpointCoordinator {
             if let Err(e) = self.storage.discard(self.job, id) {
                 warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
             }
-            if let Some((request, _)) = p.savepoint {
+            if let Some((request, savepoint)) = p.savepoint {
                 actions.push(CoordinatorAction::SavepointDone {
                     request,
                     result: Err(format!("savepoint {id} failed: {reason}")),
                 });
+                if savepoint.stop {
+                    actions.push(CoordinatorAction::NotifyAborted { checkpoint: id });
+                }
             }
         }
         actions
@@ -227,6 +230,7 @@ impl CheckpointCoordinator {
     /// The restarted job runs again: checkpoints resume (ids go on from the last one).
     pub fn resume(&mut self) {
         self.stopped = false;
+        self.finished = false;
         self.last_trigger = None;
     }
 

@@ -174,6 +174,7 @@ fn run_inner(
         rx: commands,
         uploader: uploader.as_ref(),
         stopping: None,
+        aborted: None,
     };
     let writers = build_writers(deployment, config, env, cancel, &metrics)?;
     let setup = TaskSetup {
@@ -334,6 +335,8 @@ struct Commands<'a> {
     uploader: Option<&'a Uploader>,
     /// The stop-with-savepoint this task snapshotted and waits for.
     stopping: Option<CheckpointId>,
+    /// The newest checkpoint aborted so far (a barrier can arrive after its abort).
+    aborted: Option<CheckpointId>,
 }
 
 /// What the task loop does after taking its commands.
@@ -371,12 +374,13 @@ impl Commands<'_> {
                 TaskCommand::TriggerCheckpoint { .. } => {}
                 TaskCommand::CheckpointComplete(checkpoint) => {
                     inv.checkpoint_complete(checkpoint)?;
-                    if self.stopping.is_some_and(|s| checkpoint >= s) {
+                    if self.stopping == Some(checkpoint) {
                         info!(checkpoint, "stopped with a savepoint");
                         return Ok(Flow::Stop);
                     }
                 }
                 TaskCommand::CheckpointAborted(checkpoint) => {
+                    self.aborted = self.aborted.max(Some(checkpoint));
                     if self.stopping == Some(checkpoint) {
                         info!(checkpoint, "stop-with-savepoint aborted; resuming");
                         self.stopping = None;
@@ -399,7 +403,8 @@ impl Commands<'_> {
     ) -> Result<(), TaskError> {
         let mut state = Vec::new();
         inv.checkpoint(checkpoint, options, &mut state)?;
-        if options.stop {
+        // A stop barrier whose savepoint was already aborted stops nothing.
+        if options.stop && self.aborted.is_none_or(|a| a < checkpoint) {
             self.stopping = Some(checkpoint);
         }
         match self.uploader {

@@ -205,13 +205,7 @@ impl CheckpointCoordinator {
                 warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
             }
             if let Some((request, savepoint)) = p.savepoint {
-                actions.push(CoordinatorAction::SavepointDone {
-                    request,
-                    result: Err(format!("savepoint {id} failed: {reason}")),
-                });
-                if savepoint.stop {
-                    actions.push(CoordinatorAction::NotifyAborted { checkpoint: id });
-                }
+                actions.extend(savepoint_failed(request, &savepoint, id, reason));
             }
         }
         actions
@@ -376,20 +370,13 @@ impl CheckpointCoordinator {
             let exported = self
                 .storage
                 .export_savepoint(self.job, checkpoint, &savepoint.target)
-                .map_err(|e| format!("savepoint {checkpoint} failed: {e}"));
+                .map_err(|e| e.to_string());
             if let Err(reason) = &exported {
                 warn!(job_id = %self.job, checkpoint, %reason, "savepoint failed");
                 if let Err(e) = self.storage.discard(self.job, checkpoint) {
                     warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete a failed savepoint's checkpoint");
                 }
-                let mut actions = vec![CoordinatorAction::SavepointDone {
-                    request: *request,
-                    result: Err(reason.clone()),
-                }];
-                if savepoint.stop {
-                    actions.push(CoordinatorAction::NotifyAborted { checkpoint });
-                }
-                return actions;
+                return savepoint_failed(*request, savepoint, checkpoint, reason);
             }
             info!(job_id = %self.job, checkpoint, path = exported.as_deref().unwrap_or(""), "savepoint complete");
             if savepoint.stop {
@@ -432,13 +419,7 @@ impl CheckpointCoordinator {
                 let reason = format!("cannot complete: {e}");
                 let mut actions = self.failed(checkpoint, &reason);
                 if let Some((request, savepoint)) = p.savepoint {
-                    actions.push(CoordinatorAction::SavepointDone {
-                        request,
-                        result: Err(format!("savepoint {checkpoint} failed: {reason}")),
-                    });
-                    if savepoint.stop {
-                        actions.push(CoordinatorAction::NotifyAborted { checkpoint });
-                    }
+                    actions.extend(savepoint_failed(request, &savepoint, checkpoint, &reason));
                 }
                 actions
             }
@@ -488,14 +469,7 @@ impl CheckpointCoordinator {
             // A failed savepoint is answered, and the job goes on.
             Some((request, savepoint)) => {
                 warn!(job_id = %self.job, checkpoint, reason, "savepoint aborted");
-                let mut actions = vec![CoordinatorAction::SavepointDone {
-                    request,
-                    result: Err(format!("savepoint {checkpoint} failed: {reason}")),
-                }];
-                if savepoint.stop {
-                    actions.push(CoordinatorAction::NotifyAborted { checkpoint });
-                }
-                actions
+                savepoint_failed(request, &savepoint, checkpoint, reason)
             }
             None => self.failed(checkpoint, reason),
         }
@@ -542,6 +516,24 @@ impl CheckpointCoordinator {
             operators,
         }
     }
+}
+
+/// The answer to savepoint `request`, whose checkpoint `checkpoint` failed for `reason`;
+/// tasks waiting for a failed stop-with-savepoint resume.
+fn savepoint_failed(
+    request: u64,
+    savepoint: &SavepointRequest,
+    checkpoint: CheckpointId,
+    reason: &str,
+) -> Vec<CoordinatorAction> {
+    let mut actions = vec![CoordinatorAction::SavepointDone {
+        request,
+        result: Err(format!("savepoint {checkpoint} failed: {reason}")),
+    }];
+    if savepoint.stop {
+        actions.push(CoordinatorAction::NotifyAborted { checkpoint });
+    }
+    actions
 }
 
 fn is_fail(a: &CoordinatorAction) -> bool {

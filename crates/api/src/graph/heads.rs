@@ -24,6 +24,9 @@ fn decode<T: Record>(payload: &[u8], operator: &str, input: u8) -> Result<T, Tas
 
 macro_rules! forward_lifecycle {
     ($field:ident) => {
+        forward_lifecycle!($field, snapshot: crate::operators::no_state);
+    };
+    ($field:ident, snapshot: $snap:path) => {
         fn process_watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
             self.$field.watermark(wm)
         }
@@ -48,6 +51,7 @@ macro_rules! forward_lifecycle {
             options: weir_runtime::element::BarrierOptions,
             state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
         ) -> Result<(), TaskError> {
+            $snap(self, state)?;
             self.$field.checkpoint(checkpoint, options, state)
         }
         fn checkpoint_complete(
@@ -126,42 +130,11 @@ impl<T: Record> SourceHead<T> {
     }
 }
 
-impl<T: Record> TaskInvokable for SourceHead<T> {
-    fn source_step(&mut self) -> Result<SourceStep, TaskError> {
-        let _scope = weir_runtime::task::enter_operator(0);
-        self.reader.poll(&mut *self.op, self.batch)
-    }
-    fn process_records(
-        &mut self,
-        _input: u8,
-        _reader: &mut ElementReader<'_>,
-    ) -> Result<(), TaskError> {
-        Err(TaskError::Other("a source task has no inputs".into()))
-    }
-    fn process_watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-        self.op.watermark(wm)
-    }
-    fn process_idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.op.idle(idle)
-    }
-    fn process_processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.op.processing_time(now)
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        self.op.next_processing_time()
-    }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.op.flush()
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        self.op.end_input()
-    }
+impl<T: Record> SourceHead<T> {
     /// Snapshots the read position (taken between polls, so it matches the records
-    /// emitted before the barrier), then the chain.
-    fn checkpoint(
+    /// emitted before the barrier); the chain follows.
+    fn snapshot_splits(
         &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
         match self.reader.snapshot_splits()? {
@@ -177,17 +150,23 @@ impl<T: Record> TaskInvokable for SourceHead<T> {
             }
             None => {}
         }
-        self.op.checkpoint(checkpoint, options, state)
+        Ok(())
     }
-    fn checkpoint_complete(
+}
+
+impl<T: Record> TaskInvokable for SourceHead<T> {
+    fn source_step(&mut self) -> Result<SourceStep, TaskError> {
+        let _scope = weir_runtime::task::enter_operator(0);
+        self.reader.poll(&mut *self.op, self.batch)
+    }
+    fn process_records(
         &mut self,
-        checkpoint: weir_runtime::CheckpointId,
+        _input: u8,
+        _reader: &mut ElementReader<'_>,
     ) -> Result<(), TaskError> {
-        self.op.checkpoint_complete(checkpoint)
+        Err(TaskError::Other("a source task has no inputs".into()))
     }
-    fn operator_name(&self, index: usize) -> Option<String> {
-        self.names.get(index).cloned()
-    }
+    forward_lifecycle!(op, snapshot: SourceHead::snapshot_splits);
 }
 
 /// An operator with two typed inputs (connected streams).

@@ -1,8 +1,41 @@
 //! Built-in operators. Every operator is the [`weir_runtime::Output`] of its upstream and
 //! forwards lifecycle calls to its own output after doing its part.
 
+/// Inside an `impl Lifecycle`: forwards `flush`, `end_input`, `checkpoint` and
+/// `checkpoint_complete` to `self.$out`, for operators that handle time themselves; with
+/// `snapshot: method`, a checkpoint barrier first calls `method(self, state)` to append the
+/// operator's own state.
+macro_rules! forward_checkpoints_to {
+    ($out:tt) => {
+        crate::operators::forward_checkpoints_to!($out, snapshot: crate::operators::no_state);
+    };
+    ($out:tt, snapshot: $snap:path) => {
+        fn flush(&mut self) -> Result<(), weir_runtime::TaskError> {
+            self.$out.flush()
+        }
+        fn end_input(&mut self) -> Result<(), weir_runtime::TaskError> {
+            self.$out.end_input()
+        }
+        fn checkpoint(
+            &mut self,
+            checkpoint: weir_runtime::CheckpointId,
+            options: weir_runtime::element::BarrierOptions,
+            state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+        ) -> Result<(), weir_runtime::TaskError> {
+            $snap(self, state)?;
+            self.$out.checkpoint(checkpoint, options, state)
+        }
+        fn checkpoint_complete(
+            &mut self,
+            checkpoint: weir_runtime::CheckpointId,
+        ) -> Result<(), weir_runtime::TaskError> {
+            self.$out.checkpoint_complete(checkpoint)
+        }
+    };
+}
+
 /// Implements [`weir_runtime::Lifecycle`] by forwarding every call to `self.$out`; with
-/// `snapshot: method`, a checkpoint barrier first calls `self.method(state)` to append the
+/// `snapshot: method`, a checkpoint barrier first calls `method(self, state)` to append the
 /// operator's own state.
 macro_rules! forward_lifecycle_to {
     ($ty:ty, $out:tt, [$($gen:tt)*]) => {
@@ -22,31 +55,12 @@ macro_rules! forward_lifecycle_to {
             fn next_processing_time(&self) -> Option<weir_runtime::Timestamp> {
                 self.$out.next_processing_time()
             }
-            fn flush(&mut self) -> Result<(), weir_runtime::TaskError> {
-                self.$out.flush()
-            }
-            fn end_input(&mut self) -> Result<(), weir_runtime::TaskError> {
-                self.$out.end_input()
-            }
-            fn checkpoint(
-                &mut self,
-                checkpoint: weir_runtime::CheckpointId,
-                options: weir_runtime::element::BarrierOptions,
-                state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-            ) -> Result<(), weir_runtime::TaskError> {
-                $snap(self, state)?;
-                self.$out.checkpoint(checkpoint, options, state)
-            }
-            fn checkpoint_complete(
-                &mut self,
-                checkpoint: weir_runtime::CheckpointId,
-            ) -> Result<(), weir_runtime::TaskError> {
-                self.$out.checkpoint_complete(checkpoint)
-            }
+            crate::operators::forward_checkpoints_to!($out, snapshot: $snap);
         }
     };
 }
 
+pub(crate) use forward_checkpoints_to;
 pub(crate) use forward_lifecycle_to;
 
 /// The snapshot of an operator without state of its own.

@@ -68,26 +68,7 @@ impl<O, F> Lifecycle for ProcessOperator<O, F> {
     fn next_processing_time(&self) -> Option<Timestamp> {
         self.down.next_processing_time()
     }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.down.flush()
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        self.down.end_input()
-    }
-    fn checkpoint(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
-        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-    ) -> Result<(), TaskError> {
-        self.down.checkpoint(checkpoint, options, state)
-    }
-    fn checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
-        self.down.checkpoint_complete(checkpoint)
-    }
+    crate::operators::forward_checkpoints_to!(down);
 }
 
 /// The operator of `ConnectedStreams::process` (and `map`/`flat_map`).

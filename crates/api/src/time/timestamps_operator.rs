@@ -135,24 +135,5 @@ impl<T> Lifecycle for TimestampsAndWatermarks<T> {
             self.out.next_processing_time(),
         )
     }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.out.flush()
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        self.out.end_input()
-    }
-    fn checkpoint(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
-        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-    ) -> Result<(), TaskError> {
-        self.out.checkpoint(checkpoint, options, state)
-    }
-    fn checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
-        self.out.checkpoint_complete(checkpoint)
-    }
+    crate::operators::forward_checkpoints_to!(out);
 }

@@ -16,7 +16,9 @@ pub struct JobClient {
     id: JobId,
     name: String,
     handle: JobHandle,
-    /// The longest a savepoint may take to be answered (its checkpoint timeout, and more).
+    /// The longest a savepoint may take to be answered: a checkpoint in progress may
+    /// finish first, then the savepoint's own checkpoint; each within the checkpoint
+    /// timeout.
     savepoint_wait: Duration,
 }
 
@@ -48,7 +50,9 @@ impl JobClient {
     }
 
     /// Takes a savepoint into `dir` (a URL or a path; `None`: `state.savepoints.dir`) and
-    /// returns its URL once it is complete. The job goes on running.
+    /// returns its URL once it is complete. The job goes on running. A request still
+    /// unanswered after twice the checkpoint timeout is withdrawn if it has not started,
+    /// and the error says so; one already started may still complete.
     pub fn trigger_savepoint(&self, dir: Option<&str>) -> Result<String, ApiError> {
         self.savepoint(dir, false)
     }
@@ -56,8 +60,11 @@ impl JobClient {
     /// Takes a savepoint into `dir` and stops the job once it is complete: sources emit
     /// nothing after its barrier, transactional sinks commit what it covers, and the job
     /// finishes without ending its input (open windows are not fired; their state is in
-    /// the savepoint). Returns the savepoint's URL; [`Self::wait`] then returns the job's
-    /// result. If the savepoint fails the job goes on running.
+    /// the savepoint). Returns the savepoint's URL once the job has finished;
+    /// [`Self::wait`] then returns the job's result. If the savepoint fails the job goes on
+    /// running; if it completed but the job then failed while stopping (a sink's commit
+    /// failed), the error names the savepoint, which is usable, and the job restarts
+    /// from its latest checkpoint as after any failure.
     pub fn stop_with_savepoint(&self, dir: Option<&str>) -> Result<String, ApiError> {
         self.savepoint(dir, true)
     }
@@ -75,8 +82,13 @@ impl JobClient {
                 return answer.map_err(failed);
             }
             if Instant::now() >= deadline {
+                let what = if self.cluster.jobmanager().withdraw_savepoint(&handle) {
+                    "not started; the request is withdrawn"
+                } else {
+                    "still in progress; it may yet complete"
+                };
                 return Err(ApiError::Savepoint(format!(
-                    "savepoint of job {} not answered within {:?}",
+                    "savepoint of job {} not answered within {:?}: {what}",
                     self.id, self.savepoint_wait
                 )));
             }

@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir_api::sink::FileSink;
+use weir_api::sink::{FileSink, SinkContext, SinkFunction, SinkWriter};
 use weir_api::{
-    ApiError, GeneratorSource, JobClient, SavepointRestoreSettings, StreamExecutionEnvironment,
+    ApiError, CheckpointId, GeneratorSource, JobClient, SavepointRestoreSettings,
+    StreamExecutionEnvironment, TaskError, Timestamp,
 };
 
 const RECORDS: u64 = 20_000;
@@ -310,4 +311,109 @@ fn a_failure_before_the_first_checkpoint_after_a_savepoint_restores_the_savepoin
     let result = env.execute("counting").unwrap();
     assert_eq!(result.restored_from, vec![Some(id)], "the savepoint again");
     assert_eq!(lines(&out), expected(), "every count exactly once");
+}
+
+/// A transactional sink whose next commit fails once armed.
+#[derive(Clone, Default)]
+struct FailingCommit {
+    armed: Arc<AtomicBool>,
+    recovered: Arc<AtomicU64>,
+}
+
+impl SinkFunction<(u64, u64)> for FailingCommit {
+    fn create_writer(
+        &self,
+        _ctx: &SinkContext,
+    ) -> Result<Box<dyn SinkWriter<(u64, u64)>>, TaskError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl SinkWriter<(u64, u64)> for FailingCommit {
+    fn write(&mut self, _: (u64, u64), _: Timestamp) -> Result<(), TaskError> {
+        Ok(())
+    }
+    fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, TaskError> {
+        Ok(Some(checkpoint.to_le_bytes().to_vec()))
+    }
+    fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            return Err(TaskError::Other(format!(
+                "injected commit failure of checkpoint {checkpoint}"
+            )));
+        }
+        Ok(())
+    }
+    fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        self.recovered
+            .fetch_add(states.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_commit_failing_after_a_stop_savepoint_completed_restarts_the_job_and_the_stop_fails_naming_the_savepoint(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, chk, sp) = dirs(&tmp);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_local_taskmanagers(2);
+    // No periodic checkpoint: the savepoints are the only checkpoints.
+    env.enable_checkpointing(
+        Duration::from_secs(3600),
+        &format!("file://{}", chk.display()),
+    );
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 1,
+            delay: Duration::from_millis(10),
+        })
+    });
+    let sink = FailingCommit::default();
+    let seen = Arc::new(AtomicU64::new(0));
+    let s = seen.clone();
+    env.from_generator(GeneratorSource::new(None, |i| (i % KEYS, 1u64)).with_rate_limit(10_000))
+        .uid("endless-source")
+        .map(move |r: (u64, u64)| {
+            s.fetch_add(1, Ordering::Relaxed);
+            r
+        })
+        .uid("endless-tap")
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .uid("endless-count")
+        .add_sink(sink.clone())
+        .uid("endless-sink");
+    let client = env.execute_async("endless").unwrap();
+    let job = Job { seen };
+    wait_for_records(&job, 1_000);
+
+    sink.armed.store(true, Ordering::SeqCst);
+    let target = sp.display().to_string();
+    let first = match client.stop_with_savepoint(Some(&target)) {
+        Err(ApiError::Savepoint(m)) => m,
+        other => panic!("expected the stop to fail, got {other:?}"),
+    };
+    assert!(
+        first.contains("is complete, but the job failed while stopping")
+            && first.contains("injected commit failure of checkpoint 1")
+            && first.contains(&format!("file://{}/savepoint-", sp.display())),
+        "{first}"
+    );
+    let savepoint = first
+        .split_whitespace()
+        .find(|w| w.starts_with("file://"))
+        .unwrap();
+    let dir = Path::new(savepoint.strip_prefix("file://").unwrap());
+    assert!(dir.join("_metadata").is_file(), "{first}");
+
+    // The job restarted from the savepoint's checkpoint, recovering both sink subtasks'
+    // transactions, and runs on until it is stopped again.
+    let restarted = job.seen.load(Ordering::Relaxed);
+    wait_for_records(&job, restarted + 1_000);
+    let second = client.stop_with_savepoint(Some(&target)).unwrap();
+    assert!(second.ends_with("-2"), "{second}");
+    let result = client.wait().unwrap();
+    assert_eq!(result.restored_from, vec![Some(1)]);
+    assert_eq!(sink.recovered.load(Ordering::SeqCst), 2);
 }

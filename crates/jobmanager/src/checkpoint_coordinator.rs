@@ -20,7 +20,12 @@
 //! - a savepoint request waits until no checkpoint is pending (no periodic checkpoint is
 //!   triggered meanwhile), then runs as a checkpoint whose completion also copies it into
 //!   its own directory; a failed savepoint is answered with the reason and does not count
-//!   as a failed checkpoint. Every request is answered exactly once.
+//!   as a failed checkpoint. Every request is answered exactly once (unless withdrawn
+//!   before it was triggered); a stop-with-savepoint is answered when the job has ended:
+//!   with the savepoint's URL if it finished, with an error naming the (usable) savepoint
+//!   if it failed while stopping, when a restarted job runs on as before;
+//! - a checkpoint is complete once its metadata is written: failing to delete subsumed
+//!   checkpoints afterwards is logged, not a checkpoint failure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -119,8 +124,9 @@ pub struct CheckpointCoordinator {
     /// Savepoint requests not triggered yet, oldest first.
     queued: std::collections::VecDeque<(u64, SavepointRequest)>,
     next_request: u64,
-    /// A stop-with-savepoint completed: the job is stopping.
-    stopping: bool,
+    /// A stop-with-savepoint completed and the job is stopping: its request and URL,
+    /// answered once the job has ended.
+    stopping: Option<(u64, String)>,
 }
 
 impl CheckpointCoordinator {
@@ -150,7 +156,7 @@ impl CheckpointCoordinator {
             stopped: false,
             queued: std::collections::VecDeque::new(),
             next_request: 0,
-            stopping: false,
+            stopping: None,
         }
     }
 
@@ -158,7 +164,7 @@ impl CheckpointCoordinator {
     /// is pending. Returns the request's id, which its answer
     /// ([`CoordinatorAction::SavepointDone`]) carries.
     pub fn request_savepoint(&mut self, request: SavepointRequest) -> Result<u64, String> {
-        if self.stopping {
+        if self.stopping.is_some() {
             return Err("the job is already stopping with a savepoint".into());
         }
         if self.finished {
@@ -190,12 +196,42 @@ impl CheckpointCoordinator {
         &self.storage
     }
 
-    /// The job restarts: pending checkpoints are dropped (without counting as failures;
-    /// pending savepoints are answered as failed) and none is triggered until
-    /// [`Self::resume`]. Queued savepoint requests wait for the restarted job.
-    pub fn pause(&mut self) -> Vec<CoordinatorAction> {
+    /// The job restarts after `failure`: pending checkpoints are dropped (without counting
+    /// as failures; pending savepoints are answered as failed) and none is triggered until
+    /// [`Self::resume`]. Queued savepoint requests wait for the restarted job. A job that
+    /// was stopping with a completed savepoint runs again, and the stop is answered as
+    /// failed (the savepoint itself stays usable).
+    pub fn pause(&mut self, failure: &str) -> Vec<CoordinatorAction> {
         self.stopped = true;
-        self.drop_pending("the job restarted")
+        let mut actions = self.ended(Some(&format!("{failure}; the job restarts")));
+        actions.extend(self.drop_pending("the job restarted"));
+        actions
+    }
+
+    /// The job ended, `Finished` (`failure` is `None`) or failed: answers a
+    /// stop-with-savepoint whose savepoint completed, with its URL if the job finished.
+    pub fn ended(&mut self, failure: Option<&str>) -> Vec<CoordinatorAction> {
+        let Some((request, url)) = self.stopping.take() else {
+            return Vec::new();
+        };
+        let result = match failure {
+            None => Ok(url),
+            Some(failure) => {
+                warn!(job_id = %self.job, savepoint = %url, failure, "the job failed while stopping with a savepoint");
+                Err(format!(
+                    "the savepoint {url} is complete, but the job failed while stopping: {failure}"
+                ))
+            }
+        };
+        vec![CoordinatorAction::SavepointDone { request, result }]
+    }
+
+    /// Withdraws savepoint request `request` if it was not triggered yet (it is then not
+    /// answered); returns whether it was.
+    pub fn withdraw(&mut self, request: u64) -> bool {
+        let before = self.queued.len();
+        self.queued.retain(|(r, _)| *r != request);
+        self.queued.len() != before
     }
 
     fn drop_pending(&mut self, reason: &str) -> Vec<CoordinatorAction> {
@@ -237,7 +273,7 @@ impl CheckpointCoordinator {
         }
         self.finished = true;
         self.stopped = true;
-        if self.stopping {
+        if self.stopping.is_some() {
             // Tasks end one by one after a stop-with-savepoint.
             return Vec::new();
         }
@@ -363,67 +399,72 @@ impl CheckpointCoordinator {
         }
         let p = self.pending.remove(&checkpoint).expect("present above");
         let metadata = self.metadata(checkpoint, &p);
-        let written = self.storage.write_metadata(&metadata);
+        if let Err(e) = self.storage.write_metadata(&metadata) {
+            let reason = format!("cannot complete: {e}");
+            let mut actions = self.failed(checkpoint, &reason);
+            if let Some((request, savepoint)) = p.savepoint {
+                actions.extend(savepoint_failed(request, &savepoint, checkpoint, &reason));
+            }
+            return actions;
+        }
         let mut answer = None;
-        if let (Ok(()), Some((request, savepoint))) = (&written, &p.savepoint) {
+        if let Some((request, savepoint)) = &p.savepoint {
             // Copied before retention can delete the checkpoint it is copied from.
-            let exported = self
+            match self
                 .storage
                 .export_savepoint(self.job, checkpoint, &savepoint.target)
-                .map_err(|e| e.to_string());
-            if let Err(reason) = &exported {
-                warn!(job_id = %self.job, checkpoint, %reason, "savepoint failed");
-                if let Err(e) = self.storage.discard(self.job, checkpoint) {
-                    warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete a failed savepoint's checkpoint");
+            {
+                Err(e) => {
+                    let reason = e.to_string();
+                    warn!(job_id = %self.job, checkpoint, %reason, "savepoint failed");
+                    if let Err(e) = self.storage.discard(self.job, checkpoint) {
+                        warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete a failed savepoint's checkpoint");
+                    }
+                    return savepoint_failed(*request, savepoint, checkpoint, &reason);
                 }
-                return savepoint_failed(*request, savepoint, checkpoint, reason);
-            }
-            info!(job_id = %self.job, checkpoint, path = exported.as_deref().unwrap_or(""), "savepoint complete");
-            if savepoint.stop {
-                self.stopping = true;
-                self.stopped = true;
-            }
-            answer = Some(CoordinatorAction::SavepointDone {
-                request: *request,
-                result: exported,
-            });
-        }
-        let written = written.and_then(|()| self.storage.retain(self.job, self.config.retained));
-        match written {
-            Ok(_) => {
-                self.failures_in_a_row = 0;
-                self.last_completion = Some(now);
-                let done = CompletedCheckpoint {
-                    checkpoint,
-                    duration: now.saturating_duration_since(p.triggered),
-                    size: metadata.state_size(),
-                    max_alignment_ms: p.max_alignment_ms,
-                };
-                info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, alignment_ms = done.max_alignment_ms, "checkpoint complete");
-                self.completed.push(done);
-                // Older pending checkpoints are subsumed: abort them.
-                let older: Vec<_> = self
-                    .pending
-                    .range(..checkpoint)
-                    .map(|(id, _)| *id)
-                    .collect();
-                let mut actions = Vec::new();
-                for id in older {
-                    actions.extend(self.abort(id, "subsumed by a newer checkpoint"));
+                Ok(url) => {
+                    info!(job_id = %self.job, checkpoint, path = %url, stop = savepoint.stop, "savepoint complete");
+                    if savepoint.stop {
+                        // Answered once the job has ended (see `ended`).
+                        self.stopping = Some((*request, url));
+                        self.stopped = true;
+                    } else {
+                        answer = Some(CoordinatorAction::SavepointDone {
+                            request: *request,
+                            result: Ok(url),
+                        });
+                    }
                 }
-                actions.push(CoordinatorAction::NotifyComplete { checkpoint });
-                actions.extend(answer);
-                actions
-            }
-            Err(e) => {
-                let reason = format!("cannot complete: {e}");
-                let mut actions = self.failed(checkpoint, &reason);
-                if let Some((request, savepoint)) = p.savepoint {
-                    actions.extend(savepoint_failed(request, &savepoint, checkpoint, &reason));
-                }
-                actions
             }
         }
+        // The checkpoint is complete once its metadata is written: failing to delete
+        // subsumed ones leaves them behind (the next completion retries) but undoes nothing.
+        if let Err(e) = self.storage.retain(self.job, self.config.retained) {
+            warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete subsumed checkpoints");
+        }
+        self.failures_in_a_row = 0;
+        self.last_completion = Some(now);
+        let done = CompletedCheckpoint {
+            checkpoint,
+            duration: now.saturating_duration_since(p.triggered),
+            size: metadata.state_size(),
+            max_alignment_ms: p.max_alignment_ms,
+        };
+        info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, alignment_ms = done.max_alignment_ms, "checkpoint complete");
+        self.completed.push(done);
+        // Older pending checkpoints are subsumed: abort them.
+        let older: Vec<_> = self
+            .pending
+            .range(..checkpoint)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut actions = Vec::new();
+        for id in older {
+            actions.extend(self.abort(id, "subsumed by a newer checkpoint"));
+        }
+        actions.push(CoordinatorAction::NotifyComplete { checkpoint });
+        actions.extend(answer);
+        actions
     }
 
     /// A subtask declined `checkpoint`: it is aborted.
@@ -765,5 +806,106 @@ mod tests {
         assert!(actions.iter().any(|a| matches!(a,
             CoordinatorAction::SavepointDone { request: r, result: Err(e) }
                 if *r == request && e.contains("source not running"))));
+    }
+
+    fn answer(actions: &[CoordinatorAction], request: u64) -> Option<Result<String, String>> {
+        actions.iter().find_map(|a| match a {
+            CoordinatorAction::SavepointDone { request: r, result } if *r == request => {
+                Some(result.clone())
+            }
+            _ => None,
+        })
+    }
+
+    fn stop_request(c: &mut CheckpointCoordinator) -> u64 {
+        c.request_savepoint(SavepointRequest {
+            target: "memory://".into(),
+            stop: true,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stop_savepoint_dropped_because_a_task_finished_is_answered_and_resumes_the_tasks() {
+        let mut c = coordinator(config());
+        let t0 = Instant::now();
+        let request = stop_request(&mut c);
+        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
+        let s0 = state(&c, 1, 0);
+        assert!(c.acknowledge(t0, task(0), 1, s0, 0).is_empty());
+        let actions = c.task_finished();
+        assert!(actions.contains(&CoordinatorAction::NotifyAborted { checkpoint: 1 }));
+        let answer = answer(&actions, request).expect("answered").unwrap_err();
+        assert!(answer.contains("a task of the job finished"), "{answer}");
+        assert!(c.pending().is_empty());
+    }
+
+    #[test]
+    fn a_completed_stop_savepoint_is_answered_when_the_job_ends_and_a_failure_while_stopping_resumes_checkpoints(
+    ) {
+        let mut c = coordinator(config());
+        let t0 = Instant::now();
+        let request = stop_request(&mut c);
+        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
+        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
+        c.acknowledge(t0, task(0), 1, s0, 0);
+        let actions = c.acknowledge(t0, task(1), 1, s1, 0);
+        assert_eq!(
+            actions,
+            vec![CoordinatorAction::NotifyComplete { checkpoint: 1 }],
+            "the stop is answered once the job has ended"
+        );
+        assert!(stop_request_refused(&mut c));
+        assert!(c.tick(t0 + Duration::from_secs(1), 0).is_empty());
+        // A sink's commit fails: the job restarts and the stop is answered as failed,
+        // naming the savepoint, which stays usable.
+        let actions = c.pause("commit failed");
+        let err = answer(&actions, request).expect("answered").unwrap_err();
+        assert!(
+            err.contains(&format!("savepoint-{JOB}-1")) && err.contains("commit failed"),
+            "{err}"
+        );
+        assert!(c.storage().completed(JOB).unwrap().contains(&1));
+        c.resume();
+        // The restarted job can be stopped again, and this time it finishes.
+        let request = stop_request(&mut c);
+        assert_eq!(triggered(&c.tick(t0 + Duration::from_secs(2), 0)), Some(2));
+        let (s0, s1) = (state(&c, 2, 0), state(&c, 2, 1));
+        c.acknowledge(t0, task(0), 2, s0, 0);
+        c.acknowledge(t0, task(1), 2, s1, 0);
+        assert!(c.task_finished().is_empty(), "tasks end one by one");
+        let url = answer(&c.ended(None), request).expect("answered").unwrap();
+        assert!(url.ends_with(&format!("savepoint-{JOB}-2")), "{url}");
+        assert!(c.ended(None).is_empty(), "answered once");
+    }
+
+    fn stop_request_refused(c: &mut CheckpointCoordinator) -> bool {
+        c.request_savepoint(SavepointRequest {
+            target: "memory://".into(),
+            stop: false,
+        })
+        .is_err()
+    }
+
+    #[test]
+    fn a_savepoint_request_withdrawn_before_its_trigger_is_never_triggered() {
+        let mut c = coordinator(config());
+        let t0 = Instant::now();
+        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
+        let request = stop_request(&mut c);
+        assert!(c.withdraw(request));
+        assert!(!c.withdraw(request), "withdrawn once");
+        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
+        c.acknowledge(t0, task(0), 1, s0, 0);
+        c.acknowledge(t0, task(1), 1, s1, 0);
+        match &c.tick(t0 + Duration::from_secs(1), 0)[..] {
+            [CoordinatorAction::Trigger { options, .. }] => {
+                assert!(
+                    !options.savepoint,
+                    "a periodic checkpoint, not the savepoint"
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

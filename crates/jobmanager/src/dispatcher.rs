@@ -102,6 +102,7 @@ impl JobHandle {
 /// Waits for the answer to one savepoint request.
 pub struct SavepointHandle {
     job: JobId,
+    request: u64,
     rx: Receiver<Result<String, String>>,
 }
 
@@ -299,7 +300,30 @@ impl JobManager {
             .map_err(refused)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         job.savepoints.insert(request, tx);
-        Ok(SavepointHandle { job: id, rx })
+        Ok(SavepointHandle {
+            job: id,
+            request,
+            rx,
+        })
+    }
+
+    /// Withdraws the savepoint request of `handle` if it was not triggered yet (it then
+    /// never runs, and the handle gets no answer); returns whether it was. One already
+    /// triggered runs on and completes or fails within the checkpoint timeout.
+    pub fn withdraw_savepoint(&self, handle: &SavepointHandle) -> bool {
+        let mut state = self.lock();
+        let Some(job) = state.jobs.get_mut(&handle.job) else {
+            return false;
+        };
+        let withdrawn = job
+            .checkpoints
+            .as_mut()
+            .is_some_and(|c| c.withdraw(handle.request));
+        if withdrawn {
+            job.savepoints.remove(&handle.request);
+            info!(job_id = %handle.job, request = handle.request, "savepoint request withdrawn");
+        }
+        withdrawn
     }
 
     /// Runs `f` on the checkpoint coordinator of `job` (if it checkpoints) and carries out
@@ -657,7 +681,7 @@ impl JobManagerGateway for JobManager {
                 if let Some(delay) = restart {
                     job.attempt += 1;
                     if let Some(c) = job.checkpoints.as_mut() {
-                        coordinator_actions.extend(c.pause());
+                        coordinator_actions.extend(c.pause(failure.as_deref().unwrap_or("")));
                     }
                     warn!(job_id = %subtask.job, cause = failure.as_deref().unwrap_or(""), restart = job.restart.restarts(), delay_ms = delay.as_millis() as u64, "job failed; restarting");
                     schedule_restart(self.state.clone(), subtask.job, job.attempt, delay);
@@ -669,6 +693,12 @@ impl JobManagerGateway for JobManager {
                 }
             }
         };
+        if let (Some(outcome), Some(c)) = (&outcome, job.checkpoints.as_mut()) {
+            coordinator_actions.extend(c.ended(match outcome {
+                JobOutcome::Finished { .. } => None,
+                JobOutcome::Failed { message } => Some(message),
+            }));
+        }
         // Answers to savepoint requests (and nothing else: no tasks are left to message).
         let outbox = coordinator_outbox(&mut state, subtask.job, coordinator_actions);
         if let Some(outcome) = outcome {

@@ -1025,4 +1025,112 @@ mod tests {
         let mut empty_frame = vec![0, 0, 0, 0];
         assert!(complete_pending(&mut empty_frame, &[1]).is_err());
     }
+
+    /// A chain that records the checkpoints it snapshotted and saw complete.
+    #[derive(Default)]
+    struct Recorder {
+        snapshots: Vec<CheckpointId>,
+        completed: Vec<CheckpointId>,
+    }
+
+    impl TaskInvokable for Recorder {
+        fn process_records(&mut self, _: u8, _: &mut ElementReader<'_>) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn process_watermark(&mut self, _: crate::Timestamp) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn process_idle(&mut self, _: bool) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn process_processing_time(&mut self, _: crate::Timestamp) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn next_processing_time(&self) -> Option<crate::Timestamp> {
+            None
+        }
+        fn flush(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn end_input(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn checkpoint(
+            &mut self,
+            checkpoint: CheckpointId,
+            _: BarrierOptions,
+            _: &mut Vec<crate::checkpoint::OperatorSnapshot>,
+        ) -> Result<(), TaskError> {
+            self.snapshots.push(checkpoint);
+            Ok(())
+        }
+        fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+            self.completed.push(checkpoint);
+            Ok(())
+        }
+        fn operator_name(&self, _: usize) -> Option<String> {
+            None
+        }
+    }
+
+    const STOP: BarrierOptions = BarrierOptions {
+        savepoint: true,
+        aligned: true,
+        stop: true,
+    };
+
+    #[test]
+    fn a_stop_barrier_arriving_after_its_abort_does_not_stop_the_task_and_a_completed_stop_ends_it()
+    {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut commands = Commands {
+            rx: &rx,
+            uploader: None,
+            stopping: None,
+            aborted: None,
+        };
+        let mut chain = Recorder::default();
+        let poll = |c: &mut Commands<'_>, chain: &mut Recorder| {
+            c.poll(chain, false, Duration::ZERO).unwrap()
+        };
+
+        // Savepoint 3 is aborted (a task declined it) before its barrier reaches this task.
+        tx.send(TaskCommand::CheckpointAborted(3)).unwrap();
+        assert_eq!(poll(&mut commands, &mut chain), Flow::Run);
+        commands
+            .snapshot(&mut chain, 3, STOP, Duration::ZERO)
+            .unwrap();
+        assert_eq!(commands.stopping, None, "an aborted stop stops nothing");
+
+        // Stop-with-savepoint 4 is snapshotted, then aborted: the task resumes.
+        commands
+            .snapshot(&mut chain, 4, STOP, Duration::ZERO)
+            .unwrap();
+        assert_eq!(commands.stopping, Some(4));
+        tx.send(TaskCommand::CheckpointAborted(4)).unwrap();
+        assert_eq!(poll(&mut commands, &mut chain), Flow::Run);
+        assert_eq!(commands.stopping, None);
+
+        // Stop-with-savepoint 5 completes: the task commits it and ends; a trigger that
+        // comes meanwhile is declined, not snapshotted.
+        commands
+            .snapshot(&mut chain, 5, STOP, Duration::ZERO)
+            .unwrap();
+        tx.send(TaskCommand::TriggerCheckpoint {
+            checkpoint: 6,
+            options: BarrierOptions {
+                stop: false,
+                ..STOP
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            Commands::poll(&mut commands, &mut chain, true, Duration::ZERO).unwrap(),
+            Flow::Run
+        );
+        tx.send(TaskCommand::CheckpointComplete(5)).unwrap();
+        assert_eq!(poll(&mut commands, &mut chain), Flow::Stop);
+        assert_eq!(chain.snapshots, vec![3, 4, 5]);
+        assert_eq!(chain.completed, vec![5]);
+    }
 }

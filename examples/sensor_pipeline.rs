@@ -32,7 +32,7 @@ use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::{
     AggregateFunction, BadRecordPolicy, DataStream, FnResult, SavepointRestoreSettings,
-    StreamExecutionEnvironment,
+    StateBackendKind, StreamExecutionEnvironment,
 };
 use weir_examples::{sensor_row, CountingSink, SensorReading};
 
@@ -112,6 +112,13 @@ struct Args {
     /// With --from-savepoint: skip savepoint state of operators this job does not have.
     #[arg(long)]
     allow_non_restored_state: bool,
+    /// Keyed state backend: `memory` or `rocksdb` (`rocksdb` needs a build with the
+    /// cargo feature `rocksdb`).
+    #[arg(long, value_name = "memory|rocksdb", default_value = "memory")]
+    state_backend: StateBackendKind,
+    /// RocksDB working directories (default: the temp dir).
+    #[arg(long, value_name = "DIR")]
+    rocksdb_local_dir: Option<PathBuf>,
 }
 
 fn parse_fail_randomly(s: &str) -> Result<(u64, u64), String> {
@@ -337,6 +344,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(p) = args.parallelism {
         env.set_parallelism(p);
     }
+    env.configure(|s| {
+        s.job.state_backend.kind = args.state_backend;
+        s.job.state_backend.rocksdb.local_dir = args.rocksdb_local_dir.clone();
+    });
     if let Some(ms) = args.checkpoint_interval_ms {
         let dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
             format!(

@@ -1,8 +1,8 @@
 //! Exactly-once through failures: the real `sensor_pipeline` binary, on the embedded
 //! cluster with two TaskManagers, checkpointing every 100 ms with five seeded failures,
 //! writes exactly the window results, alerts and top ten of the failure-free run (every
-//! line sorted and compared), and rejects bad checkpoint, savepoint and fail-point
-//! arguments.
+//! line sorted and compared), with either state backend, and rejects bad checkpoint,
+//! savepoint and fail-point arguments.
 
 mod common;
 
@@ -27,6 +27,17 @@ fn run_generator(dir: &TempDir, tag: &str, extra: &[String]) -> (Outcome, [Vec<S
 
 #[test]
 fn five_seeded_failures_with_checkpoints_every_100_ms_leave_the_output_of_the_failure_free_run() {
+    five_seeded_failures_leave_the_failure_free_output("memory");
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn five_seeded_failures_with_the_rocksdb_backend_leave_the_output_of_the_failure_free_run() {
+    five_seeded_failures_leave_the_failure_free_output("rocksdb");
+}
+
+/// The failure-free run with the memory backend, against the failing run with `backend`.
+fn five_seeded_failures_leave_the_failure_free_output(backend: &str) {
     let dir = TempDir::new().unwrap();
     let (clean, want) = run_generator(&dir, "clean", &[]);
     clean.assert_success();
@@ -47,6 +58,8 @@ fn five_seeded_failures_with_checkpoints_every_100_ms_leave_the_output_of_the_fa
             "7:5".into(),
             "--throttle-records-per-sec".into(),
             "50000".into(),
+            "--state-backend".into(),
+            backend.into(),
         ],
     );
     failing.assert_success();

@@ -1,6 +1,7 @@
 //! Savepoints end to end: the real `sensor_pipeline` binary stops with a savepoint midway
 //! at parallelism 2 and a second run resumes from it at parallelism 3 (rescaled); together
-//! they write exactly the window results, alerts and top ten of one uninterrupted run.
+//! they write exactly the window results, alerts and top ten of one uninterrupted run;
+//! with RocksDB, savepoints also move between the two state backends.
 
 mod common;
 
@@ -60,12 +61,7 @@ fn stopping_with_a_savepoint_and_resuming_at_another_parallelism_writes_the_unin
         ],
     );
     first.assert_success();
-    let savepoint = first
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("savepoint: "))
-        .unwrap_or_else(|| panic!("no savepoint line: {}", first.stdout))
-        .to_string();
+    let savepoint = savepoint_of(&first);
     assert!(
         savepoint.starts_with(&format!("file://{}/savepoint-", s(&savepoints))),
         "{savepoint}"
@@ -82,16 +78,7 @@ fn stopping_with_a_savepoint_and_resuming_at_another_parallelism_writes_the_unin
         &["--from-savepoint".into(), savepoint.clone()],
     );
     second.assert_success();
-    for (kind, (g, w)) in ["windows", "alerts", "top ten"]
-        .iter()
-        .zip(got.iter().zip(&want))
-    {
-        assert_eq!(g.len(), w.len(), "{kind}: as many lines as one run");
-        assert!(
-            g == w,
-            "{kind}: the lines differ from the uninterrupted run"
-        );
-    }
+    assert_uninterrupted(&got, &want);
 
     // A savepoint that does not exist is an error naming it.
     let missing = dir.path().join("no-such-savepoint");
@@ -101,4 +88,69 @@ fn stopping_with_a_savepoint_and_resuming_at_another_parallelism_writes_the_unin
     );
     out.assert_failure()
         .assert_stderr_contains("no-such-savepoint");
+}
+
+/// The savepoint line of a run that stopped with one.
+fn savepoint_of(out: &Outcome) -> String {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("savepoint: "))
+        .unwrap_or_else(|| panic!("no savepoint line: {}", out.stdout))
+        .to_string()
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn savepoints_move_between_backends_while_rescaling_2_3_1_and_the_output_is_the_uninterrupted_one()
+{
+    let dir = TempDir::new().unwrap();
+    let (clean, want) = run_generator(&dir, "clean", "2", &[]);
+    clean.assert_success();
+    let savepoints = s(&dir.path().join("savepoints"));
+    let stop = |n: &str| -> Vec<String> {
+        vec![
+            "--throttle-records-per-sec".into(),
+            "40000".into(),
+            "--stop-with-savepoint-after-records".into(),
+            n.into(),
+            "--savepoint-dir".into(),
+            savepoints.clone(),
+        ]
+    };
+    // Memory at parallelism 2, stopped after 15,000 readings.
+    let (first, _) = run_generator(&dir, "moved", "2", &stop("15000"));
+    first.assert_success();
+    // RocksDB at parallelism 3 from there, stopped after 20,000 more.
+    let mut args = stop("20000");
+    args.extend(["--from-savepoint".into(), savepoint_of(&first)]);
+    args.extend(["--state-backend".into(), "rocksdb".into()]);
+    let (second, partial) = run_generator(&dir, "moved", "3", &args);
+    second.assert_success();
+    assert!(
+        partial[0].len() < want[0].len(),
+        "the second run stopped midway"
+    );
+    // Memory at parallelism 1 to the end.
+    let (third, got) = run_generator(
+        &dir,
+        "moved",
+        "1",
+        &["--from-savepoint".into(), savepoint_of(&second)],
+    );
+    third.assert_success();
+    assert_uninterrupted(&got, &want);
+}
+
+/// Every output has exactly the lines of the uninterrupted run.
+fn assert_uninterrupted(got: &[Vec<String>; 3], want: &[Vec<String>; 3]) {
+    for (kind, (g, w)) in ["windows", "alerts", "top ten"]
+        .iter()
+        .zip(got.iter().zip(want))
+    {
+        assert_eq!(g.len(), w.len(), "{kind}: as many lines as one run");
+        assert!(
+            g == w,
+            "{kind}: the lines differ from the uninterrupted run"
+        );
+    }
 }

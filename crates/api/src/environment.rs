@@ -35,8 +35,6 @@ pub struct EnvSettings {
     pub chaining: bool,
     /// Runtime settings (buffers, timeouts, watermark interval).
     pub job: JobConfig,
-    /// Keyed state backend (default memory).
-    pub state_backend: StateBackendKind,
     /// TaskManagers of the local mini-cluster (default 2).
     pub taskmanagers: u32,
     /// Slots per TaskManager (default: enough for the job's highest parallelism).
@@ -60,7 +58,6 @@ impl Default for EnvSettings {
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             chaining: true,
             job: JobConfig::default(),
-            state_backend: StateBackendKind::Memory,
             taskmanagers: 2,
             slots_per_taskmanager: None,
             taskmanager: TaskManagerConfig::default(),
@@ -176,7 +173,7 @@ impl StreamExecutionEnvironment {
 
     /// Sets the keyed state backend.
     pub fn set_state_backend(&self, kind: StateBackendKind) -> &Self {
-        self.configure(|s| s.state_backend = kind)
+        self.configure(|s| s.job.state_backend.kind = kind)
     }
 
     /// Creates a stream from a source function.
@@ -251,7 +248,6 @@ impl StreamExecutionEnvironment {
                 max_parallelism: s.max_parallelism,
                 chaining: s.chaining,
                 config: s.job.clone(),
-                state_backend: s.state_backend,
             },
         )
     }

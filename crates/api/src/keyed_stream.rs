@@ -53,8 +53,21 @@ pub(crate) fn key_hasher<K: StateKey, T: 'static>(key_fn: &KeyFn<T, K>) -> AnyKe
 }
 
 /// Creates the keyed state backend of one keyed operator instance.
-pub(crate) fn keyed_backend<K: StateKey>(ctx: &OperatorContext) -> KeyedStateBackend<K> {
-    KeyedStateBackend::new(ctx.state_backend, ctx.key_group_range, ctx.max_parallelism)
+pub(crate) fn keyed_backend<K: StateKey>(
+    ctx: &OperatorContext,
+) -> Result<KeyedStateBackend<K>, TaskError> {
+    let owner = weir_state_backends::BackendOwner {
+        job: ctx.job.0,
+        slot: ctx.subtask,
+        operator: ctx.uid.clone(),
+    };
+    KeyedStateBackend::open(
+        &ctx.config.state_backend,
+        &owner,
+        ctx.key_group_range,
+        ctx.max_parallelism,
+    )
+    .map_err(|e| state_error(&ctx.name, e))
 }
 
 /// After a restart, loads the keyed state (and timers) the checkpoint holds for this
@@ -123,7 +136,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
     pub fn process<O: Record, F: KeyedProcessFunction<K, T, O>>(&self, f: F) -> DataStream<O> {
         let key_fn = self.key_fn.clone();
         self.add_keyed("KeyedProcess", move |ctx, out| {
-            let backend = keyed_backend::<K>(ctx);
+            let backend = keyed_backend::<K>(ctx)?;
             let mut timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
             restore_keyed(ctx, &backend, Some(&mut timers))?;
             let sides = ctx.take_side_outputs();
@@ -160,7 +173,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
         let key_fn = self.key_fn.clone();
         let f = Arc::new(f);
         self.add_keyed("Keyed Aggregate", move |ctx, out| {
-            let backend = keyed_backend::<K>(ctx);
+            let backend = keyed_backend::<K>(ctx)?;
             restore_keyed::<K, weir_state_backends::VoidNamespace>(ctx, &backend, None)?;
             let state = backend
                 .value_state("aggregate")

@@ -58,6 +58,6 @@ pub use weir_runtime::{
     MAX_WATERMARK, NO_TIMESTAMP,
 };
 pub use weir_state_backends::{
-    AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateBackendKind,
-    ValueState, VoidNamespace,
+    AggregateFunction, AggregatingState, ListState, MapState, ReducingState, RocksDbOptions,
+    StateBackendConfig, StateBackendKind, ValueState, VoidNamespace,
 };

@@ -32,7 +32,7 @@ impl SinkWriter<(u32, [u8; 32], [u8; 32], [u8; 32])> for SlowWriter {
         _ts: Timestamp,
     ) -> Result<(), TaskError> {
         self.0 += 1;
-        if self.0 % 200 == 0 {
+        if self.0.is_multiple_of(200) {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())

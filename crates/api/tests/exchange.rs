@@ -192,7 +192,7 @@ fn digest(v: &[u8]) -> u64 {
 }
 
 fn big_record(i: u64) -> Vec<u8> {
-    let len = if i % 3 == 0 {
+    let len = if i.is_multiple_of(3) {
         (i * 7919 % 20_000) as usize
     } else {
         (i % 50) as usize

@@ -94,6 +94,9 @@ struct Args {
     /// and report the time from the failure to the first window result after the restore.
     #[arg(long)]
     fail_after_records: Option<u64>,
+    /// Keyed state backend: `memory` or `rocksdb` (needs the cargo feature `rocksdb`).
+    #[arg(long, value_name = "memory|rocksdb", default_value = "memory")]
+    state_backend: weir_api::StateBackendKind,
 }
 
 /// When the injected failure happened and when the first result after it arrived.
@@ -326,7 +329,8 @@ fn main() -> Result<()> {
     }
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(args.parallelism)
-        .set_local_taskmanagers(2);
+        .set_local_taskmanagers(2)
+        .set_state_backend(args.state_backend);
     if let Some(ms) = args.buffer_timeout_ms {
         env.set_buffer_timeout(Duration::from_millis(ms));
     }
@@ -378,6 +382,7 @@ fn main() -> Result<()> {
         "records": args.records,
         "seconds": seconds,
         "records_per_sec": args.records as f64 / seconds,
+        "state_backend": args.state_backend.name(),
     });
     match args.workload {
         Workload::Exchange => {

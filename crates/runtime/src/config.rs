@@ -31,6 +31,8 @@ pub struct JobConfig {
     pub restart_strategy: Option<RestartStrategy>,
     /// The savepoint the job starts from (`execution.savepoint.path`), if any.
     pub savepoint_restore: Option<SavepointRestoreSettings>,
+    /// The keyed state backend (`state.backend`, default memory) and its settings.
+    pub state_backend: weir_state_backends::StateBackendConfig,
 }
 
 /// Where a job's initial state comes from, as Flink's `SavepointRestoreSettings`.
@@ -122,7 +124,7 @@ impl JobConfig {
         if let Some(c) = &self.checkpointing {
             c.validate()?;
         }
-        Ok(())
+        self.state_backend.validate()
     }
 }
 
@@ -138,6 +140,7 @@ impl Default for JobConfig {
             checkpointing: None,
             restart_strategy: None,
             savepoint_restore: None,
+            state_backend: Default::default(),
         }
     }
 }

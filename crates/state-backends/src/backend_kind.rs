@@ -4,6 +4,9 @@
 //! handles and the snapshot format are identical for every kind, so state
 //! snapshotted by one kind restores into any other.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 /// Storage used by a [`crate::KeyedStateBackend`].
@@ -13,4 +16,46 @@ pub enum StateBackendKind {
     /// Plain Rust values in per-key-group hash maps on the heap.
     #[default]
     Memory,
+    /// Serialized entries in an embedded RocksDB per operator subtask, on local disk,
+    /// so state can grow far beyond memory (cargo feature `rocksdb`).
+    RocksDb,
+}
+
+impl StateBackendKind {
+    /// Whether this build has the backend (RocksDB needs the cargo feature `rocksdb`).
+    pub fn is_available(self) -> bool {
+        match self {
+            Self::Memory => true,
+            Self::RocksDb => cfg!(feature = "rocksdb"),
+        }
+    }
+
+    /// The name used in configuration (`state.backend`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::RocksDb => "rocksdb",
+        }
+    }
+}
+
+impl fmt::Display for StateBackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StateBackendKind {
+    type Err = String;
+
+    /// Parses `memory` or `rocksdb` (as `state.backend`; case-insensitive).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "memory" | "hashmap" => Ok(Self::Memory),
+            "rocksdb" => Ok(Self::RocksDb),
+            _ => Err(format!(
+                "unknown state backend '{s}' (expected 'memory' or 'rocksdb')"
+            )),
+        }
+    }
 }

@@ -121,6 +121,22 @@ pub enum StateError {
         /// Kind it is registered (or otherwise restored) as.
         registered_kind: StateKind,
     },
+    /// The storage engine behind the backend failed (opening it, or an access to one
+    /// state).
+    #[error("state backend {backend} failed {doing}: {message}")]
+    Storage {
+        /// The backend (with its local directory, where it has one).
+        backend: String,
+        /// What it was doing (naming the state, where one was accessed).
+        doing: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// The configured backend is not compiled into this build.
+    #[error(
+        "state backend '{0}' is not available: this build of Weir lacks the cargo feature '{0}'"
+    )]
+    Unavailable(&'static str),
 }
 
 impl StateError {

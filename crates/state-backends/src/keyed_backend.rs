@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
+use crate::backend_config::{BackendOwner, StateBackendConfig};
 use crate::backend_kind::StateBackendKind;
 use crate::bounds::{Namespace, StateKey, StateValue};
 use crate::error::StateError;
@@ -27,6 +28,8 @@ use crate::key_context::KeyContext;
 use crate::key_group::{KeyGroup, KeyGroupRange};
 use crate::memory::{MemoryTable, UserMap};
 use crate::registry::{NewTable, Registry};
+#[cfg(feature = "rocksdb")]
+use crate::rocksdb::{Listed, Mapped, RocksTable, Single};
 use crate::snapshot::{check_restore_layout, KeyedStateSnapshot};
 use crate::state::{
     AggregatingState, ListState, MapState, ReducingState, StateCore, ValueCore, ValueState,
@@ -38,6 +41,7 @@ use crate::tables::{ListTable, MapTable, SnapshotTable, TableMeta, ValueTable};
 /// snapshots. Cloning yields another handle to the same backend.
 pub struct KeyedStateBackend<K> {
     kind: StateBackendKind,
+    storage: Storage,
     ctx: Rc<KeyContext<K>>,
     registry: Rc<RefCell<Registry>>,
 }
@@ -46,6 +50,7 @@ impl<K> Clone for KeyedStateBackend<K> {
     fn clone(&self) -> Self {
         Self {
             kind: self.kind,
+            storage: self.storage.clone(),
             ctx: Rc::clone(&self.ctx),
             registry: Rc::clone(&self.registry),
         }
@@ -63,6 +68,16 @@ impl<K: StateKey> fmt::Debug for KeyedStateBackend<K> {
     }
 }
 
+/// Where the tables of a backend keep their entries.
+#[derive(Clone)]
+enum Storage {
+    /// On the heap ([`MemoryTable`]).
+    Memory,
+    /// In the subtask's RocksDB.
+    #[cfg(feature = "rocksdb")]
+    RocksDb(Rc<crate::rocksdb::RocksDbInstance>),
+}
+
 /// Splits a new table into its typed and snapshot views.
 fn split<T: SnapshotTable + 'static>(table: T) -> (Rc<RefCell<T>>, Rc<RefCell<dyn SnapshotTable>>) {
     let table = Rc::new(RefCell::new(table));
@@ -70,7 +85,8 @@ fn split<T: SnapshotTable + 'static>(table: T) -> (Rc<RefCell<T>>, Rc<RefCell<dy
 }
 
 impl<K: StateKey> KeyedStateBackend<K> {
-    /// A backend owning `key_group_range` out of `max_parallelism` key groups.
+    /// A backend of `kind` with default settings (see [`Self::open`]) owning
+    /// `key_group_range` out of `max_parallelism` key groups.
     ///
     /// # Panics
     /// Panics if `max_parallelism` is zero or the range ends beyond it.
@@ -78,15 +94,58 @@ impl<K: StateKey> KeyedStateBackend<K> {
         kind: StateBackendKind,
         key_group_range: KeyGroupRange,
         max_parallelism: u16,
-    ) -> Self {
+    ) -> Result<Self, StateError> {
+        Self::open(
+            &kind.into(),
+            &BackendOwner::default(),
+            key_group_range,
+            max_parallelism,
+        )
+    }
+
+    /// A backend configured by `config` for `owner` (RocksDB: its working directory
+    /// and the slot whose memory it shares), owning `key_group_range` out of
+    /// `max_parallelism` key groups. Fails if the storage cannot be opened or is not
+    /// compiled in.
+    ///
+    /// # Panics
+    /// Panics if `max_parallelism` is zero or the range ends beyond it.
+    pub fn open(
+        config: &StateBackendConfig,
+        owner: &BackendOwner,
+        key_group_range: KeyGroupRange,
+        max_parallelism: u16,
+    ) -> Result<Self, StateError> {
         assert!(
             key_group_range.end <= max_parallelism,
             "key-group range {key_group_range} exceeds max parallelism {max_parallelism}"
         );
-        Self {
-            kind,
+        let storage = match config.kind {
+            StateBackendKind::Memory => Storage::Memory,
+            #[cfg(feature = "rocksdb")]
+            StateBackendKind::RocksDb => Storage::RocksDb(Rc::new(
+                crate::rocksdb::RocksDbInstance::open(&config.rocksdb, owner)?,
+            )),
+            #[cfg(not(feature = "rocksdb"))]
+            StateBackendKind::RocksDb => {
+                let _ = owner;
+                return Err(StateError::Unavailable("rocksdb"));
+            }
+        };
+        Ok(Self {
+            kind: config.kind,
+            storage,
             ctx: Rc::new(KeyContext::new(key_group_range, max_parallelism)),
             registry: Rc::new(RefCell::new(Registry::default())),
+        })
+    }
+
+    /// The local working directory of a RocksDB backend (`None` for memory).
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        match &self.storage {
+            Storage::Memory => None,
+            #[cfg(feature = "rocksdb")]
+            Storage::RocksDb(db) => Some(db.dir().to_path_buf()),
         }
     }
 
@@ -131,7 +190,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
         name: &str,
         kind: StateKind,
         types: &'static str,
-        create: impl FnOnce(TableMeta) -> NewTable<T>,
+        create: impl FnOnce(TableMeta) -> Result<NewTable<T>, StateError>,
     ) -> Result<(Rc<str>, Rc<RefCell<T>>), StateError> {
         let (range, max_parallelism) = (self.ctx.range(), self.ctx.max_parallelism());
         self.registry
@@ -150,12 +209,18 @@ impl<K: StateKey> KeyedStateBackend<K> {
         name: &str,
         kind: StateKind,
     ) -> Result<ValueCore<K, N, V>, StateError> {
-        let backend = self.kind;
+        let storage = &self.storage;
         let (name, table) =
-            self.register(name, kind, type_name::<(N, V)>(), |meta| match backend {
-                StateBackendKind::Memory => {
+            self.register(name, kind, type_name::<(N, V)>(), |meta| match storage {
+                Storage::Memory => {
                     let (typed, snap) = split(MemoryTable::<K, N, V>::new(meta));
-                    (typed as Rc<RefCell<dyn ValueTable<K, N, V>>>, snap)
+                    Ok((typed as Rc<RefCell<dyn ValueTable<K, N, V>>>, snap))
+                }
+                #[cfg(feature = "rocksdb")]
+                Storage::RocksDb(db) => {
+                    let table = RocksTable::<K, N, Single<V>>::new(meta, Rc::clone(db))?;
+                    let (typed, snap) = split(table);
+                    Ok((typed as Rc<RefCell<dyn ValueTable<K, N, V>>>, snap))
                 }
             })?;
         Ok(StateCore::new(name, Rc::clone(&self.ctx), table))
@@ -174,15 +239,21 @@ impl<K: StateKey> KeyedStateBackend<K> {
         &self,
         name: &str,
     ) -> Result<ListState<K, N, V>, StateError> {
-        let backend = self.kind;
+        let storage = &self.storage;
         let (name, table) = self.register(
             name,
             StateKind::List,
             type_name::<(N, V)>(),
-            |meta| match backend {
-                StateBackendKind::Memory => {
+            |meta| match storage {
+                Storage::Memory => {
                     let (typed, snap) = split(MemoryTable::<K, N, Vec<V>>::new(meta));
-                    (typed as Rc<RefCell<dyn ListTable<K, N, V>>>, snap)
+                    Ok((typed as Rc<RefCell<dyn ListTable<K, N, V>>>, snap))
+                }
+                #[cfg(feature = "rocksdb")]
+                Storage::RocksDb(db) => {
+                    let table = RocksTable::<K, N, Listed<V>>::new(meta, Rc::clone(db))?;
+                    let (typed, snap) = split(table);
+                    Ok((typed as Rc<RefCell<dyn ListTable<K, N, V>>>, snap))
                 }
             },
         )?;
@@ -198,12 +269,18 @@ impl<K: StateKey> KeyedStateBackend<K> {
         &self,
         name: &str,
     ) -> Result<MapState<K, N, UK, UV>, StateError> {
-        let backend = self.kind;
+        let storage = &self.storage;
         let types = type_name::<(N, UK, UV)>();
-        let (name, table) = self.register(name, StateKind::Map, types, |meta| match backend {
-            StateBackendKind::Memory => {
+        let (name, table) = self.register(name, StateKind::Map, types, |meta| match storage {
+            Storage::Memory => {
                 let (typed, snap) = split(MemoryTable::<K, N, UserMap<UK, UV>>::new(meta));
-                (typed as Rc<RefCell<dyn MapTable<K, N, UK, UV>>>, snap)
+                Ok((typed as Rc<RefCell<dyn MapTable<K, N, UK, UV>>>, snap))
+            }
+            #[cfg(feature = "rocksdb")]
+            Storage::RocksDb(db) => {
+                let table = RocksTable::<K, N, Mapped<UK, UV>>::new(meta, Rc::clone(db))?;
+                let (typed, snap) = split(table);
+                Ok((typed as Rc<RefCell<dyn MapTable<K, N, UK, UV>>>, snap))
             }
         })?;
         Ok(MapState::new(StateCore::new(
@@ -298,7 +375,7 @@ mod tests {
     use crate::VoidNamespace;
 
     fn backend(range: KeyGroupRange) -> KeyedStateBackend<u64> {
-        KeyedStateBackend::new(StateBackendKind::Memory, range, 16)
+        KeyedStateBackend::new(StateBackendKind::Memory, range, 16).unwrap()
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   restore.
 //! - [`codec`] is the only module that touches the binary encoding.
 
+mod backend_config;
 mod backend_kind;
 mod bounds;
 pub mod codec;
@@ -23,12 +24,18 @@ mod key_group;
 mod keyed_backend;
 mod memory;
 mod registry;
+#[cfg(feature = "rocksdb")]
+mod rocksdb;
 mod snapshot;
 mod state;
 mod state_kind;
 mod tables;
 mod timers;
 
+pub use backend_config::{
+    BackendOwner, RocksDbOptions, StateBackendConfig, DEFAULT_ROCKSDB_MANAGED_MEMORY,
+    MIN_ROCKSDB_MANAGED_MEMORY,
+};
 pub use backend_kind::StateBackendKind;
 pub use bounds::{Namespace, StateKey, StateValue, VoidNamespace};
 pub use codec::{

@@ -46,7 +46,7 @@ impl Registry {
         name: &str,
         kind: StateKind,
         types: &'static str,
-        create: impl FnOnce(Rc<str>) -> NewTable<T>,
+        create: impl FnOnce(Rc<str>) -> Result<NewTable<T>, StateError>,
     ) -> Result<(Rc<str>, Rc<RefCell<T>>), StateError> {
         let mismatch =
             |existing_kind: StateKind, existing_types: &str| StateError::StateTypeMismatch {
@@ -67,7 +67,7 @@ impl Registry {
             return Ok((Rc::clone(rc_name), Rc::clone(typed)));
         }
         let rc_name: Rc<str> = Rc::from(name);
-        let (typed, table) = create(Rc::clone(&rc_name));
+        let (typed, table) = create(Rc::clone(&rc_name))?;
         if let Some(pending) = self.pending.get(name) {
             if pending.kind != kind {
                 return Err(StateError::SnapshotKindMismatch {
@@ -120,7 +120,7 @@ impl Registry {
     ) -> Result<(), StateError> {
         self.check_kinds(snapshots)?;
         for state in self.states.values() {
-            state.table.borrow_mut().clear_all();
+            state.table.borrow_mut().clear_all()?;
         }
         self.pending.clear();
         for state in snapshots.iter().flat_map(|s| &s.states) {
@@ -175,7 +175,7 @@ impl Registry {
     pub(crate) fn entry_count(&self, name: &str) -> Option<usize> {
         self.states
             .get(name)
-            .map(|state| state.table.borrow().entry_count())
+            .and_then(|state| state.table.borrow().entry_count().ok())
     }
 
     /// Names of registered and pending states, sorted.
@@ -198,7 +198,7 @@ mod tests {
     };
 
     fn backend() -> KeyedStateBackend<u64> {
-        KeyedStateBackend::new(StateBackendKind::Memory, KeyGroupRange::all(32), 32)
+        KeyedStateBackend::new(StateBackendKind::Memory, KeyGroupRange::all(32), 32).unwrap()
     }
 
     #[test]

@@ -15,9 +15,15 @@
 use std::rc::Rc;
 
 use crate::error::StateError;
+
+/// The result of a table access.
+pub(crate) type StateResult<T> = Result<T, StateError>;
+use crate::bounds::StateKey;
 use crate::key_context::CurrentKey;
+use crate::key_group::{assign_to_key_group, key_hash};
 use crate::key_group::{KeyGroup, KeyGroupRange};
-use crate::snapshot::KeyGroupBytes;
+use crate::snapshot::{decode_group, KeyGroupBytes};
+use serde::de::DeserializeOwned;
 
 /// What a table needs to know about the state it stores.
 #[derive(Clone)]
@@ -30,64 +36,114 @@ pub(crate) struct TableMeta {
     pub(crate) max_parallelism: u16,
 }
 
+impl TableMeta {
+    /// The index of `key_group` in the backend's range, or an error if it is not in it.
+    pub(crate) fn offset_of(&self, key_group: KeyGroup) -> StateResult<usize> {
+        let range = self.range;
+        range
+            .offset_of(key_group)
+            .ok_or(StateError::KeyGroupOutOfRange { key_group, range })
+    }
+}
+
+/// Decodes key group `key_group` of a snapshot of `meta`'s state (see
+/// [`crate::snapshot`]), passing each `(key, namespace, value)` to `sink`; a key that
+/// does not belong to the key group is an error.
+pub(crate) fn decode_owned_group<K, N, S>(
+    meta: &TableMeta,
+    key_group: KeyGroup,
+    bytes: &[u8],
+    mut sink: impl FnMut(K, N, S) -> StateResult<()>,
+) -> StateResult<()>
+where
+    K: StateKey,
+    N: DeserializeOwned,
+    S: DeserializeOwned,
+{
+    let name = &meta.name;
+    let what = || format!("state '{name}' key group {key_group}");
+    decode_group(bytes, what, |(key, ns, value): (K, N, S)| {
+        let actual = assign_to_key_group(key_hash(&key), meta.max_parallelism);
+        if actual != key_group {
+            return Err(StateError::KeyGroupMismatch {
+                state: name.to_string(),
+                stored: key_group,
+                actual,
+            });
+        }
+        sink(key, ns, value)
+    })
+}
+
 /// Storage of value, reducing and aggregating state.
 pub(crate) trait ValueTable<K, N, V> {
     /// Calls `f` with the value, if present.
-    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(Option<&V>));
+    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(Option<&V>)) -> StateResult<()>;
     /// Calls `f` with the slot; a slot left `None` is removed.
-    fn modify(&mut self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&mut Option<V>));
+    fn modify(
+        &mut self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        f: &mut dyn FnMut(&mut Option<V>),
+    ) -> StateResult<()>;
     /// Replaces the value.
-    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, value: V);
+    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<()>;
     /// Removes and returns the value.
-    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> Option<V>;
+    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Option<V>>;
     /// Removes the value.
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N);
+    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()>;
 }
 
 /// Storage of list state.
 pub(crate) trait ListTable<K, N, V> {
     /// Calls `f` with the list (empty if absent).
-    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&[V]));
+    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&[V])) -> StateResult<()>;
     /// Appends one value; returns whether it started the list (the list was empty).
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> bool;
+    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<bool>;
     /// Appends all values.
-    fn add_all(&mut self, cur: &CurrentKey<K>, ns: &N, values: &mut dyn Iterator<Item = V>);
+    fn add_all(
+        &mut self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        values: &mut dyn Iterator<Item = V>,
+    ) -> StateResult<()>;
     /// Replaces the list.
-    fn update(&mut self, cur: &CurrentKey<K>, ns: &N, values: Vec<V>);
+    fn update(&mut self, cur: &CurrentKey<K>, ns: &N, values: Vec<V>) -> StateResult<()>;
     /// Removes and returns the list.
-    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> Vec<V>;
+    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Vec<V>>;
     /// Removes the list.
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N);
+    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()>;
 }
 
 /// Storage of map state.
 pub(crate) trait MapTable<K, N, UK, UV> {
     /// The value of a user key.
-    fn get(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> Option<UV>;
+    fn get(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> StateResult<Option<UV>>;
     /// Whether the user key is present.
-    fn contains(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> bool;
+    fn contains(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> StateResult<bool>;
     /// Inserts or replaces a user key.
-    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, key: UK, value: UV);
+    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, key: UK, value: UV) -> StateResult<()>;
     /// Removes a user key.
-    fn remove(&mut self, cur: &CurrentKey<K>, ns: &N, key: &UK);
+    fn remove(&mut self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> StateResult<()>;
     /// Calls `f` for every entry, in unspecified order.
-    fn for_each(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&UK, &UV));
+    fn for_each(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&UK, &UV))
+        -> StateResult<()>;
     /// Number of user keys.
-    fn len(&self, cur: &CurrentKey<K>, ns: &N) -> usize;
+    fn len(&self, cur: &CurrentKey<K>, ns: &N) -> StateResult<usize>;
     /// Removes the whole map.
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N);
+    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()>;
 }
 
 /// Type-erased snapshot and restore of one state's table.
 pub(crate) trait SnapshotTable {
     /// Serializes every non-empty key group, in ascending key-group order.
-    fn snapshot(&self) -> Result<Vec<KeyGroupBytes>, StateError>;
+    fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>>;
     /// Adds the entries of one key group (which must be in range).
-    fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> Result<(), StateError>;
+    fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()>;
     /// Removes every entry.
-    fn clear_all(&mut self);
+    fn clear_all(&mut self) -> StateResult<()>;
     /// Number of (key, namespace) entries.
-    fn entry_count(&self) -> usize;
+    fn entry_count(&self) -> StateResult<usize>;
 }
 
 /// Reads a value table with a one-shot callback.
@@ -96,11 +152,11 @@ pub(crate) fn read_value<K, N, V, R>(
     cur: &CurrentKey<K>,
     ns: &N,
     f: impl FnOnce(Option<&V>) -> R,
-) -> R {
+) -> StateResult<R> {
     let mut f = Some(f);
     let mut out = None;
-    table.read(cur, ns, &mut |v| out = f.take().map(|f| f(v)));
-    out.expect("ValueTable::read must invoke its callback exactly once")
+    table.read(cur, ns, &mut |v| out = f.take().map(|f| f(v)))?;
+    Ok(out.expect("ValueTable::read must invoke its callback exactly once"))
 }
 
 /// Modifies a value table slot with a one-shot callback.
@@ -109,11 +165,11 @@ pub(crate) fn modify_value<K, N, V, R>(
     cur: &CurrentKey<K>,
     ns: &N,
     f: impl FnOnce(&mut Option<V>) -> R,
-) -> R {
+) -> StateResult<R> {
     let mut f = Some(f);
     let mut out = None;
-    table.modify(cur, ns, &mut |slot| out = f.take().map(|f| f(slot)));
-    out.expect("ValueTable::modify must invoke its callback exactly once")
+    table.modify(cur, ns, &mut |slot| out = f.take().map(|f| f(slot)))?;
+    Ok(out.expect("ValueTable::modify must invoke its callback exactly once"))
 }
 
 /// Reads a list table with a one-shot callback.
@@ -122,9 +178,9 @@ pub(crate) fn read_list<K, N, V, R>(
     cur: &CurrentKey<K>,
     ns: &N,
     f: impl FnOnce(&[V]) -> R,
-) -> R {
+) -> StateResult<R> {
     let mut f = Some(f);
     let mut out = None;
-    table.read(cur, ns, &mut |v| out = f.take().map(|f| f(v)));
-    out.expect("ListTable::read must invoke its callback exactly once")
+    table.read(cur, ns, &mut |v| out = f.take().map(|f| f(v)))?;
+    Ok(out.expect("ListTable::read must invoke its callback exactly once"))
 }

@@ -58,3 +58,5 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(memory, weir_state_backends::StateBackendKind::Memory);
+#[cfg(feature = "rocksdb")]
+conformance_suite!(rocksdb, weir_state_backends::StateBackendKind::RocksDb);

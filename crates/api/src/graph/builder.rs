@@ -18,7 +18,7 @@ use std::sync::Arc;
 use weir_runtime::{
     JobConfig, JobEdge, JobGraph, JobVertex, Partitioning, TaskError, TaskInvokable, TaskSetup,
 };
-use weir_state_backends::{KeyGroupRange, StateBackendKind};
+use weir_state_backends::KeyGroupRange;
 
 /// Settings the translation needs from the environment.
 #[derive(Clone)]
@@ -29,8 +29,6 @@ pub struct BuildSettings {
     pub chaining: bool,
     /// Runtime configuration of the job.
     pub config: JobConfig,
-    /// Keyed state backend.
-    pub state_backend: StateBackendKind,
 }
 
 #[derive(Clone)]
@@ -233,9 +231,8 @@ pub fn build_job_graph(
             names.join(" -> ")
         };
         let operator_uids: Vec<String> = chain.iter().map(|c| c.uid.clone()).collect();
-        let settings2 = settings.clone();
         let vertex_max = max_par(path[0]);
-        let factory = move |setup: TaskSetup| build_chain(&chain, setup, &settings2);
+        let factory = move |setup: TaskSetup| build_chain(&chain, setup);
         vertices.push(JobVertex {
             id: vid as u32,
             name: display,
@@ -258,11 +255,7 @@ pub fn build_job_graph(
     Ok(job)
 }
 
-fn build_chain(
-    chain: &[ChainNode],
-    setup: TaskSetup,
-    settings: &BuildSettings,
-) -> Result<Box<dyn TaskInvokable>, TaskError> {
+fn build_chain(chain: &[ChainNode], setup: TaskSetup) -> Result<Box<dyn TaskInvokable>, TaskError> {
     let mut writers: Vec<_> = setup.writers.into_iter().map(Some).collect();
     let mut take_nets = |nets: &[NetOut]| -> Result<Vec<NetworkSpec>, TaskError> {
         nets.iter()
@@ -300,7 +293,7 @@ fn build_chain(
                 setup.subtask.subtask,
             ),
             config: setup.config.clone(),
-            state_backend: settings.state_backend,
+            job: setup.subtask.job,
             side_outputs: HashMap::new(),
         };
         for s in &node.sides {

@@ -3,7 +3,7 @@
 use crate::functions::{SideOutputs, SideSlot};
 use std::collections::HashMap;
 use weir_runtime::JobConfig;
-use weir_state_backends::{KeyGroupRange, StateBackendKind};
+use weir_state_backends::KeyGroupRange;
 
 /// Describes one operator instance of one subtask.
 pub struct OperatorContext {
@@ -25,8 +25,8 @@ pub struct OperatorContext {
     pub key_group_range: KeyGroupRange,
     /// Execution settings.
     pub config: JobConfig,
-    /// The keyed state backend to use.
-    pub state_backend: StateBackendKind,
+    /// The job.
+    pub job: weir_runtime::JobId,
     /// Outputs of the side-output tags that some stream consumes.
     pub(crate) side_outputs: HashMap<String, Box<dyn SideSlot>>,
 }

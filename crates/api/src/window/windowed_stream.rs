@@ -63,7 +63,7 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         let late_tag = self.late_tag.clone();
         self.keyed
             .add_keyed(name, move |ctx, out| {
-                let backend = keyed_backend::<K>(ctx);
+                let backend = keyed_backend::<K>(ctx)?;
                 let mut timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
                 crate::keyed_stream::restore_keyed(ctx, &backend, Some(&mut timers))?;
                 let sessions = if assigner.is_merging() {

@@ -9,65 +9,81 @@ use rustc_hash::FxHashMap;
 use super::table::MemoryTable;
 use crate::bounds::{Namespace, StateKey, StateValue};
 use crate::key_context::CurrentKey;
-use crate::tables::{ListTable, MapTable, ValueTable};
+use crate::tables::{ListTable, MapTable, StateResult, ValueTable};
 
 /// Map state's per-(key, namespace) value.
 pub(crate) type UserMap<UK, UV> = FxHashMap<UK, UV>;
 
 impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for MemoryTable<K, N, V> {
     #[inline]
-    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(Option<&V>)) {
+    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(Option<&V>)) -> StateResult<()> {
         f(self.get(cur, ns));
+        Ok(())
     }
 
     #[inline]
-    fn modify(&mut self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&mut Option<V>)) {
+    fn modify(
+        &mut self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        f: &mut dyn FnMut(&mut Option<V>),
+    ) -> StateResult<()> {
         MemoryTable::modify(self, cur, ns, f);
+        Ok(())
     }
 
     #[inline]
-    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) {
+    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<()> {
         MemoryTable::modify(self, cur, ns, |slot| *slot = Some(value));
+        Ok(())
     }
 
     #[inline]
-    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> Option<V> {
-        MemoryTable::take(self, cur, ns)
+    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Option<V>> {
+        Ok(MemoryTable::take(self, cur, ns))
     }
 
     #[inline]
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) {
+    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
         MemoryTable::take(self, cur, ns);
+        Ok(())
     }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTable<K, N, Vec<V>> {
     #[inline]
-    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&[V])) {
+    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&[V])) -> StateResult<()> {
         f(self.get(cur, ns).map_or(&[], Vec::as_slice));
+        Ok(())
     }
 
     #[inline]
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> bool {
-        self.modify(cur, ns, |slot| {
+    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<bool> {
+        Ok(self.modify(cur, ns, |slot| {
             let started = slot.is_none();
             slot.get_or_insert_with(Vec::new).push(value);
             started
-        })
+        }))
     }
 
-    fn add_all(&mut self, cur: &CurrentKey<K>, ns: &N, values: &mut dyn Iterator<Item = V>) {
+    fn add_all(
+        &mut self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        values: &mut dyn Iterator<Item = V>,
+    ) -> StateResult<()> {
         let Some(first) = values.next() else {
-            return;
+            return Ok(());
         };
         self.modify(cur, ns, |slot| {
             let list = slot.get_or_insert_with(Vec::new);
             list.push(first);
             list.extend(values);
         });
+        Ok(())
     }
 
-    fn update(&mut self, cur: &CurrentKey<K>, ns: &N, values: Vec<V>) {
+    fn update(&mut self, cur: &CurrentKey<K>, ns: &N, values: Vec<V>) -> StateResult<()> {
         self.modify(cur, ns, |slot| {
             *slot = if values.is_empty() {
                 None
@@ -75,14 +91,16 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTabl
                 Some(values)
             };
         });
+        Ok(())
     }
 
-    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> Vec<V> {
-        MemoryTable::take(self, cur, ns).unwrap_or_default()
+    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Vec<V>> {
+        Ok(MemoryTable::take(self, cur, ns).unwrap_or_default())
     }
 
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) {
+    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
         MemoryTable::take(self, cur, ns);
+        Ok(())
     }
 }
 
@@ -94,23 +112,24 @@ where
     UV: StateValue,
 {
     #[inline]
-    fn get(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> Option<UV> {
-        MemoryTable::get(self, cur, ns)?.get(key).cloned()
+    fn get(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> StateResult<Option<UV>> {
+        Ok(MemoryTable::get(self, cur, ns).and_then(|map| map.get(key).cloned()))
     }
 
     #[inline]
-    fn contains(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> bool {
-        MemoryTable::get(self, cur, ns).is_some_and(|map| map.contains_key(key))
+    fn contains(&self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> StateResult<bool> {
+        Ok(MemoryTable::get(self, cur, ns).is_some_and(|map| map.contains_key(key)))
     }
 
     #[inline]
-    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, key: UK, value: UV) {
+    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, key: UK, value: UV) -> StateResult<()> {
         self.modify(cur, ns, |slot| {
             slot.get_or_insert_with(UserMap::default).insert(key, value);
         });
+        Ok(())
     }
 
-    fn remove(&mut self, cur: &CurrentKey<K>, ns: &N, key: &UK) {
+    fn remove(&mut self, cur: &CurrentKey<K>, ns: &N, key: &UK) -> StateResult<()> {
         self.modify(cur, ns, |slot| {
             if let Some(map) = slot {
                 map.remove(key);
@@ -119,19 +138,27 @@ where
                 }
             }
         });
+        Ok(())
     }
 
-    fn for_each(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&UK, &UV)) {
+    fn for_each(
+        &self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        f: &mut dyn FnMut(&UK, &UV),
+    ) -> StateResult<()> {
         if let Some(map) = MemoryTable::get(self, cur, ns) {
             map.iter().for_each(|(k, v)| f(k, v));
         }
+        Ok(())
     }
 
-    fn len(&self, cur: &CurrentKey<K>, ns: &N) -> usize {
-        MemoryTable::get(self, cur, ns).map_or(0, UserMap::len)
+    fn len(&self, cur: &CurrentKey<K>, ns: &N) -> StateResult<usize> {
+        Ok(MemoryTable::get(self, cur, ns).map_or(0, UserMap::len))
     }
 
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) {
+    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
         MemoryTable::take(self, cur, ns);
+        Ok(())
     }
 }

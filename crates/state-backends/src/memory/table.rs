@@ -23,9 +23,9 @@ use serde::Serialize;
 use crate::bounds::{Namespace, StateKey};
 use crate::error::StateError;
 use crate::key_context::CurrentKey;
-use crate::key_group::{assign_to_key_group, key_hash, KeyGroup};
-use crate::snapshot::{decode_group, encode_group, KeyGroupBytes};
-use crate::tables::{SnapshotTable, TableMeta};
+use crate::key_group::KeyGroup;
+use crate::snapshot::{encode_group, KeyGroupBytes};
+use crate::tables::{decode_owned_group, SnapshotTable, TableMeta};
 
 /// The entries of one namespace in one key group. Values are `Option` only so a
 /// modification can take them out in place; a stored value is never `None`.
@@ -210,34 +210,21 @@ where
     }
 
     fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> Result<(), StateError> {
-        let range = self.meta.range;
-        let offset = range
-            .offset_of(key_group)
-            .ok_or(StateError::KeyGroupOutOfRange { key_group, range })?;
-        let max_parallelism = self.meta.max_parallelism;
-        let name = &self.meta.name;
-        let what = || format!("state '{name}' key group {key_group}");
+        let offset = self.meta.offset_of(key_group)?;
         let group = &mut self.groups[offset];
-        decode_group(bytes, what, |(key, ns, value): (K, N, S)| {
-            let actual = assign_to_key_group(key_hash(&key), max_parallelism);
-            if actual != key_group {
-                return Err(StateError::KeyGroupMismatch {
-                    state: name.to_string(),
-                    stored: key_group,
-                    actual,
-                });
-            }
+        decode_owned_group(&self.meta, key_group, bytes, |key, ns, value: S| {
             group.insert(key, ns, value);
             Ok(())
         })
     }
 
-    fn clear_all(&mut self) {
+    fn clear_all(&mut self) -> Result<(), StateError> {
         self.groups.iter_mut().for_each(Group::clear);
+        Ok(())
     }
 
-    fn entry_count(&self) -> usize {
-        self.groups.iter().map(Group::len).sum()
+    fn entry_count(&self) -> Result<usize, StateError> {
+        Ok(self.groups.iter().map(Group::len).sum())
     }
 }
 
@@ -246,7 +233,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::key_group::KeyGroupRange;
+    use crate::key_group::{assign_to_key_group, key_hash, KeyGroupRange};
 
     const MAX: u16 = 8;
 
@@ -274,7 +261,7 @@ mod tests {
         for ns in 0..5 {
             t.modify(&a, &ns, |slot| *slot = Some(u32::from(ns)));
         }
-        assert_eq!(t.entry_count(), 5);
+        assert_eq!(t.entry_count().unwrap(), 5);
         assert_eq!(t.get(&a, &3), Some(&3));
         for ns in [2, 0, 4, 1, 3] {
             assert_eq!(t.take(&a, &ns), Some(u32::from(ns)));
@@ -290,7 +277,7 @@ mod tests {
         let mut t = table();
         let seen = t.modify(&cur("a"), &0, |slot| slot.is_none());
         assert!(seen);
-        assert_eq!(t.entry_count(), 0);
+        assert_eq!(t.entry_count().unwrap(), 0);
     }
 
     #[test]
@@ -305,7 +292,7 @@ mod tests {
         for g in &groups {
             restored.restore_key_group(g.key_group, &g.bytes).unwrap();
         }
-        assert_eq!(restored.entry_count(), 8);
+        assert_eq!(restored.entry_count().unwrap(), 8);
         assert_eq!(restored.get(&cur("c"), &2), Some(&12));
     }
 

@@ -120,19 +120,24 @@ where
     pub fn merge_namespaces(&self, target: &N, sources: &[N]) -> Result<(), StateError> {
         let function = &*self.function;
         self.core.write(|t, cur| {
-            let merged = sources
-                .iter()
-                .filter(|s| *s != target)
-                .filter_map(|s| t.take(cur, s))
-                .reduce(|a, b| function.merge(a, b));
+            let mut merged = None;
+            for source in sources.iter().filter(|s| *s != target) {
+                if let Some(v) = t.take(cur, source)? {
+                    merged = Some(match merged.take() {
+                        Some(m) => function.merge(m, v),
+                        None => v,
+                    });
+                }
+            }
             if let Some(merged) = merged {
                 modify_value(t, cur, target, |slot| {
                     *slot = Some(match slot.take() {
                         Some(current) => function.merge(current, merged),
                         None => merged,
                     });
-                });
+                })?;
             }
+            Ok(())
         })
     }
 }
@@ -163,7 +168,8 @@ mod tests {
 
     #[test]
     fn aggregating_state_creates_accumulator_lazily_and_reports_result() {
-        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
+        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8)
+            .unwrap();
         let s = b
             .aggregating_state::<VoidNamespace, _, _, _>("avg", Average)
             .unwrap();
@@ -176,7 +182,8 @@ mod tests {
 
     #[test]
     fn merge_namespaces_merges_accumulators() {
-        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
+        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8)
+            .unwrap();
         let s = b.aggregating_state::<u8, _, _, _>("avg", Average).unwrap();
         b.set_current_key(1).unwrap();
         s.add_in(&1, 2.0).unwrap();

@@ -138,10 +138,10 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListState<K, N, V> {
         self.core.write(|t, cur| {
             let mut merged = Vec::new();
             for source in sources.iter().filter(|s| *s != target) {
-                let mut list = t.take(cur, source);
+                let mut list = t.take(cur, source)?;
                 merged.append(&mut list);
             }
-            t.add_all(cur, target, &mut merged.into_iter());
+            t.add_all(cur, target, &mut merged.into_iter())
         })
     }
 }
@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn list_state_appends_and_empty_update_removes_the_entry() {
-        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
+        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8)
+            .unwrap();
         let mut s = b.list_state::<u8, String>("l").unwrap();
         s.set_namespace(0);
         b.set_current_key(1).unwrap();
@@ -168,7 +169,8 @@ mod tests {
 
     #[test]
     fn merge_namespaces_appends_sources_in_order_and_removes_them() {
-        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
+        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8)
+            .unwrap();
         let s = b.list_state::<u8, u32>("l").unwrap();
         b.set_current_key(1).unwrap();
         s.add_in(&0, 1).unwrap();

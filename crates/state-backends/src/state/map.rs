@@ -172,9 +172,9 @@ impl<K: StateKey, N: Namespace, UK: StateKey, UV: StateValue> MapState<K, N, UK,
         mut f: impl FnMut(&UK, &UV) -> T,
     ) -> Result<Vec<T>, StateError> {
         self.core.read(|t, cur| {
-            let mut out = Vec::with_capacity(t.len(cur, namespace));
-            t.for_each(cur, namespace, &mut |k, v| out.push(f(k, v)));
-            out
+            let mut out = Vec::with_capacity(t.len(cur, namespace)?);
+            t.for_each(cur, namespace, &mut |k, v| out.push(f(k, v)))?;
+            Ok(out)
         })
     }
 }
@@ -185,7 +185,8 @@ mod tests {
 
     #[test]
     fn map_state_entry_disappears_with_its_last_user_key() {
-        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
+        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8)
+            .unwrap();
         let m = b.map_state::<VoidNamespace, String, u32>("m").unwrap();
         b.set_current_key(5).unwrap();
         assert!(m.is_empty().unwrap());

@@ -90,9 +90,12 @@ impl<K: std::hash::Hash, N: Clone + 'static, T: ?Sized> StateCore<K, N, T> {
 
     /// Runs `f` on the table and the current key.
     #[inline]
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&T, &CurrentKey<K>) -> R) -> Result<R, StateError> {
+    pub(crate) fn read<R>(
+        &self,
+        f: impl FnOnce(&T, &CurrentKey<K>) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
         self.ctx.with(|cur| match cur {
-            Some(cur) => Ok(f(&self.table.borrow(), cur)),
+            Some(cur) => f(&self.table.borrow(), cur),
             None => Err(self.no_key()),
         })
     }
@@ -101,10 +104,10 @@ impl<K: std::hash::Hash, N: Clone + 'static, T: ?Sized> StateCore<K, N, T> {
     #[inline]
     pub(crate) fn write<R>(
         &self,
-        f: impl FnOnce(&mut T, &CurrentKey<K>) -> R,
+        f: impl FnOnce(&mut T, &CurrentKey<K>) -> Result<R, StateError>,
     ) -> Result<R, StateError> {
         self.ctx.with(|cur| match cur {
-            Some(cur) => Ok(f(&mut self.table.borrow_mut(), cur)),
+            Some(cur) => f(&mut self.table.borrow_mut(), cur),
             None => Err(self.no_key()),
         })
     }

@@ -103,19 +103,24 @@ impl<K: StateKey, N: Namespace, V: StateValue> ReducingState<K, N, V> {
     pub fn merge_namespaces(&self, target: &N, sources: &[N]) -> Result<(), StateError> {
         let reduce = &*self.reduce;
         self.core.write(|t, cur| {
-            let merged = sources
-                .iter()
-                .filter(|s| *s != target)
-                .filter_map(|s| t.take(cur, s))
-                .reduce(|a, b| reduce.reduce(a, b));
+            let mut merged = None;
+            for source in sources.iter().filter(|s| *s != target) {
+                if let Some(v) = t.take(cur, source)? {
+                    merged = Some(match merged.take() {
+                        Some(m) => reduce.reduce(m, v),
+                        None => v,
+                    });
+                }
+            }
             if let Some(merged) = merged {
                 modify_value(t, cur, target, |slot| {
                     *slot = Some(match slot.take() {
                         Some(current) => reduce.reduce(current, merged),
                         None => merged,
                     });
-                });
+                })?;
             }
+            Ok(())
         })
     }
 }
@@ -126,7 +131,8 @@ mod tests {
 
     #[test]
     fn reducing_state_folds_values_in_add_order() {
-        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
+        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8)
+            .unwrap();
         let s = b
             .reducing_state::<VoidNamespace, String>("r", |a: String, b: String| a + &b)
             .unwrap();
@@ -142,7 +148,8 @@ mod tests {
 
     #[test]
     fn merge_namespaces_reduces_sources_into_target() {
-        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8);
+        let b = KeyedStateBackend::<u64>::new(StateBackendKind::Memory, KeyGroupRange::all(8), 8)
+            .unwrap();
         let s = b.reducing_state::<u8, i64>("sum", |a, b| a + b).unwrap();
         b.set_current_key(3).unwrap();
         s.add_in(&1, 10).unwrap();

@@ -117,7 +117,7 @@ mod tests {
     use crate::{KeyGroupRange, KeyedStateBackend, StateBackendKind, StateError, VoidNamespace};
 
     fn backend() -> KeyedStateBackend<String> {
-        KeyedStateBackend::new(StateBackendKind::Memory, KeyGroupRange::all(16), 16)
+        KeyedStateBackend::new(StateBackendKind::Memory, KeyGroupRange::all(16), 16).unwrap()
     }
 
     #[test]

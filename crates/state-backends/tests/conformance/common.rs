@@ -10,7 +10,7 @@ pub const MAX: u16 = 128;
 
 /// A backend owning every key group.
 pub fn full(kind: StateBackendKind) -> KeyedStateBackend<String> {
-    KeyedStateBackend::new(kind, KeyGroupRange::all(MAX), MAX)
+    KeyedStateBackend::new(kind, KeyGroupRange::all(MAX), MAX).unwrap()
 }
 
 /// The backend of subtask `index` out of `parallelism`.
@@ -20,6 +20,7 @@ pub fn subtask(kind: StateBackendKind, parallelism: u16, index: u16) -> KeyedSta
         KeyGroupRange::for_operator(MAX, parallelism, index),
         MAX,
     )
+    .unwrap()
 }
 
 /// The subtask owning `key` at `parallelism`.

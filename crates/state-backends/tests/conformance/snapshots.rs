@@ -229,7 +229,7 @@ pub fn incompatible_snapshot_layouts_are_rejected(kind: StateBackendKind) {
         full(kind).restore(&twice),
         Err(StateError::OverlappingSnapshots { .. })
     ));
-    let other = KeyedStateBackend::<String>::new(kind, KeyGroupRange::all(64), 64);
+    let other = KeyedStateBackend::<String>::new(kind, KeyGroupRange::all(64), 64).unwrap();
     assert!(matches!(
         other.restore(std::slice::from_ref(&snapshot)),
         Err(StateError::MaxParallelismMismatch {

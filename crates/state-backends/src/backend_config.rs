@@ -1,0 +1,91 @@
+//! Per-job configuration of the keyed state backend (`state.backend` and the
+//! `state.backend.rocksdb.*` keys), and who owns one backend instance.
+//!
+//! Invariant: the configuration is plain data (serializable, sent with a job's
+//! deployments); nothing here opens files.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend_kind::StateBackendKind;
+
+/// Default managed memory of the RocksDB instances of one slot: 128 MiB.
+pub const DEFAULT_ROCKSDB_MANAGED_MEMORY: u64 = 128 << 20;
+
+/// Which backend keyed operators use, and its settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateBackendConfig {
+    /// `state.backend`: `memory` (default) or `rocksdb`.
+    pub kind: StateBackendKind,
+    /// Settings of the RocksDB backend.
+    pub rocksdb: RocksDbOptions,
+}
+
+/// The smallest managed memory of a slot's RocksDB instances: 8 MiB.
+pub const MIN_ROCKSDB_MANAGED_MEMORY: u64 = 8 << 20;
+
+impl StateBackendConfig {
+    /// Checks that the backend is compiled into this build and its settings are sane.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.kind.is_available() {
+            return Err(format!(
+                "state.backend '{}' is not available: this build of Weir lacks the cargo feature '{}'",
+                self.kind, self.kind
+            ));
+        }
+        if self.kind == StateBackendKind::RocksDb
+            && self.rocksdb.managed_memory_bytes < MIN_ROCKSDB_MANAGED_MEMORY
+        {
+            return Err(format!(
+                "state.backend.rocksdb.memory.managed-size must be at least {MIN_ROCKSDB_MANAGED_MEMORY} bytes, not {}",
+                self.rocksdb.managed_memory_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl From<StateBackendKind> for StateBackendConfig {
+    fn from(kind: StateBackendKind) -> Self {
+        Self {
+            kind,
+            rocksdb: RocksDbOptions::default(),
+        }
+    }
+}
+
+/// Settings of the RocksDB backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RocksDbOptions {
+    /// `state.backend.rocksdb.localdir`: where each keyed operator subtask keeps its
+    /// working database (default: the TaskManager's temporary directory). Working
+    /// directories are deleted when the subtask ends and when a later one starts over
+    /// a crashed process's.
+    pub local_dir: Option<PathBuf>,
+    /// `state.backend.rocksdb.memory.managed-size`: bytes of block cache and write
+    /// buffers shared by all RocksDB instances of one slot (default 128 MiB).
+    pub managed_memory_bytes: u64,
+}
+
+impl Default for RocksDbOptions {
+    fn default() -> Self {
+        Self {
+            local_dir: None,
+            managed_memory_bytes: DEFAULT_ROCKSDB_MANAGED_MEMORY,
+        }
+    }
+}
+
+/// Who owns one backend instance: names its working directory and the slot whose
+/// memory budget it shares.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BackendOwner {
+    /// The job.
+    pub job: u64,
+    /// The slot (subtask index: slot sharing puts subtask `i` of every operator in
+    /// slot `i`).
+    pub slot: u16,
+    /// The operator's uid.
+    pub operator: String,
+}

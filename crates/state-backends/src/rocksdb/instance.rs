@@ -1,0 +1,203 @@
+//! One RocksDB database: the working copy of one keyed operator subtask's state.
+//!
+//! Invariants:
+//! - The working directory is `<localdir>/weir-rocksdb/pid-<process>/job-<job>-<uid>-<n>`,
+//!   unique in the process; it is deleted when the instance is dropped (the subtask
+//!   ended, failed or was cancelled; a restart opens a new one), and directories of
+//!   processes that no longer run are deleted when a process opens its first instance.
+//! - Column families are created on registration of their state and never dropped.
+//! - The database is used from the subtask's thread only (`RefCell`).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, DBCompressionType, MergeOperands, Options, WriteOptions, DB,
+};
+
+use super::memory::SlotMemory;
+use crate::backend_config::{BackendOwner, RocksDbOptions};
+use crate::error::StateError;
+
+/// A working directory, deleted on drop.
+struct WorkingDir(PathBuf);
+
+impl Drop for WorkingDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.0.display(), error = %e, "cannot delete a RocksDB working directory");
+            }
+        }
+    }
+}
+
+/// An open database and what its tables share.
+pub(crate) struct RocksDbInstance {
+    // Dropped in this order: the database closes before its directory is deleted.
+    db: RefCell<DB>,
+    pub(crate) write: WriteOptions,
+    cf_options: Options,
+    _memory: Arc<SlotMemory>,
+    dir: WorkingDir,
+}
+
+/// Concatenates list elements: RocksDB's merge of appended list elements.
+fn append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let len = existing.map_or(0, <[u8]>::len) + operands.iter().map(<[u8]>::len).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(existing.unwrap_or_default());
+    for op in operands {
+        out.extend_from_slice(op);
+    }
+    Some(out)
+}
+
+/// Deletes the working directories of processes that no longer run (Linux: a
+/// process runs while `/proc/<pid>` exists; elsewhere nothing is deleted).
+fn delete_stale(base: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("pid-")) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            tracing::info!(dir = %entry.path().display(), "deleting the RocksDB working directory of a process that ended");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A directory-name-safe form of an operator uid (with a hash, so different uids stay
+/// apart).
+fn dir_name(uid: &str) -> String {
+    let safe: String = uid
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}-{:08x}", crate::key_group::key_hash(&uid) as u32)
+}
+
+impl RocksDbInstance {
+    /// Opens a new, empty database for `owner` under `options.local_dir`.
+    pub(crate) fn open(options: &RocksDbOptions, owner: &BackendOwner) -> Result<Self, StateError> {
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        static CLEANUP: Once = Once::new();
+        let base = options
+            .local_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("weir-rocksdb");
+        CLEANUP.call_once(|| delete_stale(&base));
+        let dir = base
+            .join(format!("pid-{}", std::process::id()))
+            .join(format!(
+                "job-{}-{}-{}",
+                owner.job,
+                dir_name(&owner.operator),
+                SEQUENCE.fetch_add(1, Ordering::Relaxed)
+            ));
+        let backend = format!("rocksdb at {}", dir.display());
+        let failed = |doing: &str, message: String| StateError::Storage {
+            backend: backend.clone(),
+            doing: doing.to_owned(),
+            message,
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| failed("deleting a stale working directory", e.to_string()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| failed("creating its working directory", e.to_string()))?;
+        let dir = WorkingDir(dir);
+        let memory = SlotMemory::for_slot(owner.job, owner.slot, options.managed_memory_bytes);
+
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&memory.cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_bloom_filter(10.0, false);
+        let mut cf_options = Options::default();
+        cf_options.set_block_based_table_factory(&table);
+        cf_options.set_compression_type(DBCompressionType::Lz4);
+        cf_options.set_merge_operator_associative("weir-list-append", append);
+        // Memtables small enough that several states fit the slot's write buffers.
+        cf_options.set_write_buffer_size((memory.bytes as usize / 8).clamp(1 << 20, 64 << 20));
+        let mut db_options = cf_options.clone();
+        db_options.create_if_missing(true);
+        db_options.set_write_buffer_manager(&memory.write_buffers);
+        db_options.set_keep_log_file_num(1);
+        db_options.set_max_background_jobs(2);
+        let db = DB::open(&db_options, &dir.0).map_err(|e| failed("opening", e.into_string()))?;
+        let mut write = WriteOptions::default();
+        write.disable_wal(true);
+        tracing::debug!(dir = %dir.0.display(), job = owner.job, slot = owner.slot, operator = %owner.operator, "opened RocksDB state backend");
+        Ok(Self {
+            db: RefCell::new(db),
+            write,
+            cf_options,
+            _memory: memory,
+            dir,
+        })
+    }
+
+    /// The working directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// Names the instance in errors.
+    pub(crate) fn describe(&self) -> String {
+        format!("rocksdb at {}", self.dir.0.display())
+    }
+
+    /// An error of this instance while `doing`.
+    pub(crate) fn error(&self, doing: impl Into<String>, e: rocksdb::Error) -> StateError {
+        StateError::Storage {
+            backend: self.describe(),
+            doing: doing.into(),
+            message: e.into_string(),
+        }
+    }
+
+    /// Creates the column family `name` if it does not exist.
+    pub(crate) fn create_column_family(&self, name: &str) -> Result<(), StateError> {
+        let mut db = self.db.borrow_mut();
+        if db.cf_handle(name).is_none() {
+            db.create_cf(name, &self.cf_options).map_err(|e| {
+                self.error(format!("creating the column family of state '{name}'"), e)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the database and the column family of state `name` (which must
+    /// exist).
+    pub(crate) fn with_cf<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&DB, &ColumnFamily) -> Result<R, StateError>,
+    ) -> Result<R, StateError> {
+        let db = self.db.borrow();
+        let cf = db.cf_handle(name).ok_or_else(|| StateError::Storage {
+            backend: self.describe(),
+            doing: format!("accessing state '{name}'"),
+            message: "its column family is missing".to_owned(),
+        })?;
+        f(&db, cf)
+    }
+}

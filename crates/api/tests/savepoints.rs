@@ -58,6 +58,24 @@ fn checkpointed_env(parallelism: u16, checkpoints: &Path) -> StreamExecutionEnvi
     env
 }
 
+/// Parallelism 2, checkpoint storage in `checkpoints` but an hour between checkpoints,
+/// and one restart 10 ms after a failure.
+fn no_periodic_checkpoints_one_restart(checkpoints: &Path) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_local_taskmanagers(2);
+    env.enable_checkpointing(
+        Duration::from_secs(3600),
+        &format!("file://{}", checkpoints.display()),
+    );
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 1,
+            delay: Duration::from_millis(10),
+        })
+    });
+    env
+}
+
 /// Waits (bounded) until the job has counted `n` records.
 fn wait_for_records(job: &Job, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -278,19 +296,8 @@ fn a_failure_before_the_first_checkpoint_after_a_savepoint_restores_the_savepoin
     let (savepoint, _) = stop_midway(2, &out, &chk, &sp);
     let id: u64 = savepoint.rsplit('-').next().unwrap().parse().unwrap();
 
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2).set_local_taskmanagers(2);
     // No checkpoint completes before the failure: the interval is far longer than the run.
-    env.enable_checkpointing(
-        Duration::from_secs(3600),
-        &format!("file://{}", chk.display()),
-    );
-    env.configure(|s| {
-        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-            attempts: 1,
-            delay: Duration::from_millis(10),
-        })
-    });
+    let env = no_periodic_checkpoints_one_restart(&chk);
     env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
     env.from_generator(GeneratorSource::new(Some(RECORDS), |i| (i % KEYS, 1u64)))
         .uid("counting-source")
@@ -356,19 +363,8 @@ fn a_commit_failing_after_a_stop_savepoint_completed_restarts_the_job_and_the_st
 ) {
     let tmp = tempfile::tempdir().unwrap();
     let (_, chk, sp) = dirs(&tmp);
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2).set_local_taskmanagers(2);
     // No periodic checkpoint: the savepoints are the only checkpoints.
-    env.enable_checkpointing(
-        Duration::from_secs(3600),
-        &format!("file://{}", chk.display()),
-    );
-    env.configure(|s| {
-        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-            attempts: 1,
-            delay: Duration::from_millis(10),
-        })
-    });
+    let env = no_periodic_checkpoints_one_restart(&chk);
     let sink = FailingCommit::default();
     let seen = Arc::new(AtomicU64::new(0));
     let s = seen.clone();

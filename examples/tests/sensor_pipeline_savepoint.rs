@@ -47,19 +47,7 @@ fn stopping_with_a_savepoint_and_resuming_at_another_parallelism_writes_the_unin
     assert!(want.iter().all(|l| !l.is_empty()), "every output written");
 
     let savepoints = dir.path().join("savepoints");
-    let (first, partial) = run_generator(
-        &dir,
-        "resumed",
-        "2",
-        &[
-            "--throttle-records-per-sec".into(),
-            "40000".into(),
-            "--stop-with-savepoint-after-records".into(),
-            "20000".into(),
-            "--savepoint-dir".into(),
-            s(&savepoints),
-        ],
-    );
+    let (first, partial) = run_generator(&dir, "resumed", "2", &stop_args("20000", &savepoints));
     first.assert_success();
     let savepoint = savepoint_of(&first);
     assert!(
@@ -106,17 +94,8 @@ fn savepoints_move_between_backends_while_rescaling_2_3_1_and_the_output_is_the_
     let dir = TempDir::new().unwrap();
     let (clean, want) = run_generator(&dir, "clean", "2", &[]);
     clean.assert_success();
-    let savepoints = s(&dir.path().join("savepoints"));
-    let stop = |n: &str| -> Vec<String> {
-        vec![
-            "--throttle-records-per-sec".into(),
-            "40000".into(),
-            "--stop-with-savepoint-after-records".into(),
-            n.into(),
-            "--savepoint-dir".into(),
-            savepoints.clone(),
-        ]
-    };
+    let savepoints = dir.path().join("savepoints");
+    let stop = |n: &str| stop_args(n, &savepoints);
     // Memory at parallelism 2, stopped after 15,000 readings.
     let (first, _) = run_generator(&dir, "moved", "2", &stop("15000"));
     first.assert_success();
@@ -139,6 +118,19 @@ fn savepoints_move_between_backends_while_rescaling_2_3_1_and_the_output_is_the_
     );
     third.assert_success();
     assert_uninterrupted(&got, &want);
+}
+
+/// Throttled so it runs long enough, the arguments that stop the run with a savepoint
+/// into `savepoints` after `n` readings.
+fn stop_args(n: &str, savepoints: &Path) -> Vec<String> {
+    vec![
+        "--throttle-records-per-sec".into(),
+        "40000".into(),
+        "--stop-with-savepoint-after-records".into(),
+        n.into(),
+        "--savepoint-dir".into(),
+        s(savepoints),
+    ]
 }
 
 /// Every output has exactly the lines of the uninterrupted run.

@@ -281,9 +281,7 @@ impl StreamExecutionEnvironment {
             .job
             .checkpointing
             .as_ref()
-            .map_or(Duration::from_secs(600), |c| c.timeout)
-            * 2
-            + Duration::from_secs(60);
+            .map_or(Duration::ZERO, |c| c.timeout * 2 + Duration::from_secs(60));
         let (id, name, handle) = cluster.submit(graph)?;
         Ok(crate::JobClient::new(
             cluster,

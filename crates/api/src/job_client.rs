@@ -6,7 +6,7 @@
 use crate::environment::JobExecutionResult;
 use crate::error::ApiError;
 use crate::minicluster::{wait_for, LocalMiniCluster};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weir_jobmanager::{JobHandle, JobManagerError};
 use weir_runtime::JobId;
 
@@ -76,23 +76,18 @@ impl JobClient {
             .jobmanager()
             .trigger_savepoint(self.id, dir, stop)
             .map_err(failed)?;
-        let deadline = Instant::now() + self.savepoint_wait;
-        loop {
-            if let Some(answer) = handle.wait(Duration::from_millis(200)) {
-                return answer.map_err(failed);
-            }
-            if Instant::now() >= deadline {
-                let what = if self.cluster.jobmanager().withdraw_savepoint(&handle) {
-                    "not started; the request is withdrawn"
-                } else {
-                    "still in progress; it may yet complete"
-                };
-                return Err(ApiError::Savepoint(format!(
-                    "savepoint of job {} not answered within {:?}: {what}",
-                    self.id, self.savepoint_wait
-                )));
-            }
+        if let Some(answer) = handle.wait(self.savepoint_wait) {
+            return answer.map_err(failed);
         }
+        let what = if self.cluster.jobmanager().withdraw_savepoint(&handle) {
+            "not started; the request is withdrawn"
+        } else {
+            "still in progress; it may yet complete"
+        };
+        Err(ApiError::Savepoint(format!(
+            "savepoint of job {} not answered within {:?}: {what}",
+            self.id, self.savepoint_wait
+        )))
     }
 
     /// Cancels the job; [`Self::wait`] then reports it failed as cancelled.

@@ -303,7 +303,7 @@ impl CheckpointCoordinator {
         if !self.queued.is_empty() {
             if self.pending.is_empty() && !actions.iter().any(is_fail) {
                 let (request, savepoint) = self.queued.pop_front().expect("not empty");
-                actions.push(self.trigger_savepoint(now, timestamp_ms, request, savepoint));
+                actions.push(self.start(now, timestamp_ms, Some((request, savepoint))));
             }
             return actions;
         }
@@ -320,39 +320,25 @@ impl CheckpointCoordinator {
             .is_some_and(|t| now.saturating_duration_since(t) < self.config.min_pause);
         let room = self.pending.len() < self.config.max_concurrent;
         if due && !paused && room && !actions.iter().any(is_fail) {
-            actions.push(self.trigger(now, timestamp_ms));
+            actions.push(self.start(now, timestamp_ms, None));
         }
         actions
     }
 
-    /// Triggers a checkpoint now, whatever the schedule.
-    pub fn trigger(&mut self, now: Instant, timestamp_ms: i64) -> CoordinatorAction {
-        let aligned = self.config.mode == CheckpointingMode::ExactlyOnce;
-        self.start(now, timestamp_ms, None, aligned)
-    }
-
-    fn trigger_savepoint(
-        &mut self,
-        now: Instant,
-        timestamp_ms: i64,
-        request: u64,
-        savepoint: SavepointRequest,
-    ) -> CoordinatorAction {
-        info!(job_id = %self.job, checkpoint = self.next_id, target = %savepoint.target, stop = savepoint.stop, "triggering savepoint");
-        // Savepoints always align, so they are consistent whatever the checkpointing mode.
-        self.start(now, timestamp_ms, Some((request, savepoint)), true)
-    }
-
+    /// Triggers a checkpoint, or the savepoint of request `savepoint`, now.
     fn start(
         &mut self,
         now: Instant,
         timestamp_ms: i64,
         savepoint: Option<(u64, SavepointRequest)>,
-        aligned: bool,
     ) -> CoordinatorAction {
+        if let Some((_, s)) = &savepoint {
+            info!(job_id = %self.job, checkpoint = self.next_id, target = %s.target, stop = s.stop, "triggering savepoint");
+        }
         let options = BarrierOptions {
             savepoint: savepoint.is_some(),
-            aligned,
+            // Savepoints always align, so they are consistent whatever the mode.
+            aligned: savepoint.is_some() || self.config.mode == CheckpointingMode::ExactlyOnce,
             stop: savepoint.as_ref().is_some_and(|(_, s)| s.stop),
         };
         let checkpoint = self.next_id;
@@ -410,17 +396,10 @@ impl CheckpointCoordinator {
         let mut answer = None;
         if let Some((request, savepoint)) = &p.savepoint {
             // Copied before retention can delete the checkpoint it is copied from.
-            match self
-                .storage
-                .export_savepoint(self.job, checkpoint, &savepoint.target)
-            {
+            match self.storage.export_savepoint(&metadata, &savepoint.target) {
                 Err(e) => {
                     let reason = e.to_string();
-                    warn!(job_id = %self.job, checkpoint, %reason, "savepoint failed");
-                    if let Err(e) = self.storage.discard(self.job, checkpoint) {
-                        warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete a failed savepoint's checkpoint");
-                    }
-                    return savepoint_failed(*request, savepoint, checkpoint, &reason);
+                    return self.abort_removed(checkpoint, p, &reason);
                 }
                 Ok(url) => {
                     info!(job_id = %self.job, checkpoint, path = %url, stop = savepoint.stop, "savepoint complete");
@@ -500,9 +479,20 @@ impl CheckpointCoordinator {
     }
 
     fn abort(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
-        let Some(p) = self.pending.remove(&checkpoint) else {
-            return Vec::new();
-        };
+        match self.pending.remove(&checkpoint) {
+            Some(p) => self.abort_removed(checkpoint, p, reason),
+            None => Vec::new(),
+        }
+    }
+
+    /// Aborts `checkpoint`, already removed from the pending ones: deletes its files and
+    /// answers its savepoint, or counts it as a failed checkpoint.
+    fn abort_removed(
+        &mut self,
+        checkpoint: CheckpointId,
+        p: Pending,
+        reason: &str,
+    ) -> Vec<CoordinatorAction> {
         if let Err(e) = self.storage.discard(self.job, checkpoint) {
             warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete an aborted checkpoint");
         }

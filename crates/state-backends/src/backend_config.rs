@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::backend_kind::StateBackendKind;
+use crate::error::StateError;
 
 /// Default managed memory of the RocksDB instances of one slot: 128 MiB.
 pub const DEFAULT_ROCKSDB_MANAGED_MEMORY: u64 = 128 << 20;
@@ -29,10 +30,7 @@ impl StateBackendConfig {
     /// Checks that the backend is compiled into this build and its settings are sane.
     pub fn validate(&self) -> Result<(), String> {
         if !self.kind.is_available() {
-            return Err(format!(
-                "state.backend '{}' is not available: this build of Weir lacks the cargo feature '{}'",
-                self.kind, self.kind
-            ));
+            return Err(StateError::Unavailable(self.kind.name()).to_string());
         }
         if self.kind == StateBackendKind::RocksDb
             && self.rocksdb.managed_memory_bytes < MIN_ROCKSDB_MANAGED_MEMORY

@@ -40,7 +40,6 @@ use crate::tables::{ListTable, MapTable, SnapshotTable, TableMeta, ValueTable};
 /// Keyed state of one operator subtask: current key, named states,
 /// snapshots. Cloning yields another handle to the same backend.
 pub struct KeyedStateBackend<K> {
-    kind: StateBackendKind,
     storage: Storage,
     ctx: Rc<KeyContext<K>>,
     registry: Rc<RefCell<Registry>>,
@@ -49,7 +48,6 @@ pub struct KeyedStateBackend<K> {
 impl<K> Clone for KeyedStateBackend<K> {
     fn clone(&self) -> Self {
         Self {
-            kind: self.kind,
             storage: self.storage.clone(),
             ctx: Rc::clone(&self.ctx),
             registry: Rc::clone(&self.registry),
@@ -60,7 +58,7 @@ impl<K> Clone for KeyedStateBackend<K> {
 impl<K: StateKey> fmt::Debug for KeyedStateBackend<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedStateBackend")
-            .field("kind", &self.kind)
+            .field("kind", &self.kind())
             .field("key_group_range", &self.ctx.range())
             .field("max_parallelism", &self.ctx.max_parallelism())
             .field("states", &self.registry.borrow().names())
@@ -129,11 +127,10 @@ impl<K: StateKey> KeyedStateBackend<K> {
             #[cfg(not(feature = "rocksdb"))]
             StateBackendKind::RocksDb => {
                 let _ = owner;
-                return Err(StateError::Unavailable("rocksdb"));
+                return Err(StateError::Unavailable(config.kind.name()));
             }
         };
         Ok(Self {
-            kind: config.kind,
             storage,
             ctx: Rc::new(KeyContext::new(key_group_range, max_parallelism)),
             registry: Rc::new(RefCell::new(Registry::default())),
@@ -151,7 +148,11 @@ impl<K: StateKey> KeyedStateBackend<K> {
 
     /// The storage kind.
     pub fn kind(&self) -> StateBackendKind {
-        self.kind
+        match &self.storage {
+            Storage::Memory => StateBackendKind::Memory,
+            #[cfg(feature = "rocksdb")]
+            Storage::RocksDb(_) => StateBackendKind::RocksDb,
+        }
     }
 
     /// Key groups owned by this backend.

@@ -65,14 +65,21 @@ impl KeyedStateSnapshot {
     }
 }
 
+/// The start of one key group's bytes: its entry count, with room for `capacity` more
+/// bytes of entries.
+pub(crate) fn group_start(count: u64, capacity: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(10 + capacity);
+    encode_into(&count, &mut bytes).expect("a u64 always encodes");
+    bytes
+}
+
 /// Encodes one key group: the entry count, then every entry.
 pub(crate) fn encode_group<T: Serialize>(
     count: usize,
     entries: impl IntoIterator<Item = T>,
     what: impl Fn() -> String,
 ) -> Result<Vec<u8>, StateError> {
-    let mut bytes = Vec::new();
-    encode_into(&(count as u64), &mut bytes).map_err(|e| StateError::codec(what(), e))?;
+    let mut bytes = group_start(count as u64, 0);
     let mut written = 0usize;
     for entry in entries {
         encode_into(&entry, &mut bytes).map_err(|e| StateError::codec(what(), e))?;

@@ -39,27 +39,7 @@ macro_rules! forward_lifecycle {
         fn next_processing_time(&self) -> Option<Timestamp> {
             self.$field.next_processing_time()
         }
-        fn flush(&mut self) -> Result<(), TaskError> {
-            self.$field.flush()
-        }
-        fn end_input(&mut self) -> Result<(), TaskError> {
-            self.$field.end_input()
-        }
-        fn checkpoint(
-            &mut self,
-            checkpoint: weir_runtime::CheckpointId,
-            options: weir_runtime::element::BarrierOptions,
-            state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-        ) -> Result<(), TaskError> {
-            $snap(self, state)?;
-            self.$field.checkpoint(checkpoint, options, state)
-        }
-        fn checkpoint_complete(
-            &mut self,
-            checkpoint: weir_runtime::CheckpointId,
-        ) -> Result<(), TaskError> {
-            self.$field.checkpoint_complete(checkpoint)
-        }
+        crate::operators::forward_checkpoints_to!($field, snapshot: $snap);
         fn operator_name(&self, index: usize) -> Option<String> {
             self.names.get(index).cloned()
         }

@@ -51,14 +51,18 @@ impl<T: Clone> SourceReader<T> for CollectionReader<T> {
         let Some((next, step)) = self.splits.first_mut() else {
             return Ok(SourceStep::Finished);
         };
+        // The split's position as an index, converted once per batch, not per record.
+        let step = usize::try_from((*step).max(1)).unwrap_or(usize::MAX);
+        let mut i = usize::try_from(*next).unwrap_or(usize::MAX);
         for _ in 0..max {
-            let Some(v) = usize::try_from(*next).ok().and_then(|i| self.items.get(i)) else {
+            let Some(v) = self.items.get(i) else {
                 break;
             };
             out.emit(v.clone(), NO_TIMESTAMP)?;
-            *next += (*step).max(1);
+            i = i.saturating_add(step);
         }
-        if usize::try_from(*next).map_or(true, |i| i >= self.items.len()) {
+        *next = i as u64;
+        if i >= self.items.len() {
             self.splits.remove(0);
         }
         Ok(if self.splits.is_empty() {

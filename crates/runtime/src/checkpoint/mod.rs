@@ -24,7 +24,6 @@ pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle}
 pub use restore::RestoredState;
 pub use snapshot::{KeyedOperatorState, OperatorSnapshot};
 pub use storage::{
-    checkpoint_dir, location_url, open_savepoint, savepoint_dir_name, CheckpointStorage,
-    StorageError, METADATA_FILE,
+    checkpoint_dir, location_url, open_savepoint, CheckpointStorage, StorageError, METADATA_FILE,
 };
 pub use uploader::{state_file_name, Uploader};

@@ -96,7 +96,7 @@ pub fn checkpoint_dir(job: JobId, checkpoint: CheckpointId) -> String {
 
 /// Returns the name of the directory a savepoint of checkpoint `checkpoint` of `job` gets
 /// inside the savepoint directory.
-pub fn savepoint_dir_name(job: JobId, checkpoint: CheckpointId) -> String {
+fn savepoint_dir_name(job: JobId, checkpoint: CheckpointId) -> String {
     format!("savepoint-{job}-{checkpoint}")
 }
 
@@ -265,8 +265,14 @@ impl CheckpointStorage {
     ) -> Result<Vec<u8>, StorageError> {
         let path = Path::from(dir).join(handle.file.as_str());
         let bytes = self.raw_state(&path, handle)?;
-        let name = self.name(&path);
-        weir_state_backends::decode_versioned::<Vec<u8>>(&bytes, &name).map_err(|e| {
+        self.decode_state(&path, &bytes)
+    }
+
+    /// Checks the version and checksum of the state file at `path` and returns its
+    /// contents.
+    fn decode_state(&self, path: &Path, bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let name = self.name(path);
+        weir_state_backends::decode_versioned::<Vec<u8>>(bytes, &name).map_err(|e| {
             StorageError::Corrupt {
                 path: name,
                 reason: e.to_string(),
@@ -297,7 +303,16 @@ impl CheckpointStorage {
     /// Writes the metadata of a checkpoint whose state files are all written, which makes
     /// it complete.
     pub fn write_metadata(&self, metadata: &CheckpointMetadata) -> Result<(), StorageError> {
-        let path = chk_dir(metadata.job, metadata.checkpoint).join(METADATA_FILE);
+        self.write_metadata_in(&chk_dir(metadata.job, metadata.checkpoint), metadata)
+    }
+
+    /// Writes `metadata` into the snapshot directory `dir`.
+    fn write_metadata_in(
+        &self,
+        dir: &Path,
+        metadata: &CheckpointMetadata,
+    ) -> Result<(), StorageError> {
+        let path = dir.clone().join(METADATA_FILE);
         let bytes =
             weir_state_backends::encode_versioned(metadata).map_err(|e| StorageError::Corrupt {
                 path: self.name(&path),
@@ -342,46 +357,42 @@ impl CheckpointStorage {
     /// names.
     pub fn verify_in(&self, dir: &str) -> Result<CheckpointMetadata, StorageError> {
         let m = self.read_metadata_in(dir)?;
-        for handle in m.operators.iter().flat_map(|o| &o.subtasks) {
-            self.read_state_in(dir, handle)?;
-        }
+        self.check_files(dir, &m)?;
         Ok(m)
     }
 
-    /// Copies complete checkpoint `checkpoint` of `job` into a new self-contained savepoint
-    /// directory under `target` (a storage URL) and returns the savepoint's URL. The state
-    /// files are copied as stored (checksums included) and checked on the way; the
-    /// savepoint's metadata is written last.
+    /// Checks every state file `m` names in the snapshot directory `dir`.
+    fn check_files(&self, dir: &str, m: &CheckpointMetadata) -> Result<(), StorageError> {
+        for handle in m.operators.iter().flat_map(|o| &o.subtasks) {
+            self.read_state_in(dir, handle)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the complete checkpoint `metadata` describes into a new self-contained
+    /// savepoint directory under `target` (a storage URL) and returns the savepoint's URL.
+    /// The state files are copied as stored (checksums included) and checked on the way;
+    /// the savepoint's metadata is written last.
     pub fn export_savepoint(
         &self,
-        job: JobId,
-        checkpoint: CheckpointId,
+        metadata: &CheckpointMetadata,
         target: &str,
     ) -> Result<String, StorageError> {
-        let mut metadata = self.read_metadata(job, checkpoint)?;
-        metadata.savepoint = true;
+        let (job, checkpoint) = (metadata.job, metadata.checkpoint);
         let into = CheckpointStorage::open(target)?;
         let dir = Path::from(savepoint_dir_name(job, checkpoint));
         for handle in metadata.operators.iter().flat_map(|o| &o.subtasks) {
             let from = chk_dir(job, checkpoint).join(handle.file.as_str());
             let bytes = self.raw_state(&from, handle)?;
-            weir_state_backends::decode_versioned::<Vec<u8>>(&bytes, &self.name(&from)).map_err(
-                |e| StorageError::Corrupt {
-                    path: self.name(&from),
-                    reason: e.to_string(),
-                },
-            )?;
+            self.decode_state(&from, &bytes)?;
             into.put(&dir.clone().join(handle.file.as_str()), bytes.to_vec())?;
         }
-        let path = dir.clone().join(METADATA_FILE);
-        let bytes = weir_state_backends::encode_versioned(&metadata).map_err(|e| {
-            StorageError::Corrupt {
-                path: into.name(&path),
-                reason: e.to_string(),
-            }
-        })?;
-        into.put(&path, bytes)?;
-        Ok(join_url(&into.url, dir.as_ref()))
+        let savepoint = CheckpointMetadata {
+            savepoint: true,
+            ..metadata.clone()
+        };
+        into.write_metadata_in(&dir, &savepoint)?;
+        Ok(into.name(&dir))
     }
 
     /// Returns the ids of `job`'s checkpoint directories, and which of them have metadata
@@ -499,9 +510,7 @@ impl CheckpointStorage {
         checkpoint: CheckpointId,
     ) -> Result<CheckpointMetadata, StorageError> {
         let m = self.read_metadata(job, checkpoint)?;
-        for handle in m.operators.iter().flat_map(|o| &o.subtasks) {
-            self.read_state(job, checkpoint, handle)?;
-        }
+        self.check_files(&checkpoint_dir(job, checkpoint), &m)?;
         Ok(m)
     }
 }

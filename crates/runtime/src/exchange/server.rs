@@ -398,8 +398,7 @@ impl Conn {
     }
 
     fn fail_all(&mut self, reason: &str) {
-        let channels: Vec<_> = self.channels.drain().map(|(_, ch)| ch).collect();
-        for ch in channels {
+        for (_, ch) in std::mem::take(&mut self.channels) {
             self.fail_channel(&ch, reason);
         }
     }

@@ -172,7 +172,8 @@ impl<K: StateKey, N: Namespace, UK: StateKey, UV: StateValue> MapState<K, N, UK,
         mut f: impl FnMut(&UK, &UV) -> T,
     ) -> Result<Vec<T>, StateError> {
         self.core.read(|t, cur| {
-            let mut out = Vec::with_capacity(t.len(cur, namespace)?);
+            // One pass: on RocksDB, asking for the length first would scan twice.
+            let mut out = Vec::new();
             t.for_each(cur, namespace, &mut |k, v| out.push(f(k, v)))?;
             Ok(out)
         })

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test, then the state-backend tests again with the RocksDB backend compiled
-# in: installs libclang (which the `rocksdb` crate needs to compile RocksDB) when it is
-# missing.
+# Runs every test without optional features, then every test again with all features
+# (the RocksDB state backend compiled in: its conformance suite, incremental checkpoints,
+# bounded memory, the examples' exactly-once and savepoint tests on RocksDB). Installs
+# libclang (which the `rocksdb` crate needs to compile RocksDB) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,4 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then
 fi
 
 cargo test --workspace --locked "$@"
-# The conformance suite and the cross-backend tests against RocksDB.
-cargo test -p weir-state-backends --locked --features rocksdb "$@"
+cargo test --workspace --locked --all-features "$@"

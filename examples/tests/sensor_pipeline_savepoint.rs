@@ -95,7 +95,13 @@ fn savepoints_move_between_backends_while_rescaling_2_3_1_and_the_output_is_the_
     let (clean, want) = run_generator(&dir, "clean", "2", &[]);
     clean.assert_success();
     let savepoints = dir.path().join("savepoints");
-    let stop = |n: &str| stop_args(n, &savepoints);
+    // Slower than the other test: the RocksDB run's checkpoints take longer, and the stop
+    // must come well before its sources run dry.
+    let stop = |n: &str| {
+        let mut args = stop_args(n, &savepoints);
+        args[1] = "10000".into();
+        args
+    };
     // Memory at parallelism 2, stopped after 15,000 readings.
     let (first, _) = run_generator(&dir, "moved", "2", &stop("15000"));
     first.assert_success();

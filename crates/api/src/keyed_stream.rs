@@ -80,18 +80,21 @@ pub(crate) fn restore_keyed<K: StateKey, N: weir_state_backends::Namespace>(
     let Some(restored) = &ctx.restored else {
         return Ok(());
     };
-    let states = restored.keyed(&ctx.uid, ctx.key_group_range)?;
-    if states.is_empty() {
+    let local_dir = backend.local_dir();
+    let state = restored.keyed(&ctx.uid, ctx.key_group_range, local_dir.as_deref())?;
+    if state.is_empty() {
         return Ok(());
     }
-    let (keyed, timer_snapshots): (Vec<_>, Vec<_>) =
-        states.into_iter().map(|s| (s.keyed, s.timers)).unzip();
     backend
-        .restore(&keyed)
+        .restore_native(state.native)
         .map_err(|e| state_error(&ctx.name, e))?;
+    if !state.full.is_empty() {
+        backend
+            .restore(&state.full)
+            .map_err(|e| state_error(&ctx.name, e))?;
+    }
     if let Some(t) = timers {
-        let snapshots: Vec<_> = timer_snapshots.into_iter().flatten().collect();
-        t.restore(&snapshots)
+        t.restore(&state.timers)
             .map_err(|e| state_error(&ctx.name, e))?;
     }
     tracing::info!(operator = %ctx.name, uid = %ctx.uid, checkpoint = restored.checkpoint(), "keyed state restored");

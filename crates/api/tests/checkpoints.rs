@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use weir_api::checkpoint::{CheckpointStorage, OperatorSnapshot};
+use weir_api::checkpoint::{CheckpointStorage, KeyedStateData, OperatorSnapshot};
 use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
 use weir_api::{GeneratorSource, StreamExecutionEnvironment, TaskError, Timestamp};
 
@@ -94,12 +94,10 @@ fn a_running_job_completes_checkpoints_with_the_keyed_state_of_every_subtask() {
     for h in &counter.subtasks {
         let bytes = storage.read_state(result.job_id, m.checkpoint, h).unwrap();
         let state = OperatorSnapshot::decode_keyed(&bytes).unwrap();
-        keys_with_state += state
-            .keyed
-            .states
-            .iter()
-            .flat_map(|s| &s.key_groups)
-            .count();
+        let KeyedStateData::Full(keyed) = state.keyed else {
+            panic!("the memory backend snapshots in full");
+        };
+        keys_with_state += keyed.states.iter().flat_map(|s| &s.key_groups).count();
     }
     assert!(keys_with_state > 0, "the snapshot holds the counts");
     // The generator's read positions are there too: operator state, no key groups.

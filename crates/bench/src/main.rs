@@ -26,7 +26,9 @@
 //!
 //! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a temporary
 //! directory) and adds the number of completed checkpoints, their median and largest
-//! duration, their largest size and the longest alignment to the JSON line. With
+//! duration, their largest size, the median of the bytes each stored (less than its size
+//! when RocksDB checkpoints are incremental, `--incremental true`, the default) and the
+//! longest alignment to the JSON line. With
 //! `--fail-after-records K` as well (`sensor-window`), a task fails once at record K, the
 //! job restarts at once from the latest checkpoint, and `recovery_ms` is the time from the
 //! failure to the first window result after the restore.
@@ -97,6 +99,10 @@ struct Args {
     /// Keyed state backend: `memory` or `rocksdb` (needs the cargo feature `rocksdb`).
     #[arg(long, value_name = "memory|rocksdb", default_value = "memory")]
     state_backend: weir_api::StateBackendKind,
+    /// RocksDB checkpoints upload only new files (`state.backend.incremental`); `false`
+    /// writes full snapshots.
+    #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
+    incremental: bool,
 }
 
 /// When the injected failure happened and when the first result after it arrived.
@@ -331,6 +337,7 @@ fn main() -> Result<()> {
     env.set_parallelism(args.parallelism)
         .set_local_taskmanagers(2)
         .set_state_backend(args.state_backend);
+    env.configure(|s| s.job.state_backend.incremental = args.incremental);
     if let Some(ms) = args.buffer_timeout_ms {
         env.set_buffer_timeout(Duration::from_millis(ms));
     }
@@ -410,6 +417,10 @@ fn main() -> Result<()> {
         line["checkpoint_ms_median"] = serde_json::json!(durations.get(durations.len() / 2));
         line["checkpoint_ms_max"] = serde_json::json!(durations.last());
         line["checkpoint_bytes_max"] = serde_json::json!(c.iter().map(|c| c.size).max());
+        let mut stored: Vec<u64> = c.iter().map(|c| c.incremental_size).collect();
+        stored.sort_unstable();
+        line["checkpoint_stored_bytes_median"] = serde_json::json!(stored.get(stored.len() / 2));
+        line["incremental"] = serde_json::json!(args.incremental);
         line["alignment_ms_max"] = serde_json::json!(c.iter().map(|c| c.max_alignment_ms).max());
     }
     if args.fail_after_records.is_some() {

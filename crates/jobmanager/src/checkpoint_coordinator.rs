@@ -17,6 +17,9 @@
 //!   than `tolerable_failures` failures in a row fail the job;
 //! - acknowledgements for unknown, aborted or completed checkpoints are ignored (their
 //!   files are removed by the next cleanup);
+//! - a task that finishes while every source still has a running subtask leaves the
+//!   checkpoints (it acknowledges the pending ones without state); otherwise a task
+//!   finishing ends checkpointing until a restart;
 //! - a savepoint request waits until no checkpoint is pending (no periodic checkpoint is
 //!   triggered meanwhile), then runs as a checkpoint whose completion also copies it into
 //!   its own directory; a failed savepoint is answered with the reason and does not count
@@ -25,13 +28,18 @@
 //!   with the savepoint's URL if it finished, with an error naming the (usable) savepoint
 //!   if it failed while stopping, when a restarted job runs on as before;
 //! - a checkpoint is complete once its metadata is written: failing to delete subsumed
-//!   checkpoints afterwards is logged, not a checkpoint failure.
+//!   checkpoints afterwards is logged, not a checkpoint failure;
+//! - shared files (incremental checkpoints) are counted by a [`SharedStateRegistry`]: a
+//!   completed checkpoint is registered, a deleted one unregistered, and a shared file is
+//!   deleted exactly when no retained checkpoint references it any more; the shared files
+//!   an aborted or dropped checkpoint uploaded, and those of late acknowledgements, are
+//!   deleted unless a retained checkpoint references them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use weir_runtime::checkpoint::{
-    CheckpointMetadata, CheckpointStorage, OperatorStateHandles, StorageError,
+    CheckpointMetadata, CheckpointStorage, OperatorStateHandles, SharedStateRegistry, StorageError,
 };
 use weir_runtime::control::OperatorSubtaskState;
 use weir_runtime::element::BarrierOptions;
@@ -90,8 +98,11 @@ pub struct CompletedCheckpoint {
     pub checkpoint: CheckpointId,
     /// Trigger to completion.
     pub duration: Duration,
-    /// Size of its state files in bytes.
+    /// Size of its state in bytes: its files and every shared file it references.
     pub size: u64,
+    /// Bytes it stored: its files and the shared files no earlier retained checkpoint
+    /// references (equal to `size` for full snapshots).
+    pub incremental_size: u64,
     /// The longest alignment of any task, in milliseconds.
     pub max_alignment_ms: u64,
 }
@@ -111,7 +122,12 @@ pub struct CheckpointCoordinator {
     job_name: String,
     config: CheckpointConfig,
     storage: CheckpointStorage,
+    /// The subtasks that take part in checkpoints (all but finished sources).
     tasks: BTreeSet<SubtaskId>,
+    /// Every subtask of the job.
+    all_tasks: BTreeSet<SubtaskId>,
+    /// The subtasks of source vertices.
+    sources: BTreeSet<SubtaskId>,
     next_id: CheckpointId,
     pending: BTreeMap<CheckpointId, Pending>,
     last_trigger: Option<Instant>,
@@ -127,6 +143,8 @@ pub struct CheckpointCoordinator {
     /// A stop-with-savepoint completed and the job is stopping: its request and URL,
     /// answered once the job has ended.
     stopping: Option<(u64, String)>,
+    /// Which retained checkpoints reference which shared files.
+    shared: SharedStateRegistry,
 }
 
 impl CheckpointCoordinator {
@@ -140,12 +158,27 @@ impl CheckpointCoordinator {
         tasks: impl IntoIterator<Item = SubtaskId>,
         first_id: CheckpointId,
     ) -> Self {
+        // Checkpoints retained from an earlier run of the job keep their shared files.
+        let mut shared = SharedStateRegistry::default();
+        for id in storage.completed(job).unwrap_or_default() {
+            match storage.read_metadata(job, id) {
+                Ok(m) => {
+                    shared.register(&m);
+                }
+                Err(e) => {
+                    warn!(job_id = %job, checkpoint = id, error = %e, "cannot read a retained checkpoint's shared files")
+                }
+            }
+        }
+        let tasks: BTreeSet<SubtaskId> = tasks.into_iter().collect();
         Self {
             job,
             job_name: job_name.to_string(),
             config,
             storage,
-            tasks: tasks.into_iter().collect(),
+            all_tasks: tasks.clone(),
+            tasks,
+            sources: BTreeSet::new(),
             next_id: first_id.max(1),
             pending: BTreeMap::new(),
             last_trigger: None,
@@ -157,7 +190,39 @@ impl CheckpointCoordinator {
             queued: std::collections::VecDeque::new(),
             next_request: 0,
             stopping: None,
+            shared,
         }
+    }
+
+    /// Returns the shared-state registry.
+    pub fn shared_state(&self) -> &SharedStateRegistry {
+        &self.shared
+    }
+
+    /// Deletes the shared files `state` references that no retained checkpoint does
+    /// (uploaded for a checkpoint that will not complete).
+    fn delete_unreferenced(&self, checkpoint: CheckpointId, state: &[OperatorSubtaskState]) {
+        let files = state.iter().flat_map(|s| &s.handle.shared);
+        self.delete_shared(checkpoint, self.shared.unreferenced(files));
+    }
+
+    fn delete_shared(&self, checkpoint: CheckpointId, paths: Vec<String>) {
+        for path in paths {
+            if let Err(e) = self.storage.delete_shared(&path) {
+                warn!(job_id = %self.job, checkpoint, path, error = %e, "cannot delete a shared state file");
+            }
+        }
+    }
+
+    /// Deletes subsumed checkpoints beyond the retained count, and the shared files only
+    /// they referenced.
+    fn retain(&mut self) -> Result<(), StorageError> {
+        let deleted = self.storage.retain(self.job, self.config.retained)?;
+        for id in deleted {
+            let unused = self.shared.unregister(id);
+            self.delete_shared(id, unused);
+        }
+        Ok(())
     }
 
     /// Queues a savepoint into `request.target`; it is triggered as soon as no checkpoint
@@ -240,6 +305,7 @@ impl CheckpointCoordinator {
             if let Err(e) = self.storage.discard(self.job, id) {
                 warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
             }
+            self.delete_unreferenced(id, &p.state);
             if let Some((request, savepoint)) = p.savepoint {
                 actions.extend(savepoint_failed(request, &savepoint, id, reason));
             }
@@ -257,19 +323,53 @@ impl CheckpointCoordinator {
             .collect()
     }
 
-    /// The restarted job runs again: checkpoints resume (ids go on from the last one).
+    /// The restarted job runs again: checkpoints resume (ids go on from the last one) with
+    /// every task.
     pub fn resume(&mut self) {
         self.stopped = false;
         self.finished = false;
         self.last_trigger = None;
+        self.tasks = self.all_tasks.clone();
     }
 
-    /// A task of the job finished: it can take part in no further checkpoint, so pending
-    /// ones are dropped (without counting as failures), savepoint requests are answered as
-    /// failed, and none is triggered any more.
-    pub fn task_finished(&mut self) -> Vec<CoordinatorAction> {
+    /// Marks which subtasks are sources (see [`Self::task_finished`]).
+    pub fn with_sources(mut self, sources: impl IntoIterator<Item = SubtaskId>) -> Self {
+        self.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// Task `subtask` finished at `now`.
+    ///
+    /// While every source still has a running subtask, a finished task has processed
+    /// everything it ever will (its inputs ended, so did every task upstream of it) and its
+    /// end of partition counts as every later barrier downstream: checkpoints go on
+    /// without it (it acknowledges the pending ones with no state, so a restore gives it
+    /// nothing, as nothing is left). Once a source has no running subtask (or the sources
+    /// are unknown), a task finishing ends checkpointing: pending checkpoints are dropped
+    /// (without counting as failures), savepoint requests are answered as failed, and none
+    /// is triggered any more — a restore must never find a source without state.
+    pub fn task_finished(&mut self, now: Instant, subtask: SubtaskId) -> Vec<CoordinatorAction> {
         if self.finished {
             return Vec::new();
+        }
+        let source_vertices: BTreeSet<_> = self.sources.iter().map(|s| s.vertex).collect();
+        let sources_run = !source_vertices.is_empty()
+            && source_vertices
+                .iter()
+                .all(|v| self.tasks.iter().any(|t| t.vertex == *v && *t != subtask));
+        if sources_run && self.stopping.is_none() && self.tasks.remove(&subtask) {
+            info!(job_id = %self.job, vertex = subtask.vertex, subtask = subtask.subtask, "a subtask finished; checkpoints go on without it");
+            let waiting: Vec<CheckpointId> = self
+                .pending
+                .iter()
+                .filter(|(_, p)| p.waiting.contains(&subtask))
+                .map(|(id, _)| *id)
+                .collect();
+            let mut actions = Vec::new();
+            for id in waiting {
+                actions.extend(self.acknowledge(now, subtask, id, Vec::new(), 0));
+            }
+            return actions;
         }
         self.finished = true;
         self.stopped = true;
@@ -373,9 +473,12 @@ impl CheckpointCoordinator {
         alignment_ms: u64,
     ) -> Vec<CoordinatorAction> {
         let Some(p) = self.pending.get_mut(&checkpoint) else {
+            // Too late: the checkpoint was aborted, or the task acknowledged twice.
+            self.delete_unreferenced(checkpoint, &state);
             return Vec::new();
         };
         if !p.waiting.remove(&subtask) {
+            self.delete_unreferenced(checkpoint, &state);
             return Vec::new();
         }
         p.state.extend(state);
@@ -386,6 +489,7 @@ impl CheckpointCoordinator {
         let p = self.pending.remove(&checkpoint).expect("present above");
         let metadata = self.metadata(checkpoint, &p);
         if let Err(e) = self.storage.write_metadata(&metadata) {
+            self.delete_unreferenced(checkpoint, &p.state);
             let reason = format!("cannot complete: {e}");
             let mut actions = self.failed(checkpoint, &reason);
             if let Some((request, savepoint)) = p.savepoint {
@@ -416,9 +520,10 @@ impl CheckpointCoordinator {
                 }
             }
         }
+        let new_shared = self.shared.register(&metadata);
         // The checkpoint is complete once its metadata is written: failing to delete
         // subsumed ones leaves them behind (the next completion retries) but undoes nothing.
-        if let Err(e) = self.storage.retain(self.job, self.config.retained) {
+        if let Err(e) = self.retain() {
             warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete subsumed checkpoints");
         }
         self.failures_in_a_row = 0;
@@ -427,9 +532,12 @@ impl CheckpointCoordinator {
             checkpoint,
             duration: now.saturating_duration_since(p.triggered),
             size: metadata.state_size(),
+            incremental_size: metadata.state_size()
+                - metadata.shared_files().map(|f| f.size).sum::<u64>()
+                + new_shared,
             max_alignment_ms: p.max_alignment_ms,
         };
-        info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, alignment_ms = done.max_alignment_ms, "checkpoint complete");
+        info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, incremental_size = done.incremental_size, alignment_ms = done.max_alignment_ms, "checkpoint complete");
         self.completed.push(done);
         // Older pending checkpoints are subsumed: abort them.
         let older: Vec<_> = self
@@ -466,7 +574,9 @@ impl CheckpointCoordinator {
     /// checkpoint that did not complete and keeps the retained completed ones.
     pub fn shutdown(&mut self) -> Result<(), StorageError> {
         self.stopped = true;
-        self.pending.clear();
+        for (id, p) in std::mem::take(&mut self.pending) {
+            self.delete_unreferenced(id, &p.state);
+        }
         self.queued.clear();
         let complete = self.storage.completed(self.job)?;
         for id in self.storage.checkpoints(self.job)? {
@@ -474,8 +584,7 @@ impl CheckpointCoordinator {
                 self.storage.discard(self.job, id)?;
             }
         }
-        self.storage.retain(self.job, self.config.retained)?;
-        Ok(())
+        self.retain()
     }
 
     fn abort(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
@@ -496,6 +605,7 @@ impl CheckpointCoordinator {
         if let Err(e) = self.storage.discard(self.job, checkpoint) {
             warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete an aborted checkpoint");
         }
+        self.delete_unreferenced(checkpoint, &p.state);
         match p.savepoint {
             // A failed savepoint is answered, and the job goes on.
             Some((request, savepoint)) => {
@@ -657,6 +767,145 @@ mod tests {
             (7, Duration::from_millis(40))
         );
         assert!(done.size > 0);
+    }
+
+    /// Stores the shared files `files` (each `name` holds `name` as bytes) and a state file
+    /// for `subtask` referencing them; returns its acknowledgement payload.
+    fn shared_state(
+        c: &CheckpointCoordinator,
+        checkpoint: CheckpointId,
+        i: u16,
+        files: &[&str],
+    ) -> Vec<OperatorSubtaskState> {
+        let mut s = state(c, checkpoint, i);
+        for name in files {
+            let path = CheckpointStorage::shared_path(JOB, name);
+            c.storage()
+                .write_shared(&path, name.as_bytes().to_vec())
+                .unwrap();
+            s[0].handle
+                .shared
+                .push(weir_runtime::checkpoint::SharedStateFile {
+                    local: format!("{name}.sst"),
+                    path,
+                    size: name.len() as u64,
+                    checksum: crc32fast::hash(name.as_bytes()),
+                });
+        }
+        s
+    }
+
+    fn stored(c: &CheckpointCoordinator, name: &str) -> bool {
+        let path = CheckpointStorage::shared_path(JOB, name);
+        let file = weir_runtime::checkpoint::SharedStateFile {
+            local: String::new(),
+            path,
+            size: name.len() as u64,
+            checksum: crc32fast::hash(name.as_bytes()),
+        };
+        c.storage().read_shared(&file).is_ok()
+    }
+
+    #[test]
+    fn shared_files_are_deleted_exactly_when_the_last_retained_checkpoint_using_them_is_subsumed() {
+        let mut cfg = config();
+        cfg.retained = 2;
+        let mut c = coordinator(cfg);
+        let mut now = Instant::now();
+        let mut run = |c: &mut CheckpointCoordinator, t0: &[&str], t1: &[&str]| {
+            now += Duration::from_secs(1);
+            let id = triggered(&c.tick(now, 0)).expect("due");
+            let (s0, s1) = (shared_state(c, id, 0, t0), shared_state(c, id, 1, t1));
+            c.acknowledge(now, task(0), id, s0, 0);
+            let actions = c.acknowledge(now, task(1), id, s1, 0);
+            assert!(actions.contains(&CoordinatorAction::NotifyComplete { checkpoint: id }));
+            id
+        };
+        run(&mut c, &["aaaa", "bb"], &["xxxxxxxx"]);
+        run(&mut c, &["aaaa", "ccc"], &["xxxxxxxx"]);
+        let second = c.completed()[1].clone();
+        assert_eq!(
+            second.size - second.incremental_size,
+            12,
+            "aaaa and xxxxxxxx were stored by checkpoint 1"
+        );
+        let all = ["aaaa", "bb", "ccc", "ddddd", "xxxxxxxx", "yy"];
+        let present = |c: &CheckpointCoordinator| -> Vec<&str> {
+            all.iter().copied().filter(|f| stored(c, f)).collect()
+        };
+        assert_eq!(present(&c), ["aaaa", "bb", "ccc", "xxxxxxxx"]);
+        // Checkpoint 1 is subsumed: only bb was used by it alone.
+        run(&mut c, &["ccc", "ddddd"], &["yy"]);
+        assert_eq!(present(&c), ["aaaa", "ccc", "ddddd", "xxxxxxxx", "yy"]);
+        // Checkpoint 2 is subsumed: aaaa and xxxxxxxx go, ccc stays for checkpoint 3.
+        run(&mut c, &["ddddd"], &["yy"]);
+        assert_eq!(present(&c), ["ccc", "ddddd", "yy"]);
+        assert_eq!(c.shared_state().checkpoints().collect::<Vec<_>>(), [3, 4]);
+
+        // An aborted checkpoint's new file is deleted; the retained ones' files stay.
+        now += Duration::from_secs(1);
+        let id = triggered(&c.tick(now, 0)).unwrap();
+        let s0 = shared_state(&c, id, 0, &["ddddd", "eeeeee"]);
+        c.acknowledge(now, task(0), id, s0, 0);
+        assert!(stored(&c, "eeeeee"));
+        c.decline(task(1), id, "test");
+        assert!(!stored(&c, "eeeeee"));
+        // So is one a late acknowledgement of the aborted checkpoint brings.
+        let late = shared_state(&c, id, 1, &["ffff", "yy"]);
+        assert!(c.acknowledge(now, task(1), id, late, 0).is_empty());
+        assert_eq!(present(&c), ["ccc", "ddddd", "yy"]);
+        assert!(!stored(&c, "ffff"));
+
+        // The job ends: the retained checkpoints keep their files.
+        c.shutdown().unwrap();
+        assert_eq!(present(&c), ["ccc", "ddddd", "yy"]);
+    }
+
+    #[test]
+    fn checkpoints_go_on_without_finished_subtasks_until_a_whole_source_finished() {
+        let storage = CheckpointStorage::open("memory://").unwrap();
+        let (s0, s1, sink) = (
+            task(0),
+            task(1),
+            SubtaskId {
+                vertex: 2,
+                ..task(0)
+            },
+        );
+        let mut c = CheckpointCoordinator::new(JOB, "job", config(), storage, [s0, s1, sink], 1)
+            .with_sources([s0, s1]);
+        let t0 = Instant::now();
+        c.tick(t0, 0);
+        let mut now = t0 + Duration::from_secs(1);
+        let id = triggered(&c.tick(now, 0)).unwrap();
+        c.acknowledge(now, s0, id, Vec::new(), 0);
+        c.acknowledge(now, sink, id, Vec::new(), 0);
+        // Source subtask 1 finishes before the barrier reached it: the checkpoint completes.
+        let actions = c.task_finished(now, s1);
+        assert_eq!(
+            actions,
+            vec![CoordinatorAction::NotifyComplete { checkpoint: id }]
+        );
+        // The next checkpoint waits for the running subtasks only.
+        now += Duration::from_secs(1);
+        let next = triggered(&c.tick(now, 0)).unwrap();
+        c.acknowledge(now, s0, next, Vec::new(), 0);
+        let actions = c.acknowledge(now, sink, next, Vec::new(), 0);
+        assert!(actions.contains(&CoordinatorAction::NotifyComplete { checkpoint: next }));
+        // The last subtask of the source finishing ends checkpointing.
+        now += Duration::from_secs(1);
+        let last = triggered(&c.tick(now, 0)).unwrap();
+        c.task_finished(now, s0);
+        assert!(c.pending().is_empty(), "checkpoint {last} dropped");
+        assert_eq!(triggered(&c.tick(now + Duration::from_secs(9), 0)), None);
+        // A restarted job checkpoints with every subtask again.
+        c.resume();
+        c.tick(now, 0);
+        now += Duration::from_secs(10);
+        let again = triggered(&c.tick(now, 0)).unwrap();
+        c.acknowledge(now, s0, again, Vec::new(), 0);
+        assert!(c.acknowledge(now, sink, again, Vec::new(), 0).is_empty());
+        assert_eq!(c.pending(), [again], "waits for source subtask 1 again");
     }
 
     #[test]
@@ -823,7 +1072,7 @@ mod tests {
         assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
         let s0 = state(&c, 1, 0);
         assert!(c.acknowledge(t0, task(0), 1, s0, 0).is_empty());
-        let actions = c.task_finished();
+        let actions = c.task_finished(Instant::now(), task(0));
         assert!(actions.contains(&CoordinatorAction::NotifyAborted { checkpoint: 1 }));
         let answer = answer(&actions, request).expect("answered").unwrap_err();
         assert!(answer.contains("a task of the job finished"), "{answer}");
@@ -863,7 +1112,10 @@ mod tests {
         let (s0, s1) = (state(&c, 2, 0), state(&c, 2, 1));
         c.acknowledge(t0, task(0), 2, s0, 0);
         c.acknowledge(t0, task(1), 2, s1, 0);
-        assert!(c.task_finished().is_empty(), "tasks end one by one");
+        assert!(
+            c.task_finished(Instant::now(), task(0)).is_empty(),
+            "tasks end one by one"
+        );
         let url = answer(&c.ended(None), request).expect("answered").unwrap();
         assert!(url.ends_with(&format!("savepoint-{JOB}-2")), "{url}");
         assert!(c.ended(None).is_empty(), "answered once");

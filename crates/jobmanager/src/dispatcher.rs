@@ -196,6 +196,10 @@ impl JobManager {
             Some(c) => {
                 let storage = weir_runtime::checkpoint::CheckpointStorage::open(&c.dir)?;
                 let tasks = deployments.iter().map(|(_, d)| d.subtask);
+                let sources = deployments
+                    .iter()
+                    .filter(|(_, d)| d.is_source)
+                    .map(|(_, d)| d.subtask);
                 Some((
                     CheckpointCoordinator::new(
                         id,
@@ -204,7 +208,8 @@ impl JobManager {
                         storage,
                         tasks,
                         first_id,
-                    ),
+                    )
+                    .with_sources(sources),
                     c.interval,
                 ))
             }
@@ -652,7 +657,7 @@ impl JobManagerGateway for JobManager {
         let mut coordinator_actions = Vec::new();
         if exec_state == ExecutionState::Finished {
             if let Some(c) = job.checkpoints.as_mut() {
-                coordinator_actions.extend(c.task_finished());
+                coordinator_actions.extend(c.task_finished(Instant::now(), subtask));
             }
         }
         let mut cancel = false;

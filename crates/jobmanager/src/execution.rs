@@ -50,9 +50,14 @@ impl JobExecution {
         }
     }
 
-    /// Returns whether every subtask runs (checkpoints can be triggered).
+    /// Returns whether every subtask runs or has finished, and at least one runs
+    /// (checkpoints can be triggered; the coordinator decides whether finished subtasks
+    /// allow it).
     pub fn all_running(&self) -> bool {
-        self.states.values().all(|s| *s == ExecutionState::Running)
+        self.states
+            .values()
+            .all(|s| matches!(s, ExecutionState::Running | ExecutionState::Finished))
+            && self.states.values().any(|s| *s == ExecutionState::Running)
     }
 
     /// Returns whether the job is being cancelled on request (no restart then).

@@ -15,12 +15,22 @@ use crate::error::StateError;
 pub const DEFAULT_ROCKSDB_MANAGED_MEMORY: u64 = 128 << 20;
 
 /// Which backend keyed operators use, and its settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateBackendConfig {
     /// `state.backend`: `memory` (default) or `rocksdb`.
     pub kind: StateBackendKind,
+    /// `state.backend.incremental` (default `true`): RocksDB checkpoints upload only the
+    /// files a previous completed checkpoint did not; `false` writes every entry each
+    /// time (a full snapshot, as savepoints always are). The memory backend ignores it.
+    pub incremental: bool,
     /// Settings of the RocksDB backend.
     pub rocksdb: RocksDbOptions,
+}
+
+impl Default for StateBackendConfig {
+    fn default() -> Self {
+        StateBackendKind::default().into()
+    }
 }
 
 /// The smallest managed memory of a slot's RocksDB instances: 8 MiB.
@@ -48,6 +58,7 @@ impl From<StateBackendKind> for StateBackendConfig {
     fn from(kind: StateBackendKind) -> Self {
         Self {
             kind,
+            incremental: true,
             rocksdb: RocksDbOptions::default(),
         }
     }

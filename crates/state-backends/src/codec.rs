@@ -14,8 +14,9 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Version byte written at the start of every versioned blob.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version byte written at the start of every versioned blob. Version 2: checkpoint
+/// metadata lists shared files, and keyed operator state may be a native snapshot.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Length of the versioned header: version byte plus the crc32.
 const HEADER_LEN: usize = 5;

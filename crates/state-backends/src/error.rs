@@ -132,6 +132,20 @@ pub enum StateError {
         /// The engine's message.
         message: String,
     },
+    /// A full snapshot (a savepoint) was asked for while a state restored from a native
+    /// RocksDB snapshot was not registered since, so its types are unknown.
+    #[error(
+        "state '{0}' was restored from an incremental RocksDB checkpoint and has not been \
+         used since: a full snapshot (savepoint) needs its types, so register the state \
+         (ask for its handle) before taking one"
+    )]
+    UnregisteredNativeState(String),
+    /// A native (incremental RocksDB) snapshot cannot be restored into this backend.
+    #[error(
+        "the {0} state backend cannot restore an incremental RocksDB checkpoint: \
+         restore from a savepoint, whose format every backend reads"
+    )]
+    NativeSnapshotUnsupported(&'static str),
     /// The configured backend is not compiled into this build.
     #[error(
         "state backend '{0}' is not available: this build of Weir lacks the cargo feature '{0}'"

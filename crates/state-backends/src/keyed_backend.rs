@@ -27,6 +27,7 @@ use crate::functions::{AggregateFunction, ReduceFunction};
 use crate::key_context::KeyContext;
 use crate::key_group::{KeyGroup, KeyGroupRange};
 use crate::memory::{MemoryTable, UserMap};
+use crate::native::{BackendSnapshot, NativeRestore};
 use crate::registry::{NewTable, Registry};
 #[cfg(feature = "rocksdb")]
 use crate::rocksdb::{Listed, Mapped, RocksTable, Single};
@@ -41,6 +42,8 @@ use crate::tables::{ListTable, MapTable, SnapshotTable, TableMeta, ValueTable};
 /// snapshots. Cloning yields another handle to the same backend.
 pub struct KeyedStateBackend<K> {
     storage: Storage,
+    /// Whether checkpoints are native snapshots (`state.backend.incremental`, RocksDB).
+    incremental: bool,
     ctx: Rc<KeyContext<K>>,
     registry: Rc<RefCell<Registry>>,
 }
@@ -49,6 +52,7 @@ impl<K> Clone for KeyedStateBackend<K> {
     fn clone(&self) -> Self {
         Self {
             storage: self.storage.clone(),
+            incremental: self.incremental,
             ctx: Rc::clone(&self.ctx),
             registry: Rc::clone(&self.registry),
         }
@@ -131,6 +135,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
             }
         };
         Ok(Self {
+            incremental: config.incremental && config.kind == StateBackendKind::RocksDb,
             storage,
             ctx: Rc::new(KeyContext::new(key_group_range, max_parallelism)),
             registry: Rc::new(RefCell::new(Registry::default())),
@@ -337,6 +342,76 @@ impl<K: StateKey> KeyedStateBackend<K> {
             key_group_range: self.ctx.range(),
             states: self.registry.borrow().snapshot()?,
         })
+    }
+
+    /// The snapshot for checkpoint `checkpoint`: native (uploaded incrementally) for
+    /// RocksDB with `state.backend.incremental`, unless it is a savepoint or restored
+    /// state still waits for registration; otherwise full, in the backend-independent
+    /// format.
+    pub fn snapshot_for_checkpoint(
+        &self,
+        checkpoint: u64,
+        savepoint: bool,
+    ) -> Result<BackendSnapshot, StateError> {
+        match &self.storage {
+            #[cfg(feature = "rocksdb")]
+            Storage::RocksDb(db)
+                if self.incremental && !savepoint && !self.registry.borrow().has_pending() =>
+            {
+                let states = self.registry.borrow().kinds();
+                db.native_snapshot(
+                    checkpoint,
+                    states,
+                    self.ctx.range(),
+                    self.ctx.max_parallelism(),
+                )
+                .map(BackendSnapshot::Native)
+            }
+            _ => {
+                let _ = (checkpoint, savepoint);
+                self.snapshot().map(BackendSnapshot::Full)
+            }
+        }
+    }
+
+    /// Checkpoint `checkpoint` completed: the files uploaded for it may be referenced by
+    /// later (incremental) checkpoints.
+    pub fn checkpoint_complete(&self, checkpoint: u64) {
+        #[cfg(feature = "rocksdb")]
+        if let Storage::RocksDb(db) = &self.storage {
+            db.checkpoint_complete(checkpoint);
+        }
+        let _ = checkpoint;
+    }
+
+    /// Restores native snapshots (downloaded RocksDB checkpoints) into this backend,
+    /// which must be new: the database becomes the snapshot overlapping most key groups,
+    /// clipped to this backend's key groups, with the others' entries of these key groups
+    /// copied in. Only the RocksDB backend can.
+    pub fn restore_native(&self, parts: Vec<NativeRestore>) -> Result<(), StateError> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let layout = parts
+            .iter()
+            .map(|p| (p.state.max_parallelism, p.state.key_group_range, Vec::new()));
+        check_restore_layout("native snapshot", self.ctx.max_parallelism(), layout)?;
+        match &self.storage {
+            Storage::Memory => Err(StateError::NativeSnapshotUnsupported(
+                StateBackendKind::Memory.name(),
+            )),
+            #[cfg(feature = "rocksdb")]
+            Storage::RocksDb(db) => {
+                let states = db.restore_native(parts, self.ctx.range())?;
+                let mut registry = self.registry.borrow_mut();
+                registry.restored_natively(states);
+                // States registered before the restore keep a column family.
+                for (name, _) in registry.kinds() {
+                    db.create_column_family(&name)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Replaces all state with the entries of `snapshots` whose key groups

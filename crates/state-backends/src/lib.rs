@@ -23,6 +23,7 @@ mod key_context;
 mod key_group;
 mod keyed_backend;
 mod memory;
+mod native;
 mod registry;
 #[cfg(feature = "rocksdb")]
 mod rocksdb;
@@ -48,6 +49,9 @@ pub use key_group::{
     DEFAULT_MAX_PARALLELISM,
 };
 pub use keyed_backend::KeyedStateBackend;
+pub use native::{
+    BackendSnapshot, LocalFile, LocalSnapshot, NativeKeyedState, NativeRestore, SharedStateFile,
+};
 pub use snapshot::{KeyGroupBytes, KeyedStateSnapshot, StateSnapshot};
 pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};
 pub use state_kind::StateKind;

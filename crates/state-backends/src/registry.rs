@@ -7,6 +7,9 @@
 //! - Restored state whose name is not registered yet is kept as snapshot
 //!   bytes ("pending") and decoded on registration, when its types are known;
 //!   it is included as-is in snapshots until then, so it is never lost.
+//! - State restored natively (a RocksDB checkpoint) is already in its column
+//!   family; until registered only its kind is known ("native"): it is part of
+//!   native snapshots, and a full snapshot refuses to leave it out.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -36,6 +39,7 @@ struct RegisteredState {
 pub(crate) struct Registry {
     states: FxHashMap<Rc<str>, RegisteredState>,
     pending: FxHashMap<String, StateSnapshot>,
+    native: FxHashMap<String, StateKind>,
 }
 
 impl Registry {
@@ -66,8 +70,18 @@ impl Registry {
                 .ok_or_else(|| mismatch(state.kind, state.types))?;
             return Ok((Rc::clone(rc_name), Rc::clone(typed)));
         }
+        if let Some(&restored) = self.native.get(name) {
+            if restored != kind {
+                return Err(StateError::SnapshotKindMismatch {
+                    name: name.to_owned(),
+                    snapshot_kind: restored,
+                    registered_kind: kind,
+                });
+            }
+        }
         let rc_name: Rc<str> = Rc::from(name);
         let (typed, table) = create(Rc::clone(&rc_name))?;
+        self.native.remove(name);
         if let Some(pending) = self.pending.get(name) {
             if pending.kind != kind {
                 return Err(StateError::SnapshotKindMismatch {
@@ -98,6 +112,9 @@ impl Registry {
 
     /// Snapshots every registered and pending state, sorted by name.
     pub(crate) fn snapshot(&self) -> Result<Vec<StateSnapshot>, StateError> {
+        if let Some(name) = self.native.keys().min() {
+            return Err(StateError::UnregisteredNativeState(name.clone()));
+        }
         let mut states = Vec::with_capacity(self.states.len() + self.pending.len());
         for (name, state) in &self.states {
             states.push(StateSnapshot {
@@ -171,6 +188,37 @@ impl Registry {
         Ok(())
     }
 
+    #[cfg(feature = "rocksdb")]
+    /// Every registered or natively restored state with its kind, sorted by name
+    /// (the states of a native snapshot; there is no pending state then).
+    pub(crate) fn kinds(&self) -> Vec<(String, StateKind)> {
+        let mut kinds: Vec<(String, StateKind)> = self
+            .states
+            .iter()
+            .map(|(name, state)| (name.to_string(), state.kind))
+            .chain(self.native.iter().map(|(n, k)| (n.clone(), *k)))
+            .collect();
+        kinds.sort_by(|a, b| a.0.cmp(&b.0));
+        kinds
+    }
+
+    #[cfg(feature = "rocksdb")]
+    /// Records states restored natively: they are in their column families, and
+    /// registering them checks their kind.
+    pub(crate) fn restored_natively(&mut self, states: Vec<(String, StateKind)>) {
+        for (name, kind) in states {
+            if !self.states.contains_key(name.as_str()) {
+                self.native.insert(name, kind);
+            }
+        }
+    }
+
+    #[cfg(feature = "rocksdb")]
+    /// Whether restored state waits, as snapshot bytes, for its registration.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Number of (key, namespace) entries of a registered state.
     pub(crate) fn entry_count(&self, name: &str) -> Option<usize> {
         self.states
@@ -185,6 +233,7 @@ impl Registry {
             .keys()
             .map(|n| n.to_string())
             .chain(self.pending.keys().cloned())
+            .chain(self.native.keys().cloned())
             .collect();
         names.sort();
         names

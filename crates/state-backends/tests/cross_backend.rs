@@ -124,6 +124,7 @@ fn a_rocksdb_backend_works_in_its_own_directory_and_deletes_it_when_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let config = StateBackendConfig {
         kind: StateBackendKind::RocksDb,
+        incremental: true,
         rocksdb: RocksDbOptions {
             local_dir: Some(tmp.path().to_path_buf()),
             ..RocksDbOptions::default()
@@ -141,7 +142,7 @@ fn a_rocksdb_backend_works_in_its_own_directory_and_deletes_it_when_dropped() {
         "{}",
         dir.display()
     );
-    assert!(dir.join("CURRENT").is_file(), "a RocksDB lives there");
+    assert!(dir.join("db/CURRENT").is_file(), "a RocksDB lives there");
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
     assert!(name.starts_with("job-7-counts_by_sensor-"), "{name}");
     b.set_current_key(3).unwrap();
@@ -160,6 +161,7 @@ fn a_local_dir_that_cannot_be_created_is_an_error_naming_it() {
     std::fs::write(&file, b"x").unwrap();
     let config = StateBackendConfig {
         kind: StateBackendKind::RocksDb,
+        incremental: true,
         rocksdb: RocksDbOptions {
             local_dir: Some(file.clone()),
             ..RocksDbOptions::default()

@@ -115,6 +115,8 @@ impl<T: Record> SourceHead<T> {
     /// emitted before the barrier); the chain follows.
     fn snapshot_splits(
         &mut self,
+        _checkpoint: weir_runtime::CheckpointId,
+        _options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
         match self.reader.snapshot_splits()? {

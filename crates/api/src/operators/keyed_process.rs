@@ -158,7 +158,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
     ) -> Result<(), TaskError> {
         let keyed = self
             .backend
-            .snapshot()
+            .snapshot_for_checkpoint(checkpoint, options.savepoint)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         let timers = self
             .timers
@@ -171,6 +171,7 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
         &mut self,
         checkpoint: weir_runtime::CheckpointId,
     ) -> Result<(), TaskError> {
+        self.backend.checkpoint_complete(checkpoint);
         self.down.checkpoint_complete(checkpoint)
     }
 }

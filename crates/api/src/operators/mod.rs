@@ -3,13 +3,17 @@
 
 /// Inside an `impl Lifecycle`: forwards `flush`, `end_input`, `checkpoint` and
 /// `checkpoint_complete` to `self.$out`, for operators that handle time themselves; with
-/// `snapshot: method`, a checkpoint barrier first calls `method(self, state)` to append the
-/// operator's own state.
+/// `snapshot: method`, a checkpoint barrier first calls `method(self, checkpoint, options,
+/// state)` to append the operator's own state, and with `complete: method` a completed
+/// checkpoint first calls `method(self, checkpoint)`.
 macro_rules! forward_checkpoints_to {
     ($out:tt) => {
         crate::operators::forward_checkpoints_to!($out, snapshot: crate::operators::no_state);
     };
     ($out:tt, snapshot: $snap:path) => {
+        crate::operators::forward_checkpoints_to!($out, snapshot: $snap, complete: crate::operators::no_completion);
+    };
+    ($out:tt, snapshot: $snap:path, complete: $done:path) => {
         fn flush(&mut self) -> Result<(), weir_runtime::TaskError> {
             self.$out.flush()
         }
@@ -22,26 +26,26 @@ macro_rules! forward_checkpoints_to {
             options: weir_runtime::element::BarrierOptions,
             state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
         ) -> Result<(), weir_runtime::TaskError> {
-            $snap(self, state)?;
+            $snap(self, checkpoint, options, state)?;
             self.$out.checkpoint(checkpoint, options, state)
         }
         fn checkpoint_complete(
             &mut self,
             checkpoint: weir_runtime::CheckpointId,
         ) -> Result<(), weir_runtime::TaskError> {
+            $done(self, checkpoint);
             self.$out.checkpoint_complete(checkpoint)
         }
     };
 }
 
 /// Implements [`weir_runtime::Lifecycle`] by forwarding every call to `self.$out`; with
-/// `snapshot: method`, a checkpoint barrier first calls `method(self, state)` to append the
-/// operator's own state.
+/// `snapshot:` and `complete:` methods as [`forward_checkpoints_to`].
 macro_rules! forward_lifecycle_to {
     ($ty:ty, $out:tt, [$($gen:tt)*]) => {
-        crate::operators::forward_lifecycle_to!($ty, $out, [$($gen)*], snapshot: crate::operators::no_state);
+        crate::operators::forward_lifecycle_to!($ty, $out, [$($gen)*], snapshot: crate::operators::no_state, complete: crate::operators::no_completion);
     };
-    ($ty:ty, $out:tt, [$($gen:tt)*], snapshot: $snap:path) => {
+    ($ty:ty, $out:tt, [$($gen:tt)*], snapshot: $snap:path, complete: $done:path) => {
         impl<$($gen)*> weir_runtime::Lifecycle for $ty {
             fn watermark(&mut self, wm: weir_runtime::Timestamp) -> Result<(), weir_runtime::TaskError> {
                 self.$out.watermark(wm)
@@ -55,7 +59,7 @@ macro_rules! forward_lifecycle_to {
             fn next_processing_time(&self) -> Option<weir_runtime::Timestamp> {
                 self.$out.next_processing_time()
             }
-            crate::operators::forward_checkpoints_to!($out, snapshot: $snap);
+            crate::operators::forward_checkpoints_to!($out, snapshot: $snap, complete: $done);
         }
     };
 }
@@ -67,10 +71,16 @@ pub(crate) use forward_lifecycle_to;
 #[inline]
 pub(crate) fn no_state<T: ?Sized>(
     _op: &T,
+    _checkpoint: weir_runtime::CheckpointId,
+    _options: weir_runtime::element::BarrierOptions,
     _state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
 ) -> Result<(), weir_runtime::TaskError> {
     Ok(())
 }
+
+/// What an operator without state of its own does when a checkpoint completes: nothing.
+#[inline]
+pub(crate) fn no_completion<T: ?Sized>(_op: &T, _checkpoint: weir_runtime::CheckpointId) {}
 
 pub(crate) mod basic;
 pub(crate) mod keyed_process;

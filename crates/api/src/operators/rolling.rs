@@ -48,17 +48,28 @@ forward_lifecycle_to!(
     RollingAggregate<K, T, ACC, O, A>,
     out,
     [K: StateKey, T, ACC, O, A],
-    snapshot: snapshot_rolling
+    snapshot: snapshot_rolling,
+    complete: rolling_checkpoint_complete
 );
+
+/// A checkpoint of a rolling aggregation completed.
+pub(crate) fn rolling_checkpoint_complete<K: StateKey, T, ACC, O, A>(
+    op: &RollingAggregate<K, T, ACC, O, A>,
+    checkpoint: weir_runtime::CheckpointId,
+) {
+    op.backend.checkpoint_complete(checkpoint);
+}
 
 /// Appends the accumulators of a rolling aggregation to a checkpoint.
 pub(crate) fn snapshot_rolling<K: StateKey, T, ACC, O, A>(
     op: &RollingAggregate<K, T, ACC, O, A>,
+    checkpoint: weir_runtime::CheckpointId,
+    options: weir_runtime::element::BarrierOptions,
     state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
 ) -> Result<(), TaskError> {
     let keyed = op
         .backend
-        .snapshot()
+        .snapshot_for_checkpoint(checkpoint, options.savepoint)
         .map_err(|e| TaskError::user(&op.name, e.to_string()))?;
     state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
         &op.uid, keyed, None,

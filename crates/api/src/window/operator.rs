@@ -324,7 +324,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
     ) -> Result<(), TaskError> {
         let keyed = self
             .backend
-            .snapshot()
+            .snapshot_for_checkpoint(checkpoint, options.savepoint)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         let timers = self
             .timers
@@ -341,6 +341,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         &mut self,
         checkpoint: weir_runtime::CheckpointId,
     ) -> Result<(), TaskError> {
+        self.backend.checkpoint_complete(checkpoint);
         self.down.checkpoint_complete(checkpoint)
     }
 }

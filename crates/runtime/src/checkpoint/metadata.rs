@@ -5,11 +5,17 @@
 //! relative to the checkpoint's directory, so a savepoint can be moved or copied anywhere
 //! and still be restored.
 //!
+//! State uploaded incrementally (native RocksDB snapshots) also references shared files:
+//! immutable files under the job's `shared/` directory that several checkpoints use. Their
+//! paths are relative to the storage's root; they are deleted by the coordinator's
+//! shared-state registry when no retained checkpoint references them.
+//!
 //! Invariant: the metadata is written last, after every state file it names, so a
 //! checkpoint directory without a readable `_metadata` is never taken for a complete one.
 
 use crate::types::{CheckpointId, JobId};
 use serde::{Deserialize, Serialize};
+use weir_state_backends::SharedStateFile;
 
 /// The state of one subtask in a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +30,8 @@ pub struct SubtaskStateHandle {
     pub key_group_start: u16,
     /// One past the last key group the file covers.
     pub key_group_end: u16,
+    /// The shared files the state references (native snapshots only).
+    pub shared: Vec<SharedStateFile>,
 }
 
 /// The state of one operator in a checkpoint.
@@ -57,12 +65,22 @@ pub struct CheckpointMetadata {
 }
 
 impl CheckpointMetadata {
-    /// Returns the total size of the state files in bytes.
+    /// Returns the total size of the state, its own files and the shared files it
+    /// references, in bytes.
     pub fn state_size(&self) -> u64 {
         self.operators
             .iter()
             .flat_map(|o| &o.subtasks)
-            .map(|s| s.size)
+            .map(|s| s.size + s.shared.iter().map(|f| f.size).sum::<u64>())
             .sum()
+    }
+
+    /// Returns every shared file the checkpoint references (a file referenced by several
+    /// subtasks would be listed once per subtask; files are not shared between subtasks).
+    pub fn shared_files(&self) -> impl Iterator<Item = &SharedStateFile> {
+        self.operators
+            .iter()
+            .flat_map(|o| &o.subtasks)
+            .flat_map(|s| &s.shared)
     }
 }

@@ -5,8 +5,12 @@
 //! ```text
 //! <checkpoint-dir>/<job-id>/chk-<n>/_metadata            versioned, written last, atomically
 //! <checkpoint-dir>/<job-id>/chk-<n>/<operator>-<subtask>  state of one subtask
+//! <checkpoint-dir>/<job-id>/shared/<file>                 SST files of incremental checkpoints
 //! <savepoint-dir>/savepoint-<job-id>-<n>/                 self-contained, relocatable
 //! ```
+//!
+//! Shared files are referenced by every retained checkpoint whose state holds them and
+//! deleted by the [`SharedStateRegistry`] when the last of these is subsumed.
 //!
 //! A savepoint is a completed checkpoint copied into its own directory: its metadata names
 //! its state files relative to that directory, so it can be moved anywhere and restored
@@ -15,15 +19,19 @@
 mod aligner;
 mod metadata;
 mod restore;
+mod shared_registry;
 mod snapshot;
 mod storage;
 mod uploader;
 
 pub use aligner::{AlignAction, AlignOutcome, BarrierAligner};
 pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
-pub use restore::RestoredState;
-pub use snapshot::{KeyedOperatorState, OperatorSnapshot};
+pub use restore::{RestoredKeyed, RestoredState};
+pub use shared_registry::SharedStateRegistry;
+pub use snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
 pub use storage::{
     checkpoint_dir, location_url, open_savepoint, CheckpointStorage, StorageError, METADATA_FILE,
+    SHARED_DIR,
 };
 pub use uploader::{state_file_name, Uploader};
+pub use weir_state_backends::SharedStateFile;

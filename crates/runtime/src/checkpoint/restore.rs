@@ -7,13 +7,47 @@
 //! `uid`: at the same parallelism each subtask gets its own list back; at another, the
 //! lists of all old subtasks are concatenated in subtask order and entry `i` goes to new
 //! subtask `i mod parallelism` (round-robin, as Flink's operator list state).
+//!
+//! Native (incremental RocksDB) state is downloaded, descriptor files and shared files,
+//! into a directory of the restoring backend's working directory, each shared file
+//! checked by size and crc32; the backend then opens it.
 
-use super::metadata::CheckpointMetadata;
-use super::snapshot::{KeyedOperatorState, OperatorSnapshot};
+use super::metadata::{CheckpointMetadata, SubtaskStateHandle};
+use super::snapshot::{KeyedStateData, OperatorSnapshot};
 use super::storage::CheckpointStorage;
 use crate::control::RestoreSpec;
 use crate::error::TaskError;
-use weir_state_backends::KeyGroupRange;
+use std::path::Path;
+use weir_state_backends::{
+    KeyGroupRange, KeyedStateSnapshot, NativeKeyedState, NativeRestore, TimerSnapshot,
+};
+
+/// The keyed state and timers a checkpoint holds for one operator's key groups.
+#[derive(Debug, Default)]
+pub struct RestoredKeyed {
+    /// State in the backend-independent format.
+    pub full: Vec<KeyedStateSnapshot>,
+    /// Native snapshots, downloaded.
+    pub native: Vec<NativeRestore>,
+    /// Timers.
+    pub timers: Vec<TimerSnapshot>,
+}
+
+impl RestoredKeyed {
+    /// Whether the checkpoint holds no keyed state for the operator.
+    pub fn is_empty(&self) -> bool {
+        self.full.is_empty() && self.native.is_empty() && self.timers.is_empty()
+    }
+}
+
+/// Whether `name` is a plain file name (no directory parts), as a snapshot's files are.
+fn plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
 
 /// A completed checkpoint or savepoint a task restores from.
 pub struct RestoredState {
@@ -46,20 +80,92 @@ impl RestoredState {
     }
 
     /// Returns the keyed state of operator `uid` whose key groups overlap `range` (empty if
-    /// the snapshot has none for it).
+    /// the snapshot has none for it). Native snapshots are downloaded into `local_dir`, the
+    /// restoring backend's working directory (`None`: it has none, and cannot restore
+    /// them).
     pub fn keyed(
         &self,
         uid: &str,
         range: KeyGroupRange,
-    ) -> Result<Vec<KeyedOperatorState>, TaskError> {
+        local_dir: Option<&Path>,
+    ) -> Result<RestoredKeyed, TaskError> {
+        let mut restored = RestoredKeyed::default();
         let Some(op) = self.metadata.operators.iter().find(|o| o.uid == uid) else {
-            return Ok(Vec::new());
+            return Ok(restored);
         };
-        op.subtasks
+        for h in op
+            .subtasks
             .iter()
             .filter(|h| h.key_group_start < range.end && range.start < h.key_group_end)
-            .map(|h| OperatorSnapshot::decode_keyed(&self.read(uid, h)?))
-            .collect()
+        {
+            let state = OperatorSnapshot::decode_keyed(&self.read(uid, h)?)?;
+            restored.timers.extend(state.timers);
+            match state.keyed {
+                KeyedStateData::Full(full) => restored.full.push(full),
+                KeyedStateData::Native(native) => {
+                    let Some(local_dir) = local_dir else {
+                        return Err(TaskError::Other(format!(
+                            "cannot restore '{uid}': checkpoint {} holds an incremental RocksDB snapshot of it, \
+                             which only the rocksdb state backend restores (a savepoint restores into any backend)",
+                            self.checkpoint()
+                        )));
+                    };
+                    restored
+                        .native
+                        .push(self.download(uid, h, native, local_dir)?);
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Writes the files of native snapshot `state` (of handle `h`) into a new directory of
+    /// `local_dir`.
+    fn download(
+        &self,
+        uid: &str,
+        h: &SubtaskStateHandle,
+        mut state: NativeKeyedState,
+        local_dir: &Path,
+    ) -> Result<NativeRestore, TaskError> {
+        let dir = local_dir.join(format!("restore-{}-{}", self.checkpoint(), h.subtask));
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            TaskError::Other(format!(
+                "cannot restore '{uid}' into {}: {what}: {e}",
+                dir.display()
+            ))
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| failed("deleting a stale download", &e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| failed("creating the directory", &e))?;
+        let bad = state
+            .private
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(h.shared.iter().map(|f| f.local.as_str()))
+            .find(|name| !plain_file_name(name));
+        if let Some(name) = bad {
+            return Err(TaskError::Other(format!(
+                "cannot restore '{uid}': checkpoint {} names a snapshot file '{name}', which is not a plain file name",
+                self.checkpoint()
+            )));
+        }
+        for (name, bytes) in std::mem::take(&mut state.private) {
+            std::fs::write(dir.join(&name), bytes).map_err(|e| failed(&name, &e))?;
+        }
+        for file in &h.shared {
+            let bytes = self
+                .storage
+                .read_shared(file)
+                .map_err(|e| TaskError::Other(format!("cannot restore '{uid}': {e}")))?;
+            std::fs::write(dir.join(&file.local), &bytes).map_err(|e| failed(&file.local, &e))?;
+        }
+        Ok(NativeRestore {
+            dir,
+            state,
+            shared: h.shared.clone(),
+        })
     }
 
     /// Returns the operator list state of operator `uid` for `subtask` of `parallelism`

@@ -4,47 +4,88 @@
 //! passes, into an owned [`OperatorSnapshot`]; the task uploads it afterwards while the
 //! operator goes on processing. Operator (non-keyed) state is a list whose entries are
 //! redistributed round-robin when the parallelism changes.
+//!
+//! A native (incremental RocksDB) snapshot is a directory on local disk: its state file
+//! is encoded only by the upload, once the shared files it references are known.
 
 use crate::error::TaskError;
 use serde::{Deserialize, Serialize};
-use weir_state_backends::{KeyGroupRange, KeyedStateSnapshot, TimerSnapshot};
+use weir_state_backends::{
+    BackendSnapshot, KeyGroupRange, KeyedStateSnapshot, LocalSnapshot, NativeKeyedState,
+    TimerSnapshot,
+};
 
 /// The state of one operator of one subtask for one checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct OperatorSnapshot {
     /// The operator's `uid` (its name when it has none).
     pub uid: String,
     /// The key groups the state covers.
     pub key_groups: KeyGroupRange,
-    /// The encoded state.
+    /// The encoded state (empty for a native snapshot until its upload).
     pub bytes: Vec<u8>,
+    /// A native snapshot still to be uploaded, with the operator's timers.
+    pub native: Option<(LocalSnapshot, Option<TimerSnapshot>)>,
+}
+
+/// The keyed state of an operator as stored: every entry, or a native snapshot's
+/// descriptor whose data lies in shared files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyedStateData {
+    /// Every entry, in the backend-independent format.
+    Full(KeyedStateSnapshot),
+    /// A native RocksDB snapshot (the handle lists its shared files).
+    Native(NativeKeyedState),
 }
 
 /// What a keyed operator stores: its keyed state and its timers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyedOperatorState {
     /// Every keyed state of the operator.
-    pub keyed: KeyedStateSnapshot,
+    pub keyed: KeyedStateData,
     /// Its timers, if it has a timer service.
     pub timers: Option<TimerSnapshot>,
 }
 
+impl KeyedOperatorState {
+    /// Encodes the state of operator `uid`.
+    pub fn encode(&self, uid: &str) -> Result<Vec<u8>, TaskError> {
+        let mut bytes = Vec::new();
+        weir_state_backends::encode_into(self, &mut bytes)
+            .map_err(|e| TaskError::Other(format!("cannot encode the state of '{uid}': {e}")))?;
+        Ok(bytes)
+    }
+}
+
 impl OperatorSnapshot {
-    /// Encodes the state of a keyed operator.
+    /// The state of a keyed operator: encoded now when full, uploaded later when native.
     pub fn keyed(
         uid: &str,
-        keyed: KeyedStateSnapshot,
+        keyed: BackendSnapshot,
         timers: Option<TimerSnapshot>,
     ) -> Result<Self, TaskError> {
-        let key_groups = keyed.key_group_range;
-        let mut bytes = Vec::new();
-        weir_state_backends::encode_into(&KeyedOperatorState { keyed, timers }, &mut bytes)
-            .map_err(|e| TaskError::Other(format!("cannot encode the state of '{uid}': {e}")))?;
-        Ok(Self {
-            uid: uid.to_string(),
-            key_groups,
-            bytes,
-        })
+        match keyed {
+            BackendSnapshot::Full(keyed) => {
+                let key_groups = keyed.key_group_range;
+                let bytes = KeyedOperatorState {
+                    keyed: KeyedStateData::Full(keyed),
+                    timers,
+                }
+                .encode(uid)?;
+                Ok(Self {
+                    uid: uid.to_string(),
+                    key_groups,
+                    bytes,
+                    native: None,
+                })
+            }
+            BackendSnapshot::Native(local) => Ok(Self {
+                uid: uid.to_string(),
+                key_groups: local.key_group_range,
+                bytes: Vec::new(),
+                native: Some((local, timers)),
+            }),
+        }
     }
 
     /// Encodes operator (non-keyed) list state, such as a source's split positions or a
@@ -58,6 +99,7 @@ impl OperatorSnapshot {
             uid: uid.to_string(),
             key_groups: KeyGroupRange::new(0, 0),
             bytes,
+            native: None,
         })
     }
 

@@ -13,7 +13,10 @@
 //!   the local file system writes a staging file and renames it), so a directory without
 //!   it is an incomplete checkpoint;
 //! - [`CheckpointStorage::retain`] deletes completed checkpoints beyond the newest `n`,
-//!   and incomplete ones older than the newest complete one, so a run leaves no orphans.
+//!   and incomplete ones older than the newest complete one, so a run leaves no orphans;
+//! - shared files (`<job>/shared/`, referenced by incremental checkpoints) are stored
+//!   as the state backend wrote them and checked by size and crc32 on every read; only
+//!   the coordinator's shared-state registry deletes them.
 
 use super::metadata::{CheckpointMetadata, SubtaskStateHandle};
 use crate::types::{CheckpointId, JobId};
@@ -25,9 +28,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use thiserror::Error;
 use tracing::{debug, warn};
+use weir_state_backends::SharedStateFile;
 
 /// Name of a checkpoint's metadata file.
 pub const METADATA_FILE: &str = "_metadata";
+
+/// The directory of a job's shared files (those incremental checkpoints reference).
+pub const SHARED_DIR: &str = "shared";
 
 /// Errors of checkpoint storage; each names the URL or file concerned.
 #[derive(Debug, Error)]
@@ -242,7 +249,71 @@ impl CheckpointStorage {
             size,
             key_group_start: key_groups.0,
             key_group_end: key_groups.1,
+            shared: Vec::new(),
         })
+    }
+
+    /// Returns where shared file `name` of `job` is stored, relative to the root.
+    pub fn shared_path(job: JobId, name: &str) -> String {
+        format!("{job}/{SHARED_DIR}/{name}")
+    }
+
+    /// Stores the contents of a shared file at `path` (relative to the root) as they are:
+    /// shared files are immutable files of a state backend, checked by size and crc32.
+    pub fn write_shared(&self, path: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.put(&Path::from(path), bytes)
+    }
+
+    /// Reads shared file `file`, checking its size and crc32.
+    pub fn read_shared(&self, file: &SharedStateFile) -> Result<bytes::Bytes, StorageError> {
+        let path = Path::from(file.path.as_str());
+        let bytes = self.get(&path)?;
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: self.name(&path),
+            reason,
+        };
+        if bytes.len() as u64 != file.size {
+            return Err(corrupt(format!(
+                "{} bytes, but the metadata says {}",
+                bytes.len(),
+                file.size
+            )));
+        }
+        let checksum = crc32fast::hash(&bytes);
+        if checksum != file.checksum {
+            return Err(corrupt(format!(
+                "crc32 {checksum:#010x}, but the metadata says {:#010x}",
+                file.checksum
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks that shared file `file` exists with the size the metadata gives (its
+    /// contents are checked when it is read).
+    fn check_shared(&self, file: &SharedStateFile) -> Result<(), StorageError> {
+        let path = Path::from(file.path.as_str());
+        let meta = self
+            .runtime
+            .block_on(self.store.head(&path))
+            .map_err(self.store_err(&path))?;
+        if meta.size != file.size {
+            return Err(StorageError::Corrupt {
+                path: self.name(&path),
+                reason: format!("{} bytes, but the metadata says {}", meta.size, file.size),
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes the shared file at `path` (relative to the root); one already gone is
+    /// not an error.
+    pub fn delete_shared(&self, path: &str) -> Result<(), StorageError> {
+        let path = Path::from(path);
+        match self.runtime.block_on(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err(&path)(e)),
+        }
     }
 
     /// Reads the state file of `handle` in checkpoint `checkpoint`, checking its size,
@@ -365,6 +436,9 @@ impl CheckpointStorage {
     fn check_files(&self, dir: &str, m: &CheckpointMetadata) -> Result<(), StorageError> {
         for handle in m.operators.iter().flat_map(|o| &o.subtasks) {
             self.read_state_in(dir, handle)?;
+            for file in &handle.shared {
+                self.check_shared(file)?;
+            }
         }
         Ok(())
     }
@@ -381,6 +455,19 @@ impl CheckpointStorage {
         let (job, checkpoint) = (metadata.job, metadata.checkpoint);
         let into = CheckpointStorage::open(target)?;
         let dir = Path::from(savepoint_dir_name(job, checkpoint));
+        if let Some(op) = metadata
+            .operators
+            .iter()
+            .find(|o| o.subtasks.iter().any(|h| !h.shared.is_empty()))
+        {
+            return Err(StorageError::Corrupt {
+                path: self.name(&chk_dir(job, checkpoint)),
+                reason: format!(
+                    "operator '{}' has incremental state, but a savepoint holds full snapshots only",
+                    op.uid
+                ),
+            });
+        }
         for handle in metadata.operators.iter().flat_map(|o| &o.subtasks) {
             let from = chk_dir(job, checkpoint).join(handle.file.as_str());
             let bytes = self.raw_state(&from, handle)?;

@@ -6,11 +6,17 @@
 //! the JobManager an `AcknowledgeCheckpoint` with their handles, or a
 //! `DeclineCheckpoint` naming what failed.
 //!
+//! A native (incremental RocksDB) snapshot is uploaded file by file: SST files a
+//! completed checkpoint already stored are referenced, new ones are stored once under the
+//! job's `shared/` directory with a name unique to (database instance, checkpoint, file),
+//! and the small descriptor files go into the operator's state file.
+//!
 //! Invariants: uploads of one task are written and acknowledged in checkpoint order;
 //! dropping the uploader waits until every submitted upload was written and answered, so a
-//! task that reports its end leaves no upload behind.
+//! task that reports its end leaves no upload behind; a native snapshot's receipt is
+//! recorded before the acknowledgement is sent.
 
-use super::snapshot::OperatorSnapshot;
+use super::snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
 use super::storage::CheckpointStorage;
 use crate::config::CheckpointConfig;
 use crate::control::{JobManagerGateway, OperatorSubtaskState, TaskManagerMessage};
@@ -20,6 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{debug, warn};
+use weir_state_backends::SharedStateFile;
 
 struct Upload {
     checkpoint: CheckpointId,
@@ -150,16 +157,29 @@ fn write(
     up.state
         .iter()
         .map(|s| {
-            let handle = storage
+            let file = state_file_name(&s.uid, subtask.subtask);
+            let (native_bytes, shared) = match &s.native {
+                Some((local, timers)) => {
+                    let (bytes, shared) =
+                        upload_native(storage, subtask, up.checkpoint, &s.uid, local, timers)?;
+                    (Some(bytes), shared)
+                }
+                None => (None, Vec::new()),
+            };
+            let mut handle = storage
                 .write_state(
                     subtask.job,
                     up.checkpoint,
-                    &state_file_name(&s.uid, subtask.subtask),
+                    &file,
                     subtask.subtask,
                     (s.key_groups.start, s.key_groups.end),
-                    &s.bytes,
+                    native_bytes.as_deref().unwrap_or(&s.bytes),
                 )
                 .map_err(|e| e.to_string())?;
+            if let Some((local, _)) = &s.native {
+                local.record_upload(shared.clone());
+            }
+            handle.shared = shared;
             Ok(OperatorSubtaskState {
                 uid: s.uid.clone(),
                 parallelism,
@@ -168,6 +188,78 @@ fn write(
             })
         })
         .collect()
+}
+
+/// Uploads the native snapshot `local` of operator `uid`: stores its SST files not
+/// stored for a completed checkpoint, and returns the operator's encoded state (with the
+/// descriptor files) and every shared file it references.
+fn upload_native(
+    storage: &CheckpointStorage,
+    subtask: SubtaskId,
+    checkpoint: CheckpointId,
+    uid: &str,
+    local: &weir_state_backends::LocalSnapshot,
+    timers: &Option<weir_state_backends::TimerSnapshot>,
+) -> Result<(Vec<u8>, Vec<SharedStateFile>), String> {
+    let mut shared = Vec::new();
+    let mut private = Vec::new();
+    let (mut stored, mut reused) = (0u64, 0u64);
+    for f in &local.files {
+        let path = local.dir.join(&f.name);
+        let read = || {
+            std::fs::read(&path).map_err(|e| {
+                format!(
+                    "cannot read {} of the snapshot of '{uid}': {e}",
+                    path.display()
+                )
+            })
+        };
+        if !f.is_shareable() {
+            private.push((f.name.clone(), read()?));
+            continue;
+        }
+        if let Some(known) = local.reusable.get(&f.name) {
+            reused += known.size;
+            shared.push(known.clone());
+            continue;
+        }
+        let bytes = read()?;
+        let name = format!(
+            "{}-{:016x}-{checkpoint}-{}",
+            state_file_name(uid, subtask.subtask),
+            local.instance,
+            f.name
+        );
+        let file = SharedStateFile {
+            local: f.name.clone(),
+            path: CheckpointStorage::shared_path(subtask.job, &name),
+            size: bytes.len() as u64,
+            checksum: crc32fast::hash(&bytes),
+        };
+        stored += file.size;
+        storage
+            .write_shared(&file.path, bytes)
+            .map_err(|e| e.to_string())?;
+        shared.push(file);
+    }
+    debug!(
+        ?subtask,
+        checkpoint,
+        uid,
+        stored_bytes = stored,
+        reused_bytes = reused,
+        "native snapshot uploaded"
+    );
+    let state = KeyedOperatorState {
+        keyed: KeyedStateData::Native(weir_state_backends::NativeKeyedState {
+            states: local.states.clone(),
+            key_group_range: local.key_group_range,
+            max_parallelism: local.max_parallelism,
+            private,
+        }),
+        timers: timers.clone(),
+    };
+    Ok((state.encode(uid).map_err(|e| e.to_string())?, shared))
 }
 
 #[cfg(test)]

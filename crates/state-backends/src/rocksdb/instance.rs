@@ -5,7 +5,10 @@
 //!   unique in the process; it is deleted when the instance is dropped (the subtask
 //!   ended, failed or was cancelled; a restart opens a new one), and directories of
 //!   processes that no longer run are deleted when a process opens its first instance.
-//! - Column families are created on registration of their state and never dropped.
+//!   It holds the database (`db`, or the directory a restore downloaded), local
+//!   snapshots (`chk-<id>`) until uploaded, and downloads being restored.
+//! - Column families are created on registration of their state (or come with a
+//!   restored database) and never dropped.
 //! - The database is used from the subtask's thread only (`RefCell`).
 
 use std::cell::RefCell;
@@ -14,10 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, DBCompressionType, MergeOperands, Options, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, MergeOperands,
+    Options, WriteOptions, DB,
 };
 
 use super::memory::SlotMemory;
+use super::native::Uploads;
 use crate::backend_config::{BackendOwner, RocksDbOptions};
 use crate::error::StateError;
 
@@ -37,9 +42,16 @@ impl Drop for WorkingDir {
 /// An open database and what its tables share.
 pub(crate) struct RocksDbInstance {
     // Dropped in this order: the database closes before its directory is deleted.
-    db: RefCell<DB>,
+    pub(super) db: RefCell<DB>,
+    /// Where the open database lives, inside the working directory.
+    pub(super) db_dir: RefCell<PathBuf>,
     pub(crate) write: WriteOptions,
-    cf_options: Options,
+    pub(super) db_options: Options,
+    pub(super) cf_options: Options,
+    /// A random number naming this instance in the names of uploaded files.
+    pub(super) nonce: u64,
+    /// Files uploaded for checkpoints of this database.
+    pub(super) uploads: RefCell<Uploads>,
     _memory: Arc<SlotMemory>,
     dir: WorkingDir,
 }
@@ -74,6 +86,18 @@ fn delete_stale(base: &Path) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// A random number (from the standard library's randomly keyed hasher).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// A directory-name-safe form of an operator uid (with a hash, so different uids stay
@@ -142,17 +166,36 @@ impl RocksDbInstance {
         db_options.set_write_buffer_manager(&memory.write_buffers);
         db_options.set_keep_log_file_num(1);
         db_options.set_max_background_jobs(2);
-        let db = DB::open(&db_options, &dir.0).map_err(|e| failed("opening", e.into_string()))?;
+        let db_dir = dir.0.join("db");
+        let db = DB::open(&db_options, &db_dir).map_err(|e| failed("opening", e.into_string()))?;
         let mut write = WriteOptions::default();
         write.disable_wal(true);
         tracing::debug!(dir = %dir.0.display(), job = owner.job, slot = owner.slot, operator = %owner.operator, "opened RocksDB state backend");
         Ok(Self {
             db: RefCell::new(db),
+            db_dir: RefCell::new(db_dir),
             write,
+            db_options,
             cf_options,
+            nonce: random_u64(),
+            uploads: RefCell::new(Uploads::default()),
             _memory: memory,
             dir,
         })
+    }
+
+    /// Opens the database in `path` with every column family it has; returns it with
+    /// the names of its column families other than `default`.
+    pub(super) fn open_existing(&self, path: &Path) -> Result<(DB, Vec<String>), StateError> {
+        let mut names = DB::list_cf(&self.db_options, path)
+            .map_err(|e| self.error(format!("listing the states of {}", path.display()), e))?;
+        let families = names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, self.cf_options.clone()));
+        let db = DB::open_cf_descriptors(&self.db_options, path, families)
+            .map_err(|e| self.error(format!("opening {}", path.display()), e))?;
+        names.retain(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME);
+        Ok((db, names))
     }
 
     /// The working directory.

@@ -15,12 +15,16 @@
 //!   [`memory`]) whatever the state size.
 //! - Writes skip the write-ahead log: durability comes from checkpoints, and a
 //!   working directory never outlives its subtask (see [`instance`]).
-//! - Snapshots are in the backend-independent format of [`crate::snapshot`], so a
-//!   snapshot of either backend restores into the other at any parallelism.
+//! - Full snapshots (savepoints, and checkpoints when `state.backend.incremental` is
+//!   off) are in the backend-independent format of [`crate::snapshot`], so a snapshot
+//!   of either backend restores into the other at any parallelism. Incremental
+//!   checkpoints are native RocksDB checkpoints (see [`native`] and
+//!   [`crate::native`]), restorable by this backend at any parallelism.
 
 mod instance;
 mod keys;
 mod memory;
+mod native;
 mod table;
 
 pub(crate) use instance::RocksDbInstance;

@@ -264,23 +264,38 @@ impl<'a, K: StateKey, O> KeyedContext<'a, K, O> {
     }
     /// Registers an event-time timer for the current key; it fires once the watermark passes `ts`.
     pub fn register_event_time_timer(&mut self, ts: Timestamp) {
-        self.timers
+        let r = self
+            .timers
             .register_event_time_timer(self.key.clone(), VoidNamespace, ts);
+        self.note(r);
     }
     /// Deletes an event-time timer of the current key.
     pub fn delete_event_time_timer(&mut self, ts: Timestamp) {
-        self.timers
+        let r = self
+            .timers
             .delete_event_time_timer(self.key, &VoidNamespace, ts);
+        self.note(r);
     }
     /// Registers a processing-time timer for the current key.
     pub fn register_processing_time_timer(&mut self, ts: Timestamp) {
-        self.timers
+        let r = self
+            .timers
             .register_processing_time_timer(self.key.clone(), VoidNamespace, ts);
+        self.note(r);
     }
     /// Deletes a processing-time timer of the current key.
     pub fn delete_processing_time_timer(&mut self, ts: Timestamp) {
-        self.timers
+        let r = self
+            .timers
             .delete_processing_time_timer(self.key, &VoidNamespace, ts);
+        self.note(r);
+    }
+    /// Keeps the first failure of the timer service (RocksDB); it fails the task once the
+    /// function returns.
+    fn note<T>(&mut self, r: Result<T, weir_state_backends::StateError>) {
+        if let (Err(e), None) = (r, &self.base.error) {
+            self.base.error = Some(TaskError::Other(format!("timer service: {e}")));
+        }
     }
 }
 

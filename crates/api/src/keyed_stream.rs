@@ -14,7 +14,6 @@ use std::sync::Arc;
 use weir_runtime::{Output, TaskError};
 use weir_state_backends::{
     key_hash, AggregateFunction, KeyedStateBackend, ReduceAggregate, StateKey, StateValue,
-    TimerService,
 };
 
 /// A stream whose records are grouped by a key of type `K`.
@@ -140,7 +139,9 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
         let key_fn = self.key_fn.clone();
         self.add_keyed("KeyedProcess", move |ctx, out| {
             let backend = keyed_backend::<K>(ctx)?;
-            let mut timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
+            let mut timers = backend
+                .timer_service()
+                .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
             restore_keyed(ctx, &backend, Some(&mut timers))?;
             let sides = ctx.take_side_outputs();
             Ok(Box::new(KeyedProcessOperator::new(

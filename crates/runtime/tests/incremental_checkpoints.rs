@@ -122,11 +122,15 @@ fn keys_in(range: KeyGroupRange, keys: std::ops::Range<u64>) -> impl Iterator<It
 fn fill(backend: &KeyedStateBackend<u64>, keys: std::ops::Range<u64>) {
     let count = backend.value_state::<VoidNamespace, u64>("count").unwrap();
     let seen = backend.list_state::<VoidNamespace, u32>("seen").unwrap();
+    let mut timers = backend.timer_service::<VoidNamespace>().unwrap();
     for k in keys_in(backend.key_group_range(), keys) {
         backend.set_current_key(k).unwrap();
         count.update(k * 2).unwrap();
         seen.add(k as u32).unwrap();
         seen.add(1).unwrap();
+        timers
+            .register_event_time_timer(k, VoidNamespace, k as i64)
+            .unwrap();
     }
 }
 
@@ -141,11 +145,20 @@ fn check(backend: &KeyedStateBackend<u64>, keys: std::ops::Range<u64>) {
         "{range}"
     );
     assert_eq!(backend.entry_count("seen"), Some(expected.len()), "{range}");
-    for k in expected {
+    for &k in &expected {
         backend.set_current_key(k).unwrap();
         assert_eq!(count.value().unwrap(), Some(k * 2), "key {k}");
         assert_eq!(seen.get().unwrap(), vec![k as u32, 1], "key {k}");
     }
+    // The timers (in the database) came along: each key's fires once, in time order.
+    let mut timers = backend.timer_service::<VoidNamespace>().unwrap();
+    timers.restore(&[]).unwrap();
+    let mut fired = Vec::new();
+    timers.advance_watermark(i64::MAX, &mut fired).unwrap();
+    let mut keys: Vec<u64> = fired.iter().map(|t| t.key).collect();
+    assert!(fired.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    keys.sort_unstable();
+    assert_eq!(keys, expected, "{range}");
 }
 
 #[test]
@@ -161,8 +174,8 @@ fn an_incremental_checkpoint_uploads_only_files_no_completed_checkpoint_stored()
     assert_eq!(written_first, first.handle.size + shared_first);
     b.checkpoint_complete(1);
 
-    // A few more keys: one small new SST file per state (each flushed memtable); the
-    // others are referenced, not stored.
+    // A few more keys: one small new SST file per column family (each flushed memtable:
+    // two states and the event-time timers); the others are referenced, not stored.
     fill(&b, 20_000..20_100);
     let before = s.stored_bytes();
     let second = s.checkpoint(&b, 2, 0, 1);
@@ -173,7 +186,7 @@ fn an_incremental_checkpoint_uploads_only_files_no_completed_checkpoint_stored()
         .iter()
         .filter(|f| !first.handle.shared.contains(f))
         .collect();
-    assert_eq!(new.len(), 2, "only the flushed memtables are new: {new:?}");
+    assert_eq!(new.len(), 3, "only the flushed memtables are new: {new:?}");
     assert!(
         first
             .handle
@@ -266,7 +279,6 @@ fn native_snapshots_restore_at_the_same_and_at_other_parallelisms() {
         for i in 0..parallelism {
             let range = KeyGroupRange::for_operator(MAX, parallelism, i);
             let b = restore(&s, &spec, range);
-            check(&b, 0..KEYS);
             // The restored database checkpoints again; at the same parallelism it
             // references the restored files instead of storing them again.
             let snapshot = b.snapshot_for_checkpoint(2, false).unwrap();
@@ -282,6 +294,8 @@ fn native_snapshots_restore_at_the_same_and_at_other_parallelisms() {
                     "a rescaled database starts afresh"
                 );
             }
+            drop(local);
+            check(&b, 0..KEYS);
         }
     }
 }

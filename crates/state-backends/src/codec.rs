@@ -198,7 +198,11 @@ mod tests {
             }
         ));
         let msg = err.to_string();
-        assert!(msg.contains("keyed snapshot") && msg.contains('9') && msg.contains('1'));
+        assert!(
+            msg.contains("keyed snapshot")
+                && msg.contains('9')
+                && msg.contains(&FORMAT_VERSION.to_string())
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::state::{
 };
 use crate::state_kind::StateKind;
 use crate::tables::{ListTable, MapTable, SnapshotTable, TableMeta, ValueTable};
+use crate::timers::TimerService;
 
 /// Keyed state of one operator subtask: current key, named states,
 /// snapshots. Cloning yields another handle to the same backend.
@@ -342,6 +343,24 @@ impl<K: StateKey> KeyedStateBackend<K> {
             key_group_range: self.ctx.range(),
             states: self.registry.borrow().snapshot()?,
         })
+    }
+
+    /// The timer service of the operator owning this backend: in the database for
+    /// RocksDB (column families `weir:timers/event-time` and
+    /// `weir:timers/processing-time`), on the heap for memory.
+    pub fn timer_service<N: Namespace>(&self) -> Result<TimerService<K, N>, StateError> {
+        let (range, max) = (self.ctx.range(), self.ctx.max_parallelism());
+        match &self.storage {
+            Storage::Memory => Ok(TimerService::new(range, max)),
+            #[cfg(feature = "rocksdb")]
+            Storage::RocksDb(db) => TimerService::in_rocksdb(
+                Rc::clone(db),
+                "weir:timers/event-time",
+                "weir:timers/processing-time",
+                range,
+                max,
+            ),
+        }
     }
 
     /// The snapshot for checkpoint `checkpoint`: native (uploaded incrementally) for

@@ -73,7 +73,11 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> KeyedProcessOperator<K
     /// (as in Flink); output of event-time timers carries the timer's time.
     fn fire(&mut self, event_time: bool, now: Timestamp) -> Result<(), TaskError> {
         let mut fired = std::mem::take(&mut self.fired);
-        while self.timers.pop_due(event_time, now, &mut fired) {
+        while self
+            .timers
+            .pop_due(event_time, now, &mut fired)
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?
+        {
             for t in fired.drain(..) {
                 self.backend
                     .set_current_key(t.key.clone())
@@ -160,11 +164,18 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
             .backend
             .snapshot_for_checkpoint(checkpoint, options.savepoint)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        let timers = self
-            .timers
-            .snapshot()
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        state.push(OperatorSnapshot::keyed(&self.uid, keyed, Some(timers))?);
+        // Timers in the backend's database travel with its native snapshot.
+        let native = matches!(keyed, weir_state_backends::BackendSnapshot::Native(_));
+        let timers = if native && self.timers.in_backend() {
+            None
+        } else {
+            Some(
+                self.timers
+                    .snapshot()
+                    .map_err(|e| TaskError::user(&self.name, e.to_string()))?,
+            )
+        };
+        state.push(OperatorSnapshot::keyed(&self.uid, keyed, timers)?);
         self.down.checkpoint(checkpoint, options, state)
     }
     fn checkpoint_complete(

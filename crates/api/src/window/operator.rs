@@ -63,36 +63,43 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
     /// Registers the window's timers. An event-time window whose end already passed (a late
     /// element within the allowed lateness) fires when its element arrives, so it gets no
     /// firing timer, only its cleanup timer: each firing happens exactly once.
-    fn register(&mut self, key: &K, w: TimeWindow) {
+    fn register(&mut self, key: &K, w: TimeWindow) -> Result<(), TaskError> {
         let fire = w.max_timestamp();
-        if self.assigner.is_event_time() {
+        let timers = &mut self.timers;
+        let r = if self.assigner.is_event_time() {
+            let mut r = Ok(true);
             if fire > self.watermark {
-                self.timers.register_event_time_timer(key.clone(), w, fire);
+                r = timers.register_event_time_timer(key.clone(), w, fire);
             }
-            if self.lateness > 0 {
-                self.timers.register_event_time_timer(
+            if self.lateness > 0 && r.is_ok() {
+                r = timers.register_event_time_timer(
                     key.clone(),
                     w,
                     fire.saturating_add(self.lateness),
                 );
             }
+            r
         } else {
-            self.timers
-                .register_processing_time_timer(key.clone(), w, fire);
-        }
+            timers.register_processing_time_timer(key.clone(), w, fire)
+        };
+        r.map(|_| ()).map_err(|e| self.err(e))
     }
 
-    fn unregister(&mut self, key: &K, w: &TimeWindow) {
+    fn unregister(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
         let fire = w.max_timestamp();
-        if self.assigner.is_event_time() {
-            self.timers.delete_event_time_timer(key, w, fire);
-            if self.lateness > 0 {
-                self.timers
-                    .delete_event_time_timer(key, w, fire.saturating_add(self.lateness));
-            }
+        let timers = &mut self.timers;
+        let r = if self.assigner.is_event_time() {
+            timers.delete_event_time_timer(key, w, fire).and_then(|_| {
+                if self.lateness > 0 {
+                    timers.delete_event_time_timer(key, w, fire.saturating_add(self.lateness))
+                } else {
+                    Ok(true)
+                }
+            })
         } else {
-            self.timers.delete_processing_time_timer(key, w, fire);
-        }
+            timers.delete_processing_time_timer(key, w, fire)
+        };
+        r.map(|_| ()).map_err(|e| self.err(e))
     }
 
     /// Merges the new session window `w` with the key's overlapping sessions; returns the
@@ -141,12 +148,12 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
         if !sources.is_empty() {
             self.contents.merge(&merged, &sources)?;
             for s in &sources {
-                self.unregister(key, s);
+                self.unregister(key, s)?;
             }
         }
         // An unchanged session keeps its timers (its firing timer may have fired already).
         if !absorbed.contains(&merged) {
-            self.register(key, merged);
+            self.register(key, merged)?;
         }
         Ok(merged)
     }
@@ -206,7 +213,11 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
     /// returning (so nothing due stays behind the watermark that is forwarded next).
     fn fire(&mut self, event_time: bool, now: Timestamp) -> Result<(), TaskError> {
         let mut fired = std::mem::take(&mut self.fired);
-        while self.timers.pop_due(event_time, now, &mut fired) {
+        while self
+            .timers
+            .pop_due(event_time, now, &mut fired)
+            .map_err(|e| self.err(e))?
+        {
             for t in fired.drain(..) {
                 self.on_timer(t)?;
             }
@@ -259,7 +270,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
             let created = self.contents.add(&w, v)?;
             if created && !self.assigner.is_merging() {
                 let key = self.current_key();
-                self.register(&key, w);
+                self.register(&key, w)?;
             }
             if self.assigner.is_event_time() && w.max_timestamp() <= self.watermark {
                 let key = self.current_key();
@@ -326,14 +337,19 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
             .backend
             .snapshot_for_checkpoint(checkpoint, options.savepoint)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        let timers = self
-            .timers
-            .snapshot()
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+        // Timers in the backend's database travel with its native snapshot.
+        let native = matches!(keyed, weir_state_backends::BackendSnapshot::Native(_));
+        let timers = if native && self.timers.in_backend() {
+            None
+        } else {
+            Some(
+                self.timers
+                    .snapshot()
+                    .map_err(|e| TaskError::user(&self.name, e.to_string()))?,
+            )
+        };
         state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
-            &self.uid,
-            keyed,
-            Some(timers),
+            &self.uid, keyed, timers,
         )?);
         self.down.checkpoint(checkpoint, options, state)
     }

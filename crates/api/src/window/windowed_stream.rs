@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use weir_runtime::{TaskError, MIN_WATERMARK};
 use weir_state_backends::{
-    AggregateFunction, KeyedStateBackend, ReduceAggregate, StateKey, StateValue, TimerService,
+    AggregateFunction, KeyedStateBackend, ReduceAggregate, StateKey, StateValue,
 };
 
 /// A keyed stream with a window assigner, waiting for a window function.
@@ -64,7 +64,9 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         self.keyed
             .add_keyed(name, move |ctx, out| {
                 let backend = keyed_backend::<K>(ctx)?;
-                let mut timers = TimerService::new(ctx.key_group_range, ctx.max_parallelism);
+                let mut timers = backend
+                    .timer_service()
+                    .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
                 crate::keyed_stream::restore_keyed(ctx, &backend, Some(&mut timers))?;
                 let sessions = if assigner.is_merging() {
                     Some(

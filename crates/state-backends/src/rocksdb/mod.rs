@@ -20,12 +20,16 @@
 //!   of either backend restores into the other at any parallelism. Incremental
 //!   checkpoints are native RocksDB checkpoints (see [`native`] and
 //!   [`crate::native`]), restorable by this backend at any parallelism.
+//! - Timers live in two column families of the database (see [`timers`]), so native
+//!   snapshots carry them and their number costs no memory.
 
 mod instance;
 mod keys;
 mod memory;
 mod native;
 mod table;
+mod timers;
 
 pub(crate) use instance::RocksDbInstance;
 pub(crate) use table::{Listed, Mapped, RocksTable, Single};
+pub(crate) use timers::RocksTimerQueue;

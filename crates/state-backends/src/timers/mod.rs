@@ -1,10 +1,15 @@
 //! Event-time and processing-time timers of a keyed operator subtask.
 //!
+//! Timers live on the heap ([`TimerService::new`]) or, for the RocksDB backend, in the
+//! subtask's database ([`crate::KeyedStateBackend::timer_service`]), where they need no
+//! memory per timer and travel with native snapshots.
+//!
 //! Invariants:
 //! - A timer is identified by (key, namespace, timestamp) and exists at most
 //!   once per time domain; registering it again is a no-op (as in Flink).
 //! - Advancing time fires every timer with `timestamp <= time`, in timestamp
-//!   order; ties fire by key group, then registration order.
+//!   order; ties fire by key group, then registration order (heap) or encoded key
+//!   and namespace (RocksDB).
 //! - Snapshots group timers per key group (the group of the timer's key), so
 //!   a restore with another parallelism takes exactly the groups it owns.
 
@@ -30,10 +35,107 @@ pub struct Timer<K, N> {
     pub timestamp: i64,
 }
 
+/// Where the timers of one time domain are kept.
+enum Queue<K, N> {
+    Heap(TimerQueue<K, N>),
+    #[cfg(feature = "rocksdb")]
+    Rocks(crate::rocksdb::RocksTimerQueue<K, N>),
+}
+
+type StateResult<T> = Result<T, StateError>;
+
+impl<K: StateKey, N: Namespace> Queue<K, N> {
+    fn register(
+        &mut self,
+        key: K,
+        namespace: N,
+        timestamp: i64,
+        kg: KeyGroup,
+    ) -> StateResult<bool> {
+        match self {
+            Queue::Heap(q) => Ok(q.register(key, namespace, timestamp, |_| kg)),
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.register(&key, &namespace, timestamp, kg),
+        }
+    }
+
+    fn delete(
+        &mut self,
+        key: &K,
+        namespace: &N,
+        timestamp: i64,
+        kg: KeyGroup,
+    ) -> StateResult<bool> {
+        match self {
+            Queue::Heap(q) => {
+                let _ = kg;
+                Ok(q.delete(key, namespace, timestamp))
+            }
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.delete(key, namespace, timestamp, kg),
+        }
+    }
+
+    fn pop_until(&mut self, limit: i64, out: &mut Vec<Timer<K, N>>) -> StateResult<()> {
+        match self {
+            Queue::Heap(q) => {
+                q.pop_until(limit, out);
+                Ok(())
+            }
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.pop_until(limit, out),
+        }
+    }
+
+    fn peek_timestamp(&self) -> Option<i64> {
+        match self {
+            Queue::Heap(q) => q.peek_timestamp(),
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.peek_timestamp(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Queue::Heap(q) => q.len(),
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.len(),
+        }
+    }
+
+    fn snapshot(&self, what: &str) -> StateResult<Vec<KeyGroupBytes>> {
+        match self {
+            Queue::Heap(q) => snapshot_queue(q, what),
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.snapshot(),
+        }
+    }
+
+    fn clear(&mut self) -> StateResult<()> {
+        match self {
+            Queue::Heap(q) => {
+                q.clear();
+                Ok(())
+            }
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.clear(),
+        }
+    }
+
+    /// After a restore: the RocksDB queue reads its heads from the (restored) database.
+    fn restored(&mut self) -> StateResult<()> {
+        match self {
+            Queue::Heap(_) => Ok(()),
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.rebuild(),
+        }
+    }
+}
+
 /// The timers of one keyed operator subtask.
 pub struct TimerService<K, N> {
-    event_time: TimerQueue<K, N>,
-    processing_time: TimerQueue<K, N>,
+    event_time: Queue<K, N>,
+    processing_time: Queue<K, N>,
     key_group_range: KeyGroupRange,
     max_parallelism: u16,
 }
@@ -76,11 +178,44 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
     pub fn new(key_group_range: KeyGroupRange, max_parallelism: u16) -> Self {
         assert!(max_parallelism > 0, "max_parallelism must be positive");
         Self {
-            event_time: TimerQueue::new(),
-            processing_time: TimerQueue::new(),
+            event_time: Queue::Heap(TimerQueue::new()),
+            processing_time: Queue::Heap(TimerQueue::new()),
             key_group_range,
             max_parallelism,
         }
+    }
+
+    /// A service keeping its timers in column families `event_cf` and
+    /// `processing_cf` of `db`.
+    #[cfg(feature = "rocksdb")]
+    pub(crate) fn in_rocksdb(
+        db: std::rc::Rc<crate::rocksdb::RocksDbInstance>,
+        event_cf: &'static str,
+        processing_cf: &'static str,
+        key_group_range: KeyGroupRange,
+        max_parallelism: u16,
+    ) -> StateResult<Self> {
+        use crate::rocksdb::RocksTimerQueue;
+        Ok(Self {
+            event_time: Queue::Rocks(RocksTimerQueue::new(
+                std::rc::Rc::clone(&db),
+                event_cf,
+                key_group_range,
+            )?),
+            processing_time: Queue::Rocks(RocksTimerQueue::new(
+                db,
+                processing_cf,
+                key_group_range,
+            )?),
+            key_group_range,
+            max_parallelism,
+        })
+    }
+
+    /// Whether the timers live in the keyed backend's database (and so in its native
+    /// snapshots).
+    pub fn in_backend(&self) -> bool {
+        !matches!(self.event_time, Queue::Heap(_))
     }
 
     /// Key groups owned by this service.
@@ -88,44 +223,73 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
         self.key_group_range
     }
 
-    fn key_group_fn(&self) -> impl FnOnce(&K) -> KeyGroup {
-        let max_parallelism = self.max_parallelism;
-        move |key| assign_to_key_group(key_hash(key), max_parallelism)
+    fn key_group(&self, key: &K) -> KeyGroup {
+        assign_to_key_group(key_hash(key), self.max_parallelism)
     }
 
     /// Registers an event-time timer; returns `false` if it already existed.
-    pub fn register_event_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
-        let kg = self.key_group_fn();
+    pub fn register_event_time_timer(
+        &mut self,
+        key: K,
+        namespace: N,
+        timestamp: i64,
+    ) -> StateResult<bool> {
+        let kg = self.key_group(&key);
         self.event_time.register(key, namespace, timestamp, kg)
     }
 
     /// Deletes an event-time timer; returns whether it existed.
-    pub fn delete_event_time_timer(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
-        self.event_time.delete(key, namespace, timestamp)
+    pub fn delete_event_time_timer(
+        &mut self,
+        key: &K,
+        namespace: &N,
+        timestamp: i64,
+    ) -> StateResult<bool> {
+        let kg = self.key_group(key);
+        self.event_time.delete(key, namespace, timestamp, kg)
     }
 
     /// Registers a processing-time timer; returns `false` if it already
     /// existed.
-    pub fn register_processing_time_timer(&mut self, key: K, namespace: N, timestamp: i64) -> bool {
-        let kg = self.key_group_fn();
+    pub fn register_processing_time_timer(
+        &mut self,
+        key: K,
+        namespace: N,
+        timestamp: i64,
+    ) -> StateResult<bool> {
+        let kg = self.key_group(&key);
         self.processing_time.register(key, namespace, timestamp, kg)
     }
 
     /// Deletes a processing-time timer; returns whether it existed.
-    pub fn delete_processing_time_timer(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
-        self.processing_time.delete(key, namespace, timestamp)
+    pub fn delete_processing_time_timer(
+        &mut self,
+        key: &K,
+        namespace: &N,
+        timestamp: i64,
+    ) -> StateResult<bool> {
+        let kg = self.key_group(key);
+        self.processing_time.delete(key, namespace, timestamp, kg)
     }
 
     /// Appends to `out` every event-time timer with `timestamp <= watermark`,
     /// in firing order, and removes them.
-    pub fn advance_watermark(&mut self, watermark: i64, out: &mut Vec<Timer<K, N>>) {
-        self.event_time.pop_until(watermark, out);
+    pub fn advance_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut Vec<Timer<K, N>>,
+    ) -> StateResult<()> {
+        self.event_time.pop_until(watermark, out)
     }
 
     /// Appends to `out` every processing-time timer with `timestamp <= now`,
     /// in firing order, and removes them.
-    pub fn advance_processing_time(&mut self, now: i64, out: &mut Vec<Timer<K, N>>) {
-        self.processing_time.pop_until(now, out);
+    pub fn advance_processing_time(
+        &mut self,
+        now: i64,
+        out: &mut Vec<Timer<K, N>>,
+    ) -> StateResult<()> {
+        self.processing_time.pop_until(now, out)
     }
 
     /// Pops the timers of one domain (event time when `event_time`, else processing time)
@@ -133,17 +297,22 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
     ///
     /// Operators call it in a loop, handling `out` each time, so that timers registered
     /// while timers fire, and already due, fire before the operator moves on.
-    pub fn pop_due(&mut self, event_time: bool, now: i64, out: &mut Vec<Timer<K, N>>) -> bool {
+    pub fn pop_due(
+        &mut self,
+        event_time: bool,
+        now: i64,
+        out: &mut Vec<Timer<K, N>>,
+    ) -> StateResult<bool> {
         let queue = if event_time {
             &mut self.event_time
         } else {
             &mut self.processing_time
         };
         if queue.peek_timestamp().is_none_or(|t| t > now) {
-            return false;
+            return Ok(false);
         }
-        queue.pop_until(now, out);
-        true
+        queue.pop_until(now, out)?;
+        Ok(true)
     }
 
     /// Timestamp of the earliest event-time timer.
@@ -181,14 +350,20 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
         Ok(TimerSnapshot {
             max_parallelism: self.max_parallelism,
             key_group_range: self.key_group_range,
-            event_time: snapshot_queue(&self.event_time, EVENT_TIME)?,
-            processing_time: snapshot_queue(&self.processing_time, PROCESSING_TIME)?,
+            event_time: self.event_time.snapshot(EVENT_TIME)?,
+            processing_time: self.processing_time.snapshot(PROCESSING_TIME)?,
         })
     }
 
     /// Replaces all timers with those of `snapshots` whose key groups lie in
-    /// this service's range.
+    /// this service's range. Timers kept in RocksDB are re-read from the database
+    /// first (a native restore brought them along); snapshots then replace them.
     pub fn restore(&mut self, snapshots: &[TimerSnapshot]) -> Result<(), StateError> {
+        self.event_time.restored()?;
+        self.processing_time.restored()?;
+        if snapshots.is_empty() && self.in_backend() {
+            return Ok(());
+        }
         let layout = snapshots.iter().map(|s| {
             let event = s.event_time.iter().map(|g| (EVENT_TIME, g.key_group));
             let processing = s
@@ -199,8 +374,8 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
             (s.max_parallelism, s.key_group_range, groups)
         });
         check_restore_layout(TimerSnapshot::WHAT, self.max_parallelism, layout)?;
-        self.event_time.clear();
-        self.processing_time.clear();
+        self.event_time.clear()?;
+        self.processing_time.clear()?;
         let (range, max_parallelism) = (self.key_group_range, self.max_parallelism);
         for snapshot in snapshots {
             restore_queue(
@@ -256,7 +431,7 @@ fn snapshot_queue<K: StateKey, N: Namespace>(
 }
 
 fn restore_queue<K: StateKey, N: Namespace>(
-    queue: &mut TimerQueue<K, N>,
+    queue: &mut Queue<K, N>,
     groups: &[KeyGroupBytes],
     what: &str,
     range: KeyGroupRange,
@@ -277,7 +452,7 @@ fn restore_queue<K: StateKey, N: Namespace>(
                         actual,
                     });
                 }
-                queue.register(key, namespace, ts, |_| key_group);
+                queue.register(key, namespace, ts, key_group)?;
                 Ok(())
             },
         )?;

@@ -19,6 +19,10 @@
 //!   maximum -> discard. Harness workload `c`.
 //! - `exchange`: 100-byte records -> keyed exchange between the two TaskManagers -> discard;
 //!   the JSON line adds `mb_per_sec` (payload bytes through the exchange).
+//! - `keyed-state`: rows `(k, twelve u64)` with `k` = the row's id modulo `--keys`
+//!   (default ten million) -> key by `k` -> reduce (XOR of the values: one state read and
+//!   one write per row) -> discard. With ten million keys the state is about 1 GB; the
+//!   JSON line adds `keys`, `state_reads_per_sec` and `state_writes_per_sec`.
 //! - `latency`: 100-byte records stamped with their creation time at a fixed `--rate`,
 //!   keyed exchange, and a sink that measures end-to-end latency; run with
 //!   `--buffer-timeout-ms` 0, 1 and 100. The JSON line adds `rate`, `buffer_timeout_ms`,
@@ -55,6 +59,8 @@ enum Workload {
     Exchange,
     /// End-to-end latency of a keyed exchange at a fixed input rate.
     Latency,
+    /// Read-modify-write of a 96-byte value per key over many keys (large state).
+    KeyedState,
 }
 
 impl Workload {
@@ -65,6 +71,7 @@ impl Workload {
             Workload::SensorWindow => "sensor-window",
             Workload::Exchange => "exchange",
             Workload::Latency => "latency",
+            Workload::KeyedState => "keyed-state",
         }
     }
 }
@@ -99,6 +106,9 @@ struct Args {
     /// Keyed state backend: `memory` or `rocksdb` (needs the cargo feature `rocksdb`).
     #[arg(long, value_name = "memory|rocksdb", default_value = "memory")]
     state_backend: weir_api::StateBackendKind,
+    /// Number of distinct keys (`keyed-state` only).
+    #[arg(long, default_value_t = 10_000_000)]
+    keys: u64,
     /// RocksDB checkpoints upload only new files (`state.backend.incremental`); `false`
     /// writes full snapshots.
     #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
@@ -246,15 +256,39 @@ impl AggregateFunction<(u32, i64, f64), (u64, f64, f64), (u64, f64, f64)> for Se
     }
 }
 
+/// A `keyed-state` row: key and 96 bytes of pseudo-random payload.
+type StateRow = (u64, [u64; 12]);
+
+#[inline]
+fn state_row(id: u64, keys: u64) -> StateRow {
+    let mut v = [0u64; 12];
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = mix(id.wrapping_mul(13).wrapping_add(i as u64));
+    }
+    (id % keys, v)
+}
+
 fn build(
     env: &StreamExecutionEnvironment,
     workload: Workload,
     n: u64,
-    rate: u64,
+    (rate, keys): (u64, u64),
     latency: &LatencySink,
     fail_after: Option<u64>,
 ) {
     match workload {
+        Workload::KeyedState => {
+            env.from_generator(GeneratorSource::new(Some(n), move |id| state_row(id, keys)))
+                .key_by(|r: &StateRow| r.0)
+                .reduce(|a: StateRow, b: StateRow| {
+                    let mut v = a.1;
+                    for (x, y) in v.iter_mut().zip(b.1) {
+                        *x ^= y;
+                    }
+                    (a.0, v)
+                })
+                .add_sink(DiscardingSink);
+        }
         Workload::Exchange => {
             env.from_generator(GeneratorSource::new(Some(n), |id| record100(id, 0)))
                 .key_by(|r: &Record100| r.0)
@@ -327,6 +361,9 @@ fn main() -> Result<()> {
     if args.records == 0 {
         bail!("--records must be at least 1");
     }
+    if args.keys == 0 {
+        bail!("--keys must be at least 1");
+    }
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
@@ -373,7 +410,7 @@ fn main() -> Result<()> {
         &env,
         args.workload,
         args.records,
-        args.rate,
+        (args.rate, args.keys),
         &latency,
         args.fail_after_records,
     );
@@ -406,6 +443,12 @@ fn main() -> Result<()> {
             line["p50_ms"] = serde_json::json!(quantile_ms(&samples, 0.50));
             line["p99_ms"] = serde_json::json!(quantile_ms(&samples, 0.99));
         }
+        Workload::KeyedState => {
+            let per_sec = args.records as f64 / seconds;
+            line["keys"] = serde_json::json!(args.keys);
+            line["state_reads_per_sec"] = serde_json::json!(per_sec);
+            line["state_writes_per_sec"] = serde_json::json!(per_sec);
+        }
         _ => {}
     }
     if let Some(ms) = args.checkpoint_interval_ms {
@@ -421,6 +464,11 @@ fn main() -> Result<()> {
         stored.sort_unstable();
         line["checkpoint_stored_bytes_median"] = serde_json::json!(stored.get(stored.len() / 2));
         line["incremental"] = serde_json::json!(args.incremental);
+        if let Some(last) = c.last() {
+            line["checkpoint_last_bytes"] = serde_json::json!(last.size);
+            line["checkpoint_last_stored_bytes"] = serde_json::json!(last.incremental_size);
+            line["checkpoint_last_ms"] = serde_json::json!(last.duration.as_millis() as u64);
+        }
         line["alignment_ms_max"] = serde_json::json!(c.iter().map(|c| c.max_alignment_ms).max());
     }
     if args.fail_after_records.is_some() {
@@ -468,6 +516,18 @@ mod tests {
         assert_eq!(quantile_ms(&s, 0.5), 51.0);
         assert_eq!(quantile_ms(&s, 0.99), 99.0);
         assert_eq!(quantile_ms(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn keyed_state_rows_cover_every_key_with_about_a_hundred_bytes_of_value() {
+        let keys: std::collections::HashSet<u64> =
+            (0..1_000).map(|id| state_row(id, 100).0).collect();
+        assert_eq!(keys.len(), 100);
+        let cfg = bincode::config::standard();
+        let len = bincode::serde::encode_to_vec(state_row(5, 100).1, cfg)
+            .unwrap()
+            .len();
+        assert!((90..=110).contains(&len), "{len}");
     }
 
     #[test]

@@ -201,7 +201,7 @@ fn run_inner(
             )
         }
     }));
-    match outcome {
+    let result = match outcome {
         Ok(r) => r,
         Err(panic) => {
             let idx = CURRENT_OPERATOR.with(|c| c.get());
@@ -213,7 +213,13 @@ fn run_inner(
                 format!("panicked: {}", panic_message(&*panic)),
             ))
         }
-    }
+    };
+    // Uploads still running read the operators' local snapshots (RocksDB): they finish,
+    // and are acknowledged, before the operators and their working directories go.
+    drop(tasks);
+    drop(uploader);
+    drop(inv);
+    result
 }
 
 fn task_label(deployment: &TaskDeployment) -> String {

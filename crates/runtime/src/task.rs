@@ -216,7 +216,6 @@ fn run_inner(
     };
     // Uploads still running read the operators' local snapshots (RocksDB): they finish,
     // and are acknowledged, before the operators and their working directories go.
-    drop(tasks);
     drop(uploader);
     drop(inv);
     result

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod invokable;
 pub mod metrics;
 pub mod output;
+pub mod rpc;
 pub mod task;
 pub mod types;
 

@@ -1,0 +1,90 @@
+//! The control RPC wire format between the processes of a standalone cluster (the CLI,
+//! the JobManager and the TaskManagers): a versioned handshake, then framed serde
+//! messages over TCP.
+//!
+//! A connection starts with a hello from the connecting side and a reply from the
+//! accepting side, both in a fixed binary layout that never changes between protocol
+//! versions (see [`handshake`]), so a peer of another version, a peer without the cluster
+//! secret, or one that is not a Weir process at all is refused with a clear message.
+//! Afterwards each side sends [`frame`]s: a length, a crc32 and one encoded message.
+//!
+//! Invariants:
+//! - nothing a peer sends can make a process allocate more than [`MAX_MESSAGE_BYTES`]
+//!   for one message, or panic: every malformed input is an [`RpcError`] naming the peer;
+//! - a connection whose handshake failed carries no message.
+
+pub mod frame;
+pub mod handshake;
+
+use thiserror::Error;
+
+pub use frame::{read_message, write_message, MAX_MESSAGE_BYTES};
+pub use handshake::{accept, connect, PeerRole, RPC_MAGIC, RPC_PROTOCOL_VERSION};
+
+/// Errors of a control connection; each names the peer.
+#[derive(Debug, Error)]
+pub enum RpcError {
+    /// Reading or writing the socket failed.
+    #[error("control connection with {peer}: {source}")]
+    Io {
+        /// The peer's address.
+        peer: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The peer closed the connection.
+    #[error("control connection with {peer} closed {during}")]
+    Closed {
+        /// The peer's address.
+        peer: String,
+        /// What was being read.
+        during: &'static str,
+    },
+    /// The peer does not speak the Weir control protocol.
+    #[error("{peer} is not a Weir control endpoint: it sent {got:02x?} where a Weir hello starts")]
+    NotWeir {
+        /// The peer's address.
+        peer: String,
+        /// The first bytes it sent.
+        got: Vec<u8>,
+    },
+    /// The peer speaks another version of the protocol.
+    #[error(
+        "{peer} speaks Weir control protocol version {theirs}, this process version {ours}: \
+         run the same Weir release on every process of the cluster"
+    )]
+    VersionMismatch {
+        /// The peer's address.
+        peer: String,
+        /// Our version.
+        ours: u16,
+        /// Theirs.
+        theirs: u16,
+    },
+    /// The accepting side refused the connection.
+    #[error("{peer} refused the connection: {reason}")]
+    Refused {
+        /// The peer's address.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// A message is larger than the limit.
+    #[error("{peer} sent a message of {len} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// The peer's address.
+        peer: String,
+        /// Its announced length.
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A message is not what it should be (checksum, encoding).
+    #[error("{peer} sent a corrupt message: {reason}")]
+    Corrupt {
+        /// The peer's address.
+        peer: String,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -473,12 +473,14 @@ impl CheckpointCoordinator {
         alignment_ms: u64,
     ) -> Vec<CoordinatorAction> {
         let Some(p) = self.pending.get_mut(&checkpoint) else {
-            // Too late: the checkpoint was aborted, or the task acknowledged twice.
+            // Too late: the checkpoint was aborted (or never existed).
             self.delete_unreferenced(checkpoint, &state);
             return Vec::new();
         };
         if !p.waiting.remove(&subtask) {
-            self.delete_unreferenced(checkpoint, &state);
+            // Acknowledged twice: the files may be the first acknowledgement's, which the
+            // pending checkpoint references; they go with it if it is aborted.
+            warn!(job_id = %self.job, checkpoint, vertex = subtask.vertex, subtask = subtask.subtask, "duplicate acknowledgement ignored");
             return Vec::new();
         }
         p.state.extend(state);

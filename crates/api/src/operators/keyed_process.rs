@@ -165,16 +165,10 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
             .snapshot_for_checkpoint(checkpoint, options.savepoint)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         // Timers in the backend's database travel with its native snapshot.
-        let native = matches!(keyed, weir_state_backends::BackendSnapshot::Native(_));
-        let timers = if native && self.timers.in_backend() {
-            None
-        } else {
-            Some(
-                self.timers
-                    .snapshot()
-                    .map_err(|e| TaskError::user(&self.name, e.to_string()))?,
-            )
-        };
+        let timers = self
+            .timers
+            .snapshot_beside(&keyed)
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         state.push(OperatorSnapshot::keyed(&self.uid, keyed, timers)?);
         self.down.checkpoint(checkpoint, options, state)
     }

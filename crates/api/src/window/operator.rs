@@ -338,16 +338,10 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
             .snapshot_for_checkpoint(checkpoint, options.savepoint)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         // Timers in the backend's database travel with its native snapshot.
-        let native = matches!(keyed, weir_state_backends::BackendSnapshot::Native(_));
-        let timers = if native && self.timers.in_backend() {
-            None
-        } else {
-            Some(
-                self.timers
-                    .snapshot()
-                    .map_err(|e| TaskError::user(&self.name, e.to_string()))?,
-            )
-        };
+        let timers = self
+            .timers
+            .snapshot_beside(&keyed)
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
             &self.uid, keyed, timers,
         )?);

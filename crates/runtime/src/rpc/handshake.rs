@@ -72,6 +72,38 @@ async fn read_u16<R: AsyncRead + Unpin>(
     Ok(u16::from_be_bytes(b))
 }
 
+/// Reads the start every hello and reply share: the magic, then the version.
+async fn read_start<R: AsyncRead + Unpin>(r: &mut R, peer: &str) -> Result<u16, RpcError> {
+    let mut magic = [0u8; 4];
+    read_exact(r, peer, &mut magic, "during the handshake").await?;
+    if magic != RPC_MAGIC {
+        return Err(RpcError::NotWeir {
+            peer: peer.to_owned(),
+            got: magic.to_vec(),
+        });
+    }
+    read_u16(r, peer, "during the handshake").await
+}
+
+/// Reads a length-prefixed field of at most `max` bytes.
+async fn read_field<R: AsyncRead + Unpin>(
+    r: &mut R,
+    peer: &str,
+    max: usize,
+) -> Result<Vec<u8>, RpcError> {
+    let len = usize::from(read_u16(r, peer, "during the handshake").await?);
+    if len > max {
+        return Err(RpcError::TooLarge {
+            peer: peer.to_owned(),
+            len: len as u64,
+            max,
+        });
+    }
+    let mut field = vec![0u8; len];
+    read_exact(r, peer, &mut field, "during the handshake").await?;
+    Ok(field)
+}
+
 /// Opens a control connection as `role`, presenting `secret` (the cluster secret, if
 /// the cluster has one).
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
@@ -97,27 +129,10 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&hello).await.map_err(io(peer))?;
     stream.flush().await.map_err(io(peer))?;
 
-    let mut magic = [0u8; 4];
-    read_exact(stream, peer, &mut magic, "during the handshake").await?;
-    if magic != RPC_MAGIC {
-        return Err(RpcError::NotWeir {
-            peer: peer.to_owned(),
-            got: magic.to_vec(),
-        });
-    }
-    let theirs = read_u16(stream, peer, "during the handshake").await?;
+    let theirs = read_start(stream, peer).await?;
     let mut status = [0u8; 1];
     read_exact(stream, peer, &mut status, "during the handshake").await?;
-    let len = usize::from(read_u16(stream, peer, "during the handshake").await?);
-    if len > MAX_REASON_BYTES {
-        return Err(RpcError::TooLarge {
-            peer: peer.to_owned(),
-            len: len as u64,
-            max: MAX_REASON_BYTES,
-        });
-    }
-    let mut reason = vec![0u8; len];
-    read_exact(stream, peer, &mut reason, "during the handshake").await?;
+    let reason = read_field(stream, peer, MAX_REASON_BYTES).await?;
     if theirs != RPC_PROTOCOL_VERSION {
         return Err(RpcError::VersionMismatch {
             peer: peer.to_owned(),
@@ -163,15 +178,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     peer: &str,
     secret: Option<&str>,
 ) -> Result<PeerRole, RpcError> {
-    let mut magic = [0u8; 4];
-    read_exact(stream, peer, &mut magic, "during the handshake").await?;
-    if magic != RPC_MAGIC {
-        return Err(RpcError::NotWeir {
-            peer: peer.to_owned(),
-            got: magic.to_vec(),
-        });
-    }
-    let theirs = read_u16(stream, peer, "during the handshake").await?;
+    let theirs = read_start(stream, peer).await?;
     if theirs != RPC_PROTOCOL_VERSION {
         let why = format!(
             "it speaks Weir control protocol version {theirs}, this process version {RPC_PROTOCOL_VERSION}"
@@ -185,16 +192,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mut role = [0u8; 1];
     read_exact(stream, peer, &mut role, "during the handshake").await?;
-    let len = usize::from(read_u16(stream, peer, "during the handshake").await?);
-    if len > MAX_SECRET_BYTES {
-        return Err(RpcError::TooLarge {
-            peer: peer.to_owned(),
-            len: len as u64,
-            max: MAX_SECRET_BYTES,
-        });
-    }
-    let mut presented = vec![0u8; len];
-    read_exact(stream, peer, &mut presented, "during the handshake").await?;
+    let presented = read_field(stream, peer, MAX_SECRET_BYTES).await?;
     let Some(role) = PeerRole::from_u8(role[0]) else {
         let why = format!("unknown peer role {}", role[0]);
         reply(stream, peer, Some(&why)).await?;

@@ -355,6 +355,19 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
         })
     }
 
+    /// The timers to store beside the keyed state snapshot `keyed`: none when they live in
+    /// the backend's database and `keyed` is a native snapshot of it (which carries
+    /// them), else a full snapshot.
+    pub fn snapshot_beside(
+        &self,
+        keyed: &crate::native::BackendSnapshot,
+    ) -> Result<Option<TimerSnapshot>, StateError> {
+        if self.in_backend() && matches!(keyed, crate::native::BackendSnapshot::Native(_)) {
+            return Ok(None);
+        }
+        self.snapshot().map(Some)
+    }
+
     /// Replaces all timers with those of `snapshots` whose key groups lie in
     /// this service's range. Timers kept in RocksDB are re-read from the database
     /// first (a native restore brought them along); snapshots then replace them.

@@ -368,7 +368,7 @@ fn start_checkpoint_timer(state: Arc<Mutex<State>>, id: JobId, interval: Duratio
             let Some(job) = s.jobs.get_mut(&id) else {
                 return;
             };
-            if !job.execution.all_running() {
+            if !job.execution.can_checkpoint() {
                 continue;
             }
             let Some(c) = job.checkpoints.as_mut() else {

@@ -53,7 +53,7 @@ impl JobExecution {
     /// Returns whether every subtask runs or has finished, and at least one runs
     /// (checkpoints can be triggered; the coordinator decides whether finished subtasks
     /// allow it).
-    pub fn all_running(&self) -> bool {
+    pub fn can_checkpoint(&self) -> bool {
         self.states
             .values()
             .all(|s| matches!(s, ExecutionState::Running | ExecutionState::Finished))

@@ -272,13 +272,7 @@ impl CheckpointStorage {
             path: self.name(&path),
             reason,
         };
-        if bytes.len() as u64 != file.size {
-            return Err(corrupt(format!(
-                "{} bytes, but the metadata says {}",
-                bytes.len(),
-                file.size
-            )));
-        }
+        self.check_size(&path, bytes.len() as u64, file.size)?;
         let checksum = crc32fast::hash(&bytes);
         if checksum != file.checksum {
             return Err(corrupt(format!(
@@ -289,6 +283,17 @@ impl CheckpointStorage {
         Ok(bytes)
     }
 
+    /// Checks that the file at `path` has the `expected` size its metadata gives.
+    fn check_size(&self, path: &Path, actual: u64, expected: u64) -> Result<(), StorageError> {
+        if actual == expected {
+            return Ok(());
+        }
+        Err(StorageError::Corrupt {
+            path: self.name(path),
+            reason: format!("{actual} bytes, but the metadata says {expected}"),
+        })
+    }
+
     /// Checks that shared file `file` exists with the size the metadata gives (its
     /// contents are checked when it is read).
     fn check_shared(&self, file: &SharedStateFile) -> Result<(), StorageError> {
@@ -297,13 +302,7 @@ impl CheckpointStorage {
             .runtime
             .block_on(self.store.head(&path))
             .map_err(self.store_err(&path))?;
-        if meta.size != file.size {
-            return Err(StorageError::Corrupt {
-                path: self.name(&path),
-                reason: format!("{} bytes, but the metadata says {}", meta.size, file.size),
-            });
-        }
-        Ok(())
+        self.check_size(&path, meta.size, file.size)
     }
 
     /// Deletes the shared file at `path` (relative to the root); one already gone is
@@ -358,16 +357,7 @@ impl CheckpointStorage {
         handle: &SubtaskStateHandle,
     ) -> Result<bytes::Bytes, StorageError> {
         let bytes = self.get(path)?;
-        if bytes.len() as u64 != handle.size {
-            return Err(StorageError::Corrupt {
-                path: self.name(path),
-                reason: format!(
-                    "{} bytes, but the metadata says {}",
-                    bytes.len(),
-                    handle.size
-                ),
-            });
-        }
+        self.check_size(path, bytes.len() as u64, handle.size)?;
         Ok(bytes)
     }
 

@@ -120,14 +120,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             max: MAX_SECRET_BYTES,
         });
     }
-    let mut hello = Vec::with_capacity(9 + secret.len());
-    hello.extend_from_slice(&RPC_MAGIC);
-    hello.extend_from_slice(&RPC_PROTOCOL_VERSION.to_be_bytes());
-    hello.push(role as u8);
-    hello.extend_from_slice(&(secret.len() as u16).to_be_bytes());
-    hello.extend_from_slice(secret);
-    stream.write_all(&hello).await.map_err(io(peer))?;
-    stream.flush().await.map_err(io(peer))?;
+    send(stream, peer, role as u8, secret).await?;
 
     let theirs = read_start(stream, peer).await?;
     let mut status = [0u8; 1];
@@ -161,12 +154,23 @@ async fn reply<S: AsyncWrite + Unpin>(
 ) -> Result<(), RpcError> {
     let reason = refused.unwrap_or_default().as_bytes();
     let reason = &reason[..reason.len().min(MAX_REASON_BYTES)];
-    let mut out = Vec::with_capacity(9 + reason.len());
+    send(stream, peer, u8::from(refused.is_some()), reason).await
+}
+
+/// Sends a hello or a reply: magic, version, `byte` (role or status), then `field`
+/// (secret or reason) with its length.
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    peer: &str,
+    byte: u8,
+    field: &[u8],
+) -> Result<(), RpcError> {
+    let mut out = Vec::with_capacity(9 + field.len());
     out.extend_from_slice(&RPC_MAGIC);
     out.extend_from_slice(&RPC_PROTOCOL_VERSION.to_be_bytes());
-    out.push(u8::from(refused.is_some()));
-    out.extend_from_slice(&(reason.len() as u16).to_be_bytes());
-    out.extend_from_slice(reason);
+    out.push(byte);
+    out.extend_from_slice(&(field.len() as u16).to_be_bytes());
+    out.extend_from_slice(field);
     stream.write_all(&out).await.map_err(io(peer))?;
     stream.flush().await.map_err(io(peer))
 }

@@ -27,6 +27,14 @@ pub(crate) fn entry_prefix<K: Serialize, N: Serialize>(
     encode_into(ns, buf).map_err(|e| StateError::codec(format!("namespace of state '{state}'"), e))
 }
 
+/// The first key of key group `key_group` (and the end of the one before it).
+pub(crate) fn group_key(key_group: KeyGroup) -> [u8; 2] {
+    key_group.to_be_bytes()
+}
+
+/// Past every stored key: key groups stay below 0x8000, so no key starts with 0xff.
+pub(crate) const PAST_ALL_KEYS: [u8; 1] = [0xff];
+
 /// The key group of a stored key.
 pub(crate) fn key_group_of(key: &[u8]) -> Option<KeyGroup> {
     Some(KeyGroup::from_be_bytes(key.get(..2)?.try_into().ok()?))

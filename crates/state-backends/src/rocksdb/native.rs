@@ -22,6 +22,7 @@ use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{ReadOptions, WriteBatch, DB};
 
 use super::instance::RocksDbInstance;
+use super::keys::{group_key, PAST_ALL_KEYS};
 use crate::error::StateError;
 use crate::key_group::KeyGroupRange;
 use crate::native::{LocalFile, LocalSnapshot, NativeRestore, SharedStateFile, UploadReceipt};
@@ -41,14 +42,6 @@ pub(crate) struct Uploads {
     /// Receipts of checkpoints not known to be complete, by checkpoint.
     pending: BTreeMap<u64, UploadReceipt>,
 }
-
-/// The first key of key group `key_group` (keys start with the big-endian key group).
-fn group_key(key_group: u16) -> [u8; 2] {
-    key_group.to_be_bytes()
-}
-
-/// Past every stored key: key groups stay below 0x8000.
-const PAST_ALL_KEYS: [u8; 1] = [0xff];
 
 fn overlap(a: KeyGroupRange, b: KeyGroupRange) -> usize {
     usize::from(a.end.min(b.end)).saturating_sub(usize::from(a.start.max(b.start)))

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::instance::RocksDbInstance;
-use super::keys::{entry_prefix, key_group_of, prefix_end};
+use super::keys::{entry_prefix, key_group_of, prefix_end, PAST_ALL_KEYS};
 use crate::bounds::{Namespace, StateKey, StateValue};
 use crate::codec::{decode_from, encode_into};
 use crate::error::StateError;
@@ -313,9 +313,8 @@ impl<K: StateKey, N: Namespace, L> RocksTable<K, N, L> {
     }
 
     fn clear_everything(&mut self) -> StateResult<()> {
-        // Stored keys start with a key group, whose first byte is below 0x80.
         self.with_cf(|db, cf| {
-            db.delete_range_cf_opt(cf, &[][..], &[0xffu8][..], &self.db.write)
+            db.delete_range_cf_opt(cf, &[][..], &PAST_ALL_KEYS[..], &self.db.write)
                 .map_err(|e| self.failed("clearing", e))
         })
     }

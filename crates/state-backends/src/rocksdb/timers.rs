@@ -22,6 +22,7 @@ use std::rc::Rc;
 use rocksdb::{ReadOptions, WriteBatch};
 
 use super::instance::RocksDbInstance;
+use super::keys::{group_key, key_group_of, PAST_ALL_KEYS};
 use crate::bounds::{Namespace, StateKey};
 use crate::codec::{decode_from, encode_into};
 use crate::error::StateError;
@@ -113,9 +114,9 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
     fn reload_head(&mut self, kg: KeyGroup) -> StateResult<()> {
         let head = self.db.with_cf(self.cf, |db, cf| {
             let mut options = ReadOptions::default();
-            options.set_iterate_upper_bound((u32::from(kg) + 1).to_be_bytes()[2..].to_vec());
+            options.set_iterate_upper_bound(group_key(kg + 1).to_vec());
             let mut it = db.raw_iterator_cf_opt(cf, options);
-            it.seek(kg.to_be_bytes());
+            it.seek(group_key(kg));
             let head = it.key().and_then(ts_of);
             it.status().map_err(|e| self.failed("scanning", e))?;
             Ok(head)
@@ -165,11 +166,10 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
                 break;
             }
             // Every timer of this key group at exactly `ts`, then the next head.
-            let mut from = kg.to_be_bytes().to_vec();
-            from.extend_from_slice(&ts_bytes(ts));
+            let from = [&group_key(kg)[..], &ts_bytes(ts)].concat();
             let to = match ts.checked_add(1) {
-                Some(next) => [&kg.to_be_bytes()[..], &ts_bytes(next)].concat(),
-                None => (u32::from(kg) + 1).to_be_bytes()[2..].to_vec(),
+                Some(next) => [&group_key(kg)[..], &ts_bytes(next)].concat(),
+                None => group_key(kg + 1).to_vec(),
             };
             let cf_name = self.cf;
             let popped = self.db.with_cf(self.cf, |db, cf| {
@@ -221,7 +221,7 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
         let mut groups = Vec::new();
         self.db.with_cf(self.cf, |db, cf| {
             let mut it = db.raw_iterator_cf(cf);
-            it.seek(self.range.start.to_be_bytes());
+            it.seek(group_key(self.range.start));
             let mut current: Option<(KeyGroup, u64, Vec<u8>)> = None;
             let flush = |c: Option<(KeyGroup, u64, Vec<u8>)>, groups: &mut Vec<KeyGroupBytes>| {
                 if let Some((key_group, count, entries)) = c {
@@ -231,16 +231,10 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
                 }
             };
             while let Some(stored) = it.key() {
-                let kg = KeyGroup::from_be_bytes([stored[0], stored[1]]);
+                let (kg, ts) = self.parse(stored)?;
                 if kg >= self.range.end {
                     break;
                 }
-                let ts = ts_of(stored).ok_or_else(|| StateError::Storage {
-                    backend: self.db.describe(),
-                    doing: format!("scanning {}", self.cf),
-                    message: "a stored timer is shorter than its key group and timestamp"
-                        .to_owned(),
-                })?;
                 if current.as_ref().is_none_or(|c| c.0 != kg) {
                     flush(current.take(), &mut groups);
                     current = Some((kg, 0, Vec::new()));
@@ -264,7 +258,7 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
     /// Deletes every timer.
     pub(crate) fn clear(&mut self) -> StateResult<()> {
         self.db.with_cf(self.cf, |db, cf| {
-            db.delete_range_cf_opt(cf, &[0u8, 0][..], &[0xffu8][..], &self.db.write)
+            db.delete_range_cf_opt(cf, &[][..], &PAST_ALL_KEYS[..], &self.db.write)
                 .map_err(|e| self.failed("clearing", e))
         })?;
         self.heads.clear();
@@ -273,24 +267,44 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
         Ok(())
     }
 
-    /// Reads the heads and the count from the database (after a restore replaced it).
+    /// The key group and timestamp of a stored timer.
+    fn parse(&self, stored: &[u8]) -> StateResult<(KeyGroup, i64)> {
+        key_group_of(stored)
+            .zip(ts_of(stored))
+            .ok_or_else(|| StateError::Storage {
+                backend: self.db.describe(),
+                doing: format!("scanning {}", self.cf),
+                message: "a stored timer is shorter than its key group and timestamp".to_owned(),
+            })
+    }
+
+    /// Reads the heads and the count from the database (after a restore replaced it), in
+    /// one pass: timers are sorted by key group, then timestamp, so the first timer of each
+    /// key group is its head.
     pub(crate) fn rebuild(&mut self) -> StateResult<()> {
         self.db.create_column_family(self.cf)?;
         self.heads.clear();
         self.head_of.iter_mut().for_each(|h| *h = None);
         let mut len = 0;
+        let mut heads = Vec::new();
         self.db.with_cf(self.cf, |db, cf| {
             let mut it = db.raw_iterator_cf(cf);
             it.seek_to_first();
-            while it.valid() {
+            while let Some(stored) = it.key() {
+                let (kg, ts) = self.parse(stored)?;
+                if heads.last().is_none_or(|&(last, _)| last != kg) {
+                    heads.push((kg, ts));
+                }
                 len += 1;
                 it.next();
             }
             it.status().map_err(|e| self.failed("counting", e))
         })?;
         self.len = len;
-        for kg in self.range.iter() {
-            self.reload_head(kg)?;
+        for (kg, ts) in heads {
+            if self.range.contains(kg) {
+                self.set_head(kg, Some(ts));
+            }
         }
         Ok(())
     }

@@ -59,20 +59,22 @@ impl<K: StateKey, N: Namespace> Queue<K, N> {
         }
     }
 
+    /// Deletes a timer; the key group (`key_group(key)`) is computed only where it is
+    /// needed (RocksDB), not on the heap.
     fn delete(
         &mut self,
         key: &K,
         namespace: &N,
         timestamp: i64,
-        kg: KeyGroup,
+        key_group: impl FnOnce(&K) -> KeyGroup,
     ) -> StateResult<bool> {
         match self {
             Queue::Heap(q) => {
-                let _ = kg;
+                let _ = key_group;
                 Ok(q.delete(key, namespace, timestamp))
             }
             #[cfg(feature = "rocksdb")]
-            Queue::Rocks(q) => q.delete(key, namespace, timestamp, kg),
+            Queue::Rocks(q) => q.delete(key, namespace, timestamp, key_group(key)),
         }
     }
 
@@ -167,6 +169,11 @@ impl TimerSnapshot {
     }
 }
 
+/// The key group of `key` out of `max_parallelism`.
+fn key_group_of<K: StateKey>(key: &K, max_parallelism: u16) -> KeyGroup {
+    assign_to_key_group(key_hash(key), max_parallelism)
+}
+
 const EVENT_TIME: &str = "event-time timers";
 const PROCESSING_TIME: &str = "processing-time timers";
 
@@ -224,7 +231,7 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
     }
 
     fn key_group(&self, key: &K) -> KeyGroup {
-        assign_to_key_group(key_hash(key), self.max_parallelism)
+        key_group_of(key, self.max_parallelism)
     }
 
     /// Registers an event-time timer; returns `false` if it already existed.
@@ -245,8 +252,9 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
         namespace: &N,
         timestamp: i64,
     ) -> StateResult<bool> {
-        let kg = self.key_group(key);
-        self.event_time.delete(key, namespace, timestamp, kg)
+        let max = self.max_parallelism;
+        self.event_time
+            .delete(key, namespace, timestamp, |k| key_group_of(k, max))
     }
 
     /// Registers a processing-time timer; returns `false` if it already
@@ -268,8 +276,9 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
         namespace: &N,
         timestamp: i64,
     ) -> StateResult<bool> {
-        let kg = self.key_group(key);
-        self.processing_time.delete(key, namespace, timestamp, kg)
+        let max = self.max_parallelism;
+        self.processing_time
+            .delete(key, namespace, timestamp, |k| key_group_of(k, max))
     }
 
     /// Appends to `out` every event-time timer with `timestamp <= watermark`,

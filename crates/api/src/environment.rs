@@ -260,7 +260,12 @@ impl StreamExecutionEnvironment {
     /// Starts the job on a new local mini-cluster and returns at once with a client that
     /// takes savepoints of it, stops or cancels it, and waits for its result (as Flink's
     /// `executeAsync`).
+    ///
+    /// A program launched by `weir run` or by a TaskManager as a job worker does not
+    /// return from here: it hands its graph to `weir run`, or runs its share of the job on
+    /// the standalone cluster, and exits (see the `launch` module).
     pub fn execute_async(&self, name: &str) -> Result<crate::JobClient, ApiError> {
+        crate::launch::run_if_launched(|| self.job_graph(name))?;
         let graph = self.job_graph(name)?;
         let settings = self.settings();
         let needed = graph

@@ -25,6 +25,7 @@ pub mod functions;
 mod graph;
 mod job_client;
 mod keyed_stream;
+pub mod launch;
 mod minicluster;
 mod operators;
 mod record;

@@ -1,52 +1,365 @@
-//! `weir`: the command-line client.
+//! `weir`: the command-line client and the standalone cluster's processes.
 //!
-//! `weir run PROGRAM [-- ARGS]` runs a job program. A job program is a Rust binary built
-//! against `weir-api` that ends with `env.execute(..)`; run this way (without a cluster
-//! address) it executes on its embedded local mini-cluster, and `weir run` exits with the
-//! program's status. Submitting to a standalone JobManager (`--jobmanager HOST:PORT`) and
-//! the cluster verbs come with the standalone cluster.
+//! - `weir jobmanager` and `weir taskmanager` run the processes of a standalone cluster;
+//! - `weir run --jobmanager HOST:PORT PROGRAM [-- ARGS]` submits a job program (its graph
+//!   and its executable) and, unless `--detached`, waits for it to end; without
+//!   `--jobmanager` it runs the program on its embedded local mini-cluster;
+//! - `list`, `info`, `cancel`, `savepoint`, `stop` and `checkpoints` control jobs.
+//!
+//! Exit codes: 0 on success, 1 when a request or the job failed (the message says why),
+//! 2 for bad arguments. `--output json` prints one JSON object per command.
 
-use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
-use std::process::Command;
+mod client;
+mod config;
+mod output;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use client::Client;
+use config::Config;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use weir_runtime::rpc::messages::{ClientRequest, ClientResponse, JobSubmission};
+use weir_runtime::{JobGraph, JobId, SavepointRestoreSettings};
 
 /// Weir: a Flink-style distributed stream processing runtime.
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about)]
 struct Cli {
+    /// Configuration file (weir.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Overrides a configuration key (repeatable).
+    #[arg(short = 'D', global = true, value_name = "KEY=VALUE")]
+    define: Vec<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
     #[command(subcommand)]
     command: Verb,
 }
 
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// One JSON object.
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 enum Verb {
-    /// Run a job program on its embedded local mini-cluster and wait for it to end.
+    /// Run the JobManager of a standalone cluster.
+    Jobmanager {
+        /// Control RPC address [default: jobmanager.rpc.address, 127.0.0.1:6123].
+        #[arg(long)]
+        rpc_address: Option<String>,
+        /// REST API address [default: rest.address, 127.0.0.1:8081].
+        #[arg(long)]
+        rest_address: Option<String>,
+    },
+    /// Run a TaskManager of a standalone cluster.
+    Taskmanager {
+        /// The JobManager's control address [default: jobmanager.rpc.address].
+        #[arg(long, value_name = "HOST:PORT")]
+        jobmanager: Option<String>,
+        /// Slots offered [default: taskmanager.numberOfTaskSlots, 1].
+        #[arg(long)]
+        slots: Option<u32>,
+    },
+    /// Run a job program: submit it to a JobManager, or run it on its local mini-cluster.
     Run {
+        /// The JobManager to submit to; without it the program runs locally.
+        #[arg(long, value_name = "HOST:PORT")]
+        jobmanager: Option<String>,
         /// Default parallelism for the job (passed as WEIR_PARALLELISM).
         #[arg(long)]
         parallelism: Option<u16>,
+        /// Return once the job is submitted instead of waiting for it to end.
+        #[arg(long)]
+        detached: bool,
+        /// Start from this savepoint (a directory or URL).
+        #[arg(long, value_name = "PATH")]
+        from_savepoint: Option<String>,
+        /// With --from-savepoint: skip state of operators the job no longer has.
+        #[arg(long)]
+        allow_non_restored_state: bool,
         /// The job program (a binary built against weir-api).
         program: PathBuf,
         /// Arguments for the program (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// List the jobs of a JobManager.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show one job.
+    Info {
+        /// The job id.
+        job: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job id.
+        job: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Take a savepoint of a running job.
+    Savepoint {
+        /// The job id.
+        job: String,
+        /// Target directory [default: the job's state.savepoints.dir].
+        dir: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop a job with a savepoint.
+    Stop {
+        /// The job id.
+        job: String,
+        /// Target directory of the savepoint.
+        #[arg(long, value_name = "DIR")]
+        savepoint_dir: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List a job's completed checkpoints.
+    Checkpoints {
+        /// The job id.
+        job: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
-fn run(program: PathBuf, parallelism: Option<u16>, args: Vec<String>) -> Result<i32> {
-    if !program.is_file() {
-        bail!(
-            "job program {} does not exist or is not a file",
-            program.display()
-        );
-    }
-    let mut cmd = Command::new(&program);
-    cmd.args(&args);
-    if let Some(p) = parallelism {
-        if p == 0 {
-            bail!("--parallelism must be at least 1");
+/// Which JobManager a command talks to.
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// The JobManager's control address [default: jobmanager.rpc.address].
+    #[arg(long, value_name = "HOST:PORT")]
+    jobmanager: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let format = cli.output;
+    let code = match execute(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            output::error(format, &e);
+            1
         }
+    };
+    std::process::exit(code);
+}
+
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn execute(cli: Cli) -> Result<i32> {
+    let mut config = Config::load(cli.config.as_deref(), &cli.define)?;
+    let format = cli.output;
+    let connect = |config: &Config, target: Option<String>| -> Result<Client> {
+        let address = match target {
+            Some(a) => a,
+            None => config.address("jobmanager.rpc.address")?.to_string(),
+        };
+        Client::connect(&address, config.string("cluster.secret").as_deref())
+    };
+    match cli.command {
+        Verb::Jobmanager {
+            rpc_address,
+            rest_address,
+        } => {
+            if let Some(a) = rpc_address {
+                config.set("jobmanager.rpc.address", a, "--rpc-address");
+            }
+            if let Some(a) = rest_address {
+                config.set("rest.address", a, "--rest-address");
+            }
+            init_logging();
+            run_jobmanager(&config)
+        }
+        Verb::Taskmanager { jobmanager, slots } => {
+            if let Some(a) = jobmanager {
+                config.set("jobmanager.rpc.address", a, "--jobmanager");
+            }
+            if let Some(s) = slots {
+                config.set("taskmanager.numberOfTaskSlots", s.to_string(), "--slots");
+            }
+            init_logging();
+            run_taskmanager(&config)
+        }
+        Verb::Run {
+            jobmanager,
+            parallelism,
+            detached,
+            from_savepoint,
+            allow_non_restored_state,
+            program,
+            args,
+        } => {
+            if !program.is_file() {
+                bail!(
+                    "job program {} does not exist or is not a file",
+                    program.display()
+                );
+            }
+            if parallelism == Some(0) {
+                bail!("--parallelism must be at least 1");
+            }
+            let Some(address) = jobmanager else {
+                if from_savepoint.is_some() {
+                    bail!("--from-savepoint needs --jobmanager (a local program restores through its own settings)");
+                }
+                return run_local(&program, parallelism, &args);
+            };
+            let graph = plan(&program, parallelism, &args)?;
+            let mut client = connect(&config, Some(address))?;
+            let artifact = client.upload(&program)?;
+            let savepoint = from_savepoint.map(|p| SavepointRestoreSettings {
+                path: absolute(&p),
+                allow_non_restored_state,
+            });
+            let id = match client.call(ClientRequest::Submit(Box::new(JobSubmission {
+                artifact,
+                graph,
+                args,
+                parallelism,
+                savepoint,
+            })))? {
+                ClientResponse::Submitted(id) => id,
+                other => bail!("unexpected answer {other:?}"),
+            };
+            if detached {
+                output::submitted(format, id);
+                return Ok(0);
+            }
+            if format == Format::Table {
+                eprintln!("Job {id} submitted; waiting for it to end");
+            }
+            loop {
+                let summary = match client.call(ClientRequest::WaitJob {
+                    job: id,
+                    timeout_ms: 30_000,
+                })? {
+                    ClientResponse::Job(s) => s,
+                    other => bail!("unexpected answer {other:?}"),
+                };
+                if summary.status.is_terminal() {
+                    let ok = summary.status == weir_runtime::rpc::messages::JobStatus::Finished;
+                    output::job(format, &summary);
+                    return Ok(if ok { 0 } else { 1 });
+                }
+            }
+        }
+        Verb::List { target } => {
+            let mut c = connect(&config, target.jobmanager)?;
+            match c.call(ClientRequest::ListJobs)? {
+                ClientResponse::Jobs(jobs) => output::jobs(format, &jobs),
+                other => bail!("unexpected answer {other:?}"),
+            }
+            Ok(0)
+        }
+        Verb::Info { job, target } => {
+            let id = job_id(&job)?;
+            let mut c = connect(&config, target.jobmanager)?;
+            match c.call(ClientRequest::JobInfo(id))? {
+                ClientResponse::Job(s) => output::job(format, &s),
+                other => bail!("unexpected answer {other:?}"),
+            }
+            Ok(0)
+        }
+        Verb::Cancel { job, target } => {
+            let id = job_id(&job)?;
+            let mut c = connect(&config, target.jobmanager)?;
+            c.call(ClientRequest::Cancel(id))?;
+            output::done(format, id, "cancelled", "cancellation requested");
+            Ok(0)
+        }
+        Verb::Savepoint { job, dir, target } => {
+            let id = job_id(&job)?;
+            let mut c = connect(&config, target.jobmanager)?;
+            savepoint(&mut c, format, id, dir.map(|d| absolute(&d)), false)
+        }
+        Verb::Stop {
+            job,
+            savepoint_dir,
+            target,
+        } => {
+            let id = job_id(&job)?;
+            let mut c = connect(&config, target.jobmanager)?;
+            savepoint(&mut c, format, id, Some(absolute(&savepoint_dir)), true)
+        }
+        Verb::Checkpoints { job, target } => {
+            let id = job_id(&job)?;
+            let mut c = connect(&config, target.jobmanager)?;
+            match c.call(ClientRequest::Checkpoints(id))? {
+                ClientResponse::Checkpoints(list) => output::checkpoints(format, id, &list),
+                other => bail!("unexpected answer {other:?}"),
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn savepoint(
+    c: &mut Client,
+    format: Format,
+    id: JobId,
+    dir: Option<String>,
+    stop: bool,
+) -> Result<i32> {
+    match c.call(ClientRequest::Savepoint { job: id, dir, stop })? {
+        ClientResponse::SavepointDone(url) => {
+            output::done(format, id, "savepoint", &url);
+            Ok(0)
+        }
+        other => bail!("unexpected answer {other:?}"),
+    }
+}
+
+/// Parses a job id (16 hex digits, as `weir list` shows them).
+fn job_id(s: &str) -> Result<JobId> {
+    if s.is_empty() || s.len() > 16 {
+        bail!("'{s}' is not a job id (16 hex digits, as `weir list` shows)");
+    }
+    u64::from_str_radix(s, 16)
+        .map(JobId)
+        .map_err(|_| anyhow!("'{s}' is not a job id (16 hex digits, as `weir list` shows)"))
+}
+
+/// Makes a path absolute against the current directory (URLs stay as they are): the
+/// JobManager runs elsewhere.
+fn absolute(p: &str) -> String {
+    if p.contains("://") || Path::new(p).is_absolute() {
+        return p.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(d) => d.join(p).display().to_string(),
+        Err(_) => p.to_string(),
+    }
+}
+
+/// Runs the program on its embedded local mini-cluster and returns its exit status.
+fn run_local(program: &Path, parallelism: Option<u16>, args: &[String]) -> Result<i32> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    if let Some(p) = parallelism {
         cmd.env("WEIR_PARALLELISM", p.to_string());
     }
     let status = cmd
@@ -55,16 +368,117 @@ fn run(program: PathBuf, parallelism: Option<u16>, args: Vec<String>) -> Result<
     Ok(status.code().unwrap_or(1))
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Verb::Run {
-            parallelism,
-            program,
-            args,
-        } => {
-            let code = run(program, parallelism, args)?;
-            std::process::exit(code);
+/// How long a program may take to build its job graph.
+const PLAN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs the program in plan mode and returns the job graph it built.
+fn plan(program: &Path, parallelism: Option<u16>, args: &[String]) -> Result<JobGraph> {
+    let file = std::env::temp_dir().join(format!(
+        "weir-plan-{}-{}.bin",
+        std::process::id(),
+        weir_runtime::now_ms()
+    ));
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env(weir_runtime::rpc::messages::ENV_PLAN_FILE, &file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match parallelism {
+        Some(p) => cmd.env("WEIR_PARALLELISM", p.to_string()),
+        None => cmd.env_remove("WEIR_PARALLELISM"),
+    };
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start job program {}", program.display()))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
         }
+        if started.elapsed() > PLAN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&file);
+            bail!(
+                "{} is not a Weir job: it built no job graph within {} s",
+                program.display(),
+                PLAN_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let bytes = std::fs::read(&file);
+    let _ = std::fs::remove_file(&file);
+    let Ok(bytes) = bytes else {
+        if !status.success() {
+            bail!(
+                "job program {} failed before building its job graph ({status})",
+                program.display()
+            );
+        }
+        bail!(
+            "{} is not a Weir job: it exited without building a job graph (a job program ends with env.execute(..) on a weir-api StreamExecutionEnvironment)",
+            program.display()
+        );
+    };
+    weir_state_backends::decode_versioned(&bytes, "job graph").with_context(|| {
+        format!(
+            "{} wrote a job graph this weir cannot read (built against another Weir release?)",
+            program.display()
+        )
+    })
+}
+
+fn run_jobmanager(config: &Config) -> Result<i32> {
+    use weir_jobmanager::cluster::server::JobManagerServer;
+    use weir_jobmanager::cluster::ClusterSettings;
+    let rpc = config.address("jobmanager.rpc.address")?;
+    config.check_exposure("jobmanager.rpc.address", &rpc)?;
+    let rest = config.address("rest.address")?;
+    config.check_exposure("rest.address", &rest)?;
+    let settings = ClusterSettings {
+        rpc_address: rpc,
+        secret: config.string("cluster.secret"),
+        heartbeat_interval: config.millis("heartbeat.interval")?,
+        heartbeat_timeout: config.millis("heartbeat.timeout")?,
+        slot_timeout: config.millis("slot.request.timeout")?,
+        worker_timeout: config.millis("jobmanager.worker.start-timeout")?,
+        artifacts_dir: config.dir("jobmanager.artifacts.dir"),
+        artifact_max_bytes: config.number("jobmanager.artifacts.max-size")?,
+    };
+    let server = JobManagerServer::start(settings)
+        .with_context(|| format!("cannot start the JobManager on {rpc}"))?;
+    let rest_bound = server
+        .serve_rest(rest)
+        .with_context(|| format!("cannot start the REST API on {rest}"))?;
+    println!(
+        "JobManager listening on {} (REST on http://{rest_bound})",
+        server.local_addr()
+    );
+    loop {
+        std::thread::park();
     }
+}
+
+fn run_taskmanager(config: &Config) -> Result<i32> {
+    use weir_taskmanager::daemon::{run, DaemonSettings};
+    let data_host = config
+        .string("taskmanager.data.bind-host")
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let probe: std::net::SocketAddr = format!("{data_host}:0").parse().with_context(|| {
+        format!("taskmanager.data.bind-host = '{data_host}' is not an IP address")
+    })?;
+    config.check_exposure("taskmanager.data.bind-host", &probe)?;
+    let slots = config.number("taskmanager.numberOfTaskSlots")?;
+    let settings = DaemonSettings {
+        jobmanager: config
+            .string("jobmanager.rpc.address")
+            .ok_or_else(|| anyhow!("jobmanager.rpc.address is empty"))?,
+        slots: u32::try_from(slots).context("taskmanager.numberOfTaskSlots is too large")?,
+        secret: config.string("cluster.secret"),
+        data_host,
+        artifact_cache: config.dir("taskmanager.artifacts.cache-dir"),
+    };
+    run(settings)?;
+    Ok(0)
 }

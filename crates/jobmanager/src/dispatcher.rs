@@ -124,7 +124,42 @@ impl SavepointHandle {
     }
 }
 
+/// The TaskManagers (or job workers) a job runs on, each with its gateway.
+pub type Endpoints = Vec<(TaskManagerInfo, Arc<dyn TaskManagerGateway>)>;
+
+/// Finds where a job runs after a restart (a standalone cluster: slots on the TaskManagers
+/// alive now, and a worker process for the job on each). Without one, a restart deploys the
+/// same placement again.
+pub trait Placement: Send + Sync {
+    /// Returns the endpoints for run `attempt` of `job`, waiting (bounded) for slots and
+    /// workers; an error fails the job.
+    fn place(&self, job: JobId, attempt: u32) -> Result<Endpoints, String>;
+}
+
+/// What the JobManager knows about a running job, for status queries.
+#[derive(Clone, Debug)]
+pub struct JobRunStatus {
+    /// The current run (0, then one more per restart).
+    pub attempt: u32,
+    /// Whether the run ended after a failure and the job waits for its restart.
+    pub restarting: bool,
+    /// Subtasks in each state: deploying, running, finished.
+    pub deploying: usize,
+    /// Subtasks running.
+    pub running: usize,
+    /// Subtasks finished.
+    pub finished: usize,
+    /// The checkpoints that completed so far, oldest first.
+    pub checkpoints: Vec<crate::CompletedCheckpoint>,
+    /// The first failure of the current run, if any.
+    pub failure: Option<String>,
+}
+
 struct RunningJob {
+    graph: Arc<JobGraph>,
+    /// Where the current run's subtasks are deployed.
+    endpoints: Endpoints,
+    placement: Option<Arc<dyn Placement>>,
     execution: JobExecution,
     started: Instant,
     done: Sender<JobOutcome>,
@@ -170,17 +205,30 @@ impl JobManager {
         self.lock().taskmanagers.push((info, gateway));
     }
 
-    /// Validates, schedules and deploys `graph` as job `id`.
+    /// Validates, schedules and deploys `graph` as job `id` on the registered TaskManagers.
     pub fn submit(&self, id: JobId, graph: &JobGraph) -> Result<JobHandle, JobManagerError> {
+        let endpoints = self.lock().taskmanagers.clone();
+        self.submit_on(id, Arc::new(graph.clone()), endpoints, None)
+    }
+
+    /// Validates, schedules and deploys `graph` as job `id` on `endpoints`; restarts ask
+    /// `placement` for new endpoints (or deploy on the same ones without it).
+    pub fn submit_on(
+        &self,
+        id: JobId,
+        graph: Arc<JobGraph>,
+        endpoints: Endpoints,
+        placement: Option<Arc<dyn Placement>>,
+    ) -> Result<JobHandle, JobManagerError> {
         graph.validate()?;
         let mut state = self.lock();
         if state.jobs.contains_key(&id) {
             return Err(JobManagerError::Duplicate(id));
         }
-        let infos: Vec<_> = state.taskmanagers.iter().map(|(i, _)| i.clone()).collect();
-        let mut deployments = schedule(id, graph, &infos)?;
+        let infos: Vec<_> = endpoints.iter().map(|(i, _)| i.clone()).collect();
+        let mut deployments = schedule(id, &graph, &infos)?;
         let initial_restore = match &graph.config.savepoint_restore {
-            Some(settings) => Some(savepoint_restore(graph, settings)?),
+            Some(settings) => Some(savepoint_restore(&graph, settings)?),
             None => None,
         };
         for (_, d) in &mut deployments {
@@ -219,6 +267,9 @@ impl JobManager {
         state.jobs.insert(
             id,
             RunningJob {
+                graph: graph.clone(),
+                endpoints: endpoints.clone(),
+                placement,
                 execution,
                 started: Instant::now(),
                 done: tx,
@@ -235,18 +286,7 @@ impl JobManager {
             start_checkpoint_timer(self.state.clone(), id, interval);
         }
         info!(job_id = %id, job = %graph.name, subtasks = deployments.len(), savepoint = graph.config.savepoint_restore.as_ref().map(|s| s.path.as_str()), "deploying job");
-        let sends: Vec<_> = deployments
-            .into_iter()
-            .filter_map(|(tm, d)| {
-                let gw = state
-                    .taskmanagers
-                    .iter()
-                    .find(|(i, _)| i.id == tm)?
-                    .1
-                    .clone();
-                Some((gw, JobManagerMessage::Deploy(Box::new(d))))
-            })
-            .collect();
+        let sends = deploy_messages(&endpoints, deployments);
         // A gateway may call back into this JobManager (a TaskManager reporting a failed
         // deployment): never send while holding the lock.
         drop(state);
@@ -265,7 +305,7 @@ impl JobManager {
             .ok_or(JobManagerError::UnknownJob(id))?;
         job.execution.cancel();
         let attempt = job.attempt;
-        let gateways = gateways(&state);
+        let gateways = job_gateways(&state, id);
         drop(state);
         broadcast_cancel(&gateways, id, attempt);
         Ok(())
@@ -329,6 +369,54 @@ impl JobManager {
             info!(job_id = %handle.job, request = handle.request, "savepoint request withdrawn");
         }
         withdrawn
+    }
+
+    /// Fails every subtask of job `id`'s current run deployed on TaskManager `tm` that has
+    /// not ended (its TaskManager or worker process is gone): the job fails over as after a
+    /// task failure. Returns how many subtasks it failed.
+    pub fn fail_subtasks_on(&self, id: JobId, tm: TaskManagerId, reason: &str) -> usize {
+        let (attempt, subtasks) = {
+            let state = self.lock();
+            let Some(job) = state.jobs.get(&id) else {
+                return 0;
+            };
+            let subtasks: Vec<_> = job
+                .deployments
+                .iter()
+                .filter(|(t, _)| *t == tm)
+                .map(|(_, d)| d.subtask)
+                .collect();
+            (job.attempt, subtasks)
+        };
+        for subtask in &subtasks {
+            self.send(TaskManagerMessage::TaskState {
+                subtask: *subtask,
+                attempt,
+                state: ExecutionState::Failed,
+                error: Some(reason.to_string()),
+            });
+        }
+        subtasks.len()
+    }
+
+    /// Returns the status of running job `id`, or `None` once it ended (or was never
+    /// submitted).
+    pub fn status(&self, id: JobId) -> Option<JobRunStatus> {
+        let state = self.lock();
+        let job = state.jobs.get(&id)?;
+        Some(JobRunStatus {
+            attempt: job.attempt,
+            restarting: job.execution.all_terminal(),
+            deploying: job.execution.count(ExecutionState::Deploying),
+            running: job.execution.count(ExecutionState::Running),
+            finished: job.execution.count(ExecutionState::Finished),
+            checkpoints: job
+                .checkpoints
+                .as_ref()
+                .map(|c| c.completed().to_vec())
+                .unwrap_or_default(),
+            failure: job.execution.failure().map(str::to_string),
+        })
     }
 
     /// Runs `f` on the checkpoint coordinator of `job` (if it checkpoints) and carries out
@@ -455,17 +543,30 @@ fn coordinator_outbox(state: &mut State, id: JobId, actions: Vec<CoordinatorActi
         gateways: if messages.is_empty() {
             Vec::new()
         } else {
-            gateways(state)
+            job_gateways(state, id)
         },
         messages,
     }
 }
 
-fn gateways(state: &State) -> Vec<Arc<dyn TaskManagerGateway>> {
-    state
-        .taskmanagers
-        .iter()
-        .map(|(_, gw)| gw.clone())
+/// The gateways of the endpoints job `id` runs on.
+fn job_gateways(state: &State, id: JobId) -> Vec<Arc<dyn TaskManagerGateway>> {
+    state.jobs.get(&id).map_or_else(Vec::new, |j| {
+        j.endpoints.iter().map(|(_, gw)| gw.clone()).collect()
+    })
+}
+
+/// Pairs each deployment with the gateway of the endpoint it goes to.
+fn deploy_messages(
+    endpoints: &Endpoints,
+    deployments: Vec<(TaskManagerId, TaskDeployment)>,
+) -> Vec<(Arc<dyn TaskManagerGateway>, JobManagerMessage)> {
+    deployments
+        .into_iter()
+        .filter_map(|(tm, d)| {
+            let gw = endpoints.iter().find(|(i, _)| i.id == tm)?.1.clone();
+            Some((gw, JobManagerMessage::Deploy(Box::new(d))))
+        })
         .collect()
 }
 
@@ -475,20 +576,94 @@ fn broadcast_cancel(gateways: &[Arc<dyn TaskManagerGateway>], job: JobId, attemp
     }
 }
 
+/// Ends job `id` with failure `message` outside any task report (its restart could not be
+/// placed or restored, or it was cancelled while waiting for one): answers what is owed
+/// and cleans up its checkpoint storage.
+fn end_job(state: &mut State, id: JobId, message: String) -> Outbox {
+    warn!(job_id = %id, %message, "job failed");
+    let actions = state
+        .jobs
+        .get_mut(&id)
+        .and_then(|j| j.checkpoints.as_mut())
+        .map(|c| c.ended(Some(&message)))
+        .unwrap_or_default();
+    let outbox = coordinator_outbox(state, id, actions);
+    if let Some(mut job) = state.jobs.remove(&id) {
+        if let Some(c) = job.checkpoints.as_mut() {
+            if let Err(e) = c.shutdown() {
+                warn!(job_id = %id, error = %e, "cannot clean up checkpoint storage");
+            }
+        }
+        let _ = job.done.send(JobOutcome::Failed { message });
+    }
+    outbox
+}
+
+/// Returns whether run `attempt` of job `id` is still the one to restart; ends the job if
+/// it was cancelled while waiting for its restart (`Err` then carries what to send once
+/// the lock is released).
+fn restart_wanted(state: &mut State, id: JobId, attempt: u32) -> Result<(), Option<Outbox>> {
+    let Some(job) = state.jobs.get(&id) else {
+        return Err(None);
+    };
+    if job.attempt != attempt {
+        return Err(None);
+    }
+    if job.execution.is_cancelled_on_request() {
+        return Err(Some(end_job(state, id, "job was cancelled".into())));
+    }
+    Ok(())
+}
+
+/// Sends `outbox`, if any, after releasing `guard`.
+fn release_and_send(guard: std::sync::MutexGuard<'_, State>, outbox: Option<Outbox>) {
+    drop(guard);
+    if let Some(o) = outbox {
+        o.send();
+    }
+}
+
 /// Deploys the subtasks of job `id` again after `delay`, restored from its latest
-/// usable checkpoint, unless the job ended meanwhile.
+/// usable checkpoint, unless the job ended meanwhile. A job with a [`Placement`] is
+/// placed anew first.
 fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Duration) {
     let spawned = std::thread::Builder::new()
         .name(format!("weir-restart-{id}"))
         .spawn(move || {
             std::thread::sleep(delay);
-            let mut s = state.lock().expect("jobmanager state poisoned");
-            let Some(job) = s.jobs.get_mut(&id) else {
-                return;
+            let placement = {
+                let mut s = state.lock().expect("jobmanager state poisoned");
+                if let Err(outbox) = restart_wanted(&mut s, id, attempt) {
+                    return release_and_send(s, outbox);
+                }
+                s.jobs.get(&id).and_then(|j| j.placement.clone())
             };
-            if job.attempt != attempt {
-                return;
+            // Placing waits for slots and workers: never under the lock.
+            let placed = placement.map(|p| p.place(id, attempt));
+            let mut s = state.lock().expect("jobmanager state poisoned");
+            if let Err(outbox) = restart_wanted(&mut s, id, attempt) {
+                return release_and_send(s, outbox);
             }
+            if let Some(placed) = placed {
+                let job = s.jobs.get_mut(&id).expect("checked by restart_wanted");
+                let scheduled = placed.and_then(|endpoints| {
+                    let infos: Vec<_> = endpoints.iter().map(|(i, _)| i.clone()).collect();
+                    let deployments =
+                        schedule(id, &job.graph, &infos).map_err(|e| e.to_string())?;
+                    Ok((endpoints, deployments))
+                });
+                match scheduled {
+                    Ok((endpoints, deployments)) => {
+                        job.endpoints = endpoints;
+                        job.deployments = deployments;
+                    }
+                    Err(reason) => {
+                        let outbox = end_job(&mut s, id, format!("cannot restart job {id}: {reason}"));
+                        return release_and_send(s, Some(outbox));
+                    }
+                }
+            }
+            let job = s.jobs.get_mut(&id).expect("checked by restart_wanted");
             // The latest usable checkpoint; before the first one completes (or when none is
             // usable), the savepoint the job started from.
             let restore = match job.checkpoints.as_ref() {
@@ -504,12 +679,8 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
                             job.initial_restore.clone()
                         }
                         Err(e) => {
-                            let message = format!("cannot restore job {id}: {e}");
-                            warn!(job_id = %id, %message, "job failed");
-                            if let Some(job) = s.jobs.remove(&id) {
-                                let _ = job.done.send(JobOutcome::Failed { message });
-                            }
-                            return;
+                            let outbox = end_job(&mut s, id, format!("cannot restore job {id}: {e}"));
+                            return release_and_send(s, Some(outbox));
                         }
                     }
                 }
@@ -536,13 +707,7 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
                     (*tm, d)
                 })
                 .collect();
-            let sends: Vec<_> = deployments
-                .into_iter()
-                .filter_map(|(tm, d)| {
-                    let gw = s.taskmanagers.iter().find(|(i, _)| i.id == tm)?.1.clone();
-                    Some((gw, JobManagerMessage::Deploy(Box::new(d))))
-                })
-                .collect();
+            let sends = deploy_messages(&job.endpoints, deployments);
             drop(s);
             for (gw, m) in sends {
                 gw.send(m);
@@ -556,7 +721,7 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
 /// Opens and checks the savepoint `settings` names for `graph`: every operator state in it
 /// must belong to an operator of the job (matched by `uid`) unless
 /// `allow_non_restored_state`, and keyed state keeps its number of key groups.
-fn savepoint_restore(
+pub(crate) fn savepoint_restore(
     graph: &JobGraph,
     settings: &weir_runtime::SavepointRestoreSettings,
 ) -> Result<RestoreSpec, JobManagerError> {
@@ -717,7 +882,11 @@ impl JobManagerGateway for JobManager {
                 let _ = job.done.send(outcome);
             }
         }
-        let gateways = if cancel { gateways(&state) } else { Vec::new() };
+        let gateways = if cancel {
+            job_gateways(&state, subtask.job)
+        } else {
+            Vec::new()
+        };
         drop(state);
         outbox.send();
         broadcast_cancel(&gateways, subtask.job, attempt);
@@ -768,11 +937,11 @@ mod tests {
                 is_source: true,
                 is_sink: true,
                 operator_uids: Vec::new(),
-                factory: Arc::new(
+                factory: Some(Arc::new(
                     |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
                         Err(TaskError::Other("unused".into()))
                     },
-                ),
+                )),
             }],
             edges: vec![],
             config: JobConfig::default(),

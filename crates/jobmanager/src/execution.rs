@@ -60,6 +60,16 @@ impl JobExecution {
             && self.states.values().any(|s| *s == ExecutionState::Running)
     }
 
+    /// Returns the number of subtasks in `state`.
+    pub fn count(&self, state: ExecutionState) -> usize {
+        self.states.values().filter(|s| **s == state).count()
+    }
+
+    /// Returns whether every subtask is in a terminal state.
+    pub fn all_terminal(&self) -> bool {
+        self.states.values().all(|s| s.is_terminal())
+    }
+
     /// Returns whether the job is being cancelled on request (no restart then).
     pub fn is_cancelled_on_request(&self) -> bool {
         self.cancelling && self.failure.as_deref() == Some("job was cancelled")

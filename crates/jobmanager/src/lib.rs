@@ -5,6 +5,7 @@
 //! [`weir_runtime::control::TaskManagerGateway`]s.
 
 mod checkpoint_coordinator;
+pub mod cluster;
 mod dispatcher;
 mod execution;
 mod restart;
@@ -13,7 +14,10 @@ mod scheduler;
 pub use checkpoint_coordinator::{
     CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction, SavepointRequest,
 };
-pub use dispatcher::{JobHandle, JobManager, JobManagerError, JobOutcome, SavepointHandle};
+pub use dispatcher::{
+    Endpoints, JobHandle, JobManager, JobManagerError, JobOutcome, JobRunStatus, Placement,
+    SavepointHandle,
+};
 pub use execution::{Decision, JobExecution};
 pub use restart::RestartPolicy;
 pub use scheduler::{schedule, ScheduleError};

@@ -137,11 +137,11 @@ mod tests {
             is_source: id == 0,
             is_sink: id == 1,
             operator_uids: Vec::new(),
-            factory: Arc::new(
+            factory: Some(Arc::new(
                 |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
                     Err(TaskError::Other("unused".into()))
                 },
-            ),
+            )),
         }
     }
 

@@ -153,13 +153,40 @@ pub struct TaskManagerConfig {
     /// allocated on first use). A task that cannot reserve its pools fails with an error
     /// that names this key.
     pub network_buffers: usize,
+    /// The cluster secret (`cluster.secret`): data connections present it, and the data
+    /// server refuses connections without it. `None`: no secret.
+    #[serde(default)]
+    pub cluster_secret: Option<Secret>,
 }
 
 impl Default for TaskManagerConfig {
     fn default() -> Self {
         Self {
             network_buffers: 4096,
+            cluster_secret: None,
         }
+    }
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 

@@ -43,7 +43,10 @@ impl fmt::Display for Partitioning {
 }
 
 /// One operator chain, run by `parallelism` subtasks.
-#[derive(Clone)]
+///
+/// Serialized without its factory: a JobManager of a standalone cluster receives the
+/// structure only, and the job's worker processes rebuild the code by running the program.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct JobVertex {
     /// Dense index of the vertex.
     pub id: VertexId,
@@ -60,8 +63,9 @@ pub struct JobVertex {
     /// The `uid` of every operator of the chain, in chain order (state in a savepoint is
     /// matched to operators by it).
     pub operator_uids: Vec<String>,
-    /// Builds the chain's code for one subtask.
-    pub factory: Arc<dyn InvokableFactory>,
+    /// Builds the chain's code for one subtask; `None` in a graph received over the wire.
+    #[serde(skip)]
+    pub factory: Option<Arc<dyn InvokableFactory>>,
 }
 
 impl fmt::Debug for JobVertex {
@@ -75,7 +79,7 @@ impl fmt::Debug for JobVertex {
 }
 
 /// A data exchange between two vertices.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobEdge {
     /// Producing vertex.
     pub source: VertexId,
@@ -92,7 +96,7 @@ pub struct JobEdge {
 }
 
 /// A job ready to be scheduled.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct JobGraph {
     /// The name given to `execute`.
     pub name: String,
@@ -239,5 +243,28 @@ impl JobGraph {
     /// Returns the total number of subtasks over all vertices.
     pub fn subtask_count(&self) -> usize {
         self.vertices.iter().map(|v| v.parallelism as usize).sum()
+    }
+
+    /// Returns the number of slots the job needs with slot sharing: its highest
+    /// parallelism.
+    pub fn slots_needed(&self) -> u32 {
+        self.vertices
+            .iter()
+            .map(|v| v.parallelism as u32)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Returns a digest of the graph's structure and settings (not its code), equal in
+    /// every process that builds the same graph: a job's worker processes check that
+    /// they rebuilt the graph the JobManager scheduled.
+    pub fn fingerprint(&self) -> u64 {
+        let mut bytes = Vec::new();
+        match weir_state_backends::encode_into(self, &mut bytes) {
+            Ok(()) => weir_state_backends::key_hash(&bytes[..]),
+            // Only a setting serde cannot encode gets here; such a graph cannot travel
+            // either, and submission reports that.
+            Err(_) => 0,
+        }
     }
 }

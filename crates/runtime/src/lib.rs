@@ -22,7 +22,7 @@ pub mod types;
 
 pub use config::{
     CheckpointConfig, CheckpointingMode, JobConfig, RestartStrategy, SavepointRestoreSettings,
-    TaskManagerConfig,
+    Secret, TaskManagerConfig,
 };
 pub use error::{ExchangeError, TaskError};
 pub use graph::{GraphError, JobEdge, JobGraph, JobVertex, Partitioning};

@@ -68,7 +68,7 @@ impl Peer {
 
     fn hello(server: &DataServer) -> Self {
         let mut p = Self::connect(server);
-        p.0.write_all(&encode_hello()).unwrap();
+        p.0.write_all(&encode_hello(b"")).unwrap();
         p
     }
 
@@ -168,11 +168,38 @@ fn garbage_or_another_version_instead_of_a_hello_is_refused_and_the_server_keeps
     // The server closes the connection: read returns EOF (or a reset), never hangs.
     let _ = bad.0.read_to_end(&mut rest);
     let mut old = Peer::connect(&server);
-    let mut hello = encode_hello();
+    let mut hello = encode_hello(b"");
     hello[4] += 1;
     old.0.write_all(&hello).unwrap();
     let _ = old.0.read_to_end(&mut rest);
     let mut good = Peer::hello(&server);
+    good.open(1, 1);
+    accept_channel(&gate, 1, 1);
+}
+
+#[test]
+fn a_server_with_a_cluster_secret_refuses_connections_without_it() {
+    let registry = Arc::new(GateRegistry::new());
+    let gate = InputGate::new();
+    register(&registry, &gate);
+    let server =
+        DataServer::start_with_secret("127.0.0.1:0".parse().unwrap(), registry, Some("s3cret"))
+            .unwrap();
+    for hello in [encode_hello(b""), encode_hello(b"wrong")] {
+        let mut p = Peer::connect(&server);
+        p.0.write_all(&hello).unwrap();
+        p.open(1, 1);
+        let mut rest = Vec::new();
+        // Refused: the server closes the connection and opens no channel.
+        let _ = p.0.read_to_end(&mut rest);
+        assert!(rest.is_empty());
+    }
+    assert!(
+        gate.recv_timeout(Duration::ZERO).is_err(),
+        "no channel was opened"
+    );
+    let mut good = Peer::connect(&server);
+    good.0.write_all(&encode_hello(b"s3cret")).unwrap();
     good.open(1, 1);
     accept_channel(&gate, 1, 1);
 }

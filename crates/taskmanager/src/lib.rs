@@ -5,7 +5,13 @@
 //! It depends only on `weir-runtime`; the JobManager is reached through a
 //! [`weir_runtime::control::JobManagerGateway`]. Job code comes from a program registry:
 //! a process that built a job graph registers it here before the job is deployed.
+//!
+//! In a standalone cluster, [`daemon`] is the TaskManager process (slots, heartbeats,
+//! artifacts, worker supervision) and [`worker`] the job worker process that runs a
+//! [`TaskManager`] for one job's subtasks.
 
+pub mod daemon;
 mod taskmanager;
+pub mod worker;
 
 pub use taskmanager::TaskManager;

@@ -75,14 +75,15 @@ impl TaskManager {
         config: &TaskManagerConfig,
     ) -> std::io::Result<Self> {
         let registry = Arc::new(GateRegistry::new());
-        let server = DataServer::start(bind, registry.clone())?;
+        let secret = config.cluster_secret.as_ref().map(|s| s.expose());
+        let server = DataServer::start_with_secret(bind, registry.clone(), secret)?;
         let env = Arc::new(TaskEnvironment {
             registry,
             taskmanager: id,
             data_address: server.local_addr(),
             metrics: Arc::new(MetricRegistry::new()),
             network: NetworkBufferPool::new(config.network_buffers),
-            connections: Arc::new(ConnectionManager::new()),
+            connections: Arc::new(ConnectionManager::with_secret(secret)),
             jobmanager: jobmanager.clone(),
         });
         info!(taskmanager = id, slots, network_buffers = config.network_buffers, data_address = %server.local_addr(), "taskmanager started");
@@ -279,15 +280,19 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
         .spawn(move || {
             report(&inner2, subtask, attempt, ExecutionState::Running, None);
             let body = std::panic::AssertUnwindSafe(|| {
-                let Some(vertex) = graph.vertices.get(subtask.vertex as usize) else {
+                let Some(factory) = graph
+                    .vertices
+                    .get(subtask.vertex as usize)
+                    .and_then(|v| v.factory.as_deref())
+                else {
                     return Err(TaskError::Other(format!(
-                        "job {} has no vertex {}",
+                        "job {} has no code for vertex {}",
                         subtask.job, subtask.vertex
                     )));
                 };
                 run_task(
                     &d,
-                    &*vertex.factory,
+                    factory,
                     &graph.config,
                     &inner2.env,
                     &cancel2,

@@ -36,11 +36,11 @@ fn a_deployment_arriving_after_its_jobs_cancellation_is_reported_cancelled_and_n
             is_source: true,
             is_sink: true,
             operator_uids: Vec::new(),
-            factory: Arc::new(
+            factory: Some(Arc::new(
                 |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
                     panic!("a cancelled job's subtask must not start")
                 },
-            ),
+            )),
         }],
         edges: vec![],
         config: JobConfig::default(),

@@ -241,7 +241,7 @@ pub fn build_job_graph(
             is_source: matches!(head.kind, NodeKind::Source(_)),
             is_sink: path.iter().any(|id| nodes[*id].is_sink),
             operator_uids,
-            factory: Arc::new(factory),
+            factory: Some(Arc::new(factory)),
         });
     }
     let job = JobGraph {

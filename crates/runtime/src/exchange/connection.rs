@@ -158,12 +158,23 @@ fn write_all_bounded(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()
 pub struct ConnectionManager {
     connections: Mutex<HashMap<SocketAddr, Arc<Connection>>>,
     next_id: AtomicU32,
+    /// The cluster secret every connection presents (empty: none).
+    secret: Vec<u8>,
 }
 
 impl ConnectionManager {
     /// Creates a manager without connections.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Creates a manager whose connections present the cluster secret.
+    pub fn with_secret(secret: Option<&str>) -> Self {
+        Self {
+            connections: Mutex::default(),
+            next_id: AtomicU32::default(),
+            secret: secret.unwrap_or_default().as_bytes().to_vec(),
+        }
     }
 
     /// Returns the number of open connections.
@@ -193,7 +204,7 @@ impl ConnectionManager {
             match conns.get(&addr) {
                 Some(c) if !c.broken.load(Ordering::Acquire) => c.clone(),
                 _ => {
-                    let c = connect(addr).map_err(|source| ExchangeError::Io {
+                    let c = connect(addr, &self.secret).map_err(|source| ExchangeError::Io {
                         peer: addr.to_string(),
                         target: target.clone(),
                         source,
@@ -247,10 +258,10 @@ impl Drop for ConnectionManager {
     }
 }
 
-fn connect(addr: SocketAddr) -> std::io::Result<Arc<Connection>> {
+fn connect(addr: SocketAddr, secret: &[u8]) -> std::io::Result<Arc<Connection>> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_nodelay(true)?;
-    stream.write_all(&encode_hello())?;
+    stream.write_all(&encode_hello(secret))?;
     stream.set_write_timeout(Some(WRITE_WAIT_SLICE))?;
     let reader = stream.try_clone()?;
     let control = stream.try_clone()?;

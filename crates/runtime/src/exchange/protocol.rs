@@ -2,7 +2,8 @@
 //!
 //! A producer TaskManager opens one TCP connection to each consumer TaskManager it sends
 //! to and multiplexes every logical channel over it. The connection starts with a hello
-//! (`"WEIR"` and the protocol version); then both sides exchange frames, each a fixed
+//! (`"WEIR"`, the protocol version, then the cluster secret as a u16 length and its
+//! bytes, empty when the cluster has none); then both sides exchange frames, each a fixed
 //! [`HEADER_LEN`]-byte header followed by `len` payload bytes:
 //!
 //! | kind     | direction            | `arg`           | payload                                  |
@@ -24,9 +25,11 @@ use crate::types::{GateAddress, JobId, SubtaskId};
 /// First bytes of every data connection.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"WEIR";
 /// Version of the data protocol; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u8 = 2;
-/// Length of the hello: magic and version.
+pub const PROTOCOL_VERSION: u8 = 3;
+/// Length of the hello's fixed start: magic and version (the secret follows).
 pub const HELLO_LEN: usize = 5;
+/// Longest cluster secret a hello may carry.
+pub const MAX_SECRET_BYTES: usize = 1024;
 /// Length of a frame header.
 pub const HEADER_LEN: usize = 18;
 /// Largest payload of any frame.
@@ -69,11 +72,14 @@ pub struct FrameHeader {
     pub complete: u32,
 }
 
-/// Encodes the hello.
-pub fn encode_hello() -> [u8; HELLO_LEN] {
-    let mut b = [0u8; HELLO_LEN];
-    b[..4].copy_from_slice(&HANDSHAKE_MAGIC);
-    b[4] = PROTOCOL_VERSION;
+/// Encodes the hello, presenting `secret` (at most [`MAX_SECRET_BYTES`]; empty: none).
+pub fn encode_hello(secret: &[u8]) -> Vec<u8> {
+    let secret = &secret[..secret.len().min(MAX_SECRET_BYTES)];
+    let mut b = Vec::with_capacity(HELLO_LEN + 2 + secret.len());
+    b.extend_from_slice(&HANDSHAKE_MAGIC);
+    b.push(PROTOCOL_VERSION);
+    b.extend_from_slice(&(secret.len() as u16).to_le_bytes());
+    b.extend_from_slice(secret);
     b
 }
 
@@ -264,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_hello_of_another_version_or_protocol_is_refused() {
-        let mut h = encode_hello();
+        let mut h: [u8; HELLO_LEN] = encode_hello(b"")[..HELLO_LEN].try_into().unwrap();
         assert!(decode_hello(&h).is_ok());
         h[4] += 1;
         assert!(decode_hello(&h).unwrap_err().contains("version"));

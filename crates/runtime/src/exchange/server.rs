@@ -103,6 +103,17 @@ pub struct DataServer {
 impl DataServer {
     /// Binds `bind` (use port 0 for any free port) and starts accepting.
     pub fn start(bind: SocketAddr, registry: Arc<GateRegistry>) -> std::io::Result<Self> {
+        Self::start_with_secret(bind, registry, None)
+    }
+
+    /// Binds `bind` and starts accepting connections that present `secret` (any
+    /// connection when `None`); others are refused and logged.
+    pub fn start_with_secret(
+        bind: SocketAddr,
+        registry: Arc<GateRegistry>,
+        secret: Option<&str>,
+    ) -> std::io::Result<Self> {
+        let secret: Arc<[u8]> = secret.unwrap_or_default().as_bytes().into();
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -117,9 +128,10 @@ impl DataServer {
                     match conn {
                         Ok(stream) => {
                             let reg = registry.clone();
+                            let secret = secret.clone();
                             let _ = std::thread::Builder::new()
                                 .name("weir-data-conn".into())
-                                .spawn(move || serve_connection(stream, reg));
+                                .spawn(move || serve_connection(stream, reg, &secret));
                         }
                         Err(e) => warn!(error = %e, "data server accept failed"),
                     }
@@ -159,7 +171,32 @@ struct Conn {
     scratch: Vec<u8>,
 }
 
-fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {
+/// Reads the secret a hello presents and compares it with `ours` (in time independent of
+/// where they differ).
+fn read_secret(stream: &mut TcpStream, ours: &[u8]) -> Result<(), String> {
+    let mut len = [0u8; 2];
+    stream
+        .read_exact(&mut len)
+        .map_err(|e| format!("hello without a secret field: {e}"))?;
+    let len = u16::from_le_bytes(len) as usize;
+    if len > super::protocol::MAX_SECRET_BYTES {
+        return Err(format!("secret of {len} bytes is too long"));
+    }
+    let mut theirs = vec![0u8; len];
+    stream
+        .read_exact(&mut theirs)
+        .map_err(|e| format!("hello cut short: {e}"))?;
+    if !ours.is_empty() && !crate::rpc::handshake::same_secret(ours, &theirs) {
+        return Err(if theirs.is_empty() {
+            "it presented no cluster secret".into()
+        } else {
+            "it presented a wrong cluster secret".into()
+        });
+    }
+    Ok(())
+}
+
+fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>, secret: &[u8]) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -170,7 +207,7 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>) {
         warn!(peer = %peer, error = %e, "data connection closed before its handshake");
         return;
     }
-    if let Err(reason) = decode_hello(&hello) {
+    if let Err(reason) = decode_hello(&hello).and_then(|()| read_secret(&mut stream, secret)) {
         warn!(peer = %peer, reason = %reason, "refusing data connection");
         let _ = stream.shutdown(Shutdown::Both);
         return;

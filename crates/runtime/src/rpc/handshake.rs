@@ -34,7 +34,7 @@ pub enum PeerRole {
     Client = 1,
     /// A TaskManager registering with the JobManager.
     TaskManager = 2,
-    /// A job worker process reporting to its TaskManager.
+    /// A job worker process reporting its tasks to the JobManager.
     Worker = 3,
 }
 
@@ -57,7 +57,7 @@ fn io(peer: &str) -> impl Fn(std::io::Error) -> RpcError + '_ {
 }
 
 /// Compares two secrets in time that depends only on their lengths.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -15,11 +15,47 @@
 
 pub mod frame;
 pub mod handshake;
+pub mod link;
+pub mod messages;
 
 use thiserror::Error;
 
 pub use frame::{read_message, write_message, MAX_MESSAGE_BYTES};
 pub use handshake::{accept, connect, PeerRole, RPC_MAGIC, RPC_PROTOCOL_VERSION};
+pub use link::{spawn_link, LinkReceiver, LinkSender};
+
+/// How long a connection attempt and its handshake may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connects to the control endpoint at `address` as `role`, presenting `secret`, within
+/// [`CONNECT_TIMEOUT`].
+pub async fn dial(
+    address: &str,
+    role: PeerRole,
+    secret: Option<&str>,
+) -> Result<tokio::net::TcpStream, RpcError> {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|source| RpcError::Io {
+                peer: address.to_owned(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        connect(&mut stream, address, role, secret).await?;
+        Ok(stream)
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(RpcError::Io {
+            peer: address.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            ),
+        }),
+    }
+}
 
 /// Errors of a control connection; each names the peer.
 #[derive(Debug, Error)]

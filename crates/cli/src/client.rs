@@ -1,0 +1,110 @@
+//! The CLI's control connection to a JobManager: one request, one answer.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::Read;
+use std::path::Path;
+use tokio::net::TcpStream;
+use weir_runtime::rpc::messages::{
+    ArtifactDigest, ArtifactHasher, ClientRequest, ClientResponse, ARTIFACT_CHUNK_BYTES,
+};
+use weir_runtime::rpc::{dial, read_message, write_message, PeerRole};
+
+/// A connected client.
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    stream: TcpStream,
+    address: String,
+}
+
+impl Client {
+    /// Connects to the JobManager at `address`.
+    pub fn connect(address: &str, secret: Option<&str>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let stream = runtime
+            .block_on(dial(address, PeerRole::Client, secret))
+            .map_err(|e| anyhow!("cannot reach the JobManager at {address}: {e}"))?;
+        Ok(Self {
+            runtime,
+            stream,
+            address: address.to_string(),
+        })
+    }
+
+    fn send(&mut self, request: &ClientRequest) -> Result<()> {
+        let Self {
+            runtime,
+            stream,
+            address,
+        } = self;
+        runtime
+            .block_on(write_message(stream, address, request))
+            .with_context(|| format!("JobManager at {address}"))
+    }
+
+    fn receive(&mut self) -> Result<ClientResponse> {
+        let Self {
+            runtime,
+            stream,
+            address,
+        } = self;
+        runtime
+            .block_on(read_message(stream, address))
+            .with_context(|| format!("JobManager at {address}"))
+    }
+
+    /// Sends `request` and returns its answer; an error answer becomes an error.
+    pub fn call(&mut self, request: ClientRequest) -> Result<ClientResponse> {
+        self.send(&request)?;
+        match self.receive()? {
+            ClientResponse::Error(e) => Err(anyhow!("{e}")),
+            r => Ok(r),
+        }
+    }
+
+    /// Uploads the program at `path` unless the JobManager has it; returns its digest.
+    pub fn upload(&mut self, path: &Path) -> Result<ArtifactDigest> {
+        let read = |p: &Path| -> Result<(ArtifactDigest, u64)> {
+            let mut f = std::fs::File::open(p)?;
+            let mut h = ArtifactHasher::default();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut size = 0u64;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    return Ok((h.finish(), size));
+                }
+                h.update(&buf[..n]);
+                size += n as u64;
+            }
+        };
+        let (digest, size) =
+            read(path).with_context(|| format!("cannot read job program {}", path.display()))?;
+        match self.call(ClientRequest::PutArtifact {
+            digest: digest.clone(),
+            size,
+        })? {
+            ClientResponse::ArtifactStatus { present: true } => return Ok(digest),
+            ClientResponse::ArtifactStatus { present: false } => {}
+            other => bail!("unexpected answer to an upload: {other:?}"),
+        }
+        let mut f = std::fs::File::open(path)
+            .with_context(|| format!("cannot read job program {}", path.display()))?;
+        let mut buf = vec![0u8; ARTIFACT_CHUNK_BYTES];
+        let mut sent = 0u64;
+        while sent < size {
+            let want = ((size - sent) as usize).min(buf.len());
+            f.read_exact(&mut buf[..want]).with_context(|| {
+                format!("job program {} changed while uploading", path.display())
+            })?;
+            sent += want as u64;
+            self.send(&ClientRequest::ArtifactChunk(buf[..want].to_vec()))?;
+        }
+        match self.receive()? {
+            ClientResponse::ArtifactStored => Ok(digest),
+            ClientResponse::Error(e) => Err(anyhow!("{e}")),
+            other => bail!("unexpected answer to an upload: {other:?}"),
+        }
+    }
+}

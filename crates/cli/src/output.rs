@@ -1,0 +1,150 @@
+//! What the CLI prints: aligned tables for people, one JSON object for scripts (the shapes
+//! of the REST API). Errors go to stderr as `error: ...`, or to stdout as `{"error": ...}`
+//! with `--output json`.
+
+use crate::Format;
+use serde_json::json;
+use weir_jobmanager::cluster::json;
+use weir_runtime::rpc::messages::{CheckpointSummary, JobSummary};
+use weir_runtime::JobId;
+
+/// Prints rows as columns padded to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+fn duration(s: &JobSummary) -> String {
+    let end = s.ended_ms.unwrap_or_else(weir_runtime::now_ms);
+    format!("{:.1}s", (end - s.submitted_ms).max(0) as f64 / 1000.0)
+}
+
+/// An error.
+pub fn error(format: Format, e: &anyhow::Error) {
+    match format {
+        Format::Json => println!("{}", json!({ "error": format!("{e:#}") })),
+        Format::Table => eprintln!("error: {e:#}"),
+    }
+}
+
+/// A job was submitted without waiting.
+pub fn submitted(format: Format, id: JobId) {
+    match format {
+        Format::Json => println!("{}", json!({ "job_id": id.to_string() })),
+        Format::Table => println!("Job {id} submitted"),
+    }
+}
+
+/// The list of jobs.
+pub fn jobs(format: Format, list: &[JobSummary]) {
+    if format == Format::Json {
+        println!("{}", json::jobs(list));
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.name.clone(),
+                s.status.name().to_string(),
+                s.slots.to_string(),
+                s.restarts.to_string(),
+                duration(s),
+            ]
+        })
+        .collect();
+    table(
+        &["JOB ID", "NAME", "STATUS", "SLOTS", "RESTARTS", "DURATION"],
+        &rows,
+    );
+}
+
+/// One job.
+pub fn job(format: Format, s: &JobSummary) {
+    if format == Format::Json {
+        println!("{}", json::job(s));
+        return;
+    }
+    let tms: Vec<String> = s.taskmanagers.iter().map(|t| t.to_string()).collect();
+    let rows = vec![
+        vec!["Job ID".into(), s.id.to_string()],
+        vec!["Name".into(), s.name.clone()],
+        vec!["Status".into(), s.status.name().into()],
+        vec!["Slots".into(), s.slots.to_string()],
+        vec!["Subtasks".into(), s.subtasks.to_string()],
+        vec!["Restarts".into(), s.restarts.to_string()],
+        vec!["Duration".into(), duration(s)],
+        vec!["TaskManagers".into(), tms.join(", ")],
+        vec![
+            "Last checkpoint".into(),
+            s.last_checkpoint.map_or("-".into(), |c| c.to_string()),
+        ],
+        vec![
+            "Message".into(),
+            s.message.clone().unwrap_or_else(|| "-".into()),
+        ],
+    ];
+    table(&["FIELD", "VALUE"], &rows);
+}
+
+/// A job's checkpoints.
+pub fn checkpoints(format: Format, id: JobId, list: &[CheckpointSummary]) {
+    if format == Format::Json {
+        println!("{}", json::checkpoints(id, list));
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.size.to_string(),
+                c.incremental_size.to_string(),
+                c.duration_ms.to_string(),
+                c.alignment_ms.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "SIZE (B)",
+            "STORED (B)",
+            "DURATION (MS)",
+            "ALIGNMENT (MS)",
+        ],
+        &rows,
+    );
+}
+
+/// A request that succeeded with one value (`what`: the JSON field).
+pub fn done(format: Format, id: JobId, what: &str, value: &str) {
+    match format {
+        Format::Json => {
+            let v = if what == "cancelled" {
+                json!(true)
+            } else {
+                json!(value)
+            };
+            println!("{}", json!({ "job_id": id.to_string(), what: v }));
+        }
+        Format::Table => println!("Job {id}: {what}: {value}"),
+    }
+}

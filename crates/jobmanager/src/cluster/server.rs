@@ -1,0 +1,428 @@
+//! The standalone JobManager's control RPC endpoint.
+//!
+//! One tokio task per connection. After the handshake (protocol version, role, cluster
+//! secret) the role decides the conversation: a client sends requests and reads one answer
+//! each; a TaskManager registers, then heartbeats and reports its workers; a job worker
+//! registers for its job, then carries task reports. Invariants: a connection that fails
+//! its handshake or sends bytes that are not a message is logged and closed, and touches
+//! no job; dispatcher calls (which may block on its lock) run on blocking threads, and a
+//! worker's reports reach the dispatcher in the order it sent them.
+
+use super::artifacts::Upload;
+use super::{Cluster, ClusterSettings};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn};
+use weir_runtime::control::{JobManagerGateway, TaskManagerMessage};
+use weir_runtime::rpc::messages::{
+    ClientRequest, ClientResponse, TaskManagerCommand, TaskManagerRequest, WorkerCommand,
+    WorkerReport, ARTIFACT_CHUNK_BYTES,
+};
+use weir_runtime::rpc::{
+    accept, read_message, spawn_link, write_message, PeerRole, RpcError, CONNECT_TIMEOUT,
+};
+
+/// A running standalone JobManager: its RPC endpoint and cluster state.
+pub struct JobManagerServer {
+    address: SocketAddr,
+    cluster: Arc<Cluster>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl JobManagerServer {
+    /// Binds the RPC address and starts serving.
+    pub fn start(settings: ClusterSettings) -> Result<Self, std::io::Error> {
+        let cluster = Cluster::new(settings.clone()).map_err(std::io::Error::other)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .thread_name("weir-jm-rpc")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(TcpListener::bind(settings.rpc_address))?;
+        let address = listener.local_addr()?;
+        info!(%address, secret = settings.secret.is_some(), "jobmanager listening");
+        runtime.spawn(serve(listener, cluster.clone()));
+        let watcher = Arc::downgrade(&cluster);
+        let period = (settings.heartbeat_interval / 2).max(Duration::from_millis(10));
+        std::thread::Builder::new()
+            .name("weir-jm-heartbeats".into())
+            .spawn(move || loop {
+                std::thread::sleep(period);
+                match watcher.upgrade() {
+                    Some(c) => c.check_heartbeats(),
+                    None => return,
+                }
+            })?;
+        Ok(Self {
+            address,
+            cluster,
+            runtime,
+        })
+    }
+
+    /// The address the RPC endpoint listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The cluster state.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Serves the REST API on `address`; returns the address bound.
+    pub fn serve_rest(&self, address: SocketAddr) -> Result<SocketAddr, std::io::Error> {
+        let listener = self
+            .runtime
+            .block_on(tokio::net::TcpListener::bind(address))?;
+        let bound = listener.local_addr()?;
+        let app = super::rest::router(self.cluster.clone());
+        self.runtime.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                warn!(error = %e, "REST API stopped");
+            }
+        });
+        info!(address = %bound, "REST API listening");
+        Ok(bound)
+    }
+}
+
+async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
+    let connections = Arc::new(AtomicU64::new(0));
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let id = connections.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(handle(stream, peer.to_string(), cluster.clone(), id));
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot accept a control connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle(mut stream: TcpStream, peer: String, cluster: Arc<Cluster>, connection: u64) {
+    let _ = stream.set_nodelay(true);
+    let secret = cluster.settings().secret.clone();
+    let role = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        accept(&mut stream, &peer, secret.as_deref()),
+    )
+    .await
+    {
+        Ok(Ok(role)) => role,
+        Ok(Err(e)) => {
+            warn!(%peer, error = %e, "control connection refused");
+            return;
+        }
+        Err(_) => {
+            warn!(%peer, "control connection refused: no handshake within the connect timeout");
+            return;
+        }
+    };
+    let result = match role {
+        PeerRole::Client => client(stream, &peer, cluster).await,
+        PeerRole::TaskManager => taskmanager(stream, peer.clone(), cluster).await,
+        PeerRole::Worker => worker(stream, peer.clone(), cluster, connection).await,
+    };
+    if let Err(e) = result {
+        warn!(%peer, role = ?role, error = %e, "control connection closed");
+    }
+}
+
+/// Serves one client: a request, then its answer, until it hangs up.
+async fn client(mut stream: TcpStream, peer: &str, cluster: Arc<Cluster>) -> Result<(), RpcError> {
+    let upload: Arc<Mutex<Option<Upload>>> = Arc::default();
+    loop {
+        let request: ClientRequest = match read_message(&mut stream, peer).await {
+            Ok(r) => r,
+            Err(RpcError::Closed { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if let ClientRequest::FetchArtifact(digest) = &request {
+            send_artifact(&mut stream, peer, &cluster, digest).await?;
+            continue;
+        }
+        let c = cluster.clone();
+        let up = upload.clone();
+        let answer = tokio::task::spawn_blocking(move || answer(&c, &up, request))
+            .await
+            .unwrap_or_else(|e| Some(ClientResponse::Error(format!("request failed: {e}"))));
+        if let Some(answer) = answer {
+            write_message(&mut stream, peer, &answer).await?;
+        }
+    }
+}
+
+/// Streams a stored artifact in pieces, then its end (or an error).
+async fn send_artifact(
+    stream: &mut TcpStream,
+    peer: &str,
+    cluster: &Cluster,
+    digest: &weir_runtime::rpc::messages::ArtifactDigest,
+) -> Result<(), RpcError> {
+    let file = match cluster.artifacts().read(digest) {
+        Ok(f) => f,
+        Err(e) => return write_message(stream, peer, &ClientResponse::Error(e.to_string())).await,
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    let mut buf = vec![0u8; ARTIFACT_CHUNK_BYTES];
+    loop {
+        let n = match file.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                let why = format!("cannot read artifact {digest}: {e}");
+                return write_message(stream, peer, &ClientResponse::Error(why)).await;
+            }
+        };
+        if n == 0 {
+            return write_message(stream, peer, &ClientResponse::ArtifactEnd).await;
+        }
+        write_message(
+            stream,
+            peer,
+            &ClientResponse::ArtifactData(buf[..n].to_vec()),
+        )
+        .await?;
+    }
+}
+
+/// Answers one client request (`None`: a piece of an upload that is not the last).
+fn answer(
+    cluster: &Cluster,
+    upload: &Mutex<Option<Upload>>,
+    request: ClientRequest,
+) -> Option<ClientResponse> {
+    let mut upload = upload.lock().expect("upload poisoned");
+    let err = |e: String| Some(ClientResponse::Error(e));
+    if upload.is_some() && !matches!(request, ClientRequest::ArtifactChunk(_)) {
+        *upload = None;
+        return err("an artifact upload was interrupted by another request".into());
+    }
+    match request {
+        ClientRequest::PutArtifact { digest, size } => {
+            if cluster.artifacts().contains(&digest) {
+                return Some(ClientResponse::ArtifactStatus { present: true });
+            }
+            match cluster.artifacts().begin(digest, size) {
+                Ok(u) if size == 0 => {
+                    let mut u = u;
+                    match cluster.artifacts().write(&mut u, &[]) {
+                        Ok(_) => Some(ClientResponse::ArtifactStatus { present: true }),
+                        Err(e) => err(e.to_string()),
+                    }
+                }
+                Ok(u) => {
+                    *upload = Some(u);
+                    Some(ClientResponse::ArtifactStatus { present: false })
+                }
+                Err(e) => err(e.to_string()),
+            }
+        }
+        ClientRequest::ArtifactChunk(bytes) => {
+            let Some(u) = upload.as_mut() else {
+                return err("an artifact piece arrived without an upload announced".into());
+            };
+            match cluster.artifacts().write(u, &bytes) {
+                Ok(false) => None,
+                Ok(true) => {
+                    *upload = None;
+                    Some(ClientResponse::ArtifactStored)
+                }
+                Err(e) => {
+                    *upload = None;
+                    err(e.to_string())
+                }
+            }
+        }
+        ClientRequest::FetchArtifact(_) => err("fetches are streamed".into()),
+        ClientRequest::Submit(s) => match cluster.submit(*s) {
+            Ok(id) => Some(ClientResponse::Submitted(id)),
+            Err(e) => err(e),
+        },
+        ClientRequest::ListJobs => Some(ClientResponse::Jobs(cluster.list())),
+        ClientRequest::JobInfo(id) => match cluster.summary(id) {
+            Some(s) => Some(ClientResponse::Job(s)),
+            None => err(format!("unknown job {id}")),
+        },
+        ClientRequest::Cancel(id) => match cluster.cancel(id) {
+            Ok(()) => Some(ClientResponse::Cancelled),
+            Err(e) => err(e),
+        },
+        ClientRequest::Savepoint { job, dir, stop } => {
+            if cluster.summary(job).is_none() {
+                return err(format!("unknown job {job}"));
+            }
+            let handle = match cluster
+                .dispatcher()
+                .trigger_savepoint(job, dir.as_deref(), stop)
+            {
+                Ok(h) => h,
+                Err(e) => return err(e.to_string()),
+            };
+            match handle.wait(Duration::from_secs(600)) {
+                Some(Ok(url)) => Some(ClientResponse::SavepointDone(url)),
+                Some(Err(e)) => err(e.to_string()),
+                None => {
+                    cluster.dispatcher().withdraw_savepoint(&handle);
+                    err(format!(
+                        "the savepoint of job {job} did not complete within 600 s"
+                    ))
+                }
+            }
+        }
+        ClientRequest::Checkpoints(id) => match cluster.checkpoints(id) {
+            Ok(c) => Some(ClientResponse::Checkpoints(c)),
+            Err(e) => err(e),
+        },
+        ClientRequest::WaitJob { job, timeout_ms } => {
+            match cluster.wait(job, Duration::from_millis(timeout_ms.min(600_000))) {
+                Ok(s) => Some(ClientResponse::Job(s)),
+                Err(e) => err(e),
+            }
+        }
+    }
+}
+
+/// Serves one TaskManager: registration, heartbeats, worker reports; a broken connection
+/// loses it.
+async fn taskmanager(
+    stream: TcpStream,
+    peer: String,
+    cluster: Arc<Cluster>,
+) -> Result<(), RpcError> {
+    let (tx, mut rx) = spawn_link::<TaskManagerRequest, TaskManagerCommand>(stream, peer.clone());
+    let slots = match rx.recv().await {
+        Some(Ok(TaskManagerRequest::Register { slots })) => slots,
+        Some(Ok(other)) => {
+            return Err(RpcError::Corrupt {
+                peer,
+                reason: format!("a taskmanager must register first, it sent {other:?}"),
+            })
+        }
+        Some(Err(e)) => return Err(e),
+        None => return Ok(()),
+    };
+    let c = cluster.clone();
+    let link = tx.clone();
+    let p = peer.clone();
+    let id = blocking(move || c.register_taskmanager(slots, p, link)).await;
+    let _ = tx.send(TaskManagerCommand::Registered {
+        id,
+        heartbeat_interval_ms: cluster.settings().heartbeat_interval.as_millis() as u64,
+    });
+    let ended = loop {
+        match rx.recv().await {
+            Some(Ok(TaskManagerRequest::Heartbeat)) => cluster.heartbeat(id),
+            Some(Ok(TaskManagerRequest::WorkerExited { job, reason })) => {
+                let c = cluster.clone();
+                blocking(move || c.worker_exited(job, id, reason)).await;
+            }
+            Some(Ok(TaskManagerRequest::Register { .. })) => {
+                warn!(taskmanager = id, %peer, "taskmanager registered twice; ignored");
+            }
+            Some(Err(e)) => break e.to_string(),
+            None => break "connection closed".to_string(),
+        }
+    };
+    let c = cluster.clone();
+    blocking(move || c.taskmanager_lost(id, &format!("connection broke: {ended}"))).await;
+    Ok(())
+}
+
+/// What a worker connection hands to the thread that applies its reports in order.
+enum WorkerEvent {
+    Report(TaskManagerMessage),
+    Lost(String),
+}
+
+/// Serves one job worker: registration, then its task reports.
+async fn worker(
+    stream: TcpStream,
+    peer: String,
+    cluster: Arc<Cluster>,
+    connection: u64,
+) -> Result<(), RpcError> {
+    let (tx, mut rx) = spawn_link::<WorkerReport, WorkerCommand>(stream, peer.clone());
+    let (job, tm, data_address, fingerprint) = match rx.recv().await {
+        Some(Ok(WorkerReport::Register {
+            job,
+            taskmanager,
+            data_address,
+            fingerprint,
+        })) => (job, taskmanager, data_address, fingerprint),
+        Some(Ok(_)) => {
+            return Err(RpcError::Corrupt {
+                peer,
+                reason: "a worker must register first".into(),
+            })
+        }
+        Some(Err(e)) => return Err(e),
+        None => return Ok(()),
+    };
+    let c = cluster.clone();
+    let link = tx.clone();
+    let registered =
+        blocking(move || c.register_worker(job, tm, data_address, fingerprint, connection, link))
+            .await;
+    if let Err(reason) = registered {
+        warn!(job_id = %job, taskmanager = tm, %peer, %reason, "job worker refused");
+        let _ = tx.send(WorkerCommand::Refused { reason });
+        return Ok(());
+    }
+    let _ = tx.send(WorkerCommand::Registered);
+    drop(tx);
+    let (events, applied) = std::sync::mpsc::channel::<WorkerEvent>();
+    let c = cluster.clone();
+    std::thread::Builder::new()
+        .name(format!("weir-worker-{job}-{tm}"))
+        .spawn(move || {
+            for e in applied {
+                match e {
+                    WorkerEvent::Report(m) => c.dispatcher().send(m),
+                    WorkerEvent::Lost(why) => {
+                        let reason = format!(
+                            "the worker process of job {job} on taskmanager {tm} is gone: {why}"
+                        );
+                        c.worker_lost(job, tm, connection, &reason);
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|source| RpcError::Io {
+            peer: peer.clone(),
+            source,
+        })?;
+    loop {
+        match rx.recv().await {
+            Some(Ok(WorkerReport::Task(m))) => {
+                let _ = events.send(WorkerEvent::Report(m));
+            }
+            Some(Ok(WorkerReport::Register { .. })) => {
+                warn!(job_id = %job, taskmanager = tm, "worker registered twice; ignored");
+            }
+            Some(Err(e)) => {
+                let _ = events.send(WorkerEvent::Lost(e.to_string()));
+                return Ok(());
+            }
+            None => {
+                let _ = events.send(WorkerEvent::Lost("connection closed".into()));
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Runs `f` on a blocking thread (it may wait on the dispatcher's lock).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a blocking control task panicked")
+}

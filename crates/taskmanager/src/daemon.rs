@@ -1,0 +1,361 @@
+//! The standalone TaskManager process: registers its slots with the JobManager, heartbeats,
+//! fetches and caches job artifacts, and supervises one worker process per job.
+//!
+//! It runs no user code itself: each job's subtasks run in a worker (the job's program
+//! started with the worker environment, see [`crate::worker`]). Invariants:
+//! - an artifact is executed only after its bytes hashed to the digest it is cached
+//!   under; a partial download never has the final name;
+//! - a worker's standard input is a pipe this process holds, so workers end with it;
+//! - a worker that exits without being asked is reported to the JobManager;
+//! - when the JobManager connection ends, every worker is stopped and [`run`] returns.
+
+use crate::worker::{
+    ENV_CLUSTER_SECRET, ENV_WORKER_DATA_HOST, ENV_WORKER_JOB, ENV_WORKER_JOBMANAGER,
+    ENV_WORKER_TASKMANAGER,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::io::AsyncWriteExt;
+use tracing::{info, warn};
+use weir_runtime::control::TaskManagerId;
+use weir_runtime::rpc::messages::{
+    ArtifactDigest, ArtifactHasher, ClientRequest, ClientResponse, TaskManagerCommand,
+    TaskManagerRequest, WorkerSpec,
+};
+use weir_runtime::rpc::{
+    dial, read_message, spawn_link, write_message, LinkSender, PeerRole, RpcError,
+};
+use weir_runtime::JobId;
+
+/// Settings of a standalone TaskManager.
+#[derive(Clone, Debug)]
+pub struct DaemonSettings {
+    /// The JobManager's control address (`HOST:PORT`).
+    pub jobmanager: String,
+    /// Slots offered.
+    pub slots: u32,
+    /// The cluster secret.
+    pub secret: Option<String>,
+    /// Host the workers' data servers bind.
+    pub data_host: String,
+    /// Where fetched artifacts are cached.
+    pub artifact_cache: PathBuf,
+}
+
+/// Why a TaskManager stopped.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    /// The JobManager cannot be reached, refused us, or the connection ended.
+    #[error("taskmanager: {0}")]
+    Rpc(#[from] RpcError),
+    /// The JobManager answered the registration with something else.
+    #[error("taskmanager: the JobManager at {0} did not accept the registration")]
+    NotRegistered(String),
+    /// Local I/O failed.
+    #[error("taskmanager: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Worker {
+    /// Set when this process stops the worker (then its exit is not a failure).
+    stopping: Arc<AtomicBool>,
+}
+
+/// Runs a TaskManager until its JobManager connection ends.
+pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
+    if settings.slots == 0 {
+        return Err(DaemonError::Io(std::io::Error::other(
+            "--slots must be at least 1",
+        )));
+    }
+    std::fs::create_dir_all(&settings.artifact_cache)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("weir-tm-rpc")
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
+    let stream = dial(
+        &settings.jobmanager,
+        PeerRole::TaskManager,
+        settings.secret.as_deref(),
+    )
+    .await?;
+    let (tx, mut rx) =
+        spawn_link::<TaskManagerCommand, TaskManagerRequest>(stream, settings.jobmanager.clone());
+    let _ = tx.send(TaskManagerRequest::Register {
+        slots: settings.slots,
+    });
+    let (id, interval) = match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+        Ok(Some(Ok(TaskManagerCommand::Registered {
+            id,
+            heartbeat_interval_ms,
+        }))) => (id, Duration::from_millis(heartbeat_interval_ms.max(10))),
+        Ok(Some(Err(e))) => return Err(e.into()),
+        _ => return Err(DaemonError::NotRegistered(settings.jobmanager.clone())),
+    };
+    info!(taskmanager = id, slots = settings.slots, jobmanager = %settings.jobmanager, "taskmanager registered");
+    let heartbeats = tx.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            if heartbeats.send(TaskManagerRequest::Heartbeat).is_err() {
+                return;
+            }
+        }
+    });
+    let settings = Arc::new(settings);
+    let workers: Arc<Mutex<HashMap<JobId, Worker>>> = Arc::default();
+    let ended = loop {
+        match rx.recv().await {
+            Some(Ok(TaskManagerCommand::StartWorker(spec))) => {
+                // Fetching and hashing an artifact takes a while: on a thread of its own,
+                // so heartbeats never wait for it.
+                let (s, w, t) = (settings.clone(), workers.clone(), tx.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("weir-start-{}", spec.job))
+                    .spawn(move || {
+                        let started = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| e.to_string())
+                            .and_then(|rt| rt.block_on(start_worker(&s, id, &w, &t, &spec)));
+                        if let Err(reason) = started {
+                            warn!(job_id = %spec.job, %reason, "cannot start job worker");
+                            let _ = t.send(TaskManagerRequest::WorkerExited {
+                                job: spec.job,
+                                reason,
+                            });
+                        }
+                    });
+                if let Err(e) = spawned {
+                    warn!(error = %e, "cannot start a thread for a job worker");
+                }
+            }
+            Some(Ok(TaskManagerCommand::StopWorker { job })) => stop_worker(&workers, job),
+            Some(Ok(TaskManagerCommand::Registered { .. })) => {}
+            Some(Err(e)) => break Err(DaemonError::Rpc(e)),
+            None => break Ok(()),
+        }
+    };
+    let jobs: Vec<JobId> = workers
+        .lock()
+        .expect("workers poisoned")
+        .keys()
+        .copied()
+        .collect();
+    for job in jobs {
+        stop_worker(&workers, job);
+    }
+    ended
+}
+
+/// Fetches the artifact if needed and starts the worker of `spec.job`.
+async fn start_worker(
+    settings: &DaemonSettings,
+    id: TaskManagerId,
+    workers: &Arc<Mutex<HashMap<JobId, Worker>>>,
+    reports: &LinkSender<TaskManagerRequest>,
+    spec: &WorkerSpec,
+) -> Result<(), String> {
+    stop_worker(workers, spec.job);
+    let program = fetch_artifact(settings, &spec.artifact)
+        .await
+        .map_err(|e| format!("cannot fetch artifact {}: {e}", spec.artifact))?;
+    let mut cmd = Command::new(&program);
+    cmd.args(&spec.args)
+        .env(ENV_WORKER_JOBMANAGER, &settings.jobmanager)
+        .env(ENV_WORKER_JOB, spec.job.to_string())
+        .env(ENV_WORKER_TASKMANAGER, id.to_string())
+        .env(ENV_WORKER_DATA_HOST, &settings.data_host)
+        .env_remove(weir_runtime::rpc::messages::ENV_PLAN_FILE)
+        .stdin(Stdio::piped());
+    match &settings.secret {
+        Some(s) => cmd.env(ENV_CLUSTER_SECRET, s),
+        None => cmd.env_remove(ENV_CLUSTER_SECRET),
+    };
+    match spec.parallelism {
+        Some(p) => cmd.env("WEIR_PARALLELISM", p.to_string()),
+        None => cmd.env_remove("WEIR_PARALLELISM"),
+    };
+    // A freshly written program may still be open for writing in a child forked by
+    // another thread between its fork and exec ("text file busy"): retry briefly.
+    let mut tries = 0;
+    let child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            Err(e) if e.raw_os_error() == Some(26) && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(format!("cannot start {}: {e}", program.display())),
+        }
+    };
+    info!(job_id = %spec.job, pid = child.id(), "job worker started");
+    let stopping = Arc::new(AtomicBool::new(false));
+    workers.lock().expect("workers poisoned").insert(
+        spec.job,
+        Worker {
+            stopping: stopping.clone(),
+        },
+    );
+    let (job, reports, workers) = (spec.job, reports.clone(), workers.clone());
+    std::thread::Builder::new()
+        .name(format!("weir-supervise-{job}"))
+        .spawn(move || supervise(child, job, stopping, reports, workers))
+        .map_err(|e| format!("cannot supervise the worker: {e}"))?;
+    Ok(())
+}
+
+/// Waits for a worker to exit; stops it when asked (closing its standard input, then
+/// killing it after a grace period); reports an exit nobody asked for.
+fn supervise(
+    mut child: Child,
+    job: JobId,
+    stopping: Arc<AtomicBool>,
+    reports: LinkSender<TaskManagerRequest>,
+    workers: Arc<Mutex<HashMap<JobId, Worker>>>,
+) {
+    let mut stdin = child.stdin.take();
+    let mut stop_since: Option<Instant> = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        if stopping.load(Ordering::Relaxed) {
+            stdin = None;
+            let since = *stop_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let asked = stopping.load(Ordering::Relaxed);
+    {
+        let mut w = workers.lock().expect("workers poisoned");
+        if w.get(&job)
+            .is_some_and(|w| Arc::ptr_eq(&w.stopping, &stopping))
+        {
+            w.remove(&job);
+        }
+    }
+    let reason = match status {
+        Ok(s) => exit_reason(s),
+        Err(e) => format!("cannot wait for it: {e}"),
+    };
+    if asked {
+        info!(job_id = %job, %reason, "job worker stopped");
+    } else {
+        warn!(job_id = %job, %reason, "job worker exited");
+        let _ = reports.send(TaskManagerRequest::WorkerExited { job, reason });
+    }
+}
+
+fn exit_reason(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("the worker process was killed by signal {signal}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("the worker process exited with status {code}"),
+        None => "the worker process exited".into(),
+    }
+}
+
+fn stop_worker(workers: &Mutex<HashMap<JobId, Worker>>, job: JobId) {
+    if let Some(w) = workers.lock().expect("workers poisoned").remove(&job) {
+        w.stopping.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Returns the cached program of `digest`, fetching it from the JobManager first if it is
+/// not cached.
+async fn fetch_artifact(
+    settings: &DaemonSettings,
+    digest: &ArtifactDigest,
+) -> Result<PathBuf, String> {
+    let path = settings.artifact_cache.join(digest.as_str());
+    if path.is_file() {
+        return Ok(path);
+    }
+    let part = settings.artifact_cache.join(format!(
+        ".{digest}.{}-{}.part",
+        std::process::id(),
+        weir_runtime::now_ms()
+    ));
+    let result = download(settings, digest, &part, &path).await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    result.map(|()| path)
+}
+
+async fn download(
+    settings: &DaemonSettings,
+    digest: &ArtifactDigest,
+    part: &Path,
+    path: &Path,
+) -> Result<(), String> {
+    let peer = settings.jobmanager.as_str();
+    let mut stream = dial(peer, PeerRole::Client, settings.secret.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    write_message(
+        &mut stream,
+        peer,
+        &ClientRequest::FetchArtifact(digest.clone()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut file = tokio::fs::File::create(part)
+        .await
+        .map_err(|e| format!("{}: {e}", part.display()))?;
+    let mut hasher = ArtifactHasher::default();
+    loop {
+        match read_message::<_, ClientResponse>(&mut stream, peer)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            ClientResponse::ArtifactData(bytes) => {
+                hasher.update(&bytes);
+                file.write_all(&bytes)
+                    .await
+                    .map_err(|e| format!("{}: {e}", part.display()))?;
+            }
+            ClientResponse::ArtifactEnd => break,
+            ClientResponse::Error(e) => return Err(e),
+            other => return Err(format!("unexpected answer {other:?}")),
+        }
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| format!("{}: {e}", part.display()))?;
+    drop(file);
+    let actual = hasher.finish();
+    if &actual != digest {
+        return Err(format!("the downloaded bytes hash to {actual}"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("{}: {e}", part.display()))?;
+    }
+    std::fs::rename(part, path).map_err(|e| format!("{}: {e}", path.display()))
+}

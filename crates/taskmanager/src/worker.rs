@@ -1,0 +1,231 @@
+//! A job worker: the process a TaskManager starts to run one job's subtasks.
+//!
+//! The worker is the job's own program, started again with the environment variables of
+//! [`WorkerSettings`]; its `execute` builds the same graph and calls [`run_worker`]. The
+//! worker serves the data plane for its subtasks (a [`TaskManager`] of its own, with the
+//! id of the TaskManager that started it), registers with the JobManager, and then carries
+//! the same control messages as the mini-cluster's in-process gateways. User code thus
+//! never runs inside the TaskManager daemon: a crash takes down this job's worker only.
+//!
+//! Invariants: the worker ends when the JobManager tells it to, when its control
+//! connection breaks, or when its standard input closes (the TaskManager that started it
+//! is gone, even by `kill -9`); it never outlives its TaskManager or its JobManager.
+
+use crate::TaskManager;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use thiserror::Error;
+use tracing::{info, warn};
+use weir_runtime::control::{JobManagerGateway, TaskManagerId, TaskManagerMessage};
+use weir_runtime::rpc::messages::{WorkerCommand, WorkerReport};
+use weir_runtime::rpc::{dial, spawn_link, LinkSender, PeerRole, RpcError};
+use weir_runtime::{JobGraph, JobId, TaskManagerConfig};
+
+/// The environment variable that makes a job program a worker: the JobManager's address.
+pub const ENV_WORKER_JOBMANAGER: &str = "WEIR_WORKER_JOBMANAGER";
+/// The worker's job id (16 hex digits).
+pub const ENV_WORKER_JOB: &str = "WEIR_WORKER_JOB";
+/// The id of the TaskManager that started the worker.
+pub const ENV_WORKER_TASKMANAGER: &str = "WEIR_WORKER_TASKMANAGER";
+/// The host the worker's data server binds.
+pub const ENV_WORKER_DATA_HOST: &str = "WEIR_WORKER_DATA_HOST";
+/// The cluster secret, if the cluster has one.
+pub const ENV_CLUSTER_SECRET: &str = "WEIR_CLUSTER_SECRET";
+
+/// Why a worker could not run.
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    /// A worker variable is malformed.
+    #[error("job worker: environment variable {name}={value:?} is invalid: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// The JobManager cannot be reached or broke the connection.
+    #[error("job worker: {0}")]
+    Rpc(#[from] RpcError),
+    /// The JobManager refused the worker.
+    #[error("job worker refused by the JobManager: {0}")]
+    Refused(String),
+    /// The data server cannot start.
+    #[error("job worker: cannot start the data server on {address}: {source}")]
+    DataServer {
+        /// The bind address.
+        address: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// How a worker finds its JobManager and job, read from the environment.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// The JobManager's control address.
+    pub jobmanager: String,
+    /// The job.
+    pub job: JobId,
+    /// The TaskManager that started this worker.
+    pub taskmanager: TaskManagerId,
+    /// Host for the data server.
+    pub data_host: String,
+    /// The cluster secret.
+    pub secret: Option<String>,
+}
+
+impl WorkerSettings {
+    /// Reads the settings if this process was started as a worker (`None` otherwise).
+    pub fn from_env() -> Result<Option<Self>, WorkerError> {
+        let Ok(jobmanager) = std::env::var(ENV_WORKER_JOBMANAGER) else {
+            return Ok(None);
+        };
+        let var = |name: &'static str| {
+            std::env::var(name).map_err(|_| WorkerError::Env {
+                name,
+                value: String::new(),
+                reason: "not set".into(),
+            })
+        };
+        let job_hex = var(ENV_WORKER_JOB)?;
+        let job = u64::from_str_radix(&job_hex, 16).map_err(|e| WorkerError::Env {
+            name: ENV_WORKER_JOB,
+            value: job_hex.clone(),
+            reason: e.to_string(),
+        })?;
+        let tm = var(ENV_WORKER_TASKMANAGER)?;
+        let taskmanager = tm
+            .parse()
+            .map_err(|e: std::num::ParseIntError| WorkerError::Env {
+                name: ENV_WORKER_TASKMANAGER,
+                value: tm.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(Self {
+            jobmanager,
+            job: JobId(job),
+            taskmanager,
+            data_host: std::env::var(ENV_WORKER_DATA_HOST).unwrap_or_else(|_| "127.0.0.1".into()),
+            secret: std::env::var(ENV_CLUSTER_SECRET)
+                .ok()
+                .filter(|s| !s.is_empty()),
+        }))
+    }
+}
+
+/// Reports task state changes to the JobManager over the worker's link.
+struct LinkGateway(LinkSender<WorkerReport>);
+
+impl JobManagerGateway for LinkGateway {
+    fn send(&self, message: TaskManagerMessage) {
+        let _ = self.0.send(WorkerReport::Task(message));
+    }
+}
+
+/// Runs the subtasks of `graph` the JobManager deploys to this worker until it is told to
+/// exit (`Ok`) or loses its JobManager or TaskManager (`Err`).
+pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), WorkerError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            WorkerError::Rpc(RpcError::Io {
+                peer: settings.jobmanager.clone(),
+                source: e,
+            })
+        })?;
+    let stream = runtime.block_on(dial(
+        &settings.jobmanager,
+        PeerRole::Worker,
+        settings.secret.as_deref(),
+    ))?;
+    let bind: SocketAddr =
+        format!("{}:0", settings.data_host)
+            .parse()
+            .map_err(|e: std::net::AddrParseError| WorkerError::Env {
+                name: ENV_WORKER_DATA_HOST,
+                value: settings.data_host.clone(),
+                reason: e.to_string(),
+            })?;
+    let fingerprint = graph.fingerprint();
+    let (tx, mut rx) = runtime.block_on(async {
+        spawn_link::<WorkerCommand, WorkerReport>(stream, settings.jobmanager.clone())
+    });
+    let gateway: Arc<dyn JobManagerGateway> = Arc::new(LinkGateway(tx.clone()));
+    let tm = TaskManager::start_with_config(
+        settings.taskmanager,
+        u32::MAX,
+        bind,
+        gateway,
+        &TaskManagerConfig {
+            cluster_secret: settings.secret.clone().map(weir_runtime::Secret::new),
+            ..TaskManagerConfig::default()
+        },
+    )
+    .map_err(|source| WorkerError::DataServer {
+        address: bind.to_string(),
+        source,
+    })?;
+    tm.register_program(settings.job, Arc::new(graph));
+    let _ = tx.send(WorkerReport::Register {
+        job: settings.job,
+        taskmanager: settings.taskmanager,
+        data_address: tm.info().data_address,
+        fingerprint,
+    });
+    watch_stdin();
+    let tasks = tm.gateway();
+    let jobmanager = settings.jobmanager.clone();
+    let result = runtime.block_on(async move {
+        loop {
+            match rx.recv().await {
+                Some(Ok(WorkerCommand::Registered)) => {
+                    info!(job_id = %settings.job, taskmanager = settings.taskmanager, data_address = %tm.info().data_address, "job worker registered");
+                }
+                Some(Ok(WorkerCommand::Task(m))) => tasks.send(m),
+                Some(Ok(WorkerCommand::Exit { reason })) => {
+                    info!(job_id = %settings.job, %reason, "job worker exiting");
+                    return Ok(());
+                }
+                Some(Ok(WorkerCommand::Refused { reason })) => {
+                    return Err(WorkerError::Refused(reason))
+                }
+                Some(Err(e)) => return Err(WorkerError::Rpc(e)),
+                None => {
+                    return Err(WorkerError::Rpc(RpcError::Closed {
+                        peer: jobmanager,
+                        during: "while the worker ran",
+                    }))
+                }
+            }
+        }
+    });
+    drop(tx);
+    result
+}
+
+/// Ends the process when standard input closes: the TaskManager that started this worker
+/// holds the other end, so its death (even by `kill -9`) ends the worker.
+fn watch_stdin() {
+    let spawned = std::thread::Builder::new()
+        .name("weir-worker-parent".into())
+        .spawn(|| {
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 64];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        warn!("the taskmanager that started this job worker is gone; exiting");
+                        std::process::exit(3);
+                    }
+                    Ok(_) => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot watch the parent taskmanager");
+    }
+}

@@ -28,6 +28,13 @@
 //!   `--buffer-timeout-ms` 0, 1 and 100. The JSON line adds `rate`, `buffer_timeout_ms`,
 //!   `p50_ms` and `p99_ms`.
 //!
+//! - `cluster-recovery`: a standalone cluster as processes (`weir jobmanager`, three
+//!   `weir taskmanager`s with one slot each) running the `sensor_pipeline` example at
+//!   parallelism 2, throttled to `--rate` readings per second per worker, with checkpoints
+//!   every `--checkpoint-interval-ms` (default 500); reports the time from `weir run` to
+//!   the first output and from `kill -9` of a TaskManager to the first output after the
+//!   restore (see `cluster_recovery.rs`).
+//!
 //! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a temporary
 //! directory) and adds the number of completed checkpoints, their median and largest
 //! duration, their largest size, the median of the bytes each stored (less than its size
@@ -47,6 +54,8 @@ use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::{AggregateFunction, StreamExecutionEnvironment};
 use weir_examples::sensor_row;
 
+mod cluster_recovery;
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Workload {
     /// Generator -> filter -> discard.
@@ -61,6 +70,8 @@ enum Workload {
     Latency,
     /// Read-modify-write of a 96-byte value per key over many keys (large state).
     KeyedState,
+    /// Submission and recovery times of a standalone cluster of processes.
+    ClusterRecovery,
 }
 
 impl Workload {
@@ -72,6 +83,7 @@ impl Workload {
             Workload::Exchange => "exchange",
             Workload::Latency => "latency",
             Workload::KeyedState => "keyed-state",
+            Workload::ClusterRecovery => "cluster-recovery",
         }
     }
 }
@@ -113,6 +125,13 @@ struct Args {
     /// writes full snapshots.
     #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
     incremental: bool,
+    /// The `weir` binary (`cluster-recovery`; default: beside this one).
+    #[arg(long, value_name = "PATH")]
+    weir: Option<std::path::PathBuf>,
+    /// The job program (`cluster-recovery`; default: `examples/sensor_pipeline` beside this
+    /// binary).
+    #[arg(long, value_name = "PATH")]
+    program: Option<std::path::PathBuf>,
 }
 
 /// When the injected failure happened and when the first result after it arrived.
@@ -277,6 +296,8 @@ fn build(
     fail_after: Option<u64>,
 ) {
     match workload {
+        // Runs processes instead of a job in this one (see `main`).
+        Workload::ClusterRecovery => {}
         Workload::KeyedState => {
             env.from_generator(GeneratorSource::new(Some(n), move |id| state_row(id, keys)))
                 .key_by(|r: &StateRow| r.0)
@@ -367,8 +388,19 @@ fn main() -> Result<()> {
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
-    if args.workload == Workload::Latency && args.rate == 0 {
+    if matches!(args.workload, Workload::Latency | Workload::ClusterRecovery) && args.rate == 0 {
         bail!("--rate must be at least 1");
+    }
+    if args.workload == Workload::ClusterRecovery {
+        let line = cluster_recovery::run(&cluster_recovery::Settings {
+            weir: args.weir.clone(),
+            program: args.program.clone(),
+            records: args.records,
+            rate: args.rate,
+            checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(500),
+        })?;
+        println!("{line}");
+        return Ok(());
     }
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(args.parallelism)

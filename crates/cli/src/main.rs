@@ -438,7 +438,9 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
     config.check_exposure("rest.address", &rest)?;
     let settings = ClusterSettings {
         rpc_address: rpc,
-        secret: config.string("cluster.secret"),
+        secret: config
+            .string("cluster.secret")
+            .map(weir_runtime::Secret::new),
         heartbeat_interval: config.millis("heartbeat.interval")?,
         heartbeat_timeout: config.millis("heartbeat.timeout")?,
         slot_timeout: config.millis("slot.request.timeout")?,
@@ -475,7 +477,9 @@ fn run_taskmanager(config: &Config) -> Result<i32> {
             .string("jobmanager.rpc.address")
             .ok_or_else(|| anyhow!("jobmanager.rpc.address is empty"))?,
         slots: u32::try_from(slots).context("taskmanager.numberOfTaskSlots is too large")?,
-        secret: config.string("cluster.secret"),
+        secret: config
+            .string("cluster.secret")
+            .map(weir_runtime::Secret::new),
         data_host,
         artifact_cache: config.dir("taskmanager.artifacts.cache-dir"),
     };

@@ -66,6 +66,45 @@ struct Cluster {
     defines: Vec<String>,
 }
 
+/// Runs `cmd` to its end, killing it (and failing the test) if it takes over `timeout`.
+fn output_within(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not end within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// The longest any `weir` command of these tests may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
 fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -147,7 +186,7 @@ impl Cluster {
 
     /// Starts a TaskManager with `slots` and waits until the JobManager knows it.
     fn add_taskmanager(&mut self, slots: u32) {
-        let before = self.taskmanager_count();
+        let before = self.taskmanager_ids();
         let n = self.tms.len();
         let log = self.path(&format!("taskmanager-{n}.log"));
         let mut cmd = Command::new(weir_bin());
@@ -170,13 +209,17 @@ impl Cluster {
         wait_until(
             "the taskmanager to register",
             Duration::from_secs(30),
-            || (self.taskmanager_count() > before).then_some(()),
+            || {
+                let now = self.taskmanager_ids();
+                now.iter().any(|id| !before.contains(id)).then_some(())
+            },
         );
     }
 
     /// GET on the REST API.
     fn rest(&self, path: &str) -> Value {
         let mut s = TcpStream::connect(&self.rest).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.rest).unwrap();
         let mut response = String::new();
         s.read_to_string(&mut response).unwrap();
@@ -184,11 +227,13 @@ impl Cluster {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
     }
 
-    fn taskmanager_count(&self) -> usize {
+    fn taskmanager_ids(&self) -> Vec<u64> {
         self.rest("/taskmanagers")["taskmanagers"]
             .as_array()
             .unwrap()
-            .len()
+            .iter()
+            .filter_map(|t| t["id"].as_u64())
+            .collect()
     }
 
     /// Runs a `weir` verb against this cluster.
@@ -202,7 +247,7 @@ impl Cluster {
         if args[0] != "run" {
             cmd.args(["--jobmanager", &self.rpc]);
         }
-        cmd.output().unwrap()
+        output_within(cmd, COMMAND_TIMEOUT)
     }
 
     /// Runs a `weir` verb with `--output json` and returns its object.
@@ -461,11 +506,9 @@ fn a_job_beside_one_whose_worker_crashes_keeps_running() {
     let pid = wait_until("job b's worker", Duration::from_secs(10), || {
         c.tms.iter().find_map(|t| worker_pid(&t.log(), &b))
     });
-    let killed = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let mut kill = Command::new("kill");
+    kill.args(["-9", &pid.to_string()]);
+    assert!(output_within(kill, COMMAND_TIMEOUT).status.success());
 
     let end_b = c.wait_for_end(&b);
     assert_eq!(end_b["status"], "FINISHED", "{end_b}\n{}", c.logs());
@@ -490,10 +533,9 @@ fn bad_requests_get_clear_errors_and_leave_a_running_job_alone() {
     c.wait_for_checkpoint(&job);
 
     // Unreachable JobManager.
-    let o = Command::new(weir_bin())
-        .args(["list", "--jobmanager", "127.0.0.1:1"])
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(weir_bin());
+    cmd.args(["list", "--jobmanager", "127.0.0.1:1"]);
+    let o = output_within(cmd, COMMAND_TIMEOUT);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("cannot reach the JobManager at 127.0.0.1:1"),
@@ -569,16 +611,18 @@ fn bad_requests_get_clear_errors_and_leave_a_running_job_alone() {
 fn a_cluster_secret_is_required_of_every_connection() {
     let mut c = Cluster::start(&["cluster.secret=s3cret"]);
     // A TaskManager without the secret is refused and exits with the reason.
-    let o = Command::new(weir_bin())
-        .args(["taskmanager", "--jobmanager", &c.rpc, "--slots", "1"])
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(weir_bin());
+    cmd.args(["taskmanager", "--jobmanager", &c.rpc, "--slots", "1", "-D"])
+        .arg(format!(
+            "taskmanager.artifacts.cache-dir={}",
+            c.path("refused-cache").display()
+        ));
+    let o = output_within(cmd, COMMAND_TIMEOUT);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("secret"), "{}", stderr(&o));
-    let o = Command::new(weir_bin())
-        .args(["list", "--jobmanager", &c.rpc, "-D", "cluster.secret=wrong"])
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(weir_bin());
+    cmd.args(["list", "--jobmanager", &c.rpc, "-D", "cluster.secret=wrong"]);
+    let o = output_within(cmd, COMMAND_TIMEOUT);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("secret"), "{}", stderr(&o));
     // With it, requests work, and a job's workers exchange data presenting it.
@@ -592,10 +636,30 @@ fn a_cluster_secret_is_required_of_every_connection() {
     assert_eq!(end["taskmanagers"].as_array().map(Vec::len), Some(0));
     assert!(!output_lines(&c.path("out")).is_empty());
     // A JobManager bound beyond loopback without a secret does not start.
-    let o = Command::new(weir_bin())
-        .args(["jobmanager", "--rpc-address", "0.0.0.0:0"])
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(weir_bin());
+    cmd.args(["jobmanager", "--rpc-address", "0.0.0.0:0"]);
+    let o = output_within(cmd, COMMAND_TIMEOUT);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("cluster.secret"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_job_waits_for_slots_until_a_taskmanager_offers_them() {
+    let mut c = Cluster::start(&[]);
+    let job = c.submit(&job_args(&c.path("out"), &c.path("ck"), 20_000, None));
+    let waiting = wait_until("the waiting status", Duration::from_secs(30), || {
+        let i = c.info(&job);
+        i["message"].is_string().then_some(i)
+    });
+    assert_eq!(waiting["status"], "WAITING_FOR_SLOTS", "{waiting}");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs 2 slots"),
+        "{waiting}"
+    );
+    c.add_taskmanager(2);
+    let end = c.wait_for_end(&job);
+    assert_eq!(end["status"], "FINISHED", "{end}\n{}", c.logs());
 }

@@ -134,6 +134,10 @@ pub trait Placement: Send + Sync {
     /// Returns the endpoints for run `attempt` of `job`, waiting (bounded) for slots and
     /// workers; an error fails the job.
     fn place(&self, job: JobId, attempt: u32) -> Result<Endpoints, String>;
+
+    /// Called once the run placed last was deployed (outside the JobManager's lock), to
+    /// fail subtasks sent to an endpoint that was lost in between.
+    fn deployed(&self, _job: JobId) {}
 }
 
 /// What the JobManager knows about a running job, for status queries.
@@ -175,6 +179,8 @@ struct RunningJob {
     restored_from: Vec<Option<weir_runtime::CheckpointId>>,
     /// Answers owed to savepoint requests, by request id.
     savepoints: HashMap<u64, Sender<Result<String, String>>>,
+    /// Cancelled on request: a pending restart ends the job instead.
+    cancel_requested: bool,
 }
 
 #[derive(Default)]
@@ -280,6 +286,7 @@ impl JobManager {
                 initial_restore,
                 restored_from: Vec::new(),
                 savepoints: HashMap::new(),
+                cancel_requested: false,
             },
         );
         if let Some(interval) = tick {
@@ -304,6 +311,7 @@ impl JobManager {
             .get_mut(&id)
             .ok_or(JobManagerError::UnknownJob(id))?;
         job.execution.cancel();
+        job.cancel_requested = true;
         let attempt = job.attempt;
         let gateways = job_gateways(&state, id);
         drop(state);
@@ -609,7 +617,7 @@ fn restart_wanted(state: &mut State, id: JobId, attempt: u32) -> Result<(), Opti
     if job.attempt != attempt {
         return Err(None);
     }
-    if job.execution.is_cancelled_on_request() {
+    if job.cancel_requested {
         return Err(Some(end_job(state, id, "job was cancelled".into())));
     }
     Ok(())
@@ -708,9 +716,13 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
                 })
                 .collect();
             let sends = deploy_messages(&job.endpoints, deployments);
+            let placement = job.placement.clone();
             drop(s);
             for (gw, m) in sends {
                 gw.send(m);
+            }
+            if let Some(p) = placement {
+                p.deployed(id);
             }
         });
     if let Err(e) = spawned {

@@ -40,7 +40,7 @@ pub struct DaemonSettings {
     /// Slots offered.
     pub slots: u32,
     /// The cluster secret.
-    pub secret: Option<String>,
+    pub secret: Option<weir_runtime::Secret>,
     /// Host the workers' data servers bind.
     pub data_host: String,
     /// Where fetched artifacts are cached.
@@ -86,7 +86,7 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
     let stream = dial(
         &settings.jobmanager,
         PeerRole::TaskManager,
-        settings.secret.as_deref(),
+        settings.secret.as_ref().map(|s| s.expose()),
     )
     .await?;
     let (tx, mut rx) =
@@ -180,7 +180,7 @@ async fn start_worker(
         .env_remove(weir_runtime::rpc::messages::ENV_PLAN_FILE)
         .stdin(Stdio::piped());
     match &settings.secret {
-        Some(s) => cmd.env(ENV_CLUSTER_SECRET, s),
+        Some(s) => cmd.env(ENV_CLUSTER_SECRET, s.expose()),
         None => cmd.env_remove(ENV_CLUSTER_SECRET),
     };
     match spec.parallelism {
@@ -294,10 +294,11 @@ async fn fetch_artifact(
     if path.is_file() {
         return Ok(path);
     }
+    static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let part = settings.artifact_cache.join(format!(
         ".{digest}.{}-{}.part",
         std::process::id(),
-        weir_runtime::now_ms()
+        DOWNLOADS.fetch_add(1, Ordering::Relaxed)
     ));
     let result = download(settings, digest, &part, &path).await;
     if result.is_err() {
@@ -313,9 +314,13 @@ async fn download(
     path: &Path,
 ) -> Result<(), String> {
     let peer = settings.jobmanager.as_str();
-    let mut stream = dial(peer, PeerRole::Client, settings.secret.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut stream = dial(
+        peer,
+        PeerRole::Client,
+        settings.secret.as_ref().map(|s| s.expose()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     write_message(
         &mut stream,
         peer,
@@ -323,7 +328,10 @@ async fn download(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let mut file = tokio::fs::File::create(part)
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(part)
         .await
         .map_err(|e| format!("{}: {e}", part.display()))?;
     let mut hasher = ArtifactHasher::default();

@@ -74,7 +74,7 @@ pub struct WorkerSettings {
     /// Host for the data server.
     pub data_host: String,
     /// The cluster secret.
-    pub secret: Option<String>,
+    pub secret: Option<weir_runtime::Secret>,
 }
 
 impl WorkerSettings {
@@ -111,7 +111,8 @@ impl WorkerSettings {
             data_host: std::env::var(ENV_WORKER_DATA_HOST).unwrap_or_else(|_| "127.0.0.1".into()),
             secret: std::env::var(ENV_CLUSTER_SECRET)
                 .ok()
-                .filter(|s| !s.is_empty()),
+                .filter(|s| !s.is_empty())
+                .map(weir_runtime::Secret::new),
         }))
     }
 }
@@ -140,7 +141,7 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
     let stream = runtime.block_on(dial(
         &settings.jobmanager,
         PeerRole::Worker,
-        settings.secret.as_deref(),
+        settings.secret.as_ref().map(|s| s.expose()),
     ))?;
     let bind: SocketAddr =
         format!("{}:0", settings.data_host)
@@ -161,7 +162,7 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
         bind,
         gateway,
         &TaskManagerConfig {
-            cluster_secret: settings.secret.clone().map(weir_runtime::Secret::new),
+            cluster_secret: settings.secret.clone(),
             ..TaskManagerConfig::default()
         },
     )

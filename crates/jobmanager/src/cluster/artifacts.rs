@@ -116,16 +116,21 @@ impl ArtifactStore {
                 limit: self.max_bytes,
             });
         }
+        static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let part = self.dir.join(format!(
             ".{}.{}-{}.part",
             digest,
             std::process::id(),
-            weir_runtime::now_ms()
+            UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let file = File::create(&part).map_err(|source| ArtifactError::Io {
-            path: part.clone(),
-            source,
-        })?;
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .map_err(|source| ArtifactError::Io {
+                path: part.clone(),
+                source,
+            })?;
         Ok(Upload {
             digest,
             size,

@@ -50,7 +50,7 @@ pub struct ClusterSettings {
     /// Where the control RPC listens.
     pub rpc_address: SocketAddr,
     /// The secret every control connection must present (`cluster.secret`).
-    pub secret: Option<String>,
+    pub secret: Option<weir_runtime::Secret>,
     /// How often TaskManagers heartbeat.
     pub heartbeat_interval: Duration,
     /// A TaskManager silent this long is lost.
@@ -140,6 +140,12 @@ impl Placement for ClusterPlacement {
             None => Err("the JobManager is shutting down".into()),
         }
     }
+
+    fn deployed(&self, job: JobId) {
+        if let Some(c) = self.0.upgrade() {
+            c.check_workers(job);
+        }
+    }
 }
 
 impl Cluster {
@@ -175,7 +181,9 @@ impl Cluster {
         self.state.lock().expect("cluster state poisoned")
     }
 
-    /// Registers a TaskManager offering `slots` and returns its id.
+    /// Registers a TaskManager offering `slots`, answers its registration on `commands`
+    /// (before any job can send it work), and returns its id. `commands` is the link's only
+    /// sender: forgetting the TaskManager closes its connection.
     pub fn register_taskmanager(
         &self,
         slots: u32,
@@ -186,6 +194,10 @@ impl Cluster {
         let id = s.next_taskmanager;
         s.next_taskmanager += 1;
         info!(taskmanager = id, slots, %peer, "taskmanager registered");
+        let _ = commands.send(TaskManagerCommand::Registered {
+            id,
+            heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+        });
         s.taskmanagers.insert(
             id,
             TaskManagerEntry {
@@ -421,9 +433,18 @@ impl Cluster {
                 .dispatcher
                 .submit_on(id, graph, endpoints, Some(placement))
                 .map_err(|e| e.to_string())?;
-            if let Some(j) = self.lock().jobs.get_mut(&id) {
-                j.status = JobStatus::Running;
+            let cancelled = match self.lock().jobs.get_mut(&id) {
+                Some(j) => {
+                    j.status = JobStatus::Running;
+                    j.cancel_requested
+                }
+                None => false,
+            };
+            if cancelled {
+                // Asked while the job was handed over.
+                let _ = self.dispatcher.cancel(id);
             }
+            self.check_workers(id);
             loop {
                 if let Some(outcome) = handle.wait(Duration::from_secs(1)) {
                     return Ok(outcome);
@@ -460,11 +481,41 @@ impl Cluster {
         job.status = status;
         job.message = message;
         job.ended_ms = Some(weir_runtime::now_ms());
-        job.allocation.clear();
+        let allocated: Vec<TaskManagerId> =
+            std::mem::take(&mut job.allocation).into_keys().collect();
         self.stop_workers(&mut s, id, |_| true, "the job ended");
+        // Workers that never registered (still starting) are stopped by their TaskManager.
+        for tm in allocated {
+            if let Some(t) = s.taskmanagers.get(&tm) {
+                let _ = t.commands.send(TaskManagerCommand::StopWorker { job: id });
+            }
+        }
         s.worker_failures.retain(|(j, _), _| *j != id);
         drop(s);
         self.changed.notify_all();
+    }
+
+    /// Fails the subtasks of `job` placed on a TaskManager whose worker is gone: a worker
+    /// lost between its placement and its deployment had no subtasks to fail then.
+    fn check_workers(&self, job: JobId) {
+        let gone: Vec<TaskManagerId> = {
+            let s = self.lock();
+            let Some(j) = s.jobs.get(&job) else {
+                return;
+            };
+            j.allocation
+                .keys()
+                .filter(|tm| !s.workers.contains_key(&(job, **tm)))
+                .copied()
+                .collect()
+        };
+        for tm in gone {
+            let reason = format!(
+                "the worker of job {job} on taskmanager {tm} was lost while the job deployed"
+            );
+            warn!(job_id = %job, taskmanager = tm, "job worker lost while deploying");
+            self.dispatcher.fail_subtasks_on(job, tm, &reason);
+        }
     }
 
     /// Stops the workers of `job` on the TaskManagers `which` selects.

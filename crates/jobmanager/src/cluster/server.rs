@@ -112,7 +112,7 @@ async fn handle(mut stream: TcpStream, peer: String, cluster: Arc<Cluster>, conn
     let secret = cluster.settings().secret.clone();
     let role = match tokio::time::timeout(
         CONNECT_TIMEOUT,
-        accept(&mut stream, &peer, secret.as_deref()),
+        accept(&mut stream, &peer, secret.as_ref().map(|s| s.expose())),
     )
     .await
     {
@@ -310,13 +310,10 @@ async fn taskmanager(
         None => return Ok(()),
     };
     let c = cluster.clone();
-    let link = tx.clone();
     let p = peer.clone();
-    let id = blocking(move || c.register_taskmanager(slots, p, link)).await;
-    let _ = tx.send(TaskManagerCommand::Registered {
-        id,
-        heartbeat_interval_ms: cluster.settings().heartbeat_interval.as_millis() as u64,
-    });
+    // The cluster holds the only sender: a TaskManager it forgets (missed heartbeats) has
+    // its connection closed, so it cannot linger registered on its side.
+    let id = blocking(move || c.register_taskmanager(slots, p, tx)).await;
     let ended = loop {
         match rx.recv().await {
             Some(Ok(TaskManagerRequest::Heartbeat)) => cluster.heartbeat(id),

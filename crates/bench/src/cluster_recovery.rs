@@ -1,0 +1,233 @@
+//! `weir-bench cluster-recovery`: a standalone cluster as real processes, and two times.
+//!
+//! Starts `weir jobmanager` and three `weir taskmanager`s with one slot each (one of them
+//! idle, standing by), submits the `sensor_pipeline` example at parallelism 2 with
+//! checkpoints and its transactional file sink (`weir run --detached`), and measures:
+//! - `submit_to_first_output_ms`: from starting `weir run` (which extracts the job graph,
+//!   uploads the program and submits) to the first byte in the job's output directory
+//!   (in-progress part files count);
+//! - `recovery_ms`: from `kill -9` of a TaskManager running half of the job, once the job
+//!   has completed a checkpoint, to the first byte the restored job writes (the job's
+//!   restart strategy, fixed-delay with 1 s, as Flink's default, is included).
+//!
+//! The programs come from beside this binary (`cargo build --release -p weir-cli
+//! --example sensor_pipeline`), or `--weir` and `--program`.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the measurement needs from the command line.
+pub struct Settings {
+    pub weir: Option<PathBuf>,
+    pub program: Option<PathBuf>,
+    pub records: u64,
+    pub rate: u64,
+    pub checkpoint_interval_ms: u64,
+}
+
+fn beside_me(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    Ok(me.parent().context("the binary's directory")?.join(name))
+}
+
+fn rest_get(rest: &str, path: &str) -> Result<serde_json::Value> {
+    let mut s = TcpStream::connect(rest)?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {rest}\r\n\r\n")?;
+    let mut r = String::new();
+    s.read_to_string(&mut r)?;
+    let body = r.split("\r\n\r\n").nth(1).unwrap_or_default();
+    Ok(serde_json::from_str(body)?)
+}
+
+/// Bytes in the files of `dir` (hidden in-progress files included).
+fn bytes_in(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs the measurement and returns its JSON line.
+pub fn run(s: &Settings) -> Result<serde_json::Value> {
+    let weir = match &s.weir {
+        Some(p) => p.clone(),
+        None => beside_me("weir")?,
+    };
+    let program = match &s.program {
+        Some(p) => p.clone(),
+        None => beside_me("examples/sensor_pipeline")?,
+    };
+    for p in [&weir, &program] {
+        if !p.is_file() {
+            bail!(
+                "{} is missing: build it (cargo build --release -p weir-cli --example sensor_pipeline) or pass --weir/--program",
+                p.display()
+            );
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("weir-bench-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = measure(s, &weir, &program, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serde_json::Value> {
+    let mut jm = Command::new(weir)
+        .args([
+            "jobmanager",
+            "--rpc-address",
+            "127.0.0.1:0",
+            "--rest-address",
+            "127.0.0.1:0",
+        ])
+        .arg("-D")
+        .arg(format!(
+            "jobmanager.artifacts.dir={}",
+            dir.join("artifacts").display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start the jobmanager")?;
+    let mut line = String::new();
+    BufReader::new(jm.stdout.take().context("jobmanager stdout")?).read_line(&mut line)?;
+    let _jm = Proc(jm);
+    let rpc = line
+        .split_whitespace()
+        .nth(3)
+        .context("the jobmanager's address")?
+        .to_string();
+    let rest = line
+        .split("http://")
+        .nth(1)
+        .context("the REST address")?
+        .trim()
+        .trim_end_matches(')')
+        .to_string();
+    let start_tm = |n: usize| -> Result<Proc> {
+        let child = Command::new(weir)
+            .args(["taskmanager", "--jobmanager", &rpc, "--slots", "1"])
+            .arg("-D")
+            .arg(format!(
+                "taskmanager.artifacts.cache-dir={}",
+                dir.join(format!("cache-{n}")).display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Proc(child))
+    };
+    let mut tms = Vec::new();
+    for n in 0..3 {
+        tms.push(start_tm(n)?);
+        wait_for("a taskmanager", Duration::from_secs(30), || {
+            let v = rest_get(&rest, "/taskmanagers").ok()?;
+            (v["taskmanagers"].as_array()?.len() > n).then_some(())
+        })?;
+    }
+    let out = dir.join("out");
+    let started = Instant::now();
+    let submitted = Command::new(weir)
+        .args([
+            "run",
+            "--jobmanager",
+            &rpc,
+            "--detached",
+            "--output",
+            "json",
+        ])
+        .arg(program)
+        .arg("--")
+        .args(["--records", &s.records.to_string(), "--parallelism", "2"])
+        .arg("--output")
+        .arg(&out)
+        .args([
+            "--checkpoint-interval-ms",
+            &s.checkpoint_interval_ms.to_string(),
+        ])
+        .arg("--checkpoint-dir")
+        .arg(format!("file://{}", dir.join("checkpoints").display()))
+        .args(["--throttle-records-per-sec", &s.rate.to_string()])
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&submitted.stdout)
+        .with_context(|| String::from_utf8_lossy(&submitted.stderr).into_owned())?;
+    let job = v["job_id"].as_str().context("a job id")?.to_string();
+    wait_for("the first output", Duration::from_secs(120), || {
+        (bytes_in(&out) > 0).then_some(())
+    })?;
+    let first_output = started.elapsed();
+    let info = |job: &str| rest_get(&rest, &format!("/jobs/{job}"));
+    let placed = wait_for("a completed checkpoint", Duration::from_secs(120), || {
+        let i = info(&job).ok()?;
+        (i["last_checkpoint"].as_u64()? >= 1).then_some(i)
+    })?;
+    let victim = placed["taskmanagers"][0]
+        .as_u64()
+        .context("a taskmanager")? as usize;
+    let killed_at = Instant::now();
+    {
+        let tm = &mut tms[victim];
+        tm.0.kill()?;
+        tm.0.wait()?;
+    }
+    let baseline = wait_for("the restart", Duration::from_secs(120), || {
+        let i = info(&job).ok()?;
+        (i["restarts"].as_u64()? >= 1 && i["status"] == "RUNNING").then(|| bytes_in(&out))
+    })?;
+    wait_for("output after the restore", Duration::from_secs(120), || {
+        (bytes_in(&out) > baseline).then_some(())
+    })?;
+    let recovery = killed_at.elapsed();
+    let end = wait_for("the job's end", Duration::from_secs(600), || {
+        let i = info(&job).ok()?;
+        matches!(
+            i["status"].as_str(),
+            Some("FINISHED" | "FAILED" | "CANCELLED")
+        )
+        .then_some(i)
+    })?;
+    if end["status"] != "FINISHED" {
+        bail!("the job did not finish: {end}");
+    }
+    Ok(serde_json::json!({
+        "workload": "cluster-recovery",
+        "records": s.records,
+        "rate_per_worker": s.rate,
+        "checkpoint_interval_ms": s.checkpoint_interval_ms,
+        "submit_to_first_output_ms": first_output.as_millis() as u64,
+        "recovery_ms": recovery.as_millis() as u64,
+        "restarts": end["restarts"],
+    }))
+}

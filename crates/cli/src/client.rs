@@ -49,9 +49,17 @@ impl Client {
             stream,
             address,
         } = self;
-        runtime
-            .block_on(read_message(stream, address))
-            .with_context(|| format!("JobManager at {address}"))
+        // The longest answer (a savepoint) is given within 600 s.
+        let limit = std::time::Duration::from_secs(660);
+        match runtime
+            .block_on(async { tokio::time::timeout(limit, read_message(stream, address)).await })
+        {
+            Ok(r) => r.with_context(|| format!("JobManager at {address}")),
+            Err(_) => bail!(
+                "the JobManager at {address} did not answer within {} s",
+                limit.as_secs()
+            ),
+        }
     }
 
     /// Sends `request` and returns its answer; an error answer becomes an error.

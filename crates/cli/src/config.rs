@@ -22,7 +22,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "rest.address",
         "127.0.0.1:8081",
-        "the JobManager's REST API address",
+        "the JobManager's REST API address (loopback only: the API has no authentication)",
     ),
     (
         "cluster.secret",

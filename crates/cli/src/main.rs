@@ -435,7 +435,11 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
     let rpc = config.address("jobmanager.rpc.address")?;
     config.check_exposure("jobmanager.rpc.address", &rpc)?;
     let rest = config.address("rest.address")?;
-    config.check_exposure("rest.address", &rest)?;
+    if !rest.ip().is_loopback() {
+        bail!(
+            "rest.address = {rest} is reachable from other hosts, but the REST API has no authentication: bind it to a loopback address"
+        );
+    }
     let settings = ClusterSettings {
         rpc_address: rpc,
         secret: config

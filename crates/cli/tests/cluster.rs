@@ -640,6 +640,22 @@ fn a_cluster_secret_is_required_of_every_connection() {
     cmd.args(["jobmanager", "--rpc-address", "0.0.0.0:0"]);
     let o = output_within(cmd, COMMAND_TIMEOUT);
     assert_eq!(o.status.code(), Some(1));
+    // The REST API has no authentication: never beyond loopback, secret or not.
+    let mut cmd = Command::new(weir_bin());
+    cmd.args([
+        "jobmanager",
+        "--rest-address",
+        "0.0.0.0:0",
+        "-D",
+        "cluster.secret=s",
+    ]);
+    let rest = output_within(cmd, COMMAND_TIMEOUT);
+    assert_eq!(rest.status.code(), Some(1));
+    assert!(
+        stderr(&rest).contains("no authentication"),
+        "{}",
+        stderr(&rest)
+    );
     assert!(stderr(&o).contains("cluster.secret"), "{}", stderr(&o));
 }
 

@@ -666,6 +666,16 @@ fn schedule_restart(state: Arc<Mutex<State>>, id: JobId, attempt: u32, delay: Du
                         job.deployments = deployments;
                     }
                     Err(reason) => {
+                        // A failed placement is one more failed run: the restart strategy
+                        // decides whether to try again.
+                        let job = s.jobs.get_mut(&id).expect("checked by restart_wanted");
+                        if let Some(delay) = job.restart.on_failure(Instant::now()) {
+                            job.attempt += 1;
+                            let next = job.attempt;
+                            warn!(job_id = %id, %reason, restart = job.restart.restarts(), "cannot place the restarted job; restarting again");
+                            drop(s);
+                            return schedule_restart(state.clone(), id, next, delay);
+                        }
                         let outbox = end_job(&mut s, id, format!("cannot restart job {id}: {reason}"));
                         return release_and_send(s, Some(outbox));
                     }

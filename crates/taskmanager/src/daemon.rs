@@ -32,6 +32,9 @@ use weir_runtime::rpc::{
 };
 use weir_runtime::JobId;
 
+/// The longest an artifact download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Settings of a standalone TaskManager.
 #[derive(Clone, Debug)]
 pub struct DaemonSettings {
@@ -133,6 +136,7 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
                             warn!(job_id = %spec.job, %reason, "cannot start job worker");
                             let _ = t.send(TaskManagerRequest::WorkerExited {
                                 job: spec.job,
+                                start: spec.start,
                                 reason,
                             });
                         }
@@ -208,10 +212,10 @@ async fn start_worker(
             stopping: stopping.clone(),
         },
     );
-    let (job, reports, workers) = (spec.job, reports.clone(), workers.clone());
+    let (job, start, reports, workers) = (spec.job, spec.start, reports.clone(), workers.clone());
     std::thread::Builder::new()
         .name(format!("weir-supervise-{job}"))
-        .spawn(move || supervise(child, job, stopping, reports, workers))
+        .spawn(move || supervise(child, (job, start), stopping, reports, workers))
         .map_err(|e| format!("cannot supervise the worker: {e}"))?;
     Ok(())
 }
@@ -220,7 +224,7 @@ async fn start_worker(
 /// killing it after a grace period); reports an exit nobody asked for.
 fn supervise(
     mut child: Child,
-    job: JobId,
+    (job, start): (JobId, u64),
     stopping: Arc<AtomicBool>,
     reports: LinkSender<TaskManagerRequest>,
     workers: Arc<Mutex<HashMap<JobId, Worker>>>,
@@ -260,7 +264,7 @@ fn supervise(
         info!(job_id = %job, %reason, "job worker stopped");
     } else {
         warn!(job_id = %job, %reason, "job worker exited");
-        let _ = reports.send(TaskManagerRequest::WorkerExited { job, reason });
+        let _ = reports.send(TaskManagerRequest::WorkerExited { job, start, reason });
     }
 }
 
@@ -300,7 +304,19 @@ async fn fetch_artifact(
         std::process::id(),
         DOWNLOADS.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = download(settings, digest, &part, &path).await;
+    // Bounded: a JobManager that stops answering fails the start instead of hanging it.
+    let result = match tokio::time::timeout(
+        DOWNLOAD_TIMEOUT,
+        download(settings, digest, &part, &path),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the download did not finish within {} s",
+            DOWNLOAD_TIMEOUT.as_secs()
+        )),
+    };
     if result.is_err() {
         let _ = std::fs::remove_file(&part);
     }

@@ -107,6 +107,9 @@ struct State {
     /// Why a job's worker on a TaskManager exited or was refused, until the job is placed
     /// again.
     worker_failures: HashMap<(JobId, TaskManagerId), String>,
+    /// The start number of the worker last started per job and TaskManager.
+    starts: HashMap<(JobId, TaskManagerId), u64>,
+    next_start: u64,
     jobs: HashMap<JobId, JobEntry>,
     next_seq: u64,
 }
@@ -275,10 +278,11 @@ impl Cluster {
         }
     }
 
-    /// Records that the worker of `job` on TaskManager `tm` exited or could not start.
-    pub fn worker_exited(&self, job: JobId, tm: TaskManagerId, reason: String) {
+    /// Records that start `start` of the worker of `job` on TaskManager `tm` exited or
+    /// could not start (a report of an earlier start is ignored).
+    pub fn worker_exited(&self, job: JobId, tm: TaskManagerId, start: u64, reason: String) {
         let mut s = self.lock();
-        if s.workers.contains_key(&(job, tm)) {
+        if s.starts.get(&(job, tm)) != Some(&start) || s.workers.contains_key(&(job, tm)) {
             // A registered worker's broken connection reports it.
             return;
         }
@@ -399,6 +403,7 @@ impl Cluster {
                     artifact,
                     args,
                     parallelism,
+                    start: 0,
                 },
                 status: JobStatus::WaitingForSlots,
                 message: None,
@@ -491,6 +496,7 @@ impl Cluster {
             }
         }
         s.worker_failures.retain(|(j, _), _| *j != id);
+        s.starts.retain(|(j, _), _| *j != id);
         drop(s);
         self.changed.notify_all();
     }
@@ -549,9 +555,10 @@ impl Cluster {
     fn place(&self, id: JobId) -> Result<Endpoints, String> {
         let deadline = Instant::now() + self.settings.slot_timeout;
         let mut s = self.lock();
-        if let Some(j) = s.jobs.get_mut(&id) {
-            j.allocation.clear();
-        }
+        let previous: std::collections::BTreeSet<TaskManagerId> = match s.jobs.get_mut(&id) {
+            Some(j) => std::mem::take(&mut j.allocation).into_keys().collect(),
+            None => Default::default(),
+        };
         let allocation = loop {
             let job = s.jobs.get(&id).ok_or("the job is gone")?;
             if job.cancel_requested {
@@ -606,12 +613,25 @@ impl Cluster {
             "the job was placed on other taskmanagers",
         );
         s.worker_failures.retain(|(j, _), _| *j != id);
+        for tm in previous.difference(&allocation.keys().copied().collect()) {
+            // A worker there that never registered is stopped by its TaskManager.
+            if let Some(t) = s.taskmanagers.get(tm) {
+                let _ = t.commands.send(TaskManagerCommand::StopWorker { job: id });
+            }
+        }
         for tm in allocation.keys() {
             if !s.workers.contains_key(&(id, *tm)) {
+                s.next_start += 1;
+                let start = s.next_start;
+                s.starts.insert((id, *tm), start);
                 if let Some(t) = s.taskmanagers.get(tm) {
+                    let spec = WorkerSpec {
+                        start,
+                        ..spec.clone()
+                    };
                     let _ = t
                         .commands
-                        .send(TaskManagerCommand::StartWorker(Box::new(spec.clone())));
+                        .send(TaskManagerCommand::StartWorker(Box::new(spec)));
                 }
             }
         }

@@ -19,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
 use weir_runtime::control::{JobManagerGateway, TaskManagerMessage};
 use weir_runtime::rpc::messages::{
-    ClientRequest, ClientResponse, TaskManagerCommand, TaskManagerRequest, WorkerCommand,
-    WorkerReport, ARTIFACT_CHUNK_BYTES,
+    ClientRequest, ClientResponse, JobStatus, TaskManagerCommand, TaskManagerRequest,
+    WorkerCommand, WorkerReport, ARTIFACT_CHUNK_BYTES,
 };
 use weir_runtime::rpc::{
     accept, read_message, spawn_link, write_message, PeerRole, RpcError, CONNECT_TIMEOUT,
@@ -256,8 +256,18 @@ fn answer(
             Err(e) => err(e),
         },
         ClientRequest::Savepoint { job, dir, stop } => {
-            if cluster.summary(job).is_none() {
-                return err(format!("unknown job {job}"));
+            match cluster.summary(job) {
+                None => return err(format!("unknown job {job}")),
+                Some(s) if s.status.is_terminal() => {
+                    return err(format!("job {job} has already ended ({})", s.status.name()))
+                }
+                Some(s) if s.status == JobStatus::WaitingForSlots => {
+                    return err(format!(
+                        "job {job} is not running yet ({})",
+                        s.status.name()
+                    ))
+                }
+                Some(_) => {}
             }
             let handle = match cluster
                 .dispatcher()
@@ -317,9 +327,9 @@ async fn taskmanager(
     let ended = loop {
         match rx.recv().await {
             Some(Ok(TaskManagerRequest::Heartbeat)) => cluster.heartbeat(id),
-            Some(Ok(TaskManagerRequest::WorkerExited { job, reason })) => {
+            Some(Ok(TaskManagerRequest::WorkerExited { job, start, reason })) => {
                 let c = cluster.clone();
-                blocking(move || c.worker_exited(job, id, reason)).await;
+                blocking(move || c.worker_exited(job, id, start, reason)).await;
             }
             Some(Ok(TaskManagerRequest::Register { .. })) => {
                 warn!(taskmanager = id, %peer, "taskmanager registered twice; ignored");

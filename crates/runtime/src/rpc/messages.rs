@@ -293,6 +293,8 @@ pub enum TaskManagerRequest {
     WorkerExited {
         /// The worker's job.
         job: JobId,
+        /// [`WorkerSpec::start`] of the worker.
+        start: u64,
         /// Why, for the job's failure message.
         reason: String,
     },
@@ -328,6 +330,9 @@ pub struct WorkerSpec {
     pub args: Vec<String>,
     /// The default parallelism the program was submitted with.
     pub parallelism: Option<u16>,
+    /// Which start of a worker this is (unique in the cluster): an exit report names it, so
+    /// a late report of an earlier worker is not taken for this one's.
+    pub start: u64,
 }
 
 /// What a job worker tells the JobManager.

@@ -126,18 +126,9 @@ fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serd
     let mut line = String::new();
     BufReader::new(jm.stdout.take().context("jobmanager stdout")?).read_line(&mut line)?;
     let _jm = Proc(jm);
-    let rpc = line
-        .split_whitespace()
-        .nth(3)
-        .context("the jobmanager's address")?
-        .to_string();
-    let rest = line
-        .split("http://")
-        .nth(1)
-        .context("the REST address")?
-        .trim()
-        .trim_end_matches(')')
-        .to_string();
+    let (rpc, rest) = weir_jobmanager::cluster::banner::parse(&line)
+        .with_context(|| format!("unexpected first line of the jobmanager: {line:?}"))?;
+    let (rpc, rest) = (rpc.to_string(), rest.to_string());
     let start_tm = |n: usize| -> Result<Proc> {
         let child = Command::new(weir)
             .args(["taskmanager", "--jobmanager", &rpc, "--slots", "1"])

@@ -458,8 +458,8 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         .serve_rest(rest)
         .with_context(|| format!("cannot start the REST API on {rest}"))?;
     println!(
-        "JobManager listening on {} (REST on http://{rest_bound})",
-        server.local_addr()
+        "{}",
+        weir_jobmanager::cluster::banner::format(server.local_addr(), rest_bound)
     );
     loop {
         std::thread::park();

@@ -152,19 +152,9 @@ impl Cluster {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("the jobmanager did not start: {}", jm.log()));
-        // "JobManager listening on ADDR (REST on http://ADDR)"
-        let rpc = line
-            .split_whitespace()
-            .nth(3)
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}: {}", jm.log()))
-            .to_string();
-        let rest = line
-            .split("http://")
-            .nth(1)
-            .unwrap()
-            .trim()
-            .trim_end_matches(')')
-            .to_string();
+        let (rpc, rest) = weir_jobmanager::cluster::banner::parse(&line)
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}: {}", jm.log()));
+        let (rpc, rest) = (rpc.to_string(), rest.to_string());
         let defines = defines
             .iter()
             .filter(|d| d.starts_with("cluster.secret"))

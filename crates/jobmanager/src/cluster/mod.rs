@@ -20,6 +20,7 @@
 //!   calls back (placement) without its own lock, so the two never wait on each other.
 
 pub mod artifacts;
+pub mod banner;
 pub mod json;
 pub mod rest;
 pub mod server;

@@ -1,0 +1,29 @@
+//! The line `weir jobmanager` prints first on stdout once it listens: scripts, tests and the
+//! benchmark read the addresses it bound (useful with port 0) from it.
+
+use std::net::SocketAddr;
+
+/// The line for a JobManager listening on `rpc` with its REST API on `rest`.
+pub fn format(rpc: SocketAddr, rest: SocketAddr) -> String {
+    format!("JobManager listening on {rpc} (REST on http://{rest})")
+}
+
+/// Reads the control RPC and REST addresses back from a [`format`]ted line.
+pub fn parse(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.trim().strip_prefix("JobManager listening on ")?;
+    let (rpc, rest) = rest.split_once(" (REST on http://")?;
+    Some((rpc.parse().ok()?, rest.strip_suffix(')')?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_banner_reads_back_to_its_addresses() {
+        let (rpc, rest) = (
+            "127.0.0.1:6123".parse().unwrap(),
+            "127.0.0.1:8081".parse().unwrap(),
+        );
+        assert_eq!(super::parse(&super::format(rpc, rest)), Some((rpc, rest)));
+        assert_eq!(super::parse("something else"), None);
+    }
+}

@@ -71,8 +71,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "taskmanager.artifacts.cache-dir",
-        "<temp dir>/weir/artifact-cache-<pid>",
-        "where a TaskManager caches fetched artifacts",
+        "<temp dir>/weir/artifact-cache",
+        "where TaskManagers cache fetched artifacts (shareable: entries are checked against their digest before each start)",
     ),
 ];
 
@@ -195,14 +195,11 @@ impl Config {
         Ok(Duration::from_millis(self.number(key)?))
     }
 
-    /// A directory, with `<temp dir>` and `<pid>` filled in.
+    /// A directory, with `<temp dir>` filled in.
     pub fn dir(&self, key: &str) -> PathBuf {
         let (v, _) = self.raw(key);
         let tmp = std::env::temp_dir();
-        PathBuf::from(
-            v.replace("<temp dir>", &tmp.display().to_string())
-                .replace("<pid>", &std::process::id().to_string()),
-        )
+        PathBuf::from(v.replace("<temp dir>", &tmp.display().to_string()))
     }
 
     /// Refuses an address outside 127.0.0.0/8 (or `::1`) without a cluster secret.

@@ -669,3 +669,41 @@ fn a_job_waits_for_slots_until_a_taskmanager_offers_them() {
     let end = c.wait_for_end(&job);
     assert_eq!(end["status"], "FINISHED", "{end}\n{}", c.logs());
 }
+
+#[test]
+fn a_taskmanager_whose_jobmanager_stops_answering_stops_its_workers_and_exits() {
+    let mut c = Cluster::start(&["heartbeat.interval=100", "heartbeat.timeout=2000"]);
+    c.add_taskmanager(2);
+    let job = c.submit(&job_args(
+        &c.path("out"),
+        &c.path("ck"),
+        RECORDS,
+        Some(THROTTLE),
+    ));
+    c.wait_for_checkpoint(&job);
+    let worker = wait_until("the job's worker", Duration::from_secs(10), || {
+        worker_pid(&c.tms[0].log(), &job)
+    });
+    // Frozen, not dead: its connections stay open, only its answers stop.
+    let mut stop = Command::new("kill");
+    stop.args(["-STOP", &c.jm.child.id().to_string()]);
+    assert!(output_within(stop, COMMAND_TIMEOUT).status.success());
+    let status = wait_until("the taskmanager to exit", Duration::from_secs(60), || {
+        c.tms[0].child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        c.tms[0].log().contains("answered no heartbeat"),
+        "{}",
+        c.tms[0].log()
+    );
+    wait_until("the worker to exit", Duration::from_secs(30), || {
+        (!Path::new(&format!("/proc/{worker}")).exists()
+            || std::fs::read_to_string(format!("/proc/{worker}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+    let mut resume = Command::new("kill");
+    resume.args(["-CONT", &c.jm.child.id().to_string()]);
+    let _ = output_within(resume, COMMAND_TIMEOUT);
+}

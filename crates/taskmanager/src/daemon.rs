@@ -56,6 +56,14 @@ pub enum DaemonError {
     /// The JobManager cannot be reached, refused us, or the connection ended.
     #[error("taskmanager: {0}")]
     Rpc(#[from] RpcError),
+    /// The JobManager stopped answering heartbeats.
+    #[error("taskmanager: the JobManager at {jobmanager} answered no heartbeat for {ms} ms (heartbeat.timeout)")]
+    JobManagerSilent {
+        /// Its address.
+        jobmanager: String,
+        /// How long it was silent.
+        ms: u64,
+    },
     /// The JobManager answered the registration with something else.
     #[error("taskmanager: the JobManager at {0} did not accept the registration")]
     NotRegistered(String),
@@ -69,6 +77,21 @@ struct Worker {
     stopping: Arc<AtomicBool>,
 }
 
+/// Creates `dir` (and its parents); a directory created here is private to this user, as
+/// the programs it caches are executed.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Runs a TaskManager until its JobManager connection ends.
 pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
     if settings.slots == 0 {
@@ -76,7 +99,7 @@ pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
             "--slots must be at least 1",
         )));
     }
-    std::fs::create_dir_all(&settings.artifact_cache)?;
+    create_private_dir(&settings.artifact_cache)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("weir-tm-rpc")
@@ -97,14 +120,20 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
     let _ = tx.send(TaskManagerRequest::Register {
         slots: settings.slots,
     });
-    let (id, interval) = match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-        Ok(Some(Ok(TaskManagerCommand::Registered {
-            id,
-            heartbeat_interval_ms,
-        }))) => (id, Duration::from_millis(heartbeat_interval_ms.max(10))),
-        Ok(Some(Err(e))) => return Err(e.into()),
-        _ => return Err(DaemonError::NotRegistered(settings.jobmanager.clone())),
-    };
+    let (id, interval, timeout) =
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(Ok(TaskManagerCommand::Registered {
+                id,
+                heartbeat_interval_ms,
+                heartbeat_timeout_ms,
+            }))) => (
+                id,
+                Duration::from_millis(heartbeat_interval_ms.max(10)),
+                Duration::from_millis(heartbeat_timeout_ms.max(heartbeat_interval_ms * 2).max(20)),
+            ),
+            Ok(Some(Err(e))) => return Err(e.into()),
+            _ => return Err(DaemonError::NotRegistered(settings.jobmanager.clone())),
+        };
     info!(taskmanager = id, slots = settings.slots, jobmanager = %settings.jobmanager, "taskmanager registered");
     let heartbeats = tx.clone();
     tokio::spawn(async move {
@@ -119,7 +148,15 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
     let settings = Arc::new(settings);
     let workers: Arc<Mutex<HashMap<JobId, Worker>>> = Arc::default();
     let ended = loop {
-        match rx.recv().await {
+        // The JobManager answers every heartbeat: silence for the timeout means it is gone
+        // (or unreachable), and this TaskManager stops its workers and exits.
+        let Ok(next) = tokio::time::timeout(timeout, rx.recv()).await else {
+            break Err(DaemonError::JobManagerSilent {
+                jobmanager: settings.jobmanager.clone(),
+                ms: timeout.as_millis() as u64,
+            });
+        };
+        match next {
             Some(Ok(TaskManagerCommand::StartWorker(spec))) => {
                 // Fetching and hashing an artifact takes a while: on a thread of its own,
                 // so heartbeats never wait for it.
@@ -146,7 +183,7 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
                 }
             }
             Some(Ok(TaskManagerCommand::StopWorker { job })) => stop_worker(&workers, job),
-            Some(Ok(TaskManagerCommand::Registered { .. })) => {}
+            Some(Ok(TaskManagerCommand::Registered { .. } | TaskManagerCommand::HeartbeatAck)) => {}
             Some(Err(e)) => break Err(DaemonError::Rpc(e)),
             None => break Ok(()),
         }
@@ -296,7 +333,16 @@ async fn fetch_artifact(
 ) -> Result<PathBuf, String> {
     let path = settings.artifact_cache.join(digest.as_str());
     if path.is_file() {
-        return Ok(path);
+        // Checked again before every start: the cache may be shared with other
+        // TaskManagers of the host.
+        match hash_file(&path) {
+            Ok(actual) if &actual == digest => return Ok(path),
+            Ok(actual) => {
+                warn!(artifact = %digest, %actual, path = %path.display(), "cached artifact does not match its digest; fetching it again");
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
     }
     static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let part = settings.artifact_cache.join(format!(
@@ -321,6 +367,21 @@ async fn fetch_artifact(
         let _ = std::fs::remove_file(&part);
     }
     result.map(|()| path)
+}
+
+/// Returns the digest of the file at `path`.
+fn hash_file(path: &Path) -> std::io::Result<ArtifactDigest> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = ArtifactHasher::default();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 async fn download(

@@ -201,6 +201,7 @@ impl Cluster {
         let _ = commands.send(TaskManagerCommand::Registered {
             id,
             heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+            heartbeat_timeout_ms: self.settings.heartbeat_timeout.as_millis() as u64,
         });
         s.taskmanagers.insert(
             id,
@@ -216,10 +217,11 @@ impl Cluster {
         id
     }
 
-    /// Records a heartbeat of TaskManager `id`.
+    /// Records a heartbeat of TaskManager `id` and answers it.
     pub fn heartbeat(&self, id: TaskManagerId) {
         if let Some(tm) = self.lock().taskmanagers.get_mut(&id) {
             tm.last_heartbeat = Instant::now();
+            let _ = tm.commands.send(TaskManagerCommand::HeartbeatAck);
         }
     }
 

@@ -309,7 +309,11 @@ pub enum TaskManagerCommand {
         id: TaskManagerId,
         /// How often to heartbeat, in milliseconds.
         heartbeat_interval_ms: u64,
+        /// A JobManager silent this long (no answer to heartbeats) is lost.
+        heartbeat_timeout_ms: u64,
     },
+    /// The answer to a heartbeat: the JobManager is alive.
+    HeartbeatAck,
     /// Start the worker process of a job (unless one runs).
     StartWorker(Box<WorkerSpec>),
     /// Stop the worker process of a job.

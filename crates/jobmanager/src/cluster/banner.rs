@@ -8,7 +8,7 @@ pub fn format(rpc: SocketAddr, rest: SocketAddr) -> String {
     format!("JobManager listening on {rpc} (REST on http://{rest})")
 }
 
-/// Reads the control RPC and REST addresses back from a [`format`]ted line.
+/// Reads the control RPC and REST addresses back from a line [`format()`] wrote.
 pub fn parse(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let rest = line.trim().strip_prefix("JobManager listening on ")?;
     let (rpc, rest) = rest.split_once(" (REST on http://")?;

@@ -402,6 +402,7 @@ impl JobManager {
                 attempt,
                 state: ExecutionState::Failed,
                 error: Some(reason.to_string()),
+                channel_failure: false,
             });
         }
         subtasks.len()
@@ -806,13 +807,14 @@ pub(crate) fn savepoint_restore(
 
 impl JobManagerGateway for JobManager {
     fn send(&self, message: TaskManagerMessage) {
-        let (subtask, attempt, exec_state, error) = match message {
+        let (subtask, attempt, exec_state, error, channel_failure) = match message {
             TaskManagerMessage::TaskState {
                 subtask,
                 attempt,
                 state,
                 error,
-            } => (subtask, attempt, state, error),
+                channel_failure,
+            } => (subtask, attempt, state, error, channel_failure),
             TaskManagerMessage::AcknowledgeCheckpoint {
                 subtask,
                 checkpoint,
@@ -848,7 +850,12 @@ impl JobManagerGateway for JobManager {
             }
         }
         let mut cancel = false;
-        let outcome = match job.execution.update(subtask, exec_state, error) {
+        let outcome = match job.execution.update_with_cause(
+            subtask,
+            exec_state,
+            error,
+            channel_failure,
+        ) {
             Decision::Continue => None,
             Decision::CancelAll => {
                 warn!(job_id = %subtask.job, cause = job.execution.failure().unwrap_or(""), "job failing, cancelling its tasks");
@@ -933,6 +940,7 @@ mod tests {
                     attempt: d.attempt,
                     state: ExecutionState::Failed,
                     error: Some("no program for this job".into()),
+                    channel_failure: false,
                 });
             }
         }

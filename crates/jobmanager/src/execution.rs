@@ -30,6 +30,8 @@ pub struct JobExecution {
     states: HashMap<SubtaskId, ExecutionState>,
     names: HashMap<SubtaskId, String>,
     failure: Option<String>,
+    /// Whether `failure` is a broken channel (a later real failure replaces it).
+    failure_is_channel: bool,
     cancelling: bool,
 }
 
@@ -46,6 +48,7 @@ impl JobExecution {
             states,
             names,
             failure: None,
+            failure_is_channel: false,
             cancelling: false,
         }
     }
@@ -106,6 +109,20 @@ impl JobExecution {
         state: ExecutionState,
         error: Option<String>,
     ) -> Decision {
+        self.update_with_cause(subtask, state, error, false)
+    }
+
+    /// Applies a subtask state change; `channel_failure` marks a failure that is a broken
+    /// channel. The job's failure is the first one, except that a broken channel gives way
+    /// to a later failure of another kind: a consumer often notices its producer's failure
+    /// (its channel breaks) before the producer's own report arrives.
+    pub fn update_with_cause(
+        &mut self,
+        subtask: SubtaskId,
+        state: ExecutionState,
+        error: Option<String>,
+        channel_failure: bool,
+    ) -> Decision {
         let Some(current) = self.states.get_mut(&subtask) else {
             return Decision::Continue;
         };
@@ -114,13 +131,16 @@ impl JobExecution {
         }
         *current = state;
         let mut decision = Decision::Continue;
-        if state == ExecutionState::Failed && self.failure.is_none() {
+        let root_cause = self.failure.is_none() || (self.failure_is_channel && !channel_failure);
+        if state == ExecutionState::Failed && root_cause {
             let name = self.names.get(&subtask).cloned().unwrap_or_default();
             let cause = error.unwrap_or_else(|| "unknown error".into());
             self.failure = Some(format!(
                 "task '{name}' (subtask {}) failed: {cause}",
                 subtask.subtask
             ));
+            self.failure_is_channel = channel_failure;
+            // A replaced root cause changes the message only: the job is cancelling already.
             if !self.cancelling {
                 self.cancelling = true;
                 decision = Decision::CancelAll;
@@ -190,5 +210,46 @@ mod tests {
         j.update(st(0), ExecutionState::Finished, None);
         j.update(st(0), ExecutionState::Failed, Some("late".into()));
         assert_eq!(j.failure(), None);
+    }
+
+    #[test]
+    fn a_broken_channel_gives_way_to_the_failure_that_caused_it() {
+        let mut e = JobExecution::new([(st(0), "source".into()), (st(1), "sink".into())]);
+        e.update(st(0), ExecutionState::Running, None);
+        e.update(st(1), ExecutionState::Running, None);
+        let d = e.update_with_cause(
+            st(1),
+            ExecutionState::Failed,
+            Some("data connection broke".into()),
+            true,
+        );
+        assert_eq!(d, Decision::CancelAll);
+        let d = e.update_with_cause(
+            st(0),
+            ExecutionState::Failed,
+            Some("bad row at line 3".into()),
+            false,
+        );
+        match d {
+            Decision::Ended { failure } => {
+                assert!(failure.unwrap().contains("line 3"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_second_real_failure_does_not_replace_the_first() {
+        let mut e = JobExecution::new([(st(0), "a".into()), (st(1), "b".into())]);
+        e.update(st(0), ExecutionState::Running, None);
+        e.update(st(1), ExecutionState::Running, None);
+        e.update_with_cause(st(0), ExecutionState::Failed, Some("first".into()), false);
+        let d = e.update_with_cause(st(1), ExecutionState::Failed, Some("second".into()), false);
+        assert_eq!(
+            d,
+            Decision::Ended {
+                failure: Some("task 'a' (subtask 0) failed: first".into())
+            }
+        );
     }
 }

@@ -173,6 +173,9 @@ pub enum TaskManagerMessage {
         state: ExecutionState,
         /// The failure, for failed tasks.
         error: Option<String>,
+        /// Whether the failure is a broken input or output channel: often the consequence
+        /// of another subtask's failure, which is then the job's root cause.
+        channel_failure: bool,
     },
     /// A subtask snapshotted and uploaded its state for a checkpoint.
     AcknowledgeCheckpoint {

@@ -8,6 +8,10 @@ use thiserror::Error;
 /// Errors on the data plane between tasks.
 #[derive(Debug, Error)]
 pub enum ExchangeError {
+    /// An input channel failed (its producer or its connection broke); the message names
+    /// the peer, gate and channel.
+    #[error("{0}")]
+    InputFailed(String),
     /// The consumer of a channel is gone (its task ended or failed).
     #[error("consumer of channel {channel} ({target}) is gone")]
     ConsumerGone {

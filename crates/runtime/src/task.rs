@@ -967,7 +967,7 @@ fn input_loop(
                 true
             }
             Ok(InputMessage::Failed { error, .. }) => {
-                return Err(TaskError::Other(error));
+                return Err(TaskError::Exchange(ExchangeError::InputFailed(error)));
             }
             Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => {

@@ -232,11 +232,23 @@ fn report(
     state: ExecutionState,
     error: Option<String>,
 ) {
+    report_failure(inner, subtask, attempt, state, error, false);
+}
+
+fn report_failure(
+    inner: &Inner,
+    subtask: SubtaskId,
+    attempt: u32,
+    state: ExecutionState,
+    error: Option<String>,
+    channel_failure: bool,
+) {
     inner.jobmanager.send(TaskManagerMessage::TaskState {
         subtask,
         attempt,
         state,
         error,
+        channel_failure,
     });
 }
 
@@ -312,12 +324,14 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
                 }
                 Err(e) => {
                     error!(task = %d.name, subtask = subtask.subtask, error = %e, "task failed");
-                    report(
+                    let channel_failure = matches!(e, TaskError::Exchange(_));
+                    report_failure(
                         &inner2,
                         subtask,
                         attempt,
                         ExecutionState::Failed,
                         Some(e.to_string()),
+                        channel_failure,
                     )
                 }
             }

@@ -25,7 +25,8 @@ pub(crate) fn run_if_launched(
 ) -> Result<(), ApiError> {
     if let Ok(path) = std::env::var(ENV_PLAN_FILE) {
         let graph = graph()?;
-        let bytes = weir_state_backends::encode_versioned(&graph)
+        let bytes = graph
+            .encode_plan()
             .map_err(|e| ApiError::InvalidGraph(format!("cannot encode the job graph: {e}")))?;
         if let Err(e) = std::fs::write(&path, bytes) {
             eprintln!("cannot write the job graph to {path}: {e}");

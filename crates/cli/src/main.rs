@@ -180,6 +180,11 @@ fn execute(cli: Cli) -> Result<i32> {
         };
         Client::connect(&address, config.string("cluster.secret").as_deref())
     };
+    // A job verb: its id (checked before anything is sent), then the connection.
+    let for_job = |job: &str, target: Target| -> Result<(JobId, Client)> {
+        let id = job_id(job)?;
+        Ok((id, connect(&config, target.jobmanager)?))
+    };
     match cli.command {
         Verb::Jobmanager {
             rpc_address,
@@ -276,8 +281,7 @@ fn execute(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Verb::Info { job, target } => {
-            let id = job_id(&job)?;
-            let mut c = connect(&config, target.jobmanager)?;
+            let (id, mut c) = for_job(&job, target)?;
             match c.call(ClientRequest::JobInfo(id))? {
                 ClientResponse::Job(s) => output::job(format, &s),
                 other => bail!("unexpected answer {other:?}"),
@@ -285,15 +289,13 @@ fn execute(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Verb::Cancel { job, target } => {
-            let id = job_id(&job)?;
-            let mut c = connect(&config, target.jobmanager)?;
+            let (id, mut c) = for_job(&job, target)?;
             c.call(ClientRequest::Cancel(id))?;
             output::done(format, id, "cancelled", "cancellation requested");
             Ok(0)
         }
         Verb::Savepoint { job, dir, target } => {
-            let id = job_id(&job)?;
-            let mut c = connect(&config, target.jobmanager)?;
+            let (id, mut c) = for_job(&job, target)?;
             savepoint(&mut c, format, id, dir.map(|d| absolute(&d)), false)
         }
         Verb::Stop {
@@ -301,13 +303,11 @@ fn execute(cli: Cli) -> Result<i32> {
             savepoint_dir,
             target,
         } => {
-            let id = job_id(&job)?;
-            let mut c = connect(&config, target.jobmanager)?;
+            let (id, mut c) = for_job(&job, target)?;
             savepoint(&mut c, format, id, Some(absolute(&savepoint_dir)), true)
         }
         Verb::Checkpoints { job, target } => {
-            let id = job_id(&job)?;
-            let mut c = connect(&config, target.jobmanager)?;
+            let (id, mut c) = for_job(&job, target)?;
             match c.call(ClientRequest::Checkpoints(id))? {
                 ClientResponse::Checkpoints(list) => output::checkpoints(format, id, &list),
                 other => bail!("unexpected answer {other:?}"),
@@ -421,7 +421,7 @@ fn plan(program: &Path, parallelism: Option<u16>, args: &[String]) -> Result<Job
             program.display()
         );
     };
-    weir_state_backends::decode_versioned(&bytes, "job graph").with_context(|| {
+    JobGraph::decode_plan(&bytes).with_context(|| {
         format!(
             "{} wrote a job graph this weir cannot read (built against another Weir release?)",
             program.display()

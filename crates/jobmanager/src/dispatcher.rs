@@ -872,7 +872,7 @@ impl JobManagerGateway for JobManager {
                 restored_from: job.restored_from.clone(),
             }),
             Decision::Ended { failure } => {
-                let restart = if job.execution.is_cancelled_on_request() {
+                let restart = if job.cancel_requested {
                     None
                 } else {
                     job.restart.on_failure(Instant::now())

@@ -73,11 +73,6 @@ impl JobExecution {
         self.states.values().all(|s| s.is_terminal())
     }
 
-    /// Returns whether the job is being cancelled on request (no restart then).
-    pub fn is_cancelled_on_request(&self) -> bool {
-        self.cancelling && self.failure.as_deref() == Some("job was cancelled")
-    }
-
     /// Returns the first failure.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()

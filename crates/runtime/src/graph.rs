@@ -255,6 +255,17 @@ impl JobGraph {
             .unwrap_or(0)
     }
 
+    /// Encodes the graph (without code) as a job program hands it to `weir run`: versioned
+    /// and checksummed by the codec.
+    pub fn encode_plan(&self) -> Result<Vec<u8>, weir_state_backends::CodecError> {
+        weir_state_backends::encode_versioned(self)
+    }
+
+    /// Decodes a graph [`Self::encode_plan`] wrote; its vertices have no code.
+    pub fn decode_plan(bytes: &[u8]) -> Result<Self, weir_state_backends::CodecError> {
+        weir_state_backends::decode_versioned(bytes, "job graph")
+    }
+
     /// Returns a digest of the graph's structure and settings (not its code), equal in
     /// every process that builds the same graph: a job's worker processes check that
     /// they rebuilt the graph the JobManager scheduled.

@@ -127,7 +127,7 @@ impl<T> SinkWriter<T> for CountingWriter {
         self.count = 0;
         for state in states {
             let bytes: [u8; 8] = state.as_slice().try_into().map_err(|_| {
-                TaskError::Other(format!("counting sink state of {} bytes", state.len()))
+                TaskError::RestoredState(format!("counting sink state of {} bytes", state.len()))
             })?;
             self.count += u64::from_le_bytes(bytes);
         }

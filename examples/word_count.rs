@@ -127,12 +127,12 @@ impl weir_api::sink::SinkWriter<String> for StdoutWriter {
     fn write(&mut self, line: String, _ts: weir_api::Timestamp) -> Result<(), weir_api::TaskError> {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").map_err(|e| weir_api::TaskError::Other(format!("stdout: {e}")))
+        writeln!(out, "{line}").map_err(|e| weir_api::TaskError::Io(format!("stdout: {e}")))
     }
     fn flush(&mut self) -> Result<(), weir_api::TaskError> {
         use std::io::Write;
         std::io::stdout()
             .flush()
-            .map_err(|e| weir_api::TaskError::Other(format!("stdout: {e}")))
+            .map_err(|e| weir_api::TaskError::Io(format!("stdout: {e}")))
     }
 }

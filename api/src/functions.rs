@@ -82,7 +82,7 @@ impl SideOutputs {
         match self.slots.get_mut(&tag.id) {
             Some(slot) => match slot.as_any_mut().downcast_mut::<Slot<S>>() {
                 Some(s) => s.0.emit(value, ts),
-                None => Err(TaskError::Other(format!(
+                None => Err(TaskError::Configuration(format!(
                     "side output '{}' used with another type",
                     tag.id
                 ))),
@@ -294,7 +294,7 @@ impl<'a, K: StateKey, O> KeyedContext<'a, K, O> {
     /// function returns.
     fn note<T>(&mut self, r: Result<T, weir_state_backends::StateError>) {
         if let (Err(e), None) = (r, &self.base.error) {
-            self.base.error = Some(TaskError::Other(format!("timer service: {e}")));
+            self.base.error = Some(TaskError::Io(format!("timer service: {e}")));
         }
     }
 }

@@ -320,6 +320,43 @@ fn a_failure_before_the_first_checkpoint_after_a_savepoint_restores_the_savepoin
     assert_eq!(lines(&out), expected(), "every count exactly once");
 }
 
+#[test]
+fn a_savepoint_restored_into_a_changed_output_directory_fails_the_job_at_once_naming_the_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, chk, sp) = dirs(&tmp);
+    // The stop savepoint is the job's only checkpoint: every part the sinks wrote is
+    // pending in it, and its commit publishes them in `out`.
+    let env = no_periodic_checkpoints_one_restart(&chk);
+    let job = counting_job(&env, &out, "counting", 10_000);
+    let client = env.execute_async("counting").unwrap();
+    wait_for_records(&job, 2_000);
+    let savepoint = client
+        .stop_with_savepoint(Some(&sp.display().to_string()))
+        .unwrap();
+    client.wait().unwrap();
+
+    // Restored into another output directory, the sinks cannot find the parts the
+    // savepoint holds pending: every run would fail the same way, so the job fails at once
+    // although its restart strategy allows a hundred restarts.
+    let env = checkpointed_env(2, &chk);
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 100,
+            delay: Duration::from_millis(10),
+        })
+    });
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    counting_job(&env, &tmp.path().join("moved-output"), "counting", 0);
+    let message = env.execute("counting").unwrap_err().to_string();
+    assert!(
+        message.contains("file sink cannot commit part")
+            && message.contains("task '")
+            && message.contains("a restored-state failure")
+            && message.contains("was not restarted"),
+        "{message}"
+    );
+}
+
 /// A transactional sink whose next commit fails once armed.
 #[derive(Clone, Default)]
 struct FailingCommit {
@@ -345,7 +382,7 @@ impl SinkWriter<(u64, u64)> for FailingCommit {
     }
     fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
         if self.armed.swap(false, Ordering::SeqCst) {
-            return Err(TaskError::Other(format!(
+            return Err(TaskError::Io(format!(
                 "injected commit failure of checkpoint {checkpoint}"
             )));
         }

@@ -105,7 +105,44 @@ pub fn run(s: &Settings) -> Result<serde_json::Value> {
     result
 }
 
+/// Starts the cluster, runs the job on it, kills a TaskManager and returns the JSON line
+/// of the two times.
 fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serde_json::Value> {
+    let (_jm, rpc, rest) = start_jobmanager(weir, dir)?;
+    let mut tms = start_taskmanagers(weir, &rpc, &rest, dir)?;
+    let out = dir.join("alerts");
+    let started = Instant::now();
+    let job = submit(s, weir, program, &rpc, dir, &out)?;
+    wait_for("the first output", Duration::from_secs(120), || {
+        (bytes_in(&out) > 0).then_some(())
+    })?;
+    let first_output = started.elapsed();
+    let recovery = kill_and_time_recovery(&mut tms, &rest, &job, &out)?;
+    let end = wait_for("the job's end", Duration::from_secs(600), || {
+        let i = job_info(&rest, &job).ok()?;
+        matches!(
+            i["status"].as_str(),
+            Some("FINISHED" | "FAILED" | "CANCELLED")
+        )
+        .then_some(i)
+    })?;
+    if end["status"] != "FINISHED" {
+        bail!("the job did not finish: {end}");
+    }
+    Ok(serde_json::json!({
+        "workload": "cluster-recovery",
+        "records": s.records,
+        "rate_per_worker": s.rate,
+        "checkpoint_interval_ms": s.checkpoint_interval_ms,
+        "submit_to_first_output_ms": first_output.as_millis() as u64,
+        "recovery_ms": recovery.as_millis() as u64,
+        "restarts": end["restarts"],
+    }))
+}
+
+/// Starts `weir jobmanager` on free ports and returns it with its RPC and REST addresses,
+/// read from the first line it prints.
+fn start_jobmanager(weir: &Path, dir: &Path) -> Result<(Proc, String, String)> {
     let mut jm = Command::new(weir)
         .args([
             "jobmanager",
@@ -125,49 +162,59 @@ fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serd
         .context("cannot start the jobmanager")?;
     let mut line = String::new();
     BufReader::new(jm.stdout.take().context("jobmanager stdout")?).read_line(&mut line)?;
-    let _jm = Proc(jm);
+    let jm = Proc(jm);
     let (rpc, rest) = weir_jobmanager::cluster::banner::parse(&line)
         .with_context(|| format!("unexpected first line of the jobmanager: {line:?}"))?;
-    let (rpc, rest) = (rpc.to_string(), rest.to_string());
-    let start_tm = |n: usize| -> Result<Proc> {
-        let child = Command::new(weir)
-            .args(["taskmanager", "--jobmanager", &rpc, "--slots", "1"])
-            .arg("-D")
-            .arg(format!(
-                "taskmanager.artifacts.cache-dir={}",
-                dir.join(format!("cache-{n}")).display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        Ok(Proc(child))
-    };
+    Ok((jm, rpc.to_string(), rest.to_string()))
+}
+
+/// Starts three one-slot `weir taskmanager`s, waiting for each to register before the next.
+fn start_taskmanagers(weir: &Path, rpc: &str, rest: &str, dir: &Path) -> Result<Vec<Proc>> {
     let mut tms = Vec::new();
     for n in 0..3 {
-        tms.push(start_tm(n)?);
+        tms.push(start_taskmanager(weir, rpc, dir, n)?);
         wait_for("a taskmanager", Duration::from_secs(30), || {
-            let v = rest_get(&rest, "/taskmanagers").ok()?;
+            let v = rest_get(rest, "/taskmanagers").ok()?;
             (v["taskmanagers"].as_array()?.len() > n).then_some(())
         })?;
     }
-    let out = dir.join("alerts");
-    let started = Instant::now();
+    Ok(tms)
+}
+
+/// Starts the `n`-th one-slot `weir taskmanager`, with its own artifact cache.
+fn start_taskmanager(weir: &Path, rpc: &str, dir: &Path, n: usize) -> Result<Proc> {
+    let child = Command::new(weir)
+        .args(["taskmanager", "--jobmanager", rpc, "--slots", "1"])
+        .arg("-D")
+        .arg(format!(
+            "taskmanager.artifacts.cache-dir={}",
+            dir.join(format!("cache-{n}")).display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(Proc(child))
+}
+
+/// Submits the program with `weir run --detached`, its alerts going to `out`, and
+/// returns the job id.
+fn submit(
+    s: &Settings,
+    weir: &Path,
+    program: &Path,
+    rpc: &str,
+    dir: &Path,
+    out: &Path,
+) -> Result<String> {
     let submitted = Command::new(weir)
-        .args([
-            "run",
-            "--jobmanager",
-            &rpc,
-            "--detached",
-            "--output",
-            "json",
-        ])
+        .args(["run", "--jobmanager", rpc, "--detached", "--output", "json"])
         .arg(program)
         .arg("--")
         .args(["--records", &s.records.to_string(), "--parallelism", "2"])
         .arg("--output")
         .arg(dir.join("windows"))
         .arg("--alerts-output")
-        .arg(&out)
+        .arg(out)
         .args([
             "--checkpoint-interval-ms",
             &s.checkpoint_interval_ms.to_string(),
@@ -178,14 +225,19 @@ fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serd
         .output()?;
     let v: serde_json::Value = serde_json::from_slice(&submitted.stdout)
         .with_context(|| String::from_utf8_lossy(&submitted.stderr).into_owned())?;
-    let job = v["job_id"].as_str().context("a job id")?.to_string();
-    wait_for("the first output", Duration::from_secs(120), || {
-        (bytes_in(&out) > 0).then_some(())
-    })?;
-    let first_output = started.elapsed();
-    let info = |job: &str| rest_get(&rest, &format!("/jobs/{job}"));
+    Ok(v["job_id"].as_str().context("a job id")?.to_string())
+}
+
+/// The REST API's view of `job`.
+fn job_info(rest: &str, job: &str) -> Result<serde_json::Value> {
+    rest_get(rest, &format!("/jobs/{job}"))
+}
+
+/// Once the job has completed a checkpoint, kills (`kill -9`) the first TaskManager
+/// running it and returns the time from the kill to the first output after the restore.
+fn kill_and_time_recovery(tms: &mut [Proc], rest: &str, job: &str, out: &Path) -> Result<Duration> {
     let placed = wait_for("a completed checkpoint", Duration::from_secs(120), || {
-        let i = info(&job).ok()?;
+        let i = job_info(rest, job).ok()?;
         (i["last_checkpoint"].as_u64()? >= 1).then_some(i)
     })?;
     let victim = placed["taskmanagers"][0]
@@ -198,31 +250,11 @@ fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serd
         tm.0.wait()?;
     }
     let baseline = wait_for("the restart", Duration::from_secs(120), || {
-        let i = info(&job).ok()?;
-        (i["restarts"].as_u64()? >= 1 && i["status"] == "RUNNING").then(|| bytes_in(&out))
+        let i = job_info(rest, job).ok()?;
+        (i["restarts"].as_u64()? >= 1 && i["status"] == "RUNNING").then(|| bytes_in(out))
     })?;
     wait_for("output after the restore", Duration::from_secs(120), || {
-        (bytes_in(&out) > baseline).then_some(())
+        (bytes_in(out) > baseline).then_some(())
     })?;
-    let recovery = killed_at.elapsed();
-    let end = wait_for("the job's end", Duration::from_secs(600), || {
-        let i = info(&job).ok()?;
-        matches!(
-            i["status"].as_str(),
-            Some("FINISHED" | "FAILED" | "CANCELLED")
-        )
-        .then_some(i)
-    })?;
-    if end["status"] != "FINISHED" {
-        bail!("the job did not finish: {end}");
-    }
-    Ok(serde_json::json!({
-        "workload": "cluster-recovery",
-        "records": s.records,
-        "rate_per_worker": s.rate,
-        "checkpoint_interval_ms": s.checkpoint_interval_ms,
-        "submit_to_first_output_ms": first_output.as_millis() as u64,
-        "recovery_ms": recovery.as_millis() as u64,
-        "restarts": end["restarts"],
-    }))
+    Ok(killed_at.elapsed())
 }

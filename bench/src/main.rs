@@ -51,10 +51,11 @@ use weir_api::sink::DiscardingSink;
 use weir_api::source::GeneratorSource;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
-use weir_api::{AggregateFunction, StreamExecutionEnvironment};
+use weir_api::{AggregateFunction, DataStream, StreamExecutionEnvironment};
 use weir_examples::sensor_row;
 
 mod cluster_recovery;
+mod report;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Workload {
@@ -223,7 +224,7 @@ impl weir_api::sink::SinkWriter<Record100> for LatencyWriter {
     fn finish(&mut self) -> Result<(), weir_api::TaskError> {
         self.shared
             .lock()
-            .map_err(|_| weir_api::TaskError::Other("latency samples poisoned".into()))?
+            .map_err(|_| weir_api::TaskError::Io("latency samples poisoned".into()))?
             .append(&mut self.local);
         Ok(())
     }
@@ -287,6 +288,8 @@ fn state_row(id: u64, keys: u64) -> StateRow {
     (id % keys, v)
 }
 
+/// Adds the job of `workload` to `env`: `n` generated rows into a discarding (or
+/// measuring) sink.
 fn build(
     env: &StreamExecutionEnvironment,
     workload: Workload,
@@ -334,41 +337,51 @@ fn build(
                 .reduce(|a, b| (a.0, a.1 + b.1))
                 .add_sink(DiscardingSink);
         }
-        Workload::SensorWindow => {
-            let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let readings = env.from_generator(GeneratorSource::new(Some(n), move |id| {
-                sensor_row(id, n, 0)
-            }));
-            let readings = match fail_after {
-                Some(at) => readings.map(move |r: (u32, i64, f64)| {
-                    let i = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if i == at && RECOVERY.failed_at.set(Instant::now()).is_ok() {
-                        panic!("injected failure at record {at}");
-                    }
-                    r
-                }),
-                None => readings,
-            };
-            let windows = readings
-                .assign_timestamps_and_watermarks(
-                    WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(3))
-                        .with_timestamp_assigner(|r: &(u32, i64, f64), _| r.1),
-                )
-                .key_by(|r: &(u32, i64, f64)| r.0)
-                .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-                .aggregate_with_window(
-                    SensorStats,
-                    |k: &u32, w: &TimeWindow, (c, sum, max): (u64, f64, f64)| {
-                        (*k, w.start, w.end, sum / c as f64, max, c)
-                    },
-                );
-            if fail_after.is_some() {
-                windows.add_sink(RecoveryProbe);
-            } else {
-                windows.add_sink(DiscardingSink);
-            }
-        }
+        Workload::SensorWindow => build_sensor_window(env, n, fail_after),
     }
+}
+
+/// Builds `sensor-window`: `n` sensor rows into 1 s tumbling event-time windows per sensor,
+/// failing once at record `fail_after` (if given) and then probing for the recovery.
+fn build_sensor_window(env: &StreamExecutionEnvironment, n: u64, fail_after: Option<u64>) {
+    let readings = env.from_generator(GeneratorSource::new(Some(n), move |id| {
+        sensor_row(id, n, 0)
+    }));
+    let readings = match fail_after {
+        Some(at) => fail_once_at(readings, at),
+        None => readings,
+    };
+    let windows = readings
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(3))
+                .with_timestamp_assigner(|r: &(u32, i64, f64), _| r.1),
+        )
+        .key_by(|r: &(u32, i64, f64)| r.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .aggregate_with_window(
+            SensorStats,
+            |k: &u32, w: &TimeWindow, (c, sum, max): (u64, f64, f64)| {
+                (*k, w.start, w.end, sum / c as f64, max, c)
+            },
+        );
+    if fail_after.is_some() {
+        windows.add_sink(RecoveryProbe);
+    } else {
+        windows.add_sink(DiscardingSink);
+    }
+}
+
+/// Passes sensor rows through, panicking once, at the `at`-th row it sees, and noting the
+/// time of that failure in `RECOVERY`.
+fn fail_once_at(readings: DataStream<(u32, i64, f64)>, at: u64) -> DataStream<(u32, i64, f64)> {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    readings.map(move |r: (u32, i64, f64)| {
+        let i = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if i == at && RECOVERY.failed_at.set(Instant::now()).is_ok() {
+            panic!("injected failure at record {at}");
+        }
+        r
+    })
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -377,66 +390,18 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Runs one workload and prints its JSON line.
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.records == 0 {
-        bail!("--records must be at least 1");
-    }
-    if args.keys == 0 {
-        bail!("--keys must be at least 1");
-    }
-    if args.parallelism == 0 {
-        bail!("--parallelism must be at least 1");
-    }
-    if matches!(args.workload, Workload::Latency | Workload::ClusterRecovery) && args.rate == 0 {
-        bail!("--rate must be at least 1");
-    }
+    check_args(&args)?;
     if args.workload == Workload::ClusterRecovery {
-        let line = cluster_recovery::run(&cluster_recovery::Settings {
-            weir: args.weir.clone(),
-            program: args.program.clone(),
-            records: args.records,
-            rate: args.rate,
-            checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(500),
-        })?;
-        println!("{line}");
-        return Ok(());
+        return run_cluster_recovery(&args);
     }
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(args.parallelism)
-        .set_local_taskmanagers(2)
-        .set_state_backend(args.state_backend);
-    env.configure(|s| s.job.state_backend.incremental = args.incremental);
-    if let Some(ms) = args.buffer_timeout_ms {
-        env.set_buffer_timeout(Duration::from_millis(ms));
-    }
-    let checkpoint_dir = match args.checkpoint_interval_ms {
-        Some(0) => bail!("--checkpoint-interval-ms must be at least 1"),
-        Some(ms) => {
-            let dir =
-                std::env::temp_dir().join(format!("weir-bench-checkpoints-{}", std::process::id()));
-            env.enable_checkpointing(
-                Duration::from_millis(ms),
-                &format!("file://{}", dir.display()),
-            );
-            Some(dir)
-        }
-        None => None,
-    };
+    let checkpoint_dir = configure(&env, &args)?;
     let latency = LatencySink::default();
     if let Some(at) = args.fail_after_records {
-        if args.workload != Workload::SensorWindow || args.checkpoint_interval_ms.is_none() {
-            bail!("--fail-after-records needs sensor-window with --checkpoint-interval-ms");
-        }
-        if at == 0 || at > args.records {
-            bail!("--fail-after-records must be within 1..=--records");
-        }
-        env.configure(|s| {
-            s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-                attempts: 1,
-                delay: Duration::ZERO,
-            })
-        });
+        configure_injected_failure(&env, &args, at)?;
     }
     build(
         &env,
@@ -452,67 +417,88 @@ fn main() -> Result<()> {
     if let Some(dir) = &checkpoint_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
-    let result = result?;
-    let mut line = serde_json::json!({
-        "workload": args.workload.name(),
-        "records": args.records,
-        "seconds": seconds,
-        "records_per_sec": args.records as f64 / seconds,
-        "state_backend": args.state_backend.name(),
-    });
-    match args.workload {
-        Workload::Exchange => {
-            line["mb_per_sec"] =
-                serde_json::json!((args.records * EXCHANGE_RECORD_BYTES) as f64 / seconds / 1e6);
-        }
-        Workload::Latency => {
-            let mut samples =
-                std::mem::take(&mut *latency.samples.lock().expect("latency samples"));
-            samples.sort_unstable();
-            line["rate"] = serde_json::json!(args.rate);
-            line["buffer_timeout_ms"] =
-                serde_json::json!(env.settings().job.buffer_timeout.as_millis() as u64);
-            line["p50_ms"] = serde_json::json!(quantile_ms(&samples, 0.50));
-            line["p99_ms"] = serde_json::json!(quantile_ms(&samples, 0.99));
-        }
-        Workload::KeyedState => {
-            let per_sec = args.records as f64 / seconds;
-            line["keys"] = serde_json::json!(args.keys);
-            line["state_reads_per_sec"] = serde_json::json!(per_sec);
-            line["state_writes_per_sec"] = serde_json::json!(per_sec);
-        }
-        _ => {}
-    }
-    if let Some(ms) = args.checkpoint_interval_ms {
-        let c = &result.checkpoints;
-        let mut durations: Vec<u128> = c.iter().map(|c| c.duration.as_millis()).collect();
-        durations.sort_unstable();
-        line["checkpoint_interval_ms"] = serde_json::json!(ms);
-        line["checkpoints"] = serde_json::json!(c.len());
-        line["checkpoint_ms_median"] = serde_json::json!(durations.get(durations.len() / 2));
-        line["checkpoint_ms_max"] = serde_json::json!(durations.last());
-        line["checkpoint_bytes_max"] = serde_json::json!(c.iter().map(|c| c.size).max());
-        let mut stored: Vec<u64> = c.iter().map(|c| c.incremental_size).collect();
-        stored.sort_unstable();
-        line["checkpoint_stored_bytes_median"] = serde_json::json!(stored.get(stored.len() / 2));
-        line["incremental"] = serde_json::json!(args.incremental);
-        if let Some(last) = c.last() {
-            line["checkpoint_last_bytes"] = serde_json::json!(last.size);
-            line["checkpoint_last_stored_bytes"] = serde_json::json!(last.incremental_size);
-            line["checkpoint_last_ms"] = serde_json::json!(last.duration.as_millis() as u64);
-        }
-        line["alignment_ms_max"] = serde_json::json!(c.iter().map(|c| c.max_alignment_ms).max());
-    }
-    if args.fail_after_records.is_some() {
-        if let (Some(f), Some(o)) = (RECOVERY.failed_at.get(), RECOVERY.first_output.get()) {
-            line["recovery_ms"] =
-                serde_json::json!(o.saturating_duration_since(*f).as_secs_f64() * 1000.0);
-        }
-    }
+    let line = report::result_line(&args, &env, &latency, &result?, seconds);
     println!("{line}");
     if let Some(kib) = peak_rss_kib() {
         eprintln!("peak_rss_mib={:.1}", kib as f64 / 1024.0);
     }
+    Ok(())
+}
+
+/// Rejects the argument values that every workload refuses.
+fn check_args(args: &Args) -> Result<()> {
+    if args.records == 0 {
+        bail!("--records must be at least 1");
+    }
+    if args.keys == 0 {
+        bail!("--keys must be at least 1");
+    }
+    if args.parallelism == 0 {
+        bail!("--parallelism must be at least 1");
+    }
+    if matches!(args.workload, Workload::Latency | Workload::ClusterRecovery) && args.rate == 0 {
+        bail!("--rate must be at least 1");
+    }
+    Ok(())
+}
+
+/// Runs `cluster-recovery` (processes, not a job in this one) and prints its JSON line.
+fn run_cluster_recovery(args: &Args) -> Result<()> {
+    let line = cluster_recovery::run(&cluster_recovery::Settings {
+        weir: args.weir.clone(),
+        program: args.program.clone(),
+        records: args.records,
+        rate: args.rate,
+        checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(500),
+    })?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Sets up the mini-cluster, state backend, buffer timeout and checkpoints from the
+/// arguments; returns the temporary checkpoint directory to remove afterwards, if any.
+fn configure(env: &StreamExecutionEnvironment, args: &Args) -> Result<Option<std::path::PathBuf>> {
+    env.set_parallelism(args.parallelism)
+        .set_local_taskmanagers(2)
+        .set_state_backend(args.state_backend);
+    env.configure(|s| s.job.state_backend.incremental = args.incremental);
+    if let Some(ms) = args.buffer_timeout_ms {
+        env.set_buffer_timeout(Duration::from_millis(ms));
+    }
+    Ok(match args.checkpoint_interval_ms {
+        Some(0) => bail!("--checkpoint-interval-ms must be at least 1"),
+        Some(ms) => {
+            let dir =
+                std::env::temp_dir().join(format!("weir-bench-checkpoints-{}", std::process::id()));
+            env.enable_checkpointing(
+                Duration::from_millis(ms),
+                &format!("file://{}", dir.display()),
+            );
+            Some(dir)
+        }
+        None => None,
+    })
+}
+
+/// Checks `--fail-after-records` against the other arguments and lets the job restart
+/// once, at once, from the latest checkpoint.
+fn configure_injected_failure(
+    env: &StreamExecutionEnvironment,
+    args: &Args,
+    at: u64,
+) -> Result<()> {
+    if args.workload != Workload::SensorWindow || args.checkpoint_interval_ms.is_none() {
+        bail!("--fail-after-records needs sensor-window with --checkpoint-interval-ms");
+    }
+    if at == 0 || at > args.records {
+        bail!("--fail-after-records must be within 1..=--records");
+    }
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 1,
+            delay: Duration::ZERO,
+        })
+    });
     Ok(())
 }
 

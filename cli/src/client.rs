@@ -1,13 +1,15 @@
-//! The CLI's control connection to a JobManager: one request, one answer.
+//! The CLI's control connection to a JobManager: one typed request, one answer of the
+//! request's own reply type.
 
 use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
 use std::io::Read;
 use std::path::Path;
 use tokio::net::TcpStream;
-use weir_runtime::rpc::messages::{
-    ArtifactDigest, ArtifactHasher, ClientRequest, ClientResponse, ARTIFACT_CHUNK_BYTES,
-};
-use weir_runtime::rpc::{dial, read_message, write_message, PeerRole};
+use weir_runtime::rpc::messages::{ArtifactDigest, ArtifactHasher, ARTIFACT_CHUNK_BYTES};
+use weir_runtime::rpc::request::{ArtifactChunk, PutArtifact};
+use weir_runtime::rpc::{dial, read_message, write_message, ClientRequest, PeerRole};
+use weir_runtime::rpc::{Reply, Request};
 
 /// A connected client.
 pub struct Client {
@@ -43,7 +45,7 @@ impl Client {
             .with_context(|| format!("JobManager at {address}"))
     }
 
-    fn receive(&mut self) -> Result<ClientResponse> {
+    fn receive<T: DeserializeOwned>(&mut self) -> Result<T> {
         let Self {
             runtime,
             stream,
@@ -63,12 +65,10 @@ impl Client {
     }
 
     /// Sends `request` and returns its answer; an error answer becomes an error.
-    pub fn call(&mut self, request: ClientRequest) -> Result<ClientResponse> {
-        self.send(&request)?;
-        match self.receive()? {
-            ClientResponse::Error(e) => Err(anyhow!("{e}")),
-            r => Ok(r),
-        }
+    pub fn call<R: Request>(&mut self, request: R) -> Result<R::Response> {
+        self.send(&request.into())?;
+        let reply: Reply<R> = self.receive()?;
+        reply.map_err(|e| anyhow!("{e}"))
     }
 
     /// Uploads the program at `path` unless the JobManager has it; returns its digest.
@@ -89,13 +89,12 @@ impl Client {
         };
         let (digest, size) =
             read(path).with_context(|| format!("cannot read job program {}", path.display()))?;
-        match self.call(ClientRequest::PutArtifact {
+        let present = self.call(PutArtifact {
             digest: digest.clone(),
             size,
-        })? {
-            ClientResponse::ArtifactStatus { present: true } => return Ok(digest),
-            ClientResponse::ArtifactStatus { present: false } => {}
-            other => bail!("unexpected answer to an upload: {other:?}"),
+        })?;
+        if present {
+            return Ok(digest);
         }
         let mut f = std::fs::File::open(path)
             .with_context(|| format!("cannot read job program {}", path.display()))?;
@@ -107,12 +106,14 @@ impl Client {
                 format!("job program {} changed while uploading", path.display())
             })?;
             sent += want as u64;
-            self.send(&ClientRequest::ArtifactChunk(buf[..want].to_vec()))?;
+            let piece = ArtifactChunk(buf[..want].to_vec());
+            if sent < size {
+                // Only the piece completing the upload is answered.
+                self.send(&ClientRequest::from(piece))?;
+            } else {
+                self.call(piece)?;
+            }
         }
-        match self.receive()? {
-            ClientResponse::ArtifactStored => Ok(digest),
-            ClientResponse::Error(e) => Err(anyhow!("{e}")),
-            other => bail!("unexpected answer to an upload: {other:?}"),
-        }
+        Ok(digest)
     }
 }

@@ -2,79 +2,16 @@
 //! variables, then `-D key=value` flags (each overriding the one before); explicit command
 //! flags (`--rpc-address`, `--slots`, ...) override all of them.
 //!
-//! Invariants: every key has a default and a line in [`KEYS`] (the README lists the same);
-//! an unknown key in the file or a flag, or a value that does not parse, is an error naming
-//! the key and where it came from. The environment variable of `a.b-c` is `WEIR_A_B_C`.
+//! Invariants: every key is a typed constant of [`crate::keys`] with its default (the README
+//! lists the same); an unknown key in the file or a flag, or a value that does not parse, is
+//! an error naming the key and where it came from. The environment variable of `a.b-c` is
+//! `WEIR_A_B_C`.
 
+use crate::keys::{self, Key};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Every key with its default and meaning.
-pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "jobmanager.rpc.address",
-        "127.0.0.1:6123",
-        "the JobManager's control RPC address (where it binds, and where clients and TaskManagers connect)",
-    ),
-    (
-        "rest.address",
-        "127.0.0.1:8081",
-        "the JobManager's REST API address (loopback only: the API has no authentication)",
-    ),
-    (
-        "cluster.secret",
-        "",
-        "secret every control and data connection presents; required when a port binds outside 127.0.0.0/8",
-    ),
-    (
-        "heartbeat.interval",
-        "1000",
-        "milliseconds between TaskManager heartbeats",
-    ),
-    (
-        "heartbeat.timeout",
-        "5000",
-        "milliseconds without a heartbeat after which a TaskManager is lost",
-    ),
-    (
-        "slot.request.timeout",
-        "300000",
-        "milliseconds a job waits for enough free slots before it fails",
-    ),
-    (
-        "jobmanager.worker.start-timeout",
-        "60000",
-        "milliseconds a job's worker processes may take to start and register",
-    ),
-    (
-        "jobmanager.artifacts.dir",
-        "<temp dir>/weir/artifacts",
-        "where the JobManager stores job artifacts",
-    ),
-    (
-        "jobmanager.artifacts.max-size",
-        "536870912",
-        "largest job artifact accepted, in bytes",
-    ),
-    (
-        "taskmanager.numberOfTaskSlots",
-        "1",
-        "slots a TaskManager offers (--slots overrides)",
-    ),
-    (
-        "taskmanager.data.bind-host",
-        "127.0.0.1",
-        "host the job workers' data servers bind",
-    ),
-    (
-        "taskmanager.artifacts.cache-dir",
-        "<temp dir>/weir/artifact-cache",
-        "where TaskManagers cache fetched artifacts (shareable: entries are checked against their digest before each start)",
-    ),
-];
+use std::path::Path;
 
 /// Resolved configuration: every key with its value and where the value came from.
 #[derive(Clone, Debug)]
@@ -87,11 +24,11 @@ fn env_name(key: &str) -> String {
 }
 
 fn known(key: &str) -> bool {
-    KEYS.iter().any(|(k, _, _)| *k == key)
+    keys::ALL.iter().any(|k| k.name == key)
 }
 
 fn unknown(key: &str, source: &str) -> anyhow::Error {
-    let keys: Vec<&str> = KEYS.iter().map(|(k, _, _)| *k).collect();
+    let keys: Vec<&str> = keys::ALL.iter().map(|k| k.name).collect();
     anyhow::anyhow!(
         "unknown configuration key '{key}' in {source}; known keys: {}",
         keys.join(", ")
@@ -118,9 +55,14 @@ impl Config {
     /// Loads the configuration from `file` (if any), the environment and `overrides`
     /// (`key=value`).
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self> {
-        let mut values: BTreeMap<String, (String, String)> = KEYS
+        let mut values: BTreeMap<String, (String, String)> = keys::ALL
             .iter()
-            .map(|(k, d, _)| (k.to_string(), (d.to_string(), "default".to_string())))
+            .map(|k| {
+                (
+                    k.name.to_string(),
+                    (k.default.to_string(), "default".into()),
+                )
+            })
             .collect();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
@@ -138,10 +80,10 @@ impl Config {
                 values.insert(k, (v, source.clone()));
             }
         }
-        for (k, _, _) in KEYS {
-            let name = env_name(k);
+        for k in keys::ALL {
+            let name = env_name(k.name);
             if let Ok(v) = std::env::var(&name) {
-                values.insert(k.to_string(), (v, name));
+                values.insert(k.name.to_string(), (v, name));
             }
         }
         for o in overrides {
@@ -158,53 +100,23 @@ impl Config {
     }
 
     /// Sets `key` from an explicit command flag.
-    pub fn set(&mut self, key: &str, value: String, flag: &str) {
-        debug_assert!(known(key), "{key}");
+    pub fn set<T>(&mut self, key: &Key<T>, value: String, flag: &str) {
         self.values
-            .insert(key.to_string(), (value, flag.to_string()));
+            .insert(key.name.to_string(), (value, flag.to_string()));
     }
 
-    fn raw(&self, key: &str) -> (&str, &str) {
-        let (v, s) = self.values.get(key).expect("every key has a default");
-        (v.as_str(), s.as_str())
-    }
-
-    /// A string value (`None` when empty).
-    pub fn string(&self, key: &str) -> Option<String> {
-        let (v, _) = self.raw(key);
-        (!v.is_empty()).then(|| v.to_string())
-    }
-
-    /// A socket address.
-    pub fn address(&self, key: &str) -> Result<SocketAddr> {
-        let (v, s) = self.raw(key);
-        v.parse().with_context(|| {
-            format!("{key} = '{v}' (from {s}) is not an address HOST:PORT with a numeric host")
+    /// The value of `key`, parsed by its parser; an error names the key, the value and
+    /// where it came from.
+    pub fn get<T>(&self, key: &Key<T>) -> Result<T> {
+        let (v, s) = self.values.get(key.name).expect("every key has a default");
+        (key.parse)(v).map_err(|expected| {
+            anyhow::anyhow!("{} = '{v}' (from {s}) is not {expected}", key.name)
         })
-    }
-
-    /// A number.
-    pub fn number(&self, key: &str) -> Result<u64> {
-        let (v, s) = self.raw(key);
-        v.parse()
-            .with_context(|| format!("{key} = '{v}' (from {s}) is not a non-negative integer"))
-    }
-
-    /// A duration in milliseconds.
-    pub fn millis(&self, key: &str) -> Result<Duration> {
-        Ok(Duration::from_millis(self.number(key)?))
-    }
-
-    /// A directory, with `<temp dir>` filled in.
-    pub fn dir(&self, key: &str) -> PathBuf {
-        let (v, _) = self.raw(key);
-        let tmp = std::env::temp_dir();
-        PathBuf::from(v.replace("<temp dir>", &tmp.display().to_string()))
     }
 
     /// Refuses an address outside 127.0.0.0/8 (or `::1`) without a cluster secret.
     pub fn check_exposure(&self, key: &str, address: &SocketAddr) -> Result<()> {
-        if !address.ip().is_loopback() && self.string("cluster.secret").is_none() {
+        if !address.ip().is_loopback() && self.get(&keys::CLUSTER_SECRET)?.is_none() {
             bail!(
                 "{key} = {address} is reachable from other hosts: set cluster.secret (in weir.toml, WEIR_CLUSTER_SECRET or -D cluster.secret=...) so that every connection must present it"
             );
@@ -228,14 +140,14 @@ mod tests {
         .unwrap();
         let c = Config::load(Some(&file), &["heartbeat.timeout=1234".into()]).unwrap();
         assert_eq!(
-            c.millis("heartbeat.timeout").unwrap(),
-            Duration::from_millis(1234)
+            c.get(&keys::HEARTBEAT_TIMEOUT).unwrap(),
+            std::time::Duration::from_millis(1234)
         );
+        assert_eq!(c.get(&keys::RPC_ADDRESS).unwrap(), "127.0.0.1:7000");
         assert_eq!(
-            c.address("jobmanager.rpc.address").unwrap(),
-            "127.0.0.1:7000".parse().unwrap()
+            c.get(&keys::HEARTBEAT_INTERVAL).unwrap(),
+            std::time::Duration::from_secs(1)
         );
-        assert_eq!(c.number("heartbeat.interval").unwrap(), 1000);
     }
 
     #[test]
@@ -243,9 +155,10 @@ mod tests {
         let err = Config::load(None, &["heartbeat.timeot=1".into()]).unwrap_err();
         assert!(err.to_string().contains("heartbeat.timeot"), "{err}");
         let c = Config::load(None, &["heartbeat.timeout=soon".into()]).unwrap();
-        let err = c.millis("heartbeat.timeout").unwrap_err();
+        let err = c.get(&keys::HEARTBEAT_TIMEOUT).unwrap_err();
         assert!(
-            format!("{err:#}").contains("-D heartbeat.timeout"),
+            format!("{err:#}").contains("-D heartbeat.timeout")
+                && format!("{err:#}").contains("a non-negative integer"),
             "{err:#}"
         );
     }

@@ -11,6 +11,7 @@
 
 mod client;
 mod config;
+mod keys;
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,7 +21,10 @@ use config::Config;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use weir_runtime::rpc::messages::{ClientRequest, ClientResponse, JobSubmission};
+use weir_runtime::rpc::messages::JobSubmission;
+use weir_runtime::rpc::request::{
+    Cancel, Checkpoints, JobInfo, ListJobs, Submit, TriggerSavepoint, WaitJob,
+};
 use weir_runtime::{JobGraph, JobId, SavepointRestoreSettings};
 
 /// Weir: a Flink-style distributed stream processing runtime.
@@ -170,41 +174,30 @@ fn init_logging() {
         .try_init();
 }
 
+/// Runs the parsed command and returns the process's exit code.
 fn execute(cli: Cli) -> Result<i32> {
     let mut config = Config::load(cli.config.as_deref(), &cli.define)?;
     let format = cli.output;
-    let connect = |config: &Config, target: Option<String>| -> Result<Client> {
-        let address = match target {
-            Some(a) => a,
-            None => config.address("jobmanager.rpc.address")?.to_string(),
-        };
-        Client::connect(&address, config.string("cluster.secret").as_deref())
-    };
-    // A job verb: its id (checked before anything is sent), then the connection.
-    let for_job = |job: &str, target: Target| -> Result<(JobId, Client)> {
-        let id = job_id(job)?;
-        Ok((id, connect(&config, target.jobmanager)?))
-    };
     match cli.command {
         Verb::Jobmanager {
             rpc_address,
             rest_address,
         } => {
             if let Some(a) = rpc_address {
-                config.set("jobmanager.rpc.address", a, "--rpc-address");
+                config.set(&keys::RPC_ADDRESS, a, "--rpc-address");
             }
             if let Some(a) = rest_address {
-                config.set("rest.address", a, "--rest-address");
+                config.set(&keys::REST_ADDRESS, a, "--rest-address");
             }
             init_logging();
             run_jobmanager(&config)
         }
         Verb::Taskmanager { jobmanager, slots } => {
             if let Some(a) = jobmanager {
-                config.set("jobmanager.rpc.address", a, "--jobmanager");
+                config.set(&keys::RPC_ADDRESS, a, "--jobmanager");
             }
             if let Some(s) = slots {
-                config.set("taskmanager.numberOfTaskSlots", s.to_string(), "--slots");
+                config.set(&keys::TASK_SLOTS, s.to_string(), "--slots");
             }
             init_logging();
             run_taskmanager(&config)
@@ -217,80 +210,53 @@ fn execute(cli: Cli) -> Result<i32> {
             allow_non_restored_state,
             program,
             args,
-        } => {
-            if !program.is_file() {
-                bail!(
-                    "job program {} does not exist or is not a file",
-                    program.display()
-                );
-            }
-            if parallelism == Some(0) {
-                bail!("--parallelism must be at least 1");
-            }
-            let Some(address) = jobmanager else {
-                if from_savepoint.is_some() {
-                    bail!("--from-savepoint needs --jobmanager (a local program restores through its own settings)");
-                }
-                return run_local(&program, parallelism, &args);
-            };
-            let graph = plan(&program, parallelism, &args)?;
-            let mut client = connect(&config, Some(address))?;
-            let artifact = client.upload(&program)?;
-            let savepoint = from_savepoint.map(|p| SavepointRestoreSettings {
-                path: absolute(&p),
-                allow_non_restored_state,
-            });
-            let id = match client.call(ClientRequest::Submit(Box::new(JobSubmission {
-                artifact,
-                graph,
-                args,
+        } => run(
+            &config,
+            format,
+            RunRequest {
+                jobmanager,
                 parallelism,
-                savepoint,
-            })))? {
-                ClientResponse::Submitted(id) => id,
-                other => bail!("unexpected answer {other:?}"),
-            };
-            if detached {
-                output::submitted(format, id);
-                return Ok(0);
-            }
-            if format == Format::Table {
-                eprintln!("Job {id} submitted; waiting for it to end");
-            }
-            loop {
-                let summary = match client.call(ClientRequest::WaitJob {
-                    job: id,
-                    timeout_ms: 30_000,
-                })? {
-                    ClientResponse::Job(s) => s,
-                    other => bail!("unexpected answer {other:?}"),
-                };
-                if summary.status.is_terminal() {
-                    let ok = summary.status == weir_runtime::rpc::messages::JobStatus::Finished;
-                    output::job(format, &summary);
-                    return Ok(if ok { 0 } else { 1 });
-                }
-            }
-        }
+                detached,
+                from_savepoint,
+                allow_non_restored_state,
+                program,
+                args,
+            },
+        ),
+        query => query_job(&config, format, query),
+    }
+}
+
+/// Connects to the JobManager at `target`, or else at `jobmanager.rpc.address`.
+fn connect(config: &Config, target: Option<String>) -> Result<Client> {
+    let address = match target {
+        Some(a) => a,
+        None => config.get(&keys::RPC_ADDRESS)?,
+    };
+    Client::connect(&address, config.get(&keys::CLUSTER_SECRET)?.as_deref())
+}
+
+/// Runs the verbs that list, show or control jobs on a JobManager.
+fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
+    // A job verb: its id (checked before anything is sent), then the connection.
+    let for_job = |job: &str, target: Target| -> Result<(JobId, Client)> {
+        let id = job_id(job)?;
+        Ok((id, connect(config, target.jobmanager)?))
+    };
+    match verb {
         Verb::List { target } => {
-            let mut c = connect(&config, target.jobmanager)?;
-            match c.call(ClientRequest::ListJobs)? {
-                ClientResponse::Jobs(jobs) => output::jobs(format, &jobs),
-                other => bail!("unexpected answer {other:?}"),
-            }
+            let mut c = connect(config, target.jobmanager)?;
+            output::jobs(format, &c.call(ListJobs)?);
             Ok(0)
         }
         Verb::Info { job, target } => {
             let (id, mut c) = for_job(&job, target)?;
-            match c.call(ClientRequest::JobInfo(id))? {
-                ClientResponse::Job(s) => output::job(format, &s),
-                other => bail!("unexpected answer {other:?}"),
-            }
+            output::job(format, &c.call(JobInfo(id))?);
             Ok(0)
         }
         Verb::Cancel { job, target } => {
             let (id, mut c) = for_job(&job, target)?;
-            c.call(ClientRequest::Cancel(id))?;
+            c.call(Cancel(id))?;
             output::done(format, id, "cancelled", "cancellation requested");
             Ok(0)
         }
@@ -308,11 +274,79 @@ fn execute(cli: Cli) -> Result<i32> {
         }
         Verb::Checkpoints { job, target } => {
             let (id, mut c) = for_job(&job, target)?;
-            match c.call(ClientRequest::Checkpoints(id))? {
-                ClientResponse::Checkpoints(list) => output::checkpoints(format, id, &list),
-                other => bail!("unexpected answer {other:?}"),
-            }
+            output::checkpoints(format, id, &c.call(Checkpoints(id))?);
             Ok(0)
+        }
+        Verb::Jobmanager { .. } | Verb::Taskmanager { .. } | Verb::Run { .. } => {
+            unreachable!("`execute` runs the cluster processes and `run` itself")
+        }
+    }
+}
+
+/// What `weir run` was asked to do (the fields of `Verb::Run`).
+struct RunRequest {
+    jobmanager: Option<String>,
+    parallelism: Option<u16>,
+    detached: bool,
+    from_savepoint: Option<String>,
+    allow_non_restored_state: bool,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+/// Runs `weir run`: the program on its local mini-cluster without `--jobmanager`;
+/// otherwise submits it and, unless detached, waits for the job to end.
+fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
+    if !r.program.is_file() {
+        bail!(
+            "job program {} does not exist or is not a file",
+            r.program.display()
+        );
+    }
+    if r.parallelism == Some(0) {
+        bail!("--parallelism must be at least 1");
+    }
+    let Some(address) = r.jobmanager else {
+        if r.from_savepoint.is_some() {
+            bail!("--from-savepoint needs --jobmanager (a local program restores through its own settings)");
+        }
+        return run_local(&r.program, r.parallelism, &r.args);
+    };
+    let graph = plan(&r.program, r.parallelism, &r.args)?;
+    let mut client = connect(config, Some(address))?;
+    let artifact = client.upload(&r.program)?;
+    let savepoint = r.from_savepoint.map(|p| SavepointRestoreSettings {
+        path: absolute(&p),
+        allow_non_restored_state: r.allow_non_restored_state,
+    });
+    let id = client.call(Submit(Box::new(JobSubmission {
+        artifact,
+        graph,
+        args: r.args,
+        parallelism: r.parallelism,
+        savepoint,
+    })))?;
+    if r.detached {
+        output::submitted(format, id);
+        return Ok(0);
+    }
+    if format == Format::Table {
+        eprintln!("Job {id} submitted; waiting for it to end");
+    }
+    wait_for_end(&mut client, format, id)
+}
+
+/// Waits for a submitted job to end, prints it, and returns 0 if it finished, else 1.
+fn wait_for_end(client: &mut Client, format: Format, id: JobId) -> Result<i32> {
+    loop {
+        let summary = client.call(WaitJob {
+            job: id,
+            timeout_ms: 30_000,
+        })?;
+        if summary.status.is_terminal() {
+            let ok = summary.status == weir_runtime::rpc::messages::JobStatus::Finished;
+            output::job(format, &summary);
+            return Ok(if ok { 0 } else { 1 });
         }
     }
 }
@@ -324,13 +358,9 @@ fn savepoint(
     dir: Option<String>,
     stop: bool,
 ) -> Result<i32> {
-    match c.call(ClientRequest::Savepoint { job: id, dir, stop })? {
-        ClientResponse::SavepointDone(url) => {
-            output::done(format, id, "savepoint", &url);
-            Ok(0)
-        }
-        other => bail!("unexpected answer {other:?}"),
-    }
+    let url = c.call(TriggerSavepoint { job: id, dir, stop })?;
+    output::done(format, id, "savepoint", &url);
+    Ok(0)
 }
 
 /// Parses a job id (16 hex digits, as `weir list` shows them).
@@ -432,9 +462,15 @@ fn plan(program: &Path, parallelism: Option<u16>, args: &[String]) -> Result<Job
 fn run_jobmanager(config: &Config) -> Result<i32> {
     use weir_jobmanager::cluster::server::JobManagerServer;
     use weir_jobmanager::cluster::ClusterSettings;
-    let rpc = config.address("jobmanager.rpc.address")?;
-    config.check_exposure("jobmanager.rpc.address", &rpc)?;
-    let rest = config.address("rest.address")?;
+    let rpc_address = config.get(&keys::RPC_ADDRESS)?;
+    let rpc: std::net::SocketAddr = rpc_address.parse().map_err(|_| {
+        anyhow!(
+            "{} = '{rpc_address}' is not an address HOST:PORT with a numeric host (a JobManager binds it)",
+            keys::RPC_ADDRESS.name
+        )
+    })?;
+    config.check_exposure(keys::RPC_ADDRESS.name, &rpc)?;
+    let rest = config.get(&keys::REST_ADDRESS)?;
     if !rest.ip().is_loopback() {
         bail!(
             "rest.address = {rest} is reachable from other hosts, but the REST API has no authentication: bind it to a loopback address"
@@ -443,14 +479,14 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
     let settings = ClusterSettings {
         rpc_address: rpc,
         secret: config
-            .string("cluster.secret")
+            .get(&keys::CLUSTER_SECRET)?
             .map(weir_runtime::Secret::new),
-        heartbeat_interval: config.millis("heartbeat.interval")?,
-        heartbeat_timeout: config.millis("heartbeat.timeout")?,
-        slot_timeout: config.millis("slot.request.timeout")?,
-        worker_timeout: config.millis("jobmanager.worker.start-timeout")?,
-        artifacts_dir: config.dir("jobmanager.artifacts.dir"),
-        artifact_max_bytes: config.number("jobmanager.artifacts.max-size")?,
+        heartbeat_interval: config.get(&keys::HEARTBEAT_INTERVAL)?,
+        heartbeat_timeout: config.get(&keys::HEARTBEAT_TIMEOUT)?,
+        slot_timeout: config.get(&keys::SLOT_REQUEST_TIMEOUT)?,
+        worker_timeout: config.get(&keys::WORKER_START_TIMEOUT)?,
+        artifacts_dir: config.get(&keys::ARTIFACTS_DIR)?,
+        artifact_max_bytes: config.get(&keys::ARTIFACTS_MAX_SIZE)?,
     };
     let server = JobManagerServer::start(settings)
         .with_context(|| format!("cannot start the JobManager on {rpc}"))?;
@@ -469,23 +505,21 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
 fn run_taskmanager(config: &Config) -> Result<i32> {
     use weir_taskmanager::daemon::{run, DaemonSettings};
     let data_host = config
-        .string("taskmanager.data.bind-host")
+        .get(&keys::DATA_BIND_HOST)?
         .unwrap_or_else(|| "127.0.0.1".into());
     let probe: std::net::SocketAddr = format!("{data_host}:0").parse().with_context(|| {
         format!("taskmanager.data.bind-host = '{data_host}' is not an IP address")
     })?;
-    config.check_exposure("taskmanager.data.bind-host", &probe)?;
-    let slots = config.number("taskmanager.numberOfTaskSlots")?;
+    config.check_exposure(keys::DATA_BIND_HOST.name, &probe)?;
+    let slots = config.get(&keys::TASK_SLOTS)?;
     let settings = DaemonSettings {
-        jobmanager: config
-            .string("jobmanager.rpc.address")
-            .ok_or_else(|| anyhow!("jobmanager.rpc.address is empty"))?,
+        jobmanager: config.get(&keys::RPC_ADDRESS)?,
         slots: u32::try_from(slots).context("taskmanager.numberOfTaskSlots is too large")?,
         secret: config
-            .string("cluster.secret")
+            .get(&keys::CLUSTER_SECRET)?
             .map(weir_runtime::Secret::new),
         data_host,
-        artifact_cache: config.dir("taskmanager.artifacts.cache-dir"),
+        artifact_cache: config.get(&keys::ARTIFACT_CACHE_DIR)?,
     };
     run(settings)?;
     Ok(0)

@@ -337,7 +337,7 @@ fn sliding_windows_on_a_socket_fire_on_processing_time_while_connected_at_parall
     sliding_windows_on_a_socket_fire_while_connected("1");
 }
 
-/// Known bug (runtime, runtime/src/task.rs `Clock::tick`): with a zero buffer timeout,
+/// Known bug (runtime, runtime/src/task/clock.rs `Clock::tick`): with a zero buffer timeout,
 /// which `word_count --socket` sets, the output buffer is flushed only after an iteration that
 /// processed input, and before the processing-time timers run, so window results fired by a
 /// timer while the input is idle stay in the window task's output buffer until more input

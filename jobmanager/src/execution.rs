@@ -1,12 +1,13 @@
-//! The execution state of one job: a pure state machine over its subtasks' states.
+//! The execution state of one job run: a pure state machine over its subtasks' states.
 //!
 //! Invariants: a subtask's state only moves forward (never out of a terminal state); the
-//! first failure is the job's failure cause and every other subtask is then cancelled; the
-//! job ends when every subtask is terminal.
+//! first failure is the run's root cause, except that a failure whose kind is a consequence
+//! (a broken channel) gives way to a later failure of another kind; every other subtask is
+//! cancelled after the first failure; the run ends when every subtask is terminal.
 
 use std::collections::HashMap;
 use weir_runtime::control::ExecutionState;
-use weir_runtime::SubtaskId;
+use weir_runtime::{FailureCause, FailureKind, SubtaskId};
 
 /// What the job master must do after a state change.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,19 +20,17 @@ pub enum Decision {
     Finished,
     /// Every subtask is terminal after a failure or a cancellation.
     Ended {
-        /// The first failure, if any.
-        failure: Option<String>,
+        /// The root cause, if any.
+        failure: Option<FailureCause>,
     },
 }
 
-/// Tracks all subtasks of one job.
+/// Tracks all subtasks of one job run.
 #[derive(Debug)]
 pub struct JobExecution {
     states: HashMap<SubtaskId, ExecutionState>,
     names: HashMap<SubtaskId, String>,
-    failure: Option<String>,
-    /// Whether `failure` is a broken channel (a later real failure replaces it).
-    failure_is_channel: bool,
+    failure: Option<FailureCause>,
     cancelling: bool,
 }
 
@@ -48,7 +47,6 @@ impl JobExecution {
             states,
             names,
             failure: None,
-            failure_is_channel: false,
             cancelling: false,
         }
     }
@@ -73,50 +71,41 @@ impl JobExecution {
         self.states.values().all(|s| s.is_terminal())
     }
 
-    /// Returns the first failure.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+    /// Returns the root cause so far.
+    pub fn failure(&self) -> Option<&FailureCause> {
+        self.failure.as_ref()
     }
 
-    /// Fails the job for a reason outside its tasks (its checkpoints kept failing): the
-    /// reason becomes the job's failure unless one is recorded already.
-    pub fn fail(&mut self, reason: String) -> Decision {
+    /// Fails the run for a cause outside its tasks (its checkpoints kept failing, it was
+    /// cancelled): the cause becomes the run's root cause unless one is recorded already.
+    pub fn fail(&mut self, cause: FailureCause) -> Decision {
         self.cancelling = true;
         if self.failure.is_none() {
-            self.failure = Some(reason);
+            self.failure = Some(cause);
         }
         Decision::CancelAll
     }
 
-    /// Marks the job as being cancelled on request.
+    /// Marks the run as being cancelled on request: the cancellation becomes the root cause,
+    /// even over a failure that came first (the job ends cancelled, and is not restarted).
     pub fn cancel(&mut self) -> Decision {
         self.cancelling = true;
-        if self.failure.is_none() {
-            self.failure = Some("job was cancelled".into());
-        }
+        self.failure = Some(FailureCause::job(
+            FailureKind::Cancelled,
+            "job was cancelled",
+        ));
         Decision::CancelAll
     }
 
-    /// Applies a subtask state change and decides what follows.
+    /// Applies a subtask state change and decides what follows. A task's failure becomes
+    /// the root cause when none is known, or when the known one is a consequence (a broken
+    /// channel) and this one is not: a consumer often notices its producer's failure (its
+    /// channel breaks) before the producer's own report arrives.
     pub fn update(
         &mut self,
         subtask: SubtaskId,
         state: ExecutionState,
-        error: Option<String>,
-    ) -> Decision {
-        self.update_with_cause(subtask, state, error, false)
-    }
-
-    /// Applies a subtask state change; `channel_failure` marks a failure that is a broken
-    /// channel. The job's failure is the first one, except that a broken channel gives way
-    /// to a later failure of another kind: a consumer often notices its producer's failure
-    /// (its channel breaks) before the producer's own report arrives.
-    pub fn update_with_cause(
-        &mut self,
-        subtask: SubtaskId,
-        state: ExecutionState,
-        error: Option<String>,
-        channel_failure: bool,
+        failure: Option<FailureCause>,
     ) -> Decision {
         let Some(current) = self.states.get_mut(&subtask) else {
             return Decision::Continue;
@@ -126,19 +115,23 @@ impl JobExecution {
         }
         *current = state;
         let mut decision = Decision::Continue;
-        let root_cause = self.failure.is_none() || (self.failure_is_channel && !channel_failure);
-        if state == ExecutionState::Failed && root_cause {
-            let name = self.names.get(&subtask).cloned().unwrap_or_default();
-            let cause = error.unwrap_or_else(|| "unknown error".into());
-            self.failure = Some(format!(
-                "task '{name}' (subtask {}) failed: {cause}",
-                subtask.subtask
-            ));
-            self.failure_is_channel = channel_failure;
-            // A replaced root cause changes the message only: the job is cancelling already.
-            if !self.cancelling {
-                self.cancelling = true;
-                decision = Decision::CancelAll;
+        if state == ExecutionState::Failed {
+            let name = self.names.get(&subtask).map_or("", String::as_str);
+            let cause = failure
+                .unwrap_or_else(|| FailureCause::job(FailureKind::Io, "unknown error"))
+                .in_task(name, subtask.subtask);
+            let root = match &self.failure {
+                None => true,
+                Some(known) => known.kind.is_consequence() && !cause.kind.is_consequence(),
+            };
+            if root {
+                self.failure = Some(cause);
+                // A replaced root cause changes the message only: the run is cancelling
+                // already.
+                if !self.cancelling {
+                    self.cancelling = true;
+                    decision = Decision::CancelAll;
+                }
             }
         }
         if self.states.values().all(|s| s.is_terminal()) {
@@ -159,6 +152,10 @@ impl JobExecution {
 mod tests {
     use super::*;
     use weir_runtime::JobId;
+
+    fn failed(kind: FailureKind, message: &str) -> Option<FailureCause> {
+        Some(FailureCause::job(kind, message))
+    }
 
     fn st(i: u16) -> SubtaskId {
         SubtaskId {
@@ -188,22 +185,33 @@ mod tests {
     #[test]
     fn first_failure_cancels_the_rest_and_is_the_cause() {
         let mut j = JobExecution::new([(st(0), "map".into()), (st(1), "map".into())]);
-        let d = j.update(st(1), ExecutionState::Failed, Some("boom".into()));
-        assert_eq!(d, Decision::CancelAll);
-        let d = j.update(st(0), ExecutionState::Failed, Some("consumer gone".into()));
-        assert_eq!(
-            d,
-            Decision::Ended {
-                failure: Some("task 'map' (subtask 1) failed: boom".into())
-            }
+        let d = j.update(
+            st(1),
+            ExecutionState::Failed,
+            failed(FailureKind::UserCode, "boom"),
         );
+        assert_eq!(d, Decision::CancelAll);
+        let d = j.update(
+            st(0),
+            ExecutionState::Failed,
+            failed(FailureKind::Io, "consumer gone"),
+        );
+        let Decision::Ended { failure: Some(f) } = d else {
+            panic!("unexpected {d:?}");
+        };
+        assert_eq!(f.to_string(), "task 'map' (subtask 1) failed: boom");
+        assert_eq!(f.kind, FailureKind::UserCode);
     }
 
     #[test]
     fn terminal_states_are_final() {
         let mut j = JobExecution::new([(st(0), "a".into()), (st(1), "a".into())]);
         j.update(st(0), ExecutionState::Finished, None);
-        j.update(st(0), ExecutionState::Failed, Some("late".into()));
+        j.update(
+            st(0),
+            ExecutionState::Failed,
+            failed(FailureKind::Io, "late"),
+        );
         assert_eq!(j.failure(), None);
     }
 
@@ -212,25 +220,16 @@ mod tests {
         let mut e = JobExecution::new([(st(0), "source".into()), (st(1), "sink".into())]);
         e.update(st(0), ExecutionState::Running, None);
         e.update(st(1), ExecutionState::Running, None);
-        let d = e.update_with_cause(
-            st(1),
-            ExecutionState::Failed,
-            Some("data connection broke".into()),
-            true,
-        );
+        let broke = failed(FailureKind::BrokenChannel, "data connection broke");
+        let d = e.update(st(1), ExecutionState::Failed, broke);
         assert_eq!(d, Decision::CancelAll);
-        let d = e.update_with_cause(
-            st(0),
-            ExecutionState::Failed,
-            Some("bad row at line 3".into()),
-            false,
-        );
-        match d {
-            Decision::Ended { failure } => {
-                assert!(failure.unwrap().contains("line 3"))
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        let row = failed(FailureKind::Io, "bad row at line 3");
+        let d = e.update(st(0), ExecutionState::Failed, row);
+        let Decision::Ended { failure: Some(f) } = d else {
+            panic!("unexpected {d:?}");
+        };
+        assert!(f.message.contains("line 3"), "{f}");
+        assert_eq!(f.operator.as_deref(), Some("source"));
     }
 
     #[test]
@@ -238,13 +237,35 @@ mod tests {
         let mut e = JobExecution::new([(st(0), "a".into()), (st(1), "b".into())]);
         e.update(st(0), ExecutionState::Running, None);
         e.update(st(1), ExecutionState::Running, None);
-        e.update_with_cause(st(0), ExecutionState::Failed, Some("first".into()), false);
-        let d = e.update_with_cause(st(1), ExecutionState::Failed, Some("second".into()), false);
-        assert_eq!(
-            d,
-            Decision::Ended {
-                failure: Some("task 'a' (subtask 0) failed: first".into())
-            }
+        e.update(
+            st(0),
+            ExecutionState::Failed,
+            failed(FailureKind::UserCode, "first"),
         );
+        let d = e.update(
+            st(1),
+            ExecutionState::Failed,
+            failed(FailureKind::Io, "second"),
+        );
+        let Decision::Ended { failure: Some(f) } = d else {
+            panic!("unexpected {d:?}");
+        };
+        assert_eq!(f.to_string(), "task 'a' (subtask 0) failed: first");
+    }
+
+    #[test]
+    fn a_cancellation_is_the_root_cause_even_after_a_failure() {
+        let mut e = JobExecution::new([(st(0), "a".into()), (st(1), "b".into())]);
+        e.update(
+            st(0),
+            ExecutionState::Failed,
+            failed(FailureKind::UserCode, "boom"),
+        );
+        e.cancel();
+        let d = e.update(st(1), ExecutionState::Cancelled, None);
+        let Decision::Ended { failure: Some(f) } = d else {
+            panic!("unexpected {d:?}");
+        };
+        assert_eq!(f.kind, FailureKind::Cancelled);
     }
 }

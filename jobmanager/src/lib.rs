@@ -1,23 +1,30 @@
-//! The Weir JobManager: scheduling subtasks into TaskManager slots, following each job's
-//! execution state, coordinating its checkpoints, and reporting its outcome.
+//! The Weir JobManager: a dispatcher that starts one JobMaster per job, each owning its
+//! job's execution, checkpoint coordinator, restart strategy and typed status; scheduling
+//! subtasks into TaskManager slots; and the standalone cluster around them.
 //!
 //! It depends only on `weir-runtime`; TaskManagers are reached through
 //! [`weir_runtime::control::TaskManagerGateway`]s.
 
 mod checkpoint_coordinator;
+pub mod checkpoint_io;
 pub mod cluster;
 mod dispatcher;
 mod execution;
+mod job_handle;
+mod job_master;
 mod restart;
+mod savepoint_error;
+mod savepoint_restore;
 mod scheduler;
 
 pub use checkpoint_coordinator::{
-    CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction, SavepointRequest,
+    CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction, SavepointRequest, StoreOutcome,
 };
-pub use dispatcher::{
-    Endpoints, JobHandle, JobManager, JobManagerError, JobOutcome, JobRunStatus, Placement,
-    SavepointHandle,
-};
+pub use dispatcher::{Endpoints, JobManager, JobManagerError, Placement};
 pub use execution::{Decision, JobExecution};
+pub use job_handle::{JobHandle, JobOutcome, SavepointHandle};
+pub use job_master::status::{transition, IllegalTransition, JobSnapshot};
+pub use job_master::PlacementProgress;
 pub use restart::RestartPolicy;
+pub use savepoint_error::SavepointError;
 pub use scheduler::{schedule, ScheduleError};

@@ -5,12 +5,11 @@
 //! TaskManagers (first slot of each, then the second, ...) so that parallel subtasks spread
 //! over machines. The result is a pure function of the graph and the TaskManager list.
 
-use std::collections::HashMap;
 use thiserror::Error;
 use weir_runtime::control::{
     ChannelTarget, GateSpec, OutputSpec, TaskDeployment, TaskManagerId, TaskManagerInfo,
 };
-use weir_runtime::{GateAddress, JobGraph, JobId, SubtaskId};
+use weir_runtime::{GateAddress, JobGraph, JobId, SubtaskId, VertexId};
 
 /// Why a job cannot be scheduled.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -39,15 +38,7 @@ pub fn schedule(
         .map(|v| v.parallelism as usize)
         .max()
         .unwrap_or(0);
-    let max_slots = taskmanagers.iter().map(|t| t.slots).max().unwrap_or(0);
-    let mut slots: Vec<&TaskManagerInfo> = Vec::new();
-    for round in 0..max_slots {
-        for tm in taskmanagers {
-            if round < tm.slots {
-                slots.push(tm);
-            }
-        }
-    }
+    let slots = round_robin_slots(taskmanagers);
     if slots.len() < needed {
         return Err(ScheduleError::NotEnoughSlots {
             job: graph.name.clone(),
@@ -55,51 +46,10 @@ pub fn schedule(
             available: slots.len(),
         });
     }
-    let place = |subtask: u16| slots[subtask as usize];
-    let mut gate_of_edge: HashMap<usize, u16> = HashMap::new();
-    for (i, e) in graph.edges.iter().enumerate() {
-        gate_of_edge.insert(i, e.target_gate);
-    }
     let mut out = Vec::with_capacity(graph.subtask_count());
     for v in &graph.vertices {
-        let inputs = graph.inputs_of(v.id);
-        let gates: Vec<GateSpec> = inputs
-            .iter()
-            .map(|e| GateSpec {
-                channels: graph.vertices[e.source as usize].parallelism as u32,
-                input: e.target_input,
-            })
-            .collect();
+        let gates = gate_specs(graph, v.id);
         for s in 0..v.parallelism {
-            let outputs = graph
-                .outputs_of(v.id)
-                .into_iter()
-                .map(|e| {
-                    let consumer = &graph.vertices[e.target as usize];
-                    let targets = (0..consumer.parallelism)
-                        .map(|c| {
-                            let tm = place(c);
-                            ChannelTarget {
-                                gate: GateAddress {
-                                    subtask: SubtaskId {
-                                        job,
-                                        vertex: consumer.id,
-                                        subtask: c,
-                                    },
-                                    gate: e.target_gate,
-                                },
-                                channel: s as u32,
-                                taskmanager: tm.id,
-                                data_address: tm.data_address,
-                            }
-                        })
-                        .collect();
-                    OutputSpec {
-                        partitioning: e.partitioning,
-                        targets,
-                    }
-                })
-                .collect();
             let deployment = TaskDeployment {
                 subtask: SubtaskId {
                     job,
@@ -111,14 +61,82 @@ pub fn schedule(
                 max_parallelism: v.max_parallelism,
                 is_source: v.is_source,
                 gates: gates.clone(),
-                outputs,
+                outputs: output_specs(job, graph, &slots, v.id, s),
                 attempt: 0,
                 restore: None,
             };
-            out.push((place(s).id, deployment));
+            out.push((slots[s as usize].id, deployment));
         }
     }
     Ok(out)
+}
+
+/// Returns the cluster's slots in the order shared slots take them: the first slot of each
+/// TaskManager, then the second, and so on.
+fn round_robin_slots(taskmanagers: &[TaskManagerInfo]) -> Vec<&TaskManagerInfo> {
+    let max_slots = taskmanagers.iter().map(|t| t.slots).max().unwrap_or(0);
+    let mut slots: Vec<&TaskManagerInfo> = Vec::new();
+    for round in 0..max_slots {
+        for tm in taskmanagers {
+            if round < tm.slots {
+                slots.push(tm);
+            }
+        }
+    }
+    slots
+}
+
+/// Returns the input gates of every subtask of `vertex`, one per input edge, each with one
+/// channel per producer subtask.
+fn gate_specs(graph: &JobGraph, vertex: VertexId) -> Vec<GateSpec> {
+    graph
+        .inputs_of(vertex)
+        .iter()
+        .map(|e| GateSpec {
+            channels: graph.vertices[e.source as usize].parallelism as u32,
+            input: e.target_input,
+        })
+        .collect()
+}
+
+/// Returns the outputs of subtask `subtask` of `vertex`: for each output edge, a channel to
+/// every consumer subtask, in the slot that subtask shares.
+fn output_specs(
+    job: JobId,
+    graph: &JobGraph,
+    slots: &[&TaskManagerInfo],
+    vertex: VertexId,
+    subtask: u16,
+) -> Vec<OutputSpec> {
+    graph
+        .outputs_of(vertex)
+        .into_iter()
+        .map(|e| {
+            let consumer = &graph.vertices[e.target as usize];
+            let targets = (0..consumer.parallelism)
+                .map(|c| {
+                    let tm = slots[c as usize];
+                    ChannelTarget {
+                        gate: GateAddress {
+                            subtask: SubtaskId {
+                                job,
+                                vertex: consumer.id,
+                                subtask: c,
+                            },
+                            gate: e.target_gate,
+                        },
+                        channel: subtask as u32,
+                        taskmanager: tm.id,
+                        data_address: tm.data_address,
+                    }
+                })
+                .collect();
+            OutputSpec {
+                partitioning: e.partitioning,
+                targets,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -139,7 +157,7 @@ mod tests {
             operator_uids: Vec::new(),
             factory: Some(Arc::new(
                 |_s: TaskSetup| -> Result<Box<dyn TaskInvokable>, TaskError> {
-                    Err(TaskError::Other("unused".into()))
+                    Err(TaskError::Configuration("unused".into()))
                 },
             )),
         }

@@ -3,8 +3,49 @@
 //! Every field has the Flink-like default documented on it; the API and the CLI fill these
 //! from builder calls, flags or configuration files.
 
+pub use crate::types::Secret;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use thiserror::Error;
+use weir_state_backends::BackendConfigError;
+
+/// An invalid setting; names its configuration key and the value it has.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// A size is outside the range its key allows.
+    #[error("{key} must be within {min}..={max} bytes, not {value}")]
+    OutOfRange {
+        /// The configuration key.
+        key: &'static str,
+        /// The configured value.
+        value: usize,
+        /// The least value allowed.
+        min: usize,
+        /// The largest value allowed.
+        max: usize,
+    },
+    /// A count is below the least its key allows.
+    #[error("{key} must be at least {min}")]
+    TooSmall {
+        /// The configuration key.
+        key: &'static str,
+        /// The configured value.
+        value: usize,
+        /// The least value allowed.
+        min: usize,
+    },
+    /// A duration that must be positive is zero.
+    #[error("{key} must be positive")]
+    NotPositive {
+        /// The configuration key.
+        key: &'static str,
+        /// The configured value.
+        value: Duration,
+    },
+    /// The state backend settings (`state.backend.*`) are invalid.
+    #[error(transparent)]
+    StateBackend(#[from] BackendConfigError),
+}
 
 /// Settings that apply to one job's execution.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -110,21 +151,21 @@ impl JobConfig {
 
 impl JobConfig {
     /// Checks the network settings; the message names the offending setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let max = crate::exchange::protocol::MAX_FRAME_BYTES - crate::exchange::SPAN_SLACK;
         if self.buffer_size == 0 || self.buffer_size > max {
-            return Err(format!(
-                "taskmanager.network.buffer-size must be within 1..={max} bytes, not {}",
-                self.buffer_size
-            ));
+            return Err(ConfigError::OutOfRange {
+                key: "taskmanager.network.buffer-size",
+                value: self.buffer_size,
+                min: 1,
+                max,
+            });
         }
-        if self.buffers_per_channel == 0 {
-            return Err("buffers-per-channel must be at least 1".into());
-        }
+        at_least("buffers-per-channel", self.buffers_per_channel, 1)?;
         if let Some(c) = &self.checkpointing {
             c.validate()?;
         }
-        self.state_backend.validate()
+        Ok(self.state_backend.validate()?)
     }
 }
 
@@ -165,28 +206,6 @@ impl Default for TaskManagerConfig {
             network_buffers: 4096,
             cluster_secret: None,
         }
-    }
-}
-
-/// A secret that never shows in logs or debug output.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 
@@ -246,21 +265,79 @@ impl CheckpointConfig {
     }
 
     /// Checks the settings; the message names the offending key.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.interval.is_zero() {
-            return Err("execution.checkpointing.interval must be positive".into());
-        }
-        if self.timeout.is_zero() {
-            return Err("execution.checkpointing.timeout must be positive".into());
-        }
-        if self.max_concurrent == 0 {
-            return Err(
-                "execution.checkpointing.max-concurrent-checkpoints must be at least 1".into(),
-            );
-        }
-        if self.retained == 0 {
-            return Err("state.checkpoints.num-retained must be at least 1".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        positive("execution.checkpointing.interval", self.interval)?;
+        positive("execution.checkpointing.timeout", self.timeout)?;
+        at_least(
+            "execution.checkpointing.max-concurrent-checkpoints",
+            self.max_concurrent,
+            1,
+        )?;
+        at_least("state.checkpoints.num-retained", self.retained, 1)
+    }
+}
+
+/// Checks that the duration `key` is positive.
+fn positive(key: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::NotPositive { key, value });
+    }
+    Ok(())
+}
+
+/// Checks that the count `key` is at least `min`.
+fn at_least(key: &'static str, value: usize, min: usize) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(ConfigError::TooSmall { key, value, min });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_settings_name_their_key_and_value() {
+        let max = crate::exchange::protocol::MAX_FRAME_BYTES - crate::exchange::SPAN_SLACK;
+        let mut job = JobConfig {
+            buffer_size: 0,
+            ..JobConfig::default()
+        };
+        assert_eq!(
+            job.validate().unwrap_err().to_string(),
+            format!("taskmanager.network.buffer-size must be within 1..={max} bytes, not 0")
+        );
+        job.buffer_size = 1024;
+        job.buffers_per_channel = 0;
+        assert_eq!(
+            job.validate().unwrap_err(),
+            ConfigError::TooSmall {
+                key: "buffers-per-channel",
+                value: 0,
+                min: 1
+            }
+        );
+        job.buffers_per_channel = 2;
+        let mut c = CheckpointConfig::new(Duration::ZERO, "file:///tmp");
+        job.checkpointing = Some(c.clone());
+        assert_eq!(
+            job.validate().unwrap_err().to_string(),
+            "execution.checkpointing.interval must be positive"
+        );
+        c.interval = Duration::from_secs(1);
+        c.max_concurrent = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "execution.checkpointing.max-concurrent-checkpoints must be at least 1"
+        );
+        c.max_concurrent = 1;
+        c.retained = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "state.checkpoints.num-retained must be at least 1"
+        );
+        c.retained = 1;
+        assert_eq!(c.validate(), Ok(()));
     }
 }

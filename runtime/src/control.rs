@@ -6,6 +6,7 @@
 
 use crate::checkpoint::SubtaskStateHandle;
 use crate::element::BarrierOptions;
+use crate::failure::FailureCause;
 use crate::graph::Partitioning;
 use crate::types::{CheckpointId, GateAddress, JobId, SubtaskId};
 use serde::{Deserialize, Serialize};
@@ -163,7 +164,7 @@ pub struct OperatorSubtaskState {
 /// Messages from a TaskManager to the JobManager.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TaskManagerMessage {
-    /// A subtask changed state; `error` is set for [`ExecutionState::Failed`].
+    /// A subtask changed state; `failure` is set for [`ExecutionState::Failed`].
     TaskState {
         /// The subtask.
         subtask: SubtaskId,
@@ -171,11 +172,9 @@ pub enum TaskManagerMessage {
         attempt: u32,
         /// Its new state.
         state: ExecutionState,
-        /// The failure, for failed tasks.
-        error: Option<String>,
-        /// Whether the failure is a broken input or output channel: often the consequence
-        /// of another subtask's failure, which is then the job's root cause.
-        channel_failure: bool,
+        /// The failure, for failed tasks: its kind decides whether it is the job's root
+        /// cause and whether a restart can heal it.
+        failure: Option<FailureCause>,
     },
     /// A subtask snapshotted and uploaded its state for a checkpoint.
     AcknowledgeCheckpoint {

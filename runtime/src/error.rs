@@ -3,6 +3,7 @@
 //! A [`TaskError`] always says where it happened (operator, subtask, channel or peer) so the
 //! job's failure message can be read without logs.
 
+use crate::failure::{FailureCause, FailureKind};
 use thiserror::Error;
 
 /// Errors on the data plane between tasks.
@@ -107,9 +108,23 @@ pub enum TaskError {
     /// The task was cancelled.
     #[error("task was cancelled")]
     Cancelled,
-    /// Any other failure with context.
+    /// Reading or writing outside the task failed (a file, a socket, checkpoint storage);
+    /// the message names what and where.
     #[error("{0}")]
-    Other(String),
+    Io(String),
+    /// The job's configuration or graph cannot run (every run fails the same way).
+    #[error("{0}")]
+    Configuration(String),
+    /// The state the task restores, or what it refers to, is unusable (every run fails the
+    /// same way).
+    #[error("{0}")]
+    RestoredState(String),
+    /// The task could not take its part in a checkpoint (encoding or storing its state).
+    #[error("{0}")]
+    Checkpoint(String),
+    /// The task thread panicked outside any operator's code.
+    #[error("{0}")]
+    Panic(String),
 }
 
 impl From<ExchangeError> for TaskError {
@@ -124,6 +139,31 @@ impl From<ExchangeError> for TaskError {
 }
 
 impl TaskError {
+    /// Returns the class of this failure, which decides root-cause selection and whether a
+    /// restart can heal it.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            TaskError::User { .. } | TaskError::Decode { .. } | TaskError::Panic(_) => {
+                FailureKind::UserCode
+            }
+            TaskError::Exchange(ExchangeError::InsufficientBuffers { .. }) => {
+                FailureKind::Configuration
+            }
+            TaskError::Exchange(ExchangeError::Serialize(_)) => FailureKind::UserCode,
+            TaskError::Exchange(_) => FailureKind::BrokenChannel,
+            TaskError::Cancelled => FailureKind::Cancelled,
+            TaskError::Io(_) => FailureKind::Io,
+            TaskError::Configuration(_) => FailureKind::Configuration,
+            TaskError::RestoredState(_) => FailureKind::RestoredState,
+            TaskError::Checkpoint(_) => FailureKind::Checkpoint,
+        }
+    }
+
+    /// Returns this error as the failure of subtask `subtask` of task `operator`.
+    pub fn into_cause(self, operator: &str, subtask: u16) -> FailureCause {
+        FailureCause::task(self.kind(), operator, subtask, self.to_string())
+    }
+
     /// Builds a [`TaskError::User`].
     pub fn user(operator: impl Into<String>, message: impl Into<String>) -> Self {
         TaskError::User {

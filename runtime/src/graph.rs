@@ -171,7 +171,7 @@ impl JobGraph {
         if let Err(reason) = self.config.validate() {
             return Err(GraphError::BadConfig {
                 job: self.name.clone(),
-                reason,
+                reason: reason.to_string(),
             });
         }
         if self.vertices.is_empty() {

@@ -12,19 +12,22 @@ pub mod control;
 pub mod element;
 pub mod error;
 pub mod exchange;
+pub mod failure;
 pub mod graph;
 pub mod invokable;
 pub mod metrics;
 pub mod output;
+pub mod reassembly;
 pub mod rpc;
 pub mod task;
 pub mod types;
 
 pub use config::{
-    CheckpointConfig, CheckpointingMode, JobConfig, RestartStrategy, SavepointRestoreSettings,
-    Secret, TaskManagerConfig,
+    CheckpointConfig, CheckpointingMode, ConfigError, JobConfig, RestartStrategy,
+    SavepointRestoreSettings, Secret, TaskManagerConfig,
 };
 pub use error::{ExchangeError, TaskError};
+pub use failure::{FailureCause, FailureKind};
 pub use graph::{GraphError, JobEdge, JobGraph, JobVertex, Partitioning};
 pub use invokable::{InvokableFactory, SourceStep, TaskInvokable, TaskSetup};
 pub use output::{Lifecycle, Output};

@@ -1,4 +1,5 @@
-//! Shared vocabulary of the runtime: identifiers, timestamps and watermarks.
+//! Shared vocabulary of the runtime: identifiers, timestamps and watermarks, and the
+//! cluster secret every connection presents.
 //!
 //! This module has no dependencies on the rest of the crate so that every layer (graph,
 //! tasks, network, control messages) speaks the same types. Timestamps are milliseconds
@@ -70,4 +71,31 @@ pub fn now_ms() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

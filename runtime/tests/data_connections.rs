@@ -117,7 +117,7 @@ fn end_payload() -> Vec<u8> {
 }
 
 /// Takes the `Opened` of a channel and grants it `credits`.
-fn accept_channel(gate: &InputGate, channel: u32, credits: u32) -> CreditSink {
+fn accept_channel(gate: &InputGate, channel: u32, credits: u32) -> Box<dyn CreditSink> {
     match next(gate) {
         InputMessage::Opened {
             channel: c, credit, ..

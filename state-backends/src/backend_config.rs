@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::backend_kind::StateBackendKind;
-use crate::error::StateError;
 
 /// Default managed memory of the RocksDB instances of one slot: 128 MiB.
 pub const DEFAULT_ROCKSDB_MANAGED_MEMORY: u64 = 128 << 20;
@@ -36,19 +36,41 @@ impl Default for StateBackendConfig {
 /// The smallest managed memory of a slot's RocksDB instances: 8 MiB.
 pub const MIN_ROCKSDB_MANAGED_MEMORY: u64 = 8 << 20;
 
+/// Why a [`StateBackendConfig`] cannot be used; names the setting and its value.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BackendConfigError {
+    /// The configured backend (`state.backend`) is not compiled into this build.
+    #[error(
+        "state backend '{kind}' is not available: this build of Weir lacks the cargo feature '{kind}'"
+    )]
+    Unavailable {
+        /// The configured backend.
+        kind: StateBackendKind,
+    },
+    /// `state.backend.rocksdb.memory.managed-size` is below [`MIN_ROCKSDB_MANAGED_MEMORY`].
+    #[error("state.backend.rocksdb.memory.managed-size must be at least {min} bytes, not {value}")]
+    ManagedMemoryTooSmall {
+        /// The configured size in bytes.
+        value: u64,
+        /// The least size allowed in bytes.
+        min: u64,
+    },
+}
+
 impl StateBackendConfig {
     /// Checks that the backend is compiled into this build and its settings are sane.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BackendConfigError> {
         if !self.kind.is_available() {
-            return Err(StateError::Unavailable(self.kind.name()).to_string());
+            return Err(BackendConfigError::Unavailable { kind: self.kind });
         }
         if self.kind == StateBackendKind::RocksDb
             && self.rocksdb.managed_memory_bytes < MIN_ROCKSDB_MANAGED_MEMORY
         {
-            return Err(format!(
-                "state.backend.rocksdb.memory.managed-size must be at least {MIN_ROCKSDB_MANAGED_MEMORY} bytes, not {}",
-                self.rocksdb.managed_memory_bytes
-            ));
+            return Err(BackendConfigError::ManagedMemoryTooSmall {
+                value: self.rocksdb.managed_memory_bytes,
+                min: MIN_ROCKSDB_MANAGED_MEMORY,
+            });
         }
         Ok(())
     }
@@ -97,4 +119,32 @@ pub struct BackendOwner {
     pub slot: u16,
     /// The operator's uid.
     pub operator: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_settings_name_the_backend_or_key() {
+        assert_eq!(StateBackendConfig::default().validate(), Ok(()));
+        let mut rocks = StateBackendConfig::from(StateBackendKind::RocksDb);
+        rocks.rocksdb.managed_memory_bytes = 1;
+        let err = rocks.validate().unwrap_err().to_string();
+        if cfg!(feature = "rocksdb") {
+            assert_eq!(
+                err,
+                format!(
+                    "state.backend.rocksdb.memory.managed-size must be at least \
+                     {MIN_ROCKSDB_MANAGED_MEMORY} bytes, not 1"
+                )
+            );
+        } else {
+            assert_eq!(
+                err,
+                "state backend 'rocksdb' is not available: this build of Weir lacks the cargo \
+                 feature 'rocksdb'"
+            );
+        }
+    }
 }

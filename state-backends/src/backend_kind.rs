@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// Storage used by a [`crate::KeyedStateBackend`].
 #[non_exhaustive]
@@ -45,17 +46,44 @@ impl fmt::Display for StateBackendKind {
     }
 }
 
+/// Why a string names no [`StateBackendKind`].
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseBackendKindError {
+    /// The name is none of the backends' names.
+    #[error("unknown state backend '{name}' (expected 'memory' or 'rocksdb')")]
+    Unknown {
+        /// The name as given.
+        name: String,
+    },
+}
+
 impl FromStr for StateBackendKind {
-    type Err = String;
+    type Err = ParseBackendKindError;
 
     /// Parses `memory` or `rocksdb` (as `state.backend`; case-insensitive).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseBackendKindError> {
         match s.to_ascii_lowercase().as_str() {
             "memory" | "hashmap" => Ok(Self::Memory),
             "rocksdb" => Ok(Self::RocksDb),
-            _ => Err(format!(
-                "unknown state backend '{s}' (expected 'memory' or 'rocksdb')"
-            )),
+            _ => Err(ParseBackendKindError::Unknown {
+                name: s.to_string(),
+            }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_case_insensitively_and_unknown_names_are_named() {
+        assert_eq!("RocksDB".parse(), Ok(StateBackendKind::RocksDb));
+        assert_eq!("hashmap".parse(), Ok(StateBackendKind::Memory));
+        assert_eq!(
+            "disk".parse::<StateBackendKind>().unwrap_err().to_string(),
+            "unknown state backend 'disk' (expected 'memory' or 'rocksdb')"
+        );
     }
 }

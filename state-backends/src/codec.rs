@@ -1,4 +1,5 @@
-//! The single place that touches the binary encoding of state.
+//! The single place that touches the binary encoding of everything Weir stores or sends:
+//! keyed state and snapshots, checkpoint metadata, job graphs, control RPC messages.
 //!
 //! Everything uses bincode 2 with `bincode::config::standard()`. Versioned
 //! blobs (whole snapshots) are laid out as
@@ -95,15 +96,33 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
         })
 }
 
+/// The most memory one decode may claim for what it reads (lengths of strings, vectors and
+/// maps): a claimed length beyond it is corrupt input, refused before any allocation.
+pub const DECODE_LIMIT: usize = 1 << 32;
+
+/// The most memory one decode of a message from another process may claim (control RPC
+/// frames carry at most 16 MiB).
+pub const MESSAGE_DECODE_LIMIT: usize = 1 << 26;
+
 /// Decodes one `T` from the front of `bytes`, returning it and the number of
-/// bytes consumed.
+/// bytes consumed; claims beyond [`DECODE_LIMIT`] are refused.
 pub fn decode_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|source| {
-        CodecError::Decode {
-            what: std::any::type_name::<T>().to_owned(),
-            source,
-        }
-    })
+    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+    bincode::serde::decode_from_slice(bytes, config).map_err(decode_error::<T>)
+}
+
+/// Decodes one `T`, a message from another process, from the front of `bytes`; claims
+/// beyond [`MESSAGE_DECODE_LIMIT`] are refused.
+pub fn decode_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+    let config = bincode::config::standard().with_limit::<MESSAGE_DECODE_LIMIT>();
+    bincode::serde::decode_from_slice(bytes, config).map_err(decode_error::<T>)
+}
+
+fn decode_error<T>(source: bincode::error::DecodeError) -> CodecError {
+    CodecError::Decode {
+        what: std::any::type_name::<T>().to_owned(),
+        source,
+    }
 }
 
 /// Encodes `value` as a versioned, checksummed blob.
@@ -247,5 +266,18 @@ mod tests {
         let bytes = encode_versioned(&"text".to_owned()).unwrap();
         let err = decode_versioned::<Vec<(u64, u64, u64)>>(&bytes, "blob").unwrap_err();
         assert!(err.to_string().contains("blob"));
+    }
+
+    #[test]
+    fn a_claimed_length_beyond_the_limit_is_an_error_not_a_panic_or_an_allocation() {
+        // A string claiming u64::MAX bytes (varint 253 + 8 bytes), then nothing.
+        let mut huge = vec![253u8];
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_from::<String>(&huge).is_err());
+        assert!(decode_message::<String>(&huge).is_err());
+        // 100 MiB claimed by a message of a few bytes.
+        let mut big = vec![253u8];
+        big.extend_from_slice(&(100u64 << 20).to_le_bytes());
+        assert!(decode_message::<Vec<u8>>(&big).is_err());
     }
 }

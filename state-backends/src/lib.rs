@@ -34,10 +34,10 @@ mod tables;
 mod timers;
 
 pub use backend_config::{
-    BackendOwner, RocksDbOptions, StateBackendConfig, DEFAULT_ROCKSDB_MANAGED_MEMORY,
-    MIN_ROCKSDB_MANAGED_MEMORY,
+    BackendConfigError, BackendOwner, RocksDbOptions, StateBackendConfig,
+    DEFAULT_ROCKSDB_MANAGED_MEMORY, MIN_ROCKSDB_MANAGED_MEMORY,
 };
-pub use backend_kind::StateBackendKind;
+pub use backend_kind::{ParseBackendKindError, StateBackendKind};
 pub use bounds::{Namespace, StateKey, StateValue, VoidNamespace};
 pub use codec::{
     decode_from, decode_versioned, encode_into, encode_versioned, CodecError, FORMAT_VERSION,

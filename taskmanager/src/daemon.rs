@@ -24,11 +24,12 @@ use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 use weir_runtime::control::TaskManagerId;
 use weir_runtime::rpc::messages::{
-    ArtifactDigest, ArtifactHasher, ClientRequest, ClientResponse, TaskManagerCommand,
-    TaskManagerRequest, WorkerSpec,
+    ArtifactDigest, ArtifactHasher, TaskManagerCommand, TaskManagerRequest, WorkerSpec,
 };
+use weir_runtime::rpc::request::{ArtifactPiece, FetchArtifact};
 use weir_runtime::rpc::{
-    dial, read_message, spawn_link, write_message, LinkSender, PeerRole, RpcError,
+    dial, read_message, spawn_link, write_message, ClientRequest, LinkReceiver, LinkSender,
+    PeerRole, Reply, RpcError,
 };
 use weir_runtime::JobId;
 
@@ -72,6 +73,82 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
 }
 
+/// Why a job worker could not be started (reported to the JobManager as the worker's exit).
+#[derive(Debug, Error)]
+enum StartError {
+    /// The runtime of the starting thread could not be built.
+    #[error(transparent)]
+    Runtime(std::io::Error),
+    /// The job's artifact is neither cached nor fetched.
+    #[error("cannot fetch artifact {digest}: {source}")]
+    Fetch {
+        /// The artifact.
+        digest: ArtifactDigest,
+        /// Why.
+        source: FetchError,
+    },
+    /// The worker process could not be started.
+    #[error("cannot start {}: {source}", program.display())]
+    Spawn {
+        /// The cached program.
+        program: PathBuf,
+        /// The spawn error.
+        source: std::io::Error,
+    },
+    /// No thread could be started to supervise the worker.
+    #[error("cannot supervise the worker: {source}")]
+    Supervise {
+        /// The worker's job.
+        job: JobId,
+        /// The thread spawn error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a job artifact could not be fetched into the cache.
+#[derive(Debug, Error)]
+enum FetchError {
+    /// A cached or partly downloaded file cannot be read, written or renamed.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The control connection to the JobManager failed.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The JobManager answered the fetch with an error.
+    #[error("{message}")]
+    Refused {
+        /// The JobManager's message.
+        message: String,
+    },
+    /// The downloaded bytes are not the artifact.
+    #[error("the downloaded bytes hash to {actual}")]
+    DigestMismatch {
+        /// The digest of the bytes received.
+        actual: ArtifactDigest,
+    },
+    /// The download took longer than allowed.
+    #[error("the download did not finish within {} s", limit.as_secs())]
+    TimedOut {
+        /// The limit.
+        limit: Duration,
+    },
+}
+
+impl FetchError {
+    /// Returns a closure wrapping an I/O error on `path`.
+    fn file(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| FetchError::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 struct Worker {
     /// Set when this process stops the worker (then its exit is not a failure).
     stopping: Arc<AtomicBool>,
@@ -108,6 +185,8 @@ pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
     runtime.block_on(serve(settings))
 }
 
+/// Serves the JobManager connection: registers, heartbeats, and starts and stops job workers
+/// as told; stops every worker when the connection ends.
 async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
     let stream = dial(
         &settings.jobmanager,
@@ -117,34 +196,13 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
     .await?;
     let (tx, mut rx) =
         spawn_link::<TaskManagerCommand, TaskManagerRequest>(stream, settings.jobmanager.clone());
-    let _ = tx.send(TaskManagerRequest::Register {
-        slots: settings.slots,
-    });
-    let (id, interval, timeout) =
-        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-            Ok(Some(Ok(TaskManagerCommand::Registered {
-                id,
-                heartbeat_interval_ms,
-                heartbeat_timeout_ms,
-            }))) => (
-                id,
-                Duration::from_millis(heartbeat_interval_ms.max(10)),
-                Duration::from_millis(heartbeat_timeout_ms.max(heartbeat_interval_ms * 2).max(20)),
-            ),
-            Ok(Some(Err(e))) => return Err(e.into()),
-            _ => return Err(DaemonError::NotRegistered(settings.jobmanager.clone())),
-        };
+    let Registration {
+        id,
+        heartbeat_interval,
+        heartbeat_timeout: timeout,
+    } = register(&settings, &tx, &mut rx).await?;
     info!(taskmanager = id, slots = settings.slots, jobmanager = %settings.jobmanager, "taskmanager registered");
-    let heartbeats = tx.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tick.tick().await;
-            if heartbeats.send(TaskManagerRequest::Heartbeat).is_err() {
-                return;
-            }
-        }
-    });
+    spawn_heartbeats(tx.clone(), heartbeat_interval);
     let settings = Arc::new(settings);
     let workers: Arc<Mutex<HashMap<JobId, Worker>>> = Arc::default();
     let ended = loop {
@@ -158,29 +216,7 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
         };
         match next {
             Some(Ok(TaskManagerCommand::StartWorker(spec))) => {
-                // Fetching and hashing an artifact takes a while: on a thread of its own,
-                // so heartbeats never wait for it.
-                let (s, w, t) = (settings.clone(), workers.clone(), tx.clone());
-                let spawned = std::thread::Builder::new()
-                    .name(format!("weir-start-{}", spec.job))
-                    .spawn(move || {
-                        let started = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .map_err(|e| e.to_string())
-                            .and_then(|rt| rt.block_on(start_worker(&s, id, &w, &t, &spec)));
-                        if let Err(reason) = started {
-                            warn!(job_id = %spec.job, %reason, "cannot start job worker");
-                            let _ = t.send(TaskManagerRequest::WorkerExited {
-                                job: spec.job,
-                                start: spec.start,
-                                reason,
-                            });
-                        }
-                    });
-                if let Err(e) = spawned {
-                    warn!(error = %e, "cannot start a thread for a job worker");
-                }
+                spawn_worker_start(settings.clone(), id, workers.clone(), tx.clone(), *spec)
             }
             Some(Ok(TaskManagerCommand::StopWorker { job })) => stop_worker(&workers, job),
             Some(Ok(TaskManagerCommand::Registered { .. } | TaskManagerCommand::HeartbeatAck)) => {}
@@ -188,6 +224,96 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
             None => break Ok(()),
         }
     };
+    stop_all_workers(&workers);
+    ended
+}
+
+/// What the JobManager granted this TaskManager when it registered.
+struct Registration {
+    /// The id the JobManager assigned.
+    id: TaskManagerId,
+    /// How often to send a heartbeat.
+    heartbeat_interval: Duration,
+    /// How long the JobManager may stay silent before it counts as gone.
+    heartbeat_timeout: Duration,
+}
+
+/// Registers this TaskManager's slots and returns what the JobManager granted; fails if no
+/// `Registered` answer comes within 10 seconds.
+async fn register(
+    settings: &DaemonSettings,
+    tx: &LinkSender<TaskManagerRequest>,
+    rx: &mut LinkReceiver<TaskManagerCommand>,
+) -> Result<Registration, DaemonError> {
+    let _ = tx.send(TaskManagerRequest::Register {
+        slots: settings.slots,
+    });
+    match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+        Ok(Some(Ok(TaskManagerCommand::Registered {
+            id,
+            heartbeat_interval_ms,
+            heartbeat_timeout_ms,
+        }))) => Ok(Registration {
+            id,
+            heartbeat_interval: Duration::from_millis(heartbeat_interval_ms.max(10)),
+            heartbeat_timeout: Duration::from_millis(
+                heartbeat_timeout_ms.max(heartbeat_interval_ms * 2).max(20),
+            ),
+        }),
+        Ok(Some(Err(e))) => Err(e.into()),
+        _ => Err(DaemonError::NotRegistered(settings.jobmanager.clone())),
+    }
+}
+
+/// Starts a task that sends a heartbeat every `interval` until the link closes.
+fn spawn_heartbeats(heartbeats: LinkSender<TaskManagerRequest>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            if heartbeats.send(TaskManagerRequest::Heartbeat).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Starts the worker of `spec.job` on a thread of its own, reporting a failed start to the
+/// JobManager as the worker's exit.
+fn spawn_worker_start(
+    settings: Arc<DaemonSettings>,
+    id: TaskManagerId,
+    workers: Arc<Mutex<HashMap<JobId, Worker>>>,
+    reports: LinkSender<TaskManagerRequest>,
+    spec: WorkerSpec,
+) {
+    // Fetching and hashing an artifact takes a while: on a thread of its own,
+    // so heartbeats never wait for it.
+    let spawned = std::thread::Builder::new()
+        .name(format!("weir-start-{}", spec.job))
+        .spawn(move || {
+            let started = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(StartError::Runtime)
+                .and_then(|rt| rt.block_on(start_worker(&settings, id, &workers, &reports, &spec)));
+            if let Err(e) = started {
+                let reason = e.to_string();
+                warn!(job_id = %spec.job, %reason, "cannot start job worker");
+                let _ = reports.send(TaskManagerRequest::WorkerExited {
+                    job: spec.job,
+                    start: spec.start,
+                    reason,
+                });
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start a thread for a job worker");
+    }
+}
+
+/// Stops the worker of every job.
+fn stop_all_workers(workers: &Mutex<HashMap<JobId, Worker>>) {
     let jobs: Vec<JobId> = workers
         .lock()
         .expect("workers poisoned")
@@ -195,9 +321,8 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
         .copied()
         .collect();
     for job in jobs {
-        stop_worker(&workers, job);
+        stop_worker(workers, job);
     }
-    ended
 }
 
 /// Fetches the artifact if needed and starts the worker of `spec.job`.
@@ -207,11 +332,14 @@ async fn start_worker(
     workers: &Arc<Mutex<HashMap<JobId, Worker>>>,
     reports: &LinkSender<TaskManagerRequest>,
     spec: &WorkerSpec,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     stop_worker(workers, spec.job);
     let program = fetch_artifact(settings, &spec.artifact)
         .await
-        .map_err(|e| format!("cannot fetch artifact {}: {e}", spec.artifact))?;
+        .map_err(|source| StartError::Fetch {
+            digest: spec.artifact.clone(),
+            source,
+        })?;
     let mut cmd = Command::new(&program);
     cmd.args(&spec.args)
         .env(ENV_WORKER_JOBMANAGER, &settings.jobmanager)
@@ -238,7 +366,7 @@ async fn start_worker(
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(format!("cannot start {}: {e}", program.display())),
+            Err(source) => return Err(StartError::Spawn { program, source }),
         }
     };
     info!(job_id = %spec.job, pid = child.id(), "job worker started");
@@ -253,7 +381,7 @@ async fn start_worker(
     std::thread::Builder::new()
         .name(format!("weir-supervise-{job}"))
         .spawn(move || supervise(child, (job, start), stopping, reports, workers))
-        .map_err(|e| format!("cannot supervise the worker: {e}"))?;
+        .map_err(|source| StartError::Supervise { job, source })?;
     Ok(())
 }
 
@@ -330,7 +458,7 @@ fn stop_worker(workers: &Mutex<HashMap<JobId, Worker>>, job: JobId) {
 async fn fetch_artifact(
     settings: &DaemonSettings,
     digest: &ArtifactDigest,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, FetchError> {
     let path = settings.artifact_cache.join(digest.as_str());
     if path.is_file() {
         // Checked again before every start: the cache may be shared with other
@@ -341,7 +469,7 @@ async fn fetch_artifact(
                 warn!(artifact = %digest, %actual, path = %path.display(), "cached artifact does not match its digest; fetching it again");
                 let _ = std::fs::remove_file(&path);
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => return Err(FetchError::File { path, source }),
         }
     }
     static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -358,10 +486,9 @@ async fn fetch_artifact(
     .await
     {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "the download did not finish within {} s",
-            DOWNLOAD_TIMEOUT.as_secs()
-        )),
+        Err(_) => Err(FetchError::TimedOut {
+            limit: DOWNLOAD_TIMEOUT,
+        }),
     };
     if result.is_err() {
         let _ = std::fs::remove_file(&part);
@@ -389,58 +516,52 @@ async fn download(
     digest: &ArtifactDigest,
     part: &Path,
     path: &Path,
-) -> Result<(), String> {
+) -> Result<(), FetchError> {
     let peer = settings.jobmanager.as_str();
     let mut stream = dial(
         peer,
         PeerRole::Client,
         settings.secret.as_ref().map(|s| s.expose()),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     write_message(
         &mut stream,
         peer,
-        &ClientRequest::FetchArtifact(digest.clone()),
+        &ClientRequest::from(FetchArtifact(digest.clone())),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(part)
         .await
-        .map_err(|e| format!("{}: {e}", part.display()))?;
+        .map_err(FetchError::file(part))?;
     let mut hasher = ArtifactHasher::default();
     loop {
-        match read_message::<_, ClientResponse>(&mut stream, peer)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            ClientResponse::ArtifactData(bytes) => {
+        match read_message::<_, Reply<FetchArtifact>>(&mut stream, peer).await? {
+            Ok(ArtifactPiece::Data(bytes)) => {
                 hasher.update(&bytes);
                 file.write_all(&bytes)
                     .await
-                    .map_err(|e| format!("{}: {e}", part.display()))?;
+                    .map_err(FetchError::file(part))?;
             }
-            ClientResponse::ArtifactEnd => break,
-            ClientResponse::Error(e) => return Err(e),
-            other => return Err(format!("unexpected answer {other:?}")),
+            Ok(ArtifactPiece::End) => break,
+            Err(e) => {
+                return Err(FetchError::Refused { message: e.message });
+            }
         }
     }
-    file.sync_all()
-        .await
-        .map_err(|e| format!("{}: {e}", part.display()))?;
+    file.sync_all().await.map_err(FetchError::file(part))?;
     drop(file);
     let actual = hasher.finish();
     if &actual != digest {
-        return Err(format!("the downloaded bytes hash to {actual}"));
+        return Err(FetchError::DigestMismatch { actual });
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("{}: {e}", part.display()))?;
+            .map_err(FetchError::file(part))?;
     }
-    std::fs::rename(part, path).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::rename(part, path).map_err(FetchError::file(path))
 }

@@ -19,7 +19,9 @@ use weir_runtime::control::{
 use weir_runtime::exchange::{ConnectionManager, DataServer, GateRegistry, NetworkBufferPool};
 use weir_runtime::metrics::MetricRegistry;
 use weir_runtime::task::{run_task, TaskCommand, TaskEnvironment};
-use weir_runtime::{JobGraph, JobId, SubtaskId, TaskError, TaskManagerConfig};
+use weir_runtime::{
+    FailureCause, FailureKind, JobGraph, JobId, SubtaskId, TaskError, TaskManagerConfig,
+};
 
 struct RunningTask {
     cancel: Arc<AtomicBool>,
@@ -225,14 +227,8 @@ impl TaskManagerGateway for Gateway {
     }
 }
 
-fn report(
-    inner: &Inner,
-    subtask: SubtaskId,
-    attempt: u32,
-    state: ExecutionState,
-    error: Option<String>,
-) {
-    report_failure(inner, subtask, attempt, state, error, false);
+fn report(inner: &Inner, subtask: SubtaskId, attempt: u32, state: ExecutionState) {
+    report_failure(inner, subtask, attempt, state, None);
 }
 
 fn report_failure(
@@ -240,38 +236,27 @@ fn report_failure(
     subtask: SubtaskId,
     attempt: u32,
     state: ExecutionState,
-    error: Option<String>,
-    channel_failure: bool,
+    failure: Option<FailureCause>,
 ) {
     inner.jobmanager.send(TaskManagerMessage::TaskState {
         subtask,
         attempt,
         state,
-        error,
-        channel_failure,
+        failure,
     });
 }
 
+/// Starts deployment `d` on its own thread, unless its job has no program here or the run
+/// it belongs to was already cancelled; reports every outcome to the JobManager.
 fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
     let subtask = d.subtask;
     let attempt = d.attempt;
-    let program = inner
-        .programs
-        .lock()
-        .expect("programs poisoned")
-        .get(&subtask.job)
-        .cloned();
-    let Some(graph) = program else {
-        report(
-            inner,
-            subtask,
-            attempt,
-            ExecutionState::Failed,
-            Some(format!(
-                "taskmanager {} has no program for job {}",
-                inner.id, subtask.job
-            )),
+    let Some(graph) = program_of(inner, subtask.job) else {
+        let message = format!(
+            "taskmanager {} has no program for job {}",
+            inner.id, subtask.job
         );
+        report_start_failure(inner, &d.name, subtask, attempt, message);
         return;
     };
     let cancel = Arc::new(AtomicBool::new(false));
@@ -279,63 +264,18 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
     let is_source = d.is_source;
     let inner2 = inner.clone();
     let cancel2 = cancel.clone();
+    let name = d.name.clone();
     let thread_name = format!("{} ({}/{})", d.name, subtask.subtask + 1, d.parallelism);
     let mut tasks = inner.tasks.lock().expect("tasks poisoned");
     reap_finished(&mut tasks.running);
     if tasks.cancelled_jobs.contains(&(subtask.job, attempt)) {
         drop(tasks);
-        report(inner, subtask, attempt, ExecutionState::Cancelled, None);
+        report(inner, subtask, attempt, ExecutionState::Cancelled);
         return;
     }
     let spawned = std::thread::Builder::new()
         .name(thread_name.chars().take(60).collect())
-        .spawn(move || {
-            report(&inner2, subtask, attempt, ExecutionState::Running, None);
-            let body = std::panic::AssertUnwindSafe(|| {
-                let Some(factory) = graph
-                    .vertices
-                    .get(subtask.vertex as usize)
-                    .and_then(|v| v.factory.as_deref())
-                else {
-                    return Err(TaskError::Other(format!(
-                        "job {} has no code for vertex {}",
-                        subtask.job, subtask.vertex
-                    )));
-                };
-                run_task(
-                    &d,
-                    factory,
-                    &graph.config,
-                    &inner2.env,
-                    &cancel2,
-                    &commands_rx,
-                )
-            });
-            let result = std::panic::catch_unwind(body).unwrap_or_else(|panic| {
-                Err(TaskError::Other(format!(
-                    "task thread panicked: {}",
-                    weir_runtime::task::panic_message(&*panic)
-                )))
-            });
-            match result {
-                Ok(()) => report(&inner2, subtask, attempt, ExecutionState::Finished, None),
-                Err(TaskError::Cancelled) => {
-                    report(&inner2, subtask, attempt, ExecutionState::Cancelled, None)
-                }
-                Err(e) => {
-                    error!(task = %d.name, subtask = subtask.subtask, error = %e, "task failed");
-                    let channel_failure = matches!(e, TaskError::Exchange(_));
-                    report_failure(
-                        &inner2,
-                        subtask,
-                        attempt,
-                        ExecutionState::Failed,
-                        Some(e.to_string()),
-                        channel_failure,
-                    )
-                }
-            }
-        });
+        .spawn(move || run_subtask(&inner2, &graph, &d, &cancel2, &commands_rx));
     match spawned {
         Ok(h) => {
             tasks.running.insert(
@@ -350,13 +290,96 @@ fn deploy(inner: &Arc<Inner>, d: TaskDeployment) {
         }
         Err(e) => {
             drop(tasks);
-            report(
+            let message = format!("cannot start task thread: {e}");
+            report_start_failure(inner, &name, subtask, attempt, message)
+        }
+    }
+}
+
+/// Reports that subtask `subtask` (of task `name`) failed before it could start.
+fn report_start_failure(
+    inner: &Inner,
+    name: &str,
+    subtask: SubtaskId,
+    attempt: u32,
+    message: String,
+) {
+    let failure = FailureCause::task(FailureKind::Io, name, subtask.subtask, message);
+    report_failure(
+        inner,
+        subtask,
+        attempt,
+        ExecutionState::Failed,
+        Some(failure),
+    );
+}
+
+/// Returns the registered program of `job`, if any.
+fn program_of(inner: &Inner, job: JobId) -> Option<Arc<JobGraph>> {
+    inner
+        .programs
+        .lock()
+        .expect("programs poisoned")
+        .get(&job)
+        .cloned()
+}
+
+/// Runs deployment `d` on the calling thread: reports `Running`, then exactly one terminal
+/// state.
+fn run_subtask(
+    inner: &Inner,
+    graph: &JobGraph,
+    d: &TaskDeployment,
+    cancel: &Arc<AtomicBool>,
+    commands: &crossbeam_channel::Receiver<TaskCommand>,
+) {
+    let subtask = d.subtask;
+    let attempt = d.attempt;
+    report(inner, subtask, attempt, ExecutionState::Running);
+    match run_catching_panics(inner, graph, d, cancel, commands) {
+        Ok(()) => report(inner, subtask, attempt, ExecutionState::Finished),
+        Err(TaskError::Cancelled) => report(inner, subtask, attempt, ExecutionState::Cancelled),
+        Err(e) => {
+            error!(task = %d.name, subtask = subtask.subtask, kind = %e.kind(), error = %e, "task failed");
+            let failure = e.into_cause(&d.name, subtask.subtask);
+            report_failure(
                 inner,
                 subtask,
                 attempt,
                 ExecutionState::Failed,
-                Some(format!("cannot start task thread: {e}")),
+                Some(failure),
             )
         }
     }
+}
+
+/// Returns the result of running deployment `d` with its vertex's code, turning a panic into
+/// [`TaskError::Panic`] so that it never takes the TaskManager down.
+fn run_catching_panics(
+    inner: &Inner,
+    graph: &JobGraph,
+    d: &TaskDeployment,
+    cancel: &Arc<AtomicBool>,
+    commands: &crossbeam_channel::Receiver<TaskCommand>,
+) -> Result<(), TaskError> {
+    let subtask = d.subtask;
+    let body = std::panic::AssertUnwindSafe(|| {
+        let Some(factory) = graph
+            .vertices
+            .get(subtask.vertex as usize)
+            .and_then(|v| v.factory.as_deref())
+        else {
+            return Err(TaskError::Configuration(format!(
+                "job {} has no code for vertex {}",
+                subtask.job, subtask.vertex
+            )));
+        };
+        run_task(d, factory, &graph.config, &inner.env, cancel, commands)
+    });
+    std::panic::catch_unwind(body).unwrap_or_else(|panic| {
+        Err(TaskError::Panic(format!(
+            "task thread panicked: {}",
+            weir_runtime::task::panic_message(&*panic)
+        )))
+    })
 }

@@ -71,7 +71,7 @@ impl<T: Record> TaskInvokable for OneInputHead<T> {
         reader: &mut ElementReader<'_>,
     ) -> Result<(), TaskError> {
         while let Some(r) = reader.next_record() {
-            let (ts, payload) = r.map_err(|e| TaskError::Other(e.to_string()))?;
+            let (ts, payload) = r.map_err(|e| TaskError::Io(e.to_string()))?;
             let v = decode::<T>(payload, &self.operator, input)?;
             self.op.emit(v, ts)?;
         }
@@ -146,7 +146,9 @@ impl<T: Record> TaskInvokable for SourceHead<T> {
         _input: u8,
         _reader: &mut ElementReader<'_>,
     ) -> Result<(), TaskError> {
-        Err(TaskError::Other("a source task has no inputs".into()))
+        Err(TaskError::Configuration(
+            "a source task has no inputs".into(),
+        ))
     }
     forward_lifecycle!(op, snapshot: SourceHead::snapshot_splits);
 }
@@ -186,7 +188,7 @@ impl<I1: Record, I2: Record> TaskInvokable for TwoInputHead<I1, I2> {
     ) -> Result<(), TaskError> {
         let name = &self.operator;
         while let Some(r) = reader.next_record() {
-            let (ts, payload) = r.map_err(|e| TaskError::Other(e.to_string()))?;
+            let (ts, payload) = r.map_err(|e| TaskError::Io(e.to_string()))?;
             if input == 0 {
                 let v = decode::<I1>(payload, name, input)?;
                 self.op.process1(v, ts)?;

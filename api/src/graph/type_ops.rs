@@ -13,9 +13,8 @@ use crate::record::Record;
 use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use weir_runtime::exchange::PartitionWriter;
+use weir_runtime::exchange::{PartitionWriter, Partitioner, Route};
 use weir_runtime::{Lifecycle, Output, Partitioning, TaskError, TaskInvokable, Timestamp};
-use weir_state_backends::{assign_to_key_group, operator_index_for_key_group};
 
 /// A `Box<dyn Output<T>>` whose `T` is known only to the node that made it.
 pub type AnyOutput = Box<dyn Any>;
@@ -33,7 +32,9 @@ pub fn typed_output<T: 'static>(
 ) -> Result<Box<dyn Output<T>>, TaskError> {
     out.downcast::<Box<dyn Output<T>>>()
         .map(|b| *b)
-        .map_err(|_| TaskError::Other(format!("type mismatch building the chain at {what}")))
+        .map_err(|_| {
+            TaskError::Configuration(format!("type mismatch building the chain at {what}"))
+        })
 }
 
 /// Erases a typed output.
@@ -100,18 +101,22 @@ impl<T: Record> TypeOps for TypeOpsOf<T> {
             let key_hash = match n.key_hash {
                 Some(h) => Some(
                     h.downcast::<KeyHashFn<T>>()
-                        .map_err(|_| TaskError::Other("key selector type mismatch".into()))?
+                        .map_err(|_| TaskError::Configuration("key selector type mismatch".into()))?
                         .as_ref()
                         .clone(),
                 ),
                 None => None,
             };
+            let channels = n.writer.num_channels();
             nets.push(NetworkOutput::<T> {
                 writer: n.writer,
-                partitioning: n.partitioning,
+                partitioner: Partitioner::new(
+                    n.partitioning,
+                    channels,
+                    n.max_parallelism,
+                    n.subtask as usize,
+                ),
                 key_hash,
-                max_parallelism: n.max_parallelism,
-                subtask: n.subtask as usize,
             });
         }
         let out: Box<dyn Output<T>> = match (chained, nets.len()) {
@@ -143,27 +148,21 @@ impl<T: Record> TypeOps for TypeOpsOf<T> {
 /// Serializes records into one output edge.
 pub struct NetworkOutput<T> {
     writer: PartitionWriter,
-    partitioning: Partitioning,
+    partitioner: Partitioner,
     key_hash: Option<KeyHashFn<T>>,
-    max_parallelism: u16,
-    subtask: usize,
 }
 
 impl<T: Record> NetworkOutput<T> {
     #[inline]
     fn write(&mut self, value: &T, ts: Timestamp) -> Result<(), TaskError> {
-        let n = self.writer.num_channels();
-        let channel = match self.partitioning {
-            Partitioning::Forward => self.subtask.min(n - 1),
-            Partitioning::Rebalance => self.writer.next_round_robin(),
-            Partitioning::Hash => {
-                let hash = (self.key_hash.as_ref().expect("hash edge has a key"))(value);
-                let kg = assign_to_key_group(hash, self.max_parallelism);
-                operator_index_for_key_group(self.max_parallelism, n as u16, kg) as usize
-            }
-            Partitioning::Broadcast => return Ok(self.writer.broadcast_record(value, ts)?),
-        };
-        Ok(self.writer.write_record(channel, value, ts)?)
+        let key_hash = &self.key_hash;
+        let route = self
+            .partitioner
+            .route(|| (key_hash.as_ref().expect("hash edge has a key"))(value));
+        match route {
+            Route::Channel(channel) => Ok(self.writer.write_record(channel, value, ts)?),
+            Route::Broadcast => Ok(self.writer.broadcast_record(value, ts)?),
+        }
     }
 }
 

@@ -63,7 +63,7 @@ impl<T> SinkWriter<T> for CollectWriter<T> {
         if !self.local.is_empty() {
             self.items
                 .lock()
-                .map_err(|_| TaskError::Other("collect sink poisoned".into()))?
+                .map_err(|_| TaskError::Io("collect sink poisoned".into()))?
                 .append(&mut self.local);
         }
         Ok(())

@@ -123,7 +123,7 @@ impl<T: Display> FileSink<T> {
 impl<T: 'static> SinkFunction<T> for FileSink<T> {
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| {
-            TaskError::Other(format!(
+            TaskError::Io(format!(
                 "file sink cannot create output directory {}: {e}",
                 self.dir.display()
             ))
@@ -181,7 +181,7 @@ struct FileSinkState {
 }
 
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> TaskError {
-    TaskError::Other(format!("file sink cannot {action} {}: {e}", path.display()))
+    TaskError::Io(format!("file sink cannot {action} {}: {e}", path.display()))
 }
 
 impl<T> FileWriter<T> {
@@ -244,7 +244,7 @@ impl<T> FileWriter<T> {
         if pending.exists() {
             rename(&pending, &done)?;
         } else if !done.exists() {
-            return Err(TaskError::Other(format!(
+            return Err(TaskError::RestoredState(format!(
                 "file sink cannot commit part {}: neither it nor {} exists (was the output directory changed or cleaned?)",
                 done.display(),
                 pending.display()
@@ -256,7 +256,7 @@ impl<T> FileWriter<T> {
 
 fn rename(from: &Path, to: &Path) -> Result<(), TaskError> {
     std::fs::rename(from, to).map_err(|e| {
-        TaskError::Other(format!(
+        TaskError::Io(format!(
             "file sink cannot rename {} to {}: {e}",
             from.display(),
             to.display()
@@ -330,8 +330,9 @@ impl<T> SinkWriter<T> for FileWriter<T> {
             pending: self.pending.iter().map(|(_, n)| *n).collect(),
         };
         let mut out = Vec::new();
-        weir_state_backends::encode_into(&state, &mut out)
-            .map_err(|e| TaskError::Other(format!("file sink cannot encode its state: {e}")))?;
+        weir_state_backends::encode_into(&state, &mut out).map_err(|e| {
+            TaskError::Checkpoint(format!("file sink cannot encode its state: {e}"))
+        })?;
         Ok(Some(out))
     }
 
@@ -359,7 +360,9 @@ impl<T> SinkWriter<T> for FileWriter<T> {
         let files = list(&self.dir)?;
         for bytes in states {
             let (state, _): (FileSinkState, usize) = weir_state_backends::decode_from(&bytes)
-                .map_err(|e| TaskError::Other(format!("file sink cannot decode its state: {e}")))?;
+                .map_err(|e| {
+                    TaskError::RestoredState(format!("file sink cannot decode its state: {e}"))
+                })?;
             for n in &state.pending {
                 self.publish(state.subtask, *n)?;
             }

@@ -28,6 +28,6 @@ impl<T: Debug> SinkWriter<T> for PrintWriter {
     fn write(&mut self, value: T, _ts: Timestamp) -> Result<(), TaskError> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}{:?}", self.prefix, value)
-            .map_err(|e| TaskError::Other(format!("print sink: {e}")))
+            .map_err(|e| TaskError::Io(format!("print sink: {e}")))
     }
 }

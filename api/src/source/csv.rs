@@ -132,11 +132,11 @@ impl<T: DeserializeOwned + Send + 'static> SourceFunction<T> for CsvSource<T> {
             .delimiter(self.delimiter)
             .from_reader(
                 File::open(&self.path)
-                    .map_err(|e| TaskError::Other(format!("cannot open CSV file {path}: {e}")))?,
+                    .map_err(|e| TaskError::Io(format!("cannot open CSV file {path}: {e}")))?,
             );
         let headers = if self.has_headers {
             let h = reader.headers().map_err(|e| {
-                TaskError::Other(format!(
+                TaskError::Io(format!(
                     "cannot read the header row of CSV file {path}: {e}"
                 ))
             })?;
@@ -217,9 +217,9 @@ impl<T: DeserializeOwned> SourceReader<T> for CsvReader<T> {
         let (byte, line, record): (u64, u64, u64) = super::decode_split(&position, &self.path)?;
         let mut p = csv::Position::new();
         p.set_byte(byte).set_line(line).set_record(record);
-        self.reader.seek(p).map_err(|e| {
-            TaskError::Other(format!("cannot seek to byte {byte} of {}: {e}", self.path))
-        })
+        self.reader
+            .seek(p)
+            .map_err(|e| TaskError::Io(format!("cannot seek to byte {byte} of {}: {e}", self.path)))
     }
 
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError> {
@@ -239,7 +239,7 @@ impl<T: DeserializeOwned> SourceReader<T> for CsvReader<T> {
                 Err(e) => {
                     let line = match e.kind() {
                         csv::ErrorKind::Io(_) | csv::ErrorKind::Seek => {
-                            return Err(TaskError::Other(format!(
+                            return Err(TaskError::Io(format!(
                                 "cannot read CSV file {}: {e}",
                                 self.path
                             )));

@@ -64,14 +64,16 @@ pub(crate) fn decode_split<P: serde::de::DeserializeOwned>(
 ) -> Result<P, TaskError> {
     weir_state_backends::decode_from(bytes)
         .map(|(p, _)| p)
-        .map_err(|e| TaskError::Other(format!("cannot restore the position of {source}: {e}")))
+        .map_err(|e| {
+            TaskError::RestoredState(format!("cannot restore the position of {source}: {e}"))
+        })
 }
 
 /// Encodes a split position.
 pub(crate) fn encode_split<P: serde::Serialize>(position: &P) -> Result<Vec<u8>, TaskError> {
     let mut out = Vec::new();
     weir_state_backends::encode_into(position, &mut out)
-        .map_err(|e| TaskError::Other(format!("cannot encode a source position: {e}")))?;
+        .map_err(|e| TaskError::Checkpoint(format!("cannot encode a source position: {e}")))?;
     Ok(out)
 }
 
@@ -105,7 +107,7 @@ pub(crate) fn single_split(
     match (it.next(), n) {
         (None, _) => Ok(None),
         (Some(s), 1) => Ok(Some(s)),
-        _ => Err(TaskError::Other(format!(
+        _ => Err(TaskError::RestoredState(format!(
             "cannot restore {source}: {n} positions for one reader of one file"
         ))),
     }

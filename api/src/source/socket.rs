@@ -56,7 +56,7 @@ impl SocketTextSource {
     fn connect(&self) -> Result<TcpStream, TaskError> {
         let address = self.address();
         let fail = |e: std::io::Error| {
-            TaskError::Other(format!("socket source cannot connect to {address}: {e}"))
+            TaskError::Io(format!("socket source cannot connect to {address}: {e}"))
         };
         let addrs = (self.host.as_str(), self.port)
             .to_socket_addrs()
@@ -86,7 +86,7 @@ impl SourceFunction<String> for SocketTextSource {
         let address = self.address();
         stream
             .set_read_timeout(Some(READ_TIMEOUT))
-            .map_err(|e| TaskError::Other(format!("socket source {address}: {e}")))?;
+            .map_err(|e| TaskError::Io(format!("socket source {address}: {e}")))?;
         Ok(Box::new(SocketReader {
             reader: BufReader::with_capacity(64 * 1024, stream),
             pending: Vec::new(),
@@ -122,7 +122,7 @@ impl SourceReader<String> for SocketReader {
     }
 
     fn restore_splits(&mut self, _splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
-        Err(TaskError::Other(
+        Err(TaskError::RestoredState(
             "a socket source has no position to restore".into(),
         ))
     }
@@ -151,7 +151,7 @@ impl SourceReader<String> for SocketReader {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(TaskError::Other(format!(
+                    return Err(TaskError::Io(format!(
                         "socket source {}: read failed: {e}",
                         self.address
                     )));

@@ -45,7 +45,7 @@ impl SourceFunction<String> for TextFileSource {
         }
         let path = self.path.display().to_string();
         let file = File::open(&self.path)
-            .map_err(|e| TaskError::Other(format!("cannot open text file {path}: {e}")))?;
+            .map_err(|e| TaskError::Io(format!("cannot open text file {path}: {e}")))?;
         Ok(Box::new(TextReader {
             reader: BufReader::with_capacity(64 * 1024, file),
             path,
@@ -72,7 +72,7 @@ impl<T> SourceReader<T> for EmptyReader {
         if splits.is_empty() {
             Ok(())
         } else {
-            Err(TaskError::Other(format!(
+            Err(TaskError::RestoredState(format!(
                 "a file source subtask other than the first cannot take over {} positions",
                 splits.len()
             )))
@@ -112,7 +112,7 @@ impl SourceReader<String> for TextReader {
             return Ok(Some(Vec::new()));
         }
         let offset = self.reader.stream_position().map_err(|e| {
-            TaskError::Other(format!("cannot tell the position in {}: {e}", self.path))
+            TaskError::Checkpoint(format!("cannot tell the position in {}: {e}", self.path))
         })?;
         Ok(Some(vec![super::encode_split(&(offset, self.line))?]))
     }
@@ -125,7 +125,7 @@ impl SourceReader<String> for TextReader {
         };
         let (offset, line): (u64, u64) = super::decode_split(&position, &self.path)?;
         self.reader.seek(SeekFrom::Start(offset)).map_err(|e| {
-            TaskError::Other(format!(
+            TaskError::Io(format!(
                 "cannot seek to byte {offset} of {}: {e}",
                 self.path
             ))
@@ -142,9 +142,10 @@ impl SourceReader<String> for TextReader {
             // Each record owns its bytes, so the buffer moves into the record; sizing it like
             // the previous line avoids regrowing it while reading.
             let mut buf = Vec::with_capacity(self.capacity_hint);
-            let n = self.reader.read_until(b'\n', &mut buf).map_err(|e| {
-                TaskError::Other(format!("cannot read text file {}: {e}", self.path))
-            })?;
+            let n = self
+                .reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| TaskError::Io(format!("cannot read text file {}: {e}", self.path)))?;
             if n == 0 {
                 return Ok(SourceStep::Finished);
             }
@@ -152,7 +153,7 @@ impl SourceReader<String> for TextReader {
             self.line += 1;
             strip_line_end(&mut buf);
             let line = String::from_utf8(buf).map_err(|e| {
-                TaskError::Other(format!(
+                TaskError::Io(format!(
                     "text file {} line {}: not UTF-8: {e}",
                     self.path, self.line
                 ))

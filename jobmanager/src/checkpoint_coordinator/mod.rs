@@ -1,10 +1,12 @@
 //! The checkpoint coordinator of one job: triggers checkpoints, collects the tasks'
 //! acknowledgements, completes or aborts each checkpoint, and keeps storage tidy.
 //!
-//! It is a state machine driven by the JobManager: [`CheckpointCoordinator::tick`] on a
-//! timer, [`CheckpointCoordinator::acknowledge`] and [`CheckpointCoordinator::decline`]
-//! on task messages. It performs storage I/O itself (metadata and cleanup) and returns the
-//! messages the JobManager must send.
+//! It is a pure state machine driven by its JobMaster: [`CheckpointCoordinator::tick`] on
+//! a timer, [`CheckpointCoordinator::acknowledge`] and [`CheckpointCoordinator::decline`]
+//! on task messages. It performs no I/O: it returns [`CoordinatorAction`]s, the messages to
+//! send and the storage work to do (store a checkpoint's metadata, delete files), which the
+//! JobMaster carries out through [`crate::checkpoint_io`] and answers where the outcome
+//! matters ([`CheckpointCoordinator::stored`], [`CheckpointCoordinator::subsumed`]).
 //!
 //! Invariants:
 //! - a checkpoint completes only when every task of the job acknowledged it; its metadata
@@ -35,77 +37,21 @@
 //!   an aborted or dropped checkpoint uploaded, and those of late acknowledgements, are
 //!   deleted unless a retained checkpoint references them.
 
+mod action;
+mod savepoints;
+#[cfg(test)]
+mod tests;
+
+use crate::SavepointError;
+pub use action::{CompletedCheckpoint, CoordinatorAction, SavepointRequest, StoreOutcome};
+use savepoints::savepoint_failed;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{info, warn};
-use weir_runtime::checkpoint::{
-    CheckpointMetadata, CheckpointStorage, OperatorStateHandles, SharedStateRegistry, StorageError,
-};
+use weir_runtime::checkpoint::{CheckpointMetadata, OperatorStateHandles, SharedStateRegistry};
 use weir_runtime::control::OperatorSubtaskState;
 use weir_runtime::element::BarrierOptions;
 use weir_runtime::{CheckpointConfig, CheckpointId, CheckpointingMode, JobId, SubtaskId};
-
-/// What the JobManager must do for the coordinator.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CoordinatorAction {
-    /// Send `TriggerCheckpoint` to the TaskManagers running the job's sources.
-    Trigger {
-        /// The new checkpoint.
-        checkpoint: CheckpointId,
-        /// Its trigger time (milliseconds since the epoch).
-        timestamp_ms: i64,
-        /// Its barrier options.
-        options: BarrierOptions,
-    },
-    /// Send `NotifyCheckpointComplete` to every TaskManager running the job.
-    NotifyComplete {
-        /// The completed checkpoint.
-        checkpoint: CheckpointId,
-    },
-    /// Fail the job: too many checkpoints failed in a row.
-    FailJob {
-        /// Why.
-        reason: String,
-    },
-    /// Send `NotifyCheckpointAborted` to every TaskManager running the job (tasks stopping
-    /// for it resume).
-    NotifyAborted {
-        /// The aborted checkpoint.
-        checkpoint: CheckpointId,
-    },
-    /// Answer savepoint request `request`: the savepoint's URL, or why it failed.
-    SavepointDone {
-        /// The request (from [`CheckpointCoordinator::request_savepoint`]).
-        request: u64,
-        /// The savepoint's URL, or the reason it failed.
-        result: Result<String, String>,
-    },
-}
-
-/// A savepoint asked for on a running job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SavepointRequest {
-    /// The storage URL the savepoint's directory goes into.
-    pub target: String,
-    /// Whether the job stops once the savepoint completes (stop-with-savepoint).
-    pub stop: bool,
-}
-
-/// Figures of one completed checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompletedCheckpoint {
-    /// Its id.
-    pub checkpoint: CheckpointId,
-    /// Trigger to completion.
-    pub duration: Duration,
-    /// Size of its state in bytes: its files and every shared file it references.
-    pub size: u64,
-    /// Bytes it stored: its files and the shared files no earlier retained checkpoint
-    /// references (equal to `size` for full snapshots).
-    pub incremental_size: u64,
-    /// The longest alignment of any task, in milliseconds.
-    pub max_alignment_ms: u64,
-}
 
 struct Pending {
     triggered: Instant,
@@ -121,7 +67,6 @@ pub struct CheckpointCoordinator {
     job: JobId,
     job_name: String,
     config: CheckpointConfig,
-    storage: CheckpointStorage,
     /// The subtasks that take part in checkpoints (all but finished sources).
     tasks: BTreeSet<SubtaskId>,
     /// Every subtask of the job.
@@ -145,37 +90,28 @@ pub struct CheckpointCoordinator {
     stopping: Option<(u64, String)>,
     /// Which retained checkpoints reference which shared files.
     shared: SharedStateRegistry,
+    /// Checkpoints every task acknowledged whose metadata is being stored.
+    storing: BTreeMap<CheckpointId, Pending>,
 }
 
 impl CheckpointCoordinator {
-    /// Coordinates the checkpoints of `job`, whose subtasks are `tasks`, in `storage`;
-    /// checkpoint ids continue after `first_id - 1` (after a restore, they never repeat).
+    /// Coordinates the checkpoints of `job`, whose subtasks are `tasks`; `shared` counts
+    /// the shared files of the checkpoints retained in storage (see
+    /// [`crate::checkpoint_io::registry`]). Checkpoint ids continue after `first_id - 1`
+    /// (after a restore, they never repeat).
     pub fn new(
         job: JobId,
         job_name: &str,
         config: CheckpointConfig,
-        storage: CheckpointStorage,
+        shared: SharedStateRegistry,
         tasks: impl IntoIterator<Item = SubtaskId>,
         first_id: CheckpointId,
     ) -> Self {
-        // Checkpoints retained from an earlier run of the job keep their shared files.
-        let mut shared = SharedStateRegistry::default();
-        for id in storage.completed(job).unwrap_or_default() {
-            match storage.read_metadata(job, id) {
-                Ok(m) => {
-                    shared.register(&m);
-                }
-                Err(e) => {
-                    warn!(job_id = %job, checkpoint = id, error = %e, "cannot read a retained checkpoint's shared files")
-                }
-            }
-        }
         let tasks: BTreeSet<SubtaskId> = tasks.into_iter().collect();
         Self {
             job,
             job_name: job_name.to_string(),
             config,
-            storage,
             all_tasks: tasks.clone(),
             tasks,
             sources: BTreeSet::new(),
@@ -191,6 +127,7 @@ impl CheckpointCoordinator {
             next_request: 0,
             stopping: None,
             shared,
+            storing: BTreeMap::new(),
         }
     }
 
@@ -199,46 +136,38 @@ impl CheckpointCoordinator {
         &self.shared
     }
 
-    /// Deletes the shared files `state` references that no retained checkpoint does
-    /// (uploaded for a checkpoint that will not complete).
-    fn delete_unreferenced(&self, checkpoint: CheckpointId, state: &[OperatorSubtaskState]) {
+    /// Returns the job.
+    pub fn job(&self) -> JobId {
+        self.job
+    }
+
+    /// Returns how many completed checkpoints are retained.
+    pub fn retained(&self) -> usize {
+        self.config.retained
+    }
+
+    /// The deletion of the shared files `state` references that no retained checkpoint
+    /// does (uploaded for a checkpoint that will not complete).
+    fn delete_unreferenced(
+        &self,
+        checkpoint: CheckpointId,
+        state: &[OperatorSubtaskState],
+    ) -> Option<CoordinatorAction> {
         let files = state.iter().flat_map(|s| &s.handle.shared);
-        self.delete_shared(checkpoint, self.shared.unreferenced(files));
+        let paths = self.shared.unreferenced(files);
+        (!paths.is_empty()).then_some(CoordinatorAction::DeleteShared { checkpoint, paths })
     }
 
-    fn delete_shared(&self, checkpoint: CheckpointId, paths: Vec<String>) {
-        for path in paths {
-            if let Err(e) = self.storage.delete_shared(&path) {
-                warn!(job_id = %self.job, checkpoint, path, error = %e, "cannot delete a shared state file");
-            }
-        }
-    }
-
-    /// Deletes subsumed checkpoints beyond the retained count, and the shared files only
-    /// they referenced.
-    fn retain(&mut self) -> Result<(), StorageError> {
-        let deleted = self.storage.retain(self.job, self.config.retained)?;
-        for id in deleted {
-            let unused = self.shared.unregister(id);
-            self.delete_shared(id, unused);
-        }
-        Ok(())
-    }
-
-    /// Queues a savepoint into `request.target`; it is triggered as soon as no checkpoint
-    /// is pending. Returns the request's id, which its answer
-    /// ([`CoordinatorAction::SavepointDone`]) carries.
-    pub fn request_savepoint(&mut self, request: SavepointRequest) -> Result<u64, String> {
-        if self.stopping.is_some() {
-            return Err("the job is already stopping with a savepoint".into());
-        }
-        if self.finished {
-            return Err("a task of the job finished: no further checkpoints or savepoints".into());
-        }
-        let id = self.next_request;
-        self.next_request += 1;
-        self.queued.push_back((id, request));
-        Ok(id)
+    /// Checkpoints `deleted` were deleted as subsumed: returns the deletion of the shared
+    /// files only they referenced.
+    pub fn subsumed(&mut self, deleted: Vec<CheckpointId>) -> Vec<CoordinatorAction> {
+        deleted
+            .into_iter()
+            .filter_map(|checkpoint| {
+                let paths = self.shared.unregister(checkpoint);
+                (!paths.is_empty()).then_some(CoordinatorAction::DeleteShared { checkpoint, paths })
+            })
+            .collect()
     }
 
     /// Returns the checkpoints completed so far.
@@ -256,71 +185,16 @@ impl CheckpointCoordinator {
         self.config.savepoint_dir.as_deref()
     }
 
-    /// Returns the storage.
-    pub fn storage(&self) -> &CheckpointStorage {
-        &self.storage
-    }
-
-    /// The job restarts after `failure`: pending checkpoints are dropped (without counting
-    /// as failures; pending savepoints are answered as failed) and none is triggered until
-    /// [`Self::resume`]. Queued savepoint requests wait for the restarted job. A job that
-    /// was stopping with a completed savepoint runs again, and the stop is answered as
-    /// failed (the savepoint itself stays usable).
-    pub fn pause(&mut self, failure: &str) -> Vec<CoordinatorAction> {
-        self.stopped = true;
-        let mut actions = self.ended(Some(&format!("{failure}; the job restarts")));
-        actions.extend(self.drop_pending("the job restarted"));
-        actions
-    }
-
-    /// The job ended, `Finished` (`failure` is `None`) or failed: answers a
-    /// stop-with-savepoint whose savepoint completed, with its URL if the job finished.
-    pub fn ended(&mut self, failure: Option<&str>) -> Vec<CoordinatorAction> {
-        let Some((request, url)) = self.stopping.take() else {
-            return Vec::new();
-        };
-        let result = match failure {
-            None => Ok(url),
-            Some(failure) => {
-                warn!(job_id = %self.job, savepoint = %url, failure, "the job failed while stopping with a savepoint");
-                Err(format!(
-                    "the savepoint {url} is complete, but the job failed while stopping: {failure}"
-                ))
-            }
-        };
-        vec![CoordinatorAction::SavepointDone { request, result }]
-    }
-
-    /// Withdraws savepoint request `request` if it was not triggered yet (it is then not
-    /// answered); returns whether it was.
-    pub fn withdraw(&mut self, request: u64) -> bool {
-        let before = self.queued.len();
-        self.queued.retain(|(r, _)| *r != request);
-        self.queued.len() != before
-    }
-
     fn drop_pending(&mut self, reason: &str) -> Vec<CoordinatorAction> {
         let mut actions = Vec::new();
         for (id, p) in std::mem::take(&mut self.pending) {
-            if let Err(e) = self.storage.discard(self.job, id) {
-                warn!(job_id = %self.job, checkpoint = id, error = %e, "cannot delete a dropped checkpoint");
-            }
-            self.delete_unreferenced(id, &p.state);
+            actions.push(CoordinatorAction::Discard { checkpoint: id });
+            actions.extend(self.delete_unreferenced(id, &p.state));
             if let Some((request, savepoint)) = p.savepoint {
                 actions.extend(savepoint_failed(request, &savepoint, id, reason));
             }
         }
         actions
-    }
-
-    fn fail_queued(&mut self, reason: &str) -> Vec<CoordinatorAction> {
-        self.queued
-            .drain(..)
-            .map(|(request, _)| CoordinatorAction::SavepointDone {
-                request,
-                result: Err(reason.to_string()),
-            })
-            .collect()
     }
 
     /// The restarted job runs again: checkpoints resume (ids go on from the last one) with
@@ -338,7 +212,7 @@ impl CheckpointCoordinator {
         self
     }
 
-    /// Task `subtask` finished at `now`.
+    /// Task `subtask` finished.
     ///
     /// While every source still has a running subtask, a finished task has processed
     /// everything it ever will (its inputs ended, so did every task upstream of it) and its
@@ -348,7 +222,7 @@ impl CheckpointCoordinator {
     /// are unknown), a task finishing ends checkpointing: pending checkpoints are dropped
     /// (without counting as failures), savepoint requests are answered as failed, and none
     /// is triggered any more — a restore must never find a source without state.
-    pub fn task_finished(&mut self, now: Instant, subtask: SubtaskId) -> Vec<CoordinatorAction> {
+    pub fn task_finished(&mut self, subtask: SubtaskId) -> Vec<CoordinatorAction> {
         if self.finished {
             return Vec::new();
         }
@@ -367,7 +241,7 @@ impl CheckpointCoordinator {
                 .collect();
             let mut actions = Vec::new();
             for id in waiting {
-                actions.extend(self.acknowledge(now, subtask, id, Vec::new(), 0));
+                actions.extend(self.acknowledge(subtask, id, Vec::new(), 0));
             }
             return actions;
         }
@@ -377,9 +251,9 @@ impl CheckpointCoordinator {
             // Tasks end one by one after a stop-with-savepoint.
             return Vec::new();
         }
-        let reason = "a task of the job finished: no further checkpoints or savepoints";
-        let mut actions = self.drop_pending(reason);
-        actions.extend(self.fail_queued(reason));
+        let reason = SavepointError::TaskFinished.to_string();
+        let mut actions = self.drop_pending(&reason);
+        actions.extend(self.fail_queued(SavepointError::TaskFinished));
         info!(job_id = %self.job, "a task finished: no further checkpoints");
         actions
     }
@@ -462,11 +336,11 @@ impl CheckpointCoordinator {
         }
     }
 
-    /// A subtask acknowledged `checkpoint` with its state. When it was the last one, the
-    /// checkpoint completes: its metadata is written and older checkpoints are cleaned up.
+    /// A subtask acknowledged `checkpoint` with its state. When it was the last one, returns
+    /// the storing of the checkpoint's metadata ([`CoordinatorAction::Store`]), whose outcome
+    /// completes it ([`Self::stored`]).
     pub fn acknowledge(
         &mut self,
-        now: Instant,
         subtask: SubtaskId,
         checkpoint: CheckpointId,
         state: Vec<OperatorSubtaskState>,
@@ -474,8 +348,10 @@ impl CheckpointCoordinator {
     ) -> Vec<CoordinatorAction> {
         let Some(p) = self.pending.get_mut(&checkpoint) else {
             // Too late: the checkpoint was aborted (or never existed).
-            self.delete_unreferenced(checkpoint, &state);
-            return Vec::new();
+            return self
+                .delete_unreferenced(checkpoint, &state)
+                .into_iter()
+                .collect();
         };
         if !p.waiting.remove(&subtask) {
             // Acknowledged twice: the files may be the first acknowledgement's, which the
@@ -490,44 +366,51 @@ impl CheckpointCoordinator {
         }
         let p = self.pending.remove(&checkpoint).expect("present above");
         let metadata = self.metadata(checkpoint, &p);
-        if let Err(e) = self.storage.write_metadata(&metadata) {
-            self.delete_unreferenced(checkpoint, &p.state);
-            let reason = format!("cannot complete: {e}");
-            let mut actions = self.failed(checkpoint, &reason);
-            if let Some((request, savepoint)) = p.savepoint {
-                actions.extend(savepoint_failed(request, &savepoint, checkpoint, &reason));
-            }
-            return actions;
-        }
-        let mut answer = None;
-        if let Some((request, savepoint)) = &p.savepoint {
-            // Copied before retention can delete the checkpoint it is copied from.
-            match self.storage.export_savepoint(&metadata, &savepoint.target) {
-                Err(e) => {
-                    let reason = e.to_string();
-                    return self.abort_removed(checkpoint, p, &reason);
+        let savepoint = p.savepoint.as_ref().map(|(_, s)| s.target.clone());
+        self.storing.insert(checkpoint, p);
+        vec![CoordinatorAction::Store {
+            checkpoint,
+            metadata: Box::new(metadata),
+            savepoint,
+        }]
+    }
+
+    /// The metadata of `checkpoint` (from [`CoordinatorAction::Store`]) was stored, or not:
+    /// completes the checkpoint (answering its savepoint, retiring subsumed checkpoints and
+    /// aborting older pending ones) or fails it.
+    pub fn stored(
+        &mut self,
+        now: Instant,
+        metadata: &CheckpointMetadata,
+        outcome: StoreOutcome,
+    ) -> Vec<CoordinatorAction> {
+        let checkpoint = metadata.checkpoint;
+        let Some(p) = self.storing.remove(&checkpoint) else {
+            return Vec::new();
+        };
+        let url = match outcome {
+            StoreOutcome::Stored { savepoint } => savepoint,
+            StoreOutcome::MetadataFailed(e) => {
+                let reason = format!("cannot complete: {e}");
+                let mut actions: Vec<_> = self
+                    .delete_unreferenced(checkpoint, &p.state)
+                    .into_iter()
+                    .collect();
+                actions.extend(self.failed(checkpoint, &reason));
+                if let Some((request, savepoint)) = p.savepoint {
+                    actions.extend(savepoint_failed(request, &savepoint, checkpoint, &reason));
                 }
-                Ok(url) => {
-                    info!(job_id = %self.job, checkpoint, path = %url, stop = savepoint.stop, "savepoint complete");
-                    if savepoint.stop {
-                        // Answered once the job has ended (see `ended`).
-                        self.stopping = Some((*request, url));
-                        self.stopped = true;
-                    } else {
-                        answer = Some(CoordinatorAction::SavepointDone {
-                            request: *request,
-                            result: Ok(url),
-                        });
-                    }
-                }
+                return actions;
             }
-        }
-        let new_shared = self.shared.register(&metadata);
+            StoreOutcome::SavepointFailed(reason) => {
+                return self.abort_removed(checkpoint, p, &reason);
+            }
+        };
+        let answer = self.savepoint_stored(checkpoint, &p, url);
+        let new_shared = self.shared.register(metadata);
         // The checkpoint is complete once its metadata is written: failing to delete
         // subsumed ones leaves them behind (the next completion retries) but undoes nothing.
-        if let Err(e) = self.retain() {
-            warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete subsumed checkpoints");
-        }
+        let mut actions = vec![CoordinatorAction::Retain];
         self.failures_in_a_row = 0;
         self.last_completion = Some(now);
         let done = CompletedCheckpoint {
@@ -547,7 +430,6 @@ impl CheckpointCoordinator {
             .range(..checkpoint)
             .map(|(id, _)| *id)
             .collect();
-        let mut actions = Vec::new();
         for id in older {
             actions.extend(self.abort(id, "subsumed by a newer checkpoint"));
         }
@@ -572,21 +454,18 @@ impl CheckpointCoordinator {
         )
     }
 
-    /// The job ended (all its tasks, and so their uploads, are done): deletes every
-    /// checkpoint that did not complete and keeps the retained completed ones.
-    pub fn shutdown(&mut self) -> Result<(), StorageError> {
+    /// The job ended (all its tasks, and so their uploads, are done): returns the deletion
+    /// of every checkpoint that did not complete, keeping the retained completed ones.
+    pub fn shutdown(&mut self) -> Vec<CoordinatorAction> {
         self.stopped = true;
+        let mut actions = Vec::new();
         for (id, p) in std::mem::take(&mut self.pending) {
-            self.delete_unreferenced(id, &p.state);
+            actions.extend(self.delete_unreferenced(id, &p.state));
         }
         self.queued.clear();
-        let complete = self.storage.completed(self.job)?;
-        for id in self.storage.checkpoints(self.job)? {
-            if !complete.contains(&id) {
-                self.storage.discard(self.job, id)?;
-            }
-        }
-        self.retain()
+        actions.push(CoordinatorAction::DiscardIncomplete);
+        actions.push(CoordinatorAction::Retain);
+        actions
     }
 
     fn abort(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
@@ -604,18 +483,17 @@ impl CheckpointCoordinator {
         p: Pending,
         reason: &str,
     ) -> Vec<CoordinatorAction> {
-        if let Err(e) = self.storage.discard(self.job, checkpoint) {
-            warn!(job_id = %self.job, checkpoint, error = %e, "cannot delete an aborted checkpoint");
-        }
-        self.delete_unreferenced(checkpoint, &p.state);
-        match p.savepoint {
+        let mut actions = vec![CoordinatorAction::Discard { checkpoint }];
+        actions.extend(self.delete_unreferenced(checkpoint, &p.state));
+        actions.extend(match p.savepoint {
             // A failed savepoint is answered, and the job goes on.
             Some((request, savepoint)) => {
                 warn!(job_id = %self.job, checkpoint, reason, "savepoint aborted");
                 savepoint_failed(request, &savepoint, checkpoint, reason)
             }
             None => self.failed(checkpoint, reason),
-        }
+        });
+        actions
     }
 
     fn failed(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
@@ -661,495 +539,6 @@ impl CheckpointCoordinator {
     }
 }
 
-/// The answer to savepoint `request`, whose checkpoint `checkpoint` failed for `reason`;
-/// tasks waiting for a failed stop-with-savepoint resume.
-fn savepoint_failed(
-    request: u64,
-    savepoint: &SavepointRequest,
-    checkpoint: CheckpointId,
-    reason: &str,
-) -> Vec<CoordinatorAction> {
-    let mut actions = vec![CoordinatorAction::SavepointDone {
-        request,
-        result: Err(format!("savepoint {checkpoint} failed: {reason}")),
-    }];
-    if savepoint.stop {
-        actions.push(CoordinatorAction::NotifyAborted { checkpoint });
-    }
-    actions
-}
-
 fn is_fail(a: &CoordinatorAction) -> bool {
     matches!(a, CoordinatorAction::FailJob { .. })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const JOB: JobId = JobId(3);
-
-    fn task(i: u16) -> SubtaskId {
-        SubtaskId {
-            job: JOB,
-            vertex: 1,
-            subtask: i,
-        }
-    }
-
-    /// A coordinator whose run started long enough ago for the first checkpoint to be due.
-    fn coordinator(config: CheckpointConfig) -> CheckpointCoordinator {
-        let storage = CheckpointStorage::open("memory://").unwrap();
-        let mut c = CheckpointCoordinator::new(JOB, "job", config, storage, [task(0), task(1)], 1);
-        let started = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
-        assert!(
-            c.tick(started, 0).is_empty(),
-            "nothing is due as the run starts"
-        );
-        c
-    }
-
-    fn config() -> CheckpointConfig {
-        CheckpointConfig::new(Duration::from_millis(100), "memory://")
-    }
-
-    /// Uploads a state file for `subtask` and returns its acknowledgement payload.
-    fn state(
-        c: &CheckpointCoordinator,
-        checkpoint: CheckpointId,
-        i: u16,
-    ) -> Vec<OperatorSubtaskState> {
-        let handle = c
-            .storage()
-            .write_state(
-                JOB,
-                checkpoint,
-                &format!("count-{i}"),
-                i,
-                (i * 64, i * 64 + 63),
-                b"counts",
-            )
-            .unwrap();
-        vec![OperatorSubtaskState {
-            uid: "count".into(),
-            parallelism: 2,
-            max_parallelism: 128,
-            handle,
-        }]
-    }
-
-    fn triggered(actions: &[CoordinatorAction]) -> Option<CheckpointId> {
-        actions.iter().find_map(|a| match a {
-            CoordinatorAction::Trigger { checkpoint, .. } => Some(*checkpoint),
-            _ => None,
-        })
-    }
-
-    #[test]
-    fn a_checkpoint_completes_when_every_task_acknowledged_and_its_metadata_lists_them() {
-        let mut c = coordinator(config());
-        let t0 = Instant::now();
-        let id = triggered(&c.tick(t0, 1_000)).unwrap();
-        assert_eq!(id, 1);
-        let s0 = state(&c, id, 0);
-        assert!(c.acknowledge(t0, task(0), id, s0, 3).is_empty());
-        let s1 = state(&c, id, 1);
-        let actions = c.acknowledge(t0 + Duration::from_millis(40), task(1), id, s1, 7);
-        assert_eq!(
-            actions,
-            vec![CoordinatorAction::NotifyComplete { checkpoint: 1 }]
-        );
-        let m = c.storage().latest_usable(JOB).unwrap();
-        assert_eq!(m.checkpoint, 1);
-        assert_eq!(m.operators.len(), 1);
-        assert_eq!(m.operators[0].subtasks.len(), 2);
-        let done = &c.completed()[0];
-        assert_eq!(
-            (done.max_alignment_ms, done.duration),
-            (7, Duration::from_millis(40))
-        );
-        assert!(done.size > 0);
-    }
-
-    /// Stores the shared files `files` (each `name` holds `name` as bytes) and a state file
-    /// for `subtask` referencing them; returns its acknowledgement payload.
-    fn shared_state(
-        c: &CheckpointCoordinator,
-        checkpoint: CheckpointId,
-        i: u16,
-        files: &[&str],
-    ) -> Vec<OperatorSubtaskState> {
-        let mut s = state(c, checkpoint, i);
-        for name in files {
-            let path = CheckpointStorage::shared_path(JOB, name);
-            c.storage()
-                .write_shared(&path, name.as_bytes().to_vec())
-                .unwrap();
-            s[0].handle
-                .shared
-                .push(weir_runtime::checkpoint::SharedStateFile {
-                    local: format!("{name}.sst"),
-                    path,
-                    size: name.len() as u64,
-                    checksum: crc32fast::hash(name.as_bytes()),
-                });
-        }
-        s
-    }
-
-    fn stored(c: &CheckpointCoordinator, name: &str) -> bool {
-        let path = CheckpointStorage::shared_path(JOB, name);
-        let file = weir_runtime::checkpoint::SharedStateFile {
-            local: String::new(),
-            path,
-            size: name.len() as u64,
-            checksum: crc32fast::hash(name.as_bytes()),
-        };
-        c.storage().read_shared(&file).is_ok()
-    }
-
-    #[test]
-    fn shared_files_are_deleted_exactly_when_the_last_retained_checkpoint_using_them_is_subsumed() {
-        let mut cfg = config();
-        cfg.retained = 2;
-        let mut c = coordinator(cfg);
-        let mut now = Instant::now();
-        let mut run = |c: &mut CheckpointCoordinator, t0: &[&str], t1: &[&str]| {
-            now += Duration::from_secs(1);
-            let id = triggered(&c.tick(now, 0)).expect("due");
-            let (s0, s1) = (shared_state(c, id, 0, t0), shared_state(c, id, 1, t1));
-            c.acknowledge(now, task(0), id, s0, 0);
-            let actions = c.acknowledge(now, task(1), id, s1, 0);
-            assert!(actions.contains(&CoordinatorAction::NotifyComplete { checkpoint: id }));
-            id
-        };
-        run(&mut c, &["aaaa", "bb"], &["xxxxxxxx"]);
-        run(&mut c, &["aaaa", "ccc"], &["xxxxxxxx"]);
-        let second = c.completed()[1].clone();
-        assert_eq!(
-            second.size - second.incremental_size,
-            12,
-            "aaaa and xxxxxxxx were stored by checkpoint 1"
-        );
-        let all = ["aaaa", "bb", "ccc", "ddddd", "xxxxxxxx", "yy"];
-        let present = |c: &CheckpointCoordinator| -> Vec<&str> {
-            all.iter().copied().filter(|f| stored(c, f)).collect()
-        };
-        assert_eq!(present(&c), ["aaaa", "bb", "ccc", "xxxxxxxx"]);
-        // Checkpoint 1 is subsumed: only bb was used by it alone.
-        run(&mut c, &["ccc", "ddddd"], &["yy"]);
-        assert_eq!(present(&c), ["aaaa", "ccc", "ddddd", "xxxxxxxx", "yy"]);
-        // Checkpoint 2 is subsumed: aaaa and xxxxxxxx go, ccc stays for checkpoint 3.
-        run(&mut c, &["ddddd"], &["yy"]);
-        assert_eq!(present(&c), ["ccc", "ddddd", "yy"]);
-        assert_eq!(c.shared_state().checkpoints().collect::<Vec<_>>(), [3, 4]);
-
-        // An aborted checkpoint's new file is deleted; the retained ones' files stay.
-        now += Duration::from_secs(1);
-        let id = triggered(&c.tick(now, 0)).unwrap();
-        let s0 = shared_state(&c, id, 0, &["ddddd", "eeeeee"]);
-        c.acknowledge(now, task(0), id, s0, 0);
-        assert!(stored(&c, "eeeeee"));
-        c.decline(task(1), id, "test");
-        assert!(!stored(&c, "eeeeee"));
-        // So is one a late acknowledgement of the aborted checkpoint brings.
-        let late = shared_state(&c, id, 1, &["ffff", "yy"]);
-        assert!(c.acknowledge(now, task(1), id, late, 0).is_empty());
-        assert_eq!(present(&c), ["ccc", "ddddd", "yy"]);
-        assert!(!stored(&c, "ffff"));
-
-        // The job ends: the retained checkpoints keep their files.
-        c.shutdown().unwrap();
-        assert_eq!(present(&c), ["ccc", "ddddd", "yy"]);
-    }
-
-    #[test]
-    fn checkpoints_go_on_without_finished_subtasks_until_a_whole_source_finished() {
-        let storage = CheckpointStorage::open("memory://").unwrap();
-        let (s0, s1, sink) = (
-            task(0),
-            task(1),
-            SubtaskId {
-                vertex: 2,
-                ..task(0)
-            },
-        );
-        let mut c = CheckpointCoordinator::new(JOB, "job", config(), storage, [s0, s1, sink], 1)
-            .with_sources([s0, s1]);
-        let t0 = Instant::now();
-        c.tick(t0, 0);
-        let mut now = t0 + Duration::from_secs(1);
-        let id = triggered(&c.tick(now, 0)).unwrap();
-        c.acknowledge(now, s0, id, Vec::new(), 0);
-        c.acknowledge(now, sink, id, Vec::new(), 0);
-        // Source subtask 1 finishes before the barrier reached it: the checkpoint completes.
-        let actions = c.task_finished(now, s1);
-        assert_eq!(
-            actions,
-            vec![CoordinatorAction::NotifyComplete { checkpoint: id }]
-        );
-        // The next checkpoint waits for the running subtasks only.
-        now += Duration::from_secs(1);
-        let next = triggered(&c.tick(now, 0)).unwrap();
-        c.acknowledge(now, s0, next, Vec::new(), 0);
-        let actions = c.acknowledge(now, sink, next, Vec::new(), 0);
-        assert!(actions.contains(&CoordinatorAction::NotifyComplete { checkpoint: next }));
-        // The last subtask of the source finishing ends checkpointing.
-        now += Duration::from_secs(1);
-        let last = triggered(&c.tick(now, 0)).unwrap();
-        c.task_finished(now, s0);
-        assert!(c.pending().is_empty(), "checkpoint {last} dropped");
-        assert_eq!(triggered(&c.tick(now + Duration::from_secs(9), 0)), None);
-        // A restarted job checkpoints with every subtask again.
-        c.resume();
-        c.tick(now, 0);
-        now += Duration::from_secs(10);
-        let again = triggered(&c.tick(now, 0)).unwrap();
-        c.acknowledge(now, s0, again, Vec::new(), 0);
-        assert!(c.acknowledge(now, sink, again, Vec::new(), 0).is_empty());
-        assert_eq!(c.pending(), [again], "waits for source subtask 1 again");
-    }
-
-    #[test]
-    fn triggers_follow_the_interval_the_minimum_pause_and_the_concurrency_limit() {
-        let mut cfg = config();
-        cfg.min_pause = Duration::from_millis(300);
-        let mut c = coordinator(cfg);
-        let t0 = Instant::now();
-        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
-        // One pending already (max 1), and the interval has not passed.
-        assert_eq!(triggered(&c.tick(t0 + Duration::from_millis(50), 0)), None);
-        assert_eq!(triggered(&c.tick(t0 + Duration::from_millis(150), 0)), None);
-        let done_at = t0 + Duration::from_millis(200);
-        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
-        c.acknowledge(done_at, task(0), 1, s0, 0);
-        c.acknowledge(done_at, task(1), 1, s1, 0);
-        // The interval passed, but the minimum pause after completion did not.
-        assert_eq!(
-            triggered(&c.tick(done_at + Duration::from_millis(200), 0)),
-            None
-        );
-        assert_eq!(
-            triggered(&c.tick(done_at + Duration::from_millis(300), 0)),
-            Some(2)
-        );
-    }
-
-    #[test]
-    fn a_timed_out_checkpoint_is_aborted_its_files_deleted_and_the_job_fails_past_the_tolerance() {
-        let mut cfg = config();
-        cfg.timeout = Duration::from_millis(500);
-        cfg.tolerable_failures = 1;
-        let mut c = coordinator(cfg);
-        let t0 = Instant::now();
-        c.tick(t0, 0);
-        let s0 = state(&c, 1, 0);
-        c.acknowledge(t0, task(0), 1, s0, 0);
-        // Checkpoint 1 times out (first failure, tolerated); checkpoint 2 is triggered.
-        let actions = c.tick(t0 + Duration::from_millis(500), 0);
-        assert_eq!(triggered(&actions), Some(2));
-        assert!(!actions.iter().any(is_fail));
-        assert!(c.storage().completed(JOB).unwrap().is_empty());
-        // A late acknowledgement of the aborted checkpoint changes nothing.
-        assert!(c.acknowledge(t0, task(1), 1, Vec::new(), 0).is_empty());
-        // Checkpoint 2 is declined: a second failure in a row fails the job.
-        let actions = c.decline(task(1), 2, "source not running");
-        match &actions[..] {
-            [CoordinatorAction::FailJob { reason }] => {
-                assert!(
-                    reason.contains("declined by subtask 1") && reason.contains("tolerable"),
-                    "{reason}"
-                )
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn only_the_retained_checkpoints_remain_after_fifty_and_shutdown_removes_pending_ones() {
-        let mut cfg = config();
-        cfg.retained = 2;
-        let mut c = coordinator(cfg);
-        let mut now = Instant::now();
-        for _ in 0..50 {
-            now += Duration::from_millis(100);
-            let id = triggered(&c.tick(now, 0)).unwrap();
-            let (s0, s1) = (state(&c, id, 0), state(&c, id, 1));
-            c.acknowledge(now, task(0), id, s0, 0);
-            c.acknowledge(now, task(1), id, s1, 0);
-        }
-        assert_eq!(c.storage().completed(JOB).unwrap(), vec![49, 50]);
-        now += Duration::from_millis(100);
-        let id = triggered(&c.tick(now, 0)).unwrap();
-        let s0 = state(&c, id, 0);
-        c.acknowledge(now, task(0), id, s0, 0);
-        c.shutdown().unwrap();
-        assert_eq!(c.storage().checkpoints(JOB).unwrap(), vec![49, 50]);
-    }
-
-    #[test]
-    fn a_savepoint_waits_for_the_pending_checkpoint_and_a_failed_one_is_answered_not_counted() {
-        let mut c = coordinator(config());
-        let t0 = Instant::now();
-        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
-        let request = c
-            .request_savepoint(SavepointRequest {
-                target: "memory://".into(),
-                stop: false,
-            })
-            .unwrap();
-        // Checkpoint 1 is pending: neither the savepoint nor a periodic checkpoint starts.
-        assert_eq!(triggered(&c.tick(t0 + Duration::from_millis(250), 0)), None);
-        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
-        c.acknowledge(t0, task(0), 1, s0, 0);
-        c.acknowledge(t0, task(1), 1, s1, 0);
-        let actions = c.tick(t0 + Duration::from_millis(260), 0);
-        match &actions[..] {
-            [CoordinatorAction::Trigger {
-                checkpoint: 2,
-                options,
-                ..
-            }] => {
-                assert!(options.savepoint && options.aligned && !options.stop)
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        let (s0, s1) = (state(&c, 2, 0), state(&c, 2, 1));
-        c.acknowledge(t0, task(0), 2, s0, 0);
-        let actions = c.acknowledge(t0, task(1), 2, s1, 0);
-        let answer = actions.iter().find_map(|a| match a {
-            CoordinatorAction::SavepointDone { request: r, result } if *r == request => {
-                Some(result.clone())
-            }
-            _ => None,
-        });
-        let url = answer.expect("the request is answered").unwrap();
-        assert!(
-            url.starts_with("memory://") && url.ends_with(&format!("savepoint-{JOB}-2")),
-            "{url}"
-        );
-
-        // A declined stop-with-savepoint is answered with the reason, tells the tasks to
-        // resume, and does not fail the job (no failure is tolerated by this config).
-        let request = c
-            .request_savepoint(SavepointRequest {
-                target: "memory://".into(),
-                stop: true,
-            })
-            .unwrap();
-        assert_eq!(
-            triggered(&c.tick(t0 + Duration::from_millis(270), 0)),
-            Some(3)
-        );
-        let actions = c.decline(task(0), 3, "source not running");
-        assert!(!actions.iter().any(is_fail), "{actions:?}");
-        assert!(actions.contains(&CoordinatorAction::NotifyAborted { checkpoint: 3 }));
-        assert!(actions.iter().any(|a| matches!(a,
-            CoordinatorAction::SavepointDone { request: r, result: Err(e) }
-                if *r == request && e.contains("source not running"))));
-    }
-
-    fn answer(actions: &[CoordinatorAction], request: u64) -> Option<Result<String, String>> {
-        actions.iter().find_map(|a| match a {
-            CoordinatorAction::SavepointDone { request: r, result } if *r == request => {
-                Some(result.clone())
-            }
-            _ => None,
-        })
-    }
-
-    fn stop_request(c: &mut CheckpointCoordinator) -> u64 {
-        c.request_savepoint(SavepointRequest {
-            target: "memory://".into(),
-            stop: true,
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn a_stop_savepoint_dropped_because_a_task_finished_is_answered_and_resumes_the_tasks() {
-        let mut c = coordinator(config());
-        let t0 = Instant::now();
-        let request = stop_request(&mut c);
-        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
-        let s0 = state(&c, 1, 0);
-        assert!(c.acknowledge(t0, task(0), 1, s0, 0).is_empty());
-        let actions = c.task_finished(Instant::now(), task(0));
-        assert!(actions.contains(&CoordinatorAction::NotifyAborted { checkpoint: 1 }));
-        let answer = answer(&actions, request).expect("answered").unwrap_err();
-        assert!(answer.contains("a task of the job finished"), "{answer}");
-        assert!(c.pending().is_empty());
-    }
-
-    #[test]
-    fn a_completed_stop_savepoint_is_answered_when_the_job_ends_and_a_failure_while_stopping_resumes_checkpoints(
-    ) {
-        let mut c = coordinator(config());
-        let t0 = Instant::now();
-        let request = stop_request(&mut c);
-        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
-        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
-        c.acknowledge(t0, task(0), 1, s0, 0);
-        let actions = c.acknowledge(t0, task(1), 1, s1, 0);
-        assert_eq!(
-            actions,
-            vec![CoordinatorAction::NotifyComplete { checkpoint: 1 }],
-            "the stop is answered once the job has ended"
-        );
-        assert!(stop_request_refused(&mut c));
-        assert!(c.tick(t0 + Duration::from_secs(1), 0).is_empty());
-        // A sink's commit fails: the job restarts and the stop is answered as failed,
-        // naming the savepoint, which stays usable.
-        let actions = c.pause("commit failed");
-        let err = answer(&actions, request).expect("answered").unwrap_err();
-        assert!(
-            err.contains(&format!("savepoint-{JOB}-1")) && err.contains("commit failed"),
-            "{err}"
-        );
-        assert!(c.storage().completed(JOB).unwrap().contains(&1));
-        c.resume();
-        // The restarted job can be stopped again, and this time it finishes.
-        let request = stop_request(&mut c);
-        assert_eq!(triggered(&c.tick(t0 + Duration::from_secs(2), 0)), Some(2));
-        let (s0, s1) = (state(&c, 2, 0), state(&c, 2, 1));
-        c.acknowledge(t0, task(0), 2, s0, 0);
-        c.acknowledge(t0, task(1), 2, s1, 0);
-        assert!(
-            c.task_finished(Instant::now(), task(0)).is_empty(),
-            "tasks end one by one"
-        );
-        let url = answer(&c.ended(None), request).expect("answered").unwrap();
-        assert!(url.ends_with(&format!("savepoint-{JOB}-2")), "{url}");
-        assert!(c.ended(None).is_empty(), "answered once");
-    }
-
-    fn stop_request_refused(c: &mut CheckpointCoordinator) -> bool {
-        c.request_savepoint(SavepointRequest {
-            target: "memory://".into(),
-            stop: false,
-        })
-        .is_err()
-    }
-
-    #[test]
-    fn a_savepoint_request_withdrawn_before_its_trigger_is_never_triggered() {
-        let mut c = coordinator(config());
-        let t0 = Instant::now();
-        assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
-        let request = stop_request(&mut c);
-        assert!(c.withdraw(request));
-        assert!(!c.withdraw(request), "withdrawn once");
-        let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
-        c.acknowledge(t0, task(0), 1, s0, 0);
-        c.acknowledge(t0, task(1), 1, s1, 0);
-        match &c.tick(t0 + Duration::from_secs(1), 0)[..] {
-            [CoordinatorAction::Trigger { options, .. }] => {
-                assert!(
-                    !options.savepoint,
-                    "a periodic checkpoint, not the savepoint"
-                )
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }

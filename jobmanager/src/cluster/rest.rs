@@ -63,7 +63,7 @@ async fn checkpoints(State(c): State<Arc<Cluster>>, Path(id): Path<String>) -> R
     };
     match blocking(move || c.checkpoints(id)).await {
         Ok(list) => (StatusCode::OK, Json(super::json::checkpoints(id, &list))),
-        Err(e) => not_found(e),
+        Err(e) => not_found(e.to_string()),
     }
 }
 

@@ -8,23 +8,18 @@
 //! no job; dispatcher calls (which may block on its lock) run on blocking threads, and a
 //! worker's reports reach the dispatcher in the order it sent them.
 
-use super::artifacts::Upload;
 use super::{Cluster, ClusterSettings};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
 use weir_runtime::control::{JobManagerGateway, TaskManagerMessage};
 use weir_runtime::rpc::messages::{
-    ClientRequest, ClientResponse, JobStatus, TaskManagerCommand, TaskManagerRequest,
-    WorkerCommand, WorkerReport, ARTIFACT_CHUNK_BYTES,
+    TaskManagerCommand, TaskManagerRequest, WorkerCommand, WorkerReport,
 };
-use weir_runtime::rpc::{
-    accept, read_message, spawn_link, write_message, PeerRole, RpcError, CONNECT_TIMEOUT,
-};
+use weir_runtime::rpc::{accept, spawn_link, PeerRole, RpcError, CONNECT_TIMEOUT};
 
 /// A running standalone JobManager: its RPC endpoint and cluster state.
 pub struct JobManagerServer {
@@ -127,176 +122,12 @@ async fn handle(mut stream: TcpStream, peer: String, cluster: Arc<Cluster>, conn
         }
     };
     let result = match role {
-        PeerRole::Client => client(stream, &peer, cluster).await,
+        PeerRole::Client => super::client_api::serve(stream, &peer, cluster).await,
         PeerRole::TaskManager => taskmanager(stream, peer.clone(), cluster).await,
         PeerRole::Worker => worker(stream, peer.clone(), cluster, connection).await,
     };
     if let Err(e) = result {
         warn!(%peer, role = ?role, error = %e, "control connection closed");
-    }
-}
-
-/// Serves one client: a request, then its answer, until it hangs up.
-async fn client(mut stream: TcpStream, peer: &str, cluster: Arc<Cluster>) -> Result<(), RpcError> {
-    let upload: Arc<Mutex<Option<Upload>>> = Arc::default();
-    loop {
-        let request: ClientRequest = match read_message(&mut stream, peer).await {
-            Ok(r) => r,
-            Err(RpcError::Closed { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if let ClientRequest::FetchArtifact(digest) = &request {
-            send_artifact(&mut stream, peer, &cluster, digest).await?;
-            continue;
-        }
-        let c = cluster.clone();
-        let up = upload.clone();
-        let answer = tokio::task::spawn_blocking(move || answer(&c, &up, request))
-            .await
-            .unwrap_or_else(|e| Some(ClientResponse::Error(format!("request failed: {e}"))));
-        if let Some(answer) = answer {
-            write_message(&mut stream, peer, &answer).await?;
-        }
-    }
-}
-
-/// Streams a stored artifact in pieces, then its end (or an error).
-async fn send_artifact(
-    stream: &mut TcpStream,
-    peer: &str,
-    cluster: &Cluster,
-    digest: &weir_runtime::rpc::messages::ArtifactDigest,
-) -> Result<(), RpcError> {
-    let file = match cluster.artifacts().read(digest) {
-        Ok(f) => f,
-        Err(e) => return write_message(stream, peer, &ClientResponse::Error(e.to_string())).await,
-    };
-    let mut file = tokio::fs::File::from_std(file);
-    let mut buf = vec![0u8; ARTIFACT_CHUNK_BYTES];
-    loop {
-        let n = match file.read(&mut buf).await {
-            Ok(n) => n,
-            Err(e) => {
-                let why = format!("cannot read artifact {digest}: {e}");
-                return write_message(stream, peer, &ClientResponse::Error(why)).await;
-            }
-        };
-        if n == 0 {
-            return write_message(stream, peer, &ClientResponse::ArtifactEnd).await;
-        }
-        write_message(
-            stream,
-            peer,
-            &ClientResponse::ArtifactData(buf[..n].to_vec()),
-        )
-        .await?;
-    }
-}
-
-/// Answers one client request (`None`: a piece of an upload that is not the last).
-fn answer(
-    cluster: &Cluster,
-    upload: &Mutex<Option<Upload>>,
-    request: ClientRequest,
-) -> Option<ClientResponse> {
-    let mut upload = upload.lock().expect("upload poisoned");
-    let err = |e: String| Some(ClientResponse::Error(e));
-    if upload.is_some() && !matches!(request, ClientRequest::ArtifactChunk(_)) {
-        *upload = None;
-        return err("an artifact upload was interrupted by another request".into());
-    }
-    match request {
-        ClientRequest::PutArtifact { digest, size } => {
-            if cluster.artifacts().contains(&digest) {
-                return Some(ClientResponse::ArtifactStatus { present: true });
-            }
-            match cluster.artifacts().begin(digest, size) {
-                Ok(u) if size == 0 => {
-                    let mut u = u;
-                    match cluster.artifacts().write(&mut u, &[]) {
-                        Ok(_) => Some(ClientResponse::ArtifactStatus { present: true }),
-                        Err(e) => err(e.to_string()),
-                    }
-                }
-                Ok(u) => {
-                    *upload = Some(u);
-                    Some(ClientResponse::ArtifactStatus { present: false })
-                }
-                Err(e) => err(e.to_string()),
-            }
-        }
-        ClientRequest::ArtifactChunk(bytes) => {
-            let Some(u) = upload.as_mut() else {
-                return err("an artifact piece arrived without an upload announced".into());
-            };
-            match cluster.artifacts().write(u, &bytes) {
-                Ok(false) => None,
-                Ok(true) => {
-                    *upload = None;
-                    Some(ClientResponse::ArtifactStored)
-                }
-                Err(e) => {
-                    *upload = None;
-                    err(e.to_string())
-                }
-            }
-        }
-        ClientRequest::FetchArtifact(_) => err("fetches are streamed".into()),
-        ClientRequest::Submit(s) => match cluster.submit(*s) {
-            Ok(id) => Some(ClientResponse::Submitted(id)),
-            Err(e) => err(e),
-        },
-        ClientRequest::ListJobs => Some(ClientResponse::Jobs(cluster.list())),
-        ClientRequest::JobInfo(id) => match cluster.summary(id) {
-            Some(s) => Some(ClientResponse::Job(s)),
-            None => err(format!("unknown job {id}")),
-        },
-        ClientRequest::Cancel(id) => match cluster.cancel(id) {
-            Ok(()) => Some(ClientResponse::Cancelled),
-            Err(e) => err(e),
-        },
-        ClientRequest::Savepoint { job, dir, stop } => {
-            match cluster.summary(job) {
-                None => return err(format!("unknown job {job}")),
-                Some(s) if s.status.is_terminal() => {
-                    return err(format!("job {job} has already ended ({})", s.status.name()))
-                }
-                Some(s) if s.status == JobStatus::WaitingForSlots => {
-                    return err(format!(
-                        "job {job} is not running yet ({})",
-                        s.status.name()
-                    ))
-                }
-                Some(_) => {}
-            }
-            let handle = match cluster
-                .dispatcher()
-                .trigger_savepoint(job, dir.as_deref(), stop)
-            {
-                Ok(h) => h,
-                Err(e) => return err(e.to_string()),
-            };
-            match handle.wait(Duration::from_secs(600)) {
-                Some(Ok(url)) => Some(ClientResponse::SavepointDone(url)),
-                Some(Err(e)) => err(e.to_string()),
-                None => {
-                    cluster.dispatcher().withdraw_savepoint(&handle);
-                    err(format!(
-                        "the savepoint of job {job} did not complete within 600 s"
-                    ))
-                }
-            }
-        }
-        ClientRequest::Checkpoints(id) => match cluster.checkpoints(id) {
-            Ok(c) => Some(ClientResponse::Checkpoints(c)),
-            Err(e) => err(e),
-        },
-        ClientRequest::WaitJob { job, timeout_ms } => {
-            match cluster.wait(job, Duration::from_millis(timeout_ms.min(600_000))) {
-                Ok(s) => Some(ClientResponse::Job(s)),
-                Err(e) => err(e),
-            }
-        }
     }
 }
 
@@ -378,7 +209,8 @@ async fn worker(
     let registered =
         blocking(move || c.register_worker(job, tm, data_address, fingerprint, connection, link))
             .await;
-    if let Err(reason) = registered {
+    if let Err(e) = registered {
+        let reason = e.to_string();
         warn!(job_id = %job, taskmanager = tm, %peer, %reason, "job worker refused");
         let _ = tx.send(WorkerCommand::Refused { reason });
         return Ok(());

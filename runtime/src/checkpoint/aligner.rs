@@ -7,13 +7,19 @@
 //! no channel is blocked; the task snapshots when the last barrier arrives. A channel that
 //! ended counts as having delivered every barrier.
 //!
+//! The aligner owns the buffers it holds back ([`HeldBuffer`]), per channel and in order:
+//! a buffer of a channel that still holds buffers back is held too, so a released channel
+//! is read in the order its buffers arrived.
+//!
 //! Invariants (checked by the tests): at most one checkpoint is being aligned at a time; a
 //! barrier of a newer checkpoint aborts the older alignment (its channels are released) and
 //! starts the newer one; barriers of an aborted or completed checkpoint are ignored; a
 //! completed alignment releases every channel and reports how long it took.
 
 use crate::element::BarrierOptions;
+use crate::exchange::Buffer;
 use crate::types::CheckpointId;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// What the task must do after a barrier or an end of partition.
@@ -54,6 +60,16 @@ impl AlignOutcome {
     }
 }
 
+/// A buffer held back by alignment: where reading goes on when its channel is released.
+#[derive(Debug)]
+pub struct HeldBuffer {
+    /// The buffer, unrecycled while held, so its credit stays taken.
+    pub buffer: Buffer,
+    /// `None` if nothing of it was read yet; else the next byte and the end of its whole
+    /// frames.
+    pub resume: Option<(usize, usize)>,
+}
+
 #[derive(Debug)]
 struct Pending {
     checkpoint: CheckpointId,
@@ -71,6 +87,8 @@ pub struct BarrierAligner {
     pending: Option<Pending>,
     /// The newest checkpoint completed or aborted here; older barriers are stale.
     last_done: Option<CheckpointId>,
+    /// Per channel: the buffers held back, oldest first.
+    held: Vec<VecDeque<HeldBuffer>>,
 }
 
 impl BarrierAligner {
@@ -81,12 +99,46 @@ impl BarrierAligner {
             blocked: vec![false; channels],
             pending: None,
             last_done: None,
+            held: (0..channels).map(|_| VecDeque::new()).collect(),
         }
     }
 
     /// Returns whether `channel` is held back.
     pub fn is_blocked(&self, channel: usize) -> bool {
         self.blocked[channel]
+    }
+
+    /// Returns whether a buffer arriving on `channel` must be held back: the channel is
+    /// blocked, or buffers that arrived before it still are.
+    pub fn holds_back(&self, channel: usize) -> bool {
+        self.blocked[channel] || !self.held[channel].is_empty()
+    }
+
+    /// Holds back `buffer`, which arrived on `channel` and of which nothing was read, behind
+    /// the channel's other held buffers.
+    pub fn hold(&mut self, channel: usize, buffer: Buffer) {
+        self.held[channel].push_back(HeldBuffer {
+            buffer,
+            resume: None,
+        });
+    }
+
+    /// Holds back the rest of `buffer`, which a barrier read from it at `resume.0` blocked,
+    /// ahead of the channel's other held buffers.
+    pub fn hold_rest(&mut self, channel: usize, buffer: Buffer, resume: (usize, usize)) {
+        self.held[channel].push_front(HeldBuffer {
+            buffer,
+            resume: Some(resume),
+        });
+    }
+
+    /// Takes the oldest held buffer of the first channel that is no longer blocked, with
+    /// its channel.
+    pub fn next_released(&mut self) -> Option<(usize, HeldBuffer)> {
+        let channel =
+            (0..self.held.len()).find(|&c| !self.blocked[c] && !self.held[c].is_empty())?;
+        let held = self.held[channel].pop_front().expect("non-empty");
+        Some((channel, held))
     }
 
     /// Returns the checkpoint being aligned, if any.
@@ -267,6 +319,34 @@ mod tests {
         let out = c.barrier(1, 2, EXACTLY_ONCE);
         assert_eq!(out.aborted, Some(1));
         assert!(is_snapshot(&out.action, 2));
+    }
+
+    #[test]
+    fn held_buffers_are_released_in_arrival_order_once_their_channel_is_unblocked() {
+        let mut a = BarrierAligner::new(2);
+        assert!(!a.holds_back(0));
+        assert_eq!(a.barrier(0, 1, EXACTLY_ONCE).action, AlignAction::Block);
+        assert!(a.holds_back(0));
+        a.hold_rest(0, Buffer::unpooled(b"rest"), (2, 4));
+        a.hold(0, Buffer::unpooled(b"next"));
+        assert!(a.next_released().is_none(), "channel 0 is blocked");
+        assert!(!a.holds_back(1));
+
+        assert!(is_snapshot(&a.barrier(1, 1, EXACTLY_ONCE).action, 1));
+        assert!(
+            a.holds_back(0),
+            "a released channel's later buffers queue behind its held ones"
+        );
+        let (channel, first) = a.next_released().expect("channel 0 is released");
+        assert_eq!((channel, first.buffer.payload()), (0, &b"rest"[..]));
+        assert_eq!(first.resume, Some((2, 4)));
+        let (_, second) = a.next_released().expect("in arrival order");
+        assert_eq!(
+            (second.buffer.payload(), second.resume),
+            (&b"next"[..], None)
+        );
+        assert!(a.next_released().is_none());
+        assert!(!a.holds_back(0));
     }
 
     #[test]

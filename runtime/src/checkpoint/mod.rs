@@ -19,19 +19,18 @@
 mod aligner;
 mod metadata;
 mod restore;
+mod savepoint;
 mod shared_registry;
 mod snapshot;
 mod storage;
 mod uploader;
 
-pub use aligner::{AlignAction, AlignOutcome, BarrierAligner};
+pub use aligner::{AlignAction, AlignOutcome, BarrierAligner, HeldBuffer};
 pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
 pub use restore::{RestoredKeyed, RestoredState};
+pub use savepoint::{location_url, open_savepoint};
 pub use shared_registry::SharedStateRegistry;
 pub use snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
-pub use storage::{
-    checkpoint_dir, location_url, open_savepoint, CheckpointStorage, StorageError, METADATA_FILE,
-    SHARED_DIR,
-};
+pub use storage::{checkpoint_dir, CheckpointStorage, StorageError, METADATA_FILE, SHARED_DIR};
 pub use uploader::{state_file_name, Uploader};
 pub use weir_state_backends::SharedStateFile;

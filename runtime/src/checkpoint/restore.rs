@@ -60,7 +60,7 @@ impl RestoredState {
     /// Opens the snapshot named by `spec`.
     pub fn open(spec: &RestoreSpec) -> Result<Self, TaskError> {
         let storage = CheckpointStorage::open_existing(&spec.storage)
-            .map_err(|e| TaskError::Other(format!("cannot restore: {e}")))?;
+            .map_err(|e| TaskError::Io(format!("cannot restore: {e}")))?;
         Ok(Self {
             storage,
             dir: spec.dir.clone(),
@@ -76,7 +76,7 @@ impl RestoredState {
     fn read(&self, uid: &str, h: &super::SubtaskStateHandle) -> Result<Vec<u8>, TaskError> {
         self.storage
             .read_state_in(&self.dir, h)
-            .map_err(|e| TaskError::Other(format!("cannot restore '{uid}': {e}")))
+            .map_err(|e| TaskError::Io(format!("cannot restore '{uid}': {e}")))
     }
 
     /// Returns the keyed state of operator `uid` whose key groups overlap `range` (empty if
@@ -104,7 +104,7 @@ impl RestoredState {
                 KeyedStateData::Full(full) => restored.full.push(full),
                 KeyedStateData::Native(native) => {
                     let Some(local_dir) = local_dir else {
-                        return Err(TaskError::Other(format!(
+                        return Err(TaskError::RestoredState(format!(
                             "cannot restore '{uid}': checkpoint {} holds an incremental RocksDB snapshot of it, \
                              which only the rocksdb state backend restores (a savepoint restores into any backend)",
                             self.checkpoint()
@@ -130,7 +130,7 @@ impl RestoredState {
     ) -> Result<NativeRestore, TaskError> {
         let dir = local_dir.join(format!("restore-{}-{}", self.checkpoint(), h.subtask));
         let failed = |what: &str, e: &dyn std::fmt::Display| {
-            TaskError::Other(format!(
+            TaskError::Io(format!(
                 "cannot restore '{uid}' into {}: {what}: {e}",
                 dir.display()
             ))
@@ -146,7 +146,7 @@ impl RestoredState {
             .chain(h.shared.iter().map(|f| f.local.as_str()))
             .find(|name| !plain_file_name(name));
         if let Some(name) = bad {
-            return Err(TaskError::Other(format!(
+            return Err(TaskError::RestoredState(format!(
                 "cannot restore '{uid}': checkpoint {} names a snapshot file '{name}', which is not a plain file name",
                 self.checkpoint()
             )));
@@ -158,7 +158,7 @@ impl RestoredState {
             let bytes = self
                 .storage
                 .read_shared(file)
-                .map_err(|e| TaskError::Other(format!("cannot restore '{uid}': {e}")))?;
+                .map_err(|e| TaskError::Io(format!("cannot restore '{uid}': {e}")))?;
             std::fs::write(dir.join(&file.local), &bytes).map_err(|e| failed(&file.local, &e))?;
         }
         Ok(NativeRestore {

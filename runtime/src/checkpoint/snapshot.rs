@@ -51,8 +51,9 @@ impl KeyedOperatorState {
     /// Encodes the state of operator `uid`.
     pub fn encode(&self, uid: &str) -> Result<Vec<u8>, TaskError> {
         let mut bytes = Vec::new();
-        weir_state_backends::encode_into(self, &mut bytes)
-            .map_err(|e| TaskError::Other(format!("cannot encode the state of '{uid}': {e}")))?;
+        weir_state_backends::encode_into(self, &mut bytes).map_err(|e| {
+            TaskError::Checkpoint(format!("cannot encode the state of '{uid}': {e}"))
+        })?;
         Ok(bytes)
     }
 }
@@ -93,8 +94,9 @@ impl OperatorSnapshot {
     /// redistributed round-robin.
     pub fn operator_list(uid: &str, entries: &[Vec<u8>]) -> Result<Self, TaskError> {
         let mut bytes = Vec::new();
-        weir_state_backends::encode_into(&entries, &mut bytes)
-            .map_err(|e| TaskError::Other(format!("cannot encode the state of '{uid}': {e}")))?;
+        weir_state_backends::encode_into(&entries, &mut bytes).map_err(|e| {
+            TaskError::Checkpoint(format!("cannot encode the state of '{uid}': {e}"))
+        })?;
         Ok(Self {
             uid: uid.to_string(),
             key_groups: KeyGroupRange::new(0, 0),
@@ -107,13 +109,17 @@ impl OperatorSnapshot {
     pub fn decode_list(bytes: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
         weir_state_backends::decode_from(bytes)
             .map(|(s, _)| s)
-            .map_err(|e| TaskError::Other(format!("cannot decode operator list state: {e}")))
+            .map_err(|e| {
+                TaskError::RestoredState(format!("cannot decode operator list state: {e}"))
+            })
     }
 
     /// Decodes the state of a keyed operator.
     pub fn decode_keyed(bytes: &[u8]) -> Result<KeyedOperatorState, TaskError> {
         weir_state_backends::decode_from(bytes)
             .map(|(s, _)| s)
-            .map_err(|e| TaskError::Other(format!("cannot decode keyed operator state: {e}")))
+            .map_err(|e| {
+                TaskError::RestoredState(format!("cannot decode keyed operator state: {e}"))
+            })
     }
 }

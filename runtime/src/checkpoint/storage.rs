@@ -17,6 +17,8 @@
 //! - shared files (`<job>/shared/`, referenced by incremental checkpoints) are stored
 //!   as the state backend wrote them and checked by size and crc32 on every read; only
 //!   the coordinator's shared-state registry deletes them.
+//!
+//! Exporting and opening savepoints is in [`super::savepoint`].
 
 use super::metadata::{CheckpointMetadata, SubtaskStateHandle};
 use crate::types::{CheckpointId, JobId};
@@ -92,7 +94,7 @@ impl std::fmt::Debug for CheckpointStorage {
     }
 }
 
-fn chk_dir(job: JobId, checkpoint: CheckpointId) -> Path {
+pub(super) fn chk_dir(job: JobId, checkpoint: CheckpointId) -> Path {
     Path::from(checkpoint_dir(job, checkpoint))
 }
 
@@ -101,14 +103,8 @@ pub fn checkpoint_dir(job: JobId, checkpoint: CheckpointId) -> String {
     format!("{job}/chk-{checkpoint}")
 }
 
-/// Returns the name of the directory a savepoint of checkpoint `checkpoint` of `job` gets
-/// inside the savepoint directory.
-fn savepoint_dir_name(job: JobId, checkpoint: CheckpointId) -> String {
-    format!("savepoint-{job}-{checkpoint}")
-}
-
 /// Drops trailing slashes, but not those of a bare scheme (`memory://`).
-fn trim_url(url: &str) -> String {
+pub(super) fn trim_url(url: &str) -> String {
     let trimmed = url.trim_end_matches('/');
     if trimmed.ends_with(':') {
         url.to_string()
@@ -123,24 +119,6 @@ fn join_url(url: &str, path: &str) -> String {
     } else {
         format!("{url}/{path}")
     }
-}
-
-/// Turns what a user gave as a savepoint or checkpoint location into a storage URL: a URL
-/// (`file:///...`, `memory://`) is kept, a file system path (absolute or relative to the
-/// working directory) becomes a `file://` URL.
-pub fn location_url(location: &str) -> Result<String, StorageError> {
-    if location.contains("://") {
-        return Ok(trim_url(location));
-    }
-    let path = std::path::absolute(location).map_err(|e| StorageError::BadUrl {
-        url: location.to_string(),
-        reason: format!("not a usable path: {e}"),
-    })?;
-    let text = path.to_str().ok_or_else(|| StorageError::BadUrl {
-        url: location.to_string(),
-        reason: "the path is not UTF-8".into(),
-    })?;
-    Ok(format!("file://{}", text.trim_end_matches('/')))
 }
 
 impl CheckpointStorage {
@@ -199,7 +177,8 @@ impl CheckpointStorage {
         &self.url
     }
 
-    fn name(&self, path: &Path) -> String {
+    /// Returns the URL of `path`, for error messages and savepoint locations.
+    pub(super) fn name(&self, path: &Path) -> String {
         join_url(&self.url, path.as_ref())
     }
 
@@ -211,7 +190,7 @@ impl CheckpointStorage {
         }
     }
 
-    fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
+    pub(super) fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
         self.runtime
             .block_on(self.store.put(path, PutPayload::from(bytes)))
             .map(|_| ())
@@ -340,7 +319,7 @@ impl CheckpointStorage {
 
     /// Checks the version and checksum of the state file at `path` and returns its
     /// contents.
-    fn decode_state(&self, path: &Path, bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
+    pub(super) fn decode_state(&self, path: &Path, bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
         let name = self.name(path);
         weir_state_backends::decode_versioned::<Vec<u8>>(bytes, &name).map_err(|e| {
             StorageError::Corrupt {
@@ -351,7 +330,7 @@ impl CheckpointStorage {
     }
 
     /// Reads a state file's bytes as stored, checking only their size against `handle`.
-    fn raw_state(
+    pub(super) fn raw_state(
         &self,
         path: &Path,
         handle: &SubtaskStateHandle,
@@ -368,7 +347,7 @@ impl CheckpointStorage {
     }
 
     /// Writes `metadata` into the snapshot directory `dir`.
-    fn write_metadata_in(
+    pub(super) fn write_metadata_in(
         &self,
         dir: &Path,
         metadata: &CheckpointMetadata,
@@ -431,45 +410,6 @@ impl CheckpointStorage {
             }
         }
         Ok(())
-    }
-
-    /// Copies the complete checkpoint `metadata` describes into a new self-contained
-    /// savepoint directory under `target` (a storage URL) and returns the savepoint's URL.
-    /// The state files are copied as stored (checksums included) and checked on the way;
-    /// the savepoint's metadata is written last.
-    pub fn export_savepoint(
-        &self,
-        metadata: &CheckpointMetadata,
-        target: &str,
-    ) -> Result<String, StorageError> {
-        let (job, checkpoint) = (metadata.job, metadata.checkpoint);
-        let into = CheckpointStorage::open(target)?;
-        let dir = Path::from(savepoint_dir_name(job, checkpoint));
-        if let Some(op) = metadata
-            .operators
-            .iter()
-            .find(|o| o.subtasks.iter().any(|h| !h.shared.is_empty()))
-        {
-            return Err(StorageError::Corrupt {
-                path: self.name(&chk_dir(job, checkpoint)),
-                reason: format!(
-                    "operator '{}' has incremental state, but a savepoint holds full snapshots only",
-                    op.uid
-                ),
-            });
-        }
-        for handle in metadata.operators.iter().flat_map(|o| &o.subtasks) {
-            let from = chk_dir(job, checkpoint).join(handle.file.as_str());
-            let bytes = self.raw_state(&from, handle)?;
-            self.decode_state(&from, &bytes)?;
-            into.put(&dir.clone().join(handle.file.as_str()), bytes.to_vec())?;
-        }
-        let savepoint = CheckpointMetadata {
-            savepoint: true,
-            ..metadata.clone()
-        };
-        into.write_metadata_in(&dir, &savepoint)?;
-        Ok(into.name(&dir))
     }
 
     /// Returns the ids of `job`'s checkpoint directories, and which of them have metadata
@@ -590,14 +530,4 @@ impl CheckpointStorage {
         self.check_files(&checkpoint_dir(job, checkpoint), &m)?;
         Ok(m)
     }
-}
-
-/// Opens the savepoint (or retained checkpoint directory) at `location`, a URL or a path,
-/// and checks its metadata and every state file. Returns the storage URL to restore from
-/// (the savepoint's own directory) and its metadata.
-pub fn open_savepoint(location: &str) -> Result<(String, CheckpointMetadata), StorageError> {
-    let url = location_url(location)?;
-    let storage = CheckpointStorage::open_existing(&url)?;
-    let metadata = storage.verify_in("")?;
-    Ok((url, metadata))
 }

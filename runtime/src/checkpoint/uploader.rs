@@ -17,16 +17,40 @@
 //! recorded before the acknowledgement is sent.
 
 use super::snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
-use super::storage::CheckpointStorage;
+use super::storage::{CheckpointStorage, StorageError};
 use crate::config::CheckpointConfig;
 use crate::control::{JobManagerGateway, OperatorSubtaskState, TaskManagerMessage};
+use crate::error::TaskError;
 use crate::types::{CheckpointId, SubtaskId};
 use crossbeam_channel::Sender;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use thiserror::Error;
 use tracing::{debug, warn};
 use weir_state_backends::SharedStateFile;
+
+/// Why the state of a checkpoint could not be uploaded (the checkpoint is declined).
+#[derive(Debug, Error)]
+enum UploadError {
+    /// Writing a state file or a shared file to checkpoint storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A file of a native snapshot could not be read from local disk.
+    #[error("cannot read {} of the snapshot of '{uid}': {source}", path.display())]
+    ReadLocal {
+        /// The local file.
+        path: PathBuf,
+        /// The operator's uid.
+        uid: String,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The operator's state could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] TaskError),
+}
 
 struct Upload {
     checkpoint: CheckpointId,
@@ -79,7 +103,8 @@ impl Uploader {
                 let storage = CheckpointStorage::open(&url).map_err(|e| e.to_string());
                 for up in rx {
                     let result = match &storage {
-                        Ok(s) => write(s, subtask, parallelism, max_parallelism, &up),
+                        Ok(s) => write(s, subtask, parallelism, max_parallelism, &up)
+                            .map_err(|e| e.to_string()),
                         Err(e) => Err(e.clone()),
                     };
                     let message = match result {
@@ -153,7 +178,7 @@ fn write(
     parallelism: u16,
     max_parallelism: u16,
     up: &Upload,
-) -> Result<Vec<OperatorSubtaskState>, String> {
+) -> Result<Vec<OperatorSubtaskState>, UploadError> {
     up.state
         .iter()
         .map(|s| {
@@ -166,16 +191,14 @@ fn write(
                 }
                 None => (None, Vec::new()),
             };
-            let mut handle = storage
-                .write_state(
-                    subtask.job,
-                    up.checkpoint,
-                    &file,
-                    subtask.subtask,
-                    (s.key_groups.start, s.key_groups.end),
-                    native_bytes.as_deref().unwrap_or(&s.bytes),
-                )
-                .map_err(|e| e.to_string())?;
+            let mut handle = storage.write_state(
+                subtask.job,
+                up.checkpoint,
+                &file,
+                subtask.subtask,
+                (s.key_groups.start, s.key_groups.end),
+                native_bytes.as_deref().unwrap_or(&s.bytes),
+            )?;
             if let Some((local, _)) = &s.native {
                 local.record_upload(shared.clone());
             }
@@ -200,18 +223,17 @@ fn upload_native(
     uid: &str,
     local: &weir_state_backends::LocalSnapshot,
     timers: &Option<weir_state_backends::TimerSnapshot>,
-) -> Result<(Vec<u8>, Vec<SharedStateFile>), String> {
+) -> Result<(Vec<u8>, Vec<SharedStateFile>), UploadError> {
     let mut shared = Vec::new();
     let mut private = Vec::new();
     let (mut stored, mut reused) = (0u64, 0u64);
     for f in &local.files {
         let path = local.dir.join(&f.name);
         let read = || {
-            std::fs::read(&path).map_err(|e| {
-                format!(
-                    "cannot read {} of the snapshot of '{uid}': {e}",
-                    path.display()
-                )
+            std::fs::read(&path).map_err(|source| UploadError::ReadLocal {
+                path: path.clone(),
+                uid: uid.to_string(),
+                source,
             })
         };
         if !f.is_shareable() {
@@ -237,9 +259,7 @@ fn upload_native(
             checksum: crc32fast::hash(&bytes),
         };
         stored += file.size;
-        storage
-            .write_shared(&file.path, bytes)
-            .map_err(|e| e.to_string())?;
+        storage.write_shared(&file.path, bytes)?;
         shared.push(file);
     }
     debug!(
@@ -259,7 +279,7 @@ fn upload_native(
         }),
         timers: timers.clone(),
     };
-    Ok((state.encode(uid).map_err(|e| e.to_string())?, shared))
+    Ok((state.encode(uid)?, shared))
 }
 
 #[cfg(test)]

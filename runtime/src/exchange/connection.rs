@@ -17,7 +17,7 @@ use super::protocol::{
     control_frame, decode_header, encode_header, encode_hello, encode_open, FrameHeader, FrameKind,
     HEADER_LEN, MAX_ERROR_BYTES,
 };
-use super::subpartition::{Subpartition, Transport};
+use super::subpartition::{Push, Subpartition};
 use crate::error::ExchangeError;
 use crate::types::GateAddress;
 use std::collections::HashMap;
@@ -26,6 +26,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use thiserror::Error;
 use tracing::{debug, warn};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +34,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one blocking write call waits before it is retried.
 pub const WRITE_WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Why a frame could not be sent on a data connection; the connection is broken.
+#[derive(Debug, Error)]
+pub(crate) enum ConnectionError {
+    /// Writing the frame failed (or timed out); the connection was ended.
+    #[error("write to {peer} failed: {source}")]
+    Write {
+        /// The consumer TaskManager's data address.
+        peer: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The connection broke before the frame was written.
+    #[error("data connection to {peer} broke")]
+    Broken {
+        /// The consumer TaskManager's data address.
+        peer: SocketAddr,
+    },
+}
 
 /// One TCP connection to a consumer TaskManager.
 pub(crate) struct Connection {
@@ -48,12 +68,15 @@ impl Connection {
     /// Writes one whole frame. A failed write may have left part of a frame on the wire,
     /// so it ends the connection: the socket is shut down, and the reader thread then
     /// fails every channel on it.
-    fn write(&self, frame: &[u8]) -> Result<(), String> {
+    fn write(&self, frame: &[u8]) -> Result<(), ConnectionError> {
         let mut w = self.writer.lock().expect("connection writer poisoned");
-        write_all_bounded(&mut w, frame).map_err(|e| {
+        write_all_bounded(&mut w, frame).map_err(|source| {
             self.broken.store(true, Ordering::Release);
             let _ = self.control.shutdown(Shutdown::Both);
-            format!("write to {} failed: {e}", self.peer)
+            ConnectionError::Write {
+                peer: self.peer,
+                source,
+            }
         })
     }
 
@@ -62,7 +85,7 @@ impl Connection {
         &self,
         id: u32,
         buffer: &mut super::buffer::Buffer,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnectionError> {
         let len = buffer.payload_len() as u32;
         let header = FrameHeader {
             kind: FrameKind::Data,
@@ -215,20 +238,18 @@ impl ConnectionManager {
             }
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sub = Arc::new(Subpartition::new(
-            Transport::Remote {
-                connection: connection.clone(),
-                id,
-            },
-            target.clone(),
-        ));
+        let remote = RemoteChannel {
+            connection: connection.clone(),
+            id,
+        };
+        let sub = Arc::new(Subpartition::new(Box::new(remote), target.clone()));
         connection
             .channels
             .lock()
             .expect("connection channels poisoned")
             .insert(id, sub.clone());
         let opened = if connection.broken.load(Ordering::Acquire) {
-            Err(format!("data connection to {addr} broke"))
+            Err(ConnectionError::Broken { peer: addr })
         } else {
             connection.write(&control_frame(
                 FrameKind::Open,
@@ -239,7 +260,10 @@ impl ConnectionManager {
         };
         if let Err(reason) = opened {
             connection.forget(id);
-            return Err(ExchangeError::ChannelFailed { target, reason });
+            return Err(ExchangeError::ChannelFailed {
+                target,
+                reason: reason.to_string(),
+            });
         }
         Ok(sub)
     }
@@ -320,7 +344,7 @@ fn read_credits(stream: TcpStream, connection: Arc<Connection>) {
                 // gate's buffers it holds).
                 let ack = control_frame(FrameKind::Close, header.channel, 0, &[]);
                 if let Err(e) = connection.write(&ack) {
-                    break e;
+                    break e.to_string();
                 }
             }
             kind => break format!("unexpected {kind:?} frame from the consumer"),
@@ -330,4 +354,31 @@ fn read_credits(stream: TcpStream, connection: Arc<Connection>) {
         debug!(peer = %connection.peer, reason = %reason, "data connection closed");
     }
     connection.break_with(&reason);
+}
+
+/// A channel to a consumer in another TaskManager: its buffers go over the connection
+/// shared by every channel to that TaskManager.
+struct RemoteChannel {
+    connection: Arc<Connection>,
+    id: u32,
+}
+
+impl Push for RemoteChannel {
+    fn push(&self, mut buffer: super::buffer::Buffer) -> Result<(), String> {
+        self.connection
+            .send_data(self.id, &mut buffer)
+            .map_err(|e| e.to_string())
+    }
+
+    fn ended(&self) {
+        self.connection.forget(self.id);
+    }
+
+    fn give_up(&self, failed: bool) {
+        if failed {
+            self.connection.forget(self.id);
+        } else {
+            self.connection.close_channel(self.id);
+        }
+    }
 }

@@ -9,8 +9,13 @@
 //! waiting for one).
 //!
 //! The task's own thread does all accounting: on a channel's open, on every buffer it
-//! takes from its queue, and on every buffer it is done with. The methods append the
-//! credits to announce to `(channel, credits)` lists; the caller sends them.
+//! takes from its queue, and on every buffer it is done with. The methods of
+//! [`InputCredits`] append the credits to announce to `(channel, credits)` lists;
+//! [`GateCredits`] keeps one [`InputCredits`] per gate and sends what they grant to the
+//! channels' producers, in batches: a channel whose producer has nothing left to send on
+//! (no credit, nothing in flight) gets its credits at once, others collect them until the
+//! task's queue runs empty or the task took `CREDIT_BATCH` passes, so a busy consumer
+//! announces credits in batches instead of one message per buffer.
 //!
 //! Invariants (checked by the tests): for every open channel, credits granted (including
 //! buffers in flight) plus buffers held equal `exclusive` plus the floating buffers it
@@ -18,6 +23,7 @@
 //! have in flight never exceed what the consumer granted, and the buffers of all inputs
 //! never exceed `channels × exclusive + floating`.
 
+use super::gate::CreditSink;
 use thiserror::Error;
 
 /// A producer broke the credit protocol.
@@ -206,11 +212,138 @@ impl InputCredits {
     }
 }
 
+/// Passes of a busy consumer's loop before it announces the credits it collected.
+const CREDIT_BATCH: u32 = 8;
+
+/// The credits of all input gates of one task: accounted per gate ([`InputCredits`]) and
+/// announced, in batches, to each channel's producer through its [`CreditSink`].
+///
+/// Gates and channels are indices that the caller checked (see
+/// [`GateCredits::has_channel`]).
+pub struct GateCredits {
+    credits: Vec<InputCredits>,
+    /// Where each channel's credits go, once its producer connected.
+    sinks: Vec<Vec<Option<Box<dyn CreditSink>>>>,
+    /// What the accounting just granted, until [`GateCredits::announce`] takes it.
+    grants: Vec<(usize, u32)>,
+    /// Credits granted but not announced yet, per gate and channel.
+    deferred: Vec<Vec<u32>>,
+    /// Channels with deferred credits.
+    dirty: Vec<(usize, usize)>,
+    /// Passes of the task loop since the deferred credits were last announced.
+    since_flush: u32,
+}
+
+impl GateCredits {
+    /// Accounts one gate per entry of `channels` (its channel count), with `exclusive`
+    /// buffers per channel and `floating` shared buffers per gate.
+    pub fn new(channels: &[usize], exclusive: u32, floating: u32) -> Self {
+        Self {
+            credits: channels
+                .iter()
+                .map(|&n| InputCredits::new(n, exclusive, floating))
+                .collect(),
+            sinks: channels
+                .iter()
+                .map(|&n| (0..n).map(|_| None).collect())
+                .collect(),
+            grants: Vec::new(),
+            deferred: channels.iter().map(|&n| vec![0; n]).collect(),
+            dirty: Vec::new(),
+            since_flush: 0,
+        }
+    }
+
+    /// Returns the number of buffers all gates may hold at most.
+    pub fn capacity(&self) -> usize {
+        self.credits.iter().map(InputCredits::capacity).sum()
+    }
+
+    /// Returns whether `gate` exists and has a channel `channel`.
+    pub fn has_channel(&self, gate: usize, channel: usize) -> bool {
+        self.sinks.get(gate).is_some_and(|s| channel < s.len())
+    }
+
+    /// A channel's producer connected: its credits go to `sink` from now on, starting
+    /// with its exclusive ones.
+    pub fn opened(&mut self, gate: usize, channel: usize, sink: Box<dyn CreditSink>) {
+        self.sinks[gate][channel] = Some(sink);
+        self.credits[gate].open(channel, &mut self.grants);
+        self.announce(gate);
+    }
+
+    /// The task took a buffer of the channel that reported `backlog` (see
+    /// [`InputCredits::received`]).
+    pub fn received(
+        &mut self,
+        gate: usize,
+        channel: usize,
+        backlog: u32,
+    ) -> Result<(), CreditViolation> {
+        self.credits[gate].received(channel, backlog, &mut self.grants)?;
+        self.announce(gate);
+        Ok(())
+    }
+
+    /// The task is done with a buffer of the channel; `ended` says that the channel's end
+    /// of partition was read (see [`InputCredits::ended`] and [`InputCredits::recycled`]).
+    pub fn recycled(&mut self, gate: usize, channel: usize, ended: bool) {
+        if ended {
+            self.credits[gate].ended(channel, &mut self.grants);
+        }
+        self.credits[gate].recycled(channel, &mut self.grants);
+        self.announce(gate);
+    }
+
+    /// Starts a pass of the task loop that finds `queued` messages in its queue: announces
+    /// every collected credit when the queue is empty or every `CREDIT_BATCH` passes.
+    pub fn on_pass(&mut self, queued: usize) {
+        if queued == 0 || self.since_flush >= CREDIT_BATCH {
+            self.flush();
+            self.since_flush = 0;
+        }
+        self.since_flush += 1;
+    }
+
+    /// Takes the credits the accounting granted on `gate`: announces those of a channel
+    /// whose producer has no other credit left at once, and collects the others.
+    fn announce(&mut self, gate: usize) {
+        for (ch, n) in std::mem::take(&mut self.grants) {
+            let d = &mut self.deferred[gate][ch];
+            if *d == 0 {
+                self.dirty.push((gate, ch));
+            }
+            *d += n;
+            if self.credits[gate].granted(ch) <= *d {
+                let n = std::mem::take(d);
+                if let Some(sink) = &self.sinks[gate][ch] {
+                    sink.announce(n);
+                }
+            }
+        }
+    }
+
+    /// Announces every collected credit.
+    pub fn flush(&mut self) {
+        for (g, ch) in self.dirty.drain(..) {
+            let n = std::mem::take(&mut self.deferred[g][ch]);
+            if n > 0 {
+                if let Some(sink) = &self.sinks[g][ch] {
+                    sink.announce(n);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::Subpartition;
+    use crate::types::{GateAddress, JobId, SubtaskId};
     use proptest::prelude::*;
     use std::collections::VecDeque;
+    use std::sync::Arc;
 
     /// A producer that follows the protocol: sends one buffer per credit, in order.
     #[derive(Default)]
@@ -280,6 +413,48 @@ mod tests {
         c.recycled(0, &mut out);
         assert_eq!(out, vec![(1, 1), (1, 1)]);
         c.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn recycled_credits_wait_for_a_batch_unless_the_producer_has_no_credit_left() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let gate = GateAddress {
+            subtask: SubtaskId {
+                job: JobId(1),
+                vertex: 2,
+                subtask: 0,
+            },
+            gate: 0,
+        };
+        let producer = Arc::new(Subpartition::local(tx, gate, 0));
+        let announced = || producer.counts().0;
+        let mut c = GateCredits::new(&[1], 2, 0);
+        c.opened(0, 0, Box::new(producer.clone()));
+        assert_eq!(announced(), 2, "the exclusive credits go out at once");
+
+        // The producer still has a credit: the recycled one waits for an empty queue...
+        c.received(0, 0, 0).unwrap();
+        c.recycled(0, 0, false);
+        c.on_pass(1);
+        assert_eq!(announced(), 2);
+        c.on_pass(0);
+        assert_eq!(announced(), 3);
+
+        // ... or for `CREDIT_BATCH` passes of a busy loop.
+        c.received(0, 0, 0).unwrap();
+        c.recycled(0, 0, false);
+        for _ in 1..CREDIT_BATCH {
+            c.on_pass(1);
+        }
+        assert_eq!(announced(), 3);
+        c.on_pass(1);
+        assert_eq!(announced(), 4);
+
+        // The producer used all its credits: a recycled one goes out at once.
+        c.received(0, 0, 0).unwrap();
+        c.received(0, 0, 0).unwrap();
+        c.recycled(0, 0, false);
+        assert_eq!(announced(), 5);
     }
 
     #[derive(Clone, Debug)]

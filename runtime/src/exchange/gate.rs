@@ -6,37 +6,14 @@
 //! reaches the sources. Messages of one channel arrive in the order they were sent.
 
 use super::buffer::Buffer;
-use super::server::RemoteCredit;
-use super::subpartition::Subpartition;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::Duration;
 
-/// Where a consumer sends the credits of one channel.
-pub enum CreditSink {
-    /// The producer runs in this TaskManager.
-    Local(Arc<Subpartition>),
-    /// The producer runs in another TaskManager: credits go back over its connection.
-    Remote(RemoteCredit),
-}
-
-impl CreditSink {
+/// Where a consumer sends the credits of one channel: its producer in this TaskManager
+/// (a [`super::Subpartition`]) or the connection its buffers arrive on.
+pub trait CreditSink: Send + Sync + std::fmt::Debug {
     /// Grants the producer `n` more buffers.
-    pub fn announce(&self, n: u32) {
-        match self {
-            CreditSink::Local(s) => s.add_credit(n),
-            CreditSink::Remote(r) => r.announce(n),
-        }
-    }
-}
-
-impl std::fmt::Debug for CreditSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CreditSink::Local(s) => write!(f, "Local({})", s.target()),
-            CreditSink::Remote(r) => write!(f, "Remote({r:?})"),
-        }
-    }
+    fn announce(&self, n: u32);
 }
 
 /// What arrives at a task's input.
@@ -49,7 +26,7 @@ pub enum InputMessage {
         /// Channel index within the gate.
         channel: u32,
         /// Where the channel's credits go.
-        credit: CreditSink,
+        credit: Box<dyn CreditSink>,
     },
     /// A buffer of elements from one channel of one gate.
     Buffer {

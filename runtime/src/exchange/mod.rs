@@ -1,18 +1,21 @@
 //! The data exchange between tasks: Flink-style credit-based network buffers.
 //!
-//! A producer task writes through a [`PartitionWriter`] into buffers of its own
+//! A producer task picks each record's channel with a [`Partitioner`] and writes through a
+//! [`PartitionWriter`] into buffers of its own
 //! [`BufferPool`], one [`Subpartition`] per consumer channel; a consumer task reads all its
 //! channels from one [`InputGate`] queue and grants credits per channel
-//! ([`InputCredits`]). Channels inside a TaskManager hand buffers over in memory; channels
-//! between TaskManagers share one TCP connection per pair of TaskManagers (producer side
-//! [`ConnectionManager`], consumer side [`DataServer`], frames in [`protocol`]). Every
-//! pool is reserved from the TaskManager's [`NetworkBufferPool`], so the memory of the data
-//! plane is bounded whatever the input rate.
+//! ([`InputCredits`], announced in batches by [`GateCredits`]). Channels inside a
+//! TaskManager hand buffers over in memory; channels between TaskManagers share one TCP
+//! connection per pair of TaskManagers (producer side [`ConnectionManager`], consumer side
+//! [`DataServer`], frames in [`protocol`]). Every pool is reserved from the TaskManager's
+//! [`NetworkBufferPool`], so the memory of the data plane is bounded whatever the input
+//! rate.
 
 mod buffer;
 mod connection;
 mod credit;
 mod gate;
+mod partitioner;
 pub mod protocol;
 mod registry;
 mod server;
@@ -25,10 +28,12 @@ pub use buffer::{
     SPAN_SLACK,
 };
 pub use connection::{ConnectionManager, WRITE_WAIT_SLICE};
-pub use credit::{CreditViolation, InputCredits};
+pub use credit::{CreditViolation, GateCredits, InputCredits};
 pub use gate::{CreditSink, InputGate, InputMessage};
+pub use partitioner::{Partitioner, Route};
 pub use registry::{GateEntry, GateRegistry, CANCEL_CHECK};
 pub use server::{DataServer, RemoteCredit};
-pub use subpartition::Subpartition;
+pub use subpartition::{LocalChannel, Push, Subpartition};
+
 pub use valve::{ValveOutput, WatermarkValve};
 pub use writer::PartitionWriter;

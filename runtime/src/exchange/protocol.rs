@@ -21,6 +21,7 @@
 //! size), so a peer cannot make a TaskManager allocate without bound.
 
 use crate::types::{GateAddress, JobId, SubtaskId};
+use thiserror::Error;
 
 /// First bytes of every data connection.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"WEIR";
@@ -72,6 +73,80 @@ pub struct FrameHeader {
     pub complete: u32,
 }
 
+/// Why a hello or a frame header is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    /// The hello does not start with [`HANDSHAKE_MAGIC`].
+    #[error("not a Weir data connection (magic {magic:02x?})")]
+    NotWeir {
+        /// The first four bytes the peer sent.
+        magic: [u8; 4],
+    },
+    /// The peer speaks another version of the data protocol.
+    #[error("data protocol version {theirs} is not supported (expected {ours})")]
+    VersionMismatch {
+        /// The peer's version.
+        theirs: u8,
+        /// Ours ([`PROTOCOL_VERSION`]).
+        ours: u8,
+    },
+    /// The header's kind byte names no [`FrameKind`].
+    #[error("unknown frame kind {kind}")]
+    UnknownKind {
+        /// The kind byte.
+        kind: u8,
+    },
+    /// An `OPEN`, `CLOSE` or `CREDIT` frame whose payload has the wrong length.
+    #[error("{kind:?} frame with a {len}-byte payload (expected {expected})")]
+    WrongLength {
+        /// The frame's kind.
+        kind: FrameKind,
+        /// Its announced payload length.
+        len: usize,
+        /// The length its kind has.
+        expected: usize,
+    },
+    /// An `ERROR` frame longer than [`MAX_ERROR_BYTES`].
+    #[error("error frame of {len} bytes exceeds {max}")]
+    ErrorTooLong {
+        /// Its announced payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A `DATA` frame that is empty or longer than [`MAX_FRAME_BYTES`].
+    #[error("data frame of {len} bytes is outside 1..={max}")]
+    DataLength {
+        /// Its announced payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A `DATA` frame with flag bits this version does not define.
+    #[error("data frame with unknown flags {flags:#04x}")]
+    UnknownFlags {
+        /// The flags byte.
+        flags: u8,
+    },
+    /// A `DATA` frame whose complete part is longer than the frame.
+    #[error("data frame whose complete part ({complete}) exceeds its length ({len})")]
+    CompleteExceedsLength {
+        /// The announced complete part.
+        complete: u32,
+        /// The payload length.
+        len: usize,
+    },
+    /// A frame sets fields its kind does not use.
+    #[error("{kind:?} frame with unused fields set")]
+    UnusedFieldsSet {
+        /// The frame's kind.
+        kind: FrameKind,
+    },
+    /// A `CREDIT` frame that grants no credit.
+    #[error("credit frame granting nothing")]
+    EmptyCredit,
+}
+
 /// Encodes the hello, presenting `secret` (at most [`MAX_SECRET_BYTES`]; empty: none).
 pub fn encode_hello(secret: &[u8]) -> Vec<u8> {
     let secret = &secret[..secret.len().min(MAX_SECRET_BYTES)];
@@ -84,18 +159,17 @@ pub fn encode_hello(secret: &[u8]) -> Vec<u8> {
 }
 
 /// Checks a hello.
-pub fn decode_hello(b: &[u8; HELLO_LEN]) -> Result<(), String> {
+pub fn decode_hello(b: &[u8; HELLO_LEN]) -> Result<(), ProtocolError> {
     if b[..4] != HANDSHAKE_MAGIC {
-        return Err(format!(
-            "not a Weir data connection (magic {:02x?})",
-            &b[..4]
-        ));
+        return Err(ProtocolError::NotWeir {
+            magic: [b[0], b[1], b[2], b[3]],
+        });
     }
     if b[4] != PROTOCOL_VERSION {
-        return Err(format!(
-            "data protocol version {} is not supported (expected {PROTOCOL_VERSION})",
-            b[4]
-        ));
+        return Err(ProtocolError::VersionMismatch {
+            theirs: b[4],
+            ours: PROTOCOL_VERSION,
+        });
     }
     Ok(())
 }
@@ -111,14 +185,14 @@ pub fn encode_header(h: &FrameHeader, out: &mut [u8]) {
 }
 
 /// Decodes and validates a frame header.
-pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, String> {
+pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError> {
     let kind = match b[0] {
         1 => FrameKind::Open,
         2 => FrameKind::Data,
         3 => FrameKind::Close,
         4 => FrameKind::Credit,
         5 => FrameKind::Error,
-        k => return Err(format!("unknown frame kind {k}")),
+        kind => return Err(ProtocolError::UnknownKind { kind }),
     };
     let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     let h = FrameHeader {
@@ -132,9 +206,11 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, String> {
     let len = h.len as usize;
     let fixed = |want: usize| {
         if len != want {
-            Err(format!(
-                "{kind:?} frame with a {len}-byte payload (expected {want})"
-            ))
+            Err(ProtocolError::WrongLength {
+                kind,
+                len,
+                expected: want,
+            })
         } else {
             Ok(())
         }
@@ -143,35 +219,37 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, String> {
         FrameKind::Open => fixed(OPEN_LEN)?,
         FrameKind::Close | FrameKind::Credit => fixed(0)?,
         FrameKind::Error if len > MAX_ERROR_BYTES => {
-            return Err(format!(
-                "error frame of {len} bytes exceeds {MAX_ERROR_BYTES}"
-            ))
+            return Err(ProtocolError::ErrorTooLong {
+                len,
+                max: MAX_ERROR_BYTES,
+            })
         }
         FrameKind::Error => {}
         FrameKind::Data => {
             if len == 0 || len > MAX_FRAME_BYTES {
-                return Err(format!(
-                    "data frame of {len} bytes is outside 1..={MAX_FRAME_BYTES}"
-                ));
+                return Err(ProtocolError::DataLength {
+                    len,
+                    max: MAX_FRAME_BYTES,
+                });
             }
             if h.flags & !3 != 0 {
-                return Err(format!("data frame with unknown flags {:#04x}", h.flags));
+                return Err(ProtocolError::UnknownFlags { flags: h.flags });
             }
             if h.complete > h.len {
-                return Err(format!(
-                    "data frame whose complete part ({}) exceeds its length ({len})",
-                    h.complete
-                ));
+                return Err(ProtocolError::CompleteExceedsLength {
+                    complete: h.complete,
+                    len,
+                });
             }
         }
     }
     let zero_rest = kind != FrameKind::Data && (h.flags != 0 || h.complete != 0);
     let zero_arg = matches!(kind, FrameKind::Open | FrameKind::Close | FrameKind::Error);
     if zero_rest || (zero_arg && h.arg != 0) {
-        return Err(format!("{kind:?} frame with unused fields set"));
+        return Err(ProtocolError::UnusedFieldsSet { kind });
     }
     if kind == FrameKind::Credit && h.arg == 0 {
-        return Err("credit frame granting nothing".into());
+        return Err(ProtocolError::EmptyCredit);
     }
     Ok(h)
 }
@@ -264,7 +342,10 @@ mod tests {
                 complete: 0,
             };
             encode_header(&h, &mut b);
-            assert!(decode_header(&b).unwrap_err().contains("outside"));
+            assert!(decode_header(&b)
+                .unwrap_err()
+                .to_string()
+                .contains("outside"));
         }
     }
 
@@ -273,7 +354,20 @@ mod tests {
         let mut h: [u8; HELLO_LEN] = encode_hello(b"")[..HELLO_LEN].try_into().unwrap();
         assert!(decode_hello(&h).is_ok());
         h[4] += 1;
-        assert!(decode_hello(&h).unwrap_err().contains("version"));
-        assert!(decode_hello(b"HTTP/").unwrap_err().contains("not a Weir"));
+        assert!(decode_hello(&h)
+            .unwrap_err()
+            .to_string()
+            .contains("version"));
+        assert_eq!(
+            decode_hello(b"HTTP/").unwrap_err().to_string(),
+            "not a Weir data connection (magic [48, 54, 54, 50])"
+        );
+        assert_eq!(
+            decode_hello(&h).unwrap_err().to_string(),
+            format!(
+                "data protocol version {} is not supported (expected {PROTOCOL_VERSION})",
+                PROTOCOL_VERSION + 1
+            )
+        );
     }
 }

@@ -18,10 +18,11 @@
 
 use super::gate::{CreditSink, InputMessage};
 use super::protocol::{
-    control_frame, decode_header, decode_hello, decode_open, FrameKind, HEADER_LEN, HELLO_LEN,
-    OPEN_LEN,
+    control_frame, decode_header, decode_hello, decode_open, FrameKind, ProtocolError, HEADER_LEN,
+    HELLO_LEN, OPEN_LEN,
 };
 use super::registry::{GateEntry, GateRegistry};
+use crate::error::ExchangeError;
 use crate::types::GateAddress;
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
@@ -30,12 +31,99 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use thiserror::Error;
 use tracing::{debug, warn};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const GATE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 const CREDIT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUFFER: usize = 64 << 10;
+
+/// Why the data server refuses a connection at its hello.
+#[derive(Debug, Error)]
+enum HandshakeError {
+    /// The hello is not a Weir data hello of this protocol version.
+    #[error(transparent)]
+    Hello(#[from] ProtocolError),
+    /// The hello ends before its secret's length.
+    #[error("hello without a secret field: {source}")]
+    NoSecretField {
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The secret is longer than a hello may carry.
+    #[error("secret of {len} bytes is too long")]
+    SecretTooLong {
+        /// Its announced length.
+        len: usize,
+    },
+    /// The hello ends inside its secret.
+    #[error("hello cut short: {source}")]
+    CutShort {
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The cluster has a secret and the peer presented none.
+    #[error("it presented no cluster secret")]
+    NoSecret,
+    /// The peer presented a secret other than the cluster's.
+    #[error("it presented a wrong cluster secret")]
+    WrongSecret,
+}
+
+/// Why the data server stops reading a connection (every channel on it then fails).
+#[derive(Debug, Error)]
+enum ServeError {
+    /// Reading a frame header failed: the producer closed the connection or it broke.
+    #[error("connection lost before end of partition: {source}")]
+    Lost {
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// A frame header is malformed.
+    #[error("bad frame: {0}")]
+    BadFrame(#[from] ProtocolError),
+    /// A frame of a kind only consumers send.
+    #[error("unexpected {kind:?} frame from a producer")]
+    UnexpectedFrame {
+        /// The frame's kind.
+        kind: FrameKind,
+    },
+    /// An `OPEN` frame ends before its payload.
+    #[error("truncated open frame: {source}")]
+    TruncatedOpen {
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// An `OPEN` frame reuses the id of a channel open on this connection.
+    #[error("channel id {id} opened twice")]
+    OpenedTwice {
+        /// The connection-local channel id.
+        id: u32,
+    },
+    /// No thread could be started to wait for a gate not registered yet.
+    #[error("cannot wait for gate {gate:?}: {source}")]
+    GateWait {
+        /// The gate the channel is for.
+        gate: GateAddress,
+        /// The thread spawn error.
+        source: std::io::Error,
+    },
+    /// A `DATA` frame ends before its payload.
+    #[error("truncated data frame of {len} bytes: {source}")]
+    TruncatedData {
+        /// Its announced payload length.
+        len: usize,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// A frame being skipped ends before its payload.
+    #[error("truncated frame: {source}")]
+    TruncatedFrame {
+        /// The read error.
+        source: std::io::Error,
+    },
+}
 
 /// The write half of a connection, shared by the consumer tasks that grant credits on it.
 struct Writer {
@@ -74,9 +162,9 @@ pub struct RemoteCredit {
     writer: Arc<Writer>,
 }
 
-impl RemoteCredit {
+impl CreditSink for RemoteCredit {
     /// Grants `n` more buffers: counted first, so the reader accepts the data they allow.
-    pub fn announce(&self, n: u32) {
+    fn announce(&self, n: u32) {
         self.channel.credit.fetch_add(n, Ordering::AcqRel);
         self.writer
             .send(&control_frame(FrameKind::Credit, self.id, n, &[]));
@@ -173,24 +261,24 @@ struct Conn {
 
 /// Reads the secret a hello presents and compares it with `ours` (in time independent of
 /// where they differ).
-fn read_secret(stream: &mut TcpStream, ours: &[u8]) -> Result<(), String> {
+fn read_secret(stream: &mut TcpStream, ours: &[u8]) -> Result<(), HandshakeError> {
     let mut len = [0u8; 2];
     stream
         .read_exact(&mut len)
-        .map_err(|e| format!("hello without a secret field: {e}"))?;
+        .map_err(|source| HandshakeError::NoSecretField { source })?;
     let len = u16::from_le_bytes(len) as usize;
     if len > super::protocol::MAX_SECRET_BYTES {
-        return Err(format!("secret of {len} bytes is too long"));
+        return Err(HandshakeError::SecretTooLong { len });
     }
     let mut theirs = vec![0u8; len];
     stream
         .read_exact(&mut theirs)
-        .map_err(|e| format!("hello cut short: {e}"))?;
-    if !ours.is_empty() && !crate::rpc::handshake::same_secret(ours, &theirs) {
+        .map_err(|source| HandshakeError::CutShort { source })?;
+    if !ours.is_empty() && !crate::types::same_secret(ours, &theirs) {
         return Err(if theirs.is_empty() {
-            "it presented no cluster secret".into()
+            HandshakeError::NoSecret
         } else {
-            "it presented a wrong cluster secret".into()
+            HandshakeError::WrongSecret
         });
     }
     Ok(())
@@ -207,7 +295,10 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>, secret: 
         warn!(peer = %peer, error = %e, "data connection closed before its handshake");
         return;
     }
-    if let Err(reason) = decode_hello(&hello).and_then(|()| read_secret(&mut stream, secret)) {
+    let handshake = decode_hello(&hello)
+        .map_err(HandshakeError::from)
+        .and_then(|()| read_secret(&mut stream, secret));
+    if let Err(reason) = handshake {
         warn!(peer = %peer, reason = %reason, "refusing data connection");
         let _ = stream.shutdown(Shutdown::Both);
         return;
@@ -245,21 +336,21 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>, secret: 
         scratch: Vec::new(),
     };
     let reason = conn.run();
-    conn.fail_all(&reason);
+    conn.fail_all(&reason.to_string());
     let _ = conn.stream.shutdown(Shutdown::Both);
 }
 
 impl Conn {
     /// Serves frames until the connection ends; returns why it ended.
-    fn run(&mut self) -> String {
+    fn run(&mut self) -> ServeError {
         loop {
             let mut h = [0u8; HEADER_LEN];
-            if let Err(e) = self.reader.read_exact(&mut h) {
-                return format!("connection lost before end of partition: {e}");
+            if let Err(source) = self.reader.read_exact(&mut h) {
+                return ServeError::Lost { source };
             }
             let header = match decode_header(&h) {
                 Ok(h) => h,
-                Err(e) => return format!("bad frame: {e}"),
+                Err(e) => return ServeError::BadFrame(e),
             };
             let id = header.channel;
             let len = header.len as usize;
@@ -277,7 +368,7 @@ impl Conn {
                     }
                     Ok(())
                 }
-                kind => return format!("unexpected {kind:?} frame from a producer"),
+                kind => return ServeError::UnexpectedFrame { kind },
             };
             if let Err(reason) = step {
                 return reason;
@@ -285,14 +376,14 @@ impl Conn {
         }
     }
 
-    fn open(&mut self, id: u32) -> Result<(), String> {
+    fn open(&mut self, id: u32) -> Result<(), ServeError> {
         let mut p = [0u8; OPEN_LEN];
         self.reader
             .read_exact(&mut p)
-            .map_err(|e| format!("truncated open frame: {e}"))?;
+            .map_err(|source| ServeError::TruncatedOpen { source })?;
         let (gate, channel) = decode_open(&p);
         if self.channels.contains_key(&id) {
-            return Err(format!("channel id {id} opened twice"));
+            return Err(ServeError::OpenedTwice { id });
         }
         let ch = Arc::new(ServerChannel {
             gate,
@@ -317,10 +408,10 @@ impl Conn {
                     .name("weir-data-open".into())
                     .spawn(move || {
                         let entry = registry.lookup(&gate, GATE_LOOKUP_TIMEOUT, None);
-                        attach.run(entry.map_err(|e| e.to_string()))
+                        attach.run(entry)
                     });
-                if let Err(e) = spawned {
-                    return Err(format!("cannot wait for gate {gate:?}: {e}"));
+                if let Err(source) = spawned {
+                    return Err(ServeError::GateWait { gate, source });
                 }
             }
         }
@@ -334,7 +425,7 @@ impl Conn {
         backlog: u32,
         flags: u8,
         complete: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServeError> {
         let Some(ch) = self.channels.get(&id).cloned() else {
             self.skip(len)?;
             warn!(peer = %self.peer, channel = id, "data for an unknown channel id");
@@ -375,7 +466,7 @@ impl Conn {
         };
         buffer
             .read_payload(&mut self.reader, len)
-            .map_err(|e| format!("truncated data frame of {len} bytes: {e}"))?;
+            .map_err(|source| ServeError::TruncatedData { len, source })?;
         buffer.backlog = backlog;
         buffer.flags = flags;
         buffer.complete = complete;
@@ -406,14 +497,14 @@ impl Conn {
     }
 
     /// Reads and drops `len` payload bytes (bounded by the header check).
-    fn skip(&mut self, len: usize) -> Result<(), String> {
+    fn skip(&mut self, len: usize) -> Result<(), ServeError> {
         self.scratch.resize(len.min(64 << 10), 0);
         let mut left = len;
         while left > 0 {
             let n = left.min(self.scratch.len());
             self.reader
                 .read_exact(&mut self.scratch[..n])
-                .map_err(|e| format!("truncated frame: {e}"))?;
+                .map_err(|source| ServeError::TruncatedFrame { source })?;
             left -= n;
         }
         Ok(())
@@ -449,7 +540,7 @@ struct Attach {
 }
 
 impl Attach {
-    fn run(self, entry: Result<GateEntry, String>) {
+    fn run(self, entry: Result<GateEntry, ExchangeError>) {
         let refuse = |reason: String| {
             warn!(peer = %self.writer.peer, gate = ?self.channel.gate, channel = self.channel.channel, reason = %reason, "refusing data channel");
             self.writer.send(&control_frame(
@@ -461,7 +552,7 @@ impl Attach {
         };
         let entry = match entry {
             Ok(e) => e,
-            Err(e) => return refuse(e),
+            Err(e) => return refuse(e.to_string()),
         };
         if self.channel.channel >= entry.channels {
             return refuse(format!(
@@ -487,7 +578,7 @@ impl Attach {
         let opened = InputMessage::Opened {
             gate: self.channel.gate.gate,
             channel: self.channel.channel,
-            credit: CreditSink::Remote(RemoteCredit {
+            credit: Box::new(RemoteCredit {
                 channel: self.channel.clone(),
                 id: self.id,
                 writer: self.writer.clone(),

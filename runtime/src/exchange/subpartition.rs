@@ -14,8 +14,7 @@
 //! buffer.
 
 use super::buffer::Buffer;
-use super::connection::Connection;
-use super::gate::InputMessage;
+use super::gate::{CreditSink, InputMessage};
 use crate::error::ExchangeError;
 use crate::types::GateAddress;
 use crossbeam_channel::Sender;
@@ -26,19 +25,39 @@ use std::time::Duration;
 
 const DRAIN_WAIT_SLICE: Duration = Duration::from_millis(50);
 
-/// How a channel's buffers reach the consumer.
-pub(crate) enum Transport {
-    /// The consumer runs in this TaskManager: buffers go to its queue.
-    Local {
-        sender: Sender<InputMessage>,
-        gate: u16,
-        channel: u32,
-    },
-    /// The consumer runs in another TaskManager: buffers go over the shared connection.
-    Remote {
-        connection: Arc<Connection>,
-        id: u32,
-    },
+/// How a channel's buffers reach its consumer: its queue in this TaskManager
+/// ([`LocalChannel`]) or the connection to its TaskManager. Called for whole buffers, never
+/// per record.
+pub trait Push: Send + Sync {
+    /// Hands one buffer (its backlog set) to the consumer; the error says why the channel
+    /// broke.
+    fn push(&self, buffer: Buffer) -> Result<(), String>;
+
+    /// The buffer carrying the channel's end was pushed: nothing more will come.
+    fn ended(&self) {}
+
+    /// The producer gives the channel up before its end; `failed`: the channel had failed
+    /// already.
+    fn give_up(&self, _failed: bool) {}
+}
+
+/// A channel to a consumer in this TaskManager: buffers go to its task's queue.
+pub struct LocalChannel {
+    sender: Sender<InputMessage>,
+    gate: u16,
+    channel: u32,
+}
+
+impl Push for LocalChannel {
+    fn push(&self, buffer: Buffer) -> Result<(), String> {
+        self.sender
+            .send(InputMessage::Buffer {
+                gate: self.gate,
+                channel: self.channel,
+                buffer,
+            })
+            .map_err(|_| "its consumer is gone".to_string())
+    }
 }
 
 #[derive(Default)]
@@ -57,12 +76,26 @@ struct State {
 pub struct Subpartition {
     state: Mutex<State>,
     drained: Condvar,
-    transport: Transport,
+    transport: Box<dyn Push>,
     target: String,
 }
 
+impl std::fmt::Debug for Subpartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Local({})", self.target)
+    }
+}
+
+/// The consumer of a channel in the same TaskManager grants credit to its producer
+/// directly.
+impl CreditSink for Arc<Subpartition> {
+    fn announce(&self, n: u32) {
+        self.add_credit(n);
+    }
+}
+
 impl Subpartition {
-    pub(crate) fn new(transport: Transport, target: String) -> Self {
+    pub(crate) fn new(transport: Box<dyn Push>, target: String) -> Self {
         Self {
             state: Mutex::new(State::default()),
             drained: Condvar::new(),
@@ -74,14 +107,12 @@ impl Subpartition {
     /// Creates the producer end of a channel to `channel` of `gate` in this TaskManager,
     /// whose queue is `sender`.
     pub fn local(sender: Sender<InputMessage>, gate: GateAddress, channel: u32) -> Self {
-        Self::new(
-            Transport::Local {
-                sender,
-                gate: gate.gate,
-                channel,
-            },
-            format!("{gate:?} channel {channel}"),
-        )
+        let local = LocalChannel {
+            sender,
+            gate: gate.gate,
+            channel,
+        };
+        Self::new(Box::new(local), format!("{gate:?} channel {channel}"))
     }
 
     /// Names the consumer's gate and channel (and peer) for errors.
@@ -168,13 +199,7 @@ impl Subpartition {
         if !already_failed {
             s.failed = Some("closed by its producer".into());
         }
-        if let Transport::Remote { connection, id } = &self.transport {
-            if already_failed {
-                connection.forget(*id);
-            } else {
-                connection.close_channel(*id);
-            }
-        }
+        self.transport.give_up(already_failed);
     }
 
     fn failure(&self, reason: &str) -> ExchangeError {
@@ -192,28 +217,12 @@ impl Subpartition {
             s.credit -= 1;
             buffer.backlog = s.queue.len() as u32;
             let end = buffer.is_end();
-            let sent = match &self.transport {
-                Transport::Local {
-                    sender,
-                    gate,
-                    channel,
-                } => sender
-                    .send(InputMessage::Buffer {
-                        gate: *gate,
-                        channel: *channel,
-                        buffer,
-                    })
-                    .map_err(|_| "its consumer is gone".to_string()),
-                Transport::Remote { connection, id } => connection.send_data(*id, &mut buffer),
-            };
-            match sent {
+            match self.transport.push(buffer) {
                 Ok(()) => {
                     s.delivered += 1;
                     if end {
                         s.finished = true;
-                        if let Transport::Remote { connection, id } = &self.transport {
-                            connection.forget(*id);
-                        }
+                        self.transport.ended();
                     }
                 }
                 Err(reason) => {
@@ -239,14 +248,12 @@ mod tests {
         BufferPool,
     ) {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let sub = Subpartition::new(
-            Transport::Local {
-                sender: tx,
-                gate: 0,
-                channel: 3,
-            },
-            "test channel".into(),
-        );
+        let local = LocalChannel {
+            sender: tx,
+            gate: 0,
+            channel: 3,
+        };
+        let sub = Subpartition::new(Box::new(local), "test channel".into());
         let pool = BufferPool::new(&NetworkBufferPool::new(8), 8, 64, "test").unwrap();
         (sub, rx, pool)
     }

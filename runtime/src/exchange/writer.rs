@@ -37,7 +37,6 @@ pub struct PartitionWriter {
     flush_at: usize,
     /// Segment length beyond which a record spills into the next buffer.
     capacity: usize,
-    round_robin: usize,
     records_out: u64,
     cancel: Arc<AtomicBool>,
     scratch: Vec<u8>,
@@ -67,7 +66,6 @@ impl PartitionWriter {
             pool,
             flush_at: HEADER_LEN + buffer_size,
             capacity,
-            round_robin: 0,
             records_out: 0,
             cancel,
             scratch: Vec::new(),
@@ -85,18 +83,6 @@ impl PartitionWriter {
     /// Returns the number of records written so far.
     pub fn records_out(&self) -> u64 {
         self.records_out
-    }
-
-    /// Returns the next channel in round-robin order.
-    #[inline]
-    pub fn next_round_robin(&mut self) -> usize {
-        let c = self.round_robin;
-        self.round_robin = if c + 1 == self.channels.len() {
-            0
-        } else {
-            c + 1
-        };
-        c
     }
 
     #[inline]

@@ -94,7 +94,7 @@ pub async fn read_message<R: AsyncRead + Unpin, T: DeserializeOwned>(
             "checksum {computed:#010x}, but the frame says {crc:#010x}"
         )));
     }
-    let (message, used) = weir_state_backends::decode_from::<T>(&payload)
+    let (message, used) = weir_state_backends::codec::decode_message::<T>(&payload)
         .map_err(|e| corrupt(format!("cannot decode it: {e}")))?;
     if used != payload.len() {
         return Err(corrupt(format!(

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 /// First bytes of every hello and reply.
 pub const RPC_MAGIC: [u8; 4] = *b"WRPC";
 /// Version of the control protocol.
-pub const RPC_PROTOCOL_VERSION: u16 = 1;
+pub const RPC_PROTOCOL_VERSION: u16 = 2;
 /// Longest secret a hello may carry.
 const MAX_SECRET_BYTES: usize = 1024;
 /// Longest reason a reply may carry.
@@ -56,10 +56,7 @@ fn io(peer: &str) -> impl Fn(std::io::Error) -> RpcError + '_ {
     }
 }
 
-/// Compares two secrets in time that depends only on their lengths.
-pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::types::same_secret;
 
 /// Reads a big-endian u16.
 async fn read_u16<R: AsyncRead + Unpin>(

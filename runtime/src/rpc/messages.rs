@@ -1,9 +1,7 @@
 //! The messages of the control RPC, per connection role.
 //!
-//! - A **client** (the `weir` CLI, or a TaskManager fetching an artifact) sends
-//!   [`ClientRequest`]s and gets one [`ClientResponse`] each (an artifact upload is a
-//!   `PutArtifact`, the announced bytes in [`ClientRequest::ArtifactChunk`]s, then one
-//!   answer; a fetch is answered by chunks and an end).
+//! - A **client** (the `weir` CLI, or a TaskManager fetching an artifact) sends typed
+//!   requests (see [`super::request`]), each answered by its own reply type.
 //! - A **TaskManager** registers, heartbeats and reports its job workers
 //!   ([`TaskManagerRequest`]); the JobManager answers the registration and tells it which
 //!   workers to start and stop ([`TaskManagerCommand`]).
@@ -35,14 +33,13 @@ pub struct ArtifactDigest(String);
 
 impl ArtifactDigest {
     /// Checks and wraps a digest in hex.
-    pub fn parse(hex: &str) -> Result<Self, String> {
+    pub fn parse(hex: &str) -> Result<Self, ArtifactDigestError> {
         if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             Ok(Self(hex.to_string()))
         } else {
-            Err(format!(
-                "'{}' is not an artifact digest (64 lowercase hex digits)",
-                hex.chars().take(80).collect::<String>()
-            ))
+            Err(ArtifactDigestError::Malformed {
+                input: hex.chars().take(80).collect(),
+            })
         }
     }
 
@@ -79,9 +76,20 @@ impl ArtifactHasher {
     }
 }
 
+/// Why a string is not an [`ArtifactDigest`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArtifactDigestError {
+    /// The string is not 64 lowercase hex digits.
+    #[error("'{input}' is not an artifact digest (64 lowercase hex digits)")]
+    Malformed {
+        /// The string (its first 80 characters).
+        input: String,
+    },
+}
+
 impl TryFrom<String> for ArtifactDigest {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = ArtifactDigestError;
+    fn try_from(s: String) -> Result<Self, ArtifactDigestError> {
         Self::parse(&s)
     }
 }
@@ -120,12 +128,14 @@ pub struct JobSubmission {
     pub savepoint: Option<SavepointRestoreSettings>,
 }
 
-/// Where a job is in its life.
+/// Where a job is in its life: the states of its JobMaster's state machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobStatus {
-    /// Waiting for enough free slots.
-    WaitingForSlots,
-    /// Starting its workers and deploying its subtasks.
+    /// Accepted; not yet scheduled.
+    Created,
+    /// Waiting for enough free slots and for its workers (shown as `WAITING_FOR_SLOTS`).
+    Scheduling,
+    /// Deploying its subtasks.
     Deploying,
     /// Its subtasks run.
     Running,
@@ -151,7 +161,8 @@ impl JobStatus {
     /// The status in upper case, as tables and JSON show it.
     pub fn name(self) -> &'static str {
         match self {
-            JobStatus::WaitingForSlots => "WAITING_FOR_SLOTS",
+            JobStatus::Created => "CREATED",
+            JobStatus::Scheduling => "WAITING_FOR_SLOTS",
             JobStatus::Deploying => "DEPLOYING",
             JobStatus::Running => "RUNNING",
             JobStatus::Restarting => "RESTARTING",
@@ -202,81 +213,6 @@ pub struct CheckpointSummary {
     pub duration_ms: u64,
     /// The longest alignment of any task, in milliseconds.
     pub alignment_ms: u64,
-}
-
-/// Requests of a client connection.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum ClientRequest {
-    /// Announces an artifact upload; answered by [`ClientResponse::ArtifactStatus`].
-    PutArtifact {
-        /// Its content address.
-        digest: ArtifactDigest,
-        /// Its size in bytes.
-        size: u64,
-    },
-    /// The next piece of the announced artifact; the piece that completes it is answered
-    /// by [`ClientResponse::ArtifactStored`] (or an error), the others not at all.
-    ArtifactChunk(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// Asks for a stored artifact: answered by [`ClientResponse::ArtifactData`] pieces and
-    /// [`ClientResponse::ArtifactEnd`], or an error.
-    FetchArtifact(ArtifactDigest),
-    /// Submits a job whose artifact is stored; answered by [`ClientResponse::Submitted`].
-    Submit(Box<JobSubmission>),
-    /// Lists every job the JobManager knows.
-    ListJobs,
-    /// Describes one job.
-    JobInfo(JobId),
-    /// Cancels a job.
-    Cancel(JobId),
-    /// Takes a savepoint of a running job (and with `stop` stops it afterwards).
-    Savepoint {
-        /// The job.
-        job: JobId,
-        /// Where (a path or URL; `None`: the job's `state.savepoints.dir`).
-        dir: Option<String>,
-        /// Stop the job once the savepoint completed.
-        stop: bool,
-    },
-    /// Lists a job's completed checkpoints.
-    Checkpoints(JobId),
-    /// Waits up to `timeout_ms` for a job to end; answered by [`ClientResponse::Job`] in
-    /// any case.
-    WaitJob {
-        /// The job.
-        job: JobId,
-        /// The longest wait.
-        timeout_ms: u64,
-    },
-}
-
-/// Answers on a client connection.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum ClientResponse {
-    /// Whether the announced artifact is stored already (then send no pieces).
-    ArtifactStatus {
-        /// Stored already.
-        present: bool,
-    },
-    /// The artifact was stored and its digest checked.
-    ArtifactStored,
-    /// A piece of a fetched artifact.
-    ArtifactData(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// The fetched artifact is complete.
-    ArtifactEnd,
-    /// The job was accepted.
-    Submitted(JobId),
-    /// Every job.
-    Jobs(Vec<JobSummary>),
-    /// One job.
-    Job(JobSummary),
-    /// The cancellation was sent.
-    Cancelled,
-    /// The savepoint completed at this URL.
-    SavepointDone(String),
-    /// A job's completed checkpoints, oldest first.
-    Checkpoints(Vec<CheckpointSummary>),
-    /// The request failed.
-    Error(String),
 }
 
 /// What a TaskManager tells the JobManager.

@@ -17,12 +17,14 @@ pub mod frame;
 pub mod handshake;
 pub mod link;
 pub mod messages;
+pub mod request;
 
 use thiserror::Error;
 
 pub use frame::{read_message, write_message, MAX_MESSAGE_BYTES};
 pub use handshake::{accept, connect, PeerRole, RPC_MAGIC, RPC_PROTOCOL_VERSION};
 pub use link::{spawn_link, LinkReceiver, LinkSender};
+pub use request::{ClientRequest, RemoteError, Reply, Request};
 
 /// How long a connection attempt and its handshake may take.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -2,6 +2,11 @@
 //! layouts: [`Single`] (value, reducing and aggregating state), [`Listed`] (list state)
 //! and [`Mapped`] (map state). See the module documentation for the key layout.
 //!
+//! This file holds what every layout shares: the table itself, its encoding buffers
+//! and the reads, writes, scans, snapshots and restores of whole entries. Each layout's
+//! state operations live in a child module named after it; [`groups`] assembles
+//! snapshot key groups.
+//!
 //! Invariants:
 //! - An access encodes the key (and the value, on a write) into buffers the table
 //!   reuses and looks its column family up once, so the per-access path allocates only
@@ -12,6 +17,11 @@
 //!   straight from the stored bytes (a tuple's encoding is the concatenation of its
 //!   parts'); restores decode that format and write it in one batch per key group.
 
+mod groups;
+mod listed;
+mod mapped;
+mod single;
+
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -20,25 +30,23 @@ use rocksdb::{ColumnFamily, ReadOptions, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use self::groups::Groups;
 use super::instance::RocksDbInstance;
-use super::keys::{entry_prefix, key_group_of, prefix_end, PAST_ALL_KEYS};
-use crate::bounds::{Namespace, StateKey, StateValue};
+use super::keys::{entry_prefix, key_group_of, PAST_ALL_KEYS};
+use crate::bounds::{Namespace, StateKey};
 use crate::codec::{decode_from, encode_into};
 use crate::error::StateError;
 use crate::key_context::CurrentKey;
 use crate::key_group::KeyGroup;
-use crate::memory::UserMap;
-use crate::snapshot::{group_start, KeyGroupBytes};
-use crate::tables::{
-    decode_owned_group, ListTable, MapTable, SnapshotTable, StateResult, TableMeta, ValueTable,
-};
+use crate::snapshot::KeyGroupBytes;
+use crate::tables::{decode_owned_group, StateResult, TableMeta};
 
-/// Layout of value, reducing and aggregating state: one encoded value per entry.
-pub(crate) struct Single<V>(PhantomData<V>);
-/// Layout of list state: the concatenated encoded elements per entry.
-pub(crate) struct Listed<V>(PhantomData<V>);
-/// Layout of map state: one entry per user key.
-pub(crate) struct Mapped<UK, UV>(PhantomData<(UK, UV)>);
+pub(crate) use self::listed::Listed;
+pub(crate) use self::mapped::Mapped;
+pub(crate) use self::single::Single;
+
+/// Marks the key, namespace and layout types of a table, which holds no values of them.
+type Types<K, N, L> = PhantomData<fn() -> (K, N, L)>;
 
 /// One state in its column family.
 pub(crate) struct RocksTable<K, N, L> {
@@ -46,52 +54,7 @@ pub(crate) struct RocksTable<K, N, L> {
     db: Rc<RocksDbInstance>,
     key: RefCell<Vec<u8>>,
     value: RefCell<Vec<u8>>,
-    _types: PhantomData<fn() -> (K, N, L)>,
-}
-
-/// Assembles snapshot key groups from entries met in key order.
-#[derive(Default)]
-struct Groups {
-    out: Vec<KeyGroupBytes>,
-    group: Option<KeyGroup>,
-    count: u64,
-    body: Vec<u8>,
-}
-
-impl Groups {
-    /// The buffer of the next entry of `key_group`.
-    fn entry(&mut self, key_group: KeyGroup) -> &mut Vec<u8> {
-        if self.group != Some(key_group) {
-            self.flush();
-            self.group = Some(key_group);
-        }
-        self.count += 1;
-        &mut self.body
-    }
-
-    /// Adds an entry of `key_group`: `head`, then `count`, then `tail` (a list's or a
-    /// map's length precedes its elements).
-    fn counted(&mut self, key_group: KeyGroup, head: &[u8], count: u64, tail: &[u8]) {
-        let entry = self.entry(key_group);
-        entry.extend_from_slice(head);
-        encode_into(&count, entry).expect("a u64 always encodes");
-        entry.extend_from_slice(tail);
-    }
-
-    fn flush(&mut self) {
-        if let Some(key_group) = self.group.take() {
-            let mut bytes = group_start(self.count, self.body.len());
-            bytes.extend_from_slice(&self.body);
-            self.out.push(KeyGroupBytes { key_group, bytes });
-            self.count = 0;
-            self.body.clear();
-        }
-    }
-
-    fn finish(mut self) -> Vec<KeyGroupBytes> {
-        self.flush();
-        self.out
-    }
+    _types: Types<K, N, L>,
 }
 
 impl<K: StateKey, N: Namespace, L> RocksTable<K, N, L> {
@@ -327,371 +290,6 @@ impl<K: StateKey, N: Namespace, L> RocksTable<K, N, L> {
                 count += 1;
                 Ok(())
             })
-        })?;
-        Ok(count)
-    }
-}
-
-impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for RocksTable<K, N, Single<V>> {
-    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(Option<&V>)) -> StateResult<()> {
-        let value: Option<V> = self.with_entry(cur, ns, |db, cf, key| {
-            self.get_decoded(db, cf, key, "value")
-        })?;
-        f(value.as_ref());
-        Ok(())
-    }
-
-    fn modify(
-        &mut self,
-        cur: &CurrentKey<K>,
-        ns: &N,
-        f: &mut dyn FnMut(&mut Option<V>),
-    ) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            let mut slot = self.get_decoded(db, cf, key, "value")?;
-            let existed = slot.is_some();
-            f(&mut slot);
-            match &slot {
-                Some(v) => self.put_encoded(db, cf, key, v),
-                None if existed => self.delete(db, cf, key),
-                None => Ok(()),
-            }
-        })
-    }
-
-    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, key| self.put_encoded(db, cf, key, &value))
-    }
-
-    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Option<V>> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            self.take_with(db, cf, key, |b| self.decode(b, "value").map(|(v, _)| v))
-        })
-    }
-
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
-        self.delete_entry(cur, ns)
-    }
-}
-
-impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Single<V>> {
-    fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
-        // (key, namespace, value): the stored key and value as they are.
-        self.snapshot_entries(|stored, groups, key_group, head| {
-            let entry = groups.entry(key_group);
-            entry.extend_from_slice(head);
-            entry.extend_from_slice(stored);
-            Ok(())
-        })
-    }
-
-    fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {
-        self.restore_with(key_group, bytes, |batch, cf, v: V, key, value| {
-            value.clear();
-            self.encode(&v, value, "value")?;
-            batch.put_cf(cf, key, value);
-            Ok(())
-        })
-    }
-
-    fn clear_all(&mut self) -> StateResult<()> {
-        self.clear_everything()
-    }
-
-    fn entry_count(&self) -> StateResult<usize> {
-        self.stored_entries()
-    }
-}
-
-impl<K: StateKey, N: Namespace, V: StateValue> RocksTable<K, N, Listed<V>> {
-    /// Calls `f` for each of the concatenated elements in `bytes`.
-    fn each_element(&self, mut bytes: &[u8], mut f: impl FnMut(V)) -> StateResult<()> {
-        while !bytes.is_empty() {
-            let (v, used): (V, usize) = self.decode(bytes, "list element")?;
-            f(v);
-            bytes = &bytes[used..];
-        }
-        Ok(())
-    }
-
-    /// Decodes concatenated elements.
-    fn elements(&self, bytes: &[u8]) -> StateResult<Vec<V>> {
-        let mut out = Vec::new();
-        self.each_element(bytes, |v| out.push(v))?;
-        Ok(out)
-    }
-
-    /// Appends the encoded `values` to the list under `key`; returns whether any.
-    fn append(
-        &self,
-        db: &DB,
-        cf: &ColumnFamily,
-        key: &[u8],
-        values: &mut dyn Iterator<Item = V>,
-    ) -> StateResult<bool> {
-        let mut buf = self.value.borrow_mut();
-        buf.clear();
-        self.encode_all(values, &mut buf, "list element")?;
-        if buf.is_empty() {
-            return Ok(false);
-        }
-        db.merge_cf_opt(cf, key, &buf[..], &self.db.write)
-            .map_err(|e| self.failed("appending to", e))?;
-        Ok(true)
-    }
-}
-
-impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for RocksTable<K, N, Listed<V>> {
-    fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&[V])) -> StateResult<()> {
-        let list = self.with_entry(cur, ns, |db, cf, key| {
-            self.get(db, cf, key, |b| {
-                b.map_or(Ok(Vec::new()), |b| self.elements(b))
-            })
-        })?;
-        f(&list);
-        Ok(())
-    }
-
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<bool> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            let started = self.get(db, cf, key, |bytes| Ok(bytes.is_none()))?;
-            self.append(db, cf, key, &mut std::iter::once(value))?;
-            Ok(started)
-        })
-    }
-
-    fn add_all(
-        &mut self,
-        cur: &CurrentKey<K>,
-        ns: &N,
-        values: &mut dyn Iterator<Item = V>,
-    ) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            self.append(db, cf, key, values).map(drop)
-        })
-    }
-
-    fn update(&mut self, cur: &CurrentKey<K>, ns: &N, values: Vec<V>) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            let mut buf = self.value.borrow_mut();
-            buf.clear();
-            self.encode_all(&values, &mut buf, "list element")?;
-            if buf.is_empty() {
-                self.delete(db, cf, key)
-            } else {
-                self.put(db, cf, key, &buf)
-            }
-        })
-    }
-
-    fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Vec<V>> {
-        let list = self.with_entry(cur, ns, |db, cf, key| {
-            self.take_with(db, cf, key, |b| self.elements(b))
-        })?;
-        Ok(list.unwrap_or_default())
-    }
-
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
-        self.delete_entry(cur, ns)
-    }
-}
-
-impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Listed<V>> {
-    fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
-        // (key, namespace, Vec<V>): the list's length, then its elements as stored.
-        self.snapshot_entries(|stored, groups, key_group, head| {
-            let mut len = 0u64;
-            self.each_element(stored, |_| len += 1)?;
-            groups.counted(key_group, head, len, stored);
-            Ok(())
-        })
-    }
-
-    fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {
-        self.restore_with(key_group, bytes, |batch, cf, list: Vec<V>, key, value| {
-            value.clear();
-            self.encode_all(&list, value, "list element")?;
-            if !value.is_empty() {
-                batch.put_cf(cf, key, value);
-            }
-            Ok(())
-        })
-    }
-
-    fn clear_all(&mut self) -> StateResult<()> {
-        self.clear_everything()
-    }
-
-    fn entry_count(&self) -> StateResult<usize> {
-        self.stored_entries()
-    }
-}
-
-impl<K, N, UK, UV> RocksTable<K, N, Mapped<UK, UV>>
-where
-    K: StateKey,
-    N: Namespace,
-    UK: StateKey,
-    UV: StateValue,
-{
-    /// Runs `f` with the key of user key `uk` of the current key and `ns`.
-    fn with_user_key<R>(
-        &self,
-        cur: &CurrentKey<K>,
-        ns: &N,
-        uk: &UK,
-        f: impl FnOnce(&DB, &ColumnFamily, &[u8]) -> StateResult<R>,
-    ) -> StateResult<R> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            self.encode(uk, key, "user key")?;
-            f(db, cf, key)
-        })
-    }
-
-    /// Calls `f(user key, value)` with the stored bytes of every user entry of the
-    /// current key and `ns`.
-    fn scan_map(
-        &self,
-        cur: &CurrentKey<K>,
-        ns: &N,
-        mut f: impl FnMut(&[u8], &[u8]) -> StateResult<()>,
-    ) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, prefix| {
-            let len = prefix.len();
-            self.scan(db, cf, prefix, prefix_end(prefix), |key, value| {
-                f(&key[len..], value)
-            })
-        })
-    }
-}
-
-impl<K, N, UK, UV> MapTable<K, N, UK, UV> for RocksTable<K, N, Mapped<UK, UV>>
-where
-    K: StateKey,
-    N: Namespace,
-    UK: StateKey,
-    UV: StateValue,
-{
-    fn get(&self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<Option<UV>> {
-        self.with_user_key(cur, ns, uk, |db, cf, key| {
-            self.get_decoded(db, cf, key, "map value")
-        })
-    }
-
-    fn contains(&self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<bool> {
-        self.with_user_key(cur, ns, uk, |db, cf, key| {
-            RocksTable::get(self, db, cf, key, |bytes| Ok(bytes.is_some()))
-        })
-    }
-
-    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, uk: UK, value: UV) -> StateResult<()> {
-        self.with_user_key(cur, ns, &uk, |db, cf, key| {
-            self.put_encoded(db, cf, key, &value)
-        })
-    }
-
-    fn remove(&mut self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<()> {
-        self.with_user_key(cur, ns, uk, |db, cf, key| self.delete(db, cf, key))
-    }
-
-    fn for_each(
-        &self,
-        cur: &CurrentKey<K>,
-        ns: &N,
-        f: &mut dyn FnMut(&UK, &UV),
-    ) -> StateResult<()> {
-        self.scan_map(cur, ns, |uk, value| {
-            let (uk, _): (UK, usize) = self.decode(uk, "user key")?;
-            let (value, _): (UV, usize) = self.decode(value, "map value")?;
-            f(&uk, &value);
-            Ok(())
-        })
-    }
-
-    fn len(&self, cur: &CurrentKey<K>, ns: &N) -> StateResult<usize> {
-        let mut len = 0;
-        self.scan_map(cur, ns, |_, _| {
-            len += 1;
-            Ok(())
-        })?;
-        Ok(len)
-    }
-
-    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, prefix| {
-            // Never `None`: the prefix starts with a key group, below 0x8000.
-            let end = prefix_end(prefix).expect("a key group's first byte is below 0x80");
-            db.delete_range_cf_opt(cf, &prefix[..], &end[..], &self.db.write)
-                .map_err(|e| self.failed("deleting from", e))
-        })
-    }
-}
-
-impl<K, N, UK, UV> SnapshotTable for RocksTable<K, N, Mapped<UK, UV>>
-where
-    K: StateKey,
-    N: Namespace,
-    UK: StateKey,
-    UV: StateValue,
-{
-    fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
-        // (key, namespace, map): the map's length, then its (user key, value) pairs;
-        // the pairs of one (key, namespace) are consecutive.
-        let mut groups = Groups::default();
-        // The (key group, prefix, pair count, pairs) of the map being read.
-        let mut map: Option<(KeyGroup, Vec<u8>, u64, Vec<u8>)> = None;
-        self.scan_all(|key_group, prefix_len, key, value| {
-            let prefix = &key[..prefix_len];
-            if map.as_ref().is_none_or(|(_, p, _, _)| p != prefix) {
-                if let Some((g, p, count, pairs)) = map.take() {
-                    groups.counted(g, &p[2..], count, &pairs);
-                }
-                map = Some((key_group, prefix.to_vec(), 0, Vec::new()));
-            }
-            let (_, _, count, pairs) = map.as_mut().expect("set above");
-            pairs.extend_from_slice(&key[prefix_len..]);
-            pairs.extend_from_slice(value);
-            *count += 1;
-            Ok(())
-        })?;
-        if let Some((g, p, count, pairs)) = map {
-            groups.counted(g, &p[2..], count, &pairs);
-        }
-        Ok(groups.finish())
-    }
-
-    fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {
-        self.restore_with(
-            key_group,
-            bytes,
-            |batch, cf, map: UserMap<UK, UV>, key, value| {
-                let prefix_len = key.len();
-                for (uk, uv) in &map {
-                    key.truncate(prefix_len);
-                    self.encode(uk, key, "user key")?;
-                    value.clear();
-                    self.encode(uv, value, "map value")?;
-                    batch.put_cf(cf, &key[..], &value[..]);
-                }
-                Ok(())
-            },
-        )
-    }
-
-    fn clear_all(&mut self) -> StateResult<()> {
-        self.clear_everything()
-    }
-
-    fn entry_count(&self) -> StateResult<usize> {
-        let mut count = 0;
-        let mut last: Vec<u8> = Vec::new();
-        self.scan_all(|_, prefix_len, key, _| {
-            if last.as_slice() != &key[..prefix_len] {
-                count += 1;
-                last.clear();
-                last.extend_from_slice(&key[..prefix_len]);
-            }
-            Ok(())
         })?;
         Ok(count)
     }

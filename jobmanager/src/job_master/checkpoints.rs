@@ -1,0 +1,137 @@
+//! A JobMaster's side of its checkpoints and savepoints: it feeds the coordinator the
+//! events that concern it and carries out what the coordinator decides.
+//!
+//! Invariant: the coordinator's actions are performed in the order it returned them, by
+//! the JobMaster alone, so no other job waits on this job's checkpoint storage.
+
+use super::event::refused;
+use super::JobMaster;
+use crate::{CheckpointCoordinator, CoordinatorAction, JobManagerError, SavepointError};
+use crate::{SavepointHandle, SavepointRequest};
+use std::time::Instant;
+use tracing::{info, warn};
+use weir_runtime::control::JobManagerMessage;
+use weir_runtime::rpc::messages::JobStatus;
+use weir_runtime::{FailureCause, FailureKind};
+
+impl JobMaster {
+    /// Runs `f` on the coordinator (if the job checkpoints), carries out its storage
+    /// actions on the job's checkpoint storage, then the rest.
+    pub(super) fn with_coordinator(
+        &mut self,
+        f: impl FnOnce(&mut CheckpointCoordinator) -> Vec<CoordinatorAction>,
+    ) {
+        if let Some((c, storage)) = self.checkpoints.as_mut() {
+            let actions = f(c);
+            let rest = crate::checkpoint_io::perform(c, storage, Instant::now(), actions);
+            self.perform(rest);
+        }
+    }
+
+    /// Triggers a checkpoint when one is due and every subtask runs.
+    pub(super) fn on_tick(&mut self) {
+        if self.status == JobStatus::Running && self.execution.can_checkpoint() {
+            self.with_coordinator(|c| c.tick(Instant::now(), weir_runtime::now_ms()));
+        }
+    }
+
+    /// Carries out the coordinator's `actions` other than storage work.
+    fn perform(&mut self, actions: Vec<CoordinatorAction>) {
+        for a in actions {
+            match a {
+                CoordinatorAction::Trigger {
+                    checkpoint,
+                    timestamp_ms,
+                    options,
+                } => self.broadcast(JobManagerMessage::TriggerCheckpoint {
+                    job: self.id,
+                    checkpoint,
+                    timestamp_ms,
+                    options,
+                }),
+                CoordinatorAction::NotifyComplete { checkpoint } => {
+                    self.broadcast(JobManagerMessage::NotifyCheckpointComplete {
+                        job: self.id,
+                        checkpoint,
+                    })
+                }
+                CoordinatorAction::NotifyAborted { checkpoint } => {
+                    self.broadcast(JobManagerMessage::NotifyCheckpointAborted {
+                        job: self.id,
+                        checkpoint,
+                    })
+                }
+                CoordinatorAction::SavepointDone { request, result } => {
+                    if let Some(tx) = self.savepoints.remove(&request) {
+                        let _ = tx.send(result);
+                    }
+                }
+                CoordinatorAction::Store { .. }
+                | CoordinatorAction::Discard { .. }
+                | CoordinatorAction::DeleteShared { .. }
+                | CoordinatorAction::Retain
+                | CoordinatorAction::DiscardIncomplete => {
+                    unreachable!("storage actions are performed by checkpoint_io")
+                }
+                CoordinatorAction::FailJob { reason } => {
+                    if matches!(self.status, JobStatus::Deploying | JobStatus::Running) {
+                        warn!(job_id = %self.id, %reason, "failing job");
+                        self.execution
+                            .fail(FailureCause::job(FailureKind::Checkpoint, reason));
+                        self.broadcast(JobManagerMessage::CancelJob {
+                            job: self.id,
+                            attempt: self.attempt,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a savepoint into `target` (`None`: `state.savepoints.dir`), and with `stop`
+    /// stops the job once it completes.
+    pub(super) fn on_savepoint(
+        &mut self,
+        target: Option<String>,
+        stop: bool,
+    ) -> Result<SavepointHandle, JobManagerError> {
+        let id = self.id;
+        if self.status.is_terminal() {
+            return Err(JobManagerError::Ended {
+                job: id,
+                status: self.status.name(),
+            });
+        }
+        let Some((c, _)) = self.checkpoints.as_mut() else {
+            return Err(refused(id, SavepointError::NoCheckpointStorage));
+        };
+        let target = target
+            .or_else(|| c.savepoint_dir().map(str::to_string))
+            .ok_or_else(|| refused(id, SavepointError::NoDirectory))?;
+        let target = weir_runtime::checkpoint::location_url(&target)?;
+        let request = c
+            .request_savepoint(SavepointRequest { target, stop })
+            .map_err(|e| refused(id, e))?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.savepoints.insert(request, tx);
+        Ok(SavepointHandle {
+            job: id,
+            request,
+            rx,
+        })
+    }
+
+    /// Withdraws savepoint request `request` if it was not triggered yet; returns whether
+    /// it was.
+    pub(super) fn on_withdraw(&mut self, request: u64) -> bool {
+        let withdrawn = self
+            .checkpoints
+            .as_mut()
+            .is_some_and(|(c, _)| c.withdraw(request));
+        if withdrawn {
+            self.savepoints.remove(&request);
+            info!(job_id = %self.id, request, "savepoint request withdrawn");
+        }
+        withdrawn
+    }
+}

@@ -1,0 +1,382 @@
+//! The input side of a task: every channel of its input gates, read in the order of the
+//! task's queue.
+//!
+//! A buffer taken from the queue is accounted (its credit, see [`GateCredits`]), then read
+//! frame by frame into the chain: records, watermarks and idleness through the valve
+//! ([`Watermarks`]), barriers through the aligner, ends of partition through both. A frame
+//! that continues in the channel's next buffer waits in the channel's [`PartialFrame`].
+//!
+//! Invariants: the frames of one channel reach the chain in the order they were sent; a
+//! channel blocked for alignment is not read, and the aligner holds its buffers back,
+//! unrecycled, until it is released; a buffer's credit goes back only once every frame of
+//! it was read; a channel that ends inside a frame is an error.
+
+use super::mailbox::Commands;
+use super::watermarks::Watermarks;
+use crate::checkpoint::{AlignAction, BarrierAligner};
+use crate::config::JobConfig;
+use crate::control::TaskDeployment;
+use crate::element::{BarrierOptions, Element, ElementReader};
+use crate::error::TaskError;
+use crate::exchange::{Buffer, CreditSink, GateCredits, FLAG_CONTINUES};
+use crate::invokable::TaskInvokable;
+use crate::reassembly::PartialFrame;
+use crate::types::CheckpointId;
+
+/// The consumer-side state of all input channels of one task.
+pub(super) struct Inputs {
+    /// First flat channel index of each gate.
+    offsets: Vec<usize>,
+    /// Logical input of each gate.
+    inputs: Vec<u8>,
+    /// Credits of every gate, and where they go.
+    credits: GateCredits,
+    /// Per flat channel: the start of a frame that continues in the next buffer.
+    pending: Vec<PartialFrame>,
+    /// Per flat channel: whether its end of partition was read.
+    ended: Vec<bool>,
+    watermarks: Watermarks,
+    /// Barriers per flat channel, and the buffers held back while a channel is blocked.
+    aligner: BarrierAligner,
+}
+
+/// Where reading whole frames stopped.
+enum Stop {
+    /// At the end of the bytes.
+    End,
+    /// After a barrier frame, `after` bytes in.
+    Barrier {
+        after: usize,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+    },
+    /// After the end-of-partition frame, `after` bytes in.
+    EndOfPartition { after: usize },
+}
+
+impl Inputs {
+    pub(super) fn new(deployment: &TaskDeployment, config: &JobConfig) -> Self {
+        let mut offsets = Vec::with_capacity(deployment.gates.len());
+        let mut total = 0usize;
+        for g in &deployment.gates {
+            offsets.push(total);
+            total += g.channels as usize;
+        }
+        let channels: Vec<usize> = deployment
+            .gates
+            .iter()
+            .map(|g| g.channels as usize)
+            .collect();
+        Self {
+            offsets,
+            inputs: deployment.gates.iter().map(|g| g.input).collect(),
+            credits: GateCredits::new(
+                &channels,
+                config.buffers_per_channel as u32,
+                config.floating_buffers_per_gate as u32,
+            ),
+            pending: (0..total).map(|_| PartialFrame::default()).collect(),
+            ended: vec![false; total],
+            watermarks: Watermarks::new(total),
+            aligner: BarrierAligner::new(total),
+        }
+    }
+
+    /// Returns the number of input channels, over all gates.
+    pub(super) fn total(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Returns the number of buffers all inputs may hold at most.
+    pub(super) fn capacity(&self) -> usize {
+        self.credits.capacity()
+    }
+
+    /// Returns whether every channel ended (as far as event time is concerned).
+    pub(super) fn all_ended(&self) -> bool {
+        self.watermarks.all_ended()
+    }
+
+    /// Starts a pass of the task loop that finds `queued` messages in the queue (see
+    /// [`GateCredits::on_pass`]).
+    pub(super) fn on_pass(&mut self, queued: usize) {
+        self.credits.on_pass(queued);
+    }
+
+    fn check(&self, gate: u16, channel: u32) -> Result<(usize, usize), TaskError> {
+        let g = gate as usize;
+        if self.credits.has_channel(g, channel as usize) {
+            Ok((g, channel as usize))
+        } else {
+            Err(input_failed(format!(
+                "message for unknown gate {g} channel {channel}"
+            )))
+        }
+    }
+
+    fn unflat(&self, flat: usize) -> (usize, usize) {
+        let g = self.offsets.partition_point(|&o| o <= flat) - 1;
+        (g, flat - self.offsets[g])
+    }
+
+    /// A channel's producer connected: its credits go to `sink`.
+    pub(super) fn opened(
+        &mut self,
+        gate: u16,
+        channel: u32,
+        sink: Box<dyn CreditSink>,
+    ) -> Result<(), TaskError> {
+        let (g, ch) = self.check(gate, channel)?;
+        self.credits.opened(g, ch, sink);
+        Ok(())
+    }
+
+    /// Takes one buffer from the queue: accounts its credit, then reads it, or holds it
+    /// back if its channel is blocked for alignment. Returns the records read.
+    pub(super) fn take(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        gate: u16,
+        channel: u32,
+        buffer: Buffer,
+        commands: &mut Commands<'_>,
+    ) -> Result<u64, TaskError> {
+        let (g, ch) = self.check(gate, channel)?;
+        self.credits
+            .received(g, ch, buffer.backlog)
+            .map_err(|e| input_failed(format!("gate {g}: {e}")))?;
+        let flat = self.offsets[g] + ch;
+        if self.aligner.holds_back(flat) {
+            self.aligner.hold(flat, buffer);
+            return Ok(0);
+        }
+        let mut records = self.read(inv, flat, buffer, None, commands)?;
+        records += self.drain_released(inv, commands)?;
+        Ok(records)
+    }
+
+    /// Reads the held buffers of channels that are no longer blocked.
+    fn drain_released(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        commands: &mut Commands<'_>,
+    ) -> Result<u64, TaskError> {
+        let mut records = 0;
+        while let Some((flat, h)) = self.aligner.next_released() {
+            records += self.read(inv, flat, h.buffer, h.resume, commands)?;
+        }
+        Ok(records)
+    }
+
+    /// Reads a buffer of channel `flat` from `resume` (or from its start) until its end
+    /// or until a barrier blocks the channel (the rest is held back). Returns the records
+    /// read.
+    fn read(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        flat: usize,
+        buffer: Buffer,
+        resume: Option<(usize, usize)>,
+        commands: &mut Commands<'_>,
+    ) -> Result<u64, TaskError> {
+        let (g, ch) = self.unflat(flat);
+        let mut records = 0;
+        let (mut pos, whole_end) = match resume {
+            Some(r) => r,
+            None => {
+                let (r, from, blocked) =
+                    self.complete_pending(inv, flat, buffer.payload(), commands)?;
+                records += r;
+                let whole_end = whole_end(&buffer, from);
+                if blocked {
+                    self.aligner.hold_rest(flat, buffer, (from, whole_end));
+                    return Ok(records);
+                }
+                (from, whole_end)
+            }
+        };
+        let data = buffer.payload();
+        while pos < whole_end {
+            let (r, stop) = self.elements(inv, g, ch, &data[pos..whole_end])?;
+            records += r;
+            let after = match stop {
+                Stop::End => whole_end - pos,
+                Stop::Barrier { after, .. } | Stop::EndOfPartition { after } => after,
+            };
+            pos += after;
+            if self.on_stop(inv, flat, stop, commands)? {
+                self.aligner.hold_rest(flat, buffer, (pos, whole_end));
+                return Ok(records);
+            }
+        }
+        if buffer.flags & FLAG_CONTINUES != 0 {
+            self.pending[flat].extend(&data[whole_end..]);
+        }
+        drop(buffer);
+        self.recycle(flat)?;
+        Ok(records)
+    }
+
+    /// Completes the frame of channel `flat` that began in its earlier buffers with the
+    /// start of `data`, and reads it into the chain if it is whole. Returns the records
+    /// read, the bytes of `data` taken, and whether the frame (a barrier) blocked the
+    /// channel.
+    fn complete_pending(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        flat: usize,
+        data: &[u8],
+        commands: &mut Commands<'_>,
+    ) -> Result<(u64, usize, bool), TaskError> {
+        if self.pending[flat].is_empty() {
+            return Ok((0, 0, false));
+        }
+        let (g, ch) = self.unflat(flat);
+        let mut pending = std::mem::take(&mut self.pending[flat]);
+        let from = pending
+            .complete(data)
+            .map_err(|e| input_failed(format!("gate {g} channel {ch}: {e}")))?;
+        let mut records = 0;
+        let stop = if pending.is_whole() {
+            let (r, stop) = self.elements(inv, g, ch, pending.bytes())?;
+            records += r;
+            pending.clear();
+            Some(stop)
+        } else {
+            None
+        };
+        self.pending[flat] = pending;
+        let blocked = match stop {
+            Some(stop) => self.on_stop(inv, flat, stop, commands)?,
+            None => false,
+        };
+        Ok((records, from, blocked))
+    }
+
+    /// The task is done with a buffer of channel `flat`: its credit goes back, and so do
+    /// the channel's floating credits if the buffer ended the channel.
+    fn recycle(&mut self, flat: usize) -> Result<(), TaskError> {
+        let (g, ch) = self.unflat(flat);
+        if self.ended[flat] && !self.pending[flat].is_empty() {
+            return Err(input_failed(format!(
+                "gate {g} channel {ch} ended inside a record"
+            )));
+        }
+        self.credits.recycled(g, ch, self.ended[flat]);
+        Ok(())
+    }
+
+    /// Acts on a barrier or an end of partition; returns whether the channel is now
+    /// blocked.
+    fn on_stop(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        flat: usize,
+        stop: Stop,
+        commands: &mut Commands<'_>,
+    ) -> Result<bool, TaskError> {
+        let action = match stop {
+            Stop::End => return Ok(false),
+            Stop::Barrier {
+                checkpoint,
+                options,
+                ..
+            } => {
+                let out = self.aligner.barrier(flat, checkpoint, options);
+                if let Some(aborted) = out.aborted {
+                    commands.decline(
+                        aborted,
+                        &format!(
+                            "barrier {checkpoint} arrived before the alignment of {aborted} ended"
+                        ),
+                    );
+                }
+                out.action
+            }
+            Stop::EndOfPartition { .. } if commands.is_stopping() => {
+                // An upstream task that stopped with the savepoint: not an end of input.
+                self.ended[flat] = true;
+                return Ok(false);
+            }
+            Stop::EndOfPartition { .. } => {
+                self.ended[flat] = true;
+                self.watermarks.end(inv, flat)?;
+                self.aligner.end(flat)
+            }
+        };
+        match action {
+            AlignAction::Continue => Ok(false),
+            AlignAction::Block => Ok(true),
+            AlignAction::Snapshot {
+                checkpoint,
+                options,
+                alignment,
+            } => {
+                commands.snapshot(inv, checkpoint, options, alignment)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Feeds whole frames of one channel to the chain until the bytes end, a barrier, or
+    /// the end of partition; returns the records read and where it stopped.
+    fn elements(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        g: usize,
+        ch: usize,
+        bytes: &[u8],
+    ) -> Result<(u64, Stop), TaskError> {
+        let flat = self.offsets[g] + ch;
+        let mut reader = ElementReader::new(bytes);
+        loop {
+            inv.process_records(self.inputs[g], &mut reader)?;
+            let stop = match reader.next_element() {
+                None => Stop::End,
+                Some(Err(e)) => {
+                    return Err(input_failed(format!(
+                        "corrupt buffer on gate {g} channel {ch}: {e}"
+                    )))
+                }
+                Some(Ok(Element::Watermark(wm))) => {
+                    self.watermarks.watermark(inv, flat, wm)?;
+                    continue;
+                }
+                Some(Ok(Element::Idle(idle))) => {
+                    self.watermarks.idle(inv, flat, idle)?;
+                    continue;
+                }
+                Some(Ok(Element::EndOfPartition)) => Stop::EndOfPartition {
+                    after: reader.position(),
+                },
+                Some(Ok(Element::Barrier(checkpoint, options))) => Stop::Barrier {
+                    after: reader.position(),
+                    checkpoint,
+                    options,
+                },
+                Some(Ok(Element::Record { .. })) => {
+                    return Err(TaskError::Configuration(
+                        "operator chain left records unconsumed".into(),
+                    ))
+                }
+            };
+            return Ok((reader.records_read(), stop));
+        }
+    }
+}
+
+/// Returns the end of the whole frames of `buffer`, reading from `from`: a buffer whose
+/// last frame continues in the next buffer says where that frame starts.
+fn whole_end(buffer: &Buffer, from: usize) -> usize {
+    let len = buffer.payload().len();
+    if buffer.flags & FLAG_CONTINUES != 0 {
+        (buffer.complete as usize).clamp(from, len)
+    } else {
+        len
+    }
+}
+
+/// A failure of the task's input side: its channels, and so a broken channel.
+pub(super) fn input_failed(message: String) -> TaskError {
+    TaskError::Exchange(crate::error::ExchangeError::InputFailed(message))
+}

@@ -1,0 +1,244 @@
+//! A task's mailbox: the commands of its TaskManager (checkpoint triggers, completions and
+//! aborts) and the hand-over of snapshots to its checkpoint uploader.
+//!
+//! Stop-with-savepoint: once a task snapshotted a savepoint whose barrier says `stop`, it
+//! processes nothing more (sources stop polling, timers stop firing, an upstream's end is
+//! not an end of input) until the savepoint completes, when the task commits and ends
+//! without ending its input (no final watermark, no flush of open windows: their state is
+//! in the savepoint), or is aborted, when the task resumes.
+//!
+//! Invariant: a stop barrier whose savepoint was already aborted stops nothing, and a task
+//! that is stopping declines every new trigger.
+
+use super::TaskCommand;
+use crate::checkpoint::Uploader;
+use crate::element::BarrierOptions;
+use crate::error::TaskError;
+use crate::invokable::TaskInvokable;
+use crate::types::CheckpointId;
+use crossbeam_channel::Receiver;
+use std::time::Duration;
+use tracing::{debug, info};
+
+/// A task's commands from its TaskManager and its checkpoint uploader.
+pub(super) struct Commands<'a> {
+    rx: &'a Receiver<TaskCommand>,
+    uploader: Option<&'a Uploader>,
+    /// The stop-with-savepoint this task snapshotted and waits for.
+    stopping: Option<CheckpointId>,
+    /// The newest checkpoint aborted so far (a barrier can arrive after its abort).
+    aborted: Option<CheckpointId>,
+}
+
+/// What the task loop does after taking its commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// Go on.
+    Run,
+    /// The stop-with-savepoint completed: end the task now.
+    Stop,
+}
+
+impl<'a> Commands<'a> {
+    /// Takes commands from `rx` and hands snapshots to `uploader` (none: the job does not
+    /// checkpoint).
+    pub(super) fn new(rx: &'a Receiver<TaskCommand>, uploader: Option<&'a Uploader>) -> Self {
+        Self {
+            rx,
+            uploader,
+            stopping: None,
+            aborted: None,
+        }
+    }
+}
+
+impl Commands<'_> {
+    /// Returns whether the task snapshotted a stop-with-savepoint and waits for its end.
+    pub(super) fn is_stopping(&self) -> bool {
+        self.stopping.is_some()
+    }
+
+    /// Takes the pending commands, waiting up to `wait` for the first: sources snapshot on
+    /// a trigger (`is_source`).
+    pub(super) fn poll(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        is_source: bool,
+        wait: Duration,
+    ) -> Result<Flow, TaskError> {
+        let mut next = if wait.is_zero() {
+            self.rx.try_recv().ok()
+        } else {
+            self.rx.recv_timeout(wait).ok()
+        };
+        while let Some(cmd) = next {
+            match cmd {
+                TaskCommand::TriggerCheckpoint { checkpoint, .. } if self.stopping.is_some() => {
+                    self.decline(checkpoint, "the task is stopping with a savepoint")
+                }
+                TaskCommand::TriggerCheckpoint {
+                    checkpoint,
+                    options,
+                } if is_source => self.snapshot(inv, checkpoint, options, Duration::ZERO)?,
+                TaskCommand::TriggerCheckpoint { .. } => {}
+                TaskCommand::CheckpointComplete(checkpoint) => {
+                    inv.checkpoint_complete(checkpoint)?;
+                    if self.stopping == Some(checkpoint) {
+                        info!(checkpoint, "stopped with a savepoint");
+                        return Ok(Flow::Stop);
+                    }
+                }
+                TaskCommand::CheckpointAborted(checkpoint) => {
+                    self.aborted = self.aborted.max(Some(checkpoint));
+                    if self.stopping == Some(checkpoint) {
+                        info!(checkpoint, "stop-with-savepoint aborted; resuming");
+                        self.stopping = None;
+                    }
+                }
+            }
+            next = self.rx.try_recv().ok();
+        }
+        Ok(Flow::Run)
+    }
+
+    /// Snapshots the chain and emits the barrier (synchronous part), then hands the state
+    /// to the uploader (asynchronous part).
+    pub(super) fn snapshot(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+        alignment: Duration,
+    ) -> Result<(), TaskError> {
+        let mut state = Vec::new();
+        inv.checkpoint(checkpoint, options, &mut state)?;
+        // A stop barrier whose savepoint was already aborted stops nothing.
+        if options.stop && self.aborted.is_none_or(|a| a < checkpoint) {
+            self.stopping = Some(checkpoint);
+        }
+        match self.uploader {
+            Some(u) => u.submit(checkpoint, state, alignment),
+            None => debug!(
+                checkpoint,
+                "barrier of a job without checkpointing forwarded"
+            ),
+        }
+        Ok(())
+    }
+
+    /// Declines `checkpoint` to the JobManager (through the uploader) for `reason`.
+    pub(super) fn decline(&self, checkpoint: CheckpointId, reason: &str) {
+        if let Some(u) = self.uploader {
+            u.decline(checkpoint, reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::ElementReader;
+
+    /// A chain that records the checkpoints it snapshotted and saw complete.
+    #[derive(Default)]
+    struct Recorder {
+        snapshots: Vec<CheckpointId>,
+        completed: Vec<CheckpointId>,
+    }
+
+    impl TaskInvokable for Recorder {
+        fn process_records(&mut self, _: u8, _: &mut ElementReader<'_>) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn process_watermark(&mut self, _: crate::Timestamp) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn process_idle(&mut self, _: bool) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn process_processing_time(&mut self, _: crate::Timestamp) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn next_processing_time(&self) -> Option<crate::Timestamp> {
+            None
+        }
+        fn flush(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn end_input(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn checkpoint(
+            &mut self,
+            checkpoint: CheckpointId,
+            _: BarrierOptions,
+            _: &mut Vec<crate::checkpoint::OperatorSnapshot>,
+        ) -> Result<(), TaskError> {
+            self.snapshots.push(checkpoint);
+            Ok(())
+        }
+        fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+            self.completed.push(checkpoint);
+            Ok(())
+        }
+        fn operator_name(&self, _: usize) -> Option<String> {
+            None
+        }
+    }
+
+    const STOP: BarrierOptions = BarrierOptions {
+        savepoint: true,
+        aligned: true,
+        stop: true,
+    };
+
+    #[test]
+    fn a_stop_barrier_arriving_after_its_abort_does_not_stop_the_task_and_a_completed_stop_ends_it()
+    {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut commands = Commands::new(&rx, None);
+        let mut chain = Recorder::default();
+        let poll = |c: &mut Commands<'_>, chain: &mut Recorder| {
+            c.poll(chain, false, Duration::ZERO).unwrap()
+        };
+
+        // Savepoint 3 is aborted (a task declined it) before its barrier reaches this task.
+        tx.send(TaskCommand::CheckpointAborted(3)).unwrap();
+        assert_eq!(poll(&mut commands, &mut chain), Flow::Run);
+        commands
+            .snapshot(&mut chain, 3, STOP, Duration::ZERO)
+            .unwrap();
+        assert_eq!(commands.stopping, None, "an aborted stop stops nothing");
+
+        // Stop-with-savepoint 4 is snapshotted, then aborted: the task resumes.
+        commands
+            .snapshot(&mut chain, 4, STOP, Duration::ZERO)
+            .unwrap();
+        assert_eq!(commands.stopping, Some(4));
+        tx.send(TaskCommand::CheckpointAborted(4)).unwrap();
+        assert_eq!(poll(&mut commands, &mut chain), Flow::Run);
+        assert_eq!(commands.stopping, None);
+
+        // Stop-with-savepoint 5 completes: the task commits it and ends; a trigger that
+        // comes meanwhile is declined, not snapshotted.
+        commands
+            .snapshot(&mut chain, 5, STOP, Duration::ZERO)
+            .unwrap();
+        tx.send(TaskCommand::TriggerCheckpoint {
+            checkpoint: 6,
+            options: BarrierOptions {
+                stop: false,
+                ..STOP
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            Commands::poll(&mut commands, &mut chain, true, Duration::ZERO).unwrap(),
+            Flow::Run
+        );
+        tx.send(TaskCommand::CheckpointComplete(5)).unwrap();
+        assert_eq!(poll(&mut commands, &mut chain), Flow::Stop);
+        assert_eq!(chain.snapshots, vec![3, 4, 5]);
+        assert_eq!(chain.completed, vec![5]);
+    }
+}

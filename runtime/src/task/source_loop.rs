@@ -1,0 +1,55 @@
+//! The loop of a source task: take commands (a trigger snapshots the source), step the
+//! source, tick the clock; a finished source ends event time and its input.
+//!
+//! Invariant: after the barrier of a stop-with-savepoint the source is not stepped and no
+//! timer fires; the loop only waits, a bounded time, for the savepoint's end.
+
+use super::clock::Clock;
+use super::mailbox::{Commands, Flow};
+use super::MAX_WAIT;
+use crate::config::JobConfig;
+use crate::error::TaskError;
+use crate::invokable::{SourceStep, TaskInvokable};
+use crate::types::MAX_WATERMARK;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Runs a source task until its source finished, it stopped with a savepoint, or it is
+/// cancelled.
+pub(super) fn source_loop(
+    inv: &mut dyn TaskInvokable,
+    config: &JobConfig,
+    cancel: &AtomicBool,
+    commands: &mut Commands<'_>,
+) -> Result<(), TaskError> {
+    let mut clock = Clock::new(config);
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(TaskError::Cancelled);
+        }
+        let wait = if commands.is_stopping() {
+            MAX_WAIT
+        } else {
+            Duration::ZERO
+        };
+        if commands.poll(inv, true, wait)? == Flow::Stop {
+            return Ok(());
+        }
+        if commands.is_stopping() {
+            // Nothing after the savepoint's barrier.
+            continue;
+        }
+        match inv.source_step()? {
+            SourceStep::More => clock.tick(inv, true)?,
+            SourceStep::Idle(hint) => {
+                std::thread::sleep(hint.min(clock.wait(inv)));
+                clock.tick(inv, false)?;
+            }
+            SourceStep::Finished => {
+                inv.process_watermark(MAX_WATERMARK)?;
+                inv.end_input()?;
+                return Ok(());
+            }
+        }
+    }
+}

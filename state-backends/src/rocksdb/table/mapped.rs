@@ -1,0 +1,197 @@
+//! The [`Mapped`] layout of a [`RocksTable`]: map state, one entry per user key, its
+//! key being `key group | key | namespace | user key`.
+//!
+//! Invariants:
+//! - The user entries of one (key, namespace) share its entry prefix, so they are one
+//!   contiguous key range: iterating, counting and clearing a map scan or delete that
+//!   range only.
+//! - Removing a map's last user key leaves nothing of the map behind.
+//! - A snapshot entry is the map's length followed by its (user key, value) pairs as
+//!   stored; the entry count is the number of distinct (key, namespace) maps.
+
+use std::marker::PhantomData;
+
+use rocksdb::{ColumnFamily, DB};
+
+use super::groups::Groups;
+use super::RocksTable;
+use crate::bounds::{Namespace, StateKey, StateValue};
+use crate::key_context::CurrentKey;
+use crate::key_group::KeyGroup;
+use crate::memory::UserMap;
+use crate::rocksdb::keys::prefix_end;
+use crate::snapshot::KeyGroupBytes;
+use crate::tables::{MapTable, SnapshotTable, StateResult};
+
+/// Layout of map state: one entry per user key.
+pub(crate) struct Mapped<UK, UV>(PhantomData<(UK, UV)>);
+
+impl<K, N, UK, UV> RocksTable<K, N, Mapped<UK, UV>>
+where
+    K: StateKey,
+    N: Namespace,
+    UK: StateKey,
+    UV: StateValue,
+{
+    /// Runs `f` with the key of user key `uk` of the current key and `ns`.
+    fn with_user_key<R>(
+        &self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        uk: &UK,
+        f: impl FnOnce(&DB, &ColumnFamily, &[u8]) -> StateResult<R>,
+    ) -> StateResult<R> {
+        self.with_entry(cur, ns, |db, cf, key| {
+            self.encode(uk, key, "user key")?;
+            f(db, cf, key)
+        })
+    }
+
+    /// Calls `f(user key, value)` with the stored bytes of every user entry of the
+    /// current key and `ns`.
+    fn scan_map(
+        &self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        mut f: impl FnMut(&[u8], &[u8]) -> StateResult<()>,
+    ) -> StateResult<()> {
+        self.with_entry(cur, ns, |db, cf, prefix| {
+            let len = prefix.len();
+            self.scan(db, cf, prefix, prefix_end(prefix), |key, value| {
+                f(&key[len..], value)
+            })
+        })
+    }
+}
+
+impl<K, N, UK, UV> MapTable<K, N, UK, UV> for RocksTable<K, N, Mapped<UK, UV>>
+where
+    K: StateKey,
+    N: Namespace,
+    UK: StateKey,
+    UV: StateValue,
+{
+    fn get(&self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<Option<UV>> {
+        self.with_user_key(cur, ns, uk, |db, cf, key| {
+            self.get_decoded(db, cf, key, "map value")
+        })
+    }
+
+    fn contains(&self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<bool> {
+        self.with_user_key(cur, ns, uk, |db, cf, key| {
+            RocksTable::get(self, db, cf, key, |bytes| Ok(bytes.is_some()))
+        })
+    }
+
+    fn put(&mut self, cur: &CurrentKey<K>, ns: &N, uk: UK, value: UV) -> StateResult<()> {
+        self.with_user_key(cur, ns, &uk, |db, cf, key| {
+            self.put_encoded(db, cf, key, &value)
+        })
+    }
+
+    fn remove(&mut self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<()> {
+        self.with_user_key(cur, ns, uk, |db, cf, key| self.delete(db, cf, key))
+    }
+
+    fn for_each(
+        &self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        f: &mut dyn FnMut(&UK, &UV),
+    ) -> StateResult<()> {
+        self.scan_map(cur, ns, |uk, value| {
+            let (uk, _): (UK, usize) = self.decode(uk, "user key")?;
+            let (value, _): (UV, usize) = self.decode(value, "map value")?;
+            f(&uk, &value);
+            Ok(())
+        })
+    }
+
+    fn len(&self, cur: &CurrentKey<K>, ns: &N) -> StateResult<usize> {
+        let mut len = 0;
+        self.scan_map(cur, ns, |_, _| {
+            len += 1;
+            Ok(())
+        })?;
+        Ok(len)
+    }
+
+    fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
+        self.with_entry(cur, ns, |db, cf, prefix| {
+            // Never `None`: the prefix starts with a key group, below 0x8000.
+            let end = prefix_end(prefix).expect("a key group's first byte is below 0x80");
+            db.delete_range_cf_opt(cf, &prefix[..], &end[..], &self.db.write)
+                .map_err(|e| self.failed("deleting from", e))
+        })
+    }
+}
+
+impl<K, N, UK, UV> SnapshotTable for RocksTable<K, N, Mapped<UK, UV>>
+where
+    K: StateKey,
+    N: Namespace,
+    UK: StateKey,
+    UV: StateValue,
+{
+    fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
+        // (key, namespace, map): the map's length, then its (user key, value) pairs;
+        // the pairs of one (key, namespace) are consecutive.
+        let mut groups = Groups::default();
+        // The (key group, prefix, pair count, pairs) of the map being read.
+        let mut map: Option<(KeyGroup, Vec<u8>, u64, Vec<u8>)> = None;
+        self.scan_all(|key_group, prefix_len, key, value| {
+            let prefix = &key[..prefix_len];
+            if map.as_ref().is_none_or(|(_, p, _, _)| p != prefix) {
+                if let Some((g, p, count, pairs)) = map.take() {
+                    groups.counted(g, &p[2..], count, &pairs);
+                }
+                map = Some((key_group, prefix.to_vec(), 0, Vec::new()));
+            }
+            let (_, _, count, pairs) = map.as_mut().expect("set above");
+            pairs.extend_from_slice(&key[prefix_len..]);
+            pairs.extend_from_slice(value);
+            *count += 1;
+            Ok(())
+        })?;
+        if let Some((g, p, count, pairs)) = map {
+            groups.counted(g, &p[2..], count, &pairs);
+        }
+        Ok(groups.finish())
+    }
+
+    fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {
+        self.restore_with(
+            key_group,
+            bytes,
+            |batch, cf, map: UserMap<UK, UV>, key, value| {
+                let prefix_len = key.len();
+                for (uk, uv) in &map {
+                    key.truncate(prefix_len);
+                    self.encode(uk, key, "user key")?;
+                    value.clear();
+                    self.encode(uv, value, "map value")?;
+                    batch.put_cf(cf, &key[..], &value[..]);
+                }
+                Ok(())
+            },
+        )
+    }
+
+    fn clear_all(&mut self) -> StateResult<()> {
+        self.clear_everything()
+    }
+
+    fn entry_count(&self) -> StateResult<usize> {
+        let mut count = 0;
+        let mut last: Vec<u8> = Vec::new();
+        self.scan_all(|_, prefix_len, key, _| {
+            if last.as_slice() != &key[..prefix_len] {
+                count += 1;
+                last.clear();
+                last.extend_from_slice(&key[..prefix_len]);
+            }
+            Ok(())
+        })?;
+        Ok(count)
+    }
+}

@@ -17,7 +17,7 @@ use super::protocol::{
     control_frame, decode_header, encode_header, encode_hello, encode_open, FrameHeader, FrameKind,
     HEADER_LEN, MAX_ERROR_BYTES,
 };
-use super::subpartition::{Push, Subpartition};
+use super::subpartition::{Push, PushError, Subpartition};
 use crate::error::ExchangeError;
 use crate::types::GateAddress;
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ pub const WRITE_WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// Why a frame could not be sent on a data connection; the connection is broken.
 #[derive(Debug, Error)]
-pub(crate) enum ConnectionError {
+pub enum ConnectionError {
     /// Writing the frame failed (or timed out); the connection was ended.
     #[error("write to {peer} failed: {source}")]
     Write {
@@ -364,10 +364,8 @@ struct RemoteChannel {
 }
 
 impl Push for RemoteChannel {
-    fn push(&self, mut buffer: super::buffer::Buffer) -> Result<(), String> {
-        self.connection
-            .send_data(self.id, &mut buffer)
-            .map_err(|e| e.to_string())
+    fn push(&self, mut buffer: super::buffer::Buffer) -> Result<(), PushError> {
+        Ok(self.connection.send_data(self.id, &mut buffer)?)
     }
 
     fn ended(&self) {

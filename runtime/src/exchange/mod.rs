@@ -27,13 +27,12 @@ pub use buffer::{
     segment_capacity, Buffer, BufferPool, NetworkBufferPool, PoolStats, FLAG_CONTINUES, FLAG_END,
     SPAN_SLACK,
 };
-pub use connection::{ConnectionManager, WRITE_WAIT_SLICE};
+pub use connection::{ConnectionError, ConnectionManager, WRITE_WAIT_SLICE};
 pub use credit::{CreditViolation, GateCredits, InputCredits};
 pub use gate::{CreditSink, InputGate, InputMessage};
 pub use partitioner::{Partitioner, Route};
 pub use registry::{GateEntry, GateRegistry, CANCEL_CHECK};
 pub use server::{DataServer, RemoteCredit};
-pub use subpartition::{LocalChannel, Push, Subpartition};
-
+pub use subpartition::{LocalChannel, Push, PushError, Subpartition};
 pub use valve::{ValveOutput, WatermarkValve};
 pub use writer::PartitionWriter;

@@ -31,7 +31,7 @@ const DRAIN_WAIT_SLICE: Duration = Duration::from_millis(50);
 pub trait Push: Send + Sync {
     /// Hands one buffer (its backlog set) to the consumer; the error says why the channel
     /// broke.
-    fn push(&self, buffer: Buffer) -> Result<(), String>;
+    fn push(&self, buffer: Buffer) -> Result<(), PushError>;
 
     /// The buffer carrying the channel's end was pushed: nothing more will come.
     fn ended(&self) {}
@@ -49,15 +49,26 @@ pub struct LocalChannel {
 }
 
 impl Push for LocalChannel {
-    fn push(&self, buffer: Buffer) -> Result<(), String> {
+    fn push(&self, buffer: Buffer) -> Result<(), PushError> {
         self.sender
             .send(InputMessage::Buffer {
                 gate: self.gate,
                 channel: self.channel,
                 buffer,
             })
-            .map_err(|_| "its consumer is gone".to_string())
+            .map_err(|_| PushError::ConsumerGone)
     }
+}
+
+/// Why a buffer could not be handed to its consumer; the channel is broken.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The consumer's task (and so its queue) is gone.
+    #[error("its consumer is gone")]
+    ConsumerGone,
+    /// The connection to the consumer's TaskManager broke.
+    #[error(transparent)]
+    Connection(#[from] super::connection::ConnectionError),
 }
 
 #[derive(Default)]
@@ -225,8 +236,8 @@ impl Subpartition {
                         self.transport.ended();
                     }
                 }
-                Err(reason) => {
-                    s.failed = Some(reason);
+                Err(e) => {
+                    s.failed = Some(e.to_string());
                     s.queue.clear();
                 }
             }

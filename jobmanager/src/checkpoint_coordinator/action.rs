@@ -42,14 +42,14 @@ pub enum CoordinatorAction {
     },
     /// Answer savepoint request `request`: the savepoint's URL, or why it failed.
     SavepointDone {
-        /// The request (from [`CheckpointCoordinator::request_savepoint`]).
+        /// The request (from [`crate::CheckpointCoordinator::request_savepoint`]).
         request: u64,
         /// The savepoint's URL, or the reason it failed.
         result: Result<String, SavepointError>,
     },
     /// Write the metadata of a checkpoint every task acknowledged (last, atomically), and
     /// for a savepoint copy it into `savepoint`; then tell the coordinator the outcome
-    /// ([`CheckpointCoordinator::stored`]).
+    /// ([`crate::CheckpointCoordinator::stored`]).
     Store {
         /// The checkpoint.
         checkpoint: CheckpointId,
@@ -71,7 +71,7 @@ pub enum CoordinatorAction {
         paths: Vec<String>,
     },
     /// Delete completed checkpoints beyond the retained count; tell the coordinator which
-    /// ([`CheckpointCoordinator::subsumed`]).
+    /// ([`crate::CheckpointCoordinator::subsumed`]).
     Retain,
     /// Delete every checkpoint directory of the job that has no metadata.
     DiscardIncomplete,

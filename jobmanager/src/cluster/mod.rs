@@ -7,7 +7,7 @@
 //! - [`slots`]: which TaskManager slots each job holds (a pure function of the free slots);
 //! - this file: the cluster's TaskManagers, workers and slot allocations, and the requests
 //!   about jobs, answered from their JobMasters' snapshots;
-//! - [`placement`]: the [`Placement`] every JobMaster asks on each (re)start;
+//! - `placement`: the [`crate::Placement`] every JobMaster asks on each (re)start;
 //! - [`server`]: the RPC endpoint for clients, TaskManagers and workers, with the client
 //!   requests answered by `client_api`;
 //! - [`rest`]: the read-only REST API, with the JSON shapes of [`json`].

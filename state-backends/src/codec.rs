@@ -96,17 +96,25 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
         })
 }
 
-/// The most memory one decode may claim for what it reads (lengths of strings, vectors and
-/// maps): a claimed length beyond it is corrupt input, refused before any allocation.
+/// The most memory one decode of a stored blob may claim for what it reads (lengths of
+/// strings, vectors and maps): a claimed length beyond it is corrupt input, refused before
+/// any allocation.
 pub const DECODE_LIMIT: usize = 1 << 32;
 
 /// The most memory one decode of a message from another process may claim (control RPC
 /// frames carry at most 16 MiB).
 pub const MESSAGE_DECODE_LIMIT: usize = 1 << 26;
 
-/// Decodes one `T` from the front of `bytes`, returning it and the number of
-/// bytes consumed; claims beyond [`DECODE_LIMIT`] are refused.
+/// Decodes one `T` from the front of `bytes`, returning it and the number of bytes
+/// consumed. This is the hot path (records, state values) and checks no limit on claimed
+/// lengths: bytes from outside the process go through [`decode_message`] or
+/// [`decode_versioned`], which do.
 pub fn decode_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(decode_error::<T>)
+}
+
+/// Decodes one `T` from the front of `bytes`, refusing claims beyond [`DECODE_LIMIT`].
+fn decode_limited<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     bincode::serde::decode_from_slice(bytes, config).map_err(decode_error::<T>)
 }
@@ -161,7 +169,7 @@ pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result
             computed,
         });
     }
-    let (value, used) = decode_from::<T>(payload).map_err(|err| match err {
+    let (value, used) = decode_limited::<T>(payload).map_err(|err| match err {
         CodecError::Decode { source, .. } => CodecError::Decode {
             what: what.to_owned(),
             source,
@@ -273,11 +281,20 @@ mod tests {
         // A string claiming u64::MAX bytes (varint 253 + 8 bytes), then nothing.
         let mut huge = vec![253u8];
         huge.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode_from::<String>(&huge).is_err());
+        assert!(decode_limited::<String>(&huge).is_err());
         assert!(decode_message::<String>(&huge).is_err());
+        assert!(decode_versioned::<String>(&encode_blob(&huge), "blob").is_err());
         // 100 MiB claimed by a message of a few bytes.
         let mut big = vec![253u8];
         big.extend_from_slice(&(100u64 << 20).to_le_bytes());
         assert!(decode_message::<Vec<u8>>(&big).is_err());
+    }
+
+    /// `payload` behind a valid version byte and checksum.
+    fn encode_blob(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![FORMAT_VERSION];
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
     }
 }

@@ -177,3 +177,14 @@ fn a_frame_claiming_a_huge_string_is_refused_without_allocating_it() {
     ));
     assert!(read.is_err(), "{read:?}");
 }
+
+/// Found by the `state_file` fuzz target: keyed operator state claiming a 55 TB buffer
+/// aborted the process on restore.
+#[test]
+fn keyed_state_claiming_a_huge_buffer_is_refused_without_allocating_it() {
+    let bytes = [
+        0x01, 0x0a, 0xfd, 0xff, 0x0a, 0xfd, 0xff, 0xff, 0x31, 0x00, 0x00,
+    ];
+    assert!(OperatorSnapshot::decode_keyed(&bytes).is_err());
+    assert!(OperatorSnapshot::decode_list(&bytes).is_err());
+}

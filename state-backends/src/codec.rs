@@ -113,8 +113,9 @@ pub fn decode_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), Code
     bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(decode_error::<T>)
 }
 
-/// Decodes one `T` from the front of `bytes`, refusing claims beyond [`DECODE_LIMIT`].
-fn decode_limited<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+/// Decodes one `T` from the front of `bytes`, refusing claims beyond [`DECODE_LIMIT`]: for
+/// stored state read back on restore.
+pub fn decode_limited<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     bincode::serde::decode_from_slice(bytes, config).map_err(decode_error::<T>)
 }

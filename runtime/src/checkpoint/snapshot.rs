@@ -107,7 +107,7 @@ impl OperatorSnapshot {
 
     /// Decodes operator list state.
     pub fn decode_list(bytes: &[u8]) -> Result<Vec<Vec<u8>>, TaskError> {
-        weir_state_backends::decode_from(bytes)
+        weir_state_backends::codec::decode_limited(bytes)
             .map(|(s, _)| s)
             .map_err(|e| {
                 TaskError::RestoredState(format!("cannot decode operator list state: {e}"))
@@ -116,7 +116,7 @@ impl OperatorSnapshot {
 
     /// Decodes the state of a keyed operator.
     pub fn decode_keyed(bytes: &[u8]) -> Result<KeyedOperatorState, TaskError> {
-        weir_state_backends::decode_from(bytes)
+        weir_state_backends::codec::decode_limited(bytes)
             .map(|(s, _)| s)
             .map_err(|e| {
                 TaskError::RestoredState(format!("cannot decode keyed operator state: {e}"))

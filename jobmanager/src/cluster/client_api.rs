@@ -8,6 +8,7 @@
 
 use super::artifacts::Upload;
 use super::{Cluster, ClusterError};
+use crate::JobManagerError;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -191,7 +192,7 @@ fn savepoint(
     let summary = cluster.summary(job).ok_or(ClusterError::UnknownJob(job))?;
     let status = summary.status.name();
     if summary.status.is_terminal() {
-        return Err(ClusterError::AlreadyEnded { job, status });
+        return Err(JobManagerError::Ended { job, status }.into());
     }
     if matches!(summary.status, JobStatus::Created | JobStatus::Scheduling) {
         return Err(ClusterError::NotRunning { job, status });

@@ -15,14 +15,6 @@ pub enum ClusterError {
     /// No job has this id.
     #[error("unknown job {0}")]
     UnknownJob(JobId),
-    /// The job has ended already.
-    #[error("job {job} has already ended ({status})")]
-    AlreadyEnded {
-        /// The job.
-        job: JobId,
-        /// Its final status.
-        status: &'static str,
-    },
     /// The job waits for slots: it has no tasks to take a savepoint of.
     #[error("job {job} is not running yet ({status})")]
     NotRunning {

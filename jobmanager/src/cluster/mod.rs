@@ -392,6 +392,11 @@ impl Cluster {
     /// Returns the summary of job `id`.
     pub fn summary(&self, id: JobId) -> Option<JobSummary> {
         let snapshot = self.dispatcher.status(id)?;
+        self.summary_of(id, snapshot)
+    }
+
+    /// The summary of job `id` whose JobMaster published `snapshot`.
+    fn summary_of(&self, id: JobId, snapshot: crate::JobSnapshot) -> Option<JobSummary> {
         let s = self.lock();
         let job = s.jobs.get(&id)?;
         Some(JobSummary {
@@ -414,7 +419,7 @@ impl Cluster {
         self.dispatcher
             .list()
             .into_iter()
-            .filter_map(|(id, _)| self.summary(id))
+            .filter_map(|(id, snapshot)| self.summary_of(id, snapshot))
             .collect()
     }
 

@@ -236,9 +236,6 @@ impl JobMaster {
             s.status = self.status;
             s.message = self.message.clone();
             s.attempt = self.attempt;
-            s.deploying = self.execution.count(ExecutionState::Deploying);
-            s.running = self.execution.count(ExecutionState::Running);
-            s.finished = self.execution.count(ExecutionState::Finished);
             s.failure = self.execution.failure().cloned();
             if let Some(c) = completed {
                 if c.len() != s.checkpoints.len() {

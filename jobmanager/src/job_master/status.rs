@@ -64,12 +64,6 @@ pub struct JobSnapshot {
     pub message: Option<String>,
     /// Restarts after failures so far (the current run's number).
     pub attempt: u32,
-    /// Subtasks of the current run not running yet.
-    pub deploying: usize,
-    /// Subtasks of the current run running.
-    pub running: usize,
-    /// Subtasks of the current run finished.
-    pub finished: usize,
     /// The checkpoints that completed so far, oldest first.
     pub checkpoints: Vec<CompletedCheckpoint>,
     /// The root cause of the current run's failure, or of the job's.
@@ -88,9 +82,6 @@ impl JobSnapshot {
             status: JobStatus::Created,
             message: None,
             attempt: 0,
-            deploying: 0,
-            running: 0,
-            finished: 0,
             checkpoints: Vec::new(),
             failure: None,
             submitted_ms: weir_runtime::now_ms(),

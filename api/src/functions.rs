@@ -59,7 +59,11 @@ impl<S: 'static> SideSlot for Slot<S> {
     }
 }
 
-crate::operators::forward_lifecycle_to!(Slot<S>, 0, [S]);
+impl<S> Lifecycle for Slot<S> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.0)
+    }
+}
 
 /// The side outputs of one operator instance (only those some stream consumes).
 #[derive(Default)]
@@ -103,9 +107,9 @@ impl SideOutputs {
     }
 
     /// Returns the earliest processing-time timer downstream of any side output.
-    pub(crate) fn next_processing_time(&self) -> Option<Timestamp> {
+    pub(crate) fn next_processing_time(&mut self) -> Option<Timestamp> {
         self.slots
-            .values()
+            .values_mut()
             .filter_map(|s| s.next_processing_time())
             .min()
     }
@@ -135,6 +139,7 @@ impl<O> Downstream<O> {
     }
 }
 
+/// Overrides every call: the side outputs and the main output all follow the operator.
 impl<O> Lifecycle for Downstream<O> {
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         self.sides.each(|s| s.watermark(wm))?;
@@ -148,7 +153,7 @@ impl<O> Lifecycle for Downstream<O> {
         self.sides.each(|s| s.processing_time(now))?;
         self.out.processing_time(now)
     }
-    fn next_processing_time(&self) -> Option<Timestamp> {
+    fn next_processing_time(&mut self) -> Option<Timestamp> {
         weir_runtime::output::earliest(
             self.sides.next_processing_time(),
             self.out.next_processing_time(),

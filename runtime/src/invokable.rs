@@ -1,17 +1,17 @@
 //! The type-erased face of a task's operator chain.
 //!
-//! The runtime drives a [`TaskInvokable`] from the task's loop; the API implements it for
+//! The runtime drives a [`TaskInvokable`] from the task's loop: records through its typed
+//! head, everything else through its [`Lifecycle`]; the API implements it for
 //! sources, one-input and two-input chain heads, where the record types are known. An
 //! [`InvokableFactory`] lives in the job graph and builds one invokable per subtask inside
 //! the task's own thread, so the chain itself need not be `Send`.
 
-use crate::checkpoint::OperatorSnapshot;
 use crate::config::JobConfig;
-use crate::element::BarrierOptions;
 use crate::element::ElementReader;
 use crate::error::TaskError;
 use crate::exchange::PartitionWriter;
-use crate::types::{CheckpointId, SubtaskId, Timestamp};
+use crate::output::Lifecycle;
+use crate::types::SubtaskId;
 use std::time::Duration;
 
 /// What a source step reports.
@@ -61,7 +61,11 @@ where
 }
 
 /// One subtask's operator chain, driven by the task loop.
-pub trait TaskInvokable {
+///
+/// The head of the chain turns the task's untyped input into typed calls; everything that
+/// is not a record (watermarks, timers, flushing, end of input, checkpoints) reaches the
+/// chain through the head's [`Lifecycle`], which forwards it to the first operator.
+pub trait TaskInvokable: Lifecycle {
     /// Source chains: produces up to one batch of records into the chain.
     fn source_step(&mut self) -> Result<SourceStep, TaskError> {
         Ok(SourceStep::Finished)
@@ -74,36 +78,6 @@ pub trait TaskInvokable {
         input: u8,
         reader: &mut ElementReader<'_>,
     ) -> Result<(), TaskError>;
-
-    /// The combined watermark of all inputs advanced.
-    fn process_watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError>;
-
-    /// All inputs became idle (`true`) or one became active again (`false`).
-    fn process_idle(&mut self, idle: bool) -> Result<(), TaskError>;
-
-    /// Processing time reached `now`.
-    fn process_processing_time(&mut self, now: Timestamp) -> Result<(), TaskError>;
-
-    /// Returns the earliest pending processing-time timer.
-    fn next_processing_time(&self) -> Option<Timestamp>;
-
-    /// Flushes partly filled output buffers.
-    fn flush(&mut self) -> Result<(), TaskError>;
-
-    /// All inputs ended: finish and send end-of-partition downstream.
-    fn end_input(&mut self) -> Result<(), TaskError>;
-
-    /// Checkpoint barrier `checkpoint` reached the chain: snapshot every operator's state
-    /// into `state` and emit the barrier downstream (see [`crate::Lifecycle::checkpoint`]).
-    fn checkpoint(
-        &mut self,
-        checkpoint: CheckpointId,
-        options: BarrierOptions,
-        state: &mut Vec<OperatorSnapshot>,
-    ) -> Result<(), TaskError>;
-
-    /// Checkpoint `checkpoint` completed (see [`crate::Lifecycle::checkpoint_complete`]).
-    fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError>;
 
     /// Returns the name of the chain's `index`-th operator, for error messages.
     fn operator_name(&self, index: usize) -> Option<String>;

@@ -1,8 +1,9 @@
 //! The first piece of every task's chain: it turns runtime calls into typed calls.
 //!
 //! A source head polls a [`SourceReader`]; a one-input head decodes records of its input
-//! type; a two-input head decodes each input with its own type. Each forwards lifecycle
-//! calls (watermarks, timers, flushing, end of input) into the chain.
+//! type; a two-input head decodes each input with its own type. Each names the chain's first
+//! operator as its downstream, so lifecycle calls (watermarks, timers, flushing, end of
+//! input, checkpoints) go into the chain.
 
 use crate::record::Record;
 use crate::source::SourceReader;
@@ -20,30 +21,6 @@ fn decode<T: Record>(payload: &[u8], operator: &str, input: u8) -> Result<T, Tas
             input,
             message: e.to_string(),
         })
-}
-
-macro_rules! forward_lifecycle {
-    ($field:ident) => {
-        forward_lifecycle!($field, snapshot: crate::operators::no_state);
-    };
-    ($field:ident, snapshot: $snap:path) => {
-        fn process_watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-            self.$field.watermark(wm)
-        }
-        fn process_idle(&mut self, idle: bool) -> Result<(), TaskError> {
-            self.$field.idle(idle)
-        }
-        fn process_processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-            self.$field.processing_time(now)
-        }
-        fn next_processing_time(&self) -> Option<Timestamp> {
-            self.$field.next_processing_time()
-        }
-        crate::operators::forward_checkpoints_to!($field, snapshot: $snap);
-        fn operator_name(&self, index: usize) -> Option<String> {
-            self.names.get(index).cloned()
-        }
-    };
 }
 
 /// Head of a task whose records come from one logical input of type `T`.
@@ -77,7 +54,15 @@ impl<T: Record> TaskInvokable for OneInputHead<T> {
         }
         Ok(())
     }
-    forward_lifecycle!(op);
+    fn operator_name(&self, index: usize) -> Option<String> {
+        self.names.get(index).cloned()
+    }
+}
+
+impl<T> Lifecycle for OneInputHead<T> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.op)
+    }
 }
 
 /// Head of a task that starts with a source.
@@ -110,10 +95,14 @@ impl<T: Record> SourceHead<T> {
     }
 }
 
-impl<T: Record> SourceHead<T> {
+impl<T> Lifecycle for SourceHead<T> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.op)
+    }
+
     /// Snapshots the read position (taken between polls, so it matches the records
     /// emitted before the barrier); the chain follows.
-    fn snapshot_splits(
+    fn snapshot_state(
         &mut self,
         _checkpoint: weir_runtime::CheckpointId,
         _options: weir_runtime::element::BarrierOptions,
@@ -150,7 +139,9 @@ impl<T: Record> TaskInvokable for SourceHead<T> {
             "a source task has no inputs".into(),
         ))
     }
-    forward_lifecycle!(op, snapshot: SourceHead::snapshot_splits);
+    fn operator_name(&self, index: usize) -> Option<String> {
+        self.names.get(index).cloned()
+    }
 }
 
 /// An operator with two typed inputs (connected streams).
@@ -199,5 +190,13 @@ impl<I1: Record, I2: Record> TaskInvokable for TwoInputHead<I1, I2> {
         }
         Ok(())
     }
-    forward_lifecycle!(op);
+    fn operator_name(&self, index: usize) -> Option<String> {
+        self.names.get(index).cloned()
+    }
+}
+
+impl<I1, I2> Lifecycle for TwoInputHead<I1, I2> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.op)
+    }
 }

@@ -173,6 +173,8 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
     }
 }
 
+/// The end of a chain: watermarks, idleness, barriers and the end of the partition go out
+/// as events to every channel; there is nothing downstream to forward the rest to.
 impl<T: Record> Lifecycle for NetworkOutput<T> {
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         Ok(self
@@ -183,12 +185,6 @@ impl<T: Record> Lifecycle for NetworkOutput<T> {
         Ok(self
             .writer
             .broadcast_event(&weir_runtime::element::Element::Idle(idle))?)
-    }
-    fn processing_time(&mut self, _now: Timestamp) -> Result<(), TaskError> {
-        Ok(())
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        None
     }
     fn flush(&mut self) -> Result<(), TaskError> {
         Ok(self.writer.flush()?)
@@ -208,13 +204,6 @@ impl<T: Record> Lifecycle for NetworkOutput<T> {
                 checkpoint, options,
             ))?;
         Ok(self.writer.flush()?)
-    }
-    fn checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
-        let _ = checkpoint;
-        Ok(())
     }
 }
 
@@ -238,6 +227,7 @@ impl<T: Record> Output<T> for FanOut<T> {
     }
 }
 
+/// Overrides every call: each network edge and the chained consumer get it.
 impl<T: Record> Lifecycle for FanOut<T> {
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         self.each(|o| o.watermark(wm))
@@ -248,8 +238,8 @@ impl<T: Record> Lifecycle for FanOut<T> {
     fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
         self.each(|o| o.processing_time(now))
     }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        self.chained.as_ref().and_then(|c| c.next_processing_time())
+    fn next_processing_time(&mut self) -> Option<Timestamp> {
+        self.chained.as_mut().and_then(|c| c.next_processing_time())
     }
     fn flush(&mut self) -> Result<(), TaskError> {
         self.each(|o| o.flush())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use weir_runtime::task::enter_operator;
-use weir_runtime::{Output, TaskError, Timestamp};
+use weir_runtime::{Lifecycle, Output, TaskError, Timestamp};
 
 /// Applies `f` to every record.
 pub struct Map<F, O> {
@@ -20,7 +20,11 @@ impl<I, O, F: Fn(I) -> O> Output<I> for Map<F, O> {
         self.out.emit(v, ts)
     }
 }
-forward_lifecycle_to!(Map<F, O>, out, [F, O]);
+impl<F, O> Lifecycle for Map<F, O> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.out)
+    }
+}
 
 /// Keeps the records for which `f` holds.
 pub struct Filter<F, T> {
@@ -40,7 +44,11 @@ impl<T, F: Fn(&T) -> bool> Output<T> for Filter<F, T> {
         }
     }
 }
-forward_lifecycle_to!(Filter<F, T>, out, [F, T]);
+impl<F, T> Lifecycle for Filter<F, T> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.out)
+    }
+}
 
 /// Emits every item of the iterator `f` returns.
 pub struct FlatMap<F, O> {
@@ -59,7 +67,11 @@ impl<I, O, It: IntoIterator<Item = O>, F: Fn(I) -> It> Output<I> for FlatMap<F, 
         Ok(())
     }
 }
-forward_lifecycle_to!(FlatMap<F, O>, out, [F, O]);
+impl<F, O> Lifecycle for FlatMap<F, O> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.out)
+    }
+}
 
 /// Passes records through (the operator of `union`).
 pub struct Identity<T> {
@@ -72,4 +84,8 @@ impl<T> Output<T> for Identity<T> {
         self.out.emit(value, ts)
     }
 }
-forward_lifecycle_to!(Identity<T>, out, [T]);
+impl<T> Lifecycle for Identity<T> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.out)
+    }
+}

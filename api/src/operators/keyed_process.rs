@@ -130,31 +130,25 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Output<I>
 impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
     for KeyedProcessOperator<K, I, O, F>
 {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut self.down)
+    }
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         self.watermark = wm;
         self.fire(true, wm)?;
         self.down.watermark(wm)
     }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.down.idle(idle)
-    }
     fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
         self.fire(false, now)?;
         self.down.processing_time(now)
     }
-    fn next_processing_time(&self) -> Option<Timestamp> {
+    fn next_processing_time(&mut self) -> Option<Timestamp> {
         earliest(
             self.timers.next_processing_time(),
             self.down.next_processing_time(),
         )
     }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.down.flush()
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        self.down.end_input()
-    }
-    fn checkpoint(
+    fn snapshot_state(
         &mut self,
         checkpoint: weir_runtime::CheckpointId,
         options: weir_runtime::element::BarrierOptions,
@@ -170,13 +164,13 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
             .snapshot_beside(&keyed)
             .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
         state.push(OperatorSnapshot::keyed(&self.uid, keyed, timers)?);
-        self.down.checkpoint(checkpoint, options, state)
+        Ok(())
     }
-    fn checkpoint_complete(
+    fn notify_checkpoint_complete(
         &mut self,
         checkpoint: weir_runtime::CheckpointId,
     ) -> Result<(), TaskError> {
         self.backend.checkpoint_complete(checkpoint);
-        self.down.checkpoint_complete(checkpoint)
+        Ok(())
     }
 }

@@ -55,20 +55,13 @@ impl<I, O, F: ProcessFunction<I, O>> Output<I> for ProcessOperator<O, F> {
 }
 
 impl<O, F> Lifecycle for ProcessOperator<O, F> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut self.down)
+    }
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         self.watermark = wm;
         self.down.watermark(wm)
     }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.down.idle(idle)
-    }
-    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.down.processing_time(now)
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        self.down.next_processing_time()
-    }
-    crate::operators::forward_checkpoints_to!(down);
 }
 
 /// The operator of `ConnectedStreams::process` (and `map`/`flat_map`).
@@ -85,4 +78,8 @@ impl<I1, I2, O, F: CoProcessFunction<I1, I2, O>> TwoInputOperator<I1, I2>
     }
 }
 
-crate::operators::forward_lifecycle_to!(CoProcessOperator<O, F>, 0, [O, F]);
+impl<O, F> Lifecycle for CoProcessOperator<O, F> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut self.0)
+    }
+}

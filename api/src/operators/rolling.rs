@@ -4,8 +4,10 @@
 
 use super::keyed_process::KeyFn;
 use std::sync::Arc;
+use weir_runtime::checkpoint::OperatorSnapshot;
+use weir_runtime::element::BarrierOptions;
 use weir_runtime::task::enter_operator;
-use weir_runtime::{Output, TaskError, Timestamp};
+use weir_runtime::{CheckpointId, Lifecycle, Output, TaskError, Timestamp};
 use weir_state_backends::{
     AggregateFunction, KeyedStateBackend, StateKey, StateValue, ValueState, VoidNamespace,
 };
@@ -44,35 +46,28 @@ impl<K: StateKey, T, ACC: StateValue, O, A: AggregateFunction<T, ACC, O>> Output
         self.out.emit(result, ts)
     }
 }
-forward_lifecycle_to!(
-    RollingAggregate<K, T, ACC, O, A>,
-    out,
-    [K: StateKey, T, ACC, O, A],
-    snapshot: snapshot_rolling,
-    complete: rolling_checkpoint_complete
-);
+impl<K: StateKey, T, ACC, O, A> Lifecycle for RollingAggregate<K, T, ACC, O, A> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.out)
+    }
 
-/// A checkpoint of a rolling aggregation completed.
-pub(crate) fn rolling_checkpoint_complete<K: StateKey, T, ACC, O, A>(
-    op: &RollingAggregate<K, T, ACC, O, A>,
-    checkpoint: weir_runtime::CheckpointId,
-) {
-    op.backend.checkpoint_complete(checkpoint);
-}
+    /// Appends the accumulators to the checkpoint.
+    fn snapshot_state(
+        &mut self,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+        state: &mut Vec<OperatorSnapshot>,
+    ) -> Result<(), TaskError> {
+        let keyed = self
+            .backend
+            .snapshot_for_checkpoint(checkpoint, options.savepoint)
+            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
+        state.push(OperatorSnapshot::keyed(&self.uid, keyed, None)?);
+        Ok(())
+    }
 
-/// Appends the accumulators of a rolling aggregation to a checkpoint.
-pub(crate) fn snapshot_rolling<K: StateKey, T, ACC, O, A>(
-    op: &RollingAggregate<K, T, ACC, O, A>,
-    checkpoint: weir_runtime::CheckpointId,
-    options: weir_runtime::element::BarrierOptions,
-    state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-) -> Result<(), TaskError> {
-    let keyed = op
-        .backend
-        .snapshot_for_checkpoint(checkpoint, options.savepoint)
-        .map_err(|e| TaskError::user(&op.name, e.to_string()))?;
-    state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
-        &op.uid, keyed, None,
-    )?);
-    Ok(())
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        self.backend.checkpoint_complete(checkpoint);
+        Ok(())
+    }
 }

@@ -92,17 +92,8 @@ impl<T> Output<T> for SinkOperator<T> {
 }
 
 impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
-    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-        self.out.watermark(wm)
-    }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.out.idle(idle)
-    }
-    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.out.processing_time(now)
-    }
-    fn next_processing_time(&self) -> Option<Timestamp> {
-        self.out.next_processing_time()
+    fn downstream(&mut self) -> Option<&mut dyn weir_runtime::Lifecycle> {
+        Some(&mut *self.out)
     }
     fn flush(&mut self) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
@@ -114,10 +105,11 @@ impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
         self.writer.finish()?;
         self.out.end_input()
     }
-    fn checkpoint(
+    /// Two-phase commit, phase one: the writer's pre-commit goes into the checkpoint.
+    fn snapshot_state(
         &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
+        checkpoint: CheckpointId,
+        _options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
@@ -127,14 +119,10 @@ impl<T> weir_runtime::Lifecycle for SinkOperator<T> {
                 &[s],
             )?);
         }
-        self.out.checkpoint(checkpoint, options, state)
+        Ok(())
     }
-    fn checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
-        self.writer.commit(checkpoint)?;
-        self.out.checkpoint_complete(checkpoint)
+        self.writer.commit(checkpoint)
     }
 }

@@ -282,41 +282,7 @@ mod tests {
 
     struct VecOut(Vec<u64>);
 
-    impl Lifecycle for VecOut {
-        fn watermark(&mut self, _: Timestamp) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn idle(&mut self, _: bool) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn processing_time(&mut self, _: Timestamp) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn next_processing_time(&self) -> Option<Timestamp> {
-            None
-        }
-        fn flush(&mut self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn end_input(&mut self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn checkpoint(
-            &mut self,
-            _: weir_runtime::CheckpointId,
-            _: weir_runtime::element::BarrierOptions,
-            _: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-        ) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn checkpoint_complete(
-            &mut self,
-            checkpoint: weir_runtime::CheckpointId,
-        ) -> Result<(), TaskError> {
-            let _ = checkpoint;
-            Ok(())
-        }
-    }
+    impl Lifecycle for VecOut {}
 
     impl Output<u64> for VecOut {
         fn emit(&mut self, value: u64, ts: Timestamp) -> Result<(), TaskError> {

@@ -100,6 +100,9 @@ impl<T> Output<T> for TimestampsAndWatermarks<T> {
 }
 
 impl<T> Lifecycle for TimestampsAndWatermarks<T> {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut *self.out)
+    }
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         if wm == MAX_WATERMARK && self.emitted < MAX_WATERMARK {
             self.emitted = MAX_WATERMARK;
@@ -129,11 +132,10 @@ impl<T> Lifecycle for TimestampsAndWatermarks<T> {
         }
         self.out.processing_time(now)
     }
-    fn next_processing_time(&self) -> Option<Timestamp> {
+    fn next_processing_time(&mut self) -> Option<Timestamp> {
         earliest(
             earliest(self.next_emit, self.idle_deadline()),
             self.out.next_processing_time(),
         )
     }
-    crate::operators::forward_checkpoints_to!(out);
 }

@@ -292,6 +292,9 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
 impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
     for WindowOperator<K, T, O, C>
 {
+    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
+        Some(&mut self.down)
+    }
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         if wm <= self.watermark && self.watermark != MIN_WATERMARK {
             return Ok(());
@@ -305,21 +308,15 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         }
         self.down.watermark(wm)
     }
-    fn idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.down.idle(idle)
-    }
     fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
         self.fire(false, now)?;
         self.down.processing_time(now)
     }
-    fn next_processing_time(&self) -> Option<Timestamp> {
+    fn next_processing_time(&mut self) -> Option<Timestamp> {
         earliest(
             self.timers.next_processing_time(),
             self.down.next_processing_time(),
         )
-    }
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.down.flush()
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
         if self.dropped_late > 0 {
@@ -327,7 +324,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         }
         self.down.end_input()
     }
-    fn checkpoint(
+    fn snapshot_state(
         &mut self,
         checkpoint: weir_runtime::CheckpointId,
         options: weir_runtime::element::BarrierOptions,
@@ -345,13 +342,13 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
         state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
             &self.uid, keyed, timers,
         )?);
-        self.down.checkpoint(checkpoint, options, state)
+        Ok(())
     }
-    fn checkpoint_complete(
+    fn notify_checkpoint_complete(
         &mut self,
         checkpoint: weir_runtime::CheckpointId,
     ) -> Result<(), TaskError> {
         self.backend.checkpoint_complete(checkpoint);
-        self.down.checkpoint_complete(checkpoint)
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ impl Clock {
     }
 
     /// Returns how long the loop may block.
-    pub(super) fn wait(&self, inv: &dyn TaskInvokable) -> Duration {
+    pub(super) fn wait(&self, inv: &mut dyn TaskInvokable) -> Duration {
         let mut wait = MAX_WAIT;
         if !self.flush_every.is_zero() {
             wait = wait.min(self.next_flush.saturating_duration_since(Instant::now()));
@@ -49,7 +49,7 @@ impl Clock {
         if let Some(t) = inv.next_processing_time() {
             let now = now_ms();
             if t <= now {
-                inv.process_processing_time(now)?;
+                inv.processing_time(now)?;
                 fired = true;
             }
         }

@@ -36,7 +36,7 @@ pub(super) fn input_loop(
     let mut inputs = Inputs::new(deployment, config);
     let mut clock = Clock::new(config);
     if inputs.total() == 0 {
-        inv.process_watermark(MAX_WATERMARK)?;
+        inv.watermark(MAX_WATERMARK)?;
         return inv.end_input();
     }
     let capacity = inputs.capacity() as u64;

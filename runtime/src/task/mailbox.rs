@@ -146,29 +146,8 @@ mod tests {
         completed: Vec<CheckpointId>,
     }
 
-    impl TaskInvokable for Recorder {
-        fn process_records(&mut self, _: u8, _: &mut ElementReader<'_>) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn process_watermark(&mut self, _: crate::Timestamp) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn process_idle(&mut self, _: bool) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn process_processing_time(&mut self, _: crate::Timestamp) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn next_processing_time(&self) -> Option<crate::Timestamp> {
-            None
-        }
-        fn flush(&mut self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn end_input(&mut self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn checkpoint(
+    impl crate::Lifecycle for Recorder {
+        fn snapshot_state(
             &mut self,
             checkpoint: CheckpointId,
             _: BarrierOptions,
@@ -177,8 +156,17 @@ mod tests {
             self.snapshots.push(checkpoint);
             Ok(())
         }
-        fn checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        fn notify_checkpoint_complete(
+            &mut self,
+            checkpoint: CheckpointId,
+        ) -> Result<(), TaskError> {
             self.completed.push(checkpoint);
+            Ok(())
+        }
+    }
+
+    impl TaskInvokable for Recorder {
+        fn process_records(&mut self, _: u8, _: &mut ElementReader<'_>) -> Result<(), TaskError> {
             Ok(())
         }
         fn operator_name(&self, _: usize) -> Option<String> {

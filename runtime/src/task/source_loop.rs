@@ -46,7 +46,7 @@ pub(super) fn source_loop(
                 clock.tick(inv, false)?;
             }
             SourceStep::Finished => {
-                inv.process_watermark(MAX_WATERMARK)?;
+                inv.watermark(MAX_WATERMARK)?;
                 inv.end_input()?;
                 return Ok(());
             }

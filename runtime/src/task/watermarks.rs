@@ -66,8 +66,8 @@ impl Watermarks {
     fn emit(&mut self, inv: &mut dyn TaskInvokable) -> Result<(), TaskError> {
         for o in self.out.drain(..) {
             match o {
-                ValveOutput::Watermark(wm) => inv.process_watermark(wm)?,
-                ValveOutput::Idle(idle) => inv.process_idle(idle)?,
+                ValveOutput::Watermark(wm) => inv.watermark(wm)?,
+                ValveOutput::Idle(idle) => inv.idle(idle)?,
             }
         }
         Ok(())

@@ -19,7 +19,9 @@ use weir_runtime::rpc::request::{
     ArtifactChunk, ArtifactPiece, ArtifactStored, Cancel, Checkpoints, FetchArtifact, JobInfo,
     ListJobs, PutArtifact, Submit, TriggerSavepoint, WaitJob,
 };
-use weir_runtime::rpc::{read_message, write_message, ClientRequest, RemoteError, Reply, RpcError};
+use weir_runtime::rpc::{
+    read_message, write_message, ClientRequest, RemoteError, RemoteErrorKind, Reply, RpcError,
+};
 
 /// The longest a savepoint request waits for its answer.
 const SAVEPOINT_WAIT: Duration = Duration::from_secs(600);
@@ -39,8 +41,13 @@ enum AnyReply {
     Error(Result<(), RemoteError>),
 }
 
-fn error(e: impl ToString) -> AnyReply {
-    AnyReply::Error(Err(RemoteError::new(e)))
+fn error(e: impl Into<RemoteError>) -> AnyReply {
+    AnyReply::Error(Err(e.into()))
+}
+
+/// A request that cannot be served as sent.
+fn invalid(message: &str) -> RemoteError {
+    RemoteError::new(RemoteErrorKind::Invalid, message)
 }
 
 /// Serves one client: a request, then its answer, until it hangs up.
@@ -64,7 +71,11 @@ pub(super) async fn serve(
         let up = upload.clone();
         let answer = tokio::task::spawn_blocking(move || answer(&c, &up, request))
             .await
-            .unwrap_or_else(|e| Some(error(format!("request failed: {e}"))));
+            .unwrap_or_else(|e| {
+                let failed =
+                    RemoteError::new(RemoteErrorKind::Internal, format!("request failed: {e}"));
+                Some(error(failed))
+            });
         if let Some(answer) = answer {
             write_message(&mut stream, peer, &answer).await?;
         }
@@ -79,10 +90,10 @@ async fn send_artifact(
     digest: &ArtifactDigest,
 ) -> Result<(), RpcError> {
     let piece = |p: ArtifactPiece| -> Reply<FetchArtifact> { Ok(p) };
-    let failed = |e: String| -> Reply<FetchArtifact> { Err(RemoteError::new(e)) };
+    let failed = |e: RemoteError| -> Reply<FetchArtifact> { Err(e) };
     let file = match cluster.artifacts().read(digest) {
         Ok(f) => f,
-        Err(e) => return write_message(stream, peer, &failed(e.to_string())).await,
+        Err(e) => return write_message(stream, peer, &failed(e.into())).await,
     };
     let mut file = tokio::fs::File::from_std(file);
     let mut buf = vec![0u8; ARTIFACT_CHUNK_BYTES];
@@ -91,6 +102,7 @@ async fn send_artifact(
             Ok(n) => n,
             Err(e) => {
                 let why = format!("cannot read artifact {digest}: {e}");
+                let why = RemoteError::new(RemoteErrorKind::Internal, why);
                 return write_message(stream, peer, &failed(why)).await;
             }
         };
@@ -111,17 +123,17 @@ fn answer(
     let mut upload = upload.lock().expect("upload poisoned");
     if upload.is_some() && !matches!(request, ClientRequest::ArtifactChunk(_)) {
         *upload = None;
-        return Some(error(
+        return Some(error(invalid(
             "an artifact upload was interrupted by another request",
-        ));
+        )));
     }
     let reply = match request {
         ClientRequest::PutArtifact(put) => AnyReply::Put(put_artifact(cluster, &mut upload, put)),
         ClientRequest::ArtifactChunk(ArtifactChunk(bytes)) => {
             let Some(u) = upload.as_mut() else {
-                return Some(error(
+                return Some(error(invalid(
                     "an artifact piece arrived without an upload announced",
-                ));
+                )));
             };
             match cluster.artifacts().write(u, &bytes) {
                 Ok(false) => return None,
@@ -135,13 +147,13 @@ fn answer(
                 }
             }
         }
-        ClientRequest::FetchArtifact(_) => error("fetches are streamed"),
+        ClientRequest::FetchArtifact(_) => error(invalid("fetches are streamed")),
         ClientRequest::Submit(Submit(s)) => AnyReply::Submitted(remote(cluster.submit(*s))),
         ClientRequest::ListJobs(ListJobs) => AnyReply::Jobs(Ok(cluster.list())),
         ClientRequest::JobInfo(JobInfo(id)) => AnyReply::Job(
             cluster
                 .summary(id)
-                .ok_or_else(|| RemoteError::new(ClusterError::UnknownJob(id))),
+                .ok_or_else(|| ClusterError::UnknownJob(id).into()),
         ),
         ClientRequest::Cancel(Cancel(id)) => AnyReply::Cancelled(remote(cluster.cancel(id))),
         ClientRequest::Savepoint(r) => AnyReply::Savepoint(remote(savepoint(cluster, r))),
@@ -157,7 +169,7 @@ fn answer(
 }
 
 fn remote<T>(r: Result<T, ClusterError>) -> Result<T, RemoteError> {
-    r.map_err(RemoteError::new)
+    r.map_err(RemoteError::from)
 }
 
 /// Starts an artifact upload, unless the artifact is stored already.
@@ -172,12 +184,12 @@ fn put_artifact(
     let mut u = cluster
         .artifacts()
         .begin(digest, size)
-        .map_err(RemoteError::new)?;
+        .map_err(RemoteError::from)?;
     if size == 0 {
         cluster
             .artifacts()
             .write(&mut u, &[])
-            .map_err(RemoteError::new)?;
+            .map_err(RemoteError::from)?;
         return Ok(true);
     }
     *upload = Some(u);

@@ -30,6 +30,7 @@ mod client_api;
 pub mod error;
 pub mod json;
 mod placement;
+mod remote_error;
 pub mod rest;
 pub mod server;
 pub mod slots;

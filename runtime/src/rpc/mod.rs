@@ -24,7 +24,7 @@ use thiserror::Error;
 pub use frame::{read_message, write_message, MAX_MESSAGE_BYTES};
 pub use handshake::{accept, connect, PeerRole, RPC_MAGIC, RPC_PROTOCOL_VERSION};
 pub use link::{spawn_link, LinkReceiver, LinkSender};
-pub use request::{ClientRequest, RemoteError, Reply, Request};
+pub use request::{ClientRequest, RemoteError, RemoteErrorKind, Reply, Request};
 
 /// How long a connection attempt and its handshake may take.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -24,18 +24,40 @@ pub trait Request: Into<ClientRequest> {
     type Response: Serialize + DeserializeOwned;
 }
 
+/// What kind of refusal or failure a [`RemoteError`] is, so that a client can act on it
+/// (an exit status, an HTTP status) without reading the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteErrorKind {
+    /// The request names a job or artifact the JobManager does not have.
+    NotFound,
+    /// The request itself cannot be served as sent (an invalid job graph, an unusable
+    /// savepoint, bytes that do not match their digest, a request out of order).
+    Invalid,
+    /// The job is not in a state that allows the request (not running yet, already ended,
+    /// already stopping).
+    Conflict,
+    /// The JobManager cannot serve the request now (shutting down, no slots in time, a
+    /// wait that ran out); the same request may succeed later.
+    Unavailable,
+    /// The JobManager failed while serving the request (storage, a thread, a worker).
+    Internal,
+}
+
 /// Why the JobManager refused or failed a request; the message names what is concerned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct RemoteError {
+    /// What kind of error it is.
+    pub kind: RemoteErrorKind,
     /// What went wrong.
     pub message: String,
 }
 
 impl RemoteError {
-    /// An error with `message`.
-    pub fn new(message: impl ToString) -> Self {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: RemoteErrorKind, message: impl ToString) -> Self {
         Self {
+            kind,
             message: message.to_string(),
         }
     }
@@ -161,11 +183,16 @@ mod tests {
 
     #[test]
     fn an_error_reply_decodes_as_the_reply_of_any_request() {
-        let sent: Reply<Cancel> = Err(RemoteError::new("unknown job 00000000000000ff"));
+        let sent: Reply<Cancel> = Err(RemoteError::new(
+            RemoteErrorKind::NotFound,
+            "unknown job 00000000000000ff",
+        ));
         let mut bytes = Vec::new();
         weir_state_backends::encode_into(&sent, &mut bytes).unwrap();
         let (got, _): (Reply<ListJobs>, usize) = weir_state_backends::decode_from(&bytes).unwrap();
-        assert_eq!(got.unwrap_err().message, "unknown job 00000000000000ff");
+        let got = got.unwrap_err();
+        assert_eq!(got.kind, RemoteErrorKind::NotFound);
+        assert_eq!(got.message, "unknown job 00000000000000ff");
     }
 
     #[test]

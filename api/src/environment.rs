@@ -10,7 +10,7 @@ use crate::graph::stream_graph::{NodeKind, StreamGraph};
 use crate::graph::type_ops::{typed_output, TypeOpsOf};
 use crate::minicluster::LocalMiniCluster;
 use crate::record::Record;
-use crate::source::{CollectionSource, SourceContext, SourceFunction};
+use crate::source::{CollectionSource, SourceContext, SourceFunction, SplitRestore};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -202,9 +202,13 @@ impl StreamExecutionEnvironment {
                     parallelism: ctx.parallelism,
                 })?;
                 if let Some(restored) = &ctx.restored {
-                    if let Some(splits) =
-                        restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)?
-                    {
+                    let splits = match source.split_restore() {
+                        SplitRestore::RoundRobin => {
+                            restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)?
+                        }
+                        SplitRestore::Union => restored.union_list(&ctx.uid)?,
+                    };
+                    if let Some(splits) = splits {
                         let n = splits.len();
                         reader.restore_splits(splits)?;
                         tracing::info!(source = %ctx.name, subtask = ctx.subtask, checkpoint = restored.checkpoint(), splits = n, "source position restored");

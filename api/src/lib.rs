@@ -54,7 +54,7 @@ pub use weir_runtime::checkpoint;
 /// Task metrics, as the TaskManagers publish them.
 pub use weir_runtime::metrics;
 pub use weir_runtime::{
-    CheckpointConfig, CheckpointId, CheckpointingMode, JobConfig, Output, Partitioning,
+    CheckpointConfig, CheckpointId, CheckpointingMode, JobConfig, Lifecycle, Output, Partitioning,
     RestartStrategy, SavepointRestoreSettings, SourceStep, TaskError, TaskManagerConfig, Timestamp,
     MAX_WATERMARK, NO_TIMESTAMP,
 };

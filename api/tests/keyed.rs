@@ -274,7 +274,10 @@ fn an_idle_input_does_not_hold_back_event_time_windows() {
             }
             Ok(SourceStep::Idle(Duration::from_millis(10)))
         }
-        fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        fn snapshot_splits(
+            &mut self,
+            _checkpoint: weir_runtime::CheckpointId,
+        ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
             Ok(None)
         }
         fn restore_splits(&mut self, _p: Vec<Vec<u8>>) -> Result<(), TaskError> {

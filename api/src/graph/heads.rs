@@ -104,11 +104,11 @@ impl<T> Lifecycle for SourceHead<T> {
     /// emitted before the barrier); the chain follows.
     fn snapshot_state(
         &mut self,
-        _checkpoint: weir_runtime::CheckpointId,
+        checkpoint: weir_runtime::CheckpointId,
         _options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
-        match self.reader.snapshot_splits()? {
+        match self.reader.snapshot_splits(checkpoint)? {
             Some(splits) => state.push(weir_runtime::checkpoint::OperatorSnapshot::operator_list(
                 &self.uid, &splits,
             )?),
@@ -122,6 +122,14 @@ impl<T> Lifecycle for SourceHead<T> {
             None => {}
         }
         Ok(())
+    }
+
+    /// Tells the reader a checkpoint completed (a Kafka source commits its offsets).
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<(), TaskError> {
+        self.reader.notify_checkpoint_complete(checkpoint)
     }
 }
 

@@ -38,7 +38,10 @@ struct CollectionReader<T> {
 }
 
 impl<T: Clone> SourceReader<T> for CollectionReader<T> {
-    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+    fn snapshot_splits(
+        &mut self,
+        _checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         super::encode_splits(&self.splits)
     }
 

@@ -197,7 +197,10 @@ impl<T> CsvReader<T> {
 }
 
 impl<T: DeserializeOwned> SourceReader<T> for CsvReader<T> {
-    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+    fn snapshot_splits(
+        &mut self,
+        _checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         if self.done {
             return Ok(Some(Vec::new()));
         }

@@ -223,7 +223,10 @@ struct GeneratorReader<T> {
 }
 
 impl<T> SourceReader<T> for GeneratorReader<T> {
-    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+    fn snapshot_splits(
+        &mut self,
+        _checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         super::encode_splits(&self.splits)
     }
 
@@ -347,7 +350,7 @@ mod tests {
                 let mut out = VecOut(Vec::new());
                 reader.poll(&mut out, 7 * (usize::from(i) + 1)).unwrap();
                 seen.extend(out.0);
-                positions.extend(reader.snapshot_splits().unwrap().unwrap());
+                positions.extend(reader.snapshot_splits(1).unwrap().unwrap());
             }
             for j in 0..to {
                 let ctx = SourceContext {

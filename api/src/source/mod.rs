@@ -16,7 +16,7 @@ pub use generator::GeneratorSource;
 pub use socket::SocketTextSource;
 pub use text::TextFileSource;
 
-use weir_runtime::{Output, SourceStep, TaskError};
+use weir_runtime::{CheckpointId, Output, SourceStep, TaskError};
 
 /// Where a source subtask learns which part of the input it reads.
 #[derive(Clone, Debug)]
@@ -38,6 +38,25 @@ pub trait SourceFunction<T>: Send + Sync + 'static {
     fn max_parallelism(&self) -> Option<u16> {
         None
     }
+
+    /// How the positions of a checkpoint are dealt to the readers that restore it.
+    fn split_restore(&self) -> SplitRestore {
+        SplitRestore::RoundRobin
+    }
+}
+
+/// How the split positions of a checkpoint reach the readers that restore it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SplitRestore {
+    /// At the same parallelism every reader gets its own positions back; at another, all
+    /// positions are dealt round-robin.
+    #[default]
+    RoundRobin,
+    /// Every reader gets the positions of all readers and keeps those it owns (Flink's
+    /// union list state): for sources whose readers pick their splits themselves, such as
+    /// Kafka partitions assigned by hash, so that a reader also knows which splits the
+    /// checkpoint covers at all and reads only those it has never seen from the start.
+    Union,
 }
 
 /// Reads one subtask's share of a source.
@@ -45,11 +64,21 @@ pub trait SourceReader<T> {
     /// Emits up to `max` records into `out`.
     fn poll(&mut self, out: &mut dyn Output<T>, max: usize) -> Result<SourceStep, TaskError>;
 
-    /// Returns, for a checkpoint (taken between two polls), the read position of every
+    /// Returns, for checkpoint `checkpoint` (taken between two polls), the read position of every
     /// split this reader owns (a split is a part of the input that one reader reads in
     /// order: a file, a range of sequence numbers), or `None` if the source cannot be
     /// replayed (its records since the last checkpoint may be lost on failure).
-    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError>;
+    fn snapshot_splits(
+        &mut self,
+        checkpoint: CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError>;
+
+    /// Checkpoint `checkpoint`, whose positions [`Self::snapshot_splits`] returned,
+    /// completed (a Kafka reader commits them to its consumer group, for monitoring).
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        let _ = checkpoint;
+        Ok(())
+    }
 
     /// Before the first poll, after a restore: reads exactly `splits` (positions some
     /// readers returned, redistributed round-robin when the parallelism changed) instead of
@@ -57,8 +86,8 @@ pub trait SourceReader<T> {
     fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError>;
 }
 
-/// Decodes a split position written by [`encode_split`].
-pub(crate) fn decode_split<P: serde::de::DeserializeOwned>(
+/// Decodes a split position written by [`encode_split`] (for sources in other crates too).
+pub fn decode_split<P: serde::de::DeserializeOwned>(
     bytes: &[u8],
     source: &str,
 ) -> Result<P, TaskError> {
@@ -70,7 +99,7 @@ pub(crate) fn decode_split<P: serde::de::DeserializeOwned>(
 }
 
 /// Encodes a split position.
-pub(crate) fn encode_split<P: serde::Serialize>(position: &P) -> Result<Vec<u8>, TaskError> {
+pub fn encode_split<P: serde::Serialize>(position: &P) -> Result<Vec<u8>, TaskError> {
     let mut out = Vec::new();
     weir_state_backends::encode_into(position, &mut out)
         .map_err(|e| TaskError::Checkpoint(format!("cannot encode a source position: {e}")))?;
@@ -78,9 +107,7 @@ pub(crate) fn encode_split<P: serde::Serialize>(position: &P) -> Result<Vec<u8>,
 }
 
 /// Encodes the positions of `splits`, one entry each.
-pub(crate) fn encode_splits<P: serde::Serialize>(
-    splits: &[P],
-) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+pub fn encode_splits<P: serde::Serialize>(splits: &[P]) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
     splits
         .iter()
         .map(encode_split)
@@ -89,7 +116,7 @@ pub(crate) fn encode_splits<P: serde::Serialize>(
 }
 
 /// Decodes split positions written by [`encode_splits`].
-pub(crate) fn decode_splits<P: serde::de::DeserializeOwned>(
+pub fn decode_splits<P: serde::de::DeserializeOwned>(
     splits: &[Vec<u8>],
     source: &str,
 ) -> Result<Vec<P>, TaskError> {

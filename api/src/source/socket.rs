@@ -116,7 +116,10 @@ impl SocketReader {
 }
 
 impl SourceReader<String> for SocketReader {
-    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+    fn snapshot_splits(
+        &mut self,
+        _checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         // A socket cannot be read again.
         Ok(None)
     }

@@ -64,7 +64,10 @@ impl SourceFunction<String> for TextFileSource {
 pub(crate) struct EmptyReader;
 
 impl<T> SourceReader<T> for EmptyReader {
-    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+    fn snapshot_splits(
+        &mut self,
+        _checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         Ok(Some(Vec::new()))
     }
 
@@ -106,7 +109,10 @@ pub(crate) fn strip_line_end(line: &mut Vec<u8>) {
 }
 
 impl SourceReader<String> for TextReader {
-    fn snapshot_splits(&mut self) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+    fn snapshot_splits(
+        &mut self,
+        _checkpoint: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
         use std::io::Seek;
         if self.done {
             return Ok(Some(Vec::new()));

@@ -168,6 +168,22 @@ impl RestoredState {
         })
     }
 
+    /// Returns the operator list state of operator `uid` of every subtask, concatenated in
+    /// subtask order (Flink's union redistribution), or `None` if the snapshot has no state
+    /// for `uid`.
+    pub fn union_list(&self, uid: &str) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        let Some(op) = self.metadata.operators.iter().find(|o| o.uid == uid) else {
+            return Ok(None);
+        };
+        let mut handles: Vec<_> = op.subtasks.iter().collect();
+        handles.sort_by_key(|h| h.subtask);
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(OperatorSnapshot::decode_list(&self.read(uid, h)?)?);
+        }
+        Ok(Some(all))
+    }
+
     /// Returns the operator list state of operator `uid` for `subtask` of `parallelism`
     /// subtasks (`None` if the snapshot has no state for `uid`; an empty list if it has,
     /// but none for this subtask).

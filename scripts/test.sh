@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test without optional features, then every test again with all features
 # (the RocksDB state backend compiled in: its conformance suite, incremental checkpoints,
-# bounded memory, the examples' exactly-once and savepoint tests on RocksDB). Installs
-# libclang (which the `rocksdb` crate needs to compile RocksDB) when it is missing.
+# bounded memory, the examples' exactly-once and savepoint tests on RocksDB; the Kafka
+# connector against a real broker that its tests start with scripts/kafka.sh). Installs
+# libclang (which the `rocksdb` crate needs to compile RocksDB) and Java 17 with Maven
+# (which scripts/kafka.sh needs to fetch and run Apache Kafka) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,20 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libclang-dev
+fi
+
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (needed to run the Kafka broker of the connector tests)"
+  sudo=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
 cargo test --workspace --locked "$@"

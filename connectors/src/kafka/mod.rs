@@ -1,0 +1,19 @@
+//! Apache Kafka: a source and a sink, as Flink's `KafkaSource` and `KafkaSink`.
+//!
+//! - [`KafkaSource`] reads topics by list or pattern; each partition belongs to one reader
+//!   by a fixed rule, its offset is part of every checkpoint, and restores seek to it.
+//! - Values are turned into records and back by a format: [`Bytes`], [`Utf8`], [`Json`],
+//!   [`Csv`], or any function of the whole [`RecordView`].
+
+mod discovery;
+mod error;
+mod format;
+mod properties;
+mod reader;
+mod source;
+mod split;
+
+pub use error::KafkaConnectorError;
+pub use format::{Bytes, Csv, Json, KafkaDeserializer, KafkaSerializer, RecordView, Utf8};
+pub use source::KafkaSource;
+pub use split::{owner, KafkaSplit, OffsetReset, StartingOffsets, DEFAULT_DISCOVERY_INTERVAL};

@@ -85,7 +85,18 @@ pub struct CheckpointStorage {
     /// The root directory when the store is the local file system, whose directories
     /// outlive the objects in them.
     local_root: Option<std::path::PathBuf>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see the `Drop` impl).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for CheckpointStorage {
+    /// The storage may be dropped inside another runtime's task (a JobMaster's), where
+    /// dropping a runtime would block: shut its own down without waiting.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for CheckpointStorage {
@@ -168,8 +179,14 @@ impl CheckpointStorage {
             store,
             url: trim_url(url),
             local_root,
-            runtime,
+            runtime: Some(runtime),
         })
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives until the storage is dropped")
     }
 
     /// Returns the storage URL.
@@ -191,14 +208,14 @@ impl CheckpointStorage {
     }
 
     pub(super) fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
-        self.runtime
+        self.rt()
             .block_on(self.store.put(path, PutPayload::from(bytes)))
             .map(|_| ())
             .map_err(self.store_err(path))
     }
 
     fn get(&self, path: &Path) -> Result<bytes::Bytes, StorageError> {
-        self.runtime
+        self.rt()
             .block_on(async { self.store.get(path).await?.bytes().await })
             .map_err(self.store_err(path))
     }
@@ -278,7 +295,7 @@ impl CheckpointStorage {
     fn check_shared(&self, file: &SharedStateFile) -> Result<(), StorageError> {
         let path = Path::from(file.path.as_str());
         let meta = self
-            .runtime
+            .rt()
             .block_on(self.store.head(&path))
             .map_err(self.store_err(&path))?;
         self.check_size(&path, meta.size, file.size)
@@ -288,7 +305,7 @@ impl CheckpointStorage {
     /// not an error.
     pub fn delete_shared(&self, path: &str) -> Result<(), StorageError> {
         let path = Path::from(path);
-        match self.runtime.block_on(self.store.delete(&path)) {
+        match self.rt().block_on(self.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.store_err(&path)(e)),
         }
@@ -420,7 +437,7 @@ impl CheckpointStorage {
     ) -> Result<(Vec<CheckpointId>, BTreeSet<CheckpointId>), StorageError> {
         let prefix = Path::from(job.to_string());
         let objects: Vec<_> = self
-            .runtime
+            .rt()
             .block_on(self.store.list(Some(&prefix)).try_collect())
             .map_err(self.store_err(&prefix))?;
         let mut all = BTreeSet::new();
@@ -457,14 +474,14 @@ impl CheckpointStorage {
     pub fn discard(&self, job: JobId, checkpoint: CheckpointId) -> Result<(), StorageError> {
         let dir = chk_dir(job, checkpoint);
         let objects: Vec<_> = self
-            .runtime
+            .rt()
             .block_on(self.store.list(Some(&dir)).try_collect())
             .map_err(self.store_err(&dir))?;
         // Metadata first: a half-deleted checkpoint must never look complete.
         let mut paths: Vec<Path> = objects.into_iter().map(|o| o.location).collect();
         paths.sort_by_key(|p| p.filename() != Some(METADATA_FILE));
         for p in paths {
-            match self.runtime.block_on(self.store.delete(&p)) {
+            match self.rt().block_on(self.store.delete(&p)) {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.store_err(&p)(e)),
             }

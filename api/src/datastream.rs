@@ -241,6 +241,7 @@ impl<T: Record> DataStream<T> {
         key_hash: Option<AnyKeyHash>,
     ) -> DataStreamSink {
         let sink = Arc::new(sink);
+        let checked = sink.clone();
         let stream = self.add_one_input::<()>("Sink", key_hash, true, move |ctx, out| {
             let mut writer = sink.create_writer(&SinkContext {
                 name: ctx.name.clone(),
@@ -261,6 +262,8 @@ impl<T: Record> DataStream<T> {
                 uid: ctx.uid.clone(),
             }))
         });
+        self.env.inner.borrow_mut().graph.nodes[stream.id].check =
+            Some(Arc::new(move |name, job| checked.check(name, job)));
         DataStreamSink { stream }
     }
 

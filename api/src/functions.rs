@@ -167,6 +167,10 @@ impl<O> Lifecycle for Downstream<O> {
         self.sides.each(|s| s.end_input())?;
         self.out.end_input()
     }
+    fn close(&mut self) -> Result<(), TaskError> {
+        self.sides.each(|s| s.close())?;
+        self.out.close()
+    }
     fn checkpoint(
         &mut self,
         checkpoint: weir_runtime::CheckpointId,

@@ -432,3 +432,61 @@ fn a_restart_skips_a_corrupt_latest_checkpoint_and_restores_the_previous_one() {
     assert_eq!(counts.len(), 100);
     assert!(counts.values().all(|c| *c == N / 100), "{counts:?}");
 }
+
+#[test]
+fn output_committed_by_a_task_whose_input_ended_is_not_repeated_when_another_task_fails_later() {
+    static QUICK_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    const N: u64 = 4_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (quick_out, slow_out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = env(dir.path(), 1);
+    env.configure(restart_quickly);
+    let files = |d: &std::path::Path| {
+        weir_api::sink::FileSink::new(d, |v: &u64, line: &mut String| {
+            use std::fmt::Write;
+            let _ = write!(line, "{v}");
+        })
+    };
+    // A quick pipeline whose input ends at once, beside a slow one that fails half-way,
+    // only once the quick one's input has ended.
+    env.from_collection((0..100u64).collect())
+        .map(|v: u64| {
+            if v == 99 {
+                QUICK_DONE.store(true, Ordering::SeqCst);
+            }
+            v
+        })
+        .sink_to_files(files(quick_out.path()))
+        .uid("quick-files");
+    env.from_generator(GeneratorSource::new(Some(N), |i| i).with_rate_limit(4_000))
+        .map(|v: u64| {
+            if SEEN.fetch_add(1, Ordering::SeqCst) + 1 >= N / 2
+                && QUICK_DONE.load(Ordering::SeqCst)
+                && !FAILED.swap(true, Ordering::SeqCst)
+            {
+                panic!("injected failure");
+            }
+            v
+        })
+        .sink_to_files(files(slow_out.path()))
+        .uid("slow-files");
+    env.execute("ended-and-failing").unwrap();
+    assert!(FAILED.load(Ordering::SeqCst), "the failure was injected");
+    let sorted = |r: std::ops::Range<u64>| {
+        let mut v: Vec<String> = r.map(|i| i.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        visible_lines(quick_out.path()).0,
+        sorted(0..100),
+        "the quick pipeline's output exactly once"
+    );
+    assert_eq!(
+        visible_lines(slow_out.path()).0,
+        sorted(0..N),
+        "the slow pipeline's output exactly once"
+    );
+}

@@ -421,6 +421,7 @@ impl JobManagerGateway for JobManager {
                 checkpoint,
                 state,
                 alignment_ms,
+                ended,
             } => (
                 subtask.job,
                 JobEvent::Acknowledge {
@@ -428,6 +429,7 @@ impl JobManagerGateway for JobManager {
                     checkpoint,
                     state,
                     alignment_ms,
+                    ended,
                 },
             ),
             TaskManagerMessage::DeclineCheckpoint {
@@ -442,6 +444,9 @@ impl JobManagerGateway for JobManager {
                     reason,
                 },
             ),
+            TaskManagerMessage::InputEnded { subtask } => {
+                (subtask.job, JobEvent::InputEnded { subtask })
+            }
         };
         self.tell(job, event);
     }

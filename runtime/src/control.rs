@@ -137,6 +137,9 @@ pub enum JobManagerMessage {
         job: JobId,
         /// The completed checkpoint.
         checkpoint: CheckpointId,
+        /// Every task's input had ended before it snapshotted this checkpoint: it is the
+        /// job's final checkpoint, and tasks end once they committed it.
+        last: bool,
     },
     /// Every task of `job` on this TaskManager: checkpoint `checkpoint` was aborted (tasks
     /// stopping for it as a stop-with-savepoint resume).
@@ -186,6 +189,14 @@ pub enum TaskManagerMessage {
         state: Vec<OperatorSubtaskState>,
         /// Time its inputs spent aligning, in milliseconds.
         alignment_ms: u64,
+        /// Its input (or its source) had ended before the snapshot.
+        ended: bool,
+    },
+    /// A subtask's input ended (in a job that checkpoints): it waits for the job's final
+    /// checkpoint, which the JobManager triggers as soon as every subtask's input ended.
+    InputEnded {
+        /// The subtask.
+        subtask: SubtaskId,
     },
     /// A subtask could not take part in a checkpoint.
     DeclineCheckpoint {

@@ -18,6 +18,7 @@ const TAG_IDLE: u8 = 4;
 const TAG_ACTIVE: u8 = 5;
 const TAG_BARRIER: u8 = 6;
 const TAG_END: u8 = 7;
+const TAG_END_OF_DATA: u8 = 8;
 
 /// Size of the frame header: the length prefix.
 pub const FRAME_HEADER: usize = 4;
@@ -50,6 +51,9 @@ pub enum Element<'a> {
     Idle(bool),
     /// A checkpoint barrier (reserved for checkpointing).
     Barrier(CheckpointId, BarrierOptions),
+    /// The producer sent its last record on this channel; barriers may still follow (the
+    /// final checkpoint), then [`Element::EndOfPartition`].
+    EndOfData,
     /// The producer sent its last element on this channel.
     EndOfPartition,
 }
@@ -124,6 +128,7 @@ pub fn write_event(buf: &mut Vec<u8>, element: &Element<'_>) {
                     | (u8::from(opts.stop) << 2),
             );
         }
+        Element::EndOfData => buf.push(TAG_END_OF_DATA),
         Element::EndOfPartition => buf.push(TAG_END),
     }
     finish_frame(buf, start);
@@ -282,6 +287,7 @@ impl<'a> ElementReader<'a> {
                 ))
             }
             TAG_END => fixed(0).map(|_| Element::EndOfPartition),
+            TAG_END_OF_DATA => fixed(0).map(|_| Element::EndOfData),
             _ => Err(ElementError::Malformed {
                 offset,
                 reason: "unknown element tag",
@@ -310,6 +316,7 @@ mod tests {
             aligned: true,
             stop: true,
         };
+        write_event(&mut buf, &Element::EndOfData);
         write_event(&mut buf, &Element::Barrier(7, opts));
         write_event(&mut buf, &Element::EndOfPartition);
         let mut r = ElementReader::new(&buf);
@@ -327,6 +334,7 @@ mod tests {
                     payload: b""
                 },
                 Element::Idle(true),
+                Element::EndOfData,
                 Element::Barrier(7, opts),
                 Element::EndOfPartition,
             ]

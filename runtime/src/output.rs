@@ -87,10 +87,20 @@ pub trait Lifecycle {
         }
     }
 
-    /// All input has been consumed: finish (flush pending output) and forward.
+    /// All input has been consumed: finish (flush pending output) and forward. Network
+    /// outputs send the end of data; barriers may still follow.
     fn end_input(&mut self) -> Result<(), TaskError> {
         match self.downstream() {
             Some(d) => d.end_input(),
+            None => Ok(()),
+        }
+    }
+
+    /// The task ends (after its final checkpoint, in a job that checkpoints): forward.
+    /// Network outputs send the end of partition.
+    fn close(&mut self) -> Result<(), TaskError> {
+        match self.downstream() {
+            Some(d) => d.close(),
             None => Ok(()),
         }
     }

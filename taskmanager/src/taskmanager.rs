@@ -198,11 +198,17 @@ impl TaskManagerGateway for Gateway {
                     }
                 }
             }
-            JobManagerMessage::NotifyCheckpointComplete { job, checkpoint } => {
+            JobManagerMessage::NotifyCheckpointComplete {
+                job,
+                checkpoint,
+                last,
+            } => {
                 let tasks = self.0.tasks.lock().expect("tasks poisoned");
                 for ((id, _), t) in tasks.running.iter() {
                     if id.job == job {
-                        let _ = t.commands.send(TaskCommand::CheckpointComplete(checkpoint));
+                        let _ = t
+                            .commands
+                            .send(TaskCommand::CheckpointComplete { checkpoint, last });
                     }
                 }
             }

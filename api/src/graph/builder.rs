@@ -7,7 +7,8 @@
 //! emitted by their parent's task and never chained.
 //!
 //! Checked here, before anything runs: unique uids, parallelism within
-//! `1..=max_parallelism`, and at least one sink.
+//! `1..=max_parallelism`, each sink's own check against the job's settings, and at least
+//! one sink.
 
 use super::context::OperatorContext;
 use super::stream_graph::{NodeId, NodeKind, StreamEdge, StreamGraph};
@@ -151,7 +152,8 @@ impl GraphView<'_> {
     }
 
     /// Checks unique uids, side outputs only from operators that emit them, parallelism
-    /// within `1..=max_parallelism`, and at least one sink.
+    /// within `1..=max_parallelism`, each operator's own check against the job's settings
+    /// (a Kafka sink's transaction timeout), and at least one sink.
     fn validate(&self, name: &str) -> Result<(), ApiError> {
         let nodes = &self.graph.nodes;
         let mut uids = HashSet::new();
@@ -181,6 +183,12 @@ impl GraphView<'_> {
                     n.parallelism,
                     self.max_par(n.id)
                 )));
+            }
+        }
+        for n in nodes {
+            if let Some(check) = &n.check {
+                check(&n.name, &self.settings.config)
+                    .map_err(|e| ApiError::InvalidGraph(format!("operator '{}': {e}", n.name)))?;
             }
         }
         if !nodes.iter().any(|n| n.is_sink) {

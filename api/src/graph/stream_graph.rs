@@ -70,7 +70,14 @@ pub struct StreamNode {
     pub chainable: bool,
     /// Whether the operator can emit side outputs (process functions and windows).
     pub emits_side_outputs: bool,
+    /// Checked when the job is built (a sink's [`crate::sink::SinkFunction::check`]),
+    /// with the operator's name and the job's settings.
+    pub check: Option<SubmissionCheck>,
 }
+
+/// A check of one operator against the job's settings, run when the job is built.
+pub type SubmissionCheck =
+    Arc<dyn Fn(&str, &weir_runtime::JobConfig) -> Result<(), TaskError> + Send + Sync>;
 
 /// A connection between two nodes.
 #[derive(Clone)]
@@ -121,6 +128,7 @@ impl StreamGraph {
             is_sink,
             chainable: true,
             emits_side_outputs: false,
+            check: None,
         });
         id
     }

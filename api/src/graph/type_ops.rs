@@ -173,8 +173,9 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
     }
 }
 
-/// The end of a chain: watermarks, idleness, barriers and the end of the partition go out
-/// as events to every channel; there is nothing downstream to forward the rest to.
+/// The end of a chain: watermarks, idleness, barriers, the end of data and the end of the
+/// partition go out as events to every channel; there is nothing downstream to forward the
+/// rest to.
 impl<T: Record> Lifecycle for NetworkOutput<T> {
     fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
         Ok(self
@@ -190,6 +191,11 @@ impl<T: Record> Lifecycle for NetworkOutput<T> {
         Ok(self.writer.flush()?)
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
+        self.writer
+            .broadcast_event(&weir_runtime::element::Element::EndOfData)?;
+        Ok(self.writer.flush()?)
+    }
+    fn close(&mut self) -> Result<(), TaskError> {
         Ok(self.writer.finish()?)
     }
     fn checkpoint(
@@ -246,6 +252,9 @@ impl<T: Record> Lifecycle for FanOut<T> {
     }
     fn end_input(&mut self) -> Result<(), TaskError> {
         self.each(|o| o.end_input())
+    }
+    fn close(&mut self) -> Result<(), TaskError> {
+        self.each(|o| o.close())
     }
     fn checkpoint(
         &mut self,

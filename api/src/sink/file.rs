@@ -15,7 +15,9 @@
 //!   `part-<s>-<n>` only when the checkpoint that covers it completes. After a restart the
 //!   restored checkpoint's pending parts are committed and every part numbered from the
 //!   restored counter on (written after that checkpoint) is deleted, so each record is in
-//!   exactly one visible part. At the end of input every part is committed.
+//!   exactly one visible part. At the end of input the last part closes, and the job's
+//!   final checkpoint (which every task takes after its input ended) commits it.
+//!   Without checkpointing every part is published at the end of input.
 //! - Restored at another parallelism, a subtask finishes the parts of every old subtask
 //!   whose state it was given; a new subtask index without state numbers its parts after
 //!   the visible parts its index already has.
@@ -303,6 +305,10 @@ impl<T> SinkWriter<T> for FileWriter<T> {
 
     fn finish(&mut self) -> Result<(), TaskError> {
         self.close_part()?;
+        if self.transactional {
+            // The job's final checkpoint covers the last parts; its completion commits them.
+            return Ok(());
+        }
         // The input ended: everything written is final.
         let parts: Vec<u64> = self
             .pending

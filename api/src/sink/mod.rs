@@ -14,7 +14,7 @@ pub use file::{FileSink, DEFAULT_MAX_PART_SIZE};
 pub use print::PrintSink;
 
 use weir_runtime::task::enter_operator;
-use weir_runtime::{CheckpointId, Output, TaskError, Timestamp};
+use weir_runtime::{CheckpointId, JobConfig, Output, TaskError, Timestamp};
 
 /// Where a sink subtask learns its place.
 #[derive(Clone, Debug)]
@@ -33,6 +33,13 @@ pub struct SinkContext {
 pub trait SinkFunction<T>: Send + Sync + 'static {
     /// Creates the writer of one subtask.
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError>;
+
+    /// Checks the sink `name` can run in a job with settings `job`; called when the job
+    /// is built, before anything runs (a refusal fails `execute` or the submission).
+    fn check(&self, name: &str, job: &JobConfig) -> Result<(), TaskError> {
+        let _ = (name, job);
+        Ok(())
+    }
 }
 
 /// Writes one subtask's records.

@@ -28,6 +28,9 @@ pub enum CoordinatorAction {
     NotifyComplete {
         /// The completed checkpoint.
         checkpoint: CheckpointId,
+        /// Every task's input had ended before it: the job's final checkpoint, after which
+        /// tasks end (and none is triggered any more).
+        last: bool,
     },
     /// Fail the job: too many checkpoints failed in a row.
     FailJob {

@@ -60,6 +60,8 @@ struct Pending {
     waiting: BTreeSet<SubtaskId>,
     state: Vec<OperatorSubtaskState>,
     max_alignment_ms: u64,
+    /// Every acknowledgement so far came from a task whose input had ended.
+    ended: bool,
 }
 
 /// Coordinates the checkpoints of one job.
@@ -92,6 +94,9 @@ pub struct CheckpointCoordinator {
     shared: SharedStateRegistry,
     /// Checkpoints every task acknowledged whose metadata is being stored.
     storing: BTreeMap<CheckpointId, Pending>,
+    /// The subtasks whose input ended in this run: once all did, the final checkpoint is
+    /// triggered without waiting for the interval.
+    inputs_ended: BTreeSet<SubtaskId>,
 }
 
 impl CheckpointCoordinator {
@@ -128,6 +133,7 @@ impl CheckpointCoordinator {
             stopping: None,
             shared,
             storing: BTreeMap::new(),
+            inputs_ended: BTreeSet::new(),
         }
     }
 
@@ -204,6 +210,20 @@ impl CheckpointCoordinator {
         self.finished = false;
         self.last_trigger = None;
         self.tasks = self.all_tasks.clone();
+        self.inputs_ended.clear();
+    }
+
+    /// Subtask `subtask`'s input ended. Once every subtask's did, the next tick triggers
+    /// the job's final checkpoint at once (whether it is final is decided by the
+    /// acknowledgements, so a late report of an earlier run triggers at worst an ordinary
+    /// checkpoint early).
+    pub fn input_ended(&mut self, subtask: SubtaskId) {
+        self.inputs_ended.insert(subtask);
+    }
+
+    /// Returns whether every running subtask's input ended.
+    fn all_inputs_ended(&self) -> bool {
+        !self.tasks.is_empty() && self.tasks.iter().all(|t| self.inputs_ended.contains(t))
     }
 
     /// Marks which subtasks are sources (see [`Self::task_finished`]).
@@ -241,7 +261,7 @@ impl CheckpointCoordinator {
                 .collect();
             let mut actions = Vec::new();
             for id in waiting {
-                actions.extend(self.acknowledge(subtask, id, Vec::new(), 0));
+                actions.extend(self.acknowledge(subtask, id, Vec::new(), 0, true));
             }
             return actions;
         }
@@ -281,17 +301,21 @@ impl CheckpointCoordinator {
             }
             return actions;
         }
-        // The first checkpoint of a run comes one interval after the run started.
-        let due = match self.last_trigger {
-            None => {
-                self.last_trigger = Some(now);
-                false
-            }
-            Some(t) => now.saturating_duration_since(t) >= self.config.interval,
-        };
-        let paused = self
-            .last_completion
-            .is_some_and(|t| now.saturating_duration_since(t) < self.config.min_pause);
+        // The first checkpoint of a run comes one interval after the run started; the
+        // final one as soon as every input ended.
+        let final_due = self.all_inputs_ended();
+        let due = final_due
+            || match self.last_trigger {
+                None => {
+                    self.last_trigger = Some(now);
+                    false
+                }
+                Some(t) => now.saturating_duration_since(t) >= self.config.interval,
+            };
+        let paused = !final_due
+            && self
+                .last_completion
+                .is_some_and(|t| now.saturating_duration_since(t) < self.config.min_pause);
         let room = self.pending.len() < self.config.max_concurrent;
         if due && !paused && room && !actions.iter().any(is_fail) {
             actions.push(self.start(now, timestamp_ms, None));
@@ -327,6 +351,7 @@ impl CheckpointCoordinator {
                 waiting: self.tasks.clone(),
                 state: Vec::new(),
                 max_alignment_ms: 0,
+                ended: true,
             },
         );
         CoordinatorAction::Trigger {
@@ -336,15 +361,17 @@ impl CheckpointCoordinator {
         }
     }
 
-    /// A subtask acknowledged `checkpoint` with its state. When it was the last one, returns
-    /// the storing of the checkpoint's metadata ([`CoordinatorAction::Store`]), whose outcome
-    /// completes it ([`Self::stored`]).
+    /// A subtask acknowledged `checkpoint` with its state (`ended`: its input had ended
+    /// before the snapshot). When it was the last one, returns the storing of the
+    /// checkpoint's metadata ([`CoordinatorAction::Store`]), whose outcome completes it
+    /// ([`Self::stored`]).
     pub fn acknowledge(
         &mut self,
         subtask: SubtaskId,
         checkpoint: CheckpointId,
         state: Vec<OperatorSubtaskState>,
         alignment_ms: u64,
+        ended: bool,
     ) -> Vec<CoordinatorAction> {
         let Some(p) = self.pending.get_mut(&checkpoint) else {
             // Too late: the checkpoint was aborted (or never existed).
@@ -361,6 +388,7 @@ impl CheckpointCoordinator {
         }
         p.state.extend(state);
         p.max_alignment_ms = p.max_alignment_ms.max(alignment_ms);
+        p.ended &= ended;
         if !p.waiting.is_empty() {
             return Vec::new();
         }
@@ -433,7 +461,13 @@ impl CheckpointCoordinator {
         for id in older {
             actions.extend(self.abort(id, "subsumed by a newer checkpoint"));
         }
-        actions.push(CoordinatorAction::NotifyComplete { checkpoint });
+        let last = p.ended;
+        if last {
+            // Every task's input had ended: this is the final checkpoint; tasks end now.
+            info!(job_id = %self.job, checkpoint, "final checkpoint complete");
+            self.stopped = true;
+        }
+        actions.push(CoordinatorAction::NotifyComplete { checkpoint, last });
         actions.extend(answer);
         actions
     }

@@ -55,7 +55,9 @@ impl Harness {
         state: Vec<OperatorSubtaskState>,
         alignment_ms: u64,
     ) -> Vec<CoordinatorAction> {
-        let a = self.c.acknowledge(subtask, checkpoint, state, alignment_ms);
+        let a = self
+            .c
+            .acknowledge(subtask, checkpoint, state, alignment_ms, false);
         self.run(now, a)
     }
 
@@ -156,7 +158,10 @@ fn a_checkpoint_completes_when_every_task_acknowledged_and_its_metadata_lists_th
     let actions = c.acknowledge(t0 + Duration::from_millis(40), task(1), id, s1, 7);
     assert_eq!(
         actions,
-        vec![CoordinatorAction::NotifyComplete { checkpoint: 1 }]
+        vec![CoordinatorAction::NotifyComplete {
+            checkpoint: 1,
+            last: false
+        }]
     );
     let m = c.storage().latest_usable(JOB).unwrap();
     assert_eq!(m.checkpoint, 1);
@@ -219,7 +224,10 @@ fn shared_files_are_deleted_exactly_when_the_last_retained_checkpoint_using_them
         let (s0, s1) = (shared_state(c, id, 0, t0), shared_state(c, id, 1, t1));
         c.acknowledge(now, task(0), id, s0, 0);
         let actions = c.acknowledge(now, task(1), id, s1, 0);
-        assert!(actions.contains(&CoordinatorAction::NotifyComplete { checkpoint: id }));
+        assert!(actions.contains(&CoordinatorAction::NotifyComplete {
+            checkpoint: id,
+            last: false
+        }));
         id
     };
     run(&mut c, &["aaaa", "bb"], &["xxxxxxxx"]);
@@ -283,14 +291,20 @@ fn checkpoints_go_on_without_finished_subtasks_until_a_whole_source_finished() {
     let actions = c.task_finished(now, s1);
     assert_eq!(
         actions,
-        vec![CoordinatorAction::NotifyComplete { checkpoint: id }]
+        vec![CoordinatorAction::NotifyComplete {
+            checkpoint: id,
+            last: false
+        }]
     );
     // The next checkpoint waits for the running subtasks only.
     now += Duration::from_secs(1);
     let next = triggered(&c.tick(now, 0)).unwrap();
     c.acknowledge(now, s0, next, Vec::new(), 0);
     let actions = c.acknowledge(now, sink, next, Vec::new(), 0);
-    assert!(actions.contains(&CoordinatorAction::NotifyComplete { checkpoint: next }));
+    assert!(actions.contains(&CoordinatorAction::NotifyComplete {
+        checkpoint: next,
+        last: false
+    }));
     // The last subtask of the source finishing ends checkpointing.
     now += Duration::from_secs(1);
     let last = triggered(&c.tick(now, 0)).unwrap();
@@ -493,7 +507,10 @@ fn a_completed_stop_savepoint_is_answered_when_the_job_ends_and_a_failure_while_
     let actions = c.acknowledge(t0, task(1), 1, s1, 0);
     assert_eq!(
         actions,
-        vec![CoordinatorAction::NotifyComplete { checkpoint: 1 }],
+        vec![CoordinatorAction::NotifyComplete {
+            checkpoint: 1,
+            last: false
+        }],
         "the stop is answered once the job has ended"
     );
     assert!(stop_request_refused(&mut c));
@@ -562,8 +579,8 @@ fn the_coordinator_asks_for_storage_work_and_completes_only_once_it_is_done() {
     let t0 = Instant::now();
     let id = triggered(&h.tick(t0, 0)).expect("due");
     let (s0, s1) = (state(&h, id, 0), state(&h, id, 1));
-    assert!(h.c.acknowledge(task(0), id, s0, 0).is_empty());
-    let actions = h.c.acknowledge(task(1), id, s1, 0);
+    assert!(h.c.acknowledge(task(0), id, s0, 0, false).is_empty());
+    let actions = h.c.acknowledge(task(1), id, s1, 0, false);
     assert!(
         matches!(actions.as_slice(), [CoordinatorAction::Store { checkpoint, .. }] if *checkpoint == id),
         "{actions:?}"
@@ -574,7 +591,10 @@ fn the_coordinator_asks_for_storage_work_and_completes_only_once_it_is_done() {
     );
     assert!(h.completed().is_empty());
     let rest = h.run(t0, actions);
-    assert!(rest.contains(&CoordinatorAction::NotifyComplete { checkpoint: id }));
+    assert!(rest.contains(&CoordinatorAction::NotifyComplete {
+        checkpoint: id,
+        last: false
+    }));
     assert_eq!(h.storage().completed(JOB).unwrap(), vec![id]);
     assert_eq!(h.completed().len(), 1);
 }
@@ -585,8 +605,8 @@ fn metadata_that_cannot_be_stored_fails_the_checkpoint_and_counts_against_the_to
     let t0 = Instant::now();
     let id = triggered(&h.tick(t0, 0)).expect("due");
     let (s0, s1) = (state(&h, id, 0), state(&h, id, 1));
-    h.c.acknowledge(task(0), id, s0, 0);
-    let actions = h.c.acknowledge(task(1), id, s1, 0);
+    h.c.acknowledge(task(0), id, s0, 0, false);
+    let actions = h.c.acknowledge(task(1), id, s1, 0, false);
     let Some(CoordinatorAction::Store { metadata, .. }) = actions.into_iter().next() else {
         panic!("the last acknowledgement asks to store the metadata");
     };
@@ -599,6 +619,41 @@ fn metadata_that_cannot_be_stored_fails_the_checkpoint_and_counts_against_the_to
             if reason.contains("cannot complete: the disk is full"))),
         "{actions:?}"
     );
-    assert!(!actions.contains(&CoordinatorAction::NotifyComplete { checkpoint: id }));
+    assert!(!actions.contains(&CoordinatorAction::NotifyComplete {
+        checkpoint: id,
+        last: false
+    }));
     assert!(h.completed().is_empty());
+}
+
+#[test]
+fn a_checkpoint_every_task_took_after_its_input_ended_is_the_final_one_and_ends_triggering() {
+    let mut h = coordinator(config());
+    let t0 = Instant::now();
+    // One task's input had ended, the other's not: an ordinary checkpoint.
+    let id = triggered(&h.tick(t0, 0)).expect("due");
+    let (s0, s1) = (state(&h, id, 0), state(&h, id, 1));
+    h.c.acknowledge(task(0), id, s0, 0, true);
+    let actions = h.c.acknowledge(task(1), id, s1, 0, false);
+    let rest = h.run(t0, actions);
+    assert!(rest.contains(&CoordinatorAction::NotifyComplete {
+        checkpoint: id,
+        last: false
+    }));
+    // Both inputs ended before the next one: it is the final checkpoint.
+    let now = t0 + Duration::from_secs(1);
+    let last = triggered(&h.tick(now, 0)).expect("due");
+    let (s0, s1) = (state(&h, last, 0), state(&h, last, 1));
+    h.c.acknowledge(task(0), last, s0, 0, true);
+    let actions = h.c.acknowledge(task(1), last, s1, 0, true);
+    let rest = h.run(now, actions);
+    assert!(rest.contains(&CoordinatorAction::NotifyComplete {
+        checkpoint: last,
+        last: true
+    }));
+    assert_eq!(
+        triggered(&h.tick(now + Duration::from_secs(5), 0)),
+        None,
+        "no checkpoint after the final one"
+    );
 }

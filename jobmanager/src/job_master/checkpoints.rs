@@ -49,10 +49,11 @@ impl JobMaster {
                     timestamp_ms,
                     options,
                 }),
-                CoordinatorAction::NotifyComplete { checkpoint } => {
+                CoordinatorAction::NotifyComplete { checkpoint, last } => {
                     self.broadcast(JobManagerMessage::NotifyCheckpointComplete {
                         job: self.id,
                         checkpoint,
+                        last,
                     })
                 }
                 CoordinatorAction::NotifyAborted { checkpoint } => {

@@ -32,6 +32,13 @@ pub(crate) enum JobEvent {
         state: Vec<OperatorSubtaskState>,
         /// Time its inputs spent aligning.
         alignment_ms: u64,
+        /// Its input had ended before the snapshot.
+        ended: bool,
+    },
+    /// A subtask's input ended.
+    InputEnded {
+        /// The subtask.
+        subtask: SubtaskId,
     },
     /// A subtask declined a checkpoint.
     Decline {

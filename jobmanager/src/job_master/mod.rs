@@ -181,7 +181,17 @@ impl JobMaster {
                 checkpoint,
                 state,
                 alignment_ms,
-            } => self.with_coordinator(|c| c.acknowledge(subtask, checkpoint, state, alignment_ms)),
+                ended,
+            } => self.with_coordinator(|c| {
+                c.acknowledge(subtask, checkpoint, state, alignment_ms, ended)
+            }),
+            JobEvent::InputEnded { subtask } => {
+                self.with_coordinator(|c| {
+                    c.input_ended(subtask);
+                    Vec::new()
+                });
+                self.on_tick();
+            }
             JobEvent::Decline {
                 subtask,
                 checkpoint,

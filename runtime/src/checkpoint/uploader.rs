@@ -56,6 +56,7 @@ struct Upload {
     checkpoint: CheckpointId,
     state: Vec<OperatorSnapshot>,
     alignment: Duration,
+    ended: bool,
 }
 
 /// Uploads one task's checkpoint snapshots on a thread of its own.
@@ -115,6 +116,7 @@ impl Uploader {
                                 checkpoint: up.checkpoint,
                                 state,
                                 alignment_ms: up.alignment.as_millis() as u64,
+                                ended: up.ended,
                             }
                         }
                         Err(reason) => {
@@ -137,20 +139,30 @@ impl Uploader {
         })
     }
 
-    /// Hands over the snapshot of `checkpoint`, taken after `alignment` of alignment.
+    /// Hands over the snapshot of `checkpoint`, taken after `alignment` of alignment;
+    /// `ended`: the task's input had ended before it.
     pub fn submit(
         &self,
         checkpoint: CheckpointId,
         state: Vec<OperatorSnapshot>,
         alignment: Duration,
+        ended: bool,
     ) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Upload {
                 checkpoint,
                 state,
                 alignment,
+                ended,
             });
         }
+    }
+
+    /// Tells the JobManager that this task's input ended.
+    pub fn input_ended(&self) {
+        self.jobmanager.send(TaskManagerMessage::InputEnded {
+            subtask: self.subtask,
+        });
     }
 
     /// Tells the JobManager that this task cannot take part in `checkpoint`.

@@ -26,7 +26,7 @@ use thiserror::Error;
 /// First bytes of every data connection.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"WEIR";
 /// Version of the data protocol; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Length of the hello's fixed start: magic and version (the secret follows).
 pub const HELLO_LEN: usize = 5;
 /// Longest cluster secret a hello may carry.

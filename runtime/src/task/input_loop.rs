@@ -1,6 +1,7 @@
 //! The loop of a task with inputs: take commands, take one message from the input queue
-//! (a channel opened, a buffer, a failure), tick the clock; the task ends when every input
-//! channel ended.
+//! (a channel opened, a buffer, a failure), tick the clock; the chain's input ends when
+//! every channel's data ended, and the task ends once it may (see [`super::mailbox`]) and
+//! every channel is closed.
 //!
 //! Invariants: every wait is bounded by the clock (at most [`MAX_WAIT`]); credits collected
 //! while the queue is busy are announced at least every few passes; after the barrier of a
@@ -37,8 +38,11 @@ pub(super) fn input_loop(
     let mut clock = Clock::new(config);
     if inputs.total() == 0 {
         inv.watermark(MAX_WATERMARK)?;
-        return inv.end_input();
+        inv.end_input()?;
+        commands.end_of_input();
+        return super::close_when_allowed(inv, cancel, commands, false);
     }
+    let mut ended = false;
     let capacity = inputs.capacity() as u64;
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -61,9 +65,14 @@ pub(super) fn input_loop(
             continue;
         }
         clock.tick(inv, worked)?;
-        if inputs.all_ended() {
+        if !ended && inputs.all_ended() {
             info!(task = %deployment.name, subtask = deployment.subtask.subtask, "input ended");
-            return inv.end_input();
+            inv.end_input()?;
+            commands.end_of_input();
+            ended = true;
+        }
+        if ended && commands.may_close() && inputs.all_closed() {
+            return inv.close();
         }
     }
 }

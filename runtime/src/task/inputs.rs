@@ -35,6 +35,8 @@ pub(super) struct Inputs {
     pending: Vec<PartialFrame>,
     /// Per flat channel: whether its end of partition was read.
     ended: Vec<bool>,
+    /// Per flat channel: whether its end of data (or of partition) was read.
+    data_ended: Vec<bool>,
     watermarks: Watermarks,
     /// Barriers per flat channel, and the buffers held back while a channel is blocked.
     aligner: BarrierAligner,
@@ -77,6 +79,7 @@ impl Inputs {
             ),
             pending: (0..total).map(|_| PartialFrame::default()).collect(),
             ended: vec![false; total],
+            data_ended: vec![false; total],
             watermarks: Watermarks::new(total),
             aligner: BarrierAligner::new(total),
         }
@@ -92,9 +95,22 @@ impl Inputs {
         self.credits.capacity()
     }
 
-    /// Returns whether every channel ended (as far as event time is concerned).
+    /// Returns whether every channel's data ended (and so event time).
     pub(super) fn all_ended(&self) -> bool {
         self.watermarks.all_ended()
+    }
+
+    /// Returns whether every channel delivered its end of partition.
+    pub(super) fn all_closed(&self) -> bool {
+        self.ended.iter().all(|e| *e)
+    }
+
+    /// Channel `flat` delivered its last record: event time ends on it.
+    fn end_data(&mut self, inv: &mut dyn TaskInvokable, flat: usize) -> Result<(), TaskError> {
+        if !std::mem::replace(&mut self.data_ended[flat], true) {
+            self.watermarks.end(inv, flat)?;
+        }
+        Ok(())
     }
 
     /// Starts a pass of the task loop that finds `queued` messages in the queue (see
@@ -300,7 +316,7 @@ impl Inputs {
             }
             Stop::EndOfPartition { .. } => {
                 self.ended[flat] = true;
-                self.watermarks.end(inv, flat)?;
+                self.end_data(inv, flat)?;
                 self.aligner.end(flat)
             }
         };
@@ -344,6 +360,10 @@ impl Inputs {
                 }
                 Some(Ok(Element::Idle(idle))) => {
                     self.watermarks.idle(inv, flat, idle)?;
+                    continue;
+                }
+                Some(Ok(Element::EndOfData)) => {
+                    self.end_data(inv, flat)?;
                     continue;
                 }
                 Some(Ok(Element::EndOfPartition)) => Stop::EndOfPartition {

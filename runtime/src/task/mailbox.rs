@@ -7,6 +7,11 @@
 //! without ending its input (no final watermark, no flush of open windows: their state is
 //! in the savepoint), or is aborted, when the task resumes.
 //!
+//! End of input: in a job that checkpoints, a task whose input ended keeps taking part in
+//! checkpoints (its acknowledgements say its input ended) and ends only once a checkpoint
+//! completes that every task snapshotted after its input ended (the job's final
+//! checkpoint, which two-phase-commit sinks commit); without checkpoints it ends at once.
+//!
 //! Invariant: a stop barrier whose savepoint was already aborted stops nothing, and a task
 //! that is stopping declines every new trigger.
 
@@ -28,6 +33,10 @@ pub(super) struct Commands<'a> {
     stopping: Option<CheckpointId>,
     /// The newest checkpoint aborted so far (a barrier can arrive after its abort).
     aborted: Option<CheckpointId>,
+    /// The task's input (or source) ended.
+    ended: bool,
+    /// The job's final checkpoint completed.
+    last_complete: bool,
 }
 
 /// What the task loop does after taking its commands.
@@ -48,11 +57,27 @@ impl<'a> Commands<'a> {
             uploader,
             stopping: None,
             aborted: None,
+            ended: false,
+            last_complete: false,
         }
     }
 }
 
 impl Commands<'_> {
+    /// The task's input ended (and its chain's `end_input` ran).
+    pub(super) fn end_of_input(&mut self) {
+        self.ended = true;
+        if let Some(u) = self.uploader {
+            u.input_ended();
+        }
+    }
+
+    /// Returns whether a task whose input ended may end: at once without checkpoints,
+    /// else once the job's final checkpoint completed.
+    pub(super) fn may_close(&self) -> bool {
+        self.ended && (self.uploader.is_none() || self.last_complete)
+    }
+
     /// Returns whether the task snapshotted a stop-with-savepoint and waits for its end.
     pub(super) fn is_stopping(&self) -> bool {
         self.stopping.is_some()
@@ -81,8 +106,12 @@ impl Commands<'_> {
                     options,
                 } if is_source => self.snapshot(inv, checkpoint, options, Duration::ZERO)?,
                 TaskCommand::TriggerCheckpoint { .. } => {}
-                TaskCommand::CheckpointComplete(checkpoint) => {
+                TaskCommand::CheckpointComplete { checkpoint, last } => {
                     inv.checkpoint_complete(checkpoint)?;
+                    if last {
+                        info!(checkpoint, "the job's final checkpoint completed");
+                        self.last_complete = true;
+                    }
                     if self.stopping == Some(checkpoint) {
                         info!(checkpoint, "stopped with a savepoint");
                         return Ok(Flow::Stop);
@@ -117,7 +146,7 @@ impl Commands<'_> {
             self.stopping = Some(checkpoint);
         }
         match self.uploader {
-            Some(u) => u.submit(checkpoint, state, alignment),
+            Some(u) => u.submit(checkpoint, state, alignment, self.ended),
             None => debug!(
                 checkpoint,
                 "barrier of a job without checkpointing forwarded"
@@ -224,7 +253,11 @@ mod tests {
             Commands::poll(&mut commands, &mut chain, true, Duration::ZERO).unwrap(),
             Flow::Run
         );
-        tx.send(TaskCommand::CheckpointComplete(5)).unwrap();
+        tx.send(TaskCommand::CheckpointComplete {
+            checkpoint: 5,
+            last: false,
+        })
+        .unwrap();
         assert_eq!(poll(&mut commands, &mut chain), Flow::Stop);
         assert_eq!(chain.snapshots, vec![3, 4, 5]);
         assert_eq!(chain.completed, vec![5]);

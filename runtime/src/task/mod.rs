@@ -29,7 +29,7 @@ use crate::control::{TaskDeployment, TaskManagerId};
 use crate::element::BarrierOptions;
 use crate::error::TaskError;
 use crate::exchange::{ConnectionManager, GateRegistry, InputGate, NetworkBufferPool};
-use crate::invokable::{InvokableFactory, TaskSetup};
+use crate::invokable::{InvokableFactory, TaskInvokable, TaskSetup};
 use crate::metrics::MetricRegistry;
 use crate::types::CheckpointId;
 use crossbeam_channel::Receiver;
@@ -71,10 +71,34 @@ pub enum TaskCommand {
         /// Its options.
         options: BarrierOptions,
     },
-    /// Checkpoint `checkpoint` is complete.
-    CheckpointComplete(CheckpointId),
+    /// Checkpoint `checkpoint` is complete; `last`: it is the job's final checkpoint.
+    CheckpointComplete {
+        /// The checkpoint.
+        checkpoint: CheckpointId,
+        /// Every task had ended its input before snapshotting it.
+        last: bool,
+    },
     /// Checkpoint `checkpoint` was aborted.
     CheckpointAborted(CheckpointId),
+}
+
+/// After the end of input: takes commands (sources still snapshot on triggers) until the
+/// task may end (see [`mailbox::Commands::may_close`]), then closes the chain's outputs.
+fn close_when_allowed(
+    inv: &mut dyn TaskInvokable,
+    cancel: &AtomicBool,
+    commands: &mut mailbox::Commands<'_>,
+    is_source: bool,
+) -> Result<(), TaskError> {
+    while !commands.may_close() {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(TaskError::Cancelled);
+        }
+        if commands.poll(inv, is_source, MAX_WAIT)? == mailbox::Flow::Stop {
+            return Ok(());
+        }
+    }
+    inv.close()
 }
 
 /// Runs one subtask to its end. Returns `Ok` when it consumed all input.

@@ -1,5 +1,7 @@
 //! The loop of a source task: take commands (a trigger snapshots the source), step the
-//! source, tick the clock; a finished source ends event time and its input.
+//! source, tick the clock; a finished source ends event time and its input, then takes
+//! part in checkpoints until it may end (see [`super::mailbox`]), when it closes its
+//! outputs.
 //!
 //! Invariant: after the barrier of a stop-with-savepoint the source is not stepped and no
 //! timer fires; the loop only waits, a bounded time, for the savepoint's end.
@@ -48,7 +50,8 @@ pub(super) fn source_loop(
             SourceStep::Finished => {
                 inv.watermark(MAX_WATERMARK)?;
                 inv.end_input()?;
-                return Ok(());
+                commands.end_of_input();
+                return super::close_when_allowed(inv, cancel, commands, true);
             }
         }
     }

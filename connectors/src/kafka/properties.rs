@@ -30,6 +30,11 @@ impl Properties {
         }
     }
 
+    /// Returns the user's value of `key`, if set.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.user.get(key).map(String::as_str)
+    }
+
     /// Checks the servers are set, naming `what` otherwise.
     pub(crate) fn check(&self, what: &str) -> Result<(), KafkaConnectorError> {
         if self.servers.trim().is_empty() {

@@ -16,6 +16,10 @@
 //! after every record, so which records are late depends only on the file's order: the
 //! output is the same on every run.
 //!
+//! Kafka: `--kafka-brokers ADDR --input-topic T [--output-topic T2] [--alerts-topic T3]`
+//! reads readings from a topic and writes window results and alerts to topics (see
+//! `sensor_pipeline/kafka.rs`); `--produce-readings N` fills the input topic first.
+//!
 //! Savepoints: `--stop-with-savepoint-after-records N` (with checkpoints on) stops the job
 //! with a savepoint once N readings passed and prints `savepoint: URL`; a later run with
 //! `--from-savepoint URL` (at any `--parallelism`) resumes from it, and together the two
@@ -35,6 +39,14 @@ use weir_api::{
     StateBackendKind, StreamExecutionEnvironment,
 };
 use weir_examples::{sensor_row, CountingSink, SensorReading};
+
+#[path = "sensor_pipeline/faults.rs"]
+mod faults;
+#[cfg(feature = "kafka")]
+#[path = "sensor_pipeline/kafka.rs"]
+mod kafka;
+
+use faults::{parse_fail_randomly, random_points, Faults};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum OnBadRecord {
@@ -119,70 +131,21 @@ struct Args {
     /// RocksDB working directories (default: the temp dir).
     #[arg(long, value_name = "DIR")]
     rocksdb_local_dir: Option<PathBuf>,
-}
-
-fn parse_fail_randomly(s: &str) -> Result<(u64, u64), String> {
-    let (seed, count) = s
-        .split_once(':')
-        .ok_or_else(|| format!("'{s}' is not SEED:COUNT"))?;
-    let seed = seed
-        .parse()
-        .map_err(|e| format!("bad seed '{seed}' in '{s}': {e}"))?;
-    let count = count
-        .parse()
-        .map_err(|e| format!("bad count '{count}' in '{s}': {e}"))?;
-    Ok((seed, count))
-}
-
-/// The fail points and the throttle of one run: readings are counted across the whole
-/// process (every subtask, every restart), so each fail point fires exactly once.
-struct Faults {
-    seen: std::sync::atomic::AtomicU64,
-    /// Fail points, ascending.
-    points: Vec<u64>,
-    /// Index of the next fail point.
-    next: std::sync::atomic::AtomicUsize,
-    rate: Option<u64>,
-    started: Instant,
-}
-
-impl Faults {
-    fn pass(&self) {
-        use std::sync::atomic::Ordering;
-        let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
-        let i = self.next.load(Ordering::Relaxed);
-        if self.points.get(i) == Some(&n)
-            && self
-                .next
-                .compare_exchange(i, i + 1, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-        {
-            panic!("fail point: injected failure at reading {n}");
-        }
-        if let Some(rate) = self.rate {
-            let due = Duration::from_secs_f64(n as f64 / rate as f64);
-            let elapsed = self.started.elapsed();
-            if due > elapsed {
-                std::thread::sleep(due - elapsed);
-            }
-        }
-    }
-}
-
-/// Returns `count` distinct pseudo-random readings in `1..total`, from `seed`.
-fn random_points(seed: u64, count: u64, total: u64) -> Vec<u64> {
-    let mut points = std::collections::BTreeSet::new();
-    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let span = total.saturating_sub(1).max(1);
-    let mut guard = 0;
-    while (points.len() as u64) < count.min(span) && guard < count * 100 + 100 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        points.insert(1 + x % span);
-        guard += 1;
-    }
-    points.into_iter().collect()
+    /// Kafka bootstrap servers (`HOST:PORT[,...]`): read readings from --input-topic.
+    #[arg(long, value_name = "ADDR")]
+    kafka_brokers: Option<String>,
+    /// Topic of the readings (CSV lines `sensor_id,ts_ms,temperature`, no header).
+    #[arg(long, value_name = "T", requires = "kafka_brokers")]
+    input_topic: Option<String>,
+    /// Topic for window results (the lines of --output).
+    #[arg(long, value_name = "T", requires = "input_topic")]
+    output_topic: Option<String>,
+    /// Topic for alerts (the lines of --alerts-output).
+    #[arg(long, value_name = "T", requires = "input_topic")]
+    alerts_topic: Option<String>,
+    /// Fill --input-topic with N generator readings (seeded by --seed), then exit.
+    #[arg(long, value_name = "N", requires = "input_topic")]
+    produce_readings: Option<u64>,
 }
 
 /// The statistics of one sensor in one window.
@@ -329,6 +292,15 @@ fn check_dirs(args: &Args) -> anyhow::Result<()> {
     if args.allow_non_restored_state && args.from_savepoint.is_none() {
         bail!("--allow-non-restored-state needs --from-savepoint");
     }
+    if args.kafka_brokers.is_some() && args.input_topic.is_none() {
+        bail!("--kafka-brokers needs --input-topic");
+    }
+    if args.input_topic.is_some() && args.input.is_some() {
+        bail!("--input and --input-topic both name the readings: give one");
+    }
+    if args.kafka_brokers.is_some() && !cfg!(feature = "kafka") {
+        bail!("this sensor_pipeline was built without the `kafka` feature");
+    }
     Ok(())
 }
 
@@ -340,6 +312,17 @@ fn main() -> anyhow::Result<()> {
     weir_examples::init_logging();
     let args = Args::parse();
     check_dirs(&args)?;
+    #[cfg(feature = "kafka")]
+    let kafka_io = args.kafka_brokers.as_ref().map(|brokers| kafka::KafkaIo {
+        brokers: brokers.clone(),
+        input_topic: args.input_topic.clone().unwrap_or_default(),
+        output_topic: args.output_topic.clone(),
+        alerts_topic: args.alerts_topic.clone(),
+    });
+    #[cfg(feature = "kafka")]
+    if let (Some(io), Some(n)) = (&kafka_io, args.produce_readings) {
+        return kafka::produce_readings(io, n, args.seed, args.parallelism);
+    }
     let env = StreamExecutionEnvironment::new();
     if let Some(p) = args.parallelism {
         env.set_parallelism(p);
@@ -385,13 +368,22 @@ fn main() -> anyhow::Result<()> {
     .with_timestamp_assigner(|r: &SensorReading, _| r.ts_ms);
 
     let mut skipped = None;
-    let readings: DataStream<SensorReading> = match &args.input {
-        Some(path) => {
+    let policy = match args.on_bad_record {
+        OnBadRecord::Skip => BadRecordPolicy::Skip,
+        OnBadRecord::Fail => BadRecordPolicy::Fail,
+    };
+    #[cfg(feature = "kafka")]
+    let from_kafka = kafka_io.as_ref().map(|io| {
+        let (stream, counter) = kafka::readings(&env, io, strategy.clone(), policy);
+        skipped = Some(counter);
+        stream
+    });
+    #[cfg(not(feature = "kafka"))]
+    let from_kafka: Option<DataStream<SensorReading>> = None;
+    let readings: DataStream<SensorReading> = match (&args.input, from_kafka) {
+        (_, Some(stream)) => stream,
+        (Some(path), None) => {
             env.set_auto_watermark_interval(Duration::ZERO);
-            let policy = match args.on_bad_record {
-                OnBadRecord::Skip => BadRecordPolicy::Skip,
-                OnBadRecord::Fail => BadRecordPolicy::Fail,
-            };
             let source = CsvSource::<SensorReading>::new(path).on_bad_record(policy);
             skipped = Some(source.skipped_counter());
             let raw = env.read_csv_with(source).uid("sensor-source");
@@ -399,7 +391,7 @@ fn main() -> anyhow::Result<()> {
             raw.assign_timestamps_and_watermarks(strategy)
                 .set_parallelism(p)
         }
-        None => {
+        (None, None) => {
             let (n, seed) = (args.records, args.seed);
             env.from_generator(GeneratorSource::new(Some(n), move |id| {
                 let (s, ts_ms, temperature) = sensor_row(id, n, seed);
@@ -471,6 +463,28 @@ fn main() -> anyhow::Result<()> {
             .sink_to_files(lines(dir))
             .name("Alert Files")
             .uid("sensor-alert-files");
+    }
+
+    #[cfg(feature = "kafka")]
+    if let Some(io) = &kafka_io {
+        let checkpointing = args.checkpoint_interval_ms.is_some();
+        if let Some(topic) = &io.output_topic {
+            stats
+                .map(|s: WindowStats| {
+                    let mut line = String::new();
+                    stats_line(&s, &mut line);
+                    line
+                })
+                .add_sink(kafka::lines_sink(io, topic, checkpointing))
+                .name("Window Results to Kafka")
+                .uid("sensor-window-kafka");
+        }
+        if let Some(topic) = &io.alerts_topic {
+            alerts
+                .add_sink(kafka::lines_sink(io, topic, checkpointing))
+                .name("Alerts to Kafka")
+                .uid("sensor-alerts-kafka");
+        }
     }
 
     let top = stats

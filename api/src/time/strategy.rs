@@ -74,6 +74,28 @@ impl<T> WatermarkStrategy<T> {
         self.idleness = Some(timeout);
         self
     }
+
+    /// Returns the timestamp of `value`, which carried `previous` (the assigner's, or
+    /// `previous` without one): for sources that generate watermarks themselves.
+    #[inline]
+    pub fn timestamp(&self, value: &T, previous: Timestamp) -> Timestamp {
+        match &self.assigner {
+            Some(f) => f(value, previous),
+            None => previous,
+        }
+    }
+
+    /// Returns the watermark after seeing `max_timestamp` (`None`: no watermarks).
+    #[inline]
+    pub fn watermark_for(&self, max_timestamp: Timestamp) -> Option<Timestamp> {
+        self.out_of_orderness
+            .map(|d| max_timestamp.saturating_sub(d).saturating_sub(1))
+    }
+
+    /// Returns the idleness timeout, if set.
+    pub fn idleness(&self) -> Option<Duration> {
+        self.idleness
+    }
 }
 
 impl<T: Record> DataStream<T> {

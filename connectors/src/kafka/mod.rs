@@ -18,6 +18,7 @@ mod sink;
 mod source;
 mod split;
 mod transactions;
+mod watermarks;
 mod writer;
 
 pub use error::KafkaConnectorError;

@@ -15,6 +15,7 @@ use super::error::KafkaConnectorError;
 use super::format::RecordView;
 use super::source::SourceSettings;
 use super::split::{KafkaSplit, StartingOffsets};
+use super::watermarks::PartitionWatermarks;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -44,11 +45,14 @@ pub(crate) struct KafkaReader<T> {
     next_discovery: Option<Instant>,
     /// Offsets of checkpoints taken and not yet known complete, oldest first.
     pending_commits: VecDeque<(CheckpointId, Offsets)>,
+    watermarks: PartitionWatermarks,
 }
 
 impl<T: 'static> KafkaReader<T> {
     pub(crate) fn new(ctx: SourceContext, settings: SourceSettings<T>) -> Self {
+        let idleness = settings.watermarks.as_ref().and_then(|w| w.idleness());
         Self {
+            watermarks: PartitionWatermarks::new(idleness),
             ctx,
             settings,
             consumer: None,
@@ -147,22 +151,29 @@ impl<T: 'static> KafkaReader<T> {
         splits: &mut [KafkaSplit],
         settings: &SourceSettings<T>,
         ctx: &SourceContext,
+        watermarks: &mut PartitionWatermarks,
         view: &RecordView<'_>,
         out: &mut dyn Output<T>,
     ) -> Result<bool, TaskError> {
-        let Some(split) = splits
-            .iter_mut()
-            .find(|s| s.partition == view.partition && s.topic == view.topic)
+        let Some(index) = splits
+            .iter()
+            .position(|s| s.partition == view.partition && s.topic == view.topic)
         else {
             return Ok(false);
         };
+        let split = &mut splits[index];
         if view.offset < split.next_offset || split.stop.is_some_and(|s| view.offset >= s) {
             return Ok(false);
         }
         split.next_offset = view.offset + 1;
         match settings.deserializer.deserialize(view) {
             Ok(v) => {
-                out.emit(v, view.timestamp.unwrap_or(NO_TIMESTAMP))?;
+                let mut ts = view.timestamp.unwrap_or(NO_TIMESTAMP);
+                if let Some(strategy) = &settings.watermarks {
+                    ts = strategy.timestamp(&v, ts);
+                    watermarks.record(index, ts, out)?;
+                }
+                out.emit(v, ts)?;
                 Ok(true)
             }
             Err(message) => {
@@ -234,7 +245,14 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                         value: m.payload().unwrap_or(&[]),
                         timestamp: m.timestamp().to_millis(),
                     };
-                    if Self::record(&mut self.splits, &self.settings, &self.ctx, &view, out)? {
+                    if Self::record(
+                        &mut self.splits,
+                        &self.settings,
+                        &self.ctx,
+                        &mut self.watermarks,
+                        &view,
+                        out,
+                    )? {
                         emitted += 1;
                     }
                 }
@@ -248,6 +266,9 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                     .into())
                 }
             }
+        }
+        if let Some(strategy) = &self.settings.watermarks {
+            self.watermarks.emit(strategy, &self.splits, out)?;
         }
         if self.settings.bounded && self.splits.iter().all(KafkaSplit::is_finished) {
             return Ok(SourceStep::Finished);
@@ -275,6 +296,7 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError> {
         let all: Vec<KafkaSplit> = decode_splits(&splits, &self.ctx.name)?;
         self.restored = Some(all.iter().map(|s| (s.topic.clone(), s.partition)).collect());
+        self.watermarks.reset();
         let (p, me) = (self.ctx.parallelism, self.ctx.subtask);
         self.splits = all
             .into_iter()

@@ -21,6 +21,7 @@ use std::time::Duration;
 use weir_api::source::{
     BadRecordPolicy, SourceContext, SourceFunction, SourceReader, SplitRestore,
 };
+use weir_api::time::WatermarkStrategy;
 use weir_runtime::TaskError;
 
 /// Which topics a source reads.
@@ -44,6 +45,7 @@ pub(crate) struct SourceSettings<T> {
     pub(crate) deserializer: Arc<dyn KafkaDeserializer<T>>,
     pub(crate) policy: BadRecordPolicy,
     pub(crate) skipped: Arc<AtomicU64>,
+    pub(crate) watermarks: Option<WatermarkStrategy<T>>,
 }
 
 /// Reads Kafka topics, as Flink's `KafkaSource`.
@@ -86,6 +88,7 @@ impl<T> KafkaSource<T> {
                 deserializer: Arc::new(deserializer),
                 policy: BadRecordPolicy::Fail,
                 skipped: Arc::default(),
+                watermarks: None,
             },
         }
     }
@@ -153,6 +156,15 @@ impl<T> KafkaSource<T> {
         self.settings.skipped.clone()
     }
 
+    /// Assigns timestamps and generates watermarks in the source, per partition (the
+    /// strategy runs for each partition and each reader emits the minimum; with
+    /// `with_idleness`, partitions without records stop holding it back). The assigner
+    /// receives each record's Kafka timestamp as the previous timestamp.
+    pub fn with_watermarks(mut self, strategy: WatermarkStrategy<T>) -> Self {
+        self.settings.watermarks = Some(strategy);
+        self
+    }
+
     /// Sets a librdkafka consumer property (`isolation.level`, `security.protocol`, ...).
     pub fn property(mut self, key: &str, value: &str) -> Self {
         self.settings.properties.set(key, value);
@@ -187,6 +199,7 @@ impl<T: Send + 'static> SourceFunction<T> for KafkaSource<T> {
                 deserializer: self.settings.deserializer.clone(),
                 policy: self.settings.policy,
                 skipped: self.settings.skipped.clone(),
+                watermarks: self.settings.watermarks.clone(),
             },
         )))
     }

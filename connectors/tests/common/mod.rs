@@ -169,3 +169,18 @@ pub fn read_all(topic: &str, isolation: &str) -> Vec<String> {
     }
     values
 }
+
+/// Grows `topic` to `partitions` partitions.
+pub fn add_partitions(topic: &str, partitions: usize) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .create()
+        .expect("admin client");
+    let grow = rdkafka::admin::NewPartitions::new(topic, partitions);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = futures::executor::block_on(admin.create_partitions(&[grow], &options))
+        .expect("create partitions");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("cannot grow topic {t}: {e:?}"));
+    }
+}

@@ -86,7 +86,7 @@ impl Setup {
             subtask,
         };
         let uploader = Uploader::start(&config, id, parallelism, MAX, acks.clone()).unwrap();
-        uploader.submit(checkpoint, vec![op], Duration::ZERO);
+        uploader.submit(checkpoint, vec![op], Duration::ZERO, false);
         drop(uploader); // waits for the upload
         let mut messages = acks.0.lock().unwrap();
         match messages.pop() {

@@ -48,10 +48,11 @@ fn populate(bs: &[KeyedStateBackend<u64>]) {
     }
 }
 
+/// What one key holds: its value, list and map entries.
+type KeyContents = (Option<String>, Vec<u64>, Vec<(String, u64)>);
+
 /// Everything the backends hold, by key.
-fn contents(
-    bs: &[KeyedStateBackend<u64>],
-) -> BTreeMap<u64, (Option<String>, Vec<u64>, Vec<(String, u64)>)> {
+fn contents(bs: &[KeyedStateBackend<u64>]) -> BTreeMap<u64, KeyContents> {
     let mut out = BTreeMap::new();
     for k in 0..KEYS {
         let b = &bs[owner(k, bs.len() as u16)];

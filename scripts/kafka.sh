@@ -5,6 +5,8 @@
 #   scripts/kafka.sh start  [DIR]  # prints "dir=<RUN>", then (last line) 127.0.0.1:PORT
 #   scripts/kafka.sh status [DIR]  # "running 127.0.0.1:PORT" (exit 0) or "stopped" (exit 1)
 #   scripts/kafka.sh stop   [DIR]  # TERM (KILL after 30 s), removes DIR; idempotent
+#   scripts/kafka.sh pause  [DIR]  # stops the broker, keeping DIR (its data and ports)
+#   scripts/kafka.sh resume [DIR]  # starts a paused broker again: same data, same address
 #
 # DIR defaults to a fresh mktemp dir on start and to the last started run
 # (recorded in ${TMPDIR:-/tmp}/weir-kafka.last) on stop/status. Several brokers
@@ -135,10 +137,45 @@ logger.request.level = WARN
 EOF
 }
 
+# jvm_cmd RUN: sets the array jvm to the java command line of RUN's tools and broker.
+jvm_cmd() {
+  jvm=(java -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true "-XX:ErrorFile=$1/hs_err_%p.log"
+    "-Dlog4j2.configurationFile=$1/log4j2.properties" -cp "$LIBS/*")
+}
+
+# launch RUN PORT DEADLINE: starts RUN's broker (detached from our stdio, so a caller
+# reading our output gets EOF when we exit) and waits until it answers on PORT or
+# DEADLINE (in $SECONDS) passes; with WEIR_KAFKA_OWNER_PID, a watcher stops it (as `stop
+# RUN` does) once that process is gone.
+launch() {
+  local run="$1" port="$2" deadline="$3" pid jvm
+  jvm_cmd "$run"
+  nohup "${jvm[@]}" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    kafka.Kafka "$run/server.properties" >"$run/kafka.out" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$run/kafka.pid"
+  # Until the child has exec'd java its command line is still ours: wait for that first,
+  # or a loaded machine makes the broker look dead at once.
+  while kill -0 "$pid" 2>/dev/null && ! is_broker "$pid" "$run" && ((SECONDS < deadline)); do
+    sleep 0.05
+  done
+  while ! ready "$run" "$port" && is_broker "$pid" "$run" && ((SECONDS < deadline)); do
+    sleep 0.2
+  done
+  ready "$run" "$port" || return 1
+  if [[ -n "${WEIR_KAFKA_OWNER_PID:-}" ]]; then
+    export -f is_broker
+    # shellcheck disable=SC2016
+    nohup bash -c 'while kill -0 "$1" 2>/dev/null && is_broker "$2" "$4"; do sleep 1; done
+      if is_broker "$2" "$4"; then exec bash "$3" stop "$4"; fi' _ \
+      "$WEIR_KAFKA_OWNER_PID" "$pid" "$SELF" "$run" >/dev/null 2>&1 </dev/null &
+  fi
+}
+
 cmd_start() {
   command -v java >/dev/null || die "java not found"
   ensure_libs
-  local run try port cport cluster_id pid deadline
+  local run try port cport cluster_id deadline
   if [[ -n "${1:-}" ]]; then
     mkdir -p "$1"
     run="$(cd "$1" && pwd)"
@@ -147,8 +184,8 @@ cmd_start() {
     run="$(mktemp -d "$TMPROOT/weir-kafka.XXXXXX")"
   fi
   echo "$run" >"$LAST"
-  local jvm=(java -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true "-XX:ErrorFile=$run/hs_err_%p.log"
-    "-Dlog4j2.configurationFile=$run/log4j2.properties" -cp "$LIBS/*")
+  local jvm
+  jvm_cmd "$run"
   for try in 1 2 3; do # a picked port may be taken before the broker binds it
     # Two distinct free loopback ports (both held while picking) and a cluster id.
     read -r port cport cluster_id < <(python3 -c '
@@ -164,29 +201,14 @@ print(*(x.getsockname()[1] for x in s), base64.urlsafe_b64encode(uuid.uuid4().by
       cat "$run/format.log" >&2
       die "storage format failed (run dir $run)"
     fi
-    # Detached from our stdio, so a caller reading our output gets EOF when we exit.
-    nohup "${jvm[@]}" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-      kafka.Kafka "$run/server.properties" >"$run/kafka.out" 2>&1 </dev/null &
-    pid=$!
-    echo "$pid" >"$run/kafka.pid"
     echo "127.0.0.1:$port" >"$run/bootstrap"
     deadline=$((SECONDS + READY_TIMEOUT))
-    while ! ready "$run" "$port" && is_broker "$pid" "$run" && ((SECONDS < deadline)); do
-      sleep 0.2
-    done
-    if ready "$run" "$port"; then
-      if [[ -n "${WEIR_KAFKA_OWNER_PID:-}" ]]; then
-        export -f is_broker # watcher: owner gone while the broker still runs -> stop
-        # shellcheck disable=SC2016
-        nohup bash -c 'while kill -0 "$1" 2>/dev/null && is_broker "$2" "$4"; do sleep 1; done
-          if is_broker "$2" "$4"; then exec bash "$3" stop "$4"; fi' _ \
-          "$WEIR_KAFKA_OWNER_PID" "$pid" "$SELF" "$run" >/dev/null 2>&1 </dev/null &
-      fi
+    if launch "$run" "$port" "$deadline"; then
       echo "dir=$run"
       echo "127.0.0.1:$port"
       return 0
     fi
-    kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL "$(cat "$run/kafka.pid")" 2>/dev/null || true
     if ((SECONDS >= deadline)) || ! grep -qs "Address already in use" "$run/server.log" "$run/kafka.out"; then
       break
     fi
@@ -198,22 +220,53 @@ print(*(x.getsockname()[1] for x in s), base64.urlsafe_b64encode(uuid.uuid4().by
 }
 
 cmd_stop() {
-  local run pid deadline
+  local run
   run="$(run_dir "${1:-}")"
   [[ -n "$run" ]] || return 0
-  pid="$(live_pid "$run")"
-  if [[ -n "$pid" ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while is_broker "$pid" "$run" && ((SECONDS < deadline)); do sleep 0.2; done
-    if is_broker "$pid" "$run"; then
-      kill -KILL "$pid" 2>/dev/null || true
-      while is_broker "$pid" "$run" && ((SECONDS < deadline + 10)); do sleep 0.1; done
-    fi
-  fi
+  halt "$run"
   # Only remove directories that look like one of our run dirs.
   if [[ -f "$run/server.properties" || -f "$run/kafka.pid" ]]; then rm -rf "$run"; else rmdir "$run" 2>/dev/null || true; fi
   if [[ -f "$LAST" && "$(cat "$LAST")" == "$run" ]]; then rm -f "$LAST"; fi
+}
+
+# halt RUN: stops RUN's broker (TERM, KILL after the timeout), keeping its directory.
+halt() {
+  local run="$1" pid deadline
+  pid="$(live_pid "$run")"
+  [[ -n "$pid" ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while is_broker "$pid" "$run" && ((SECONDS < deadline)); do sleep 0.2; done
+  if is_broker "$pid" "$run"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    while is_broker "$pid" "$run" && ((SECONDS < deadline + 10)); do sleep 0.1; done
+  fi
+}
+
+cmd_pause() {
+  local run
+  run="$(run_dir "${1:-}")"
+  [[ -n "$run" && -f "$run/server.properties" ]] || die "no broker directory to pause"
+  halt "$run"
+}
+
+cmd_resume() {
+  local run addr
+  run="$(run_dir "${1:-}")"
+  [[ -n "$run" && -f "$run/server.properties" && -f "$run/bootstrap" ]] || die "no paused broker directory"
+  [[ -z "$(live_pid "$run")" ]] || die "the broker in $run is running"
+  ensure_libs
+  addr="$(cat "$run/bootstrap")"
+  # A fresh log, so that readiness is this start's.
+  mv -f "$run/server.log" "$run/server.log.1" 2>/dev/null || true
+  if ! launch "$run" "${addr##*:}" $((SECONDS + READY_TIMEOUT)); then
+    kill -KILL "$(cat "$run/kafka.pid")" 2>/dev/null || true
+    echo "kafka.sh: broker did not come back within ${READY_TIMEOUT}s (run dir $run)" >&2
+    tail -n 40 "$run/server.log" "$run/kafka.out" >&2 2>/dev/null || true
+    exit 1
+  fi
+  echo "dir=$run"
+  echo "$addr"
 }
 
 cmd_status() {
@@ -230,6 +283,8 @@ cmd_status() {
 case "${1:-}" in
   start) cmd_start "${2:-}" ;;
   stop) cmd_stop "${2:-}" ;;
+  pause) cmd_pause "${2:-}" ;;
+  resume) cmd_resume "${2:-}" ;;
   status) cmd_status "${2:-}" ;;
-  *) echo "usage: $0 start|stop|status [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|pause|resume|status [DIR]" >&2; exit 2 ;;
 esac

@@ -184,3 +184,21 @@ pub fn add_partitions(topic: &str, partitions: usize) {
         r.unwrap_or_else(|(t, e)| panic!("cannot grow topic {t}: {e:?}"));
     }
 }
+
+/// Runs `scripts/kafka.sh <command> <this binary's broker dir>` and checks it succeeded.
+pub fn broker_command(command: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(command)
+        .arg(&broker().dir)
+        .env("WEIR_KAFKA_OWNER_PID", std::process::id().to_string())
+        .output()
+        .expect("run scripts/kafka.sh");
+    assert!(
+        out.status.success(),
+        "scripts/kafka.sh {command} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -104,7 +104,7 @@ pub const CLUSTER_SECRET: Key<Option<String>> = Key {
 pub const HEARTBEAT_INTERVAL: Key<Duration> = Key {
     name: "heartbeat.interval",
     default: "1000",
-    doc: "milliseconds between TaskManager heartbeats",
+    doc: "milliseconds between TaskManager and job worker heartbeats",
     parse: millis,
 };
 
@@ -112,7 +112,7 @@ pub const HEARTBEAT_INTERVAL: Key<Duration> = Key {
 pub const HEARTBEAT_TIMEOUT: Key<Duration> = Key {
     name: "heartbeat.timeout",
     default: "5000",
-    doc: "milliseconds without a heartbeat after which a TaskManager is lost; a TaskManager whose JobManager answers no heartbeat for as long stops its workers and exits",
+    doc: "milliseconds without a heartbeat after which a TaskManager or a job worker is lost; a TaskManager whose JobManager answers no heartbeat for as long stops its workers and exits",
     parse: millis,
 };
 

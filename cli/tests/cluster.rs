@@ -10,7 +10,9 @@
 
 mod common;
 
-use common::{output_within, sensor_pipeline, wait_until, weir_bin, Cluster, COMMAND_TIMEOUT};
+use common::{
+    output_within, sensor_pipeline, wait_until, weir_bin, worker_pid, Cluster, COMMAND_TIMEOUT,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -173,15 +175,6 @@ fn savepoint_stop_resume_and_cancel_work_from_the_cli() {
         text.contains(&doomed) && text.contains("CANCELLED"),
         "{text}"
     );
-}
-
-/// The pid of the worker `taskmanager` started for `job`, from its log.
-fn worker_pid(log: &str, job: &str) -> Option<u32> {
-    log.lines()
-        .rev()
-        .filter(|l| l.contains("job worker started") && l.contains(job))
-        .filter_map(|l| l.split("pid=").nth(1))
-        .find_map(|p| p.split_whitespace().next()?.parse().ok())
 }
 
 #[test]

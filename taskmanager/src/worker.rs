@@ -15,6 +15,7 @@ use crate::TaskManager;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::{JobManagerGateway, TaskManagerId, TaskManagerMessage};
@@ -180,11 +181,15 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
     watch_stdin();
     let tasks = tm.gateway();
     let jobmanager = settings.jobmanager.clone();
+    let beats = tx.clone();
     let result = runtime.block_on(async move {
         loop {
             match rx.recv().await {
-                Some(Ok(WorkerCommand::Registered)) => {
+                Some(Ok(WorkerCommand::Registered {
+                    heartbeat_interval_ms,
+                })) => {
                     info!(job_id = %settings.job, taskmanager = settings.taskmanager, data_address = %tm.info().data_address, "job worker registered");
+                    spawn_heartbeats(beats.clone(), heartbeat_interval_ms);
                 }
                 Some(Ok(WorkerCommand::Task(m))) => tasks.send(m),
                 Some(Ok(WorkerCommand::Exit { reason })) => {
@@ -206,6 +211,19 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
     });
     drop(tx);
     result
+}
+
+/// Sends a heartbeat every `interval_ms` (at least 10 ms) until the link closes.
+fn spawn_heartbeats(link: LinkSender<WorkerReport>, interval_ms: u64) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(interval_ms.max(10)));
+        loop {
+            every.tick().await;
+            if link.send(WorkerReport::Heartbeat).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Ends the process when standard input closes: the TaskManager that started this worker

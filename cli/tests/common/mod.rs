@@ -304,3 +304,12 @@ impl Cluster {
         s
     }
 }
+
+/// The pid of the worker `taskmanager` started for `job`, from its log.
+pub fn worker_pid(log: &str, job: &str) -> Option<u32> {
+    log.lines()
+        .rev()
+        .filter(|l| l.contains("job worker started") && l.contains(job))
+        .filter_map(|l| l.split("pid=").nth(1))
+        .find_map(|p| p.split_whitespace().next()?.parse().ok())
+}

@@ -215,7 +215,9 @@ async fn worker(
         let _ = tx.send(WorkerCommand::Refused { reason });
         return Ok(());
     }
-    let _ = tx.send(WorkerCommand::Registered);
+    let _ = tx.send(WorkerCommand::Registered {
+        heartbeat_interval_ms: cluster.settings().heartbeat_interval.as_millis() as u64,
+    });
     drop(tx);
     let (events, applied) = std::sync::mpsc::channel::<WorkerEvent>();
     let c = cluster.clone();
@@ -239,8 +241,20 @@ async fn worker(
             peer: peer.clone(),
             source,
         })?;
+    let timeout = cluster.settings().heartbeat_timeout;
     loop {
-        match rx.recv().await {
+        // A worker that sends nothing, not even a heartbeat, for the heartbeat timeout is
+        // lost (a frozen process keeps its connection open); dropping the link closes it.
+        let Ok(next) = tokio::time::timeout(timeout, rx.recv()).await else {
+            let why = format!(
+                "no heartbeat for {} ms (heartbeat.timeout)",
+                timeout.as_millis()
+            );
+            let _ = events.send(WorkerEvent::Lost(why));
+            return Ok(());
+        };
+        match next {
+            Some(Ok(WorkerReport::Heartbeat)) => {}
             Some(Ok(WorkerReport::Task(m))) => {
                 let _ = events.send(WorkerEvent::Report(m));
             }

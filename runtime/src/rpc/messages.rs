@@ -292,13 +292,19 @@ pub enum WorkerReport {
     },
     /// A task report, as in the mini-cluster.
     Task(TaskManagerMessage),
+    /// The worker is alive: sent every heartbeat interval, so that a frozen worker (whose
+    /// connection stays open) is found lost after the heartbeat timeout.
+    Heartbeat,
 }
 
 /// What the JobManager tells a job worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum WorkerCommand {
-    /// The worker may run tasks.
-    Registered,
+    /// The worker may run tasks; it sends a heartbeat every `heartbeat_interval_ms`.
+    Registered {
+        /// How often to send [`WorkerReport::Heartbeat`].
+        heartbeat_interval_ms: u64,
+    },
     /// A control message for its tasks, as in the mini-cluster.
     Task(JobManagerMessage),
     /// The registration is refused (unknown job, or a graph other than the submitted one).

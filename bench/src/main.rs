@@ -28,6 +28,10 @@
 //!   `--buffer-timeout-ms` 0, 1 and 100. The JSON line adds `rate`, `buffer_timeout_ms`,
 //!   `p50_ms` and `p99_ms`.
 //!
+//! - `kafka`: the sensor rows pre-filled into a Kafka topic -> 1 s windows per sensor ->
+//!   a Kafka topic, exactly once with checkpoints every `--checkpoint-interval-ms` (default
+//!   1000) against `--kafka-brokers` (or a broker started with `scripts/kafka.sh`); see
+//!   `kafka.rs`.
 //! - `cluster-recovery`: a standalone cluster as processes (`weir jobmanager`, three
 //!   `weir taskmanager`s with one slot each) running the `sensor_pipeline` example at
 //!   parallelism 2, throttled to `--rate` readings per second per worker, with checkpoints
@@ -55,6 +59,7 @@ use weir_api::{AggregateFunction, DataStream, StreamExecutionEnvironment};
 use weir_examples::sensor_row;
 
 mod cluster_recovery;
+mod kafka;
 mod report;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -73,6 +78,8 @@ enum Workload {
     KeyedState,
     /// Submission and recovery times of a standalone cluster of processes.
     ClusterRecovery,
+    /// Sensor rows from Kafka -> 1 s windows per sensor -> Kafka, exactly once.
+    Kafka,
 }
 
 impl Workload {
@@ -85,6 +92,7 @@ impl Workload {
             Workload::Latency => "latency",
             Workload::KeyedState => "keyed-state",
             Workload::ClusterRecovery => "cluster-recovery",
+            Workload::Kafka => "kafka",
         }
     }
 }
@@ -133,6 +141,9 @@ struct Args {
     /// binary).
     #[arg(long, value_name = "PATH")]
     program: Option<std::path::PathBuf>,
+    /// Kafka bootstrap servers (`kafka`; default: a broker started with scripts/kafka.sh).
+    #[arg(long, value_name = "ADDR")]
+    kafka_brokers: Option<String>,
 }
 
 /// When the injected failure happened and when the first result after it arrived.
@@ -256,7 +267,7 @@ fn datagen_row(id: u64) -> (u64, u32, u32) {
 }
 
 #[derive(Clone)]
-struct SensorStats;
+pub(crate) struct SensorStats;
 
 impl AggregateFunction<(u32, i64, f64), (u64, f64, f64), (u64, f64, f64)> for SensorStats {
     fn create_accumulator(&self) -> (u64, f64, f64) {
@@ -299,8 +310,8 @@ fn build(
     fail_after: Option<u64>,
 ) {
     match workload {
-        // Runs processes instead of a job in this one (see `main`).
-        Workload::ClusterRecovery => {}
+        // Run processes or jobs of their own instead of this one (see `main`).
+        Workload::ClusterRecovery | Workload::Kafka => {}
         Workload::KeyedState => {
             env.from_generator(GeneratorSource::new(Some(n), move |id| state_row(id, keys)))
                 .key_by(|r: &StateRow| r.0)
@@ -396,6 +407,19 @@ fn main() -> Result<()> {
     check_args(&args)?;
     if args.workload == Workload::ClusterRecovery {
         return run_cluster_recovery(&args);
+    }
+    if args.workload == Workload::Kafka {
+        let line = kafka::run(&kafka::Settings {
+            brokers: args.kafka_brokers.clone(),
+            records: args.records,
+            parallelism: args.parallelism,
+            checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(1000),
+        })?;
+        println!("{line}");
+        if let Some(kib) = peak_rss_kib() {
+            eprintln!("peak_rss_mib={:.1}", kib as f64 / 1024.0);
+        }
+        return Ok(());
     }
     let env = StreamExecutionEnvironment::new();
     let checkpoint_dir = configure(&env, &args)?;

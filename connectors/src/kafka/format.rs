@@ -134,14 +134,7 @@ impl<T> Default for Csv<T> {
 
 impl<T: DeserializeOwned + 'static> KafkaDeserializer<T> for Csv<T> {
     fn deserialize(&self, record: &RecordView<'_>) -> Result<T, String> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .delimiter(self.delimiter)
-            .from_reader(record.value);
-        match reader.deserialize().next() {
-            Some(row) => row.map_err(|e| format!("invalid CSV row: {e}")),
-            None => Err("empty value, expected a CSV row".into()),
-        }
+        super::csv_row::parse_row(record.value, self.delimiter)
     }
 }
 

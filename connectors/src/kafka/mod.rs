@@ -8,6 +8,7 @@
 //! - Values are turned into records and back by a format: [`Bytes`], [`Utf8`], [`Json`],
 //!   [`Csv`], or any function of the whole [`RecordView`].
 
+mod csv_row;
 mod discovery;
 mod error;
 mod format;

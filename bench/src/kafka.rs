@@ -29,7 +29,7 @@ pub struct Settings {
 }
 
 /// A broker this run started, stopped when dropped.
-struct OwnBroker(String);
+pub(crate) struct OwnBroker(String);
 
 impl Drop for OwnBroker {
     fn drop(&mut self) {
@@ -68,7 +68,19 @@ fn start_broker() -> Result<(OwnBroker, String)> {
     Ok((OwnBroker(dir.to_string()), address))
 }
 
-fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
+/// Returns `given`, or a broker started for this run (stopped when the guard drops).
+pub(crate) fn broker(given: Option<&str>) -> Result<(Option<OwnBroker>, String)> {
+    match given {
+        Some(b) => Ok((None, b.to_string())),
+        None => {
+            let (own, address) = start_broker()?;
+            Ok((Some(own), address))
+        }
+    }
+}
+
+/// Creates `topics` (name, partitions).
+pub(crate) fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
@@ -99,13 +111,7 @@ fn fill(brokers: &str, topic: &str, n: u64, parallelism: u16) -> Result<f64> {
 
 /// Runs the workload and returns its JSON line.
 pub fn run(s: &Settings) -> Result<String> {
-    let (_own, brokers) = match &s.brokers {
-        Some(b) => (None, b.clone()),
-        None => {
-            let (own, address) = start_broker()?;
-            (Some(own), address)
-        }
-    };
+    let (_own, brokers) = broker(s.brokers.as_deref())?;
     let tag = format!("weir-bench-{}", std::process::id());
     let (input, output) = (format!("{tag}-in"), format!("{tag}-out"));
     create_topics(

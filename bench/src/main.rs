@@ -32,6 +32,9 @@
 //!   a Kafka topic, exactly once with checkpoints every `--checkpoint-interval-ms` (default
 //!   1000) against `--kafka-brokers` (or a broker started with `scripts/kafka.sh`); see
 //!   `kafka.rs`.
+//! - `kafka-latency`: `--records` records produced at `--rate` into a topic, copied by an
+//!   exactly-once Kafka job, and timed from production to visibility for `read_committed`
+//!   (`p50_ms`, `p99_ms`, `max_ms`; see `kafka_latency.rs`).
 //! - `cluster-recovery`: a standalone cluster as processes (`weir jobmanager`, three
 //!   `weir taskmanager`s with one slot each) running the `sensor_pipeline` example at
 //!   parallelism 2, throttled to `--rate` readings per second per worker, with checkpoints
@@ -60,6 +63,7 @@ use weir_examples::sensor_row;
 
 mod cluster_recovery;
 mod kafka;
+mod kafka_latency;
 mod report;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -80,6 +84,8 @@ enum Workload {
     ClusterRecovery,
     /// Sensor rows from Kafka -> 1 s windows per sensor -> Kafka, exactly once.
     Kafka,
+    /// Produced -> visible to `read_committed` latency through an exactly-once Kafka job.
+    KafkaLatency,
 }
 
 impl Workload {
@@ -93,6 +99,7 @@ impl Workload {
             Workload::KeyedState => "keyed-state",
             Workload::ClusterRecovery => "cluster-recovery",
             Workload::Kafka => "kafka",
+            Workload::KafkaLatency => "kafka-latency",
         }
     }
 }
@@ -311,7 +318,7 @@ fn build(
 ) {
     match workload {
         // Run processes or jobs of their own instead of this one (see `main`).
-        Workload::ClusterRecovery | Workload::Kafka => {}
+        Workload::ClusterRecovery | Workload::Kafka | Workload::KafkaLatency => {}
         Workload::KeyedState => {
             env.from_generator(GeneratorSource::new(Some(n), move |id| state_row(id, keys)))
                 .key_by(|r: &StateRow| r.0)
@@ -407,6 +414,17 @@ fn main() -> Result<()> {
     check_args(&args)?;
     if args.workload == Workload::ClusterRecovery {
         return run_cluster_recovery(&args);
+    }
+    if args.workload == Workload::KafkaLatency {
+        let line = kafka_latency::run(&kafka_latency::Settings {
+            brokers: args.kafka_brokers.clone(),
+            records: args.records,
+            rate: args.rate,
+            parallelism: args.parallelism,
+            checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(1000),
+        })?;
+        println!("{line}");
+        return Ok(());
     }
     if args.workload == Workload::Kafka {
         let line = kafka::run(&kafka::Settings {

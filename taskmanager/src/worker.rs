@@ -20,7 +20,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::{JobManagerGateway, TaskManagerId, TaskManagerMessage};
 use weir_runtime::rpc::messages::{WorkerCommand, WorkerReport};
-use weir_runtime::rpc::{dial, spawn_link, LinkSender, PeerRole, RpcError};
+use weir_runtime::rpc::{dial, spawn_link, LinkReceiver, LinkSender, PeerRole, RpcError};
 use weir_runtime::{JobGraph, JobId, TaskManagerConfig};
 
 /// The environment variable that makes a job program a worker: the JobManager's address.
@@ -153,7 +153,7 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
                 reason: e.to_string(),
             })?;
     let fingerprint = graph.fingerprint();
-    let (tx, mut rx) = runtime.block_on(async {
+    let (tx, rx) = runtime.block_on(async {
         spawn_link::<WorkerCommand, WorkerReport>(stream, settings.jobmanager.clone())
     });
     let gateway: Arc<dyn JobManagerGateway> = Arc::new(LinkGateway(tx.clone()));
@@ -179,38 +179,52 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
         fingerprint,
     });
     watch_stdin();
-    let tasks = tm.gateway();
-    let jobmanager = settings.jobmanager.clone();
-    let beats = tx.clone();
-    let result = runtime.block_on(async move {
-        loop {
-            match rx.recv().await {
-                Some(Ok(WorkerCommand::Registered {
-                    heartbeat_interval_ms,
-                })) => {
-                    info!(job_id = %settings.job, taskmanager = settings.taskmanager, data_address = %tm.info().data_address, "job worker registered");
-                    spawn_heartbeats(beats.clone(), heartbeat_interval_ms);
-                }
-                Some(Ok(WorkerCommand::Task(m))) => tasks.send(m),
-                Some(Ok(WorkerCommand::Exit { reason })) => {
-                    info!(job_id = %settings.job, %reason, "job worker exiting");
-                    return Ok(());
-                }
-                Some(Ok(WorkerCommand::Refused { reason })) => {
-                    return Err(WorkerError::Refused(reason))
-                }
-                Some(Err(e)) => return Err(WorkerError::Rpc(e)),
-                None => {
-                    return Err(WorkerError::Rpc(RpcError::Closed {
-                        peer: jobmanager,
-                        during: "while the worker ran",
-                    }))
-                }
-            }
-        }
-    });
+    let data_address = tm.info().data_address;
+    let result = runtime.block_on(serve_commands(
+        rx,
+        tm.gateway(),
+        tx.clone(),
+        settings,
+        data_address,
+    ));
     drop(tx);
     result
+}
+
+/// Carries out the JobManager's commands until it says exit (`Ok`), refuses the worker or
+/// the link ends (`Err`); starts the heartbeats once registered.
+async fn serve_commands(
+    mut rx: LinkReceiver<WorkerCommand>,
+    tasks: Arc<dyn weir_runtime::control::TaskManagerGateway>,
+    beats: LinkSender<WorkerReport>,
+    settings: &WorkerSettings,
+    data_address: SocketAddr,
+) -> Result<(), WorkerError> {
+    loop {
+        match rx.recv().await {
+            Some(Ok(WorkerCommand::Registered {
+                heartbeat_interval_ms,
+            })) => {
+                info!(job_id = %settings.job, taskmanager = settings.taskmanager, %data_address, "job worker registered");
+                spawn_heartbeats(beats.clone(), heartbeat_interval_ms);
+            }
+            Some(Ok(WorkerCommand::Task(m))) => tasks.send(m),
+            Some(Ok(WorkerCommand::Exit { reason })) => {
+                info!(job_id = %settings.job, %reason, "job worker exiting");
+                return Ok(());
+            }
+            Some(Ok(WorkerCommand::Refused { reason })) => {
+                return Err(WorkerError::Refused(reason))
+            }
+            Some(Err(e)) => return Err(WorkerError::Rpc(e)),
+            None => {
+                return Err(WorkerError::Rpc(RpcError::Closed {
+                    peer: settings.jobmanager.clone(),
+                    during: "while the worker ran",
+                }))
+            }
+        }
+    }
 }
 
 /// Sends a heartbeat every `interval_ms` (at least 10 ms) until the link closes.

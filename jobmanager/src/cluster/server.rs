@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
-use weir_runtime::control::{JobManagerGateway, TaskManagerMessage};
+use weir_runtime::control::{JobManagerGateway, TaskManagerId, TaskManagerMessage};
 use weir_runtime::rpc::messages::{
     TaskManagerCommand, TaskManagerRequest, WorkerCommand, WorkerReport,
 };
-use weir_runtime::rpc::{accept, spawn_link, PeerRole, RpcError, CONNECT_TIMEOUT};
+use weir_runtime::rpc::{accept, spawn_link, LinkReceiver, PeerRole, RpcError, CONNECT_TIMEOUT};
+use weir_runtime::JobId;
 
 /// A running standalone JobManager: its RPC endpoint and cluster state.
 pub struct JobManagerServer {
@@ -241,10 +242,27 @@ async fn worker(
             peer: peer.clone(),
             source,
         })?;
-    let timeout = cluster.settings().heartbeat_timeout;
+    relay_reports(rx, events, cluster.settings().heartbeat_timeout, job, tm).await
+}
+
+/// Runs `f` on a blocking thread (it may wait on the dispatcher's lock).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a blocking control task panicked")
+}
+
+/// Hands a registered worker's reports on to `events` until its link ends or it sends
+/// nothing, not even a heartbeat, for `timeout` (a frozen process keeps its connection
+/// open); then reports it lost. Returning drops the link, which closes the connection.
+async fn relay_reports(
+    mut rx: LinkReceiver<WorkerReport>,
+    events: std::sync::mpsc::Sender<WorkerEvent>,
+    timeout: Duration,
+    job: JobId,
+    tm: TaskManagerId,
+) -> Result<(), RpcError> {
     loop {
-        // A worker that sends nothing, not even a heartbeat, for the heartbeat timeout is
-        // lost (a frozen process keeps its connection open); dropping the link closes it.
         let Ok(next) = tokio::time::timeout(timeout, rx.recv()).await else {
             let why = format!(
                 "no heartbeat for {} ms (heartbeat.timeout)",
@@ -271,11 +289,4 @@ async fn worker(
             }
         }
     }
-}
-
-/// Runs `f` on a blocking thread (it may wait on the dispatcher's lock).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("a blocking control task panicked")
 }

@@ -1,6 +1,6 @@
 //! The Kafka sink against a real broker: exactly-once output across an injected failure
-//! (a `read_committed` consumer sees every record once, a `read_uncommitted` one also
-//! sees the aborted duplicates), commits recovered from the checkpoint's copy when a
+//! (a `read_committed` consumer sees every record once; a fenced writer's flushed records
+//! stay visible to `read_uncommitted` consumers only, as aborted duplicates), commits recovered from the checkpoint's copy when a
 //! failure came between a checkpoint's completion and its commit, a fenced older writer
 //! that cannot commit, and the transaction-timeout checks at submission.
 
@@ -77,8 +77,8 @@ fn an_exactly_once_sink_shows_each_record_once_to_read_committed_consumers_acros
     assert_eq!(sorted(read_all("eo-out", "read_committed")), expected);
     let uncommitted = read_all("eo-out", "read_uncommitted");
     assert!(
-        uncommitted.len() > N,
-        "{} records read uncommitted: the aborted transaction's records should be among them",
+        uncommitted.len() >= N,
+        "{} records read uncommitted",
         uncommitted.len()
     );
 }
@@ -135,6 +135,16 @@ fn an_older_writer_fenced_by_a_restore_cannot_commit_when_it_resumes() {
     assert!(err.to_string().contains("sink 'out'"), "{err}");
     let expected: Vec<String> = sorted((0..5).map(|i| format!("z-{i}")).collect());
     assert_eq!(sorted(read_all("zombie", "read_committed")), expected);
+    // The old writer's records reached the broker (flushed at its barrier) in the
+    // transaction the restore aborted: read_uncommitted sees them beside the recommitted
+    // ones. The transactions, not luck, keep read_committed exact.
+    let twice: Vec<String> = sorted(
+        expected
+            .iter()
+            .flat_map(|v| [v.clone(), v.clone()])
+            .collect(),
+    );
+    assert_eq!(sorted(read_all("zombie", "read_uncommitted")), twice);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The sensor pipeline's Kafka mode against a real broker: readings produced into a topic
 //! of four partitions, windows and alerts written to topics. With checkpoints every 200 ms
 //! and five seeded failures, a `read_committed` consumer of the output topics reads exactly
-//! the lines of the failure-free run, once each, while a `read_uncommitted` one also sees
-//! the records of the aborted transactions.
+//! the lines of the failure-free run, once each, and a `read_uncommitted` one at least as
+//! many (whether a failure caught flushed records in an open transaction depends on when it
+//! struck; `connectors/tests/kafka_sink.rs` shows aborted records deterministically).
 
 #![cfg(feature = "kafka")]
 
@@ -92,8 +93,8 @@ fn five_seeded_failures_leave_exactly_the_failure_free_output_in_the_committed_t
     let uncommitted = read_all("eo-windows", "read_uncommitted").len()
         + read_all("eo-alerts", "read_uncommitted").len();
     assert!(
-        uncommitted > windows.len() + alerts.len(),
-        "the aborted transactions' records are visible uncommitted: {uncommitted}"
+        uncommitted >= windows.len() + alerts.len(),
+        "read_uncommitted sees at least the committed records: {uncommitted}"
     );
 }
 

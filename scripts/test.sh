@@ -8,22 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then
-  echo "== installing libclang-dev (needed to compile RocksDB)"
-  sudo=""
-  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
-    sudo="sudo"
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libclang-dev
-fi
-
+# libclang compiles RocksDB; Java 17, Maven and python3 run the Kafka broker of the
+# connector tests (scripts/kafka.sh).
 missing=()
+ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-dev)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing ${missing[*]} (needed to run the Kafka broker of the connector tests)"
+  echo "== installing ${missing[*]}"
   sudo=""
   if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
     sudo="sudo"

@@ -100,6 +100,34 @@ pub(crate) fn restore_keyed<K: StateKey, N: weir_state_backends::Namespace>(
     Ok(())
 }
 
+/// Appends the snapshot of operator `uid`'s keyed state (and `timers`, if it has any) for
+/// `checkpoint` to `state`: the counterpart of [`restore_keyed`].
+pub(crate) fn snapshot_keyed<K: StateKey, N: weir_state_backends::Namespace>(
+    (name, uid): (&str, &str),
+    backend: &KeyedStateBackend<K>,
+    timers: Option<&weir_state_backends::TimerService<K, N>>,
+    (checkpoint, options): (
+        weir_runtime::CheckpointId,
+        weir_runtime::element::BarrierOptions,
+    ),
+    state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+) -> Result<(), TaskError> {
+    let keyed = backend
+        .snapshot_for_checkpoint(checkpoint, options.savepoint)
+        .map_err(|e| state_error(name, e))?;
+    // Timers in the backend's database travel with its native snapshot.
+    let timers = match timers {
+        Some(t) => t
+            .snapshot_beside(&keyed)
+            .map_err(|e| state_error(name, e))?,
+        None => None,
+    };
+    state.push(weir_runtime::checkpoint::OperatorSnapshot::keyed(
+        uid, keyed, timers,
+    )?);
+    Ok(())
+}
+
 fn state_error(name: &str, e: weir_state_backends::StateError) -> TaskError {
     TaskError::user(name, e.to_string())
 }

@@ -401,54 +401,7 @@ impl JobManager {
 
 impl JobManagerGateway for JobManager {
     fn send(&self, message: TaskManagerMessage) {
-        let (job, event) = match message {
-            TaskManagerMessage::TaskState {
-                subtask,
-                attempt,
-                state,
-                failure,
-            } => (
-                subtask.job,
-                JobEvent::TaskState {
-                    subtask,
-                    attempt,
-                    state,
-                    failure,
-                },
-            ),
-            TaskManagerMessage::AcknowledgeCheckpoint {
-                subtask,
-                checkpoint,
-                state,
-                alignment_ms,
-                ended,
-            } => (
-                subtask.job,
-                JobEvent::Acknowledge {
-                    subtask,
-                    checkpoint,
-                    state,
-                    alignment_ms,
-                    ended,
-                },
-            ),
-            TaskManagerMessage::DeclineCheckpoint {
-                subtask,
-                checkpoint,
-                reason,
-            } => (
-                subtask.job,
-                JobEvent::Decline {
-                    subtask,
-                    checkpoint,
-                    reason,
-                },
-            ),
-            TaskManagerMessage::InputEnded { subtask } => {
-                (subtask.job, JobEvent::InputEnded { subtask })
-            }
-        };
-        self.tell(job, event);
+        self.tell(message.subtask().job, JobEvent::Task(message));
     }
 }
 

@@ -134,7 +134,7 @@ impl JobExecution {
                 }
             }
         }
-        if self.states.values().all(|s| s.is_terminal()) {
+        if self.all_terminal() {
             let all_finished = self.states.values().all(|s| *s == ExecutionState::Finished);
             return if all_finished && self.failure.is_none() {
                 Decision::Finished

@@ -209,6 +209,18 @@ pub enum TaskManagerMessage {
     },
 }
 
+impl TaskManagerMessage {
+    /// Returns the subtask the message is about.
+    pub fn subtask(&self) -> SubtaskId {
+        match self {
+            TaskManagerMessage::TaskState { subtask, .. }
+            | TaskManagerMessage::AcknowledgeCheckpoint { subtask, .. }
+            | TaskManagerMessage::InputEnded { subtask }
+            | TaskManagerMessage::DeclineCheckpoint { subtask, .. } => *subtask,
+        }
+    }
+}
+
 /// A TaskManager as the JobManager sees it: its id, slots and data address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskManagerInfo {

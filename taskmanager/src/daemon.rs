@@ -202,7 +202,11 @@ async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
         heartbeat_timeout: timeout,
     } = register(&settings, &tx, &mut rx).await?;
     info!(taskmanager = id, slots = settings.slots, jobmanager = %settings.jobmanager, "taskmanager registered");
-    spawn_heartbeats(tx.clone(), heartbeat_interval);
+    spawn_heartbeats(
+        tx.clone(),
+        || TaskManagerRequest::Heartbeat,
+        heartbeat_interval,
+    );
     let settings = Arc::new(settings);
     let workers: Arc<Mutex<HashMap<JobId, Worker>>> = Arc::default();
     let ended = loop {
@@ -266,12 +270,16 @@ async fn register(
 }
 
 /// Starts a task that sends a heartbeat every `interval` until the link closes.
-fn spawn_heartbeats(heartbeats: LinkSender<TaskManagerRequest>, interval: Duration) {
+pub(crate) fn spawn_heartbeats<T: Send + 'static>(
+    link: LinkSender<T>,
+    beat: fn() -> T,
+    interval: Duration,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            if heartbeats.send(TaskManagerRequest::Heartbeat).is_err() {
+            if link.send(beat()).is_err() {
                 return;
             }
         }

@@ -206,7 +206,8 @@ async fn serve_commands(
                 heartbeat_interval_ms,
             })) => {
                 info!(job_id = %settings.job, taskmanager = settings.taskmanager, %data_address, "job worker registered");
-                spawn_heartbeats(beats.clone(), heartbeat_interval_ms);
+                let every = Duration::from_millis(heartbeat_interval_ms.max(10));
+                crate::daemon::spawn_heartbeats(beats.clone(), || WorkerReport::Heartbeat, every);
             }
             Some(Ok(WorkerCommand::Task(m))) => tasks.send(m),
             Some(Ok(WorkerCommand::Exit { reason })) => {
@@ -225,19 +226,6 @@ async fn serve_commands(
             }
         }
     }
-}
-
-/// Sends a heartbeat every `interval_ms` (at least 10 ms) until the link closes.
-fn spawn_heartbeats(link: LinkSender<WorkerReport>, interval_ms: u64) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_millis(interval_ms.max(10)));
-        loop {
-            every.tick().await;
-            if link.send(WorkerReport::Heartbeat).is_err() {
-                return;
-            }
-        }
-    });
 }
 
 /// Ends the process when standard input closes: the TaskManager that started this worker

@@ -154,17 +154,13 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
         options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<OperatorSnapshot>,
     ) -> Result<(), TaskError> {
-        let keyed = self
-            .backend
-            .snapshot_for_checkpoint(checkpoint, options.savepoint)
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        // Timers in the backend's database travel with its native snapshot.
-        let timers = self
-            .timers
-            .snapshot_beside(&keyed)
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        state.push(OperatorSnapshot::keyed(&self.uid, keyed, timers)?);
-        Ok(())
+        crate::keyed_stream::snapshot_keyed(
+            (&self.name, &self.uid),
+            &self.backend,
+            Some(&self.timers),
+            (checkpoint, options),
+            state,
+        )
     }
     fn notify_checkpoint_complete(
         &mut self,

@@ -58,12 +58,13 @@ impl<K: StateKey, T, ACC, O, A> Lifecycle for RollingAggregate<K, T, ACC, O, A> 
         options: BarrierOptions,
         state: &mut Vec<OperatorSnapshot>,
     ) -> Result<(), TaskError> {
-        let keyed = self
-            .backend
-            .snapshot_for_checkpoint(checkpoint, options.savepoint)
-            .map_err(|e| TaskError::user(&self.name, e.to_string()))?;
-        state.push(OperatorSnapshot::keyed(&self.uid, keyed, None)?);
-        Ok(())
+        crate::keyed_stream::snapshot_keyed::<K, VoidNamespace>(
+            (&self.name, &self.uid),
+            &self.backend,
+            None,
+            (checkpoint, options),
+            state,
+        )
     }
 
     fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {

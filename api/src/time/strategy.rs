@@ -92,6 +92,11 @@ impl<T> WatermarkStrategy<T> {
             .map(|d| max_timestamp.saturating_sub(d).saturating_sub(1))
     }
 
+    /// Returns whether the strategy generates watermarks at all.
+    pub fn emits_watermarks(&self) -> bool {
+        self.out_of_orderness.is_some()
+    }
+
     /// Returns the idleness timeout, if set.
     pub fn idleness(&self) -> Option<Duration> {
         self.idleness

@@ -50,8 +50,9 @@ impl<T> TimestampsAndWatermarks<T> {
     }
 
     fn current(&self) -> Option<Timestamp> {
-        let bound = self.strategy.out_of_orderness?;
-        (self.max_ts != MIN_WATERMARK).then(|| self.max_ts.saturating_sub(bound).saturating_sub(1))
+        (self.max_ts != MIN_WATERMARK)
+            .then(|| self.strategy.watermark_for(self.max_ts))
+            .flatten()
     }
 
     fn emit_watermark(&mut self) -> Result<(), TaskError> {
@@ -79,10 +80,7 @@ impl<T> Output<T> for TimestampsAndWatermarks<T> {
     #[inline]
     fn emit(&mut self, value: T, ts: Timestamp) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
-        let ts = match &self.strategy.assigner {
-            Some(f) => f(&value, ts),
-            None => ts,
-        };
+        let ts = self.strategy.timestamp(&value, ts);
         self.saw_record = true;
         if self.idle {
             self.idle = false;

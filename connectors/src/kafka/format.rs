@@ -144,6 +144,8 @@ impl<T: Serialize + 'static> KafkaSerializer<T> for Csv<T> {
             .has_headers(false)
             .delimiter(self.delimiter)
             .terminator(csv::Terminator::Any(b'\n'))
+            // A row is short: a small buffer (the default is 8 KiB) per record.
+            .buffer_capacity(64)
             .from_writer(&mut *out);
         writer
             .serialize(record)

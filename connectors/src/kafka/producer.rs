@@ -75,13 +75,29 @@ impl SinkProducer {
 
     /// Sends one record to `topic`, waiting (at most the timeout) while the queue is full.
     pub(crate) fn send(&self, topic: &str, record: &Outgoing) -> Result<(), KafkaConnectorError> {
+        self.send_parts(
+            topic,
+            record.partition,
+            record.key.as_deref(),
+            &record.value,
+        )
+    }
+
+    /// Sends one record given by its parts, borrowed (see [`Self::send`]).
+    pub(crate) fn send_parts(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(), KafkaConnectorError> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            let mut r = BaseRecord::<[u8], [u8]>::to(topic).payload(record.value.as_slice());
-            if let Some(k) = &record.key {
-                r = r.key(k.as_slice());
+            let mut r = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
+            if let Some(k) = key {
+                r = r.key(k);
             }
-            if let Some(p) = record.partition {
+            if let Some(p) = partition {
                 r = r.partition(p);
             }
             match self.inner.send(r) {

@@ -145,8 +145,8 @@ impl<T: 'static> KafkaReader<T> {
             .map_err(|e| KafkaConnectorError::client("assignment", servers, e))
     }
 
-    /// Handles one polled record; returns whether a record was emitted. (A function of the
-    /// fields it needs: the record borrows the consumer.)
+    /// Handles one polled record: emits it unless it is outside its split or skipped. (A
+    /// function of the fields it needs: the record borrows the consumer.)
     fn record(
         splits: &mut [KafkaSplit],
         settings: &SourceSettings<T>,
@@ -154,16 +154,16 @@ impl<T: 'static> KafkaReader<T> {
         watermarks: &mut PartitionWatermarks,
         view: &RecordView<'_>,
         out: &mut dyn Output<T>,
-    ) -> Result<bool, TaskError> {
+    ) -> Result<(), TaskError> {
         let Some(index) = splits
             .iter()
             .position(|s| s.partition == view.partition && s.topic == view.topic)
         else {
-            return Ok(false);
+            return Ok(());
         };
         let split = &mut splits[index];
         if view.offset < split.next_offset || split.stop.is_some_and(|s| view.offset >= s) {
-            return Ok(false);
+            return Ok(());
         }
         split.next_offset = view.offset + 1;
         match settings.deserializer.deserialize(view) {
@@ -173,8 +173,7 @@ impl<T: 'static> KafkaReader<T> {
                     ts = strategy.timestamp(&v, ts);
                     watermarks.record(index, ts, out)?;
                 }
-                out.emit(v, ts)?;
-                Ok(true)
+                out.emit(v, ts)
             }
             Err(message) => {
                 let e = KafkaConnectorError::Deserialize {
@@ -188,7 +187,7 @@ impl<T: 'static> KafkaReader<T> {
                     BadRecordPolicy::Skip => {
                         settings.skipped.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(source = %ctx.name, error = %e, "skipped a record");
-                        Ok(false)
+                        Ok(())
                     }
                 }
             }
@@ -227,7 +226,6 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         } else if self.next_discovery.is_some_and(|t| Instant::now() >= t) {
             self.discover(false)?;
         }
-        let mut emitted = 0;
         let mut polled = 0;
         while polled < max {
             let consumer = self.consumer.as_ref().expect("started");
@@ -245,16 +243,14 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                         value: m.payload().unwrap_or(&[]),
                         timestamp: m.timestamp().to_millis(),
                     };
-                    if Self::record(
+                    Self::record(
                         &mut self.splits,
                         &self.settings,
                         &self.ctx,
                         &mut self.watermarks,
                         &view,
                         out,
-                    )? {
-                        emitted += 1;
-                    }
+                    )?;
                 }
                 Err(KafkaError::PartitionEOF(p)) => self.end_of_partition(p)?,
                 Err(e) => {
@@ -273,7 +269,7 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         if self.settings.bounded && self.splits.iter().all(KafkaSplit::is_finished) {
             return Ok(SourceStep::Finished);
         }
-        Ok(if emitted > 0 || polled > 0 {
+        Ok(if polled > 0 {
             SourceStep::More
         } else {
             SourceStep::Idle(IDLE_WAIT)

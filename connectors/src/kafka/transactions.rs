@@ -174,7 +174,7 @@ impl Transactions {
     pub(crate) fn pre_commit(
         &mut self,
         checkpoint: CheckpointId,
-    ) -> Result<SinkState, KafkaConnectorError> {
+    ) -> Result<&SinkState, KafkaConnectorError> {
         self.ensure_slots()?;
         if let Some(i) = self.current {
             self.slots[i].producer.flush(&self.topic)?;
@@ -187,7 +187,7 @@ impl Transactions {
         if !records.is_empty() {
             self.state.uncommitted.push((checkpoint, records));
         }
-        Ok(self.state.clone())
+        Ok(&self.state)
     }
 
     /// Checkpoint `checkpoint` completed: commits every prepared transaction it covers.

@@ -94,7 +94,7 @@ impl PartitionWatermarks {
             min = Some(min.map_or(wm, |m| m.min(wm)));
         }
         if let Some(wm) = min {
-            if wm > self.emitted && strategy.watermark_for(0).is_some() {
+            if wm > self.emitted && strategy.emits_watermarks() {
                 self.emitted = wm;
                 out.watermark(wm)?;
             }

@@ -68,7 +68,8 @@ impl<T: 'static> KafkaWriter<T> {
         })
     }
 
-    fn outgoing(&mut self, value: &T) -> Result<Outgoing, TaskError> {
+    /// Serializes `value` into the reused buffer.
+    fn serialize(&mut self, value: &T) -> Result<(), TaskError> {
         self.buf.clear();
         self.settings
             .serializer
@@ -81,26 +82,29 @@ impl<T: 'static> KafkaWriter<T> {
                         self.settings.topic
                     ),
                 )
-            })?;
-        Ok(Outgoing {
-            partition: self.settings.partition.as_ref().and_then(|f| f(value)),
-            key: self.settings.key.as_ref().and_then(|f| f(value)),
-            value: self.buf.clone(),
-        })
+            })
     }
 }
 
 impl<T: 'static> SinkWriter<T> for KafkaWriter<T> {
     fn write(&mut self, value: T, _timestamp: Timestamp) -> Result<(), TaskError> {
-        let record = self.outgoing(&value)?;
+        self.serialize(&value)?;
+        let partition = self.settings.partition.as_ref().and_then(|f| f(&value));
+        let key = self.settings.key.as_ref().and_then(|f| f(&value));
         let topic = &self.settings.topic;
         match &mut self.mode {
             Mode::Plain { producer, .. } => {
-                producer.send(topic, &record)?;
+                // Sent from the reused buffer: nothing keeps the record.
+                producer.send_parts(topic, partition, key.as_deref(), &self.buf)?;
                 producer.poll();
                 Ok(())
             }
-            Mode::Transactional(t) => Ok(t.write(record)?),
+            // Kept until committed: the record owns its value.
+            Mode::Transactional(t) => Ok(t.write(Outgoing {
+                partition,
+                key,
+                value: self.buf.clone(),
+            })?),
         }
     }
 
@@ -134,7 +138,7 @@ impl<T: 'static> SinkWriter<T> for KafkaWriter<T> {
             }
             Mode::Transactional(t) => {
                 let state = t.pre_commit(checkpoint)?;
-                Ok(Some(weir_api::source::encode_split(&state)?))
+                Ok(Some(weir_api::source::encode_split(state)?))
             }
         }
     }

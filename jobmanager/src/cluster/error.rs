@@ -38,9 +38,6 @@ pub enum ClusterError {
     /// The JobManager is shutting down.
     #[error("the JobManager is shutting down")]
     ShuttingDown,
-    /// A thread could not be started.
-    #[error("cannot start the job's thread: {0}")]
-    Spawn(std::io::Error),
     /// The job was cancelled while it was placed.
     #[error("job was cancelled")]
     Cancelled,

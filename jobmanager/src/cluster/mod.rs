@@ -435,10 +435,12 @@ impl Cluster {
 
     /// Waits up to `timeout` for job `id` to end; returns its summary either way.
     pub fn wait(&self, id: JobId, timeout: Duration) -> Result<JobSummary, ClusterError> {
-        self.dispatcher
+        let snapshot = self
+            .dispatcher
             .wait_ended(id, timeout)
             .ok_or(ClusterError::UnknownJob(id))?;
-        self.summary(id).ok_or(ClusterError::UnknownJob(id))
+        self.summary_of(id, snapshot)
+            .ok_or(ClusterError::UnknownJob(id))
     }
 
     /// Returns the ids and slots of the registered TaskManagers.

@@ -41,9 +41,7 @@ fn cluster_kind(e: &ClusterError) -> RemoteErrorKind {
         | ClusterError::TaskManagerLost(_)
         | ClusterError::WorkersTimedOut(_)
         | ClusterError::SavepointTimedOut { .. } => Unavailable,
-        ClusterError::Spawn(_)
-        | ClusterError::WorkerFailed { .. }
-        | ClusterError::NoSlot { .. } => Internal,
+        ClusterError::WorkerFailed { .. } | ClusterError::NoSlot { .. } => Internal,
     }
 }
 

@@ -6,49 +6,13 @@
 use crate::cluster::ClusterError;
 use crate::{Endpoints, JobManagerError, SavepointError, SavepointHandle};
 use crossbeam_channel::Sender;
-use weir_runtime::control::{ExecutionState, OperatorSubtaskState, TaskManagerId};
-use weir_runtime::{CheckpointId, FailureCause, SubtaskId};
+use weir_runtime::control::{TaskManagerId, TaskManagerMessage};
 
 /// One event for one job.
 pub(crate) enum JobEvent {
-    /// A subtask changed state.
-    TaskState {
-        /// The subtask.
-        subtask: SubtaskId,
-        /// The run it belongs to.
-        attempt: u32,
-        /// Its new state.
-        state: ExecutionState,
-        /// Its failure, for a failed subtask.
-        failure: Option<FailureCause>,
-    },
-    /// A subtask acknowledged a checkpoint with its state.
-    Acknowledge {
-        /// The subtask.
-        subtask: SubtaskId,
-        /// The checkpoint.
-        checkpoint: CheckpointId,
-        /// Its operators' state.
-        state: Vec<OperatorSubtaskState>,
-        /// Time its inputs spent aligning.
-        alignment_ms: u64,
-        /// Its input had ended before the snapshot.
-        ended: bool,
-    },
-    /// A subtask's input ended.
-    InputEnded {
-        /// The subtask.
-        subtask: SubtaskId,
-    },
-    /// A subtask declined a checkpoint.
-    Decline {
-        /// The subtask.
-        subtask: SubtaskId,
-        /// The checkpoint.
-        checkpoint: CheckpointId,
-        /// Why.
-        reason: String,
-    },
+    /// A report of one of the job's subtasks: state change, checkpoint acknowledgement or
+    /// decline, end of input.
+    Task(TaskManagerMessage),
     /// The checkpoint interval's timer fired.
     Tick,
     /// Cancel the job.

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 use weir_runtime::checkpoint::CheckpointStorage;
 use weir_runtime::control::{
     ExecutionState, JobManagerMessage, RestoreSpec, TaskDeployment, TaskManagerId,
+    TaskManagerMessage,
 };
 use weir_runtime::rpc::messages::JobStatus;
 use weir_runtime::{CheckpointId, FailureCause, FailureKind, JobGraph, JobId, SubtaskId};
@@ -164,9 +165,10 @@ impl JobMaster {
         self.publish();
     }
 
-    fn handle(&mut self, event: JobEvent) {
-        match event {
-            JobEvent::TaskState {
+    /// A report of one of the job's subtasks.
+    fn on_task_message(&mut self, message: TaskManagerMessage) {
+        match message {
+            TaskManagerMessage::TaskState {
                 subtask,
                 attempt,
                 state,
@@ -176,7 +178,7 @@ impl JobMaster {
                     self.on_task_state(subtask, state, failure);
                 }
             }
-            JobEvent::Acknowledge {
+            TaskManagerMessage::AcknowledgeCheckpoint {
                 subtask,
                 checkpoint,
                 state,
@@ -185,18 +187,24 @@ impl JobMaster {
             } => self.with_coordinator(|c| {
                 c.acknowledge(subtask, checkpoint, state, alignment_ms, ended)
             }),
-            JobEvent::InputEnded { subtask } => {
+            TaskManagerMessage::InputEnded { subtask } => {
                 self.with_coordinator(|c| {
                     c.input_ended(subtask);
                     Vec::new()
                 });
                 self.on_tick();
             }
-            JobEvent::Decline {
+            TaskManagerMessage::DeclineCheckpoint {
                 subtask,
                 checkpoint,
                 reason,
             } => self.with_coordinator(|c| c.decline(subtask, checkpoint, &reason)),
+        }
+    }
+
+    fn handle(&mut self, event: JobEvent) {
+        match event {
+            JobEvent::Task(message) => self.on_task_message(message),
             JobEvent::Tick => self.on_tick(),
             JobEvent::Cancel { reply } => {
                 let _ = reply.send(self.on_cancel());

@@ -104,7 +104,8 @@ impl BarrierAligner {
     }
 
     /// Returns whether `channel` is held back.
-    pub fn is_blocked(&self, channel: usize) -> bool {
+    #[cfg(test)]
+    fn is_blocked(&self, channel: usize) -> bool {
         self.blocked[channel]
     }
 

@@ -202,10 +202,7 @@ impl RestoredState {
                 None => Ok(Some(Vec::new())),
             };
         }
-        let mut all = Vec::new();
-        for h in &op.subtasks {
-            all.extend(OperatorSnapshot::decode_list(&self.read(uid, h)?)?);
-        }
+        let all = self.union_list(uid)?.unwrap_or_default();
         let p = usize::from(parallelism.max(1));
         Ok(Some(
             all.into_iter()

@@ -308,7 +308,7 @@ impl GateCredits {
     /// Takes the credits the accounting granted on `gate`: announces those of a channel
     /// whose producer has no other credit left at once, and collects the others.
     fn announce(&mut self, gate: usize) {
-        for (ch, n) in std::mem::take(&mut self.grants) {
+        for (ch, n) in self.grants.drain(..) {
             let d = &mut self.deferred[gate][ch];
             if *d == 0 {
                 self.dirty.push((gate, ch));

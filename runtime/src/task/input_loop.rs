@@ -42,7 +42,6 @@ pub(super) fn input_loop(
         commands.end_of_input();
         return super::close_when_allowed(inv, cancel, commands, false);
     }
-    let mut ended = false;
     let capacity = inputs.capacity() as u64;
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -65,13 +64,12 @@ pub(super) fn input_loop(
             continue;
         }
         clock.tick(inv, worked)?;
-        if !ended && inputs.all_ended() {
+        if !commands.input_ended() && inputs.all_ended() {
             info!(task = %deployment.name, subtask = deployment.subtask.subtask, "input ended");
             inv.end_input()?;
             commands.end_of_input();
-            ended = true;
         }
-        if ended && commands.may_close() && inputs.all_closed() {
+        if commands.may_close() && inputs.all_closed() {
             return inv.close();
         }
     }

@@ -35,8 +35,6 @@ pub(super) struct Inputs {
     pending: Vec<PartialFrame>,
     /// Per flat channel: whether its end of partition was read.
     ended: Vec<bool>,
-    /// Per flat channel: whether its end of data (or of partition) was read.
-    data_ended: Vec<bool>,
     watermarks: Watermarks,
     /// Barriers per flat channel, and the buffers held back while a channel is blocked.
     aligner: BarrierAligner,
@@ -79,7 +77,6 @@ impl Inputs {
             ),
             pending: (0..total).map(|_| PartialFrame::default()).collect(),
             ended: vec![false; total],
-            data_ended: vec![false; total],
             watermarks: Watermarks::new(total),
             aligner: BarrierAligner::new(total),
         }
@@ -105,12 +102,10 @@ impl Inputs {
         self.ended.iter().all(|e| *e)
     }
 
-    /// Channel `flat` delivered its last record: event time ends on it.
+    /// Channel `flat` delivered its last record: event time ends on it (the valve ignores
+    /// a second end, so the end of partition after the end of data changes nothing).
     fn end_data(&mut self, inv: &mut dyn TaskInvokable, flat: usize) -> Result<(), TaskError> {
-        if !std::mem::replace(&mut self.data_ended[flat], true) {
-            self.watermarks.end(inv, flat)?;
-        }
-        Ok(())
+        self.watermarks.end(inv, flat)
     }
 
     /// Starts a pass of the task loop that finds `queued` messages in the queue (see

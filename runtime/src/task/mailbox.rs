@@ -72,6 +72,11 @@ impl Commands<'_> {
         }
     }
 
+    /// Returns whether the task's input ended.
+    pub(super) fn input_ended(&self) -> bool {
+        self.ended
+    }
+
     /// Returns whether a task whose input ended may end: at once without checkpoints,
     /// else once the job's final checkpoint completed.
     pub(super) fn may_close(&self) -> bool {

@@ -2,7 +2,8 @@
 //! (a `read_committed` consumer sees every record once; a fenced writer's flushed records
 //! stay visible to `read_uncommitted` consumers only, as aborted duplicates), commits recovered from the checkpoint's copy when a
 //! failure came between a checkpoint's completion and its commit, a fenced older writer
-//! that cannot commit, and the transaction-timeout checks at submission.
+//! that cannot commit, the transaction-timeout checks at submission, and a missing output
+//! topic.
 
 #![cfg(feature = "kafka")]
 
@@ -198,4 +199,28 @@ fn an_at_least_once_sink_loses_nothing_across_a_failure() {
     got.sort();
     got.dedup();
     assert_eq!(got, sorted((0..N).map(|i| format!("g-{i}")).collect()));
+}
+
+#[test]
+fn a_sink_to_a_missing_topic_fails_the_job_naming_the_topic() {
+    // The broker does not create topics on first use; librdkafka would hold the records
+    // until `message.timeout.ms` (5 min) instead of failing.
+    for guarantee in [
+        DeliveryGuarantee::AtLeastOnce,
+        DeliveryGuarantee::ExactlyOnce,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = checkpointed_env(dir.path(), 100);
+        env.from_generator(GeneratorSource::new(Some(10), |i| format!("m-{i}")))
+            .add_sink(
+                KafkaSink::new(&broker().bootstrap, "no-such-output", Utf8)
+                    .delivery_guarantee(guarantee)
+                    .transactional_id_prefix("missing-out"),
+            );
+        let err = env.execute("kafka-missing-output").unwrap_err().to_string();
+        assert!(
+            err.contains("Kafka topic 'no-such-output' does not exist"),
+            "{guarantee:?}: {err}"
+        );
+    }
 }

@@ -4,14 +4,17 @@
 //! is an error that names the bootstrap servers within a bounded time.
 
 use super::error::KafkaConnectorError;
+use super::reader_context::ReaderConsumer;
 use super::source::{SourceSettings, Topics};
 use super::split::{owner, KafkaSplit, OffsetReset, StartingOffsets};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::{Client, ClientContext};
+use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
 
 /// Returns every partition of the source's topics (sorted by topic, then partition).
 pub(crate) fn partitions<T>(
-    consumer: &BaseConsumer,
+    consumer: &ReaderConsumer,
     settings: &SourceSettings<T>,
 ) -> Result<Vec<(String, i32)>, KafkaConnectorError> {
     let servers = &settings.properties.servers;
@@ -56,6 +59,27 @@ pub(crate) fn partitions<T>(
     Ok(found)
 }
 
+/// Fails with [`KafkaConnectorError::MissingTopic`] unless `topic` exists with at least one
+/// partition (a sink checks before it writes: librdkafka would hold its records until
+/// `message.timeout.ms` and then drop them).
+pub(crate) fn require_topic<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    servers: &str,
+    timeout: Duration,
+) -> Result<(), KafkaConnectorError> {
+    let metadata = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| KafkaConnectorError::client("metadata request", servers, e))?;
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+        _ => Err(KafkaConnectorError::MissingTopic {
+            topic: topic.to_string(),
+            servers: servers.to_string(),
+        }),
+    }
+}
+
 /// Returns the partitions of `all` that reader `subtask` of `parallelism` owns.
 pub(crate) fn owned(all: Vec<(String, i32)>, subtask: u16, parallelism: u16) -> Vec<(String, i32)> {
     all.into_iter()
@@ -66,7 +90,7 @@ pub(crate) fn owned(all: Vec<(String, i32)>, subtask: u16, parallelism: u16) -> 
 /// Resolves the first offset to read of each of `partitions` by `starting`, and in
 /// bounded mode the offset to stop before.
 pub(crate) fn resolve<T>(
-    consumer: &BaseConsumer,
+    consumer: &ReaderConsumer,
     settings: &SourceSettings<T>,
     partitions: &[(String, i32)],
     starting: StartingOffsets,

@@ -15,6 +15,7 @@ mod format;
 mod producer;
 mod properties;
 mod reader;
+mod reader_context;
 mod sink;
 mod source;
 mod split;

@@ -124,10 +124,23 @@ impl SinkProducer {
     }
 
     /// Waits until everything sent was acknowledged; fails with the first delivery error.
+    ///
+    /// `Producer::flush` polls in steps of 100 ms that do not end when the last
+    /// acknowledgement arrives, so each flush (one per barrier) took at least 100 ms; this
+    /// one polls in steps of 1 ms and returns as soon as nothing is in flight.
     pub(crate) fn flush(&self, topic: &str) -> Result<(), KafkaConnectorError> {
-        self.inner
-            .flush(self.timeout)
-            .map_err(|e| self.error("flush", e))?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.inner.flush(Duration::ZERO) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                    if Instant::now() < deadline =>
+                {
+                    self.inner.poll(Duration::from_millis(1));
+                }
+                Err(e) => return Err(self.error("flush", e)),
+            }
+        }
         self.check(topic)
     }
 

@@ -13,10 +13,11 @@
 use super::discovery::{owned, partitions, resolve};
 use super::error::KafkaConnectorError;
 use super::format::RecordView;
+use super::reader_context::{ReaderConsumer, ReaderContext};
 use super::source::SourceSettings;
 use super::split::{KafkaSplit, StartingOffsets};
 use super::watermarks::PartitionWatermarks;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -38,7 +39,7 @@ type Offsets = Vec<(String, i32, i64)>;
 pub(crate) struct KafkaReader<T> {
     ctx: SourceContext,
     settings: SourceSettings<T>,
-    consumer: Option<BaseConsumer>,
+    consumer: Option<ReaderConsumer>,
     splits: Vec<KafkaSplit>,
     /// After a restore: every partition the checkpoint covers, owned or not.
     restored: Option<HashSet<(String, i32)>>,
@@ -73,6 +74,11 @@ impl<T: 'static> KafkaReader<T> {
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
+            // librdkafka postpones the next fetch of a partition by this much (default
+            // 1 s) whenever its prefetch queue is over `queued.min.messages`; the task
+            // drains a full queue in milliseconds, so the default starves it (a bounded
+            // read of 2 M records took 4.5 s with it and 0.6 s with 10 ms).
+            ("fetch.queue.backoff.ms", "10"),
         ];
         if self.settings.bounded {
             defaults.push(("enable.partition.eof", "true"));
@@ -83,11 +89,11 @@ impl<T: 'static> KafkaReader<T> {
             .clone()
             .unwrap_or_else(|| format!("weir-{}", self.ctx.name));
         defaults.push(("group.id", &group));
-        let consumer: BaseConsumer = self
+        let consumer: ReaderConsumer = self
             .settings
             .properties
             .client_config(&defaults)
-            .create()
+            .create_with_context(ReaderContext)
             .map_err(|e| {
                 KafkaConnectorError::client(self.what(), &self.settings.properties.servers, e)
             })?;

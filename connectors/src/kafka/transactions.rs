@@ -115,25 +115,32 @@ impl Transactions {
 
     /// Creates the transactional producer of `(subtask, slot)` and fences its id.
     fn producer(&self, subtask: u16, slot: usize) -> Result<SinkProducer, KafkaConnectorError> {
-        let mut config = self.config.clone();
-        config.set(
-            "transactional.id",
-            self.naming.transactional_id(subtask, slot),
-        );
-        let p = SinkProducer::create(&config, &self.naming.sink, &self.servers(), self.timeout)?;
-        p.inner
-            .init_transactions(self.timeout)
-            .map_err(|e| p.error("transaction init", e))?;
-        Ok(p)
+        transactional_producer(&self.config, &self.naming, (subtask, slot), self.timeout)
     }
 
     /// Creates the pool's producers on first use, which fences every id of this subtask:
     /// transactions an earlier attempt left open are aborted, and it can commit no more.
+    /// A producer's first `init_transactions` waits for the transaction coordinator (up to
+    /// half a second on a fresh client), so the missing producers start side by side.
     fn ensure_slots(&mut self) -> Result<(), KafkaConnectorError> {
-        while self.slots.len() < POOL {
-            let producer = self.producer(self.subtask, self.slots.len())?;
+        let (config, naming, subtask, timeout) =
+            (&self.config, &self.naming, self.subtask, self.timeout);
+        let made: Vec<_> = std::thread::scope(|scope| {
+            let started: Vec<_> = (self.slots.len()..POOL)
+                .map(|slot| {
+                    scope.spawn(move || {
+                        transactional_producer(config, naming, (subtask, slot), timeout)
+                    })
+                })
+                .collect();
+            started
+                .into_iter()
+                .map(|h| h.join().expect("a producer's start panicked"))
+                .collect()
+        });
+        for producer in made {
             self.slots.push(Slot {
-                producer,
+                producer: producer?,
                 txn: None,
             });
         }
@@ -326,6 +333,26 @@ impl Transactions {
             None => Ok(()),
         }
     }
+}
+
+/// Creates the transactional producer of `(subtask, slot)` and fences its id.
+fn transactional_producer(
+    config: &ClientConfig,
+    naming: &Naming,
+    (subtask, slot): (u16, usize),
+    timeout: std::time::Duration,
+) -> Result<SinkProducer, KafkaConnectorError> {
+    let mut config = config.clone();
+    config.set("transactional.id", naming.transactional_id(subtask, slot));
+    let servers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_string();
+    let p = SinkProducer::create(&config, &naming.sink, &servers, timeout)?;
+    p.inner
+        .init_transactions(timeout)
+        .map_err(|e| p.error("transaction init", e))?;
+    Ok(p)
 }
 
 /// Adds the marker offset `last` for the group of `metadata` to `p`'s transaction.

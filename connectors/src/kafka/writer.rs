@@ -8,10 +8,12 @@
 //! - `ExactlyOnce`: [`super::transactions`]; without checkpointing, at-least-once with a
 //!   warning.
 
+use super::discovery::require_topic;
 use super::error::KafkaConnectorError;
 use super::producer::{Outgoing, SinkProducer};
 use super::sink::{DeliveryGuarantee, SinkSettings};
 use super::transactions::{SinkState, Transactions};
+use rdkafka::producer::{BaseProducer, Producer};
 use weir_api::sink::{SinkContext, SinkWriter};
 use weir_runtime::{CheckpointId, TaskError, Timestamp};
 
@@ -38,6 +40,11 @@ impl<T: 'static> KafkaWriter<T> {
     ) -> Result<Self, KafkaConnectorError> {
         let config = settings.properties.client_config(&[("linger.ms", "5")]);
         let servers = settings.properties.servers.clone();
+        let probe: BaseProducer = config.create().map_err(|e| {
+            KafkaConnectorError::client(format!("sink '{}'", ctx.name), &servers, e)
+        })?;
+        require_topic(probe.client(), &settings.topic, &servers, settings.timeout)?;
+        drop(probe);
         let exactly_once = settings.guarantee == DeliveryGuarantee::ExactlyOnce;
         if exactly_once && !ctx.checkpointing {
             tracing::warn!(sink = %ctx.name, "exactly-once Kafka sink without checkpointing: delivery is at-least-once");

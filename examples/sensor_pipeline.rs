@@ -19,6 +19,8 @@
 //! Kafka: `--kafka-brokers ADDR --input-topic T [--output-topic T2] [--alerts-topic T3]`
 //! reads readings from a topic and writes window results and alerts to topics (see
 //! `sensor_pipeline/kafka.rs`); `--produce-readings N` fills the input topic first.
+//! `--fail-before-commit` fails once between a checkpoint's completion and the commit of a
+//! Kafka output's transaction that holds records (see `sensor_pipeline/faults.rs`).
 //!
 //! Savepoints: `--stop-with-savepoint-after-records N` (with checkpoints on) stops the job
 //! with a savepoint once N readings passed and prints `savepoint: URL`; a later run with
@@ -107,6 +109,11 @@ struct Args {
     /// Fail points at COUNT seeded random readings: SEED:COUNT.
     #[arg(long, value_name = "SEED:COUNT", value_parser = parse_fail_randomly)]
     fail_randomly: Option<(u64, u64)>,
+    /// Fail once between a checkpoint's completion and the commit of a Kafka output's
+    /// transaction that holds records (exactly-once Kafka outputs only): a restore aborts
+    /// that transaction and commits its records anew.
+    #[arg(long)]
+    fail_before_commit: bool,
     /// Slow the readings down to this many per second (so a small input runs long enough
     /// for checkpoints and failures to interleave).
     #[arg(long, value_name = "N")]
@@ -298,6 +305,12 @@ fn check_dirs(args: &Args) -> anyhow::Result<()> {
     if args.input_topic.is_some() && args.input.is_some() {
         bail!("--input and --input-topic both name the readings: give one");
     }
+    if args.fail_before_commit
+        && (args.checkpoint_interval_ms.is_none()
+            || (args.output_topic.is_none() && args.alerts_topic.is_none()))
+    {
+        bail!("--fail-before-commit needs --checkpoint-interval-ms and --output-topic or --alerts-topic");
+    }
     if args.kafka_brokers.is_some() && !cfg!(feature = "kafka") {
         bail!("this sensor_pipeline was built without the `kafka` feature");
     }
@@ -475,13 +488,19 @@ fn main() -> anyhow::Result<()> {
                     stats_line(&s, &mut line);
                     line
                 })
-                .add_sink(kafka::lines_sink(io, topic, checkpointing))
+                .add_sink(faults::FailBeforeCommit(
+                    kafka::lines_sink(io, topic, checkpointing),
+                    args.fail_before_commit,
+                ))
                 .name("Window Results to Kafka")
                 .uid("sensor-window-kafka");
         }
         if let Some(topic) = &io.alerts_topic {
             alerts
-                .add_sink(kafka::lines_sink(io, topic, checkpointing))
+                .add_sink(faults::FailBeforeCommit(
+                    kafka::lines_sink(io, topic, checkpointing),
+                    args.fail_before_commit,
+                ))
                 .name("Alerts to Kafka")
                 .uid("sensor-alerts-kafka");
         }

@@ -66,3 +66,88 @@ pub fn random_points(seed: u64, count: u64, total: u64) -> Vec<u64> {
     }
     points.into_iter().collect()
 }
+
+/// Whether the one failure of `--fail-before-commit` happened (process-wide).
+static FAILED_BEFORE_COMMIT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Wraps a two-phase-commit sink; when armed (the `bool`), it fails once per process
+/// between a checkpoint's completion and its commit, at the first commit whose transaction
+/// holds records of this subtask: those records were flushed to the brokers in a
+/// transaction that the restore aborts and commits anew, so consumers that read
+/// uncommitted data see them twice.
+pub struct FailBeforeCommit<S>(pub S, pub bool);
+
+impl<T: 'static, S: weir_api::sink::SinkFunction<T>> weir_api::sink::SinkFunction<T>
+    for FailBeforeCommit<S>
+{
+    fn create_writer(
+        &self,
+        ctx: &weir_api::sink::SinkContext,
+    ) -> Result<Box<dyn weir_api::sink::SinkWriter<T>>, weir_api::TaskError> {
+        let inner = self.0.create_writer(ctx)?;
+        if !self.1 {
+            return Ok(inner);
+        }
+        Ok(Box::new(FailingWriter {
+            inner,
+            written: 0,
+            prepared: Vec::new(),
+        }))
+    }
+
+    fn check(&self, name: &str, job: &weir_api::JobConfig) -> Result<(), weir_api::TaskError> {
+        self.0.check(name, job)
+    }
+}
+
+/// The writer of [`FailBeforeCommit`]: counts the records of each prepared transaction.
+struct FailingWriter<T> {
+    inner: Box<dyn weir_api::sink::SinkWriter<T>>,
+    /// Records written since the last barrier.
+    written: u64,
+    /// (checkpoint, records) of each prepared transaction not committed yet.
+    prepared: Vec<(weir_api::CheckpointId, u64)>,
+}
+
+impl<T> weir_api::sink::SinkWriter<T> for FailingWriter<T> {
+    fn write(&mut self, value: T, ts: weir_api::Timestamp) -> Result<(), weir_api::TaskError> {
+        self.written += 1;
+        self.inner.write(value, ts)
+    }
+    fn flush(&mut self) -> Result<(), weir_api::TaskError> {
+        self.inner.flush()
+    }
+    fn finish(&mut self) -> Result<(), weir_api::TaskError> {
+        self.inner.finish()
+    }
+    fn pre_commit(
+        &mut self,
+        checkpoint: weir_api::CheckpointId,
+    ) -> Result<Option<Vec<u8>>, weir_api::TaskError> {
+        self.prepared
+            .push((checkpoint, std::mem::take(&mut self.written)));
+        self.inner.pre_commit(checkpoint)
+    }
+    fn commit(&mut self, checkpoint: weir_api::CheckpointId) -> Result<(), weir_api::TaskError> {
+        let records: u64 = self
+            .prepared
+            .iter()
+            .filter(|(c, _)| *c <= checkpoint)
+            .map(|(_, n)| n)
+            .sum();
+        if records > 0 && !FAILED_BEFORE_COMMIT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(weir_api::TaskError::User {
+                operator: "fail point".into(),
+                message: format!(
+                    "injected failure before committing checkpoint {checkpoint} ({records} records)"
+                ),
+            });
+        }
+        self.prepared.retain(|(c, _)| *c > checkpoint);
+        self.inner.commit(checkpoint)
+    }
+    fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), weir_api::TaskError> {
+        self.inner.recover(states)
+    }
+}

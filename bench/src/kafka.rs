@@ -6,18 +6,30 @@
 //!
 //! The broker is `--kafka-brokers`, or one this run starts with `scripts/kafka.sh` (and
 //! stops at the end). Topics are created per run and named after the process.
+//!
+//! Every run reads the output topic as a `read_committed` consumer: `output_windows` window
+//! results counting `output_readings` readings (equal to `records` unless some were late). With `--flink-python PY` the same run then runs Flink's side,
+//! `bench/flink/kafka.py` (Flink SQL with `flink-connector-kafka`), on the same broker and
+//! the same input topic into a fresh output topic, counts its windows too, and reports
+//! Flink's line under `flink` and Weir's records/s over Flink's as `ratio`.
 
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use weir_api::source::GeneratorSource;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::StreamExecutionEnvironment;
-use weir_connectors::kafka::{Csv, DeliveryGuarantee, KafkaSink, KafkaSource, Utf8};
+use weir_connectors::kafka::{
+    Csv, DeliveryGuarantee, KafkaSerializer, KafkaSink, KafkaSource, Utf8,
+};
 use weir_examples::sensor_row;
 
 /// What one run measures.
@@ -26,6 +38,8 @@ pub struct Settings {
     pub records: u64,
     pub parallelism: u16,
     pub checkpoint_interval_ms: u64,
+    /// The Python of a PyFlink environment: also run Flink's side.
+    pub flink_python: Option<std::path::PathBuf>,
 }
 
 /// A broker this run started, stopped when dropped.
@@ -95,15 +109,36 @@ pub(crate) fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()>
     Ok(())
 }
 
-/// Writes the `n` sensor rows into `topic` as CSV lines.
+/// Writes a record's line as it is (the record's id only chooses its partition).
+struct Line;
+
+impl KafkaSerializer<(u64, String)> for Line {
+    fn serialize(&self, record: &(u64, String), out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(record.1.as_bytes());
+        Ok(())
+    }
+}
+
+/// Writes the `n` sensor rows into `topic` (`2 * parallelism` partitions) as CSV lines.
+/// Generator subtask `s` writes its contiguous range of ids, in ascending event time, to
+/// partitions `2s` and `2s + 1` only (alternating blocks of 4096), so every partition is in
+/// event-time order and no reading is late for the per-partition watermarks.
 fn fill(brokers: &str, topic: &str, n: u64, parallelism: u16) -> Result<f64> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
+    let p = u64::from(parallelism);
     env.from_generator(GeneratorSource::new(Some(n), move |id| {
         let (s, ts, t) = sensor_row(id, n, 0);
-        format!("{s},{ts},{t}")
+        (id, format!("{s},{ts},{t}"))
     }))
-    .add_sink(KafkaSink::new(brokers, topic, Utf8).request_timeout(Duration::from_secs(120)));
+    .add_sink(
+        KafkaSink::new(brokers, topic, Line)
+            .partition(move |(id, _)| {
+                let subtask = (u128::from(*id) * u128::from(p) / u128::from(n.max(1))) as u64;
+                Some((subtask * 2 + (id / 4096) % 2) as i32)
+            })
+            .request_timeout(Duration::from_secs(120)),
+    );
     let started = Instant::now();
     env.execute("kafka-fill")?;
     Ok(started.elapsed().as_secs_f64())
@@ -152,14 +187,122 @@ pub fn run(s: &Settings) -> Result<String> {
     let seconds = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     let result = result?;
-    Ok(serde_json::json!({
+    let records_per_sec = s.records as f64 / seconds;
+    let mut line = serde_json::json!({
         "workload": "kafka",
         "records": s.records,
         "seconds": seconds,
-        "records_per_sec": s.records as f64 / seconds,
+        "records_per_sec": records_per_sec,
         "fill_seconds": fill_seconds,
         "checkpoints": result.checkpoints.len(),
         "checkpoint_interval_ms": s.checkpoint_interval_ms,
-    })
-    .to_string())
+    });
+    let seen = read_output(&brokers, &output)?;
+    line["output_windows"] = seen.windows.into();
+    line["output_readings"] = seen.readings.into();
+    if let Some(python) = &s.flink_python {
+        let flink_output = format!("{tag}-flink-out");
+        create_topics(&brokers, &[(&flink_output, 2)])?;
+        let mut flink = run_flink(python, &brokers, &input, &flink_output, s)?;
+        let seen = read_output(&brokers, &flink_output)?;
+        flink["output_windows"] = seen.windows.into();
+        flink["output_readings"] = seen.readings.into();
+        if let Some(rate) = flink["records_per_sec"].as_f64() {
+            line["ratio"] = (records_per_sec / rate).into();
+        }
+        line["flink"] = flink;
+    }
+    Ok(line.to_string())
+}
+
+/// Runs `bench/flink/kafka.py` with `python` and returns its JSON line.
+fn run_flink(
+    python: &std::path::Path,
+    brokers: &str,
+    input: &str,
+    output: &str,
+    s: &Settings,
+) -> Result<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/kafka.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["--brokers", brokers, "--input-topic", input])
+        .args(["--output-topic", output])
+        .args(["--records", &s.records.to_string()])
+        .args(["--parallelism", &s.parallelism.to_string()])
+        .args([
+            "--checkpoint-interval-ms",
+            &s.checkpoint_interval_ms.to_string(),
+        ])
+        .output()
+        .with_context(|| format!("cannot run {} {script}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    match serde_json::from_str(last) {
+        Ok(v) if out.status.success() => Ok(v),
+        _ => bail!(
+            "{script} failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// What a `read_committed` consumer sees in an output topic.
+struct Output {
+    /// Window results.
+    windows: u64,
+    /// Readings they count (the last field of each line): all of them unless some were
+    /// dropped as late.
+    readings: u64,
+}
+
+/// Reads the window results of `topic` as a `read_committed` consumer, every partition to
+/// its end (the job has finished, so nothing is left open).
+fn read_output(brokers: &str, topic: &str) -> Result<Output> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-count"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len());
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p as i32, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let (mut out, mut ended) = (
+        Output {
+            windows: 0,
+            readings: 0,
+        },
+        0usize,
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ended < partitions {
+        if Instant::now() > deadline {
+            bail!("timed out counting the records of {topic}");
+        }
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                let line = std::str::from_utf8(m.payload().unwrap_or_default()).unwrap_or_default();
+                out.windows += 1;
+                out.readings += line
+                    .rsplit(',')
+                    .next()
+                    .and_then(|c| c.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => ended += 1,
+            Some(Err(e)) => return Err(e).context(format!("cannot read {topic}")),
+            None => {}
+        }
+    }
+    Ok(out)
 }

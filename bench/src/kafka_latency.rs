@@ -7,13 +7,19 @@
 //! record becomes visible when the checkpoint after it completes, so latency is about half
 //! the interval plus the commit on average. One warm-up record goes through first, so the
 //! job's start (deployment, fencing its transactional ids) is not measured.
+//!
+//! With `--flink-python PY` the same run then measures Flink's copy job
+//! (`bench/flink/kafka.py --copy`: Flink SQL, `flink-connector-kafka`, the same checkpoint
+//! interval and parallelism) on fresh topics of the same broker, reported under `flink`.
 
 use super::kafka::{broker, create_topics};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use weir_api::StreamExecutionEnvironment;
 use weir_connectors::kafka::{DeliveryGuarantee, KafkaSink, KafkaSource, Utf8};
@@ -25,6 +31,8 @@ pub struct Settings {
     pub rate: u64,
     pub parallelism: u16,
     pub checkpoint_interval_ms: u64,
+    /// The Python of a PyFlink environment: also measure Flink's copy job.
+    pub flink_python: Option<std::path::PathBuf>,
 }
 
 fn now_us() -> u64 {
@@ -107,15 +115,38 @@ fn consume_latencies(
     Ok(latencies)
 }
 
-/// Runs the measurement and returns its JSON line.
-pub fn run(s: &Settings) -> Result<String> {
-    let (_own, brokers) = broker(s.brokers.as_deref())?;
-    let tag = format!("weir-bench-latency-{}", std::process::id());
-    let (input, output) = (format!("{tag}-in"), format!("{tag}-out"));
-    create_topics(
-        &brokers,
-        &[(&input, i32::from(s.parallelism)), (&output, 1)],
-    )?;
+/// The copy job under measurement.
+enum Job {
+    Weir(weir_api::JobClient),
+    /// `bench/flink/kafka.py --copy`, which cancels its job when its stdin closes.
+    Flink(Child),
+}
+
+impl Job {
+    fn stop(self) -> Result<()> {
+        match self {
+            Job::Weir(client) => {
+                client.cancel()?;
+                let _ = client.wait();
+            }
+            Job::Flink(mut child) => {
+                drop(child.stdin.take());
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while child.try_wait()?.is_none() {
+                    if Instant::now() > deadline {
+                        child.kill()?;
+                        bail!("Flink's copy job did not stop within 60 s of its stdin closing");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts Weir's copy job from `input` to `output`.
+fn start_weir(s: &Settings, brokers: &str, tag: &str, input: &str, output: &str) -> Result<Job> {
     let dir = std::env::temp_dir().join(format!("{tag}-checkpoints"));
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(s.parallelism);
@@ -123,41 +154,92 @@ pub fn run(s: &Settings) -> Result<String> {
         Duration::from_millis(s.checkpoint_interval_ms),
         &format!("file://{}", dir.display()),
     );
-    let source = KafkaSource::new(&brokers, Utf8)
-        .topics([input.as_str()])
+    let source = KafkaSource::new(brokers, Utf8)
+        .topics([input])
         .partition_discovery_interval(None);
     env.add_source(source, "Kafka Input").add_sink(
-        KafkaSink::new(&brokers, &output, Utf8)
+        KafkaSink::new(brokers, output, Utf8)
             .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
-            .transactional_id_prefix(&tag),
+            .transactional_id_prefix(tag),
     );
-    let client = env.execute_async("kafka-latency")?;
+    Ok(Job::Weir(env.execute_async("kafka-latency")?))
+}
+
+/// Starts Flink's copy job (`bench/flink/kafka.py --copy`) with `python`.
+fn start_flink(
+    python: &Path,
+    s: &Settings,
+    brokers: &str,
+    input: &str,
+    output: &str,
+) -> Result<Job> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/kafka.py");
+    let child = Command::new(python)
+        .arg(script)
+        .args(["--copy", "--brokers", brokers, "--input-topic", input])
+        .args(["--output-topic", output, "--records", "0"])
+        .args(["--parallelism", &s.parallelism.to_string()])
+        .args([
+            "--checkpoint-interval-ms",
+            &s.checkpoint_interval_ms.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {} {script}", python.display()))?;
+    Ok(Job::Flink(child))
+}
+
+/// Measures one engine's copy job on fresh topics named after `tag`.
+fn measure(
+    s: &Settings,
+    brokers: &str,
+    tag: &str,
+    python: Option<&Path>,
+) -> Result<serde_json::Value> {
+    let (input, output) = (format!("{tag}-in"), format!("{tag}-out"));
+    create_topics(brokers, &[(&input, i32::from(s.parallelism)), (&output, 1)])?;
+    let job = match python {
+        None => start_weir(s, brokers, tag, &input, &output)?,
+        Some(python) => start_flink(python, s, brokers, &input, &output)?,
+    };
     let (warm_tx, warm) = std::sync::mpsc::channel();
     let reader = {
-        let (brokers, output, n) = (brokers.clone(), output.clone(), s.records);
+        let (brokers, output, n) = (brokers.to_string(), output.clone(), s.records);
         std::thread::spawn(move || consume_latencies(&brokers, &output, n, warm_tx))
     };
-    produce_warm_up(&brokers, &input)?;
+    produce_warm_up(brokers, &input)?;
     if warm.recv_timeout(Duration::from_secs(300)).is_err() {
+        let _ = job.stop();
         bail!("the warm-up record did not come through within 300 s");
     }
-    produce_paced(&brokers, &input, s.records, s.rate)?;
-    let mut latencies = reader
+    produce_paced(brokers, &input, s.records, s.rate)?;
+    let latencies = reader
         .join()
-        .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
-    client.cancel()?;
-    let _ = client.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+        .map_err(|_| anyhow::anyhow!("the reader panicked"));
+    job.stop()?;
+    let mut latencies = latencies??;
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{tag}-checkpoints")));
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
     Ok(serde_json::json!({
-        "workload": "kafka-latency",
-        "records": s.records,
-        "rate": s.rate,
-        "checkpoint_interval_ms": s.checkpoint_interval_ms,
         "p50_ms": at(0.5),
         "p99_ms": at(0.99),
         "max_ms": at(1.0),
-    })
-    .to_string())
+    }))
+}
+
+/// Runs the measurement (Weir's, then Flink's with `flink_python`) and returns its JSON line.
+pub fn run(s: &Settings) -> Result<String> {
+    let (_own, brokers) = broker(s.brokers.as_deref())?;
+    let tag = format!("weir-bench-latency-{}", std::process::id());
+    let mut line = measure(s, &brokers, &tag, None)?;
+    line["workload"] = "kafka-latency".into();
+    line["records"] = s.records.into();
+    line["rate"] = s.rate.into();
+    line["checkpoint_interval_ms"] = s.checkpoint_interval_ms.into();
+    if let Some(python) = &s.flink_python {
+        line["flink"] = measure(s, &brokers, &format!("{tag}-flink"), Some(python))?;
+    }
+    Ok(line.to_string())
 }

@@ -31,10 +31,12 @@
 //! - `kafka`: the sensor rows pre-filled into a Kafka topic -> 1 s windows per sensor ->
 //!   a Kafka topic, exactly once with checkpoints every `--checkpoint-interval-ms` (default
 //!   1000) against `--kafka-brokers` (or a broker started with `scripts/kafka.sh`); see
-//!   `kafka.rs`.
+//!   `kafka.rs`. With `--flink-python PY` the same run also runs Flink's side
+//!   (`bench/flink/kafka.py`) on the same broker and input and reports the ratio.
 //! - `kafka-latency`: `--records` records produced at `--rate` into a topic, copied by an
 //!   exactly-once Kafka job, and timed from production to visibility for `read_committed`
-//!   (`p50_ms`, `p99_ms`, `max_ms`; see `kafka_latency.rs`).
+//!   (`p50_ms`, `p99_ms`, `max_ms`; see `kafka_latency.rs`), and Flink's copy job after it
+//!   with `--flink-python PY`.
 //! - `cluster-recovery`: a standalone cluster as processes (`weir jobmanager`, three
 //!   `weir taskmanager`s with one slot each) running the `sensor_pipeline` example at
 //!   parallelism 2, throttled to `--rate` readings per second per worker, with checkpoints
@@ -151,6 +153,10 @@ struct Args {
     /// Kafka bootstrap servers (`kafka`; default: a broker started with scripts/kafka.sh).
     #[arg(long, value_name = "ADDR")]
     kafka_brokers: Option<String>,
+    /// Python of a PyFlink environment (`kafka`, `kafka-latency`): also run Flink's side of the workload
+    /// (`bench/flink/kafka.py`) on the same broker and input, and report the ratio.
+    #[arg(long, value_name = "PATH")]
+    flink_python: Option<std::path::PathBuf>,
 }
 
 /// When the injected failure happened and when the first result after it arrived.
@@ -422,6 +428,7 @@ fn main() -> Result<()> {
             rate: args.rate,
             parallelism: args.parallelism,
             checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(1000),
+            flink_python: args.flink_python.clone(),
         })?;
         println!("{line}");
         return Ok(());
@@ -432,6 +439,7 @@ fn main() -> Result<()> {
             records: args.records,
             parallelism: args.parallelism,
             checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(1000),
+            flink_python: args.flink_python.clone(),
         })?;
         println!("{line}");
         if let Some(kib) = peak_rss_kib() {
@@ -478,7 +486,11 @@ fn check_args(args: &Args) -> Result<()> {
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
-    if matches!(args.workload, Workload::Latency | Workload::ClusterRecovery) && args.rate == 0 {
+    if matches!(
+        args.workload,
+        Workload::Latency | Workload::ClusterRecovery | Workload::KafkaLatency
+    ) && args.rate == 0
+    {
         bail!("--rate must be at least 1");
     }
     Ok(())

@@ -248,14 +248,9 @@ impl Transactions {
         config
             .set("bootstrap.servers", self.servers())
             .set("group.id", group);
-        for key in [
-            "security.protocol",
-            "sasl.mechanism",
-            "sasl.username",
-            "sasl.password",
-        ] {
-            if let Some(v) = self.config.get(key) {
-                config.set(key, v);
+        for (key, value) in self.config.config_map() {
+            if is_connection_property(key) {
+                config.set(key, value);
             }
         }
         config.create().map_err(|e| {
@@ -335,6 +330,15 @@ impl Transactions {
     }
 }
 
+/// Whether the sink's property `key` says how to reach or authenticate to the brokers, so
+/// the marker consumer needs it too (TLS, SASL, socket settings), unlike producer settings.
+fn is_connection_property(key: &str) -> bool {
+    ["security.", "sasl.", "ssl.", "socket.", "broker.address."]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+        || key == "client.dns.lookup"
+}
+
 /// Creates the transactional producer of `(subtask, slot)` and fences its id.
 fn transactional_producer(
     config: &ClientConfig,
@@ -371,4 +375,37 @@ fn send_marker(
     p.inner
         .send_offsets_to_transaction(&offsets, metadata, timeout)
         .map_err(|e| p.error("marker", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_connection_property;
+
+    #[test]
+    fn the_marker_consumer_takes_every_tls_sasl_and_socket_property_and_no_producer_one() {
+        for key in [
+            "security.protocol",
+            "sasl.mechanism",
+            "sasl.username",
+            "sasl.password",
+            "ssl.ca.location",
+            "ssl.certificate.location",
+            "ssl.key.password",
+            "socket.timeout.ms",
+            "broker.address.family",
+            "client.dns.lookup",
+        ] {
+            assert!(is_connection_property(key), "{key}");
+        }
+        for key in [
+            "linger.ms",
+            "transactional.id",
+            "transaction.timeout.ms",
+            "bootstrap.servers",
+            "enable.idempotence",
+            "message.timeout.ms",
+        ] {
+            assert!(!is_connection_property(key), "{key}");
+        }
+    }
 }

@@ -3,8 +3,9 @@
 # (the RocksDB state backend compiled in: its conformance suite, incremental checkpoints,
 # bounded memory, the examples' exactly-once and savepoint tests on RocksDB; the Kafka
 # connector against a real broker that its tests start with scripts/kafka.sh). Installs
-# libclang (which the `rocksdb` crate needs to compile RocksDB) and Java 17 with Maven
-# (which scripts/kafka.sh needs to fetch and run Apache Kafka) when they are missing.
+# libclang (which the `rocksdb` crate needs to compile RocksDB), Java 17 with Maven
+# (which scripts/kafka.sh needs to fetch and run Apache Kafka) and Debian's zookeeper
+# (scripts/zookeeper.sh) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-d
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# Debian's ZooKeeper runs the high-availability tests' servers (scripts/zookeeper.sh).
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   sudo=""

@@ -10,6 +10,7 @@ pub mod checkpoint_io;
 pub mod cluster;
 mod dispatcher;
 mod execution;
+pub mod ha;
 mod job_handle;
 mod job_master;
 mod restart;

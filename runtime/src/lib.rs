@@ -14,6 +14,7 @@ pub mod error;
 pub mod exchange;
 pub mod failure;
 pub mod graph;
+pub mod ha;
 pub mod invokable;
 pub mod metrics;
 pub mod output;

@@ -1,0 +1,3 @@
+//! Fixtures shared by the JobManager's integration tests.
+
+pub mod zookeeper;

@@ -1,0 +1,146 @@
+//! The leader's published address and how others find it.
+//!
+//! The leader writes [`LeaderInfo`] into the ephemeral znode [`LEADER_ADDRESS`]; when its
+//! session ends the znode goes with it. [`LeaderRetrieval`] reads it and, with a watch,
+//! waits for a new one. The bytes are JSON with a `format` field (version 1) so that
+//! `zkCli.sh get` shows them and a later format can be told apart.
+
+use super::error::HaError;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use zookeeper_client::{Client, Error as ZkError};
+
+/// The parent of the candidates' ephemeral sequential latch znodes.
+pub const LEADER_LATCH: &str = "/leader/latch";
+/// The ephemeral znode the leader publishes its addresses in.
+pub const LEADER_ADDRESS: &str = "/leader/address";
+
+/// The stored format of [`LeaderInfo`].
+const FORMAT: u8 = 1;
+
+/// A JobManager that leads (or runs for leadership).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderInfo {
+    /// Its control RPC address (`host:port`).
+    pub rpc_address: String,
+    /// Its REST address (`host:port`), empty without one.
+    pub rest_address: String,
+    /// Its epoch: the sequence number of its latch znode, which grows with every
+    /// candidate, so a later leader always has a higher one (the fencing token).
+    pub epoch: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    format: u8,
+    #[serde(flatten)]
+    info: LeaderInfo,
+}
+
+impl LeaderInfo {
+    /// The bytes stored in a znode.
+    pub fn encode(&self) -> Vec<u8> {
+        let stored = Stored {
+            format: FORMAT,
+            info: self.clone(),
+        };
+        serde_json::to_vec(&stored).expect("leader info serializes")
+    }
+
+    /// Reads the bytes of znode `path`.
+    pub fn decode(path: &str, bytes: &[u8]) -> Result<Self, HaError> {
+        let bad = |reason: String| HaError::BadData {
+            path: path.to_string(),
+            reason,
+        };
+        let stored: Stored = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        if stored.format != FORMAT {
+            return Err(bad(format!("unknown format {}", stored.format)));
+        }
+        Ok(stored.info)
+    }
+}
+
+/// Finds the leader of one cluster through its ZooKeeper session.
+#[derive(Clone)]
+pub struct LeaderRetrieval {
+    client: Client,
+}
+
+impl LeaderRetrieval {
+    /// Reads through `client`, a session rooted at the cluster's path.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// The leader published now, if any.
+    pub async fn current(&self) -> Result<Option<LeaderInfo>, HaError> {
+        match self.client.get_data(LEADER_ADDRESS).await {
+            Ok((bytes, _)) => LeaderInfo::decode(LEADER_ADDRESS, &bytes).map(Some),
+            Err(ZkError::NoNode) => Ok(None),
+            Err(e) => Err(HaError::request("read", LEADER_ADDRESS, e)),
+        }
+    }
+
+    /// Waits (at most `timeout`) for a published leader whose epoch is not `known`:
+    /// the first leader with `None`, a new one after a leader change otherwise.
+    pub async fn next_leader(
+        &self,
+        known: Option<u64>,
+        timeout: Duration,
+    ) -> Result<LeaderInfo, HaError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let watcher = match self.client.get_and_watch_data(LEADER_ADDRESS).await {
+                Ok((bytes, _, watcher)) => {
+                    let info = LeaderInfo::decode(LEADER_ADDRESS, &bytes)?;
+                    if Some(info.epoch) != known {
+                        return Ok(info);
+                    }
+                    watcher
+                }
+                Err(ZkError::NoNode) => {
+                    match self.client.check_and_watch_stat(LEADER_ADDRESS).await {
+                        Ok((Some(_), _)) => continue, // published meanwhile
+                        Ok((None, watcher)) => watcher,
+                        Err(e) => return Err(HaError::request("watch", LEADER_ADDRESS, e)),
+                    }
+                }
+                Err(e) => return Err(HaError::request("read", LEADER_ADDRESS, e)),
+            };
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Err(HaError::NoLeader {
+                    path: self.client.path().to_string(),
+                    timeout,
+                });
+            };
+            let _ = tokio::time::timeout(left, watcher.changed()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_info_round_trips_and_foreign_bytes_are_named_errors() {
+        let info = LeaderInfo {
+            rpc_address: "127.0.0.1:6123".into(),
+            rest_address: "127.0.0.1:8081".into(),
+            epoch: 7,
+        };
+        let bytes = info.encode();
+        assert!(String::from_utf8_lossy(&bytes).contains("\"format\":1"));
+        assert_eq!(LeaderInfo::decode(LEADER_ADDRESS, &bytes).unwrap(), info);
+        for bad in [
+            &b"\x00garbage"[..],
+            br#"{"format":9,"rpc_address":"a","rest_address":"","epoch":1}"#,
+        ] {
+            let e = LeaderInfo::decode(LEADER_ADDRESS, bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("/leader/address"), "{e}");
+        }
+    }
+}

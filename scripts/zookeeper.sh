@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Start/stop a throwaway standalone ZooKeeper server (Debian's `zookeeper` package) on
+# 127.0.0.1 for tests.
+#
+#   scripts/zookeeper.sh start  [DIR]  # prints "dir=<RUN>", then (last line) 127.0.0.1:PORT
+#   scripts/zookeeper.sh status [DIR]  # "running 127.0.0.1:PORT" (exit 0) or "stopped" (exit 1)
+#   scripts/zookeeper.sh stop   [DIR]  # TERM (KILL after 30 s), removes DIR; idempotent
+#   scripts/zookeeper.sh pause  [DIR]  # kills the server (-9), keeping DIR (data and port)
+#   scripts/zookeeper.sh resume [DIR]  # starts a paused server again: same data, same address
+#
+# DIR defaults to a fresh mktemp dir on start and to the last started run (recorded in
+# ${TMPDIR:-/tmp}/weir-zookeeper.last) on stop/status. Several servers can run at once,
+# each with its own run dir and free port. Logs: DIR/zookeeper.log (log4j), DIR/zk.out.
+# Env: WEIR_ZK_READY_TIMEOUT (s, default 60); WEIR_ZK_OWNER_PID: stop the server (as
+# `stop DIR` does) once that process exits, e.g. the test binary.
+# Needs java 17+, python3 and Debian's zookeeper package (/usr/share/java/zookeeper.jar).
+set -euo pipefail
+
+JARS="/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar"
+TMPROOT="${TMPDIR:-/tmp}"
+LAST="$TMPROOT/weir-zookeeper.last"
+READY_TIMEOUT="${WEIR_ZK_READY_TIMEOUT:-60}"
+STOP_TIMEOUT=30
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+
+die() { echo "zookeeper.sh: $*" >&2; exit 1; }
+
+# The run dir for stop/status, absolute: DIR if given, else the last started one.
+run_dir() {
+  local d="${1:-}"
+  [[ -n "$d" || ! -f "$LAST" ]] || d="$(cat "$LAST")"
+  if [[ -d "$d" ]]; then (cd "$d" && pwd); fi
+}
+
+# is_server PID RUN: PID is alive and is RUN's server (a zombie has no cmdline).
+is_server() {
+  kill -0 "$1" 2>/dev/null && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$2/zoo.cfg"
+}
+
+# The pid in RUN/zookeeper.pid if that process is still RUN's server, else nothing.
+live_pid() {
+  local pid
+  pid="$(cat "$1/zookeeper.pid" 2>/dev/null || true)"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && is_server "$pid" "$1"; then echo "$pid"; fi
+}
+
+# ready PORT: the server answers the `ruok` four-letter word with `imok`.
+ready() {
+  local answer
+  answer="$({ exec 3<>"/dev/tcp/127.0.0.1/$1" && printf ruok >&3 && timeout 2 cat <&3; } 2>/dev/null)" || return 1
+  [[ "$answer" == imok ]]
+}
+
+# write_config RUN PORT
+write_config() {
+  cat >"$1/zoo.cfg" <<EOF
+tickTime=500
+dataDir=$1/data
+clientPort=$2
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat
+# Sessions from 1 s (2 ticks) to 60 s, so tests can expire sessions quickly.
+minSessionTimeout=1000
+maxSessionTimeout=60000
+EOF
+  cat >"$1/log4j.properties" <<EOF
+log4j.rootLogger=INFO, FILE
+log4j.appender.FILE=org.apache.log4j.FileAppender
+log4j.appender.FILE.File=$1/zookeeper.log
+log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
+log4j.appender.FILE.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+}
+
+# launch RUN PORT DEADLINE: starts RUN's server (detached from our stdio) and waits until
+# it answers on PORT or DEADLINE (in $SECONDS) passes; with WEIR_ZK_OWNER_PID, a watcher
+# stops it (as `stop RUN` does) once that process is gone.
+launch() {
+  local run="$1" port="$2" deadline="$3" pid
+  mkdir -p "$run/data"
+  nohup java -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true -Xms32m -Xmx256m \
+    "-XX:ErrorFile=$run/hs_err_%p.log" "-Dlog4j.configuration=file:$run/log4j.properties" \
+    -cp "$JARS" org.apache.zookeeper.server.ZooKeeperServerMain "$run/zoo.cfg" \
+    >"$run/zk.out" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$run/zookeeper.pid"
+  while kill -0 "$pid" 2>/dev/null && ! is_server "$pid" "$run" && ((SECONDS < deadline)); do
+    sleep 0.05
+  done
+  while ! ready "$port" && is_server "$pid" "$run" && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  ready "$port" || return 1
+  if [[ -n "${WEIR_ZK_OWNER_PID:-}" ]]; then
+    export -f is_server
+    # shellcheck disable=SC2016
+    nohup bash -c 'while kill -0 "$1" 2>/dev/null && is_server "$2" "$4"; do sleep 1; done
+      if is_server "$2" "$4"; then exec bash "$3" stop "$4"; fi' _ \
+      "$WEIR_ZK_OWNER_PID" "$pid" "$SELF" "$run" >/dev/null 2>&1 </dev/null &
+  fi
+}
+
+cmd_start() {
+  command -v java >/dev/null || die "java not found"
+  [[ -f /usr/share/java/zookeeper.jar ]] || die "Debian's zookeeper package is not installed (apt-get install zookeeper)"
+  local run try port deadline
+  if [[ -n "${1:-}" ]]; then
+    mkdir -p "$1"
+    run="$(cd "$1" && pwd)"
+    [[ -z "$(live_pid "$run")" ]] || die "a server is already running in $run"
+  else
+    run="$(mktemp -d "$TMPROOT/weir-zookeeper.XXXXXX")"
+  fi
+  echo "$run" >"$LAST"
+  for try in 1 2 3; do # a picked port may be taken before the server binds it
+    port="$(python3 -c '
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" || true
+    [[ "$port" =~ ^[0-9]+$ ]] || die "python3 could not pick a free port"
+    rm -rf "$run/data" "$run/zookeeper.log" "$run/zk.out"
+    write_config "$run" "$port"
+    echo "127.0.0.1:$port" >"$run/address"
+    deadline=$((SECONDS + READY_TIMEOUT))
+    if launch "$run" "$port" "$deadline"; then
+      echo "dir=$run"
+      echo "127.0.0.1:$port"
+      return 0
+    fi
+    kill -KILL "$(cat "$run/zookeeper.pid")" 2>/dev/null || true
+    if ((SECONDS >= deadline)) || ! grep -qs "Address already in use" "$run/zookeeper.log" "$run/zk.out"; then
+      break
+    fi
+    echo "zookeeper.sh: port clash, retrying (attempt $try)" >&2
+  done
+  echo "zookeeper.sh: server did not come up within ${READY_TIMEOUT}s (run dir $run)" >&2
+  tail -n 40 "$run/zookeeper.log" "$run/zk.out" >&2 2>/dev/null || true
+  exit 1
+}
+
+# halt RUN SIGNAL: stops RUN's server (SIGNAL, KILL after the timeout), keeping its directory.
+halt() {
+  local run="$1" signal="$2" pid deadline
+  pid="$(live_pid "$run")"
+  [[ -n "$pid" ]] || return 0
+  kill "-$signal" "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while is_server "$pid" "$run" && ((SECONDS < deadline)); do sleep 0.1; done
+  if is_server "$pid" "$run"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    while is_server "$pid" "$run" && ((SECONDS < deadline + 10)); do sleep 0.1; done
+  fi
+}
+
+cmd_stop() {
+  local run
+  run="$(run_dir "${1:-}")"
+  [[ -n "$run" ]] || return 0
+  halt "$run" TERM
+  # Only remove directories that look like one of our run dirs.
+  if [[ -f "$run/zoo.cfg" || -f "$run/zookeeper.pid" ]]; then rm -rf "$run"; else rmdir "$run" 2>/dev/null || true; fi
+  if [[ -f "$LAST" && "$(cat "$LAST")" == "$run" ]]; then rm -f "$LAST"; fi
+}
+
+cmd_pause() {
+  local run
+  run="$(run_dir "${1:-}")"
+  [[ -n "$run" && -f "$run/zoo.cfg" ]] || die "no server directory to pause"
+  halt "$run" KILL
+}
+
+cmd_resume() {
+  local run addr port
+  run="$(run_dir "${1:-}")"
+  [[ -n "$run" && -f "$run/zoo.cfg" && -f "$run/address" ]] || die "no paused server directory"
+  [[ -z "$(live_pid "$run")" ]] || die "the server in $run is running"
+  addr="$(cat "$run/address")"
+  port="${addr##*:}"
+  if ! launch "$run" "$port" $((SECONDS + READY_TIMEOUT)); then
+    tail -n 40 "$run/zookeeper.log" "$run/zk.out" >&2 2>/dev/null || true
+    die "server did not come back within ${READY_TIMEOUT}s (run dir $run)"
+  fi
+  echo "$addr"
+}
+
+cmd_status() {
+  local run
+  run="$(run_dir "${1:-}")"
+  if [[ -n "$run" && -n "$(live_pid "$run")" ]] && ready "$(cut -d: -f2 "$run/address")"; then
+    echo "running $(cat "$run/address")"
+  else
+    echo "stopped"
+    return 1
+  fi
+}
+
+case "${1:-}" in
+start) cmd_start "${2:-}" ;;
+stop) cmd_stop "${2:-}" ;;
+status) cmd_status "${2:-}" ;;
+pause) cmd_pause "${2:-}" ;;
+resume) cmd_resume "${2:-}" ;;
+*) die "usage: $0 start|stop|status|pause|resume [DIR]" ;;
+esac

@@ -23,12 +23,17 @@ fn env_name(key: &str) -> String {
     format!("WEIR_{}", key.to_ascii_uppercase().replace(['.', '-'], "_"))
 }
 
+/// The `high-availability.*` keys, read as a group by [`Config::ha`].
+fn ha_keys() -> impl Iterator<Item = &'static str> {
+    weir_runtime::ha::HA_KEYS.iter().map(|(k, _, _)| *k)
+}
+
 fn known(key: &str) -> bool {
-    keys::ALL.iter().any(|k| k.name == key)
+    keys::ALL.iter().any(|k| k.name == key) || ha_keys().any(|k| k == key)
 }
 
 fn unknown(key: &str, source: &str) -> anyhow::Error {
-    let keys: Vec<&str> = keys::ALL.iter().map(|k| k.name).collect();
+    let keys: Vec<&str> = keys::ALL.iter().map(|k| k.name).chain(ha_keys()).collect();
     anyhow::anyhow!(
         "unknown configuration key '{key}' in {source}; known keys: {}",
         keys.join(", ")
@@ -80,10 +85,10 @@ impl Config {
                 values.insert(k, (v, source.clone()));
             }
         }
-        for k in keys::ALL {
-            let name = env_name(k.name);
+        for k in keys::ALL.iter().map(|k| k.name).chain(ha_keys()) {
+            let name = env_name(k);
             if let Ok(v) = std::env::var(&name) {
-                values.insert(k.name.to_string(), (v, name));
+                values.insert(k.to_string(), (v, name));
             }
         }
         for o in overrides {
@@ -111,6 +116,18 @@ impl Config {
         let (v, s) = self.values.get(key.name).expect("every key has a default");
         (key.parse)(v).map_err(|expected| {
             anyhow::anyhow!("{} = '{v}' (from {s}) is not {expected}", key.name)
+        })
+    }
+
+    /// The high-availability settings, `None` unless `high-availability.type` is
+    /// `zookeeper`; an error names the key (and where its value came from).
+    pub fn ha(&self) -> Result<Option<weir_runtime::ha::HaConfig>> {
+        let pairs = ha_keys().filter_map(|k| self.values.get(k).map(|(v, _)| (k, v.as_str())));
+        weir_runtime::ha::HaConfig::from_pairs(pairs).map_err(|e| {
+            let sources: Vec<String> = ha_keys()
+                .filter_map(|k| self.values.get(k).map(|(_, s)| format!("{k} from {s}")))
+                .collect();
+            anyhow::anyhow!("{e} ({})", sources.join(", "))
         })
     }
 

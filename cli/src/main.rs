@@ -11,6 +11,7 @@
 
 mod client;
 mod config;
+mod ha;
 mod keys;
 mod output;
 
@@ -227,11 +228,13 @@ fn execute(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Connects to the JobManager at `target`, or else at `jobmanager.rpc.address`.
+/// Connects to the JobManager at `target`, or else the leader found through ZooKeeper
+/// when high availability is configured, or else at `jobmanager.rpc.address`.
 fn connect(config: &Config, target: Option<String>) -> Result<Client> {
-    let address = match target {
-        Some(a) => a,
-        None => config.get(&keys::RPC_ADDRESS)?,
+    let address = match (target, config.ha()?) {
+        (Some(a), _) => a,
+        (None, Some(ha)) => ha::leader_address(&ha)?,
+        (None, None) => config.get(&keys::RPC_ADDRESS)?,
     };
     Client::connect(&address, config.get(&keys::CLUSTER_SECRET)?.as_deref())
 }
@@ -306,7 +309,12 @@ fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
     if r.parallelism == Some(0) {
         bail!("--parallelism must be at least 1");
     }
-    let Some(address) = r.jobmanager else {
+    let address = match (r.jobmanager, config.ha()?) {
+        (Some(a), _) => Some(a),
+        (None, Some(ha)) => Some(ha::leader_address(&ha)?),
+        (None, None) => None,
+    };
+    let Some(address) = address else {
         if r.from_savepoint.is_some() {
             bail!("--from-savepoint needs --jobmanager (a local program restores through its own settings)");
         }
@@ -488,6 +496,11 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         artifacts_dir: config.get(&keys::ARTIFACTS_DIR)?,
         artifact_max_bytes: config.get(&keys::ARTIFACTS_MAX_SIZE)?,
     };
+    // With high availability this JobManager serves only once it leads.
+    let leadership = match config.ha()? {
+        Some(ha) => Some(ha::Leadership::acquire(&ha)?),
+        None => None,
+    };
     let server = JobManagerServer::start(settings)
         .with_context(|| format!("cannot start the JobManager on {rpc}"))?;
     let rest_bound = server
@@ -497,9 +510,17 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         "{}",
         weir_jobmanager::cluster::banner::format(server.local_addr(), rest_bound)
     );
-    loop {
-        std::thread::park();
-    }
+    let Some(leadership) = leadership else {
+        loop {
+            std::thread::park();
+        }
+    };
+    leadership.publish(&server.local_addr().to_string(), &rest_bound.to_string())?;
+    leadership.wait_until_lost();
+    bail!(
+        "this JobManager (epoch {}) lost its ZooKeeper session and no longer leads: it stops",
+        leadership.epoch()
+    )
 }
 
 fn run_taskmanager(config: &Config) -> Result<i32> {
@@ -512,8 +533,12 @@ fn run_taskmanager(config: &Config) -> Result<i32> {
     })?;
     config.check_exposure(keys::DATA_BIND_HOST.name, &probe)?;
     let slots = config.get(&keys::TASK_SLOTS)?;
+    let jobmanager = match config.ha()? {
+        Some(ha) => ha::leader_address(&ha)?,
+        None => config.get(&keys::RPC_ADDRESS)?,
+    };
     let settings = DaemonSettings {
-        jobmanager: config.get(&keys::RPC_ADDRESS)?,
+        jobmanager,
         slots: u32::try_from(slots).context("taskmanager.numberOfTaskSlots is too large")?,
         secret: config
             .get(&keys::CLUSTER_SECRET)?

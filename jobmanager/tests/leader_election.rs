@@ -11,20 +11,23 @@ use std::time::{Duration, Instant};
 use weir_jobmanager::ha::LeaderElection;
 use weir_runtime::ha::{connect, HaConfig, LeaderRetrieval};
 
-async fn candidate(config: &HaConfig, n: u16) -> LeaderElection {
+async fn candidate(config: &HaConfig, n: u16) -> (LeaderElection, u16) {
     let client = connect(config).await.expect("session");
-    let rpc = format!("127.0.0.1:{}", 6100 + n);
-    let rest = format!("127.0.0.1:{}", 8100 + n);
-    LeaderElection::join(client, &rpc, &rest)
-        .await
-        .expect("join")
+    (LeaderElection::join(client).await.expect("join"), n)
 }
 
-async fn lead(mut c: LeaderElection) -> LeaderElection {
-    tokio::time::timeout(WAIT, c.lead())
+/// Waits until candidate `n` leads, then publishes its addresses (RPC port 6100 + n,
+/// REST port 8100 + n).
+async fn lead((mut c, n): (LeaderElection, u16)) -> LeaderElection {
+    let epoch = tokio::time::timeout(WAIT, c.lead())
         .await
         .expect("leads in time")
         .expect("leads");
+    assert_eq!(epoch, c.epoch());
+    let rpc = format!("127.0.0.1:{}", 6100 + n);
+    let rest = format!("127.0.0.1:{}", 8100 + n);
+    let published = c.publish(&rpc, &rest).await.expect("publishes");
+    assert_eq!(published.epoch, epoch);
     c
 }
 
@@ -35,7 +38,7 @@ async fn the_lowest_latch_leads_and_a_leaders_end_wakes_only_its_successor() {
     let first = lead(candidate(&config, 1).await).await;
     let second = candidate(&config, 2).await;
     let third = candidate(&config, 3).await;
-    assert!(first.epoch() < second.epoch() && second.epoch() < third.epoch());
+    assert!(first.epoch() < second.0.epoch() && second.0.epoch() < third.0.epoch());
     let published = retrieval.next_leader(None, WAIT).await.unwrap();
     assert_eq!(
         (published.epoch, published.rpc_address.as_str()),

@@ -24,34 +24,22 @@ pub struct LeaderElection {
     name: String,
     /// Its sequence (the epoch if it leads).
     sequence: u64,
-    rpc_address: String,
-    rest_address: String,
     /// The latch znode this candidate watched last, if it did not lead at once.
     watched: Option<String>,
 }
 
 impl LeaderElection {
-    /// Joins the election of the cluster `client` is rooted at, as the JobManager with
-    /// these addresses.
-    pub async fn join(
-        client: Client,
-        rpc_address: &str,
-        rest_address: &str,
-    ) -> Result<Self, HaError> {
+    /// Joins the election of the cluster `client` is rooted at.
+    pub async fn join(client: Client) -> Result<Self, HaError> {
         let dir = CreateMode::Persistent.with_acls(Acls::anyone_all());
         client
             .mkdir(LEADER_LATCH, &dir)
             .await
             .map_err(|e| HaError::request("create", LEADER_LATCH, e))?;
         let path = format!("{LEADER_LATCH}/{LATCH_PREFIX}");
-        let candidate = LeaderInfo {
-            rpc_address: rpc_address.to_string(),
-            rest_address: rest_address.to_string(),
-            epoch: 0,
-        };
         let options = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
         let (_, sequence) = client
-            .create(&path, &candidate.encode(), &options)
+            .create(&path, &[], &options)
             .await
             .map_err(|e| HaError::request("create", &path, e))?;
         let sequence = sequence.into_i64() as u64;
@@ -59,8 +47,6 @@ impl LeaderElection {
             client,
             name: format!("{LATCH_PREFIX}{sequence:010}"),
             sequence,
-            rpc_address: rpc_address.to_string(),
-            rest_address: rest_address.to_string(),
             watched: None,
         })
     }
@@ -75,9 +61,10 @@ impl LeaderElection {
         self.watched.as_deref()
     }
 
-    /// Waits until this candidate leads, publishes its address and returns what it
-    /// published. Fails if its session ended (its latch znode is gone).
-    pub async fn lead(&mut self) -> Result<LeaderInfo, HaError> {
+    /// Waits until this candidate leads and returns its epoch (then it should start
+    /// serving and [`Self::publish`] its addresses). Fails if its session ended (its latch
+    /// znode is gone).
+    pub async fn lead(&mut self) -> Result<u64, HaError> {
         loop {
             let mut latches: Vec<(u64, String)> = self
                 .client
@@ -95,7 +82,8 @@ impl LeaderElection {
                 });
             };
             if me == 0 {
-                return self.publish().await;
+                tracing::info!(epoch = self.sequence, "JobManager leads");
+                return Ok(self.sequence);
             }
             let predecessor = format!("{LEADER_LATCH}/{}", latches[me - 1].1);
             match self.client.check_and_watch_stat(&predecessor).await {
@@ -110,11 +98,17 @@ impl LeaderElection {
         }
     }
 
-    /// Writes this leader's address into [`LEADER_ADDRESS`] (ephemeral, this session's).
-    async fn publish(&self) -> Result<LeaderInfo, HaError> {
+    /// Writes this leader's addresses and epoch into [`LEADER_ADDRESS`] (ephemeral, this
+    /// session's), where TaskManagers and the CLI find them. Call it once [`Self::lead`]
+    /// returned and the addresses serve.
+    pub async fn publish(
+        &self,
+        rpc_address: &str,
+        rest_address: &str,
+    ) -> Result<LeaderInfo, HaError> {
         let info = LeaderInfo {
-            rpc_address: self.rpc_address.clone(),
-            rest_address: self.rest_address.clone(),
+            rpc_address: rpc_address.to_string(),
+            rest_address: rest_address.to_string(),
             epoch: self.sequence,
         };
         let options = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
@@ -132,7 +126,7 @@ impl LeaderElection {
             }
             Err(e) => return Err(HaError::request("create", LEADER_ADDRESS, e)),
         }
-        tracing::info!(epoch = info.epoch, rpc = %info.rpc_address, "JobManager leads");
+        tracing::info!(epoch = info.epoch, rpc = %info.rpc_address, "JobManager published its address");
         Ok(info)
     }
 

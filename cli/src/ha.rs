@@ -1,0 +1,77 @@
+//! The CLI's side of JobManager high availability: a `weir jobmanager` runs for leadership
+//! through ZooKeeper before it serves, and every other command finds the leading
+//! JobManager there when `high-availability.*` is configured instead of `--jobmanager`.
+//!
+//! Invariant: a JobManager serves only while it leads; when its ZooKeeper session ends it
+//! exits (non-zero), so a deposed JobManager never goes on acting.
+
+use anyhow::{Context, Result};
+use tokio::runtime::Runtime;
+use weir_jobmanager::ha::LeaderElection;
+use weir_runtime::ha::{connect, HaConfig, LeaderRetrieval};
+
+/// A runtime for the ZooKeeper client's session tasks (pings, watches), which must keep
+/// running while the caller's thread blocks.
+fn runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("weir-zookeeper")
+        .enable_all()
+        .build()
+        .context("cannot start the ZooKeeper client's runtime")
+}
+
+/// The leading JobManager's RPC address, found through ZooKeeper (waiting at most the
+/// connection timeout for one to be published).
+pub fn leader_address(ha: &HaConfig) -> Result<String> {
+    let rt = runtime()?;
+    let leader = rt.block_on(async {
+        let client = connect(ha).await?;
+        LeaderRetrieval::new(client)
+            .next_leader(None, ha.connection_timeout)
+            .await
+    })?;
+    Ok(leader.rpc_address)
+}
+
+/// This JobManager's leadership of its cluster.
+pub struct Leadership {
+    rt: Runtime,
+    election: LeaderElection,
+}
+
+impl Leadership {
+    /// Joins the election of `ha`'s cluster and waits until this JobManager leads.
+    pub fn acquire(ha: &HaConfig) -> Result<Self> {
+        let rt = runtime()?;
+        let election = rt.block_on(async {
+            let client = connect(ha).await?;
+            let mut election = LeaderElection::join(client).await?;
+            eprintln!(
+                "JobManager candidate {} of cluster {} on ZooKeeper {}: serving once it leads",
+                election.epoch(),
+                ha.cluster_path(),
+                ha.quorum
+            );
+            election.lead().await?;
+            Ok::<_, weir_runtime::ha::HaError>(election)
+        })?;
+        Ok(Self { rt, election })
+    }
+
+    /// This leader's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.election.epoch()
+    }
+
+    /// Publishes the addresses this leader serves on.
+    pub fn publish(&self, rpc: &str, rest: &str) -> Result<()> {
+        self.rt.block_on(self.election.publish(rpc, rest))?;
+        Ok(())
+    }
+
+    /// Blocks until this JobManager's ZooKeeper session ends (it no longer leads).
+    pub fn wait_until_lost(&self) {
+        self.rt.block_on(self.election.lost());
+    }
+}

@@ -1,0 +1,197 @@
+//! JobManager high availability with real processes and a real ZooKeeper
+//! (`scripts/zookeeper.sh`): two `weir jobmanager`s with the same `high-availability.*`
+//! settings, one leading and one standing by; the CLI and a TaskManager find the leader
+//! through ZooKeeper without `--jobmanager`; after `kill -9` of the leader the standby
+//! leads (once the leader's session expires) and the CLI finds it. Bad settings and an
+//! unreachable quorum are errors that name them.
+
+mod common;
+#[path = "../../jobmanager/tests/common/zookeeper.rs"]
+mod zookeeper;
+
+use common::{output_within, wait_until, weir_bin, Cluster, Proc, COMMAND_TIMEOUT};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use zookeeper::ZooKeeper;
+
+/// HA settings (`key=value`) for cluster `id` on `zk`, storing under `dir`.
+fn ha(zk: &ZooKeeper, id: &str, dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "high-availability.type=zookeeper".into(),
+        format!("high-availability.zookeeper.quorum={}", zk.quorum),
+        format!("high-availability.cluster-id={id}"),
+        format!("high-availability.storageDir=file://{}", dir.display()),
+        "high-availability.zookeeper.client.session-timeout=2 s".into(),
+        "high-availability.zookeeper.client.connection-timeout=10 s".into(),
+    ]
+}
+
+/// Runs `weir VERB` with `defines` and no `--jobmanager`.
+fn weir(defines: &[String], args: &[&str]) -> Output {
+    let mut cmd = Command::new(weir_bin());
+    for d in defines {
+        cmd.args(["-D", d]);
+    }
+    cmd.args(args);
+    output_within(cmd, COMMAND_TIMEOUT)
+}
+
+/// Starts a `weir jobmanager` that stands by; returns it and a receiver of its first
+/// stdout line (the banner it prints once it leads).
+fn standby(defines: &[String], dir: &std::path::Path) -> (Proc, std::sync::mpsc::Receiver<String>) {
+    let log = dir.join("standby.log");
+    let mut cmd = Command::new(weir_bin());
+    cmd.args([
+        "jobmanager",
+        "--rpc-address",
+        "127.0.0.1:0",
+        "--rest-address",
+        "127.0.0.1:0",
+    ])
+    .arg("-D")
+    .arg(format!(
+        "jobmanager.artifacts.dir={}",
+        dir.join("standby-artifacts").display()
+    ))
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&log).unwrap());
+    for d in defines {
+        cmd.args(["-D", d]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    (Proc { child, log }, rx)
+}
+
+fn assert_lists_jobs(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_standby_jobmanager_leads_after_the_leader_is_killed_and_the_cli_finds_each_leader() {
+    let zk = ZooKeeper::start();
+    let dir = tempfile::tempdir().unwrap();
+    let defines = ha(&zk, "takeover", dir.path());
+    let refs: Vec<&str> = defines.iter().map(String::as_str).collect();
+    let mut leader = Cluster::start(&refs);
+    let (mut second, banner) = standby(&defines, dir.path());
+    wait_until(
+        "the standby to join the election",
+        Duration::from_secs(30),
+        || second.log().contains("JobManager candidate").then_some(()),
+    );
+    assert_lists_jobs(&weir(&defines, &["list"]));
+
+    // A TaskManager without --jobmanager registers with the leader found in ZooKeeper.
+    let tm_log = dir.path().join("taskmanager.log");
+    let mut tm = Command::new(weir_bin());
+    tm.args(["taskmanager", "--slots", "1"])
+        .arg("-D")
+        .arg(format!(
+            "taskmanager.artifacts.cache-dir={}",
+            dir.path().join("cache").display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&tm_log).unwrap());
+    for d in &defines {
+        tm.args(["-D", d]);
+    }
+    let _tm = Proc {
+        child: tm.spawn().unwrap(),
+        log: tm_log,
+    };
+    wait_until(
+        "the taskmanager to register with the leader",
+        Duration::from_secs(30),
+        || (!leader.taskmanager_ids().is_empty()).then_some(()),
+    );
+    assert!(
+        banner.try_recv().is_err(),
+        "the standby serves while the leader leads"
+    );
+
+    leader.jm.kill9();
+    let line = banner
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the standby did not take over: {}", second.log()));
+    let (rpc, _) = weir_jobmanager::cluster::banner::parse(&line)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    assert_ne!(rpc.to_string(), leader.rpc);
+    // The CLI finds the new leader (the old one is gone).
+    assert_lists_jobs(&weir(&defines, &["list"]));
+    second.kill9();
+}
+
+#[test]
+fn an_unreachable_quorum_fails_the_cli_and_a_jobmanager_naming_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let defines = vec![
+        "high-availability.type=zookeeper".to_string(),
+        format!("high-availability.zookeeper.quorum=127.0.0.1:{port}"),
+        format!(
+            "high-availability.storageDir=file://{}",
+            dir.path().display()
+        ),
+        "high-availability.zookeeper.client.connection-timeout=1 s".to_string(),
+    ];
+    let want = format!("ZooKeeper quorum 127.0.0.1:{port} is unreachable");
+    for args in [
+        &["list"][..],
+        &[
+            "jobmanager",
+            "--rpc-address",
+            "127.0.0.1:0",
+            "--rest-address",
+            "127.0.0.1:0",
+        ][..],
+    ] {
+        let out = weir(&defines, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(&want), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn incomplete_or_malformed_high_availability_settings_are_refused_naming_the_key() {
+    let out = weir(&["high-availability.type=zookeeper".into()], &["list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("high-availability.zookeeper.quorum"),
+        "{stderr}"
+    );
+    let out = weir(
+        &[
+            "high-availability.type=zookeeper".into(),
+            "high-availability.zookeeper.quorum=127.0.0.1:1".into(),
+            "high-availability.storageDir=file:///tmp".into(),
+            "high-availability.zookeeper.client.session-timeout=soon".into(),
+        ],
+        &["list"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("high-availability.zookeeper.client.session-timeout")
+            && stderr.contains("-D high-availability.zookeeper.client.session-timeout"),
+        "{stderr}"
+    );
+}

@@ -9,8 +9,9 @@ mod common;
 #[path = "../../jobmanager/tests/common/zookeeper.rs"]
 mod zookeeper;
 
-use common::{output_within, wait_until, weir_bin, Cluster, Proc, COMMAND_TIMEOUT};
-use std::io::{BufRead, BufReader};
+use common::{
+    output_within, spawn_jobmanager, wait_until, weir_bin, Cluster, Proc, COMMAND_TIMEOUT,
+};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use zookeeper::ZooKeeper;
@@ -37,39 +38,6 @@ fn weir(defines: &[String], args: &[&str]) -> Output {
     output_within(cmd, COMMAND_TIMEOUT)
 }
 
-/// Starts a `weir jobmanager` that stands by; returns it and a receiver of its first
-/// stdout line (the banner it prints once it leads).
-fn standby(defines: &[String], dir: &std::path::Path) -> (Proc, std::sync::mpsc::Receiver<String>) {
-    let log = dir.join("standby.log");
-    let mut cmd = Command::new(weir_bin());
-    cmd.args([
-        "jobmanager",
-        "--rpc-address",
-        "127.0.0.1:0",
-        "--rest-address",
-        "127.0.0.1:0",
-    ])
-    .arg("-D")
-    .arg(format!(
-        "jobmanager.artifacts.dir={}",
-        dir.join("standby-artifacts").display()
-    ))
-    .stdout(Stdio::piped())
-    .stderr(std::fs::File::create(&log).unwrap());
-    for d in defines {
-        cmd.args(["-D", d]);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    (Proc { child, log }, rx)
-}
-
 fn assert_lists_jobs(out: &Output) {
     assert!(
         out.status.success(),
@@ -86,7 +54,7 @@ fn a_standby_jobmanager_leads_after_the_leader_is_killed_and_the_cli_finds_each_
     let defines = ha(&zk, "takeover", dir.path());
     let refs: Vec<&str> = defines.iter().map(String::as_str).collect();
     let mut leader = Cluster::start(&refs);
-    let (mut second, banner) = standby(&defines, dir.path());
+    let (mut second, banner) = spawn_jobmanager(dir.path(), "standby", &refs);
     wait_until(
         "the standby to join the election",
         Duration::from_secs(30),

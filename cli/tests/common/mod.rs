@@ -112,39 +112,50 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
     }
 }
 
+/// Spawns `weir jobmanager` on free loopback ports with `defines`, its artifacts in
+/// `dir/<name>-artifacts` and its stderr in `dir/<name>.log`; returns it and a receiver of
+/// its first stdout line (the banner, printed once it serves).
+pub fn spawn_jobmanager(
+    dir: &Path,
+    name: &str,
+    defines: &[&str],
+) -> (Proc, std::sync::mpsc::Receiver<String>) {
+    let log = dir.join(format!("{name}.log"));
+    let mut cmd = Command::new(weir_bin());
+    cmd.args([
+        "jobmanager",
+        "--rpc-address",
+        "127.0.0.1:0",
+        "--rest-address",
+        "127.0.0.1:0",
+    ])
+    .arg("-D")
+    .arg(format!(
+        "jobmanager.artifacts.dir={}",
+        dir.join(format!("{name}-artifacts")).display()
+    ))
+    .args(["-D", "heartbeat.timeout=10000"])
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&log).unwrap());
+    for d in defines {
+        cmd.args(["-D", d]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    (Proc { child, log }, rx)
+}
+
 impl Cluster {
     /// Starts a JobManager with `defines` (`key=value`) on free loopback ports.
     pub fn start(defines: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("jobmanager.log");
-        let mut cmd = Command::new(weir_bin());
-        cmd.args([
-            "jobmanager",
-            "--rpc-address",
-            "127.0.0.1:0",
-            "--rest-address",
-            "127.0.0.1:0",
-        ])
-        .arg("-D")
-        .arg(format!(
-            "jobmanager.artifacts.dir={}",
-            dir.path().join("artifacts").display()
-        ))
-        .args(["-D", "heartbeat.timeout=10000"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
-        for d in defines {
-            cmd.args(["-D", d]);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let jm = Proc { child, log };
+        let (jm, rx) = spawn_jobmanager(dir.path(), "jobmanager", defines);
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("the jobmanager did not start: {}", jm.log()));

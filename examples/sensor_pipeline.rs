@@ -481,6 +481,12 @@ fn main() -> anyhow::Result<()> {
     #[cfg(feature = "kafka")]
     if let Some(io) = &kafka_io {
         let checkpointing = args.checkpoint_interval_ms.is_some();
+        let sink = |topic: &str| {
+            faults::FailBeforeCommit(
+                kafka::lines_sink(io, topic, checkpointing),
+                args.fail_before_commit,
+            )
+        };
         if let Some(topic) = &io.output_topic {
             stats
                 .map(|s: WindowStats| {
@@ -488,19 +494,13 @@ fn main() -> anyhow::Result<()> {
                     stats_line(&s, &mut line);
                     line
                 })
-                .add_sink(faults::FailBeforeCommit(
-                    kafka::lines_sink(io, topic, checkpointing),
-                    args.fail_before_commit,
-                ))
+                .add_sink(sink(topic))
                 .name("Window Results to Kafka")
                 .uid("sensor-window-kafka");
         }
         if let Some(topic) = &io.alerts_topic {
             alerts
-                .add_sink(faults::FailBeforeCommit(
-                    kafka::lines_sink(io, topic, checkpointing),
-                    args.fail_before_commit,
-                ))
+                .add_sink(sink(topic))
                 .name("Alerts to Kafka")
                 .uid("sensor-alerts-kafka");
         }

@@ -215,6 +215,35 @@ pub fn run(s: &Settings) -> Result<String> {
     Ok(line.to_string())
 }
 
+/// Flink's side of the Kafka workloads.
+pub(crate) const FLINK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/kafka.py");
+
+/// What Flink's side of a Kafka workload reads, writes and how it checkpoints.
+pub(crate) struct FlinkJob<'a> {
+    pub brokers: &'a str,
+    pub input: &'a str,
+    pub output: &'a str,
+    pub parallelism: u16,
+    pub checkpoint_interval_ms: u64,
+}
+
+impl FlinkJob<'_> {
+    /// `python FLINK_SCRIPT` with this job's arguments and `extra` ones.
+    pub(crate) fn command(&self, python: &std::path::Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(python);
+        cmd.arg(FLINK_SCRIPT)
+            .args(["--brokers", self.brokers, "--input-topic", self.input])
+            .args(["--output-topic", self.output])
+            .args(["--parallelism", &self.parallelism.to_string()])
+            .args([
+                "--checkpoint-interval-ms",
+                &self.checkpoint_interval_ms.to_string(),
+            ])
+            .args(extra);
+        cmd
+    }
+}
+
 /// Runs `bench/flink/kafka.py` with `python` and returns its JSON line.
 fn run_flink(
     python: &std::path::Path,
@@ -223,25 +252,23 @@ fn run_flink(
     output: &str,
     s: &Settings,
 ) -> Result<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/kafka.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(["--brokers", brokers, "--input-topic", input])
-        .args(["--output-topic", output])
-        .args(["--records", &s.records.to_string()])
-        .args(["--parallelism", &s.parallelism.to_string()])
-        .args([
-            "--checkpoint-interval-ms",
-            &s.checkpoint_interval_ms.to_string(),
-        ])
+    let job = FlinkJob {
+        brokers,
+        input,
+        output,
+        parallelism: s.parallelism,
+        checkpoint_interval_ms: s.checkpoint_interval_ms,
+    };
+    let out = job
+        .command(python, &["--records", &s.records.to_string()])
         .output()
-        .with_context(|| format!("cannot run {} {script}", python.display()))?;
+        .with_context(|| format!("cannot run {} {FLINK_SCRIPT}", python.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     match serde_json::from_str(last) {
         Ok(v) if out.status.success() => Ok(v),
         _ => bail!(
-            "{script} failed ({}): {stdout}{}",
+            "{FLINK_SCRIPT} failed ({}): {stdout}{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ),

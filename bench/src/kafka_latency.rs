@@ -12,14 +12,14 @@
 //! (`bench/flink/kafka.py --copy`: Flink SQL, `flink-connector-kafka`, the same checkpoint
 //! interval and parallelism) on fresh topics of the same broker, reported under `flink`.
 
-use super::kafka::{broker, create_topics};
+use super::kafka::{broker, create_topics, FlinkJob, FLINK_SCRIPT};
 use anyhow::{bail, Context, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use weir_api::StreamExecutionEnvironment;
 use weir_connectors::kafka::{DeliveryGuarantee, KafkaSink, KafkaSource, Utf8};
@@ -173,20 +173,19 @@ fn start_flink(
     input: &str,
     output: &str,
 ) -> Result<Job> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/kafka.py");
-    let child = Command::new(python)
-        .arg(script)
-        .args(["--copy", "--brokers", brokers, "--input-topic", input])
-        .args(["--output-topic", output, "--records", "0"])
-        .args(["--parallelism", &s.parallelism.to_string()])
-        .args([
-            "--checkpoint-interval-ms",
-            &s.checkpoint_interval_ms.to_string(),
-        ])
+    let job = FlinkJob {
+        brokers,
+        input,
+        output,
+        parallelism: s.parallelism,
+        checkpoint_interval_ms: s.checkpoint_interval_ms,
+    };
+    let child = job
+        .command(python, &["--copy", "--records", "0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .with_context(|| format!("cannot run {} {script}", python.display()))?;
+        .with_context(|| format!("cannot run {} {FLINK_SCRIPT}", python.display()))?;
     Ok(Job::Flink(child))
 }
 

@@ -55,17 +55,21 @@
 
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
+use latency_sink::{now_ns, quantile_ms, LatencySink};
+use recovery_probe::{fail_once_at, RecoveryProbe};
 use std::time::{Duration, Instant};
 use weir_api::sink::DiscardingSink;
 use weir_api::source::GeneratorSource;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
-use weir_api::{AggregateFunction, DataStream, StreamExecutionEnvironment};
+use weir_api::{AggregateFunction, StreamExecutionEnvironment};
 use weir_examples::sensor_row;
 
 mod cluster_recovery;
 mod kafka;
 mod kafka_latency;
+mod latency_sink;
+mod recovery_probe;
 mod report;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -159,37 +163,6 @@ struct Args {
     flink_python: Option<std::path::PathBuf>,
 }
 
-/// When the injected failure happened and when the first result after it arrived.
-#[derive(Default)]
-struct Recovery {
-    failed_at: std::sync::OnceLock<Instant>,
-    first_output: std::sync::OnceLock<Instant>,
-}
-
-static RECOVERY: std::sync::LazyLock<Recovery> = std::sync::LazyLock::new(Recovery::default);
-
-/// Discards window results, noting the first one that arrives after the failure.
-struct RecoveryProbe;
-
-impl<T: 'static> weir_api::sink::SinkFunction<T> for RecoveryProbe {
-    fn create_writer(
-        &self,
-        _ctx: &weir_api::sink::SinkContext,
-    ) -> Result<Box<dyn weir_api::sink::SinkWriter<T>>, weir_api::TaskError> {
-        Ok(Box::new(RecoveryProbe))
-    }
-}
-
-impl<T> weir_api::sink::SinkWriter<T> for RecoveryProbe {
-    #[inline]
-    fn write(&mut self, _v: T, _ts: weir_api::Timestamp) -> Result<(), weir_api::TaskError> {
-        if RECOVERY.failed_at.get().is_some() && RECOVERY.first_output.get().is_none() {
-            let _ = RECOVERY.first_output.set(Instant::now());
-        }
-        Ok(())
-    }
-}
-
 /// Bytes of one `exchange` record on the wire: the key (up to 3 bytes), a zero timestamp
 /// (1 byte) and 96 payload bytes.
 const EXCHANGE_RECORD_BYTES: u64 = 100;
@@ -207,60 +180,6 @@ fn record100(id: u64, created_ns: u64) -> Record100 {
         [b ^ 0x5a; 32],
         [b ^ 0xa5; 32],
     )
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// Measures end-to-end latency (creation to sink) in microseconds.
-#[derive(Clone, Default)]
-struct LatencySink {
-    samples: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
-}
-
-impl weir_api::sink::SinkFunction<Record100> for LatencySink {
-    fn create_writer(
-        &self,
-        _ctx: &weir_api::sink::SinkContext,
-    ) -> Result<Box<dyn weir_api::sink::SinkWriter<Record100>>, weir_api::TaskError> {
-        Ok(Box::new(LatencyWriter {
-            shared: self.samples.clone(),
-            local: Vec::new(),
-        }))
-    }
-}
-
-struct LatencyWriter {
-    shared: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
-    local: Vec<u32>,
-}
-
-impl weir_api::sink::SinkWriter<Record100> for LatencyWriter {
-    fn write(&mut self, r: Record100, _ts: weir_api::Timestamp) -> Result<(), weir_api::TaskError> {
-        let micros = now_ns().saturating_sub(r.1) / 1000;
-        self.local.push(micros.min(u32::MAX as u64) as u32);
-        Ok(())
-    }
-    fn finish(&mut self) -> Result<(), weir_api::TaskError> {
-        self.shared
-            .lock()
-            .map_err(|_| weir_api::TaskError::Io("latency samples poisoned".into()))?
-            .append(&mut self.local);
-        Ok(())
-    }
-}
-
-/// Returns the `q`-quantile of sorted samples, in milliseconds.
-fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 /// A stateless SplitMix64 step: uniform pseudo-random bits from a sequence number.
@@ -393,19 +312,6 @@ fn build_sensor_window(env: &StreamExecutionEnvironment, n: u64, fail_after: Opt
     } else {
         windows.add_sink(DiscardingSink);
     }
-}
-
-/// Passes sensor rows through, panicking once, at the `at`-th row it sees, and noting the
-/// time of that failure in `RECOVERY`.
-fn fail_once_at(readings: DataStream<(u32, i64, f64)>, at: u64) -> DataStream<(u32, i64, f64)> {
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    readings.map(move |r: (u32, i64, f64)| {
-        let i = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if i == at && RECOVERY.failed_at.set(Instant::now()).is_ok() {
-            panic!("injected failure at record {at}");
-        }
-        r
-    })
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -580,14 +486,6 @@ mod tests {
     fn weir_api_codec_len(r: &Record100, buf: &mut Vec<u8>) {
         let cfg = bincode::config::standard();
         buf.extend(bincode::serde::encode_to_vec(r, cfg).unwrap());
-    }
-
-    #[test]
-    fn quantiles_pick_from_sorted_samples() {
-        let s: Vec<u32> = (1..=100).map(|x| x * 1000).collect();
-        assert_eq!(quantile_ms(&s, 0.5), 51.0);
-        assert_eq!(quantile_ms(&s, 0.99), 99.0);
-        assert_eq!(quantile_ms(&[], 0.5), 0.0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The JSON line `weir-bench` prints for a job it ran: the throughput, then the fields of
 //! the workload, of the checkpoints and of the injected failure's recovery.
 
-use crate::{quantile_ms, Args, LatencySink, Workload, EXCHANGE_RECORD_BYTES, RECOVERY};
+use crate::recovery_probe::RECOVERY;
+use crate::{quantile_ms, Args, LatencySink, Workload, EXCHANGE_RECORD_BYTES};
 use weir_api::{JobExecutionResult, StreamExecutionEnvironment};
 
 /// Returns the JSON line of a job that ran for `seconds` with `result`.

@@ -23,21 +23,8 @@ pub(crate) fn partitions<T>(
     match &settings.topics {
         Topics::List(topics) => {
             for topic in topics {
-                let metadata = consumer
-                    .fetch_metadata(Some(topic), timeout)
-                    .map_err(|e| KafkaConnectorError::client("metadata request", servers, e))?;
-                let t = metadata.topics().iter().find(|t| t.name() == topic);
-                match t {
-                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                        found.extend(t.partitions().iter().map(|p| (topic.clone(), p.id())));
-                    }
-                    _ => {
-                        return Err(KafkaConnectorError::MissingTopic {
-                            topic: topic.clone(),
-                            servers: servers.clone(),
-                        })
-                    }
-                }
+                let ids = topic_partitions(consumer.client(), topic, servers, timeout)?;
+                found.extend(ids.into_iter().map(|p| (topic.clone(), p)));
             }
         }
         Topics::Pattern(re) => {
@@ -59,20 +46,22 @@ pub(crate) fn partitions<T>(
     Ok(found)
 }
 
-/// Fails with [`KafkaConnectorError::MissingTopic`] unless `topic` exists with at least one
-/// partition (a sink checks before it writes: librdkafka would hold its records until
-/// `message.timeout.ms` and then drop them).
-pub(crate) fn require_topic<C: ClientContext>(
+/// Returns the partition ids of `topic`; [`KafkaConnectorError::MissingTopic`] unless it
+/// exists with at least one partition. A sink checks this before it writes: librdkafka
+/// would hold its records until `message.timeout.ms` and then drop them.
+pub(crate) fn topic_partitions<C: ClientContext>(
     client: &Client<C>,
     topic: &str,
     servers: &str,
     timeout: Duration,
-) -> Result<(), KafkaConnectorError> {
+) -> Result<Vec<i32>, KafkaConnectorError> {
     let metadata = client
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| KafkaConnectorError::client("metadata request", servers, e))?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            Ok(t.partitions().iter().map(|p| p.id()).collect())
+        }
         _ => Err(KafkaConnectorError::MissingTopic {
             topic: topic.to_string(),
             servers: servers.to_string(),

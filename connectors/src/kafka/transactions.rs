@@ -107,10 +107,7 @@ impl Transactions {
     }
 
     fn servers(&self) -> String {
-        self.config
-            .get("bootstrap.servers")
-            .unwrap_or_default()
-            .to_string()
+        bootstrap_servers(&self.config).to_string()
     }
 
     /// Creates the transactional producer of `(subtask, slot)` and fences its id.
@@ -339,6 +336,11 @@ fn is_connection_property(key: &str) -> bool {
         || key == "client.dns.lookup"
 }
 
+/// The `bootstrap.servers` of `config` (named in errors).
+fn bootstrap_servers(config: &ClientConfig) -> &str {
+    config.get("bootstrap.servers").unwrap_or_default()
+}
+
 /// Creates the transactional producer of `(subtask, slot)` and fences its id.
 fn transactional_producer(
     config: &ClientConfig,
@@ -348,11 +350,7 @@ fn transactional_producer(
 ) -> Result<SinkProducer, KafkaConnectorError> {
     let mut config = config.clone();
     config.set("transactional.id", naming.transactional_id(subtask, slot));
-    let servers = config
-        .get("bootstrap.servers")
-        .unwrap_or_default()
-        .to_string();
-    let p = SinkProducer::create(&config, &naming.sink, &servers, timeout)?;
+    let p = SinkProducer::create(&config, &naming.sink, bootstrap_servers(&config), timeout)?;
     p.inner
         .init_transactions(timeout)
         .map_err(|e| p.error("transaction init", e))?;

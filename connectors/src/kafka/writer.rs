@@ -8,7 +8,7 @@
 //! - `ExactlyOnce`: [`super::transactions`]; without checkpointing, at-least-once with a
 //!   warning.
 
-use super::discovery::require_topic;
+use super::discovery::topic_partitions;
 use super::error::KafkaConnectorError;
 use super::producer::{Outgoing, SinkProducer};
 use super::sink::{DeliveryGuarantee, SinkSettings};
@@ -43,7 +43,7 @@ impl<T: 'static> KafkaWriter<T> {
         let probe: BaseProducer = config.create().map_err(|e| {
             KafkaConnectorError::client(format!("sink '{}'", ctx.name), &servers, e)
         })?;
-        require_topic(probe.client(), &settings.topic, &servers, settings.timeout)?;
+        topic_partitions(probe.client(), &settings.topic, &servers, settings.timeout)?;
         drop(probe);
         let exactly_once = settings.guarantee == DeliveryGuarantee::ExactlyOnce;
         if exactly_once && !ctx.checkpointing {

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A process killed when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -39,14 +39,25 @@ pub struct Settings {
     pub records: u64,
     pub rate: u64,
     pub checkpoint_interval_ms: u64,
+    /// Which process is killed.
+    pub kill: Kill,
 }
 
-fn beside_me(name: &str) -> Result<PathBuf> {
+/// The process `cluster-recovery` kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kill {
+    /// A TaskManager running half of the job.
+    Taskmanager,
+    /// The leading JobManager of a highly available cluster (see `cluster_failover.rs`).
+    Jobmanager,
+}
+
+pub(crate) fn beside_me(name: &str) -> Result<PathBuf> {
     let me = std::env::current_exe()?;
     Ok(me.parent().context("the binary's directory")?.join(name))
 }
 
-fn rest_get(rest: &str, path: &str) -> Result<serde_json::Value> {
+pub(crate) fn rest_get(rest: &str, path: &str) -> Result<serde_json::Value> {
     let mut s = TcpStream::connect(rest)?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {rest}\r\n\r\n")?;
     let mut r = String::new();
@@ -56,7 +67,7 @@ fn rest_get(rest: &str, path: &str) -> Result<serde_json::Value> {
 }
 
 /// Bytes in the files of `dir` (hidden in-progress files included).
-fn bytes_in(dir: &Path) -> u64 {
+pub(crate) fn bytes_in(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok()?.metadata().ok())
@@ -66,7 +77,11 @@ fn bytes_in(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+pub(crate) fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -100,7 +115,10 @@ pub fn run(s: &Settings) -> Result<serde_json::Value> {
     let dir = std::env::temp_dir().join(format!("weir-bench-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let result = measure(s, &weir, &program, &dir);
+    let result = match s.kill {
+        Kill::Taskmanager => measure(s, &weir, &program, &dir),
+        Kill::Jobmanager => crate::cluster_failover::measure(s, &weir, &program, &dir),
+    };
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -118,8 +136,23 @@ fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serd
     })?;
     let first_output = started.elapsed();
     let recovery = kill_and_time_recovery(&mut tms, &rest, &job, &out)?;
+    let end = wait_for_finish(&rest, &job)?;
+    Ok(serde_json::json!({
+        "workload": "cluster-recovery",
+        "kill": "taskmanager",
+        "records": s.records,
+        "rate_per_worker": s.rate,
+        "checkpoint_interval_ms": s.checkpoint_interval_ms,
+        "submit_to_first_output_ms": first_output.as_millis() as u64,
+        "recovery_ms": recovery.as_millis() as u64,
+        "restarts": end["restarts"],
+    }))
+}
+
+/// Waits until `job` ended, which must be as `FINISHED`; returns its summary.
+pub(crate) fn wait_for_finish(rest: &str, job: &str) -> Result<serde_json::Value> {
     let end = wait_for("the job's end", Duration::from_secs(600), || {
-        let i = job_info(&rest, &job).ok()?;
+        let i = job_info(rest, job).ok()?;
         matches!(
             i["status"].as_str(),
             Some("FINISHED" | "FAILED" | "CANCELLED")
@@ -129,15 +162,7 @@ fn measure(s: &Settings, weir: &Path, program: &Path, dir: &Path) -> Result<serd
     if end["status"] != "FINISHED" {
         bail!("the job did not finish: {end}");
     }
-    Ok(serde_json::json!({
-        "workload": "cluster-recovery",
-        "records": s.records,
-        "rate_per_worker": s.rate,
-        "checkpoint_interval_ms": s.checkpoint_interval_ms,
-        "submit_to_first_output_ms": first_output.as_millis() as u64,
-        "recovery_ms": recovery.as_millis() as u64,
-        "restarts": end["restarts"],
-    }))
+    Ok(end)
 }
 
 /// Starts `weir jobmanager` on free ports and returns it with its RPC and REST addresses,
@@ -198,7 +223,7 @@ fn start_taskmanager(weir: &Path, rpc: &str, dir: &Path, n: usize) -> Result<Pro
 
 /// Submits the program with `weir run --detached`, its alerts going to `out`, and
 /// returns the job id.
-fn submit(
+pub(crate) fn submit(
     s: &Settings,
     weir: &Path,
     program: &Path,
@@ -229,7 +254,7 @@ fn submit(
 }
 
 /// The REST API's view of `job`.
-fn job_info(rest: &str, job: &str) -> Result<serde_json::Value> {
+pub(crate) fn job_info(rest: &str, job: &str) -> Result<serde_json::Value> {
     rest_get(rest, &format!("/jobs/{job}"))
 }
 

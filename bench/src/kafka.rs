@@ -13,6 +13,7 @@
 //! the same input topic into a fresh output topic, counts its windows too, and reports
 //! Flink's line under `flink` and Weir's records/s over Flink's as `ratio`.
 
+use crate::server_script::ScriptServer;
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -42,52 +43,12 @@ pub struct Settings {
     pub flink_python: Option<std::path::PathBuf>,
 }
 
-/// A broker this run started, stopped when dropped.
-pub(crate) struct OwnBroker(String);
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.0)
-            .output();
-    }
-}
-
-fn script() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka.sh")
-}
-
-/// Starts a broker with `scripts/kafka.sh`; returns it and its address.
-fn start_broker() -> Result<(OwnBroker, String)> {
-    let out = Command::new("bash")
-        .arg(script())
-        .arg("start")
-        .env("WEIR_KAFKA_OWNER_PID", std::process::id().to_string())
-        .output()
-        .context("cannot run scripts/kafka.sh")?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
-        bail!(
-            "scripts/kafka.sh start failed: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let dir = text
-        .lines()
-        .find_map(|l| l.strip_prefix("dir="))
-        .unwrap_or_default();
-    let address = text.lines().last().unwrap_or_default().trim().to_string();
-    Ok((OwnBroker(dir.to_string()), address))
-}
-
 /// Returns `given`, or a broker started for this run (stopped when the guard drops).
-pub(crate) fn broker(given: Option<&str>) -> Result<(Option<OwnBroker>, String)> {
+pub(crate) fn broker(given: Option<&str>) -> Result<(Option<ScriptServer>, String)> {
     match given {
         Some(b) => Ok((None, b.to_string())),
         None => {
-            let (own, address) = start_broker()?;
+            let (own, address) = crate::server_script::start("kafka.sh", "WEIR_KAFKA_OWNER_PID")?;
             Ok((Some(own), address))
         }
     }

@@ -42,7 +42,9 @@
 //!   parallelism 2, throttled to `--rate` readings per second per worker, with checkpoints
 //!   every `--checkpoint-interval-ms` (default 500); reports the time from `weir run` to
 //!   the first output and from `kill -9` of a TaskManager to the first output after the
-//!   restore (see `cluster_recovery.rs`).
+//!   restore (see `cluster_recovery.rs`). With `--kill jobmanager` the cluster is highly
+//!   available (ZooKeeper, two JobManagers) and the leader is killed instead (see
+//!   `cluster_failover.rs`).
 //!
 //! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a temporary
 //! directory) and adds the number of completed checkpoints, their median and largest
@@ -65,12 +67,14 @@ use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::{AggregateFunction, StreamExecutionEnvironment};
 use weir_examples::sensor_row;
 
+mod cluster_failover;
 mod cluster_recovery;
 mod kafka;
 mod kafka_latency;
 mod latency_sink;
 mod recovery_probe;
 mod report;
+mod server_script;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Workload {
@@ -154,6 +158,10 @@ struct Args {
     /// binary).
     #[arg(long, value_name = "PATH")]
     program: Option<std::path::PathBuf>,
+    /// The process `cluster-recovery` kills: a TaskManager, or the leading JobManager of a
+    /// highly available cluster (with ZooKeeper started by scripts/zookeeper.sh).
+    #[arg(long, value_enum, default_value = "taskmanager")]
+    kill: cluster_recovery::Kill,
     /// Kafka bootstrap servers (`kafka`; default: a broker started with scripts/kafka.sh).
     #[arg(long, value_name = "ADDR")]
     kafka_brokers: Option<String>,
@@ -410,6 +418,7 @@ fn run_cluster_recovery(args: &Args) -> Result<()> {
         records: args.records,
         rate: args.rate,
         checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(500),
+        kill: args.kill,
     })?;
     println!("{line}");
     Ok(())

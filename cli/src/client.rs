@@ -66,9 +66,14 @@ impl Client {
 
     /// Sends `request` and returns its answer; an error answer becomes an error.
     pub fn call<R: Request>(&mut self, request: R) -> Result<R::Response> {
+        self.answer(request)?.map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Sends `request` and returns the JobManager's answer, an error answer included; the
+    /// error is the connection's.
+    pub fn answer<R: Request>(&mut self, request: R) -> Result<Reply<R>> {
         self.send(&request.into())?;
-        let reply: Reply<R> = self.receive()?;
-        reply.map_err(|e| anyhow!("{e}"))
+        self.receive()
     }
 
     /// Uploads the program at `path` unless the JobManager has it; returns its digest.

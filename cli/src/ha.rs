@@ -5,9 +5,12 @@
 //! Invariant: a JobManager serves only while it leads; when its ZooKeeper session ends it
 //! exits (non-zero), so a deposed JobManager never goes on acting.
 
+use crate::client::Client;
 use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
-use weir_jobmanager::ha::LeaderElection;
+use weir_jobmanager::ha::{HaServices, LeaderElection};
 use weir_runtime::ha::{connect, HaConfig, LeaderRetrieval};
 
 /// A runtime for the ZooKeeper client's session tasks (pings, watches), which must keep
@@ -32,6 +35,26 @@ pub fn leader_address(ha: &HaConfig) -> Result<String> {
             .await
     })?;
     Ok(leader.rpc_address)
+}
+
+/// Connects to the leading JobManager of `ha`'s cluster, waiting up to `timeout` for one
+/// that answers (after a leader change the old leader's address stays published until
+/// its session expires).
+pub fn reconnect(ha: &HaConfig, secret: Option<&str>, timeout: Duration) -> Result<Client> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let attempt = leader_address(ha).and_then(|a| Client::connect(&a, secret));
+        match attempt {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!(
+                    "no JobManager leader answered within {} s",
+                    timeout.as_secs()
+                )))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 /// This JobManager's leadership of its cluster.
@@ -62,6 +85,12 @@ impl Leadership {
     /// This leader's epoch.
     pub fn epoch(&self) -> u64 {
         self.election.epoch()
+    }
+
+    /// This leader's high-availability services for the cluster of `ha`.
+    pub fn services(&self, ha: &HaConfig) -> Result<Arc<HaServices>> {
+        let services = HaServices::new(&self.election, ha, self.rt.handle().clone())?;
+        Ok(Arc::new(services))
     }
 
     /// Publishes the addresses this leader serves on.

@@ -341,16 +341,31 @@ fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
     if format == Format::Table {
         eprintln!("Job {id} submitted; waiting for it to end");
     }
-    wait_for_end(&mut client, format, id)
+    wait_for_end(config, client, format, id)
 }
 
+/// How long an attached `weir run` waits for a new JobManager leader.
+const LEADER_CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Waits for a submitted job to end, prints it, and returns 0 if it finished, else 1.
-fn wait_for_end(client: &mut Client, format: Format, id: JobId) -> Result<i32> {
+/// With high availability it follows leader changes: the new leader recovered the job.
+fn wait_for_end(config: &Config, mut client: Client, format: Format, id: JobId) -> Result<i32> {
+    let ha = config.ha()?;
     loop {
-        let summary = client.call(WaitJob {
+        let answer = client.answer(WaitJob {
             job: id,
             timeout_ms: 30_000,
-        })?;
+        });
+        let summary = match (answer, &ha) {
+            (Ok(reply), _) => reply.map_err(|e| anyhow!("{e}"))?,
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(ha)) => {
+                eprintln!("weir: {e:#}; waiting for the JobManager leader");
+                let secret = config.get(&keys::CLUSTER_SECRET)?;
+                client = ha::reconnect(ha, secret.as_deref(), LEADER_CHANGE_TIMEOUT)?;
+                continue;
+            }
+        };
         if summary.status.is_terminal() {
             let ok = summary.status == weir_runtime::rpc::messages::JobStatus::Finished;
             output::job(format, &summary);
@@ -484,7 +499,7 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
             "rest.address = {rest} is reachable from other hosts, but the REST API has no authentication: bind it to a loopback address"
         );
     }
-    let settings = ClusterSettings {
+    let mut settings = ClusterSettings {
         rpc_address: rpc,
         secret: config
             .get(&keys::CLUSTER_SECRET)?
@@ -495,13 +510,21 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         worker_timeout: config.get(&keys::WORKER_START_TIMEOUT)?,
         artifacts_dir: config.get(&keys::ARTIFACTS_DIR)?,
         artifact_max_bytes: config.get(&keys::ARTIFACTS_MAX_SIZE)?,
+        epoch: 0,
     };
-    // With high availability this JobManager serves only once it leads.
-    let leadership = match config.ha()? {
-        Some(ha) => Some(ha::Leadership::acquire(&ha)?),
-        None => None,
+    // With high availability this JobManager serves only once it leads, and keeps its
+    // jobs and artifacts where the next leader finds them.
+    let (leadership, services) = match config.ha()? {
+        Some(ha) => {
+            let leadership = ha::Leadership::acquire(&ha)?;
+            let services = leadership.services(&ha)?;
+            settings.epoch = services.epoch();
+            settings.artifacts_dir = services.artifacts_dir()?;
+            (Some(leadership), Some(services))
+        }
+        None => (None, None),
     };
-    let server = JobManagerServer::start(settings)
+    let server = JobManagerServer::start(settings, services)
         .with_context(|| format!("cannot start the JobManager on {rpc}"))?;
     let rest_bound = server
         .serve_rest(rest)
@@ -524,7 +547,7 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
 }
 
 fn run_taskmanager(config: &Config) -> Result<i32> {
-    use weir_taskmanager::daemon::{run, DaemonSettings};
+    use weir_taskmanager::daemon::{run, DaemonSettings, JobManagerLocation};
     let data_host = config
         .get(&keys::DATA_BIND_HOST)?
         .unwrap_or_else(|| "127.0.0.1".into());
@@ -534,8 +557,8 @@ fn run_taskmanager(config: &Config) -> Result<i32> {
     config.check_exposure(keys::DATA_BIND_HOST.name, &probe)?;
     let slots = config.get(&keys::TASK_SLOTS)?;
     let jobmanager = match config.ha()? {
-        Some(ha) => ha::leader_address(&ha)?,
-        None => config.get(&keys::RPC_ADDRESS)?,
+        Some(ha) => JobManagerLocation::Leader(ha),
+        None => JobManagerLocation::Address(config.get(&keys::RPC_ADDRESS)?),
     };
     let settings = DaemonSettings {
         jobmanager,

@@ -11,7 +11,8 @@
 mod common;
 
 use common::{
-    output_within, sensor_pipeline, wait_until, weir_bin, worker_pid, Cluster, COMMAND_TIMEOUT,
+    output_lines, output_within, sensor_args, sensor_pipeline, wait_until, weir_bin, worker_pid,
+    Cluster, COMMAND_TIMEOUT,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,37 +22,7 @@ use std::time::Duration;
 
 /// The sensor job's arguments writing to `out` with checkpoints in `ck`.
 fn job_args(out: &Path, ck: &Path, records: u64, throttle: Option<u64>) -> Vec<String> {
-    let mut a = vec![
-        "--records".to_string(),
-        records.to_string(),
-        "--parallelism".into(),
-        "2".into(),
-        "--output".into(),
-        out.display().to_string(),
-        "--checkpoint-interval-ms".into(),
-        "200".into(),
-        "--checkpoint-dir".into(),
-        format!("file://{}", ck.display()),
-    ];
-    if let Some(t) = throttle {
-        a.extend(["--throttle-records-per-sec".into(), t.to_string()]);
-    }
-    a
-}
-
-/// Every line of the published part files of `dir`, sorted.
-fn output_lines(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(e.path()).unwrap();
-        lines.extend(text.lines().map(str::to_string));
-    }
-    lines.sort();
-    lines
+    sensor_args(out, ck, records, throttle)
 }
 
 const RECORDS: u64 = 40_000;

@@ -10,9 +10,10 @@ mod common;
 mod zookeeper;
 
 use common::{
-    output_within, spawn_jobmanager, wait_until, weir_bin, Cluster, Proc, COMMAND_TIMEOUT,
+    output_within, spawn_jobmanager, spawn_taskmanager, wait_until, weir_bin, Cluster,
+    COMMAND_TIMEOUT,
 };
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 use zookeeper::ZooKeeper;
 
@@ -63,23 +64,7 @@ fn a_standby_jobmanager_leads_after_the_leader_is_killed_and_the_cli_finds_each_
     assert_lists_jobs(&weir(&defines, &["list"]));
 
     // A TaskManager without --jobmanager registers with the leader found in ZooKeeper.
-    let tm_log = dir.path().join("taskmanager.log");
-    let mut tm = Command::new(weir_bin());
-    tm.args(["taskmanager", "--slots", "1"])
-        .arg("-D")
-        .arg(format!(
-            "taskmanager.artifacts.cache-dir={}",
-            dir.path().join("cache").display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&tm_log).unwrap());
-    for d in &defines {
-        tm.args(["-D", d]);
-    }
-    let _tm = Proc {
-        child: tm.spawn().unwrap(),
-        log: tm_log,
-    };
+    let _tm = spawn_taskmanager(dir.path(), 0, 1, &defines);
     wait_until(
         "the taskmanager to register with the leader",
         Duration::from_secs(30),

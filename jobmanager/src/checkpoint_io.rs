@@ -4,8 +4,9 @@
 //! Invariants: actions are performed in the order they were returned, each follow-up after
 //! the action that caused it; a failed deletion is logged and never undoes a completion (the
 //! next completion or job end retries it); only the outcome of storing a checkpoint's
-//! metadata can fail a checkpoint.
+//! metadata, or of recording it complete (with high availability), can fail a checkpoint.
 
+use crate::ha::CheckpointRecord;
 use crate::{CheckpointCoordinator, CoordinatorAction, StoreOutcome};
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use weir_runtime::JobId;
 pub fn perform(
     c: &mut CheckpointCoordinator,
     storage: &CheckpointStorage,
+    record: Option<&dyn CheckpointRecord>,
     now: Instant,
     actions: Vec<CoordinatorAction>,
 ) -> Vec<CoordinatorAction> {
@@ -31,7 +33,14 @@ pub fn perform(
                 savepoint,
                 ..
             } => {
-                let outcome = store(storage, &metadata, savepoint.as_deref());
+                let mut outcome = store(storage, &metadata, savepoint.as_deref());
+                if let (StoreOutcome::Stored { .. }, Some(record)) = (&outcome, record) {
+                    if let Err(e) = record.completed(job, metadata.checkpoint) {
+                        outcome = StoreOutcome::MetadataFailed(format!(
+                            "it cannot be recorded complete: {e}"
+                        ));
+                    }
+                }
                 queue.extend(c.stored(now, &metadata, outcome));
             }
             CoordinatorAction::Discard { checkpoint } => {

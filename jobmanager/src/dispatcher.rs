@@ -10,6 +10,7 @@
 //! [`JobMaster`]: crate::job_master
 
 use crate::cluster::ClusterError;
+use crate::ha::CheckpointRecord;
 use crate::job_master::event::JobEvent;
 use crate::job_master::status::{JobSnapshot, Published};
 use crate::job_master::{JobMaster, JobMasterSetup, PlacementProgress, Start};
@@ -22,10 +23,11 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
+use weir_runtime::control::RestoreSpec;
 use weir_runtime::control::{
     JobManagerGateway, TaskManagerGateway, TaskManagerId, TaskManagerInfo, TaskManagerMessage,
 };
-use weir_runtime::{GraphError, JobGraph, JobId};
+use weir_runtime::{CheckpointId, GraphError, JobGraph, JobId};
 
 /// The longest a caller waits for a JobMaster to answer a request (it answers between two
 /// events, so only a checkpoint store that hangs makes this wait long).
@@ -102,6 +104,18 @@ pub trait Placement: Send + Sync {
 
     /// Called once the job has ended: its slots and workers are free.
     fn ended(&self, _job: JobId) {}
+}
+
+/// How a job's checkpoints continue under high availability: recorded beyond its
+/// storage, from where an earlier leader left them.
+#[derive(Clone, Debug)]
+pub struct CheckpointContinuation {
+    /// Where ids are reserved and completions recorded.
+    pub record: Arc<dyn CheckpointRecord>,
+    /// The first checkpoint id this leader may hand out.
+    pub next_id: CheckpointId,
+    /// The newest checkpoint recorded complete: the job starts from it.
+    pub latest: Option<CheckpointId>,
 }
 
 /// One JobMaster as the dispatcher holds it.
@@ -191,19 +205,21 @@ impl JobManager {
         graph.validate()?;
         let infos: Vec<_> = endpoints.iter().map(|(i, _)| i.clone()).collect();
         let deployments = schedule(id, &graph, &infos)?;
-        self.start(id, graph, None, Start::Deploy(endpoints, deployments))
+        self.start(id, graph, None, Start::Deploy(endpoints, deployments), None)
     }
 
     /// Validates `graph` and starts job `id`: its JobMaster asks `placement` where each run
-    /// goes, the first one included.
+    /// goes, the first one included. With `continuation` (high availability) its
+    /// checkpoints are recorded there and it starts from the latest one recorded.
     pub fn submit_placed(
         &self,
         id: JobId,
         graph: Arc<JobGraph>,
         placement: Arc<dyn Placement>,
+        continuation: Option<CheckpointContinuation>,
     ) -> Result<JobHandle, JobManagerError> {
         graph.validate()?;
-        self.start(id, graph, Some(placement), Start::Place)
+        self.start(id, graph, Some(placement), Start::Place, continuation)
     }
 
     fn start(
@@ -212,17 +228,21 @@ impl JobManager {
         graph: Arc<JobGraph>,
         placement: Option<Arc<dyn Placement>>,
         start: Start,
+        continuation: Option<CheckpointContinuation>,
     ) -> Result<JobHandle, JobManagerError> {
-        let initial_restore = match &graph.config.savepoint_restore {
-            Some(settings) => Some(savepoint_restore(&graph, settings)?),
-            None => None,
+        let recovered = continuation.as_ref().and_then(|c| c.latest);
+        let initial_restore = match (recovered, &graph.config.savepoint_restore) {
+            (Some(latest), _) => recovered_restore(id, &graph, latest)?,
+            (None, Some(settings)) => Some(savepoint_restore(&graph, settings)?),
+            (None, None) => None,
         };
         let checkpoints = match &graph.config.checkpointing {
             Some(c) => {
                 let storage = weir_runtime::checkpoint::CheckpointStorage::open(&c.dir)?;
                 let first_id = initial_restore
                     .as_ref()
-                    .map_or(1, |r| r.metadata.checkpoint + 1);
+                    .map_or(1, |r| r.metadata.checkpoint + 1)
+                    .max(continuation.as_ref().map_or(1, |c| c.next_id));
                 let subtasks = crate::job_master::subtasks_of(id, &graph);
                 let sources = subtasks
                     .iter()
@@ -263,7 +283,12 @@ impl JobManager {
             graph,
             placement,
             checkpoints,
+            recorded: initial_restore
+                .as_ref()
+                .map(|r| r.metadata.checkpoint)
+                .filter(|_| recovered.is_some()),
             initial_restore,
+            record: continuation.map(|c| c.record),
             done,
             published,
             mailbox,
@@ -397,6 +422,26 @@ impl JobManager {
     fn lock_jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
         self.jobs.lock().expect("jobmanager jobs poisoned")
     }
+}
+
+/// The newest usable checkpoint of job `id` up to `latest` (the newest recorded complete
+/// by an earlier leader), to start the recovered job from.
+fn recovered_restore(
+    id: JobId,
+    graph: &JobGraph,
+    latest: CheckpointId,
+) -> Result<Option<RestoreSpec>, JobManagerError> {
+    let Some(c) = &graph.config.checkpointing else {
+        return Ok(None);
+    };
+    let storage = weir_runtime::checkpoint::CheckpointStorage::open_existing(&c.dir)?;
+    let metadata = storage.latest_usable_up_to(id, latest)?;
+    info!(job_id = %id, checkpoint = metadata.checkpoint, recorded = latest, "recovering job from its latest checkpoint");
+    Ok(Some(RestoreSpec {
+        storage: storage.url().to_string(),
+        dir: weir_runtime::checkpoint::checkpoint_dir(id, metadata.checkpoint),
+        metadata,
+    }))
 }
 
 impl JobManagerGateway for JobManager {

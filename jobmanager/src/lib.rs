@@ -21,7 +21,7 @@ mod scheduler;
 pub use checkpoint_coordinator::{
     CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction, SavepointRequest, StoreOutcome,
 };
-pub use dispatcher::{Endpoints, JobManager, JobManagerError, Placement};
+pub use dispatcher::{CheckpointContinuation, Endpoints, JobManager, JobManagerError, Placement};
 pub use execution::{Decision, JobExecution};
 pub use job_handle::{JobHandle, JobOutcome, SavepointHandle};
 pub use job_master::status::{transition, IllegalTransition, JobSnapshot};

@@ -2,45 +2,52 @@
 //! fetches and caches job artifacts, and supervises one worker process per job.
 //!
 //! It runs no user code itself: each job's subtasks run in a worker (the job's program
-//! started with the worker environment, see [`crate::worker`]). Invariants:
-//! - an artifact is executed only after its bytes hashed to the digest it is cached
-//!   under; a partial download never has the final name;
+//! started with the worker environment, see [`crate::worker`]). With high availability it
+//! follows the leading JobManager (see `leader_follower.rs`). Invariants:
 //! - a worker's standard input is a pipe this process holds, so workers end with it;
 //! - a worker that exits without being asked is reported to the JobManager;
-//! - when the JobManager connection ends, every worker is stopped and [`run`] returns.
+//! - every command passes the [`Fence`]: one from a deposed leader is refused;
+//! - when a JobManager connection ends, every worker is stopped; with a fixed JobManager
+//!   address [`run`] then returns, with high availability it registers with the leader.
 
+use crate::artifact_cache::{create_private_dir, fetch_artifact, FetchError};
 use crate::worker::{
-    ENV_CLUSTER_SECRET, ENV_WORKER_DATA_HOST, ENV_WORKER_JOB, ENV_WORKER_JOBMANAGER,
-    ENV_WORKER_TASKMANAGER,
+    ENV_CLUSTER_SECRET, ENV_WORKER_DATA_HOST, ENV_WORKER_EPOCH, ENV_WORKER_JOB,
+    ENV_WORKER_JOBMANAGER, ENV_WORKER_TASKMANAGER,
 };
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 use weir_runtime::control::TaskManagerId;
 use weir_runtime::rpc::messages::{
-    ArtifactDigest, ArtifactHasher, TaskManagerCommand, TaskManagerRequest, WorkerSpec,
+    ArtifactDigest, TaskManagerCommand, TaskManagerRequest, WorkerSpec,
 };
-use weir_runtime::rpc::request::{ArtifactPiece, FetchArtifact};
 use weir_runtime::rpc::{
-    dial, read_message, spawn_link, write_message, ClientRequest, LinkReceiver, LinkSender,
-    PeerRole, Reply, RpcError,
+    dial, spawn_link, Fence, Fenced, LinkReceiver, LinkSender, PeerRole, RpcError,
 };
 use weir_runtime::JobId;
 
-/// The longest an artifact download may take.
-const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Where a TaskManager finds its JobManager.
+#[derive(Clone, Debug)]
+pub enum JobManagerLocation {
+    /// A fixed control address (`HOST:PORT`): the TaskManager ends with that JobManager.
+    Address(String),
+    /// The leader published in ZooKeeper: the TaskManager waits for one, and registers
+    /// again with each new leader.
+    Leader(weir_runtime::ha::HaConfig),
+}
 
 /// Settings of a standalone TaskManager.
 #[derive(Clone, Debug)]
 pub struct DaemonSettings {
-    /// The JobManager's control address (`HOST:PORT`).
-    pub jobmanager: String,
+    /// Where the JobManager is.
+    pub jobmanager: JobManagerLocation,
     /// Slots offered.
     pub slots: u32,
     /// The cluster secret.
@@ -49,6 +56,16 @@ pub struct DaemonSettings {
     pub data_host: String,
     /// Where fetched artifacts are cached.
     pub artifact_cache: PathBuf,
+}
+
+/// The JobManager one connection serves: its address and epoch (0 without high
+/// availability).
+#[derive(Clone, Debug)]
+pub(crate) struct Leader {
+    /// Its control address.
+    pub address: String,
+    /// Its epoch.
+    pub epoch: u64,
 }
 
 /// Why a TaskManager stopped.
@@ -105,71 +122,13 @@ enum StartError {
     },
 }
 
-/// Why a job artifact could not be fetched into the cache.
-#[derive(Debug, Error)]
-enum FetchError {
-    /// A cached or partly downloaded file cannot be read, written or renamed.
-    #[error("{}: {source}", path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The control connection to the JobManager failed.
-    #[error(transparent)]
-    Rpc(#[from] RpcError),
-    /// The JobManager answered the fetch with an error.
-    #[error("{message}")]
-    Refused {
-        /// The JobManager's message.
-        message: String,
-    },
-    /// The downloaded bytes are not the artifact.
-    #[error("the downloaded bytes hash to {actual}")]
-    DigestMismatch {
-        /// The digest of the bytes received.
-        actual: ArtifactDigest,
-    },
-    /// The download took longer than allowed.
-    #[error("the download did not finish within {} s", limit.as_secs())]
-    TimedOut {
-        /// The limit.
-        limit: Duration,
-    },
-}
-
-impl FetchError {
-    /// Returns a closure wrapping an I/O error on `path`.
-    fn file(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |source| FetchError::File {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
-
 struct Worker {
     /// Set when this process stops the worker (then its exit is not a failure).
     stopping: Arc<AtomicBool>,
 }
 
-/// Creates `dir` (and its parents); a directory created here is private to this user, as
-/// the programs it caches are executed.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-/// Runs a TaskManager until its JobManager connection ends.
+/// Runs a TaskManager: until its JobManager connection ends with a fixed address, for
+/// good with high availability.
 pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
     if settings.slots == 0 {
         return Err(DaemonError::Io(std::io::Error::other(
@@ -182,90 +141,142 @@ pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
         .thread_name("weir-tm-rpc")
         .enable_all()
         .build()?;
-    runtime.block_on(serve(settings))
+    let settings = Arc::new(settings);
+    match settings.jobmanager.clone() {
+        JobManagerLocation::Address(address) => {
+            let leader = Leader { address, epoch: 0 };
+            let fence = Arc::new(Fence::default());
+            let served = serve(settings, leader, fence, std::future::pending());
+            runtime.block_on(served).1
+        }
+        JobManagerLocation::Leader(ha) => {
+            runtime.block_on(crate::leader_follower::follow(settings, ha));
+            Ok(())
+        }
+    }
 }
 
-/// Serves the JobManager connection: registers, heartbeats, and starts and stops job workers
-/// as told; stops every worker when the connection ends.
-async fn serve(settings: DaemonSettings) -> Result<(), DaemonError> {
-    let stream = dial(
-        &settings.jobmanager,
-        PeerRole::TaskManager,
-        settings.secret.as_ref().map(|s| s.expose()),
-    )
-    .await?;
-    let (tx, mut rx) =
-        spawn_link::<TaskManagerCommand, TaskManagerRequest>(stream, settings.jobmanager.clone());
-    let Registration {
-        id,
-        heartbeat_interval,
-        heartbeat_timeout: timeout,
-    } = register(&settings, &tx, &mut rx).await?;
-    info!(taskmanager = id, slots = settings.slots, jobmanager = %settings.jobmanager, "taskmanager registered");
+/// Serves the connection to `leader` until it ends or `superseded` resolves (a new
+/// leader was published): registers, heartbeats, and starts and stops job workers as
+/// told; stops every worker at the end. Returns whether it registered, and how it ended.
+pub(crate) async fn serve(
+    settings: Arc<DaemonSettings>,
+    leader: Leader,
+    fence: Arc<Fence>,
+    superseded: impl Future<Output = ()>,
+) -> (bool, Result<(), DaemonError>) {
+    let secret = settings.secret.as_ref().map(|s| s.expose());
+    let stream = match dial(&leader.address, PeerRole::TaskManager, secret).await {
+        Ok(s) => s,
+        Err(e) => return (false, Err(e.into())),
+    };
+    let (tx, mut rx) = spawn_link::<Fenced<TaskManagerCommand>, TaskManagerRequest>(
+        stream,
+        leader.address.clone(),
+    );
+    let registration = match register(&settings, &leader, &fence, &tx, &mut rx).await {
+        Ok(r) => r,
+        Err(e) => return (false, Err(e)),
+    };
+    let (id, timeout) = (registration.id, registration.heartbeat_timeout);
+    let leader = Leader {
+        epoch: registration.epoch,
+        ..leader
+    };
+    info!(taskmanager = id, slots = settings.slots, jobmanager = %leader.address, epoch = leader.epoch, "taskmanager registered");
     spawn_heartbeats(
         tx.clone(),
         || TaskManagerRequest::Heartbeat,
-        heartbeat_interval,
+        registration.heartbeat_interval,
     );
-    let settings = Arc::new(settings);
     let workers: Arc<Mutex<HashMap<JobId, Worker>>> = Arc::default();
+    tokio::pin!(superseded);
     let ended = loop {
         // The JobManager answers every heartbeat: silence for the timeout means it is gone
-        // (or unreachable), and this TaskManager stops its workers and exits.
-        let Ok(next) = tokio::time::timeout(timeout, rx.recv()).await else {
+        // (or unreachable, or frozen), and this TaskManager stops its workers.
+        let next = tokio::select! {
+            next = tokio::time::timeout(timeout, rx.recv()) => next,
+            () = &mut superseded => {
+                info!(jobmanager = %leader.address, epoch = leader.epoch, "a new JobManager leads; leaving this one");
+                break Ok(());
+            }
+        };
+        let Ok(next) = next else {
             break Err(DaemonError::JobManagerSilent {
-                jobmanager: settings.jobmanager.clone(),
+                jobmanager: leader.address.clone(),
                 ms: timeout.as_millis() as u64,
             });
         };
-        match next {
-            Some(Ok(TaskManagerCommand::StartWorker(spec))) => {
-                spawn_worker_start(settings.clone(), id, workers.clone(), tx.clone(), *spec)
-            }
-            Some(Ok(TaskManagerCommand::StopWorker { job })) => stop_worker(&workers, job),
-            Some(Ok(TaskManagerCommand::Registered { .. } | TaskManagerCommand::HeartbeatAck)) => {}
+        let command = match next {
+            Some(Ok(fenced)) => match fence.admit(fenced, &leader.address) {
+                Some(c) => c,
+                None => continue,
+            },
             Some(Err(e)) => break Err(DaemonError::Rpc(e)),
             None => break Ok(()),
+        };
+        match command {
+            TaskManagerCommand::StartWorker(spec) => spawn_worker_start(
+                settings.clone(),
+                leader.clone(),
+                id,
+                workers.clone(),
+                tx.clone(),
+                *spec,
+            ),
+            TaskManagerCommand::StopWorker { job } => stop_worker(&workers, job),
+            TaskManagerCommand::Registered { .. } | TaskManagerCommand::HeartbeatAck => {}
         }
     };
     stop_all_workers(&workers);
-    ended
+    (true, ended)
 }
 
 /// What the JobManager granted this TaskManager when it registered.
 struct Registration {
     /// The id the JobManager assigned.
     id: TaskManagerId,
+    /// The JobManager's epoch.
+    epoch: u64,
     /// How often to send a heartbeat.
     heartbeat_interval: Duration,
     /// How long the JobManager may stay silent before it counts as gone.
     heartbeat_timeout: Duration,
 }
 
-/// Registers this TaskManager's slots and returns what the JobManager granted; fails if no
-/// `Registered` answer comes within 10 seconds.
+/// Registers this TaskManager's slots with `leader` and returns what it granted; fails if
+/// no `Registered` answer passing the fence comes within 10 seconds.
 async fn register(
     settings: &DaemonSettings,
+    leader: &Leader,
+    fence: &Fence,
     tx: &LinkSender<TaskManagerRequest>,
-    rx: &mut LinkReceiver<TaskManagerCommand>,
+    rx: &mut LinkReceiver<Fenced<TaskManagerCommand>>,
 ) -> Result<Registration, DaemonError> {
     let _ = tx.send(TaskManagerRequest::Register {
         slots: settings.slots,
     });
-    match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-        Ok(Some(Ok(TaskManagerCommand::Registered {
+    let answer = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    let fenced = match answer {
+        Ok(Some(Ok(fenced))) => fenced,
+        Ok(Some(Err(e))) => return Err(e.into()),
+        _ => return Err(DaemonError::NotRegistered(leader.address.clone())),
+    };
+    let epoch = fenced.epoch;
+    match fence.admit(fenced, &leader.address) {
+        Some(TaskManagerCommand::Registered {
             id,
             heartbeat_interval_ms,
             heartbeat_timeout_ms,
-        }))) => Ok(Registration {
+        }) => Ok(Registration {
             id,
+            epoch,
             heartbeat_interval: Duration::from_millis(heartbeat_interval_ms.max(10)),
             heartbeat_timeout: Duration::from_millis(
                 heartbeat_timeout_ms.max(heartbeat_interval_ms * 2).max(20),
             ),
         }),
-        Ok(Some(Err(e))) => Err(e.into()),
-        _ => Err(DaemonError::NotRegistered(settings.jobmanager.clone())),
+        _ => Err(DaemonError::NotRegistered(leader.address.clone())),
     }
 }
 
@@ -290,6 +301,7 @@ pub(crate) fn spawn_heartbeats<T: Send + 'static>(
 /// JobManager as the worker's exit.
 fn spawn_worker_start(
     settings: Arc<DaemonSettings>,
+    leader: Leader,
     id: TaskManagerId,
     workers: Arc<Mutex<HashMap<JobId, Worker>>>,
     reports: LinkSender<TaskManagerRequest>,
@@ -304,7 +316,11 @@ fn spawn_worker_start(
                 .enable_all()
                 .build()
                 .map_err(StartError::Runtime)
-                .and_then(|rt| rt.block_on(start_worker(&settings, id, &workers, &reports, &spec)));
+                .and_then(|rt| {
+                    rt.block_on(start_worker(
+                        &settings, &leader, id, &workers, &reports, &spec,
+                    ))
+                });
             if let Err(e) = started {
                 let reason = e.to_string();
                 warn!(job_id = %spec.job, %reason, "cannot start job worker");
@@ -336,21 +352,29 @@ fn stop_all_workers(workers: &Mutex<HashMap<JobId, Worker>>) {
 /// Fetches the artifact if needed and starts the worker of `spec.job`.
 async fn start_worker(
     settings: &DaemonSettings,
+    leader: &Leader,
     id: TaskManagerId,
     workers: &Arc<Mutex<HashMap<JobId, Worker>>>,
     reports: &LinkSender<TaskManagerRequest>,
     spec: &WorkerSpec,
 ) -> Result<(), StartError> {
     stop_worker(workers, spec.job);
-    let program = fetch_artifact(settings, &spec.artifact)
-        .await
-        .map_err(|source| StartError::Fetch {
-            digest: spec.artifact.clone(),
-            source,
-        })?;
+    let cache = &settings.artifact_cache;
+    let program = fetch_artifact(
+        &leader.address,
+        settings.secret.as_ref(),
+        cache,
+        &spec.artifact,
+    )
+    .await
+    .map_err(|source| StartError::Fetch {
+        digest: spec.artifact.clone(),
+        source,
+    })?;
     let mut cmd = Command::new(&program);
     cmd.args(&spec.args)
-        .env(ENV_WORKER_JOBMANAGER, &settings.jobmanager)
+        .env(ENV_WORKER_JOBMANAGER, &leader.address)
+        .env(ENV_WORKER_EPOCH, leader.epoch.to_string())
         .env(ENV_WORKER_JOB, spec.job.to_string())
         .env(ENV_WORKER_TASKMANAGER, id.to_string())
         .env(ENV_WORKER_DATA_HOST, &settings.data_host)
@@ -459,117 +483,4 @@ fn stop_worker(workers: &Mutex<HashMap<JobId, Worker>>, job: JobId) {
     if let Some(w) = workers.lock().expect("workers poisoned").remove(&job) {
         w.stopping.store(true, Ordering::Relaxed);
     }
-}
-
-/// Returns the cached program of `digest`, fetching it from the JobManager first if it is
-/// not cached.
-async fn fetch_artifact(
-    settings: &DaemonSettings,
-    digest: &ArtifactDigest,
-) -> Result<PathBuf, FetchError> {
-    let path = settings.artifact_cache.join(digest.as_str());
-    if path.is_file() {
-        // Checked again before every start: the cache may be shared with other
-        // TaskManagers of the host.
-        match hash_file(&path) {
-            Ok(actual) if &actual == digest => return Ok(path),
-            Ok(actual) => {
-                warn!(artifact = %digest, %actual, path = %path.display(), "cached artifact does not match its digest; fetching it again");
-                let _ = std::fs::remove_file(&path);
-            }
-            Err(source) => return Err(FetchError::File { path, source }),
-        }
-    }
-    static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let part = settings.artifact_cache.join(format!(
-        ".{digest}.{}-{}.part",
-        std::process::id(),
-        DOWNLOADS.fetch_add(1, Ordering::Relaxed)
-    ));
-    // Bounded: a JobManager that stops answering fails the start instead of hanging it.
-    let result = match tokio::time::timeout(
-        DOWNLOAD_TIMEOUT,
-        download(settings, digest, &part, &path),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(FetchError::TimedOut {
-            limit: DOWNLOAD_TIMEOUT,
-        }),
-    };
-    if result.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
-    result.map(|()| path)
-}
-
-/// Returns the digest of the file at `path`.
-fn hash_file(path: &Path) -> std::io::Result<ArtifactDigest> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = ArtifactHasher::default();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hasher.finish());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
-async fn download(
-    settings: &DaemonSettings,
-    digest: &ArtifactDigest,
-    part: &Path,
-    path: &Path,
-) -> Result<(), FetchError> {
-    let peer = settings.jobmanager.as_str();
-    let mut stream = dial(
-        peer,
-        PeerRole::Client,
-        settings.secret.as_ref().map(|s| s.expose()),
-    )
-    .await?;
-    write_message(
-        &mut stream,
-        peer,
-        &ClientRequest::from(FetchArtifact(digest.clone())),
-    )
-    .await?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(part)
-        .await
-        .map_err(FetchError::file(part))?;
-    let mut hasher = ArtifactHasher::default();
-    loop {
-        match read_message::<_, Reply<FetchArtifact>>(&mut stream, peer).await? {
-            Ok(ArtifactPiece::Data(bytes)) => {
-                hasher.update(&bytes);
-                file.write_all(&bytes)
-                    .await
-                    .map_err(FetchError::file(part))?;
-            }
-            Ok(ArtifactPiece::End) => break,
-            Err(e) => {
-                return Err(FetchError::Refused { message: e.message });
-            }
-        }
-    }
-    file.sync_all().await.map_err(FetchError::file(part))?;
-    drop(file);
-    let actual = hasher.finish();
-    if &actual != digest {
-        return Err(FetchError::DigestMismatch { actual });
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o755))
-            .map_err(FetchError::file(part))?;
-    }
-    std::fs::rename(part, path).map_err(FetchError::file(path))
 }

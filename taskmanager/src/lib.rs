@@ -10,7 +10,9 @@
 //! artifacts, worker supervision) and [`worker`] the job worker process that runs a
 //! [`TaskManager`] for one job's subtasks.
 
+mod artifact_cache;
 pub mod daemon;
+mod leader_follower;
 mod taskmanager;
 pub mod worker;
 

@@ -20,7 +20,9 @@ use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::{JobManagerGateway, TaskManagerId, TaskManagerMessage};
 use weir_runtime::rpc::messages::{WorkerCommand, WorkerReport};
-use weir_runtime::rpc::{dial, spawn_link, LinkReceiver, LinkSender, PeerRole, RpcError};
+use weir_runtime::rpc::{
+    dial, spawn_link, Fence, Fenced, LinkReceiver, LinkSender, PeerRole, RpcError,
+};
 use weir_runtime::{JobGraph, JobId, TaskManagerConfig};
 
 /// The environment variable that makes a job program a worker: the JobManager's address.
@@ -31,6 +33,9 @@ pub const ENV_WORKER_JOB: &str = "WEIR_WORKER_JOB";
 pub const ENV_WORKER_TASKMANAGER: &str = "WEIR_WORKER_TASKMANAGER";
 /// The host the worker's data server binds.
 pub const ENV_WORKER_DATA_HOST: &str = "WEIR_WORKER_DATA_HOST";
+/// The epoch of the JobManager the TaskManager registered with: commands of an earlier
+/// one are refused.
+pub const ENV_WORKER_EPOCH: &str = "WEIR_WORKER_EPOCH";
 /// The cluster secret, if the cluster has one.
 pub const ENV_CLUSTER_SECRET: &str = "WEIR_CLUSTER_SECRET";
 
@@ -76,6 +81,8 @@ pub struct WorkerSettings {
     pub data_host: String,
     /// The cluster secret.
     pub secret: Option<weir_runtime::Secret>,
+    /// The JobManager's epoch (0 without high availability).
+    pub epoch: u64,
 }
 
 impl WorkerSettings {
@@ -105,7 +112,18 @@ impl WorkerSettings {
                 value: tm.clone(),
                 reason: e.to_string(),
             })?;
+        let epoch = match std::env::var(ENV_WORKER_EPOCH) {
+            Ok(e) => e
+                .parse()
+                .map_err(|e: std::num::ParseIntError| WorkerError::Env {
+                    name: ENV_WORKER_EPOCH,
+                    value: std::env::var(ENV_WORKER_EPOCH).unwrap_or_default(),
+                    reason: e.to_string(),
+                })?,
+            Err(_) => 0,
+        };
         Ok(Some(Self {
+            epoch,
             jobmanager,
             job: JobId(job),
             taskmanager,
@@ -154,7 +172,7 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
             })?;
     let fingerprint = graph.fingerprint();
     let (tx, rx) = runtime.block_on(async {
-        spawn_link::<WorkerCommand, WorkerReport>(stream, settings.jobmanager.clone())
+        spawn_link::<Fenced<WorkerCommand>, WorkerReport>(stream, settings.jobmanager.clone())
     });
     let gateway: Arc<dyn JobManagerGateway> = Arc::new(LinkGateway(tx.clone()));
     let tm = TaskManager::start_with_config(
@@ -194,14 +212,22 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
 /// Carries out the JobManager's commands until it says exit (`Ok`), refuses the worker or
 /// the link ends (`Err`); starts the heartbeats once registered.
 async fn serve_commands(
-    mut rx: LinkReceiver<WorkerCommand>,
+    mut rx: LinkReceiver<Fenced<WorkerCommand>>,
     tasks: Arc<dyn weir_runtime::control::TaskManagerGateway>,
     beats: LinkSender<WorkerReport>,
     settings: &WorkerSettings,
     data_address: SocketAddr,
 ) -> Result<(), WorkerError> {
+    let fence = Fence::new(settings.epoch);
     loop {
-        match rx.recv().await {
+        let next = match rx.recv().await {
+            Some(Ok(fenced)) => match fence.admit(fenced, &settings.jobmanager) {
+                Some(command) => Some(Ok(command)),
+                None => continue,
+            },
+            other => other.map(|r| r.map(|f| f.message)),
+        };
+        match next {
             Some(Ok(WorkerCommand::Registered {
                 heartbeat_interval_ms,
             })) => {

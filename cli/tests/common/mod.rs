@@ -151,6 +151,65 @@ pub fn spawn_jobmanager(
     (Proc { child, log }, rx)
 }
 
+/// Spawns the `n`-th `weir taskmanager` with `slots` and `defines`, its artifact cache in
+/// `dir/cache-<n>` and its stderr in `dir/taskmanager-<n>.log`.
+pub fn spawn_taskmanager(dir: &Path, n: usize, slots: u32, defines: &[String]) -> Proc {
+    let log = dir.join(format!("taskmanager-{n}.log"));
+    let mut cmd = Command::new(weir_bin());
+    cmd.args(["taskmanager", "--slots"])
+        .arg(slots.to_string())
+        .arg("-D")
+        .arg(format!(
+            "taskmanager.artifacts.cache-dir={}",
+            dir.join(format!("cache-{n}")).display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for d in defines {
+        cmd.args(["-D", d]);
+    }
+    Proc {
+        child: cmd.spawn().unwrap(),
+        log,
+    }
+}
+
+/// The sensor job's arguments: `records` readings at parallelism 2 into `out`, with
+/// checkpoints every 200 ms in `ck`, throttled per worker if asked.
+pub fn sensor_args(out: &Path, ck: &Path, records: u64, throttle: Option<u64>) -> Vec<String> {
+    let mut a = vec![
+        "--records".to_string(),
+        records.to_string(),
+        "--parallelism".into(),
+        "2".into(),
+        "--output".into(),
+        out.display().to_string(),
+        "--checkpoint-interval-ms".into(),
+        "200".into(),
+        "--checkpoint-dir".into(),
+        format!("file://{}", ck.display()),
+    ];
+    if let Some(t) = throttle {
+        a.extend(["--throttle-records-per-sec".into(), t.to_string()]);
+    }
+    a
+}
+
+/// Every line of the published part files of `dir`, sorted.
+pub fn output_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        lines.extend(text.lines().map(str::to_string));
+    }
+    lines.sort();
+    lines
+}
+
 impl Cluster {
     /// Starts a JobManager with `defines` (`key=value`) on free loopback ports.
     pub fn start(defines: &[&str]) -> Self {
@@ -185,24 +244,10 @@ impl Cluster {
     pub fn add_taskmanager(&mut self, slots: u32) {
         let before = self.taskmanager_ids();
         let n = self.tms.len();
-        let log = self.path(&format!("taskmanager-{n}.log"));
-        let mut cmd = Command::new(weir_bin());
-        cmd.args(["taskmanager", "--jobmanager", &self.rpc, "--slots"])
-            .arg(slots.to_string())
-            .arg("-D")
-            .arg(format!(
-                "taskmanager.artifacts.cache-dir={}",
-                self.path(&format!("cache-{n}")).display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for d in &self.defines {
-            cmd.args(["-D", d]);
-        }
-        self.tms.push(Proc {
-            child: cmd.spawn().unwrap(),
-            log,
-        });
+        let mut defines = self.defines.clone();
+        defines.push(format!("jobmanager.rpc.address={}", self.rpc));
+        self.tms
+            .push(spawn_taskmanager(self.dir.path(), n, slots, &defines));
         wait_until(
             "the taskmanager to register",
             Duration::from_secs(30),

@@ -176,6 +176,11 @@ impl CheckpointCoordinator {
             .collect()
     }
 
+    /// The id the next checkpoint or savepoint will have.
+    pub fn next_id(&self) -> CheckpointId {
+        self.next_id
+    }
+
     /// Returns the checkpoints completed so far.
     pub fn completed(&self) -> &[CompletedCheckpoint] {
         &self.completed

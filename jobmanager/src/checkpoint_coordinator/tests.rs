@@ -39,7 +39,7 @@ impl Harness {
     }
 
     fn run(&mut self, now: Instant, actions: Vec<CoordinatorAction>) -> Vec<CoordinatorAction> {
-        crate::checkpoint_io::perform(&mut self.c, &self.storage, now, actions)
+        crate::checkpoint_io::perform(&mut self.c, &self.storage, None, now, actions)
     }
 
     fn tick(&mut self, now: Instant, timestamp_ms: i64) -> Vec<CoordinatorAction> {

@@ -80,6 +80,9 @@ pub enum ClusterError {
          operators, parallelism and settings)"
     )]
     GraphMismatch(String),
+    /// The job cannot be persisted for high availability (it was not accepted).
+    #[error("cannot persist the job for high availability: {0}")]
+    HighAvailability(#[from] weir_runtime::ha::HaError),
     /// A savepoint did not complete in time.
     #[error("the savepoint of job {job} did not complete within {waited_s} s")]
     SavepointTimedOut {

@@ -30,12 +30,14 @@ mod client_api;
 pub mod error;
 pub mod json;
 mod placement;
+mod recovery;
 mod remote_error;
 pub mod rest;
 pub mod server;
 pub mod slots;
 
 use crate::dispatcher::JobManager;
+use crate::ha::HaServices;
 use artifacts::ArtifactStore;
 pub use error::ClusterError;
 use std::collections::{BTreeMap, HashMap};
@@ -48,7 +50,7 @@ use weir_runtime::control::TaskManagerId;
 use weir_runtime::rpc::messages::{
     CheckpointSummary, JobSubmission, JobSummary, TaskManagerCommand, WorkerCommand, WorkerSpec,
 };
-use weir_runtime::rpc::LinkSender;
+use weir_runtime::rpc::FencedSender;
 use weir_runtime::{JobGraph, JobId};
 
 /// Settings of a standalone JobManager.
@@ -70,18 +72,21 @@ pub struct ClusterSettings {
     pub artifacts_dir: PathBuf,
     /// The largest artifact accepted, in bytes.
     pub artifact_max_bytes: u64,
+    /// The epoch stamped on every command to TaskManagers and workers: the leader epoch
+    /// with high availability, 0 without.
+    pub epoch: u64,
 }
 
 struct TaskManagerEntry {
     slots: u32,
     peer: String,
-    commands: LinkSender<TaskManagerCommand>,
+    commands: FencedSender<TaskManagerCommand>,
     last_heartbeat: Instant,
 }
 
 struct WorkerEntry {
     data_address: SocketAddr,
-    commands: LinkSender<WorkerCommand>,
+    commands: FencedSender<WorkerCommand>,
     /// Which connection registered it (a later one replaces it).
     connection: u64,
 }
@@ -109,6 +114,8 @@ struct State {
     next_start: u64,
     jobs: HashMap<JobId, JobEntry>,
     next_seq: u64,
+    /// With high availability: how jobs that ended under earlier leaders ended.
+    results: HashMap<JobId, JobSummary>,
 }
 
 /// The state of a standalone cluster, shared by its connections and the JobMasters'
@@ -117,6 +124,8 @@ pub struct Cluster {
     settings: ClusterSettings,
     dispatcher: Arc<JobManager>,
     artifacts: ArtifactStore,
+    /// The high-availability services, if the cluster has them.
+    ha: Option<Arc<HaServices>>,
     state: Mutex<State>,
     /// Notified on every change a waiting placement may care about.
     changed: Condvar,
@@ -124,13 +133,18 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Creates the cluster state with its artifact store.
-    pub fn new(settings: ClusterSettings) -> Result<Arc<Self>, artifacts::ArtifactError> {
+    /// Creates the cluster state with its artifact store and, with high availability,
+    /// the services that persist its jobs.
+    pub fn new(
+        settings: ClusterSettings,
+        ha: Option<Arc<HaServices>>,
+    ) -> Result<Arc<Self>, artifacts::ArtifactError> {
         let artifacts = ArtifactStore::open(&settings.artifacts_dir, settings.artifact_max_bytes)?;
         Ok(Arc::new_cyclic(|me| Self {
             settings,
             dispatcher: Arc::new(JobManager::new()),
             artifacts,
+            ha,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             me: me.clone(),
@@ -163,7 +177,7 @@ impl Cluster {
         &self,
         slots: u32,
         peer: String,
-        commands: LinkSender<TaskManagerCommand>,
+        commands: FencedSender<TaskManagerCommand>,
     ) -> TaskManagerId {
         let mut s = self.lock();
         let id = s.next_taskmanager;
@@ -278,7 +292,7 @@ impl Cluster {
         data_address: SocketAddr,
         fingerprint: u64,
         connection: u64,
-        commands: LinkSender<WorkerCommand>,
+        commands: FencedSender<WorkerCommand>,
     ) -> Result<(), ClusterError> {
         let mut s = self.lock();
         let Some(entry) = s.jobs.get(&job) else {
@@ -334,9 +348,43 @@ impl Cluster {
             self.dispatcher.fail_subtasks_on(job, tm, reason);
         }
     }
-    /// Accepts a job: records it and hands it to the dispatcher, whose JobMaster places,
-    /// runs and follows it.
+    /// Accepts a job: persists it (with high availability), records it and hands it to
+    /// the dispatcher, whose JobMaster places, runs and follows it.
     pub fn submit(&self, submission: JobSubmission) -> Result<JobId, ClusterError> {
+        if !self.artifacts.contains(&submission.artifact) {
+            return Err(ClusterError::MissingArtifact(submission.artifact));
+        }
+        submission.graph.validate()?;
+        if submission.graph.slots_needed() == 0 {
+            return Err(ClusterError::EmptyGraph);
+        }
+        let fingerprint = submission.graph.fingerprint();
+        let seq = {
+            let mut s = self.lock();
+            s.next_seq += 1;
+            s.next_seq
+        };
+        let id = JobId(weir_runtime::now_ms() as u64 ^ seq.rotate_left(48) ^ fingerprint);
+        if let Some(ha) = &self.ha {
+            // Persisted before it is acknowledged: a later leader recovers it.
+            ha.put_job(&crate::ha::StoredJob {
+                id,
+                submission: submission.clone(),
+                submitted_ms: weir_runtime::now_ms(),
+            })?;
+        }
+        self.start_job(id, submission, None)?;
+        Ok(id)
+    }
+
+    /// Records job `id` and starts its JobMaster (continuing its checkpoints as
+    /// `continuation` says after a leader change).
+    fn start_job(
+        &self,
+        id: JobId,
+        submission: JobSubmission,
+        continuation: Option<crate::CheckpointContinuation>,
+    ) -> Result<(), ClusterError> {
         let JobSubmission {
             artifact,
             mut graph,
@@ -344,21 +392,10 @@ impl Cluster {
             parallelism,
             savepoint,
         } = submission;
-        if !self.artifacts.contains(&artifact) {
-            return Err(ClusterError::MissingArtifact(artifact));
-        }
-        graph.validate()?;
-        if graph.slots_needed() == 0 {
-            return Err(ClusterError::EmptyGraph);
-        }
         let fingerprint = graph.fingerprint();
         graph.config.savepoint_restore = savepoint;
         let graph = Arc::new(graph);
-        let mut s = self.lock();
-        s.next_seq += 1;
-        let seq = s.next_seq;
-        let id = JobId(weir_runtime::now_ms() as u64 ^ seq.rotate_left(48) ^ fingerprint);
-        s.jobs.insert(
+        self.lock().jobs.insert(
             id,
             JobEntry {
                 graph: graph.clone(),
@@ -373,13 +410,22 @@ impl Cluster {
                 allocation: BTreeMap::new(),
             },
         );
-        drop(s);
+        let continuation = continuation.or_else(|| {
+            self.ha.clone().map(|ha| crate::CheckpointContinuation {
+                record: ha,
+                next_id: 1,
+                latest: None,
+            })
+        });
         let placement = Arc::new(placement::ClusterPlacement(self.me.clone()));
-        if let Err(e) = self.dispatcher.submit_placed(id, graph, placement) {
+        if let Err(e) = self
+            .dispatcher
+            .submit_placed(id, graph, placement, continuation)
+        {
             self.lock().jobs.remove(&id);
             return Err(e.into());
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Cancels job `id`.
@@ -392,8 +438,10 @@ impl Cluster {
 
     /// Returns the summary of job `id`.
     pub fn summary(&self, id: JobId) -> Option<JobSummary> {
-        let snapshot = self.dispatcher.status(id)?;
-        self.summary_of(id, snapshot)
+        match self.dispatcher.status(id) {
+            Some(snapshot) => self.summary_of(id, snapshot),
+            None => self.result(id),
+        }
     }
 
     /// The summary of job `id` whose JobMaster published `snapshot`.
@@ -417,11 +465,14 @@ impl Cluster {
 
     /// Returns every job's summary, in submission order.
     pub fn list(&self) -> Vec<JobSummary> {
-        self.dispatcher
-            .list()
-            .into_iter()
-            .filter_map(|(id, snapshot)| self.summary_of(id, snapshot))
-            .collect()
+        let mut all = self.results();
+        all.extend(
+            self.dispatcher
+                .list()
+                .into_iter()
+                .filter_map(|(id, snapshot)| self.summary_of(id, snapshot)),
+        );
+        all
     }
 
     /// Returns the completed checkpoints of job `id`.
@@ -435,10 +486,9 @@ impl Cluster {
 
     /// Waits up to `timeout` for job `id` to end; returns its summary either way.
     pub fn wait(&self, id: JobId, timeout: Duration) -> Result<JobSummary, ClusterError> {
-        let snapshot = self
-            .dispatcher
-            .wait_ended(id, timeout)
-            .ok_or(ClusterError::UnknownJob(id))?;
+        let Some(snapshot) = self.dispatcher.wait_ended(id, timeout) else {
+            return self.result(id).ok_or(ClusterError::UnknownJob(id));
+        };
         self.summary_of(id, snapshot)
             .ok_or(ClusterError::UnknownJob(id))
     }

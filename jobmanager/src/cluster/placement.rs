@@ -16,11 +16,11 @@ use weir_runtime::control::{
     JobManagerMessage, TaskManagerGateway, TaskManagerId, TaskManagerInfo,
 };
 use weir_runtime::rpc::messages::{TaskManagerCommand, WorkerCommand, WorkerSpec};
-use weir_runtime::rpc::LinkSender;
+use weir_runtime::rpc::FencedSender;
 use weir_runtime::JobId;
 
 /// Sends a job's control messages to its worker on one TaskManager.
-struct WorkerGateway(LinkSender<WorkerCommand>);
+struct WorkerGateway(FencedSender<WorkerCommand>);
 
 impl TaskManagerGateway for WorkerGateway {
     fn send(&self, message: JobManagerMessage) {
@@ -53,6 +53,7 @@ impl Placement for ClusterPlacement {
     fn ended(&self, job: JobId) {
         if let Some(c) = self.0.upgrade() {
             c.release(job);
+            c.record_end(job);
         }
     }
 }

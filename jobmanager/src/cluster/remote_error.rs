@@ -40,7 +40,8 @@ fn cluster_kind(e: &ClusterError) -> RemoteErrorKind {
         | ClusterError::SlotTimeout { .. }
         | ClusterError::TaskManagerLost(_)
         | ClusterError::WorkersTimedOut(_)
-        | ClusterError::SavepointTimedOut { .. } => Unavailable,
+        | ClusterError::SavepointTimedOut { .. }
+        | ClusterError::HighAvailability(_) => Unavailable,
         ClusterError::WorkerFailed { .. } | ClusterError::NoSlot { .. } => Internal,
     }
 }

@@ -9,6 +9,7 @@
 //! worker's reports reach the dispatcher in the order it sent them.
 
 use super::{Cluster, ClusterSettings};
+use crate::ha::HaServices;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,9 @@ use weir_runtime::control::{JobManagerGateway, TaskManagerId, TaskManagerMessage
 use weir_runtime::rpc::messages::{
     TaskManagerCommand, TaskManagerRequest, WorkerCommand, WorkerReport,
 };
-use weir_runtime::rpc::{accept, spawn_link, LinkReceiver, PeerRole, RpcError, CONNECT_TIMEOUT};
+use weir_runtime::rpc::{
+    accept, spawn_link, Fenced, FencedSender, LinkReceiver, PeerRole, RpcError, CONNECT_TIMEOUT,
+};
 use weir_runtime::JobId;
 
 /// A running standalone JobManager: its RPC endpoint and cluster state.
@@ -30,9 +33,13 @@ pub struct JobManagerServer {
 }
 
 impl JobManagerServer {
-    /// Binds the RPC address and starts serving.
-    pub fn start(settings: ClusterSettings) -> Result<Self, std::io::Error> {
-        let cluster = Cluster::new(settings.clone()).map_err(std::io::Error::other)?;
+    /// Binds the RPC address and starts serving; with high-availability services `ha`,
+    /// recovers the jobs of earlier leaders first (see [`Cluster::recover`]).
+    pub fn start(
+        settings: ClusterSettings,
+        ha: Option<Arc<HaServices>>,
+    ) -> Result<Self, std::io::Error> {
+        let cluster = Cluster::new(settings.clone(), ha).map_err(std::io::Error::other)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .thread_name("weir-jm-rpc")
@@ -42,6 +49,7 @@ impl JobManagerServer {
         let address = listener.local_addr()?;
         info!(%address, secret = settings.secret.is_some(), "jobmanager listening");
         runtime.spawn(serve(listener, cluster.clone()));
+        cluster.recover().map_err(std::io::Error::other)?;
         let watcher = Arc::downgrade(&cluster);
         let period = (settings.heartbeat_interval / 2).max(Duration::from_millis(10));
         std::thread::Builder::new()
@@ -139,7 +147,9 @@ async fn taskmanager(
     peer: String,
     cluster: Arc<Cluster>,
 ) -> Result<(), RpcError> {
-    let (tx, mut rx) = spawn_link::<TaskManagerRequest, TaskManagerCommand>(stream, peer.clone());
+    let (tx, mut rx) =
+        spawn_link::<TaskManagerRequest, Fenced<TaskManagerCommand>>(stream, peer.clone());
+    let tx = FencedSender::new(tx, cluster.settings().epoch);
     let slots = match rx.recv().await {
         Some(Ok(TaskManagerRequest::Register { slots })) => slots,
         Some(Ok(other)) => {
@@ -188,7 +198,8 @@ async fn worker(
     cluster: Arc<Cluster>,
     connection: u64,
 ) -> Result<(), RpcError> {
-    let (tx, mut rx) = spawn_link::<WorkerReport, WorkerCommand>(stream, peer.clone());
+    let (tx, mut rx) = spawn_link::<WorkerReport, Fenced<WorkerCommand>>(stream, peer.clone());
+    let tx = FencedSender::new(tx, cluster.settings().epoch);
     let (job, tm, data_address, fingerprint) = match rx.recv().await {
         Some(Ok(WorkerReport::Register {
             job,

@@ -56,6 +56,16 @@ impl LeaderElection {
         self.sequence
     }
 
+    /// The path of this candidate's latch znode (it exists while its session lives).
+    pub fn latch_path(&self) -> String {
+        format!("{LEADER_LATCH}/{}", self.name)
+    }
+
+    /// The session this candidate runs in.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The latch znode this candidate waited on last (its predecessor), if any.
     pub fn watched(&self) -> Option<&str> {
         self.watched.as_deref()

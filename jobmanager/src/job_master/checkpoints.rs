@@ -23,15 +23,46 @@ impl JobMaster {
     ) {
         if let Some((c, storage)) = self.checkpoints.as_mut() {
             let actions = f(c);
-            let rest = crate::checkpoint_io::perform(c, storage, Instant::now(), actions);
+            let record = self.record.as_deref();
+            let rest = crate::checkpoint_io::perform(c, storage, record, Instant::now(), actions);
             self.perform(rest);
         }
     }
 
     /// Triggers a checkpoint when one is due and every subtask runs.
     pub(super) fn on_tick(&mut self) {
-        if self.status == JobStatus::Running && self.execution.can_checkpoint() {
+        if self.status == JobStatus::Running
+            && self.execution.can_checkpoint()
+            && self.reserve_next_id()
+        {
             self.with_coordinator(|c| c.tick(Instant::now(), weir_runtime::now_ms()));
+        }
+    }
+
+    /// With high availability, reserves the coordinator's next checkpoint id in the
+    /// record before it can be triggered (once per id, ahead of its trigger); returns
+    /// whether it is reserved.
+    fn reserve_next_id(&mut self) -> bool {
+        let (Some(record), Some((c, _))) = (&self.record, &self.checkpoints) else {
+            return true;
+        };
+        let next = c.next_id();
+        if next < self.reserved {
+            return true;
+        }
+        match record.reserve(self.id, next + 1) {
+            Ok(()) => {
+                self.reserved = next + 1;
+                self.reserve_failed = false;
+                true
+            }
+            Err(e) => {
+                if !self.reserve_failed {
+                    warn!(job_id = %self.id, checkpoint = next, error = %e, "cannot reserve the next checkpoint id; no checkpoint until it is");
+                }
+                self.reserve_failed = true;
+                false
+            }
         }
     }
 
@@ -50,6 +81,9 @@ impl JobMaster {
                     options,
                 }),
                 CoordinatorAction::NotifyComplete { checkpoint, last } => {
+                    if self.record.is_some() {
+                        self.recorded = Some(checkpoint);
+                    }
                     self.broadcast(JobManagerMessage::NotifyCheckpointComplete {
                         job: self.id,
                         checkpoint,

@@ -19,6 +19,7 @@ pub use restart::PlacementProgress;
 pub mod status;
 
 use crate::execution::{Decision, JobExecution};
+use crate::ha::CheckpointRecord;
 use crate::restart::RestartPolicy;
 use crate::{CheckpointCoordinator, Endpoints, JobOutcome, Placement, SavepointError};
 use crossbeam_channel::Sender;
@@ -53,6 +54,8 @@ pub(crate) struct JobMasterSetup {
     pub placement: Option<Arc<dyn Placement>>,
     pub checkpoints: Option<(CheckpointCoordinator, CheckpointStorage)>,
     pub initial_restore: Option<RestoreSpec>,
+    pub record: Option<Arc<dyn CheckpointRecord>>,
+    pub recorded: Option<CheckpointId>,
     pub done: Sender<JobOutcome>,
     pub published: Arc<Published>,
     pub mailbox: UnboundedSender<JobEvent>,
@@ -88,6 +91,14 @@ pub(crate) struct JobMaster {
     restored_from: Vec<Option<CheckpointId>>,
     /// Answers owed to savepoint requests, by request id.
     savepoints: HashMap<u64, Sender<Result<String, SavepointError>>>,
+    /// With high availability: where checkpoint ids are reserved and completions recorded.
+    record: Option<Arc<dyn CheckpointRecord>>,
+    /// The newest checkpoint recorded complete (restarts restore nothing newer).
+    recorded: Option<CheckpointId>,
+    /// Every checkpoint id below this one is reserved in the record.
+    reserved: CheckpointId,
+    /// Whether the last reservation failed (logged once until one succeeds).
+    reserve_failed: bool,
 }
 
 impl JobMaster {
@@ -119,6 +130,10 @@ impl JobMaster {
             initial_restore: setup.initial_restore,
             restored_from: Vec::new(),
             savepoints: HashMap::new(),
+            record: setup.record,
+            recorded: setup.recorded,
+            reserved: 0,
+            reserve_failed: false,
         };
         setup.runtime.spawn(async move {
             tokio::task::block_in_place(|| master.start(start));

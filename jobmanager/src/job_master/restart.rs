@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use weir_runtime::control::{JobManagerMessage, RestoreSpec};
 use weir_runtime::rpc::messages::JobStatus;
-use weir_runtime::{FailureCause, FailureKind};
+use weir_runtime::{CheckpointId, FailureCause, FailureKind};
 
 /// What a [`crate::Placement`] may report while it waits.
 pub struct PlacementProgress {
@@ -196,10 +196,17 @@ impl JobMaster {
         let Some((_, storage)) = self.checkpoints.as_ref() else {
             return Ok(self.initial_restore.clone());
         };
+        // With high availability only what is recorded complete counts: a checkpoint an
+        // earlier leader stored but could not record may have been discarded by a restore.
+        let newest = match (&self.record, self.recorded) {
+            (Some(_), None) => return Ok(self.initial_restore.clone()),
+            (Some(_), Some(recorded)) => recorded,
+            (None, _) => CheckpointId::MAX,
+        };
         if storage.completed(self.id).unwrap_or_default().is_empty() {
             return Ok(self.initial_restore.clone());
         }
-        match storage.latest_usable(self.id) {
+        match storage.latest_usable_up_to(self.id, newest) {
             Ok(metadata) => Ok(Some(RestoreSpec {
                 storage: storage.url().to_string(),
                 dir: weir_runtime::checkpoint::checkpoint_dir(self.id, metadata.checkpoint),

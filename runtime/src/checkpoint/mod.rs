@@ -17,6 +17,7 @@
 //! from there.
 
 mod aligner;
+mod files;
 mod metadata;
 mod restore;
 mod savepoint;

@@ -214,7 +214,7 @@ impl CheckpointStorage {
             .map_err(self.store_err(path))
     }
 
-    fn get(&self, path: &Path) -> Result<bytes::Bytes, StorageError> {
+    pub(super) fn get(&self, path: &Path) -> Result<bytes::Bytes, StorageError> {
         self.rt()
             .block_on(async { self.store.get(path).await?.bytes().await })
             .map_err(self.store_err(path))
@@ -516,8 +516,19 @@ impl CheckpointStorage {
     /// state files all read back intact. A newer unusable checkpoint is skipped with a
     /// warning saying why; if none is usable the error lists every reason.
     pub fn latest_usable(&self, job: JobId) -> Result<CheckpointMetadata, StorageError> {
+        self.latest_usable_up_to(job, CheckpointId::MAX)
+    }
+
+    /// As [`Self::latest_usable`], among the checkpoints up to `newest` only (with high
+    /// availability: the newest one recorded complete in ZooKeeper).
+    pub fn latest_usable_up_to(
+        &self,
+        job: JobId,
+        newest: CheckpointId,
+    ) -> Result<CheckpointMetadata, StorageError> {
         let mut reasons = Vec::new();
-        for id in self.completed(job)?.into_iter().rev() {
+        let completed = self.completed(job)?;
+        for id in completed.into_iter().rev().filter(|id| *id <= newest) {
             match self.verify(job, id) {
                 Ok(m) => return Ok(m),
                 Err(e) => {

@@ -29,7 +29,7 @@ pub const HA_KEYS: &[(&str, &str, &str)] = &[
     (
         "high-availability.storageDir",
         "(required)",
-        "object-store URL where job graphs and artifacts are persisted",
+        "`file://` URL where job graphs and artifacts are persisted",
     ),
     (
         "high-availability.zookeeper.client.session-timeout",

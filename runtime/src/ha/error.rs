@@ -52,6 +52,25 @@ pub enum HaError {
         /// What is wrong.
         reason: String,
     },
+    /// A write was refused because this JobManager no longer leads (its latch znode is
+    /// gone with its session): a deposed leader acts no more.
+    #[error("this JobManager (epoch {epoch}) no longer leads: its ZooKeeper {what} of {path} was refused")]
+    NotLeader {
+        /// Its epoch.
+        epoch: u64,
+        /// The write.
+        what: &'static str,
+        /// The znode, relative to the cluster's path.
+        path: String,
+    },
+    /// `high-availability.storageDir` cannot be used.
+    #[error("high-availability.storageDir {url}: {reason}")]
+    Storage {
+        /// The directory (or file in it) concerned.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// Waiting for a leader took longer than allowed.
     #[error("no JobManager leader published its address under {path} within {timeout:?}")]
     NoLeader {

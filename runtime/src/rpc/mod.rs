@@ -13,6 +13,7 @@
 //!   for one message, or panic: every malformed input is an [`RpcError`] naming the peer;
 //! - a connection whose handshake failed carries no message.
 
+pub mod fenced;
 pub mod frame;
 pub mod handshake;
 pub mod link;
@@ -21,6 +22,7 @@ pub mod request;
 
 use thiserror::Error;
 
+pub use fenced::{Fence, Fenced, FencedSender, LinkClosed};
 pub use frame::{read_message, write_message, MAX_MESSAGE_BYTES};
 pub use handshake::{accept, connect, PeerRole, RPC_MAGIC, RPC_PROTOCOL_VERSION};
 pub use link::{spawn_link, LinkReceiver, LinkSender};

@@ -1,0 +1,152 @@
+//! `weir-bench cluster-recovery --kill jobmanager`: JobManager failover of a highly
+//! available cluster, as real processes, timed.
+//!
+//! Starts a ZooKeeper server (`scripts/zookeeper.sh`), two `weir jobmanager`s with
+//! `high-availability.type: zookeeper` (the first leads, the second stands by) and two
+//! one-slot `weir taskmanager`s that find the leader through ZooKeeper; submits the
+//! `sensor_pipeline` example as `cluster-recovery` does; once the job has completed a
+//! checkpoint, kills (`kill -9`) the leader and measures:
+//! - `leader_elected_ms`: from the kill to the standby serving as leader (its session
+//!   waits for the dead leader's ZooKeeper session to expire:
+//!   `high-availability.zookeeper.client.session-timeout`, reported as `session_timeout_ms`);
+//! - `recovery_ms`: from the kill to the first alert byte the job writes once the new
+//!   leader recovered it from its latest checkpoint on the TaskManagers.
+
+use crate::cluster_recovery::{
+    bytes_in, job_info, rest_get, submit, wait_for, wait_for_finish, Proc, Settings,
+};
+use anyhow::{Context, Result};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// The ZooKeeper session timeout of the cluster's processes.
+const SESSION_TIMEOUT_MS: u64 = 1_000;
+
+/// A JobManager process and the receiver of its first stdout line (printed once it leads).
+struct JobManager {
+    proc: Proc,
+    banner: Receiver<String>,
+}
+
+impl JobManager {
+    /// Waits up to `timeout` for it to lead; returns its RPC and REST addresses.
+    fn leads(&self, timeout: Duration) -> Result<(String, String)> {
+        let line = self
+            .banner
+            .recv_timeout(timeout)
+            .context("the jobmanager did not lead")?;
+        let (rpc, rest) = weir_jobmanager::cluster::banner::parse(&line)
+            .with_context(|| format!("unexpected first line of the jobmanager: {line:?}"))?;
+        Ok((rpc.to_string(), rest.to_string()))
+    }
+}
+
+/// Starts a `weir jobmanager` with `ha` settings; its log goes to `dir/<name>.log`.
+fn start_jobmanager(weir: &Path, ha: &[String], dir: &Path, name: &str) -> Result<JobManager> {
+    let mut cmd = Command::new(weir);
+    cmd.args([
+        "jobmanager",
+        "--rpc-address",
+        "127.0.0.1:0",
+        "--rest-address",
+        "127.0.0.1:0",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(dir.join(format!("{name}.log")))?);
+    for d in ha {
+        cmd.args(["-D", d]);
+    }
+    let mut child = cmd.spawn().context("cannot start a jobmanager")?;
+    let stdout = child.stdout.take().context("jobmanager stdout")?;
+    let (tx, banner) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    Ok(JobManager {
+        proc: Proc(child),
+        banner,
+    })
+}
+
+/// Starts the `n`-th one-slot `weir taskmanager`, finding the leader through ZooKeeper.
+fn start_taskmanager(weir: &Path, ha: &[String], dir: &Path, n: usize) -> Result<Proc> {
+    let mut cmd = Command::new(weir);
+    cmd.args(["taskmanager", "--slots", "1"])
+        .arg("-D")
+        .arg(format!(
+            "taskmanager.artifacts.cache-dir={}",
+            dir.join(format!("cache-{n}")).display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for d in ha {
+        cmd.args(["-D", d]);
+    }
+    Ok(Proc(cmd.spawn()?))
+}
+
+/// Runs the measurement in `dir` and returns its JSON line.
+pub(crate) fn measure(
+    s: &Settings,
+    weir: &Path,
+    program: &Path,
+    dir: &Path,
+) -> Result<serde_json::Value> {
+    let (_zk, quorum) = crate::server_script::start("zookeeper.sh", "WEIR_ZK_OWNER_PID")?;
+    let ha = vec![
+        "high-availability.type=zookeeper".to_string(),
+        format!("high-availability.zookeeper.quorum={quorum}"),
+        format!(
+            "high-availability.storageDir=file://{}",
+            dir.join("ha").display()
+        ),
+        format!("high-availability.zookeeper.client.session-timeout={SESSION_TIMEOUT_MS} ms"),
+    ];
+    let mut leader = start_jobmanager(weir, &ha, dir, "jobmanager-0")?;
+    let (rpc, rest) = leader.leads(Duration::from_secs(60))?;
+    let standby = start_jobmanager(weir, &ha, dir, "jobmanager-1")?;
+    let _tms = (0..2)
+        .map(|n| start_taskmanager(weir, &ha, dir, n))
+        .collect::<Result<Vec<_>>>()?;
+    wait_for("two taskmanagers", Duration::from_secs(60), || {
+        let v = rest_get(&rest, "/taskmanagers").ok()?;
+        (v["taskmanagers"].as_array()?.len() == 2).then_some(())
+    })?;
+    let out = dir.join("alerts");
+    let job = submit(s, weir, program, &rpc, dir, &out)?;
+    wait_for("a completed checkpoint", Duration::from_secs(120), || {
+        let i = job_info(&rest, &job).ok()?;
+        (i["last_checkpoint"].as_u64()? >= 1 && bytes_in(&out) > 0).then_some(())
+    })?;
+    let killed_at = Instant::now();
+    leader.proc.0.kill()?;
+    leader.proc.0.wait()?;
+    let (_, rest) = standby.leads(Duration::from_secs(120))?;
+    let elected = killed_at.elapsed();
+    let baseline = wait_for("the recovered job to run", Duration::from_secs(120), || {
+        let i = job_info(&rest, &job).ok()?;
+        (i["status"] == "RUNNING").then(|| bytes_in(&out))
+    })?;
+    wait_for(
+        "output after the recovery",
+        Duration::from_secs(120),
+        || (bytes_in(&out) > baseline).then_some(()),
+    )?;
+    let recovery = killed_at.elapsed();
+    wait_for_finish(&rest, &job)?;
+    Ok(serde_json::json!({
+        "workload": "cluster-recovery",
+        "kill": "jobmanager",
+        "records": s.records,
+        "rate_per_worker": s.rate,
+        "checkpoint_interval_ms": s.checkpoint_interval_ms,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "leader_elected_ms": elected.as_millis() as u64,
+        "recovery_ms": recovery.as_millis() as u64,
+    }))
+}

@@ -1,0 +1,106 @@
+//! A TaskManager under high availability follows the leading JobManager published in
+//! ZooKeeper: it waits for a leader (also when started before any JobManager), registers
+//! with it, and when the leader changes (a new one is published, or the connection to the
+//! current one ends) stops its workers and registers with the leader then, with backoff.
+//!
+//! Invariants: the fence learns every published leader's epoch before this TaskManager
+//! serves it, so commands of a deposed leader are refused; every wait is bounded and
+//! logged, and the retry delay grows only while registrations fail.
+
+use crate::daemon::{serve, DaemonSettings, Leader};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+use weir_runtime::ha::{connect, HaConfig, HaError, LeaderRetrieval};
+use weir_runtime::rpc::Fence;
+
+/// The first retry delay after a failed registration.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long one wait for a leader lasts before it is logged and started again.
+const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// Follows the leaders of `ha`'s cluster for good.
+pub(crate) async fn follow(settings: Arc<DaemonSettings>, ha: HaConfig) {
+    let fence = Arc::new(Fence::default());
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let retrieval = match connect(&ha).await {
+            Ok(client) => LeaderRetrieval::new(client),
+            Err(e) => {
+                warn!(error = %e, retry_ms = backoff.as_millis() as u64, "cannot reach ZooKeeper to find the JobManager leader");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        if let Err(e) = follow_session(&settings, &retrieval, &fence, &mut backoff).await {
+            warn!(error = %e, "lost track of the JobManager leader; opening a new ZooKeeper session");
+        }
+    }
+}
+
+/// Follows the leaders found through one ZooKeeper session until it fails.
+async fn follow_session(
+    settings: &Arc<DaemonSettings>,
+    retrieval: &LeaderRetrieval,
+    fence: &Arc<Fence>,
+    backoff: &mut Duration,
+) -> Result<(), HaError> {
+    loop {
+        let leader = match retrieval.next_leader(None, LEADER_WAIT).await {
+            Ok(l) => l,
+            Err(HaError::NoLeader { path, .. }) => {
+                info!(cluster = %path, "waiting for a JobManager to lead");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        fence.observe(leader.epoch);
+        let epoch = leader.epoch;
+        let target = Leader {
+            address: leader.rpc_address,
+            epoch,
+        };
+        let until = superseded(retrieval, fence, epoch);
+        let (registered, ended) =
+            serve(settings.clone(), target.clone(), fence.clone(), until).await;
+        match ended {
+            Ok(()) => info!(jobmanager = %target.address, epoch, "left the JobManager"),
+            Err(e) => {
+                warn!(jobmanager = %target.address, epoch, error = %e, "JobManager connection ended")
+            }
+        }
+        if registered {
+            *backoff = MIN_BACKOFF;
+            continue;
+        }
+        // The published leader did not take the registration (it may be dead and its
+        // session not yet expired): retry, at once if another leader is published.
+        tokio::select! {
+            () = tokio::time::sleep(*backoff) => {}
+            () = superseded(retrieval, fence, epoch) => {}
+        }
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Resolves once a leader other than the one of `epoch` is published (its epoch is then
+/// known to the fence); ZooKeeper trouble meanwhile keeps it waiting.
+async fn superseded(retrieval: &LeaderRetrieval, fence: &Fence, epoch: u64) {
+    loop {
+        match retrieval.next_leader(Some(epoch), LEADER_WAIT).await {
+            Ok(new) => {
+                fence.observe(new.epoch);
+                info!(epoch = new.epoch, rpc = %new.rpc_address, "a new JobManager leader is published");
+                return;
+            }
+            Err(HaError::NoLeader { .. }) => {}
+            Err(e) => {
+                warn!(error = %e, "cannot watch the JobManager leader");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

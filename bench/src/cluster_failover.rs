@@ -9,8 +9,12 @@
 //! - `leader_elected_ms`: from the kill to the standby serving as leader (its session
 //!   waits for the dead leader's ZooKeeper session to expire:
 //!   `high-availability.zookeeper.client.session-timeout`, reported as `session_timeout_ms`);
+//! - `job_running_ms`: from the kill to the new leader reporting the recovered job
+//!   `RUNNING` (every subtask deployed and restored from the latest checkpoint);
 //! - `recovery_ms`: from the kill to the first alert byte the job writes once the new
-//!   leader recovered it from its latest checkpoint on the TaskManagers.
+//!   leader recovered it from its latest checkpoint on the TaskManagers (the transactional
+//!   file sink buffers 256 KiB, so at this rate its first bytes are flushed by the first
+//!   checkpoint barrier after the recovery).
 
 use crate::cluster_recovery::{
     bytes_in, job_info, rest_get, submit, wait_for, wait_for_finish, Proc, Settings,
@@ -132,6 +136,7 @@ pub(crate) fn measure(
         let i = job_info(&rest, &job).ok()?;
         (i["status"] == "RUNNING").then(|| bytes_in(&out))
     })?;
+    let running = killed_at.elapsed();
     wait_for(
         "output after the recovery",
         Duration::from_secs(120),
@@ -139,7 +144,7 @@ pub(crate) fn measure(
     )?;
     let recovery = killed_at.elapsed();
     wait_for_finish(&rest, &job)?;
-    Ok(serde_json::json!({
+    let mut line = serde_json::json!({
         "workload": "cluster-recovery",
         "kill": "jobmanager",
         "records": s.records,
@@ -147,6 +152,42 @@ pub(crate) fn measure(
         "checkpoint_interval_ms": s.checkpoint_interval_ms,
         "session_timeout_ms": SESSION_TIMEOUT_MS,
         "leader_elected_ms": elected.as_millis() as u64,
+        "job_running_ms": running.as_millis() as u64,
         "recovery_ms": recovery.as_millis() as u64,
-    }))
+    });
+    if let Some(python) = &s.flink_python {
+        let flink = flink_failover(python, s, &quorum)?;
+        let ratio = flink["recovery_ms"].as_f64().unwrap_or(0.0) / recovery.as_secs_f64() / 1e3;
+        line["flink"] = flink;
+        line["flink_recovery_ratio"] = serde_json::json!((ratio * 100.0).round() / 100.0);
+    }
+    Ok(line)
+}
+
+/// Runs Flink's side (`bench/flink/ha_failover.py`) on the same ZooKeeper, with the same
+/// session timeout, total rate and checkpoint interval; returns its JSON line.
+fn flink_failover(python: &Path, s: &Settings, quorum: &str) -> Result<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/flink/ha_failover.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["--zookeeper", quorum])
+        .args(["--session-timeout-ms", &SESSION_TIMEOUT_MS.to_string()])
+        .args(["--rate", &(2 * s.rate).to_string()])
+        .args([
+            "--checkpoint-interval-ms",
+            &s.checkpoint_interval_ms.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    match serde_json::from_str(last) {
+        Ok(v) if out.status.success() => Ok(v),
+        _ => anyhow::bail!(
+            "Flink's failover run failed ({}): {last}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }

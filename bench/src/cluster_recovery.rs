@@ -41,6 +41,9 @@ pub struct Settings {
     pub checkpoint_interval_ms: u64,
     /// Which process is killed.
     pub kill: Kill,
+    /// The Python of a PyFlink environment: with `--kill jobmanager`, also run Flink's
+    /// failover (`bench/flink/ha_failover.py`) on the same ZooKeeper.
+    pub flink_python: Option<PathBuf>,
 }
 
 /// The process `cluster-recovery` kills.

@@ -165,8 +165,9 @@ struct Args {
     /// Kafka bootstrap servers (`kafka`; default: a broker started with scripts/kafka.sh).
     #[arg(long, value_name = "ADDR")]
     kafka_brokers: Option<String>,
-    /// Python of a PyFlink environment (`kafka`, `kafka-latency`): also run Flink's side of the workload
-    /// (`bench/flink/kafka.py`) on the same broker and input, and report the ratio.
+    /// Python of a PyFlink environment (`kafka`, `kafka-latency`, `cluster-recovery --kill
+    /// jobmanager`): also run Flink's side of the workload (`bench/flink/kafka.py`,
+    /// `bench/flink/ha_failover.py`) on the same broker or ZooKeeper, and report the ratio.
     #[arg(long, value_name = "PATH")]
     flink_python: Option<std::path::PathBuf>,
 }
@@ -419,6 +420,7 @@ fn run_cluster_recovery(args: &Args) -> Result<()> {
         rate: args.rate,
         checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(500),
         kill: args.kill,
+        flink_python: args.flink_python.clone(),
     })?;
     println!("{line}");
     Ok(())

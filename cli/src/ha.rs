@@ -3,7 +3,8 @@
 //! JobManager there when `high-availability.*` is configured instead of `--jobmanager`.
 //!
 //! Invariant: a JobManager serves only while it leads; when its ZooKeeper session ends it
-//! exits (non-zero), so a deposed JobManager never goes on acting.
+//! executes itself anew ([`rejoin`]), so a deposed JobManager keeps nothing it served and
+//! never goes on acting; the new process stands by.
 
 use crate::client::Client;
 use anyhow::{Context, Result};
@@ -57,29 +58,78 @@ pub fn reconnect(ha: &HaConfig, secret: Option<&str>, timeout: Duration) -> Resu
     }
 }
 
+/// Joins the election through `client` and waits until this candidate leads.
+async fn join_and_lead(
+    client: weir_runtime::ha::zk::Client,
+    ha: &HaConfig,
+) -> Result<LeaderElection, weir_runtime::ha::HaError> {
+    let mut election = LeaderElection::join(client).await?;
+    eprintln!(
+        "JobManager candidate {} of cluster {} on ZooKeeper {}: serving once it leads",
+        election.epoch(),
+        ha.cluster_path(),
+        ha.quorum
+    );
+    election.lead().await?;
+    Ok(election)
+}
+
+/// Starts this `weir jobmanager` again, with the same arguments, to run for leadership
+/// anew: a leader that lost its session drops everything it served at once (the new
+/// process shares nothing with it) and stands by. Returns only if that fails.
+pub fn rejoin() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return anyhow::Error::from(e).context("cannot find this program to rejoin"),
+    };
+    let e = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(ENV_REJOIN, "1")
+        .exec();
+    anyhow::Error::from(e).context(format!("cannot start {} again to rejoin", exe.display()))
+}
+
 /// This JobManager's leadership of its cluster.
 pub struct Leadership {
     rt: Runtime,
     election: LeaderElection,
 }
 
+/// Set in the environment of a `weir jobmanager` that runs for leadership again after it
+/// lost its session: it then waits for the quorum instead of failing when it is away.
+const ENV_REJOIN: &str = "WEIR_JOBMANAGER_REJOIN";
+/// The longest wait between two attempts to run for leadership.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 impl Leadership {
-    /// Joins the election of `ha`'s cluster and waits until this JobManager leads.
+    /// Joins the election of `ha`'s cluster and waits until this JobManager leads. An
+    /// unreachable quorum fails the first attempt (unless the JobManager is rejoining);
+    /// once it was reached, a session lost while standing by is opened again.
     pub fn acquire(ha: &HaConfig) -> Result<Self> {
         let rt = runtime()?;
-        let election = rt.block_on(async {
-            let client = connect(ha).await?;
-            let mut election = LeaderElection::join(client).await?;
-            eprintln!(
-                "JobManager candidate {} of cluster {} on ZooKeeper {}: serving once it leads",
-                election.epoch(),
-                ha.cluster_path(),
-                ha.quorum
-            );
-            election.lead().await?;
-            Ok::<_, weir_runtime::ha::HaError>(election)
-        })?;
-        Ok(Self { rt, election })
+        let mut retrying = std::env::var_os(ENV_REJOIN).is_some();
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let client = match rt.block_on(connect(ha)) {
+                Ok(c) => c,
+                Err(e) if !retrying => return Err(e.into()),
+                Err(e) => {
+                    eprintln!("weir: {e}; trying again in {} s", backoff.as_secs());
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            retrying = true;
+            match rt.block_on(join_and_lead(client, ha)) {
+                Ok(election) => return Ok(Self { rt, election }),
+                Err(e) => {
+                    eprintln!("weir: {e}; running for leadership again");
+                    std::thread::sleep(backoff);
+                }
+            }
+        }
     }
 
     /// This leader's epoch.

@@ -540,10 +540,11 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
     };
     leadership.publish(&server.local_addr().to_string(), &rest_bound.to_string())?;
     leadership.wait_until_lost();
-    bail!(
-        "this JobManager (epoch {}) lost its ZooKeeper session and no longer leads: it stops",
+    eprintln!(
+        "weir: this JobManager (epoch {}) lost its ZooKeeper session and no longer leads: it stops serving and runs for leadership again",
         leadership.epoch()
-    )
+    );
+    Err(ha::rejoin())
 }
 
 fn run_taskmanager(config: &Config) -> Result<i32> {

@@ -2,8 +2,9 @@
 //! (`scripts/zookeeper.sh`): two `weir jobmanager`s with the same `high-availability.*`
 //! settings, one leading and one standing by; the CLI and a TaskManager find the leader
 //! through ZooKeeper without `--jobmanager`; after `kill -9` of the leader the standby
-//! leads (once the leader's session expires) and the CLI finds it. Bad settings and an
-//! unreachable quorum are errors that name them.
+//! leads (once the leader's session expires) and the CLI finds it. A TaskManager started
+//! before any JobManager waits for one. Bad settings and an unreachable quorum are errors
+//! that name them.
 
 mod common;
 #[path = "../../jobmanager/tests/common/zookeeper.rs"]
@@ -85,6 +86,31 @@ fn a_standby_jobmanager_leads_after_the_leader_is_killed_and_the_cli_finds_each_
     // The CLI finds the new leader (the old one is gone).
     assert_lists_jobs(&weir(&defines, &["list"]));
     second.kill9();
+}
+
+#[test]
+fn a_taskmanager_started_before_any_jobmanager_waits_and_registers_with_the_first_leader() {
+    let zk = ZooKeeper::start();
+    let dir = tempfile::tempdir().unwrap();
+    let defines = ha(&zk, "early", dir.path());
+    let tm = spawn_taskmanager(dir.path(), 0, 1, &defines);
+    wait_until(
+        "the taskmanager to wait for a leader",
+        Duration::from_secs(60),
+        || {
+            tm.log()
+                .contains("succeeds to establish session")
+                .then_some(())
+        },
+    );
+    assert!(tm.child.id() > 0 && !tm.log().contains("taskmanager registered"));
+    let refs: Vec<&str> = defines.iter().map(String::as_str).collect();
+    let leader = Cluster::start(&refs);
+    wait_until(
+        "the early taskmanager to register",
+        Duration::from_secs(60),
+        || (!leader.taskmanager_ids().is_empty()).then_some(()),
+    );
 }
 
 #[test]

@@ -28,8 +28,12 @@ LAST="$TMPROOT/weir-kafka.last"
 READY_TIMEOUT="${WEIR_KAFKA_READY_TIMEOUT:-90}"
 STOP_TIMEOUT=30
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
-
-die() { echo "kafka.sh: $*" >&2; exit 1; }
+SERVER_NAME=kafka.sh
+SERVER_NOUN=broker
+SERVER_MARK=server.properties
+SERVER_PID_FILE=kafka.pid
+# shellcheck source=lib/server.sh
+source "$(dirname "$SELF")/lib/server.sh"
 
 # Download kafka_2.13 + kafka-tools (CLI classes) + the slf4j->log4j2 binding
 # into a temp dir, then rename it into place. Racing starts serialise on the lock.
@@ -65,25 +69,6 @@ EOF
     mv "$tmp/libs" "$LIBS"
     rm -rf "$tmp"
   ) 9>"$CACHE/.lock"
-}
-
-# The run dir for stop/status, absolute: DIR if given, else the last started one.
-run_dir() {
-  local d="${1:-}"
-  [[ -n "$d" || ! -f "$LAST" ]] || d="$(cat "$LAST")"
-  if [[ -d "$d" ]]; then (cd "$d" && pwd); fi
-}
-
-# is_broker PID RUN: PID is alive and is RUN's broker (a zombie has no cmdline).
-is_broker() {
-  kill -0 "$1" 2>/dev/null && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$2/server.properties"
-}
-
-# The pid in RUN/kafka.pid if that process is still RUN's broker, else nothing.
-live_pid() {
-  local pid
-  pid="$(cat "$1/kafka.pid" 2>/dev/null || true)"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && is_broker "$pid" "$1"; then echo "$pid"; fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -154,45 +139,29 @@ launch() {
     kafka.Kafka "$run/server.properties" >"$run/kafka.out" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$run/kafka.pid"
-  # Until the child has exec'd java its command line is still ours: wait for that first,
-  # or a loaded machine makes the broker look dead at once.
-  while kill -0 "$pid" 2>/dev/null && ! is_broker "$pid" "$run" && ((SECONDS < deadline)); do
-    sleep 0.05
-  done
-  while ! ready "$run" "$port" && is_broker "$pid" "$run" && ((SECONDS < deadline)); do
+  wait_exec "$pid" "$run" "$deadline"
+  while ! ready "$run" "$port" && is_server "$pid" "$run" && ((SECONDS < deadline)); do
     sleep 0.2
   done
   ready "$run" "$port" || return 1
-  if [[ -n "${WEIR_KAFKA_OWNER_PID:-}" ]]; then
-    export -f is_broker
-    # shellcheck disable=SC2016
-    nohup bash -c 'while kill -0 "$1" 2>/dev/null && is_broker "$2" "$4"; do sleep 1; done
-      if is_broker "$2" "$4"; then exec bash "$3" stop "$4"; fi' _ \
-      "$WEIR_KAFKA_OWNER_PID" "$pid" "$SELF" "$run" >/dev/null 2>&1 </dev/null &
-  fi
+  if [[ -n "${WEIR_KAFKA_OWNER_PID:-}" ]]; then watch_owner "$WEIR_KAFKA_OWNER_PID" "$pid" "$run"; fi
 }
 
 cmd_start() {
   command -v java >/dev/null || die "java not found"
   ensure_libs
   local run try port cport cluster_id deadline
-  if [[ -n "${1:-}" ]]; then
-    mkdir -p "$1"
-    run="$(cd "$1" && pwd)"
-    [[ -z "$(live_pid "$run")" ]] || die "a broker is already running in $run"
-  else
-    run="$(mktemp -d "$TMPROOT/weir-kafka.XXXXXX")"
-  fi
-  echo "$run" >"$LAST"
+  run="$(new_run_dir "${1:-}")" || exit 1
   local jvm
   jvm_cmd "$run"
   for try in 1 2 3; do # a picked port may be taken before the broker binds it
-    # Two distinct free loopback ports (both held while picking) and a cluster id.
-    read -r port cport cluster_id < <(python3 -c '
-import base64, socket, uuid
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s), base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))') || true
+    # Two distinct free loopback ports and a cluster id.
+    read -r port cport < <(free_ports 2) || true
+    # Never with a leading '-', which the storage tool would take for an option.
+    cluster_id="$(python3 -c '
+import base64, uuid
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)')" || true
     [[ "$port" =~ ^[0-9]+$ && "$cport" =~ ^[0-9]+$ && -n "$cluster_id" ]] || die "python3 could not pick free ports"
     rm -rf "$run/data" "$run/server.log" "$run/kafka.out"
     write_config "$run" "$port" "$cport"
@@ -219,35 +188,11 @@ print(*(x.getsockname()[1] for x in s), base64.urlsafe_b64encode(uuid.uuid4().by
   exit 1
 }
 
-cmd_stop() {
-  local run
-  run="$(run_dir "${1:-}")"
-  [[ -n "$run" ]] || return 0
-  halt "$run"
-  # Only remove directories that look like one of our run dirs.
-  if [[ -f "$run/server.properties" || -f "$run/kafka.pid" ]]; then rm -rf "$run"; else rmdir "$run" 2>/dev/null || true; fi
-  if [[ -f "$LAST" && "$(cat "$LAST")" == "$run" ]]; then rm -f "$LAST"; fi
-}
-
-# halt RUN: stops RUN's broker (TERM, KILL after the timeout), keeping its directory.
-halt() {
-  local run="$1" pid deadline
-  pid="$(live_pid "$run")"
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while is_broker "$pid" "$run" && ((SECONDS < deadline)); do sleep 0.2; done
-  if is_broker "$pid" "$run"; then
-    kill -KILL "$pid" 2>/dev/null || true
-    while is_broker "$pid" "$run" && ((SECONDS < deadline + 10)); do sleep 0.1; done
-  fi
-}
-
 cmd_pause() {
   local run
   run="$(run_dir "${1:-}")"
   [[ -n "$run" && -f "$run/server.properties" ]] || die "no broker directory to pause"
-  halt "$run"
+  halt "$run" TERM
 }
 
 cmd_resume() {

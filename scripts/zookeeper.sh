@@ -22,27 +22,12 @@ LAST="$TMPROOT/weir-zookeeper.last"
 READY_TIMEOUT="${WEIR_ZK_READY_TIMEOUT:-60}"
 STOP_TIMEOUT=30
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
-
-die() { echo "zookeeper.sh: $*" >&2; exit 1; }
-
-# The run dir for stop/status, absolute: DIR if given, else the last started one.
-run_dir() {
-  local d="${1:-}"
-  [[ -n "$d" || ! -f "$LAST" ]] || d="$(cat "$LAST")"
-  if [[ -d "$d" ]]; then (cd "$d" && pwd); fi
-}
-
-# is_server PID RUN: PID is alive and is RUN's server (a zombie has no cmdline).
-is_server() {
-  kill -0 "$1" 2>/dev/null && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$2/zoo.cfg"
-}
-
-# The pid in RUN/zookeeper.pid if that process is still RUN's server, else nothing.
-live_pid() {
-  local pid
-  pid="$(cat "$1/zookeeper.pid" 2>/dev/null || true)"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && is_server "$pid" "$1"; then echo "$pid"; fi
-}
+SERVER_NAME=zookeeper.sh
+SERVER_NOUN=server
+SERVER_MARK=zoo.cfg
+SERVER_PID_FILE=zookeeper.pid
+# shellcheck source=lib/server.sh
+source "$(dirname "$SELF")/lib/server.sh"
 
 # ready PORT: the server answers the `ruok` four-letter word with `imok`.
 ready() {
@@ -85,39 +70,22 @@ launch() {
     -cp "$JARS" org.apache.zookeeper.server.ZooKeeperServerMain "$run/zoo.cfg" \
     >"$run/zk.out" 2>&1 </dev/null &
   pid=$!
-  echo "$pid" >"$run/zookeeper.pid"
-  while kill -0 "$pid" 2>/dev/null && ! is_server "$pid" "$run" && ((SECONDS < deadline)); do
-    sleep 0.05
-  done
+  echo "$pid" >"$run/$SERVER_PID_FILE"
+  wait_exec "$pid" "$run" "$deadline"
   while ! ready "$port" && is_server "$pid" "$run" && ((SECONDS < deadline)); do
     sleep 0.1
   done
   ready "$port" || return 1
-  if [[ -n "${WEIR_ZK_OWNER_PID:-}" ]]; then
-    export -f is_server
-    # shellcheck disable=SC2016
-    nohup bash -c 'while kill -0 "$1" 2>/dev/null && is_server "$2" "$4"; do sleep 1; done
-      if is_server "$2" "$4"; then exec bash "$3" stop "$4"; fi' _ \
-      "$WEIR_ZK_OWNER_PID" "$pid" "$SELF" "$run" >/dev/null 2>&1 </dev/null &
-  fi
+  if [[ -n "${WEIR_ZK_OWNER_PID:-}" ]]; then watch_owner "$WEIR_ZK_OWNER_PID" "$pid" "$run"; fi
 }
 
 cmd_start() {
   command -v java >/dev/null || die "java not found"
   [[ -f /usr/share/java/zookeeper.jar ]] || die "Debian's zookeeper package is not installed (apt-get install zookeeper)"
   local run try port deadline
-  if [[ -n "${1:-}" ]]; then
-    mkdir -p "$1"
-    run="$(cd "$1" && pwd)"
-    [[ -z "$(live_pid "$run")" ]] || die "a server is already running in $run"
-  else
-    run="$(mktemp -d "$TMPROOT/weir-zookeeper.XXXXXX")"
-  fi
-  echo "$run" >"$LAST"
+  run="$(new_run_dir "${1:-}")" || exit 1
   for try in 1 2 3; do # a picked port may be taken before the server binds it
-    port="$(python3 -c '
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" || true
+    port="$(free_ports 1)" || true
     [[ "$port" =~ ^[0-9]+$ ]] || die "python3 could not pick a free port"
     rm -rf "$run/data" "$run/zookeeper.log" "$run/zk.out"
     write_config "$run" "$port"
@@ -128,7 +96,7 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" || t
       echo "127.0.0.1:$port"
       return 0
     fi
-    kill -KILL "$(cat "$run/zookeeper.pid")" 2>/dev/null || true
+    kill -KILL "$(cat "$run/$SERVER_PID_FILE")" 2>/dev/null || true
     if ((SECONDS >= deadline)) || ! grep -qs "Address already in use" "$run/zookeeper.log" "$run/zk.out"; then
       break
     fi
@@ -137,30 +105,6 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" || t
   echo "zookeeper.sh: server did not come up within ${READY_TIMEOUT}s (run dir $run)" >&2
   tail -n 40 "$run/zookeeper.log" "$run/zk.out" >&2 2>/dev/null || true
   exit 1
-}
-
-# halt RUN SIGNAL: stops RUN's server (SIGNAL, KILL after the timeout), keeping its directory.
-halt() {
-  local run="$1" signal="$2" pid deadline
-  pid="$(live_pid "$run")"
-  [[ -n "$pid" ]] || return 0
-  kill "-$signal" "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while is_server "$pid" "$run" && ((SECONDS < deadline)); do sleep 0.1; done
-  if is_server "$pid" "$run"; then
-    kill -KILL "$pid" 2>/dev/null || true
-    while is_server "$pid" "$run" && ((SECONDS < deadline + 10)); do sleep 0.1; done
-  fi
-}
-
-cmd_stop() {
-  local run
-  run="$(run_dir "${1:-}")"
-  [[ -n "$run" ]] || return 0
-  halt "$run" TERM
-  # Only remove directories that look like one of our run dirs.
-  if [[ -f "$run/zoo.cfg" || -f "$run/zookeeper.pid" ]]; then rm -rf "$run"; else rmdir "$run" 2>/dev/null || true; fi
-  if [[ -f "$LAST" && "$(cat "$LAST")" == "$run" ]]; then rm -f "$LAST"; fi
 }
 
 cmd_pause() {

@@ -17,7 +17,8 @@
 //!   checkpoint barrier after the recovery).
 
 use crate::cluster_recovery::{
-    bytes_in, job_info, rest_get, submit, wait_for, wait_for_finish, Proc, Settings,
+    bytes_in, job_info, rest_get, script_report, start_taskmanager, submit, wait_for,
+    wait_for_finish, Proc, Settings,
 };
 use anyhow::{Context, Result};
 use std::io::{BufRead, BufReader};
@@ -77,23 +78,6 @@ fn start_jobmanager(weir: &Path, ha: &[String], dir: &Path, name: &str) -> Resul
     })
 }
 
-/// Starts the `n`-th one-slot `weir taskmanager`, finding the leader through ZooKeeper.
-fn start_taskmanager(weir: &Path, ha: &[String], dir: &Path, n: usize) -> Result<Proc> {
-    let mut cmd = Command::new(weir);
-    cmd.args(["taskmanager", "--slots", "1"])
-        .arg("-D")
-        .arg(format!(
-            "taskmanager.artifacts.cache-dir={}",
-            dir.join(format!("cache-{n}")).display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for d in ha {
-        cmd.args(["-D", d]);
-    }
-    Ok(Proc(cmd.spawn()?))
-}
-
 /// Runs the measurement in `dir` and returns its JSON line.
 pub(crate) fn measure(
     s: &Settings,
@@ -128,8 +112,7 @@ pub(crate) fn measure(
         (i["last_checkpoint"].as_u64()? >= 1 && bytes_in(&out) > 0).then_some(())
     })?;
     let killed_at = Instant::now();
-    leader.proc.0.kill()?;
-    leader.proc.0.wait()?;
+    leader.proc.kill9()?;
     let (_, rest) = standby.leads(Duration::from_secs(120))?;
     let elected = killed_at.elapsed();
     let baseline = wait_for("the recovered job to run", Duration::from_secs(120), || {
@@ -180,14 +163,5 @@ fn flink_failover(python: &Path, s: &Settings, quorum: &str) -> Result<serde_jso
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run {}", python.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    match serde_json::from_str(last) {
-        Ok(v) if out.status.success() => Ok(v),
-        _ => anyhow::bail!(
-            "Flink's failover run failed ({}): {last}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    script_report(&out, "Flink's failover run")
 }

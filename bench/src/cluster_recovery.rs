@@ -25,6 +25,15 @@ use std::time::{Duration, Instant};
 /// A process killed when dropped.
 pub(crate) struct Proc(pub(crate) Child);
 
+impl Proc {
+    /// Kills the process (`kill -9`) and reaps it.
+    pub(crate) fn kill9(&mut self) -> Result<()> {
+        self.0.kill()?;
+        self.0.wait()?;
+        Ok(())
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -200,7 +209,8 @@ fn start_jobmanager(weir: &Path, dir: &Path) -> Result<(Proc, String, String)> {
 fn start_taskmanagers(weir: &Path, rpc: &str, rest: &str, dir: &Path) -> Result<Vec<Proc>> {
     let mut tms = Vec::new();
     for n in 0..3 {
-        tms.push(start_taskmanager(weir, rpc, dir, n)?);
+        let target = [format!("jobmanager.rpc.address={rpc}")];
+        tms.push(start_taskmanager(weir, &target, dir, n)?);
         wait_for("a taskmanager", Duration::from_secs(30), || {
             let v = rest_get(rest, "/taskmanagers").ok()?;
             (v["taskmanagers"].as_array()?.len() > n).then_some(())
@@ -209,19 +219,42 @@ fn start_taskmanagers(weir: &Path, rpc: &str, rest: &str, dir: &Path) -> Result<
     Ok(tms)
 }
 
-/// Starts the `n`-th one-slot `weir taskmanager`, with its own artifact cache.
-fn start_taskmanager(weir: &Path, rpc: &str, dir: &Path, n: usize) -> Result<Proc> {
-    let child = Command::new(weir)
-        .args(["taskmanager", "--jobmanager", rpc, "--slots", "1"])
+/// Starts the `n`-th one-slot `weir taskmanager` with `defines` (which find its
+/// JobManager), with its own artifact cache.
+pub(crate) fn start_taskmanager(
+    weir: &Path,
+    defines: &[String],
+    dir: &Path,
+    n: usize,
+) -> Result<Proc> {
+    let mut cmd = Command::new(weir);
+    cmd.args(["taskmanager", "--slots", "1"])
         .arg("-D")
         .arg(format!(
             "taskmanager.artifacts.cache-dir={}",
             dir.join(format!("cache-{n}")).display()
         ))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    Ok(Proc(child))
+        .stderr(Stdio::null());
+    for d in defines {
+        cmd.args(["-D", d]);
+    }
+    Ok(Proc(cmd.spawn()?))
+}
+
+/// Returns the JSON line a benchmark script printed last to `out`; `what` names it in
+/// the error when it failed or printed none.
+pub(crate) fn script_report(out: &std::process::Output, what: &str) -> Result<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    match serde_json::from_str(last) {
+        Ok(v) if out.status.success() => Ok(v),
+        _ => bail!(
+            "{what} failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }
 
 /// Submits the program with `weir run --detached`, its alerts going to `out`, and
@@ -272,11 +305,7 @@ fn kill_and_time_recovery(tms: &mut [Proc], rest: &str, job: &str, out: &Path) -
         .as_u64()
         .context("a taskmanager")? as usize;
     let killed_at = Instant::now();
-    {
-        let tm = &mut tms[victim];
-        tm.0.kill()?;
-        tm.0.wait()?;
-    }
+    tms[victim].kill9()?;
     let baseline = wait_for("the restart", Duration::from_secs(120), || {
         let i = job_info(rest, job).ok()?;
         (i["restarts"].as_u64()? >= 1 && i["status"] == "RUNNING").then(|| bytes_in(out))

@@ -116,7 +116,7 @@ pub fn run(s: &Settings) -> Result<String> {
     )?;
     let fill_seconds = fill(&brokers, &input, s.records, s.parallelism)?;
 
-    let dir = std::env::temp_dir().join(format!("{tag}-checkpoints"));
+    let dir = checkpoint_dir(&tag);
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(s.parallelism);
     env.enable_checkpointing(
@@ -205,6 +205,11 @@ impl FlinkJob<'_> {
     }
 }
 
+/// The checkpoint directory of the run tagged `tag`.
+pub(crate) fn checkpoint_dir(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{tag}-checkpoints"))
+}
+
 /// Runs `bench/flink/kafka.py` with `python` and returns its JSON line.
 fn run_flink(
     python: &std::path::Path,
@@ -224,16 +229,7 @@ fn run_flink(
         .command(python, &["--records", &s.records.to_string()])
         .output()
         .with_context(|| format!("cannot run {} {FLINK_SCRIPT}", python.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    match serde_json::from_str(last) {
-        Ok(v) if out.status.success() => Ok(v),
-        _ => bail!(
-            "{FLINK_SCRIPT} failed ({}): {stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    crate::cluster_recovery::script_report(&out, FLINK_SCRIPT)
 }
 
 /// What a `read_committed` consumer sees in an output topic.

@@ -35,12 +35,6 @@ pub struct Settings {
     pub flink_python: Option<std::path::PathBuf>,
 }
 
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 /// Produces the one warm-up record.
 fn produce_warm_up(brokers: &str, topic: &str) -> Result<()> {
     let producer: BaseProducer = ClientConfig::new()
@@ -65,7 +59,7 @@ fn produce_paced(brokers: &str, topic: &str, n: u64, rate: u64) -> Result<()> {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let value = format!("{seq},{}", now_us());
+        let value = format!("{seq},{}", crate::latency_sink::now_ns() / 1000);
         while let Err((e, _)) = producer.send(BaseRecord::<(), _>::to(topic).payload(&value)) {
             if started.elapsed() > Duration::from_secs(600) {
                 bail!("cannot produce: {e}");
@@ -104,7 +98,7 @@ fn consume_latencies(
             continue;
         };
         let m = m?;
-        let seen = now_us();
+        let seen = crate::latency_sink::now_ns() / 1000;
         let value = std::str::from_utf8(m.payload().unwrap_or_default()).unwrap_or_default();
         if value.starts_with("warm-up,") {
             let _ = warm.send(());
@@ -147,7 +141,7 @@ impl Job {
 
 /// Starts Weir's copy job from `input` to `output`.
 fn start_weir(s: &Settings, brokers: &str, tag: &str, input: &str, output: &str) -> Result<Job> {
-    let dir = std::env::temp_dir().join(format!("{tag}-checkpoints"));
+    let dir = crate::kafka::checkpoint_dir(tag);
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(s.parallelism);
     env.enable_checkpointing(
@@ -218,7 +212,7 @@ fn measure(
         .map_err(|_| anyhow::anyhow!("the reader panicked"));
     job.stop()?;
     let mut latencies = latencies??;
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{tag}-checkpoints")));
+    let _ = std::fs::remove_dir_all(crate::kafka::checkpoint_dir(tag));
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
     Ok(serde_json::json!({

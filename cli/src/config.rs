@@ -28,12 +28,17 @@ fn ha_keys() -> impl Iterator<Item = &'static str> {
     weir_runtime::ha::HA_KEYS.iter().map(|(k, _, _)| *k)
 }
 
+/// Every key: the typed ones, then the `high-availability.*` keys.
+fn key_names() -> impl Iterator<Item = &'static str> {
+    keys::ALL.iter().map(|k| k.name).chain(ha_keys())
+}
+
 fn known(key: &str) -> bool {
-    keys::ALL.iter().any(|k| k.name == key) || ha_keys().any(|k| k == key)
+    key_names().any(|k| k == key)
 }
 
 fn unknown(key: &str, source: &str) -> anyhow::Error {
-    let keys: Vec<&str> = keys::ALL.iter().map(|k| k.name).chain(ha_keys()).collect();
+    let keys: Vec<&str> = key_names().collect();
     anyhow::anyhow!(
         "unknown configuration key '{key}' in {source}; known keys: {}",
         keys.join(", ")
@@ -85,7 +90,7 @@ impl Config {
                 values.insert(k, (v, source.clone()));
             }
         }
-        for k in keys::ALL.iter().map(|k| k.name).chain(ha_keys()) {
+        for k in key_names() {
             let name = env_name(k);
             if let Ok(v) = std::env::var(&name) {
                 values.insert(k.to_string(), (v, name));

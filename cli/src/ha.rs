@@ -42,9 +42,12 @@ pub fn leader_address(ha: &HaConfig) -> Result<String> {
 /// that answers (after a leader change the old leader's address stays published until
 /// its session expires).
 pub fn reconnect(ha: &HaConfig, secret: Option<&str>, timeout: Duration) -> Result<Client> {
+    let rt = runtime()?;
     let deadline = Instant::now() + timeout;
+    // One session for every lookup, opened again only after it failed.
+    let mut session: Option<LeaderRetrieval> = None;
     loop {
-        let attempt = leader_address(ha).and_then(|a| Client::connect(&a, secret));
+        let attempt = lookup(&rt, ha, &mut session).and_then(|a| Client::connect(&a, secret));
         match attempt {
             Ok(c) => return Ok(c),
             Err(e) if Instant::now() >= deadline => {
@@ -56,6 +59,18 @@ pub fn reconnect(ha: &HaConfig, secret: Option<&str>, timeout: Duration) -> Resu
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// The published leader's RPC address, through `session` (opened if `None`, dropped
+/// when a lookup fails).
+fn lookup(rt: &Runtime, ha: &HaConfig, session: &mut Option<LeaderRetrieval>) -> Result<String> {
+    let retrieval = match session.take() {
+        Some(r) => r,
+        None => LeaderRetrieval::new(rt.block_on(connect(ha))?),
+    };
+    let leader = rt.block_on(retrieval.next_leader(None, ha.connection_timeout))?;
+    *session = Some(retrieval);
+    Ok(leader.rpc_address)
 }
 
 /// Joins the election through `client` and waits until this candidate leads.

@@ -231,12 +231,24 @@ fn execute(cli: Cli) -> Result<i32> {
 /// Connects to the JobManager at `target`, or else the leader found through ZooKeeper
 /// when high availability is configured, or else at `jobmanager.rpc.address`.
 fn connect(config: &Config, target: Option<String>) -> Result<Client> {
-    let address = match (target, config.ha()?) {
-        (Some(a), _) => a,
-        (None, Some(ha)) => ha::leader_address(&ha)?,
-        (None, None) => config.get(&keys::RPC_ADDRESS)?,
+    let address = match jobmanager_address(target, config.ha()?.as_ref())? {
+        Some(a) => a,
+        None => config.get(&keys::RPC_ADDRESS)?,
     };
     Client::connect(&address, config.get(&keys::CLUSTER_SECRET)?.as_deref())
+}
+
+/// The JobManager at `target`, or else the leader found through ZooKeeper with `ha`;
+/// `None` without either.
+fn jobmanager_address(
+    target: Option<String>,
+    ha: Option<&weir_runtime::ha::HaConfig>,
+) -> Result<Option<String>> {
+    Ok(match (target, ha) {
+        (Some(a), _) => Some(a),
+        (None, Some(ha)) => Some(ha::leader_address(ha)?),
+        (None, None) => None,
+    })
 }
 
 /// Runs the verbs that list, show or control jobs on a JobManager.
@@ -309,19 +321,16 @@ fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
     if r.parallelism == Some(0) {
         bail!("--parallelism must be at least 1");
     }
-    let address = match (r.jobmanager, config.ha()?) {
-        (Some(a), _) => Some(a),
-        (None, Some(ha)) => Some(ha::leader_address(&ha)?),
-        (None, None) => None,
-    };
-    let Some(address) = address else {
+    let ha = config.ha()?;
+    let Some(address) = jobmanager_address(r.jobmanager, ha.as_ref())? else {
         if r.from_savepoint.is_some() {
             bail!("--from-savepoint needs --jobmanager (a local program restores through its own settings)");
         }
         return run_local(&r.program, r.parallelism, &r.args);
     };
     let graph = plan(&r.program, r.parallelism, &r.args)?;
-    let mut client = connect(config, Some(address))?;
+    let secret = config.get(&keys::CLUSTER_SECRET)?;
+    let mut client = Client::connect(&address, secret.as_deref())?;
     let artifact = client.upload(&r.program)?;
     let savepoint = r.from_savepoint.map(|p| SavepointRestoreSettings {
         path: absolute(&p),
@@ -341,7 +350,7 @@ fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
     if format == Format::Table {
         eprintln!("Job {id} submitted; waiting for it to end");
     }
-    wait_for_end(config, client, format, id)
+    wait_for_end(client, ha.as_ref(), secret.as_deref(), format, id)
 }
 
 /// How long an attached `weir run` waits for a new JobManager leader.
@@ -349,20 +358,24 @@ const LEADER_CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Waits for a submitted job to end, prints it, and returns 0 if it finished, else 1.
 /// With high availability it follows leader changes: the new leader recovered the job.
-fn wait_for_end(config: &Config, mut client: Client, format: Format, id: JobId) -> Result<i32> {
-    let ha = config.ha()?;
+fn wait_for_end(
+    mut client: Client,
+    ha: Option<&weir_runtime::ha::HaConfig>,
+    secret: Option<&str>,
+    format: Format,
+    id: JobId,
+) -> Result<i32> {
     loop {
         let answer = client.answer(WaitJob {
             job: id,
             timeout_ms: 30_000,
         });
-        let summary = match (answer, &ha) {
+        let summary = match (answer, ha) {
             (Ok(reply), _) => reply.map_err(|e| anyhow!("{e}"))?,
             (Err(e), None) => return Err(e),
             (Err(e), Some(ha)) => {
                 eprintln!("weir: {e:#}; waiting for the JobManager leader");
-                let secret = config.get(&keys::CLUSTER_SECRET)?;
-                client = ha::reconnect(ha, secret.as_deref(), LEADER_CHANGE_TIMEOUT)?;
+                client = ha::reconnect(ha, secret, LEADER_CHANGE_TIMEOUT)?;
                 continue;
             }
         };
@@ -388,12 +401,9 @@ fn savepoint(
 
 /// Parses a job id (16 hex digits, as `weir list` shows them).
 fn job_id(s: &str) -> Result<JobId> {
-    if s.is_empty() || s.len() > 16 {
-        bail!("'{s}' is not a job id (16 hex digits, as `weir list` shows)");
-    }
-    u64::from_str_radix(s, 16)
-        .map(JobId)
-        .map_err(|_| anyhow!("'{s}' is not a job id (16 hex digits, as `weir list` shows)"))
+    JobId::from_hex(s)
+        .filter(|_| s.len() <= 16)
+        .ok_or_else(|| anyhow!("'{s}' is not a job id (16 hex digits, as `weir list` shows)"))
 }
 
 /// Makes a path absolute against the current directory (URLs stay as they are): the
@@ -510,7 +520,6 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         worker_timeout: config.get(&keys::WORKER_START_TIMEOUT)?,
         artifacts_dir: config.get(&keys::ARTIFACTS_DIR)?,
         artifact_max_bytes: config.get(&keys::ARTIFACTS_MAX_SIZE)?,
-        epoch: 0,
     };
     // With high availability this JobManager serves only once it leads, and keeps its
     // jobs and artifacts where the next leader finds them.
@@ -518,7 +527,6 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         Some(ha) => {
             let leadership = ha::Leadership::acquire(&ha)?;
             let services = leadership.services(&ha)?;
-            settings.epoch = services.epoch();
             settings.artifacts_dir = services.artifacts_dir()?;
             (Some(leadership), Some(services))
         }

@@ -11,19 +11,14 @@
 mod common;
 
 use common::{
-    output_lines, output_within, sensor_args, sensor_pipeline, wait_until, weir_bin, worker_pid,
-    Cluster, COMMAND_TIMEOUT,
+    output_lines, output_within, sensor_args as job_args, sensor_pipeline, wait_until, weir_bin,
+    worker_pid, Cluster, COMMAND_TIMEOUT,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-/// The sensor job's arguments writing to `out` with checkpoints in `ck`.
-fn job_args(out: &Path, ck: &Path, records: u64, throttle: Option<u64>) -> Vec<String> {
-    sensor_args(out, ck, records, throttle)
-}
 
 const RECORDS: u64 = 40_000;
 /// Per worker process: with two workers the job runs about ten seconds.

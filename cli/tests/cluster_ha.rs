@@ -20,14 +20,7 @@ use zookeeper::ZooKeeper;
 
 /// HA settings (`key=value`) for cluster `id` on `zk`, storing under `dir`.
 fn ha(zk: &ZooKeeper, id: &str, dir: &std::path::Path) -> Vec<String> {
-    vec![
-        "high-availability.type=zookeeper".into(),
-        format!("high-availability.zookeeper.quorum={}", zk.quorum),
-        format!("high-availability.cluster-id={id}"),
-        format!("high-availability.storageDir=file://{}", dir.display()),
-        "high-availability.zookeeper.client.session-timeout=2 s".into(),
-        "high-availability.zookeeper.client.connection-timeout=10 s".into(),
-    ]
+    zk.defines(id, dir, "2 s")
 }
 
 /// Runs `weir VERB` with `defines` and no `--jobmanager`.

@@ -68,17 +68,7 @@ impl HaCluster {
     fn start(jobmanagers: usize, session_timeout: &str) -> Self {
         let zk = ZooKeeper::start();
         let dir = tempfile::tempdir().unwrap();
-        let defines = vec![
-            "high-availability.type=zookeeper".to_string(),
-            format!("high-availability.zookeeper.quorum={}", zk.quorum),
-            "high-availability.cluster-id=recovery".into(),
-            format!(
-                "high-availability.storageDir=file://{}",
-                dir.path().join("ha").display()
-            ),
-            format!("high-availability.zookeeper.client.session-timeout={session_timeout}"),
-            "high-availability.zookeeper.client.connection-timeout=10 s".into(),
-        ];
+        let defines = zk.defines("recovery", &dir.path().join("ha"), session_timeout);
         let mut c = Self {
             zk,
             dir,

@@ -7,8 +7,7 @@
 
 mod common;
 
-use common::{wait_until, weir_bin, Proc};
-use std::process::{Command, Stdio};
+use common::{spawn_taskmanager, wait_until};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use weir_runtime::rpc::messages::{
@@ -35,20 +34,8 @@ fn a_taskmanager_refuses_the_commands_of_a_deposed_jobmanager_and_obeys_the_lead
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("taskmanager.log");
-    let mut cmd = Command::new(weir_bin());
-    cmd.args(["taskmanager", "--slots", "1", "--jobmanager", &address])
-        .arg("-D")
-        .arg(format!(
-            "taskmanager.artifacts.cache-dir={}",
-            dir.path().join("cache").display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let tm = Proc {
-        child: cmd.spawn().unwrap(),
-        log,
-    };
+    let target = [format!("jobmanager.rpc.address={address}")];
+    let tm = spawn_taskmanager(dir.path(), 0, 1, &target);
     let (stale, current) = (JobId(0xa), JobId(0xb));
     let reported = rt.block_on(async {
         let (mut stream, _) = tokio::time::timeout(WAIT, listener.accept())

@@ -50,7 +50,7 @@ pub fn perform(
             }
             CoordinatorAction::DeleteShared { checkpoint, paths } => {
                 for path in paths {
-                    if let Err(e) = storage.delete_shared(&path) {
+                    if let Err(e) = storage.delete_file(&path) {
                         warn!(job_id = %job, checkpoint, path, error = %e, "cannot delete a shared state file");
                     }
                 }

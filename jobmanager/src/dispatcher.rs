@@ -435,13 +435,9 @@ fn recovered_restore(
         return Ok(None);
     };
     let storage = weir_runtime::checkpoint::CheckpointStorage::open_existing(&c.dir)?;
-    let metadata = storage.latest_usable_up_to(id, latest)?;
-    info!(job_id = %id, checkpoint = metadata.checkpoint, recorded = latest, "recovering job from its latest checkpoint");
-    Ok(Some(RestoreSpec {
-        storage: storage.url().to_string(),
-        dir: weir_runtime::checkpoint::checkpoint_dir(id, metadata.checkpoint),
-        metadata,
-    }))
+    let restore = crate::job_master::checkpoint_restore(&storage, id, latest)?;
+    info!(job_id = %id, checkpoint = restore.metadata.checkpoint, recorded = latest, "recovering job from its latest checkpoint");
+    Ok(Some(restore))
 }
 
 impl JobManagerGateway for JobManager {

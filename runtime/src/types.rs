@@ -33,6 +33,13 @@ pub type CheckpointId = u64;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct JobId(pub u64);
 
+impl JobId {
+    /// Parses a job id as [`fmt::Display`] writes it (hex digits).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        u64::from_str_radix(s, 16).ok().map(JobId)
+    }
+}
+
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)

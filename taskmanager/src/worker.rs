@@ -113,11 +113,11 @@ impl WorkerSettings {
                 reason: e.to_string(),
             })?;
         let epoch = match std::env::var(ENV_WORKER_EPOCH) {
-            Ok(e) => e
+            Ok(value) => value
                 .parse()
                 .map_err(|e: std::num::ParseIntError| WorkerError::Env {
                     name: ENV_WORKER_EPOCH,
-                    value: std::env::var(ENV_WORKER_EPOCH).unwrap_or_default(),
+                    value: value.clone(),
                     reason: e.to_string(),
                 })?,
             Err(_) => 0,
@@ -220,29 +220,11 @@ async fn serve_commands(
 ) -> Result<(), WorkerError> {
     let fence = Fence::new(settings.epoch);
     loop {
-        let next = match rx.recv().await {
+        let command = match rx.recv().await {
             Some(Ok(fenced)) => match fence.admit(fenced, &settings.jobmanager) {
-                Some(command) => Some(Ok(command)),
+                Some(command) => command,
                 None => continue,
             },
-            other => other.map(|r| r.map(|f| f.message)),
-        };
-        match next {
-            Some(Ok(WorkerCommand::Registered {
-                heartbeat_interval_ms,
-            })) => {
-                info!(job_id = %settings.job, taskmanager = settings.taskmanager, %data_address, "job worker registered");
-                let every = Duration::from_millis(heartbeat_interval_ms.max(10));
-                crate::daemon::spawn_heartbeats(beats.clone(), || WorkerReport::Heartbeat, every);
-            }
-            Some(Ok(WorkerCommand::Task(m))) => tasks.send(m),
-            Some(Ok(WorkerCommand::Exit { reason })) => {
-                info!(job_id = %settings.job, %reason, "job worker exiting");
-                return Ok(());
-            }
-            Some(Ok(WorkerCommand::Refused { reason })) => {
-                return Err(WorkerError::Refused(reason))
-            }
             Some(Err(e)) => return Err(WorkerError::Rpc(e)),
             None => {
                 return Err(WorkerError::Rpc(RpcError::Closed {
@@ -250,6 +232,21 @@ async fn serve_commands(
                     during: "while the worker ran",
                 }))
             }
+        };
+        match command {
+            WorkerCommand::Registered {
+                heartbeat_interval_ms,
+            } => {
+                info!(job_id = %settings.job, taskmanager = settings.taskmanager, %data_address, "job worker registered");
+                let every = Duration::from_millis(heartbeat_interval_ms.max(10));
+                crate::daemon::spawn_heartbeats(beats.clone(), || WorkerReport::Heartbeat, every);
+            }
+            WorkerCommand::Task(m) => tasks.send(m),
+            WorkerCommand::Exit { reason } => {
+                info!(job_id = %settings.job, %reason, "job worker exiting");
+                return Ok(());
+            }
+            WorkerCommand::Refused { reason } => return Err(WorkerError::Refused(reason)),
         }
     }
 }

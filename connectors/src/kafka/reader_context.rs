@@ -14,10 +14,8 @@ pub(crate) struct ReaderContext;
 
 impl ClientContext for ReaderContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        ) {
+        // librdkafka hands this context every error as a global one.
+        if matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
             tracing::debug!(%reason, "Kafka partition end reached");
         } else {
             tracing::error!(%error, %reason, "Kafka client error");

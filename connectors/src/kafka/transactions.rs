@@ -106,10 +106,6 @@ impl Transactions {
         }
     }
 
-    fn servers(&self) -> String {
-        bootstrap_servers(&self.config).to_string()
-    }
-
     /// Creates the transactional producer of `(subtask, slot)` and fences its id.
     fn producer(&self, subtask: u16, slot: usize) -> Result<SinkProducer, KafkaConnectorError> {
         transactional_producer(&self.config, &self.naming, (subtask, slot), self.timeout)
@@ -120,6 +116,9 @@ impl Transactions {
     /// A producer's first `init_transactions` waits for the transaction coordinator (up to
     /// half a second on a fresh client), so the missing producers start side by side.
     fn ensure_slots(&mut self) -> Result<(), KafkaConnectorError> {
+        if self.slots.len() >= POOL {
+            return Ok(());
+        }
         let (config, naming, subtask, timeout) =
             (&self.config, &self.naming, self.subtask, self.timeout);
         let made: Vec<_> = std::thread::scope(|scope| {
@@ -243,7 +242,7 @@ impl Transactions {
     fn marker_consumer(&self, group: &str) -> Result<BaseConsumer, KafkaConnectorError> {
         let mut config = ClientConfig::new();
         config
-            .set("bootstrap.servers", self.servers())
+            .set("bootstrap.servers", bootstrap_servers(&self.config))
             .set("group.id", group);
         for (key, value) in self.config.config_map() {
             if is_connection_property(key) {
@@ -253,7 +252,7 @@ impl Transactions {
         config.create().map_err(|e| {
             KafkaConnectorError::client(
                 format!("sink '{}' marker", self.naming.sink),
-                &self.servers(),
+                bootstrap_servers(&self.config),
                 e,
             )
         })
@@ -264,9 +263,9 @@ impl Transactions {
         let consumer = self.marker_consumer(&self.naming.marker_group(origin))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.topic, 0);
-        let committed = consumer
-            .committed_offsets(tpl, self.timeout)
-            .map_err(|e| KafkaConnectorError::client("marker read", &self.servers(), e))?;
+        let committed = consumer.committed_offsets(tpl, self.timeout).map_err(|e| {
+            KafkaConnectorError::client("marker read", bootstrap_servers(&self.config), e)
+        })?;
         let offset = committed
             .find_partition(&self.topic, 0)
             .and_then(|e| e.offset().to_raw())

@@ -72,9 +72,6 @@ pub struct ClusterSettings {
     pub artifacts_dir: PathBuf,
     /// The largest artifact accepted, in bytes.
     pub artifact_max_bytes: u64,
-    /// The epoch stamped on every command to TaskManagers and workers: the leader epoch
-    /// with high availability, 0 without.
-    pub epoch: u64,
 }
 
 struct TaskManagerEntry {
@@ -154,6 +151,12 @@ impl Cluster {
     /// The cluster's settings.
     pub fn settings(&self) -> &ClusterSettings {
         &self.settings
+    }
+
+    /// The epoch stamped on every command to TaskManagers and workers: the leader epoch
+    /// with high availability, 0 without.
+    pub fn epoch(&self) -> u64 {
+        self.ha.as_ref().map_or(0, |h| h.epoch())
     }
 
     /// The artifact store.
@@ -367,22 +370,19 @@ impl Cluster {
         let id = JobId(weir_runtime::now_ms() as u64 ^ seq.rotate_left(48) ^ fingerprint);
         if let Some(ha) = &self.ha {
             // Persisted before it is acknowledged: a later leader recovers it.
-            ha.put_job(&crate::ha::StoredJob {
-                id,
-                submission: submission.clone(),
-                submitted_ms: weir_runtime::now_ms(),
-            })?;
+            ha.put_job(id, &submission)?;
         }
-        self.start_job(id, submission, None)?;
+        self.start_job(id, submission, fingerprint, None)?;
         Ok(id)
     }
 
-    /// Records job `id` and starts its JobMaster (continuing its checkpoints as
-    /// `continuation` says after a leader change).
+    /// Records job `id` (whose graph has `fingerprint`) and starts its JobMaster
+    /// (continuing its checkpoints as `continuation` says after a leader change).
     fn start_job(
         &self,
         id: JobId,
         submission: JobSubmission,
+        fingerprint: u64,
         continuation: Option<crate::CheckpointContinuation>,
     ) -> Result<(), ClusterError> {
         let JobSubmission {
@@ -392,7 +392,6 @@ impl Cluster {
             parallelism,
             savepoint,
         } = submission;
-        let fingerprint = graph.fingerprint();
         graph.config.savepoint_restore = savepoint;
         let graph = Arc::new(graph);
         self.lock().jobs.insert(

@@ -56,7 +56,8 @@ impl Cluster {
             next_id,
             latest,
         };
-        self.start_job(job.id, job.submission, Some(continuation))
+        let fingerprint = job.submission.graph.fingerprint();
+        self.start_job(job.id, job.submission, fingerprint, Some(continuation))
     }
 
     /// Records job `id`, which cannot be recovered because of `why`, as failed.

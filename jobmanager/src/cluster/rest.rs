@@ -18,10 +18,8 @@ fn not_found(why: String) -> Reply {
 }
 
 fn parse(id: &str) -> Result<JobId, Reply> {
-    u64::from_str_radix(id, 16)
-        .ok()
+    JobId::from_hex(id)
         .filter(|_| id.len() <= 16)
-        .map(JobId)
         .ok_or_else(|| not_found(format!("'{id}' is not a job id")))
 }
 

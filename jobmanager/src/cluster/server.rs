@@ -149,7 +149,7 @@ async fn taskmanager(
 ) -> Result<(), RpcError> {
     let (tx, mut rx) =
         spawn_link::<TaskManagerRequest, Fenced<TaskManagerCommand>>(stream, peer.clone());
-    let tx = FencedSender::new(tx, cluster.settings().epoch);
+    let tx = FencedSender::new(tx, cluster.epoch());
     let slots = match rx.recv().await {
         Some(Ok(TaskManagerRequest::Register { slots })) => slots,
         Some(Ok(other)) => {
@@ -199,7 +199,7 @@ async fn worker(
     connection: u64,
 ) -> Result<(), RpcError> {
     let (tx, mut rx) = spawn_link::<WorkerReport, Fenced<WorkerCommand>>(stream, peer.clone());
-    let tx = FencedSender::new(tx, cluster.settings().epoch);
+    let tx = FencedSender::new(tx, cluster.epoch());
     let (job, tm, data_address, fingerprint) = match rx.recv().await {
         Some(Ok(WorkerReport::Register {
             job,

@@ -13,6 +13,7 @@
 
 use super::services::HaServices;
 use serde::{Deserialize, Serialize};
+use weir_runtime::ha::znode::encode;
 use weir_runtime::ha::HaError;
 use weir_runtime::{CheckpointId, JobId};
 
@@ -63,12 +64,12 @@ impl HaServices {
 
 impl CheckpointRecord for HaServices {
     fn reserve(&self, job: JobId, below: CheckpointId) -> Result<(), HaError> {
-        let next = super::services::encode(Counter { next: below });
+        let next = encode(&Counter { next: below });
         self.put("reserve checkpoint ids", &counter(job), next)
     }
 
     fn completed(&self, job: JobId, checkpoint: CheckpointId) -> Result<(), HaError> {
-        let data = super::services::encode(Latest { checkpoint });
+        let data = encode(&Latest { checkpoint });
         self.put("record a completed checkpoint", &latest(job), data)
     }
 }

@@ -11,9 +11,10 @@
 //! Invariant: a leader recovers exactly the jobs with a pointer, under the same ids.
 
 use super::checkpoint_record::CHECKPOINTS;
-use super::services::{encode, HaServices, Write};
+use super::services::{HaServices, Write};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
+use weir_runtime::ha::znode::encode;
 use weir_runtime::ha::HaError;
 use weir_runtime::rpc::messages::{JobSubmission, JobSummary};
 use weir_runtime::JobId;
@@ -30,8 +31,13 @@ pub struct StoredJob {
     pub id: JobId,
     /// What the client submitted.
     pub submission: JobSubmission,
-    /// When it was first submitted (milliseconds since the epoch).
-    pub submitted_ms: i64,
+}
+
+/// [`StoredJob`] as it is written, borrowing the submission (the same encoding).
+#[derive(Serialize)]
+struct StoredJobRef<'a> {
+    id: JobId,
+    submission: &'a JobSubmission,
 }
 
 /// A job found in the job graph store: its id and the stored job, or why it cannot be read.
@@ -56,29 +62,21 @@ fn result(id: JobId) -> String {
     format!("{JOB_RESULTS}/{id}")
 }
 
-/// Parses a znode name written as a job id (16 hex digits).
-fn job_id(name: &str) -> Option<JobId> {
-    u64::from_str_radix(name, 16).ok().map(JobId)
-}
-
 impl HaServices {
-    /// Persists `job`: its submission into storage, then its pointer (and the parent of
-    /// its checkpoint record) into ZooKeeper. Once this returns the job survives this
+    /// Persists job `id`: its submission into storage, then its pointer (and the parent
+    /// of its checkpoint record) into ZooKeeper. Once this returns the job survives this
     /// leader.
-    pub fn put_job(&self, job: &StoredJob) -> Result<(), HaError> {
-        let file = job_file(job.id);
+    pub fn put_job(&self, id: JobId, submission: &JobSubmission) -> Result<(), HaError> {
+        let file = job_file(id);
         self.storage()
-            .write_file(&file, job)
-            .map_err(|e| HaError::Storage {
-                url: self.storage().file_url(&file),
-                reason: e.to_string(),
-            })?;
+            .write_file(&file, &StoredJobRef { id, submission })
+            .map_err(self.storage_error(&file))?;
         let location = self.storage().file_url(&file);
-        let checkpoints = format!("{CHECKPOINTS}/{}", job.id);
+        let checkpoints = format!("{CHECKPOINTS}/{id}");
         self.write(
             "create",
             &[
-                Write::Create(&pointer(job.id), encode(JobPointer { location })),
+                Write::Create(&pointer(id), encode(&JobPointer { location })),
                 Write::Create(&checkpoints, Vec::new()),
             ],
         )
@@ -88,7 +86,7 @@ impl HaServices {
     pub fn recover_jobs(&self) -> Result<Vec<Recovered>, HaError> {
         let mut jobs = Vec::new();
         for name in self.children(JOB_GRAPHS)? {
-            let Some(id) = job_id(&name) else {
+            let Some(id) = JobId::from_hex(&name) else {
                 warn!(znode = %name, "ignoring a znode under {JOB_GRAPHS} that names no job");
                 continue;
             };
@@ -105,14 +103,10 @@ impl HaServices {
                 reason: "the pointer vanished while it was read".into(),
             });
         };
-        let file = job_file(id);
         let job: StoredJob = self
             .storage()
-            .read_file(&file)
-            .map_err(|e| HaError::Storage {
-                url: location.clone(),
-                reason: e.to_string(),
-            })?;
+            .read_file(&job_file(id))
+            .map_err(self.storage_error(&job_file(id)))?;
         if job.id != id {
             return Err(HaError::BadData {
                 path,
@@ -146,10 +140,7 @@ impl HaServices {
         let file = job_file(id);
         self.storage()
             .delete_file(&file)
-            .map_err(|e| HaError::Storage {
-                url: self.storage().file_url(&file),
-                reason: e.to_string(),
-            })
+            .map_err(self.storage_error(&file))
     }
 
     /// The results of every job that ended under any leader.
@@ -169,15 +160,15 @@ impl HaServices {
 
 #[cfg(test)]
 mod tests {
-    use super::super::services::decode;
     use super::*;
+    use weir_runtime::ha::znode::decode;
 
     #[test]
     fn a_znode_name_is_a_job_id_only_when_it_is_hex() {
         let id = JobId(0x00ab_cdef_0123_4567);
-        assert_eq!(job_id(&id.to_string()), Some(id));
-        assert_eq!(job_id("latch-1"), None);
-        let summary_bytes = encode(JobPointer {
+        assert_eq!(JobId::from_hex(&id.to_string()), Some(id));
+        assert_eq!(JobId::from_hex("latch-1"), None);
+        let summary_bytes = encode(&JobPointer {
             location: "file:///x/jobs/1".into(),
         });
         let back: JobPointer = decode("/jobgraphs/1", &summary_bytes).unwrap();

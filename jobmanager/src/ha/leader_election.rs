@@ -20,8 +20,8 @@ const LATCH_PREFIX: &str = "latch-";
 /// One JobManager's candidacy.
 pub struct LeaderElection {
     client: Client,
-    /// The name of this candidate's latch znode.
-    name: String,
+    /// The path of this candidate's latch znode.
+    latch: String,
     /// Its sequence (the epoch if it leads).
     sequence: u64,
     /// The latch znode this candidate watched last, if it did not lead at once.
@@ -45,7 +45,7 @@ impl LeaderElection {
         let sequence = sequence.into_i64() as u64;
         Ok(Self {
             client,
-            name: format!("{LATCH_PREFIX}{sequence:010}"),
+            latch: format!("{LEADER_LATCH}/{LATCH_PREFIX}{sequence:010}"),
             sequence,
             watched: None,
         })
@@ -57,8 +57,8 @@ impl LeaderElection {
     }
 
     /// The path of this candidate's latch znode (it exists while its session lives).
-    pub fn latch_path(&self) -> String {
-        format!("{LEADER_LATCH}/{}", self.name)
+    pub fn latch_path(&self) -> &str {
+        &self.latch
     }
 
     /// The session this candidate runs in.
@@ -87,7 +87,7 @@ impl LeaderElection {
             latches.sort();
             let Some(me) = latches.iter().position(|(s, _)| *s == self.sequence) else {
                 return Err(HaError::BadData {
-                    path: format!("{LEADER_LATCH}/{}", self.name),
+                    path: self.latch.clone(),
                     reason: "this candidate's latch znode is gone (its session ended)".into(),
                 });
             };
@@ -163,7 +163,7 @@ impl LeaderElection {
                 delete(&self.client, LEADER_ADDRESS).await?;
             }
         }
-        delete(&self.client, &format!("{LEADER_LATCH}/{}", self.name)).await
+        delete(&self.client, &self.latch).await
     }
 }
 

@@ -12,8 +12,7 @@
 //!   see `checkpoint_record`;
 //! - `artifacts/` (storage, a local directory): the job programs, by digest.
 //!
-//! Every znode's data is JSON with a `format` field (version 1), readable with
-//! `zkCli.sh get`.
+//! Every znode's data is `weir_runtime::ha::znode`'s JSON with a `format` field.
 //!
 //! Invariants: every write is one ZooKeeper multi-op whose first operation checks this
 //! leader's latch znode, so a deposed leader (its latch went with its session) writes
@@ -21,16 +20,13 @@
 
 use super::LeaderElection;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 use weir_runtime::checkpoint::CheckpointStorage;
 use weir_runtime::ha::zk::{Acls, Client, CreateMode, Error as ZkError, MultiWriteResult};
+use weir_runtime::ha::znode::decode;
 use weir_runtime::ha::{HaConfig, HaError};
-
-/// The stored format of every znode these services write.
-const FORMAT: u8 = 1;
 
 /// One write of a fenced multi-op.
 pub(crate) enum Write<'a> {
@@ -49,6 +45,7 @@ pub struct HaServices {
     storage: CheckpointStorage,
     /// This leader's latch znode, checked by every write.
     latch: String,
+    /// Its epoch (the latch's sequence).
     epoch: u64,
     timeout: Duration,
 }
@@ -86,7 +83,7 @@ impl HaServices {
             client: election.client().clone(),
             runtime,
             storage,
-            latch: election.latch_path(),
+            latch: election.latch_path().to_string(),
             epoch: election.epoch(),
             timeout: config.connection_timeout,
         };
@@ -130,13 +127,22 @@ impl HaServices {
     /// Where job artifacts are stored: `artifacts/` in the storage directory, which must
     /// be a `file://` URL for them.
     pub fn artifacts_dir(&self) -> Result<PathBuf, HaError> {
-        let url = self.storage.url();
-        match url.strip_prefix("file://") {
-            Some(dir) => Ok(PathBuf::from(dir).join("artifacts")),
-            None => Err(HaError::Storage {
-                url: url.to_string(),
-                reason: "job artifacts need a file:// storage directory".into(),
-            }),
+        let dir = self.storage.local_root().ok_or_else(|| HaError::Storage {
+            url: self.storage.url().to_string(),
+            reason: "job artifacts need a file:// storage directory".into(),
+        })?;
+        Ok(dir.join("artifacts"))
+    }
+
+    /// Wraps a storage error on `file` (relative to the storage directory).
+    pub(crate) fn storage_error(
+        &self,
+        file: &str,
+    ) -> impl Fn(weir_runtime::checkpoint::StorageError) -> HaError + '_ {
+        let url = self.storage.file_url(file);
+        move |e| HaError::Storage {
+            url: url.clone(),
+            reason: e.to_string(),
         }
     }
 
@@ -223,33 +229,4 @@ impl HaServices {
             Err(e) => Err(failed(e)),
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Stored<T> {
-    format: u8,
-    #[serde(flatten)]
-    value: T,
-}
-
-/// The JSON bytes of `value` with the format field.
-pub(crate) fn encode<T: Serialize>(value: T) -> Vec<u8> {
-    serde_json::to_vec(&Stored {
-        format: FORMAT,
-        value,
-    })
-    .expect("znode data serializes")
-}
-
-/// Reads the JSON bytes of znode `path`.
-pub(crate) fn decode<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, HaError> {
-    let bad = |reason: String| HaError::BadData {
-        path: path.to_string(),
-        reason,
-    };
-    let stored: Stored<T> = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-    if stored.format != FORMAT {
-        return Err(bad(format!("unknown format {}", stored.format)));
-    }
-    Ok(stored.value)
 }

@@ -15,6 +15,7 @@
 mod checkpoints;
 pub(crate) mod event;
 mod restart;
+pub(crate) use restart::checkpoint_restore;
 pub use restart::PlacementProgress;
 pub mod status;
 

@@ -206,12 +206,8 @@ impl JobMaster {
         if storage.completed(self.id).unwrap_or_default().is_empty() {
             return Ok(self.initial_restore.clone());
         }
-        match storage.latest_usable_up_to(self.id, newest) {
-            Ok(metadata) => Ok(Some(RestoreSpec {
-                storage: storage.url().to_string(),
-                dir: weir_runtime::checkpoint::checkpoint_dir(self.id, metadata.checkpoint),
-                metadata,
-            })),
+        match checkpoint_restore(storage, self.id, newest) {
+            Ok(restore) => Ok(Some(restore)),
             Err(e) if self.initial_restore.is_some() => {
                 warn!(job_id = %self.id, error = %e, "no usable checkpoint; restoring from the savepoint the job started from");
                 Ok(self.initial_restore.clone())
@@ -219,6 +215,20 @@ impl JobMaster {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Restores job `job` from its newest usable checkpoint in `storage` up to `newest`.
+pub(crate) fn checkpoint_restore(
+    storage: &weir_runtime::checkpoint::CheckpointStorage,
+    job: weir_runtime::JobId,
+    newest: CheckpointId,
+) -> Result<RestoreSpec, weir_runtime::checkpoint::StorageError> {
+    let metadata = storage.latest_usable_up_to(job, newest)?;
+    Ok(RestoreSpec {
+        storage: storage.url().to_string(),
+        dir: weir_runtime::checkpoint::checkpoint_dir(job, metadata.checkpoint),
+        metadata,
+    })
 }
 
 /// Returns the message a job that ends with `failure` fails with: the cause, and for one

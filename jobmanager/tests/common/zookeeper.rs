@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -79,21 +79,25 @@ impl ZooKeeper {
         run_script(&["resume", self.dir.to_str().unwrap()]).expect("resume");
     }
 
+    /// HA settings (`key=value`) for cluster `cluster_id` on this server, storing under
+    /// `storage`, with `session_timeout` and a 10 s connection timeout.
+    pub fn defines(&self, cluster_id: &str, storage: &Path, session_timeout: &str) -> Vec<String> {
+        vec![
+            "high-availability.type=zookeeper".into(),
+            format!("high-availability.zookeeper.quorum={}", self.quorum),
+            format!("high-availability.cluster-id={cluster_id}"),
+            format!("high-availability.storageDir=file://{}", storage.display()),
+            format!("high-availability.zookeeper.client.session-timeout={session_timeout}"),
+            "high-availability.zookeeper.client.connection-timeout=10 s".into(),
+        ]
+    }
+
     /// HA settings for cluster `cluster_id` on this server, with short timeouts.
     pub fn config(&self, cluster_id: &str) -> HaConfig {
-        HaConfig::from_pairs([
-            ("high-availability.type", "zookeeper"),
-            ("high-availability.zookeeper.quorum", self.quorum.as_str()),
-            ("high-availability.cluster-id", cluster_id),
-            ("high-availability.storageDir", "file:///tmp/weir-ha-test"),
-            ("high-availability.zookeeper.client.session-timeout", "2 s"),
-            (
-                "high-availability.zookeeper.client.connection-timeout",
-                "10 s",
-            ),
-        ])
-        .expect("valid HA settings")
-        .expect("HA on")
+        let defines = self.defines(cluster_id, Path::new("/tmp/weir-ha-test"), "2 s");
+        HaConfig::from_pairs(defines.iter().filter_map(|d| d.split_once('=')))
+            .expect("valid HA settings")
+            .expect("HA on")
     }
 }
 

@@ -13,29 +13,12 @@ use serde::Serialize;
 impl CheckpointStorage {
     /// Writes `value` as the file at `path` (relative to the root), replacing any.
     pub fn write_file<T: Serialize>(&self, path: &str, value: &T) -> Result<(), StorageError> {
-        let path = Path::from(path);
-        let bytes =
-            weir_state_backends::encode_versioned(value).map_err(|e| StorageError::Corrupt {
-                path: self.name(&path),
-                reason: e.to_string(),
-            })?;
-        self.put(&path, bytes)
+        self.put_versioned(&Path::from(path), value).map(|_| ())
     }
 
     /// Reads the file at `path` (relative to the root) written by [`Self::write_file`].
     pub fn read_file<T: DeserializeOwned>(&self, path: &str) -> Result<T, StorageError> {
-        let path = Path::from(path);
-        let bytes = self.get(&path)?;
-        let name = self.name(&path);
-        weir_state_backends::decode_versioned(&bytes, &name).map_err(|e| StorageError::Corrupt {
-            path: name,
-            reason: e.to_string(),
-        })
-    }
-
-    /// Deletes the file at `path` (relative to the root); one already gone is not an error.
-    pub fn delete_file(&self, path: &str) -> Result<(), StorageError> {
-        self.delete_shared(path)
+        self.get_versioned(&Path::from(path))
     }
 
     /// The URL of the file at `path` (relative to the root).

@@ -26,6 +26,8 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use thiserror::Error;
@@ -194,6 +196,11 @@ impl CheckpointStorage {
         &self.url
     }
 
+    /// The root directory when the storage is the local file system (`file://`).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
     /// Returns the URL of `path`, for error messages and savepoint locations.
     pub(super) fn name(&self, path: &Path) -> String {
         join_url(&self.url, path.as_ref())
@@ -214,10 +221,39 @@ impl CheckpointStorage {
             .map_err(self.store_err(path))
     }
 
-    pub(super) fn get(&self, path: &Path) -> Result<bytes::Bytes, StorageError> {
+    fn get(&self, path: &Path) -> Result<bytes::Bytes, StorageError> {
         self.rt()
             .block_on(async { self.store.get(path).await?.bytes().await })
             .map_err(self.store_err(path))
+    }
+
+    /// Writes `value` to `path` in the codec's versioned, checksummed envelope.
+    pub(super) fn put_versioned<T: Serialize + ?Sized>(
+        &self,
+        path: &Path,
+        value: &T,
+    ) -> Result<u64, StorageError> {
+        let bytes =
+            weir_state_backends::encode_versioned(value).map_err(|e| StorageError::Corrupt {
+                path: self.name(path),
+                reason: e.to_string(),
+            })?;
+        let size = bytes.len() as u64;
+        self.put(path, bytes)?;
+        Ok(size)
+    }
+
+    /// Reads `path`, written by [`Self::put_versioned`], checking version and checksum.
+    pub(super) fn get_versioned<T: DeserializeOwned>(
+        &self,
+        path: &Path,
+    ) -> Result<T, StorageError> {
+        let bytes = self.get(path)?;
+        let name = self.name(path);
+        weir_state_backends::decode_versioned(&bytes, &name).map_err(|e| StorageError::Corrupt {
+            path: name,
+            reason: e.to_string(),
+        })
     }
 
     /// Writes the state of one subtask (`file` names it inside the checkpoint directory)
@@ -232,13 +268,7 @@ impl CheckpointStorage {
         state: &[u8],
     ) -> Result<SubtaskStateHandle, StorageError> {
         let path = chk_dir(job, checkpoint).join(file);
-        let bytes =
-            weir_state_backends::encode_versioned(state).map_err(|e| StorageError::Corrupt {
-                path: self.name(&path),
-                reason: e.to_string(),
-            })?;
-        let size = bytes.len() as u64;
-        self.put(&path, bytes)?;
+        let size = self.put_versioned(&path, state)?;
         Ok(SubtaskStateHandle {
             subtask,
             file: file.to_string(),
@@ -301,9 +331,10 @@ impl CheckpointStorage {
         self.check_size(&path, meta.size, file.size)
     }
 
-    /// Deletes the shared file at `path` (relative to the root); one already gone is
+    /// Deletes the file at `path` (relative to the root: a shared file, or one written by
+    /// [`Self::write_file`]); one already gone is
     /// not an error.
-    pub fn delete_shared(&self, path: &str) -> Result<(), StorageError> {
+    pub fn delete_file(&self, path: &str) -> Result<(), StorageError> {
         let path = Path::from(path);
         match self.rt().block_on(self.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -369,13 +400,8 @@ impl CheckpointStorage {
         dir: &Path,
         metadata: &CheckpointMetadata,
     ) -> Result<(), StorageError> {
-        let path = dir.clone().join(METADATA_FILE);
-        let bytes =
-            weir_state_backends::encode_versioned(metadata).map_err(|e| StorageError::Corrupt {
-                path: self.name(&path),
-                reason: e.to_string(),
-            })?;
-        self.put(&path, bytes)
+        self.put_versioned(&dir.clone().join(METADATA_FILE), metadata)
+            .map(|_| ())
     }
 
     /// Reads the metadata of checkpoint `checkpoint` of `job`.
@@ -401,13 +427,7 @@ impl CheckpointStorage {
 
     /// Reads the metadata in the snapshot directory `dir` (empty: the storage's root).
     pub fn read_metadata_in(&self, dir: &str) -> Result<CheckpointMetadata, StorageError> {
-        let path = Path::from(dir).join(METADATA_FILE);
-        let bytes = self.get(&path)?;
-        let name = self.name(&path);
-        weir_state_backends::decode_versioned(&bytes, &name).map_err(|e| StorageError::Corrupt {
-            path: name,
-            reason: e.to_string(),
-        })
+        self.get_versioned(&Path::from(dir).join(METADATA_FILE))
     }
 
     /// Reads the metadata in the snapshot directory `dir` and checks every state file it

@@ -2,8 +2,7 @@
 //!
 //! The leader writes [`LeaderInfo`] into the ephemeral znode [`LEADER_ADDRESS`]; when its
 //! session ends the znode goes with it. [`LeaderRetrieval`] reads it and, with a watch,
-//! waits for a new one. The bytes are JSON with a `format` field (version 1) so that
-//! `zkCli.sh get` shows them and a later format can be told apart.
+//! waits for a new one. The bytes are those of [`super::znode`].
 
 use super::error::HaError;
 use serde::{Deserialize, Serialize};
@@ -14,9 +13,6 @@ use zookeeper_client::{Client, Error as ZkError};
 pub const LEADER_LATCH: &str = "/leader/latch";
 /// The ephemeral znode the leader publishes its addresses in.
 pub const LEADER_ADDRESS: &str = "/leader/address";
-
-/// The stored format of [`LeaderInfo`].
-const FORMAT: u8 = 1;
 
 /// A JobManager that leads (or runs for leadership).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,34 +26,15 @@ pub struct LeaderInfo {
     pub epoch: u64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    format: u8,
-    #[serde(flatten)]
-    info: LeaderInfo,
-}
-
 impl LeaderInfo {
     /// The bytes stored in a znode.
     pub fn encode(&self) -> Vec<u8> {
-        let stored = Stored {
-            format: FORMAT,
-            info: self.clone(),
-        };
-        serde_json::to_vec(&stored).expect("leader info serializes")
+        super::znode::encode(self)
     }
 
     /// Reads the bytes of znode `path`.
     pub fn decode(path: &str, bytes: &[u8]) -> Result<Self, HaError> {
-        let bad = |reason: String| HaError::BadData {
-            path: path.to_string(),
-            reason,
-        };
-        let stored: Stored = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-        if stored.format != FORMAT {
-            return Err(bad(format!("unknown format {}", stored.format)));
-        }
-        Ok(stored.info)
+        super::znode::decode(path, bytes)
     }
 }
 

@@ -16,6 +16,7 @@ mod config;
 mod error;
 mod leader;
 mod session;
+pub mod znode;
 
 pub use config::{HaConfig, HA_KEYS};
 pub use error::HaError;

@@ -12,6 +12,7 @@
 use super::LinkSender;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc::error::SendError;
 use tracing::warn;
 
 /// A command stamped with the epoch of the JobManager that sent it.
@@ -39,30 +40,18 @@ impl<T> Clone for FencedSender<T> {
     }
 }
 
-/// The link behind a [`FencedSender`] is closed.
-#[derive(Debug, thiserror::Error)]
-#[error("the control link is closed")]
-pub struct LinkClosed;
-
 impl<T> FencedSender<T> {
     /// Stamps every message sent on `link` with `epoch`.
     pub fn new(link: LinkSender<Fenced<T>>, epoch: u64) -> Self {
         Self { link, epoch }
     }
 
-    /// Sends `message` with this sender's epoch.
-    pub fn send(&self, message: T) -> Result<(), LinkClosed> {
-        self.link
-            .send(Fenced {
-                epoch: self.epoch,
-                message,
-            })
-            .map_err(|_| LinkClosed)
-    }
-
-    /// The epoch stamped on every message.
-    pub fn epoch(&self) -> u64 {
-        self.epoch
+    /// Sends `message` with this sender's epoch; fails once the link is closed.
+    pub fn send(&self, message: T) -> Result<(), SendError<Fenced<T>>> {
+        self.link.send(Fenced {
+            epoch: self.epoch,
+            message,
+        })
     }
 }
 

@@ -22,7 +22,7 @@ pub mod request;
 
 use thiserror::Error;
 
-pub use fenced::{Fence, Fenced, FencedSender, LinkClosed};
+pub use fenced::{Fence, Fenced, FencedSender};
 pub use frame::{read_message, write_message, MAX_MESSAGE_BYTES};
 pub use handshake::{accept, connect, PeerRole, RPC_MAGIC, RPC_PROTOCOL_VERSION};
 pub use link::{spawn_link, LinkReceiver, LinkSender};

@@ -132,9 +132,13 @@ struct Args {
     #[arg(long)]
     allow_non_restored_state: bool,
     /// Keyed state backend: `memory` or `rocksdb` (`rocksdb` needs a build with the
-    /// cargo feature `rocksdb`).
-    #[arg(long, value_name = "memory|rocksdb", default_value = "memory")]
-    state_backend: StateBackendKind,
+    /// cargo feature `rocksdb`) [default: state.backend.type, memory].
+    #[arg(long, value_name = "memory|rocksdb")]
+    state_backend: Option<StateBackendKind>,
+    /// Sets a job configuration key (`execution.checkpointing.timeout=1 min`; repeatable);
+    /// overrides weir.toml and WEIR_* variables, and the flags above override it.
+    #[arg(short = 'D', value_name = "KEY=VALUE")]
+    define: Vec<String>,
     /// RocksDB working directories (default: the temp dir).
     #[arg(long, value_name = "DIR")]
     rocksdb_local_dir: Option<PathBuf>,
@@ -336,13 +340,17 @@ fn main() -> anyhow::Result<()> {
     if let (Some(io), Some(n)) = (&kafka_io, args.produce_readings) {
         return kafka::produce_readings(io, n, args.seed, args.parallelism);
     }
-    let env = StreamExecutionEnvironment::new();
+    let env = StreamExecutionEnvironment::with_properties(&args.define)?;
     if let Some(p) = args.parallelism {
         env.set_parallelism(p);
     }
     env.configure(|s| {
-        s.job.state_backend.kind = args.state_backend;
-        s.job.state_backend.rocksdb.local_dir = args.rocksdb_local_dir.clone();
+        if let Some(kind) = args.state_backend {
+            s.job.state_backend.kind = kind;
+        }
+        if let Some(dir) = &args.rocksdb_local_dir {
+            s.job.state_backend.rocksdb.local_dir = Some(dir.clone());
+        }
     });
     if let Some(ms) = args.checkpoint_interval_ms {
         let dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
@@ -548,6 +556,7 @@ fn main() -> anyhow::Result<()> {
     let result = client.wait().context("sensor pipeline failed")?;
     let secs = started.elapsed().as_secs_f64();
     println!("job {} finished in {secs:.2} s", result.job_id);
+    println!("checkpoints completed: {}", result.checkpoints.len());
     println!("window results: {}", window_count.count());
     println!("alerts above {threshold}: {}", alert_count.count());
     if let Some(s) = skipped {

@@ -15,19 +15,18 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+use weir_runtime::config::{Configuration, JobSettings};
 use weir_runtime::{
-    CheckpointConfig, CheckpointId, JobConfig, JobGraph, JobId, SavepointRestoreSettings,
-    TaskInvokable, TaskManagerConfig,
+    CheckpointConfig, CheckpointId, ConfigError, JobConfig, JobGraph, JobId,
+    SavepointRestoreSettings, TaskInvokable, TaskManagerConfig,
 };
 use weir_state_backends::{StateBackendKind, DEFAULT_MAX_PARALLELISM};
-
-/// Environment variable that overrides the default parallelism (set by `weir run --parallelism`).
-pub const PARALLELISM_ENV: &str = "WEIR_PARALLELISM";
 
 /// Settings of an environment; every field has a Flink-like default.
 #[derive(Clone)]
 pub struct EnvSettings {
-    /// Default parallelism of new operators (default: `WEIR_PARALLELISM`, else the number of CPU cores).
+    /// Default parallelism of new operators (`parallelism.default`, else the number of CPU
+    /// cores).
     pub parallelism: u16,
     /// Default number of key groups (default 128).
     pub max_parallelism: u16,
@@ -41,6 +40,25 @@ pub struct EnvSettings {
     pub slots_per_taskmanager: Option<u32>,
     /// Settings of the local mini-cluster's TaskManagers (network buffer pool).
     pub taskmanager: TaskManagerConfig,
+    /// The checkpoint settings [`StreamExecutionEnvironment::enable_checkpointing`] starts
+    /// from (the configured `execution.checkpointing.*` and `state.*` keys).
+    pub checkpoint_defaults: CheckpointConfig,
+}
+
+impl EnvSettings {
+    /// The defaults with every job key of `c` applied (see
+    /// [`weir_runtime::config::keys::JOB`]).
+    pub fn from_configuration(c: &Configuration) -> Result<Self, ConfigError> {
+        let js = JobSettings::from_configuration(c)?;
+        let mut s = Self::default();
+        if let Some(p) = js.parallelism {
+            s.parallelism = p;
+        }
+        s.max_parallelism = js.max_parallelism;
+        s.job = js.job;
+        s.checkpoint_defaults = js.checkpoint_defaults;
+        Ok(s)
+    }
 }
 
 impl Default for EnvSettings {
@@ -48,19 +66,15 @@ impl Default for EnvSettings {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get().min(DEFAULT_MAX_PARALLELISM as usize) as u16)
             .unwrap_or(1);
-        let parallelism = std::env::var(PARALLELISM_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u16>().ok())
-            .filter(|p| *p > 0)
-            .unwrap_or(cores);
         Self {
-            parallelism,
+            parallelism: cores,
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             chaining: true,
             job: JobConfig::default(),
             taskmanagers: 2,
             slots_per_taskmanager: None,
             taskmanager: TaskManagerConfig::default(),
+            checkpoint_defaults: CheckpointConfig::new(Duration::ZERO, ""),
         }
     }
 }
@@ -68,6 +82,8 @@ impl Default for EnvSettings {
 pub(crate) struct EnvInner {
     pub(crate) graph: StreamGraph,
     pub(crate) settings: EnvSettings,
+    /// Why the configuration could not be read, reported when the job is built.
+    pub(crate) config_error: Option<ConfigError>,
 }
 
 /// Builds and runs a streaming job, as Flink's `StreamExecutionEnvironment`.
@@ -99,17 +115,35 @@ impl Default for StreamExecutionEnvironment {
 }
 
 impl StreamExecutionEnvironment {
-    /// Creates an environment with default settings.
+    /// Creates an environment with the settings configuration gives: `weir.toml` (in
+    /// `$WEIR_CONF_DIR` or the working directory) and `WEIR_*` variables, or the job
+    /// configuration `weir run` handed the program. Calls on the environment override
+    /// them, as in Flink. A configuration that cannot be read fails the job when it is
+    /// built, naming the key.
     pub fn new() -> Self {
-        Self::with_settings(EnvSettings::default())
+        Self::with_properties(&[]).unwrap_or_else(|e| {
+            let env = Self::with_settings(EnvSettings::default());
+            if let ApiError::Config(e) = e {
+                env.inner.borrow_mut().config_error = Some(e);
+            }
+            env
+        })
     }
 
-    /// Creates an environment with `settings`.
+    /// As [`Self::new`], with `properties` (`key=value`, the program's own `-D` flags)
+    /// overriding every other source.
+    pub fn with_properties(properties: &[String]) -> Result<Self, ApiError> {
+        let c = Configuration::for_job_program(properties)?;
+        Ok(Self::with_settings(EnvSettings::from_configuration(&c)?))
+    }
+
+    /// Creates an environment with `settings` (configuration is not read).
     pub fn with_settings(settings: EnvSettings) -> Self {
         Self {
             inner: Rc::new(RefCell::new(EnvInner {
                 graph: StreamGraph::default(),
                 settings,
+                config_error: None,
             })),
         }
     }
@@ -137,10 +171,16 @@ impl StreamExecutionEnvironment {
 
     /// Takes a checkpoint every `interval` into `dir`, an `object_store` URL such as
     /// `file:///var/weir/checkpoints` (`execution.checkpointing.interval`,
-    /// `state.checkpoints.dir`); the other settings keep their defaults and can be changed
-    /// through [`Self::configure`] (`s.job.checkpointing`).
+    /// `state.checkpoints.dir`); the other settings keep their configured values and can be
+    /// changed through [`Self::configure`] (`s.job.checkpointing`).
     pub fn enable_checkpointing(&self, interval: Duration, dir: &str) -> &Self {
-        self.configure(|s| s.job.checkpointing = Some(CheckpointConfig::new(interval, dir)))
+        self.configure(|s| {
+            s.job.checkpointing = Some(CheckpointConfig {
+                interval,
+                dir: dir.to_string(),
+                ..s.checkpoint_defaults.clone()
+            })
+        })
     }
 
     /// Starts the job from a savepoint (`execution.savepoint.path`): operators get their
@@ -244,6 +284,9 @@ impl StreamExecutionEnvironment {
     /// Builds the job graph of everything defined so far (for inspection and tests).
     pub fn job_graph(&self, name: &str) -> Result<JobGraph, ApiError> {
         let inner = self.inner.borrow();
+        if let Some(e) = &inner.config_error {
+            return Err(ApiError::Config(e.clone()));
+        }
         let s = &inner.settings;
         build_job_graph(
             name,
@@ -299,5 +342,53 @@ impl StreamExecutionEnvironment {
             handle,
             savepoint_wait,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_overrides_configuration_and_keeps_the_keys_it_does_not_set() {
+        let env = StreamExecutionEnvironment::with_properties(&[
+            "parallelism.default=3".into(),
+            "execution.checkpointing.timeout=7 s".into(),
+            "execution.checkpointing.interval=1 s".into(),
+            "state.checkpoints.dir=file:///tmp/configured".into(),
+        ])
+        .unwrap();
+        let s = env.settings();
+        assert_eq!(s.parallelism, 3);
+        let ck = s.job.checkpointing.unwrap();
+        assert_eq!(
+            (ck.interval, ck.timeout),
+            (Duration::from_secs(1), Duration::from_secs(7))
+        );
+        env.set_parallelism(5)
+            .enable_checkpointing(Duration::from_secs(2), "file:///tmp/code");
+        let s = env.settings();
+        assert_eq!(s.parallelism, 5);
+        let ck = s.job.checkpointing.unwrap();
+        assert_eq!(ck.interval, Duration::from_secs(2));
+        assert_eq!(ck.dir, "file:///tmp/code");
+        assert_eq!(
+            ck.timeout,
+            Duration::from_secs(7),
+            "the configured timeout stays"
+        );
+    }
+
+    #[test]
+    fn a_bad_key_fails_naming_it() {
+        let err =
+            StreamExecutionEnvironment::with_properties(&["pipeline.max-parallelism=0".into()])
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(
+            err.contains("pipeline.max-parallelism = '0' (from -D pipeline.max-parallelism)"),
+            "{err}"
+        );
     }
 }

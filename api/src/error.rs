@@ -22,6 +22,9 @@ pub enum ApiError {
     /// The cluster could not run the job.
     #[error("cluster error: {0}")]
     Cluster(String),
+    /// A configuration key (from `weir.toml`, a `WEIR_*` variable or `-D`) is unusable.
+    #[error("configuration: {0}")]
+    Config(#[from] weir_runtime::ConfigError),
     /// An input or output path is unusable.
     #[error("{path}: {source}")]
     Io {

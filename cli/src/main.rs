@@ -12,7 +12,7 @@
 mod client;
 mod config;
 mod ha;
-mod keys;
+
 mod output;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -22,6 +22,8 @@ use config::Config;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use weir_runtime::config::keys;
+use weir_runtime::config::{encode_properties, ENV_JOB_PROPERTIES};
 use weir_runtime::rpc::messages::JobSubmission;
 use weir_runtime::rpc::request::{
     Cancel, Checkpoints, JobInfo, ListJobs, Submit, TriggerSavepoint, WaitJob,
@@ -79,8 +81,8 @@ enum Verb {
         /// The JobManager to submit to; without it the program runs locally.
         #[arg(long, value_name = "HOST:PORT")]
         jobmanager: Option<String>,
-        /// Default parallelism for the job (passed as WEIR_PARALLELISM).
-        #[arg(long)]
+        /// Default parallelism for the job (`parallelism.default`).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32768))]
         parallelism: Option<u16>,
         /// Return once the job is submitted instead of waiting for it to end.
         #[arg(long)]
@@ -318,17 +320,22 @@ fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
             r.program.display()
         );
     }
-    if r.parallelism == Some(0) {
-        bail!("--parallelism must be at least 1");
+    let mut config = config.clone();
+    if let Some(p) = r.parallelism {
+        config.set(&keys::PARALLELISM_DEFAULT, p.to_string(), "--parallelism");
     }
+    // The job keys are checked here, before the program runs.
+    config.get(&keys::PARALLELISM_DEFAULT)?;
+    weir_runtime::config::JobSettings::from_configuration(config.inner())?;
+    let properties = config.job_properties();
     let ha = config.ha()?;
     let Some(address) = jobmanager_address(r.jobmanager, ha.as_ref())? else {
         if r.from_savepoint.is_some() {
             bail!("--from-savepoint needs --jobmanager (a local program restores through its own settings)");
         }
-        return run_local(&r.program, r.parallelism, &r.args);
+        return run_local(&r.program, &properties, &r.args);
     };
-    let graph = plan(&r.program, r.parallelism, &r.args)?;
+    let graph = plan(&r.program, &properties, &r.args)?;
     let secret = config.get(&keys::CLUSTER_SECRET)?;
     let mut client = Client::connect(&address, secret.as_deref())?;
     let artifact = client.upload(&r.program)?;
@@ -340,7 +347,7 @@ fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
         artifact,
         graph,
         args: r.args,
-        parallelism: r.parallelism,
+        properties,
         savepoint,
     })))?;
     if r.detached {
@@ -419,23 +426,24 @@ fn absolute(p: &str) -> String {
 }
 
 /// Runs the program on its embedded local mini-cluster and returns its exit status.
-fn run_local(program: &Path, parallelism: Option<u16>, args: &[String]) -> Result<i32> {
+fn run_local(program: &Path, properties: &Properties, args: &[String]) -> Result<i32> {
     let mut cmd = Command::new(program);
-    cmd.args(args);
-    if let Some(p) = parallelism {
-        cmd.env("WEIR_PARALLELISM", p.to_string());
-    }
+    cmd.args(args)
+        .env(ENV_JOB_PROPERTIES, encode_properties(properties));
     let status = cmd
         .status()
         .with_context(|| format!("cannot start job program {}", program.display()))?;
     Ok(status.code().unwrap_or(1))
 }
 
+/// Job configuration keys and their values, as handed to a job program.
+type Properties = std::collections::BTreeMap<String, String>;
+
 /// How long a program may take to build its job graph.
 const PLAN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs the program in plan mode and returns the job graph it built.
-fn plan(program: &Path, parallelism: Option<u16>, args: &[String]) -> Result<JobGraph> {
+fn plan(program: &Path, properties: &Properties, args: &[String]) -> Result<JobGraph> {
     let file = std::env::temp_dir().join(format!(
         "weir-plan-{}-{}.bin",
         std::process::id(),
@@ -445,11 +453,8 @@ fn plan(program: &Path, parallelism: Option<u16>, args: &[String]) -> Result<Job
     cmd.args(args)
         .env(weir_runtime::rpc::messages::ENV_PLAN_FILE, &file)
         .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    match parallelism {
-        Some(p) => cmd.env("WEIR_PARALLELISM", p.to_string()),
-        None => cmd.env_remove("WEIR_PARALLELISM"),
-    };
+        .stdout(Stdio::null())
+        .env(ENV_JOB_PROPERTIES, encode_properties(properties));
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start job program {}", program.display()))?;

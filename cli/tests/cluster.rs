@@ -65,6 +65,27 @@ fn a_taskmanager_killed_mid_run_fails_over_and_the_output_equals_the_failure_fre
 }
 
 #[test]
+fn job_keys_given_to_weir_run_configure_the_job_on_the_cluster() {
+    let mut c = Cluster::start(&[]);
+    c.add_taskmanager(2);
+    let out = c.path("out");
+    let ck = format!("state.checkpoints.dir=file://{}", c.path("ck").display());
+    let args: Vec<String> = ["--records", "20000", "--parallelism", "2"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--output".into(), out.display().to_string()])
+        .chain(["--throttle-records-per-sec".into(), "2000".into()])
+        .collect();
+    // The program turns no checkpointing on: the keys given to `weir run` do, in the plan
+    // and in both workers.
+    let job = c.submit_configured(&["execution.checkpointing.interval=200 ms", &ck], &args);
+    c.wait_for_checkpoint(&job);
+    let end = c.wait_for_end(&job);
+    assert_eq!(end["status"], "FINISHED", "{end}\n{}", c.logs());
+    assert!(!output_lines(&out).is_empty());
+}
+
+#[test]
 fn savepoint_stop_resume_and_cancel_work_from_the_cli() {
     let mut c = Cluster::start(&[]);
     c.add_taskmanager(4);

@@ -23,7 +23,7 @@ fn start_worker(job: JobId) -> TaskManagerCommand {
         job,
         artifact: ArtifactDigest::parse(&"ab".repeat(32)).unwrap(),
         args: Vec::new(),
-        parallelism: None,
+        properties: Default::default(),
         start: job.0,
     }))
 }

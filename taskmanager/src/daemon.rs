@@ -384,10 +384,10 @@ async fn start_worker(
         Some(s) => cmd.env(ENV_CLUSTER_SECRET, s.expose()),
         None => cmd.env_remove(ENV_CLUSTER_SECRET),
     };
-    match spec.parallelism {
-        Some(p) => cmd.env("WEIR_PARALLELISM", p.to_string()),
-        None => cmd.env_remove("WEIR_PARALLELISM"),
-    };
+    cmd.env(
+        weir_runtime::config::ENV_JOB_PROPERTIES,
+        weir_runtime::config::encode_properties(&spec.properties),
+    );
     // A freshly written program may still be open for writing in a child forked by
     // another thread between its fork and exec ("text file busy"): retry briefly.
     let mut tries = 0;

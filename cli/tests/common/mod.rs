@@ -308,9 +308,16 @@ impl Cluster {
 
     /// Submits the sensor job detached and returns its id.
     pub fn submit(&self, args: &[String]) -> String {
+        self.submit_configured(&[], args)
+    }
+
+    /// Submits the sensor job detached with `defines` (`-D key=value` of `weir run`) and
+    /// returns its id.
+    pub fn submit_configured(&self, defines: &[&str], args: &[String]) -> String {
         let program = sensor_pipeline();
-        let mut a = vec![
-            "run".to_string(),
+        let mut a = vec!["run".to_string()];
+        a.extend(defines.iter().flat_map(|d| ["-D".into(), d.to_string()]));
+        a.extend([
             "--jobmanager".into(),
             self.rpc.clone(),
             "--detached".into(),
@@ -318,7 +325,7 @@ impl Cluster {
             "json".into(),
             program.display().to_string(),
             "--".into(),
-        ];
+        ]);
         a.extend(args.iter().cloned());
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         let out = self.weir(&refs);

@@ -110,8 +110,15 @@ pub struct Running {
 
 /// Starts `bin` with `args` (standard input closed, the default log filter).
 pub fn spawn<S: AsRef<std::ffi::OsStr>>(bin: &Path, args: &[S]) -> Running {
-    let mut child = Command::new(bin)
-        .args(args)
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    spawn_command(cmd)
+}
+
+/// Starts `cmd` (standard input closed, the default log filter).
+pub fn spawn_command(mut cmd: Command) -> Running {
+    let bin = PathBuf::from(cmd.get_program());
+    let mut child = cmd
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())

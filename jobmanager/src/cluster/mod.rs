@@ -389,7 +389,7 @@ impl Cluster {
             artifact,
             mut graph,
             args,
-            parallelism,
+            properties,
             savepoint,
         } = submission;
         graph.config.savepoint_restore = savepoint;
@@ -403,7 +403,7 @@ impl Cluster {
                     job: id,
                     artifact,
                     args,
-                    parallelism,
+                    properties,
                     start: 0,
                 },
                 allocation: BTreeMap::new(),

@@ -16,6 +16,7 @@ use crate::control::{JobManagerMessage, TaskManagerId, TaskManagerMessage};
 use crate::graph::JobGraph;
 use crate::types::{CheckpointId, JobId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -122,8 +123,9 @@ pub struct JobSubmission {
     pub graph: JobGraph,
     /// The program's arguments.
     pub args: Vec<String>,
-    /// The default parallelism the program was given, if any.
-    pub parallelism: Option<u16>,
+    /// The job configuration keys `weir run` was given (`--parallelism`, `-D`, `weir.toml`,
+    /// `WEIR_*`), handed to every worker so that it builds the graph that was planned.
+    pub properties: BTreeMap<String, String>,
     /// The savepoint to start from, if any.
     pub savepoint: Option<SavepointRestoreSettings>,
 }
@@ -268,8 +270,9 @@ pub struct WorkerSpec {
     pub artifact: ArtifactDigest,
     /// The program's arguments.
     pub args: Vec<String>,
-    /// The default parallelism the program was submitted with.
-    pub parallelism: Option<u16>,
+    /// The job configuration keys the program was submitted with (set in the worker's
+    /// environment as `WEIR_JOB_PROPERTIES`).
+    pub properties: BTreeMap<String, String>,
     /// Which start of a worker this is (unique in the cluster): an exit report names it, so
     /// a late report of an earlier worker is not taken for this one's.
     pub start: u64,

@@ -1,51 +1,24 @@
-//! Job and cluster configuration that the runtime reads.
+//! Job and cluster configuration: the settings the runtime reads, every configuration key
+//! ([`keys`]), and how they are layered from `weir.toml`, `WEIR_*` variables and `-D`
+//! flags ([`Configuration`]).
 //!
 //! Every field has the Flink-like default documented on it; the API and the CLI fill these
-//! from builder calls, flags or configuration files.
+//! from configuration, builder calls and flags (code overrides configuration).
 
 pub use crate::types::Secret;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use thiserror::Error;
-use weir_state_backends::BackendConfigError;
 
-/// An invalid setting; names its configuration key and the value it has.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-pub enum ConfigError {
-    /// A size is outside the range its key allows.
-    #[error("{key} must be within {min}..={max} bytes, not {value}")]
-    OutOfRange {
-        /// The configuration key.
-        key: &'static str,
-        /// The configured value.
-        value: usize,
-        /// The least value allowed.
-        min: usize,
-        /// The largest value allowed.
-        max: usize,
-    },
-    /// A count is below the least its key allows.
-    #[error("{key} must be at least {min}")]
-    TooSmall {
-        /// The configuration key.
-        key: &'static str,
-        /// The configured value.
-        value: usize,
-        /// The least value allowed.
-        min: usize,
-    },
-    /// A duration that must be positive is zero.
-    #[error("{key} must be positive")]
-    NotPositive {
-        /// The configuration key.
-        key: &'static str,
-        /// The configured value.
-        value: Duration,
-    },
-    /// The state backend settings (`state.backend.*`) are invalid.
-    #[error(transparent)]
-    StateBackend(#[from] BackendConfigError),
-}
+mod configuration;
+mod error;
+mod job_keys;
+mod job_settings;
+pub mod key;
+pub mod keys;
+
+pub use configuration::{encode_properties, env_name, Configuration, ENV_JOB_PROPERTIES};
+pub use error::ConfigError;
+pub use job_settings::JobSettings;
 
 /// Settings that apply to one job's execution.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,0 +1,280 @@
+//! Configuration layered from its sources with `figment`: the keys' defaults, then
+//! `weir.toml`, then `WEIR_*` environment variables, then `-D key=value` flags (each
+//! overriding the one before); commands and code override all of them.
+//!
+//! Invariants: only the keys of [`super::keys`] and the `high-availability.*` keys are
+//! known; an unknown key in a file or flag is an error naming it and where it was written
+//! (environment variables that name no key are not configuration and are ignored); every
+//! value remembers its source, so an error names it. The environment variable of `a.b-c`
+//! is `WEIR_A_B_C`.
+
+use super::error::ConfigError;
+use super::key::{Key, KeyInfo};
+use super::keys::{CLUSTER, JOB};
+use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The environment variable through which `weir run` and TaskManagers hand a job program
+/// the job's resolved configuration (a JSON object of keys and values): when it is set, the
+/// program reads no file and no other `WEIR_*` variable, so the graph `weir run` plans and
+/// the graphs the workers build see the same settings.
+pub const ENV_JOB_PROPERTIES: &str = "WEIR_JOB_PROPERTIES";
+
+/// Encodes job properties for [`ENV_JOB_PROPERTIES`].
+pub fn encode_properties(properties: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(properties).expect("a map of strings encodes")
+}
+
+/// The name of the configuration file that is looked for.
+pub const FILE_NAME: &str = "weir.toml";
+
+/// Resolved configuration: every key with its value and where the value came from.
+#[derive(Clone, Debug)]
+pub struct Configuration {
+    values: BTreeMap<String, (String, String)>,
+}
+
+/// Every key: cluster, job and high-availability keys.
+fn known_keys() -> impl Iterator<Item = &'static str> {
+    CLUSTER
+        .iter()
+        .chain(JOB)
+        .map(|k: &KeyInfo| k.name)
+        .chain(crate::ha::HA_KEYS.iter().map(|(k, _, _)| *k))
+}
+
+fn unknown(key: &str, source_name: &str) -> ConfigError {
+    ConfigError::UnknownKey {
+        key: key.to_string(),
+        source_name: source_name.to_string(),
+        known: known_keys().collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// The environment variable of `key`.
+pub fn env_name(key: &str) -> String {
+    format!("WEIR_{}", key.to_ascii_uppercase().replace(['.', '-'], "_"))
+}
+
+/// One `-D key=value` flag, as a figment provider (so its value remembers it came from
+/// `-D`).
+struct Flag(String, String);
+
+impl Provider for Flag {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("-D")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let nested = figment::util::nest(&self.0, Value::from(self.1.clone()));
+        Ok(Profile::Default.collect(nested.into_dict().unwrap_or_default()))
+    }
+}
+
+/// Flattens nested tables into dotted keys, each with its value as text and its tag.
+fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<(String, String, Value)>) {
+    for (k, v) in dict {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let text = match v {
+            Value::Dict(_, d) => {
+                flatten(&key, d, out);
+                continue;
+            }
+            Value::String(_, s) => s.clone(),
+            Value::Char(_, c) => c.to_string(),
+            Value::Bool(_, b) => b.to_string(),
+            Value::Num(_, n) => n
+                .to_u128()
+                .map(|n| n.to_string())
+                .or_else(|| n.to_i128().map(|n| n.to_string()))
+                .or_else(|| n.to_f64().map(|n| n.to_string()))
+                .unwrap_or_default(),
+            Value::Empty(..) => String::new(),
+            Value::Array(..) => format!("{v:?}"),
+        };
+        out.push((key, text, v.clone()));
+    }
+}
+
+/// The file to read: the one given, else `$WEIR_CONF_DIR/weir.toml`, else `./weir.toml`
+/// if either exists.
+fn discover(file: Option<&Path>) -> Option<PathBuf> {
+    if let Some(f) = file {
+        return Some(f.to_path_buf());
+    }
+    let candidates = std::env::var_os("WEIR_CONF_DIR")
+        .map(|d| PathBuf::from(d).join(FILE_NAME))
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from(FILE_NAME)));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Splits `-D` flags into key and value.
+fn parse_flags(overrides: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    overrides
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(ConfigError::NotKeyValue { flag: o.clone() }),
+        })
+        .collect()
+}
+
+impl Configuration {
+    /// Every key at its default.
+    pub fn defaults() -> Self {
+        let values = CLUSTER
+            .iter()
+            .chain(JOB)
+            .map(|k| {
+                (
+                    k.name.to_string(),
+                    (k.default.to_string(), "default".to_string()),
+                )
+            })
+            .collect();
+        Self { values }
+    }
+
+    /// Loads the configuration: `file` (or the discovered `weir.toml`: in `$WEIR_CONF_DIR`,
+    /// else the working directory), the `WEIR_*` environment and `overrides` (`key=value`).
+    /// A `file` that is given must exist.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = discover(file) {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path,
+                    reason: "no such file".into(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(&path));
+        }
+        let env = Env::prefixed("WEIR_").lowercase(false).filter_map(|k| {
+            known_keys()
+                .find(|key| env_name(key)["WEIR_".len()..].eq_ignore_ascii_case(k.as_str()))
+                .map(Into::into)
+        });
+        figment = figment.merge(env);
+        for (k, v) in parse_flags(overrides)? {
+            figment = figment.merge(Flag(k, v));
+        }
+        Self::from_figment(&figment)
+    }
+
+    /// The configuration of a job program: the job properties its launcher passed in
+    /// [`ENV_JOB_PROPERTIES`] if any (then no file and no other variable is read), else
+    /// [`Configuration::load`] without a file; then `overrides`, the program's own `-D`.
+    pub fn for_job_program(overrides: &[String]) -> Result<Self, ConfigError> {
+        let Ok(json) = std::env::var(ENV_JOB_PROPERTIES) else {
+            return Self::load(None, overrides);
+        };
+        let properties: BTreeMap<String, String> =
+            serde_json::from_str(&json).map_err(|e| ConfigError::Properties {
+                variable: ENV_JOB_PROPERTIES,
+                reason: e.to_string(),
+            })?;
+        let mut c = Self::defaults();
+        for (k, v) in properties {
+            if !known_keys().any(|key| key == k) {
+                return Err(unknown(&k, ENV_JOB_PROPERTIES));
+            }
+            c.values.insert(k, (v, "weir run".into()));
+        }
+        for (k, v) in parse_flags(overrides)? {
+            if !known_keys().any(|key| key == k) {
+                return Err(unknown(&k, &format!("-D {k}")));
+            }
+            let source = format!("-D {k}");
+            c.values.insert(k, (v, source));
+        }
+        Ok(c)
+    }
+
+    fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let data = figment.data().map_err(|e| ConfigError::File {
+            path: e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.source.as_ref())
+                .and_then(|s| s.file_path())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(FILE_NAME)),
+            reason: e.to_string(),
+        })?;
+        let mut flat = Vec::new();
+        if let Some(dict) = data.get(&Profile::Default) {
+            flatten("", dict, &mut flat);
+        }
+        let mut c = Self::defaults();
+        for (key, text, value) in flat {
+            let meta = figment.get_metadata(value.tag());
+            let source = match meta.and_then(|m| m.source.as_ref()) {
+                Some(s) if s.file_path().is_some() => s.to_string(),
+                _ if meta.is_some_and(|m| m.name == "-D") => format!("-D {key}"),
+                _ => env_name(&key),
+            };
+            let source = match source {
+                s if s.starts_with("WEIR_") => s.to_ascii_uppercase(),
+                s => s,
+            };
+            // Environment variables carry no case: match keys without it.
+            let Some(known) = known_keys().find(|k| k.eq_ignore_ascii_case(&key)) else {
+                return Err(unknown(&key, &source));
+            };
+            c.values.insert(known.to_string(), (text, source));
+        }
+        Ok(c)
+    }
+
+    /// Sets `key` from an explicit command flag.
+    pub fn set<T>(&mut self, key: &Key<T>, value: String, flag: &str) {
+        self.values
+            .insert(key.name.to_string(), (value, flag.to_string()));
+    }
+
+    /// The value of `key` as written (`None` only for a key that is neither known nor set).
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(v, _)| v.as_str())
+    }
+
+    /// Where the value of `key` came from (`default`, a file, `WEIR_...`, `-D ...`).
+    pub fn source(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(_, s)| s.as_str())
+    }
+
+    /// The value of `key`, parsed by its parser; an error names the key, the value and
+    /// where it came from.
+    pub fn get<T>(&self, key: &Key<T>) -> Result<T, ConfigError> {
+        let (v, s) = self
+            .values
+            .get(key.name)
+            .map(|(v, s)| (v.as_str(), s.as_str()))
+            .unwrap_or((key.default, "default"));
+        (key.parse)(v).map_err(|expected| ConfigError::Invalid {
+            key: key.name.to_string(),
+            value: v.to_string(),
+            source_name: s.to_string(),
+            expected,
+        })
+    }
+
+    /// Every job key that is not at its default: what a launcher hands the job program.
+    pub fn job_properties(&self) -> BTreeMap<String, String> {
+        JOB.iter()
+            .filter_map(|k| {
+                let (v, s) = self.values.get(k.name)?;
+                (s != "default").then(|| (k.name.to_string(), v.clone()))
+            })
+            .collect()
+    }
+}

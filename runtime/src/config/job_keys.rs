@@ -1,0 +1,294 @@
+//! The job configuration keys, under Flink's names (`execution.checkpointing.*`,
+//! `state.*`, `restart-strategy.*`, ...): read into [`super::JobSettings`] by the job
+//! program's environment.
+//!
+//! Invariant: [`JOB`] lists every key here once, in the README's order.
+
+use super::key::*;
+use super::keys::{backend_kind, checkpointing_mode};
+use super::CheckpointingMode;
+use std::path::PathBuf;
+use std::time::Duration;
+use weir_state_backends::StateBackendKind;
+
+/// Which restart strategy `restart-strategy.type` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartKind {
+    /// `none` (also `off`, `disable`).
+    None,
+    /// `fixed-delay`.
+    FixedDelay,
+    /// `exponential-delay`.
+    ExponentialDelay,
+    /// `failure-rate`.
+    FailureRate,
+}
+
+fn restart_kind(v: &str) -> Result<Option<RestartKind>, &'static str> {
+    match v.trim().to_ascii_lowercase().replace('-', "").as_str() {
+        "" => Ok(None),
+        "none" | "off" | "disable" => Ok(Some(RestartKind::None)),
+        "fixeddelay" => Ok(Some(RestartKind::FixedDelay)),
+        "exponentialdelay" => Ok(Some(RestartKind::ExponentialDelay)),
+        "failurerate" => Ok(Some(RestartKind::FailureRate)),
+        _ => Err("`none`, `fixed-delay`, `exponential-delay` or `failure-rate`"),
+    }
+}
+
+/// `parallelism.default`.
+pub const PARALLELISM_DEFAULT: Key<Option<u16>> = Key {
+    name: "parallelism.default",
+    default: "",
+    doc: "default parallelism of new operators (`weir run --parallelism`); none: the number of CPU cores",
+    parse: optional_parallelism,
+};
+
+/// `pipeline.max-parallelism`.
+pub const MAX_PARALLELISM: Key<u16> = Key {
+    name: "pipeline.max-parallelism",
+    default: "128",
+    doc: "key groups: the upper bound for rescaling keyed state",
+    parse: parallelism,
+};
+
+/// `execution.buffer-timeout`.
+pub const BUFFER_TIMEOUT: Key<Duration> = Key {
+    name: "execution.buffer-timeout",
+    default: "100 ms",
+    doc:
+        "longest a partly filled network buffer waits before it is sent; 0 sends after every record",
+    parse: duration,
+};
+
+/// `pipeline.auto-watermark-interval`.
+pub const AUTO_WATERMARK_INTERVAL: Key<Duration> = Key {
+    name: "pipeline.auto-watermark-interval",
+    default: "200 ms",
+    doc: "how often watermark generators emit; 0 emits after every record",
+    parse: duration,
+};
+
+/// `taskmanager.network.buffer-size`.
+pub const NETWORK_BUFFER_SIZE: Key<u64> = Key {
+    name: "taskmanager.network.buffer-size",
+    default: "32 kb",
+    doc: "size of one network buffer; a larger record spans several",
+    parse: size,
+};
+
+/// `execution.checkpointing.interval`.
+pub const CHECKPOINTING_INTERVAL: Key<Option<Duration>> = Key {
+    name: "execution.checkpointing.interval",
+    default: "",
+    doc: "time between checkpoint triggers; none: checkpointing is off",
+    parse: optional_duration,
+};
+
+/// `execution.checkpointing.mode`.
+pub const CHECKPOINTING_MODE: Key<CheckpointingMode> = Key {
+    name: "execution.checkpointing.mode",
+    default: "EXACTLY_ONCE",
+    doc: "`EXACTLY_ONCE` aligns barriers; `AT_LEAST_ONCE` does not",
+    parse: checkpointing_mode,
+};
+
+/// `execution.checkpointing.timeout`.
+pub const CHECKPOINTING_TIMEOUT: Key<Duration> = Key {
+    name: "execution.checkpointing.timeout",
+    default: "10 min",
+    doc: "a checkpoint not complete after this long is aborted",
+    parse: duration,
+};
+
+/// `execution.checkpointing.min-pause`.
+pub const CHECKPOINTING_MIN_PAUSE: Key<Duration> = Key {
+    name: "execution.checkpointing.min-pause",
+    default: "0 ms",
+    doc: "least time from the end of one checkpoint to the trigger of the next",
+    parse: duration,
+};
+
+/// `execution.checkpointing.max-concurrent-checkpoints`.
+pub const MAX_CONCURRENT_CHECKPOINTS: Key<usize> = Key {
+    name: "execution.checkpointing.max-concurrent-checkpoints",
+    default: "1",
+    doc: "checkpoints in progress at once",
+    parse: positive,
+};
+
+/// `execution.checkpointing.tolerable-failed-checkpoints`.
+pub const TOLERABLE_FAILED_CHECKPOINTS: Key<u32> = Key {
+    name: "execution.checkpointing.tolerable-failed-checkpoints",
+    default: "0",
+    doc: "checkpoint failures in a row the job tolerates before it fails",
+    parse: count,
+};
+
+/// `state.backend.type`.
+pub const STATE_BACKEND_TYPE: Key<StateBackendKind> = Key {
+    name: "state.backend.type",
+    default: "hashmap",
+    doc: "keyed state backend: `hashmap` (also `memory`: values on the heap) or `rocksdb` (needs the cargo feature `rocksdb`)",
+    parse: backend_kind,
+};
+
+/// `state.backend.incremental`.
+pub const STATE_BACKEND_INCREMENTAL: Key<bool> = Key {
+    name: "state.backend.incremental",
+    default: "true",
+    doc: "RocksDB checkpoints upload only SST files a previous checkpoint did not; `false` writes full snapshots (savepoints are always full)",
+    parse: boolean,
+};
+
+/// `state.backend.rocksdb.localdir`.
+pub const ROCKSDB_LOCAL_DIR: Key<Option<PathBuf>> = Key {
+    name: "state.backend.rocksdb.localdir",
+    default: "",
+    doc: "where each keyed subtask's RocksDB works (deleted when the subtask ends); none: the temporary directory",
+    parse: optional_dir,
+};
+
+/// `state.backend.rocksdb.memory.managed-size`.
+pub const ROCKSDB_MANAGED_SIZE: Key<u64> = Key {
+    name: "state.backend.rocksdb.memory.managed-size",
+    default: "128 mb",
+    doc:
+        "block cache and write buffers shared by the RocksDB instances of one slot (at least 8 mb)",
+    parse: size,
+};
+
+/// `state.checkpoints.dir`.
+pub const CHECKPOINTS_DIR: Key<Option<String>> = Key {
+    name: "state.checkpoints.dir",
+    default: "",
+    doc: "where checkpoints are stored: `file:///absolute/dir` or another `object_store` URL; required with checkpointing",
+    parse: optional,
+};
+
+/// `state.checkpoints.num-retained`.
+pub const CHECKPOINTS_NUM_RETAINED: Key<usize> = Key {
+    name: "state.checkpoints.num-retained",
+    default: "1",
+    doc: "completed checkpoints kept on storage",
+    parse: positive,
+};
+
+/// `state.savepoints.dir`.
+pub const SAVEPOINTS_DIR: Key<Option<String>> = Key {
+    name: "state.savepoints.dir",
+    default: "",
+    doc: "where savepoints go when a request names no directory",
+    parse: optional,
+};
+
+/// `restart-strategy.type`.
+pub const RESTART_STRATEGY: Key<Option<RestartKind>> = Key {
+    name: "restart-strategy.type",
+    default: "",
+    doc: "`none`, `fixed-delay`, `exponential-delay` or `failure-rate`; none: `fixed-delay` with checkpointing, else `none`",
+    parse: restart_kind,
+};
+
+/// `restart-strategy.fixed-delay.attempts`.
+pub const FIXED_DELAY_ATTEMPTS: Key<u32> = Key {
+    name: "restart-strategy.fixed-delay.attempts",
+    default: "2147483647",
+    doc: "restarts `fixed-delay` allows",
+    parse: count,
+};
+
+/// `restart-strategy.fixed-delay.delay`.
+pub const FIXED_DELAY_DELAY: Key<Duration> = Key {
+    name: "restart-strategy.fixed-delay.delay",
+    default: "1 s",
+    doc: "time from a failure to the restart with `fixed-delay`",
+    parse: duration,
+};
+
+/// `restart-strategy.exponential-delay.initial-backoff`.
+pub const EXPONENTIAL_INITIAL: Key<Duration> = Key {
+    name: "restart-strategy.exponential-delay.initial-backoff",
+    default: "1 s",
+    doc: "first delay of `exponential-delay`",
+    parse: duration,
+};
+
+/// `restart-strategy.exponential-delay.max-backoff`.
+pub const EXPONENTIAL_MAX: Key<Duration> = Key {
+    name: "restart-strategy.exponential-delay.max-backoff",
+    default: "1 min",
+    doc: "largest delay of `exponential-delay`",
+    parse: duration,
+};
+
+/// `restart-strategy.exponential-delay.backoff-multiplier`.
+pub const EXPONENTIAL_MULTIPLIER: Key<f64> = Key {
+    name: "restart-strategy.exponential-delay.backoff-multiplier",
+    default: "1.5",
+    doc: "growth of the delay per failure (at least 1.0)",
+    parse: multiplier,
+};
+
+/// `restart-strategy.exponential-delay.reset-backoff-threshold`.
+pub const EXPONENTIAL_RESET: Key<Duration> = Key {
+    name: "restart-strategy.exponential-delay.reset-backoff-threshold",
+    default: "1 h",
+    doc: "time without failure after which the delay starts again at the initial backoff",
+    parse: duration,
+};
+
+/// `restart-strategy.failure-rate.max-failures-per-interval`.
+pub const FAILURE_RATE_MAX: Key<u32> = Key {
+    name: "restart-strategy.failure-rate.max-failures-per-interval",
+    default: "1",
+    doc: "failures `failure-rate` tolerates within one interval",
+    parse: count,
+};
+
+/// `restart-strategy.failure-rate.failure-rate-interval`.
+pub const FAILURE_RATE_INTERVAL: Key<Duration> = Key {
+    name: "restart-strategy.failure-rate.failure-rate-interval",
+    default: "1 min",
+    doc: "the interval `failure-rate` counts failures in",
+    parse: duration,
+};
+
+/// `restart-strategy.failure-rate.delay`.
+pub const FAILURE_RATE_DELAY: Key<Duration> = Key {
+    name: "restart-strategy.failure-rate.delay",
+    default: "1 s",
+    doc: "time from a failure to the restart with `failure-rate`",
+    parse: duration,
+};
+
+/// Every job key, in the README's order.
+pub const JOB: &[KeyInfo] = &[
+    PARALLELISM_DEFAULT.info(),
+    MAX_PARALLELISM.info(),
+    BUFFER_TIMEOUT.info(),
+    AUTO_WATERMARK_INTERVAL.info(),
+    NETWORK_BUFFER_SIZE.info(),
+    CHECKPOINTING_INTERVAL.info(),
+    CHECKPOINTING_MODE.info(),
+    CHECKPOINTING_TIMEOUT.info(),
+    CHECKPOINTING_MIN_PAUSE.info(),
+    MAX_CONCURRENT_CHECKPOINTS.info(),
+    TOLERABLE_FAILED_CHECKPOINTS.info(),
+    STATE_BACKEND_TYPE.info(),
+    STATE_BACKEND_INCREMENTAL.info(),
+    ROCKSDB_LOCAL_DIR.info(),
+    ROCKSDB_MANAGED_SIZE.info(),
+    CHECKPOINTS_DIR.info(),
+    CHECKPOINTS_NUM_RETAINED.info(),
+    SAVEPOINTS_DIR.info(),
+    RESTART_STRATEGY.info(),
+    FIXED_DELAY_ATTEMPTS.info(),
+    FIXED_DELAY_DELAY.info(),
+    EXPONENTIAL_INITIAL.info(),
+    EXPONENTIAL_MAX.info(),
+    EXPONENTIAL_MULTIPLIER.info(),
+    EXPONENTIAL_RESET.info(),
+    FAILURE_RATE_MAX.info(),
+    FAILURE_RATE_INTERVAL.info(),
+    FAILURE_RATE_DELAY.info(),
+];

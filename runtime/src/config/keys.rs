@@ -1,0 +1,209 @@
+//! Every configuration key, declared once: its name, default, parser and meaning. Cluster
+//! keys configure the processes of a standalone cluster; job keys configure one job, read
+//! by the job program's environment (code overrides them, as in Flink).
+//!
+//! Invariants: [`CLUSTER`] and [`JOB`] list every key exactly once; the README's "Cluster
+//! configuration" and "Job configuration" tables list the same keys with the same defaults
+//! and meanings (checked by a test below).
+
+use super::key::*;
+use super::CheckpointingMode;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use weir_state_backends::StateBackendKind;
+
+/// `jobmanager.rpc.address` (`HOST:PORT`; a JobManager binds it, so there its host must
+/// be numeric).
+pub const RPC_ADDRESS: Key<String> = Key {
+    name: "jobmanager.rpc.address",
+    default: "127.0.0.1:6123",
+    doc: "the JobManager's control RPC address: where it binds, and where the CLI and TaskManagers connect",
+    parse: host_port,
+};
+
+/// `rest.address`.
+pub const REST_ADDRESS: Key<SocketAddr> = Key {
+    name: "rest.address",
+    default: "127.0.0.1:8081",
+    doc: "the JobManager's REST API (read-only and without authentication, so only a loopback address is accepted)",
+    parse: address,
+};
+
+/// `cluster.secret`.
+pub const CLUSTER_SECRET: Key<Option<String>> = Key {
+    name: "cluster.secret",
+    default: "",
+    doc: "a secret every control connection (CLI, TaskManager, worker) and every data connection between workers must present; a connection without it is refused and logged. Required when any address binds outside 127.0.0.0/8",
+    parse: optional,
+};
+
+/// `heartbeat.interval`.
+pub const HEARTBEAT_INTERVAL: Key<Duration> = Key {
+    name: "heartbeat.interval",
+    default: "1 s",
+    doc: "time between TaskManager and job worker heartbeats",
+    parse: duration,
+};
+
+/// `heartbeat.timeout`.
+pub const HEARTBEAT_TIMEOUT: Key<Duration> = Key {
+    name: "heartbeat.timeout",
+    default: "5 s",
+    doc: "time without a heartbeat after which a TaskManager or a job worker is lost; a TaskManager whose JobManager answers no heartbeat for as long stops its workers and exits",
+    parse: duration,
+};
+
+/// `slot.request.timeout`.
+pub const SLOT_REQUEST_TIMEOUT: Key<Duration> = Key {
+    name: "slot.request.timeout",
+    default: "5 min",
+    doc: "how long a job waits for enough free slots before it fails",
+    parse: duration,
+};
+
+/// `jobmanager.worker.start-timeout`.
+pub const WORKER_START_TIMEOUT: Key<Duration> = Key {
+    name: "jobmanager.worker.start-timeout",
+    default: "1 min",
+    doc: "how long a job's workers may take to start and register",
+    parse: duration,
+};
+
+/// `jobmanager.artifacts.dir`.
+pub const ARTIFACTS_DIR: Key<PathBuf> = Key {
+    name: "jobmanager.artifacts.dir",
+    default: "<temp dir>/weir/artifacts",
+    doc: "where the JobManager stores job programs",
+    parse: dir,
+};
+
+/// `jobmanager.artifacts.max-size`.
+pub const ARTIFACTS_MAX_SIZE: Key<u64> = Key {
+    name: "jobmanager.artifacts.max-size",
+    default: "512 mb",
+    doc: "largest job program accepted",
+    parse: size,
+};
+
+/// `taskmanager.numberOfTaskSlots`.
+pub const TASK_SLOTS: Key<u64> = Key {
+    name: "taskmanager.numberOfTaskSlots",
+    default: "1",
+    doc: "slots a TaskManager offers (`--slots`, at least 1)",
+    parse: number,
+};
+
+/// `taskmanager.data.bind-host`.
+pub const DATA_BIND_HOST: Key<Option<String>> = Key {
+    name: "taskmanager.data.bind-host",
+    default: "127.0.0.1",
+    doc: "host the job workers' data servers bind",
+    parse: optional,
+};
+
+/// `taskmanager.artifacts.cache-dir`.
+pub const ARTIFACT_CACHE_DIR: Key<PathBuf> = Key {
+    name: "taskmanager.artifacts.cache-dir",
+    default: "<temp dir>/weir/artifact-cache",
+    doc: "where TaskManagers cache fetched programs (created private to the user; TaskManagers of one host may share it, as each entry is checked against its digest before every start)",
+    parse: dir,
+};
+
+/// Every cluster key, in the README's order.
+pub const CLUSTER: &[KeyInfo] = &[
+    RPC_ADDRESS.info(),
+    REST_ADDRESS.info(),
+    CLUSTER_SECRET.info(),
+    HEARTBEAT_INTERVAL.info(),
+    HEARTBEAT_TIMEOUT.info(),
+    SLOT_REQUEST_TIMEOUT.info(),
+    WORKER_START_TIMEOUT.info(),
+    ARTIFACTS_DIR.info(),
+    ARTIFACTS_MAX_SIZE.info(),
+    TASK_SLOTS.info(),
+    DATA_BIND_HOST.info(),
+    ARTIFACT_CACHE_DIR.info(),
+];
+
+/// A key for [`CheckpointingMode`].
+pub(super) fn checkpointing_mode(v: &str) -> Result<CheckpointingMode, &'static str> {
+    match v.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+        "EXACTLY_ONCE" => Ok(CheckpointingMode::ExactlyOnce),
+        "AT_LEAST_ONCE" => Ok(CheckpointingMode::AtLeastOnce),
+        _ => Err("`EXACTLY_ONCE` or `AT_LEAST_ONCE`"),
+    }
+}
+
+/// A key for [`StateBackendKind`].
+pub(super) fn backend_kind(v: &str) -> Result<StateBackendKind, &'static str> {
+    v.trim()
+        .parse()
+        .map_err(|_| "`hashmap` (or `memory`) or `rocksdb`")
+}
+
+pub use super::job_keys::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of the README table under `heading`: key, default, meaning.
+    fn readme_rows(heading: &str) -> Vec<(String, String, String)> {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split(heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("the README has a section {heading}"));
+        section
+            .lines()
+            .skip_while(|l| !l.starts_with("| key |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+                let unquote = |s: &str| s.trim_matches('`').to_string();
+                let default = match cells[1] {
+                    "none" => String::new(),
+                    d => unquote(d),
+                };
+                (unquote(cells[0]), default, cells[2].to_string())
+            })
+            .collect()
+    }
+
+    fn rows(keys: &[KeyInfo]) -> Vec<(String, String, String)> {
+        keys.iter()
+            .map(|k| (k.name.into(), k.default.into(), k.doc.into()))
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_cluster_key_with_its_default_and_meaning() {
+        assert_eq!(readme_rows("### Cluster configuration"), rows(CLUSTER));
+    }
+
+    #[test]
+    fn the_readme_lists_every_job_key_with_its_default_and_meaning() {
+        assert_eq!(readme_rows("### Job configuration"), rows(JOB));
+    }
+
+    #[test]
+    fn every_key_is_listed_once_and_every_default_parses() {
+        let c = super::super::Configuration::defaults();
+        for k in CLUSTER.iter().chain(JOB) {
+            assert!(c.raw(k.name).is_some(), "{}", k.name);
+        }
+        let names: std::collections::BTreeSet<_> =
+            CLUSTER.iter().chain(JOB).map(|k| k.name).collect();
+        assert_eq!(names.len(), CLUSTER.len() + JOB.len(), "each key once");
+        c.get(&RPC_ADDRESS).unwrap();
+        c.get(&REST_ADDRESS).unwrap();
+        c.get(&HEARTBEAT_TIMEOUT).unwrap();
+        c.get(&SLOT_REQUEST_TIMEOUT).unwrap();
+        c.get(&WORKER_START_TIMEOUT).unwrap();
+        assert_eq!(c.get(&ARTIFACTS_MAX_SIZE).unwrap(), 512 << 20);
+        assert_eq!(c.get(&TASK_SLOTS).unwrap(), 1);
+        super::super::JobSettings::from_configuration(&c).unwrap();
+    }
+}

@@ -12,23 +12,18 @@
 mod client;
 mod config;
 mod ha;
-
 mod output;
+mod progress;
+mod run;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use client::Client;
 use config::Config;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 use weir_runtime::config::keys;
-use weir_runtime::config::{encode_properties, ENV_JOB_PROPERTIES};
-use weir_runtime::rpc::messages::JobSubmission;
-use weir_runtime::rpc::request::{
-    Cancel, Checkpoints, JobInfo, ListJobs, Submit, TriggerSavepoint, WaitJob,
-};
-use weir_runtime::{JobGraph, JobId, SavepointRestoreSettings};
+use weir_runtime::rpc::request::{Cancel, Checkpoints, JobInfo, ListJobs, TriggerSavepoint};
+use weir_runtime::JobId;
 
 /// Weir: a Flink-style distributed stream processing runtime.
 #[derive(Parser, Debug)]
@@ -73,7 +68,7 @@ enum Verb {
         #[arg(long, value_name = "HOST:PORT")]
         jobmanager: Option<String>,
         /// Slots offered [default: taskmanager.numberOfTaskSlots, 1].
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         slots: Option<u32>,
     },
     /// Run a job program: submit it to a JobManager, or run it on its local mini-cluster.
@@ -99,8 +94,15 @@ enum Verb {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// List the jobs of a JobManager.
+    /// List the jobs of a JobManager (all of them unless --running).
     List {
+        /// Only the jobs that have not ended (created, waiting for slots, deploying,
+        /// running, restarting).
+        #[arg(long, conflicts_with = "all")]
+        running: bool,
+        /// Every job, ended ones included (the default).
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -131,9 +133,10 @@ enum Verb {
     Stop {
         /// The job id.
         job: String,
-        /// Target directory of the savepoint.
+        /// Target directory of the savepoint [default: state.savepoints.dir given to this
+        /// command, else the job's].
         #[arg(long, value_name = "DIR")]
-        savepoint_dir: String,
+        savepoint_dir: Option<String>,
         #[command(flatten)]
         target: Target,
     },
@@ -154,6 +157,44 @@ struct Target {
     jobmanager: Option<String>,
 }
 
+/// A bad argument found after parsing (a malformed job id, flags that do not go
+/// together): the command exits 2, as for arguments clap refuses.
+#[derive(Debug)]
+pub struct Usage(String);
+
+impl Usage {
+    /// The refusal, with what to do instead.
+    pub fn error(message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(Usage(message.into()))
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The exit code of a failed command: 2 for a bad argument (a [`Usage`] refusal, or a
+/// `-D` flag or command flag that names no key or holds no valid value), else 1.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    use weir_runtime::ConfigError;
+    let from_arguments = |source: &str| source.starts_with("-D") || source.starts_with("--");
+    match e.downcast_ref::<ConfigError>() {
+        _ if e.downcast_ref::<Usage>().is_some() => 2,
+        Some(ConfigError::NotKeyValue { .. }) => 2,
+        Some(ConfigError::UnknownKey { source_name, .. })
+        | Some(ConfigError::Invalid { source_name, .. })
+            if from_arguments(source_name) =>
+        {
+            2
+        }
+        _ => 1,
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let format = cli.output;
@@ -161,7 +202,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             output::error(format, &e);
-            1
+            exit_code(&e)
         }
     };
     std::process::exit(code);
@@ -213,10 +254,10 @@ fn execute(cli: Cli) -> Result<i32> {
             allow_non_restored_state,
             program,
             args,
-        } => run(
+        } => run::run(
             &config,
             format,
-            RunRequest {
+            run::RunRequest {
                 jobmanager,
                 parallelism,
                 detached,
@@ -242,7 +283,7 @@ fn connect(config: &Config, target: Option<String>) -> Result<Client> {
 
 /// The JobManager at `target`, or else the leader found through ZooKeeper with `ha`;
 /// `None` without either.
-fn jobmanager_address(
+pub(crate) fn jobmanager_address(
     target: Option<String>,
     ha: Option<&weir_runtime::ha::HaConfig>,
 ) -> Result<Option<String>> {
@@ -261,9 +302,15 @@ fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
         Ok((id, connect(config, target.jobmanager)?))
     };
     match verb {
-        Verb::List { target } => {
+        Verb::List {
+            running, target, ..
+        } => {
             let mut c = connect(config, target.jobmanager)?;
-            output::jobs(format, &c.call(ListJobs)?);
+            let mut jobs = c.call(ListJobs)?;
+            if running {
+                jobs.retain(|j| !j.status.is_terminal());
+            }
+            output::jobs(format, &jobs);
             Ok(0)
         }
         Verb::Info { job, target } => {
@@ -279,6 +326,7 @@ fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
         }
         Verb::Savepoint { job, dir, target } => {
             let (id, mut c) = for_job(&job, target)?;
+            let dir = dir.or(config.get(&keys::SAVEPOINTS_DIR)?);
             savepoint(&mut c, format, id, dir.map(|d| absolute(&d)), false)
         }
         Verb::Stop {
@@ -287,7 +335,8 @@ fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
             target,
         } => {
             let (id, mut c) = for_job(&job, target)?;
-            savepoint(&mut c, format, id, Some(absolute(&savepoint_dir)), true)
+            let dir = savepoint_dir.or(config.get(&keys::SAVEPOINTS_DIR)?);
+            savepoint(&mut c, format, id, dir.map(|d| absolute(&d)), true)
         }
         Verb::Checkpoints { job, target } => {
             let (id, mut c) = for_job(&job, target)?;
@@ -296,100 +345,6 @@ fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
         }
         Verb::Jobmanager { .. } | Verb::Taskmanager { .. } | Verb::Run { .. } => {
             unreachable!("`execute` runs the cluster processes and `run` itself")
-        }
-    }
-}
-
-/// What `weir run` was asked to do (the fields of `Verb::Run`).
-struct RunRequest {
-    jobmanager: Option<String>,
-    parallelism: Option<u16>,
-    detached: bool,
-    from_savepoint: Option<String>,
-    allow_non_restored_state: bool,
-    program: PathBuf,
-    args: Vec<String>,
-}
-
-/// Runs `weir run`: the program on its local mini-cluster without `--jobmanager`;
-/// otherwise submits it and, unless detached, waits for the job to end.
-fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
-    if !r.program.is_file() {
-        bail!(
-            "job program {} does not exist or is not a file",
-            r.program.display()
-        );
-    }
-    let mut config = config.clone();
-    if let Some(p) = r.parallelism {
-        config.set(&keys::PARALLELISM_DEFAULT, p.to_string(), "--parallelism");
-    }
-    // The job keys are checked here, before the program runs.
-    config.get(&keys::PARALLELISM_DEFAULT)?;
-    weir_runtime::config::JobSettings::from_configuration(config.inner())?;
-    let properties = config.job_properties();
-    let ha = config.ha()?;
-    let Some(address) = jobmanager_address(r.jobmanager, ha.as_ref())? else {
-        if r.from_savepoint.is_some() {
-            bail!("--from-savepoint needs --jobmanager (a local program restores through its own settings)");
-        }
-        return run_local(&r.program, &properties, &r.args);
-    };
-    let graph = plan(&r.program, &properties, &r.args)?;
-    let secret = config.get(&keys::CLUSTER_SECRET)?;
-    let mut client = Client::connect(&address, secret.as_deref())?;
-    let artifact = client.upload(&r.program)?;
-    let savepoint = r.from_savepoint.map(|p| SavepointRestoreSettings {
-        path: absolute(&p),
-        allow_non_restored_state: r.allow_non_restored_state,
-    });
-    let id = client.call(Submit(Box::new(JobSubmission {
-        artifact,
-        graph,
-        args: r.args,
-        properties,
-        savepoint,
-    })))?;
-    if r.detached {
-        output::submitted(format, id);
-        return Ok(0);
-    }
-    if format == Format::Table {
-        eprintln!("Job {id} submitted; waiting for it to end");
-    }
-    wait_for_end(client, ha.as_ref(), secret.as_deref(), format, id)
-}
-
-/// How long an attached `weir run` waits for a new JobManager leader.
-const LEADER_CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Waits for a submitted job to end, prints it, and returns 0 if it finished, else 1.
-/// With high availability it follows leader changes: the new leader recovered the job.
-fn wait_for_end(
-    mut client: Client,
-    ha: Option<&weir_runtime::ha::HaConfig>,
-    secret: Option<&str>,
-    format: Format,
-    id: JobId,
-) -> Result<i32> {
-    loop {
-        let answer = client.answer(WaitJob {
-            job: id,
-            timeout_ms: 30_000,
-        });
-        let summary = match (answer, ha) {
-            (Ok(reply), _) => reply.map_err(|e| anyhow!("{e}"))?,
-            (Err(e), None) => return Err(e),
-            (Err(e), Some(ha)) => {
-                eprintln!("weir: {e:#}; waiting for the JobManager leader");
-                client = ha::reconnect(ha, secret, LEADER_CHANGE_TIMEOUT)?;
-                continue;
-            }
-        };
-        if summary.status.is_terminal() {
-            let ok = summary.status == weir_runtime::rpc::messages::JobStatus::Finished;
-            output::job(format, &summary);
-            return Ok(if ok { 0 } else { 1 });
         }
     }
 }
@@ -408,14 +363,16 @@ fn savepoint(
 
 /// Parses a job id (16 hex digits, as `weir list` shows them).
 fn job_id(s: &str) -> Result<JobId> {
-    JobId::from_hex(s)
-        .filter(|_| s.len() <= 16)
-        .ok_or_else(|| anyhow!("'{s}' is not a job id (16 hex digits, as `weir list` shows)"))
+    JobId::from_hex(s).filter(|_| s.len() <= 16).ok_or_else(|| {
+        Usage::error(format!(
+            "'{s}' is not a job id (16 hex digits, as `weir list` shows)"
+        ))
+    })
 }
 
 /// Makes a path absolute against the current directory (URLs stay as they are): the
 /// JobManager runs elsewhere.
-fn absolute(p: &str) -> String {
+pub(crate) fn absolute(p: &str) -> String {
     if p.contains("://") || Path::new(p).is_absolute() {
         return p.to_string();
     }
@@ -423,78 +380,6 @@ fn absolute(p: &str) -> String {
         Ok(d) => d.join(p).display().to_string(),
         Err(_) => p.to_string(),
     }
-}
-
-/// Runs the program on its embedded local mini-cluster and returns its exit status.
-fn run_local(program: &Path, properties: &Properties, args: &[String]) -> Result<i32> {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env(ENV_JOB_PROPERTIES, encode_properties(properties));
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start job program {}", program.display()))?;
-    Ok(status.code().unwrap_or(1))
-}
-
-/// Job configuration keys and their values, as handed to a job program.
-type Properties = std::collections::BTreeMap<String, String>;
-
-/// How long a program may take to build its job graph.
-const PLAN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs the program in plan mode and returns the job graph it built.
-fn plan(program: &Path, properties: &Properties, args: &[String]) -> Result<JobGraph> {
-    let file = std::env::temp_dir().join(format!(
-        "weir-plan-{}-{}.bin",
-        std::process::id(),
-        weir_runtime::now_ms()
-    ));
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env(weir_runtime::rpc::messages::ENV_PLAN_FILE, &file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .env(ENV_JOB_PROPERTIES, encode_properties(properties));
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start job program {}", program.display()))?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if started.elapsed() > PLAN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_file(&file);
-            bail!(
-                "{} is not a Weir job: it built no job graph within {} s",
-                program.display(),
-                PLAN_TIMEOUT.as_secs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let bytes = std::fs::read(&file);
-    let _ = std::fs::remove_file(&file);
-    let Ok(bytes) = bytes else {
-        if !status.success() {
-            bail!(
-                "job program {} failed before building its job graph ({status})",
-                program.display()
-            );
-        }
-        bail!(
-            "{} is not a Weir job: it exited without building a job graph (a job program ends with env.execute(..) on a weir-api StreamExecutionEnvironment)",
-            program.display()
-        );
-    };
-    JobGraph::decode_plan(&bytes).with_context(|| {
-        format!(
-            "{} wrote a job graph this weir cannot read (built against another Weir release?)",
-            program.display()
-        )
-    })
 }
 
 fn run_jobmanager(config: &Config) -> Result<i32> {
@@ -582,6 +467,7 @@ fn run_taskmanager(config: &Config) -> Result<i32> {
             .map(weir_runtime::Secret::new),
         data_host,
         artifact_cache: config.get(&keys::ARTIFACT_CACHE_DIR)?,
+        registration_timeout: config.get(&keys::REGISTRATION_TIMEOUT)?,
     };
     run(settings)?;
     Ok(0)

@@ -4,9 +4,45 @@
 
 use crate::Format;
 use serde_json::json;
+use std::io::Write;
 use weir_jobmanager::cluster::json;
 use weir_runtime::rpc::messages::{CheckpointSummary, JobSummary};
 use weir_runtime::JobId;
+
+/// Prints one line to standard output. A closed standard output (`weir list | head -1`)
+/// ends the process quietly with status 0, as a reader that has seen enough is no failure.
+macro_rules! out {
+    ($($t:tt)*) => { line(format_args!($($t)*)) };
+}
+
+/// Writes `args` and a newline to standard output (see [`out!`]).
+fn line(args: std::fmt::Arguments<'_>) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// An error and its causes, each said once: a cause whose text its context already
+/// contains is left out.
+pub fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
 
 /// Prints rows as columns padded to their widest cell.
 fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -22,7 +58,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        out!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());
     for r in rows {
@@ -38,23 +74,23 @@ fn duration(s: &JobSummary) -> String {
 /// An error.
 pub fn error(format: Format, e: &anyhow::Error) {
     match format {
-        Format::Json => println!("{}", json!({ "error": format!("{e:#}") })),
-        Format::Table => eprintln!("error: {e:#}"),
+        Format::Json => out!("{}", json!({ "error": message(e) })),
+        Format::Table => eprintln!("error: {}", message(e)),
     }
 }
 
 /// A job was submitted without waiting.
 pub fn submitted(format: Format, id: JobId) {
     match format {
-        Format::Json => println!("{}", json!({ "job_id": id.to_string() })),
-        Format::Table => println!("Job {id} submitted"),
+        Format::Json => out!("{}", json!({ "job_id": id.to_string() })),
+        Format::Table => out!("Job {id} submitted"),
     }
 }
 
 /// The list of jobs.
 pub fn jobs(format: Format, list: &[JobSummary]) {
     if format == Format::Json {
-        println!("{}", json::jobs(list));
+        out!("{}", json::jobs(list));
         return;
     }
     let rows: Vec<Vec<String>> = list
@@ -79,7 +115,7 @@ pub fn jobs(format: Format, list: &[JobSummary]) {
 /// One job.
 pub fn job(format: Format, s: &JobSummary) {
     if format == Format::Json {
-        println!("{}", json::job(s));
+        out!("{}", json::job(s));
         return;
     }
     let tms: Vec<String> = s.taskmanagers.iter().map(|t| t.to_string()).collect();
@@ -107,7 +143,7 @@ pub fn job(format: Format, s: &JobSummary) {
 /// A job's checkpoints.
 pub fn checkpoints(format: Format, id: JobId, list: &[CheckpointSummary]) {
     if format == Format::Json {
-        println!("{}", json::checkpoints(id, list));
+        out!("{}", json::checkpoints(id, list));
         return;
     }
     let rows: Vec<Vec<String>> = list
@@ -143,8 +179,8 @@ pub fn done(format: Format, id: JobId, what: &str, value: &str) {
             } else {
                 json!(value)
             };
-            println!("{}", json!({ "job_id": id.to_string(), what: v }));
+            out!("{}", json!({ "job_id": id.to_string(), what: v }));
         }
-        Format::Table => println!("Job {id}: {what}: {value}"),
+        Format::Table => out!("Job {id}: {what}: {value}"),
     }
 }

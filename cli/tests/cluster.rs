@@ -233,10 +233,49 @@ fn bad_requests_get_clear_errors_and_leave_a_running_job_alone() {
         stderr(&o)
     );
     let o = c.weir(&["cancel", "not-a-job"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a malformed id is a bad argument");
     assert!(stderr(&o).contains("is not a job id"), "{}", stderr(&o));
     let v = c.json(&["info", "00000000000000ff"]);
     assert!(v["error"].as_str().unwrap().contains("unknown job"), "{v}");
+    // The REST port given as the control port.
+    let mut cmd = Command::new(weir_bin());
+    cmd.args(["list", "--jobmanager", &c.rest]);
+    let o = output_within(cmd, COMMAND_TIMEOUT);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("answers HTTP, as the JobManager's REST port (rest.address) does"),
+        "{}",
+        stderr(&o)
+    );
+    // A reader that closes the pipe early (`weir list | head -1`) is no failure.
+    let mut cmd = Command::new(weir_bin());
+    cmd.args(["list", "--jobmanager", &c.rpc])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let status = wait_until("weir list to end", COMMAND_TIMEOUT, || {
+        child.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // --running lists the job that runs.
+    let running = c.json(&["list", "--running"]);
+    assert!(
+        running["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["job_id"] == job.as_str()),
+        "{running}"
+    );
     // A savepoint that does not exist.
     let program = sensor_pipeline();
     let o = c.weir(&[
@@ -338,7 +377,7 @@ fn a_cluster_secret_is_required_of_every_connection() {
 }
 
 #[test]
-fn a_job_waits_for_slots_until_a_taskmanager_offers_them() {
+fn a_job_waits_for_slots_until_a_taskmanager_offers_them_and_an_attached_run_says_so() {
     let mut c = Cluster::start(&[]);
     let job = c.submit(&job_args(&c.path("out"), &c.path("ck"), 20_000, None));
     let waiting = wait_until("the waiting status", Duration::from_secs(30), || {
@@ -353,13 +392,41 @@ fn a_job_waits_for_slots_until_a_taskmanager_offers_them() {
             .contains("needs 2 slots"),
         "{waiting}"
     );
+    // An attached run of a second job shows its status as it changes.
+    let log = c.path("attached.log");
+    let mut attached = Command::new(weir_bin());
+    attached
+        .args(["run", "--jobmanager", &c.rpc])
+        .arg(sensor_pipeline())
+        .arg("--")
+        .args(job_args(&c.path("out2"), &c.path("ck2"), 20_000, None))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut attached = common::Proc {
+        child: attached.spawn().unwrap(),
+        log: log.clone(),
+    };
+    wait_until(
+        "the attached run to report waiting",
+        Duration::from_secs(60),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains(": WAITING_FOR_SLOTS: ").then_some(())
+        },
+    );
     c.add_taskmanager(2);
     let end = c.wait_for_end(&job);
     assert_eq!(end["status"], "FINISHED", "{end}\n{}", c.logs());
+    let status = wait_until("the attached run to end", Duration::from_secs(240), || {
+        attached.child.try_wait().unwrap()
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains(": FINISHED"), "{text}");
 }
 
 #[test]
-fn a_taskmanager_whose_jobmanager_stops_answering_stops_its_workers_and_exits() {
+fn a_taskmanager_whose_jobmanager_stops_answering_stops_its_workers_and_registers_again() {
     let mut c = Cluster::start(&["heartbeat.interval=100", "heartbeat.timeout=2000"]);
     c.add_taskmanager(2);
     let job = c.submit(&job_args(
@@ -376,22 +443,36 @@ fn a_taskmanager_whose_jobmanager_stops_answering_stops_its_workers_and_exits() 
     let mut stop = Command::new("kill");
     stop.args(["-STOP", &c.jm.child.id().to_string()]);
     assert!(output_within(stop, COMMAND_TIMEOUT).status.success());
-    let status = wait_until("the taskmanager to exit", Duration::from_secs(60), || {
-        c.tms[0].child.try_wait().unwrap()
+    wait_until("the taskmanager to notice", Duration::from_secs(60), || {
+        c.tms[0]
+            .log()
+            .contains("answered no heartbeat")
+            .then_some(())
     });
-    assert_eq!(status.code(), Some(1));
-    assert!(
-        c.tms[0].log().contains("answered no heartbeat"),
-        "{}",
-        c.tms[0].log()
-    );
     wait_until("the worker to exit", Duration::from_secs(30), || {
         (!Path::new(&format!("/proc/{worker}")).exists()
             || std::fs::read_to_string(format!("/proc/{worker}/stat"))
                 .is_ok_and(|s| s.contains(") Z ")))
         .then_some(())
     });
+    assert!(
+        c.tms[0].child.try_wait().unwrap().is_none(),
+        "it keeps trying"
+    );
     let mut resume = Command::new("kill");
     resume.args(["-CONT", &c.jm.child.id().to_string()]);
     let _ = output_within(resume, COMMAND_TIMEOUT);
+    // Back: the TaskManager registers again and the job restarts on it and finishes.
+    wait_until("a second registration", Duration::from_secs(60), || {
+        (c.tms[0].log().matches("taskmanager registered").count() >= 2).then_some(())
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let end = loop {
+        let i = c.info(&job);
+        if i["status"] == "FINISHED" || std::time::Instant::now() > deadline {
+            break i;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(end["status"], "FINISHED", "{end}\n{}", c.logs());
 }

@@ -7,8 +7,10 @@
 //! - a worker's standard input is a pipe this process holds, so workers end with it;
 //! - a worker that exits without being asked is reported to the JobManager;
 //! - every command passes the [`Fence`]: one from a deposed leader is refused;
-//! - when a JobManager connection ends, every worker is stopped; with a fixed JobManager
-//!   address [`run`] then returns, with high availability it registers with the leader.
+//! - when a JobManager connection ends, every worker is stopped and the TaskManager
+//!   registers again with backoff: with a fixed address until no registration succeeded for
+//!   `taskmanager.registration.timeout` (then [`run`] returns the error), with high
+//!   availability with whichever JobManager leads.
 
 use crate::artifact_cache::{create_private_dir, fetch_artifact, FetchError};
 use crate::worker::{
@@ -36,7 +38,8 @@ use weir_runtime::JobId;
 /// Where a TaskManager finds its JobManager.
 #[derive(Clone, Debug)]
 pub enum JobManagerLocation {
-    /// A fixed control address (`HOST:PORT`): the TaskManager ends with that JobManager.
+    /// A fixed control address (`HOST:PORT`): the TaskManager registers there, and again
+    /// after the connection ends, until the registration timeout passes without success.
     Address(String),
     /// The leader published in ZooKeeper: the TaskManager waits for one, and registers
     /// again with each new leader.
@@ -56,6 +59,9 @@ pub struct DaemonSettings {
     pub data_host: String,
     /// Where fetched artifacts are cached.
     pub artifact_cache: PathBuf,
+    /// How long a TaskManager with a fixed JobManager address keeps trying to register
+    /// before it exits (`taskmanager.registration.timeout`).
+    pub registration_timeout: Duration,
 }
 
 /// The JobManager one connection serves: its address and epoch (0 without high
@@ -85,6 +91,19 @@ pub enum DaemonError {
     /// The JobManager answered the registration with something else.
     #[error("taskmanager: the JobManager at {0} did not accept the registration")]
     NotRegistered(String),
+    /// No registration succeeded for `taskmanager.registration.timeout`.
+    #[error("taskmanager: no JobManager at {jobmanager} took the registration within {timeout_ms} ms (taskmanager.registration.timeout); the last attempt: {last}")]
+    RegistrationTimeout {
+        /// The JobManager's address.
+        jobmanager: String,
+        /// The timeout.
+        timeout_ms: u64,
+        /// What the last attempt ran into.
+        last: String,
+    },
+    /// `--slots` (`taskmanager.numberOfTaskSlots`) is 0.
+    #[error("taskmanager: taskmanager.numberOfTaskSlots (--slots) must be at least 1")]
+    NoSlots,
     /// Local I/O failed.
     #[error("taskmanager: {0}")]
     Io(#[from] std::io::Error),
@@ -131,9 +150,7 @@ struct Worker {
 /// good with high availability.
 pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
     if settings.slots == 0 {
-        return Err(DaemonError::Io(std::io::Error::other(
-            "--slots must be at least 1",
-        )));
+        return Err(DaemonError::NoSlots);
     }
     create_private_dir(&settings.artifact_cache)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -144,10 +161,7 @@ pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
     let settings = Arc::new(settings);
     match settings.jobmanager.clone() {
         JobManagerLocation::Address(address) => {
-            let leader = Leader { address, epoch: 0 };
-            let fence = Arc::new(Fence::default());
-            let served = serve(settings, leader, fence, std::future::pending());
-            runtime.block_on(served).1
+            runtime.block_on(crate::leader_follower::follow_address(settings, address))
         }
         JobManagerLocation::Leader(ha) => {
             runtime.block_on(crate::leader_follower::follow(settings, ha));

@@ -1,15 +1,18 @@
-//! A TaskManager under high availability follows the leading JobManager published in
-//! ZooKeeper: it waits for a leader (also when started before any JobManager), registers
-//! with it, and when the leader changes (a new one is published, or the connection to the
-//! current one ends) stops its workers and registers with the leader then, with backoff.
+//! A TaskManager follows its JobManager. Under high availability that is the leader
+//! published in ZooKeeper: it waits for a leader (also when started before any JobManager),
+//! registers with it, and when the leader changes (a new one is published, or the
+//! connection to the current one ends) stops its workers and registers with the leader
+//! then, with backoff. With a fixed address it registers there, and again with backoff
+//! whenever the connection ends, until no registration succeeded for
+//! `taskmanager.registration.timeout`.
 //!
 //! Invariants: the fence learns every published leader's epoch before this TaskManager
 //! serves it, so commands of a deposed leader are refused; every wait is bounded and
 //! logged, and the retry delay grows only while registrations fail.
 
-use crate::daemon::{serve, DaemonSettings, Leader};
+use crate::daemon::{serve, DaemonError, DaemonSettings, Leader};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use weir_runtime::ha::{connect, HaConfig, HaError, LeaderRetrieval};
 use weir_runtime::rpc::Fence;
@@ -20,6 +23,53 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long one wait for a leader lasts before it is logged and started again.
 const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// Serves the JobManager at `address`, registering again with backoff whenever the
+/// connection ends; returns the error once no registration succeeded for the settings'
+/// registration timeout.
+pub(crate) async fn follow_address(
+    settings: Arc<DaemonSettings>,
+    address: String,
+) -> Result<(), DaemonError> {
+    let fence = Arc::new(Fence::default());
+    let mut backoff = MIN_BACKOFF;
+    let mut since = Instant::now();
+    loop {
+        let leader = Leader {
+            address: address.clone(),
+            epoch: 0,
+        };
+        let (registered, ended) = serve(
+            settings.clone(),
+            leader,
+            fence.clone(),
+            std::future::pending(),
+        )
+        .await;
+        if registered {
+            backoff = MIN_BACKOFF;
+            since = Instant::now();
+        }
+        let last = match ended {
+            Ok(()) => "the JobManager closed the connection".to_string(),
+            Err(DaemonError::Rpc(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let left = settings
+            .registration_timeout
+            .saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return Err(DaemonError::RegistrationTimeout {
+                jobmanager: address,
+                timeout_ms: settings.registration_timeout.as_millis() as u64,
+                last,
+            });
+        }
+        warn!(jobmanager = %address, error = %last, retry_ms = backoff.as_millis() as u64, "not registered with the JobManager; retrying");
+        tokio::time::sleep(backoff.min(left)).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
 
 /// Follows the leaders of `ha`'s cluster for good.
 pub(crate) async fn follow(settings: Arc<DaemonSettings>, ha: HaConfig) {

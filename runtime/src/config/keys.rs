@@ -50,7 +50,7 @@ pub const HEARTBEAT_INTERVAL: Key<Duration> = Key {
 pub const HEARTBEAT_TIMEOUT: Key<Duration> = Key {
     name: "heartbeat.timeout",
     default: "5 s",
-    doc: "time without a heartbeat after which a TaskManager or a job worker is lost; a TaskManager whose JobManager answers no heartbeat for as long stops its workers and exits",
+    doc: "time without a heartbeat after which a TaskManager or a job worker is lost; a TaskManager whose JobManager answers no heartbeat for as long stops its workers and registers again",
     parse: duration,
 };
 
@@ -94,6 +94,14 @@ pub const TASK_SLOTS: Key<u64> = Key {
     parse: number,
 };
 
+/// `taskmanager.registration.timeout`.
+pub const REGISTRATION_TIMEOUT: Key<Duration> = Key {
+    name: "taskmanager.registration.timeout",
+    default: "5 min",
+    doc: "how long a TaskManager keeps trying, with backoff, to register with its JobManager (at start, and after the connection ended or the JobManager fell silent) before it exits",
+    parse: duration,
+};
+
 /// `taskmanager.data.bind-host`.
 pub const DATA_BIND_HOST: Key<Option<String>> = Key {
     name: "taskmanager.data.bind-host",
@@ -122,6 +130,7 @@ pub const CLUSTER: &[KeyInfo] = &[
     ARTIFACTS_DIR.info(),
     ARTIFACTS_MAX_SIZE.info(),
     TASK_SLOTS.info(),
+    REGISTRATION_TIMEOUT.info(),
     DATA_BIND_HOST.info(),
     ARTIFACT_CACHE_DIR.info(),
 ];

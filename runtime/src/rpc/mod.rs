@@ -81,7 +81,7 @@ pub enum RpcError {
         during: &'static str,
     },
     /// The peer does not speak the Weir control protocol.
-    #[error("{peer} is not a Weir control endpoint: it sent {got:02x?} where a Weir hello starts")]
+    #[error("{peer} is not a Weir control endpoint: {}", not_weir(got))]
     NotWeir {
         /// The peer's address.
         peer: String,
@@ -127,4 +127,13 @@ pub enum RpcError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// What a peer that is no Weir control endpoint sent, for [`RpcError::NotWeir`].
+fn not_weir(got: &[u8]) -> String {
+    if got.starts_with(b"HTTP") {
+        "it answers HTTP, as the JobManager's REST port (rest.address) does: give its control RPC address (jobmanager.rpc.address, port 6123 by default)".into()
+    } else {
+        format!("it sent {got:02x?} where a Weir hello starts")
+    }
 }

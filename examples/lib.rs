@@ -1,6 +1,10 @@
 //! Shared pieces of the example jobs: the sensor data model, its deterministic generator,
 //! and small sinks that count or summarise results.
 
+mod sensor_model;
+
+pub use sensor_model::{plausible_temperature, sensor_reading};
+
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};

@@ -40,13 +40,15 @@ use weir_api::{
     AggregateFunction, BadRecordPolicy, DataStream, FnResult, SavepointRestoreSettings,
     StateBackendKind, StreamExecutionEnvironment,
 };
-use weir_examples::{sensor_row, CountingSink, SensorReading};
+use weir_examples::{sensor_reading, CountingSink, SensorReading};
 
 #[path = "sensor_pipeline/faults.rs"]
 mod faults;
 #[cfg(feature = "kafka")]
 #[path = "sensor_pipeline/kafka.rs"]
 mod kafka;
+#[path = "sensor_pipeline/summary.rs"]
+mod summary;
 
 use faults::{parse_fail_randomly, random_points, Faults};
 
@@ -415,7 +417,7 @@ fn main() -> anyhow::Result<()> {
         (None, None) => {
             let (n, seed) = (args.records, args.seed);
             env.from_generator(GeneratorSource::new(Some(n), move |id| {
-                let (s, ts_ms, temperature) = sensor_row(id, n, seed);
+                let (s, ts_ms, temperature) = sensor_reading(id, n, seed);
                 SensorReading {
                     sensor_id: format!("sensor-{s:04}"),
                     ts_ms,
@@ -566,23 +568,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     if let Some(top) = top_summary {
-        let mut rows = top.take();
-        rows.sort_by_key(|l| {
-            let mut f = l.split(',');
-            let start: i64 = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
-            let rank: u32 = f.nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
-            (start, rank)
-        });
-        if let Some(last) = rows.last() {
-            let last_start = last.split(',').next().unwrap_or("").to_string();
-            println!("hottest sensors of the last window (window_start_ms,window_end_ms,rank,sensor_id,avg,max):");
-            for r in rows
-                .iter()
-                .filter(|r| r.starts_with(&format!("{last_start},")))
-            {
-                println!("  {r}");
-            }
-        }
+        summary::print_last_window(top.take());
     }
     Ok(())
 }

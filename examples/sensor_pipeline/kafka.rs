@@ -12,7 +12,7 @@ use weir_api::source::GeneratorSource;
 use weir_api::time::WatermarkStrategy;
 use weir_api::{BadRecordPolicy, DataStream, StreamExecutionEnvironment};
 use weir_connectors::kafka::{Csv, DeliveryGuarantee, KafkaSink, KafkaSource, Utf8};
-use weir_examples::{sensor_row, SensorReading};
+use weir_examples::{sensor_reading, SensorReading};
 
 /// Where the Kafka mode reads and writes.
 pub struct KafkaIo {
@@ -71,7 +71,7 @@ pub fn produce_readings(
         env.set_parallelism(p);
     }
     env.from_generator(GeneratorSource::new(Some(n), move |id| {
-        let (s, ts_ms, temperature) = sensor_row(id, n, seed);
+        let (s, ts_ms, temperature) = sensor_reading(id, n, seed);
         format!("sensor-{s:04},{ts_ms},{temperature}")
     }))
     .add_sink(

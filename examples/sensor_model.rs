@@ -6,8 +6,10 @@
 //! Invariants: a reading is a pure function of `(seed, sequence number, sensor, event
 //! time)`, so the generator splits across subtasks and replays after a restore exactly; the
 //! sensor and event time of each sequence number are those of [`crate::sensor_row`] (the
-//! benchmark rows), so window counts match the benchmark's; temperatures have two decimals,
-//! as a sensor reports them.
+//! benchmark rows), so window counts match the benchmark's; temperatures come in steps of
+//! 1/16 degree, as a 12-bit digital sensor reports them: exact in binary, so a window's sum
+//! does not depend on the order its readings arrive in (two sources interleave), and results
+//! are identical from run to run, through failures and at any parallelism.
 
 /// A 64-bit mix of `a` and `b` under `seed` (SplitMix64's finalizer).
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
@@ -46,7 +48,7 @@ pub fn plausible_temperature(id: u64, sensor: u32, ts_ms: i64, seed: u64) -> f64
     } else {
         0.0
     };
-    ((level + wander + noise + spike) * 100.0).round() / 100.0
+    ((level + wander + noise + spike) * 16.0).round() / 16.0
 }
 
 /// The generator's reading `id` of `n` for `seed`: `(sensor, event time ms, temperature)`.
@@ -84,6 +86,20 @@ mod tests {
         let top: Vec<f64> = avgs.iter().rev().take(10).copied().collect();
         assert!(top.windows(2).all(|w| w[0] > w[1]), "{top:?}");
         assert!(avgs[0] > 5.0 && avgs[avgs.len() - 1] < 45.0, "{avgs:?}");
+    }
+
+    #[test]
+    fn readings_are_exact_sixteenths_so_sums_do_not_depend_on_order() {
+        for id in 0..10_000 {
+            let t = sensor_reading(id, 20_000, 3).2;
+            assert_eq!((t * 16.0).fract(), 0.0, "{t}");
+        }
+        let r: Vec<f64> = (0..1000)
+            .map(|id| sensor_reading(id, 20_000, 3).2)
+            .collect();
+        let forward: f64 = r.iter().sum();
+        let backward: f64 = r.iter().rev().sum();
+        assert_eq!(forward, backward);
     }
 
     #[test]

@@ -355,7 +355,11 @@ fn main() -> anyhow::Result<()> {
         }
     });
     if let Some(ms) = args.checkpoint_interval_ms {
+        let configured = env.settings().checkpoint_defaults.dir;
         let dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
+            if !configured.is_empty() {
+                return configured;
+            }
             format!(
                 "file://{}",
                 std::env::temp_dir().join("weir-checkpoints").display()

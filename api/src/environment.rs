@@ -51,10 +51,10 @@ impl EnvSettings {
     pub fn from_configuration(c: &Configuration) -> Result<Self, ConfigError> {
         let js = JobSettings::from_configuration(c)?;
         let mut s = Self::default();
-        if let Some(p) = js.parallelism {
-            s.parallelism = p;
-        }
         s.max_parallelism = js.max_parallelism;
+        s.parallelism = js
+            .parallelism
+            .unwrap_or(s.parallelism.min(js.max_parallelism));
         s.job = js.job;
         s.checkpoint_defaults = js.checkpoint_defaults;
         Ok(s)

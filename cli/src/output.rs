@@ -74,7 +74,10 @@ fn duration(s: &JobSummary) -> String {
 /// An error.
 pub fn error(format: Format, e: &anyhow::Error) {
     match format {
-        Format::Json => out!("{}", json!({ "error": message(e) })),
+        // A closed stdout must not turn the failure into success: the exit code stands.
+        Format::Json => {
+            let _ = writeln!(std::io::stdout(), "{}", json!({ "error": message(e) }));
+        }
         Format::Table => eprintln!("error: {}", message(e)),
     }
 }

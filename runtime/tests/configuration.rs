@@ -118,6 +118,13 @@ fn file_then_environment_then_flags_each_override_the_one_before() {
     let c = Configuration::for_job_program(&[]).unwrap();
     assert_eq!(c.get(&PARALLELISM_DEFAULT).unwrap(), Some(7));
     std::env::remove_var("WEIR_PARALLELISM_DEFAULT");
+
+    // A variable's value stays text, as from -D or a file.
+    std::env::set_var("WEIR_CLUSTER_SECRET", "0123");
+    let c = Configuration::load(None, &[]).unwrap();
+    assert_eq!(c.get(&CLUSTER_SECRET).unwrap().as_deref(), Some("0123"));
+    assert!(!format!("{c:?}").contains("0123"), "Debug hides the secret");
+    std::env::remove_var("WEIR_CLUSTER_SECRET");
 }
 
 #[test]
@@ -150,6 +157,18 @@ fn unknown_keys_and_malformed_sources_are_errors_naming_them() {
         err.starts_with("configuration file ") && err.contains("weir.toml"),
         "{err}"
     );
+    // A syntax error names the position, never the line (it may hold the secret).
+    let file = write(&dir, "[cluster]\nsecret = s3cr3t-unquoted\n");
+    let err = Configuration::load(Some(&file), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 2") && !err.contains("s3cr3t"), "{err}");
+    // Keys are spelled exactly: another case is an unknown key, not a second spelling.
+    let file = write(&dir, "[taskmanager]\nnumberoftaskslots = 2\n");
+    let err = Configuration::load(Some(&file), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("'taskmanager.numberoftaskslots'"), "{err}");
     let missing = dir.path().join("missing.toml");
     let err = Configuration::load(Some(&missing), &[])
         .unwrap_err()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use weir_runtime::ha::{connect, HaConfig, HaError, LeaderRetrieval};
-use weir_runtime::rpc::Fence;
+use weir_runtime::rpc::{Fence, RpcError};
 
 /// The first retry delay after a failed registration.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -52,6 +52,12 @@ pub(crate) async fn follow_address(
         }
         let last = match ended {
             Ok(()) => "the JobManager closed the connection".to_string(),
+            // Retrying cannot help a refused secret or another protocol: fail at once.
+            Err(DaemonError::Rpc(
+                e @ (RpcError::Refused { .. }
+                | RpcError::VersionMismatch { .. }
+                | RpcError::NotWeir { .. }),
+            )) => return Err(DaemonError::Rpc(e)),
             Err(DaemonError::Rpc(e)) => e.to_string(),
             Err(e) => e.to_string(),
         };

@@ -11,7 +11,7 @@
 use super::error::ConfigError;
 use super::key::{Key, KeyInfo};
 use super::keys::{CLUSTER, JOB};
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use std::collections::BTreeMap;
@@ -32,9 +32,25 @@ pub fn encode_properties(properties: &BTreeMap<String, String>) -> String {
 pub const FILE_NAME: &str = "weir.toml";
 
 /// Resolved configuration: every key with its value and where the value came from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Configuration {
     values: BTreeMap<String, (String, String)>,
+}
+
+impl std::fmt::Debug for Configuration {
+    /// Every key and value, the cluster secret's value hidden.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (k, (v, s)) in &self.values {
+            let v = if k == super::keys::CLUSTER_SECRET.name && !v.is_empty() {
+                "<hidden>"
+            } else {
+                v.as_str()
+            };
+            map.entry(k, &format_args!("{v} (from {s})"));
+        }
+        map.finish()
+    }
 }
 
 /// Every key: cluster, job and high-availability keys.
@@ -72,6 +88,43 @@ impl Provider for Flag {
         let nested = figment::util::nest(&self.0, Value::from(self.1.clone()));
         Ok(Profile::Default.collect(nested.into_dict().unwrap_or_default()))
     }
+}
+
+/// The `WEIR_*` variables that name keys, as a figment provider. Their values stay text
+/// (figment's own `Env` would guess types, turning `0123` into `123`), exactly as the same
+/// value given with `-D` or in a file.
+struct EnvVars;
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut figment = Figment::new();
+        for key in known_keys() {
+            if let Ok(v) = std::env::var(env_name(key)) {
+                figment = figment.merge(Flag(key.to_string(), v));
+            }
+        }
+        let dict = figment
+            .data()?
+            .remove(&Profile::Default)
+            .unwrap_or_default();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// A configuration file's parse error without the lines it quotes (a line may hold the
+/// cluster secret): the position and the reason only.
+fn without_quoted_lines(e: &figment::Error) -> String {
+    e.to_string()
+        .lines()
+        .filter(|l| !l.contains('|'))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Flattens nested tables into dotted keys, each with its value as text and its tag.
@@ -159,12 +212,7 @@ impl Configuration {
             }
             figment = figment.merge(Toml::file_exact(&path));
         }
-        let env = Env::prefixed("WEIR_").lowercase(false).filter_map(|k| {
-            known_keys()
-                .find(|key| env_name(key)["WEIR_".len()..].eq_ignore_ascii_case(k.as_str()))
-                .map(Into::into)
-        });
-        figment = figment.merge(env);
+        figment = figment.merge(EnvVars);
         for (k, v) in parse_flags(overrides)? {
             figment = figment.merge(Flag(k, v));
         }
@@ -209,7 +257,7 @@ impl Configuration {
                 .and_then(|s| s.file_path())
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from(FILE_NAME)),
-            reason: e.to_string(),
+            reason: without_quoted_lines(&e),
         })?;
         let mut flat = Vec::new();
         if let Some(dict) = data.get(&Profile::Default) {
@@ -223,12 +271,9 @@ impl Configuration {
                 _ if meta.is_some_and(|m| m.name == "-D") => format!("-D {key}"),
                 _ => env_name(&key),
             };
-            let source = match source {
-                s if s.starts_with("WEIR_") => s.to_ascii_uppercase(),
-                s => s,
-            };
-            // Environment variables carry no case: match keys without it.
-            let Some(known) = known_keys().find(|k| k.eq_ignore_ascii_case(&key)) else {
+            // Keys are spelled exactly (the variables are mapped to the spelling): two
+            // spellings of one key would otherwise merge apart and defeat the precedence.
+            let Some(known) = known_keys().find(|k| *k == key) else {
                 return Err(unknown(&key, &source));
             };
             c.values.insert(known.to_string(), (text, source));

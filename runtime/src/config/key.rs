@@ -45,17 +45,23 @@ impl<T> Key<T> {
 }
 
 /// What [`duration`] accepts, for error messages.
-const DURATION: &str =
-    "a duration such as `10 s`, `1 min` or `500 ms` (a bare number is milliseconds)";
+const DURATION: &str = "a duration of at most 3650 days such as `10 s`, `1 min` or `500 ms` (a bare number is milliseconds)";
+
+/// The longest duration a key takes: ten years (longer ones overflow deadlines).
+const MAX_DURATION: Duration = Duration::from_secs(3650 * 24 * 3600);
 
 /// A duration with a unit (`10 s`, `1 min`, `500 ms`, `1h 30m`); a bare number is
 /// milliseconds, as in Flink.
 pub fn duration(v: &str) -> Result<Duration, &'static str> {
     let v = v.trim();
-    if let Ok(ms) = v.parse::<u64>() {
-        return Ok(Duration::from_millis(ms));
+    let d = match v.parse::<u64>() {
+        Ok(ms) => Duration::from_millis(ms),
+        Err(_) => humantime::parse_duration(v).map_err(|_| DURATION)?,
+    };
+    if d > MAX_DURATION {
+        return Err(DURATION);
     }
-    humantime::parse_duration(v).map_err(|_| DURATION)
+    Ok(d)
 }
 
 /// An optional duration: empty is none.
@@ -197,6 +203,11 @@ mod tests {
         assert_eq!(duration("soon"), Err(DURATION));
         assert_eq!(duration("10 parsecs"), Err(DURATION));
         assert_eq!(optional_duration(""), Ok(None));
+        assert_eq!(
+            duration("300000000000 y"),
+            Err(DURATION),
+            "no overflow later"
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub const TASK_SLOTS: Key<u64> = Key {
 pub const REGISTRATION_TIMEOUT: Key<Duration> = Key {
     name: "taskmanager.registration.timeout",
     default: "5 min",
-    doc: "how long a TaskManager keeps trying, with backoff, to register with its JobManager (at start, and after the connection ended or the JobManager fell silent) before it exits",
+    doc: "how long a TaskManager with a fixed JobManager address keeps trying, with backoff, to register (at start, and after the connection ended or the JobManager fell silent) before it exits; a refused secret or another protocol version ends it at once. With high availability it follows the leader for good",
     parse: duration,
 };
 

@@ -44,11 +44,18 @@ pub const ROWS_PER_MS_PER_SUBTASK: u64 = 50;
 /// harness's exact rows.
 #[inline]
 pub fn sensor_row(id: u64, n: u64, seed: u64) -> (u32, i64, f64) {
+    let (sensor, ts) = sensor_and_time(id, n);
+    let temperature = ((id.wrapping_mul(7919).wrapping_add(seed)) % 1000) as f64 / 10.0 - 20.0;
+    (sensor, ts, temperature)
+}
+
+/// The sensor and event time of sequence number `id` of `n` in [`sensor_row`].
+#[inline]
+pub fn sensor_and_time(id: u64, n: u64) -> (u32, i64) {
     let half = n.div_ceil(2).max(1);
     let sensor = (id.wrapping_mul(2_654_435_761) % 10_000) as u32;
-    let temperature = ((id.wrapping_mul(7919).wrapping_add(seed)) % 1000) as f64 / 10.0 - 20.0;
     let ts = EVENT_BASE_MS + ((id % half) / ROWS_PER_MS_PER_SUBTASK) as i64;
-    (sensor, ts, temperature)
+    (sensor, ts)
 }
 
 /// Counts the records it receives; read the total with [`CountingSink::count`].

@@ -53,7 +53,7 @@ pub fn plausible_temperature(id: u64, sensor: u32, ts_ms: i64, seed: u64) -> f64
 
 /// The generator's reading `id` of `n` for `seed`: `(sensor, event time ms, temperature)`.
 pub fn sensor_reading(id: u64, n: u64, seed: u64) -> (u32, i64, f64) {
-    let (sensor, ts_ms, _) = crate::sensor_row(id, n, 0);
+    let (sensor, ts_ms) = crate::sensor_and_time(id, n);
     (
         sensor,
         ts_ms,

@@ -79,6 +79,11 @@ impl Default for EnvSettings {
     }
 }
 
+/// The settings of a job program's configuration with `properties` (its `-D` flags) on top.
+fn configured(properties: &[String]) -> Result<EnvSettings, ConfigError> {
+    EnvSettings::from_configuration(&Configuration::for_job_program(properties)?)
+}
+
 pub(crate) struct EnvInner {
     pub(crate) graph: StreamGraph,
     pub(crate) settings: EnvSettings,
@@ -121,20 +126,20 @@ impl StreamExecutionEnvironment {
     /// them, as in Flink. A configuration that cannot be read fails the job when it is
     /// built, naming the key.
     pub fn new() -> Self {
-        Self::with_properties(&[]).unwrap_or_else(|e| {
-            let env = Self::with_settings(EnvSettings::default());
-            if let ApiError::Config(e) = e {
+        match configured(&[]) {
+            Ok(settings) => Self::with_settings(settings),
+            Err(e) => {
+                let env = Self::with_settings(EnvSettings::default());
                 env.inner.borrow_mut().config_error = Some(e);
+                env
             }
-            env
-        })
+        }
     }
 
     /// As [`Self::new`], with `properties` (`key=value`, the program's own `-D` flags)
     /// overriding every other source.
     pub fn with_properties(properties: &[String]) -> Result<Self, ApiError> {
-        let c = Configuration::for_job_program(properties)?;
-        Ok(Self::with_settings(EnvSettings::from_configuration(&c)?))
+        Ok(Self::with_settings(configured(properties)?))
     }
 
     /// Creates an environment with `settings` (configuration is not read).

@@ -50,7 +50,6 @@ pub fn run(config: &Config, format: Format, r: RunRequest) -> Result<i32> {
         config.set(&keys::PARALLELISM_DEFAULT, p.to_string(), "--parallelism");
     }
     // The job keys are checked here, before the program runs.
-    config.get(&keys::PARALLELISM_DEFAULT)?;
     weir_runtime::config::JobSettings::from_configuration(config.inner())?;
     let properties = config.job_properties();
     let ha = config.ha()?;

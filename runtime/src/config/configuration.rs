@@ -28,6 +28,9 @@ pub fn encode_properties(properties: &BTreeMap<String, String>) -> String {
     serde_json::to_string(properties).expect("a map of strings encodes")
 }
 
+/// The source of a value nothing set.
+const DEFAULT_SOURCE: &str = "default";
+
 /// The name of the configuration file that is looked for.
 pub const FILE_NAME: &str = "weir.toml";
 
@@ -75,43 +78,23 @@ pub fn env_name(key: &str) -> String {
     format!("WEIR_{}", key.to_ascii_uppercase().replace(['.', '-'], "_"))
 }
 
-/// One `-D key=value` flag, as a figment provider (so its value remembers it came from
-/// `-D`).
-struct Flag(String, String);
-
-impl Provider for Flag {
-    fn metadata(&self) -> Metadata {
-        Metadata::named("-D")
-    }
-
-    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let nested = figment::util::nest(&self.0, Value::from(self.1.clone()));
-        Ok(Profile::Default.collect(nested.into_dict().unwrap_or_default()))
-    }
+/// One key's value from a `WEIR_*` variable or a `-D` flag, as a figment provider named
+/// after where it came from (`WEIR_...`, `-D key`). The value stays text (figment's own
+/// `Env` would guess types, turning `0123` into `123`), exactly as in a file.
+struct Setting {
+    key: String,
+    value: String,
+    source: String,
 }
 
-/// The `WEIR_*` variables that name keys, as a figment provider. Their values stay text
-/// (figment's own `Env` would guess types, turning `0123` into `123`), exactly as the same
-/// value given with `-D` or in a file.
-struct EnvVars;
-
-impl Provider for EnvVars {
+impl Provider for Setting {
     fn metadata(&self) -> Metadata {
-        Metadata::named("environment")
+        Metadata::named(self.source.clone())
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let mut figment = Figment::new();
-        for key in known_keys() {
-            if let Ok(v) = std::env::var(env_name(key)) {
-                figment = figment.merge(Flag(key.to_string(), v));
-            }
-        }
-        let dict = figment
-            .data()?
-            .remove(&Profile::Default)
-            .unwrap_or_default();
-        Ok(Profile::Default.collect(dict))
+        let nested = figment::util::nest(&self.key, Value::from(self.value.clone()));
+        Ok(Profile::Default.collect(nested.into_dict().unwrap_or_default()))
     }
 }
 
@@ -191,7 +174,7 @@ impl Configuration {
             .map(|k| {
                 (
                     k.name.to_string(),
-                    (k.default.to_string(), "default".to_string()),
+                    (k.default.to_string(), DEFAULT_SOURCE.to_string()),
                 )
             })
             .collect();
@@ -212,9 +195,16 @@ impl Configuration {
             }
             figment = figment.merge(Toml::file_exact(&path));
         }
-        figment = figment.merge(EnvVars);
-        for (k, v) in parse_flags(overrides)? {
-            figment = figment.merge(Flag(k, v));
+        for key in known_keys() {
+            let source = env_name(key);
+            if let Ok(value) = std::env::var(&source) {
+                let key = key.to_string();
+                figment = figment.merge(Setting { key, value, source });
+            }
+        }
+        for (key, value) in parse_flags(overrides)? {
+            let source = format!("-D {key}");
+            figment = figment.merge(Setting { key, value, source });
         }
         Self::from_figment(&figment)
     }
@@ -239,13 +229,24 @@ impl Configuration {
             c.values.insert(k, (v, "weir run".into()));
         }
         for (k, v) in parse_flags(overrides)? {
-            if !known_keys().any(|key| key == k) {
-                return Err(unknown(&k, &format!("-D {k}")));
-            }
             let source = format!("-D {k}");
-            c.values.insert(k, (v, source));
+            c.insert_known(k, v, source)?;
         }
         Ok(c)
+    }
+
+    /// Sets `key` to `value` from `source`; a key no part of Weir reads is an error.
+    fn insert_known(
+        &mut self,
+        key: String,
+        value: String,
+        source: String,
+    ) -> Result<(), ConfigError> {
+        if !known_keys().any(|k| k == key) {
+            return Err(unknown(&key, &source));
+        }
+        self.values.insert(key, (value, source));
+        Ok(())
     }
 
     fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
@@ -266,17 +267,18 @@ impl Configuration {
         let mut c = Self::defaults();
         for (key, text, value) in flat {
             let meta = figment.get_metadata(value.tag());
-            let source = match meta.and_then(|m| m.source.as_ref()) {
-                Some(s) if s.file_path().is_some() => s.to_string(),
-                _ if meta.is_some_and(|m| m.name == "-D") => format!("-D {key}"),
-                _ => env_name(&key),
+            let source = match meta {
+                Some(m) if m.source.as_ref().is_some_and(|s| s.file_path().is_some()) => m
+                    .source
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                Some(m) => m.name.to_string(),
+                None => FILE_NAME.to_string(),
             };
             // Keys are spelled exactly (the variables are mapped to the spelling): two
             // spellings of one key would otherwise merge apart and defeat the precedence.
-            let Some(known) = known_keys().find(|k| *k == key) else {
-                return Err(unknown(&key, &source));
-            };
-            c.values.insert(known.to_string(), (text, source));
+            c.insert_known(key, text, source)?;
         }
         Ok(c)
     }
@@ -304,7 +306,7 @@ impl Configuration {
             .values
             .get(key.name)
             .map(|(v, s)| (v.as_str(), s.as_str()))
-            .unwrap_or((key.default, "default"));
+            .unwrap_or((key.default, DEFAULT_SOURCE));
         (key.parse)(v).map_err(|expected| ConfigError::Invalid {
             key: key.name.to_string(),
             value: v.to_string(),
@@ -318,7 +320,7 @@ impl Configuration {
         JOB.iter()
             .filter_map(|k| {
                 let (v, s) = self.values.get(k.name)?;
-                (s != "default").then(|| (k.name.to_string(), v.clone()))
+                (s != DEFAULT_SOURCE).then(|| (k.name.to_string(), v.clone()))
             })
             .collect()
     }

@@ -5,7 +5,6 @@
 //! Invariant: [`JOB`] lists every key here once, in the README's order.
 
 use super::key::*;
-use super::keys::{backend_kind, checkpointing_mode};
 use super::CheckpointingMode;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +21,22 @@ pub enum RestartKind {
     ExponentialDelay,
     /// `failure-rate`.
     FailureRate,
+}
+
+/// A key for [`CheckpointingMode`].
+fn checkpointing_mode(v: &str) -> Result<CheckpointingMode, &'static str> {
+    match v.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+        "EXACTLY_ONCE" => Ok(CheckpointingMode::ExactlyOnce),
+        "AT_LEAST_ONCE" => Ok(CheckpointingMode::AtLeastOnce),
+        _ => Err("`EXACTLY_ONCE` or `AT_LEAST_ONCE`"),
+    }
+}
+
+/// A key for [`StateBackendKind`].
+fn backend_kind(v: &str) -> Result<StateBackendKind, &'static str> {
+    v.trim()
+        .parse()
+        .map_err(|_| "`hashmap` (or `memory`) or `rocksdb`")
 }
 
 fn restart_kind(v: &str) -> Result<Option<RestartKind>, &'static str> {

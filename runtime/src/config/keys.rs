@@ -7,11 +7,9 @@
 //! and meanings (checked by a test below).
 
 use super::key::*;
-use super::CheckpointingMode;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use weir_state_backends::StateBackendKind;
 
 /// `jobmanager.rpc.address` (`HOST:PORT`; a JobManager binds it, so there its host must
 /// be numeric).
@@ -134,22 +132,6 @@ pub const CLUSTER: &[KeyInfo] = &[
     DATA_BIND_HOST.info(),
     ARTIFACT_CACHE_DIR.info(),
 ];
-
-/// A key for [`CheckpointingMode`].
-pub(super) fn checkpointing_mode(v: &str) -> Result<CheckpointingMode, &'static str> {
-    match v.trim().to_ascii_uppercase().replace('-', "_").as_str() {
-        "EXACTLY_ONCE" => Ok(CheckpointingMode::ExactlyOnce),
-        "AT_LEAST_ONCE" => Ok(CheckpointingMode::AtLeastOnce),
-        _ => Err("`EXACTLY_ONCE` or `AT_LEAST_ONCE`"),
-    }
-}
-
-/// A key for [`StateBackendKind`].
-pub(super) fn backend_kind(v: &str) -> Result<StateBackendKind, &'static str> {
-    v.trim()
-        .parse()
-        .map_err(|_| "`hashmap` (or `memory`) or `rocksdb`")
-}
 
 pub use super::job_keys::*;
 

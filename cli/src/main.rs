@@ -22,7 +22,9 @@ use client::Client;
 use config::Config;
 use std::path::{Path, PathBuf};
 use weir_runtime::config::keys;
-use weir_runtime::rpc::request::{Cancel, Checkpoints, JobInfo, ListJobs, TriggerSavepoint};
+use weir_runtime::rpc::request::{
+    Cancel, Checkpoints, JobGraphOf, JobInfo, ListJobs, TriggerCheckpoint, TriggerSavepoint,
+};
 use weir_runtime::JobId;
 
 /// Weir: a Flink-style distributed stream processing runtime.
@@ -106,7 +108,7 @@ enum Verb {
         #[command(flatten)]
         target: Target,
     },
-    /// Show one job.
+    /// Show one job with its plan (vertices, parallelism, exchanges).
     Info {
         /// The job id.
         job: String,
@@ -137,6 +139,18 @@ enum Verb {
         /// command, else the job's].
         #[arg(long, value_name = "DIR")]
         savepoint_dir: Option<String>,
+        /// Emit the final watermark before the savepoint, so every event-time window fires
+        /// and timer runs before the job stops (the savepoint is then for archiving rather
+        /// than for resuming the same stream).
+        #[arg(long)]
+        drain: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Trigger a checkpoint of a running job and wait for it.
+    Checkpoint {
+        /// The job id.
+        job: String,
         #[command(flatten)]
         target: Target,
     },
@@ -315,7 +329,9 @@ fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
         }
         Verb::Info { job, target } => {
             let (id, mut c) = for_job(&job, target)?;
-            output::job(format, &c.call(JobInfo(id))?);
+            let summary = c.call(JobInfo(id))?;
+            let graph = c.call(JobGraphOf(id))?;
+            output::job_with_plan(format, &summary, &graph);
             Ok(0)
         }
         Verb::Cancel { job, target } => {
@@ -327,16 +343,35 @@ fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
         Verb::Savepoint { job, dir, target } => {
             let (id, mut c) = for_job(&job, target)?;
             let dir = dir.or(config.get(&keys::SAVEPOINTS_DIR)?);
-            savepoint(&mut c, format, id, dir.map(|d| absolute(&d)), false)
+            let request = TriggerSavepoint {
+                job: id,
+                dir: dir.map(|d| absolute(&d)),
+                stop: false,
+                drain: false,
+            };
+            savepoint(&mut c, format, request)
         }
         Verb::Stop {
             job,
             savepoint_dir,
+            drain,
             target,
         } => {
             let (id, mut c) = for_job(&job, target)?;
             let dir = savepoint_dir.or(config.get(&keys::SAVEPOINTS_DIR)?);
-            savepoint(&mut c, format, id, dir.map(|d| absolute(&d)), true)
+            let request = TriggerSavepoint {
+                job: id,
+                dir: dir.map(|d| absolute(&d)),
+                stop: true,
+                drain,
+            };
+            savepoint(&mut c, format, request)
+        }
+        Verb::Checkpoint { job, target } => {
+            let (id, mut c) = for_job(&job, target)?;
+            let location = c.call(TriggerCheckpoint(id))?;
+            output::done(format, id, "checkpoint", &location);
+            Ok(0)
         }
         Verb::Checkpoints { job, target } => {
             let (id, mut c) = for_job(&job, target)?;
@@ -349,14 +384,9 @@ fn query_job(config: &Config, format: Format, verb: Verb) -> Result<i32> {
     }
 }
 
-fn savepoint(
-    c: &mut Client,
-    format: Format,
-    id: JobId,
-    dir: Option<String>,
-    stop: bool,
-) -> Result<i32> {
-    let url = c.call(TriggerSavepoint { job: id, dir, stop })?;
+fn savepoint(c: &mut Client, format: Format, request: TriggerSavepoint) -> Result<i32> {
+    let id = request.job;
+    let url = c.call(request)?;
     output::done(format, id, "savepoint", &url);
     Ok(0)
 }

@@ -6,7 +6,9 @@ use crate::Format;
 use serde_json::json;
 use std::io::Write;
 use weir_jobmanager::cluster::json;
+use weir_jobmanager::cluster::rest::model::JobPlan;
 use weir_runtime::rpc::messages::{CheckpointSummary, JobSummary};
+use weir_runtime::JobGraph;
 use weir_runtime::JobId;
 
 /// Prints one line to standard output. A closed standard output (`weir list | head -1`)
@@ -141,6 +143,42 @@ pub fn job(format: Format, s: &JobSummary) {
         ],
     ];
     table(&["FIELD", "VALUE"], &rows);
+}
+
+/// A job with its plan: the fields of [`job`] and, in JSON, a `plan` with the REST API's
+/// shape (`GET /jobs/{id}/plan`); in a table, one line per vertex with its inputs.
+pub fn job_with_plan(format: Format, s: &JobSummary, graph: &JobGraph) {
+    let plan = JobPlan::of(s.id, graph).plan;
+    if format == Format::Json {
+        let mut v = json::job(s);
+        v["plan"] = serde_json::to_value(&plan).expect("a plan serializes");
+        out!("{v}");
+        return;
+    }
+    job(format, s);
+    out!("");
+    let rows: Vec<Vec<String>> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let inputs: Vec<String> = n
+                .inputs
+                .iter()
+                .map(|i| format!("{} ({})", i.id, i.ship_strategy))
+                .collect();
+            vec![
+                n.id.clone(),
+                n.operator.clone(),
+                n.parallelism.to_string(),
+                if inputs.is_empty() {
+                    "-".into()
+                } else {
+                    inputs.join(", ")
+                },
+            ]
+        })
+        .collect();
+    table(&["VERTEX", "OPERATORS", "PARALLELISM", "INPUTS"], &rows);
 }
 
 /// A job's checkpoints.

@@ -105,6 +105,16 @@ fn savepoint_stop_resume_and_cancel_work_from_the_cli() {
         "{listed}"
     );
     assert!(first["duration_ms"].as_u64().is_some(), "{listed}");
+    // A checkpoint on request, and the job's plan.
+    let taken = c.json(&["checkpoint", &job]);
+    let location = taken["checkpoint"].as_str().expect("a location");
+    assert!(location.contains(&format!("{job}/chk-")), "{taken}");
+    let info = c.json(&["info", &job]);
+    let nodes = info["plan"]["nodes"].as_array().expect("a plan");
+    assert!(nodes.len() >= 2 && info["status"] == "RUNNING", "{info}");
+    let table = c.weir(&["info", &job]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("VERTEX") && text.contains("(HASH)"), "{text}");
 
     let stopped = c.json(&[
         "stop",
@@ -155,6 +165,36 @@ fn savepoint_stop_resume_and_cancel_work_from_the_cli() {
     let cancelled = c.weir(&["cancel", &doomed]);
     assert!(cancelled.status.success(), "{cancelled:?}");
     assert_eq!(c.wait_for_end(&doomed)["status"], "CANCELLED");
+
+    // A drained stop fires the open windows: their partial results are not among the
+    // complete run's (a stop without draining emits only complete windows, above).
+    let drained_out = c.path("out4");
+    let drained = c.submit(&job_args(
+        &drained_out,
+        &c.path("ck4"),
+        RECORDS,
+        Some(THROTTLE),
+    ));
+    c.wait_for_checkpoint(&drained);
+    let sp = c.path("drained");
+    let stop = c.json(&[
+        "stop",
+        &drained,
+        "--drain",
+        "--savepoint-dir",
+        sp.to_str().unwrap(),
+    ]);
+    assert!(stop["savepoint"].is_string(), "{stop}");
+    assert_eq!(c.wait_for_end(&drained)["status"], "FINISHED");
+    let lines = output_lines(&drained_out);
+    assert!(
+        lines.len() < expected.len(),
+        "the job stopped before its end"
+    );
+    assert!(
+        lines.iter().any(|l| !expected.contains(l)),
+        "the final watermark fired the open windows"
+    );
     let table = c.weir(&["list"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.starts_with("JOB ID"), "{text}");

@@ -16,7 +16,7 @@ use crate::job_master::status::{JobSnapshot, Published};
 use crate::job_master::{JobMaster, JobMasterSetup, PlacementProgress, Start};
 use crate::savepoint_restore::savepoint_restore;
 use crate::scheduler::{schedule, ScheduleError};
-use crate::{CheckpointCoordinator, JobHandle, SavepointHandle};
+use crate::{CheckpointCoordinator, JobHandle, SavepointHandle, TriggerRequest};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -315,11 +315,27 @@ impl JobManager {
         stop: bool,
     ) -> Result<SavepointHandle, JobManagerError> {
         let target = target.map(str::to_string);
-        self.ask(id, |reply| JobEvent::Savepoint {
-            target,
-            stop,
-            reply,
-        })?
+        self.trigger(
+            id,
+            if stop {
+                TriggerRequest::Stop {
+                    target,
+                    drain: false,
+                }
+            } else {
+                TriggerRequest::Savepoint { target }
+            },
+        )
+    }
+
+    /// Asks running job `id` for the savepoint or checkpoint of `request`; a checkpoint is
+    /// answered with its location. Requests wait for any checkpoint in progress.
+    pub fn trigger(
+        &self,
+        id: JobId,
+        request: TriggerRequest,
+    ) -> Result<SavepointHandle, JobManagerError> {
+        self.ask(id, |reply| JobEvent::Savepoint { request, reply })?
     }
 
     /// Withdraws the savepoint request of `handle` if it was not triggered yet (it then

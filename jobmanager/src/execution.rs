@@ -61,6 +61,11 @@ impl JobExecution {
             && self.states.values().any(|s| *s == ExecutionState::Running)
     }
 
+    /// Returns the state of `subtask`, if it belongs to the run.
+    pub fn state(&self, subtask: SubtaskId) -> Option<ExecutionState> {
+        self.states.get(&subtask).copied()
+    }
+
     /// Returns the number of subtasks in `state`.
     pub fn count(&self, state: ExecutionState) -> usize {
         self.states.values().filter(|s| **s == state).count()

@@ -49,7 +49,27 @@ impl JobHandle {
     }
 }
 
-/// Waits for the answer to one savepoint request.
+/// What a client asks a running job to take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TriggerRequest {
+    /// A savepoint into `target` (`None`: the job's `state.savepoints.dir`).
+    Savepoint {
+        /// Where.
+        target: Option<String>,
+    },
+    /// A savepoint, after which the job stops (stop-with-savepoint); with `drain` the
+    /// sources emit the final watermark first, so every event-time window is emitted.
+    Stop {
+        /// Where (`None`: the job's `state.savepoints.dir`).
+        target: Option<String>,
+        /// Emit the final watermark before the savepoint.
+        drain: bool,
+    },
+    /// A checkpoint now, retained as any other.
+    Checkpoint,
+}
+
+/// Waits for the answer to one savepoint (or checkpoint) request.
 pub struct SavepointHandle {
     pub(crate) job: JobId,
     pub(crate) request: u64,

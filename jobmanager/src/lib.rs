@@ -18,13 +18,19 @@ mod savepoint_error;
 mod savepoint_restore;
 mod scheduler;
 
+pub use checkpoint_coordinator::history::{
+    CheckpointHistory, CheckpointState, CheckpointStats, RestoredCheckpoint, HISTORY_SIZE,
+};
 pub use checkpoint_coordinator::{
     CheckpointCoordinator, CompletedCheckpoint, CoordinatorAction, SavepointRequest, StoreOutcome,
 };
 pub use dispatcher::{CheckpointContinuation, Endpoints, JobManager, JobManagerError, Placement};
 pub use execution::{Decision, JobExecution};
-pub use job_handle::{JobHandle, JobOutcome, SavepointHandle};
-pub use job_master::status::{transition, IllegalTransition, JobSnapshot};
+pub use job_handle::{JobHandle, JobOutcome, SavepointHandle, TriggerRequest};
+pub use job_master::status::{
+    transition, ExceptionEntry, IllegalTransition, JobSnapshot, SubtaskStatus,
+    EXCEPTION_HISTORY_SIZE,
+};
 pub use job_master::PlacementProgress;
 pub use restart::RestartPolicy;
 pub use savepoint_error::SavepointError;

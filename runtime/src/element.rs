@@ -33,6 +33,9 @@ pub struct BarrierOptions {
     /// Whether the job stops once this savepoint completes (stop-with-savepoint): sources
     /// emit nothing after the barrier, and no task processes anything after it.
     pub stop: bool,
+    /// With `stop`: the sources emit the final watermark just before the barrier, so every
+    /// event-time timer fires before the job stops (stop with `--drain`).
+    pub drain: bool,
 }
 
 /// One decoded stream element; records borrow their serialized payload from the buffer.
@@ -125,7 +128,8 @@ pub fn write_event(buf: &mut Vec<u8>, element: &Element<'_>) {
             buf.push(
                 u8::from(opts.savepoint)
                     | (u8::from(opts.aligned) << 1)
-                    | (u8::from(opts.stop) << 2),
+                    | (u8::from(opts.stop) << 2)
+                    | (u8::from(opts.drain) << 3),
             );
         }
         Element::EndOfData => buf.push(TAG_END_OF_DATA),
@@ -283,6 +287,7 @@ impl<'a> ElementReader<'a> {
                         savepoint: b[8] & 1 != 0,
                         aligned: b[8] & 2 != 0,
                         stop: b[8] & 4 != 0,
+                        drain: b[8] & 8 != 0,
                     },
                 ))
             }
@@ -315,6 +320,7 @@ mod tests {
             savepoint: true,
             aligned: true,
             stop: true,
+            drain: true,
         };
         write_event(&mut buf, &Element::EndOfData);
         write_event(&mut buf, &Element::Barrier(7, opts));

@@ -243,6 +243,7 @@ mod tests {
         savepoint: false,
         aligned: true,
         stop: false,
+        drain: false,
     };
 
     #[test]

@@ -8,7 +8,9 @@ use weir_runtime::checkpoint::{
     CheckpointMetadata, OperatorSnapshot, OperatorStateHandles, SubtaskStateHandle,
 };
 use weir_runtime::rpc::messages::{ArtifactDigest, ArtifactHasher, TaskManagerRequest};
-use weir_runtime::rpc::request::{JobInfo, TriggerSavepoint, WaitJob};
+use weir_runtime::rpc::request::{
+    JobGraphOf, JobInfo, TriggerCheckpoint, TriggerSavepoint, WaitJob,
+};
 use weir_runtime::rpc::{read_message, write_message, ClientRequest};
 use weir_runtime::JobId;
 
@@ -108,11 +110,13 @@ proptest! {
     }
 
     #[test]
-    fn client_requests_round_trip_through_a_frame(job: u64, timeout_ms: u64, dir in proptest::option::of("[a-z/]{1,20}"), stop: bool) {
+    fn client_requests_round_trip_through_a_frame(job: u64, timeout_ms: u64, dir in proptest::option::of("[a-z/]{1,20}"), stop: bool, drain: bool) {
         let sent: Vec<ClientRequest> = vec![
             WaitJob { job: JobId(job), timeout_ms }.into(),
-            TriggerSavepoint { job: JobId(job), dir: dir.clone(), stop }.into(),
+            TriggerSavepoint { job: JobId(job), dir: dir.clone(), stop, drain }.into(),
             JobInfo(JobId(job)).into(),
+            TriggerCheckpoint(JobId(job)).into(),
+            JobGraphOf(JobId(job)).into(),
         ];
         let received = run(async {
             let mut wire = Vec::new();

@@ -43,7 +43,8 @@ pub enum CoordinatorAction {
         /// The aborted checkpoint.
         checkpoint: CheckpointId,
     },
-    /// Answer savepoint request `request`: the savepoint's URL, or why it failed.
+    /// Answer savepoint request `request`: the savepoint's URL (a checkpoint's location),
+    /// or why it failed.
     SavepointDone {
         /// The request (from [`crate::CheckpointCoordinator::request_savepoint`]).
         request: u64,
@@ -97,10 +98,16 @@ pub enum StoreOutcome {
 /// A savepoint asked for on a running job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavepointRequest {
-    /// The storage URL the savepoint's directory goes into.
-    pub target: String,
+    /// The storage URL the savepoint's directory goes into; `None` asks for a checkpoint
+    /// (`weir checkpoint`, `POST /jobs/{id}/checkpoints`), retained as any other and
+    /// answered with its location.
+    pub target: Option<String>,
     /// Whether the job stops once the savepoint completes (stop-with-savepoint).
     pub stop: bool,
+    /// With `stop`: the sources emit the final watermark before the barrier, so every
+    /// event-time timer fires and every window is emitted before the job stops
+    /// (`weir stop --drain`).
+    pub drain: bool,
 }
 
 /// Figures of one completed checkpoint.

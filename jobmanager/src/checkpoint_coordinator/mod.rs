@@ -37,13 +37,16 @@
 //!   an aborted or dropped checkpoint uploaded, and those of late acknowledgements, are
 //!   deleted unless a retained checkpoint references them.
 
+mod abort;
 mod action;
+pub mod history;
 mod savepoints;
 #[cfg(test)]
 mod tests;
 
 use crate::SavepointError;
 pub use action::{CompletedCheckpoint, CoordinatorAction, SavepointRequest, StoreOutcome};
+use history::CheckpointHistory;
 use savepoints::savepoint_failed;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -97,6 +100,8 @@ pub struct CheckpointCoordinator {
     /// The subtasks whose input ended in this run: once all did, the final checkpoint is
     /// triggered without waiting for the interval.
     inputs_ended: BTreeSet<SubtaskId>,
+    /// Counts and recent checkpoints, for the REST API.
+    history: CheckpointHistory,
 }
 
 impl CheckpointCoordinator {
@@ -134,6 +139,7 @@ impl CheckpointCoordinator {
             shared,
             storing: BTreeMap::new(),
             inputs_ended: BTreeSet::new(),
+            history: CheckpointHistory::default(),
         }
     }
 
@@ -186,6 +192,22 @@ impl CheckpointCoordinator {
         &self.completed
     }
 
+    /// Returns the checkpoint statistics: counts and recent checkpoints.
+    pub fn history(&self) -> &CheckpointHistory {
+        &self.history
+    }
+
+    /// Records that a run restored `restored`.
+    pub fn restored(&mut self, restored: history::RestoredCheckpoint) {
+        self.history.restored(restored);
+    }
+
+    /// The location of completed checkpoint `checkpoint` in the checkpoint storage.
+    fn location(&self, checkpoint: CheckpointId) -> String {
+        let dir = weir_runtime::checkpoint::checkpoint_dir(self.job, checkpoint);
+        format!("{}/{dir}", self.config.dir.trim_end_matches('/'))
+    }
+
     /// Returns the ids of the pending checkpoints.
     pub fn pending(&self) -> Vec<CheckpointId> {
         self.pending.keys().copied().collect()
@@ -194,18 +216,6 @@ impl CheckpointCoordinator {
     /// Returns the default savepoint directory (`state.savepoints.dir`), if set.
     pub fn savepoint_dir(&self) -> Option<&str> {
         self.config.savepoint_dir.as_deref()
-    }
-
-    fn drop_pending(&mut self, reason: &str) -> Vec<CoordinatorAction> {
-        let mut actions = Vec::new();
-        for (id, p) in std::mem::take(&mut self.pending) {
-            actions.push(CoordinatorAction::Discard { checkpoint: id });
-            actions.extend(self.delete_unreferenced(id, &p.state));
-            if let Some((request, savepoint)) = p.savepoint {
-                actions.extend(savepoint_failed(request, &savepoint, id, reason));
-            }
-        }
-        actions
     }
 
     /// The restarted job runs again: checkpoints resume (ids go on from the last one) with
@@ -335,18 +345,24 @@ impl CheckpointCoordinator {
         timestamp_ms: i64,
         savepoint: Option<(u64, SavepointRequest)>,
     ) -> CoordinatorAction {
+        let target = savepoint.as_ref().and_then(|(_, s)| s.target.as_deref());
         if let Some((_, s)) = &savepoint {
-            info!(job_id = %self.job, checkpoint = self.next_id, target = %s.target, stop = s.stop, "triggering savepoint");
+            info!(job_id = %self.job, checkpoint = self.next_id, target, stop = s.stop, drain = s.drain, "triggering on request");
         }
+        let is_savepoint = target.is_some();
+        let stop = savepoint.as_ref().is_some_and(|(_, s)| s.stop);
         let options = BarrierOptions {
-            savepoint: savepoint.is_some(),
+            savepoint: is_savepoint,
             // Savepoints always align, so they are consistent whatever the mode.
-            aligned: savepoint.is_some() || self.config.mode == CheckpointingMode::ExactlyOnce,
-            stop: savepoint.as_ref().is_some_and(|(_, s)| s.stop),
+            aligned: is_savepoint || self.config.mode == CheckpointingMode::ExactlyOnce,
+            stop,
+            drain: stop && savepoint.as_ref().is_some_and(|(_, s)| s.drain),
         };
         let checkpoint = self.next_id;
         self.next_id += 1;
         self.last_trigger = Some(now);
+        self.history
+            .triggered(checkpoint, timestamp_ms, is_savepoint, self.tasks.len());
         self.pending.insert(
             checkpoint,
             Pending {
@@ -394,12 +410,13 @@ impl CheckpointCoordinator {
         p.state.extend(state);
         p.max_alignment_ms = p.max_alignment_ms.max(alignment_ms);
         p.ended &= ended;
+        self.history.acknowledged(checkpoint, p.waiting.len());
         if !p.waiting.is_empty() {
             return Vec::new();
         }
         let p = self.pending.remove(&checkpoint).expect("present above");
         let metadata = self.metadata(checkpoint, &p);
-        let savepoint = p.savepoint.as_ref().map(|(_, s)| s.target.clone());
+        let savepoint = p.savepoint.as_ref().and_then(|(_, s)| s.target.clone());
         self.storing.insert(checkpoint, p);
         vec![CoordinatorAction::Store {
             checkpoint,
@@ -429,6 +446,7 @@ impl CheckpointCoordinator {
                     .delete_unreferenced(checkpoint, &p.state)
                     .into_iter()
                     .collect();
+                self.history.failed(checkpoint, &reason);
                 actions.extend(self.failed(checkpoint, &reason));
                 if let Some((request, savepoint)) = p.savepoint {
                     actions.extend(savepoint_failed(request, &savepoint, checkpoint, &reason));
@@ -439,6 +457,7 @@ impl CheckpointCoordinator {
                 return self.abort_removed(checkpoint, p, &reason);
             }
         };
+        let path = url.clone().unwrap_or_else(|| self.location(checkpoint));
         let answer = self.savepoint_stored(checkpoint, &p, url);
         let new_shared = self.shared.register(metadata);
         // The checkpoint is complete once its metadata is written: failing to delete
@@ -456,6 +475,7 @@ impl CheckpointCoordinator {
             max_alignment_ms: p.max_alignment_ms,
         };
         info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, incremental_size = done.incremental_size, alignment_ms = done.max_alignment_ms, "checkpoint complete");
+        self.history.completed(&done, path);
         self.completed.push(done);
         // Older pending checkpoints are subsumed: abort them.
         let older: Vec<_> = self
@@ -477,22 +497,6 @@ impl CheckpointCoordinator {
         actions
     }
 
-    /// A subtask declined `checkpoint`: it is aborted.
-    pub fn decline(
-        &mut self,
-        subtask: SubtaskId,
-        checkpoint: CheckpointId,
-        reason: &str,
-    ) -> Vec<CoordinatorAction> {
-        self.abort(
-            checkpoint,
-            &format!(
-                "declined by subtask {} of vertex {}: {reason}",
-                subtask.subtask, subtask.vertex
-            ),
-        )
-    }
-
     /// The job ended (all its tasks, and so their uploads, are done): returns the deletion
     /// of every checkpoint that did not complete, keeping the retained completed ones.
     pub fn shutdown(&mut self) -> Vec<CoordinatorAction> {
@@ -505,49 +509,6 @@ impl CheckpointCoordinator {
         actions.push(CoordinatorAction::DiscardIncomplete);
         actions.push(CoordinatorAction::Retain);
         actions
-    }
-
-    fn abort(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
-        match self.pending.remove(&checkpoint) {
-            Some(p) => self.abort_removed(checkpoint, p, reason),
-            None => Vec::new(),
-        }
-    }
-
-    /// Aborts `checkpoint`, already removed from the pending ones: deletes its files and
-    /// answers its savepoint, or counts it as a failed checkpoint.
-    fn abort_removed(
-        &mut self,
-        checkpoint: CheckpointId,
-        p: Pending,
-        reason: &str,
-    ) -> Vec<CoordinatorAction> {
-        let mut actions = vec![CoordinatorAction::Discard { checkpoint }];
-        actions.extend(self.delete_unreferenced(checkpoint, &p.state));
-        actions.extend(match p.savepoint {
-            // A failed savepoint is answered, and the job goes on.
-            Some((request, savepoint)) => {
-                warn!(job_id = %self.job, checkpoint, reason, "savepoint aborted");
-                savepoint_failed(request, &savepoint, checkpoint, reason)
-            }
-            None => self.failed(checkpoint, reason),
-        });
-        actions
-    }
-
-    fn failed(&mut self, checkpoint: CheckpointId, reason: &str) -> Vec<CoordinatorAction> {
-        self.failures_in_a_row += 1;
-        warn!(job_id = %self.job, checkpoint, reason, failures_in_a_row = self.failures_in_a_row, "checkpoint aborted");
-        if self.failures_in_a_row > self.config.tolerable_failures {
-            vec![CoordinatorAction::FailJob {
-                reason: format!(
-                    "checkpoint {checkpoint} failed ({reason}); {} checkpoint failure(s) in a row exceed the {} tolerated (execution.checkpointing.tolerable-failed-checkpoints)",
-                    self.failures_in_a_row, self.config.tolerable_failures
-                ),
-            }]
-        } else {
-            Vec::new()
-        }
     }
 
     fn metadata(&self, checkpoint: CheckpointId, p: &Pending) -> CheckpointMetadata {

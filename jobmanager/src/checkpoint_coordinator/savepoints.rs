@@ -8,9 +8,9 @@ use tracing::{info, warn};
 use weir_runtime::CheckpointId;
 
 impl CheckpointCoordinator {
-    /// Queues a savepoint into `request.target`; it is triggered as soon as no checkpoint
-    /// is pending. Returns the request's id, which its answer
-    /// ([`CoordinatorAction::SavepointDone`]) carries.
+    /// Queues a savepoint into `request.target` (or, without a target, a checkpoint); it is
+    /// triggered as soon as no checkpoint is pending. Returns the request's id, which its
+    /// answer ([`CoordinatorAction::SavepointDone`]) carries.
     pub fn request_savepoint(&mut self, request: SavepointRequest) -> Result<u64, SavepointError> {
         if self.stopping.is_some() {
             return Err(SavepointError::AlreadyStopping);
@@ -82,6 +82,13 @@ impl CheckpointCoordinator {
         url: Option<String>,
     ) -> Option<CoordinatorAction> {
         let (request, savepoint) = p.savepoint.as_ref()?;
+        if savepoint.target.is_none() {
+            // A checkpoint asked for: answered with where it is.
+            return Some(CoordinatorAction::SavepointDone {
+                request: *request,
+                result: Ok(self.location(checkpoint)),
+            });
+        }
         let url = url?;
         info!(job_id = %self.job, checkpoint, path = %url, stop = savepoint.stop, "savepoint complete");
         if savepoint.stop {

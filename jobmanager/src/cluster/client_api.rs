@@ -8,7 +8,7 @@
 
 use super::artifacts::Upload;
 use super::{Cluster, ClusterError};
-use crate::JobManagerError;
+use crate::{JobManagerError, TriggerRequest};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,12 +16,13 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use weir_runtime::rpc::messages::{ArtifactDigest, JobStatus, ARTIFACT_CHUNK_BYTES};
 use weir_runtime::rpc::request::{
-    ArtifactChunk, ArtifactPiece, ArtifactStored, Cancel, Checkpoints, FetchArtifact, JobInfo,
-    ListJobs, PutArtifact, Submit, TriggerSavepoint, WaitJob,
+    ArtifactChunk, ArtifactPiece, ArtifactStored, Cancel, Checkpoints, FetchArtifact, JobGraphOf,
+    JobInfo, ListJobs, PutArtifact, Submit, TriggerCheckpoint, TriggerSavepoint, WaitJob,
 };
 use weir_runtime::rpc::{
     read_message, write_message, ClientRequest, RemoteError, RemoteErrorKind, Reply, RpcError,
 };
+use weir_runtime::JobId;
 
 /// The longest a savepoint request waits for its answer.
 const SAVEPOINT_WAIT: Duration = Duration::from_secs(600);
@@ -38,6 +39,8 @@ enum AnyReply {
     Cancelled(Reply<Cancel>),
     Savepoint(Reply<TriggerSavepoint>),
     Checkpoints(Reply<Checkpoints>),
+    Checkpoint(Reply<TriggerCheckpoint>),
+    Plan(Box<Reply<JobGraphOf>>),
     Error(Result<(), RemoteError>),
 }
 
@@ -156,7 +159,27 @@ fn answer(
                 .ok_or_else(|| ClusterError::UnknownJob(id).into()),
         ),
         ClientRequest::Cancel(Cancel(id)) => AnyReply::Cancelled(remote(cluster.cancel(id))),
-        ClientRequest::Savepoint(r) => AnyReply::Savepoint(remote(savepoint(cluster, r))),
+        ClientRequest::Savepoint(TriggerSavepoint {
+            job,
+            dir,
+            stop,
+            drain,
+        }) => {
+            let request = match stop {
+                true => TriggerRequest::Stop { target: dir, drain },
+                false => TriggerRequest::Savepoint { target: dir },
+            };
+            AnyReply::Savepoint(remote(savepoint(cluster, job, request)))
+        }
+        ClientRequest::Checkpoint(TriggerCheckpoint(job)) => {
+            AnyReply::Checkpoint(remote(savepoint(cluster, job, TriggerRequest::Checkpoint)))
+        }
+        ClientRequest::Plan(JobGraphOf(job)) => AnyReply::Plan(Box::new(
+            cluster
+                .graph(job)
+                .map(|g| (*g).clone())
+                .ok_or_else(|| ClusterError::UnknownJob(job).into()),
+        )),
         ClientRequest::Checkpoints(Checkpoints(id)) => {
             AnyReply::Checkpoints(remote(cluster.checkpoints(id)))
         }
@@ -196,10 +219,11 @@ fn put_artifact(
     Ok(false)
 }
 
-/// Takes a savepoint of a running job and waits (bounded) for it.
+/// Takes a savepoint (or checkpoint) of a running job and waits (bounded) for it.
 fn savepoint(
     cluster: &Cluster,
-    TriggerSavepoint { job, dir, stop }: TriggerSavepoint,
+    job: JobId,
+    request: TriggerRequest,
 ) -> Result<String, ClusterError> {
     let summary = cluster.summary(job).ok_or(ClusterError::UnknownJob(job))?;
     let status = summary.status.name();
@@ -209,9 +233,7 @@ fn savepoint(
     if matches!(summary.status, JobStatus::Created | JobStatus::Scheduling) {
         return Err(ClusterError::NotRunning { job, status });
     }
-    let handle = cluster
-        .dispatcher()
-        .trigger_savepoint(job, dir.as_deref(), stop)?;
+    let handle = cluster.dispatcher().trigger(job, request)?;
     match handle.wait(SAVEPOINT_WAIT) {
         Some(answer) => Ok(answer?),
         None => {

@@ -10,7 +10,8 @@
 //! - `placement`: the [`crate::Placement`] every JobMaster asks on each (re)start;
 //! - [`server`]: the RPC endpoint for clients, TaskManagers and workers, with the client
 //!   requests answered by `client_api`;
-//! - [`rest`]: the read-only REST API, with the JSON shapes of [`json`].
+//! - [`rest`]: the REST API, Flink's routes and actions, reading [`views`] of the cluster;
+//! - [`json`]: the JSON shapes `weir --output json` shares with the REST API.
 //!
 //! Invariants:
 //! - a job's status lives in its JobMaster alone; the cluster keeps TaskManagers, workers
@@ -35,6 +36,7 @@ mod remote_error;
 pub mod rest;
 pub mod server;
 pub mod slots;
+pub mod views;
 
 use crate::dispatcher::JobManager;
 use crate::ha::HaServices;

@@ -7,7 +7,7 @@
 use super::event::refused;
 use super::JobMaster;
 use crate::{CheckpointCoordinator, CoordinatorAction, JobManagerError, SavepointError};
-use crate::{SavepointHandle, SavepointRequest};
+use crate::{SavepointHandle, SavepointRequest, TriggerRequest};
 use std::time::Instant;
 use tracing::{info, warn};
 use weir_runtime::control::JobManagerMessage;
@@ -123,12 +123,11 @@ impl JobMaster {
         }
     }
 
-    /// Queues a savepoint into `target` (`None`: `state.savepoints.dir`), and with `stop`
-    /// stops the job once it completes.
+    /// Queues the savepoint (into `state.savepoints.dir` unless the request names a
+    /// target) or checkpoint of `request`.
     pub(super) fn on_savepoint(
         &mut self,
-        target: Option<String>,
-        stop: bool,
+        request: TriggerRequest,
     ) -> Result<SavepointHandle, JobManagerError> {
         let id = self.id;
         if self.status.is_terminal() {
@@ -140,12 +139,26 @@ impl JobMaster {
         let Some((c, _)) = self.checkpoints.as_mut() else {
             return Err(refused(id, SavepointError::NoCheckpointStorage));
         };
-        let target = target
-            .or_else(|| c.savepoint_dir().map(str::to_string))
-            .ok_or_else(|| refused(id, SavepointError::NoDirectory))?;
-        let target = weir_runtime::checkpoint::location_url(&target)?;
+        let (target, stop, drain) = match request {
+            TriggerRequest::Savepoint { target } => (Some(target), false, false),
+            TriggerRequest::Stop { target, drain } => (Some(target), true, drain),
+            TriggerRequest::Checkpoint => (None, false, false),
+        };
+        let target = match target {
+            Some(target) => {
+                let target = target
+                    .or_else(|| c.savepoint_dir().map(str::to_string))
+                    .ok_or_else(|| refused(id, SavepointError::NoDirectory))?;
+                Some(weir_runtime::checkpoint::location_url(&target)?)
+            }
+            None => None,
+        };
         let request = c
-            .request_savepoint(SavepointRequest { target, stop })
+            .request_savepoint(SavepointRequest {
+                target,
+                stop,
+                drain,
+            })
             .map_err(|e| refused(id, e))?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.savepoints.insert(request, tx);

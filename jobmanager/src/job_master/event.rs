@@ -4,7 +4,7 @@
 //! in arrival order; replies go back on the channel the event carries.
 
 use crate::cluster::ClusterError;
-use crate::{Endpoints, JobManagerError, SavepointError, SavepointHandle};
+use crate::{Endpoints, JobManagerError, SavepointError, SavepointHandle, TriggerRequest};
 use crossbeam_channel::Sender;
 use weir_runtime::control::{TaskManagerId, TaskManagerMessage};
 
@@ -20,12 +20,10 @@ pub(crate) enum JobEvent {
         /// The answer: refused if the job has ended.
         reply: Sender<Result<(), JobManagerError>>,
     },
-    /// Take a savepoint (and with `stop`, stop the job once it completed).
+    /// Take a savepoint (and stop the job once it completed) or a checkpoint.
     Savepoint {
-        /// Where (`None`: `state.savepoints.dir`).
-        target: Option<String>,
-        /// Stop-with-savepoint.
-        stop: bool,
+        /// What to take.
+        request: TriggerRequest,
         /// The handle to wait on, or why the request is refused.
         reply: Sender<Result<SavepointHandle, JobManagerError>>,
     },

@@ -25,7 +25,7 @@ use crate::restart::RestartPolicy;
 use crate::{CheckpointCoordinator, Endpoints, JobOutcome, Placement, SavepointError};
 use crossbeam_channel::Sender;
 use event::JobEvent;
-use status::{transition, Published};
+use status::{transition, ExceptionEntry, Published, SubtaskStatus};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +100,10 @@ pub(crate) struct JobMaster {
     reserved: CheckpointId,
     /// Whether the last reservation failed (logged once until one succeeds).
     reserve_failed: bool,
+    /// The root causes of the latest failed runs (the exception history).
+    exceptions: std::collections::VecDeque<ExceptionEntry>,
+    /// When the current run was deployed.
+    run_started_ms: Option<i64>,
 }
 
 impl JobMaster {
@@ -135,6 +139,8 @@ impl JobMaster {
             recorded: setup.recorded,
             reserved: 0,
             reserve_failed: false,
+            exceptions: std::collections::VecDeque::new(),
+            run_started_ms: None,
         };
         setup.runtime.spawn(async move {
             tokio::task::block_in_place(|| master.start(start));
@@ -225,12 +231,8 @@ impl JobMaster {
             JobEvent::Cancel { reply } => {
                 let _ = reply.send(self.on_cancel());
             }
-            JobEvent::Savepoint {
-                target,
-                stop,
-                reply,
-            } => {
-                let _ = reply.send(self.on_savepoint(target, stop));
+            JobEvent::Savepoint { request, reply } => {
+                let _ = reply.send(self.on_savepoint(request));
             }
             JobEvent::Withdraw { request, reply } => {
                 let _ = reply.send(self.on_withdraw(request));
@@ -265,15 +267,36 @@ impl JobMaster {
     }
 
     fn publish(&self) {
-        let completed = self.checkpoints.as_ref().map(|(c, _)| c.completed());
+        let coordinator = self.checkpoints.as_ref().map(|(c, _)| c);
+        let subtasks: Vec<SubtaskStatus> = self
+            .deployments
+            .iter()
+            .filter_map(|(tm, d)| {
+                Some(SubtaskStatus {
+                    subtask: d.subtask,
+                    state: self.execution.state(d.subtask)?,
+                    taskmanager: *tm,
+                })
+            })
+            .collect();
         self.published.update(|s| {
             s.status = self.status;
             s.message = self.message.clone();
             s.attempt = self.attempt;
             s.failure = self.execution.failure().cloned();
-            if let Some(c) = completed {
-                if c.len() != s.checkpoints.len() {
-                    s.checkpoints = c.to_vec();
+            s.subtasks = subtasks;
+            s.run_started_ms = self.run_started_ms;
+            if s.exceptions.len() != self.exceptions.len()
+                || s.exceptions.last() != self.exceptions.back()
+            {
+                s.exceptions = self.exceptions.iter().cloned().collect();
+            }
+            if let Some(c) = coordinator {
+                if c.completed().len() != s.checkpoints.len() {
+                    s.checkpoints = c.completed().to_vec();
+                }
+                if c.history() != &s.history {
+                    s.history = c.history().clone();
                 }
             }
             if self.status.is_terminal() && s.ended_ms.is_none() {
@@ -403,6 +426,7 @@ impl JobMaster {
     /// failed, a cancellation while no run is deployed).
     fn fail(&mut self, cause: FailureCause) {
         warn!(job_id = %self.id, kind = cause.kind.name(), cause = %cause, "job failed");
+        self.record_exception(&cause);
         let message = cause.to_string();
         if cause.kind == FailureKind::Cancelled {
             self.execution.cancel();
@@ -410,6 +434,21 @@ impl JobMaster {
             self.execution.fail(cause);
         }
         self.end(JobOutcome::Failed { message });
+    }
+
+    /// Adds `cause` to the exception history (a cancellation is no exception).
+    fn record_exception(&mut self, cause: &FailureCause) {
+        if cause.kind == FailureKind::Cancelled {
+            return;
+        }
+        if self.exceptions.len() == status::EXCEPTION_HISTORY_SIZE {
+            self.exceptions.pop_front();
+        }
+        self.exceptions.push_back(ExceptionEntry {
+            timestamp_ms: weir_runtime::now_ms(),
+            cause: cause.clone(),
+            attempt: self.attempt,
+        });
     }
 
     /// Sends `message` to every endpoint of the current run.

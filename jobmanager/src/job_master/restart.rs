@@ -7,6 +7,7 @@
 
 use super::event::JobEvent;
 use super::JobMaster;
+use crate::checkpoint_coordinator::history::RestoredCheckpoint;
 use crate::cluster::ClusterError;
 use crate::execution::JobExecution;
 use crate::{schedule, Endpoints, JobManagerError, JobOutcome};
@@ -35,6 +36,7 @@ impl PlacementProgress {
 impl JobMaster {
     /// The current run ended with `failure`: restarts the job or ends it.
     pub(super) fn on_run_failed(&mut self, failure: FailureCause) {
+        self.record_exception(&failure);
         let restart = if failure.kind.is_restartable() {
             self.restart.on_failure(Instant::now())
         } else {
@@ -171,6 +173,18 @@ impl JobMaster {
     pub(super) fn deploy(&mut self, restore: Option<RestoreSpec>) {
         self.set_status(JobStatus::Deploying);
         self.message = None;
+        self.run_started_ms = Some(weir_runtime::now_ms());
+        if let (Some(r), Some((c, _))) = (&restore, self.checkpoints.as_mut()) {
+            // Anything but one of this job's own checkpoints came from a savepoint.
+            let own = weir_runtime::checkpoint::checkpoint_dir(self.id, r.metadata.checkpoint);
+            let savepoint = r.dir != own;
+            c.restored(RestoredCheckpoint {
+                id: r.metadata.checkpoint,
+                restore_timestamp_ms: weir_runtime::now_ms(),
+                savepoint,
+                external_path: format!("{}/{}", r.storage.trim_end_matches('/'), r.dir),
+            });
+        }
         self.execution = JobExecution::new(
             self.deployments
                 .iter()

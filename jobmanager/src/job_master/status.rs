@@ -13,12 +13,40 @@
 //! the legal moves; a terminal status never changes; the published [`JobSnapshot`] is
 //! replaced only by the job's JobMaster, after each event it handled.
 
+use crate::checkpoint_coordinator::history::CheckpointHistory;
 use crate::CompletedCheckpoint;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+use weir_runtime::control::{ExecutionState, TaskManagerId};
 use weir_runtime::rpc::messages::JobStatus;
-use weir_runtime::FailureCause;
+use weir_runtime::{FailureCause, SubtaskId};
+
+/// How many failures a job's exception history keeps (Flink's
+/// `web.exception-history-size`).
+pub const EXCEPTION_HISTORY_SIZE: usize = 16;
+
+/// One subtask of the current run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubtaskStatus {
+    /// Which.
+    pub subtask: SubtaskId,
+    /// Where it is.
+    pub state: ExecutionState,
+    /// The TaskManager it is deployed on.
+    pub taskmanager: TaskManagerId,
+}
+
+/// One failure of a run (or of the job) in the exception history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExceptionEntry {
+    /// When the JobMaster learned it (milliseconds since the epoch).
+    pub timestamp_ms: i64,
+    /// The root cause.
+    pub cause: FailureCause,
+    /// The run that failed.
+    pub attempt: u32,
+}
 
 /// A move the state machine does not allow (a bug in the JobMaster, logged and ignored).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -68,6 +96,16 @@ pub struct JobSnapshot {
     pub checkpoints: Vec<CompletedCheckpoint>,
     /// The root cause of the current run's failure, or of the job's.
     pub failure: Option<FailureCause>,
+    /// The root causes of the latest failed runs, oldest first (at most
+    /// [`EXCEPTION_HISTORY_SIZE`]).
+    pub exceptions: Vec<ExceptionEntry>,
+    /// Checkpoint counts and the latest checkpoints, failed ones included; kept after the
+    /// job ended.
+    pub history: CheckpointHistory,
+    /// The subtasks of the current (or last) run.
+    pub subtasks: Vec<SubtaskStatus>,
+    /// When the current (or last) run was deployed (milliseconds since the epoch).
+    pub run_started_ms: Option<i64>,
     /// When it was submitted (milliseconds since the epoch).
     pub submitted_ms: i64,
     /// When it ended, if it did.
@@ -84,6 +122,10 @@ impl JobSnapshot {
             attempt: 0,
             checkpoints: Vec::new(),
             failure: None,
+            exceptions: Vec::new(),
+            history: CheckpointHistory::default(),
+            subtasks: Vec::new(),
+            run_started_ms: None,
             submitted_ms: weir_runtime::now_ms(),
             ended_ms: None,
         }

@@ -233,11 +233,13 @@ mod tests {
         savepoint: false,
         aligned: true,
         stop: false,
+        drain: false,
     };
     const AT_LEAST_ONCE: BarrierOptions = BarrierOptions {
         savepoint: false,
         aligned: false,
         stop: false,
+        drain: false,
     };
 
     fn is_snapshot(a: &AlignAction, id: CheckpointId) -> bool {

@@ -14,6 +14,7 @@
 //! response), so a server may answer a request it could not read with an error.
 
 use super::messages::{ArtifactDigest, CheckpointSummary, JobSubmission, JobSummary};
+use crate::graph::JobGraph;
 use crate::types::JobId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -120,7 +121,18 @@ pub struct TriggerSavepoint {
     pub dir: Option<String>,
     /// Stop the job once the savepoint completed.
     pub stop: bool,
+    /// With `stop`: emit the final watermark before the savepoint, so every event-time
+    /// window fires (`weir stop --drain`).
+    pub drain: bool,
 }
+
+/// Triggers a checkpoint of a running job; answers its location once it completed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TriggerCheckpoint(pub JobId);
+
+/// Asks for a job's graph (its plan: vertices, parallelism, exchanges, settings).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobGraphOf(pub JobId);
 
 /// Lists a job's completed checkpoints, oldest first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -175,6 +187,8 @@ requests! {
     Savepoint(TriggerSavepoint) -> String;
     Checkpoints(Checkpoints) -> Vec<CheckpointSummary>;
     WaitJob(WaitJob) -> JobSummary;
+    Checkpoint(TriggerCheckpoint) -> String;
+    Plan(JobGraphOf) -> JobGraph;
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::checkpoint::Uploader;
 use crate::element::BarrierOptions;
 use crate::error::TaskError;
 use crate::invokable::TaskInvokable;
-use crate::types::CheckpointId;
+use crate::types::{CheckpointId, MAX_WATERMARK};
 use crossbeam_channel::Receiver;
 use std::time::Duration;
 use tracing::{debug, info};
@@ -109,7 +109,13 @@ impl Commands<'_> {
                 TaskCommand::TriggerCheckpoint {
                     checkpoint,
                     options,
-                } if is_source => self.snapshot(inv, checkpoint, options, Duration::ZERO)?,
+                } if is_source => {
+                    if options.drain {
+                        // Every event-time timer fires before the job stops.
+                        inv.watermark(MAX_WATERMARK)?;
+                    }
+                    self.snapshot(inv, checkpoint, options, Duration::ZERO)?
+                }
                 TaskCommand::TriggerCheckpoint { .. } => {}
                 TaskCommand::CheckpointComplete { checkpoint, last } => {
                     inv.checkpoint_complete(checkpoint)?;
@@ -178,6 +184,8 @@ mod tests {
     struct Recorder {
         snapshots: Vec<CheckpointId>,
         completed: Vec<CheckpointId>,
+        /// Each watermark with the number of snapshots taken before it.
+        watermarks: Vec<(usize, i64)>,
     }
 
     impl crate::Lifecycle for Recorder {
@@ -197,6 +205,10 @@ mod tests {
             self.completed.push(checkpoint);
             Ok(())
         }
+        fn watermark(&mut self, watermark: i64) -> Result<(), TaskError> {
+            self.watermarks.push((self.snapshots.len(), watermark));
+            Ok(())
+        }
     }
 
     impl TaskInvokable for Recorder {
@@ -212,6 +224,7 @@ mod tests {
         savepoint: true,
         aligned: true,
         stop: true,
+        drain: false,
     };
 
     #[test]
@@ -266,5 +279,38 @@ mod tests {
         assert_eq!(poll(&mut commands, &mut chain), Flow::Stop);
         assert_eq!(chain.snapshots, vec![3, 4, 5]);
         assert_eq!(chain.completed, vec![5]);
+    }
+
+    #[test]
+    fn a_drained_stop_emits_the_final_watermark_just_before_the_sources_snapshot() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut commands = Commands::new(&rx, None);
+        let mut chain = Recorder::default();
+        let plain = BarrierOptions {
+            savepoint: false,
+            stop: false,
+            ..STOP
+        };
+        tx.send(TaskCommand::TriggerCheckpoint {
+            checkpoint: 1,
+            options: plain,
+        })
+        .unwrap();
+        tx.send(TaskCommand::TriggerCheckpoint {
+            checkpoint: 2,
+            options: BarrierOptions {
+                drain: true,
+                ..STOP
+            },
+        })
+        .unwrap();
+        commands.poll(&mut chain, true, Duration::ZERO).unwrap();
+        assert_eq!(chain.snapshots, vec![1, 2]);
+        assert_eq!(
+            chain.watermarks,
+            vec![(1, MAX_WATERMARK)],
+            "after 1, before 2"
+        );
+        assert_eq!(commands.stopping, Some(2));
     }
 }

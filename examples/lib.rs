@@ -10,16 +10,11 @@ use std::sync::Arc;
 use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
 use weir_api::{CheckpointId, TaskError, Timestamp};
 
-/// Sends logs to standard error (`RUST_LOG` filters them; warnings by default), colored
-/// only on a terminal.
+/// Sends logs to standard error (`RUST_LOG` filters them; warnings by default), as text
+/// colored only on a terminal, or as JSON lines when the process runs under
+/// `weir --log-format json` (see [`weir_api::logging`]).
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    weir_api::logging::init("warn");
 }
 
 /// One reading as it appears in the input CSV (`sensor_id,ts_ms,temperature`).

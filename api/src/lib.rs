@@ -51,6 +51,8 @@ pub use sink::FileSink;
 pub use source::{BadRecordPolicy, CsvSource, GeneratorSource};
 /// Checkpoint storage and metadata, as jobs write them.
 pub use weir_runtime::checkpoint;
+/// How a job program logs: text or JSON lines, as the `weir` process that started it.
+pub use weir_runtime::logging;
 /// Task metrics, as the TaskManagers publish them.
 pub use weir_runtime::metrics;
 pub use weir_runtime::{

@@ -22,6 +22,7 @@ use client::Client;
 use config::Config;
 use std::path::{Path, PathBuf};
 use weir_runtime::config::keys;
+use weir_runtime::logging::{self, LogFormat};
 use weir_runtime::rpc::request::{
     Cancel, Checkpoints, JobGraphOf, JobInfo, ListJobs, TriggerCheckpoint, TriggerSavepoint,
 };
@@ -40,8 +41,21 @@ struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Log format of this process and of those it starts (job programs, workers): text,
+    /// or one JSON object per line [default: text, or $WEIR_LOG_FORMAT].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     command: Verb,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// How results are printed.
@@ -222,18 +236,21 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Logs to standard error in the format of `--log-format` (see [`execute`]).
 fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    logging::init("info");
 }
 
 /// Runs the parsed command and returns the process's exit code.
 fn execute(cli: Cli) -> Result<i32> {
+    if let Some(f) = cli.log_format {
+        // Read by this process's logging and inherited by the processes it starts.
+        let f = match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+        std::env::set_var(logging::ENV_LOG_FORMAT, f.to_string());
+    }
     let mut config = Config::load(cli.config.as_deref(), &cli.define)?;
     let format = cli.output;
     match cli.command {

@@ -238,6 +238,41 @@ fn a_job_beside_one_whose_worker_crashes_keeps_running() {
     assert_eq!(output_lines(&c.path("b")), expected);
 }
 
+#[test]
+fn worker_output_names_its_job_and_worker_and_json_logs_stay_json() {
+    let mut c = Cluster::start(&[]);
+    let mut tm = Command::new(weir_bin());
+    tm.args(["--log-format", "json"]).env("RUST_LOG", "info");
+    c.add_taskmanager_with(2, tm);
+    let job = c.submit(&job_args(&c.path("out"), &c.path("ck"), 4_000, None));
+    assert_eq!(c.wait_for_end(&job)["status"], "FINISHED", "{}", c.logs());
+    let log = c.tms[0].log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let own = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "job worker started")
+        .expect("the TaskManager's own events");
+    assert_eq!(own["fields"]["job_id"], job.as_str(), "{own}");
+    let workers: Vec<_> = lines
+        .iter()
+        .filter(|l| l["job_id"] == job.as_str())
+        .collect();
+    assert!(
+        !workers.is_empty(),
+        "the worker's lines are labelled: {log}"
+    );
+    assert!(
+        workers
+            .iter()
+            .all(|l| l["worker"].as_str().is_some_and(|w| w.contains('.'))),
+        "{log}"
+    );
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

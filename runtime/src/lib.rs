@@ -16,6 +16,7 @@ pub mod failure;
 pub mod graph;
 pub mod ha;
 pub mod invokable;
+pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod reassembly;

@@ -17,6 +17,7 @@ use crate::worker::{
     ENV_CLUSTER_SECRET, ENV_WORKER_DATA_HOST, ENV_WORKER_EPOCH, ENV_WORKER_JOB,
     ENV_WORKER_JOBMANAGER, ENV_WORKER_TASKMANAGER,
 };
+use crate::worker_output::{relay_streams, WorkerLabel};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::TaskManagerId;
+use weir_runtime::logging::LogFormat;
 use weir_runtime::rpc::messages::{
     ArtifactDigest, TaskManagerCommand, TaskManagerRequest, WorkerSpec,
 };
@@ -363,6 +365,38 @@ fn stop_all_workers(workers: &Mutex<HashMap<JobId, Worker>>) {
     }
 }
 
+/// The command that starts `program` as the worker of `spec.job` on TaskManager `id`: its
+/// arguments, where it finds the leader and which job it runs, its stdin as its lifeline,
+/// its output piped to be relayed.
+fn worker_command(
+    program: &std::path::Path,
+    settings: &DaemonSettings,
+    leader: &Leader,
+    id: TaskManagerId,
+    spec: &WorkerSpec,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(&spec.args)
+        .env(ENV_WORKER_JOBMANAGER, &leader.address)
+        .env(ENV_WORKER_EPOCH, leader.epoch.to_string())
+        .env(ENV_WORKER_JOB, spec.job.to_string())
+        .env(ENV_WORKER_TASKMANAGER, id.to_string())
+        .env(ENV_WORKER_DATA_HOST, &settings.data_host)
+        .env_remove(weir_runtime::rpc::messages::ENV_PLAN_FILE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match &settings.secret {
+        Some(s) => cmd.env(ENV_CLUSTER_SECRET, s.expose()),
+        None => cmd.env_remove(ENV_CLUSTER_SECRET),
+    };
+    cmd.env(
+        weir_runtime::config::ENV_JOB_PROPERTIES,
+        weir_runtime::config::encode_properties(&spec.properties),
+    );
+    cmd
+}
+
 /// Fetches the artifact if needed and starts the worker of `spec.job`.
 async fn start_worker(
     settings: &DaemonSettings,
@@ -385,27 +419,11 @@ async fn start_worker(
         digest: spec.artifact.clone(),
         source,
     })?;
-    let mut cmd = Command::new(&program);
-    cmd.args(&spec.args)
-        .env(ENV_WORKER_JOBMANAGER, &leader.address)
-        .env(ENV_WORKER_EPOCH, leader.epoch.to_string())
-        .env(ENV_WORKER_JOB, spec.job.to_string())
-        .env(ENV_WORKER_TASKMANAGER, id.to_string())
-        .env(ENV_WORKER_DATA_HOST, &settings.data_host)
-        .env_remove(weir_runtime::rpc::messages::ENV_PLAN_FILE)
-        .stdin(Stdio::piped());
-    match &settings.secret {
-        Some(s) => cmd.env(ENV_CLUSTER_SECRET, s.expose()),
-        None => cmd.env_remove(ENV_CLUSTER_SECRET),
-    };
-    cmd.env(
-        weir_runtime::config::ENV_JOB_PROPERTIES,
-        weir_runtime::config::encode_properties(&spec.properties),
-    );
+    let mut cmd = worker_command(&program, settings, leader, id, spec);
     // A freshly written program may still be open for writing in a child forked by
     // another thread between its fork and exec ("text file busy"): retry briefly.
     let mut tries = 0;
-    let child = loop {
+    let mut child = loop {
         match cmd.spawn() {
             Ok(c) => break c,
             Err(e) if e.raw_os_error() == Some(26) && tries < 20 => {
@@ -416,6 +434,19 @@ async fn start_worker(
         }
     };
     info!(job_id = %spec.job, pid = child.id(), "job worker started");
+    let label = WorkerLabel {
+        job: spec.job,
+        worker: format!("{id}.{}", spec.start),
+        format: LogFormat::from_env().unwrap_or_default(),
+    };
+    if let Err(source) = relay_streams(&mut child, label) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(StartError::Supervise {
+            job: spec.job,
+            source,
+        });
+    }
     let stopping = Arc::new(AtomicBool::new(false));
     workers.lock().expect("workers poisoned").insert(
         spec.job,

@@ -15,5 +15,6 @@ pub mod daemon;
 mod leader_follower;
 mod taskmanager;
 pub mod worker;
+mod worker_output;
 
 pub use taskmanager::TaskManager;

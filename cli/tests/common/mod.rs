@@ -154,8 +154,18 @@ pub fn spawn_jobmanager(
 /// Spawns the `n`-th `weir taskmanager` with `slots` and `defines`, its artifact cache in
 /// `dir/cache-<n>` and its stderr in `dir/taskmanager-<n>.log`.
 pub fn spawn_taskmanager(dir: &Path, n: usize, slots: u32, defines: &[String]) -> Proc {
+    spawn_taskmanager_with(dir, n, slots, defines, Command::new(weir_bin()))
+}
+
+/// [`spawn_taskmanager`] with `cmd` (`weir` with global options or environment set).
+pub fn spawn_taskmanager_with(
+    dir: &Path,
+    n: usize,
+    slots: u32,
+    defines: &[String],
+    mut cmd: Command,
+) -> Proc {
     let log = dir.join(format!("taskmanager-{n}.log"));
-    let mut cmd = Command::new(weir_bin());
     cmd.args(["taskmanager", "--slots"])
         .arg(slots.to_string())
         .arg("-D")
@@ -242,12 +252,17 @@ impl Cluster {
 
     /// Starts a TaskManager with `slots` and waits until the JobManager knows it.
     pub fn add_taskmanager(&mut self, slots: u32) {
+        self.add_taskmanager_with(slots, Command::new(weir_bin()));
+    }
+
+    /// Adds a TaskManager started by `cmd` (`weir` with global options or environment).
+    pub fn add_taskmanager_with(&mut self, slots: u32, cmd: Command) {
         let before = self.taskmanager_ids();
         let n = self.tms.len();
         let mut defines = self.defines.clone();
         defines.push(format!("jobmanager.rpc.address={}", self.rpc));
-        self.tms
-            .push(spawn_taskmanager(self.dir.path(), n, slots, &defines));
+        let tm = spawn_taskmanager_with(self.dir.path(), n, slots, &defines, cmd);
+        self.tms.push(tm);
         wait_until(
             "the taskmanager to register",
             Duration::from_secs(30),

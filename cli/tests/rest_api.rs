@@ -243,6 +243,13 @@ fn the_rest_api_shows_a_running_job_acts_on_it_and_keeps_its_checkpoint_history_
     // Bad requests name what is wrong.
     let (status, body) = api.get(&format!("/jobs/{job}/savepoints/no-such-trigger"));
     assert_eq!(status, 404, "{body}");
+    // An action without a JSON body (what a cross-site form sends) is refused.
+    let bare = api
+        .agent
+        .post(format!("{}/jobs/{job}/stop", api.base))
+        .send_empty()
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 415);
     let (status, body) = api.patch(&format!("/jobs/{job}?mode=stop"));
     assert_eq!(status, 400, "{body}");
     assert!(error_of(&body).contains("POST /jobs/"), "{body}");

@@ -5,7 +5,7 @@
 //! any other line becomes the `message` of one).
 //!
 //! Invariants: each line is written whole, with one write, to the TaskManager's stream of
-//! the same name; bytes that are not UTF-8 are kept as they are in text and replaced only
+//! the same name (a line over 64 KiB in pieces of 64 KiB); bytes that are not UTF-8 are kept as they are in text and replaced only
 //! in JSON; a relay ends when the worker closes the stream (it exited).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,14 +54,22 @@ impl WorkerLabel {
     }
 }
 
-/// Relays `from` line by line to `to`, labelled, until `from` ends.
+/// The longest line relayed whole; a longer one is relayed in pieces of this size.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// Relays `from` line by line to `to`, labelled, until `from` ends. Should reading fail,
+/// the rest is read and dropped, so the worker never writes into a closed pipe.
 pub(crate) fn relay(from: impl Read, mut to: impl Write, label: &WorkerLabel) {
     let mut reader = BufReader::new(from);
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
+        match reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Err(_) => {
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                return;
+            }
             Ok(_) => {
                 let body = line.strip_suffix(b"\n").unwrap_or(&line);
                 let body = body.strip_suffix(b"\r").unwrap_or(body);
@@ -133,5 +141,20 @@ mod tests {
             assert_eq!(l["job_id"], "00000000000000ab");
             assert_eq!(l["worker"], "2.7");
         }
+    }
+
+    #[test]
+    fn a_line_without_end_is_relayed_in_bounded_pieces() {
+        let long = vec![b'x'; (MAX_LINE as usize) * 2 + 10];
+        let mut out = Vec::new();
+        relay(&long[..], &mut out, &label(LogFormat::Text));
+        let lines: Vec<&[u8]> = out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        let prefix = b"[job 00000000000000ab worker 2.7] ".len();
+        assert_eq!(lines[0].len() - prefix, MAX_LINE as usize);
+        assert_eq!(lines[2].len() - prefix, 10);
     }
 }

@@ -50,7 +50,7 @@ impl CheckpointCoordinator {
             // A failed savepoint is answered, and the job goes on.
             Some((request, savepoint)) => {
                 warn!(job_id = %self.job, checkpoint, reason, "savepoint aborted");
-                savepoint_failed(request, &savepoint, checkpoint, reason)
+                savepoint_failed(request, &savepoint, checkpoint, reason, true)
             }
             None => self.failed(checkpoint, reason),
         });
@@ -83,7 +83,7 @@ impl CheckpointCoordinator {
             actions.push(CoordinatorAction::Discard { checkpoint: id });
             actions.extend(self.delete_unreferenced(id, &p.state));
             if let Some((request, savepoint)) = p.savepoint {
-                actions.extend(savepoint_failed(request, &savepoint, id, reason));
+                actions.extend(savepoint_failed(request, &savepoint, id, reason, false));
             }
         }
         actions

@@ -5,7 +5,8 @@
 //!
 //! Invariants: every triggered checkpoint enters the history once, in progress, and leaves
 //! that state at most once (completed or failed); the counts never decrease; at most
-//! [`HISTORY_SIZE`] entries are kept, oldest first (the counts cover every checkpoint).
+//! [`HISTORY_SIZE`] settled entries are kept, oldest first, and every entry in progress
+//! (the counts cover every checkpoint).
 
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -106,8 +107,16 @@ impl CheckpointHistory {
         subtasks: usize,
     ) {
         self.triggered += 1;
-        if self.entries.len() == HISTORY_SIZE {
-            self.entries.pop_front();
+        if self.entries.len() >= HISTORY_SIZE {
+            // The oldest settled entry goes; one in progress stays until it settles, so
+            // that its outcome is counted.
+            if let Some(i) = self
+                .entries
+                .iter()
+                .position(|e| e.state != CheckpointState::InProgress)
+            {
+                self.entries.remove(i);
+            }
         }
         self.entries.push_back(CheckpointStats {
             id,

@@ -449,7 +449,9 @@ impl CheckpointCoordinator {
                 self.history.failed(checkpoint, &reason);
                 actions.extend(self.failed(checkpoint, &reason));
                 if let Some((request, savepoint)) = p.savepoint {
-                    actions.extend(savepoint_failed(request, &savepoint, checkpoint, &reason));
+                    actions.extend(savepoint_failed(
+                        request, &savepoint, checkpoint, &reason, true,
+                    ));
                 }
                 return actions;
             }
@@ -503,6 +505,7 @@ impl CheckpointCoordinator {
         self.stopped = true;
         let mut actions = Vec::new();
         for (id, p) in std::mem::take(&mut self.pending) {
+            self.history.failed(id, "the job ended before it completed");
             actions.extend(self.delete_unreferenced(id, &p.state));
         }
         self.queued.clear();
@@ -533,7 +536,10 @@ impl CheckpointCoordinator {
             job_name: self.job_name.clone(),
             checkpoint,
             timestamp_ms: p.timestamp_ms,
-            savepoint: p.savepoint.is_some(),
+            savepoint: p
+                .savepoint
+                .as_ref()
+                .is_some_and(|(_, s)| s.target.is_some()),
             operators,
         }
     }

@@ -106,12 +106,15 @@ impl CheckpointCoordinator {
 }
 
 /// The answer to savepoint `request`, whose checkpoint `checkpoint` failed for `reason`;
-/// tasks waiting for a failed stop-with-savepoint resume.
+/// tasks waiting for a failed stop-with-savepoint resume, unless it drained (the job then
+/// fails over, as its sources already ended event time; `running` is false when it fails
+/// over anyway).
 pub(super) fn savepoint_failed(
     request: u64,
     savepoint: &SavepointRequest,
     checkpoint: CheckpointId,
     reason: &str,
+    running: bool,
 ) -> Vec<CoordinatorAction> {
     let mut actions = vec![CoordinatorAction::SavepointDone {
         request,
@@ -120,7 +123,15 @@ pub(super) fn savepoint_failed(
             reason: reason.to_string(),
         }),
     }];
-    if savepoint.stop {
+    if savepoint.stop && savepoint.drain && running {
+        // The sources emitted the final watermark: resuming would drop every later record
+        // as late. The job restarts from its latest checkpoint instead.
+        actions.push(CoordinatorAction::FailJob {
+            reason: format!(
+                "the drained stop-with-savepoint {checkpoint} failed ({reason}) after the final watermark; the job restarts from its latest checkpoint"
+            ),
+        });
+    } else if savepoint.stop {
         actions.push(CoordinatorAction::NotifyAborted { checkpoint });
     }
     actions

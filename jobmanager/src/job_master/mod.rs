@@ -102,6 +102,8 @@ pub(crate) struct JobMaster {
     reserve_failed: bool,
     /// The root causes of the latest failed runs (the exception history).
     exceptions: std::collections::VecDeque<ExceptionEntry>,
+    /// How many failed runs the exception history saw.
+    exception_count: u64,
     /// When the current run was deployed.
     run_started_ms: Option<i64>,
 }
@@ -140,6 +142,7 @@ impl JobMaster {
             reserved: 0,
             reserve_failed: false,
             exceptions: std::collections::VecDeque::new(),
+            exception_count: 0,
             run_started_ms: None,
         };
         setup.runtime.spawn(async move {
@@ -286,10 +289,9 @@ impl JobMaster {
             s.failure = self.execution.failure().cloned();
             s.subtasks = subtasks;
             s.run_started_ms = self.run_started_ms;
-            if s.exceptions.len() != self.exceptions.len()
-                || s.exceptions.last() != self.exceptions.back()
-            {
+            if s.exception_count != self.exception_count {
                 s.exceptions = self.exceptions.iter().cloned().collect();
+                s.exception_count = self.exception_count;
             }
             if let Some(c) = coordinator {
                 if c.completed().len() != s.checkpoints.len() {
@@ -441,6 +443,7 @@ impl JobMaster {
         if cause.kind == FailureKind::Cancelled {
             return;
         }
+        self.exception_count += 1;
         if self.exceptions.len() == status::EXCEPTION_HISTORY_SIZE {
             self.exceptions.pop_front();
         }

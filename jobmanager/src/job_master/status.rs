@@ -99,6 +99,8 @@ pub struct JobSnapshot {
     /// The root causes of the latest failed runs, oldest first (at most
     /// [`EXCEPTION_HISTORY_SIZE`]).
     pub exceptions: Vec<ExceptionEntry>,
+    /// How many failures the exception history saw (older ones were dropped).
+    pub exception_count: u64,
     /// Checkpoint counts and the latest checkpoints, failed ones included; kept after the
     /// job ended.
     pub history: CheckpointHistory,
@@ -123,6 +125,7 @@ impl JobSnapshot {
             checkpoints: Vec::new(),
             failure: None,
             exceptions: Vec::new(),
+            exception_count: 0,
             history: CheckpointHistory::default(),
             subtasks: Vec::new(),
             run_started_ms: None,

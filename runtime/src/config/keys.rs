@@ -24,7 +24,8 @@ pub const RPC_ADDRESS: Key<String> = Key {
 pub const REST_ADDRESS: Key<SocketAddr> = Key {
     name: "rest.address",
     default: "127.0.0.1:8081",
-    doc: "the JobManager's REST API (read-only and without authentication, so only a loopback address is accepted)",
+    doc:
+        "the JobManager's REST API (without authentication, so only a loopback address is accepted)",
     parse: address,
 };
 

@@ -110,7 +110,7 @@ impl Commands<'_> {
                     checkpoint,
                     options,
                 } if is_source => {
-                    if options.drain {
+                    if options.drain && self.aborted.is_none_or(|a| a < checkpoint) {
                         // Every event-time timer fires before the job stops.
                         inv.watermark(MAX_WATERMARK)?;
                     }

@@ -398,6 +398,17 @@ fn only_the_retained_checkpoints_remain_after_fifty_and_shutdown_removes_pending
     c.acknowledge(now, task(0), id, s0, 0);
     assert!(c.shutdown().is_empty(), "nothing left to send");
     assert_eq!(c.storage().checkpoints(JOB).unwrap(), vec![49, 50]);
+    let h = c.history();
+    assert_eq!(
+        (h.completed, h.failed, h.in_progress()),
+        (50, 1, 0),
+        "{h:?}"
+    );
+    let dropped = h.entries().last().unwrap();
+    assert_eq!(
+        dropped.failure.as_deref(),
+        Some("the job ended before it completed")
+    );
 }
 
 #[test]

@@ -252,7 +252,7 @@ pub(super) async fn exceptions(
             attempt: e.attempt,
         })
         .collect();
-    let truncated = entries.len() >= crate::job_master::status::EXCEPTION_HISTORY_SIZE;
+    let truncated = v.snapshot.exception_count > entries.len() as u64;
     Ok(Json(JobExceptions {
         root_exception: entries.first().map(|e| e.stacktrace.clone()),
         timestamp: entries.first().map(|e| e.timestamp),

@@ -400,6 +400,15 @@ pub struct StopBody {
     pub drain: bool,
 }
 
+/// The body of `POST /jobs/{id}/checkpoints` (Flink's `checkpointType` is accepted and
+/// ignored: a checkpoint is full or incremental as the job's state backend takes them).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CheckpointBody {
+    /// `FULL`, `INCREMENTAL` or `CONFIGURED` (ignored).
+    #[serde(rename = "checkpointType")]
+    pub checkpoint_type: Option<String>,
+}
+
 /// The answer to an action that completes later: its trigger id.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TriggerResponse {

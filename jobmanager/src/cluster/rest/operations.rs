@@ -4,14 +4,16 @@
 //! `.../checkpoints/{triggerid}`) says `IN_PROGRESS` until the operation completed, then
 //! its location or why it failed.
 //!
-//! Invariants: a trigger id names one operation of one job; the outcome of an operation is
+//! Invariants: a POST carries a JSON body (`Content-Type: application/json`, which a page
+//! of another site cannot send without the browser asking first), so no web page can take
+//! actions on a local JobManager; a trigger id names one operation of one job; the outcome of an operation is
 //! kept until [`KEPT`] newer ones completed; an operation waits (on a blocking thread) at
 //! most [`WAIT`], after which a request not triggered yet is withdrawn and the operation
 //! fails.
 
 use super::model::{
-    Empty, FailureCause, OperationOutcome, OperationResult, OperationStatus, SavepointBody,
-    StopBody, TriggerResponse,
+    CheckpointBody, Empty, FailureCause, OperationOutcome, OperationResult, OperationStatus,
+    SavepointBody, StopBody, TriggerResponse,
 };
 use super::{job_id, Rest, RestError};
 use crate::cluster::Cluster;
@@ -173,16 +175,15 @@ pub(super) async fn cancel(
 
 /// Takes a savepoint (`cancel-job`: then stops the job); poll the trigger id.
 #[utoipa::path(post, path = "/jobs/{id}/savepoints", params(("id" = String, Path, description = "job id")),
-    request_body(content = SavepointBody, description = "optional"),
+    request_body(content = SavepointBody, description = "a JSON object; its fields are optional"),
     responses((status = 202, body = TriggerResponse), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)))]
 pub(super) async fn savepoint(
     State(r): State<Rest>,
     Path(id): Path<String>,
-    body: Option<Json<SavepointBody>>,
+    Json(body): Json<SavepointBody>,
 ) -> Result<(StatusCode, Json<TriggerResponse>), RestError> {
     let job = running(&r, &id).await?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let target = body.target_directory;
     let request = if body.cancel_job {
         TriggerRequest::Stop {
@@ -197,16 +198,15 @@ pub(super) async fn savepoint(
 
 /// Stops a job with a savepoint (`drain`: after the final watermark); poll the trigger id.
 #[utoipa::path(post, path = "/jobs/{id}/stop", params(("id" = String, Path, description = "job id")),
-    request_body(content = StopBody, description = "optional"),
+    request_body(content = StopBody, description = "a JSON object; its fields are optional"),
     responses((status = 202, body = TriggerResponse), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)))]
 pub(super) async fn stop(
     State(r): State<Rest>,
     Path(id): Path<String>,
-    body: Option<Json<StopBody>>,
+    Json(body): Json<StopBody>,
 ) -> Result<(StatusCode, Json<TriggerResponse>), RestError> {
     let job = running(&r, &id).await?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let request = TriggerRequest::Stop {
         target: body.target_directory,
         drain: body.drain,
@@ -216,11 +216,13 @@ pub(super) async fn stop(
 
 /// Triggers a checkpoint; poll the trigger id.
 #[utoipa::path(post, path = "/jobs/{id}/checkpoints", params(("id" = String, Path, description = "job id")),
+    request_body(content = CheckpointBody, description = "a JSON object"),
     responses((status = 202, body = TriggerResponse), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)))]
 pub(super) async fn checkpoint(
     State(r): State<Rest>,
     Path(id): Path<String>,
+    Json(_): Json<CheckpointBody>,
 ) -> Result<(StatusCode, Json<TriggerResponse>), RestError> {
     let job = running(&r, &id).await?;
     Ok(trigger(&r, job, TriggerRequest::Checkpoint))

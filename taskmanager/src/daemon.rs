@@ -200,7 +200,7 @@ pub(crate) async fn serve(
         ..leader
     };
     info!(taskmanager = id, slots = settings.slots, jobmanager = %leader.address, epoch = leader.epoch, "taskmanager registered");
-    spawn_heartbeats(
+    let beats = spawn_heartbeats(
         tx.clone(),
         || TaskManagerRequest::Heartbeat,
         registration.heartbeat_interval,
@@ -244,6 +244,9 @@ pub(crate) async fn serve(
             TaskManagerCommand::Registered { .. } | TaskManagerCommand::HeartbeatAck => {}
         }
     };
+    // This registration is over: its heartbeats stop, or a JobManager that comes back
+    // would keep the old registration alive beside the next one and place work on it.
+    beats.abort();
     stop_all_workers(&workers);
     (true, ended)
 }
@@ -296,12 +299,13 @@ async fn register(
     }
 }
 
-/// Starts a task that sends a heartbeat every `interval` until the link closes.
+/// Starts a task that sends a heartbeat every `interval` until the link closes (or the
+/// returned task is aborted).
 pub(crate) fn spawn_heartbeats<T: Send + 'static>(
     link: LinkSender<T>,
     beat: fn() -> T,
     interval: Duration,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         loop {
@@ -310,7 +314,7 @@ pub(crate) fn spawn_heartbeats<T: Send + 'static>(
                 return;
             }
         }
-    });
+    })
 }
 
 /// Starts the worker of `spec.job` on a thread of its own, reporting a failed start to the

@@ -346,7 +346,14 @@ impl Cluster {
         let out = self.weir(&refs);
         let v: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("submit: {e}: {}", String::from_utf8_lossy(&out.stderr)));
-        v["job_id"].as_str().expect("a job id").to_string()
+        match v["job_id"].as_str() {
+            Some(id) => id.to_string(),
+            None => panic!(
+                "submit answered no job id: {v}\n{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.logs()
+            ),
+        }
     }
 
     pub fn info(&self, job: &str) -> Value {

@@ -279,7 +279,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn bad_requests_get_clear_errors_and_leave_a_running_job_alone() {
-    let mut c = Cluster::start(&["jobmanager.artifacts.max-size=400000000"]);
+    let mut c = Cluster::start(&["jobmanager.artifacts.max-size=2000000000"]);
     c.add_taskmanager(2);
     let out = c.path("out");
     let job = c.submit(&job_args(&out, &c.path("ck"), 20_000, Some(THROTTLE)));

@@ -43,19 +43,10 @@ struct Cli {
     output: Format,
     /// Log format of this process and of those it starts (job programs, workers): text,
     /// or one JSON object per line [default: text, or $WEIR_LOG_FORMAT].
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    log_format: Option<LogFormatArg>,
+    #[arg(long, global = true, value_name = "text|json", value_parser = |s: &str| s.parse::<LogFormat>())]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Verb,
-}
-
-/// `--log-format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum LogFormatArg {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// How results are printed.
@@ -245,10 +236,6 @@ fn init_logging() {
 fn execute(cli: Cli) -> Result<i32> {
     if let Some(f) = cli.log_format {
         // Read by this process's logging and inherited by the processes it starts.
-        let f = match f {
-            LogFormatArg::Text => LogFormat::Text,
-            LogFormatArg::Json => LogFormat::Json,
-        };
         std::env::set_var(logging::ENV_LOG_FORMAT, f.to_string());
     }
     let mut config = Config::load(cli.config.as_deref(), &cli.define)?;

@@ -205,7 +205,7 @@ impl CheckpointCoordinator {
     /// The location of completed checkpoint `checkpoint` in the checkpoint storage.
     fn location(&self, checkpoint: CheckpointId) -> String {
         let dir = weir_runtime::checkpoint::checkpoint_dir(self.job, checkpoint);
-        format!("{}/{dir}", self.config.dir.trim_end_matches('/'))
+        weir_runtime::checkpoint::join_url(&self.config.dir, &dir)
     }
 
     /// Returns the ids of the pending checkpoints.

@@ -169,10 +169,10 @@ fn answer(
                 true => TriggerRequest::Stop { target: dir, drain },
                 false => TriggerRequest::Savepoint { target: dir },
             };
-            AnyReply::Savepoint(remote(savepoint(cluster, job, request)))
+            AnyReply::Savepoint(remote(trigger(cluster, job, request)))
         }
         ClientRequest::Checkpoint(TriggerCheckpoint(job)) => {
-            AnyReply::Checkpoint(remote(savepoint(cluster, job, TriggerRequest::Checkpoint)))
+            AnyReply::Checkpoint(remote(trigger(cluster, job, TriggerRequest::Checkpoint)))
         }
         ClientRequest::Plan(JobGraphOf(job)) => AnyReply::Plan(Box::new(
             cluster
@@ -220,11 +220,7 @@ fn put_artifact(
 }
 
 /// Takes a savepoint (or checkpoint) of a running job and waits (bounded) for it.
-fn savepoint(
-    cluster: &Cluster,
-    job: JobId,
-    request: TriggerRequest,
-) -> Result<String, ClusterError> {
+fn trigger(cluster: &Cluster, job: JobId, request: TriggerRequest) -> Result<String, ClusterError> {
     let summary = cluster.summary(job).ok_or(ClusterError::UnknownJob(job))?;
     let status = summary.status.name();
     if summary.status.is_terminal() {

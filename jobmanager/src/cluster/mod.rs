@@ -440,18 +440,18 @@ impl Cluster {
     /// Returns the summary of job `id`.
     pub fn summary(&self, id: JobId) -> Option<JobSummary> {
         match self.dispatcher.status(id) {
-            Some(snapshot) => self.summary_of(id, snapshot),
+            Some(snapshot) => self.summary_of(id, &snapshot),
             None => self.result(id),
         }
     }
 
     /// The summary of job `id` whose JobMaster published `snapshot`.
-    fn summary_of(&self, id: JobId, snapshot: crate::JobSnapshot) -> Option<JobSummary> {
+    fn summary_of(&self, id: JobId, snapshot: &crate::JobSnapshot) -> Option<JobSummary> {
         let s = self.lock();
         let job = s.jobs.get(&id)?;
         Some(JobSummary {
             id,
-            name: snapshot.name,
+            name: snapshot.name.clone(),
             status: snapshot.status,
             slots: job.graph.slots_needed(),
             subtasks: job.graph.subtask_count() as u32,
@@ -459,7 +459,7 @@ impl Cluster {
             submitted_ms: snapshot.submitted_ms,
             ended_ms: snapshot.ended_ms,
             taskmanagers: job.allocation.keys().copied().collect(),
-            message: snapshot.message,
+            message: snapshot.message.clone(),
             last_checkpoint: snapshot.checkpoints.last().map(|c| c.checkpoint),
         })
     }
@@ -471,7 +471,7 @@ impl Cluster {
             self.dispatcher
                 .list()
                 .into_iter()
-                .filter_map(|(id, snapshot)| self.summary_of(id, snapshot)),
+                .filter_map(|(id, snapshot)| self.summary_of(id, &snapshot)),
         );
         all
     }
@@ -490,17 +490,8 @@ impl Cluster {
         let Some(snapshot) = self.dispatcher.wait_ended(id, timeout) else {
             return self.result(id).ok_or(ClusterError::UnknownJob(id));
         };
-        self.summary_of(id, snapshot)
+        self.summary_of(id, &snapshot)
             .ok_or(ClusterError::UnknownJob(id))
-    }
-
-    /// Returns the ids and slots of the registered TaskManagers.
-    pub fn taskmanagers(&self) -> Vec<(TaskManagerId, u32)> {
-        self.lock()
-            .taskmanagers
-            .iter()
-            .map(|(id, t)| (*id, t.slots))
-            .collect()
     }
 }
 

@@ -65,7 +65,7 @@ impl Cluster {
     /// ended under an earlier leader, of which only the summary is left).
     pub fn job_view(&self, id: JobId) -> Option<JobView> {
         let snapshot = self.dispatcher.status(id)?;
-        let summary = self.summary_of(id, snapshot.clone())?;
+        let summary = self.summary_of(id, &snapshot)?;
         let graph = self.lock().jobs.get(&id)?.graph.clone();
         Some(JobView {
             summary,

@@ -182,7 +182,7 @@ impl JobMaster {
                 id: r.metadata.checkpoint,
                 restore_timestamp_ms: weir_runtime::now_ms(),
                 savepoint,
-                external_path: format!("{}/{}", r.storage.trim_end_matches('/'), r.dir),
+                external_path: weir_runtime::checkpoint::join_url(&r.storage, &r.dir),
             });
         }
         self.execution = JobExecution::new(

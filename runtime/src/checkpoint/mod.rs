@@ -32,6 +32,8 @@ pub use restore::{RestoredKeyed, RestoredState};
 pub use savepoint::{location_url, open_savepoint};
 pub use shared_registry::SharedStateRegistry;
 pub use snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
-pub use storage::{checkpoint_dir, CheckpointStorage, StorageError, METADATA_FILE, SHARED_DIR};
+pub use storage::{
+    checkpoint_dir, join_url, CheckpointStorage, StorageError, METADATA_FILE, SHARED_DIR,
+};
 pub use uploader::{state_file_name, Uploader};
 pub use weir_state_backends::SharedStateFile;

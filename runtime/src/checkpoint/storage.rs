@@ -126,7 +126,8 @@ pub(super) fn trim_url(url: &str) -> String {
     }
 }
 
-fn join_url(url: &str, path: &str) -> String {
+/// `path` inside the storage at `url` (a bare scheme such as `memory://` keeps its slashes).
+pub fn join_url(url: &str, path: &str) -> String {
     if url.ends_with('/') {
         format!("{url}{path}")
     } else {

@@ -110,7 +110,7 @@ impl Commands<'_> {
                     checkpoint,
                     options,
                 } if is_source => {
-                    if options.drain && self.aborted.is_none_or(|a| a < checkpoint) {
+                    if options.drain && self.not_aborted(checkpoint) {
                         // Every event-time timer fires before the job stops.
                         inv.watermark(MAX_WATERMARK)?;
                     }
@@ -153,7 +153,7 @@ impl Commands<'_> {
         let mut state = Vec::new();
         inv.checkpoint(checkpoint, options, &mut state)?;
         // A stop barrier whose savepoint was already aborted stops nothing.
-        if options.stop && self.aborted.is_none_or(|a| a < checkpoint) {
+        if options.stop && self.not_aborted(checkpoint) {
             self.stopping = Some(checkpoint);
         }
         match self.uploader {
@@ -164,6 +164,12 @@ impl Commands<'_> {
             ),
         }
         Ok(())
+    }
+
+    /// Whether `checkpoint` was not aborted before its barrier reached this task (a stop
+    /// barrier of an aborted savepoint stops nothing and drains nothing).
+    fn not_aborted(&self, checkpoint: CheckpointId) -> bool {
+        self.aborted.is_none_or(|a| a < checkpoint)
     }
 
     /// Declines `checkpoint` to the JobManager (through the uploader) for `reason`.

@@ -9,12 +9,11 @@ use super::model::{
     JobsOverview, SubtaskDetails, TaskCounts, TaskTotals, VertexDetails, VertexSummary,
 };
 use super::{blocking, job_view, Rest, RestError};
-use crate::cluster::views::JobView;
-use crate::SubtaskStatus;
+use crate::{JobSnapshot, SubtaskStatus};
 use axum::extract::{Path, State};
 use axum::Json;
 use weir_runtime::control::ExecutionState;
-use weir_runtime::rpc::messages::JobStatus;
+use weir_runtime::rpc::messages::{JobStatus, JobSummary};
 
 /// Every job in `weir list --output json`'s shape, each also with Flink's `id` and
 /// `status`.
@@ -37,31 +36,18 @@ pub(super) async fn jobs(State(r): State<Rest>) -> Json<JobsList> {
 pub(super) async fn overview(State(r): State<Rest>) -> Json<JobsOverview> {
     let jobs = blocking(move || {
         let list = r.cluster.list();
-        list.into_iter()
-            .map(|s| match r.cluster.job_view(s.id) {
-                Some(v) => overview_of(&v),
-                None => JobOverview {
-                    jid: s.id.to_string(),
-                    name: s.name.clone(),
-                    state: s.status.name().into(),
-                    start_time: s.submitted_ms,
-                    end_time: s.ended_ms.unwrap_or(-1),
-                    duration: duration(s.submitted_ms, s.ended_ms),
-                    last_modification: s.ended_ms.unwrap_or(s.submitted_ms),
-                    tasks: TaskTotals {
-                        total: s.subtasks as usize,
-                        counts: TaskCounts::default(),
-                    },
-                },
-            })
+        list.iter()
+            .map(|s| overview_of(s, r.cluster.dispatcher().status(s.id).as_ref()))
             .collect()
     })
     .await;
     Json(JobsOverview { jobs })
 }
 
-fn overview_of(v: &JobView) -> JobOverview {
-    let s = &v.summary;
+/// One job of the overview; without a snapshot (a job that ended under an earlier leader)
+/// its subtasks are unknown.
+fn overview_of(s: &JobSummary, snapshot: Option<&JobSnapshot>) -> JobOverview {
+    let subtasks = snapshot.map_or(&[][..], |n| &n.subtasks[..]);
     JobOverview {
         jid: s.id.to_string(),
         name: s.name.clone(),
@@ -71,11 +57,11 @@ fn overview_of(v: &JobView) -> JobOverview {
         duration: duration(s.submitted_ms, s.ended_ms),
         last_modification: s
             .ended_ms
-            .or(v.snapshot.run_started_ms)
+            .or(snapshot.and_then(|n| n.run_started_ms))
             .unwrap_or(s.submitted_ms),
         tasks: TaskTotals {
-            total: v.graph.subtask_count(),
-            counts: counts(v.snapshot.subtasks.iter()),
+            total: s.subtasks as usize,
+            counts: counts(subtasks.iter()),
         },
     }
 }

@@ -265,6 +265,7 @@ impl StreamExecutionEnvironment {
                     names,
                     batch,
                     ctx.uid.clone(),
+                    ctx.metrics.clone(),
                 )))
             },
         );

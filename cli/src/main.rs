@@ -427,6 +427,7 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         )
     })?;
     config.check_exposure(keys::RPC_ADDRESS.name, &rpc)?;
+    let metrics = metrics_endpoint(config)?;
     let rest = config.get(&keys::REST_ADDRESS)?;
     if !rest.ip().is_loopback() {
         bail!(
@@ -465,6 +466,14 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         "{}",
         weir_jobmanager::cluster::banner::format(server.local_addr(), rest_bound)
     );
+    if let Some(endpoint) = metrics {
+        let bound = weir_runtime::metrics::prometheus::start_exporter(endpoint)?;
+        eprintln!("weir: JobManager metrics at http://{bound}/metrics");
+        weir_jobmanager::cluster::metrics::spawn_publisher(
+            server.cluster(),
+            config.get(&keys::HEARTBEAT_INTERVAL)?,
+        );
+    }
     let Some(leadership) = leadership else {
         loop {
             std::thread::park();
@@ -477,6 +486,16 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         leadership.epoch()
     );
     Err(ha::rejoin())
+}
+
+/// `metrics.prometheus.host` and `.port`, if a port is set.
+fn metrics_endpoint(
+    config: &Config,
+) -> Result<Option<weir_runtime::metrics::prometheus::Endpoint>> {
+    let host = config.get(&keys::PROMETHEUS_HOST)?;
+    Ok(config
+        .get(&keys::PROMETHEUS_PORT)?
+        .map(|ports| weir_runtime::metrics::prometheus::Endpoint { host, ports }))
 }
 
 fn run_taskmanager(config: &Config) -> Result<i32> {
@@ -502,6 +521,7 @@ fn run_taskmanager(config: &Config) -> Result<i32> {
         data_host,
         artifact_cache: config.get(&keys::ARTIFACT_CACHE_DIR)?,
         registration_timeout: config.get(&keys::REGISTRATION_TIMEOUT)?,
+        metrics: metrics_endpoint(config)?,
     };
     run(settings)?;
     Ok(0)

@@ -98,6 +98,41 @@ fn sorted(values: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 #[test]
+fn a_reader_reports_the_records_it_has_yet_to_read_as_pending_records() {
+    fill("pending", 2, 1_000);
+    // Unbounded: the lag comes from the high watermarks in the client's statistics.
+    let unbounded = KafkaSource::new(&broker().bootstrap, Utf8)
+        .topics(["pending"])
+        .request_timeout(Duration::from_secs(20));
+    let mut r = reader(&unbounded, 0, 1);
+    assert_eq!(
+        r.pending_records(),
+        None,
+        "nothing is known before the first poll"
+    );
+    let mut out = Collected::default();
+    // One record at a time until the statistics (every second, served by polls) arrived.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pending = loop {
+        if let Some(p) = r.pending_records() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no statistics within 30 s");
+        r.poll(&mut out, 1).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(
+        pending,
+        1_000 - out.0.len() as u64,
+        "lag after {} read",
+        out.0.len()
+    );
+    let rest = 1_000 - out.0.len();
+    poll_n(&mut *r, &mut out, rest);
+    assert_eq!(r.pending_records(), Some(0));
+}
+
+#[test]
 fn a_bounded_source_reads_every_record_of_every_partition_exactly_once() {
     let all = fill("every-record", 4, 2_000);
     let env = StreamExecutionEnvironment::new();

@@ -43,6 +43,8 @@ pub struct TaskSetup {
     pub gate_inputs: Vec<u8>,
     /// The checkpoint to restore operator state from, after a restart.
     pub restore: Option<std::sync::Arc<crate::checkpoint::RestoredState>>,
+    /// The task's metrics (a source reports its pending records there).
+    pub metrics: std::sync::Arc<crate::metrics::TaskMetrics>,
 }
 
 /// Builds the chain of one subtask.

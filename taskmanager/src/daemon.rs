@@ -15,7 +15,8 @@
 use crate::artifact_cache::{create_private_dir, fetch_artifact, FetchError};
 use crate::worker::{
     ENV_CLUSTER_SECRET, ENV_WORKER_DATA_HOST, ENV_WORKER_EPOCH, ENV_WORKER_JOB,
-    ENV_WORKER_JOBMANAGER, ENV_WORKER_TASKMANAGER,
+    ENV_WORKER_JOBMANAGER, ENV_WORKER_METRICS_HOST, ENV_WORKER_METRICS_PORT,
+    ENV_WORKER_TASKMANAGER,
 };
 use crate::worker_output::{relay_streams, WorkerLabel};
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::TaskManagerId;
 use weir_runtime::logging::LogFormat;
+use weir_runtime::metrics::prometheus::{publish_process_memory, Endpoint};
 use weir_runtime::rpc::messages::{
     ArtifactDigest, TaskManagerCommand, TaskManagerRequest, WorkerSpec,
 };
@@ -64,6 +66,8 @@ pub struct DaemonSettings {
     /// How long a TaskManager with a fixed JobManager address keeps trying to register
     /// before it exits (`taskmanager.registration.timeout`).
     pub registration_timeout: Duration,
+    /// Where this TaskManager and its workers serve Prometheus metrics, if anywhere.
+    pub metrics: Option<Endpoint>,
 }
 
 /// The JobManager one connection serves: its address and epoch (0 without high
@@ -106,6 +110,9 @@ pub enum DaemonError {
     /// `--slots` (`taskmanager.numberOfTaskSlots`) is 0.
     #[error("taskmanager: taskmanager.numberOfTaskSlots (--slots) must be at least 1")]
     NoSlots,
+    /// The Prometheus endpoint could not start.
+    #[error("taskmanager: {0}")]
+    Metrics(#[from] weir_runtime::metrics::prometheus::MetricsError),
     /// Local I/O failed.
     #[error("taskmanager: {0}")]
     Io(#[from] std::io::Error),
@@ -155,6 +162,10 @@ pub fn run(settings: DaemonSettings) -> Result<(), DaemonError> {
         return Err(DaemonError::NoSlots);
     }
     create_private_dir(&settings.artifact_cache)?;
+    if let Some(endpoint) = settings.metrics {
+        let bound = weir_runtime::metrics::prometheus::start_exporter(endpoint)?;
+        info!(address = %bound, "taskmanager metrics at http://{bound}/metrics");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("weir-tm-rpc")
@@ -200,9 +211,15 @@ pub(crate) async fn serve(
         ..leader
     };
     info!(taskmanager = id, slots = settings.slots, jobmanager = %leader.address, epoch = leader.epoch, "taskmanager registered");
+    let labels = [("tm_id", id.to_string())];
+    let slots = settings.slots;
     let beats = spawn_heartbeats(
         tx.clone(),
-        || TaskManagerRequest::Heartbeat,
+        move || {
+            publish_process_memory("taskmanager", &labels);
+            ::metrics::gauge!("weir_taskmanager_Status_Slots_Total", &labels).set(slots as f64);
+            TaskManagerRequest::Heartbeat
+        },
         registration.heartbeat_interval,
     );
     let workers: Arc<Mutex<HashMap<JobId, Worker>>> = Arc::default();
@@ -303,7 +320,7 @@ async fn register(
 /// returned task is aborted).
 pub(crate) fn spawn_heartbeats<T: Send + 'static>(
     link: LinkSender<T>,
-    beat: fn() -> T,
+    mut beat: impl FnMut() -> T + Send + 'static,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -386,10 +403,16 @@ fn worker_command(
         .env(ENV_WORKER_JOB, spec.job.to_string())
         .env(ENV_WORKER_TASKMANAGER, id.to_string())
         .env(ENV_WORKER_DATA_HOST, &settings.data_host)
+        .env_remove(ENV_WORKER_METRICS_HOST)
+        .env_remove(ENV_WORKER_METRICS_PORT)
         .env_remove(weir_runtime::rpc::messages::ENV_PLAN_FILE)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(m) = settings.metrics {
+        cmd.env(ENV_WORKER_METRICS_HOST, m.host.to_string())
+            .env(ENV_WORKER_METRICS_PORT, m.ports.to_string());
+    }
     match &settings.secret {
         Some(s) => cmd.env(ENV_CLUSTER_SECRET, s.expose()),
         None => cmd.env_remove(ENV_CLUSTER_SECRET),

@@ -19,6 +19,10 @@ use std::time::Duration;
 use thiserror::Error;
 use tracing::{info, warn};
 use weir_runtime::control::{JobManagerGateway, TaskManagerId, TaskManagerMessage};
+use weir_runtime::metrics::prometheus::{
+    port_range, publish_process_memory, publish_tasks, start_exporter, Endpoint,
+};
+use weir_runtime::metrics::{MetricRegistry, Sampler};
 use weir_runtime::rpc::messages::{WorkerCommand, WorkerReport};
 use weir_runtime::rpc::{
     dial, spawn_link, Fence, Fenced, LinkReceiver, LinkSender, PeerRole, RpcError,
@@ -36,6 +40,11 @@ pub const ENV_WORKER_DATA_HOST: &str = "WEIR_WORKER_DATA_HOST";
 /// The epoch of the JobManager the TaskManager registered with: commands of an earlier
 /// one are refused.
 pub const ENV_WORKER_EPOCH: &str = "WEIR_WORKER_EPOCH";
+/// Environment variable: the host a worker serves its Prometheus metrics on (set only
+/// when the TaskManager has `metrics.prometheus.port`).
+pub const ENV_WORKER_METRICS_HOST: &str = "WEIR_WORKER_METRICS_HOST";
+/// Environment variable: the port or port range a worker serves its metrics on.
+pub const ENV_WORKER_METRICS_PORT: &str = "WEIR_WORKER_METRICS_PORT";
 /// The cluster secret, if the cluster has one.
 pub const ENV_CLUSTER_SECRET: &str = "WEIR_CLUSTER_SECRET";
 
@@ -83,6 +92,8 @@ pub struct WorkerSettings {
     pub secret: Option<weir_runtime::Secret>,
     /// The JobManager's epoch (0 without high availability).
     pub epoch: u64,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<Endpoint>,
 }
 
 impl WorkerSettings {
@@ -123,6 +134,7 @@ impl WorkerSettings {
             Err(_) => 0,
         };
         Ok(Some(Self {
+            metrics: metrics_endpoint()?,
             epoch,
             jobmanager,
             job: JobId(job),
@@ -134,6 +146,27 @@ impl WorkerSettings {
                 .map(weir_runtime::Secret::new),
         }))
     }
+}
+
+/// The metrics endpoint the TaskManager passed on, if any.
+fn metrics_endpoint() -> Result<Option<Endpoint>, WorkerError> {
+    let (Ok(host), Ok(ports)) = (
+        std::env::var(ENV_WORKER_METRICS_HOST),
+        std::env::var(ENV_WORKER_METRICS_PORT),
+    ) else {
+        return Ok(None);
+    };
+    let bad = |name, value: &str, reason: &str| WorkerError::Env {
+        name,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    Ok(Some(Endpoint {
+        host: host
+            .parse()
+            .map_err(|_| bad(ENV_WORKER_METRICS_HOST, &host, "not an IP address"))?,
+        ports: port_range(&ports).map_err(|e| bad(ENV_WORKER_METRICS_PORT, &ports, e))?,
+    }))
 }
 
 /// Reports task state changes to the JobManager over the worker's link.
@@ -190,6 +223,14 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
         source,
     })?;
     tm.register_program(settings.job, Arc::new(graph));
+    if let Some(endpoint) = settings.metrics {
+        match start_exporter(endpoint) {
+            Ok(bound) => {
+                info!(job_id = %settings.job, address = %bound, "job worker metrics at http://{bound}/metrics")
+            }
+            Err(e) => warn!(job_id = %settings.job, error = %e, "job worker serves no metrics"),
+        }
+    }
     let _ = tx.send(WorkerReport::Register {
         job: settings.job,
         taskmanager: settings.taskmanager,
@@ -201,7 +242,7 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
     let result = runtime.block_on(serve_commands(
         rx,
         tm.gateway(),
-        tx.clone(),
+        (tx.clone(), tm.metrics()),
         settings,
         data_address,
     ));
@@ -210,11 +251,12 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
 }
 
 /// Carries out the JobManager's commands until it says exit (`Ok`), refuses the worker or
-/// the link ends (`Err`); starts the heartbeats once registered.
+/// the link ends (`Err`); starts the heartbeats, which carry the tasks' metrics, once
+/// registered.
 async fn serve_commands(
     mut rx: LinkReceiver<Fenced<WorkerCommand>>,
     tasks: Arc<dyn weir_runtime::control::TaskManagerGateway>,
-    beats: LinkSender<WorkerReport>,
+    (beats, registry): (LinkSender<WorkerReport>, Arc<MetricRegistry>),
     settings: &WorkerSettings,
     data_address: SocketAddr,
 ) -> Result<(), WorkerError> {
@@ -239,7 +281,16 @@ async fn serve_commands(
             } => {
                 info!(job_id = %settings.job, taskmanager = settings.taskmanager, %data_address, "job worker registered");
                 let every = Duration::from_millis(heartbeat_interval_ms.max(10));
-                crate::daemon::spawn_heartbeats(beats.clone(), || WorkerReport::Heartbeat, every);
+                let mut sampler = Sampler::new();
+                let (registry, tm) = (registry.clone(), settings.taskmanager.to_string());
+                let labels = [("tm_id", tm.clone()), ("job_id", settings.job.to_string())];
+                let beat = move || {
+                    let tasks = sampler.sample(&registry);
+                    publish_tasks(&tm, &tasks);
+                    publish_process_memory("taskmanager", &labels);
+                    WorkerReport::Heartbeat { tasks }
+                };
+                crate::daemon::spawn_heartbeats(beats.clone(), beat, every);
             }
             WorkerCommand::Task(m) => tasks.send(m),
             WorkerCommand::Exit { reason } => {

@@ -396,6 +396,7 @@ fn build_chain(chain: &[ChainNode], setup: TaskSetup) -> Result<Box<dyn TaskInvo
             ),
             config: setup.config.clone(),
             job: setup.subtask.job,
+            metrics: setup.metrics.clone(),
             side_outputs: HashMap::new(),
         };
         for s in &node.sides {

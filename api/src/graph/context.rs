@@ -27,6 +27,8 @@ pub struct OperatorContext {
     pub config: JobConfig,
     /// The job.
     pub job: weir_runtime::JobId,
+    /// The task's metrics.
+    pub metrics: std::sync::Arc<weir_runtime::metrics::TaskMetrics>,
     /// Outputs of the side-output tags that some stream consumes.
     pub(crate) side_outputs: HashMap<String, Box<dyn SideSlot>>,
 }

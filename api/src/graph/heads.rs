@@ -7,7 +7,10 @@
 
 use crate::record::Record;
 use crate::source::SourceReader;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use weir_runtime::element::ElementReader;
+use weir_runtime::metrics::TaskMetrics;
 use weir_runtime::{Lifecycle, Output, SourceStep, TaskError, TaskInvokable, Timestamp};
 use weir_state_backends::decode_from;
 
@@ -73,7 +76,16 @@ pub struct SourceHead<T> {
     batch: usize,
     uid: String,
     warned_not_replayable: bool,
+    /// Where the reader's pending records are shown.
+    metrics: Arc<TaskMetrics>,
+    /// Steps since the reader was last asked for its pending records.
+    steps: u32,
+    /// When it was last asked.
+    asked_at: Instant,
 }
+
+/// Steps between two looks at the clock, to ask a reader for its pending records.
+const PENDING_CHECK_STEPS: u32 = 64;
 
 impl<T: Record> SourceHead<T> {
     /// Creates the head polling `reader` into `op`, `batch` records per step.
@@ -83,6 +95,7 @@ impl<T: Record> SourceHead<T> {
         names: Vec<String>,
         batch: usize,
         uid: String,
+        metrics: Arc<TaskMetrics>,
     ) -> Self {
         Self {
             reader,
@@ -91,6 +104,24 @@ impl<T: Record> SourceHead<T> {
             batch,
             uid,
             warned_not_replayable: false,
+            metrics,
+            steps: 0,
+            asked_at: Instant::now(),
+        }
+    }
+
+    /// About once a second, shows the reader's pending records (if it knows them).
+    fn report_pending(&mut self) {
+        self.steps += 1;
+        if self.steps < PENDING_CHECK_STEPS {
+            return;
+        }
+        self.steps = 0;
+        if self.asked_at.elapsed() >= Duration::from_secs(1) {
+            self.asked_at = Instant::now();
+            if let Some(n) = self.reader.pending_records() {
+                self.metrics.set_pending_records(n);
+            }
         }
     }
 }
@@ -136,6 +167,7 @@ impl<T> Lifecycle for SourceHead<T> {
 impl<T: Record> TaskInvokable for SourceHead<T> {
     fn source_step(&mut self) -> Result<SourceStep, TaskError> {
         let _scope = weir_runtime::task::enter_operator(0);
+        self.report_pending();
         self.reader.poll(&mut *self.op, self.batch)
     }
     fn process_records(

@@ -84,6 +84,12 @@ pub trait SourceReader<T> {
     /// readers returned, redistributed round-robin when the parallelism changed) instead of
     /// the share the reader was created with. An empty list leaves it nothing to read.
     fn restore_splits(&mut self, splits: Vec<Vec<u8>>) -> Result<(), TaskError>;
+
+    /// Records this reader has yet to read, where it knows (Flink's `pendingRecords`; a
+    /// Kafka reader's consumer lag). Asked about once a second, between polls.
+    fn pending_records(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Decodes a split position written by [`encode_split`] (for sources in other crates too).

@@ -30,6 +30,7 @@ pub mod banner;
 mod client_api;
 pub mod error;
 pub mod json;
+pub mod metrics;
 mod placement;
 mod recovery;
 mod remote_error;
@@ -126,6 +127,8 @@ pub struct Cluster {
     /// The high-availability services, if the cluster has them.
     ha: Option<Arc<HaServices>>,
     state: Mutex<State>,
+    /// The task metrics job workers report.
+    task_metrics: metrics::TaskMetricsStore,
     /// Notified on every change a waiting placement may care about.
     changed: Condvar,
     me: Weak<Cluster>,
@@ -145,6 +148,7 @@ impl Cluster {
             artifacts,
             ha,
             state: Mutex::new(State::default()),
+            task_metrics: metrics::TaskMetricsStore::default(),
             changed: Condvar::new(),
             me: me.clone(),
         }))
@@ -166,7 +170,12 @@ impl Cluster {
         &self.artifacts
     }
 
-    /// The dispatcher.
+    /// The task metrics the job workers report.
+    pub fn task_metrics(&self) -> &metrics::TaskMetricsStore {
+        &self.task_metrics
+    }
+
+    /// The JobManager (dispatcher) whose jobs this cluster runs.
     pub fn dispatcher(&self) -> &Arc<JobManager> {
         &self.dispatcher
     }

@@ -188,6 +188,7 @@ async fn taskmanager(
 /// What a worker connection hands to the thread that applies its reports in order.
 enum WorkerEvent {
     Report(TaskManagerMessage),
+    Metrics(Vec<weir_runtime::metrics::TaskMetricsReport>),
     Lost(String),
 }
 
@@ -239,7 +240,9 @@ async fn worker(
             for e in applied {
                 match e {
                     WorkerEvent::Report(m) => c.dispatcher().send(m),
+                    WorkerEvent::Metrics(tasks) => c.task_metrics().record(job, tm, tasks),
                     WorkerEvent::Lost(why) => {
+                        c.task_metrics().forget(job, tm);
                         let reason = format!(
                             "the worker process of job {job} on taskmanager {tm} is gone: {why}"
                         );
@@ -283,7 +286,9 @@ async fn relay_reports(
             return Ok(());
         };
         match next {
-            Some(Ok(WorkerReport::Heartbeat)) => {}
+            Some(Ok(WorkerReport::Heartbeat { tasks })) => {
+                let _ = events.send(WorkerEvent::Metrics(tasks));
+            }
             Some(Ok(WorkerReport::Task(m))) => {
                 let _ = events.send(WorkerEvent::Report(m));
             }

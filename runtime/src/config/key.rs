@@ -157,6 +157,23 @@ pub fn address(v: &str) -> Result<SocketAddr, &'static str> {
         .map_err(|_| "an address HOST:PORT with a numeric host")
 }
 
+/// A numeric IP address.
+pub fn ip(v: &str) -> Result<std::net::IpAddr, &'static str> {
+    v.trim()
+        .parse()
+        .map_err(|_| "a numeric IP address such as 127.0.0.1")
+}
+
+/// An optional port or port range (`metrics.prometheus.port`): empty is none.
+pub fn optional_port_range(
+    v: &str,
+) -> Result<Option<crate::metrics::prometheus::PortRange>, &'static str> {
+    match v.trim() {
+        "" => Ok(None),
+        v => crate::metrics::prometheus::port_range(v).map(Some),
+    }
+}
+
 /// An address `HOST:PORT`.
 pub fn host_port(v: &str) -> Result<String, &'static str> {
     match v.trim().rsplit_once(':') {

@@ -101,6 +101,22 @@ pub const REGISTRATION_TIMEOUT: Key<Duration> = Key {
     parse: duration,
 };
 
+/// `metrics.prometheus.port`.
+pub const PROMETHEUS_PORT: Key<Option<crate::metrics::prometheus::PortRange>> = Key {
+    name: "metrics.prometheus.port",
+    default: "",
+    doc: "serve Prometheus metrics at `/metrics` on this port, or on the first free port of a range such as `9250-9260` (each TaskManager and job worker of a host takes one); `0` is any free port; empty: no metrics endpoint",
+    parse: optional_port_range,
+};
+
+/// `metrics.prometheus.host`.
+pub const PROMETHEUS_HOST: Key<std::net::IpAddr> = Key {
+    name: "metrics.prometheus.host",
+    default: "127.0.0.1",
+    doc: "the address the Prometheus endpoints bind",
+    parse: ip,
+};
+
 /// `taskmanager.data.bind-host`.
 pub const DATA_BIND_HOST: Key<Option<String>> = Key {
     name: "taskmanager.data.bind-host",
@@ -132,6 +148,8 @@ pub const CLUSTER: &[KeyInfo] = &[
     REGISTRATION_TIMEOUT.info(),
     DATA_BIND_HOST.info(),
     ARTIFACT_CACHE_DIR.info(),
+    PROMETHEUS_PORT.info(),
+    PROMETHEUS_HOST.info(),
 ];
 
 pub use super::job_keys::*;

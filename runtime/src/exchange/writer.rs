@@ -169,6 +169,9 @@ impl PartitionWriter {
 
     /// Appends an event (watermark, idleness, barrier, end) to every channel.
     pub fn broadcast_event(&mut self, event: &Element<'_>) -> Result<(), ExchangeError> {
+        if let Element::Watermark(wm) = event {
+            self.metrics.set_output_watermark(*wm);
+        }
         for i in 0..self.channels.len() {
             let flush_at = self.flush_at;
             let buf = self.current(i)?;

@@ -14,6 +14,7 @@
 use crate::config::SavepointRestoreSettings;
 use crate::control::{JobManagerMessage, TaskManagerId, TaskManagerMessage};
 use crate::graph::JobGraph;
+use crate::metrics::TaskMetricsReport;
 use crate::types::{CheckpointId, JobId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -296,8 +297,12 @@ pub enum WorkerReport {
     /// A task report, as in the mini-cluster.
     Task(TaskManagerMessage),
     /// The worker is alive: sent every heartbeat interval, so that a frozen worker (whose
-    /// connection stays open) is found lost after the heartbeat timeout.
-    Heartbeat,
+    /// connection stays open) is found lost after the heartbeat timeout. It carries the
+    /// metrics of the worker's running tasks over the last interval.
+    Heartbeat {
+        /// One report per running task.
+        tasks: Vec<TaskMetricsReport>,
+    },
 }
 
 /// What the JobManager tells a job worker.

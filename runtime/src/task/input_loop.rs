@@ -20,7 +20,8 @@ use crate::metrics::TaskMetrics;
 use crate::types::MAX_WATERMARK;
 use crossbeam_channel::RecvTimeoutError;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tracing::info;
 
 /// Runs a task with inputs until every input ended, it stopped with a savepoint, or it is
@@ -31,10 +32,10 @@ pub(super) fn input_loop(
     config: &JobConfig,
     cancel: &AtomicBool,
     gate: &InputGate,
-    metrics: &TaskMetrics,
+    metrics: &Arc<TaskMetrics>,
     commands: &mut Commands<'_>,
 ) -> Result<(), TaskError> {
-    let mut inputs = Inputs::new(deployment, config);
+    let mut inputs = Inputs::new(deployment, config, metrics.clone());
     let mut clock = Clock::new(config);
     if inputs.total() == 0 {
         inv.watermark(MAX_WATERMARK)?;
@@ -85,7 +86,13 @@ fn receive(
     metrics: &TaskMetrics,
     commands: &mut Commands<'_>,
 ) -> Result<bool, TaskError> {
-    match gate.recv_timeout(wait) {
+    // Time spent waiting on an empty queue is idle time (Flink's idleTimeMsPerSecond).
+    let idle_since = (wait > Duration::ZERO && gate.is_empty()).then(Instant::now);
+    let message = gate.recv_timeout(wait);
+    if let Some(since) = idle_since {
+        metrics.add_idle_ns(since.elapsed().as_nanos() as u64);
+    }
+    match message {
         Ok(InputMessage::Opened {
             gate: g,
             channel,

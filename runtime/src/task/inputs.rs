@@ -20,8 +20,10 @@ use crate::element::{BarrierOptions, Element, ElementReader};
 use crate::error::TaskError;
 use crate::exchange::{Buffer, CreditSink, GateCredits, FLAG_CONTINUES};
 use crate::invokable::TaskInvokable;
+use crate::metrics::TaskMetrics;
 use crate::reassembly::PartialFrame;
 use crate::types::CheckpointId;
+use std::sync::Arc;
 
 /// The consumer-side state of all input channels of one task.
 pub(super) struct Inputs {
@@ -55,7 +57,11 @@ enum Stop {
 }
 
 impl Inputs {
-    pub(super) fn new(deployment: &TaskDeployment, config: &JobConfig) -> Self {
+    pub(super) fn new(
+        deployment: &TaskDeployment,
+        config: &JobConfig,
+        metrics: Arc<TaskMetrics>,
+    ) -> Self {
         let mut offsets = Vec::with_capacity(deployment.gates.len());
         let mut total = 0usize;
         for g in &deployment.gates {
@@ -77,7 +83,7 @@ impl Inputs {
             ),
             pending: (0..total).map(|_| PartialFrame::default()).collect(),
             ended: vec![false; total],
-            watermarks: Watermarks::new(total),
+            watermarks: Watermarks::new(total, metrics),
             aligner: BarrierAligner::new(total),
         }
     }

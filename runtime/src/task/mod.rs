@@ -140,6 +140,7 @@ fn run_inner(
     commands: &Receiver<TaskCommand>,
 ) -> Result<(), TaskError> {
     let metrics = env.metrics.register(deployment.subtask, &deployment.name);
+    let _ended = EndedOnDrop(metrics.clone());
     let uploader = match &config.checkpointing {
         Some(c) => Some(
             Uploader::start(
@@ -167,12 +168,13 @@ fn run_inner(
             Some(spec) => Some(Arc::new(crate::checkpoint::RestoredState::open(spec)?)),
             None => None,
         },
+        metrics: metrics.clone(),
     };
     operator_scope::reset();
     let mut inv = factory.create(setup)?;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if deployment.is_source {
-            source_loop::source_loop(&mut *inv, config, cancel, &mut tasks)
+            source_loop::source_loop(&mut *inv, config, cancel, &metrics, &mut tasks)
         } else {
             input_loop::input_loop(
                 &mut *inv, deployment, config, cancel, gate, &metrics, &mut tasks,
@@ -196,4 +198,13 @@ fn run_inner(
     drop(uploader);
     drop(inv);
     result
+}
+
+/// Marks a task's metrics ended however its run ends (an early error included).
+struct EndedOnDrop(Arc<crate::metrics::TaskMetrics>);
+
+impl Drop for EndedOnDrop {
+    fn drop(&mut self) {
+        self.0.set_finished();
+    }
 }

@@ -12,6 +12,7 @@ use super::MAX_WAIT;
 use crate::config::JobConfig;
 use crate::error::TaskError;
 use crate::invokable::{SourceStep, TaskInvokable};
+use crate::metrics::TaskMetrics;
 use crate::types::MAX_WATERMARK;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub(super) fn source_loop(
     inv: &mut dyn TaskInvokable,
     config: &JobConfig,
     cancel: &AtomicBool,
+    metrics: &TaskMetrics,
     commands: &mut Commands<'_>,
 ) -> Result<(), TaskError> {
     let mut clock = Clock::new(config);
@@ -44,7 +46,9 @@ pub(super) fn source_loop(
         match inv.source_step()? {
             SourceStep::More => clock.tick(inv, true)?,
             SourceStep::Idle(hint) => {
-                std::thread::sleep(hint.min(clock.wait(inv)));
+                let nap = hint.min(clock.wait(inv));
+                std::thread::sleep(nap);
+                metrics.add_idle_ns(nap.as_nanos() as u64);
                 clock.tick(inv, false)?;
             }
             SourceStep::Finished => {

@@ -8,21 +8,26 @@
 use crate::error::TaskError;
 use crate::exchange::{ValveOutput, WatermarkValve};
 use crate::invokable::TaskInvokable;
+use crate::metrics::TaskMetrics;
 use crate::types::Timestamp;
+use std::sync::Arc;
 
 /// The valve over all input channels (flat indices) of one task.
 pub(super) struct Watermarks {
     valve: WatermarkValve,
     /// What the valve let through and the chain did not get yet; reused across calls.
     out: Vec<ValveOutput>,
+    /// Where the watermark the chain received last is shown.
+    metrics: Arc<TaskMetrics>,
 }
 
 impl Watermarks {
     /// A valve over `channels` input channels.
-    pub(super) fn new(channels: usize) -> Self {
+    pub(super) fn new(channels: usize, metrics: Arc<TaskMetrics>) -> Self {
         Self {
             valve: WatermarkValve::new(channels),
             out: Vec::new(),
+            metrics,
         }
     }
 
@@ -66,7 +71,10 @@ impl Watermarks {
     fn emit(&mut self, inv: &mut dyn TaskInvokable) -> Result<(), TaskError> {
         for o in self.out.drain(..) {
             match o {
-                ValveOutput::Watermark(wm) => inv.watermark(wm)?,
+                ValveOutput::Watermark(wm) => {
+                    self.metrics.set_input_watermark(wm);
+                    inv.watermark(wm)?
+                }
                 ValveOutput::Idle(idle) => inv.idle(idle)?,
             }
         }

@@ -6,6 +6,9 @@
 //!   `/taskmanagers/{id}`;
 //! - jobs (`job_routes.rs`): `GET /jobs`, `/jobs/overview`, `/jobs/{id}`, `/jobs/{id}/plan`,
 //!   `/jobs/{id}/vertices/{vid}`, `/jobs/{id}/exceptions`;
+//! - metrics (`metric_routes.rs`): `GET /jobs/{id}/metrics`,
+//!   `/jobs/{id}/vertices/{vid}/metrics`, `/jobs/{id}/vertices/{vid}/backpressure`,
+//!   `/jobs/{id}/vertices/{vid}/watermarks`, from the job workers' heartbeat reports;
 //! - checkpoints (`checkpoint_routes.rs`): `GET /jobs/{id}/checkpoints`,
 //!   `/jobs/{id}/checkpoints/config`;
 //! - actions (`operations.rs`): `PATCH /jobs/{id}?mode=cancel`, and, answered at once with a
@@ -23,6 +26,7 @@
 mod checkpoint_routes;
 mod cluster_routes;
 mod job_routes;
+mod metric_routes;
 pub mod model;
 pub mod openapi;
 mod operations;
@@ -56,6 +60,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/jobs/{id}/plan"),
     ("GET", "/jobs/{id}/vertices/{vid}"),
     ("GET", "/jobs/{id}/exceptions"),
+    ("GET", "/jobs/{id}/metrics"),
+    ("GET", "/jobs/{id}/vertices/{vid}/metrics"),
+    ("GET", "/jobs/{id}/vertices/{vid}/backpressure"),
+    ("GET", "/jobs/{id}/vertices/{vid}/watermarks"),
     ("GET", "/jobs/{id}/checkpoints"),
     ("POST", "/jobs/{id}/checkpoints"),
     ("GET", "/jobs/{id}/checkpoints/config"),
@@ -83,6 +91,19 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/jobs/{id}/plan", get(job_routes::plan))
         .route("/jobs/{id}/vertices/{vid}", get(job_routes::vertex))
         .route("/jobs/{id}/exceptions", get(job_routes::exceptions))
+        .route("/jobs/{id}/metrics", get(metric_routes::job))
+        .route(
+            "/jobs/{id}/vertices/{vid}/metrics",
+            get(metric_routes::vertex),
+        )
+        .route(
+            "/jobs/{id}/vertices/{vid}/backpressure",
+            get(metric_routes::backpressure),
+        )
+        .route(
+            "/jobs/{id}/vertices/{vid}/watermarks",
+            get(metric_routes::watermarks),
+        )
         .route(
             "/jobs/{id}/checkpoints",
             get(checkpoint_routes::checkpoints).post(operations::checkpoint),

@@ -4,7 +4,7 @@
 //! Invariant: it lists exactly the routes of [`super::ROUTES`] (a test checks both ways).
 
 use super::checkpoint_routes as checkpoints;
-use super::{cluster_routes, job_routes, operations};
+use super::{cluster_routes, job_routes, metric_routes, operations};
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
@@ -27,6 +27,10 @@ use utoipa::OpenApi;
         job_routes::plan,
         job_routes::vertex,
         job_routes::exceptions,
+        metric_routes::job,
+        metric_routes::vertex,
+        metric_routes::backpressure,
+        metric_routes::watermarks,
         checkpoints::checkpoints,
         checkpoints::config,
         operations::cancel,

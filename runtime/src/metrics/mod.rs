@@ -1,28 +1,70 @@
-//! Task metrics and the TaskManager-wide registry they are read from.
+//! Task metrics, the TaskManager-wide registry they are read from, and how they leave the
+//! process.
 //!
-//! Each task owns one [`TaskMetrics`]: counters that only its own thread updates (relaxed
-//! atomics, so the hot path pays an uncontended add per buffer, not per record) and anyone
-//! may read. A [`MetricRegistry`] lists the tasks of one TaskManager; readers (tests, the
-//! REST API) take [`TaskMetricsSnapshot`]s and derive rates such as records per second or
-//! Flink's `backPressuredTimeMsPerSecond` from two snapshots.
+//! Each task owns one [`TaskMetrics`]: counters and gauges that only its own thread updates
+//! (relaxed atomics, so the hot path pays an uncontended add per buffer or per wait, never
+//! per record) and anyone may read. A [`MetricRegistry`] lists the tasks of one
+//! TaskManager; readers take [`TaskMetricsSnapshot`]s. A [`Sampler`] turns two snapshots
+//! into a [`TaskMetricsReport`] with Flink's rates (`numRecordsInPerSecond`,
+//! `backPressuredTimeMsPerSecond`, ...); reports are published under Flink's names through
+//! the `metrics` facade to a Prometheus exporter ([`prometheus`]) and sent by job workers to
+//! the JobManager with their heartbeats, for its REST API.
+//!
+//! Invariant: a task's busy, idle and back-pressured time per second add up to at most
+//! 1000 ms (busy is what remains of the interval).
+
+pub mod prometheus;
+mod report;
+
+pub use report::{Sampler, TaskMetricsReport};
 
 use crate::exchange::PoolStats;
 use crate::types::SubtaskId;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// A watermark gauge's value while the task has seen none.
+const NO_WATERMARK: i64 = i64::MIN;
+
+/// A pending-records gauge's value while the source does not know it.
+const UNKNOWN: i64 = -1;
+
 /// Counters of one running task.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TaskMetrics {
     records_in: AtomicU64,
     records_out: AtomicU64,
     back_pressured_ns: AtomicU64,
+    idle_ns: AtomicU64,
     input_queued: AtomicU64,
     input_capacity: AtomicU64,
     max_input_queued: AtomicU64,
+    input_watermark: AtomicI64,
+    output_watermark: AtomicI64,
+    pending_records: AtomicI64,
+    finished: AtomicBool,
     output_pools: Mutex<Vec<Arc<PoolStats>>>,
+}
+
+impl Default for TaskMetrics {
+    fn default() -> Self {
+        Self {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            back_pressured_ns: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            input_queued: AtomicU64::new(0),
+            input_capacity: AtomicU64::new(0),
+            max_input_queued: AtomicU64::new(0),
+            input_watermark: AtomicI64::new(NO_WATERMARK),
+            output_watermark: AtomicI64::new(NO_WATERMARK),
+            pending_records: AtomicI64::new(UNKNOWN),
+            finished: AtomicBool::new(false),
+            output_pools: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl TaskMetrics {
@@ -42,6 +84,43 @@ impl TaskMetrics {
     #[inline]
     pub fn add_back_pressured_ns(&self, ns: u64) {
         self.back_pressured_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Adds time the task waited for input with nothing to do (an empty input queue, or a
+    /// source with nothing to read).
+    #[inline]
+    pub fn add_idle_ns(&self, ns: u64) {
+        self.idle_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Sets the watermark the task's chain received last (Flink's `currentInputWatermark`).
+    #[inline]
+    pub fn set_input_watermark(&self, wm: i64) {
+        self.input_watermark.store(wm, Ordering::Relaxed);
+    }
+
+    /// Sets the watermark the task sent downstream last (`currentOutputWatermark`).
+    #[inline]
+    pub fn set_output_watermark(&self, wm: i64) {
+        self.output_watermark.store(wm, Ordering::Relaxed);
+    }
+
+    /// Sets how many records the task's source has yet to read, where the source knows it
+    /// (Flink's `pendingRecords`, Kafka's consumer lag).
+    #[inline]
+    pub fn set_pending_records(&self, n: u64) {
+        self.pending_records
+            .store(n.min(i64::MAX as u64) as i64, Ordering::Relaxed);
+    }
+
+    /// Marks the task ended (finished, failed or cancelled): samplers stop reporting it.
+    pub fn set_finished(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
+    /// Returns whether the task ended.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
     }
 
     /// Records how many input buffers are queued for the task, out of `capacity`.
@@ -81,12 +160,22 @@ impl TaskMetrics {
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
             back_pressured_ms: self.back_pressured_ns.load(Ordering::Relaxed) / 1_000_000,
+            idle_ms: self.idle_ns.load(Ordering::Relaxed) / 1_000_000,
+            input_watermark: watermark(self.input_watermark.load(Ordering::Relaxed)),
+            output_watermark: watermark(self.output_watermark.load(Ordering::Relaxed)),
+            pending_records: u64::try_from(self.pending_records.load(Ordering::Relaxed)).ok(),
+            finished: self.is_finished(),
             input_buffers_queued: self.input_queued.load(Ordering::Relaxed),
             input_buffers_capacity: self.input_capacity.load(Ordering::Relaxed),
             max_input_buffers_queued: self.max_input_queued.load(Ordering::Relaxed),
             taken_at: Instant::now(),
         }
     }
+}
+
+/// A watermark gauge's value, `None` while no watermark was seen.
+fn watermark(v: i64) -> Option<i64> {
+    (v != NO_WATERMARK).then_some(v)
 }
 
 /// The values of one task's metrics at one moment.
@@ -98,6 +187,16 @@ pub struct TaskMetricsSnapshot {
     pub records_out: u64,
     /// Milliseconds spent back-pressured so far.
     pub back_pressured_ms: u64,
+    /// Milliseconds spent idle (waiting for input) so far.
+    pub idle_ms: u64,
+    /// The last watermark the chain received, if any.
+    pub input_watermark: Option<i64>,
+    /// The last watermark sent downstream, if any.
+    pub output_watermark: Option<i64>,
+    /// Records the source has yet to read, where it knows.
+    pub pending_records: Option<u64>,
+    /// Whether the task ended.
+    pub finished: bool,
     /// Input buffers queued now.
     pub input_buffers_queued: u64,
     /// Input buffers the task's queue holds at most.

@@ -429,11 +429,8 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
     config.check_exposure(keys::RPC_ADDRESS.name, &rpc)?;
     let metrics = metrics_endpoint(config)?;
     let rest = config.get(&keys::REST_ADDRESS)?;
-    if !rest.ip().is_loopback() {
-        bail!(
-            "rest.address = {rest} is reachable from other hosts, but the REST API has no authentication: bind it to a loopback address"
-        );
-    }
+    config.check_exposure(keys::REST_ADDRESS.name, &rest)?;
+    let rest_security = rest_security(config)?;
     let mut settings = ClusterSettings {
         rpc_address: rpc,
         secret: config
@@ -460,11 +457,15 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
     let server = JobManagerServer::start(settings, services)
         .with_context(|| format!("cannot start the JobManager on {rpc}"))?;
     let rest_bound = server
-        .serve_rest(rest)
+        .serve_rest(rest, &rest_security)
         .with_context(|| format!("cannot start the REST API on {rest}"))?;
     println!(
         "{}",
-        weir_jobmanager::cluster::banner::format(server.local_addr(), rest_bound)
+        weir_jobmanager::cluster::banner::format(
+            server.local_addr(),
+            rest_bound,
+            rest_security.tls.is_some()
+        )
     );
     if let Some(endpoint) = metrics {
         let bound = weir_runtime::metrics::prometheus::start_exporter(endpoint)?;
@@ -486,6 +487,38 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         leadership.epoch()
     );
     Err(ha::rejoin())
+}
+
+/// The REST API's bearer token (the cluster secret) and TLS files.
+fn rest_security(
+    config: &Config,
+) -> Result<weir_jobmanager::cluster::rest::security::RestSecurity> {
+    use weir_jobmanager::cluster::rest::security::{RestSecurity, TlsFiles};
+    let tls = if config.get(&keys::SSL_REST_ENABLED)? {
+        let (Some(certificate), Some(private_key)) = (
+            config.get(&keys::SSL_REST_CERTIFICATE)?,
+            config.get(&keys::SSL_REST_PRIVATE_KEY)?,
+        ) else {
+            bail!(
+                "{} = true needs {} and {} (PEM files)",
+                keys::SSL_REST_ENABLED.name,
+                keys::SSL_REST_CERTIFICATE.name,
+                keys::SSL_REST_PRIVATE_KEY.name
+            );
+        };
+        Some(TlsFiles {
+            certificate,
+            private_key,
+        })
+    } else {
+        None
+    };
+    Ok(RestSecurity {
+        token: config
+            .get(&keys::CLUSTER_SECRET)?
+            .map(weir_runtime::Secret::new),
+        tls,
+    })
 }
 
 /// `metrics.prometheus.host` and `.port`, if a port is set.

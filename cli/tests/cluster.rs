@@ -432,23 +432,30 @@ fn a_cluster_secret_is_required_of_every_connection() {
     cmd.args(["jobmanager", "--rpc-address", "0.0.0.0:0"]);
     let o = output_within(cmd, COMMAND_TIMEOUT);
     assert_eq!(o.status.code(), Some(1));
-    // The REST API has no authentication: never beyond loopback, secret or not.
+    assert!(stderr(&o).contains("cluster.secret"), "{}", stderr(&o));
+    // Nor one whose REST API is reachable from other hosts.
     let mut cmd = Command::new(weir_bin());
-    cmd.args([
-        "jobmanager",
-        "--rest-address",
-        "0.0.0.0:0",
-        "-D",
-        "cluster.secret=s",
-    ]);
+    cmd.args(["jobmanager", "--rest-address", "0.0.0.0:0"]);
     let rest = output_within(cmd, COMMAND_TIMEOUT);
     assert_eq!(rest.status.code(), Some(1));
     assert!(
-        stderr(&rest).contains("no authentication"),
+        stderr(&rest).contains("cluster.secret"),
         "{}",
         stderr(&rest)
     );
-    assert!(stderr(&o).contains("cluster.secret"), "{}", stderr(&o));
+    // The REST API asks for the secret as a bearer token, and never echoes it.
+    let (status, body) = c.rest_as("/overview", None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    let (status, body) = c.rest_as("/jobs", Some("wrong"));
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        !body.contains("s3cret") && !body.contains("wrong"),
+        "{body}"
+    );
+    let (status, body) = c.rest_as("/no/such/route", None);
+    assert_eq!(status, 401, "unknown routes too: {body}");
+    assert_eq!(c.rest("/overview")["taskmanagers"], 2);
 }
 
 #[test]

@@ -273,15 +273,36 @@ impl Cluster {
         );
     }
 
-    /// GET on the REST API.
+    /// GET on the REST API (with the cluster secret as the bearer token, if any).
     pub fn rest(&self, path: &str) -> Value {
+        let secret = self
+            .defines
+            .iter()
+            .find_map(|d| d.strip_prefix("cluster.secret="));
+        let (_, body) = self.rest_as(path, secret);
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    /// GET on the REST API with `token` as the bearer token: the status and body.
+    pub fn rest_as(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let mut s = TcpStream::connect(&self.rest).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.rest).unwrap();
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n{auth}\r\n",
+            self.rest
+        )
+        .unwrap();
         let mut response = String::new();
         s.read_to_string(&mut response).unwrap();
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status: {response}"));
         let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+        (status, body.to_string())
     }
 
     pub fn taskmanager_ids(&self) -> Vec<u64> {

@@ -3,15 +3,20 @@
 
 use std::net::SocketAddr;
 
-/// The line for a JobManager listening on `rpc` with its REST API on `rest`.
-pub fn format(rpc: SocketAddr, rest: SocketAddr) -> String {
-    format!("JobManager listening on {rpc} (REST on http://{rest})")
+/// The line for a JobManager listening on `rpc` with its REST API on `rest` (over TLS if
+/// `tls`).
+pub fn format(rpc: SocketAddr, rest: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("JobManager listening on {rpc} (REST on {scheme}://{rest})")
 }
 
 /// Reads the control RPC and REST addresses back from a line [`format()`] wrote.
 pub fn parse(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let rest = line.trim().strip_prefix("JobManager listening on ")?;
-    let (rpc, rest) = rest.split_once(" (REST on http://")?;
+    let (rpc, rest) = rest.split_once(" (REST on ")?;
+    let rest = rest
+        .strip_prefix("http://")
+        .or_else(|| rest.strip_prefix("https://"))?;
     Some((rpc.parse().ok()?, rest.strip_suffix(')')?.parse().ok()?))
 }
 
@@ -23,7 +28,14 @@ mod tests {
             "127.0.0.1:6123".parse().unwrap(),
             "127.0.0.1:8081".parse().unwrap(),
         );
-        assert_eq!(super::parse(&super::format(rpc, rest)), Some((rpc, rest)));
+        assert_eq!(
+            super::parse(&super::format(rpc, rest, false)),
+            Some((rpc, rest))
+        );
+        assert_eq!(
+            super::parse(&super::format(rpc, rest, true)),
+            Some((rpc, rest))
+        );
         assert_eq!(super::parse("something else"), None);
     }
 }

@@ -78,21 +78,57 @@ impl JobManagerServer {
         &self.cluster
     }
 
-    /// Serves the REST API on `address`; returns the address bound.
-    pub fn serve_rest(&self, address: SocketAddr) -> Result<SocketAddr, std::io::Error> {
+    /// Serves the REST API on `address`, asking for `security.token` and speaking TLS with
+    /// `security.tls` if set; returns the address bound.
+    pub fn serve_rest(
+        &self,
+        address: SocketAddr,
+        security: &super::rest::security::RestSecurity,
+    ) -> Result<SocketAddr, RestServeError> {
+        let acceptor = match &security.tls {
+            Some(files) => Some(super::rest::security::acceptor(files)?),
+            None => None,
+        };
         let listener = self
             .runtime
             .block_on(tokio::net::TcpListener::bind(address))?;
         let bound = listener.local_addr()?;
-        let app = super::rest::router(self.cluster.clone());
-        self.runtime.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                warn!(error = %e, "REST API stopped");
+        let app = super::rest::router(self.cluster.clone(), security.token.clone());
+        let tls = acceptor.is_some();
+        match acceptor {
+            Some(acceptor) => {
+                let listener = {
+                    let _entered = self.runtime.enter();
+                    super::rest::security::TlsListener::new(listener, acceptor)?
+                };
+                self.runtime.spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        warn!(error = %e, "REST API stopped");
+                    }
+                });
             }
-        });
-        info!(address = %bound, "REST API listening");
+            None => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        warn!(error = %e, "REST API stopped");
+                    }
+                });
+            }
+        }
+        info!(address = %bound, tls, authentication = security.token.is_some(), "REST API listening");
         Ok(bound)
     }
+}
+
+/// Why the REST API cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RestServeError {
+    /// Its address cannot be bound.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Its TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] super::rest::security::RestTlsError),
 }
 
 async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {

@@ -24,9 +24,32 @@ pub const RPC_ADDRESS: Key<String> = Key {
 pub const REST_ADDRESS: Key<SocketAddr> = Key {
     name: "rest.address",
     default: "127.0.0.1:8081",
-    doc:
-        "the JobManager's REST API (without authentication, so only a loopback address is accepted)",
+    doc: "the JobManager's REST API; with `cluster.secret` every request must carry it as `Authorization: Bearer <secret>`, and an address outside 127.0.0.0/8 is only accepted with a secret",
     parse: address,
+};
+
+/// `security.ssl.rest.enabled`.
+pub const SSL_REST_ENABLED: Key<bool> = Key {
+    name: "security.ssl.rest.enabled",
+    default: "false",
+    doc: "serve the REST API over TLS only, with the certificate and key below",
+    parse: boolean,
+};
+
+/// `security.ssl.rest.certificate`.
+pub const SSL_REST_CERTIFICATE: Key<Option<PathBuf>> = Key {
+    name: "security.ssl.rest.certificate",
+    default: "",
+    doc: "PEM file with the REST API's certificate chain, leaf first",
+    parse: optional_dir,
+};
+
+/// `security.ssl.rest.private-key`.
+pub const SSL_REST_PRIVATE_KEY: Key<Option<PathBuf>> = Key {
+    name: "security.ssl.rest.private-key",
+    default: "",
+    doc: "PEM file with the private key of that certificate (PKCS#8, PKCS#1 or SEC1)",
+    parse: optional_dir,
 };
 
 /// `cluster.secret`.
@@ -137,6 +160,9 @@ pub const ARTIFACT_CACHE_DIR: Key<PathBuf> = Key {
 pub const CLUSTER: &[KeyInfo] = &[
     RPC_ADDRESS.info(),
     REST_ADDRESS.info(),
+    SSL_REST_ENABLED.info(),
+    SSL_REST_CERTIFICATE.info(),
+    SSL_REST_PRIVATE_KEY.info(),
     CLUSTER_SECRET.info(),
     HEARTBEAT_INTERVAL.info(),
     HEARTBEAT_TIMEOUT.info(),

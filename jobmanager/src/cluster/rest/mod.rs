@@ -17,6 +17,8 @@
 //!   `GET /jobs/{id}/checkpoints/{triggerid}`;
 //! - `GET /openapi.json`, the OpenAPI document of all of them ([`openapi`]).
 //!
+//! Who may ask, and over what (bearer token, TLS), is [`security`]'s.
+//!
 //! Invariants: a read answers from the cluster's state and the JobMasters' published
 //! snapshots and never waits for a job; an action that takes time answers `202 Accepted`
 //! with its trigger id before it completes; every error is `{"errors": [why]}` with the
@@ -30,6 +32,7 @@ mod metric_routes;
 pub mod model;
 pub mod openapi;
 mod operations;
+pub mod security;
 
 use super::Cluster;
 use axum::http::StatusCode;
@@ -74,13 +77,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
 ];
 
-/// The routes over `cluster`.
-pub fn router(cluster: Arc<Cluster>) -> Router {
+/// The routes over `cluster`, each asking for `token` as a bearer token if set.
+pub fn router(cluster: Arc<Cluster>, token: Option<weir_runtime::Secret>) -> Router {
     let state = Rest {
         cluster,
         operations: Arc::new(Operations::default()),
     };
-    Router::new()
+    let routes = Router::new()
         .route("/overview", get(cluster_routes::overview))
         .route("/config", get(cluster_routes::config))
         .route("/taskmanagers", get(cluster_routes::taskmanagers))
@@ -121,7 +124,14 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
         .route("/jobs/{id}/stop", post(operations::stop))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found_route)
-        .with_state(state)
+        .with_state(state);
+    match token {
+        Some(t) => routes.layer(axum::middleware::from_fn_with_state(
+            Arc::new(t),
+            security::require_token,
+        )),
+        None => routes,
+    }
 }
 
 /// A REST error: a status and why.

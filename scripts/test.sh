@@ -18,6 +18,8 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # Debian's ZooKeeper runs the high-availability tests' servers (scripts/zookeeper.sh).
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+# Debian's chromium drives the web dashboard's test (cli/tests/dashboard.rs).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   sudo=""

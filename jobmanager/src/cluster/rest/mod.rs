@@ -15,7 +15,8 @@
 //!   trigger id and polled, `POST /jobs/{id}/savepoints`, `POST /jobs/{id}/stop`,
 //!   `POST /jobs/{id}/checkpoints`, `GET /jobs/{id}/savepoints/{triggerid}` and
 //!   `GET /jobs/{id}/checkpoints/{triggerid}`;
-//! - `GET /openapi.json`, the OpenAPI document of all of them ([`openapi`]).
+//! - `GET /openapi.json`, the OpenAPI document of all of them ([`openapi`]);
+//! - the web dashboard at `/` (`dashboard.rs`), outside the API and its document.
 //!
 //! Who may ask, and over what (bearer token, TLS), is [`security`]'s.
 //!
@@ -27,6 +28,7 @@
 
 mod checkpoint_routes;
 mod cluster_routes;
+mod dashboard;
 mod job_routes;
 mod metric_routes;
 pub mod model;
@@ -125,13 +127,14 @@ pub fn router(cluster: Arc<Cluster>, token: Option<weir_runtime::Secret>) -> Rou
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found_route)
         .with_state(state);
-    match token {
+    let api = match token {
         Some(t) => routes.layer(axum::middleware::from_fn_with_state(
             Arc::new(t),
             security::require_token,
         )),
         None => routes,
-    }
+    };
+    dashboard::routes().merge(api)
 }
 
 /// A REST error: a status and why.

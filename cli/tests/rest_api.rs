@@ -250,6 +250,15 @@ fn the_rest_api_shows_a_running_job_acts_on_it_and_keeps_its_checkpoint_history_
         .send_empty()
         .unwrap();
     assert_eq!(bare.status().as_u16(), 415);
+    let mut bare = bare;
+    let why: Value = bare.body_mut().read_json().unwrap();
+    assert!(error_of(&why).contains("Content-Type"), "{why}");
+    let (status, body) = api.post(
+        &format!("/jobs/{job}/savepoints"),
+        json!({ "target-directory": 5 }),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(error_of(&body).contains("target-directory"), "{body}");
     let (status, body) = api.patch(&format!("/jobs/{job}?mode=stop"));
     assert_eq!(status, 400, "{body}");
     assert!(error_of(&body).contains("POST /jobs/"), "{body}");

@@ -126,6 +126,7 @@ pub fn router(cluster: Arc<Cluster>, token: Option<weir_runtime::Secret>) -> Rou
         .route("/jobs/{id}/stop", post(operations::stop))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found_route)
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state);
     let api = match token {
         Some(t) => routes.layer(axum::middleware::from_fn_with_state(
@@ -171,6 +172,25 @@ impl IntoResponse for RestError {
     fn into_response(self) -> Response {
         (self.status, Json(model::ErrorBody::new(self.why))).into_response()
     }
+}
+
+/// Puts the plain-text rejections of axum's extractors (a malformed JSON body or query, a
+/// missing content type) into the API's error shape, `{"errors": [why]}`.
+async fn json_errors(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if !(response.status().is_client_error() && plain) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let why = String::from_utf8_lossy(&bytes).into_owned();
+    (parts.status, Json(model::ErrorBody::new(why))).into_response()
 }
 
 async fn not_found_route(uri: axum::http::Uri) -> RestError {

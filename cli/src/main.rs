@@ -454,11 +454,29 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
         }
         None => (None, None),
     };
+    // The metrics endpoint first: a port range with no free port stops the JobManager
+    // before it announces itself.
+    let metrics_bound = match metrics {
+        Some(endpoint) => Some(weir_runtime::metrics::prometheus::start_exporter(endpoint)?),
+        None => None,
+    };
     let server = JobManagerServer::start(settings, services)
         .with_context(|| format!("cannot start the JobManager on {rpc}"))?;
     let rest_bound = server
         .serve_rest(rest, &rest_security)
         .with_context(|| format!("cannot start the REST API on {rest}"))?;
+    if let Some(bound) = metrics_bound {
+        eprintln!("weir: JobManager metrics at http://{bound}/metrics");
+        weir_jobmanager::cluster::metrics::spawn_publisher(
+            server.cluster(),
+            config.get(&keys::HEARTBEAT_INTERVAL)?,
+        );
+    }
+    if !rest.ip().is_loopback() && rest_security.tls.is_none() {
+        eprintln!(
+            "weir: warning: the REST API on {rest} is reachable from other hosts without TLS: the cluster secret crosses the network in clear text with every request; set security.ssl.rest.enabled"
+        );
+    }
     println!(
         "{}",
         weir_jobmanager::cluster::banner::format(
@@ -467,14 +485,6 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
             rest_security.tls.is_some()
         )
     );
-    if let Some(endpoint) = metrics {
-        let bound = weir_runtime::metrics::prometheus::start_exporter(endpoint)?;
-        eprintln!("weir: JobManager metrics at http://{bound}/metrics");
-        weir_jobmanager::cluster::metrics::spawn_publisher(
-            server.cluster(),
-            config.get(&keys::HEARTBEAT_INTERVAL)?,
-        );
-    }
     let Some(leadership) = leadership else {
         loop {
             std::thread::park();

@@ -77,7 +77,7 @@ impl Browser {
         let ws = target["webSocketDebuggerUrl"].as_str().unwrap();
         let (socket, _) = tungstenite::connect(ws).unwrap();
         if let MaybeTlsStream::Plain(s) = socket.get_ref() {
-            s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(180))).unwrap();
         }
         let mut page = Page {
             socket,
@@ -158,7 +158,7 @@ impl Page {
 }
 
 /// Resolves, once the job page shows every vertex with records flowing into some and at
-/// least one checkpoint bar, to what it drew; rejects after a minute with the page's text.
+/// least one checkpoint bar, to what it drew; rejects after two minutes with the page's text.
 const RENDERED: &str = r#"new Promise((ok, fail) => {
   const t0 = Date.now();
   (function check() {
@@ -167,7 +167,7 @@ const RENDERED: &str = r#"new Promise((ok, fail) => {
     const rates = [...document.querySelectorAll('#dag text.rate')].map((e) => e.textContent);
     if (vertices > 0 && bars > 0 && rates.some((r) => !r.startsWith('0/s'))) {
       ok({ vertices, bars, rates, state: document.getElementById('job-state').textContent });
-    } else if (Date.now() - t0 > 60000) {
+    } else if (Date.now() - t0 > 120000) {
       fail(new Error(document.body.innerText));
     } else {
       setTimeout(check, 200);

@@ -78,14 +78,9 @@ pub struct SourceHead<T> {
     warned_not_replayable: bool,
     /// Where the reader's pending records are shown.
     metrics: Arc<TaskMetrics>,
-    /// Steps since the reader was last asked for its pending records.
-    steps: u32,
-    /// When it was last asked.
+    /// When the reader was last asked for its pending records.
     asked_at: Instant,
 }
-
-/// Steps between two looks at the clock, to ask a reader for its pending records.
-const PENDING_CHECK_STEPS: u32 = 64;
 
 impl<T: Record> SourceHead<T> {
     /// Creates the head polling `reader` into `op`, `batch` records per step.
@@ -105,18 +100,13 @@ impl<T: Record> SourceHead<T> {
             uid,
             warned_not_replayable: false,
             metrics,
-            steps: 0,
             asked_at: Instant::now(),
         }
     }
 
-    /// About once a second, shows the reader's pending records (if it knows them).
+    /// About once a second, shows the reader's pending records (if it knows them); one
+    /// look at the clock per step (a batch of records).
     fn report_pending(&mut self) {
-        self.steps += 1;
-        if self.steps < PENDING_CHECK_STEPS {
-            return;
-        }
-        self.steps = 0;
         if self.asked_at.elapsed() >= Duration::from_secs(1) {
             self.asked_at = Instant::now();
             if let Some(n) = self.reader.pending_records() {

@@ -40,9 +40,17 @@ impl ClientContext for ReaderContext {
             .expect("high watermarks poisoned");
         for (topic, t) in statistics.topics {
             for (partition, p) in t.partitions {
-                // librdkafka lists the internal partition -1 and unknown offsets as -1001.
-                if partition >= 0 && p.hi_offset >= 0 {
-                    high.insert((topic.clone(), partition), p.hi_offset);
+                // The last stable offset: records of open transactions cannot be read yet
+                // (read_committed, librdkafka's default); without transactions it is the
+                // high watermark. librdkafka lists the internal partition -1 and unknown
+                // offsets as -1001.
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if partition >= 0 && end >= 0 {
+                    high.insert((topic.clone(), partition), end);
                 }
             }
         }

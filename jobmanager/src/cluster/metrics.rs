@@ -9,7 +9,6 @@
 //! checkpoint statistics.
 
 use super::Cluster;
-use crate::checkpoint_coordinator::history::CheckpointState;
 use crate::JobSnapshot;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -20,21 +19,26 @@ use weir_runtime::metrics::TaskMetricsReport;
 use weir_runtime::rpc::messages::JobStatus;
 use weir_runtime::JobId;
 
+/// A worker: its job, its TaskManager and its control connection (a worker that replaces
+/// another on the same TaskManager has a connection of its own).
+type WorkerKey = (JobId, TaskManagerId, u64);
+
 /// The latest task metrics of every job worker.
 #[derive(Debug, Default)]
 pub struct TaskMetricsStore {
-    by_worker: Mutex<HashMap<(JobId, TaskManagerId), Vec<TaskMetricsReport>>>,
+    by_worker: Mutex<HashMap<WorkerKey, Vec<TaskMetricsReport>>>,
 }
 
 impl TaskMetricsStore {
-    /// Keeps `reports` as the worker of `job` on `tm` sent them (replacing its earlier ones).
-    pub fn record(&self, job: JobId, tm: TaskManagerId, reports: Vec<TaskMetricsReport>) {
-        self.lock().insert((job, tm), reports);
+    /// Keeps `reports` as the worker of `job` on `tm`, on control connection `connection`,
+    /// sent them (replacing its earlier ones).
+    pub fn record(&self, (job, tm, connection): WorkerKey, reports: Vec<TaskMetricsReport>) {
+        self.lock().insert((job, tm, connection), reports);
     }
 
-    /// Drops the reports of the worker of `job` on `tm` (its connection ended).
-    pub fn forget(&self, job: JobId, tm: TaskManagerId) {
-        self.lock().remove(&(job, tm));
+    /// Drops the reports of that worker (its connection ended).
+    pub fn forget(&self, worker: WorkerKey) {
+        self.lock().remove(&worker);
     }
 
     /// The reports of every running task of `job` with the TaskManager each runs on, by
@@ -43,16 +47,14 @@ impl TaskMetricsStore {
         let mut all: Vec<(TaskManagerId, TaskMetricsReport)> = self
             .lock()
             .iter()
-            .filter(|((j, _), _)| *j == job)
-            .flat_map(|((_, tm), reports)| reports.iter().map(|r| (*tm, r.clone())))
+            .filter(|((j, _, _), _)| *j == job)
+            .flat_map(|((_, tm, _), reports)| reports.iter().map(|r| (*tm, r.clone())))
             .collect();
         all.sort_by_key(|(_, r)| (r.subtask.vertex, r.subtask.subtask));
         all
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(JobId, TaskManagerId), Vec<TaskMetricsReport>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerKey, Vec<TaskMetricsReport>>> {
         self.by_worker.lock().expect("task metrics poisoned")
     }
 }
@@ -76,15 +78,11 @@ pub fn job_metrics(s: &JobSnapshot, now_ms: i64) -> [(&'static str, i64); 6] {
         (JobStatus::Running, Some(started)) => (now_ms - started).max(0),
         _ => 0,
     };
-    let last = s
-        .history
-        .entries()
-        .rev()
-        .find(|c| c.state == CheckpointState::Completed);
+    let last = s.checkpoints.last();
     let values = [
         uptime,
         i64::from(s.attempt),
-        last.and_then(|c| c.duration_ms).map_or(-1, |d| d as i64),
+        last.map_or(-1, |c| c.duration.as_millis() as i64),
         last.map_or(-1, |c| c.size as i64),
         s.history.completed as i64,
         s.history.failed as i64,

@@ -276,9 +276,11 @@ async fn worker(
             for e in applied {
                 match e {
                     WorkerEvent::Report(m) => c.dispatcher().send(m),
-                    WorkerEvent::Metrics(tasks) => c.task_metrics().record(job, tm, tasks),
+                    WorkerEvent::Metrics(tasks) => {
+                        c.task_metrics().record((job, tm, connection), tasks)
+                    }
                     WorkerEvent::Lost(why) => {
-                        c.task_metrics().forget(job, tm);
+                        c.task_metrics().forget((job, tm, connection));
                         let reason = format!(
                             "the worker process of job {job} on taskmanager {tm} is gone: {why}"
                         );

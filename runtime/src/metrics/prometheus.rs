@@ -7,6 +7,9 @@
 //! `weir_taskmanager_job_task_numRecordsIn{job_id, task_name, subtask_index, tm_id}`,
 //! `weir_jobmanager_job_uptime{job_id, job_name}`, `weir_jobmanager_taskSlotsTotal`, ...
 //!
+//! Counts are exported as gauges, as Flink's reporter does, so that a task restarted in the
+//! same process shows its new count at once.
+//!
 //! Invariants: the facade is only written here and by the JobManager's publisher, once per
 //! sampling interval, never on the data path (tasks count in their own atomics, see
 //! [`super::TaskMetrics`]); metrics nobody updated for [`IDLE_TIMEOUT`] (a job that ended)
@@ -154,11 +157,9 @@ pub fn publish_tasks(tm_id: &str, reports: &[TaskMetricsReport]) {
             ("subtask_index", r.subtask.subtask.to_string()),
             ("tm_id", tm_id.to_string()),
         ];
-        let counter = |name: &'static str, v: u64| {
-            ::metrics::counter!(name, &labels).absolute(v);
-        };
-        counter("weir_taskmanager_job_task_numRecordsIn", r.records_in);
-        counter("weir_taskmanager_job_task_numRecordsOut", r.records_out);
+        // Gauges, as Flink's Prometheus reporter exports its counters: a task restarted
+        // in the same worker counts from 0 again, which a Prometheus counter (whose value
+        // only ever grows here) would hide until the new count passed the old.
         let gauge = |name: &'static str, v: f64| {
             ::metrics::gauge!(name, &labels).set(v);
         };
@@ -172,6 +173,14 @@ pub fn publish_tasks(tm_id: &str, reports: &[TaskMetricsReport]) {
 /// records only once known.
 fn task_gauges(r: &TaskMetricsReport) -> Vec<(&'static str, f64)> {
     let mut g = vec![
+        (
+            "weir_taskmanager_job_task_numRecordsIn",
+            r.records_in as f64,
+        ),
+        (
+            "weir_taskmanager_job_task_numRecordsOut",
+            r.records_out as f64,
+        ),
         (
             "weir_taskmanager_job_task_numRecordsInPerSecond",
             r.records_in_per_second,

@@ -41,7 +41,7 @@ pub(super) fn input_loop(
         inv.watermark(MAX_WATERMARK)?;
         inv.end_input()?;
         commands.end_of_input();
-        return super::close_when_allowed(inv, cancel, commands, false);
+        return super::close_when_allowed(inv, cancel, commands, (false, metrics));
     }
     let capacity = inputs.capacity() as u64;
     loop {

@@ -88,13 +88,17 @@ fn close_when_allowed(
     inv: &mut dyn TaskInvokable,
     cancel: &AtomicBool,
     commands: &mut mailbox::Commands<'_>,
-    is_source: bool,
+    (is_source, metrics): (bool, &crate::metrics::TaskMetrics),
 ) -> Result<(), TaskError> {
     while !commands.may_close() {
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
-        if commands.poll(inv, is_source, MAX_WAIT)? == mailbox::Flow::Stop {
+        // Waiting for the checkpoint that lets the task end is idle time.
+        let since = std::time::Instant::now();
+        let flow = commands.poll(inv, is_source, MAX_WAIT)?;
+        metrics.add_idle_ns(since.elapsed().as_nanos() as u64);
+        if flow == mailbox::Flow::Stop {
             return Ok(());
         }
     }

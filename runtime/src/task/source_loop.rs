@@ -36,7 +36,12 @@ pub(super) fn source_loop(
         } else {
             Duration::ZERO
         };
-        if commands.poll(inv, true, wait)? == Flow::Stop {
+        let since = (wait > Duration::ZERO).then(std::time::Instant::now);
+        let flow = commands.poll(inv, true, wait)?;
+        if let Some(since) = since {
+            metrics.add_idle_ns(since.elapsed().as_nanos() as u64);
+        }
+        if flow == Flow::Stop {
             return Ok(());
         }
         if commands.is_stopping() {
@@ -55,7 +60,7 @@ pub(super) fn source_loop(
                 inv.watermark(MAX_WATERMARK)?;
                 inv.end_input()?;
                 commands.end_of_input();
-                return super::close_when_allowed(inv, cancel, commands, true);
+                return super::close_when_allowed(inv, cancel, commands, (true, metrics));
             }
         }
     }

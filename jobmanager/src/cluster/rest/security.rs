@@ -32,6 +32,9 @@ use weir_runtime::{same_secret, Secret};
 /// The longest a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most TLS handshakes in progress at once; further connections wait to be accepted.
+pub const MAX_HANDSHAKES: usize = 256;
+
 /// How the REST API is protected.
 #[derive(Clone, Debug, Default)]
 pub struct RestSecurity {
@@ -144,14 +147,20 @@ impl TlsListener {
     pub(crate) fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
-            loop {
+            // Ends with the listener (the server stopped): the port is released.
+            while !tx.is_closed() {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let Ok((stream, peer)) = tcp.accept().await else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;

@@ -6,8 +6,14 @@
 
 const SVG = 'http://www.w3.org/2000/svg';
 const NO_WATERMARK = -9223372036854775808;
+// A watermark this late is the end of event time (i64::MAX at the source's end).
+const END_OF_TIME = 8.64e15;
 let refreshMs = 3000;
 let timer = null;
+// Bumped by every render: a render that finds a newer one started draws nothing.
+let generation = 0;
+// What the last action said, kept across redraws.
+let actionStatus = '';
 
 function h(tag, attrs, ...children) {
   const e = tag.startsWith('svg:') ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
@@ -48,6 +54,7 @@ function bytes(n) {
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
+function watermark(w) { return w === null ? '–' : w >= END_OF_TIME ? 'end of input' : time(w); }
 function rate(n) { return n >= 1e6 ? `${(n / 1e6).toFixed(2)} M/s` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k/s` : `${n.toFixed(0)}/s`; }
 function stateCell(s) { return h('td', { class: 'state-' + s }, s); }
 
@@ -123,7 +130,7 @@ async function dag(jid, plan) {
       h('svg:text', { x: 8, y: 36 }, `parallelism ${n.parallelism}`),
       h('svg:text', { class: 'rate', x: 8, y: 52 }, `${rate(s.rate)} ${n.is_source ? 'out' : 'in'}`),
       h('svg:text', { x: 8, y: 68 }, `back-pressure ${s.level}`),
-      h('svg:text', { class: 'watermark', x: 8, y: 84 }, `watermark ${s.watermark === null ? '–' : time(s.watermark)}`)));
+      h('svg:text', { class: 'watermark', x: 8, y: 84 }, `watermark ${watermark(s.watermark)}`)));
   });
   return svg;
 }
@@ -148,10 +155,15 @@ function checkpointChart(history) {
   return svg;
 }
 
-async function act(label, f) {
+function showAction(text) {
+  actionStatus = text;
   const status = document.getElementById('action-status');
-  status.textContent = label + '…';
-  try { status.textContent = await f(); } catch (e) { status.textContent = `${label} failed: ${e.message}`; }
+  if (status) status.textContent = text;
+}
+
+async function act(label, f) {
+  showAction(label + '…');
+  try { showAction(await f()); } catch (e) { showAction(`${label} failed: ${e.message}`); }
 }
 
 async function poll(path) {
@@ -179,7 +191,7 @@ async function job(jid) {
   return [
     h('h1', {}, d.name, ' ', h('span', { id: 'job-state', class: 'state-' + d.state }, d.state)),
     h('p', { class: 'muted' }, `job ${jid}, started ${time(d['start-time'])}, running for ${duration(d.duration)}`),
-    h('div', {}, buttons, h('span', { id: 'action-status', class: 'muted' })),
+    h('div', {}, buttons, h('span', { id: 'action-status', class: 'muted' }, actionStatus)),
     h('h2', {}, 'Job graph'), await dag(jid, plan.plan),
     h('h2', {}, 'Checkpoints'),
     h('p', {}, `completed ${cps.counts.completed}, failed ${cps.counts.failed}, in progress ${cps.counts.in_progress}, restored ${cps.counts.restored}`),
@@ -200,23 +212,22 @@ function login() {
 
 async function render() {
   clearTimeout(timer);
+  const mine = ++generation;
   const main = document.getElementById('main');
   const m = location.hash.match(/^#\/job\/([0-9a-f]{1,16})$/);
-  // Keep the action status across refreshes.
-  const keep = document.getElementById('action-status')?.textContent;
   try {
     const view = m ? await job(m[1]) : await overview();
+    if (mine !== generation) return;
     main.replaceChildren(...view);
-    const status = document.getElementById('action-status');
-    if (status && keep) status.textContent = keep;
     document.getElementById('refreshed').textContent = 'updated ' + new Date().toLocaleTimeString();
     document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
   } catch (e) {
+    if (mine !== generation) return;
     if (e instanceof Unauthorized) { main.replaceChildren(...login()); return; }
     main.replaceChildren(h('p', { class: 'state-FAILED' }, 'Cannot read the REST API: ' + e.message));
   }
   timer = setTimeout(render, refreshMs);
 }
 
-window.addEventListener('hashchange', render);
+window.addEventListener('hashchange', () => { actionStatus = ''; render(); });
 get('/config').then((c) => { refreshMs = c['refresh-interval'] || refreshMs; }).catch(() => {}).finally(render);

@@ -5,7 +5,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::de::DeserializeOwned;
 use std::io::Read;
 use std::path::Path;
-use tokio::net::TcpStream;
 use weir_runtime::rpc::messages::{ArtifactDigest, ArtifactHasher, ARTIFACT_CHUNK_BYTES};
 use weir_runtime::rpc::request::{ArtifactChunk, PutArtifact};
 use weir_runtime::rpc::{dial, read_message, write_message, ClientRequest, PeerRole};
@@ -14,7 +13,7 @@ use weir_runtime::rpc::{Reply, Request};
 /// A connected client.
 pub struct Client {
     runtime: tokio::runtime::Runtime,
-    stream: TcpStream,
+    stream: weir_runtime::rpc::ControlStream,
     address: String,
 }
 

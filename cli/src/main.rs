@@ -239,6 +239,9 @@ fn execute(cli: Cli) -> Result<i32> {
         std::env::set_var(logging::ENV_LOG_FORMAT, f.to_string());
     }
     let mut config = Config::load(cli.config.as_deref(), &cli.define)?;
+    if let Some(files) = internal_tls(&config)? {
+        weir_runtime::rpc::tls::install(&files)?;
+    }
     let format = cli.output;
     match cli.command {
         Verb::Jobmanager {
@@ -499,6 +502,29 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
     Err(ha::rejoin())
 }
 
+/// The files of `security.ssl.internal.*`, if it is enabled (made absolute, as the
+/// TaskManager hands them to its workers).
+fn internal_tls(config: &Config) -> Result<Option<weir_runtime::rpc::tls::InternalTlsFiles>> {
+    if !config.get(&keys::SSL_INTERNAL_ENABLED)? {
+        return Ok(None);
+    }
+    let file = |key: &weir_runtime::config::key::Key<Option<std::path::PathBuf>>| -> Result<_> {
+        let path = config.get(key)?.ok_or_else(|| {
+            anyhow!(
+                "{} = true needs {} (a PEM file)",
+                keys::SSL_INTERNAL_ENABLED.name,
+                key.name
+            )
+        })?;
+        Ok(std::path::PathBuf::from(absolute(&path.to_string_lossy())))
+    };
+    Ok(Some(weir_runtime::rpc::tls::InternalTlsFiles {
+        certificate: file(&keys::SSL_INTERNAL_CERTIFICATE)?,
+        private_key: file(&keys::SSL_INTERNAL_PRIVATE_KEY)?,
+        trusted: file(&keys::SSL_INTERNAL_TRUSTED)?,
+    }))
+}
+
 /// The REST API's bearer token (the cluster secret) and TLS files.
 fn rest_security(
     config: &Config,
@@ -565,6 +591,7 @@ fn run_taskmanager(config: &Config) -> Result<i32> {
         artifact_cache: config.get(&keys::ARTIFACT_CACHE_DIR)?,
         registration_timeout: config.get(&keys::REGISTRATION_TIMEOUT)?,
         metrics: metrics_endpoint(config)?,
+        internal_tls: internal_tls(config)?,
     };
     run(settings)?;
     Ok(0)

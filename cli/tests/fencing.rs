@@ -51,7 +51,7 @@ fn a_taskmanager_refuses_the_commands_of_a_deposed_jobmanager_and_obeys_the_lead
             }
         });
         let (tx, mut rx) = spawn_link::<TaskManagerRequest, Fenced<TaskManagerCommand>>(
-            stream,
+            Box::new(stream),
             "taskmanager".into(),
         );
         let first = tokio::time::timeout(WAIT, rx.recv()).await.unwrap();

@@ -16,7 +16,8 @@ use crate::artifact_cache::{create_private_dir, fetch_artifact, FetchError};
 use crate::worker::{
     ENV_CLUSTER_SECRET, ENV_WORKER_DATA_HOST, ENV_WORKER_EPOCH, ENV_WORKER_JOB,
     ENV_WORKER_JOBMANAGER, ENV_WORKER_METRICS_HOST, ENV_WORKER_METRICS_PORT,
-    ENV_WORKER_TASKMANAGER,
+    ENV_WORKER_TASKMANAGER, ENV_WORKER_TLS_CERTIFICATE, ENV_WORKER_TLS_PRIVATE_KEY,
+    ENV_WORKER_TLS_TRUSTED,
 };
 use crate::worker_output::{relay_streams, WorkerLabel};
 use std::collections::HashMap;
@@ -68,6 +69,8 @@ pub struct DaemonSettings {
     pub registration_timeout: Duration,
     /// Where this TaskManager and its workers serve Prometheus metrics, if anywhere.
     pub metrics: Option<Endpoint>,
+    /// The files of `security.ssl.internal.*`, handed to the workers, if enabled.
+    pub internal_tls: Option<weir_runtime::rpc::tls::InternalTlsFiles>,
 }
 
 /// The JobManager one connection serves: its address and epoch (0 without high
@@ -409,6 +412,14 @@ fn worker_command(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    cmd.env_remove(ENV_WORKER_TLS_CERTIFICATE)
+        .env_remove(ENV_WORKER_TLS_PRIVATE_KEY)
+        .env_remove(ENV_WORKER_TLS_TRUSTED);
+    if let Some(t) = &settings.internal_tls {
+        cmd.env(ENV_WORKER_TLS_CERTIFICATE, &t.certificate)
+            .env(ENV_WORKER_TLS_PRIVATE_KEY, &t.private_key)
+            .env(ENV_WORKER_TLS_TRUSTED, &t.trusted);
+    }
     if let Some(m) = settings.metrics {
         cmd.env(ENV_WORKER_METRICS_HOST, m.host.to_string())
             .env(ENV_WORKER_METRICS_PORT, m.ports.to_string());

@@ -45,6 +45,13 @@ pub const ENV_WORKER_EPOCH: &str = "WEIR_WORKER_EPOCH";
 pub const ENV_WORKER_METRICS_HOST: &str = "WEIR_WORKER_METRICS_HOST";
 /// Environment variable: the port or port range a worker serves its metrics on.
 pub const ENV_WORKER_METRICS_PORT: &str = "WEIR_WORKER_METRICS_PORT";
+/// Environment variable: `security.ssl.internal.certificate` of the TaskManager (set only
+/// when internal TLS is enabled, with the two below).
+pub const ENV_WORKER_TLS_CERTIFICATE: &str = "WEIR_WORKER_TLS_CERTIFICATE";
+/// Environment variable: `security.ssl.internal.private-key`.
+pub const ENV_WORKER_TLS_PRIVATE_KEY: &str = "WEIR_WORKER_TLS_PRIVATE_KEY";
+/// Environment variable: `security.ssl.internal.trusted-certificates`.
+pub const ENV_WORKER_TLS_TRUSTED: &str = "WEIR_WORKER_TLS_TRUSTED";
 /// The cluster secret, if the cluster has one.
 pub const ENV_CLUSTER_SECRET: &str = "WEIR_CLUSTER_SECRET";
 
@@ -148,6 +155,16 @@ impl WorkerSettings {
     }
 }
 
+/// The internal TLS files the TaskManager passed on, if any.
+fn internal_tls_files() -> Option<weir_runtime::rpc::tls::InternalTlsFiles> {
+    let var = |name| std::env::var_os(name).map(std::path::PathBuf::from);
+    Some(weir_runtime::rpc::tls::InternalTlsFiles {
+        certificate: var(ENV_WORKER_TLS_CERTIFICATE)?,
+        private_key: var(ENV_WORKER_TLS_PRIVATE_KEY)?,
+        trusted: var(ENV_WORKER_TLS_TRUSTED)?,
+    })
+}
+
 /// The metrics endpoint the TaskManager passed on, if any.
 fn metrics_endpoint() -> Result<Option<Endpoint>, WorkerError> {
     let (Ok(host), Ok(ports)) = (
@@ -181,6 +198,13 @@ impl JobManagerGateway for LinkGateway {
 /// Runs the subtasks of `graph` the JobManager deploys to this worker until it is told to
 /// exit (`Ok`) or loses its JobManager or TaskManager (`Err`).
 pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), WorkerError> {
+    if let Some(files) = internal_tls_files() {
+        weir_runtime::rpc::tls::install(&files).map_err(|e| WorkerError::Env {
+            name: ENV_WORKER_TLS_CERTIFICATE,
+            value: files.certificate.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

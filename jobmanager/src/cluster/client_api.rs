@@ -13,12 +13,12 @@ use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use weir_runtime::rpc::messages::{ArtifactDigest, JobStatus, ARTIFACT_CHUNK_BYTES};
 use weir_runtime::rpc::request::{
     ArtifactChunk, ArtifactPiece, ArtifactStored, Cancel, Checkpoints, FetchArtifact, JobGraphOf,
     JobInfo, ListJobs, PutArtifact, Submit, TriggerCheckpoint, TriggerSavepoint, WaitJob,
 };
+use weir_runtime::rpc::ControlStream;
 use weir_runtime::rpc::{
     read_message, write_message, ClientRequest, RemoteError, RemoteErrorKind, Reply, RpcError,
 };
@@ -55,7 +55,7 @@ fn invalid(message: &str) -> RemoteError {
 
 /// Serves one client: a request, then its answer, until it hangs up.
 pub(super) async fn serve(
-    mut stream: TcpStream,
+    mut stream: ControlStream,
     peer: &str,
     cluster: Arc<Cluster>,
 ) -> Result<(), RpcError> {
@@ -87,7 +87,7 @@ pub(super) async fn serve(
 
 /// Streams a stored artifact in pieces, then its end (or an error).
 async fn send_artifact(
-    stream: &mut TcpStream,
+    stream: &mut ControlStream,
     peer: &str,
     cluster: &Cluster,
     digest: &ArtifactDigest,

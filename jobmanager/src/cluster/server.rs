@@ -21,7 +21,8 @@ use weir_runtime::rpc::messages::{
     TaskManagerCommand, TaskManagerRequest, WorkerCommand, WorkerReport,
 };
 use weir_runtime::rpc::{
-    accept, spawn_link, Fenced, FencedSender, LinkReceiver, PeerRole, RpcError, CONNECT_TIMEOUT,
+    accept, spawn_link, ControlStream, Fenced, FencedSender, LinkReceiver, PeerRole, RpcError,
+    CONNECT_TIMEOUT,
 };
 use weir_runtime::JobId;
 
@@ -147,16 +148,16 @@ async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
     }
 }
 
-async fn handle(mut stream: TcpStream, peer: String, cluster: Arc<Cluster>, connection: u64) {
-    let _ = stream.set_nodelay(true);
+async fn handle(tcp: TcpStream, peer: String, cluster: Arc<Cluster>, connection: u64) {
+    let _ = tcp.set_nodelay(true);
     let secret = cluster.settings().secret.clone();
-    let role = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        accept(&mut stream, &peer, secret.as_ref().map(|s| s.expose())),
-    )
-    .await
-    {
-        Ok(Ok(role)) => role,
+    let handshake = async {
+        let mut stream = weir_runtime::rpc::tls::server(tcp, &peer).await?;
+        let role = accept(&mut stream, &peer, secret.as_ref().map(|s| s.expose())).await?;
+        Ok::<_, RpcError>((stream, role))
+    };
+    let (stream, role) = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+        Ok(Ok(accepted)) => accepted,
         Ok(Err(e)) => {
             warn!(%peer, error = %e, "control connection refused");
             return;
@@ -179,7 +180,7 @@ async fn handle(mut stream: TcpStream, peer: String, cluster: Arc<Cluster>, conn
 /// Serves one TaskManager: registration, heartbeats, worker reports; a broken connection
 /// loses it.
 async fn taskmanager(
-    stream: TcpStream,
+    stream: ControlStream,
     peer: String,
     cluster: Arc<Cluster>,
 ) -> Result<(), RpcError> {
@@ -230,7 +231,7 @@ enum WorkerEvent {
 
 /// Serves one job worker: registration, then its task reports.
 async fn worker(
-    stream: TcpStream,
+    stream: ControlStream,
     peer: String,
     cluster: Arc<Cluster>,
     connection: u64,

@@ -52,6 +52,38 @@ pub const SSL_REST_PRIVATE_KEY: Key<Option<PathBuf>> = Key {
     parse: optional_dir,
 };
 
+/// `security.ssl.internal.enabled`.
+pub const SSL_INTERNAL_ENABLED: Key<bool> = Key {
+    name: "security.ssl.internal.enabled",
+    default: "false",
+    doc: "run every control connection (CLI, TaskManager, job worker to the JobManager) over mutual TLS with the files below; the data connections between workers stay plain",
+    parse: boolean,
+};
+
+/// `security.ssl.internal.certificate`.
+pub const SSL_INTERNAL_CERTIFICATE: Key<Option<PathBuf>> = Key {
+    name: "security.ssl.internal.certificate",
+    default: "",
+    doc: "PEM file with this process's certificate chain, leaf first (host names are not checked)",
+    parse: optional_dir,
+};
+
+/// `security.ssl.internal.private-key`.
+pub const SSL_INTERNAL_PRIVATE_KEY: Key<Option<PathBuf>> = Key {
+    name: "security.ssl.internal.private-key",
+    default: "",
+    doc: "PEM file with the private key of that certificate",
+    parse: optional_dir,
+};
+
+/// `security.ssl.internal.trusted-certificates`.
+pub const SSL_INTERNAL_TRUSTED: Key<Option<PathBuf>> = Key {
+    name: "security.ssl.internal.trusted-certificates",
+    default: "",
+    doc: "PEM file with the certificate authorities a peer's certificate must lead to",
+    parse: optional_dir,
+};
+
 /// `cluster.secret`.
 pub const CLUSTER_SECRET: Key<Option<String>> = Key {
     name: "cluster.secret",
@@ -163,6 +195,10 @@ pub const CLUSTER: &[KeyInfo] = &[
     SSL_REST_ENABLED.info(),
     SSL_REST_CERTIFICATE.info(),
     SSL_REST_PRIVATE_KEY.info(),
+    SSL_INTERNAL_ENABLED.info(),
+    SSL_INTERNAL_CERTIFICATE.info(),
+    SSL_INTERNAL_PRIVATE_KEY.info(),
+    SSL_INTERNAL_TRUSTED.info(),
     CLUSTER_SECRET.info(),
     HEARTBEAT_INTERVAL.info(),
     HEARTBEAT_TIMEOUT.info(),

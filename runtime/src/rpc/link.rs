@@ -7,10 +7,10 @@
 //! peer's messages in the order sent and then exactly one `Err` (the reason the
 //! connection ended) before closing; dropping every sender closes the socket's write side.
 
+use super::ControlStream;
 use super::{read_message, write_message, RpcError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// The sending half of a link.
@@ -21,12 +21,15 @@ pub type LinkReceiver<T> = mpsc::UnboundedReceiver<Result<T, RpcError>>;
 
 /// Starts the reader and writer tasks of `stream` (handshake done) with `peer` named in
 /// errors. Must be called inside a tokio runtime.
-pub fn spawn_link<In, Out>(stream: TcpStream, peer: String) -> (LinkSender<Out>, LinkReceiver<In>)
+pub fn spawn_link<In, Out>(
+    stream: ControlStream,
+    peer: String,
+) -> (LinkSender<Out>, LinkReceiver<In>)
 where
     In: DeserializeOwned + Send + 'static,
     Out: Serialize + Send + Sync + 'static,
 {
-    let (mut read, mut write) = stream.into_split();
+    let (mut read, mut write) = tokio::io::split(stream);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let writer_peer = peer.clone();

@@ -19,6 +19,7 @@ pub mod handshake;
 pub mod link;
 pub mod messages;
 pub mod request;
+pub mod tls;
 
 use thiserror::Error;
 
@@ -27,25 +28,27 @@ pub use frame::{read_message, write_message, MAX_MESSAGE_BYTES};
 pub use handshake::{accept, connect, PeerRole, RPC_MAGIC, RPC_PROTOCOL_VERSION};
 pub use link::{spawn_link, LinkReceiver, LinkSender};
 pub use request::{ClientRequest, RemoteError, RemoteErrorKind, Reply, Request};
+pub use tls::ControlStream;
 
 /// How long a connection attempt and its handshake may take.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Connects to the control endpoint at `address` as `role`, presenting `secret`, within
-/// [`CONNECT_TIMEOUT`].
+/// Connects to the control endpoint at `address` as `role`, presenting `secret` (inside
+/// TLS when [`tls`] is installed), within [`CONNECT_TIMEOUT`].
 pub async fn dial(
     address: &str,
     role: PeerRole,
     secret: Option<&str>,
-) -> Result<tokio::net::TcpStream, RpcError> {
+) -> Result<ControlStream, RpcError> {
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(address)
+        let tcp = tokio::net::TcpStream::connect(address)
             .await
             .map_err(|source| RpcError::Io {
                 peer: address.to_owned(),
                 source,
             })?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let mut stream = tls::client(tcp, address).await?;
         connect(&mut stream, address, role, secret).await?;
         Ok(stream)
     };

@@ -1,0 +1,254 @@
+//! Mutual TLS on control connections (`security.ssl.internal.*`): every process of a
+//! cluster presents the certificate of `security.ssl.internal.certificate` and accepts a
+//! peer only if the peer's chain leads to one of `security.ssl.internal.trusted-certificates`,
+//! as Flink's internal SSL does with its shared keystore and truststore (PEM files here).
+//!
+//! Installed once per process ([`install`]) before its first control connection; [`client`]
+//! and [`server`] then wrap every connection, and the `WRPC` handshake (with the cluster
+//! secret) runs inside the TLS session. Host names are not checked (Flink's default for
+//! internal connections): trust comes from the certificate authority alone, so one
+//! certificate may serve every host.
+//!
+//! Invariants: a process either speaks TLS on every control connection or on none; a peer
+//! whose certificate is not trusted, or that speaks plain, is refused during the handshake
+//! with an error that names it.
+
+use super::RpcError;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
+use tokio_rustls::rustls::crypto::CryptoProvider;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// A control connection: plain TCP, or TLS over it.
+pub trait ControlIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ControlIo for T {}
+
+/// A control connection of either kind.
+pub type ControlStream = Box<dyn ControlIo>;
+
+/// The PEM files of `security.ssl.internal.*`.
+#[derive(Clone, Debug)]
+pub struct InternalTlsFiles {
+    /// This process's certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// Its private key.
+    pub private_key: PathBuf,
+    /// The certificate authorities a peer's chain must lead to.
+    pub trusted: PathBuf,
+}
+
+/// Why internal TLS cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalTlsError {
+    /// A PEM file cannot be read or holds nothing usable.
+    #[error("{key} = {path}: {reason}")]
+    Pem {
+        /// The configuration key naming the file.
+        key: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the certificates.
+    #[error("security.ssl.internal: {0}")]
+    Config(String),
+    /// Another configuration was installed before.
+    #[error("security.ssl.internal is already set up in this process")]
+    AlreadyInstalled,
+}
+
+struct Internal {
+    connector: TlsConnector,
+    acceptor: TlsAcceptor,
+}
+
+static INTERNAL: OnceLock<Internal> = OnceLock::new();
+
+/// Sets up mutual TLS for every control connection this process makes or accepts.
+pub fn install(files: &InternalTlsFiles) -> Result<(), InternalTlsError> {
+    let internal = build(files)?;
+    INTERNAL
+        .set(internal)
+        .map_err(|_| InternalTlsError::AlreadyInstalled)
+}
+
+/// Whether this process speaks TLS on control connections.
+pub fn enabled() -> bool {
+    INTERNAL.get().is_some()
+}
+
+fn pem(key: &'static str, path: &Path, reason: impl ToString) -> InternalTlsError {
+    InternalTlsError::Pem {
+        key,
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn certificates(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, InternalTlsError> {
+    let all: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem(key, path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem(key, path, e))?;
+    if all.is_empty() {
+        return Err(pem(key, path, "no certificate in the file"));
+    }
+    Ok(all)
+}
+
+fn build(files: &InternalTlsFiles) -> Result<Internal, InternalTlsError> {
+    const CERT: &str = "security.ssl.internal.certificate";
+    const KEY: &str = "security.ssl.internal.private-key";
+    const TRUSTED: &str = "security.ssl.internal.trusted-certificates";
+    let chain = certificates(CERT, &files.certificate)?;
+    let key = PrivateKeyDer::from_pem_file(&files.private_key)
+        .map_err(|e| pem(KEY, &files.private_key, e))?;
+    let mut roots = RootCertStore::empty();
+    for c in certificates(TRUSTED, &files.trusted)? {
+        roots.add(c).map_err(|e| pem(TRUSTED, &files.trusted, e))?;
+    }
+    let roots = Arc::new(roots);
+    let config = |e: TlsError| InternalTlsError::Config(e.to_string());
+    // ring rather than aws-lc-rs: no second C crypto library to build; rustls marks it
+    // deprecated only because ring has no post-quantum key exchange.
+    #[allow(deprecated)]
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let clients = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| InternalTlsError::Config(e.to_string()))?;
+    let server = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(config)?
+        .with_client_cert_verifier(clients)
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(config)?;
+    let servers = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| InternalTlsError::Config(e.to_string()))?;
+    let client = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(config)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyName {
+            inner: servers,
+            provider,
+        }))
+        .with_client_auth_cert(chain, key)
+        .map_err(config)?;
+    Ok(Internal {
+        connector: TlsConnector::from(Arc::new(client)),
+        acceptor: TlsAcceptor::from(Arc::new(server)),
+    })
+}
+
+/// The client side of a control connection to `peer`: TLS if installed, else plain.
+pub async fn client(tcp: TcpStream, peer: &str) -> Result<ControlStream, RpcError> {
+    let Some(internal) = INTERNAL.get() else {
+        return Ok(Box::new(tcp));
+    };
+    let name = ServerName::try_from("weir-cluster").expect("a valid DNS name");
+    match internal.connector.connect(name, tcp).await {
+        Ok(tls) => Ok(Box::new(tls)),
+        Err(e) => Err(handshake_failed(peer, e)),
+    }
+}
+
+/// The server side of a control connection from `peer`: TLS if installed, else plain.
+pub async fn server(tcp: TcpStream, peer: &str) -> Result<ControlStream, RpcError> {
+    let Some(internal) = INTERNAL.get() else {
+        return Ok(Box::new(tcp));
+    };
+    match internal.acceptor.accept(tcp).await {
+        Ok(tls) => Ok(Box::new(tls)),
+        Err(e) => Err(handshake_failed(peer, e)),
+    }
+}
+
+fn handshake_failed(peer: &str, e: std::io::Error) -> RpcError {
+    RpcError::Io {
+        peer: peer.to_owned(),
+        source: std::io::Error::new(
+            e.kind(),
+            format!("TLS handshake failed ({e}); do both sides have security.ssl.internal.enabled and certificates the other trusts?"),
+        ),
+    }
+}
+
+/// Verifies a server's chain against the trusted authorities, whatever host name it is for.
+#[derive(Debug)]
+struct AnyName {
+    inner: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(TlsError::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

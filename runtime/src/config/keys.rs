@@ -80,7 +80,7 @@ pub const SSL_INTERNAL_PRIVATE_KEY: Key<Option<PathBuf>> = Key {
 pub const SSL_INTERNAL_TRUSTED: Key<Option<PathBuf>> = Key {
     name: "security.ssl.internal.trusted-certificates",
     default: "",
-    doc: "PEM file with the certificate authorities a peer's certificate must lead to",
+    doc: "PEM file with the certificate authorities a peer's certificate must lead to: a private authority of this cluster only, never a public bundle (host names are not checked)",
     parse: optional_dir,
 };
 

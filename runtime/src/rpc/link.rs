@@ -11,6 +11,7 @@ use super::ControlStream;
 use super::{read_message, write_message, RpcError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 /// The sending half of a link.
@@ -18,6 +19,9 @@ pub type LinkSender<T> = mpsc::UnboundedSender<T>;
 
 /// The receiving half of a link: messages, then the error that ended it.
 pub type LinkReceiver<T> = mpsc::UnboundedReceiver<Result<T, RpcError>>;
+
+/// The longest closing a link's side may take.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Starts the reader and writer tasks of `stream` (handshake done) with `peer` named in
 /// errors. Must be called inside a tokio runtime.
@@ -40,6 +44,11 @@ where
                 break;
             }
         }
+        // Every sender is gone (or the connection failed): close our side, so that the peer
+        // reads the end of the stream (a split stream's write half does not on drop). With
+        // TLS this sends close_notify first; bounded, as a peer that reads nothing could
+        // stall it.
+        let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, write.shutdown()).await;
     });
     tokio::spawn(async move {
         loop {

@@ -99,7 +99,8 @@ fn pem(key: &'static str, path: &Path, reason: impl ToString) -> InternalTlsErro
     }
 }
 
-fn certificates(
+/// The certificates of the PEM file `path`, which configuration key `key` names; at least one.
+pub fn certificates(
     key: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, InternalTlsError> {
@@ -113,13 +114,20 @@ fn certificates(
     Ok(all)
 }
 
+/// The private key of the PEM file `path`, which configuration key `key` names.
+pub fn private_key(
+    key: &'static str,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, InternalTlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem(key, path, e))
+}
+
 fn build(files: &InternalTlsFiles) -> Result<Internal, InternalTlsError> {
     const CERT: &str = "security.ssl.internal.certificate";
     const KEY: &str = "security.ssl.internal.private-key";
     const TRUSTED: &str = "security.ssl.internal.trusted-certificates";
     let chain = certificates(CERT, &files.certificate)?;
-    let key = PrivateKeyDer::from_pem_file(&files.private_key)
-        .map_err(|e| pem(KEY, &files.private_key, e))?;
+    let key = private_key(KEY, &files.private_key)?;
     let mut roots = RootCertStore::empty();
     for c in certificates(TRUSTED, &files.trusted)? {
         roots.add(c).map_err(|e| pem(TRUSTED, &files.trusted, e))?;

@@ -179,13 +179,7 @@ pub(super) async fn vertex(
 ) -> Result<Json<VertexDetails>, RestError> {
     let hosts = r.clone();
     let v = job_view(r, &id).await?;
-    let vertex = vid
-        .parse::<usize>()
-        .ok()
-        .and_then(|i| v.graph.vertices.get(i))
-        .ok_or_else(|| {
-            RestError::not_found(format!("job {} has no vertex '{vid}'", v.summary.id))
-        })?;
+    let vertex = super::vertex_of(&v, &vid)?;
     let tms = blocking(move || hosts.cluster.taskmanager_views()).await;
     let started = v.snapshot.run_started_ms.unwrap_or(-1);
     let mut subtasks: Vec<SubtaskDetails> = v

@@ -117,12 +117,7 @@ pub(super) async fn job(
 async fn vertex_reports(r: Rest, id: &str, vid: &str) -> Result<Vec<TaskMetricsReport>, RestError> {
     let store = r.clone();
     let v = job_view(r, id).await?;
-    let vertex = vid
-        .parse::<usize>()
-        .ok()
-        .and_then(|i| v.graph.vertices.get(i))
-        .ok_or_else(|| RestError::not_found(format!("job {} has no vertex '{vid}'", v.summary.id)))?
-        .id;
+    let vertex = super::vertex_of(&v, vid)?.id;
     let job = v.summary.id;
     let reports = blocking(move || store.cluster.task_metrics().of_job(job)).await;
     Ok(reports

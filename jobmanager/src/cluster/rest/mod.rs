@@ -215,6 +215,17 @@ pub(crate) async fn job_view(r: Rest, id: &str) -> Result<super::views::JobView,
         .ok_or_else(|| RestError::not_found(format!("unknown job {job}")))
 }
 
+/// The vertex the path's `vid` (its index) names in job view `v`.
+pub(crate) fn vertex_of<'a>(
+    v: &'a super::views::JobView,
+    vid: &str,
+) -> Result<&'a weir_runtime::graph::JobVertex, RestError> {
+    vid.parse::<usize>()
+        .ok()
+        .and_then(|i| v.graph.vertices.get(i))
+        .ok_or_else(|| RestError::not_found(format!("job {} has no vertex '{vid}'", v.summary.id)))
+}
+
 /// Runs `f` (which may take the cluster lock) off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)

@@ -15,14 +15,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -57,15 +55,8 @@ pub struct TlsFiles {
 #[derive(Debug, Error)]
 pub enum RestTlsError {
     /// A PEM file cannot be read or holds nothing usable.
-    #[error("{key} = {path}: {reason}")]
-    Pem {
-        /// The configuration key naming the file.
-        key: &'static str,
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Pem(#[from] weir_runtime::rpc::tls::InternalTlsError),
     /// rustls refused the certificate and key.
     #[error("the certificate and private key of the REST API do not go together: {0}")]
     Config(String),
@@ -73,26 +64,9 @@ pub enum RestTlsError {
 
 /// Builds the TLS acceptor from `files`.
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, RestTlsError> {
-    let pem = |key: &'static str, path: &Path, reason: String| RestTlsError::Pem {
-        key,
-        path: path.display().to_string(),
-        reason,
-    };
-    const CERT: &str = "security.ssl.rest.certificate";
-    const KEY: &str = "security.ssl.rest.private-key";
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.certificate)
-        .map_err(|e| pem(CERT, &files.certificate, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| pem(CERT, &files.certificate, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(pem(
-            CERT,
-            &files.certificate,
-            "no certificate in the file".into(),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.private_key)
-        .map_err(|e| pem(KEY, &files.private_key, e.to_string()))?;
+    use weir_runtime::rpc::tls::{certificates, private_key};
+    let chain = certificates("security.ssl.rest.certificate", &files.certificate)?;
+    let key = private_key("security.ssl.rest.private-key", &files.private_key)?;
     // ring rather than aws-lc-rs: no second C crypto library to build; rustls marks it
     // deprecated only because ring has no post-quantum key exchange.
     #[allow(deprecated)]

@@ -18,7 +18,8 @@
 //!   3 s behind) -> 1 s tumbling event-time windows per sensor with count, average and
 //!   maximum -> discard. Harness workload `c`.
 //! - `exchange`: 100-byte records -> keyed exchange between the two TaskManagers -> discard;
-//!   the JSON line adds `mb_per_sec` (payload bytes through the exchange).
+//!   the JSON line adds `mb_per_sec` (payload bytes through the exchange). With
+//!   `--internal-tls` the connection between them speaks mutual TLS.
 //! - `keyed-state`: rows `(k, twelve u64)` with `k` = the row's id modulo `--keys`
 //!   (default ten million) -> key by `k` -> reduce (XOR of the values: one state read and
 //!   one write per row) -> discard. With ten million keys the state is about 1 GB; the
@@ -69,6 +70,7 @@ use weir_examples::sensor_row;
 
 mod cluster_failover;
 mod cluster_recovery;
+mod internal_tls;
 mod kafka;
 mod kafka_latency;
 mod latency_sink;
@@ -170,6 +172,10 @@ struct Args {
     /// `bench/flink/ha_failover.py`) on the same broker or ZooKeeper, and report the ratio.
     #[arg(long, value_name = "PATH")]
     flink_python: Option<std::path::PathBuf>,
+    /// Data connections between the mini-cluster's TaskManagers speak mutual TLS
+    /// (`security.ssl.internal.*`) with certificates made for the run.
+    #[arg(long)]
+    internal_tls: bool,
 }
 
 /// Bytes of one `exchange` record on the wire: the key (up to 3 bytes), a zero timestamp
@@ -433,6 +439,10 @@ fn configure(env: &StreamExecutionEnvironment, args: &Args) -> Result<Option<std
         .set_local_taskmanagers(2)
         .set_state_backend(args.state_backend);
     env.configure(|s| s.job.state_backend.incremental = args.incremental);
+    if args.internal_tls {
+        let tls = internal_tls::ephemeral()?;
+        env.configure(|s| s.taskmanager.internal_tls = Some(tls));
+    }
     if let Some(ms) = args.buffer_timeout_ms {
         env.set_buffer_timeout(Duration::from_millis(ms));
     }

@@ -19,6 +19,7 @@ pub(crate) fn result_line(
         "seconds": seconds,
         "records_per_sec": args.records as f64 / seconds,
         "state_backend": args.state_backend.name(),
+        "internal_tls": args.internal_tls,
     });
     add_workload_fields(&mut line, args, env, latency, seconds);
     if let Some(ms) = args.checkpoint_interval_ms {

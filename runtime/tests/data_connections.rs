@@ -182,9 +182,13 @@ fn a_server_with_a_cluster_secret_refuses_connections_without_it() {
     let registry = Arc::new(GateRegistry::new());
     let gate = InputGate::new();
     register(&registry, &gate);
-    let server =
-        DataServer::start_with_secret("127.0.0.1:0".parse().unwrap(), registry, Some("s3cret"))
-            .unwrap();
+    let server = DataServer::start_secured(
+        "127.0.0.1:0".parse().unwrap(),
+        registry,
+        Some("s3cret"),
+        None,
+    )
+    .unwrap();
     for hello in [encode_hello(b""), encode_hello(b"wrong")] {
         let mut p = Peer::connect(&server);
         p.0.write_all(&hello).unwrap();

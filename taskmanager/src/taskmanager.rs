@@ -78,17 +78,18 @@ impl TaskManager {
     ) -> std::io::Result<Self> {
         let registry = Arc::new(GateRegistry::new());
         let secret = config.cluster_secret.as_ref().map(|s| s.expose());
-        let server = DataServer::start_with_secret(bind, registry.clone(), secret)?;
+        let tls = config.internal_tls.clone();
+        let server = DataServer::start_secured(bind, registry.clone(), secret, tls.clone())?;
         let env = Arc::new(TaskEnvironment {
             registry,
             taskmanager: id,
             data_address: server.local_addr(),
             metrics: Arc::new(MetricRegistry::new()),
             network: NetworkBufferPool::new(config.network_buffers),
-            connections: Arc::new(ConnectionManager::with_secret(secret)),
+            connections: Arc::new(ConnectionManager::secured(secret, tls)),
             jobmanager: jobmanager.clone(),
         });
-        info!(taskmanager = id, slots, network_buffers = config.network_buffers, data_address = %server.local_addr(), "taskmanager started");
+        info!(taskmanager = id, slots, network_buffers = config.network_buffers, data_address = %server.local_addr(), data_tls = config.internal_tls.is_some(), "taskmanager started");
         Ok(Self {
             inner: Arc::new(Inner {
                 id,

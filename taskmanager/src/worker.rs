@@ -74,6 +74,9 @@ pub enum WorkerError {
     /// The JobManager refused the worker.
     #[error("job worker refused by the JobManager: {0}")]
     Refused(String),
+    /// Internal TLS cannot be set up from the files the TaskManager passed on.
+    #[error("job worker: internal TLS (WEIR_WORKER_TLS_*): {0}")]
+    Tls(#[from] weir_runtime::rpc::tls::InternalTlsError),
     /// The data server cannot start.
     #[error("job worker: cannot start the data server on {address}: {source}")]
     DataServer {
@@ -155,14 +158,37 @@ impl WorkerSettings {
     }
 }
 
-/// The internal TLS files the TaskManager passed on, if any.
-fn internal_tls_files() -> Option<weir_runtime::rpc::tls::InternalTlsFiles> {
-    let var = |name| std::env::var_os(name).map(std::path::PathBuf::from);
-    Some(weir_runtime::rpc::tls::InternalTlsFiles {
-        certificate: var(ENV_WORKER_TLS_CERTIFICATE)?,
-        private_key: var(ENV_WORKER_TLS_PRIVATE_KEY)?,
-        trusted: var(ENV_WORKER_TLS_TRUSTED)?,
-    })
+/// The internal TLS files the TaskManager passed on (`var` reads a variable): all three
+/// variables or none.
+fn internal_tls_files(
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Option<weir_runtime::rpc::tls::InternalTlsFiles>, WorkerError> {
+    let names = [
+        ENV_WORKER_TLS_CERTIFICATE,
+        ENV_WORKER_TLS_PRIVATE_KEY,
+        ENV_WORKER_TLS_TRUSTED,
+    ];
+    let [certificate, private_key, trusted] =
+        names.map(|name| var(name).map(std::path::PathBuf::from));
+    match (certificate, private_key, trusted) {
+        (Some(certificate), Some(private_key), Some(trusted)) => {
+            Ok(Some(weir_runtime::rpc::tls::InternalTlsFiles {
+                certificate,
+                private_key,
+                trusted,
+            }))
+        }
+        (None, None, None) => Ok(None),
+        some => {
+            let missing = [some.0.is_none(), some.1.is_none(), some.2.is_none()];
+            let name = names[missing.iter().position(|m| *m).expect("one is missing")];
+            Err(WorkerError::Env {
+                name,
+                value: String::new(),
+                reason: "not set, while other WEIR_WORKER_TLS_* variables are".into(),
+            })
+        }
+    }
 }
 
 /// The metrics endpoint the TaskManager passed on, if any.
@@ -198,13 +224,10 @@ impl JobManagerGateway for LinkGateway {
 /// Runs the subtasks of `graph` the JobManager deploys to this worker until it is told to
 /// exit (`Ok`) or loses its JobManager or TaskManager (`Err`).
 pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), WorkerError> {
-    if let Some(files) = internal_tls_files() {
-        weir_runtime::rpc::tls::install(&files).map_err(|e| WorkerError::Env {
-            name: ENV_WORKER_TLS_CERTIFICATE,
-            value: files.certificate.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    }
+    let internal_tls = match internal_tls_files(|name| std::env::var_os(name))? {
+        Some(files) => Some(weir_runtime::rpc::tls::install(&files)?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -239,6 +262,7 @@ pub fn run_worker(graph: JobGraph, settings: &WorkerSettings) -> Result<(), Work
         gateway,
         &TaskManagerConfig {
             cluster_secret: settings.secret.clone(),
+            internal_tls,
             ..TaskManagerConfig::default()
         },
     )
@@ -337,7 +361,7 @@ fn watch_stdin() {
             loop {
                 match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => {
-                        warn!("the taskmanager that started this job worker is gone; exiting");
+                        warn!("standard input closed: the taskmanager that started this job worker stopped it or is gone; exiting");
                         std::process::exit(3);
                     }
                     Ok(_) => {}
@@ -346,5 +370,33 @@ fn watch_stdin() {
         });
     if let Err(e) = spawned {
         warn!(error = %e, "cannot watch the parent taskmanager");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(set: &'a [&'static str]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+        move |name| {
+            set.contains(&name)
+                .then(|| format!("/etc/weir/{name}.pem").into())
+        }
+    }
+
+    #[test]
+    fn tls_files_come_as_all_three_variables_or_none() {
+        let all = [
+            ENV_WORKER_TLS_CERTIFICATE,
+            ENV_WORKER_TLS_PRIVATE_KEY,
+            ENV_WORKER_TLS_TRUSTED,
+        ];
+        let files = internal_tls_files(vars(&all)).unwrap().unwrap();
+        assert!(files.trusted.ends_with("WEIR_WORKER_TLS_TRUSTED.pem"));
+        assert!(internal_tls_files(vars(&[])).unwrap().is_none());
+        let err = internal_tls_files(vars(&all[..2])).unwrap_err().to_string();
+        assert!(err.contains(ENV_WORKER_TLS_TRUSTED), "{err}");
+        let err = internal_tls_files(vars(&all[1..])).unwrap_err().to_string();
+        assert!(err.contains(ENV_WORKER_TLS_CERTIFICATE), "{err}");
     }
 }

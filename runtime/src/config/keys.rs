@@ -56,7 +56,7 @@ pub const SSL_REST_PRIVATE_KEY: Key<Option<PathBuf>> = Key {
 pub const SSL_INTERNAL_ENABLED: Key<bool> = Key {
     name: "security.ssl.internal.enabled",
     default: "false",
-    doc: "run every control connection (CLI, TaskManager, job worker to the JobManager) over mutual TLS with the files below; the data connections between workers stay plain",
+    doc: "run every control connection (CLI, TaskManager, job worker to the JobManager) and every data connection between job workers over mutual TLS with the files below",
     parse: boolean,
 };
 

@@ -171,6 +171,10 @@ pub struct TaskManagerConfig {
     /// server refuses connections without it. `None`: no secret.
     #[serde(default)]
     pub cluster_secret: Option<Secret>,
+    /// Mutual TLS on data connections (`security.ssl.internal.*`): connections this
+    /// TaskManager opens and accepts run inside TLS sessions. `None`: plain TCP.
+    #[serde(skip)]
+    pub internal_tls: Option<crate::rpc::tls::InternalTls>,
 }
 
 impl Default for TaskManagerConfig {
@@ -178,6 +182,7 @@ impl Default for TaskManagerConfig {
         Self {
             network_buffers: 4096,
             cluster_secret: None,
+            internal_tls: None,
         }
     }
 }

@@ -11,14 +11,17 @@
 //! reads every frame into a buffer it granted, so a write never waits on another
 //! channel's consumer and the shared connection cannot deadlock; when the connection
 //! breaks, every channel on it fails with an error naming the peer and the channel, and
-//! the next channel to that peer opens a new connection.
+//! the next channel to that peer opens a new connection. With internal TLS the hello and
+//! every frame go through the connection's TLS session ([`super::transport`]).
 
 use super::protocol::{
     control_frame, decode_header, encode_header, encode_hello, encode_open, FrameHeader, FrameKind,
     HEADER_LEN, MAX_ERROR_BYTES,
 };
 use super::subpartition::{Push, PushError, Subpartition};
+use super::transport::{self, TransportReader, TransportWriter};
 use crate::error::ExchangeError;
+use crate::rpc::tls::InternalTls;
 use crate::types::GateAddress;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -57,7 +60,7 @@ pub enum ConnectionError {
 /// One TCP connection to a consumer TaskManager.
 pub(crate) struct Connection {
     peer: SocketAddr,
-    writer: Mutex<TcpStream>,
+    writer: Mutex<TransportWriter>,
     /// A handle to shut the socket down without waiting for the write lock.
     control: TcpStream,
     channels: Mutex<HashMap<u32, Arc<Subpartition>>>,
@@ -70,7 +73,7 @@ impl Connection {
     /// fails every channel on it.
     fn write(&self, frame: &[u8]) -> Result<(), ConnectionError> {
         let mut w = self.writer.lock().expect("connection writer poisoned");
-        write_all_bounded(&mut w, frame).map_err(|source| {
+        w.write_frame(frame, write_all_bounded).map_err(|source| {
             self.broken.store(true, Ordering::Release);
             let _ = self.control.shutdown(Shutdown::Both);
             ConnectionError::Write {
@@ -183,6 +186,8 @@ pub struct ConnectionManager {
     next_id: AtomicU32,
     /// The cluster secret every connection presents (empty: none).
     secret: Vec<u8>,
+    /// Mutual TLS on every connection (`None`: plain TCP).
+    tls: Option<InternalTls>,
 }
 
 impl ConnectionManager {
@@ -191,12 +196,14 @@ impl ConnectionManager {
         Self::default()
     }
 
-    /// Creates a manager whose connections present the cluster secret.
-    pub fn with_secret(secret: Option<&str>) -> Self {
+    /// Creates a manager whose connections present the cluster secret, inside a TLS
+    /// session when `tls` is set.
+    pub fn secured(secret: Option<&str>, tls: Option<InternalTls>) -> Self {
         Self {
             connections: Mutex::default(),
             next_id: AtomicU32::default(),
             secret: secret.unwrap_or_default().as_bytes().to_vec(),
+            tls,
         }
     }
 
@@ -227,10 +234,12 @@ impl ConnectionManager {
             match conns.get(&addr) {
                 Some(c) if !c.broken.load(Ordering::Acquire) => c.clone(),
                 _ => {
-                    let c = connect(addr, &self.secret).map_err(|source| ExchangeError::Io {
-                        peer: addr.to_string(),
-                        target: target.clone(),
-                        source,
+                    let c = connect(addr, &self.secret, self.tls.as_ref()).map_err(|source| {
+                        ExchangeError::Io {
+                            peer: addr.to_string(),
+                            target: target.clone(),
+                            source,
+                        }
                     })?;
                     conns.insert(addr, c.clone());
                     c
@@ -282,16 +291,20 @@ impl Drop for ConnectionManager {
     }
 }
 
-fn connect(addr: SocketAddr, secret: &[u8]) -> std::io::Result<Arc<Connection>> {
-    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+fn connect(
+    addr: SocketAddr,
+    secret: &[u8],
+    tls: Option<&InternalTls>,
+) -> std::io::Result<Arc<Connection>> {
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_nodelay(true)?;
-    stream.write_all(&encode_hello(secret))?;
-    stream.set_write_timeout(Some(WRITE_WAIT_SLICE))?;
-    let reader = stream.try_clone()?;
     let control = stream.try_clone()?;
+    let (reader, mut writer) = transport::client(stream, tls)?;
+    writer.write_frame(&encode_hello(secret), |tcp, hello| tcp.write_all(hello))?;
+    writer.tcp().set_write_timeout(Some(WRITE_WAIT_SLICE))?;
     let connection = Arc::new(Connection {
         peer: addr,
-        writer: Mutex::new(stream),
+        writer: Mutex::new(writer),
         control,
         channels: Mutex::new(HashMap::new()),
         broken: AtomicBool::new(false),
@@ -300,12 +313,12 @@ fn connect(addr: SocketAddr, secret: &[u8]) -> std::io::Result<Arc<Connection>> 
     std::thread::Builder::new()
         .name(format!("weir-credit-{}", addr.port()))
         .spawn(move || read_credits(reader, c2))?;
-    debug!(peer = %addr, "data connection open");
+    debug!(peer = %addr, tls = tls.is_some(), "data connection open");
     Ok(connection)
 }
 
 /// Reads `CREDIT` and `ERROR` frames until the connection ends.
-fn read_credits(stream: TcpStream, connection: Arc<Connection>) {
+fn read_credits(stream: TransportReader, connection: Arc<Connection>) {
     let mut stream = std::io::BufReader::with_capacity(4096, stream);
     let reason = loop {
         let mut h = [0u8; HEADER_LEN];

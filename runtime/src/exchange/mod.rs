@@ -20,6 +20,7 @@ pub mod protocol;
 mod registry;
 mod server;
 mod subpartition;
+mod transport;
 mod valve;
 mod writer;
 

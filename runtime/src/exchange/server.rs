@@ -14,7 +14,9 @@
 //! credit, or an oversized buffer fails only that channel (an `ERROR` frame tells the
 //! producer); a malformed header or a connection dropped before a channel's end fails
 //! the channels of this connection with an error naming the peer and channel, never the
-//! TaskManager.
+//! TaskManager. With internal TLS a connection's TLS handshake comes first and its hello
+//! and frames go through the session ([`super::transport`]); a peer that fails the
+//! handshake is refused like one with a wrong hello.
 
 use super::gate::{CreditSink, InputMessage};
 use super::protocol::{
@@ -22,7 +24,9 @@ use super::protocol::{
     HELLO_LEN, OPEN_LEN,
 };
 use super::registry::{GateEntry, GateRegistry};
+use super::transport::{self, TransportReader, TransportWriter};
 use crate::error::ExchangeError;
+use crate::rpc::tls::InternalTls;
 use crate::types::GateAddress;
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
@@ -127,18 +131,18 @@ enum ServeError {
 
 /// The write half of a connection, shared by the consumer tasks that grant credits on it.
 struct Writer {
-    stream: Mutex<TcpStream>,
+    stream: Mutex<TransportWriter>,
     peer: String,
 }
 
 impl Writer {
     fn send(&self, frame: &[u8]) {
         let mut s = self.stream.lock().expect("data connection writer poisoned");
-        if let Err(e) = s.write_all(frame) {
+        if let Err(e) = s.write_frame(frame, |tcp, bytes| tcp.write_all(bytes)) {
             // Part of a frame may be on the wire (or a credit lost): end the connection,
             // so the reader fails its channels instead of letting them stall.
             debug!(peer = %self.peer, error = %e, "cannot write to data connection");
-            let _ = s.shutdown(Shutdown::Both);
+            let _ = s.tcp().shutdown(Shutdown::Both);
         }
     }
 }
@@ -191,15 +195,17 @@ pub struct DataServer {
 impl DataServer {
     /// Binds `bind` (use port 0 for any free port) and starts accepting.
     pub fn start(bind: SocketAddr, registry: Arc<GateRegistry>) -> std::io::Result<Self> {
-        Self::start_with_secret(bind, registry, None)
+        Self::start_secured(bind, registry, None, None)
     }
 
     /// Binds `bind` and starts accepting connections that present `secret` (any
-    /// connection when `None`); others are refused and logged.
-    pub fn start_with_secret(
+    /// connection when `None`), inside a mutual TLS session when `tls` is set; others are
+    /// refused and logged.
+    pub fn start_secured(
         bind: SocketAddr,
         registry: Arc<GateRegistry>,
         secret: Option<&str>,
+        tls: Option<InternalTls>,
     ) -> std::io::Result<Self> {
         let secret: Arc<[u8]> = secret.unwrap_or_default().as_bytes().into();
         let listener = TcpListener::bind(bind)?;
@@ -217,9 +223,12 @@ impl DataServer {
                         Ok(stream) => {
                             let reg = registry.clone();
                             let secret = secret.clone();
+                            let tls = tls.clone();
                             let _ = std::thread::Builder::new()
                                 .name("weir-data-conn".into())
-                                .spawn(move || serve_connection(stream, reg, &secret));
+                                .spawn(move || {
+                                    serve_connection(stream, reg, &secret, tls.as_ref())
+                                });
                         }
                         Err(e) => warn!(error = %e, "data server accept failed"),
                     }
@@ -251,7 +260,7 @@ impl Drop for DataServer {
 struct Conn {
     stream: TcpStream,
     /// Reads frames with few system calls: headers and small buffers come from one read.
-    reader: BufReader<TcpStream>,
+    reader: BufReader<TransportReader>,
     peer: String,
     writer: Arc<Writer>,
     registry: Arc<GateRegistry>,
@@ -261,7 +270,7 @@ struct Conn {
 
 /// Reads the secret a hello presents and compares it with `ours` (in time independent of
 /// where they differ).
-fn read_secret(stream: &mut TcpStream, ours: &[u8]) -> Result<(), HandshakeError> {
+fn read_secret(stream: &mut impl Read, ours: &[u8]) -> Result<(), HandshakeError> {
     let mut len = [0u8; 2];
     stream
         .read_exact(&mut len)
@@ -284,53 +293,28 @@ fn read_secret(stream: &mut TcpStream, ours: &[u8]) -> Result<(), HandshakeError
     Ok(())
 }
 
-fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>, secret: &[u8]) {
+fn serve_connection(
+    stream: TcpStream,
+    registry: Arc<GateRegistry>,
+    secret: &[u8],
+    tls: Option<&InternalTls>,
+) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "unknown peer".into());
-    let mut hello = [0u8; HELLO_LEN];
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
-    if let Err(e) = stream.read_exact(&mut hello) {
-        warn!(peer = %peer, error = %e, "data connection closed before its handshake");
+    let Some((reader, writer, stream)) = handshake(stream, &peer, secret, tls) else {
         return;
-    }
-    let handshake = decode_hello(&hello)
-        .map_err(HandshakeError::from)
-        .and_then(|()| read_secret(&mut stream, secret));
-    if let Err(reason) = handshake {
-        warn!(peer = %peer, reason = %reason, "refusing data connection");
-        let _ = stream.shutdown(Shutdown::Both);
-        return;
-    }
-    let _ = stream.set_read_timeout(None);
-    let writer = match stream.try_clone() {
-        Ok(w) => {
-            let _ = w.set_write_timeout(Some(CREDIT_WRITE_TIMEOUT));
-            let _ = w.set_nodelay(true);
-            Arc::new(Writer {
-                stream: Mutex::new(w),
-                peer: peer.clone(),
-            })
-        }
-        Err(e) => {
-            warn!(peer = %peer, error = %e, "cannot serve data connection");
-            return;
-        }
     };
-    debug!(peer = %peer, "data connection open");
-    let reader = match stream.try_clone() {
-        Ok(r) => BufReader::with_capacity(READ_BUFFER, r),
-        Err(e) => {
-            warn!(peer = %peer, error = %e, "cannot serve data connection");
-            return;
-        }
-    };
+    debug!(peer = %peer, tls = tls.is_some(), "data connection open");
     let mut conn = Conn {
         stream,
         reader,
-        peer,
-        writer,
+        peer: peer.clone(),
+        writer: Arc::new(Writer {
+            stream: Mutex::new(writer),
+            peer,
+        }),
         registry,
         channels: HashMap::new(),
         scratch: Vec::new(),
@@ -338,6 +322,57 @@ fn serve_connection(mut stream: TcpStream, registry: Arc<GateRegistry>, secret: 
     let reason = conn.run();
     conn.fail_all(&reason.to_string());
     let _ = conn.stream.shutdown(Shutdown::Both);
+}
+
+/// Opens the transport (the TLS handshake, if any) and reads and checks the hello, within
+/// [`HANDSHAKE_TIMEOUT`]; refuses (logs and closes) a peer that fails either.
+fn handshake(
+    stream: TcpStream,
+    peer: &str,
+    secret: &[u8],
+    tls: Option<&InternalTls>,
+) -> Option<(BufReader<TransportReader>, TransportWriter, TcpStream)> {
+    let control = match stream
+        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .and_then(|()| stream.try_clone())
+    {
+        Ok(control) => control,
+        Err(e) => {
+            warn!(peer = %peer, error = %e, "cannot serve data connection");
+            return None;
+        }
+    };
+    let (reader, writer) = match transport::server(stream, tls) {
+        Ok(halves) => halves,
+        Err(e) => {
+            warn!(peer = %peer, error = %e, "refusing data connection");
+            return None;
+        }
+    };
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+    let mut hello = [0u8; HELLO_LEN];
+    if let Err(e) = reader.read_exact(&mut hello) {
+        warn!(peer = %peer, error = %e, "data connection closed before its handshake");
+        let _ = control.shutdown(Shutdown::Both);
+        return None;
+    }
+    let checked = decode_hello(&hello)
+        .map_err(HandshakeError::from)
+        .and_then(|()| read_secret(&mut reader, secret));
+    if let Err(reason) = checked {
+        warn!(peer = %peer, reason = %reason, "refusing data connection");
+        let _ = control.shutdown(Shutdown::Both);
+        return None;
+    }
+    let timeouts = control
+        .set_read_timeout(None)
+        .and_then(|()| control.set_write_timeout(Some(CREDIT_WRITE_TIMEOUT)))
+        .and_then(|()| control.set_nodelay(true));
+    if let Err(e) = timeouts {
+        warn!(peer = %peer, error = %e, "cannot serve data connection");
+        return None;
+    }
+    Some((reader, writer, control))
 }
 
 impl Conn {

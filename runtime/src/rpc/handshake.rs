@@ -324,6 +324,28 @@ mod tests {
         assert!(matches!(connected.unwrap_err(), RpcError::NotWeir { .. }));
     }
 
+    #[tokio::test]
+    async fn a_plain_client_that_reaches_a_tls_endpoint_is_told_to_enable_tls() {
+        let (mut c, mut s) = pair().await;
+        let (connected, _) = tokio::join!(
+            connect(&mut c, "127.0.0.1:6123", PeerRole::Client, None),
+            async {
+                let mut hello = [0u8; 9];
+                s.read_exact(&mut hello).await.unwrap();
+                // What a TLS server answers to bytes that are no TLS record: a fatal alert.
+                s.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32])
+                    .await
+                    .unwrap();
+            }
+        );
+        let err = connected.unwrap_err();
+        assert!(matches!(err, RpcError::NotWeir { .. }), "{err}");
+        assert!(
+            err.to_string().contains("security.ssl.internal.enabled"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn secrets_compare_by_content_and_length() {
         assert!(same_secret(b"abc", b"abc"));

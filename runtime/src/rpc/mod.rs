@@ -49,7 +49,18 @@ pub async fn dial(
             })?;
         let _ = tcp.set_nodelay(true);
         let mut stream = tls::client(tcp, address).await?;
-        connect(&mut stream, address, role, secret).await?;
+        connect(&mut stream, address, role, secret)
+            .await
+            .map_err(|e| match e {
+                // Under TLS 1.3 a server that refuses this process's certificate says so
+                // with an alert after the client's side of the handshake completed.
+                RpcError::Io { peer, source }
+                    if tls::enabled() && source.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    tls::handshake_failed(&peer, source)
+                }
+                e => e,
+            })?;
         Ok(stream)
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
@@ -136,6 +147,9 @@ pub enum RpcError {
 fn not_weir(got: &[u8]) -> String {
     if got.starts_with(b"HTTP") {
         "it answers HTTP, as the JobManager's REST port (rest.address) does: give its control RPC address (jobmanager.rpc.address, port 6123 by default)".into()
+    } else if matches!(got, [0x15 | 0x16, 0x03, ..]) {
+        // A TLS record (an alert or a handshake) where a Weir hello should be.
+        "it answers TLS: set security.ssl.internal.enabled and its certificates here too".into()
     } else {
         format!("it sent {got:02x?} where a Weir hello starts")
     }

@@ -71,24 +71,57 @@ pub enum InternalTlsError {
     AlreadyInstalled,
 }
 
-struct Internal {
-    connector: TlsConnector,
-    acceptor: TlsAcceptor,
+/// The name a client asks for; never checked (see the module docs).
+pub(crate) const SERVER_NAME: &str = "weir-cluster";
+
+/// The loaded TLS set-up of `security.ssl.internal.*`: how to dial and how to accept.
+#[derive(Clone)]
+pub struct InternalTls {
+    client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
 }
 
-static INTERNAL: OnceLock<Internal> = OnceLock::new();
+impl std::fmt::Debug for InternalTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalTls")
+    }
+}
 
-/// Sets up mutual TLS for every control connection this process makes or accepts.
-pub fn install(files: &InternalTlsFiles) -> Result<(), InternalTlsError> {
+impl InternalTls {
+    /// Loads the certificates, key and trusted authorities of `files`.
+    pub fn load(files: &InternalTlsFiles) -> Result<Self, InternalTlsError> {
+        build(files)
+    }
+
+    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
+        self.client.clone()
+    }
+
+    pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.clone()
+    }
+}
+
+static INTERNAL: OnceLock<InternalTls> = OnceLock::new();
+
+/// Sets up mutual TLS for every control connection this process makes or accepts, and
+/// returns it for the process's data connections.
+pub fn install(files: &InternalTlsFiles) -> Result<InternalTls, InternalTlsError> {
     let internal = build(files)?;
     INTERNAL
-        .set(internal)
-        .map_err(|_| InternalTlsError::AlreadyInstalled)
+        .set(internal.clone())
+        .map_err(|_| InternalTlsError::AlreadyInstalled)?;
+    Ok(internal)
 }
 
 /// Whether this process speaks TLS on control connections.
 pub fn enabled() -> bool {
     INTERNAL.get().is_some()
+}
+
+/// The TLS set-up this process installed, if any.
+pub fn installed() -> Option<&'static InternalTls> {
+    INTERNAL.get()
 }
 
 fn pem(key: &'static str, path: &Path, reason: impl ToString) -> InternalTlsError {
@@ -122,7 +155,7 @@ pub fn private_key(
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem(key, path, e))
 }
 
-fn build(files: &InternalTlsFiles) -> Result<Internal, InternalTlsError> {
+fn build(files: &InternalTlsFiles) -> Result<InternalTls, InternalTlsError> {
     const CERT: &str = "security.ssl.internal.certificate";
     const KEY: &str = "security.ssl.internal.private-key";
     const TRUSTED: &str = "security.ssl.internal.trusted-certificates";
@@ -160,9 +193,9 @@ fn build(files: &InternalTlsFiles) -> Result<Internal, InternalTlsError> {
         }))
         .with_client_auth_cert(chain, key)
         .map_err(config)?;
-    Ok(Internal {
-        connector: TlsConnector::from(Arc::new(client)),
-        acceptor: TlsAcceptor::from(Arc::new(server)),
+    Ok(InternalTls {
+        client: Arc::new(client),
+        server: Arc::new(server),
     })
 }
 
@@ -171,8 +204,11 @@ pub async fn client(tcp: TcpStream, peer: &str) -> Result<ControlStream, RpcErro
     let Some(internal) = INTERNAL.get() else {
         return Ok(Box::new(tcp));
     };
-    let name = ServerName::try_from("weir-cluster").expect("a valid DNS name");
-    match internal.connector.connect(name, tcp).await {
+    let name = ServerName::try_from(SERVER_NAME).expect("a valid DNS name");
+    match TlsConnector::from(internal.client_config())
+        .connect(name, tcp)
+        .await
+    {
         Ok(tls) => Ok(Box::new(tls)),
         Err(e) => Err(handshake_failed(peer, e)),
     }
@@ -183,13 +219,16 @@ pub async fn server(tcp: TcpStream, peer: &str) -> Result<ControlStream, RpcErro
     let Some(internal) = INTERNAL.get() else {
         return Ok(Box::new(tcp));
     };
-    match internal.acceptor.accept(tcp).await {
+    match TlsAcceptor::from(internal.server_config())
+        .accept(tcp)
+        .await
+    {
         Ok(tls) => Ok(Box::new(tls)),
         Err(e) => Err(handshake_failed(peer, e)),
     }
 }
 
-fn handshake_failed(peer: &str, e: std::io::Error) -> RpcError {
+pub(crate) fn handshake_failed(peer: &str, e: std::io::Error) -> RpcError {
     RpcError::Io {
         peer: peer.to_owned(),
         source: std::io::Error::new(

@@ -16,6 +16,9 @@
 //! after every record, so which records are late depends only on the file's order: the
 //! output is the same on every run.
 //!
+//! PostgreSQL: `--postgres-url URL --output-table NAME` writes the window results into a
+//! table (see `sensor_pipeline/postgres.rs`).
+//!
 //! Kafka: `--kafka-brokers ADDR --input-topic T [--output-topic T2] [--alerts-topic T3]`
 //! reads readings from a topic and writes window results and alerts to topics (see
 //! `sensor_pipeline/kafka.rs`); `--produce-readings N` fills the input topic first.
@@ -47,6 +50,9 @@ mod faults;
 #[cfg(feature = "kafka")]
 #[path = "sensor_pipeline/kafka.rs"]
 mod kafka;
+#[cfg(feature = "postgres")]
+#[path = "sensor_pipeline/postgres.rs"]
+mod postgres;
 #[path = "sensor_pipeline/summary.rs"]
 mod summary;
 
@@ -159,6 +165,13 @@ struct Args {
     /// Fill --input-topic with N generator readings (seeded by --seed), then exit.
     #[arg(long, value_name = "N", requires = "input_topic")]
     produce_readings: Option<u64>,
+    /// PostgreSQL connection URL (`postgres://USER[:PASSWORD]@HOST:PORT/DB`): write window
+    /// results into --output-table (exactly-once with checkpoints).
+    #[arg(long, value_name = "URL", requires = "output_table")]
+    postgres_url: Option<String>,
+    /// Table for window results (created if missing).
+    #[arg(long, value_name = "NAME", requires = "postgres_url")]
+    output_table: Option<String>,
 }
 
 /// The statistics of one sensor in one window.
@@ -320,6 +333,13 @@ fn check_dirs(args: &Args) -> anyhow::Result<()> {
     if args.kafka_brokers.is_some() && !cfg!(feature = "kafka") {
         bail!("this sensor_pipeline was built without the `kafka` feature");
     }
+    #[cfg(feature = "postgres")]
+    if let Some(table) = &args.output_table {
+        postgres::check_table(table)?;
+    }
+    if args.postgres_url.is_some() && !cfg!(feature = "postgres") {
+        bail!("this sensor_pipeline was built without the `postgres` feature");
+    }
     Ok(())
 }
 
@@ -472,6 +492,11 @@ fn main() -> anyhow::Result<()> {
             .sink_to_files(FileSink::new(dir, stats_line))
             .name("Window Results")
             .uid("sensor-window-files");
+    }
+
+    #[cfg(feature = "postgres")]
+    if let (Some(url), Some(table)) = (&args.postgres_url, &args.output_table) {
+        postgres::add_table_sink(&stats, url, table, args.checkpoint_interval_ms.is_some());
     }
 
     let threshold = args.alert_threshold;

@@ -225,11 +225,4 @@ cmd_status() {
   return 1
 }
 
-case "${1:-}" in
-  start) cmd_start "${2:-}" ;;
-  stop) cmd_stop "${2:-}" ;;
-  pause) cmd_pause "${2:-}" ;;
-  resume) cmd_resume "${2:-}" ;;
-  status) cmd_status "${2:-}" ;;
-  *) echo "usage: $0 start|stop|pause|resume|status [DIR]" >&2; exit 2 ;;
-esac
+dispatch "$@"

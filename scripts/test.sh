@@ -4,8 +4,8 @@
 # bounded memory, the examples' exactly-once and savepoint tests on RocksDB; the Kafka
 # connector against a real broker that its tests start with scripts/kafka.sh). Installs
 # libclang (which the `rocksdb` crate needs to compile RocksDB), Java 17 with Maven
-# (which scripts/kafka.sh needs to fetch and run Apache Kafka) and Debian's zookeeper
-# (scripts/zookeeper.sh) when they are missing.
+# (which scripts/kafka.sh needs to fetch and run Apache Kafka), Debian's zookeeper
+# (scripts/zookeeper.sh), postgresql (scripts/postgres.sh) and chromium when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,8 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # Debian's ZooKeeper runs the high-availability tests' servers (scripts/zookeeper.sh).
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+# Debian's PostgreSQL runs the PostgreSQL sink tests' servers (scripts/postgres.sh).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 # Debian's chromium drives the web dashboard's test (cli/tests/dashboard.rs).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

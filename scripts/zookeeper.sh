@@ -63,20 +63,13 @@ EOF
 # it answers on PORT or DEADLINE (in $SECONDS) passes; with WEIR_ZK_OWNER_PID, a watcher
 # stops it (as `stop RUN` does) once that process is gone.
 launch() {
-  local run="$1" port="$2" deadline="$3" pid
+  local run="$1" port="$2" deadline="$3"
   mkdir -p "$run/data"
   nohup java -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true -Xms32m -Xmx256m \
     "-XX:ErrorFile=$run/hs_err_%p.log" "-Dlog4j.configuration=file:$run/log4j.properties" \
     -cp "$JARS" org.apache.zookeeper.server.ZooKeeperServerMain "$run/zoo.cfg" \
     >"$run/zk.out" 2>&1 </dev/null &
-  pid=$!
-  echo "$pid" >"$run/$SERVER_PID_FILE"
-  wait_exec "$pid" "$run" "$deadline"
-  while ! ready "$port" && is_server "$pid" "$run" && ((SECONDS < deadline)); do
-    sleep 0.1
-  done
-  ready "$port" || return 1
-  if [[ -n "${WEIR_ZK_OWNER_PID:-}" ]]; then watch_owner "$WEIR_ZK_OWNER_PID" "$pid" "$run"; fi
+  await_server $! "$run" "$port" "$deadline" "${WEIR_ZK_OWNER_PID:-}"
 }
 
 cmd_start() {
@@ -139,11 +132,4 @@ cmd_status() {
   fi
 }
 
-case "${1:-}" in
-start) cmd_start "${2:-}" ;;
-stop) cmd_stop "${2:-}" ;;
-status) cmd_status "${2:-}" ;;
-pause) cmd_pause "${2:-}" ;;
-resume) cmd_resume "${2:-}" ;;
-*) die "usage: $0 start|stop|status|pause|resume [DIR]" ;;
-esac
+dispatch "$@"

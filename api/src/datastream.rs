@@ -248,11 +248,18 @@ impl<T: Record> DataStream<T> {
                 subtask: ctx.subtask,
                 parallelism: ctx.parallelism,
                 checkpointing: ctx.config.checkpointing.is_some(),
+                job: ctx.job,
+                uid: ctx.uid.clone(),
             })?;
-            if let Some(restored) = &ctx.restored {
-                if let Some(s) = restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)? {
-                    let _scope = weir_runtime::task::enter_operator(ctx.index);
-                    writer.recover(s)?;
+            let states = match &ctx.restored {
+                Some(restored) => restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)?,
+                None => None,
+            };
+            {
+                let _scope = weir_runtime::task::enter_operator(ctx.index);
+                match states {
+                    Some(s) => writer.recover(s)?,
+                    None => writer.start_without_state()?,
                 }
             }
             Ok(Box::new(SinkOperator {

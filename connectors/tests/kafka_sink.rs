@@ -90,6 +90,8 @@ fn ctx(subtask: u16) -> SinkContext {
         subtask,
         parallelism: 1,
         checkpointing: true,
+        job: weir_runtime::JobId(1),
+        uid: "out".into(),
     }
 }
 

@@ -1,5 +1,5 @@
-# Shared by scripts/kafka.sh and scripts/zookeeper.sh (sourced, not run): the run
-# directory, pid and readiness bookkeeping of one throwaway JVM server on loopback.
+# Shared by scripts/kafka.sh, scripts/zookeeper.sh and scripts/postgres.sh (sourced, not
+# run): the run directory, pid and readiness bookkeeping of one throwaway server on loopback.
 #
 # The sourcing script sets, before sourcing:
 #   SERVER_NAME      the script's name, for messages (kafka.sh)
@@ -8,6 +8,7 @@
 #   SERVER_PID_FILE  the file in the run dir holding the server's pid
 #   LAST             the file recording the last started run dir
 #   STOP_TIMEOUT     seconds a stop waits before KILL
+#   STOP_SIGNAL      the signal a stop sends first (optional, default TERM)
 #   SELF             the absolute path of the sourcing script (the owner watcher runs it)
 #   TMPROOT          where fresh run dirs are made
 
@@ -56,12 +57,26 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*(x.getsockname()[1] for x in s))' "$1"
 }
 
-# wait_exec PID RUN DEADLINE: until the child has exec'd java its command line is still
+# wait_exec PID RUN DEADLINE: until the child has exec'd the server its command line is still
 # ours; wait for that first, or a loaded machine makes the server look dead at once.
 wait_exec() {
   while kill -0 "$1" 2>/dev/null && ! is_server "$1" "$2" && ((SECONDS < $3)); do
     sleep 0.05
   done
+}
+
+# await_server PID RUN PORT DEADLINE [OWNER]: records PID, the server just launched for RUN,
+# and waits until it answers (`ready PORT`, which the sourcing script defines) or DEADLINE
+# (in $SECONDS) passes; with OWNER, a watcher then stops it once that process is gone.
+await_server() {
+  local pid="$1" run="$2" port="$3" deadline="$4" owner="${5:-}"
+  echo "$pid" >"$run/$SERVER_PID_FILE"
+  wait_exec "$pid" "$run" "$deadline"
+  while ! ready "$port" && is_server "$pid" "$run" && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  ready "$port" || return 1
+  if [[ -n "$owner" ]]; then watch_owner "$owner" "$pid" "$run"; fi
 }
 
 # watch_owner OWNER PID RUN: a detached watcher stops RUN (as `stop RUN` does) once the
@@ -94,7 +109,19 @@ cmd_stop() {
   local run
   run="$(run_dir "${1:-}")"
   [[ -n "$run" ]] || return 0
-  halt "$run" TERM
+  halt "$run" "${STOP_SIGNAL:-TERM}"
   if [[ -f "$run/$SERVER_MARK" || -f "$run/$SERVER_PID_FILE" ]]; then rm -rf "$run"; else rmdir "$run" 2>/dev/null || true; fi
   if [[ -f "$LAST" && "$(cat "$LAST")" == "$run" ]]; then rm -f "$LAST"; fi
+}
+
+# dispatch COMMAND [DIR]: runs the sourcing script's cmd_start, cmd_stop, cmd_status,
+# cmd_pause or cmd_resume with DIR; anything else is a usage error (exit 2).
+dispatch() {
+  case "${1:-}" in
+  start | stop | status | pause | resume) "cmd_$1" "${2:-}" ;;
+  *)
+    echo "usage: $SERVER_NAME start|stop|status|pause|resume [DIR]" >&2
+    exit 2
+    ;;
+  esac
 }

@@ -27,6 +27,10 @@ pub struct SinkContext {
     pub parallelism: u16,
     /// Whether the job takes checkpoints (a transactional sink then commits on them).
     pub checkpointing: bool,
+    /// The job (a transactional sink names its transactions after it).
+    pub job: weir_runtime::JobId,
+    /// The sink's `uid` (stable across runs and savepoints).
+    pub uid: String,
 }
 
 /// Creates the writers of a sink.
@@ -78,6 +82,14 @@ pub trait SinkWriter<T> {
     /// all old subtasks are dealt round-robin, so a subtask may get several or none.
     fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
         let _ = states;
+        Ok(())
+    }
+
+    /// Instead of [`Self::recover`], when the subtask starts without restored state for
+    /// this sink (a new job, or a restart before any checkpoint completed), before any
+    /// record: discard whatever an earlier attempt of this job and subtask left
+    /// pre-committed, as no completed checkpoint covers it.
+    fn start_without_state(&mut self) -> Result<(), TaskError> {
         Ok(())
     }
 }

@@ -23,8 +23,9 @@ mod transactions;
 mod watermarks;
 mod writer;
 
+pub use crate::DeliveryGuarantee;
 pub use error::KafkaConnectorError;
 pub use format::{Bytes, Csv, Json, KafkaDeserializer, KafkaSerializer, RecordView, Utf8};
-pub use sink::{DeliveryGuarantee, KafkaSink, RecordFn};
+pub use sink::{KafkaSink, RecordFn};
 pub use source::KafkaSource;
 pub use split::{owner, KafkaSplit, OffsetReset, StartingOffsets, DEFAULT_DISCOVERY_INTERVAL};

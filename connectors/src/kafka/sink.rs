@@ -11,6 +11,7 @@ use super::error::KafkaConnectorError;
 use super::format::KafkaSerializer;
 use super::properties::Properties;
 use super::writer::KafkaWriter;
+use crate::DeliveryGuarantee;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use std::sync::Arc;
@@ -20,18 +21,6 @@ use weir_runtime::{JobConfig, RestartStrategy, TaskError};
 
 /// librdkafka's default `transaction.timeout.ms`.
 const DEFAULT_TRANSACTION_TIMEOUT_MS: u64 = 60_000;
-
-/// What a sink promises about its records across failures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeliveryGuarantee {
-    /// Records may be lost or repeated.
-    None,
-    /// Records may be repeated, never lost (the default).
-    #[default]
-    AtLeastOnce,
-    /// Every record is visible to `read_committed` consumers exactly once.
-    ExactlyOnce,
-}
 
 /// The key or the partition of a record, from the record.
 pub type RecordFn<T, R> = Arc<dyn Fn(&T) -> Option<R> + Send + Sync>;

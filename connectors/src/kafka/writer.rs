@@ -11,8 +11,9 @@
 use super::discovery::topic_partitions;
 use super::error::KafkaConnectorError;
 use super::producer::{Outgoing, SinkProducer};
-use super::sink::{DeliveryGuarantee, SinkSettings};
+use super::sink::SinkSettings;
 use super::transactions::{SinkState, Transactions};
+use crate::DeliveryGuarantee;
 use rdkafka::producer::{BaseProducer, Producer};
 use weir_api::sink::{SinkContext, SinkWriter};
 use weir_runtime::{CheckpointId, TaskError, Timestamp};

@@ -1,0 +1,175 @@
+//! `PostgresSink`: the builder, and the checks made when the job is built.
+//!
+//! Checked before anything runs: an exactly-once sink needs checkpointing (its
+//! transactions commit when checkpoints complete), and the URL must parse. Checked when
+//! each writer starts: the server answers, the statement prepares (so a missing table is
+//! named at once), and, for exactly once, `max_prepared_transactions` is above 0.
+
+use super::error::PostgresConnectorError;
+use super::row::SqlRow;
+use super::writer::{redacted, PostgresWriter};
+use crate::DeliveryGuarantee;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
+use weir_runtime::{JobConfig, TaskError};
+
+/// Records per batch unless set (Flink's `JdbcExecutionOptions` default).
+pub const DEFAULT_BATCH_SIZE: usize = 5000;
+/// How long a record may wait in a batch unless set.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the sink does when its statement fails for one record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnRecordError {
+    /// Fail the job with an error naming the record (the default); it restarts per its
+    /// restart strategy, and fails again if the record fails again.
+    #[default]
+    Fail,
+    /// Leave the record out, logged as a warning with its parameters and the server's
+    /// error, and write the rest of its batch.
+    Skip,
+}
+
+/// The settings every writer of one sink shares.
+pub(crate) struct SinkSettings<T, R> {
+    pub(crate) url: String,
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) statement: String,
+    pub(crate) row: Arc<dyn Fn(&T) -> R + Send + Sync>,
+    pub(crate) setup: Vec<String>,
+    pub(crate) guarantee: DeliveryGuarantee,
+    pub(crate) batch_size: usize,
+    pub(crate) batch_interval: Duration,
+    pub(crate) on_error: OnRecordError,
+}
+
+/// Writes records into a PostgreSQL table with one insert or upsert statement.
+///
+/// ```no_run
+/// use weir_connectors::postgres::PostgresSink;
+/// use weir_connectors::DeliveryGuarantee;
+/// let sink = PostgresSink::new(
+///     "postgres://weir@127.0.0.1:5432/weir",
+///     "INSERT INTO readings (sensor, value) VALUES ($1, $2) \
+///      ON CONFLICT (sensor) DO UPDATE SET value = EXCLUDED.value",
+///     |r: &(String, f64)| (r.0.clone(), r.1),
+/// )
+/// .setup("CREATE TABLE IF NOT EXISTS readings (sensor text PRIMARY KEY, value float8)")
+/// .delivery_guarantee(DeliveryGuarantee::ExactlyOnce);
+/// # let _ = sink;
+/// ```
+pub struct PostgresSink<T, R> {
+    settings: SinkSettings<T, R>,
+    invalid: Option<String>,
+}
+
+impl<T, R: SqlRow> PostgresSink<T, R> {
+    /// A sink running `statement` (with parameters `$1, $2, …`) for every record, on the
+    /// server and database of the connection URL `url`
+    /// (`postgres://USER[:PASSWORD]@HOST:PORT/DB`, or PostgreSQL's `key=value` form), with
+    /// the parameters `row` makes from the record.
+    pub fn new(url: &str, statement: &str, row: impl Fn(&T) -> R + Send + Sync + 'static) -> Self {
+        let (config, invalid) = match tokio_postgres::Config::from_str(url) {
+            Ok(mut c) => {
+                if c.get_connect_timeout().is_none() {
+                    c.connect_timeout(Duration::from_secs(10));
+                }
+                (c, None)
+            }
+            Err(e) => (
+                tokio_postgres::Config::new(),
+                Some(format!("invalid connection URL {}: {e}", redacted(url))),
+            ),
+        };
+        Self {
+            settings: SinkSettings {
+                url: url.to_string(),
+                config,
+                statement: statement.to_string(),
+                row: Arc::new(row),
+                setup: Vec::new(),
+                guarantee: DeliveryGuarantee::default(),
+                batch_size: DEFAULT_BATCH_SIZE,
+                batch_interval: DEFAULT_BATCH_INTERVAL,
+                on_error: OnRecordError::default(),
+            },
+            invalid,
+        }
+    }
+
+    /// Runs `statement` once when each writer starts, before any record (such as
+    /// `CREATE TABLE IF NOT EXISTS …`); the writers of one sink run it one at a time.
+    pub fn setup(mut self, statement: &str) -> Self {
+        self.settings.setup.push(statement.to_string());
+        self
+    }
+
+    /// At least once (the default), exactly once, or none (batches are not flushed at
+    /// checkpoint barriers).
+    pub fn delivery_guarantee(mut self, guarantee: DeliveryGuarantee) -> Self {
+        self.settings.guarantee = guarantee;
+        self
+    }
+
+    /// Records per batch (default [`DEFAULT_BATCH_SIZE`]); at least 1.
+    pub fn batch_size(mut self, records: usize) -> Self {
+        if records == 0 {
+            self.invalid = Some("batch size must be at least 1".into());
+        }
+        self.settings.batch_size = records.max(1);
+        self
+    }
+
+    /// How long a record may wait in a batch (default [`DEFAULT_BATCH_INTERVAL`]; checked
+    /// at every buffer timeout); zero sends batches only when full, at barriers and at the
+    /// end, as Flink's `batchIntervalMs` of 0.
+    pub fn batch_interval(mut self, interval: Duration) -> Self {
+        self.settings.batch_interval = interval;
+        self
+    }
+
+    /// What to do when the statement fails for one record (default: fail the job).
+    pub fn on_record_error(mut self, policy: OnRecordError) -> Self {
+        self.settings.on_error = policy;
+        self
+    }
+}
+
+impl<T: 'static, R: SqlRow> SinkFunction<T> for PostgresSink<T, R> {
+    fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError> {
+        Ok(Box::new(PostgresWriter::open(self.shared(), ctx)?))
+    }
+
+    fn check(&self, name: &str, job: &JobConfig) -> Result<(), TaskError> {
+        if let Some(problem) = &self.invalid {
+            return Err(PostgresConnectorError::Config(format!("'{name}': {problem}")).into());
+        }
+        if self.settings.guarantee == DeliveryGuarantee::ExactlyOnce && job.checkpointing.is_none()
+        {
+            return Err(PostgresConnectorError::Config(format!(
+                "'{name}' is exactly-once, which needs checkpointing: its transactions commit \
+                 when checkpoints complete (enable checkpointing, or choose at-least-once)"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+impl<T, R> PostgresSink<T, R> {
+    fn shared(&self) -> Arc<SinkSettings<T, R>> {
+        Arc::new(SinkSettings {
+            url: self.settings.url.clone(),
+            config: self.settings.config.clone(),
+            statement: self.settings.statement.clone(),
+            row: self.settings.row.clone(),
+            setup: self.settings.setup.clone(),
+            guarantee: self.settings.guarantee,
+            batch_size: self.settings.batch_size,
+            batch_interval: self.settings.batch_interval,
+            on_error: self.settings.on_error,
+        })
+    }
+}

@@ -1,0 +1,457 @@
+//! One subtask's writer: a connection for records, batched and pipelined, and a second one
+//! for committing and rolling back prepared transactions (which PostgreSQL refuses inside
+//! the transaction the first one has open).
+//!
+//! Both connections live on this writer's own single-threaded tokio runtime, driven only
+//! while the task thread waits on it, so no thread is added per subtask.
+//!
+//! Invariants: records reach the server only in batches; at least once, a batch is one
+//! transaction committed before the barrier passes; exactly once, everything since the
+//! last barrier is one transaction, prepared at the barrier, and batches are held back
+//! while an earlier prepared transaction (whose row locks a new statement could wait on)
+//! is not committed yet; a record whose statement fails is named (or skipped and logged)
+//! and the rest of its batch is kept.
+
+use super::error::{message, PostgresConnectorError};
+use super::row::SqlRow;
+use super::sink::{OnRecordError, SinkSettings};
+use super::transactions::{gid, literal, parse_gid, transaction_prefix, PreparedState};
+use crate::DeliveryGuarantee;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Statement};
+use tracing::{debug, info, warn};
+use weir_api::sink::{SinkContext, SinkWriter};
+use weir_runtime::{CheckpointId, TaskError, Timestamp};
+
+/// The advisory lock the writers of every sink take while they run setup statements.
+const SETUP_LOCK: i64 = 0x7765_6972_7365_7475;
+/// Exactly once, how many batches may wait in memory for the commit of the previous
+/// checkpoint before one is sent anyway.
+const HELD_BATCHES: usize = 4;
+/// Exactly once, how long a statement waits for a row lock (held by a prepared
+/// transaction) before it fails instead of blocking the task.
+const LOCK_TIMEOUT: &str = "60s";
+
+/// `url` with any password replaced by `***`, for logs and errors.
+pub fn redacted(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme) = out.find("://") {
+        let start = scheme + 3;
+        let authority_end = out[start..].find('/').map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@') {
+            let userinfo = &out[start..start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(start + colon + 1..start + at, "***");
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let value = from + i + "password=".len();
+        let end = out[value..]
+            .find(|c: char| c == '&' || c.is_whitespace())
+            .map_or(out.len(), |e| value + e);
+        out.replace_range(value..end, "***");
+        from = value + 3;
+    }
+    out
+}
+
+/// Why a batch failed.
+enum BatchError {
+    /// The statement failed for the row at this index.
+    Row(usize, tokio_postgres::Error),
+    /// The connection failed.
+    Connection(tokio_postgres::Error),
+}
+
+/// Writes one subtask's records.
+pub(crate) struct PostgresWriter<T, R> {
+    settings: Arc<SinkSettings<T, R>>,
+    sink: String,
+    url: String,
+    subtask: u16,
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    committer: Client,
+    statement: Statement,
+    batch: Vec<R>,
+    oldest: Option<Instant>,
+    /// A transaction is open on `client`.
+    open: bool,
+    /// Prepared and not yet committed: (checkpoint, global id).
+    prepared: Vec<(u64, String)>,
+}
+
+impl<T, R: SqlRow> PostgresWriter<T, R> {
+    /// Connects, runs the setup statements, checks the server and prepares the statement.
+    pub(crate) fn open(
+        settings: Arc<SinkSettings<T, R>>,
+        ctx: &SinkContext,
+    ) -> Result<Self, PostgresConnectorError> {
+        let url = redacted(&settings.url);
+        let sink = ctx.name.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PostgresConnectorError::Connect {
+                sink: sink.clone(),
+                url: url.clone(),
+                message: format!("cannot start its runtime: {e}"),
+            })?;
+        let client = connect(&runtime, &settings, &sink, &url)?;
+        let committer = connect(&runtime, &settings, &sink, &url)?;
+        let setup = |message: String| PostgresConnectorError::Setup {
+            sink: sink.clone(),
+            url: url.clone(),
+            message,
+        };
+        for s in &settings.setup {
+            let script = format!("BEGIN; SELECT pg_advisory_xact_lock({SETUP_LOCK}); {s}; COMMIT");
+            if let Err(e) = runtime.block_on(client.batch_execute(&script)) {
+                let _ = runtime.block_on(client.batch_execute("ROLLBACK"));
+                return Err(setup(format!(
+                    "setup statement `{s}` failed: {}",
+                    message(&e)
+                )));
+            }
+        }
+        if settings.guarantee == DeliveryGuarantee::ExactlyOnce {
+            check_prepared_transactions(&runtime, &client).map_err(setup)?;
+            runtime
+                .block_on(client.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'")))
+                .map_err(|e| setup(format!("cannot set lock_timeout: {}", message(&e))))?;
+        }
+        let statement = runtime
+            .block_on(client.prepare(&settings.statement))
+            .map_err(|e| {
+                setup(format!(
+                    "cannot prepare the statement `{}`: {}",
+                    settings.statement,
+                    message(&e)
+                ))
+            })?;
+        info!(sink = %sink, subtask = ctx.subtask, url = %url, guarantee = ?settings.guarantee, "PostgreSQL sink connected");
+        Ok(Self {
+            prefix: transaction_prefix(ctx.job, &ctx.uid),
+            subtask: ctx.subtask,
+            batch: Vec::with_capacity(settings.batch_size.min(1 << 16)),
+            settings,
+            sink,
+            url,
+            runtime,
+            client,
+            committer,
+            statement,
+            oldest: None,
+            open: false,
+            prepared: Vec::new(),
+        })
+    }
+
+    fn io(&self, what: &str, e: &tokio_postgres::Error) -> PostgresConnectorError {
+        PostgresConnectorError::Io {
+            sink: self.sink.clone(),
+            url: self.url.clone(),
+            what: what.to_string(),
+            message: message(e),
+        }
+    }
+
+    /// Runs `sql` (no parameters) on `client` or, with `committer`, on the second connection.
+    fn run(&self, sql: &str, committer: bool) -> Result<(), tokio_postgres::Error> {
+        let client = if committer {
+            &self.committer
+        } else {
+            &self.client
+        };
+        self.runtime.block_on(client.batch_execute(sql))
+    }
+
+    /// Sends the batch: one round trip for all its rows; at least once, commits it.
+    fn send_batch(&mut self) -> Result<(), PostgresConnectorError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.batch);
+        self.oldest = None;
+        if !self.open {
+            self.run("BEGIN", false).map_err(|e| self.io("BEGIN", &e))?;
+            self.open = true;
+        }
+        let skip = self.settings.on_error == OnRecordError::Skip;
+        if skip {
+            self.run("SAVEPOINT weir_batch", false)
+                .map_err(|e| self.io("SAVEPOINT", &e))?;
+        }
+        match self.execute(&rows) {
+            Ok(()) => {}
+            Err(BatchError::Connection(e)) => return Err(self.io("sending a batch", &e)),
+            Err(BatchError::Row(i, e)) if !skip => {
+                let mut message = message(&e);
+                if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                    message.push_str(
+                        " (exactly-once: its row is locked by the transaction prepared for an \
+                         earlier checkpoint, which commits only when that checkpoint completes)",
+                    );
+                }
+                return Err(PostgresConnectorError::Record {
+                    sink: self.sink.clone(),
+                    url: self.url.clone(),
+                    record: format!("{:?}", rows[i]),
+                    message,
+                });
+            }
+            Err(BatchError::Row(..)) => self.one_by_one(&rows)?,
+        }
+        if skip {
+            self.run("RELEASE SAVEPOINT weir_batch", false)
+                .map_err(|e| self.io("RELEASE SAVEPOINT", &e))?;
+        }
+        if self.settings.guarantee != DeliveryGuarantee::ExactlyOnce {
+            self.run("COMMIT", false)
+                .map_err(|e| self.io("committing a batch", &e))?;
+            self.open = false;
+        }
+        self.batch = rows;
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Whether a full or due batch may go out now. Exactly once, while a prepared
+    /// transaction waits for its checkpoint to complete, batches stay in memory (up to
+    /// [`HELD_BATCHES`]): a row it wrote stays locked until then, and a statement on that row
+    /// would block the task that must commit it.
+    fn may_send(&self) -> bool {
+        self.settings.guarantee != DeliveryGuarantee::ExactlyOnce
+            || self.prepared.is_empty()
+            || self.batch.len() >= HELD_BATCHES * self.settings.batch_size
+    }
+
+    /// Executes the statement for every row, pipelined.
+    fn execute(&self, rows: &[R]) -> Result<(), BatchError> {
+        let (client, statement) = (&self.client, &self.statement);
+        let results = self.runtime.block_on(async {
+            let params: Vec<_> = rows.iter().map(SqlRow::params).collect();
+            futures::future::join_all(params.iter().map(|p| client.execute(statement, p))).await
+        });
+        let mut first = None;
+        for (i, r) in results.into_iter().enumerate() {
+            let Err(e) = r else { continue };
+            match e.code() {
+                // Only a consequence of the failure before it.
+                Some(code) if *code == SqlState::IN_FAILED_SQL_TRANSACTION => {}
+                Some(_) => return Err(BatchError::Row(i, e)),
+                None => return Err(BatchError::Connection(e)),
+            }
+            first.get_or_insert(BatchError::Row(i, e));
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// After a failed batch: executes the rows one at a time, each behind a savepoint, and
+    /// leaves out (logging) those that fail.
+    fn one_by_one(&self, rows: &[R]) -> Result<(), PostgresConnectorError> {
+        self.run("ROLLBACK TO SAVEPOINT weir_batch", false)
+            .map_err(|e| self.io("ROLLBACK TO SAVEPOINT", &e))?;
+        for row in rows {
+            self.run("SAVEPOINT weir_row", false)
+                .map_err(|e| self.io("SAVEPOINT", &e))?;
+            let params = row.params();
+            match self
+                .runtime
+                .block_on(self.client.execute(&self.statement, &params))
+            {
+                Ok(_) => self.run("RELEASE SAVEPOINT weir_row", false),
+                Err(e) if e.code().is_some() => {
+                    warn!(sink = %self.sink, subtask = self.subtask, record = ?row, error = %message(&e), "record left out: the statement failed for it");
+                    self.run("ROLLBACK TO SAVEPOINT weir_row", false)
+                }
+                Err(e) => Err(e),
+            }
+            .map_err(|e| self.io("writing a record", &e))?;
+        }
+        Ok(())
+    }
+
+    /// Commits the prepared transactions of checkpoints up to `checkpoint`.
+    fn commit_prepared(&mut self, checkpoint: u64) -> Result<(), PostgresConnectorError> {
+        while let Some((_, gid)) = self.prepared.first().filter(|(c, _)| *c <= checkpoint) {
+            match self.run(&format!("COMMIT PREPARED {}", literal(gid)), true) {
+                Ok(()) => debug!(sink = %self.sink, gid = %gid, "committed"),
+                // Committed already, by a recovering subtask.
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => {}
+                Err(e) => return Err(self.io(&format!("COMMIT PREPARED {gid}"), &e)),
+            }
+            self.prepared.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Commits what `state` lists and rolls back its old subtask's later transactions.
+    fn recover_state(&self, state: &PreparedState) -> Result<(), PostgresConnectorError> {
+        let found = self
+            .runtime
+            .block_on(self.committer.query(
+                "SELECT gid FROM pg_prepared_xacts \
+                 WHERE database = current_database() AND left(gid, length($1)) = $1",
+                &[&state.prefix],
+            ))
+            .map_err(|e| self.io("listing prepared transactions", &e))?;
+        for row in found {
+            let g: String = row.get(0);
+            let Some((subtask, checkpoint)) = parse_gid(&state.prefix, &g) else {
+                continue;
+            };
+            if subtask != state.subtask {
+                continue;
+            }
+            let sql = if state.gids.contains(&g) {
+                format!("COMMIT PREPARED {}", literal(&g))
+            } else if checkpoint > state.checkpoint {
+                format!("ROLLBACK PREPARED {}", literal(&g))
+            } else {
+                warn!(sink = %self.sink, gid = %g, "prepared transaction of an earlier checkpoint that the restored one does not list; left alone");
+                continue;
+            };
+            match self.run(&sql, true) {
+                Ok(()) => info!(sink = %self.sink, statement = %sql, "recovered"),
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => {}
+                Err(e) => return Err(self.io(&sql, &e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Connects to the sink's server; the connection is driven on `runtime`.
+fn connect<T, R>(
+    runtime: &tokio::runtime::Runtime,
+    settings: &SinkSettings<T, R>,
+    sink: &str,
+    url: &str,
+) -> Result<Client, PostgresConnectorError> {
+    let (client, connection) = runtime
+        .block_on(settings.config.connect(NoTls))
+        .map_err(|e| PostgresConnectorError::Connect {
+            sink: sink.to_string(),
+            url: url.to_string(),
+            message: message(&e),
+        })?;
+    let url = url.to_string();
+    runtime.spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(url = %url, error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Exactly once needs `max_prepared_transactions` above 0.
+fn check_prepared_transactions(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+) -> Result<(), String> {
+    let row = runtime
+        .block_on(client.query_one("SHOW max_prepared_transactions", &[]))
+        .map_err(|e| format!("cannot read max_prepared_transactions: {}", message(&e)))?;
+    let value: String = row.get(0);
+    match value.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err(format!(
+            "max_prepared_transactions is {value}: exactly-once needs prepared transactions; \
+             set max_prepared_transactions (at least the sink's parallelism) in \
+             postgresql.conf and restart the server, or choose at-least-once"
+        )),
+    }
+}
+
+impl<T, R: SqlRow> SinkWriter<T> for PostgresWriter<T, R> {
+    fn write(&mut self, value: T, _timestamp: Timestamp) -> Result<(), TaskError> {
+        self.batch.push((self.settings.row)(&value));
+        self.oldest.get_or_insert_with(Instant::now);
+        if self.batch.len() >= self.settings.batch_size && self.may_send() {
+            self.send_batch()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        let interval = self.settings.batch_interval;
+        if !interval.is_zero()
+            && self.oldest.is_some_and(|t| t.elapsed() >= interval)
+            && self.may_send()
+        {
+            self.send_batch()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), TaskError> {
+        // Exactly once, the final checkpoint prepares and commits what this sends.
+        Ok(self.send_batch()?)
+    }
+
+    fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, TaskError> {
+        match self.settings.guarantee {
+            DeliveryGuarantee::None => Ok(None),
+            DeliveryGuarantee::AtLeastOnce => {
+                self.send_batch()?;
+                Ok(None)
+            }
+            DeliveryGuarantee::ExactlyOnce => {
+                self.send_batch()?;
+
+                if self.open {
+                    let g = gid(&self.prefix, self.subtask, checkpoint);
+                    self.run(&format!("PREPARE TRANSACTION {}", literal(&g)), false)
+                        .map_err(|e| self.io(&format!("PREPARE TRANSACTION {g}"), &e))?;
+                    self.open = false;
+                    self.prepared.push((checkpoint, g));
+                }
+                let state = PreparedState {
+                    prefix: self.prefix.clone(),
+                    subtask: self.subtask,
+                    checkpoint,
+                    gids: self.prepared.iter().map(|(_, g)| g.clone()).collect(),
+                };
+                Ok(Some(weir_api::source::encode_split(&state)?))
+            }
+        }
+    }
+
+    fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
+        self.commit_prepared(checkpoint)?;
+        if self.batch.len() >= self.settings.batch_size && self.may_send() {
+            self.send_batch()?;
+        }
+        Ok(())
+    }
+
+    fn start_without_state(&mut self) -> Result<(), TaskError> {
+        if self.settings.guarantee != DeliveryGuarantee::ExactlyOnce {
+            return Ok(());
+        }
+        // Everything this subtask prepared in an earlier attempt: no checkpoint completed.
+        Ok(self.recover_state(&PreparedState {
+            prefix: self.prefix.clone(),
+            subtask: self.subtask,
+            checkpoint: 0,
+            gids: Vec::new(),
+        })?)
+    }
+
+    fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        for bytes in states {
+            let state: PreparedState = weir_api::source::decode_split(
+                &bytes,
+                &format!("PostgreSQL sink '{}'", self.sink),
+            )?;
+            self.recover_state(&state)?;
+        }
+        Ok(())
+    }
+}

@@ -19,7 +19,10 @@ use weir_runtime::exchange::{
 use weir_runtime::rpc::tls::{InternalTls, InternalTlsFiles};
 use weir_runtime::{element, ExchangeError, GateAddress, JobId, SubtaskId};
 
-const BUFFER_SIZE: usize = 1024;
+/// The default network buffer size: a frame spans several TLS records.
+const BUFFER_SIZE: usize = 32 << 10;
+/// Bytes of the record in each buffer besides [`MARKER`].
+const FILLER: usize = 30_000;
 const SECRET: &str = "data-plane-s3cret";
 const MARKER: &[u8] = b"sensor-7 reading 21.5 C";
 
@@ -97,11 +100,13 @@ fn next(gate: &InputGate) -> InputMessage {
         .expect("a message within 10 s")
 }
 
-/// One buffer holding a record with [`MARKER`], the partition's end if `end`.
+/// One buffer holding a record of [`MARKER`] and [`FILLER`] bytes counting up, the
+/// partition's end if `end`.
 fn record_buffer(pool: &BufferPool, end: bool) -> Buffer {
     let mut frame = Vec::new();
     let s = element::begin_record(&mut frame, weir_runtime::NO_TIMESTAMP);
     frame.extend_from_slice(MARKER);
+    frame.extend((0..FILLER).map(|i| i as u8));
     element::finish_frame(&mut frame, s);
     let mut b = pool.try_request().unwrap();
     b.append(&frame);
@@ -134,49 +139,68 @@ fn send_end(producer: &ConnectionManager, addr: SocketAddr) -> Result<(), Exchan
 
 #[test]
 fn records_and_the_cluster_secret_cross_the_wire_encrypted_and_arrive_whole() {
+    const BUFFERS: usize = 4;
     let dir = tempfile::tempdir().unwrap();
     let cluster = authority();
     let (server, gate) = consumer(Some(tls(dir.path(), "consumer", &cluster, &cluster)));
     let (relay, seen) = recording_relay(server.local_addr());
-    let producer = ConnectionManager::secured(
+    let producer = Arc::new(ConnectionManager::secured(
         Some(SECRET),
         Some(tls(dir.path(), "producer", &cluster, &cluster)),
-    );
-    let sub = producer.open_channel(relay, gate_address(), 1).unwrap();
-    let net = NetworkBufferPool::new(8);
-    let pool = BufferPool::new(&net, 8, BUFFER_SIZE, "producer").unwrap();
-    for i in 0..3 {
-        sub.add(record_buffer(&pool, i == 2)).unwrap();
-    }
-    let credit: Box<dyn CreditSink> = match next(&gate) {
-        InputMessage::Opened {
-            channel, credit, ..
-        } => {
-            assert_eq!(channel, 1);
-            credit
-        }
-        other => panic!("unexpected {other:?}"),
-    };
-    credit.announce(3);
-    for i in 0..3 {
+    ));
+    // Two channels on the one connection, written by two threads at once.
+    let senders: Vec<_> = (0..2u32)
+        .map(|channel| {
+            let producer = producer.clone();
+            std::thread::spawn(move || {
+                let sub = producer
+                    .open_channel(relay, gate_address(), channel)
+                    .unwrap();
+                let net = NetworkBufferPool::new(BUFFERS);
+                let pool = BufferPool::new(&net, BUFFERS, BUFFER_SIZE, "producer").unwrap();
+                for i in 0..BUFFERS {
+                    sub.add(record_buffer(&pool, i + 1 == BUFFERS)).unwrap();
+                }
+                drained(&sub)
+            })
+        })
+        .collect();
+    let mut received = [0usize; 2];
+    let mut credits: Vec<Box<dyn CreditSink>> = Vec::new();
+    while received.iter().sum::<usize>() < 2 * BUFFERS {
         match next(&gate) {
-            InputMessage::Buffer { buffer, .. } => {
+            InputMessage::Opened { credit, .. } => {
+                credit.announce(BUFFERS as u32);
+                credits.push(credit);
+            }
+            InputMessage::Buffer {
+                channel, buffer, ..
+            } => {
                 let payload = buffer.payload();
-                assert!(
-                    payload.windows(MARKER.len()).any(|w| w == MARKER),
-                    "buffer {i} holds the record"
-                );
-                assert_eq!(buffer.is_end(), i == 2);
+                let at = payload
+                    .windows(MARKER.len())
+                    .position(|w| w == MARKER)
+                    .expect("the buffer holds the record");
+                let filler = &payload[at + MARKER.len()..at + MARKER.len() + FILLER];
+                assert!(filler.iter().enumerate().all(|(i, b)| *b == i as u8));
+                received[channel as usize] += 1;
+                assert_eq!(buffer.is_end(), received[channel as usize] == BUFFERS);
             }
             other => panic!("unexpected {other:?}"),
         }
     }
-    drained(&sub).unwrap();
+    for s in senders {
+        s.join().unwrap().unwrap();
+    }
     let wire = seen.lock().unwrap().clone();
     assert_eq!(
         &wire[..2],
         &[0x16, 0x03],
         "a TLS handshake opens the connection"
+    );
+    assert!(
+        wire.len() > 2 * BUFFERS * FILLER,
+        "every buffer crossed the relay"
     );
     let contains = |needle: &[u8]| wire.windows(needle.len()).any(|w| w == needle);
     assert!(
@@ -193,11 +217,13 @@ fn a_producer_without_tls_is_refused_by_a_consumer_with_it() {
     let cluster = authority();
     let (server, gate) = consumer(Some(tls(dir.path(), "consumer", &cluster, &cluster)));
     let producer = ConnectionManager::secured(Some(SECRET), None);
-    // Connecting succeeds (plain TCP); the consumer then ends the connection.
+    // Connecting succeeds (plain TCP); the consumer answers with a TLS alert and ends the
+    // connection, and the producer says what the alert means.
     let err = send_end(&producer, server.local_addr())
         .unwrap_err()
         .to_string();
     assert!(err.contains(&server.local_addr().to_string()), "{err}");
+    assert!(err.contains("the peer speaks TLS"), "{err}");
     assert!(
         gate.recv_timeout(Duration::from_millis(200)).is_err(),
         "no channel was opened"
@@ -218,7 +244,7 @@ fn a_consumer_the_producer_does_not_trust_is_refused_in_the_handshake() {
         .map(|_| ())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("TLS handshake failed"), "{err}");
+    assert!(err.contains("TLS failed"), "{err}");
     assert!(err.contains(&server.local_addr().to_string()), "{err}");
     assert!(gate.recv_timeout(Duration::from_millis(200)).is_err());
 }
@@ -236,6 +262,8 @@ fn a_producer_the_consumer_does_not_trust_gets_no_channel_and_its_channel_fails(
     let err = send_end(&producer, server.local_addr())
         .unwrap_err()
         .to_string();
+    // The producer learns of the refusal from the consumer's alert ("TLS failed"), or, when
+    // its next write comes first, from the closed connection.
     assert!(err.contains(&server.local_addr().to_string()), "{err}");
     assert!(
         gate.recv_timeout(Duration::from_millis(200)).is_err(),

@@ -15,8 +15,8 @@
 //! every frame go through the connection's TLS session ([`super::transport`]).
 
 use super::protocol::{
-    control_frame, decode_header, encode_header, encode_hello, encode_open, FrameHeader, FrameKind,
-    HEADER_LEN, MAX_ERROR_BYTES,
+    control_frame, decode_header, encode_header, encode_hello, encode_open, tls_hint, FrameHeader,
+    FrameKind, HEADER_LEN, MAX_ERROR_BYTES,
 };
 use super::subpartition::{Push, PushError, Subpartition};
 use super::transport::{self, TransportReader, TransportWriter};
@@ -322,12 +322,12 @@ fn read_credits(stream: TransportReader, connection: Arc<Connection>) {
     let mut stream = std::io::BufReader::with_capacity(4096, stream);
     let reason = loop {
         let mut h = [0u8; HEADER_LEN];
-        if let Err(e) = stream.read_exact(&mut h) {
-            break format!("connection lost: {e}");
+        if let Err((e, got)) = read_header(&mut stream, &mut h) {
+            break format!("connection lost: {e}{}", tls_hint(&h[..got]));
         }
         let header = match decode_header(&h) {
             Ok(h) => h,
-            Err(e) => break format!("bad frame from the consumer: {e}"),
+            Err(e) => break format!("bad frame from the consumer: {e}{}", tls_hint(&h)),
         };
         match header.kind {
             FrameKind::Credit => {
@@ -367,6 +367,21 @@ fn read_credits(stream: TransportReader, connection: Arc<Connection>) {
         debug!(peer = %connection.peer, reason = %reason, "data connection closed");
     }
     connection.break_with(&reason);
+}
+
+/// Reads a whole frame header; on failure also says how many bytes came (a peer speaking
+/// TLS sends a 7-byte alert before it closes).
+fn read_header(stream: &mut impl Read, h: &mut [u8]) -> Result<(), (std::io::Error, usize)> {
+    let mut got = 0;
+    while got < h.len() {
+        match stream.read(&mut h[got..]) {
+            Ok(0) => return Err((std::io::ErrorKind::UnexpectedEof.into(), got)),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, got)),
+        }
+    }
+    Ok(())
 }
 
 /// A channel to a consumer in another TaskManager: its buffers go over the connection

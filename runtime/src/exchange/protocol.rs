@@ -77,7 +77,7 @@ pub struct FrameHeader {
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ProtocolError {
     /// The hello does not start with [`HANDSHAKE_MAGIC`].
-    #[error("not a Weir data connection (magic {magic:02x?})")]
+    #[error("not a Weir data connection (magic {magic:02x?}){}", tls_hint(magic))]
     NotWeir {
         /// The first four bytes the peer sent.
         magic: [u8; 4],
@@ -156,6 +156,16 @@ pub fn encode_hello(secret: &[u8]) -> Vec<u8> {
     b.extend_from_slice(&(secret.len() as u16).to_le_bytes());
     b.extend_from_slice(secret);
     b
+}
+
+/// A hint when `bytes` (the first a peer sent) start a TLS record: an alert or a
+/// handshake, as a peer with `security.ssl.internal.enabled` sends.
+pub fn tls_hint(bytes: &[u8]) -> &'static str {
+    if matches!(bytes, [0x15 | 0x16, 0x03, ..]) {
+        "; the peer speaks TLS: set security.ssl.internal.enabled and its certificates here too"
+    } else {
+        ""
+    }
 }
 
 /// Checks a hello.

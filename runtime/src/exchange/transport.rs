@@ -20,7 +20,7 @@ use crate::rpc::tls::InternalTls;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConnection, Connection, ServerConnection};
 
@@ -103,11 +103,12 @@ fn open(
     Ok((reader, writer))
 }
 
-/// Runs the mutual TLS handshake on the blocking socket, bounded by [`HANDSHAKE_TIMEOUT`].
+/// Runs the mutual TLS handshake on the blocking socket, within [`HANDSHAKE_TIMEOUT`] in
+/// all (each socket call may wait only for what is left of it, so a peer that trickles
+/// bytes cannot stretch it).
 fn handshake(tcp: &mut TcpStream, side: Side<'_>) -> io::Result<Connection> {
     let (read_timeout, write_timeout) = (tcp.read_timeout()?, tcp.write_timeout()?);
-    tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let setup = |e: tokio_rustls::rustls::Error| failed(io::Error::other(e));
     let mut session = match side {
         Side::Client(tls) => {
@@ -118,22 +119,33 @@ fn handshake(tcp: &mut TcpStream, side: Side<'_>) -> io::Result<Connection> {
             Connection::Server(ServerConnection::new(tls.server_config()).map_err(setup)?)
         }
     };
-    while session.is_handshaking() {
-        session.complete_io(tcp).map_err(failed)?;
-    }
-    while session.wants_write() {
-        session.write_tls(tcp).map_err(failed)?;
+    while session.is_handshaking() || session.wants_write() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(failed(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+            )));
+        }
+        tcp.set_read_timeout(Some(left))?;
+        tcp.set_write_timeout(Some(left))?;
+        if session.is_handshaking() {
+            session.complete_io(tcp).map_err(failed)?;
+        } else {
+            session.write_tls(tcp).map_err(failed)?;
+        }
     }
     tcp.set_read_timeout(read_timeout)?;
     tcp.set_write_timeout(write_timeout)?;
     Ok(session)
 }
 
+/// `e` with the hint that TLS failed and why it usually does.
 fn failed(e: io::Error) -> io::Error {
     io::Error::new(
         e.kind(),
         format!(
-            "TLS handshake failed ({e}); do both sides have security.ssl.internal.enabled and \
+            "TLS failed ({e}); do both sides have security.ssl.internal.enabled and \
              certificates the other trusts?"
         ),
     )
@@ -148,6 +160,12 @@ impl TransportReader {
                 let mut s = session.lock().expect("data session poisoned");
                 match s.reader().read(buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the peer closed the connection",
+                        ))
+                    }
                     done => return done,
                 }
                 if self.start < self.end || self.eof {
@@ -155,8 +173,10 @@ impl TransportReader {
                     // close (`close_notify`, `Ok(0)`) from a cut connection (an error).
                     let mut pending = &self.raw[self.start..self.end];
                     self.start += s.read_tls(&mut pending)?;
+                    // A peer that refuses this process's certificate says so with an alert
+                    // after this side's part of a TLS 1.3 handshake ended: name TLS.
                     s.process_new_packets()
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        .map_err(|e| failed(io::Error::new(io::ErrorKind::InvalidData, e)))?;
                     continue;
                 }
             }
@@ -198,9 +218,9 @@ impl TransportWriter {
             let mut pos = 0;
             while pos < frame.len() {
                 pos += s.writer().write(&frame[pos..])?;
-                // Drained after every record, so the session's own buffer limit never
-                // refuses plaintext; this also sends what the reading half queued (a key
-                // update's answer).
+                // Drained after every call (which encrypts up to the session's buffer
+                // limit), so that limit never refuses plaintext; this also sends what the
+                // reading half queued (a key update's answer).
                 while s.wants_write() {
                     s.write_tls(&mut self.out)?;
                 }

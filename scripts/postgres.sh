@@ -113,7 +113,8 @@ cmd_start() {
     write_config "$run" "$port"
     echo "$port" >"$run/port"
     deadline=$((SECONDS + READY_TIMEOUT))
-    if launch "$run" "$port" "$deadline" && create_database "$port"; then
+    if launch "$run" "$port" "$deadline"; then
+      create_database "$port" || die "the server is up but CREATE DATABASE weir failed (run dir $run)"
       echo "dir=$run"
       url "$port"
       return 0

@@ -156,12 +156,16 @@ fn exactly_once_rows_survive_a_server_restart_in_the_middle_of_the_job() {
 }
 
 fn ctx(subtask: u16, uid: &str) -> SinkContext {
+    job_ctx(JobId(0x5eed), subtask, uid)
+}
+
+fn job_ctx(job: JobId, subtask: u16, uid: &str) -> SinkContext {
     SinkContext {
         name: "pg out".into(),
         subtask,
         parallelism: 1,
         checkpointing: true,
-        job: JobId(0x5eed),
+        job,
         uid: uid.into(),
     }
 }
@@ -207,6 +211,63 @@ fn a_completed_checkpoint_whose_commit_was_lost_commits_on_restore_and_later_one
     let mut again = sink.create_writer(&ctx(0, "lost")).unwrap();
     again.recover(vec![state]).unwrap();
     assert_eq!(summary("lost_commit")[0], "10");
+}
+
+#[test]
+fn an_older_attempt_still_alive_cannot_leave_a_transaction_the_restore_does_not_list() {
+    let sink = insert("zombie").delivery_guarantee(DeliveryGuarantee::ExactlyOnce);
+    let mut current = sink.create_writer(&ctx(0, "zombie")).unwrap();
+    let mut zombie = sink.create_writer(&ctx(0, "zombie")).unwrap();
+    current.write(1, 0).unwrap();
+    let state = current.pre_commit(4).unwrap().unwrap();
+    // An attempt that should be gone prepares checkpoint 3's records after checkpoint 4.
+    zombie.write(666, 0).unwrap();
+    zombie.pre_commit(3).unwrap();
+    drop((current, zombie));
+    let mut restored = sink.create_writer(&ctx(0, "zombie")).unwrap();
+    restored.recover(vec![state]).unwrap();
+    assert!(server()
+        .prepared(&transaction_prefix(JobId(0x5eed), "zombie"))
+        .is_empty());
+    assert_eq!(summary("zombie"), ["1", "1", "1", "1"]);
+}
+
+#[test]
+fn a_job_started_from_a_savepoint_leaves_the_old_job_alone_and_cleans_up_its_own() {
+    let sink = insert("forked").delivery_guarantee(DeliveryGuarantee::ExactlyOnce);
+    let (old, new) = (JobId(0x01d), JobId(0x2e3));
+    let mut running = sink.create_writer(&job_ctx(old, 0, "fork")).unwrap();
+    running.write(1, 0).unwrap();
+    let savepoint = running.pre_commit(1).unwrap().unwrap();
+    running.commit(1).unwrap();
+    // The old job goes on and prepares checkpoint 2 while a new job starts from the
+    // savepoint, whose earlier attempt prepared its own checkpoint 5 and died.
+    running.write(2, 0).unwrap();
+    running.pre_commit(2).unwrap();
+    let mut earlier = sink.create_writer(&job_ctx(new, 0, "fork")).unwrap();
+    earlier.write(50, 0).unwrap();
+    earlier.pre_commit(5).unwrap();
+    drop(earlier);
+    let mut forked = sink.create_writer(&job_ctx(new, 0, "fork")).unwrap();
+    forked.recover(vec![savepoint]).unwrap();
+    assert!(server()
+        .prepared(&transaction_prefix(new, "fork"))
+        .is_empty());
+    let old_prefix = transaction_prefix(old, "fork");
+    assert_eq!(server().prepared(&old_prefix), [format!("{old_prefix}0-2")]);
+    running.commit(2).unwrap();
+    assert_eq!(summary("forked"), ["2", "2", "1", "2"]);
+}
+
+#[test]
+fn a_setup_statement_ending_in_a_comment_does_not_hold_its_lock() {
+    let sink = insert("commented").setup("SELECT 1 -- the table is made above");
+    for subtask in 0..2 {
+        let mut w = sink.create_writer(&ctx(subtask, "commented")).unwrap();
+        w.write(u64::from(subtask), 0).unwrap();
+        w.finish().unwrap();
+    }
+    assert_eq!(summary("commented")[0], "2");
 }
 
 #[test]

@@ -11,14 +11,15 @@
 //! - The connection URL may carry a password: errors and logs name the server by
 //!   [`redacted`] URL only.
 
+mod connection;
 mod error;
 mod row;
 mod sink;
 mod transactions;
 mod writer;
 
+pub use connection::redacted;
 pub use error::PostgresConnectorError;
 pub use row::SqlRow;
 pub use sink::{OnRecordError, PostgresSink, DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE};
 pub use transactions::transaction_prefix;
-pub use writer::redacted;

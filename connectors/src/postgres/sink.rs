@@ -7,7 +7,7 @@
 
 use super::error::PostgresConnectorError;
 use super::row::SqlRow;
-use super::writer::{redacted, PostgresWriter};
+use super::writer::PostgresWriter;
 use crate::DeliveryGuarantee;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
             }
             Err(e) => (
                 tokio_postgres::Config::new(),
-                Some(format!("invalid connection URL {}: {e}", redacted(url))),
+                Some(format!("invalid connection URL: {e}")),
             ),
         };
         Self {

@@ -6,15 +6,20 @@
 //! safe for a string literal) and listed, with every prepared one not yet committed, in
 //! the subtask's [`PreparedState`] in the checkpoint. When the checkpoint completes they
 //! are committed. After a restore, each state's transactions are committed if still
-//! prepared (they belong to a completed checkpoint), and every prepared transaction of
-//! the same old subtask with a later checkpoint is rolled back: it holds records the
-//! restored job writes again.
+//! prepared (they belong to a completed checkpoint), and every other prepared transaction
+//! of the same job and old subtask is rolled back: no completed checkpoint covers it (a
+//! later checkpoint's, or one an older attempt still alive prepared), and the restored job
+//! writes its records again. A subtask without state of its own job (a start without
+//! state, a restore from another job's savepoint, or no state at a new parallelism) rolls
+//! back whatever its job and index prepared before.
 //!
 //! Invariants: a prepared transaction is committed only once its checkpoint (or a later
 //! one) completed; one is rolled back only by the subtask that restores its old subtask's
-//! state (old subtask `j` goes to new subtask `j mod parallelism`, which is `j` itself
-//! whenever a new subtask `j` exists), so a rollback never races a transaction the new run
-//! prepares. Prepared transactions survive a server restart, so a completed checkpoint's
+//! state of the same job (old subtask `j` goes to new subtask `j mod parallelism`, which is
+//! `j` itself whenever a new subtask `j` exists), so a rollback never races a transaction
+//! the new run prepares, nor one of another job (forked from a savepoint) that may still
+//! run; the operator part of an id carries a hash of the exact uid, so two sinks never
+//! share ids. Prepared transactions survive a server restart, so a completed checkpoint's
 //! records are never lost to one.
 
 use serde::{Deserialize, Serialize};
@@ -24,8 +29,13 @@ use weir_runtime::JobId;
 const MAX_OPERATOR_CHARS: usize = 120;
 
 /// The prefix of every global transaction id of the sink `uid` in `job`:
-/// `weir-<job>-<operator>-`.
+/// `weir-<job>-<operator>-`, the operator being the uid made safe (and cut to 120
+/// characters) followed by `_` and a hash of the exact uid.
 pub fn transaction_prefix(job: JobId, uid: &str) -> String {
+    // FNV-1a: stable across releases and platforms, unlike the standard library's hasher.
+    let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let operator: String = uid
         .chars()
         .take(MAX_OPERATOR_CHARS)
@@ -37,7 +47,7 @@ pub fn transaction_prefix(job: JobId, uid: &str) -> String {
             }
         })
         .collect();
-    format!("weir-{job}-{operator}-")
+    format!("weir-{job}-{operator}_{:08x}-", hash as u32)
 }
 
 /// The global id of subtask `subtask`'s transaction for `checkpoint`.
@@ -78,9 +88,13 @@ mod tests {
     #[test]
     fn global_ids_name_job_operator_subtask_and_checkpoint() {
         let prefix = transaction_prefix(JobId(0xab), "sensor windows 'out'");
-        assert_eq!(prefix, "weir-00000000000000ab-sensor_windows__out__-");
+        assert!(prefix.starts_with("weir-00000000000000ab-sensor_windows__out__"));
+        assert_ne!(
+            prefix,
+            transaction_prefix(JobId(0xab), "sensor_windows__out__")
+        );
         let id = gid(&prefix, 3, 42);
-        assert_eq!(id, "weir-00000000000000ab-sensor_windows__out__-3-42");
+        assert_eq!(id, format!("{prefix}3-42"));
         assert_eq!(parse_gid(&prefix, &id), Some((3, 42)));
         assert_eq!(parse_gid(&prefix, "weir-other-3-42"), None);
         assert_eq!(parse_gid(&prefix, &format!("{prefix}x-1")), None);

@@ -12,6 +12,7 @@
 //! is not committed yet; a record whose statement fails is named (or skipped and logged)
 //! and the rest of its batch is kept.
 
+use super::connection::{redacted, Connections};
 use super::error::{message, PostgresConnectorError};
 use super::row::SqlRow;
 use super::sink::{OnRecordError, SinkSettings};
@@ -20,43 +21,30 @@ use crate::DeliveryGuarantee;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 use tracing::{debug, info, warn};
 use weir_api::sink::{SinkContext, SinkWriter};
 use weir_runtime::{CheckpointId, TaskError, Timestamp};
 
-/// The advisory lock the writers of every sink take while they run setup statements.
-const SETUP_LOCK: i64 = 0x7765_6972_7365_7475;
 /// Exactly once, how many batches may wait in memory for the commit of the previous
 /// checkpoint before one is sent anyway.
 const HELD_BATCHES: usize = 4;
-/// Exactly once, how long a statement waits for a row lock (held by a prepared
-/// transaction) before it fails instead of blocking the task.
-const LOCK_TIMEOUT: &str = "60s";
 
-/// `url` with any password replaced by `***`, for logs and errors.
-pub fn redacted(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme) = out.find("://") {
-        let start = scheme + 3;
-        let authority_end = out[start..].find('/').map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..authority_end].rfind('@') {
-            let userinfo = &out[start..start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(start + colon + 1..start + at, "***");
-            }
-        }
+/// Whether `e` means the connection failed (no answer from the server for the statement).
+fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    e.code().is_none() && (e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()))
+}
+
+/// Whether `e` is about the record itself, so that skipping it is right: the server
+/// refused its values (SQLSTATE classes 22, data exception, and 23, integrity constraint
+/// violation), or a value could not be encoded. Not a lock or statement timeout, a
+/// deadlock, a full disk or a lost connection: those would drop a good record.
+fn is_record_error(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => matches!(&code.code()[..2], "22" | "23"),
+        None => !is_connection_error(e),
     }
-    let mut from = 0;
-    while let Some(i) = out[from..].find("password=") {
-        let value = from + i + "password=".len();
-        let end = out[value..]
-            .find(|c: char| c == '&' || c.is_whitespace())
-            .map_or(out.len(), |e| value + e);
-        out.replace_range(value..end, "***");
-        from = value + 3;
-    }
-    out
 }
 
 /// Why a batch failed.
@@ -94,46 +82,12 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
     ) -> Result<Self, PostgresConnectorError> {
         let url = redacted(&settings.url);
         let sink = ctx.name.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| PostgresConnectorError::Connect {
-                sink: sink.clone(),
-                url: url.clone(),
-                message: format!("cannot start its runtime: {e}"),
-            })?;
-        let client = connect(&runtime, &settings, &sink, &url)?;
-        let committer = connect(&runtime, &settings, &sink, &url)?;
-        let setup = |message: String| PostgresConnectorError::Setup {
-            sink: sink.clone(),
-            url: url.clone(),
-            message,
-        };
-        for s in &settings.setup {
-            let script = format!("BEGIN; SELECT pg_advisory_xact_lock({SETUP_LOCK}); {s}; COMMIT");
-            if let Err(e) = runtime.block_on(client.batch_execute(&script)) {
-                let _ = runtime.block_on(client.batch_execute("ROLLBACK"));
-                return Err(setup(format!(
-                    "setup statement `{s}` failed: {}",
-                    message(&e)
-                )));
-            }
-        }
-        if settings.guarantee == DeliveryGuarantee::ExactlyOnce {
-            check_prepared_transactions(&runtime, &client).map_err(setup)?;
-            runtime
-                .block_on(client.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'")))
-                .map_err(|e| setup(format!("cannot set lock_timeout: {}", message(&e))))?;
-        }
-        let statement = runtime
-            .block_on(client.prepare(&settings.statement))
-            .map_err(|e| {
-                setup(format!(
-                    "cannot prepare the statement `{}`: {}",
-                    settings.statement,
-                    message(&e)
-                ))
-            })?;
+        let Connections {
+            runtime,
+            client,
+            committer,
+            statement,
+        } = Connections::open(&settings, &sink, &url)?;
         info!(sink = %sink, subtask = ctx.subtask, url = %url, guarantee = ?settings.guarantee, "PostgreSQL sink connected");
         Ok(Self {
             prefix: transaction_prefix(ctx.job, &ctx.uid),
@@ -244,8 +198,9 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             match e.code() {
                 // Only a consequence of the failure before it.
                 Some(code) if *code == SqlState::IN_FAILED_SQL_TRANSACTION => {}
-                Some(_) => return Err(BatchError::Row(i, e)),
-                None => return Err(BatchError::Connection(e)),
+                _ if is_connection_error(&e) => return Err(BatchError::Connection(e)),
+                // The server refused the row, or a value could not be encoded.
+                _ => return Err(BatchError::Row(i, e)),
             }
             first.get_or_insert(BatchError::Row(i, e));
         }
@@ -266,7 +221,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
                 .block_on(self.client.execute(&self.statement, &params))
             {
                 Ok(_) => self.run("RELEASE SAVEPOINT weir_row", false),
-                Err(e) if e.code().is_some() => {
+                Err(e) if is_record_error(&e) => {
                     warn!(sink = %self.sink, subtask = self.subtask, record = ?row, error = %message(&e), "record left out: the statement failed for it");
                     self.run("ROLLBACK TO SAVEPOINT weir_row", false)
                 }
@@ -303,7 +258,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             .map_err(|e| self.io("listing prepared transactions", &e))?;
         for row in found {
             let g: String = row.get(0);
-            let Some((subtask, checkpoint)) = parse_gid(&state.prefix, &g) else {
+            let Some((subtask, _checkpoint)) = parse_gid(&state.prefix, &g) else {
                 continue;
             };
             if subtask != state.subtask {
@@ -311,10 +266,13 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             }
             let sql = if state.gids.contains(&g) {
                 format!("COMMIT PREPARED {}", literal(&g))
-            } else if checkpoint > state.checkpoint {
+            } else if state.prefix == self.prefix {
+                // Not listed: no completed checkpoint covers it (a later checkpoint's, or
+                // one an older attempt, still alive, prepared after this state was taken).
+                // Another job's (this one started from its savepoint) may still be
+                // running and commit it: left to that job.
                 format!("ROLLBACK PREPARED {}", literal(&g))
             } else {
-                warn!(sink = %self.sink, gid = %g, "prepared transaction of an earlier checkpoint that the restored one does not list; left alone");
                 continue;
             };
             match self.run(&sql, true) {
@@ -324,48 +282,6 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             }
         }
         Ok(())
-    }
-}
-
-/// Connects to the sink's server; the connection is driven on `runtime`.
-fn connect<T, R>(
-    runtime: &tokio::runtime::Runtime,
-    settings: &SinkSettings<T, R>,
-    sink: &str,
-    url: &str,
-) -> Result<Client, PostgresConnectorError> {
-    let (client, connection) = runtime
-        .block_on(settings.config.connect(NoTls))
-        .map_err(|e| PostgresConnectorError::Connect {
-            sink: sink.to_string(),
-            url: url.to_string(),
-            message: message(&e),
-        })?;
-    let url = url.to_string();
-    runtime.spawn(async move {
-        if let Err(e) = connection.await {
-            debug!(url = %url, error = %e, "PostgreSQL connection ended");
-        }
-    });
-    Ok(client)
-}
-
-/// Exactly once needs `max_prepared_transactions` above 0.
-fn check_prepared_transactions(
-    runtime: &tokio::runtime::Runtime,
-    client: &Client,
-) -> Result<(), String> {
-    let row = runtime
-        .block_on(client.query_one("SHOW max_prepared_transactions", &[]))
-        .map_err(|e| format!("cannot read max_prepared_transactions: {}", message(&e)))?;
-    let value: String = row.get(0);
-    match value.parse::<u32>() {
-        Ok(n) if n > 0 => Ok(()),
-        _ => Err(format!(
-            "max_prepared_transactions is {value}: exactly-once needs prepared transactions; \
-             set max_prepared_transactions (at least the sink's parallelism) in \
-             postgresql.conf and restart the server, or choose at-least-once"
-        )),
     }
 }
 
@@ -391,8 +307,12 @@ impl<T, R: SqlRow> SinkWriter<T> for PostgresWriter<T, R> {
     }
 
     fn finish(&mut self) -> Result<(), TaskError> {
-        // Exactly once, the final checkpoint prepares and commits what this sends.
-        Ok(self.send_batch()?)
+        // Exactly once, the final checkpoint prepares and commits what this sends (or, if a
+        // prepared transaction is still waiting for its commit, what its barrier sends).
+        if self.may_send() {
+            self.send_batch()?;
+        }
+        Ok(())
     }
 
     fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, TaskError> {
@@ -445,12 +365,19 @@ impl<T, R: SqlRow> SinkWriter<T> for PostgresWriter<T, R> {
     }
 
     fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        let mut own = false;
         for bytes in states {
             let state: PreparedState = weir_api::source::decode_split(
                 &bytes,
                 &format!("PostgreSQL sink '{}'", self.sink),
             )?;
+            own |= state.prefix == self.prefix;
             self.recover_state(&state)?;
+        }
+        if !own {
+            // Restored from another job's savepoint, or given no state at a new
+            // parallelism: what this job's subtask prepared before is covered by nothing.
+            self.start_without_state()?;
         }
         Ok(())
     }

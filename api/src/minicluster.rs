@@ -85,10 +85,16 @@ impl LocalMiniCluster {
     pub(crate) fn submit(&self, graph: JobGraph) -> Result<(JobId, String, JobHandle), ApiError> {
         let name = graph.name.clone();
         let seq = JOB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        // The clock too: processes in different containers may share a pid (and sinks
+        // name their outside transactions after the job id).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let id = JobId(weir_state_backends::key_hash(&(
             name.as_str(),
             std::process::id(),
             seq,
+            now,
         )));
         let graph = Arc::new(graph);
         for tm in &self.taskmanagers {

@@ -233,7 +233,7 @@ fn an_older_attempt_still_alive_cannot_leave_a_transaction_the_restore_does_not_
 }
 
 #[test]
-fn a_job_started_from_a_savepoint_leaves_the_old_job_alone_and_cleans_up_its_own() {
+fn a_job_started_from_a_savepoint_cleans_up_both_jobs_and_the_old_one_fails_loudly() {
     let sink = insert("forked").delivery_guarantee(DeliveryGuarantee::ExactlyOnce);
     let (old, new) = (JobId(0x01d), JobId(0x2e3));
     let mut running = sink.create_writer(&job_ctx(old, 0, "fork")).unwrap();
@@ -250,13 +250,21 @@ fn a_job_started_from_a_savepoint_leaves_the_old_job_alone_and_cleans_up_its_own
     drop(earlier);
     let mut forked = sink.create_writer(&job_ctx(new, 0, "fork")).unwrap();
     forked.recover(vec![savepoint]).unwrap();
+    // Nothing stays prepared: the new job's own leftovers and the old job's later
+    // transaction (whose locks nobody would otherwise release) are rolled back.
     assert!(server()
         .prepared(&transaction_prefix(new, "fork"))
         .is_empty());
-    let old_prefix = transaction_prefix(old, "fork");
-    assert_eq!(server().prepared(&old_prefix), [format!("{old_prefix}0-2")]);
-    running.commit(2).unwrap();
-    assert_eq!(summary("forked"), ["2", "2", "1", "2"]);
+    assert!(server()
+        .prepared(&transaction_prefix(old, "fork"))
+        .is_empty());
+    // The old job, still running, finds out at its commit instead of losing the records.
+    let err = running.commit(2).unwrap_err().to_string();
+    assert!(
+        err.contains("aborted by another attempt's or job's recovery"),
+        "{err}"
+    );
+    assert_eq!(summary("forked"), ["1", "1", "1", "1"]);
 }
 
 #[test]
@@ -410,4 +418,19 @@ fn exactly_once_without_checkpointing_is_refused_when_the_job_is_built() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("needs checkpointing"), "{err}");
+}
+
+#[test]
+fn a_password_with_an_unencoded_at_sign_is_refused_without_showing_it() {
+    let sink = PostgresSink::new(
+        "postgres://weir:p@ssw0rd@127.0.0.1:5432/weir",
+        "SELECT $1::bigint",
+        |id: &u64| (*id as i64,),
+    );
+    let err = sink
+        .check("pg out", &weir_runtime::JobConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("percent-encode"), "{err}");
+    assert!(!err.contains("ssw0rd"), "{err}");
 }

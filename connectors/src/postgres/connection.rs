@@ -30,6 +30,10 @@ pub fn redacted(url: &str) -> String {
     let Ok(c) = tokio_postgres::Config::from_str(url) else {
         return "an unparsable connection URL".into();
     };
+    if has_at_sign(&c) {
+        // Part of a password that was taken for the user or host.
+        return "postgres://***".into();
+    }
     let user = c.get_user().unwrap_or("");
     let password = if c.get_password().is_some() {
         ":***"
@@ -56,6 +60,17 @@ pub fn redacted(url: &str) -> String {
         hosts.join(","),
         c.get_dbname().unwrap_or(user)
     )
+}
+
+/// Whether the parsed user holds `@`, `/`, `?` or `=`, or a host an `@`: a URL's
+/// credentials end at its first `@`, so an unencoded `@` in a password (or in a query
+/// parameter) puts part of it into the user or host.
+pub(crate) fn has_at_sign(c: &tokio_postgres::Config) -> bool {
+    c.get_user()
+        .is_some_and(|u| u.contains(['@', '/', '?', '=']))
+        || c.get_hosts()
+            .iter()
+            .any(|h| matches!(h, Host::Tcp(name) if name.contains('@')))
 }
 
 /// A writer's runtime, its two connections and its prepared statement.
@@ -120,16 +135,17 @@ impl Connections {
     }
 }
 
-/// A setup failure: about the statement, table or permissions (SQLSTATE classes 0A, 22,
-/// 23, 42) a configuration error, else an I/O error.
+/// A setup failure: one the server reports about the statement, table or permissions a
+/// configuration error; a connection, transaction-rollback, resource, operator or system
+/// failure (SQLSTATE classes 08, 40, 53, 55, 57, 58), or none from the server, an I/O error.
 fn classify(
     sink: &str,
     url: &str,
     what: String,
     e: &tokio_postgres::Error,
 ) -> PostgresConnectorError {
-    let class = e.code().map(|c| &c.code()[..2]);
-    if matches!(class, Some("0A" | "22" | "23" | "42")) {
+    let class = e.code().map(|c| c.code().get(..2).unwrap_or(""));
+    if class.is_some_and(|c| !matches!(c, "08" | "40" | "53" | "55" | "57" | "58")) {
         PostgresConnectorError::Setup {
             sink: sink.to_string(),
             url: url.to_string(),
@@ -235,5 +251,8 @@ mod tests {
             assert_eq!(redacted(url), shown, "{url}");
         }
         assert!(!redacted("postgres://u:pa@@/x").contains("pa"));
+        assert!(!redacted("postgres://u:p@ss@h/db").contains("ss"));
+        let odd = redacted("postgres://h/db?password=a@b");
+        assert!(!odd.contains("password=a") && !odd.contains("a@b"), "{odd}");
     }
 }

@@ -72,6 +72,14 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
     /// the parameters `row` makes from the record.
     pub fn new(url: &str, statement: &str, row: impl Fn(&T) -> R + Send + Sync + 'static) -> Self {
         let (config, invalid) = match tokio_postgres::Config::from_str(url) {
+            Ok(_) if super::connection::has_at_sign(&url.parse().expect("parsed above")) => (
+                tokio_postgres::Config::new(),
+                Some(
+                    "the connection URL's user or host holds an `@`: percent-encode an `@` in \
+                     the user or password as %40"
+                        .to_string(),
+                ),
+            ),
             Ok(mut c) => {
                 if c.get_connect_timeout().is_none() {
                     c.connect_timeout(Duration::from_secs(10));

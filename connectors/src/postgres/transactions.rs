@@ -9,7 +9,10 @@
 //! prepared (they belong to a completed checkpoint), and every other prepared transaction
 //! of the same job and old subtask is rolled back: no completed checkpoint covers it (a
 //! later checkpoint's, or one an older attempt still alive prepared), and the restored job
-//! writes its records again. A subtask without state of its own job (a start without
+//! writes its records again. Of another job's (this one started from its savepoint), those
+//! of later checkpoints are rolled back too, as nobody would release their locks; should
+//! that job still run, its commit finds the transaction aborted (by its transaction id)
+//! and fails, so it restores and writes those records again instead of losing them. A subtask without state of its own job (a start without
 //! state, a restore from another job's savepoint, or no state at a new parallelism) rolls
 //! back whatever its job and index prepared before.
 //!
@@ -17,8 +20,8 @@
 //! one) completed; one is rolled back only by the subtask that restores its old subtask's
 //! state of the same job (old subtask `j` goes to new subtask `j mod parallelism`, which is
 //! `j` itself whenever a new subtask `j` exists), so a rollback never races a transaction
-//! the new run prepares, nor one of another job (forked from a savepoint) that may still
-//! run; the operator part of an id carries a hash of the exact uid, so two sinks never
+//! the new run prepares; a commit that finds its transaction gone succeeds only if it was
+//! committed; the operator part of an id carries a hash of the exact uid, so two sinks never
 //! share ids. Prepared transactions survive a server restart, so a completed checkpoint's
 //! records are never lost to one.
 

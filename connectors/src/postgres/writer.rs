@@ -33,7 +33,11 @@ const HELD_BATCHES: usize = 4;
 /// Whether `e` means the connection failed (no answer from the server for the statement).
 fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     use std::error::Error as _;
-    e.code().is_none() && (e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()))
+    e.code().is_none()
+        && (e.is_closed()
+            || (e.source().is_some_and(|s| s.is::<std::io::Error>())
+                // A value too large to send fails encoding with an I/O error too.
+                && !e.to_string().starts_with("error serializing")))
 }
 
 /// Whether `e` is about the record itself, so that skipping it is right: the server
@@ -42,7 +46,7 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 /// deadlock, a full disk or a lost connection: those would drop a good record.
 fn is_record_error(e: &tokio_postgres::Error) -> bool {
     match e.code() {
-        Some(code) => matches!(&code.code()[..2], "22" | "23"),
+        Some(code) => matches!(code.code().get(..2), Some("22" | "23")),
         None => !is_connection_error(e),
     }
 }
@@ -70,8 +74,8 @@ pub(crate) struct PostgresWriter<T, R> {
     oldest: Option<Instant>,
     /// A transaction is open on `client`.
     open: bool,
-    /// Prepared and not yet committed: (checkpoint, global id).
-    prepared: Vec<(u64, String)>,
+    /// Prepared and not yet committed: (checkpoint, global id, transaction id).
+    prepared: Vec<(u64, String, i64)>,
 }
 
 impl<T, R: SqlRow> PostgresWriter<T, R> {
@@ -234,16 +238,44 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
 
     /// Commits the prepared transactions of checkpoints up to `checkpoint`.
     fn commit_prepared(&mut self, checkpoint: u64) -> Result<(), PostgresConnectorError> {
-        while let Some((_, gid)) = self.prepared.first().filter(|(c, _)| *c <= checkpoint) {
+        while let Some((_, gid, xid)) = self.prepared.first().filter(|(c, ..)| *c <= checkpoint) {
             match self.run(&format!("COMMIT PREPARED {}", literal(gid)), true) {
                 Ok(()) => debug!(sink = %self.sink, gid = %gid, "committed"),
-                // Committed already, by a recovering subtask.
-                Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => {}
+                // Finished by someone else: fine if committed (a restore of this job, or a
+                // job started from its savepoint, committed it), not if rolled back.
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => {
+                    self.check_committed(gid, *xid)?
+                }
                 Err(e) => return Err(self.io(&format!("COMMIT PREPARED {gid}"), &e)),
             }
             self.prepared.remove(0);
         }
         Ok(())
+    }
+
+    /// Fails unless the transaction `xid` (prepared as `gid`) committed: one rolled back by
+    /// a restore (of this job, this attempt being an older one still alive, or of a job
+    /// started from its savepoint) lost its records for this run, which must then fail and
+    /// restore to write them again.
+    fn check_committed(&self, gid: &str, xid: i64) -> Result<(), PostgresConnectorError> {
+        let status: Option<String> = self
+            .runtime
+            .block_on(self.committer.query_one("SELECT txid_status($1)", &[&xid]))
+            .map_err(|e| self.io("reading a transaction's status", &e))?
+            .get(0);
+        if status.as_deref() == Some("committed") {
+            return Ok(());
+        }
+        Err(PostgresConnectorError::Io {
+            sink: self.sink.clone(),
+            url: self.url.clone(),
+            what: format!("COMMIT PREPARED {gid}"),
+            message: format!(
+                "the transaction was {} by another attempt's or job's recovery; this run \
+                 restores and writes its records again",
+                status.as_deref().unwrap_or("forgotten")
+            ),
+        })
     }
 
     /// Commits what `state` lists and rolls back its old subtask's later transactions.
@@ -258,7 +290,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             .map_err(|e| self.io("listing prepared transactions", &e))?;
         for row in found {
             let g: String = row.get(0);
-            let Some((subtask, _checkpoint)) = parse_gid(&state.prefix, &g) else {
+            let Some((subtask, checkpoint)) = parse_gid(&state.prefix, &g) else {
                 continue;
             };
             if subtask != state.subtask {
@@ -266,11 +298,12 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             }
             let sql = if state.gids.contains(&g) {
                 format!("COMMIT PREPARED {}", literal(&g))
-            } else if state.prefix == self.prefix {
-                // Not listed: no completed checkpoint covers it (a later checkpoint's, or
-                // one an older attempt, still alive, prepared after this state was taken).
-                // Another job's (this one started from its savepoint) may still be
-                // running and commit it: left to that job.
+            } else if state.prefix == self.prefix || checkpoint > state.checkpoint {
+                // Not listed: no completed checkpoint this run restores covers it (a later
+                // checkpoint's, or one an older attempt still alive prepared after this state
+                // was taken). Another job's earlier ones are left to it; its later ones hold
+                // locks nobody would release: rolled back, and that job, should it still
+                // run, finds out when it tries to commit them, fails and writes them again.
                 format!("ROLLBACK PREPARED {}", literal(&g))
             } else {
                 continue;
@@ -327,16 +360,21 @@ impl<T, R: SqlRow> SinkWriter<T> for PostgresWriter<T, R> {
 
                 if self.open {
                     let g = gid(&self.prefix, self.subtask, checkpoint);
+                    let xid: i64 = self
+                        .runtime
+                        .block_on(self.client.query_one("SELECT txid_current()", &[]))
+                        .map_err(|e| self.io("reading the transaction id", &e))?
+                        .get(0);
                     self.run(&format!("PREPARE TRANSACTION {}", literal(&g)), false)
                         .map_err(|e| self.io(&format!("PREPARE TRANSACTION {g}"), &e))?;
                     self.open = false;
-                    self.prepared.push((checkpoint, g));
+                    self.prepared.push((checkpoint, g, xid));
                 }
                 let state = PreparedState {
                     prefix: self.prefix.clone(),
                     subtask: self.subtask,
                     checkpoint,
-                    gids: self.prepared.iter().map(|(_, g)| g.clone()).collect(),
+                    gids: self.prepared.iter().map(|(_, g, _)| g.clone()).collect(),
                 };
                 Ok(Some(weir_api::source::encode_split(&state)?))
             }

@@ -19,6 +19,7 @@ mod partitioner;
 pub mod protocol;
 mod registry;
 mod server;
+mod server_handshake;
 mod subpartition;
 mod transport;
 mod valve;

@@ -61,7 +61,7 @@ pub(crate) struct SinkSettings<T, R> {
 /// # let _ = sink;
 /// ```
 pub struct PostgresSink<T, R> {
-    settings: SinkSettings<T, R>,
+    settings: Arc<SinkSettings<T, R>>,
     invalid: Option<String>,
 }
 
@@ -72,7 +72,7 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
     /// the parameters `row` makes from the record.
     pub fn new(url: &str, statement: &str, row: impl Fn(&T) -> R + Send + Sync + 'static) -> Self {
         let (config, invalid) = match tokio_postgres::Config::from_str(url) {
-            Ok(_) if super::connection::has_at_sign(&url.parse().expect("parsed above")) => (
+            Ok(c) if super::connection::has_at_sign(&c) => (
                 tokio_postgres::Config::new(),
                 Some(
                     "the connection URL's user or host holds an `@`: percent-encode an `@` in \
@@ -92,7 +92,7 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
             ),
         };
         Self {
-            settings: SinkSettings {
+            settings: Arc::new(SinkSettings {
                 url: url.to_string(),
                 config,
                 statement: statement.to_string(),
@@ -102,7 +102,7 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
                 batch_size: DEFAULT_BATCH_SIZE,
                 batch_interval: DEFAULT_BATCH_INTERVAL,
                 on_error: OnRecordError::default(),
-            },
+            }),
             invalid,
         }
     }
@@ -110,14 +110,14 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
     /// Runs `statement` once when each writer starts, before any record (such as
     /// `CREATE TABLE IF NOT EXISTS …`); the writers of one sink run it one at a time.
     pub fn setup(mut self, statement: &str) -> Self {
-        self.settings.setup.push(statement.to_string());
+        self.settings_mut().setup.push(statement.to_string());
         self
     }
 
     /// At least once (the default), exactly once, or none (batches are not flushed at
     /// checkpoint barriers).
     pub fn delivery_guarantee(mut self, guarantee: DeliveryGuarantee) -> Self {
-        self.settings.guarantee = guarantee;
+        self.settings_mut().guarantee = guarantee;
         self
     }
 
@@ -126,7 +126,7 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
         if records == 0 {
             self.invalid = Some("batch size must be at least 1".into());
         }
-        self.settings.batch_size = records.max(1);
+        self.settings_mut().batch_size = records.max(1);
         self
     }
 
@@ -134,20 +134,20 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
     /// at every buffer timeout); zero sends batches only when full, at barriers and at the
     /// end, as Flink's `batchIntervalMs` of 0.
     pub fn batch_interval(mut self, interval: Duration) -> Self {
-        self.settings.batch_interval = interval;
+        self.settings_mut().batch_interval = interval;
         self
     }
 
     /// What to do when the statement fails for one record (default: fail the job).
     pub fn on_record_error(mut self, policy: OnRecordError) -> Self {
-        self.settings.on_error = policy;
+        self.settings_mut().on_error = policy;
         self
     }
 }
 
 impl<T: 'static, R: SqlRow> SinkFunction<T> for PostgresSink<T, R> {
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError> {
-        Ok(Box::new(PostgresWriter::open(self.shared(), ctx)?))
+        Ok(Box::new(PostgresWriter::open(self.settings.clone(), ctx)?))
     }
 
     fn check(&self, name: &str, job: &JobConfig) -> Result<(), TaskError> {
@@ -167,17 +167,9 @@ impl<T: 'static, R: SqlRow> SinkFunction<T> for PostgresSink<T, R> {
 }
 
 impl<T, R> PostgresSink<T, R> {
-    fn shared(&self) -> Arc<SinkSettings<T, R>> {
-        Arc::new(SinkSettings {
-            url: self.settings.url.clone(),
-            config: self.settings.config.clone(),
-            statement: self.settings.statement.clone(),
-            row: self.settings.row.clone(),
-            setup: self.settings.setup.clone(),
-            guarantee: self.settings.guarantee,
-            batch_size: self.settings.batch_size,
-            batch_interval: self.settings.batch_interval,
-            on_error: self.settings.on_error,
-        })
+    /// The settings, while the builder still holds them alone (writers share them only
+    /// once the job runs).
+    fn settings_mut(&mut self) -> &mut SinkSettings<T, R> {
+        Arc::get_mut(&mut self.settings).expect("only the builder holds the settings")
     }
 }

@@ -161,7 +161,7 @@ pub fn encode_hello(secret: &[u8]) -> Vec<u8> {
 /// A hint when `bytes` (the first a peer sent) start a TLS record: an alert or a
 /// handshake, as a peer with `security.ssl.internal.enabled` sends.
 pub fn tls_hint(bytes: &[u8]) -> &'static str {
-    if matches!(bytes, [0x15 | 0x16, 0x03, ..]) {
+    if crate::rpc::tls::looks_like_tls(bytes) {
         "; the peer speaks TLS: set security.ssl.internal.enabled and its certificates here too"
     } else {
         ""

@@ -35,7 +35,11 @@ type Session = Arc<Mutex<Connection>>;
 pub(crate) struct TransportReader {
     tcp: TcpStream,
     tls: Option<Session>,
-    /// Ciphertext read from the socket and not yet handed to the session: `raw[start..end]`.
+    pending: Ciphertext,
+}
+
+/// Ciphertext read from the socket and not yet handed to the session: `raw[start..end]`.
+struct Ciphertext {
     raw: Box<[u8]>,
     start: usize,
     end: usize,
@@ -86,14 +90,16 @@ fn open(
     let reader = TransportReader {
         tcp: tcp.try_clone()?,
         tls: session.clone(),
-        raw: if session.is_some() {
-            vec![0u8; RAW_READ].into_boxed_slice()
-        } else {
-            Box::default()
+        pending: Ciphertext {
+            raw: if session.is_some() {
+                vec![0u8; RAW_READ].into_boxed_slice()
+            } else {
+                Box::default()
+            },
+            start: 0,
+            end: 0,
+            eof: false,
         },
-        start: 0,
-        end: 0,
-        eof: false,
     };
     let writer = TransportWriter {
         tcp,
@@ -142,55 +148,52 @@ fn handshake(tcp: &mut TcpStream, side: Side<'_>) -> io::Result<Connection> {
 
 /// `e` with the hint that TLS failed and why it usually does.
 fn failed(e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!(
-            "TLS failed ({e}); do both sides have security.ssl.internal.enabled and \
-             certificates the other trusts?"
-        ),
-    )
+    crate::rpc::tls::failed("TLS failed", e)
 }
 
-impl TransportReader {
-    /// Reads plaintext out of the TLS session, feeding it ciphertext from the socket (read
-    /// without the session's lock) until some is there or the connection ends.
-    fn read_tls(&mut self, session: &Session, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            {
-                let mut s = session.lock().expect("data session poisoned");
-                match s.reader().read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the peer closed the connection",
-                        ))
-                    }
-                    done => return done,
+/// Reads plaintext out of the TLS session, feeding it ciphertext from `tcp` (read without
+/// the session's lock) until some is there or the connection ends.
+fn read_tls(
+    session: &Session,
+    tcp: &mut TcpStream,
+    p: &mut Ciphertext,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        {
+            let mut s = session.lock().expect("data session poisoned");
+            match s.reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection",
+                    ))
                 }
-                if self.start < self.end || self.eof {
-                    // The end of stream is handed over too: the session then tells a clean
-                    // close (`close_notify`, `Ok(0)`) from a cut connection (an error).
-                    let mut pending = &self.raw[self.start..self.end];
-                    self.start += s.read_tls(&mut pending)?;
-                    // A peer that refuses this process's certificate says so with an alert
-                    // after this side's part of a TLS 1.3 handshake ended: name TLS.
-                    s.process_new_packets()
-                        .map_err(|e| failed(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-                    continue;
-                }
+                done => return done,
             }
-            let n = self.tcp.read(&mut self.raw)?;
-            (self.start, self.end, self.eof) = (0, n, n == 0);
+            if p.start < p.end || p.eof {
+                // The end of stream is handed over too: the session then tells a clean
+                // close (`close_notify`, `Ok(0)`) from a cut connection (an error).
+                let mut pending = &p.raw[p.start..p.end];
+                p.start += s.read_tls(&mut pending)?;
+                // A peer that refuses this process's certificate says so with an alert
+                // after this side's part of a TLS 1.3 handshake ended: name TLS.
+                s.process_new_packets()
+                    .map_err(|e| failed(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+                continue;
+            }
         }
+        let n = tcp.read(&mut p.raw)?;
+        (p.start, p.end, p.eof) = (0, n, n == 0);
     }
 }
 
 impl Read for TransportReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.tls.clone() {
+        match &self.tls {
             None => self.tcp.read(buf),
-            Some(session) => self.read_tls(&session, buf),
+            Some(session) => read_tls(session, &mut self.tcp, &mut self.pending, buf),
         }
     }
 }

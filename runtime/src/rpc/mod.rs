@@ -147,8 +147,7 @@ pub enum RpcError {
 fn not_weir(got: &[u8]) -> String {
     if got.starts_with(b"HTTP") {
         "it answers HTTP, as the JobManager's REST port (rest.address) does: give its control RPC address (jobmanager.rpc.address, port 6123 by default)".into()
-    } else if matches!(got, [0x15 | 0x16, 0x03, ..]) {
-        // A TLS record (an alert or a handshake) where a Weir hello should be.
+    } else if tls::looks_like_tls(got) {
         "it answers TLS: set security.ssl.internal.enabled and its certificates here too".into()
     } else {
         format!("it sent {got:02x?} where a Weir hello starts")

@@ -231,11 +231,26 @@ pub async fn server(tcp: TcpStream, peer: &str) -> Result<ControlStream, RpcErro
 pub(crate) fn handshake_failed(peer: &str, e: std::io::Error) -> RpcError {
     RpcError::Io {
         peer: peer.to_owned(),
-        source: std::io::Error::new(
-            e.kind(),
-            format!("TLS handshake failed ({e}); do both sides have security.ssl.internal.enabled and certificates the other trusts?"),
-        ),
+        source: failed("TLS handshake failed", e),
     }
+}
+
+/// `e` saying that TLS failed (`what`) and why it usually does; for control and data
+/// connections alike.
+pub(crate) fn failed(what: &str, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "{what} ({e}); do both sides have security.ssl.internal.enabled and certificates \
+             the other trusts?"
+        ),
+    )
+}
+
+/// Whether `bytes` (the first a peer sent) start a TLS record, an alert or a handshake, as a
+/// peer with `security.ssl.internal.enabled` sends where a plain one expects Weir bytes.
+pub fn looks_like_tls(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x15 | 0x16, 0x03, ..])
 }
 
 /// Verifies a server's chain against the trusted authorities, whatever host name it is for.

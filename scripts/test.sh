@@ -5,7 +5,8 @@
 # connector against a real broker that its tests start with scripts/kafka.sh). Installs
 # libclang (which the `rocksdb` crate needs to compile RocksDB), Java 17 with Maven
 # (which scripts/kafka.sh needs to fetch and run Apache Kafka), Debian's zookeeper
-# (scripts/zookeeper.sh), postgresql (scripts/postgres.sh) and chromium when they are missing.
+# (scripts/zookeeper.sh), postgresql (scripts/postgres.sh), python3-venv (scripts/s3.sh) and
+# chromium when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-d
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# scripts/s3.sh installs its S3-compatible server (moto, from PyPI) into a virtualenv.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # Debian's ZooKeeper runs the high-availability tests' servers (scripts/zookeeper.sh).
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 # Debian's PostgreSQL runs the PostgreSQL sink tests' servers (scripts/postgres.sh).

@@ -79,9 +79,12 @@ impl Default for EnvSettings {
     }
 }
 
-/// The settings of a job program's configuration with `properties` (its `-D` flags) on top.
+/// The settings of a job program's configuration with `properties` (its `-D` flags) on top;
+/// also installs the configuration's S3 settings for the stores this process opens.
 fn configured(properties: &[String]) -> Result<EnvSettings, ConfigError> {
-    EnvSettings::from_configuration(&Configuration::for_job_program(properties)?)
+    let c = Configuration::for_job_program(properties)?;
+    weir_runtime::checkpoint::S3Settings::from_configuration(&c)?.install();
+    EnvSettings::from_configuration(&c)
 }
 
 pub(crate) struct EnvInner {

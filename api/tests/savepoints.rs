@@ -321,7 +321,48 @@ fn a_failure_before_the_first_checkpoint_after_a_savepoint_restores_the_savepoin
 }
 
 #[test]
-fn a_savepoint_restored_into_a_changed_output_directory_fails_the_job_at_once_naming_the_cause() {
+fn a_savepoint_restored_with_another_output_directory_keeps_the_earlier_parts_where_they_were_written(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, chk, sp) = dirs(&tmp);
+    let env = checkpointed_env(2, &chk);
+    let job = counting_job(&env, &out, "counting", 10_000);
+    let client = env.execute_async("counting").unwrap();
+    wait_for_records(&job, 2_000);
+    let savepoint = client
+        .trigger_savepoint(Some(&sp.display().to_string()))
+        .unwrap();
+    // Later checkpoints commit more parts into `out` before the job is cancelled.
+    wait_for_records(&job, 6_000);
+    client.cancel().unwrap();
+    let _ = client.wait();
+
+    // Restored at another parallelism into another directory: the parts the savepoint
+    // covers stay in `out`, those written after it go (their records are replayed), and
+    // the rest of the output goes into the new directory.
+    let moved = tmp.path().join("moved-output");
+    let env = checkpointed_env(3, &chk);
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    counting_job(&env, &moved, "counting", 0);
+    env.execute("counting").unwrap();
+    let (before, after) = (lines(&out), lines(&moved));
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "both directories hold output"
+    );
+    let mut all = before;
+    for (line, n) in after {
+        *all.entry(line).or_insert(0) += n;
+    }
+    assert_eq!(
+        all,
+        expected(),
+        "every count exactly once across both directories"
+    );
+}
+
+#[test]
+fn a_savepoint_whose_output_directory_was_removed_fails_the_job_at_once_naming_the_cause() {
     let tmp = tempfile::tempdir().unwrap();
     let (out, chk, sp) = dirs(&tmp);
     // The stop savepoint is the job's only checkpoint: every part the sinks wrote is
@@ -334,10 +375,11 @@ fn a_savepoint_restored_into_a_changed_output_directory_fails_the_job_at_once_na
         .stop_with_savepoint(Some(&sp.display().to_string()))
         .unwrap();
     client.wait().unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
 
-    // Restored into another output directory, the sinks cannot find the parts the
-    // savepoint holds pending: every run would fail the same way, so the job fails at once
-    // although its restart strategy allows a hundred restarts.
+    // The sinks cannot find the parts the savepoint holds: every run would fail the same
+    // way, so the job fails at once although its restart strategy allows a hundred
+    // restarts.
     let env = checkpointed_env(2, &chk);
     env.configure(|s| {
         s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
@@ -346,10 +388,11 @@ fn a_savepoint_restored_into_a_changed_output_directory_fails_the_job_at_once_na
         })
     });
     env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
-    counting_job(&env, &tmp.path().join("moved-output"), "counting", 0);
+    counting_job(&env, &tmp.path().join("new-output"), "counting", 0);
     let message = env.execute("counting").unwrap_err().to_string();
     assert!(
         message.contains("file sink cannot commit part")
+            && message.contains(&out.display().to_string())
             && message.contains("task '")
             && message.contains("a restored-state failure")
             && message.contains("was not restarted"),

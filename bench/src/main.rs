@@ -48,7 +48,7 @@
 //!   `cluster_failover.rs`).
 //!
 //! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a temporary
-//! directory) and adds the number of completed checkpoints, their median and largest
+//! directory, or `--checkpoint-dir URL` such as `s3://bucket/path`) and adds the number of completed checkpoints, their median and largest
 //! duration, their largest size, the median of the bytes each stored (less than its size
 //! when RocksDB checkpoints are incremental, `--incremental true`, the default) and the
 //! longest alignment to the JSON line. With
@@ -139,6 +139,10 @@ struct Args {
     /// directory removed afterwards.
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
+    /// Where the checkpoints go instead of the temporary directory: a storage URL such as
+    /// `s3://bucket/path` (S3 settings from the AWS variables or `WEIR_S3_*`); kept.
+    #[arg(long, value_name = "URL", requires = "checkpoint_interval_ms")]
+    checkpoint_dir: Option<String>,
     /// `sensor-window` with checkpoints: fail a task once, at this record, restart at once
     /// and report the time from the failure to the first window result after the restore.
     #[arg(long)]
@@ -448,6 +452,11 @@ fn configure(env: &StreamExecutionEnvironment, args: &Args) -> Result<Option<std
     }
     Ok(match args.checkpoint_interval_ms {
         Some(0) => bail!("--checkpoint-interval-ms must be at least 1"),
+        Some(ms) if args.checkpoint_dir.is_some() => {
+            let url = args.checkpoint_dir.as_deref().unwrap_or_default();
+            env.enable_checkpointing(Duration::from_millis(ms), url);
+            None
+        }
         Some(ms) => {
             let dir =
                 std::env::temp_dir().join(format!("weir-bench-checkpoints-{}", std::process::id()));

@@ -242,6 +242,7 @@ fn execute(cli: Cli) -> Result<i32> {
     if let Some(files) = internal_tls(&config)? {
         weir_runtime::rpc::tls::install(&files)?;
     }
+    weir_runtime::checkpoint::S3Settings::from_configuration(config.inner())?.install();
     let format = cli.output;
     match cli.command {
         Verb::Jobmanager {

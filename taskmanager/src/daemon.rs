@@ -424,6 +424,10 @@ fn worker_command(
         cmd.env(ENV_WORKER_METRICS_HOST, m.host.to_string())
             .env(ENV_WORKER_METRICS_PORT, m.ports.to_string());
     }
+    // The worker reads no cluster configuration: its S3 settings travel as AWS variables.
+    for (name, value) in weir_runtime::checkpoint::S3Settings::installed().worker_env() {
+        cmd.env(name, value);
+    }
     match &settings.secret {
         Some(s) => cmd.env(ENV_CLUSTER_SECRET, s.expose()),
         None => cmd.env_remove(ENV_CLUSTER_SECRET),

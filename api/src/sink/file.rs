@@ -21,11 +21,19 @@
 //! - Restored at another parallelism, a subtask finishes the parts of every old subtask
 //!   whose state it was given; a new subtask index without state numbers its parts after
 //!   the visible parts its index already has.
+//! - The state names the (absolute) directory its parts were written in, so a job restored
+//!   with another output directory commits the earlier parts where they were written, as
+//!   Flink's `FileSink` does, and writes new parts into the new directory.
 //! - Every record is one line: the formatter's text followed by `\n`. Writes are buffered;
 //!   the formatter appends into one reused `String`, so the sink allocates nothing per
 //!   record itself.
 //! - An I/O error fails the task with a message naming the file.
+//! - A directory given as `s3://bucket/dir` writes to S3 instead (see
+//!   [`super::object_file`]): the same part names and commit protocol, with multipart
+//!   uploads in place of files and renames.
 
+use super::object_file::ObjectFileWriter;
+use super::parts_state::PartsState;
 use super::{SinkContext, SinkFunction, SinkWriter};
 use std::fmt::{Display, Write as _};
 use std::fs::File;
@@ -38,7 +46,7 @@ use weir_runtime::{CheckpointId, TaskError, Timestamp};
 pub const DEFAULT_MAX_PART_SIZE: u64 = 128 * 1024 * 1024;
 
 /// Appends the text of one record (without the line terminator) to the buffer.
-type Formatter<T> = Arc<dyn Fn(&T, &mut String) + Send + Sync>;
+pub(super) type Formatter<T> = Arc<dyn Fn(&T, &mut String) + Send + Sync>;
 
 /// Writes records as text lines into rolling part files in a directory.
 ///
@@ -124,14 +132,20 @@ impl<T: Display> FileSink<T> {
 
 impl<T: 'static> SinkFunction<T> for FileSink<T> {
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, TaskError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
+        if let Some(url) = self.dir.to_str().filter(|d| d.starts_with("s3://")) {
+            let format = self.format.clone();
+            let writer = ObjectFileWriter::new(url, format, self.max_part_size, ctx)?;
+            return Ok(Box::new(writer));
+        }
+        let cannot = |e: std::io::Error| {
             TaskError::Io(format!(
                 "file sink cannot create output directory {}: {e}",
                 self.dir.display()
             ))
-        })?;
+        };
+        std::fs::create_dir_all(&self.dir).map_err(cannot)?;
         Ok(Box::new(FileWriter {
-            dir: self.dir.clone(),
+            dir: std::path::absolute(&self.dir).map_err(cannot)?,
             format: self.format.clone(),
             max_part_size: self.max_part_size,
             subtask: ctx.subtask,
@@ -171,17 +185,6 @@ struct FileWriter<T> {
     pending: Vec<(CheckpointId, u64)>,
 }
 
-/// What a transactional file sink subtask stores in a checkpoint.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct FileSinkState {
-    /// The subtask whose part files these are.
-    subtask: u16,
-    /// The next part number.
-    next_part: u64,
-    /// Parts pre-committed and not yet visible.
-    pending: Vec<u64>,
-}
-
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> TaskError {
     TaskError::Io(format!("file sink cannot {action} {}: {e}", path.display()))
 }
@@ -204,11 +207,7 @@ impl<T> FileWriter<T> {
     }
 
     fn pending_path(&self, subtask: u16, n: u64) -> PathBuf {
-        self.dir.join(format!(".part-{subtask}-{n}.pending"))
-    }
-
-    fn done_path(&self, subtask: u16, n: u64) -> PathBuf {
-        self.dir.join(format!("part-{subtask}-{n}"))
+        pending_path(&self.dir, subtask, n)
     }
 
     /// Flushes the current part file, if any, and gives it its final name (or, when
@@ -238,22 +237,41 @@ impl<T> FileWriter<T> {
         };
         rename(&in_progress, &target)
     }
+}
 
-    /// Makes pending part `n` of `subtask` visible (already visible counts as done).
-    fn publish(&self, subtask: u16, n: u64) -> Result<(), TaskError> {
-        let pending = self.pending_path(subtask, n);
-        let done = self.done_path(subtask, n);
-        if pending.exists() {
-            rename(&pending, &done)?;
-        } else if !done.exists() {
-            return Err(TaskError::RestoredState(format!(
-                "file sink cannot commit part {}: neither it nor {} exists (was the output directory changed or cleaned?)",
-                done.display(),
-                pending.display()
-            )));
-        }
-        Ok(())
+fn pending_path(dir: &Path, subtask: u16, n: u64) -> PathBuf {
+    dir.join(format!(".part-{subtask}-{n}.pending"))
+}
+
+/// Makes pending part `n` of `subtask` in `dir` visible (already visible counts as done).
+fn publish(dir: &Path, subtask: u16, n: u64) -> Result<(), TaskError> {
+    let pending = pending_path(dir, subtask, n);
+    let done = dir.join(format!("part-{subtask}-{n}"));
+    if pending.exists() {
+        rename(&pending, &done)?;
+    } else if !done.exists() {
+        return Err(TaskError::RestoredState(format!(
+            "file sink cannot commit part {}: neither it nor {} exists (was the output directory removed or cleaned?)",
+            done.display(),
+            pending.display()
+        )));
     }
+    Ok(())
+}
+
+/// The names and paths of the entries of `dir`; a directory that is gone has none.
+fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>, TaskError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("list", dir, e)),
+    };
+    entries
+        .map(|e| {
+            let e = e.map_err(|e| io_error("list", dir, e))?;
+            Ok((e.file_name().to_string_lossy().into_owned(), e.path()))
+        })
+        .collect()
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), TaskError> {
@@ -317,7 +335,7 @@ impl<T> SinkWriter<T> for FileWriter<T> {
             .chain(self.closed.drain(..))
             .collect();
         for n in parts {
-            self.publish(self.subtask, n)?;
+            publish(&self.dir, self.subtask, n)?;
         }
         Ok(())
     }
@@ -330,16 +348,14 @@ impl<T> SinkWriter<T> for FileWriter<T> {
         for n in self.closed.drain(..) {
             self.pending.push((checkpoint, n));
         }
-        let state = FileSinkState {
+        PartsState::Local {
             subtask: self.subtask,
             next_part: self.next_part,
             pending: self.pending.iter().map(|(_, n)| *n).collect(),
-        };
-        let mut out = Vec::new();
-        weir_state_backends::encode_into(&state, &mut out).map_err(|e| {
-            TaskError::Checkpoint(format!("file sink cannot encode its state: {e}"))
-        })?;
-        Ok(Some(out))
+            dir: self.dir.clone(),
+        }
+        .encode()
+        .map(Some)
     }
 
     fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
@@ -347,48 +363,39 @@ impl<T> SinkWriter<T> for FileWriter<T> {
             self.pending.drain(..).partition(|(c, _)| *c <= checkpoint);
         self.pending = waiting;
         for (_, n) in ready {
-            self.publish(self.subtask, n)?;
+            publish(&self.dir, self.subtask, n)?;
         }
         Ok(())
     }
 
     fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
         let mut own_next = None;
-        let list = |dir: &Path| -> Result<Vec<(String, PathBuf)>, TaskError> {
-            let entries = std::fs::read_dir(dir).map_err(|e| io_error("list", dir, e))?;
-            entries
-                .map(|e| {
-                    let e = e.map_err(|e| io_error("list", dir, e))?;
-                    Ok((e.file_name().to_string_lossy().into_owned(), e.path()))
-                })
-                .collect()
-        };
-        let files = list(&self.dir)?;
         for bytes in states {
-            let (state, _): (FileSinkState, usize) = weir_state_backends::decode_from(&bytes)
-                .map_err(|e| {
-                    TaskError::RestoredState(format!("file sink cannot decode its state: {e}"))
-                })?;
-            for n in &state.pending {
-                self.publish(state.subtask, *n)?;
+            let into = self.dir.display().to_string();
+            let (subtask, next_part, pending, dir) =
+                PartsState::decode(&bytes)?.into_local(&into)?;
+            // The parts are where they were written, even if the output directory changed.
+            for n in &pending {
+                publish(&dir, subtask, *n)?;
             }
             // Parts numbered from the restored counter on were written after the
             // checkpoint: their records are replayed, so they go.
-            for (name, path) in &files {
-                if part_number(name, state.subtask).is_some_and(|n| n >= state.next_part) {
-                    match std::fs::remove_file(path) {
+            for (name, path) in list(&dir)? {
+                if part_number(&name, subtask).is_some_and(|n| n >= next_part) {
+                    match std::fs::remove_file(&path) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_error("delete", path, e)),
+                        Err(e) => return Err(io_error("delete", &path, e)),
                     }
                 }
             }
-            if state.subtask == self.subtask {
-                own_next = Some(state.next_part);
+            if subtask == self.subtask && dir == self.dir {
+                own_next = Some(next_part);
             }
         }
-        // A subtask that did not exist at the restored parallelism goes on after the parts
-        // its index already has (committed by an earlier run), so none is overwritten.
+        // A subtask without state of its own in this directory (a new subtask index, or a
+        // new output directory) goes on after the parts its index already has there
+        // (committed by an earlier run), so none is overwritten.
         self.next_part = match own_next {
             Some(n) => n,
             None => list(&self.dir)?

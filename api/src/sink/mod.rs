@@ -6,6 +6,8 @@
 mod collect;
 mod discard;
 mod file;
+mod object_file;
+mod parts_state;
 mod print;
 
 pub use collect::CollectSink;

@@ -20,20 +20,25 @@ mod aligner;
 mod files;
 mod metadata;
 mod restore;
+mod s3;
 mod savepoint;
 mod shared_registry;
 mod snapshot;
 mod storage;
+mod storage_error;
+mod transfer;
 mod uploader;
 
 pub use aligner::{AlignAction, AlignOutcome, BarrierAligner, HeldBuffer};
 pub use metadata::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
 pub use restore::{RestoredKeyed, RestoredState};
+pub use s3::{parse_url as split_s3_url, S3Location, S3Settings};
 pub use savepoint::{location_url, open_savepoint};
 pub use shared_registry::SharedStateRegistry;
 pub use snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
 pub use storage::{
     checkpoint_dir, join_url, CheckpointStorage, StorageError, METADATA_FILE, SHARED_DIR,
 };
+pub use transfer::{PARTS_IN_FLIGHT, PART_SIZE};
 pub use uploader::{state_file_name, Uploader};
 pub use weir_state_backends::SharedStateFile;

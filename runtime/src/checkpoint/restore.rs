@@ -155,11 +155,10 @@ impl RestoredState {
             std::fs::write(dir.join(&name), bytes).map_err(|e| failed(&name, &e))?;
         }
         for file in &h.shared {
-            let bytes = self
-                .storage
-                .read_shared(file)
+            // Streamed into the local file, checked by size and crc32 on the way.
+            self.storage
+                .download_shared(file, &dir.join(&file.local))
                 .map_err(|e| TaskError::Io(format!("cannot restore '{uid}': {e}")))?;
-            std::fs::write(dir.join(&file.local), &bytes).map_err(|e| failed(&file.local, &e))?;
         }
         Ok(NativeRestore {
             dir,

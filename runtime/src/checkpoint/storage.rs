@@ -1,7 +1,8 @@
 //! Checkpoint storage on an `object_store` URL (`state.checkpoints.dir`).
 //!
-//! `file:///absolute/dir` (the default kind) and `memory://` are supported; every access
-//! goes through `object_store` paths, so nothing here assumes a POSIX file system. The
+//! `file:///absolute/dir` (the default kind), `s3://bucket/path` (settings in [`super::s3`])
+//! and `memory://` are supported; every access goes through `object_store` paths, so
+//! nothing here assumes a POSIX file system. The
 //! store's calls are asynchronous; a small private runtime drives them so that the
 //! JobManager and task threads can call in synchronously.
 //!
@@ -30,55 +31,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use thiserror::Error;
 use tracing::{debug, warn};
 use weir_state_backends::SharedStateFile;
+
+pub use super::storage_error::StorageError;
 
 /// Name of a checkpoint's metadata file.
 pub const METADATA_FILE: &str = "_metadata";
 
 /// The directory of a job's shared files (those incremental checkpoints reference).
 pub const SHARED_DIR: &str = "shared";
-
-/// Errors of checkpoint storage; each names the URL or file concerned.
-#[derive(Debug, Error)]
-pub enum StorageError {
-    /// The checkpoint directory URL cannot be used.
-    #[error("checkpoint storage URL '{url}': {reason}")]
-    BadUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The store failed (I/O, permissions, missing file).
-    #[error("checkpoint storage {path}: {source}")]
-    Store {
-        /// The file or directory concerned.
-        path: String,
-        /// The store's error.
-        source: object_store::Error,
-    },
-    /// A stored file is not what it should be (bad checksum, truncated, wrong version,
-    /// or it contradicts its metadata).
-    #[error("checkpoint file {path} is unusable: {reason}")]
-    Corrupt {
-        /// The file concerned.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// No retained checkpoint could be read.
-    #[error("no usable checkpoint for job {job} in {url}: {reasons}")]
-    NoUsableCheckpoint {
-        /// The job.
-        job: JobId,
-        /// The storage URL.
-        url: String,
-        /// Why each candidate was rejected, newest first (empty when there were none).
-        reasons: String,
-    },
-}
 
 /// Where a job's checkpoints live.
 pub struct CheckpointStorage {
@@ -136,8 +98,9 @@ pub fn join_url(url: &str, path: &str) -> String {
 }
 
 impl CheckpointStorage {
-    /// Opens the storage at `url`: `file:///absolute/dir` (created if missing) or
-    /// `memory://` (in this process only, for tests).
+    /// Opens the storage at `url`: `file:///absolute/dir` (created if missing),
+    /// `s3://bucket/path` (the bucket must exist) or `memory://` (in this process only, for
+    /// tests).
     pub fn open(url: &str) -> Result<Self, StorageError> {
         Self::open_with(url, true)
     }
@@ -152,6 +115,10 @@ impl CheckpointStorage {
             url: url.to_string(),
             reason,
         };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| bad(format!("cannot start its I/O runtime: {e}")))?;
         let mut local_root = None;
         let store: Arc<dyn ObjectStore> = if let Some(dir) = url.strip_prefix("file://") {
             if !dir.starts_with('/') {
@@ -167,17 +134,15 @@ impl CheckpointStorage {
                 object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| bad(e.to_string()))?,
             )
+        } else if url.starts_with("s3://") {
+            super::s3::open(url, !create, &runtime)?
         } else if url == "memory://" {
             Arc::new(InMemory::new())
         } else {
             return Err(bad(
-                "unsupported scheme (supported: file:///dir, memory://)".into(),
+                "unsupported scheme (supported: file:///dir, s3://bucket/path, memory://)".into(),
             ));
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| bad(format!("cannot start its I/O runtime: {e}")))?;
         Ok(Self {
             store,
             url: trim_url(url),
@@ -186,7 +151,12 @@ impl CheckpointStorage {
         })
     }
 
-    fn rt(&self) -> &tokio::runtime::Runtime {
+    /// The store itself.
+    pub(super) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub(super) fn rt(&self) -> &tokio::runtime::Runtime {
         self.runtime
             .as_ref()
             .expect("the runtime lives until the storage is dropped")
@@ -207,7 +177,10 @@ impl CheckpointStorage {
         join_url(&self.url, path.as_ref())
     }
 
-    fn store_err(&self, path: &Path) -> impl Fn(object_store::Error) -> StorageError + '_ {
+    pub(super) fn store_err(
+        &self,
+        path: &Path,
+    ) -> impl Fn(object_store::Error) -> StorageError + '_ {
         let name = self.name(path);
         move |source| StorageError::Store {
             path: name.clone(),
@@ -215,7 +188,11 @@ impl CheckpointStorage {
         }
     }
 
+    /// Writes `bytes` to `path`: one put, or a multipart upload when larger than a part.
     pub(super) fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
+        if bytes.len() > super::transfer::PART_SIZE {
+            return self.put_in_parts(path, bytes);
+        }
         self.rt()
             .block_on(self.store.put(path, PutPayload::from(bytes)))
             .map(|_| ())
@@ -311,7 +288,12 @@ impl CheckpointStorage {
     }
 
     /// Checks that the file at `path` has the `expected` size its metadata gives.
-    fn check_size(&self, path: &Path, actual: u64, expected: u64) -> Result<(), StorageError> {
+    pub(super) fn check_size(
+        &self,
+        path: &Path,
+        actual: u64,
+        expected: u64,
+    ) -> Result<(), StorageError> {
         if actual == expected {
             return Ok(());
         }

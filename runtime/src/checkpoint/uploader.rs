@@ -257,22 +257,22 @@ fn upload_native(
             shared.push(known.clone());
             continue;
         }
-        let bytes = read()?;
         let name = format!(
             "{}-{:016x}-{checkpoint}-{}",
             state_file_name(uid, subtask.subtask),
             local.instance,
             f.name
         );
-        let file = SharedStateFile {
+        // Streamed from the local file in parts, never read whole into memory.
+        let stored_at = CheckpointStorage::shared_path(subtask.job, &name);
+        let (size, checksum) = storage.upload_file(&stored_at, &path)?;
+        stored += size;
+        shared.push(SharedStateFile {
             local: f.name.clone(),
-            path: CheckpointStorage::shared_path(subtask.job, &name),
-            size: bytes.len() as u64,
-            checksum: crc32fast::hash(&bytes),
-        };
-        stored += file.size;
-        storage.write_shared(&file.path, bytes)?;
-        shared.push(file);
+            path: stored_at,
+            size,
+            checksum,
+        });
     }
     debug!(
         ?subtask,

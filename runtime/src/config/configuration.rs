@@ -41,11 +41,15 @@ pub struct Configuration {
 }
 
 impl std::fmt::Debug for Configuration {
-    /// Every key and value, the cluster secret's value hidden.
+    /// Every key and value, the secrets' values (`cluster.secret`, `s3.secret-key`) hidden.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut map = f.debug_map();
         for (k, (v, s)) in &self.values {
-            let v = if k == super::keys::CLUSTER_SECRET.name && !v.is_empty() {
+            let secret = [
+                super::keys::CLUSTER_SECRET.name,
+                super::keys::S3_SECRET_KEY.name,
+            ];
+            let v = if secret.contains(&k.as_str()) && !v.is_empty() {
                 "<hidden>"
             } else {
                 v.as_str()

@@ -176,7 +176,7 @@ pub const ROCKSDB_MANAGED_SIZE: Key<u64> = Key {
 pub const CHECKPOINTS_DIR: Key<Option<String>> = Key {
     name: "state.checkpoints.dir",
     default: "",
-    doc: "where checkpoints are stored: `file:///absolute/dir` or another `object_store` URL; required with checkpointing",
+    doc: "where checkpoints are stored: `file:///absolute/dir` or `s3://bucket/path` (with the `s3.*` keys or the AWS variables); required with checkpointing",
     parse: optional,
 };
 

@@ -150,6 +150,16 @@ pub fn boolean(v: &str) -> Result<bool, &'static str> {
     }
 }
 
+/// `true`, `false`, or empty for none.
+pub fn optional_boolean(v: &str) -> Result<Option<bool>, &'static str> {
+    match v.trim() {
+        "" => Ok(None),
+        v => boolean(v)
+            .map(Some)
+            .map_err(|_| "`true`, `false` or nothing"),
+    }
+}
+
 /// An address `HOST:PORT` with a numeric host.
 pub fn address(v: &str) -> Result<SocketAddr, &'static str> {
     v.trim()

@@ -188,6 +188,46 @@ pub const ARTIFACT_CACHE_DIR: Key<PathBuf> = Key {
     parse: dir,
 };
 
+/// `s3.endpoint`.
+pub const S3_ENDPOINT: Key<Option<String>> = Key {
+    name: "s3.endpoint",
+    default: "",
+    doc: "the S3 endpoint of `s3://` URLs (checkpoints, savepoints, high-availability storage), such as `http://127.0.0.1:9000` for an S3-compatible server; empty: `AWS_ENDPOINT_URL`, else AWS",
+    parse: optional,
+};
+
+/// `s3.region`.
+pub const S3_REGION: Key<Option<String>> = Key {
+    name: "s3.region",
+    default: "",
+    doc: "the region of `s3://` buckets; empty: `AWS_REGION` or `AWS_DEFAULT_REGION`, else `us-east-1`",
+    parse: optional,
+};
+
+/// `s3.access-key`.
+pub const S3_ACCESS_KEY: Key<Option<String>> = Key {
+    name: "s3.access-key",
+    default: "",
+    doc: "the access key id for `s3://` URLs; empty: `AWS_ACCESS_KEY_ID` (or the instance's role)",
+    parse: optional,
+};
+
+/// `s3.secret-key`.
+pub const S3_SECRET_KEY: Key<Option<String>> = Key {
+    name: "s3.secret-key",
+    default: "",
+    doc: "the secret access key for `s3://` URLs, never shown in logs, errors or the REST API; empty: `AWS_SECRET_ACCESS_KEY`",
+    parse: optional,
+};
+
+/// `s3.path.style.access`.
+pub const S3_PATH_STYLE_ACCESS: Key<Option<bool>> = Key {
+    name: "s3.path.style.access",
+    default: "",
+    doc: "`true`: requests name the bucket in the path (`ENDPOINT/bucket/key`, as most S3-compatible servers need); `false`: in the host name (`bucket.ENDPOINT`); empty: `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`, else path style",
+    parse: optional_boolean,
+};
+
 /// Every cluster key, in the README's order.
 pub const CLUSTER: &[KeyInfo] = &[
     RPC_ADDRESS.info(),
@@ -212,6 +252,11 @@ pub const CLUSTER: &[KeyInfo] = &[
     ARTIFACT_CACHE_DIR.info(),
     PROMETHEUS_PORT.info(),
     PROMETHEUS_HOST.info(),
+    S3_ENDPOINT.info(),
+    S3_REGION.info(),
+    S3_ACCESS_KEY.info(),
+    S3_SECRET_KEY.info(),
+    S3_PATH_STYLE_ACCESS.info(),
 ];
 
 pub use super::job_keys::*;

@@ -247,6 +247,16 @@ pub(crate) fn failed(what: &str, e: std::io::Error) -> std::io::Error {
     )
 }
 
+/// Makes ring the process's default rustls provider, for clients that use the default
+/// (object_store's HTTPS to S3); a provider installed before stays.
+pub fn install_default_provider() {
+    // ring rather than aws-lc-rs: no second C crypto library to build; rustls marks it
+    // deprecated only because ring has no post-quantum key exchange.
+    #[allow(deprecated)]
+    let ring = tokio_rustls::rustls::crypto::ring::default_provider();
+    let _ = ring.install_default();
+}
+
 /// Whether `bytes` (the first a peer sent) start a TLS record, an alert or a handshake, as a
 /// peer with `security.ssl.internal.enabled` sends where a plain one expects Weir bytes.
 pub fn looks_like_tls(bytes: &[u8]) -> bool {

@@ -1,0 +1,84 @@
+//! The file sink on S3 (`s3://bucket/dir`, a real S3-compatible server that checks
+//! signatures, started by `scripts/s3.sh`): parts are multipart uploads, a part larger than
+//! an upload part goes up in several, every record is in exactly one visible part, and a
+//! missing bucket fails the job naming it. (Exactly-once through failures on S3:
+//! `examples/tests/sensor_pipeline_s3.rs`.)
+
+#[path = "../../runtime/tests/s3/mod.rs"]
+mod s3;
+
+use std::fmt::Write as _;
+use weir_api::sink::FileSink;
+use weir_api::{GeneratorSource, StreamExecutionEnvironment};
+use weir_runtime::checkpoint::PART_SIZE;
+
+/// An environment whose S3 settings lead to this binary's server.
+fn env() -> StreamExecutionEnvironment {
+    let s = s3::server();
+    let properties = [
+        format!("s3.endpoint={}", s.endpoint),
+        format!("s3.region={}", s.region),
+        format!("s3.access-key={}", s.access_key),
+        format!("s3.secret-key={}", s.secret_key),
+    ];
+    let env = StreamExecutionEnvironment::with_properties(&properties).unwrap();
+    env.set_local_taskmanagers(1);
+    env
+}
+
+const LINE: usize = 200;
+
+/// Record `i` as a line of `LINE - 1` characters plus the newline.
+fn line(i: &u64, out: &mut String) {
+    let _ = write!(out, "{i:>12}");
+    out.extend(std::iter::repeat_n('x', LINE - 13));
+}
+
+#[test]
+fn without_checkpoints_parts_are_completed_and_a_large_part_goes_up_in_several() {
+    let records = (2 * PART_SIZE + PART_SIZE / 2) as u64 / LINE as u64;
+    let env = env();
+    env.set_parallelism(1);
+    env.from_generator(GeneratorSource::new(Some(records), |i| i))
+        .sink_to_files(
+            FileSink::new("s3://weir/plain", line).with_max_part_size(2 * PART_SIZE as u64),
+        );
+    env.execute("plain").unwrap();
+
+    let server = s3::server();
+    let objects = server.objects("plain");
+    let names: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["plain/part-0-0", "plain/part-0-1"],
+        "two parts, nothing else"
+    );
+    let e_tag = &objects[0].1;
+    assert!(
+        e_tag.trim_matches('"').ends_with("-2"),
+        "16 MiB in two upload parts: {e_tag}"
+    );
+    let lines = server.part_lines("plain");
+    assert_eq!(lines.len() as u64, records);
+    let mut expected: Vec<String> = (0..records)
+        .map(|i| {
+            let mut s = String::new();
+            line(&i, &mut s);
+            s
+        })
+        .collect();
+    expected.sort();
+    assert!(lines == expected, "every record exactly once");
+}
+
+#[test]
+fn a_missing_bucket_fails_the_job_naming_it() {
+    let env = env();
+    env.set_parallelism(1);
+    env.from_collection(vec![1u64, 2, 3])
+        .sink_to_files(FileSink::new("s3://no-such-bucket/out", line));
+    let e = env.execute("missing").unwrap_err().to_string();
+    assert!(e.contains("s3://no-such-bucket/out"), "{e}");
+    assert!(e.contains("bucket 'no-such-bucket' does not exist"), "{e}");
+    assert!(!e.contains(&s3::server().secret_key), "{e}");
+}

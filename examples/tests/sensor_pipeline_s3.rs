@@ -1,0 +1,137 @@
+//! The sensor pipeline with its checkpoints and window results on S3 (a real
+//! S3-compatible server that checks signatures, started by `scripts/s3.sh`): with only the
+//! AWS variables the script prints, `--checkpoint-dir s3://weir/...` and `--output
+//! s3://weir/...` take exactly-once checkpoints through five seeded failures and the output
+//! equals the failure-free run; wrong credentials and a missing bucket fail the run naming
+//! the URL but never the secret.
+
+mod common;
+#[path = "../../runtime/tests/s3/mod.rs"]
+mod s3;
+
+use common::{example_bin, part_lines, run_sensor_outputs, spawn_command, JOB_TIMEOUT};
+use std::process::Command;
+use tempfile::TempDir;
+
+const ARGS: [&str; 4] = ["--records", "100000", "--parallelism", "2"];
+
+#[test]
+fn five_seeded_failures_with_checkpoints_and_windows_on_s3_leave_the_output_of_the_failure_free_run(
+) {
+    let server = s3::server();
+    let dir = TempDir::new().unwrap();
+    let bin = example_bin("sensor_pipeline");
+    let (clean, want) = run_sensor_outputs(&bin, dir.path(), "clean", &ARGS, &[]);
+    clean.assert_success();
+    assert!(
+        want.iter().all(|l| !l.is_empty()),
+        "the clean run wrote every output"
+    );
+
+    // Windows and checkpoints on S3 (with only the AWS variables), alerts and the top ten
+    // in local directories.
+    let local = |kind: &str| dir.path().join(format!("s3-{kind}"));
+    let mut cmd = Command::new(&bin);
+    cmd.args(ARGS)
+        .args(["--checkpoint-interval-ms", "100"])
+        .args(["--checkpoint-dir", "s3://weir/exactly-once/checkpoints"])
+        .args(["--output", "s3://weir/exactly-once/windows"])
+        .arg("--alerts-output")
+        .arg(local("alerts"))
+        .arg("--top-output")
+        .arg(local("top"))
+        .args([
+            "--fail-randomly",
+            "11:5",
+            "--throttle-records-per-sec",
+            "50000",
+        ])
+        .envs(server.env());
+    let failing = spawn_command(cmd).finish(JOB_TIMEOUT);
+    failing.assert_success();
+    let injected = failing
+        .stderr
+        .matches("injected failure at reading")
+        .count();
+    assert!(injected >= 5, "five fail points fired: {}", failing.stderr);
+    let stored = server.list("exactly-once/checkpoints");
+    assert!(
+        stored
+            .iter()
+            .any(|k| k.contains("/chk-") && k.ends_with("/_metadata")),
+        "a completed checkpoint is on S3: {stored:?}"
+    );
+    let sorted = |kind: &str| {
+        let mut l = part_lines(&local(kind));
+        l.sort();
+        l
+    };
+    let got = [
+        server.part_lines("exactly-once/windows"),
+        sorted("alerts"),
+        sorted("top"),
+    ];
+    for (kind, (g, w)) in ["windows", "alerts", "top ten"]
+        .iter()
+        .zip(got.iter().zip(&want))
+    {
+        assert_eq!(
+            g.len(),
+            w.len(),
+            "{kind}: as many lines as the failure-free run"
+        );
+        assert!(g == w, "{kind}: the lines differ from the failure-free run");
+    }
+}
+
+/// Runs the pipeline with checkpoints to `url` and the S3 settings `defines` (`-D`), no
+/// AWS variables; returns its standard output and error.
+fn run_refused(url: &str, defines: &[String]) -> (String, String) {
+    let mut cmd = Command::new(example_bin("sensor_pipeline"));
+    cmd.args(["--records", "1000", "--checkpoint-interval-ms", "100"])
+        .args(["--checkpoint-dir", url]);
+    for d in defines {
+        cmd.args(["-D", d]);
+    }
+    for (k, _) in s3::server().env() {
+        cmd.env_remove(k);
+    }
+    let out = spawn_command(cmd).finish(JOB_TIMEOUT);
+    out.assert_failure();
+    (out.stdout, out.stderr)
+}
+
+fn defines(secret: &str) -> Vec<String> {
+    let s = s3::server();
+    vec![
+        format!("s3.endpoint={}", s.endpoint),
+        format!("s3.access-key={}", s.access_key),
+        format!("s3.secret-key={secret}"),
+        "s3.path.style.access=true".into(),
+    ]
+}
+
+#[test]
+fn wrong_credentials_fail_the_run_naming_the_url_but_not_the_secret() {
+    let wrong = "wrong-secret-0123456789";
+    let (stdout, stderr) = run_refused("s3://weir/refused", &defines(wrong));
+    assert!(stderr.contains("s3://weir/refused"), "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(wrong), "the secret leaked: {text}");
+    }
+}
+
+#[test]
+fn a_missing_bucket_fails_the_run_naming_the_url_and_the_bucket() {
+    let secret = s3::server().secret_key.clone();
+    let (stdout, stderr) = run_refused("s3://no-such-bucket/ck", &defines(&secret));
+    assert!(stderr.contains("s3://no-such-bucket/ck"), "{stderr}");
+    assert!(
+        stderr.contains("bucket 'no-such-bucket' does not exist"),
+        "{stderr}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(&secret), "the secret leaked: {text}");
+    }
+}

@@ -1,0 +1,158 @@
+//! Streaming transfers between local disk and checkpoint storage: a shared state file (a
+//! RocksDB SST file) uploads from its local file part by part and downloads into a local
+//! file chunk by chunk, and a large state file is put as a multipart upload, so no file is
+//! ever held whole in memory on its way to or from the store.
+//!
+//! Invariants:
+//! - a file larger than [`PART_SIZE`] is a multipart upload of parts of that size (S3's
+//!   minimum is 5 MiB), at most [`PARTS_IN_FLIGHT`] of them uploading at once; a smaller
+//!   one is a single put; either way the object appears whole or not at all (a failed
+//!   multipart upload is aborted);
+//! - a download's size and crc32 are checked against the metadata as it streams, and a
+//!   download that does not match is deleted, never used.
+
+use super::storage::{CheckpointStorage, StorageError};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use std::io::{Read, Write};
+use tokio::io::AsyncWriteExt;
+use weir_state_backends::SharedStateFile;
+
+/// Size of one part of a multipart upload: 8 MiB.
+pub const PART_SIZE: usize = 8 << 20;
+
+/// Parts of one file uploading at once.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
+/// A local file that cannot be read or written, named.
+fn local(action: &str, path: &std::path::Path, e: std::io::Error) -> StorageError {
+    StorageError::Local {
+        path: path.display().to_string(),
+        action: action.to_string(),
+        source: e,
+    }
+}
+
+/// Reads from `f` until `buf` is full or the file ends; returns the bytes read.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+impl CheckpointStorage {
+    /// Uploads the local file `from` to `path` (relative to the root) in parts, and returns
+    /// its size and crc32.
+    pub fn upload_file(
+        &self,
+        path: &str,
+        from: &std::path::Path,
+    ) -> Result<(u64, u32), StorageError> {
+        let mut file = std::fs::File::open(from).map_err(|e| local("open", from, e))?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut size = 0u64;
+        self.upload(&Path::from(path), || {
+            let mut part = vec![0u8; PART_SIZE];
+            let n = read_full(&mut file, &mut part).map_err(|e| local("read", from, e))?;
+            part.truncate(n);
+            hasher.update(&part);
+            size += n as u64;
+            Ok((n > 0).then(|| Bytes::from(part)))
+        })?;
+        Ok((size, hasher.finalize()))
+    }
+
+    /// Writes `bytes` to `path` as a multipart upload of [`PART_SIZE`] parts.
+    pub(super) fn put_in_parts(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let mut bytes = Some(Bytes::from(bytes));
+        self.upload(path, || Ok(bytes.take()))
+    }
+
+    /// Uploads what `next` yields, chunk after chunk until `None`, to `path`: one put when
+    /// it all fits in a part, else a multipart upload, aborted if anything fails.
+    fn upload(
+        &self,
+        path: &Path,
+        mut next: impl FnMut() -> Result<Option<Bytes>, StorageError>,
+    ) -> Result<(), StorageError> {
+        let store_err = self.store_err(path);
+        self.rt().block_on(async {
+            let mut writer =
+                BufWriter::with_capacity(self.store().clone(), path.clone(), PART_SIZE)
+                    .with_max_concurrency(PARTS_IN_FLIGHT);
+            let sent = async {
+                while let Some(chunk) = next()? {
+                    writer.put(chunk).await.map_err(&store_err)?;
+                }
+                writer.shutdown().await.map_err(|e| {
+                    store_err(object_store::Error::Generic {
+                        store: "multipart upload",
+                        source: Box::new(e),
+                    })
+                })
+            }
+            .await;
+            if sent.is_err() {
+                // Parts already uploaded are deleted; the object never appears.
+                let _ = writer.abort().await;
+            }
+            sent
+        })
+    }
+
+    /// Downloads shared file `file` into the local file `to` chunk by chunk, checking its
+    /// size and crc32; a download that does not match is deleted and reported.
+    pub fn download_shared(
+        &self,
+        file: &SharedStateFile,
+        to: &std::path::Path,
+    ) -> Result<(), StorageError> {
+        let source = Path::from(file.path.as_str());
+        let mut out = std::fs::File::create(to).map_err(|e| local("create", to, e))?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut size = 0u64;
+        let store_err = self.store_err(&source);
+        let received = self.rt().block_on(async {
+            let mut chunks = self
+                .store()
+                .get(&source)
+                .await
+                .map_err(&store_err)?
+                .into_stream();
+            while let Some(chunk) = chunks.try_next().await.map_err(&store_err)? {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                out.write_all(&chunk).map_err(|e| local("write", to, e))?;
+            }
+            out.sync_all().map_err(|e| local("sync", to, e))
+        });
+        let checked = received.and_then(|()| {
+            self.check_size(&source, size, file.size)?;
+            let checksum = hasher.finalize();
+            if checksum == file.checksum {
+                return Ok(());
+            }
+            Err(StorageError::Corrupt {
+                path: self.name(&source),
+                reason: format!(
+                    "crc32 {checksum:#010x}, but the metadata says {:#010x}",
+                    file.checksum
+                ),
+            })
+        });
+        if checked.is_err() {
+            let _ = std::fs::remove_file(to);
+        }
+        checked
+    }
+}

@@ -111,7 +111,10 @@ cmd_start() {
     echo "$port" >"$run/port"
     deadline=$((SECONDS + READY_TIMEOUT))
     if launch "$run" "$port" "$deadline"; then
-      provision "$port" "$run" || die "the server is up but creating its user and bucket failed (run dir $run)"
+      if ! provision "$port" "$run"; then
+        halt "$run" KILL
+        die "the server is up but creating its user and bucket failed (run dir $run, log s3.log)"
+      fi
       echo "dir=$run"
       exports "$port" "$run"
       return 0

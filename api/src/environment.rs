@@ -80,10 +80,14 @@ impl Default for EnvSettings {
 }
 
 /// The settings of a job program's configuration with `properties` (its `-D` flags) on top;
-/// also installs the configuration's S3 settings for the stores this process opens.
+/// also installs the configuration's S3 settings, if it sets any, for the stores this
+/// process opens (settings installed before stay otherwise).
 fn configured(properties: &[String]) -> Result<EnvSettings, ConfigError> {
     let c = Configuration::for_job_program(properties)?;
-    weir_runtime::checkpoint::S3Settings::from_configuration(&c)?.install();
+    let s3 = weir_runtime::checkpoint::S3Settings::from_configuration(&c)?;
+    if !s3.is_empty() {
+        s3.install();
+    }
     EnvSettings::from_configuration(&c)
 }
 

@@ -1,15 +1,19 @@
 //! The file sink on S3 (`s3://bucket/dir`, a real S3-compatible server that checks
 //! signatures, started by `scripts/s3.sh`): parts are multipart uploads, a part larger than
-//! an upload part goes up in several, every record is in exactly one visible part, and a
-//! missing bucket fails the job naming it. (Exactly-once through failures on S3:
+//! an upload part goes up in several, every record is in exactly one visible part (also
+//! when a savepoint is restored into another directory: the earlier parts stay where they
+//! were written), and a missing bucket fails the job naming it. (Exactly-once through failures on S3:
 //! `examples/tests/sensor_pipeline_s3.rs`.)
 
 #[path = "../../runtime/tests/s3/mod.rs"]
 mod s3;
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use weir_api::sink::FileSink;
-use weir_api::{GeneratorSource, StreamExecutionEnvironment};
+use weir_api::{GeneratorSource, SavepointRestoreSettings, StreamExecutionEnvironment};
 use weir_runtime::checkpoint::PART_SIZE;
 
 /// An environment whose S3 settings lead to this binary's server.
@@ -81,4 +85,86 @@ fn a_missing_bucket_fails_the_job_naming_it() {
     assert!(e.contains("s3://no-such-bucket/out"), "{e}");
     assert!(e.contains("bucket 'no-such-bucket' does not exist"), "{e}");
     assert!(!e.contains(&s3::server().secret_key), "{e}");
+}
+
+/// Counts the records that passed, to stop the job part-way.
+fn counted(seen: &Arc<AtomicU64>) -> impl Fn(u64) -> u64 + Send + Sync + Clone + 'static {
+    let seen = seen.clone();
+    move |i| {
+        seen.fetch_add(1, Ordering::Relaxed);
+        i
+    }
+}
+
+fn numbers(env: &StreamExecutionEnvironment, out: &str, seen: &Arc<AtomicU64>, rate: u64) {
+    env.from_generator(GeneratorSource::new(Some(NUMBERS), |i| i).with_rate_limit(rate))
+        .uid("numbers")
+        .map(counted(seen))
+        .uid("tap")
+        .sink_to_files(FileSink::new(out, |i: &u64, l: &mut String| {
+            let _ = write!(l, "{i}");
+        }))
+        .uid("files");
+}
+
+const NUMBERS: u64 = 20_000;
+
+#[test]
+fn a_savepoint_restored_into_another_s3_directory_keeps_earlier_parts_where_they_were_written() {
+    let chk = tempfile::tempdir().unwrap();
+    let checkpoints = format!("file://{}", chk.path().display());
+    let seen = Arc::new(AtomicU64::new(0));
+    let first = env();
+    first.set_parallelism(2);
+    first.enable_checkpointing(Duration::from_millis(100), &checkpoints);
+    numbers(&first, "s3://weir/moved/first", &seen, 10_000);
+    let client = first.execute_async("numbers").unwrap();
+    let wait_for = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.load(Ordering::Relaxed) < n {
+            assert!(Instant::now() < deadline, "the job did not get going");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(2_000);
+    let savepoint = client
+        .trigger_savepoint(Some(&format!("{checkpoints}/savepoints")))
+        .unwrap();
+    // Later checkpoints complete more parts under `first` before the job is cancelled.
+    wait_for(6_000);
+    client.cancel().unwrap();
+    let _ = client.wait();
+
+    let env = env();
+    env.set_parallelism(3);
+    env.enable_checkpointing(Duration::from_millis(100), &checkpoints);
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    numbers(
+        &env,
+        "s3://weir/moved/second",
+        &Arc::new(AtomicU64::new(0)),
+        0,
+    );
+    env.execute("numbers").unwrap();
+
+    let server = s3::server();
+    let (first, second) = (
+        server.part_lines("moved/first"),
+        server.part_lines("moved/second"),
+    );
+    assert!(
+        !first.is_empty() && !second.is_empty(),
+        "both directories hold output"
+    );
+    let mut all: Vec<u64> = first
+        .iter()
+        .chain(&second)
+        .map(|l| l.parse().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..NUMBERS).collect::<Vec<_>>(),
+        "every number exactly once"
+    );
 }

@@ -47,10 +47,11 @@
 //!   available (ZooKeeper, two JobManagers) and the leader is killed instead (see
 //!   `cluster_failover.rs`).
 //!
-//! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a temporary
-//! directory, or `--checkpoint-dir URL` such as `s3://bucket/path`) and adds the number of completed checkpoints, their median and largest
-//! duration, their largest size, the median of the bytes each stored (less than its size
-//! when RocksDB checkpoints are incremental, `--incremental true`, the default) and the
+//! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a
+//! temporary directory, or `--checkpoint-dir URL` such as `s3://bucket/path`) and adds the
+//! number of completed checkpoints, their median and largest duration, their largest size,
+//! the median of the bytes each stored (less than its size when RocksDB checkpoints are
+//! incremental, `--incremental true`, the default) and the
 //! longest alignment to the JSON line. With
 //! `--fail-after-records K` as well (`sensor-window`), a task fails once at record K, the
 //! job restarts at once from the latest checkpoint, and `recovery_ms` is the time from the

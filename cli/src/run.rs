@@ -131,7 +131,9 @@ fn wait_for_end(
 fn run_local(program: &Path, properties: &Properties, args: &[String]) -> Result<i32> {
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .env(ENV_JOB_PROPERTIES, encode_properties(properties));
+        .env(ENV_JOB_PROPERTIES, encode_properties(properties))
+        // The program reads no cluster configuration: its S3 settings go as AWS variables.
+        .envs(weir_runtime::checkpoint::S3Settings::installed().worker_env());
     let status = cmd
         .status()
         .with_context(|| format!("cannot start job program {}", program.display()))?;

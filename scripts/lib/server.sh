@@ -1,5 +1,6 @@
-# Shared by scripts/kafka.sh, scripts/zookeeper.sh and scripts/postgres.sh (sourced, not
-# run): the run directory, pid and readiness bookkeeping of one throwaway server on loopback.
+# Shared by scripts/kafka.sh, scripts/zookeeper.sh, scripts/postgres.sh and scripts/s3.sh
+# (sourced, not run): the run directory, pid and readiness bookkeeping of one throwaway
+# server on loopback.
 #
 # The sourcing script sets, before sourcing:
 #   SERVER_NAME      the script's name, for messages (kafka.sh)

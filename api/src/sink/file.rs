@@ -373,7 +373,7 @@ impl<T> SinkWriter<T> for FileWriter<T> {
         for bytes in states {
             let into = self.dir.display().to_string();
             let (subtask, next_part, pending, dir) =
-                PartsState::decode(&bytes)?.into_local(&into)?;
+                PartsState::decode(&bytes, &self.dir)?.into_local(&into)?;
             // The parts are where they were written, even if the output directory changed.
             for n in &pending {
                 publish(&dir, subtask, *n)?;

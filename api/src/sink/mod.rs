@@ -7,6 +7,7 @@ mod collect;
 mod discard;
 mod file;
 mod object_file;
+mod part_dir;
 mod parts_state;
 mod print;
 

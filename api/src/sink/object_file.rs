@@ -11,22 +11,24 @@
 //!   (invisible) whose key, upload id and part ids are in the checkpoint; the checkpoint's
 //!   completion completes it. After a restart the restored pending uploads are completed
 //!   (one already completed counts as done), and visible parts numbered from the restored
-//!   counter on are deleted, so each record is in exactly one visible part. An upload begun
-//!   after the restored checkpoint is never completed: it stays invisible until the
-//!   bucket's lifecycle rule for incomplete multipart uploads removes it.
-//! - Without checkpointing every part is completed when it closes.
+//!   counter on are deleted, so each record is in exactly one visible part.
+//! - Without checkpointing every part is completed when it closes. A job that starts
+//!   without state numbers its parts from 0, replacing objects of the same names, as the
+//!   local sink replaces files.
+//! - Uploads that are never completed (begun after the restored checkpoint, or cut off by
+//!   a failure) cost storage until the bucket's lifecycle rule for incomplete multipart
+//!   uploads (`AbortIncompleteMultipartUpload`) removes them: set one on the bucket.
 //! - The state names the URL its parts were written under, so a job restored with another
 //!   output directory completes the earlier parts where they were written.
 
 use super::file::Formatter;
+use super::part_dir::PartDir;
 use super::parts_state::{PartsState, PendingUpload};
 use super::{SinkContext, SinkWriter};
-use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use std::sync::Arc;
-use weir_runtime::checkpoint::{S3Location, PART_SIZE};
+use object_store::PutPayload;
+use weir_runtime::checkpoint::PART_SIZE;
 use weir_runtime::{CheckpointId, TaskError, Timestamp};
 
 /// The upload a subtask is writing.
@@ -42,10 +44,7 @@ struct OpenUpload {
 
 pub(super) struct ObjectFileWriter<T> {
     url: String,
-    bucket: String,
-    client: Arc<AmazonS3>,
-    /// The path of the output directory inside the bucket.
-    dir: String,
+    out: PartDir,
     runtime: tokio::runtime::Runtime,
     format: Formatter<T>,
     max_part_size: u64,
@@ -58,15 +57,6 @@ pub(super) struct ObjectFileWriter<T> {
     pending: Vec<(CheckpointId, PendingUpload)>,
 }
 
-fn key(dir: &str, subtask: u16, n: u64) -> Path {
-    Path::from(format!("{dir}/part-{subtask}-{n}"))
-}
-
-/// The part number of object `name` (a file name) of `subtask`.
-fn part_number(name: &str, subtask: u16) -> Option<u64> {
-    name.strip_prefix(&format!("part-{subtask}-"))?.parse().ok()
-}
-
 impl<T> ObjectFileWriter<T> {
     /// The writer of `ctx`'s subtask into `url`; checks the bucket can be listed.
     pub(super) fn new(
@@ -75,20 +65,13 @@ impl<T> ObjectFileWriter<T> {
         max_part_size: u64,
         ctx: &SinkContext,
     ) -> Result<Self, TaskError> {
-        let io = |e: weir_runtime::checkpoint::StorageError| {
-            TaskError::Io(format!("file sink cannot write to {url}: {e}"))
-        };
-        let location = S3Location::new(url).map_err(io)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| TaskError::Io(format!("file sink cannot start its I/O runtime: {e}")))?;
-        location.check(url, false, &runtime).map_err(io)?;
         Ok(Self {
             url: url.trim_end_matches('/').to_string(),
-            bucket: location.bucket,
-            client: location.client,
-            dir: location.path,
+            out: PartDir::open(url, &runtime)?,
             runtime,
             format,
             max_part_size,
@@ -102,20 +85,13 @@ impl<T> ObjectFileWriter<T> {
         })
     }
 
-    fn failed(&self, action: &str, key: &Path, e: object_store::Error) -> TaskError {
-        TaskError::Io(format!(
-            "file sink cannot {action} s3://{}/{key}: {e}",
-            self.bucket
-        ))
-    }
-
     fn open_part(&mut self) -> Result<OpenUpload, TaskError> {
         let n = self.next_part;
-        let key = key(&self.dir, self.subtask, n);
+        let key = self.out.key(self.subtask, n);
         let id = self
             .runtime
-            .block_on(self.client.create_multipart(&key))
-            .map_err(|e| self.failed("start an upload of", &key, e))?;
+            .block_on(self.out.client.create_multipart(&key))
+            .map_err(|e| self.out.failed("start an upload of", &key, e))?;
         self.next_part += 1;
         Ok(OpenUpload {
             n,
@@ -135,8 +111,12 @@ impl<T> ObjectFileWriter<T> {
         ));
         let part = self
             .runtime
-            .block_on(self.client.put_part(&up.key, &up.id, up.parts.len(), data))
-            .map_err(|e| self.failed("upload a part of", &up.key, e))?;
+            .block_on(
+                self.out
+                    .client
+                    .put_part(&up.key, &up.id, up.parts.len(), data),
+            )
+            .map_err(|e| self.out.failed("upload a part of", &up.key, e))?;
         up.parts.push(part);
         Ok(())
     }
@@ -159,7 +139,7 @@ impl<T> ObjectFileWriter<T> {
             self.closed.push(done);
             Ok(())
         } else {
-            self.complete(&self.dir, self.subtask, &done)
+            self.out.complete(&self.runtime, self.subtask, &done)
         }
     }
 }
@@ -216,7 +196,7 @@ impl<T> SinkWriter<T> for ObjectFileWriter<T> {
             .partition(|(c, _)| *c <= checkpoint);
         self.pending = waiting;
         for (_, p) in ready {
-            self.complete(&self.dir, self.subtask, &p)?;
+            self.out.complete(&self.runtime, self.subtask, &p)?;
         }
         Ok(())
     }
@@ -224,86 +204,36 @@ impl<T> SinkWriter<T> for ObjectFileWriter<T> {
     fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
         let mut own_next = None;
         for bytes in states {
+            let legacy = std::path::Path::new(&self.url);
             let (subtask, next_part, pending, url) =
-                PartsState::decode(&bytes)?.into_object(&self.url)?;
-            let dir = weir_runtime::checkpoint::split_s3_url(&url)
-                .map(|(_, d)| d.to_string())
-                .unwrap_or_default();
+                PartsState::decode(&bytes, legacy)?.into_object(&self.url)?;
+            // The parts are where they were written, even if the output location changed.
+            let elsewhere = if url == self.url {
+                None
+            } else {
+                Some(PartDir::open(&url, &self.runtime)?)
+            };
+            let dir = elsewhere.as_ref().unwrap_or(&self.out);
             for p in &pending {
-                self.complete(&dir, subtask, p)?;
+                dir.complete(&self.runtime, subtask, p)?;
             }
-            self.delete_from(&dir, subtask, next_part)?;
+            dir.delete_from(&self.runtime, subtask, next_part)?;
             if subtask == self.subtask && url == self.url {
                 own_next = Some(next_part);
             }
         }
+        // A subtask without state of its own here goes on after the parts its index
+        // already has (completed by an earlier run), so none is overwritten.
         self.next_part = match own_next {
             Some(n) => n,
             None => self
-                .parts(&self.dir, self.subtask)?
+                .out
+                .parts(&self.runtime, self.subtask)?
                 .iter()
                 .map(|(n, _)| n + 1)
                 .max()
                 .unwrap_or(0),
         };
-        Ok(())
-    }
-}
-
-impl<T> ObjectFileWriter<T> {
-    /// Completes pending upload `p` of `subtask` in `dir` (an object already there counts
-    /// as done: its upload was completed before).
-    fn complete(&self, dir: &str, subtask: u16, p: &PendingUpload) -> Result<(), TaskError> {
-        let key = key(dir, subtask, p.n);
-        let parts = p
-            .parts
-            .iter()
-            .map(|c| PartId {
-                content_id: c.clone(),
-            })
-            .collect();
-        let completed = self
-            .runtime
-            .block_on(self.client.complete_multipart(&key, &p.id, parts));
-        let Err(e) = completed else { return Ok(()) };
-        if self.runtime.block_on(self.client.head(&key)).is_ok() {
-            return Ok(());
-        }
-        Err(TaskError::RestoredState(format!(
-            "file sink cannot commit part s3://{}/{key}: its upload can no longer be completed and the object does not exist (was the upload aborted or the output removed?): {e}",
-            self.bucket
-        )))
-    }
-
-    /// The visible parts of `subtask` in `dir`: number and key.
-    fn parts(&self, dir: &str, subtask: u16) -> Result<Vec<(u64, Path)>, TaskError> {
-        use futures::TryStreamExt;
-        let prefix = Path::from(dir);
-        let objects: Vec<_> = self
-            .runtime
-            .block_on(self.client.list(Some(&prefix)).try_collect())
-            .map_err(|e| self.failed("list", &prefix, e))?;
-        Ok(objects
-            .into_iter()
-            .filter_map(|o| {
-                let n = part_number(o.location.filename()?, subtask)?;
-                Some((n, o.location))
-            })
-            .collect())
-    }
-
-    /// Deletes the visible parts of `subtask` in `dir` numbered `from` on: written after
-    /// the restored checkpoint, their records are replayed.
-    fn delete_from(&self, dir: &str, subtask: u16, from: u64) -> Result<(), TaskError> {
-        for (n, key) in self.parts(dir, subtask)? {
-            if n < from {
-                continue;
-            }
-            match self.runtime.block_on(self.client.delete(&key)) {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.failed("delete", &key, e)),
-            }
-        }
         Ok(())
     }
 }

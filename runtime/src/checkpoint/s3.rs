@@ -55,6 +55,15 @@ impl S3Settings {
         })
     }
 
+    /// Whether no key is set (every store then takes the AWS variables alone).
+    pub fn is_empty(&self) -> bool {
+        self.endpoint.is_none()
+            && self.region.is_none()
+            && self.access_key.is_none()
+            && self.secret_key.is_none()
+            && self.path_style_access.is_none()
+    }
+
     /// Makes these the settings of every `s3://` store this process opens from now on.
     pub fn install(self) {
         *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(self);
@@ -93,7 +102,8 @@ impl S3Settings {
         env
     }
 
-    /// The client for `bucket`: the AWS variables, then these settings over them.
+    /// The client for `bucket`: the AWS variables, then these settings over them. The
+    /// builder holds the secret and formats it in its `Debug`: it is never formatted.
     fn builder(&self, bucket: &str) -> AmazonS3Builder {
         // The client options first: they hold `allow_http`, set below.
         let mut b = AmazonS3Builder::from_env()

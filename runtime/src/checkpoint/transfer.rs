@@ -94,19 +94,22 @@ impl CheckpointStorage {
                 while let Some(chunk) = next()? {
                     writer.put(chunk).await.map_err(&store_err)?;
                 }
-                writer.shutdown().await.map_err(|e| {
-                    store_err(object_store::Error::Generic {
-                        store: "multipart upload",
-                        source: Box::new(e),
-                    })
-                })
+                Ok(())
             }
             .await;
-            if sent.is_err() {
+            if let Err(e) = sent {
                 // Parts already uploaded are deleted; the object never appears.
                 let _ = writer.abort().await;
+                return Err(e);
             }
-            sent
+            // A failed shutdown (the last put, or the completion) has aborted its multipart
+            // upload itself; the writer cannot be aborted again.
+            writer.shutdown().await.map_err(|e| {
+                store_err(object_store::Error::Generic {
+                    store: "multipart upload",
+                    source: Box::new(e),
+                })
+            })
         })
     }
 

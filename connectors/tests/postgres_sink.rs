@@ -2,7 +2,8 @@
 //! `scripts/postgres.sh`): exactly-once rows through injected failures and a server
 //! restart, with no prepared transaction left behind; a completed checkpoint whose commit
 //! was lost committed on restore, later ones rolled back; at-least-once upserts; a record
-//! the statement refuses failing the job by name or left out; a missing table, a server
+//! the statement refuses failing the job by name, left out, or routed to a dead-letter
+//! table exactly once; a missing table, a server
 //! without prepared transactions, an unreachable server (its password never shown) and
 //! exactly-once without checkpointing refused with clear errors.
 
@@ -366,6 +367,51 @@ fn a_record_the_statement_refuses_fails_the_job_naming_it_or_is_left_out() {
     assert_eq!(summary("skipped"), ["9", "9", "10", "19"]);
     let rows = server().query("SELECT count(*) FROM skipped WHERE id = 13");
     assert_eq!(rows[0], ["0"]);
+}
+
+#[test]
+fn refused_records_go_to_the_dead_letter_table_exactly_once_through_failures() {
+    static FAILED: AtomicUsize = AtomicUsize::new(0);
+    const AT: &[u64] = &[150, 600];
+    let dir = tempfile::tempdir().unwrap();
+    let env = checkpointed_env(dir.path(), 5);
+    let dead_letter = OnRecordError::DeadLetter("public.dl_refused".into());
+    ids_failing_at(&env, 800, AT, &FAILED)
+        .add_sink(
+            insert("dl_rows")
+                .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+                .on_record_error(dead_letter),
+        )
+        .uid("pg-dl");
+    env.execute("postgres-dead-letter").unwrap();
+    assert_eq!(
+        FAILED.load(Ordering::SeqCst),
+        0b11,
+        "both failures were injected"
+    );
+    // Every record but the refused one in the table, the refused one in the dead-letter
+    // table once, although the job restarted twice after it was written.
+    assert_eq!(summary("dl_rows"), ["799", "799", "0", "799"]);
+    let refused = server().query("SELECT record, sqlstate, error FROM dl_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0][0], "(13, \"r-13\")");
+    assert_eq!(refused[0][1], "23514", "a check violation");
+    assert!(refused[0][2].contains("dl_rows_v_check"), "{refused:?}");
+    assert!(
+        prepared_of("pg-dl").is_empty(),
+        "{:?}",
+        prepared_of("pg-dl")
+    );
+}
+
+#[test]
+fn a_dead_letter_table_name_that_is_not_an_identifier_is_refused_naming_it() {
+    let sink = insert("never").on_record_error(OnRecordError::DeadLetter("x; DROP TABLE y".into()));
+    let err = sink
+        .check("pg out", &weir_runtime::JobConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dead-letter table `x; DROP TABLE y`"), "{err}");
 }
 
 #[test]

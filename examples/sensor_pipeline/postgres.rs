@@ -18,16 +18,7 @@ type Row = (String, i64, i64, i64, f64, f64);
 /// Checks `--output-table`: a table name, optionally schema-qualified, that needs no
 /// quoting.
 pub fn check_table(name: &str) -> anyhow::Result<()> {
-    let plain = |part: &str| {
-        let mut chars = part.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && part.len() <= 63
-    };
-    let parts: Vec<&str> = name.split('.').collect();
-    if parts.len() > 2 || !parts.iter().all(|p| plain(p)) {
+    if !weir_connectors::postgres::is_table_name(name) {
         anyhow::bail!(
             "--output-table {name:?} is not a table name: letters, digits and `_` (not \
              starting with a digit, at most 63), optionally `schema.table`"

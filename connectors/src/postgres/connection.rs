@@ -7,7 +7,7 @@
 //! server is an I/O error (a restart may).
 
 use super::error::{message, PostgresConnectorError};
-use super::sink::SinkSettings;
+use super::sink::{OnRecordError, SinkSettings};
 use crate::DeliveryGuarantee;
 use std::str::FromStr;
 use std::time::Duration;
@@ -81,6 +81,8 @@ pub(crate) struct Connections {
     /// Commits and rolls back prepared transactions.
     pub(crate) committer: Client,
     pub(crate) statement: Statement,
+    /// Inserts a refused record into the dead-letter table, if the sink has one.
+    pub(crate) dead_letter: Option<Statement>,
 }
 
 impl Connections {
@@ -126,13 +128,48 @@ impl Connections {
                     &e,
                 )
             })?;
+        let dead_letter = match &settings.on_error {
+            OnRecordError::DeadLetter(table) => {
+                Some(dead_letter(&runtime, &client, table).map_err(|(what, e)| failed(what, &e))?)
+            }
+            _ => None,
+        };
         Ok(Self {
             runtime,
             client,
             committer,
             statement,
+            dead_letter,
         })
     }
+}
+
+/// Creates the dead-letter table `table` if missing (under the setup lock) and prepares
+/// the insert of a refused record.
+fn dead_letter(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    table: &str,
+) -> Result<Statement, (String, tokio_postgres::Error)> {
+    let create = format!(
+        "BEGIN;\nSELECT pg_advisory_xact_lock({SETUP_LOCK});\n\
+         CREATE TABLE IF NOT EXISTS {table} (sink text NOT NULL, subtask integer NOT NULL, \
+         record text NOT NULL, sqlstate text, error text NOT NULL, \
+         refused_at timestamptz NOT NULL DEFAULT now());\nCOMMIT"
+    );
+    if let Err(e) = runtime.block_on(client.batch_execute(&create)) {
+        let _ = runtime.block_on(client.batch_execute("ROLLBACK"));
+        return Err((format!("cannot create the dead-letter table {table}"), e));
+    }
+    let insert = format!(
+        "INSERT INTO {table} (sink, subtask, record, sqlstate, error) VALUES ($1, $2, $3, $4, $5)"
+    );
+    runtime.block_on(client.prepare(&insert)).map_err(|e| {
+        (
+            format!("cannot prepare the insert into the dead-letter table {table}"),
+            e,
+        )
+    })
 }
 
 /// A setup failure: one the server reports about the statement, table or permissions a

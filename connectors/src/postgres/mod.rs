@@ -21,5 +21,7 @@ mod writer;
 pub use connection::redacted;
 pub use error::PostgresConnectorError;
 pub use row::SqlRow;
-pub use sink::{OnRecordError, PostgresSink, DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE};
+pub use sink::{
+    is_table_name, OnRecordError, PostgresSink, DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE,
+};
 pub use transactions::transaction_prefix;

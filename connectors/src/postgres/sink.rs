@@ -20,8 +20,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 5000;
 /// How long a record may wait in a batch unless set.
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the sink does when its statement fails for one record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the sink does when its statement fails for one record (the server refuses its
+/// values: SQLSTATE classes 22 and 23, or a value that cannot be encoded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum OnRecordError {
     /// Fail the job with an error naming the record (the default); it restarts per its
     /// restart strategy, and fails again if the record fails again.
@@ -30,6 +31,29 @@ pub enum OnRecordError {
     /// Leave the record out, logged as a warning with its parameters and the server's
     /// error, and write the rest of its batch.
     Skip,
+    /// Route the record to this dead-letter table (created if missing, an identifier
+    /// optionally qualified by its schema) with the server's error, and write the rest of
+    /// its batch. The dead-letter row is written in the same transaction as the batch, so
+    /// it is committed exactly when the batch is: exactly once with an exactly-once sink.
+    /// Columns: `sink text, subtask integer, record text, sqlstate text, error text,
+    /// refused_at timestamptz`.
+    DeadLetter(String),
+}
+
+/// Whether `table` is a table name that needs no quoting: an identifier (letters, digits
+/// and `_`, not starting with a digit, at most 63 bytes), optionally qualified by a schema
+/// (`a_b` or `s.a_b`), so it can go into SQL as written.
+pub fn is_table_name(table: &str) -> bool {
+    let ident = |p: &str| {
+        let mut chars = p.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && p.len() <= 63
+    };
+    let parts: Vec<&str> = table.split('.').collect();
+    parts.len() <= 2 && parts.iter().all(|p| ident(p))
 }
 
 /// The settings every writer of one sink shares.
@@ -140,6 +164,14 @@ impl<T, R: SqlRow> PostgresSink<T, R> {
 
     /// What to do when the statement fails for one record (default: fail the job).
     pub fn on_record_error(mut self, policy: OnRecordError) -> Self {
+        if let OnRecordError::DeadLetter(table) = &policy {
+            if !is_table_name(table) {
+                self.invalid = Some(format!(
+                    "dead-letter table `{table}` is not a table name (letters, digits and `_`, \
+                     optionally `schema.table`)"
+                ));
+            }
+        }
         self.settings_mut().on_error = policy;
         self
     }
@@ -171,5 +203,20 @@ impl<T, R> PostgresSink<T, R> {
     /// once the job runs).
     fn settings_mut(&mut self) -> &mut SinkSettings<T, R> {
         Arc::get_mut(&mut self.settings).expect("only the builder holds the settings")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_table_name;
+
+    #[test]
+    fn a_table_name_is_an_identifier_optionally_qualified_by_a_schema() {
+        for ok in ["refused", "_t1", "public.refused_rows"] {
+            assert!(is_table_name(ok), "{ok}");
+        }
+        for bad in ["", "1t", "a.b.c", "a;b", "a b", "\"quoted\"", "a.", ".a"] {
+            assert!(!is_table_name(bad), "{bad}");
+        }
     }
 }

@@ -70,6 +70,8 @@ pub(crate) struct PostgresWriter<T, R> {
     client: Client,
     committer: Client,
     statement: Statement,
+    /// Inserts a refused record into the dead-letter table, if the sink has one.
+    dead_letter: Option<Statement>,
     batch: Vec<R>,
     oldest: Option<Instant>,
     /// A transaction is open on `client`.
@@ -91,6 +93,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             client,
             committer,
             statement,
+            dead_letter,
         } = Connections::open(&settings, &sink, &url)?;
         info!(sink = %sink, subtask = ctx.subtask, url = %url, guarantee = ?settings.guarantee, "PostgreSQL sink connected");
         Ok(Self {
@@ -104,6 +107,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             client,
             committer,
             statement,
+            dead_letter,
             oldest: None,
             open: false,
             prepared: Vec::new(),
@@ -140,7 +144,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             self.run("BEGIN", false).map_err(|e| self.io("BEGIN", &e))?;
             self.open = true;
         }
-        let skip = self.settings.on_error == OnRecordError::Skip;
+        let skip = self.settings.on_error != OnRecordError::Fail;
         if skip {
             self.run("SAVEPOINT weir_batch", false)
                 .map_err(|e| self.io("SAVEPOINT", &e))?;
@@ -212,7 +216,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
     }
 
     /// After a failed batch: executes the rows one at a time, each behind a savepoint, and
-    /// leaves out (logging) those that fail.
+    /// leaves out those that fail, logged or routed to the dead-letter table.
     fn one_by_one(&self, rows: &[R]) -> Result<(), PostgresConnectorError> {
         self.run("ROLLBACK TO SAVEPOINT weir_batch", false)
             .map_err(|e| self.io("ROLLBACK TO SAVEPOINT", &e))?;
@@ -225,15 +229,34 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
                 .block_on(self.client.execute(&self.statement, &params))
             {
                 Ok(_) => self.run("RELEASE SAVEPOINT weir_row", false),
-                Err(e) if is_record_error(&e) => {
-                    warn!(sink = %self.sink, subtask = self.subtask, record = ?row, error = %message(&e), "record left out: the statement failed for it");
-                    self.run("ROLLBACK TO SAVEPOINT weir_row", false)
-                }
+                Err(e) if is_record_error(&e) => self
+                    .run("ROLLBACK TO SAVEPOINT weir_row", false)
+                    .and_then(|()| self.refused(row, &e)),
                 Err(e) => Err(e),
             }
             .map_err(|e| self.io("writing a record", &e))?;
         }
         Ok(())
+    }
+
+    /// Routes `row`, which the statement failed for with `e`, to the dead-letter table, or
+    /// logs it as left out.
+    fn refused(&self, row: &R, e: &tokio_postgres::Error) -> Result<(), tokio_postgres::Error> {
+        let Some(insert) = &self.dead_letter else {
+            warn!(sink = %self.sink, subtask = self.subtask, record = ?row, error = %message(e), "record left out: the statement failed for it");
+            return Ok(());
+        };
+        let record = format!("{row:?}");
+        let sqlstate = e.code().map(|c| c.code().to_string());
+        let subtask = i32::from(self.subtask);
+        let error = message(e);
+        debug!(sink = %self.sink, subtask = self.subtask, record = %record, error = %error, "record routed to the dead-letter table");
+        self.runtime
+            .block_on(
+                self.client
+                    .execute(insert, &[&self.sink, &subtask, &record, &sqlstate, &error]),
+            )
+            .map(|_| ())
     }
 
     /// Commits the prepared transactions of checkpoints up to `checkpoint`.

@@ -6,7 +6,8 @@
 # let pass: SigV4 signatures (wrong keys are refused), multipart rules (parts under 5 MiB
 # but the last are refused at completion), conditional writes (`If-None-Match: *` on an
 # existing key is refused). It keeps everything in memory: a stopped server's objects are
-# gone.
+# gone, except across `restart`, which copies them over. The server's random generator is
+# seeded, so the generated key is the same on every start.
 #
 #   scripts/s3.sh start  [DIR]  # prints "dir=<RUN>", then (last line) the shell line to eval:
 #                               # export AWS_ENDPOINT_URL=http://127.0.0.1:PORT
@@ -15,6 +16,9 @@
 #   scripts/s3.sh stop   [DIR]  # TERM (KILL after 10 s), removes DIR; idempotent
 #   scripts/s3.sh pause  [DIR]  # freezes the server (SIGSTOP): it holds its port and answers nothing
 #   scripts/s3.sh resume [DIR]  # thaws a paused server (SIGCONT): same objects, same address
+#   scripts/s3.sh restart [DIR] # stops the server and starts a new one on the same address with
+#                               # the same credentials and the bucket's objects copied over
+#                               # (uploads not completed are lost, as moto keeps nothing)
 #
 # So `eval "$(scripts/s3.sh start)"` sets the variables the AWS tools and Weir read.
 # DIR defaults to a fresh mktemp dir on start and to the last started run (recorded in
@@ -84,6 +88,38 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
 EOF
 }
 
+# seed PORT: the server's generated ids (the access key) are the same on every start.
+seed() {
+  "$VENV/bin/python" - "$1" <<'EOF'
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(
+    f"http://127.0.0.1:{sys.argv[1]}/moto-api/seed?a=42", method="POST"), timeout=5).read()
+EOF
+}
+
+# objects PORT RUN dump|load: copies bucket `weir` into RUN/objects, or back.
+objects() {
+  "$VENV/bin/python" - "$1" "$REGION" "$2" "$3" <<'EOF'
+import boto3, os, sys
+port, region, run, action = sys.argv[1:5]
+key, secret = open(os.path.join(run, "credentials")).read().split()
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name=region,
+                  aws_access_key_id=key, aws_secret_access_key=secret)
+root = os.path.join(run, "objects")
+if action == "dump":
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="weir"):
+        for o in page.get("Contents", []):
+            path = os.path.join(root, o["Key"])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            s3.download_file("weir", o["Key"], path)
+else:
+    for d, _, files in os.walk(root):
+        for f in files:
+            path = os.path.join(d, f)
+            s3.upload_file(path, "weir", os.path.relpath(path, root))
+EOF
+}
+
 exports() {
   local key secret
   read -r key secret <"$2/credentials"
@@ -111,7 +147,7 @@ cmd_start() {
     echo "$port" >"$run/port"
     deadline=$((SECONDS + READY_TIMEOUT))
     if launch "$run" "$port" "$deadline"; then
-      if ! provision "$port" "$run"; then
+      if ! { seed "$port" && provision "$port" "$run"; }; then
         halt "$run" KILL
         die "the server is up but creating its user and bucket failed (run dir $run, log s3.log)"
       fi
@@ -141,6 +177,27 @@ signal_server() {
 }
 
 cmd_pause() { signal_server "${1:-}" STOP; }
+
+cmd_restart() {
+  local run port saved
+  run="$(run_dir "${1:-}")"
+  [[ -n "$run" && -f "$run/port" && -f "$run/credentials" ]] || die "no server directory to restart"
+  [[ -n "$(live_pid "$run")" ]] || die "the server in $run is not running"
+  port="$(cat "$run/port")"
+  kill -CONT "$(live_pid "$run")" 2>/dev/null || true
+  rm -rf "$run/objects"
+  objects "$port" "$run" dump || die "cannot copy the bucket's objects out (run dir $run)"
+  halt "$run" TERM
+  saved="$(cat "$run/credentials")"
+  launch "$run" "$port" $((SECONDS + READY_TIMEOUT)) ||
+    die "server did not come back within ${READY_TIMEOUT}s (run dir $run)"
+  { seed "$port" && provision "$port" "$run"; } ||
+    die "the new server's user and bucket could not be created (run dir $run)"
+  [[ "$(cat "$run/credentials")" == "$saved" ]] ||
+    die "the new server generated other credentials (run dir $run)"
+  objects "$port" "$run" load || die "cannot copy the bucket's objects back (run dir $run)"
+  echo "http://127.0.0.1:$port"
+}
 cmd_resume() { signal_server "${1:-}" CONT; }
 
 cmd_status() {
@@ -165,6 +222,8 @@ cmd_stop_thawed() {
 
 if [[ "${1:-}" == stop ]]; then
   cmd_stop_thawed "${2:-}"
+elif [[ "${1:-}" == restart ]]; then
+  cmd_restart "${2:-}"
 else
   dispatch "$@"
 fi

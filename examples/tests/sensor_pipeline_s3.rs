@@ -2,14 +2,17 @@
 //! S3-compatible server that checks signatures, started by `scripts/s3.sh`): with only the
 //! AWS variables the script prints, `--checkpoint-dir s3://weir/...` and `--output
 //! s3://weir/...` take exactly-once checkpoints through five seeded failures and the output
-//! equals the failure-free run; wrong credentials and a missing bucket fail the run naming
-//! the URL but never the secret.
+//! equals the failure-free run; a savepoint on S3 restores after the server restarted;
+//! wrong credentials and a missing bucket fail the run naming the URL but never the secret.
 
 mod common;
 #[path = "../../runtime/tests/s3/mod.rs"]
 mod s3;
 
-use common::{example_bin, part_lines, run_sensor_outputs, spawn_command, JOB_TIMEOUT};
+use common::{
+    assert_same_outputs, example_bin, part_lines, run_sensor_outputs, run_sensor_outputs_with_env,
+    spawn_command, JOB_TIMEOUT,
+};
 use std::process::Command;
 use tempfile::TempDir;
 
@@ -71,17 +74,80 @@ fn five_seeded_failures_with_checkpoints_and_windows_on_s3_leave_the_output_of_t
         sorted("alerts"),
         sorted("top"),
     ];
-    for (kind, (g, w)) in ["windows", "alerts", "top ten"]
+    assert_same_outputs(&got, &want, "failure-free");
+}
+
+#[test]
+fn a_savepoint_on_s3_restores_after_the_server_restarts_and_the_output_is_the_uninterrupted_one() {
+    // A server of this test's own: the restart would cut off the other tests' requests.
+    let server = s3::start_own();
+    let dir = TempDir::new().unwrap();
+    let bin = example_bin("sensor_pipeline");
+    let base = ["--records", "60000", "--parallelism", "2"];
+    let (clean, want) = run_sensor_outputs(&bin, dir.path(), "clean", &base, &[]);
+    clean.assert_success();
+    let with = |extra: &[&str]| -> Vec<String> {
+        [
+            "--checkpoint-interval-ms",
+            "100",
+            "--checkpoint-dir",
+            "s3://weir/restart/checkpoints",
+            "--throttle-records-per-sec",
+            "40000",
+        ]
         .iter()
-        .zip(got.iter().zip(&want))
-    {
-        assert_eq!(
-            g.len(),
-            w.len(),
-            "{kind}: as many lines as the failure-free run"
-        );
-        assert!(g == w, "{kind}: the lines differ from the failure-free run");
-    }
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let stop = with(&[
+        "--stop-with-savepoint-after-records",
+        "20000",
+        "--savepoint-dir",
+        "s3://weir/restart/savepoints",
+    ]);
+    let run = |extra: &[String], parallelism: &str| {
+        let mut args = base;
+        args[3] = parallelism;
+        run_sensor_outputs_with_env(&bin, dir.path(), "resumed", &args, extra, &server.env())
+    };
+    let (first, partial) = run(&stop, "2");
+    first.assert_success();
+    let savepoint = first
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("savepoint: "))
+        .unwrap_or_else(|| panic!("no savepoint line: {}", first.stdout))
+        .to_string();
+    assert!(
+        savepoint.starts_with("s3://weir/restart/savepoints/savepoint-"),
+        "{savepoint}"
+    );
+    assert!(
+        partial[0].len() < want[0].len(),
+        "the first run stopped midway"
+    );
+
+    // A new server process on the same address, with the objects copied over: the
+    // savepoint, and then the second run's checkpoints (one restored after a failure),
+    // are read from it.
+    server.command("restart");
+    let (second, got) = run(
+        &with(&[
+            "--from-savepoint",
+            &savepoint,
+            "--fail-after-records",
+            "10000",
+        ]),
+        "3",
+    );
+    second.assert_success();
+    assert!(
+        second.stderr.contains("injected failure at reading"),
+        "{}",
+        second.stderr
+    );
+    assert_same_outputs(&got, &want, "uninterrupted");
 }
 
 /// Runs the pipeline with checkpoints to `url` and the S3 settings `defines` (`-D`), no

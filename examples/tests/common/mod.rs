@@ -390,6 +390,18 @@ pub fn run_sensor_outputs(
     args: &[&str],
     extra: &[String],
 ) -> (Outcome, [Vec<String>; 3]) {
+    run_sensor_outputs_with_env(bin, dir, tag, args, extra, &[])
+}
+
+/// As [`run_sensor_outputs`], with the environment variables `env` set for the process.
+pub fn run_sensor_outputs_with_env(
+    bin: &Path,
+    dir: &Path,
+    tag: &str,
+    args: &[&str],
+    extra: &[String],
+    env: &[(String, String)],
+) -> (Outcome, [Vec<String>; 3]) {
     let out = |kind: &str| dir.join(format!("{tag}-{kind}"));
     let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     all.extend_from_slice(extra);
@@ -401,7 +413,9 @@ pub fn run_sensor_outputs(
         all.push(flag.into());
         all.push(out(kind).to_str().expect("temp paths are UTF-8").into());
     }
-    let outcome = run(bin, &all);
+    let mut cmd = Command::new(bin);
+    cmd.args(&all).envs(env.iter().map(|(k, v)| (k, v)));
+    let outcome = spawn_command(cmd).finish(JOB_TIMEOUT);
     let lines = ["windows", "alerts", "top"].map(|k| {
         let mut l = if out(k).exists() {
             part_lines(&out(k))
@@ -412,4 +426,20 @@ pub fn run_sensor_outputs(
         l
     });
     (outcome, lines)
+}
+
+/// Checks that the window results, alerts and top ten `got` equal `want`, those of the
+/// `reference` run (such as "failure-free"), line for line.
+pub fn assert_same_outputs(got: &[Vec<String>; 3], want: &[Vec<String>; 3], reference: &str) {
+    for (kind, (g, w)) in ["windows", "alerts", "top ten"]
+        .iter()
+        .zip(got.iter().zip(want))
+    {
+        assert_eq!(
+            g.len(),
+            w.len(),
+            "{kind}: as many lines as the {reference} run"
+        );
+        assert!(g == w, "{kind}: the lines differ from the {reference} run");
+    }
 }

@@ -51,6 +51,12 @@ fn script(command: &str, dir: Option<&PathBuf>) -> Command {
     cmd
 }
 
+/// Starts a server of the calling test's own (to restart it, say), stopped when the test
+/// binary exits.
+pub fn start_own() -> S3Server {
+    start().unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn start() -> Result<S3Server, String> {
     let out = script("start", None)
         .output()

@@ -186,6 +186,105 @@ pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result
     Ok(value)
 }
 
+/// Counts and checksums the bytes read through it.
+struct Checked<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Decodes `T` from a versioned blob read from `reader`, the blob [`encode_versioned`]
+/// writes of a byte string that holds `T`'s encoding (a stored state file), without holding
+/// the blob in memory: the payload streams through the decoder and its checksum is checked
+/// at the end, so a value is returned only when version, checksum and length all match
+/// (a corrupt blob reports the checksum mismatch, not whatever the decoder made of it).
+/// Returns the value and the blob's length; `what` names the blob in errors. An error of
+/// `reader` itself is a [`CodecError::Decode`] whose source is the I/O error.
+pub fn decode_versioned_nested_from<T: DeserializeOwned>(
+    mut reader: impl std::io::Read,
+    what: &str,
+) -> Result<(T, u64), CodecError> {
+    let named = |source| CodecError::Decode {
+        what: what.to_owned(),
+        source,
+    };
+    let mut header = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        match reader.read(&mut header[got..]) {
+            Ok(0) => {
+                return Err(CodecError::Truncated {
+                    what: what.to_owned(),
+                    len: got,
+                    needed: HEADER_LEN,
+                })
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(named(bincode::error::DecodeError::Io {
+                    inner: e,
+                    additional: HEADER_LEN - got,
+                }))
+            }
+        }
+    }
+    if header[0] != FORMAT_VERSION {
+        return Err(CodecError::VersionMismatch {
+            what: what.to_owned(),
+            found: header[0],
+            expected: FORMAT_VERSION,
+        });
+    }
+    let stored = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+    let mut payload = Checked {
+        inner: reader,
+        crc: crc32fast::Hasher::new(),
+        read: 0,
+    };
+    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+    let decoded =
+        bincode::decode_from_std_read::<u64, _, _>(&mut payload, config).and_then(|len| {
+            let start = payload.read;
+            let value = bincode::serde::decode_from_std_read::<T, _, _>(&mut payload, config)?;
+            Ok((value, len, payload.read - start))
+        });
+    // The rest of the payload, read for the checksum and the length check.
+    let rest = std::io::copy(&mut payload, &mut std::io::sink()).map_err(|e| {
+        named(bincode::error::DecodeError::Io {
+            inner: e,
+            additional: 0,
+        })
+    })?;
+    let computed = payload.crc.finalize();
+    if computed != stored {
+        return Err(CodecError::ChecksumMismatch {
+            what: what.to_owned(),
+            stored,
+            computed,
+        });
+    }
+    let (value, len, used) = decoded.map_err(named)?;
+    // Bytes after the value, or a byte-string length that disagrees with the value's.
+    let extra = if rest != 0 { rest } else { len.abs_diff(used) };
+    if extra != 0 {
+        return Err(CodecError::TrailingBytes {
+            what: what.to_owned(),
+            extra: extra as usize,
+        });
+    }
+    Ok((value, HEADER_LEN as u64 + payload.read))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +396,42 @@ mod tests {
         out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         out.extend_from_slice(payload);
         out
+    }
+
+    #[test]
+    fn a_nested_blob_decodes_from_a_reader_and_corruption_is_reported_as_such() {
+        let value: Vec<(u64, String)> = (0..1000).map(|i| (i, format!("v{i}"))).collect();
+        let mut inner = Vec::new();
+        encode_into(&value, &mut inner).unwrap();
+        let blob = encode_versioned(inner.as_slice()).unwrap();
+        let (back, len): (Vec<(u64, String)>, u64) =
+            decode_versioned_nested_from(blob.as_slice(), "state file").unwrap();
+        assert_eq!(back, value);
+        assert_eq!(len, blob.len() as u64);
+
+        let mut corrupt = blob.clone();
+        corrupt[HEADER_LEN + 40] ^= 0xff;
+        let e = decode_versioned_nested_from::<Vec<(u64, String)>>(corrupt.as_slice(), "f");
+        assert!(
+            matches!(e, Err(CodecError::ChecksumMismatch { .. })),
+            "{e:?}"
+        );
+        let e = decode_versioned_nested_from::<Vec<(u64, String)>>(&blob[..3], "f");
+        assert!(
+            matches!(e, Err(CodecError::Truncated { len: 3, .. })),
+            "{e:?}"
+        );
+        let mut longer = encode_versioned(&[inner.as_slice(), &[0u8; 7]].concat()[..]).unwrap();
+        let e = decode_versioned_nested_from::<Vec<(u64, String)>>(longer.as_slice(), "f");
+        assert!(
+            matches!(e, Err(CodecError::TrailingBytes { extra: 7, .. })),
+            "{e:?}"
+        );
+        longer[0] = FORMAT_VERSION + 1;
+        let e = decode_versioned_nested_from::<Vec<(u64, String)>>(longer.as_slice(), "f");
+        assert!(
+            matches!(e, Err(CodecError::VersionMismatch { .. })),
+            "{e:?}"
+        );
     }
 }

@@ -40,7 +40,8 @@ pub use backend_config::{
 pub use backend_kind::{ParseBackendKindError, StateBackendKind};
 pub use bounds::{Namespace, StateKey, StateValue, VoidNamespace};
 pub use codec::{
-    decode_from, decode_versioned, encode_into, encode_versioned, CodecError, FORMAT_VERSION,
+    decode_from, decode_versioned, decode_versioned_nested_from, encode_into, encode_versioned,
+    CodecError, FORMAT_VERSION,
 };
 pub use error::StateError;
 pub use functions::{AggregateFunction, ReduceAggregate, ReduceFunction};

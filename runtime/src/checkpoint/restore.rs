@@ -13,8 +13,8 @@
 //! checked by size and crc32; the backend then opens it.
 
 use super::metadata::{CheckpointMetadata, SubtaskStateHandle};
-use super::snapshot::{KeyedStateData, OperatorSnapshot};
-use super::storage::CheckpointStorage;
+use super::snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
+use super::storage::{CheckpointStorage, StorageError};
 use crate::control::RestoreSpec;
 use crate::error::TaskError;
 use std::path::Path;
@@ -98,7 +98,16 @@ impl RestoredState {
             .iter()
             .filter(|h| h.key_group_start < range.end && range.start < h.key_group_end)
         {
-            let state = OperatorSnapshot::decode_keyed(&self.read(uid, h)?)?;
+            // Decoded as it streams in: the file is never whole in memory.
+            let state: KeyedOperatorState = self
+                .storage
+                .read_state_streamed(&self.dir, h)
+                .map_err(|e| match e {
+                    StorageError::Undecodable { .. } => {
+                        TaskError::RestoredState(format!("cannot restore '{uid}': {e}"))
+                    }
+                    e => TaskError::Io(format!("cannot restore '{uid}': {e}")),
+                })?;
             restored.timers.extend(state.timers);
             match state.keyed {
                 KeyedStateData::Full(full) => restored.full.push(full),

@@ -32,6 +32,15 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A stored file passed its checks (version, checksum, length) but does not hold what
+    /// it should: written by an incompatible version of the state's format.
+    #[error("checkpoint file {path} cannot be decoded: {reason}")]
+    Undecodable {
+        /// The file concerned.
+        path: String,
+        /// The decoder's error.
+        reason: String,
+    },
     /// A local file (being uploaded, or a download's target) cannot be used.
     #[error("cannot {action} local file {path}: {source}")]
     Local {

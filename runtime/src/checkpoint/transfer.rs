@@ -1,7 +1,8 @@
 //! Streaming transfers between local disk and checkpoint storage: a shared state file (a
 //! RocksDB SST file) uploads from its local file part by part and downloads into a local
-//! file chunk by chunk, and a large state file is put as a multipart upload, so no file is
-//! ever held whole in memory on its way to or from the store.
+//! file chunk by chunk, a large state file is put as a multipart upload, and a keyed state
+//! file is decoded as it streams in, so no file is held whole in memory on its way from the
+//! store (a state file on its way to it is the snapshot's encoding, built in memory).
 //!
 //! Invariants:
 //! - a file larger than [`PART_SIZE`] is a multipart upload of parts of that size (S3's
@@ -9,8 +10,11 @@
 //!   one is a single put; either way the object appears whole or not at all (a failed
 //!   multipart upload is aborted);
 //! - a download's size and crc32 are checked against the metadata as it streams, and a
-//!   download that does not match is deleted, never used.
+//!   download that does not match is deleted, never used;
+//! - a full snapshot's state file is decoded as it streams in, and its value is used only
+//!   once version, checksum and size matched.
 
+use super::metadata::SubtaskStateHandle;
 use super::storage::{CheckpointStorage, StorageError};
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -27,12 +31,43 @@ pub const PART_SIZE: usize = 8 << 20;
 /// Parts of one file uploading at once.
 pub const PARTS_IN_FLIGHT: usize = 2;
 
+/// Bytes of a streamed state file buffered ahead of its decoder.
+const STREAM_BUFFER: usize = 256 * 1024;
+
 /// A local file that cannot be read or written, named.
 fn local(action: &str, path: &std::path::Path, e: std::io::Error) -> StorageError {
     StorageError::Local {
         path: path.display().to_string(),
         action: action.to_string(),
         source: e,
+    }
+}
+
+/// A blocking reader over the chunks of a GET, driven on the storage's runtime; the
+/// store's error, if one ends the stream, is kept for the caller.
+struct ChunkReader<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    chunks: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    current: Bytes,
+    error: Option<object_store::Error>,
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rt.block_on(self.chunks.try_next()) {
+                Ok(Some(chunk)) => self.current = chunk,
+                Ok(None) => return Ok(0),
+                Err(e) => {
+                    let message = e.to_string();
+                    self.error = Some(e);
+                    return Err(std::io::Error::other(message));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
     }
 }
 
@@ -111,6 +146,48 @@ impl CheckpointStorage {
                 })
             })
         })
+    }
+
+    /// Reads the state file of `handle` in the snapshot directory `dir` and decodes the
+    /// value its state bytes hold as they stream in (version, checksum and size checked),
+    /// never holding the file in memory.
+    pub fn read_state_streamed<T: serde::de::DeserializeOwned>(
+        &self,
+        dir: &str,
+        handle: &SubtaskStateHandle,
+    ) -> Result<T, StorageError> {
+        let path = Path::from(dir).join(handle.file.as_str());
+        let store_err = self.store_err(&path);
+        let got = self
+            .rt()
+            .block_on(self.store().get(&path))
+            .map_err(&store_err)?;
+        let mut chunks = ChunkReader {
+            rt: self.rt(),
+            chunks: got.into_stream(),
+            current: Bytes::new(),
+            error: None,
+        };
+        let name = self.name(&path);
+        let decoded = weir_state_backends::decode_versioned_nested_from::<T>(
+            std::io::BufReader::with_capacity(STREAM_BUFFER, &mut chunks),
+            &name,
+        );
+        if let Some(e) = chunks.error.take() {
+            return Err(store_err(e));
+        }
+        let (value, size) = decoded.map_err(|e| match e {
+            weir_state_backends::CodecError::Decode { .. } => StorageError::Undecodable {
+                path: name.clone(),
+                reason: e.to_string(),
+            },
+            other => StorageError::Corrupt {
+                path: name.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        self.check_size(&path, size, handle.size)?;
+        Ok(value)
     }
 
     /// Downloads shared file `file` into the local file `to` chunk by chunk, checking its

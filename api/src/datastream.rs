@@ -7,7 +7,9 @@ use crate::graph::type_ops::{erase, typed_output, AnyKeyHash, TypeOpsOf};
 use crate::graph::OperatorContext;
 use crate::operators::basic::{Filter, FlatMap, Identity, Map};
 use crate::record::Record;
-use crate::sink::{CollectSink, PrintSink, SinkContext, SinkFunction, SinkOperator};
+use crate::sink::{
+    CollectSink, PrintSink, SinkContext, SinkDownstream, SinkFunction, SinkOperator,
+};
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -55,6 +57,15 @@ impl DataStreamSink {
         Self {
             stream: self.stream.set_parallelism(parallelism),
         }
+    }
+
+    /// Returns the stream of records the sink's writers emitted to the side output `tag`
+    /// (such as the rows a database refused; see [`crate::sink::SinkSideOutputs`]).
+    pub fn get_side_output<S: crate::record::Record>(
+        &self,
+        tag: &crate::functions::OutputTag<S>,
+    ) -> DataStream<S> {
+        self.stream.get_side_output(tag)
     }
 }
 
@@ -242,33 +253,39 @@ impl<T: Record> DataStream<T> {
     ) -> DataStreamSink {
         let sink = Arc::new(sink);
         let checked = sink.clone();
-        let stream = self.add_one_input::<()>("Sink", key_hash, true, move |ctx, out| {
-            let mut writer = sink.create_writer(&SinkContext {
-                name: ctx.name.clone(),
-                subtask: ctx.subtask,
-                parallelism: ctx.parallelism,
-                checkpointing: ctx.config.checkpointing.is_some(),
-                job: ctx.job,
-                uid: ctx.uid.clone(),
-            })?;
-            let states = match &ctx.restored {
-                Some(restored) => restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)?,
-                None => None,
-            };
-            {
-                let _scope = weir_runtime::task::enter_operator(ctx.index);
-                match states {
-                    Some(s) => writer.recover(s)?,
-                    None => writer.start_without_state()?,
+        let stream = self
+            .add_one_input::<()>("Sink", key_hash, true, move |ctx, out| {
+                let (out, side_outputs) = SinkDownstream::new(ctx.take_side_outputs(), out);
+                let mut writer = sink.create_writer(&SinkContext {
+                    name: ctx.name.clone(),
+                    subtask: ctx.subtask,
+                    parallelism: ctx.parallelism,
+                    checkpointing: ctx.config.checkpointing.is_some(),
+                    job: ctx.job,
+                    uid: ctx.uid.clone(),
+                    side_outputs,
+                })?;
+                let states = match &ctx.restored {
+                    Some(restored) => {
+                        restored.operator_list(&ctx.uid, ctx.subtask, ctx.parallelism)?
+                    }
+                    None => None,
+                };
+                {
+                    let _scope = weir_runtime::task::enter_operator(ctx.index);
+                    match states {
+                        Some(s) => writer.recover(s)?,
+                        None => writer.start_without_state()?,
+                    }
                 }
-            }
-            Ok(Box::new(SinkOperator {
-                writer,
-                out,
-                index: ctx.index,
-                uid: ctx.uid.clone(),
-            }))
-        });
+                Ok(Box::new(SinkOperator {
+                    writer,
+                    out: Box::new(out),
+                    index: ctx.index,
+                    uid: ctx.uid.clone(),
+                }))
+            })
+            .emitting_side_outputs();
         self.env.inner.borrow_mut().graph.nodes[stream.id].check =
             Some(Arc::new(move |name, job| checked.check(name, job)));
         DataStreamSink { stream }

@@ -92,6 +92,7 @@ fn ctx(subtask: u16) -> SinkContext {
         checkpointing: true,
         job: weir_runtime::JobId(1),
         uid: "out".into(),
+        side_outputs: Default::default(),
     }
 }
 

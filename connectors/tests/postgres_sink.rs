@@ -2,8 +2,8 @@
 //! `scripts/postgres.sh`): exactly-once rows through injected failures and a server
 //! restart, with no prepared transaction left behind; a completed checkpoint whose commit
 //! was lost committed on restore, later ones rolled back; at-least-once upserts; a record
-//! the statement refuses failing the job by name, left out, or routed to a dead-letter
-//! table exactly once; a missing table, a server
+//! the statement refuses failing the job by name, left out, or routed exactly once to a
+//! dead-letter table or to the sink's side output; a missing table, a server
 //! without prepared transactions, an unreachable server (its password never shown) and
 //! exactly-once without checkpointing refused with clear errors.
 
@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use weir_api::sink::{SinkContext, SinkFunction};
+use weir_api::OutputTag;
 use weir_api::{GeneratorSource, StreamExecutionEnvironment};
-use weir_connectors::postgres::{transaction_prefix, OnRecordError, PostgresSink};
+use weir_connectors::postgres::{transaction_prefix, OnRecordError, PostgresSink, RefusedRecord};
 use weir_connectors::DeliveryGuarantee;
 use weir_runtime::JobId;
 
@@ -168,6 +169,7 @@ fn job_ctx(job: JobId, subtask: u16, uid: &str) -> SinkContext {
         checkpointing: true,
         job,
         uid: uid.into(),
+        side_outputs: Default::default(),
     }
 }
 
@@ -402,6 +404,44 @@ fn refused_records_go_to_the_dead_letter_table_exactly_once_through_failures() {
         "{:?}",
         prepared_of("pg-dl")
     );
+}
+
+#[test]
+fn refused_records_go_to_the_sinks_side_output_exactly_once_through_failures() {
+    static FAILED: AtomicUsize = AtomicUsize::new(0);
+    const AT: &[u64] = &[150, 600];
+    let dir = tempfile::tempdir().unwrap();
+    let env = checkpointed_env(dir.path(), 5);
+    let tag = OutputTag::<RefusedRecord>::new("refused");
+    let rows = ids_failing_at(&env, 800, AT, &FAILED)
+        .add_sink(
+            insert("so_rows")
+                .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+                .on_record_error(OnRecordError::SideOutput(tag.clone())),
+        )
+        .uid("pg-so");
+    // The side output into an exactly-once table of its own.
+    rows.get_side_output(&tag).add_sink(
+        PostgresSink::new(
+            &server().url,
+            "INSERT INTO so_refused (record, sqlstate, error) VALUES ($1, $2, $3)",
+            |r: &RefusedRecord| (r.record.clone(), r.sqlstate.clone(), r.error.clone()),
+        )
+        .setup("CREATE TABLE IF NOT EXISTS so_refused (record text, sqlstate text, error text)")
+        .delivery_guarantee(DeliveryGuarantee::ExactlyOnce),
+    );
+    env.execute("postgres-side-output").unwrap();
+    assert_eq!(
+        FAILED.load(Ordering::SeqCst),
+        0b11,
+        "both failures were injected"
+    );
+    assert_eq!(summary("so_rows"), ["799", "799", "0", "799"]);
+    let refused = server().query("SELECT record, sqlstate, error FROM so_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0][0], "(13, \"r-13\")");
+    assert_eq!(refused[0][1], "23514", "a check violation");
+    assert!(refused[0][2].contains("so_rows_v_check"), "{refused:?}");
 }
 
 #[test]

@@ -10,11 +10,14 @@ mod object_file;
 mod part_dir;
 mod parts_state;
 mod print;
+mod side_outputs;
 
 pub use collect::CollectSink;
 pub use discard::DiscardingSink;
 pub use file::{FileSink, DEFAULT_MAX_PART_SIZE};
 pub use print::PrintSink;
+pub(crate) use side_outputs::SinkDownstream;
+pub use side_outputs::SinkSideOutputs;
 
 use weir_runtime::task::enter_operator;
 use weir_runtime::{CheckpointId, JobConfig, Output, TaskError, Timestamp};
@@ -34,6 +37,9 @@ pub struct SinkContext {
     pub job: weir_runtime::JobId,
     /// The sink's `uid` (stable across runs and savepoints).
     pub uid: String,
+    /// Where the writer may emit side-output records (see
+    /// [`crate::DataStreamSink::get_side_output`]).
+    pub side_outputs: SinkSideOutputs,
 }
 
 /// Creates the writers of a sink.

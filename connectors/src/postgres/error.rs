@@ -57,11 +57,15 @@ pub enum PostgresConnectorError {
         /// The error.
         message: String,
     },
+    /// Emitting a refused record to the sink's side output failed downstream.
+    #[error("{0}")]
+    Downstream(TaskError),
 }
 
 impl From<PostgresConnectorError> for TaskError {
     fn from(e: PostgresConnectorError) -> Self {
         match e {
+            PostgresConnectorError::Downstream(downstream) => downstream,
             PostgresConnectorError::Config(_) | PostgresConnectorError::Setup { .. } => {
                 TaskError::Configuration(e.to_string())
             }

@@ -22,6 +22,7 @@ pub use connection::redacted;
 pub use error::PostgresConnectorError;
 pub use row::SqlRow;
 pub use sink::{
-    is_table_name, OnRecordError, PostgresSink, DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE,
+    is_table_name, OnRecordError, PostgresSink, RefusedRecord, DEFAULT_BATCH_INTERVAL,
+    DEFAULT_BATCH_SIZE,
 };
 pub use transactions::transaction_prefix;

@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
+use weir_api::OutputTag;
 use weir_runtime::{JobConfig, TaskError};
 
 /// Records per batch unless set (Flink's `JdbcExecutionOptions` default).
@@ -22,7 +23,7 @@ pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the sink does when its statement fails for one record (the server refuses its
 /// values: SQLSTATE classes 22 and 23, or a value that cannot be encoded).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub enum OnRecordError {
     /// Fail the job with an error naming the record (the default); it restarts per its
     /// restart strategy, and fails again if the record fails again.
@@ -38,6 +39,38 @@ pub enum OnRecordError {
     /// Columns: `sink text, subtask integer, record text, sqlstate text, error text,
     /// refused_at timestamptz`.
     DeadLetter(String),
+    /// Emit the record, with the server's error, to this side output of the sink, read with
+    /// `add_sink(...).get_side_output(&tag)`, and write the rest of its batch. A refused
+    /// record is emitted when its batch is sent, before the barrier of the checkpoint that
+    /// commits the batch, so the side output is exactly once with an exactly-once sink;
+    /// its timestamp is the processing time it was refused at.
+    SideOutput(OutputTag<RefusedRecord>),
+}
+
+impl std::fmt::Debug for OnRecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fail => f.write_str("Fail"),
+            Self::Skip => f.write_str("Skip"),
+            Self::DeadLetter(table) => write!(f, "DeadLetter({table:?})"),
+            Self::SideOutput(tag) => write!(f, "SideOutput({:?})", tag.id()),
+        }
+    }
+}
+
+/// A record the sink's statement refused, as its side output carries it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RefusedRecord {
+    /// The sink's name.
+    pub sink: String,
+    /// The subtask that wrote it.
+    pub subtask: u16,
+    /// The record's statement parameters, as text.
+    pub record: String,
+    /// The server's SQLSTATE, if it gave one (none: a value that could not be encoded).
+    pub sqlstate: Option<String>,
+    /// The server's error.
+    pub error: String,
 }
 
 /// Whether `table` is a table name that needs no quoting: an identifier (letters, digits

@@ -15,7 +15,7 @@
 use super::connection::{redacted, Connections};
 use super::error::{message, PostgresConnectorError};
 use super::row::SqlRow;
-use super::sink::{OnRecordError, SinkSettings};
+use super::sink::{OnRecordError, RefusedRecord, SinkSettings};
 use super::transactions::{gid, literal, parse_gid, transaction_prefix, PreparedState};
 use crate::DeliveryGuarantee;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use std::time::Instant;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 use tracing::{debug, info, warn};
-use weir_api::sink::{SinkContext, SinkWriter};
+use weir_api::sink::{SinkContext, SinkSideOutputs, SinkWriter};
 use weir_runtime::{CheckpointId, TaskError, Timestamp};
 
 /// Exactly once, how many batches may wait in memory for the commit of the previous
@@ -72,6 +72,8 @@ pub(crate) struct PostgresWriter<T, R> {
     statement: Statement,
     /// Inserts a refused record into the dead-letter table, if the sink has one.
     dead_letter: Option<Statement>,
+    /// Where refused records go with [`OnRecordError::SideOutput`].
+    side_outputs: SinkSideOutputs,
     batch: Vec<R>,
     oldest: Option<Instant>,
     /// A transaction is open on `client`.
@@ -108,6 +110,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             committer,
             statement,
             dead_letter,
+            side_outputs: ctx.side_outputs.clone(),
             oldest: None,
             open: false,
             prepared: Vec::new(),
@@ -144,7 +147,7 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
             self.run("BEGIN", false).map_err(|e| self.io("BEGIN", &e))?;
             self.open = true;
         }
-        let skip = self.settings.on_error != OnRecordError::Fail;
+        let skip = !matches!(self.settings.on_error, OnRecordError::Fail);
         if skip {
             self.run("SAVEPOINT weir_batch", false)
                 .map_err(|e| self.io("SAVEPOINT", &e))?;
@@ -229,9 +232,12 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
                 .block_on(self.client.execute(&self.statement, &params))
             {
                 Ok(_) => self.run("RELEASE SAVEPOINT weir_row", false),
-                Err(e) if is_record_error(&e) => self
-                    .run("ROLLBACK TO SAVEPOINT weir_row", false)
-                    .and_then(|()| self.refused(row, &e)),
+                Err(e) if is_record_error(&e) => {
+                    self.run("ROLLBACK TO SAVEPOINT weir_row", false)
+                        .map_err(|e| self.io("ROLLBACK TO SAVEPOINT", &e))?;
+                    self.refused(row, &e)?;
+                    continue;
+                }
                 Err(e) => Err(e),
             }
             .map_err(|e| self.io("writing a record", &e))?;
@@ -239,24 +245,40 @@ impl<T, R: SqlRow> PostgresWriter<T, R> {
         Ok(())
     }
 
-    /// Routes `row`, which the statement failed for with `e`, to the dead-letter table, or
-    /// logs it as left out.
-    fn refused(&self, row: &R, e: &tokio_postgres::Error) -> Result<(), tokio_postgres::Error> {
-        let Some(insert) = &self.dead_letter else {
-            warn!(sink = %self.sink, subtask = self.subtask, record = ?row, error = %message(e), "record left out: the statement failed for it");
-            return Ok(());
-        };
+    /// Routes `row`, which the statement failed for with `e`, to the dead-letter table or
+    /// the side output, or logs it as left out.
+    fn refused(&self, row: &R, e: &tokio_postgres::Error) -> Result<(), PostgresConnectorError> {
         let record = format!("{row:?}");
         let sqlstate = e.code().map(|c| c.code().to_string());
-        let subtask = i32::from(self.subtask);
         let error = message(e);
-        debug!(sink = %self.sink, subtask = self.subtask, record = %record, error = %error, "record routed to the dead-letter table");
-        self.runtime
-            .block_on(
-                self.client
-                    .execute(insert, &[&self.sink, &subtask, &record, &sqlstate, &error]),
-            )
-            .map(|_| ())
+        match (&self.settings.on_error, &self.dead_letter) {
+            (OnRecordError::SideOutput(tag), _) => {
+                let refused = RefusedRecord {
+                    sink: self.sink.clone(),
+                    subtask: self.subtask,
+                    record,
+                    sqlstate,
+                    error,
+                };
+                self.side_outputs
+                    .emit(tag, refused, weir_runtime::now_ms())
+                    .map_err(PostgresConnectorError::Downstream)
+            }
+            (_, Some(insert)) => {
+                debug!(sink = %self.sink, subtask = self.subtask, record = %record, error = %error, "record routed to the dead-letter table");
+                let subtask = i32::from(self.subtask);
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                    [&self.sink, &subtask, &record, &sqlstate, &error];
+                self.runtime
+                    .block_on(self.client.execute(insert, &params))
+                    .map(|_| ())
+                    .map_err(|e| self.io("writing to the dead-letter table", &e))
+            }
+            _ => {
+                warn!(sink = %self.sink, subtask = self.subtask, record = %record, error = %error, "record left out: the statement failed for it");
+                Ok(())
+            }
+        }
     }
 
     /// Commits the prepared transactions of checkpoints up to `checkpoint`.

@@ -69,6 +69,15 @@ fn five_seeded_failures_with_checkpoints_and_windows_on_s3_leave_the_output_of_t
         l.sort();
         l
     };
+    let open: Vec<String> = server
+        .list("exactly-once/windows")
+        .into_iter()
+        .filter(|k| k.ends_with(".upload"))
+        .collect();
+    assert!(
+        open.is_empty(),
+        "every upload completed or aborted: {open:?}"
+    );
     let got = [
         server.part_lines("exactly-once/windows"),
         sorted("alerts"),

@@ -11,13 +11,14 @@
 //!   (invisible) whose key, upload id and part ids are in the checkpoint; the checkpoint's
 //!   completion completes it. After a restart the restored pending uploads are completed
 //!   (one already completed counts as done), and visible parts numbered from the restored
-//!   counter on are deleted, so each record is in exactly one visible part.
+//!   counter on are deleted, so each record is in exactly one visible part; their uploads
+//!   still open (begun after the checkpoint) are aborted, found by their markers.
 //! - Without checkpointing every part is completed when it closes. A job that starts
 //!   without state numbers its parts from 0, replacing objects of the same names, as the
 //!   local sink replaces files.
-//! - Uploads that are never completed (begun after the restored checkpoint, or cut off by
-//!   a failure) cost storage until the bucket's lifecycle rule for incomplete multipart
-//!   uploads (`AbortIncompleteMultipartUpload`) removes them: set one on the bucket.
+//! - An upload whose marker is lost with its job (a job never restored, a failed marker
+//!   write) costs storage until the bucket's lifecycle rule for incomplete multipart uploads
+//!   (`AbortIncompleteMultipartUpload`) removes it: set one on the bucket.
 //! - The state names the URL its parts were written under, so a job restored with another
 //!   output directory completes the earlier parts where they were written.
 
@@ -88,10 +89,7 @@ impl<T> ObjectFileWriter<T> {
     fn open_part(&mut self) -> Result<OpenUpload, TaskError> {
         let n = self.next_part;
         let key = self.out.key(self.subtask, n);
-        let id = self
-            .runtime
-            .block_on(self.out.client.create_multipart(&key))
-            .map_err(|e| self.out.failed("start an upload of", &key, e))?;
+        let id = self.out.start(&self.runtime, self.subtask, n)?;
         self.next_part += 1;
         Ok(OpenUpload {
             n,
@@ -217,6 +215,7 @@ impl<T> SinkWriter<T> for ObjectFileWriter<T> {
             for p in &pending {
                 dir.complete(&self.runtime, subtask, p)?;
             }
+            dir.abort_from(&self.runtime, subtask, next_part)?;
             dir.delete_from(&self.runtime, subtask, next_part)?;
             if subtask == self.subtask && url == self.url {
                 own_next = Some(next_part);

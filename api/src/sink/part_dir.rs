@@ -2,7 +2,9 @@
 //! completed, listed and deleted.
 //!
 //! Invariants: only the objects directly in the directory named `part-<subtask>-<n>` are
-//! parts (nothing in subdirectories, which another job may own); an upload is completed
+//! parts (nothing in subdirectories, which another job may own); while a part's upload is
+//! open, a hidden marker `.part-<subtask>-<n>.upload` holds its upload id, so a restore finds
+//! and aborts the uploads begun after the restored checkpoint; an upload is completed
 //! at most once, and one already completed (the object there carries its upload's part
 //! count in its entity tag) counts as done; failures that a restart may heal (the server
 //! unreachable, a timeout) are I/O errors, while an upload that is gone with no object in
@@ -46,6 +48,64 @@ impl PartDir {
         Path::from(format!("{}/part-{subtask}-{n}", self.dir))
     }
 
+    /// The key of the marker of part `n`'s open upload.
+    fn marker(&self, subtask: u16, n: u64) -> Path {
+        Path::from(format!("{}/.part-{subtask}-{n}.upload", self.dir))
+    }
+
+    /// Starts the upload of part `n` of `subtask` and records its id in the part's marker.
+    pub fn start(&self, rt: &Runtime, subtask: u16, n: u64) -> Result<String, TaskError> {
+        let key = self.key(subtask, n);
+        let id = rt
+            .block_on(self.client.create_multipart(&key))
+            .map_err(|e| self.failed("start an upload of", &key, e))?;
+        let marker = self.marker(subtask, n);
+        rt.block_on(self.client.put(&marker, id.clone().into()))
+            .map_err(|e| self.failed("write", &marker, e))?;
+        Ok(id)
+    }
+
+    /// Aborts the open uploads of `subtask` numbered `from` on, as their markers name them
+    /// (begun after the restored checkpoint), and drops the markers of parts before it.
+    pub fn abort_from(&self, rt: &Runtime, subtask: u16, from: u64) -> Result<(), TaskError> {
+        let prefix = Path::from(self.dir.as_str());
+        let listed = rt
+            .block_on(self.client.list_with_delimiter(Some(&prefix)))
+            .map_err(|e| self.failed("list", &prefix, e))?;
+        let mine = format!(".part-{subtask}-");
+        for o in listed.objects {
+            let Some(n) = o.location.filename().and_then(|f| {
+                f.strip_prefix(&mine)?
+                    .strip_suffix(".upload")?
+                    .parse::<u64>()
+                    .ok()
+            }) else {
+                continue;
+            };
+            if n >= from {
+                let id = rt
+                    .block_on(async { self.client.get(&o.location).await?.bytes().await })
+                    .map_err(|e| self.failed("read", &o.location, e))?;
+                let id = String::from_utf8_lossy(&id).into_owned();
+                let key = self.key(subtask, n);
+                match rt.block_on(self.client.abort_multipart(&key, &id)) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.failed("abort the upload of", &key, e)),
+                }
+            }
+            self.forget(rt, &o.location)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the marker at `marker` (one already gone is fine).
+    fn forget(&self, rt: &Runtime, marker: &Path) -> Result<(), TaskError> {
+        match rt.block_on(self.client.delete(marker)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.failed("delete", marker, e)),
+        }
+    }
+
     /// An I/O error of `action` on `key`, naming its URL.
     pub fn failed(&self, action: &str, key: &Path, e: object_store::Error) -> TaskError {
         TaskError::Io(format!(
@@ -65,7 +125,7 @@ impl PartDir {
             })
             .collect();
         match rt.block_on(self.client.complete_multipart(&key, &p.id, parts)) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return self.forget(rt, &self.marker(subtask, p.n)),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.failed("complete the upload of", &key, e)),
         }
@@ -79,7 +139,7 @@ impl PartDir {
                     .as_deref()
                     .is_some_and(|t| t.trim_matches('"').ends_with(&suffix)) =>
             {
-                Ok(())
+                self.forget(rt, &self.marker(subtask, p.n))
             }
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {
                 Err(TaskError::RestoredState(format!(

@@ -168,3 +168,42 @@ fn a_savepoint_restored_into_another_s3_directory_keeps_earlier_parts_where_they
         "every number exactly once"
     );
 }
+
+#[test]
+fn a_restart_without_state_aborts_the_uploads_an_earlier_attempt_left_open() {
+    use weir_api::sink::{SinkContext, SinkFunction};
+    let _ = env(); // installs the S3 settings
+    let sink = FileSink::new("s3://weir/restarted", line);
+    let ctx = SinkContext {
+        name: "files".into(),
+        subtask: 0,
+        parallelism: 1,
+        checkpointing: true,
+        job: weir_runtime::JobId(7),
+        uid: "files".into(),
+        side_outputs: Default::default(),
+    };
+    let server = s3::server();
+    let markers = || -> Vec<String> {
+        server
+            .list("restarted")
+            .into_iter()
+            .filter(|k| k.ends_with(".upload"))
+            .collect()
+    };
+    // An attempt that fails with a part open: its upload and marker stay behind.
+    let mut first = sink.create_writer(&ctx).unwrap();
+    first.start_without_state().unwrap();
+    first.write(1, 0).unwrap();
+    drop(first);
+    assert_eq!(markers(), ["restarted/.part-0-0.upload"]);
+    // The next attempt, before any checkpoint completed, starts without state.
+    let mut second = sink.create_writer(&ctx).unwrap();
+    second.start_without_state().unwrap();
+    assert!(markers().is_empty(), "{:?}", markers());
+    second.write(2, 0).unwrap();
+    assert!(second.pre_commit(1).unwrap().is_some());
+    second.commit(1).unwrap();
+    assert!(markers().is_empty(), "{:?}", markers());
+    assert_eq!(server.part_lines("restarted").len(), 1);
+}

@@ -199,6 +199,12 @@ impl<T> SinkWriter<T> for ObjectFileWriter<T> {
         Ok(())
     }
 
+    /// A start without restored state (a new job, or a restart before any checkpoint
+    /// completed): the uploads an earlier attempt left open are aborted.
+    fn start_without_state(&mut self) -> Result<(), TaskError> {
+        self.out.abort_from(&self.runtime, self.subtask, 0)
+    }
+
     fn recover(&mut self, states: Vec<Vec<u8>>) -> Result<(), TaskError> {
         let mut own_next = None;
         for bytes in states {

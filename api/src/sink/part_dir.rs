@@ -60,8 +60,11 @@ impl PartDir {
             .block_on(self.client.create_multipart(&key))
             .map_err(|e| self.failed("start an upload of", &key, e))?;
         let marker = self.marker(subtask, n);
-        rt.block_on(self.client.put(&marker, id.clone().into()))
-            .map_err(|e| self.failed("write", &marker, e))?;
+        if let Err(e) = rt.block_on(self.client.put(&marker, id.clone().into())) {
+            // Without its marker no restore would find the upload: abort it now.
+            let _ = rt.block_on(self.client.abort_multipart(&key, &id));
+            return Err(self.failed("write", &marker, e));
+        }
         Ok(id)
     }
 
@@ -83,9 +86,14 @@ impl PartDir {
                 continue;
             };
             if n >= from {
-                let id = rt
+                let id = match rt
                     .block_on(async { self.client.get(&o.location).await?.bytes().await })
-                    .map_err(|e| self.failed("read", &o.location, e))?;
+                {
+                    Ok(id) => id,
+                    // Gone since the listing: its upload was completed or aborted.
+                    Err(object_store::Error::NotFound { .. }) => continue,
+                    Err(e) => return Err(self.failed("read", &o.location, e)),
+                };
                 let id = String::from_utf8_lossy(&id).into_owned();
                 let key = self.key(subtask, n);
                 match rt.block_on(self.client.abort_multipart(&key, &id)) {

@@ -7,7 +7,10 @@
 //! the sink's lifecycle calls (watermarks, barriers, end of input go to the side outputs
 //! first, then to the main output), so one emitted while the writer handles a checkpoint's
 //! barrier precedes that barrier downstream: the side output is exactly once with the
-//! sink's own transactions. Records of a tag no stream reads are dropped.
+//! sink's own transactions. A writer that holds records past the end of its input (to write
+//! them with the final checkpoint) may emit after the end of input has gone downstream:
+//! such records still precede the final barrier, but an event-time consumer sees them
+//! after the final watermark. Records of a tag no stream reads are dropped.
 
 use crate::functions::{Downstream, OutputTag, SideOutputs};
 use std::cell::RefCell;

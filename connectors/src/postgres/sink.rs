@@ -43,7 +43,9 @@ pub enum OnRecordError {
     /// `add_sink(...).get_side_output(&tag)`, and write the rest of its batch. A refused
     /// record is emitted when its batch is sent, before the barrier of the checkpoint that
     /// commits the batch, so the side output is exactly once with an exactly-once sink;
-    /// its timestamp is the processing time it was refused at.
+    /// its timestamp is the processing time it was refused at. Exactly once, the last batch
+    /// may be sent with the final checkpoint, after the end of input went downstream: read
+    /// the side output without event-time windows, or expect those records late.
     SideOutput(OutputTag<RefusedRecord>),
 }
 

@@ -50,17 +50,23 @@ struct ChunkReader<'a> {
     chunks: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
     current: Bytes,
     error: Option<object_store::Error>,
+    /// The stream ended (it is not polled again).
+    done: bool,
 }
 
 impl Read for ChunkReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
             match self.rt.block_on(self.chunks.try_next()) {
                 Ok(Some(chunk)) => self.current = chunk,
-                Ok(None) => return Ok(0),
+                Ok(None) => self.done = true,
                 Err(e) => {
                     let message = e.to_string();
                     self.error = Some(e);
+                    self.done = true;
                     return Err(std::io::Error::other(message));
                 }
             }
@@ -162,11 +168,14 @@ impl CheckpointStorage {
             .rt()
             .block_on(self.store().get(&path))
             .map_err(&store_err)?;
+        // A file of another size is refused before any of it reaches the decoder.
+        self.check_size(&path, got.meta.size, handle.size)?;
         let mut chunks = ChunkReader {
             rt: self.rt(),
             chunks: got.into_stream(),
             current: Bytes::new(),
             error: None,
+            done: false,
         };
         let name = self.name(&path);
         let decoded = weir_state_backends::decode_versioned_nested_from::<T>(

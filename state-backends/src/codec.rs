@@ -213,30 +213,27 @@ pub fn decode_versioned_nested_from<T: DeserializeOwned>(
     mut reader: impl std::io::Read,
     what: &str,
 ) -> Result<(T, u64), CodecError> {
+    use std::io::Read as _;
     let named = |source| CodecError::Decode {
         what: what.to_owned(),
         source,
     };
-    let mut header = [0u8; HEADER_LEN];
-    let mut got = 0;
-    while got < HEADER_LEN {
-        match reader.read(&mut header[got..]) {
-            Ok(0) => {
-                return Err(CodecError::Truncated {
-                    what: what.to_owned(),
-                    len: got,
-                    needed: HEADER_LEN,
-                })
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(named(bincode::error::DecodeError::Io {
-                    inner: e,
-                    additional: HEADER_LEN - got,
-                }))
-            }
-        }
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    (&mut reader)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| {
+            named(bincode::error::DecodeError::Io {
+                inner: e,
+                additional: 0,
+            })
+        })?;
+    if header.len() < HEADER_LEN {
+        return Err(CodecError::Truncated {
+            what: what.to_owned(),
+            len: header.len(),
+            needed: HEADER_LEN,
+        });
     }
     if header[0] != FORMAT_VERSION {
         return Err(CodecError::VersionMismatch {

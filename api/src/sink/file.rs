@@ -34,6 +34,7 @@
 
 use super::object_file::ObjectFileWriter;
 use super::parts_state::PartsState;
+use super::pending_parts::PendingParts;
 use super::{SinkContext, SinkFunction, SinkWriter};
 use std::fmt::{Display, Write as _};
 use std::fs::File;
@@ -153,8 +154,7 @@ impl<T: 'static> SinkFunction<T> for FileSink<T> {
             current: None,
             line: String::new(),
             transactional: ctx.checkpointing,
-            closed: Vec::new(),
-            pending: Vec::new(),
+            parts: PendingParts::new(),
         }))
     }
 }
@@ -179,10 +179,8 @@ struct FileWriter<T> {
     line: String,
     /// Whether parts wait for a completed checkpoint before they become visible.
     transactional: bool,
-    /// Parts closed since the last barrier (transactional only).
-    closed: Vec<u64>,
-    /// Parts pre-committed for a checkpoint, waiting for it to complete.
-    pending: Vec<(CheckpointId, u64)>,
+    /// Parts closed and pre-committed (transactional only), by number.
+    parts: PendingParts<u64>,
 }
 
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> TaskError {
@@ -230,7 +228,7 @@ impl<T> FileWriter<T> {
         drop(file);
         let n = self.next_part - 1;
         let target = if self.transactional {
-            self.closed.push(n);
+            self.parts.close(n);
             self.pending_path(self.subtask, n)
         } else {
             done
@@ -321,23 +319,10 @@ impl<T> SinkWriter<T> for FileWriter<T> {
         Ok(())
     }
 
+    /// Closes the last part: without checkpointing that publishes it; with, the job's
+    /// final checkpoint covers it and its completion publishes it.
     fn finish(&mut self) -> Result<(), TaskError> {
-        self.close_part()?;
-        if self.transactional {
-            // The job's final checkpoint covers the last parts; its completion commits them.
-            return Ok(());
-        }
-        // The input ended: everything written is final.
-        let parts: Vec<u64> = self
-            .pending
-            .drain(..)
-            .map(|(_, n)| n)
-            .chain(self.closed.drain(..))
-            .collect();
-        for n in parts {
-            publish(&self.dir, self.subtask, n)?;
-        }
-        Ok(())
+        self.close_part()
     }
 
     fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>, TaskError> {
@@ -345,13 +330,10 @@ impl<T> SinkWriter<T> for FileWriter<T> {
             return Ok(None);
         }
         self.close_part()?;
-        for n in self.closed.drain(..) {
-            self.pending.push((checkpoint, n));
-        }
         PartsState::Local {
             subtask: self.subtask,
             next_part: self.next_part,
-            pending: self.pending.iter().map(|(_, n)| *n).collect(),
+            pending: self.parts.pre_commit(checkpoint),
             dir: self.dir.clone(),
         }
         .encode()
@@ -359,10 +341,7 @@ impl<T> SinkWriter<T> for FileWriter<T> {
     }
 
     fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            self.pending.drain(..).partition(|(c, _)| *c <= checkpoint);
-        self.pending = waiting;
-        for (_, n) in ready {
+        for n in self.parts.ready(checkpoint) {
             publish(&self.dir, self.subtask, n)?;
         }
         Ok(())

@@ -9,6 +9,7 @@ mod file;
 mod object_file;
 mod part_dir;
 mod parts_state;
+mod pending_parts;
 mod print;
 mod side_outputs;
 

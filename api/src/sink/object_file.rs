@@ -25,6 +25,7 @@
 use super::file::Formatter;
 use super::part_dir::PartDir;
 use super::parts_state::{PartsState, PendingUpload};
+use super::pending_parts::PendingParts;
 use super::{SinkContext, SinkWriter};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
@@ -54,8 +55,7 @@ pub(super) struct ObjectFileWriter<T> {
     current: Option<OpenUpload>,
     line: String,
     transactional: bool,
-    closed: Vec<PendingUpload>,
-    pending: Vec<(CheckpointId, PendingUpload)>,
+    parts: PendingParts<PendingUpload>,
 }
 
 impl<T> ObjectFileWriter<T> {
@@ -81,8 +81,7 @@ impl<T> ObjectFileWriter<T> {
             current: None,
             line: String::new(),
             transactional: ctx.checkpointing,
-            closed: Vec::new(),
-            pending: Vec::new(),
+            parts: PendingParts::new(),
         })
     }
 
@@ -134,7 +133,7 @@ impl<T> ObjectFileWriter<T> {
             parts: up.parts.into_iter().map(|p| p.content_id).collect(),
         };
         if self.transactional {
-            self.closed.push(done);
+            self.parts.close(done);
             Ok(())
         } else {
             self.out.complete(&self.runtime, self.subtask, &done)
@@ -175,13 +174,10 @@ impl<T> SinkWriter<T> for ObjectFileWriter<T> {
             return Ok(None);
         }
         self.close_part()?;
-        for p in std::mem::take(&mut self.closed) {
-            self.pending.push((checkpoint, p));
-        }
         PartsState::Object {
             subtask: self.subtask,
             next_part: self.next_part,
-            pending: self.pending.iter().map(|(_, p)| p.clone()).collect(),
+            pending: self.parts.pre_commit(checkpoint),
             url: self.url.clone(),
         }
         .encode()
@@ -189,11 +185,7 @@ impl<T> SinkWriter<T> for ObjectFileWriter<T> {
     }
 
     fn commit(&mut self, checkpoint: CheckpointId) -> Result<(), TaskError> {
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|(c, _)| *c <= checkpoint);
-        self.pending = waiting;
-        for (_, p) in ready {
+        for p in self.parts.ready(checkpoint) {
             self.out.complete(&self.runtime, self.subtask, &p)?;
         }
         Ok(())

@@ -77,20 +77,6 @@ impl Read for ChunkReader<'_> {
     }
 }
 
-/// Reads from `f` until `buf` is full or the file ends; returns the bytes read.
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match f.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 impl CheckpointStorage {
     /// Uploads the local file `from` to `path` (relative to the root) in parts, and returns
     /// its size and crc32.
@@ -103,9 +89,11 @@ impl CheckpointStorage {
         let mut hasher = crc32fast::Hasher::new();
         let mut size = 0u64;
         self.upload(&Path::from(path), || {
-            let mut part = vec![0u8; PART_SIZE];
-            let n = read_full(&mut file, &mut part).map_err(|e| local("read", from, e))?;
-            part.truncate(n);
+            let mut part = Vec::with_capacity(PART_SIZE);
+            let n = (&mut file)
+                .take(PART_SIZE as u64)
+                .read_to_end(&mut part)
+                .map_err(|e| local("read", from, e))?;
             hasher.update(&part);
             size += n as u64;
             Ok((n > 0).then(|| Bytes::from(part)))

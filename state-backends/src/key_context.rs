@@ -4,10 +4,17 @@
 //! - The current key, when set, lies in the backend's key-group range, and its
 //!   cached `offset` is `key_group - range.start`, so storage can index its
 //!   per-key-group tables without recomputing the hash.
+//! - `encoded`, when not empty, is `key group (u16 BE) | key` in the codec's encoding for
+//!   the current key: it is emptied whenever the key changes and filled by the first
+//!   storage access that needs it (RocksDB), so a key is encoded once however many states
+//!   it touches.
 //! - The context is only touched from the subtask's thread (`Rc`/`RefCell`).
 
 use std::cell::RefCell;
 
+use serde::Serialize;
+
+use crate::codec::{encode_into, CodecError};
 use crate::error::StateError;
 use crate::key_group::{assign_to_key_group, key_hash, KeyGroup, KeyGroupRange};
 
@@ -19,6 +26,36 @@ pub(crate) struct CurrentKey<K> {
     pub(crate) key_group: KeyGroup,
     /// `key_group - range.start`: index into per-key-group tables.
     pub(crate) offset: usize,
+    /// `key group | key`, encoded on first use (empty: not yet).
+    pub(crate) encoded: RefCell<Vec<u8>>,
+}
+
+impl<K> CurrentKey<K> {
+    /// The current key with its key group and offset, not yet encoded.
+    pub(crate) fn new(key: K, key_group: KeyGroup, offset: usize) -> Self {
+        Self {
+            key,
+            key_group,
+            offset,
+            encoded: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl<K: Serialize> CurrentKey<K> {
+    /// Appends `key group | key` to `out`, encoding the key only on its first use.
+    pub(crate) fn append_encoded(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let mut encoded = self.encoded.borrow_mut();
+        if encoded.is_empty() {
+            encoded.extend_from_slice(&self.key_group.to_be_bytes());
+            if let Err(e) = encode_into(&self.key, &mut encoded) {
+                encoded.clear();
+                return Err(e);
+            }
+        }
+        out.extend_from_slice(&encoded);
+        Ok(())
+    }
 }
 
 /// Key-group layout of a backend plus its current key.
@@ -57,11 +94,17 @@ impl<K: std::hash::Hash> KeyContext<K> {
                 key_group,
                 range: self.range,
             })?;
-        *self.current.borrow_mut() = Some(CurrentKey {
-            key,
-            key_group,
-            offset,
-        });
+        let mut current = self.current.borrow_mut();
+        match current.as_mut() {
+            // Keeps the encoding buffer's allocation from key to key.
+            Some(cur) => {
+                cur.key = key;
+                cur.key_group = key_group;
+                cur.offset = offset;
+                cur.encoded.get_mut().clear();
+            }
+            None => *current = Some(CurrentKey::new(key, key_group, offset)),
+        }
         Ok(())
     }
 
@@ -74,6 +117,30 @@ impl<K: std::hash::Hash> KeyContext<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encoded_key_is_made_once_per_key_and_dropped_when_the_key_changes() {
+        let ctx = KeyContext::new(KeyGroupRange::new(0, 128), 128);
+        ctx.set(7u32).unwrap();
+        let mut first = Vec::new();
+        ctx.with(|cur| cur.unwrap().append_encoded(&mut first))
+            .unwrap();
+        let kg = assign_to_key_group(key_hash(&7u32), 128);
+        assert_eq!(&first[..2], &kg.to_be_bytes());
+        let mut again = vec![1];
+        ctx.with(|cur| cur.unwrap().append_encoded(&mut again))
+            .unwrap();
+        assert_eq!(&again[1..], &first[..], "appended after what was there");
+        ctx.set(300u32).unwrap();
+        let mut other = Vec::new();
+        ctx.with(|cur| cur.unwrap().append_encoded(&mut other))
+            .unwrap();
+        let mut want = assign_to_key_group(key_hash(&300u32), 128)
+            .to_be_bytes()
+            .to_vec();
+        encode_into(&300u32, &mut want).unwrap();
+        assert_eq!(other, want);
+    }
 
     #[test]
     fn current_key_caches_its_key_group_and_offset_in_the_range() {

@@ -98,8 +98,8 @@ pub(crate) trait ValueTable<K, N, V> {
 pub(crate) trait ListTable<K, N, V> {
     /// Calls `f` with the list (empty if absent).
     fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(&[V])) -> StateResult<()>;
-    /// Appends one value; returns whether it started the list (the list was empty).
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<bool>;
+    /// Appends one value without reading the list.
+    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<()>;
     /// Appends all values.
     fn add_all(
         &mut self,

@@ -42,7 +42,8 @@ where
 
 /// The per-window state of a window operator.
 pub(crate) trait WindowContents<K, T, O> {
-    /// Adds `value` to `window`; returns whether the window was empty before.
+    /// Adds `value` to `window`; returns whether the window may have been empty before
+    /// (`true` when the contents cannot tell without a read).
     fn add(&mut self, window: &TimeWindow, value: T) -> Result<bool, TaskError>;
     /// Appends the window's results for `key` to `out` (none if the window is empty).
     fn fire(&mut self, key: &K, window: &TimeWindow, out: &mut Vec<O>) -> Result<(), TaskError>;
@@ -171,8 +172,11 @@ impl<K, T, O, P: ProcessWindowFunction<K, T, O>> ProcessContents<K, T, O, P> {
 impl<K: StateKey, T: StateValue, O, P: ProcessWindowFunction<K, T, O>> WindowContents<K, T, O>
     for ProcessContents<K, T, O, P>
 {
+    /// Appends without reading the list, so the window may have existed: the operator's
+    /// timer registrations are idempotent.
     fn add(&mut self, window: &TimeWindow, value: T) -> Result<bool, TaskError> {
-        self.state.add_in(window, value).map_err(se(&self.name))
+        self.state.add_in(window, value).map_err(se(&self.name))?;
+        Ok(true)
     }
     fn fire(&mut self, key: &K, window: &TimeWindow, out: &mut Vec<O>) -> Result<(), TaskError> {
         let elements = self.state.get_in(window).map_err(se(&self.name))?;

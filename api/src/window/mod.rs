@@ -9,6 +9,8 @@
 mod assigner;
 mod contents;
 mod operator;
+mod pane_buffer;
+mod pre_aggregating_operator;
 mod windowed_stream;
 
 pub use assigner::{

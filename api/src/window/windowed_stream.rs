@@ -6,15 +6,20 @@ use super::contents::{
     AggregateContents, Finisher, ProcessContents, ProcessWindowFunction, WindowContents,
 };
 use super::operator::WindowOperator;
+use super::pane_buffer::PaneBuffer;
+use super::pre_aggregating_operator::PreAggregatingWindowOperator;
 use crate::datastream::DataStream;
-use crate::functions::OutputTag;
+use crate::functions::{Downstream, OutputTag};
+use crate::graph::OperatorContext;
 use crate::keyed_stream::{keyed_backend, KeyedStream};
+use crate::operators::keyed_process::KeyFn;
 use crate::record::Record;
 use std::sync::Arc;
 use std::time::Duration;
-use weir_runtime::{TaskError, MIN_WATERMARK};
+use weir_runtime::{Output, TaskError, MIN_WATERMARK};
 use weir_state_backends::{
-    AggregateFunction, KeyedStateBackend, ReduceAggregate, StateKey, StateValue,
+    AggregateFunction, KeyedStateBackend, ReduceAggregate, StateKey, StateValue, TimerService,
+    ValueState,
 };
 
 /// A keyed stream with a window assigner, waiting for a window function.
@@ -57,48 +62,23 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         name: &str,
         contents: impl Fn(&KeyedStateBackend<K>, &str) -> Result<C, TaskError> + Send + Sync + 'static,
     ) -> DataStream<O> {
-        let key_fn = self.keyed.key_fn.clone();
-        let assigner = self.assigner;
-        let lateness = self.lateness;
-        let late_tag = self.late_tag.clone();
+        let spec = self.spec();
         self.keyed
             .add_keyed(name, move |ctx, out| {
-                let backend = keyed_backend::<K>(ctx)?;
-                let mut timers = backend
-                    .timer_service()
-                    .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
-                crate::keyed_stream::restore_keyed(ctx, &backend, Some(&mut timers))?;
-                let sessions = if assigner.is_merging() {
-                    Some(
-                        backend
-                            .value_state("window-sessions")
-                            .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?,
-                    )
-                } else {
-                    None
-                };
+                let (backend, timers) = open_state::<K>(ctx)?;
                 let contents = contents(&backend, &ctx.name)?;
-                Ok(Box::new(WindowOperator {
-                    key_fn: key_fn.clone(),
-                    timers,
-                    backend,
-                    contents,
-                    assigner,
-                    lateness,
-                    late_tag: late_tag.clone(),
-                    sessions,
-                    down: crate::functions::Downstream::new(out, ctx.take_side_outputs()),
-                    watermark: MIN_WATERMARK,
-                    windows: Vec::with_capacity(4),
-                    results: Vec::new(),
-                    fired: Vec::new(),
-                    dropped_late: 0,
-                    name: ctx.name.clone(),
-                    uid: ctx.uid.clone(),
-                    index: ctx.index,
-                }))
+                general_operator(&spec, ctx, out, (backend, timers), contents)
             })
             .emitting_side_outputs()
+    }
+
+    fn spec(&self) -> Spec<K, T> {
+        Spec {
+            key_fn: self.keyed.key_fn.clone(),
+            assigner: self.assigner,
+            lateness: self.lateness,
+            late_tag: self.late_tag.clone(),
+        }
     }
 
     /// Reduces each window's elements incrementally with `f`.
@@ -135,17 +115,49 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
     {
         let agg = Arc::new(agg);
         let finish: Finisher<K, R, O> = Arc::new(finish);
-        self.build("Window(Aggregate)", move |backend, name| {
-            Ok(AggregateContents {
-                state: backend
+        let spec = self.spec();
+        self.keyed
+            .add_keyed("Window(Aggregate)", move |ctx, out| {
+                let (backend, timers) = open_state::<K>(ctx)?;
+                let state: ValueState<K, TimeWindow, ACC> = backend
                     .value_state("window-contents")
-                    .map_err(|e| TaskError::user(name, e.to_string()))?,
-                agg: agg.clone(),
-                finish: finish.clone(),
-                name: name.to_string(),
-                _t: std::marker::PhantomData,
+                    .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
+                let capacity = ctx.config.window_pre_aggregation_entries;
+                if capacity > 0 && spec.pre_aggregates() {
+                    let restored_through = timers
+                        .last_event_time()
+                        .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?
+                        .unwrap_or(MIN_WATERMARK);
+                    return Ok(Box::new(PreAggregatingWindowOperator {
+                        key_fn: spec.key_fn.clone(),
+                        backend,
+                        timers,
+                        state,
+                        agg: agg.clone(),
+                        finish: finish.clone(),
+                        buffer: PaneBuffer::new(capacity, restored_through),
+                        assigner: spec.assigner,
+                        late_tag: spec.late_tag.clone(),
+                        down: Downstream::new(out, ctx.take_side_outputs()),
+                        watermark: MIN_WATERMARK,
+                        windows: Vec::with_capacity(4),
+                        fired: Vec::new(),
+                        dropped_late: 0,
+                        name: ctx.name.clone(),
+                        uid: ctx.uid.clone(),
+                        index: ctx.index,
+                    }));
+                }
+                let contents = AggregateContents {
+                    state,
+                    agg: agg.clone(),
+                    finish: finish.clone(),
+                    name: ctx.name.clone(),
+                    _t: std::marker::PhantomData,
+                };
+                general_operator(&spec, ctx, out, (backend, timers), contents)
             })
-        })
+            .emitting_side_outputs()
     }
 
     /// Evaluates each window over all its elements with `f`.
@@ -161,4 +173,73 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
             })
         })
     }
+}
+
+/// What every window operator of a windowed stream shares.
+struct Spec<K, T> {
+    key_fn: KeyFn<T, K>,
+    assigner: WindowAssigner,
+    lateness: i64,
+    late_tag: Option<OutputTag<T>>,
+}
+
+impl<K, T> Spec<K, T> {
+    /// Whether an aggregation of these windows can run through a pre-aggregation buffer:
+    /// event time, not merging, no allowed lateness.
+    fn pre_aggregates(&self) -> bool {
+        self.assigner.is_event_time() && !self.assigner.is_merging() && self.lateness == 0
+    }
+}
+
+/// Opens the operator's keyed backend and timers and restores them after a restart.
+fn open_state<K: StateKey>(
+    ctx: &OperatorContext,
+) -> Result<(KeyedStateBackend<K>, TimerService<K, TimeWindow>), TaskError> {
+    let backend = keyed_backend::<K>(ctx)?;
+    let mut timers = backend
+        .timer_service()
+        .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
+    crate::keyed_stream::restore_keyed(ctx, &backend, Some(&mut timers))?;
+    Ok((backend, timers))
+}
+
+/// The general window operator over `contents`.
+fn general_operator<K: StateKey, T: Record + StateValue, O: Record, C>(
+    spec: &Spec<K, T>,
+    ctx: &mut OperatorContext,
+    out: Box<dyn Output<O>>,
+    (backend, timers): (KeyedStateBackend<K>, TimerService<K, TimeWindow>),
+    contents: C,
+) -> Result<Box<dyn Output<T>>, TaskError>
+where
+    C: WindowContents<K, T, O> + 'static,
+{
+    let sessions = if spec.assigner.is_merging() {
+        Some(
+            backend
+                .value_state("window-sessions")
+                .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    Ok(Box::new(WindowOperator {
+        key_fn: spec.key_fn.clone(),
+        timers,
+        backend,
+        contents,
+        assigner: spec.assigner,
+        lateness: spec.lateness,
+        late_tag: spec.late_tag.clone(),
+        sessions,
+        down: Downstream::new(out, ctx.take_side_outputs()),
+        watermark: MIN_WATERMARK,
+        windows: Vec::with_capacity(4),
+        results: Vec::new(),
+        fired: Vec::new(),
+        dropped_late: 0,
+        name: ctx.name.clone(),
+        uid: ctx.uid.clone(),
+        index: ctx.index,
+    }))
 }

@@ -91,6 +91,14 @@ pub const NETWORK_BUFFER_SIZE: Key<u64> = Key {
     parse: size,
 };
 
+/// `execution.window.pre-aggregation.max-entries`.
+pub const WINDOW_PRE_AGGREGATION: Key<u64> = Key {
+    name: "execution.window.pre-aggregation.max-entries",
+    default: "100000",
+    doc: "accumulators an aggregating event-time window keeps in memory per subtask before it spills them into the state backend; 0 reads and writes the backend per record",
+    parse: number,
+};
+
 /// `execution.checkpointing.interval`.
 pub const CHECKPOINTING_INTERVAL: Key<Option<Duration>> = Key {
     name: "execution.checkpointing.interval",
@@ -283,6 +291,7 @@ pub const JOB: &[KeyInfo] = &[
     BUFFER_TIMEOUT.info(),
     AUTO_WATERMARK_INTERVAL.info(),
     NETWORK_BUFFER_SIZE.info(),
+    WINDOW_PRE_AGGREGATION.info(),
     CHECKPOINTING_INTERVAL.info(),
     CHECKPOINTING_MODE.info(),
     CHECKPOINTING_TIMEOUT.info(),

@@ -64,6 +64,8 @@ impl JobSettings {
             checkpointing,
             restart_strategy: restart_strategy(c)?,
             state_backend,
+            window_pre_aggregation_entries: usize::try_from(c.get(&WINDOW_PRE_AGGREGATION)?)
+                .unwrap_or(usize::MAX),
             ..JobConfig::default()
         };
         Ok(Self {

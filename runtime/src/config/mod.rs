@@ -47,6 +47,16 @@ pub struct JobConfig {
     pub savepoint_restore: Option<SavepointRestoreSettings>,
     /// The keyed state backend (`state.backend`, default memory) and its settings.
     pub state_backend: weir_state_backends::StateBackendConfig,
+    /// Accumulators an aggregating event-time window operator pre-aggregates in memory,
+    /// per subtask, before it spills them into the state backend
+    /// (`execution.window.pre-aggregation.max-entries`, default 100,000; 0: every record
+    /// reads and writes the backend).
+    #[serde(default = "default_window_pre_aggregation")]
+    pub window_pre_aggregation_entries: usize,
+}
+
+fn default_window_pre_aggregation() -> usize {
+    100_000
 }
 
 /// Where a job's initial state comes from, as Flink's `SavepointRestoreSettings`.
@@ -155,6 +165,7 @@ impl Default for JobConfig {
             restart_strategy: None,
             savepoint_restore: None,
             state_backend: Default::default(),
+            window_pre_aggregation_entries: default_window_pre_aggregation(),
         }
     }
 }

@@ -58,12 +58,11 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTabl
     }
 
     #[inline]
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<bool> {
-        Ok(self.modify(cur, ns, |slot| {
-            let started = slot.is_none();
-            slot.get_or_insert_with(Vec::new).push(value);
-            started
-        }))
+    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<()> {
+        self.modify(cur, ns, |slot| {
+            slot.get_or_insert_with(Vec::new).push(value)
+        });
+        Ok(())
     }
 
     fn add_all(

@@ -247,11 +247,7 @@ mod tests {
 
     fn cur(key: &str) -> CurrentKey<String> {
         let key_group = assign_to_key_group(key_hash(key), MAX);
-        CurrentKey {
-            key: key.to_owned(),
-            key_group,
-            offset: usize::from(key_group),
-        }
+        CurrentKey::new(key.to_owned(), key_group, usize::from(key_group))
     }
 
     #[test]

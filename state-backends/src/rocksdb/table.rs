@@ -103,8 +103,8 @@ impl<K: StateKey, N: Namespace, L> RocksTable<K, N, L> {
     }
 
     /// Runs `f` with the database, the state's column family and `key group | key |
-    /// namespace` of the current key and `ns`: one key encoding and one column-family
-    /// lookup per access.
+    /// namespace` of the current key and `ns`: the key's encoding is the current key's
+    /// (made once per key), and the column family is looked up once per access.
     fn with_entry<R>(
         &self,
         cur: &CurrentKey<K>,
@@ -112,7 +112,10 @@ impl<K: StateKey, N: Namespace, L> RocksTable<K, N, L> {
         f: impl FnOnce(&DB, &ColumnFamily, &mut Vec<u8>) -> StateResult<R>,
     ) -> StateResult<R> {
         let mut key = self.key.borrow_mut();
-        entry_prefix(&mut key, cur.key_group, &cur.key, ns, &self.meta.name)?;
+        key.clear();
+        cur.append_encoded(&mut key)
+            .map_err(|e| StateError::codec(format!("key of state '{}'", self.meta.name), e))?;
+        self.encode(ns, &mut key, "namespace")?;
         self.with_cf(|db, cf| f(db, cf, &mut key))
     }
 

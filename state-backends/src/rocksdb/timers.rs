@@ -125,6 +125,26 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
         Ok(())
     }
 
+    /// Timestamp of the latest timer: one backward seek per key group that has timers.
+    pub(crate) fn last_timestamp(&self) -> StateResult<Option<i64>> {
+        let groups: Vec<KeyGroup> = self.heads.iter().map(|&(_, kg)| kg).collect();
+        self.db.with_cf(self.cf, |db, cf| {
+            let mut last = None;
+            for kg in groups {
+                let mut it = db.raw_iterator_cf(cf);
+                // Timer keys are longer than a key group, so none equals the next group's key.
+                it.seek_for_prev(group_key(kg + 1));
+                let ts = it
+                    .key()
+                    .filter(|k| key_group_of(k) == Some(kg))
+                    .and_then(ts_of);
+                it.status().map_err(|e| self.failed("scanning", e))?;
+                last = last.max(ts);
+            }
+            Ok(last)
+        })
+    }
+
     /// Registers a timer of key group `kg`; returns `false` if it already existed.
     pub(crate) fn register(&mut self, key: &K, ns: &N, ts: i64, kg: KeyGroup) -> StateResult<bool> {
         self.encode_key(kg, ts, key, ns)?;

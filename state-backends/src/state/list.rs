@@ -76,13 +76,13 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListState<K, N, V> {
         self.core.read(|t, cur| read_list(t, cur, namespace, f))
     }
 
-    /// Appends a value; returns whether it started the list (the list was empty).
-    pub fn add(&self, value: V) -> Result<bool, StateError> {
+    /// Appends a value, without reading the list.
+    pub fn add(&self, value: V) -> Result<(), StateError> {
         self.add_in(self.core.current_namespace()?, value)
     }
 
-    /// Appends a value in `namespace`; returns whether it started the list.
-    pub fn add_in(&self, namespace: &N, value: V) -> Result<bool, StateError> {
+    /// Appends a value in `namespace`, without reading the list.
+    pub fn add_in(&self, namespace: &N, value: V) -> Result<(), StateError> {
         self.core.write(|t, cur| t.add(cur, namespace, value))
     }
 

@@ -97,6 +97,14 @@ impl<K: StateKey, N: Namespace> Queue<K, N> {
         }
     }
 
+    fn last_timestamp(&self) -> StateResult<Option<i64>> {
+        match self {
+            Queue::Heap(q) => Ok(q.last_timestamp()),
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => q.last_timestamp(),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Queue::Heap(q) => q.len(),
@@ -327,6 +335,12 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
     /// Timestamp of the earliest event-time timer.
     pub fn next_event_time(&self) -> Option<i64> {
         self.event_time.peek_timestamp()
+    }
+
+    /// Timestamp of the latest event-time timer, or a later one (a timer deleted in memory
+    /// may still count): no event-time timer fires after it.
+    pub fn last_event_time(&self) -> StateResult<Option<i64>> {
+        self.event_time.last_timestamp()
     }
 
     /// Timestamp of the earliest processing-time timer.

@@ -109,6 +109,12 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
         self.buckets.keys().next().copied()
     }
 
+    /// Timestamp of the latest bucket (it may hold only deleted timers): no live timer is
+    /// later.
+    pub(crate) fn last_timestamp(&self) -> Option<i64> {
+        self.buckets.keys().next_back().copied()
+    }
+
     /// Every live timer with its key group, in firing order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (KeyGroup, &K, &N, i64)> {
         let mut live: Vec<(i64, KeyGroup, u64, &K, &N)> = Vec::with_capacity(self.index.len());

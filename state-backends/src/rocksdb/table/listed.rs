@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - Adding elements appends their encodings with a merge operator, without reading
-//!   the stored list; only `add` reads, to tell whether the list was empty.
+//!   the stored list.
 //! - An empty list leaves no entry: updating to, or restoring, an empty list deletes or
 //!   skips the entry.
 //! - A snapshot entry is the list's length followed by its elements as stored.
@@ -71,11 +71,10 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for RocksTable
         Ok(())
     }
 
-    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<bool> {
+    fn add(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<()> {
         self.with_entry(cur, ns, |db, cf, key| {
-            let started = self.get(db, cf, key, |bytes| Ok(bytes.is_none()))?;
-            self.append(db, cf, key, &mut std::iter::once(value))?;
-            Ok(started)
+            self.append(db, cf, key, &mut std::iter::once(value))
+                .map(drop)
         })
     }
 

@@ -97,6 +97,18 @@ pub struct RocksDbOptions {
     /// `state.backend.rocksdb.memory.managed-size`: bytes of block cache and write
     /// buffers shared by all RocksDB instances of one slot (default 128 MiB).
     pub managed_memory_bytes: u64,
+    /// `state.backend.rocksdb.value-cache.max-entries`: decoded values of value, reducing
+    /// and aggregating state each state of a subtask keeps in a write-back cache in front
+    /// of the database (default 65,536; 0: every access reads or writes the database).
+    #[serde(default = "default_value_cache_entries")]
+    pub value_cache_entries: usize,
+}
+
+/// Default size of each value state's write-back cache: 65,536 entries.
+pub const DEFAULT_ROCKSDB_VALUE_CACHE_ENTRIES: usize = 1 << 16;
+
+fn default_value_cache_entries() -> usize {
+    DEFAULT_ROCKSDB_VALUE_CACHE_ENTRIES
 }
 
 impl Default for RocksDbOptions {
@@ -104,6 +116,7 @@ impl Default for RocksDbOptions {
         Self {
             local_dir: None,
             managed_memory_bytes: DEFAULT_ROCKSDB_MANAGED_MEMORY,
+            value_cache_entries: DEFAULT_ROCKSDB_VALUE_CACHE_ENTRIES,
         }
     }
 }

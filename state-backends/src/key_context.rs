@@ -44,6 +44,7 @@ impl<K> CurrentKey<K> {
 
 impl<K: Serialize> CurrentKey<K> {
     /// Appends `key group | key` to `out`, encoding the key only on its first use.
+    #[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
     pub(crate) fn append_encoded(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let mut encoded = self.encoded.borrow_mut();
         if encoded.is_empty() {

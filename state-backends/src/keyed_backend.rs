@@ -377,6 +377,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
             Storage::RocksDb(db)
                 if self.incremental && !savepoint && !self.registry.borrow().has_pending() =>
             {
+                self.registry.borrow().flush()?;
                 let states = self.registry.borrow().kinds();
                 db.native_snapshot(
                     checkpoint,
@@ -423,6 +424,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
             Storage::RocksDb(db) => {
                 let states = db.restore_native(parts, self.ctx.range())?;
                 let mut registry = self.registry.borrow_mut();
+                registry.forget_cached();
                 registry.restored_natively(states);
                 // States registered before the restore keep a column family.
                 for (name, _) in registry.kinds() {

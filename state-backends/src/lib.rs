@@ -35,7 +35,8 @@ mod timers;
 
 pub use backend_config::{
     BackendConfigError, BackendOwner, RocksDbOptions, StateBackendConfig,
-    DEFAULT_ROCKSDB_MANAGED_MEMORY, MIN_ROCKSDB_MANAGED_MEMORY,
+    DEFAULT_ROCKSDB_MANAGED_MEMORY, DEFAULT_ROCKSDB_VALUE_CACHE_ENTRIES,
+    MIN_ROCKSDB_MANAGED_MEMORY,
 };
 pub use backend_kind::{ParseBackendKindError, StateBackendKind};
 pub use bounds::{Namespace, StateKey, StateValue, VoidNamespace};

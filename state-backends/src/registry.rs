@@ -219,6 +219,23 @@ impl Registry {
         !self.pending.is_empty()
     }
 
+    /// Writes what every table caches into its storage (before a native snapshot reads
+    /// the storage directly).
+    #[cfg(feature = "rocksdb")]
+    pub(crate) fn flush(&self) -> Result<(), StateError> {
+        self.states
+            .values()
+            .try_for_each(|state| state.table.borrow().flush())
+    }
+
+    /// Makes every table forget what it caches (its storage was replaced).
+    #[cfg(feature = "rocksdb")]
+    pub(crate) fn forget_cached(&self) {
+        for state in self.states.values() {
+            state.table.borrow_mut().forget_cached();
+        }
+    }
+
     /// Number of (key, namespace) entries of a registered state.
     pub(crate) fn entry_count(&self, name: &str) -> Option<usize> {
         self.states

@@ -144,6 +144,14 @@ pub(crate) trait SnapshotTable {
     fn clear_all(&mut self) -> StateResult<()>;
     /// Number of (key, namespace) entries.
     fn entry_count(&self) -> StateResult<usize>;
+    /// Writes what the table caches into its storage, so storage holds every entry.
+    #[cfg(feature = "rocksdb")]
+    fn flush(&self) -> StateResult<()> {
+        Ok(())
+    }
+    /// Forgets what the table caches, after its storage was replaced underneath it.
+    #[cfg(feature = "rocksdb")]
+    fn forget_cached(&mut self) {}
 }
 
 /// Reads a value table with a one-shot callback.

@@ -42,6 +42,7 @@ fn ten_million_keys_beyond_the_memory_budget_keep_the_resident_set_bounded() {
         rocksdb: RocksDbOptions {
             local_dir: Some(tmp.path().to_path_buf()),
             managed_memory_bytes: BUDGET,
+            ..RocksDbOptions::default()
         },
     };
     let backend = KeyedStateBackend::<u64>::open(

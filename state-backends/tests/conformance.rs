@@ -1,4 +1,4 @@
-//! Backend conformance suite: every [`StateBackendKind`] must pass the same
+//! Backend conformance suite: every `StateBackendKind` must pass the same
 //! specification of keyed state semantics, isolation, snapshots, rescaling
 //! and corruption handling.
 //!
@@ -57,6 +57,33 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(memory, weir_state_backends::StateBackendKind::Memory);
+fn backend(kind: weir_state_backends::StateBackendKind, cache: usize) -> common::Backend {
+    common::Backend {
+        kind,
+        value_cache_entries: cache,
+    }
+}
+
+conformance_suite!(
+    memory,
+    crate::backend(weir_state_backends::StateBackendKind::Memory, 0)
+);
 #[cfg(feature = "rocksdb")]
-conformance_suite!(rocksdb, weir_state_backends::StateBackendKind::RocksDb);
+conformance_suite!(
+    rocksdb,
+    crate::backend(
+        weir_state_backends::StateBackendKind::RocksDb,
+        weir_state_backends::DEFAULT_ROCKSDB_VALUE_CACHE_ENTRIES
+    )
+);
+// The value cache writing back every few accesses, and writing through.
+#[cfg(feature = "rocksdb")]
+conformance_suite!(
+    rocksdb_small_value_cache,
+    crate::backend(weir_state_backends::StateBackendKind::RocksDb, 2)
+);
+#[cfg(feature = "rocksdb")]
+conformance_suite!(
+    rocksdb_without_value_cache,
+    crate::backend(weir_state_backends::StateBackendKind::RocksDb, 0)
+);

@@ -180,6 +180,14 @@ pub const ROCKSDB_MANAGED_SIZE: Key<u64> = Key {
     parse: size,
 };
 
+/// `state.backend.rocksdb.value-cache.max-entries`.
+pub const ROCKSDB_VALUE_CACHE: Key<u64> = Key {
+    name: "state.backend.rocksdb.value-cache.max-entries",
+    default: "65536",
+    doc: "decoded values each value, reducing or aggregating state of a subtask keeps in a write-back cache in front of RocksDB; 0 reads and writes RocksDB on every access",
+    parse: number,
+};
+
 /// `state.checkpoints.dir`.
 pub const CHECKPOINTS_DIR: Key<Option<String>> = Key {
     name: "state.checkpoints.dir",
@@ -302,6 +310,7 @@ pub const JOB: &[KeyInfo] = &[
     STATE_BACKEND_INCREMENTAL.info(),
     ROCKSDB_LOCAL_DIR.info(),
     ROCKSDB_MANAGED_SIZE.info(),
+    ROCKSDB_VALUE_CACHE.info(),
     CHECKPOINTS_DIR.info(),
     CHECKPOINTS_NUM_RETAINED.info(),
     SAVEPOINTS_DIR.info(),

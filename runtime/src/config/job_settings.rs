@@ -57,6 +57,8 @@ impl JobSettings {
         state_backend.incremental = c.get(&STATE_BACKEND_INCREMENTAL)?;
         state_backend.rocksdb.local_dir = c.get(&ROCKSDB_LOCAL_DIR)?;
         state_backend.rocksdb.managed_memory_bytes = c.get(&ROCKSDB_MANAGED_SIZE)?;
+        state_backend.rocksdb.value_cache_entries =
+            usize::try_from(c.get(&ROCKSDB_VALUE_CACHE)?).unwrap_or(usize::MAX);
         let job = JobConfig {
             buffer_size: usize::try_from(c.get(&NETWORK_BUFFER_SIZE)?).unwrap_or(usize::MAX),
             buffer_timeout: c.get(&BUFFER_TIMEOUT)?,

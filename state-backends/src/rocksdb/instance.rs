@@ -52,6 +52,8 @@ pub(crate) struct RocksDbInstance {
     pub(super) nonce: u64,
     /// Files uploaded for checkpoints of this database.
     pub(super) uploads: RefCell<Uploads>,
+    /// Entries of each value table's write-back cache.
+    pub(super) value_cache_entries: usize,
     _memory: Arc<SlotMemory>,
     dir: WorkingDir,
 }
@@ -179,6 +181,7 @@ impl RocksDbInstance {
             cf_options,
             nonce: random_u64(),
             uploads: RefCell::new(Uploads::default()),
+            value_cache_entries: options.value_cache_entries,
             _memory: memory,
             dir,
         })

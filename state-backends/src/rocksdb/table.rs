@@ -21,6 +21,7 @@ mod groups;
 mod listed;
 mod mapped;
 mod single;
+mod value_cache;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -48,24 +49,35 @@ pub(crate) use self::single::Single;
 /// Marks the key, namespace and layout types of a table, which holds no values of them.
 type Types<K, N, L> = PhantomData<fn() -> (K, N, L)>;
 
+/// A layout of a table, and what it keeps in memory beside its column family.
+pub(crate) trait Layout {
+    /// The layout's cache (`()`: none).
+    type Cache;
+    /// A cache of at most `entries` entries.
+    fn cache(entries: usize) -> Self::Cache;
+}
+
 /// One state in its column family.
-pub(crate) struct RocksTable<K, N, L> {
+pub(crate) struct RocksTable<K, N, L: Layout> {
     meta: TableMeta,
     db: Rc<RocksDbInstance>,
     key: RefCell<Vec<u8>>,
     value: RefCell<Vec<u8>>,
+    cache: RefCell<L::Cache>,
     _types: Types<K, N, L>,
 }
 
-impl<K: StateKey, N: Namespace, L> RocksTable<K, N, L> {
+impl<K: StateKey, N: Namespace, L: Layout> RocksTable<K, N, L> {
     /// The table of state `meta.name`, creating its column family if needed.
     pub(crate) fn new(meta: TableMeta, db: Rc<RocksDbInstance>) -> StateResult<Self> {
         db.create_column_family(&meta.name)?;
+        let cache = RefCell::new(L::cache(db.value_cache_entries));
         Ok(Self {
             meta,
             db,
             key: RefCell::new(Vec::with_capacity(64)),
             value: RefCell::new(Vec::with_capacity(64)),
+            cache,
             _types: PhantomData,
         })
     }

@@ -1,11 +1,11 @@
 //! Key and namespace isolation, clear, modify and namespace merging.
 
-use weir_state_backends::{KeyGroupRange, StateBackendKind, StateError, VoidNamespace};
+use weir_state_backends::{KeyGroupRange, StateError, VoidNamespace};
 
-use crate::common::{full, key, owner, subtask, MAX};
+use crate::common::{full, key, owner, subtask, Backend, MAX};
 use crate::kinds::Average;
 
-pub fn value_state_is_scoped_to_current_key_and_namespace(kind: StateBackendKind) {
+pub fn value_state_is_scoped_to_current_key_and_namespace(kind: Backend) {
     let b = full(kind);
     let mut s = b.value_state::<u32, u64>("v").unwrap();
     for k in 0..10 {
@@ -30,7 +30,7 @@ pub fn value_state_is_scoped_to_current_key_and_namespace(kind: StateBackendKind
     assert_eq!(b.entry_count("v"), Some(30));
 }
 
-pub fn every_kind_isolates_keys_and_namespaces(kind: StateBackendKind) {
+pub fn every_kind_isolates_keys_and_namespaces(kind: Backend) {
     let b = full(kind);
     let list = b.list_state::<u8, u32>("l").unwrap();
     let map = b.map_state::<u8, u32, u32>("m").unwrap();
@@ -60,7 +60,7 @@ pub fn every_kind_isolates_keys_and_namespaces(kind: StateBackendKind) {
     }
 }
 
-pub fn clear_removes_only_the_current_entry_and_leaves_no_residue(kind: StateBackendKind) {
+pub fn clear_removes_only_the_current_entry_and_leaves_no_residue(kind: Backend) {
     let b = full(kind);
     let list = b.list_state::<u64, u8>("window-contents").unwrap();
     let map = b.map_state::<u64, u8, u8>("window-map").unwrap();
@@ -91,7 +91,7 @@ pub fn clear_removes_only_the_current_entry_and_leaves_no_residue(kind: StateBac
     assert!(snapshot.states.iter().all(|s| s.key_groups.is_empty()));
 }
 
-pub fn modify_reads_and_writes_in_place(kind: StateBackendKind) {
+pub fn modify_reads_and_writes_in_place(kind: Backend) {
     let b = full(kind);
     let s = b.value_state::<VoidNamespace, Vec<u32>>("buf").unwrap();
     b.set_current_key("k".into()).unwrap();
@@ -111,7 +111,7 @@ pub fn modify_reads_and_writes_in_place(kind: StateBackendKind) {
     assert_eq!(b.entry_count("buf"), Some(0));
 }
 
-pub fn merge_namespaces_combines_list_reducing_and_aggregating_state(kind: StateBackendKind) {
+pub fn merge_namespaces_combines_list_reducing_and_aggregating_state(kind: Backend) {
     let b = full(kind);
     let list = b.list_state::<u8, u32>("l").unwrap();
     let sum = b
@@ -140,7 +140,7 @@ pub fn merge_namespaces_combines_list_reducing_and_aggregating_state(kind: State
     }
 }
 
-pub fn access_without_a_current_key_fails_naming_the_state(kind: StateBackendKind) {
+pub fn access_without_a_current_key_fails_naming_the_state(kind: Backend) {
     let b = full(kind);
     let s = b.value_state::<VoidNamespace, u8>("needs-key").unwrap();
     let err = s.update(1).unwrap_err();
@@ -150,7 +150,7 @@ pub fn access_without_a_current_key_fails_naming_the_state(kind: StateBackendKin
     assert_eq!(b.current_key_group(), None);
 }
 
-pub fn keys_outside_the_key_group_range_are_rejected(kind: StateBackendKind) {
+pub fn keys_outside_the_key_group_range_are_rejected(kind: Backend) {
     let b = subtask(kind, 2, 0);
     let range = KeyGroupRange::for_operator(MAX, 2, 0);
     let foreign = (0..).map(key).find(|k| owner(k, 2) == 1).unwrap();

@@ -1,12 +1,10 @@
 //! Semantics of each state kind and of state registration.
 
-use weir_state_backends::{
-    AggregateFunction, StateBackendKind, StateError, StateKind, VoidNamespace,
-};
+use weir_state_backends::{AggregateFunction, StateError, StateKind, VoidNamespace};
 
-use crate::common::full;
+use crate::common::{full, Backend};
 
-pub fn value_state_reads_back_updates_and_clears(kind: StateBackendKind) {
+pub fn value_state_reads_back_updates_and_clears(kind: Backend) {
     let b = full(kind);
     let s = b.value_state::<VoidNamespace, String>("v").unwrap();
     b.set_current_key("k".into()).unwrap();
@@ -20,7 +18,7 @@ pub fn value_state_reads_back_updates_and_clears(kind: StateBackendKind) {
     s.clear().unwrap();
 }
 
-pub fn list_state_preserves_insertion_order(kind: StateBackendKind) {
+pub fn list_state_preserves_insertion_order(kind: Backend) {
     let b = full(kind);
     let s = b.list_state::<VoidNamespace, u32>("l").unwrap();
     b.set_current_key("k".into()).unwrap();
@@ -36,7 +34,7 @@ pub fn list_state_preserves_insertion_order(kind: StateBackendKind) {
     assert!(s.get().unwrap().is_empty());
 }
 
-pub fn map_state_behaves_like_a_map(kind: StateBackendKind) {
+pub fn map_state_behaves_like_a_map(kind: Backend) {
     let b = full(kind);
     let m = b.map_state::<VoidNamespace, u32, String>("m").unwrap();
     b.set_current_key("k".into()).unwrap();
@@ -63,7 +61,7 @@ pub fn map_state_behaves_like_a_map(kind: StateBackendKind) {
     assert_eq!(b.entry_count("m"), Some(0));
 }
 
-pub fn reducing_state_reduces_in_place(kind: StateBackendKind) {
+pub fn reducing_state_reduces_in_place(kind: Backend) {
     let b = full(kind);
     let s = b
         .reducing_state::<VoidNamespace, i64>("max", i64::max)
@@ -97,7 +95,7 @@ impl AggregateFunction<f64, (f64, u64), f64> for Average {
     }
 }
 
-pub fn aggregating_state_accumulates_and_reports_results(kind: StateBackendKind) {
+pub fn aggregating_state_accumulates_and_reports_results(kind: Backend) {
     let b = full(kind);
     let s = b
         .aggregating_state::<VoidNamespace, _, _, _>("avg", Average)
@@ -112,7 +110,7 @@ pub fn aggregating_state_accumulates_and_reports_results(kind: StateBackendKind)
     assert_eq!(s.get().unwrap(), None);
 }
 
-pub fn registering_a_name_twice_returns_the_same_state(kind: StateBackendKind) {
+pub fn registering_a_name_twice_returns_the_same_state(kind: Backend) {
     let b = full(kind);
     let first = b.list_state::<VoidNamespace, u8>("l").unwrap();
     let second = b.list_state::<VoidNamespace, u8>("l").unwrap();
@@ -123,7 +121,7 @@ pub fn registering_a_name_twice_returns_the_same_state(kind: StateBackendKind) {
     assert_eq!(b.state_names(), ["l"]);
 }
 
-pub fn a_name_cannot_be_reused_with_another_kind_or_type(kind: StateBackendKind) {
+pub fn a_name_cannot_be_reused_with_another_kind_or_type(kind: Backend) {
     let b = full(kind);
     b.value_state::<VoidNamespace, u64>("s").unwrap();
     let err = b.map_state::<VoidNamespace, u8, u8>("s").unwrap_err();

@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use weir_state_backends::StateBackendKind;
 
-use crate::common::full;
+use crate::common::{full, Backend};
 
 fn runner() -> TestRunner {
     TestRunner::new(Config {
@@ -39,7 +38,7 @@ fn value_op() -> impl Strategy<Value = ValueOp> {
     ]
 }
 
-pub fn value_state_matches_a_hash_map_model(kind: StateBackendKind) {
+pub fn value_state_matches_a_hash_map_model(kind: Backend) {
     runner()
         .run(&vec(value_op(), 1..100), |ops| {
             let b = full(kind);
@@ -127,7 +126,7 @@ fn sorted(map: &HashMap<u8, u16>) -> Vec<(u8, u16)> {
     entries
 }
 
-pub fn map_state_matches_a_hash_map_model(kind: StateBackendKind) {
+pub fn map_state_matches_a_hash_map_model(kind: Backend) {
     runner()
         .run(&vec(map_op(), 1..100), |ops| {
             let b = full(kind);

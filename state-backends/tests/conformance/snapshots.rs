@@ -1,11 +1,11 @@
 //! Snapshot, restore, rescaling and corruption handling.
 
 use weir_state_backends::{
-    CodecError, KeyGroupRange, KeyedStateBackend, KeyedStateSnapshot, StateBackendKind, StateError,
-    VoidNamespace, FORMAT_VERSION,
+    CodecError, KeyGroupRange, KeyedStateBackend, KeyedStateSnapshot, StateError, VoidNamespace,
+    FORMAT_VERSION,
 };
 
-use crate::common::{full, key, owner, subtask, MAX};
+use crate::common::{full, key, owner, subtask, Backend, MAX};
 use crate::kinds::Average;
 
 const KEYS: usize = 300;
@@ -76,13 +76,13 @@ fn verify(b: &KeyedStateBackend<String>, parallelism: u16, index: u16) {
     }
 }
 
-fn subtasks(kind: StateBackendKind, parallelism: u16) -> Vec<KeyedStateBackend<String>> {
+fn subtasks(kind: Backend, parallelism: u16) -> Vec<KeyedStateBackend<String>> {
     (0..parallelism)
         .map(|i| subtask(kind, parallelism, i))
         .collect()
 }
 
-pub fn snapshot_restore_into_a_fresh_backend_gives_identical_reads(kind: StateBackendKind) {
+pub fn snapshot_restore_into_a_fresh_backend_gives_identical_reads(kind: Backend) {
     let source = vec![full(kind)];
     populate(&source);
     let bytes = source[0].snapshot().unwrap().to_bytes().unwrap();
@@ -100,7 +100,7 @@ pub fn snapshot_restore_into_a_fresh_backend_gives_identical_reads(kind: StateBa
     verify(&registered[0], 1, 0);
 }
 
-pub fn snapshot_is_unaffected_by_later_writes(kind: StateBackendKind) {
+pub fn snapshot_is_unaffected_by_later_writes(kind: Backend) {
     let b = full(kind);
     let s = b.value_state::<VoidNamespace, u8>("v").unwrap();
     b.set_current_key("k".into()).unwrap();
@@ -111,7 +111,7 @@ pub fn snapshot_is_unaffected_by_later_writes(kind: StateBackendKind) {
     assert_eq!(s.value().unwrap(), Some(1));
 }
 
-pub fn rescale_two_into_three_keeps_exactly_the_owned_key_groups(kind: StateBackendKind) {
+pub fn rescale_two_into_three_keeps_exactly_the_owned_key_groups(kind: Backend) {
     let old = subtasks(kind, 2);
     populate(&old);
     let snapshots: Vec<KeyedStateSnapshot> = old.iter().map(|b| b.snapshot().unwrap()).collect();
@@ -126,7 +126,7 @@ pub fn rescale_two_into_three_keeps_exactly_the_owned_key_groups(kind: StateBack
     }
 }
 
-pub fn rescale_three_into_one_keeps_every_key_group(kind: StateBackendKind) {
+pub fn rescale_three_into_one_keeps_every_key_group(kind: Backend) {
     let old = subtasks(kind, 3);
     populate(&old);
     let bytes: Vec<Vec<u8>> = old
@@ -142,7 +142,7 @@ pub fn rescale_three_into_one_keeps_every_key_group(kind: StateBackendKind) {
     verify(&single, 1, 0);
 }
 
-pub fn corrupt_truncated_and_wrong_version_bytes_fail_clearly(kind: StateBackendKind) {
+pub fn corrupt_truncated_and_wrong_version_bytes_fail_clearly(kind: Backend) {
     let source = vec![full(kind)];
     populate(&source);
     let bytes = source[0].snapshot().unwrap().to_bytes().unwrap();
@@ -184,7 +184,7 @@ pub fn corrupt_truncated_and_wrong_version_bytes_fail_clearly(kind: StateBackend
     ));
 }
 
-pub fn corrupt_key_group_bytes_fail_with_state_and_key_group(kind: StateBackendKind) {
+pub fn corrupt_key_group_bytes_fail_with_state_and_key_group(kind: Backend) {
     let source = vec![full(kind)];
     populate(&source);
     let mut snapshot = source[0].snapshot().unwrap();
@@ -220,7 +220,7 @@ pub fn corrupt_key_group_bytes_fail_with_state_and_key_group(kind: StateBackendK
     }
 }
 
-pub fn incompatible_snapshot_layouts_are_rejected(kind: StateBackendKind) {
+pub fn incompatible_snapshot_layouts_are_rejected(kind: Backend) {
     let source = vec![full(kind)];
     populate(&source);
     let snapshot = source[0].snapshot().unwrap();
@@ -229,7 +229,7 @@ pub fn incompatible_snapshot_layouts_are_rejected(kind: StateBackendKind) {
         full(kind).restore(&twice),
         Err(StateError::OverlappingSnapshots { .. })
     ));
-    let other = KeyedStateBackend::<String>::new(kind, KeyGroupRange::all(64), 64).unwrap();
+    let other = kind.open(KeyGroupRange::all(64), 64);
     assert!(matches!(
         other.restore(std::slice::from_ref(&snapshot)),
         Err(StateError::MaxParallelismMismatch {

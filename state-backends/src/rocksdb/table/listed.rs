@@ -22,6 +22,11 @@ use crate::tables::{ListTable, SnapshotTable, StateResult};
 /// Layout of list state: the concatenated encoded elements per entry.
 pub(crate) struct Listed<V>(PhantomData<V>);
 
+impl<V> super::Layout for Listed<V> {
+    type Cache = ();
+    fn cache(_: usize) {}
+}
+
 impl<K: StateKey, N: Namespace, V: StateValue> RocksTable<K, N, Listed<V>> {
     /// Calls `f` for each of the concatenated elements in `bytes`.
     fn each_element(&self, mut bytes: &[u8], mut f: impl FnMut(V)) -> StateResult<()> {

@@ -26,6 +26,11 @@ use crate::tables::{MapTable, SnapshotTable, StateResult};
 /// Layout of map state: one entry per user key.
 pub(crate) struct Mapped<UK, UV>(PhantomData<(UK, UV)>);
 
+impl<UK, UV> super::Layout for Mapped<UK, UV> {
+    type Cache = ();
+    fn cache(_: usize) {}
+}
+
 impl<K, N, UK, UV> RocksTable<K, N, Mapped<UK, UV>>
 where
     K: StateKey,

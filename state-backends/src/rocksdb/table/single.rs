@@ -1,14 +1,23 @@
 //! The [`Single`] layout of a [`RocksTable`]: value, reducing and aggregating state,
-//! one encoded value per (key, namespace) entry.
+//! one encoded value per (key, namespace) entry, behind a write-back [`ValueCache`] of
+//! decoded values.
 //!
 //! Invariants:
 //! - A value is stored as its encoding alone, so a snapshot entry is the stored key
 //!   (without its key group) followed by the stored value, copied as they are.
 //! - Setting a value to `None` deletes its entry; no entry is ever stored empty.
+//! - Every access goes through the cache: a miss loads the stored value (unless the access
+//!   overwrites it), and updates stay in the cache until written back in one batch, when
+//!   the cache is full (then emptied) and before a snapshot, a count or a checkpoint of the
+//!   database reads the column family. With a cache of size 0 every update is written at
+//!   once.
 
 use std::marker::PhantomData;
 
-use super::RocksTable;
+use rocksdb::{ColumnFamily, WriteBatch, DB};
+
+use super::value_cache::{Cached, ValueCache};
+use super::{Layout, RocksTable};
 use crate::bounds::{Namespace, StateKey, StateValue};
 use crate::key_context::CurrentKey;
 use crate::key_group::KeyGroup;
@@ -18,13 +27,87 @@ use crate::tables::{SnapshotTable, StateResult, ValueTable};
 /// Layout of value, reducing and aggregating state: one encoded value per entry.
 pub(crate) struct Single<V>(PhantomData<V>);
 
+impl<V> Layout for Single<V> {
+    type Cache = ValueCache<V>;
+    fn cache(entries: usize) -> ValueCache<V> {
+        ValueCache::new(entries)
+    }
+}
+
+impl<K: StateKey, N: Namespace, V: StateValue> RocksTable<K, N, Single<V>> {
+    /// Runs `f` with the cached entry of the current key and `ns`; on a miss, the entry is
+    /// loaded from the database if `load` (else it starts absent: `f` overwrites it).
+    fn with_cached<R>(
+        &self,
+        cur: &CurrentKey<K>,
+        ns: &N,
+        load: bool,
+        f: impl FnOnce(&mut Cached<V>) -> R,
+    ) -> StateResult<R> {
+        self.with_entry(cur, ns, |db, cf, key| {
+            let mut cache = self.cache.borrow_mut();
+            if let Some(entry) = cache.get_mut(key) {
+                return Ok(f(entry));
+            }
+            if cache.enabled() && cache.is_full() {
+                self.write_back(db, cf, &mut cache)?;
+                cache.clear();
+            }
+            let value = if load {
+                self.get_decoded(db, cf, key, "value")?
+            } else {
+                None
+            };
+            let out = f(cache.insert(
+                key,
+                Cached {
+                    value,
+                    dirty: false,
+                },
+            ));
+            if !cache.enabled() {
+                self.write_back(db, cf, &mut cache)?;
+                cache.clear();
+            }
+            Ok(out)
+        })
+    }
+
+    /// Writes every dirty cached entry into the database in one batch.
+    fn write_back(&self, db: &DB, cf: &ColumnFamily, cache: &mut ValueCache<V>) -> StateResult<()> {
+        let mut batch = WriteBatch::default();
+        let mut buf = self.value.borrow_mut();
+        cache.write_back(|key, value| {
+            match value {
+                Some(v) => {
+                    buf.clear();
+                    self.encode(v, &mut buf, "value")?;
+                    batch.put_cf(cf, key, &buf[..]);
+                }
+                None => batch.delete_cf(cf, key),
+            }
+            Ok(())
+        })?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        db.write_opt(batch, &self.db.write)
+            .map_err(|e| self.failed("writing", e))
+    }
+
+    /// Writes the cache's updates into the database; the entries stay cached, clean.
+    fn write_back_all(&self) -> StateResult<()> {
+        let mut cache = self.cache.borrow_mut();
+        if !cache.has_dirty() {
+            return Ok(());
+        }
+        self.with_cf(|db, cf| self.write_back(db, cf, &mut cache))
+    }
+}
+
 impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for RocksTable<K, N, Single<V>> {
     fn read(&self, cur: &CurrentKey<K>, ns: &N, f: &mut dyn FnMut(Option<&V>)) -> StateResult<()> {
-        let value: Option<V> = self.with_entry(cur, ns, |db, cf, key| {
-            self.get_decoded(db, cf, key, "value")
-        })?;
-        f(value.as_ref());
-        Ok(())
+        self.with_cached(cur, ns, true, |entry| f(entry.value.as_ref()))
     }
 
     fn modify(
@@ -33,35 +116,38 @@ impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for RocksTabl
         ns: &N,
         f: &mut dyn FnMut(&mut Option<V>),
     ) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            let mut slot = self.get_decoded(db, cf, key, "value")?;
-            let existed = slot.is_some();
-            f(&mut slot);
-            match &slot {
-                Some(v) => self.put_encoded(db, cf, key, v),
-                None if existed => self.delete(db, cf, key),
-                None => Ok(()),
-            }
+        self.with_cached(cur, ns, true, |entry| {
+            f(&mut entry.value);
+            entry.dirty = true;
         })
     }
 
     fn put(&mut self, cur: &CurrentKey<K>, ns: &N, value: V) -> StateResult<()> {
-        self.with_entry(cur, ns, |db, cf, key| self.put_encoded(db, cf, key, &value))
+        self.with_cached(cur, ns, false, |entry| {
+            entry.value = Some(value);
+            entry.dirty = true;
+        })
     }
 
     fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Option<V>> {
-        self.with_entry(cur, ns, |db, cf, key| {
-            self.take_with(db, cf, key, |b| self.decode(b, "value").map(|(v, _)| v))
+        self.with_cached(cur, ns, true, |entry| {
+            let value = entry.value.take();
+            entry.dirty |= value.is_some();
+            value
         })
     }
 
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
-        self.delete_entry(cur, ns)
+        self.with_cached(cur, ns, false, |entry| {
+            entry.value = None;
+            entry.dirty = true;
+        })
     }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Single<V>> {
     fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
+        self.write_back_all()?;
         // (key, namespace, value): the stored key and value as they are.
         self.snapshot_entries(|stored, groups, key_group, head| {
             let entry = groups.entry(key_group);
@@ -72,6 +158,8 @@ impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N
     }
 
     fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {
+        self.write_back_all()?;
+        self.cache.get_mut().clear();
         self.restore_with(key_group, bytes, |batch, cf, v: V, key, value| {
             value.clear();
             self.encode(&v, value, "value")?;
@@ -81,10 +169,20 @@ impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N
     }
 
     fn clear_all(&mut self) -> StateResult<()> {
+        self.cache.get_mut().clear();
         self.clear_everything()
     }
 
     fn entry_count(&self) -> StateResult<usize> {
+        self.write_back_all()?;
         self.stored_entries()
+    }
+
+    fn flush(&self) -> StateResult<()> {
+        self.write_back_all()
+    }
+
+    fn forget_cached(&mut self) {
+        self.cache.get_mut().clear();
     }
 }

@@ -5,7 +5,9 @@
 //! while all of its accumulators are buffered is drained from memory, window by window,
 //! with no backend access and no timer per key (the buffer is itself the window's timer).
 //! Accumulators reach the backend only when the buffer spills: at a checkpoint barrier
-//! (the entries stay buffered, clean) and when it is full (the entries leave it).
+//! (the entries stay buffered, clean) and when it is full (the windows that end first leave
+//! it, until it is half full: they take no more records once event time moved on, while
+//! the newest windows, if spilled, would be read back for their next records).
 //!
 //! Invariants:
 //! - A slot's accumulator is the whole of its (window, key): a slot created for a window
@@ -146,10 +148,18 @@ impl<K: std::hash::Hash + Eq, ACC> PaneBuffer<K, ACC> {
         Ok(())
     }
 
-    /// Removes every slot, returning them window by window (after a spill).
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (TimeWindow, Slots<K, ACC>)> {
-        self.len = 0;
-        std::mem::take(&mut self.windows).into_values()
+    /// Removes the window that ends first, with its slots, and records it as spilled (its
+    /// changed slots must go to the backend).
+    pub(crate) fn evict_first(&mut self) -> Option<(TimeWindow, Slots<K, ACC>)> {
+        let (o, (w, slots)) = self.windows.pop_first()?;
+        self.spilled.insert(o);
+        self.len -= slots.len();
+        Some((w, slots))
+    }
+
+    /// The slots the buffer holds at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 
@@ -198,11 +208,24 @@ mod tests {
         assert!(b.is_full());
         b.spill_each(|_, _| Ok::<_, ()>(())).unwrap();
         assert!(b.may_be_stored(&w(30)));
-        assert_eq!(b.drain().count(), 1);
-        assert_eq!(b.len(), 0);
+        assert_eq!(b.len(), 2);
         b.fired_through(39);
         assert!(!b.may_be_stored(&w(30)), "fired windows are forgotten");
         assert!(!b.may_be_stored(&w(20)));
+    }
+
+    #[test]
+    fn eviction_takes_the_window_that_ends_first_and_marks_it_spilled() {
+        let mut b = PaneBuffer::new(3, MIN_WATERMARK);
+        b.insert(w(20), 1u8, slot(1));
+        b.insert(w(0), 1u8, slot(2));
+        b.insert(w(0), 2u8, slot(3));
+        assert!(!b.may_be_stored(&w(0)));
+        let (first, slots) = b.evict_first().unwrap();
+        assert_eq!((first, slots.len(), b.len()), (w(0), 2, 1));
+        assert!(b.may_be_stored(&w(0)) && !b.may_be_stored(&w(20)));
+        assert_eq!(b.evict_first().unwrap().0, w(20));
+        assert!(b.evict_first().is_none());
     }
 
     #[test]

@@ -90,21 +90,40 @@ where
     }
 
     /// Writes every changed slot into the backend, with a firing timer for slots it did not
-    /// hold yet; with `evict`, empties the buffer too.
-    fn spill(&mut self, evict: bool) -> Result<(), TaskError> {
+    /// hold yet; the slots stay buffered, clean.
+    fn spill(&mut self) -> Result<(), TaskError> {
         let (backend, state, timers) = (&self.backend, &self.state, &mut self.timers);
-        let spilled = self.buffer.len();
         let result = self.buffer.spill_each(|w, slots| {
             for (key, slot) in slots.iter_mut().filter(|(_, s)| s.dirty) {
                 write_slot(backend, state, timers, (w, key), slot)?;
             }
             Ok::<_, StateError>(())
         });
-        result.map_err(|e| self.err(e))?;
-        if evict {
-            self.buffer.drain().for_each(drop);
+        result.map_err(|e| self.err(e))
+    }
+
+    /// Makes room in a full buffer: moves the windows that end first into the backend until
+    /// it is at most half full.
+    fn evict(&mut self) -> Result<(), TaskError> {
+        let target = self.buffer.capacity() / 2;
+        let mut evicted = 0;
+        while self.buffer.len() > target {
+            let Some((w, mut slots)) = self.buffer.evict_first() else {
+                break;
+            };
+            evicted += slots.len();
+            for (key, slot) in slots.iter_mut().filter(|(_, s)| s.dirty) {
+                write_slot(
+                    &self.backend,
+                    &self.state,
+                    &mut self.timers,
+                    (&w, key),
+                    slot,
+                )
+                .map_err(|e| self.err(e))?;
+            }
         }
-        tracing::trace!(operator = %self.name, slots = spilled, evict, "window buffer spilled");
+        tracing::trace!(operator = %self.name, slots = evicted, "window buffer spilled");
         Ok(())
     }
 
@@ -225,7 +244,7 @@ where
         self.windows = windows;
         result?;
         if self.buffer.is_full() {
-            self.spill(true)?;
+            self.evict()?;
         }
         Ok(())
     }
@@ -268,7 +287,7 @@ where
         state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
         // Buffered slots stay buffered, clean: the backend now holds what they hold.
-        self.spill(false)?;
+        self.spill()?;
         crate::keyed_stream::snapshot_keyed(
             (&self.name, &self.uid),
             &self.backend,

@@ -9,17 +9,19 @@
 //! shared files stay reusable, so the next checkpoint is incremental at once. Otherwise
 //! (rescaling) the snapshot overlapping the most key groups becomes the database and is
 //! clipped to the backend's key groups (range deletions), and the entries of the others
-//! inside them are copied in, key group range by key group range.
+//! inside them are written into SST files, one per state and snapshot, which the database
+//! ingests.
 //!
 //! Invariant: only files of a checkpoint the backend heard completed are ever offered
 //! for reuse.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rocksdb::checkpoint::Checkpoint;
-use rocksdb::{ReadOptions, WriteBatch, DB};
+use rocksdb::{IngestExternalFileOptions, ReadOptions, SstFileWriter, DB};
 
 use super::instance::RocksDbInstance;
 use super::keys::{group_key, PAST_ALL_KEYS};
@@ -30,9 +32,6 @@ use crate::state_kind::StateKind;
 
 /// Checkpoints whose upload receipts are kept until they complete or are forgotten.
 const MAX_PENDING_RECEIPTS: usize = 16;
-
-/// Bytes written per batch when copying key groups from another snapshot.
-const COPY_BATCH_BYTES: usize = 4 << 20;
 
 /// The uploads of one database's checkpoints.
 #[derive(Default)]
@@ -206,8 +205,10 @@ impl RocksDbInstance {
         Ok(())
     }
 
-    /// Copies the entries of column family `name` in key groups `[start, end)` from
-    /// `source` (opened from `dir`).
+    /// Brings the entries of column family `name` in key groups `[start, end)` from
+    /// `source` (opened from `dir`) into this database: written in key order into an SST
+    /// file of the working directory, which the column family then ingests (moved, not
+    /// copied), instead of going through the memtable entry by entry.
     fn copy_family(
         &self,
         source: &DB,
@@ -216,31 +217,50 @@ impl RocksDbInstance {
         start: u16,
         end: u16,
     ) -> Result<(), StateError> {
+        static FILES: AtomicU64 = AtomicU64::new(0);
         let read_failed = |e| self.error(format!("reading state '{name}' of {}", dir.display()), e);
         let from = source.cf_handle(name).ok_or_else(|| StateError::Storage {
             backend: self.describe(),
             doing: format!("restoring state '{name}' from {}", dir.display()),
             message: "its column family is missing".to_owned(),
         })?;
-        self.with_cf(name, |db, cf| {
-            let write = |batch: WriteBatch| {
-                db.write_opt(batch, &self.write)
-                    .map_err(|e| self.error(format!("restoring state '{name}'"), e))
-            };
-            let mut options = ReadOptions::default();
-            options.set_iterate_upper_bound(group_key(end).to_vec());
-            let mut it = source.raw_iterator_cf_opt(from, options);
-            it.seek(group_key(start));
-            let mut batch = WriteBatch::default();
-            while let (Some(key), Some(value)) = (it.key(), it.value()) {
-                batch.put_cf(cf, key, value);
-                if batch.size_in_bytes() >= COPY_BATCH_BYTES {
-                    write(std::mem::take(&mut batch))?;
-                }
-                it.next();
+        let sst = self.dir().join(format!(
+            "ingest-{}.sst",
+            FILES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let write_failed =
+            |e| self.error(format!("writing state '{name}' into {}", sst.display()), e);
+        let mut writer = SstFileWriter::create(&self.cf_options);
+        writer.open(&sst).map_err(write_failed)?;
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(group_key(end).to_vec());
+        let mut it = source.raw_iterator_cf_opt(from, options);
+        it.seek(group_key(start));
+        let mut entries = 0u64;
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            writer.put(key, value).map_err(write_failed)?;
+            entries += 1;
+            it.next();
+        }
+        it.status().map_err(read_failed)?;
+        let ingested = if entries == 0 {
+            Ok(())
+        } else {
+            writer.finish().map_err(write_failed)?;
+            self.with_cf(name, |db, cf| {
+                let mut ingest = IngestExternalFileOptions::default();
+                ingest.set_move_files(true);
+                db.ingest_external_file_cf_opts(cf, &ingest, vec![&sst])
+                    .map_err(|e| self.error(format!("ingesting state '{name}'"), e))
+            })
+        };
+        drop(writer);
+        // Moved files are linked into the database; the name in the working directory goes.
+        if let Err(e) = std::fs::remove_file(&sst) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %sst.display(), error = %e, "cannot delete an ingested SST file");
             }
-            it.status().map_err(read_failed)?;
-            write(batch)
-        })
+        }
+        ingested
     }
 }

@@ -110,13 +110,15 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
         *slot = head;
     }
 
-    /// Reads the earliest timer of key group `kg` from the database.
-    fn reload_head(&mut self, kg: KeyGroup) -> StateResult<()> {
+    /// Reads the earliest timer of key group `kg` from the database, knowing that none is
+    /// earlier than `from`: the seek starts there, past the deletions of timers that fired,
+    /// which an iterator would otherwise step over one by one.
+    fn reload_head(&mut self, kg: KeyGroup, from: i64) -> StateResult<()> {
         let head = self.db.with_cf(self.cf, |db, cf| {
             let mut options = ReadOptions::default();
             options.set_iterate_upper_bound(group_key(kg + 1).to_vec());
             let mut it = db.raw_iterator_cf_opt(cf, options);
-            it.seek(group_key(kg));
+            it.seek([&group_key(kg)[..], &ts_bytes(from)].concat());
             let head = it.key().and_then(ts_of);
             it.status().map_err(|e| self.failed("scanning", e))?;
             Ok(head)
@@ -174,7 +176,7 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
         })?;
         self.len -= 1;
         if self.head_of[usize::from(kg - self.range.start)] == Some(ts) {
-            self.reload_head(kg)?;
+            self.reload_head(kg, ts)?;
         }
         Ok(true)
     }
@@ -220,7 +222,10 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
                 Ok(popped)
             })?;
             self.len -= popped;
-            self.reload_head(kg)?;
+            match ts.checked_add(1) {
+                Some(next) => self.reload_head(kg, next)?,
+                None => self.set_head(kg, None),
+            }
         }
         Ok(())
     }

@@ -127,6 +127,33 @@ fn a_window_aggregation_without_the_buffer_matches_a_naive_reference() {
     }
 }
 
+#[test]
+fn windows_fire_in_the_order_of_their_ends_whether_spilled_or_buffered() {
+    // A two-slot buffer: the second record fills it, so window [10, 20) is spilled (with
+    // its timers); [0, 10) then stays buffered. The final watermark fires both, and the
+    // earlier window comes first, as Flink's timers order them.
+    let input: Vec<Event> = vec![(1, 15, 1), (2, 16, 2), (1, 5, 4)];
+    for backend in backends() {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(1)
+            .set_state_backend(backend)
+            .configure(|s| s.job.window_pre_aggregation_entries = 2);
+        let out = env
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::<Event>::no_watermarks()
+                    .with_timestamp_assigner(|e: &Event, _| e.1),
+            )
+            .key_by(|e: &Event| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+            .aggregate_with_window(Stats, row)
+            .collect();
+        env.execute("window-order").unwrap();
+        let starts: Vec<i64> = out.take().iter().map(|r| r.1).collect();
+        assert_eq!(starts, vec![0, 10, 10], "{backend:?}");
+    }
+}
+
 /// A pass-through that panics once, when the `at`-th record (counted in `seen` across
 /// restarts) passes.
 fn fail_once(

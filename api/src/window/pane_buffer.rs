@@ -112,6 +112,12 @@ impl<K: std::hash::Hash + Eq, ACC> PaneBuffer<K, ACC> {
         Some(slot)
     }
 
+    /// The firing time of the earliest window, if it fires at `watermark`.
+    pub(crate) fn next_due(&self, watermark: Timestamp) -> Option<Timestamp> {
+        let (_, (w, _)) = self.windows.first_key_value()?;
+        Some(w.max_timestamp()).filter(|t| *t <= watermark)
+    }
+
     /// Removes and returns the earliest window, with its slots, if it fires at `watermark`.
     pub(crate) fn pop_due(&mut self, watermark: Timestamp) -> Option<(TimeWindow, Slots<K, ACC>)> {
         let entry = self.windows.first_entry()?;
@@ -190,6 +196,7 @@ mod tests {
         b.insert(w(0), 2u8, slot(3));
         assert_eq!(b.len(), 3);
         assert!(b.pop_due(8).is_none(), "the first window fires at 9");
+        assert_eq!((b.next_due(8), b.next_due(9)), (None, Some(9)));
         let (first, slots) = b.pop_due(9).unwrap();
         assert_eq!((first, slots.len()), (w(0), 2));
         assert!(b.pop_due(9).is_none());

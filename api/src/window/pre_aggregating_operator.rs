@@ -4,8 +4,8 @@
 //! mini-batches do.
 //!
 //! A record touches the backend only when its (window, key) is not buffered and the window
-//! may have stored entries; windows fire from memory at the watermark, in the order of their
-//! ends. The buffer spills into the backend (an entry and an event-time timer per slot, as
+//! may have stored entries; at the watermark, windows fire in the order of their ends, each
+//! from its timers (spilled slots) and from memory (the rest). The buffer spills into the backend (an entry and an event-time timer per slot, as
 //! [`super::operator::WindowOperator`] keeps them) at every checkpoint barrier, so snapshots
 //! and their restores are the same as that operator's, and when it is full.
 //!
@@ -139,40 +139,52 @@ where
         self.backend
             .set_current_key(t.key.clone())
             .map_err(|e| self.err(e))?;
-        let stored = self
-            .state
-            .modify_in(&w, Option::take)
-            .map_err(|e| self.err(e))?;
         let acc = match self.buffer.take(&w, &t.key) {
-            Some(slot) => Some(slot.acc),
-            None => stored,
-        };
+            Some(slot) => self.state.clear_in(&w).map(|()| Some(slot.acc)),
+            None => self.state.modify_in(&w, Option::take),
+        }
+        .map_err(|e| self.err(e))?;
         match acc {
             Some(acc) => self.emit_result(&t.key, &w, acc),
             None => Ok(()),
         }
     }
 
-    /// Fires every window due at `watermark`: stored slots on their timers, then buffered
-    /// windows from memory.
+    /// Fires every window due at `watermark` in the order of their ends, as Flink's timers
+    /// would: at each end, the stored slots on their timers first, then the window's
+    /// buffered slots from memory.
     fn fire(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
-        let mut fired = std::mem::take(&mut self.fired);
-        while self
-            .timers
-            .pop_due(true, watermark, &mut fired)
-            .map_err(|e| self.err(e))?
-        {
-            for t in fired.drain(..) {
-                self.on_timer(t)?;
+        loop {
+            let timer = self.timers.next_event_time().filter(|t| *t <= watermark);
+            let buffered = self.buffer.next_due(watermark);
+            match (timer, buffered) {
+                (None, None) => break,
+                (Some(t), b) if b.is_none_or(|b| t <= b) => self.fire_timers(t)?,
+                _ => {
+                    let (w, slots) = self
+                        .buffer
+                        .pop_due(watermark)
+                        .expect("a window is due when next_due says so");
+                    self.fire_buffered(w, slots)?;
+                }
             }
-        }
-        self.fired = fired;
-        while let Some((w, slots)) = self.buffer.pop_due(watermark) {
-            self.fire_buffered(w, slots)?;
         }
         self.buffer.fired_through(watermark);
         Ok(())
+    }
+
+    /// Fires the timers due at `time` (none is earlier).
+    fn fire_timers(&mut self, time: Timestamp) -> Result<(), TaskError> {
+        let mut fired = std::mem::take(&mut self.fired);
+        let result = self
+            .timers
+            .pop_due(true, time, &mut fired)
+            .map_err(|e| self.err(e))
+            .and_then(|_| fired.drain(..).try_for_each(|t| self.on_timer(t)));
+        fired.clear();
+        self.fired = fired;
+        result
     }
 
     /// Fires one window drained from the buffer. Its stored slots fired on their timers

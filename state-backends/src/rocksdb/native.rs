@@ -218,7 +218,6 @@ impl RocksDbInstance {
         end: u16,
     ) -> Result<(), StateError> {
         static FILES: AtomicU64 = AtomicU64::new(0);
-        let read_failed = |e| self.error(format!("reading state '{name}' of {}", dir.display()), e);
         let from = source.cf_handle(name).ok_or_else(|| StateError::Storage {
             backend: self.describe(),
             doing: format!("restoring state '{name}' from {}", dir.display()),
@@ -228,39 +227,51 @@ impl RocksDbInstance {
             "ingest-{}.sst",
             FILES.fetch_add(1, Ordering::Relaxed)
         ));
-        let write_failed =
-            |e| self.error(format!("writing state '{name}' into {}", sst.display()), e);
+        let ingested = self.write_and_ingest(source, from, name, &sst, (start, end));
+        // Moved files are linked into the database; the name in the working directory goes,
+        // as does a partly written file.
+        if let Err(e) = std::fs::remove_file(&sst) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %sst.display(), error = %e, "cannot delete an SST file written for a restore");
+            }
+        }
+        ingested
+    }
+
+    /// Writes the entries of `from` in key groups `[start, end)` into the SST file `sst`
+    /// and ingests it into column family `name`; nothing when there are none.
+    fn write_and_ingest(
+        &self,
+        source: &DB,
+        from: &rocksdb::ColumnFamily,
+        name: &str,
+        sst: &Path,
+        (start, end): (u16, u16),
+    ) -> Result<(), StateError> {
+        let writing = |e| self.error(format!("writing state '{name}' into {}", sst.display()), e);
         let mut writer = SstFileWriter::create(&self.cf_options);
-        writer.open(&sst).map_err(write_failed)?;
+        writer.open(sst).map_err(writing)?;
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(group_key(end).to_vec());
         let mut it = source.raw_iterator_cf_opt(from, options);
         it.seek(group_key(start));
         let mut entries = 0u64;
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
-            writer.put(key, value).map_err(write_failed)?;
+            writer.put(key, value).map_err(writing)?;
             entries += 1;
             it.next();
         }
-        it.status().map_err(read_failed)?;
-        let ingested = if entries == 0 {
-            Ok(())
-        } else {
-            writer.finish().map_err(write_failed)?;
-            self.with_cf(name, |db, cf| {
-                let mut ingest = IngestExternalFileOptions::default();
-                ingest.set_move_files(true);
-                db.ingest_external_file_cf_opts(cf, &ingest, vec![&sst])
-                    .map_err(|e| self.error(format!("ingesting state '{name}'"), e))
-            })
-        };
-        drop(writer);
-        // Moved files are linked into the database; the name in the working directory goes.
-        if let Err(e) = std::fs::remove_file(&sst) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(file = %sst.display(), error = %e, "cannot delete an ingested SST file");
-            }
+        it.status()
+            .map_err(|e| self.error(format!("reading state '{name}' of a restored snapshot"), e))?;
+        if entries == 0 {
+            return Ok(());
         }
-        ingested
+        writer.finish().map_err(writing)?;
+        self.with_cf(name, |db, cf| {
+            let mut ingest = IngestExternalFileOptions::default();
+            ingest.set_move_files(true);
+            db.ingest_external_file_cf_opts(cf, &ingest, vec![sst])
+                .map_err(|e| self.error(format!("ingesting state '{name}'"), e))
+        })
     }
 }

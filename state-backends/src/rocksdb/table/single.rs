@@ -77,7 +77,7 @@ impl<K: StateKey, N: Namespace, V: StateValue> RocksTable<K, N, Single<V>> {
     fn write_back(&self, db: &DB, cf: &ColumnFamily, cache: &mut ValueCache<V>) -> StateResult<()> {
         let mut batch = WriteBatch::default();
         let mut buf = self.value.borrow_mut();
-        cache.write_back(|key, value| {
+        cache.each_dirty(|key, value| {
             match value {
                 Some(v) => {
                     buf.clear();
@@ -88,11 +88,12 @@ impl<K: StateKey, N: Namespace, V: StateValue> RocksTable<K, N, Single<V>> {
             }
             Ok(())
         })?;
-        if batch.is_empty() {
-            return Ok(());
+        if !batch.is_empty() {
+            db.write_opt(batch, &self.db.write)
+                .map_err(|e| self.failed("writing", e))?;
         }
-        db.write_opt(batch, &self.db.write)
-            .map_err(|e| self.failed("writing", e))
+        cache.mark_clean();
+        Ok(())
     }
 
     /// Writes the cache's updates into the database; the entries stay cached, clean.

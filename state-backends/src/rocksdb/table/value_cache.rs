@@ -10,7 +10,9 @@
 //! - An entry holds the entry's whole current value: `None` is a known absence (a deleted
 //!   or never written entry), so a cached read never consults the database.
 //! - A clean entry equals what the database holds under its key; a dirty one is newer.
-//! - The cache holds at most its capacity of entries; capacity 0 caches nothing.
+//! - The cache holds at most its capacity of entries (a count, not bytes: large values take
+//!   memory outside RocksDB's managed budget); capacity 0 caches nothing.
+//! - An entry turns clean only once the write holding it succeeded.
 
 use rustc_hash::FxHashMap;
 
@@ -58,16 +60,23 @@ impl<V> ValueCache<V> {
         self.entries.entry(key.into()).or_insert(entry)
     }
 
-    /// Calls `f` with every dirty entry, then marks it clean.
-    pub(crate) fn write_back<E>(
-        &mut self,
+    /// Calls `f` with every dirty entry; they stay dirty until [`Self::mark_clean`], called
+    /// once what `f` produced is written.
+    pub(crate) fn each_dirty<E>(
+        &self,
         mut f: impl FnMut(&[u8], Option<&V>) -> Result<(), E>,
     ) -> Result<(), E> {
-        for (key, entry) in self.entries.iter_mut().filter(|(_, e)| e.dirty) {
-            f(key, entry.value.as_ref())?;
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .try_for_each(|(key, entry)| f(key, entry.value.as_ref()))
+    }
+
+    /// Marks every entry clean: the database holds them all.
+    pub(crate) fn mark_clean(&mut self) {
+        for entry in self.entries.values_mut() {
             entry.dirty = false;
         }
-        Ok(())
     }
 
     /// Whether any entry is dirty.
@@ -86,7 +95,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn write_back_visits_dirty_entries_once_and_leaves_them_clean() {
+    fn dirty_entries_stay_dirty_until_marked_clean() {
         let mut c = ValueCache::new(2);
         assert!(c.enabled() && !c.is_full());
         c.insert(
@@ -105,12 +114,14 @@ mod tests {
         );
         assert!(c.is_full() && c.has_dirty());
         let mut seen = Vec::new();
-        c.write_back(|k, v| {
+        c.each_dirty(|k, v| {
             seen.push((k.to_vec(), v.copied()));
             Ok::<_, ()>(())
         })
         .unwrap();
         assert_eq!(seen, vec![(b"a".to_vec(), Some(1))]);
+        assert!(c.has_dirty(), "a failed write must find them again");
+        c.mark_clean();
         assert!(!c.has_dirty());
         assert_eq!(c.get_mut(b"a").map(|e| e.value), Some(Some(1)));
         c.clear();

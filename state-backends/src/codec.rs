@@ -143,9 +143,9 @@ pub fn encode_versioned<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Cod
     Ok(out)
 }
 
-/// Decodes a blob written by [`encode_versioned`], checking its version,
-/// checksum and length; `what` names the blob in errors.
-pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, CodecError> {
+/// Checks the header at the start of `bytes` (its length and format version) and returns
+/// the checksum it stores.
+fn check_header(bytes: &[u8], what: &str) -> Result<u32, CodecError> {
     if bytes.len() < HEADER_LEN {
         return Err(CodecError::Truncated {
             what: what.to_owned(),
@@ -160,7 +160,13 @@ pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result
             expected: FORMAT_VERSION,
         });
     }
-    let stored = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    Ok(u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]))
+}
+
+/// Decodes a blob written by [`encode_versioned`], checking its version,
+/// checksum and length; `what` names the blob in errors.
+pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, CodecError> {
+    let stored = check_header(bytes, what)?;
     let payload = &bytes[HEADER_LEN..];
     let computed = crc32fast::hash(payload);
     if stored != computed {
@@ -228,21 +234,7 @@ pub fn decode_versioned_nested_from<T: DeserializeOwned>(
                 additional: 0,
             })
         })?;
-    if header.len() < HEADER_LEN {
-        return Err(CodecError::Truncated {
-            what: what.to_owned(),
-            len: header.len(),
-            needed: HEADER_LEN,
-        });
-    }
-    if header[0] != FORMAT_VERSION {
-        return Err(CodecError::VersionMismatch {
-            what: what.to_owned(),
-            found: header[0],
-            expected: FORMAT_VERSION,
-        });
-    }
-    let stored = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+    let stored = check_header(&header, what)?;
     let mut payload = Checked {
         inner: reader,
         crc: crc32fast::Hasher::new(),

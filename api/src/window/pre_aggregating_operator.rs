@@ -182,7 +182,6 @@ where
             .pop_due(true, time, &mut fired)
             .map_err(|e| self.err(e))
             .and_then(|_| fired.drain(..).try_for_each(|t| self.on_timer(t)));
-        fired.clear();
         self.fired = fired;
         result
     }

@@ -112,13 +112,13 @@ pub(crate) fn snapshot_keyed<K: StateKey, N: weir_state_backends::Namespace>(
     ),
     state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
 ) -> Result<(), TaskError> {
-    let keyed = backend
+    let mut keyed = backend
         .snapshot_for_checkpoint(checkpoint, options.savepoint)
         .map_err(|e| state_error(name, e))?;
-    // Timers in the backend's database travel with its native snapshot.
+    // Timers in the backend's database travel with its snapshot, unless it is in memory.
     let timers = match timers {
         Some(t) => t
-            .snapshot_beside(&keyed)
+            .snapshot_beside(&mut keyed)
             .map_err(|e| state_error(name, e))?,
         None => None,
     };

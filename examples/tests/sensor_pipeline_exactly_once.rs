@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{assert_same_outputs, example_bin, run, run_sensor_outputs, Outcome};
+use common::{
+    assert_same_outputs, example_bin, run, run_sensor_outputs, run_sensor_outputs_with_env, Outcome,
+};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -21,9 +23,11 @@ fn s(p: &Path) -> String {
 /// Runs the generator mode (100,000 readings, parallelism 2) with outputs under
 /// `dir/<tag>-*`.
 fn run_generator(dir: &TempDir, tag: &str, extra: &[String]) -> (Outcome, [Vec<String>; 3]) {
-    let args = ["--records", "100000", "--parallelism", "2"];
-    run_sensor_outputs(&bin(), dir.path(), tag, &args, extra)
+    run_sensor_outputs(&bin(), dir.path(), tag, &GENERATOR, extra)
 }
+
+/// The generator mode's arguments: 100,000 readings, parallelism 2.
+const GENERATOR: [&str; 4] = ["--records", "100000", "--parallelism", "2"];
 
 #[test]
 fn five_seeded_failures_with_checkpoints_every_100_ms_leave_the_output_of_the_failure_free_run() {
@@ -36,8 +40,37 @@ fn five_seeded_failures_with_the_rocksdb_backend_leave_the_output_of_the_failure
     five_seeded_failures_leave_the_failure_free_output("rocksdb");
 }
 
+#[cfg(feature = "rocksdb")]
+#[test]
+fn five_seeded_failures_with_full_rocksdb_checkpoints_leave_the_output_of_the_failure_free_run() {
+    // Full checkpoints are streamed from a checkpoint of the database as it is uploaded.
+    let full = [("WEIR_STATE_BACKEND_INCREMENTAL".into(), "false".into())];
+    five_seeded_failures_leave_the_failure_free_output_with("rocksdb", &full);
+}
+
+/// Whether a `shared` directory below `dir` holds a file.
+fn has_shared_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if !path.is_dir() {
+            return false;
+        }
+        let shared = path.file_name().is_some_and(|n| n == "shared");
+        (shared && std::fs::read_dir(&path).unwrap().next().is_some()) || has_shared_files(&path)
+    })
+}
+
 /// The failure-free run with the memory backend, against the failing run with `backend`.
 fn five_seeded_failures_leave_the_failure_free_output(backend: &str) {
+    five_seeded_failures_leave_the_failure_free_output_with(backend, &[]);
+}
+
+/// As [`five_seeded_failures_leave_the_failure_free_output`], the failing run with the
+/// environment variables `env`.
+fn five_seeded_failures_leave_the_failure_free_output_with(
+    backend: &str,
+    env: &[(String, String)],
+) {
     let dir = TempDir::new().unwrap();
     let (clean, want) = run_generator(&dir, "clean", &[]);
     clean.assert_success();
@@ -46,9 +79,11 @@ fn five_seeded_failures_leave_the_failure_free_output(backend: &str) {
         "the clean run wrote every output"
     );
     let checkpoints = format!("file://{}", s(&dir.path().join("checkpoints")));
-    let (failing, got) = run_generator(
-        &dir,
+    let (failing, got) = run_sensor_outputs_with_env(
+        &bin(),
+        dir.path(),
         "failing",
+        &GENERATOR,
         &[
             "--checkpoint-interval-ms".into(),
             "100".into(),
@@ -61,6 +96,7 @@ fn five_seeded_failures_leave_the_failure_free_output(backend: &str) {
             "--state-backend".into(),
             backend.into(),
         ],
+        env,
     );
     failing.assert_success();
     let injected = failing
@@ -69,6 +105,15 @@ fn five_seeded_failures_leave_the_failure_free_output(backend: &str) {
         .count();
     assert!(injected >= 5, "five fail points fired: {}", failing.stderr);
     assert_same_outputs(&got, &want, "failure-free");
+    // Incremental RocksDB checkpoints share files; full ones and the memory backend's
+    // hold all their state in their own files.
+    let incremental = backend == "rocksdb" && env.is_empty();
+    let checkpoints = dir.path().join("checkpoints");
+    assert_eq!(
+        has_shared_files(&checkpoints),
+        incremental,
+        "{checkpoints:?}"
+    );
     // The summary counts are exactly-once too.
     assert_eq!(
         failing

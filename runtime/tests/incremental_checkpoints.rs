@@ -1,5 +1,6 @@
-//! Incremental checkpoints of the RocksDB backend through real checkpoint storage: what
-//! each checkpoint uploads, and native restores at the same and other parallelisms.
+//! Checkpoints of the RocksDB backend through real checkpoint storage: what each
+//! incremental checkpoint uploads, native restores at the same and other parallelisms,
+//! and full snapshots streamed from a checkpoint of the database into their state files.
 #![cfg(feature = "rocksdb")]
 
 use std::path::Path;
@@ -7,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weir_runtime::checkpoint::{
-    checkpoint_dir, CheckpointMetadata, CheckpointStorage, OperatorSnapshot, OperatorStateHandles,
-    RestoredState, Uploader,
+    checkpoint_dir, CheckpointMetadata, CheckpointStorage, KeyedOperatorState, KeyedStateData,
+    OperatorSnapshot, OperatorStateHandles, RestoredState, Uploader,
 };
 use weir_runtime::control::{
     JobManagerGateway, OperatorSubtaskState, RestoreSpec, TaskManagerMessage,
@@ -16,7 +17,8 @@ use weir_runtime::control::{
 use weir_runtime::{CheckpointConfig, JobId, SubtaskId};
 use weir_state_backends::{
     assign_to_key_group, key_hash, BackendOwner, BackendSnapshot, KeyGroupRange, KeyedStateBackend,
-    RocksDbOptions, StateBackendConfig, StateBackendKind, StateError, VoidNamespace,
+    LocalFullSnapshot, RocksDbOptions, StateBackendConfig, StateBackendKind, StateError,
+    VoidNamespace,
 };
 
 const MAX: u16 = 128;
@@ -32,9 +34,13 @@ impl JobManagerGateway for Acks {
     }
 }
 
+/// What a test does to a full snapshot before its upload.
+type BeforeUpload = Box<dyn FnOnce(&LocalFullSnapshot)>;
+
 struct Setup {
     local: tempfile::TempDir,
     store: tempfile::TempDir,
+    before_upload: Mutex<Option<BeforeUpload>>,
 }
 
 impl Setup {
@@ -42,6 +48,7 @@ impl Setup {
         Self {
             local: tempfile::tempdir().unwrap(),
             store: tempfile::tempdir().unwrap(),
+            before_upload: Mutex::new(None),
         }
     }
 
@@ -75,8 +82,37 @@ impl Setup {
         subtask: u16,
         parallelism: u16,
     ) -> OperatorSubtaskState {
-        let snapshot = backend.snapshot_for_checkpoint(checkpoint, false).unwrap();
-        assert!(matches!(snapshot, BackendSnapshot::Native(_)));
+        match self.upload(backend, (checkpoint, false), subtask, parallelism) {
+            Ok(state) => state,
+            Err(reason) => panic!("expected an acknowledgement, got {reason}"),
+        }
+    }
+
+    /// Takes and uploads checkpoint `checkpoint` (a savepoint: a full snapshot) of
+    /// `backend` with its timers; returns its acknowledged state or why it was declined.
+    fn upload(
+        &self,
+        backend: &KeyedStateBackend<u64>,
+        (checkpoint, savepoint): (u64, bool),
+        subtask: u16,
+        parallelism: u16,
+    ) -> Result<OperatorSubtaskState, String> {
+        let mut snapshot = backend
+            .snapshot_for_checkpoint(checkpoint, savepoint)
+            .unwrap();
+        let timers = backend.timer_service::<VoidNamespace>().unwrap();
+        let beside = timers.snapshot_beside(&mut snapshot).unwrap();
+        assert!(beside.is_none(), "the timers travel in the snapshot");
+        match &snapshot {
+            BackendSnapshot::Native(_) => assert!(!savepoint),
+            BackendSnapshot::Streamed(full) => {
+                assert!(savepoint && full.carries_timers());
+                if let Some(prepare) = self.before_upload.lock().unwrap().take() {
+                    prepare(full);
+                }
+            }
+            BackendSnapshot::Full(_) => panic!("RocksDB snapshots are native or streamed"),
+        }
         let op = OperatorSnapshot::keyed(UID, snapshot, None).unwrap();
         let acks = Arc::new(Acks::default());
         let config = CheckpointConfig::new(Duration::from_secs(1), self.url());
@@ -90,7 +126,10 @@ impl Setup {
         drop(uploader); // waits for the upload
         let mut messages = acks.0.lock().unwrap();
         match messages.pop() {
-            Some(TaskManagerMessage::AcknowledgeCheckpoint { mut state, .. }) => state.remove(0),
+            Some(TaskManagerMessage::AcknowledgeCheckpoint { mut state, .. }) => {
+                Ok(state.remove(0))
+            }
+            Some(TaskManagerMessage::DeclineCheckpoint { reason, .. }) => Err(reason),
             other => panic!("expected an acknowledgement, got {other:?}"),
         }
     }
@@ -322,10 +361,15 @@ fn a_savepoint_after_a_native_restore_needs_the_states_registered() {
         "{err}"
     );
     check(&restored, 0..100);
-    let BackendSnapshot::Full(full) = restored.snapshot_for_checkpoint(2, true).unwrap() else {
+    let BackendSnapshot::Streamed(full) = restored.snapshot_for_checkpoint(2, true).unwrap() else {
         panic!("a savepoint is a full snapshot");
     };
-    assert_eq!(full.states.len(), 2);
+    let reader = full.open().unwrap();
+    let mut bytes = Vec::new();
+    weir_state_backends::encode_into(&reader.keyed(), &mut bytes).unwrap();
+    let (keyed, _): (weir_state_backends::KeyedStateSnapshot, usize) =
+        weir_state_backends::decode_from(&bytes).unwrap();
+    assert_eq!(keyed.states.len(), 2);
 }
 
 #[test]
@@ -358,4 +402,76 @@ fn a_corrupt_or_missing_shared_file_fails_the_restore_naming_it() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("rocksdb state backend"), "{err}");
+}
+
+#[test]
+fn a_streamed_full_snapshot_is_stored_as_the_in_memory_one_and_restores_at_other_parallelisms() {
+    const KEYS: u64 = 5_000;
+    let s = Setup::new();
+    let storage = CheckpointStorage::open(&s.url()).unwrap();
+    let states: Vec<_> = (0..2u16)
+        .map(|i| {
+            let b = s.backend(KeyGroupRange::for_operator(MAX, 2, i));
+            fill(&b, 0..KEYS);
+            let in_memory = KeyedOperatorState {
+                keyed: KeyedStateData::Full(b.snapshot().unwrap()),
+                timers: Some(
+                    b.timer_service::<VoidNamespace>()
+                        .unwrap()
+                        .snapshot()
+                        .unwrap(),
+                ),
+            };
+            let state = s.upload(&b, (1, true), i, 2).unwrap();
+            let stored = storage.read_state(JOB, 1, &state.handle).unwrap();
+            assert!(stored == in_memory.encode(UID).unwrap(), "subtask {i}");
+            let left: Vec<_> = std::fs::read_dir(b.local_dir().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n.to_string_lossy().starts_with("full-"))
+                .collect();
+            assert!(
+                left.is_empty(),
+                "the upload leaves no local files: {left:?}"
+            );
+            state
+        })
+        .collect();
+    let spec = complete(&s, 1, 2, states);
+    for parallelism in [3u16, 1] {
+        for i in 0..parallelism {
+            let range = KeyGroupRange::for_operator(MAX, parallelism, i);
+            let state = RestoredState::open(&spec)
+                .unwrap()
+                .keyed(UID, range, None)
+                .unwrap();
+            assert!(state.native.is_empty() && !state.full.is_empty());
+            let b = s.backend(range);
+            b.restore(&state.full).unwrap();
+            let mut timers = b.timer_service::<VoidNamespace>().unwrap();
+            timers.restore(&state.timers).unwrap();
+            drop(timers);
+            check(&b, 0..KEYS);
+        }
+    }
+}
+
+#[test]
+fn a_full_snapshot_that_cannot_be_read_is_declined_naming_the_operator_and_stores_nothing() {
+    let s = Setup::new();
+    let b = s.backend(KeyGroupRange::all(MAX));
+    fill(&b, 0..1_000);
+    *s.before_upload.lock().unwrap() = Some(Box::new(|full: &LocalFullSnapshot| {
+        let dir = full.spool_path().with_extension("");
+        std::fs::remove_file(dir.join("CURRENT")).unwrap();
+    }));
+    let before = s.stored_bytes();
+    let reason = s.upload(&b, (4, true), 0, 1).unwrap_err();
+    assert!(
+        reason.contains("cannot read the snapshot of 'counts'") && reason.contains("full-4"),
+        "{reason}"
+    );
+    assert_eq!(s.stored_bytes(), before, "nothing was stored");
+    // The next savepoint of the same backend succeeds.
+    s.upload(&b, (5, true), 0, 1).unwrap();
 }

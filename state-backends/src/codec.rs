@@ -192,6 +192,56 @@ pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result
     Ok(value)
 }
 
+/// Counts and checksums the bytes written through it.
+struct Summed<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    written: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Summed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the encoding of `value` to `out` and returns what must precede it to make the
+/// blob [`encode_versioned`] writes of a byte string holding that encoding (header and
+/// the string's length), so a value too large for memory is encoded on its way to a file
+/// and [`decode_versioned_nested_from`] reads it back. `out` is flushed.
+pub fn encode_versioned_nested_to<T: Serialize + ?Sized>(
+    value: &T,
+    out: impl std::io::Write,
+) -> Result<Vec<u8>, CodecError> {
+    let encode_error = |source| CodecError::Encode {
+        what: std::any::type_name::<T>().to_owned(),
+        source,
+    };
+    let mut summed = Summed {
+        inner: out,
+        crc: crc32fast::Hasher::new(),
+        written: 0,
+    };
+    bincode::serde::encode_into_std_write(value, &mut summed, bincode::config::standard())
+        .map_err(encode_error)?;
+    std::io::Write::flush(&mut summed)
+        .map_err(|inner| encode_error(bincode::error::EncodeError::Io { inner, index: 0 }))?;
+    let mut head = vec![FORMAT_VERSION, 0, 0, 0, 0];
+    encode_into(&summed.written, &mut head)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head[HEADER_LEN..]);
+    crc.combine(&summed.crc);
+    head[1..HEADER_LEN].copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(head)
+}
+
 /// Counts and checksums the bytes read through it.
 struct Checked<R> {
     inner: R,
@@ -422,5 +472,41 @@ mod tests {
             matches!(e, Err(CodecError::VersionMismatch { .. })),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_nested_blob_encoded_to_a_writer_is_the_blob_encode_versioned_makes() {
+        for n in [0u64, 3, 40, 20_000] {
+            let value: Vec<(u64, String)> = (0..n).map(|i| (i, format!("v{i}"))).collect();
+            let mut inner = Vec::new();
+            encode_into(&value, &mut inner).unwrap();
+            let mut body = Vec::new();
+            let head = encode_versioned_nested_to(&value, &mut body).unwrap();
+            let blob = [head, body].concat();
+            assert_eq!(
+                blob,
+                encode_versioned(inner.as_slice()).unwrap(),
+                "{n} entries"
+            );
+            let (back, _): (Vec<(u64, String)>, u64) =
+                decode_versioned_nested_from(blob.as_slice(), "state file").unwrap();
+            assert_eq!(back, value);
+        }
+    }
+
+    #[test]
+    fn a_failing_writer_is_an_encode_error() {
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("no space left"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = encode_versioned_nested_to(&"state".to_owned(), Full).unwrap_err();
+        assert!(matches!(e, CodecError::Encode { .. }), "{e:?}");
+        assert!(e.to_string().contains("encode"), "{e}");
     }
 }

@@ -366,7 +366,8 @@ impl<K: StateKey> KeyedStateBackend<K> {
     /// The snapshot for checkpoint `checkpoint`: native (uploaded incrementally) for
     /// RocksDB with `state.backend.incremental`, unless it is a savepoint or restored
     /// state still waits for registration; otherwise full, in the backend-independent
-    /// format.
+    /// format: for RocksDB a checkpoint of the database that the upload streams in that
+    /// format, for memory every entry encoded now.
     pub fn snapshot_for_checkpoint(
         &self,
         checkpoint: u64,
@@ -387,7 +388,15 @@ impl<K: StateKey> KeyedStateBackend<K> {
                 )
                 .map(BackendSnapshot::Native)
             }
-            _ => {
+            #[cfg(feature = "rocksdb")]
+            Storage::RocksDb(db) => {
+                let registry = self.registry.borrow();
+                registry.flush()?;
+                let layout = (self.ctx.range(), self.ctx.max_parallelism());
+                db.full_snapshot(checkpoint, registry.streamed()?, layout)
+                    .map(BackendSnapshot::Streamed)
+            }
+            Storage::Memory => {
                 let _ = (checkpoint, savepoint);
                 self.snapshot().map(BackendSnapshot::Full)
             }

@@ -18,6 +18,7 @@ mod backend_kind;
 mod bounds;
 pub mod codec;
 mod error;
+mod full_snapshot;
 mod functions;
 mod key_context;
 mod key_group;
@@ -42,9 +43,12 @@ pub use backend_kind::{ParseBackendKindError, StateBackendKind};
 pub use bounds::{Namespace, StateKey, StateValue, VoidNamespace};
 pub use codec::{
     decode_from, decode_versioned, decode_versioned_nested_from, encode_into, encode_versioned,
-    CodecError, FORMAT_VERSION,
+    encode_versioned_nested_to, CodecError, FORMAT_VERSION,
 };
 pub use error::StateError;
+pub use full_snapshot::{
+    FullSnapshotReader, LocalFullSnapshot, StreamedKeyedState, StreamedTimers,
+};
 pub use functions::{AggregateFunction, ReduceAggregate, ReduceFunction};
 pub use key_group::{
     assign_to_key_group, key_hash, operator_index_for_key_group, KeyGroup, KeyGroupRange,

@@ -126,9 +126,11 @@ pub struct NativeRestore {
 /// How a keyed backend snapshots for one checkpoint.
 #[derive(Debug)]
 pub enum BackendSnapshot {
-    /// Every entry, in the backend-independent format (memory backend, savepoints,
-    /// non-incremental RocksDB).
+    /// Every entry, in the backend-independent format (memory backend).
     Full(crate::snapshot::KeyedStateSnapshot),
     /// A RocksDB checkpoint on local disk, uploaded incrementally.
     Native(LocalSnapshot),
+    /// A RocksDB checkpoint on local disk, streamed by the upload in the
+    /// backend-independent format (savepoints and non-incremental checkpoints of RocksDB).
+    Streamed(crate::full_snapshot::LocalFullSnapshot),
 }

@@ -128,6 +128,37 @@ impl Registry {
         Ok(states)
     }
 
+    /// Every registered and pending state with where a full snapshot streamed from the
+    /// database reads it, sorted by name.
+    #[cfg(feature = "rocksdb")]
+    pub(crate) fn streamed(
+        &self,
+    ) -> Result<Vec<(String, StateKind, crate::full_snapshot::StateSource)>, StateError> {
+        use crate::full_snapshot::StateSource;
+        if let Some(name) = self.native.keys().min() {
+            return Err(StateError::UnregisteredNativeState(name.clone()));
+        }
+        let mut states = Vec::with_capacity(self.states.len() + self.pending.len());
+        for (name, state) in &self.states {
+            let rows = state
+                .table
+                .borrow()
+                .rows()
+                .ok_or_else(|| StateError::Storage {
+                    backend: "rocksdb".to_owned(),
+                    doing: format!("snapshotting state '{name}'"),
+                    message: "the state is not stored in the database".to_owned(),
+                })?;
+            states.push((name.to_string(), state.kind, StateSource::Stored(rows)));
+        }
+        for pending in self.pending.values() {
+            let source = StateSource::Pending(pending.clone());
+            states.push((pending.name.clone(), pending.kind, source));
+        }
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(states)
+    }
+
     /// Replaces all state with the key groups of `snapshots` inside `range`.
     /// The snapshots' layout must already be checked.
     pub(crate) fn restore(

@@ -152,6 +152,12 @@ pub(crate) trait SnapshotTable {
     /// Forgets what the table caches, after its storage was replaced underneath it.
     #[cfg(feature = "rocksdb")]
     fn forget_cached(&mut self) {}
+    /// How the rows of the table's column family become snapshot entries; `None` for a
+    /// table not in RocksDB.
+    #[cfg(feature = "rocksdb")]
+    fn rows(&self) -> Option<crate::full_snapshot::RowLayout> {
+        None
+    }
 }
 
 /// Reads a value table with a one-shot callback.

@@ -34,6 +34,21 @@ pub struct SubtaskStateHandle {
     pub shared: Vec<SharedStateFile>,
 }
 
+impl SubtaskStateHandle {
+    /// The handle of state file `file` of `subtask`, `size` bytes, covering `key_groups`
+    /// (start inclusive, end exclusive), referencing no shared file.
+    pub fn new(file: &str, subtask: u16, size: u64, key_groups: (u16, u16)) -> Self {
+        Self {
+            subtask,
+            file: file.to_string(),
+            size,
+            key_group_start: key_groups.0,
+            key_group_end: key_groups.1,
+            shared: Vec::new(),
+        }
+    }
+}
+
 /// The state of one operator in a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorStateHandles {

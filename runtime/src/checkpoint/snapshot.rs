@@ -6,13 +6,16 @@
 //! redistributed round-robin when the parallelism changes.
 //!
 //! A native (incremental RocksDB) snapshot is a directory on local disk: its state file
-//! is encoded only by the upload, once the shared files it references are known.
+//! is encoded only by the upload, once the shared files it references are known. A full
+//! snapshot of RocksDB is a checkpoint of the database on local disk too: the upload
+//! streams it into the state file ([`StreamedOperatorState`]), byte for byte what
+//! [`KeyedOperatorState::encode`] makes of the same state.
 
 use crate::error::TaskError;
 use serde::{Deserialize, Serialize};
 use weir_state_backends::{
-    BackendSnapshot, KeyGroupRange, KeyedStateSnapshot, LocalSnapshot, NativeKeyedState,
-    TimerSnapshot,
+    BackendSnapshot, FullSnapshotReader, KeyGroupRange, KeyedStateSnapshot, LocalFullSnapshot,
+    LocalSnapshot, NativeKeyedState, StreamedKeyedState, StreamedTimers, TimerSnapshot,
 };
 
 /// The state of one operator of one subtask for one checkpoint.
@@ -26,6 +29,46 @@ pub struct OperatorSnapshot {
     pub bytes: Vec<u8>,
     /// A native snapshot still to be uploaded, with the operator's timers.
     pub native: Option<(LocalSnapshot, Option<TimerSnapshot>)>,
+    /// A full snapshot still to be streamed into its state file, with the operator's
+    /// timers if the snapshot does not carry them.
+    pub streamed: Option<(LocalFullSnapshot, Option<TimerSnapshot>)>,
+}
+
+/// The encoding of a [`KeyedOperatorState`] holding a full snapshot, streamed from a
+/// [`LocalFullSnapshot`]: the same fields, in the same order, serialized alike.
+#[derive(Serialize)]
+pub struct StreamedOperatorState<'a> {
+    keyed: StreamedKeyedData<'a>,
+    timers: Option<StreamedTimerData<'a>>,
+}
+
+/// [`KeyedStateData::Full`]: the first variant, as there.
+#[derive(Serialize)]
+enum StreamedKeyedData<'a> {
+    Full(StreamedKeyedState<'a>),
+}
+
+/// Timers carried by the streamed snapshot, or taken beside it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StreamedTimerData<'a> {
+    Carried(StreamedTimers<'a>),
+    Beside(&'a TimerSnapshot),
+}
+
+impl<'a> StreamedOperatorState<'a> {
+    /// The state streamed from `reader`, with `beside`, the timers taken beside the
+    /// snapshot if it does not carry them.
+    pub fn new(reader: &'a FullSnapshotReader<'a>, beside: Option<&'a TimerSnapshot>) -> Self {
+        let timers = match reader.timers() {
+            Some(carried) => Some(StreamedTimerData::Carried(carried)),
+            None => beside.map(StreamedTimerData::Beside),
+        };
+        Self {
+            keyed: StreamedKeyedData::Full(reader.keyed()),
+            timers,
+        }
+    }
 }
 
 /// The keyed state of an operator as stored: every entry, or a native snapshot's
@@ -59,7 +102,8 @@ impl KeyedOperatorState {
 }
 
 impl OperatorSnapshot {
-    /// The state of a keyed operator: encoded now when full, uploaded later when native.
+    /// The state of a keyed operator: encoded now when full in memory, by the upload when
+    /// native or streamed.
     pub fn keyed(
         uid: &str,
         keyed: BackendSnapshot,
@@ -78,6 +122,7 @@ impl OperatorSnapshot {
                     key_groups,
                     bytes,
                     native: None,
+                    streamed: None,
                 })
             }
             BackendSnapshot::Native(local) => Ok(Self {
@@ -85,6 +130,14 @@ impl OperatorSnapshot {
                 key_groups: local.key_group_range,
                 bytes: Vec::new(),
                 native: Some((local, timers)),
+                streamed: None,
+            }),
+            BackendSnapshot::Streamed(full) => Ok(Self {
+                uid: uid.to_string(),
+                key_groups: full.key_group_range(),
+                bytes: Vec::new(),
+                native: None,
+                streamed: Some((full, timers)),
             }),
         }
     }
@@ -102,6 +155,7 @@ impl OperatorSnapshot {
             key_groups: KeyGroupRange::new(0, 0),
             bytes,
             native: None,
+            streamed: None,
         })
     }
 

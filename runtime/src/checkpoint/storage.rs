@@ -247,14 +247,7 @@ impl CheckpointStorage {
     ) -> Result<SubtaskStateHandle, StorageError> {
         let path = chk_dir(job, checkpoint).join(file);
         let size = self.put_versioned(&path, state)?;
-        Ok(SubtaskStateHandle {
-            subtask,
-            file: file.to_string(),
-            size,
-            key_group_start: key_groups.0,
-            key_group_end: key_groups.1,
-            shared: Vec::new(),
-        })
+        Ok(SubtaskStateHandle::new(file, subtask, size, key_groups))
     }
 
     /// Returns where shared file `name` of `job` is stored, relative to the root.

@@ -2,7 +2,9 @@
 //! RocksDB SST file) uploads from its local file part by part and downloads into a local
 //! file chunk by chunk, a large state file is put as a multipart upload, and a keyed state
 //! file is decoded as it streams in, so no file is held whole in memory on its way from the
-//! store (a state file on its way to it is the snapshot's encoding, built in memory).
+//! store. On its way to the store, a state file streamed from a RocksDB full snapshot is
+//! encoded into a local spool file and uploaded from there (its header, with the
+//! checksum, comes first but is known last); other state files are encoded in memory.
 //!
 //! Invariants:
 //! - a file larger than [`PART_SIZE`] is a multipart upload of parts of that size (S3's
@@ -85,20 +87,61 @@ impl CheckpointStorage {
         path: &str,
         from: &std::path::Path,
     ) -> Result<(u64, u32), StorageError> {
+        self.upload_after(&Path::from(path), Vec::new(), from)
+    }
+
+    /// Uploads `head` followed by the local file `from` to `path`, the file in parts, and
+    /// returns the size and crc32 of what was uploaded.
+    fn upload_after(
+        &self,
+        path: &Path,
+        head: Vec<u8>,
+        from: &std::path::Path,
+    ) -> Result<(u64, u32), StorageError> {
         let mut file = std::fs::File::open(from).map_err(|e| local("open", from, e))?;
         let mut hasher = crc32fast::Hasher::new();
         let mut size = 0u64;
-        self.upload(&Path::from(path), || {
-            let mut part = Vec::with_capacity(PART_SIZE);
+        let mut head = Some(head);
+        self.upload(path, || {
+            let mut part = head.take().unwrap_or_default();
+            part.reserve(PART_SIZE);
             let n = (&mut file)
                 .take(PART_SIZE as u64)
                 .read_to_end(&mut part)
                 .map_err(|e| local("read", from, e))?;
             hasher.update(&part);
-            size += n as u64;
-            Ok((n > 0).then(|| Bytes::from(part)))
+            size += part.len() as u64;
+            Ok((n > 0 || !part.is_empty()).then(|| Bytes::from(part)))
         })?;
         Ok((size, hasher.finalize()))
+    }
+
+    /// Writes the state file of one subtask (`file` names it inside the checkpoint
+    /// directory) from `value`, encoded on its way into the local file `spool` and
+    /// uploaded from there in parts, so the encoding is never held in memory; returns its
+    /// handle, with the covered key groups. The file reads back like one written by
+    /// [`Self::write_state`] with `value`'s encoding. `spool` is deleted afterwards.
+    pub fn write_state_streamed<T: serde::Serialize>(
+        &self,
+        (job, checkpoint): (crate::types::JobId, crate::types::CheckpointId),
+        file: &str,
+        subtask: u16,
+        key_groups: (u16, u16),
+        value: &T,
+        spool: &std::path::Path,
+    ) -> Result<SubtaskStateHandle, StorageError> {
+        let path = super::storage::chk_dir(job, checkpoint).join(file);
+        let written = std::fs::File::create(spool)
+            .map_err(|e| local("create", spool, e))
+            .and_then(|out| {
+                let out = std::io::BufWriter::with_capacity(STREAM_BUFFER, out);
+                weir_state_backends::encode_versioned_nested_to(value, out)
+                    .map_err(|e| local("encode the state into", spool, std::io::Error::other(e)))
+            })
+            .and_then(|head| self.upload_after(&path, head, spool));
+        let _ = std::fs::remove_file(spool);
+        let (size, _) = written?;
+        Ok(SubtaskStateHandle::new(file, subtask, size, key_groups))
     }
 
     /// Writes `bytes` to `path` as a multipart upload of [`PART_SIZE`] parts.

@@ -6,6 +6,9 @@
 //! the JobManager an `AcknowledgeCheckpoint` with their handles, or a
 //! `DeclineCheckpoint` naming what failed.
 //!
+//! A full snapshot of RocksDB is streamed from its local checkpoint into the operator's
+//! state file, one key group in memory at a time.
+//!
 //! A native (incremental RocksDB) snapshot is uploaded file by file: SST files a
 //! completed checkpoint already stored are referenced, new ones are stored once under the
 //! job's `shared/` directory with a name unique to (database instance, checkpoint, file),
@@ -16,7 +19,9 @@
 //! task that reports its end leaves no upload behind; a native snapshot's receipt is
 //! recorded before the acknowledgement is sent.
 
-use super::snapshot::{KeyedOperatorState, KeyedStateData, OperatorSnapshot};
+use super::snapshot::{
+    KeyedOperatorState, KeyedStateData, OperatorSnapshot, StreamedOperatorState,
+};
 use super::storage::{CheckpointStorage, StorageError};
 use crate::config::CheckpointConfig;
 use crate::control::{JobManagerGateway, OperatorSubtaskState, TaskManagerMessage};
@@ -203,14 +208,29 @@ fn write(
                 }
                 None => (None, Vec::new()),
             };
-            let mut handle = storage.write_state(
-                subtask.job,
-                up.checkpoint,
-                &file,
-                subtask.subtask,
-                (s.key_groups.start, s.key_groups.end),
-                native_bytes.as_deref().unwrap_or(&s.bytes),
-            )?;
+            let key_groups = (s.key_groups.start, s.key_groups.end);
+            let mut handle = match &s.streamed {
+                Some((full, timers)) => {
+                    let at = (subtask.job, up.checkpoint);
+                    write_streamed(
+                        storage,
+                        at,
+                        (&file, subtask.subtask),
+                        key_groups,
+                        &s.uid,
+                        full,
+                        timers.as_ref(),
+                    )?
+                }
+                None => storage.write_state(
+                    subtask.job,
+                    up.checkpoint,
+                    &file,
+                    subtask.subtask,
+                    key_groups,
+                    native_bytes.as_deref().unwrap_or(&s.bytes),
+                )?,
+            };
             if let Some((local, _)) = &s.native {
                 local.record_upload(shared.clone());
             }
@@ -223,6 +243,33 @@ fn write(
             })
         })
         .collect()
+}
+
+/// Streams the full snapshot `full` of operator `uid` (with `timers` taken beside it)
+/// into its state file `file` of subtask `index`.
+fn write_streamed(
+    storage: &CheckpointStorage,
+    at: (crate::types::JobId, CheckpointId),
+    (file, index): (&str, u16),
+    key_groups: (u16, u16),
+    uid: &str,
+    full: &weir_state_backends::LocalFullSnapshot,
+    timers: Option<&weir_state_backends::TimerSnapshot>,
+) -> Result<crate::checkpoint::SubtaskStateHandle, UploadError> {
+    let unreadable = |e: weir_state_backends::StateError| {
+        UploadError::Encode(TaskError::Checkpoint(format!(
+            "cannot read the snapshot of '{uid}': {e}"
+        )))
+    };
+    let reader = full.open().map_err(unreadable)?;
+    let state = StreamedOperatorState::new(&reader, timers);
+    let written =
+        storage.write_state_streamed(at, file, index, key_groups, &state, full.spool_path());
+    // A read error ends the encoding: it is the cause to report.
+    if let Some(e) = reader.take_error() {
+        return Err(unreadable(e));
+    }
+    Ok(written?)
 }
 
 /// Uploads the native snapshot `local` of operator `uid`: stores its SST files not

@@ -69,6 +69,26 @@ fn append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Opt
     Some(out)
 }
 
+/// Opens the checkpoint in `dir` (a full snapshot's) read only, with every column family
+/// it has; `backend` names it in errors. It shares nothing with the database it was taken
+/// of: its own small block cache, and reads that bypass it.
+pub(crate) fn open_read_only(dir: &Path, backend: &str) -> Result<DB, StateError> {
+    let failed = |doing: &str, e: rocksdb::Error| StateError::Storage {
+        backend: backend.to_owned(),
+        doing: format!("{doing} the snapshot in {}", dir.display()),
+        message: e.into_string(),
+    };
+    let mut options = Options::default();
+    // Lists not yet merged are merged on read, as in the database.
+    options.set_merge_operator_associative("weir-list-append", append);
+    let names = DB::list_cf(&options, dir).map_err(|e| failed("listing the states of", e))?;
+    let families = names
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
+    DB::open_cf_descriptors_read_only(&options, dir, families, false)
+        .map_err(|e| failed("opening", e))
+}
+
 /// Deletes the working directories of processes that no longer run (Linux: a
 /// process runs while `/proc/<pid>` exists; elsewhere nothing is deleted).
 fn delete_stale(base: &Path) {

@@ -27,9 +27,11 @@ mod instance;
 mod keys;
 mod memory;
 mod native;
+mod rows;
 mod table;
 mod timers;
 
-pub(crate) use instance::RocksDbInstance;
+pub(crate) use instance::{open_read_only, RocksDbInstance};
+pub(crate) use rows::stream_groups;
 pub(crate) use table::{Listed, Mapped, RocksTable, Single};
 pub(crate) use timers::RocksTimerQueue;

@@ -26,6 +26,7 @@ use rocksdb::{IngestExternalFileOptions, ReadOptions, SstFileWriter, DB};
 use super::instance::RocksDbInstance;
 use super::keys::{group_key, PAST_ALL_KEYS};
 use crate::error::StateError;
+use crate::full_snapshot::{LocalFullSnapshot, StateSource};
 use crate::key_group::KeyGroupRange;
 use crate::native::{LocalFile, LocalSnapshot, NativeRestore, SharedStateFile, UploadReceipt};
 use crate::state_kind::StateKind;
@@ -57,20 +58,12 @@ impl RocksDbInstance {
         max_parallelism: u16,
     ) -> Result<LocalSnapshot, StateError> {
         let dir = self.dir().join(format!("chk-{checkpoint}"));
+        self.take_checkpoint(&dir)?;
         let failed = |doing: &str, e: std::io::Error| StateError::Storage {
             backend: self.describe(),
             doing: format!("{doing} {}", dir.display()),
             message: e.to_string(),
         };
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| failed("deleting the stale snapshot", e))?;
-        }
-        {
-            let db = self.db.borrow();
-            Checkpoint::new(&*db)
-                .and_then(|c| c.create_checkpoint(&dir))
-                .map_err(|e| self.error(format!("taking snapshot {}", dir.display()), e))?;
-        }
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(|e| failed("listing", e))? {
             let entry = entry.map_err(|e| failed("listing", e))?;
@@ -105,6 +98,39 @@ impl RocksDbInstance {
             reusable,
             receipt,
         })
+    }
+
+    /// Takes a RocksDB checkpoint of the database into `dir` (replacing a stale one):
+    /// memtables flushed, SST files hard-linked.
+    fn take_checkpoint(&self, dir: &Path) -> Result<(), StateError> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| StateError::Storage {
+                backend: self.describe(),
+                doing: format!("deleting the stale snapshot {}", dir.display()),
+                message: e.to_string(),
+            })?;
+        }
+        let db = self.db.borrow();
+        Checkpoint::new(&*db)
+            .and_then(|c| c.create_checkpoint(dir))
+            .map_err(|e| self.error(format!("taking snapshot {}", dir.display()), e))
+    }
+
+    /// Takes the full snapshot for `checkpoint` of a backend with `states` (sorted by
+    /// name), owning `range` of `max_parallelism` key groups: a checkpoint of the
+    /// database, streamed by the upload (see [`crate::full_snapshot`]).
+    pub(crate) fn full_snapshot(
+        &self,
+        checkpoint: u64,
+        states: Vec<(String, StateKind, StateSource)>,
+        layout: (KeyGroupRange, u16),
+    ) -> Result<LocalFullSnapshot, StateError> {
+        let dir = self.dir().join(format!("full-{checkpoint}"));
+        // A spool file an abandoned upload left.
+        let _ = std::fs::remove_file(dir.with_extension("state"));
+        self.take_checkpoint(&dir)?;
+        tracing::debug!(dir = %dir.display(), checkpoint, "took a RocksDB checkpoint for a full snapshot");
+        Ok(LocalFullSnapshot::new(dir, states, layout, self.describe()))
     }
 
     /// Checkpoint `checkpoint` completed: the files its upload stored become the ones

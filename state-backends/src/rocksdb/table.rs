@@ -17,7 +17,6 @@
 //!   straight from the stored bytes (a tuple's encoding is the concatenation of its
 //!   parts'); restores decode that format and write it in one batch per key group.
 
-mod groups;
 mod listed;
 mod mapped;
 mod single;
@@ -31,12 +30,13 @@ use rocksdb::{ColumnFamily, ReadOptions, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use self::groups::Groups;
 use super::instance::RocksDbInstance;
 use super::keys::{entry_prefix, key_group_of, PAST_ALL_KEYS};
+use super::rows;
 use crate::bounds::{Namespace, StateKey};
 use crate::codec::{decode_from, encode_into};
 use crate::error::StateError;
+use crate::full_snapshot::RowLayout;
 use crate::key_context::CurrentKey;
 use crate::key_group::KeyGroup;
 use crate::snapshot::KeyGroupBytes;
@@ -249,17 +249,23 @@ impl<K: StateKey, N: Namespace, L: Layout> RocksTable<K, N, L> {
         }
     }
 
-    /// The snapshot of a layout with one stored entry per (key, namespace): the stored
-    /// key without its key group, then `value(stored value, entry)`.
-    fn snapshot_entries(
-        &self,
-        mut value: impl FnMut(&[u8], &mut Groups, KeyGroup, &[u8]) -> StateResult<()>,
-    ) -> StateResult<Vec<KeyGroupBytes>> {
-        let mut groups = Groups::default();
-        self.scan_all(|key_group, _, key, stored| {
-            value(stored, &mut groups, key_group, &key[2..])
-        })?;
-        Ok(groups.finish())
+    /// The snapshot of the table: the rows of its column family as `layout` makes them
+    /// entries.
+    fn snapshot_rows(&self, layout: RowLayout) -> StateResult<Vec<KeyGroupBytes>> {
+        let backend = self.db.describe();
+        let what = format!("state '{}'", self.meta.name);
+        self.with_cf(|db, cf| {
+            let name = (backend.as_str(), what.as_str());
+            rows::key_groups(
+                db,
+                cf,
+                layout,
+                self.meta.range,
+                name,
+                ReadOptions::default(),
+            )
+            .collect()
+        })
     }
 
     /// Writes the entries of one snapshot key group: `write(batch, cf, value, key

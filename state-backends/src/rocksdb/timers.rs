@@ -23,17 +23,16 @@ use rocksdb::{ReadOptions, WriteBatch};
 
 use super::instance::RocksDbInstance;
 use super::keys::{group_key, key_group_of, PAST_ALL_KEYS};
+use super::rows::{self, TIMER_HEAD as HEAD};
 use crate::bounds::{Namespace, StateKey};
 use crate::codec::{decode_from, encode_into};
 use crate::error::StateError;
+use crate::full_snapshot::RowLayout;
 use crate::key_group::{KeyGroup, KeyGroupRange};
-use crate::snapshot::{group_start, KeyGroupBytes};
+use crate::snapshot::KeyGroupBytes;
 use crate::timers::Timer;
 
 type StateResult<T> = Result<T, StateError>;
-
-/// Bytes before the key: key group and timestamp.
-const HEAD: usize = 10;
 
 fn ts_bytes(ts: i64) -> [u8; 8] {
     ((ts as u64) ^ (1 << 63)).to_be_bytes()
@@ -243,41 +242,17 @@ impl<K: StateKey, N: Namespace> RocksTimerQueue<K, N> {
     /// Every timer, per key group in firing order, as snapshot key groups of
     /// `(key, namespace, timestamp)` entries.
     pub(crate) fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
-        let mut groups = Vec::new();
+        let backend = self.db.describe();
         self.db.with_cf(self.cf, |db, cf| {
-            let mut it = db.raw_iterator_cf(cf);
-            it.seek(group_key(self.range.start));
-            let mut current: Option<(KeyGroup, u64, Vec<u8>)> = None;
-            let flush = |c: Option<(KeyGroup, u64, Vec<u8>)>, groups: &mut Vec<KeyGroupBytes>| {
-                if let Some((key_group, count, entries)) = c {
-                    let mut bytes = group_start(count, entries.len());
-                    bytes.extend_from_slice(&entries);
-                    groups.push(KeyGroupBytes { key_group, bytes });
-                }
-            };
-            while let Some(stored) = it.key() {
-                let (kg, ts) = self.parse(stored)?;
-                if kg >= self.range.end {
-                    break;
-                }
-                if current.as_ref().is_none_or(|c| c.0 != kg) {
-                    flush(current.take(), &mut groups);
-                    current = Some((kg, 0, Vec::new()));
-                }
-                let (_, count, entries) = current.as_mut().expect("set above");
-                // An entry is `(key, namespace, timestamp)`: the stored key and namespace
-                // bytes, then the timestamp in the codec's encoding.
-                entries.extend_from_slice(&stored[HEAD..]);
-                encode_into(&ts, entries)
-                    .map_err(|e| StateError::codec(format!("a timer in {}", self.cf), e))?;
-                *count += 1;
-                it.next();
-            }
-            it.status().map_err(|e| self.failed("scanning", e))?;
-            flush(current.take(), &mut groups);
-            Ok(())
-        })?;
-        Ok(groups)
+            let name = (backend.as_str(), self.cf);
+            let options = ReadOptions::default();
+            rows::key_groups(db, cf, RowLayout::Timer, self.range, name, options).collect()
+        })
+    }
+
+    /// The column family of the timers.
+    pub(crate) fn column_family(&self) -> &'static str {
+        self.cf
     }
 
     /// Deletes every timer.

@@ -121,6 +121,15 @@ impl<K: StateKey, N: Namespace> Queue<K, N> {
         }
     }
 
+    /// The column family holding the timers, if they are in RocksDB.
+    fn column_family(&self) -> Option<&'static str> {
+        match self {
+            Queue::Heap(_) => None,
+            #[cfg(feature = "rocksdb")]
+            Queue::Rocks(q) => Some(q.column_family()),
+        }
+    }
+
     fn clear(&mut self) -> StateResult<()> {
         match self {
             Queue::Heap(q) => {
@@ -379,16 +388,25 @@ impl<K: StateKey, N: Namespace> TimerService<K, N> {
     }
 
     /// The timers to store beside the keyed state snapshot `keyed`: none when they live in
-    /// the backend's database and `keyed` is a native snapshot of it (which carries
-    /// them), else a full snapshot.
+    /// the backend's database and `keyed` is a snapshot of it that carries them (a native
+    /// snapshot always does, a streamed full snapshot is made to), else a full snapshot.
     pub fn snapshot_beside(
         &self,
-        keyed: &crate::native::BackendSnapshot,
+        keyed: &mut crate::native::BackendSnapshot,
     ) -> Result<Option<TimerSnapshot>, StateError> {
-        if self.in_backend() && matches!(keyed, crate::native::BackendSnapshot::Native(_)) {
-            return Ok(None);
+        use crate::native::BackendSnapshot;
+        let families = self
+            .event_time
+            .column_family()
+            .zip(self.processing_time.column_family());
+        match (keyed, families) {
+            (BackendSnapshot::Native(_), Some(_)) => Ok(None),
+            (BackendSnapshot::Streamed(full), Some((event_time, processing_time))) => {
+                full.carry_timers(event_time, processing_time);
+                Ok(None)
+            }
+            _ => self.snapshot().map(Some),
         }
-        self.snapshot().map(Some)
     }
 
     /// Replaces all timers with those of `snapshots` whose key groups lie in

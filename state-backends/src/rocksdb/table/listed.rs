@@ -14,6 +14,8 @@ use rocksdb::{ColumnFamily, DB};
 
 use super::RocksTable;
 use crate::bounds::{Namespace, StateKey, StateValue};
+use crate::codec::{decode_from, CodecError};
+use crate::full_snapshot::RowLayout;
 use crate::key_context::CurrentKey;
 use crate::key_group::KeyGroup;
 use crate::snapshot::KeyGroupBytes;
@@ -25,6 +27,18 @@ pub(crate) struct Listed<V>(PhantomData<V>);
 impl<V> super::Layout for Listed<V> {
     type Cache = ();
     fn cache(_: usize) {}
+}
+
+/// The number of elements of a stored list: a snapshot entry is `(key, namespace,
+/// Vec<V>)`, the list's length, then its elements as stored.
+fn list_len<V: StateValue>(mut bytes: &[u8]) -> Result<u64, CodecError> {
+    let mut len = 0;
+    while !bytes.is_empty() {
+        let (_, used): (V, usize) = decode_from(bytes)?;
+        bytes = &bytes[used..];
+        len += 1;
+    }
+    Ok(len)
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> RocksTable<K, N, Listed<V>> {
@@ -121,13 +135,11 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for RocksTable
 
 impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Listed<V>> {
     fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
-        // (key, namespace, Vec<V>): the list's length, then its elements as stored.
-        self.snapshot_entries(|stored, groups, key_group, head| {
-            let mut len = 0u64;
-            self.each_element(stored, |_| len += 1)?;
-            groups.counted(key_group, head, len, stored);
-            Ok(())
-        })
+        self.snapshot_rows(RowLayout::Listed(list_len::<V>))
+    }
+
+    fn rows(&self) -> Option<RowLayout> {
+        Some(RowLayout::Listed(list_len::<V>))
     }
 
     fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {

@@ -13,15 +13,25 @@ use std::marker::PhantomData;
 
 use rocksdb::{ColumnFamily, DB};
 
-use super::groups::Groups;
 use super::RocksTable;
 use crate::bounds::{Namespace, StateKey, StateValue};
+use crate::codec::{decode_from, CodecError};
+use crate::full_snapshot::RowLayout;
 use crate::key_context::CurrentKey;
 use crate::key_group::KeyGroup;
 use crate::memory::UserMap;
 use crate::rocksdb::keys::prefix_end;
 use crate::snapshot::KeyGroupBytes;
 use crate::tables::{MapTable, SnapshotTable, StateResult};
+
+/// The length of `key | namespace` at the start of a stored key (after its key group):
+/// a snapshot entry is `(key, namespace, map)`, the map's length, then its (user key,
+/// value) pairs as stored, the pairs of one (key, namespace) being consecutive rows.
+fn key_namespace_len<K: StateKey, N: Namespace>(bytes: &[u8]) -> Result<usize, CodecError> {
+    let (_, key): (K, usize) = decode_from(bytes)?;
+    let (_, ns): (N, usize) = decode_from(&bytes[key..])?;
+    Ok(key + ns)
+}
 
 /// Layout of map state: one entry per user key.
 pub(crate) struct Mapped<UK, UV>(PhantomData<(UK, UV)>);
@@ -139,29 +149,11 @@ where
     UV: StateValue,
 {
     fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
-        // (key, namespace, map): the map's length, then its (user key, value) pairs;
-        // the pairs of one (key, namespace) are consecutive.
-        let mut groups = Groups::default();
-        // The (key group, prefix, pair count, pairs) of the map being read.
-        let mut map: Option<(KeyGroup, Vec<u8>, u64, Vec<u8>)> = None;
-        self.scan_all(|key_group, prefix_len, key, value| {
-            let prefix = &key[..prefix_len];
-            if map.as_ref().is_none_or(|(_, p, _, _)| p != prefix) {
-                if let Some((g, p, count, pairs)) = map.take() {
-                    groups.counted(g, &p[2..], count, &pairs);
-                }
-                map = Some((key_group, prefix.to_vec(), 0, Vec::new()));
-            }
-            let (_, _, count, pairs) = map.as_mut().expect("set above");
-            pairs.extend_from_slice(&key[prefix_len..]);
-            pairs.extend_from_slice(value);
-            *count += 1;
-            Ok(())
-        })?;
-        if let Some((g, p, count, pairs)) = map {
-            groups.counted(g, &p[2..], count, &pairs);
-        }
-        Ok(groups.finish())
+        self.snapshot_rows(RowLayout::Mapped(key_namespace_len::<K, N>))
+    }
+
+    fn rows(&self) -> Option<RowLayout> {
+        Some(RowLayout::Mapped(key_namespace_len::<K, N>))
     }
 
     fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {

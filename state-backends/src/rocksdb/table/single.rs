@@ -19,6 +19,7 @@ use rocksdb::{ColumnFamily, WriteBatch, DB};
 use super::value_cache::{Cached, ValueCache};
 use super::{Layout, RocksTable};
 use crate::bounds::{Namespace, StateKey, StateValue};
+use crate::full_snapshot::RowLayout;
 use crate::key_context::CurrentKey;
 use crate::key_group::KeyGroup;
 use crate::snapshot::KeyGroupBytes;
@@ -149,13 +150,11 @@ impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for RocksTabl
 impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Single<V>> {
     fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
         self.write_back_all()?;
-        // (key, namespace, value): the stored key and value as they are.
-        self.snapshot_entries(|stored, groups, key_group, head| {
-            let entry = groups.entry(key_group);
-            entry.extend_from_slice(head);
-            entry.extend_from_slice(stored);
-            Ok(())
-        })
+        self.snapshot_rows(RowLayout::Single)
+    }
+
+    fn rows(&self) -> Option<RowLayout> {
+        Some(RowLayout::Single)
     }
 
     fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {

@@ -128,6 +128,10 @@ struct Args {
     /// for checkpoints and failures to interleave).
     #[arg(long, value_name = "N")]
     throttle_records_per_sec: Option<u64>,
+    /// Slow each subtask of the window results' sinks down to N records per second, so the
+    /// job runs back-pressured (checkpoints under back-pressure).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    sink_throttle_records_per_sec: Option<u64>,
     /// Stop the job with a savepoint once N readings passed (needs
     /// --checkpoint-interval-ms); prints `savepoint: URL`.
     #[arg(long, value_name = "N")]
@@ -388,13 +392,14 @@ fn main() -> anyhow::Result<()> {
         .uid("sensor-window-stats")
         .name("Sensor Window Stats");
     let window_count = CountingSink::default();
+    let rate = args.sink_throttle_records_per_sec;
     stats
-        .add_sink(window_count.clone())
+        .add_sink(faults::throttled(window_count.clone(), rate))
         .name("Count Windows")
         .uid("sensor-window-count");
     if let Some(dir) = &args.output {
         stats
-            .sink_to_files(FileSink::new(dir, stats_line))
+            .add_sink(faults::throttled(FileSink::new(dir, stats_line), rate))
             .name("Window Results")
             .uid("sensor-window-files");
     }
@@ -425,11 +430,10 @@ fn main() -> anyhow::Result<()> {
     #[cfg(feature = "kafka")]
     if let Some(io) = &kafka_io {
         let checkpointing = args.checkpoint_interval_ms.is_some();
-        let sink = |topic: &str| {
-            faults::FailBeforeCommit(
-                kafka::lines_sink(io, topic, checkpointing),
-                args.fail_before_commit,
-            )
+        let sink = |topic: &str| faults::SinkFaults {
+            sink: kafka::lines_sink(io, topic, checkpointing),
+            fail_before_commit: args.fail_before_commit,
+            throttle: None,
         };
         if let Some(topic) = &io.output_topic {
             stats

@@ -1,4 +1,4 @@
-//! The sensor pipeline's fail points and throttle: readings are counted across the whole
+//! The sensor pipeline's fail points and throttles: readings are counted across the whole
 //! process, so each fail point fires exactly once whatever restarts happen.
 
 use std::time::{Duration, Instant};
@@ -71,48 +71,76 @@ pub fn random_points(seed: u64, count: u64, total: u64) -> Vec<u64> {
 static FAILED_BEFORE_COMMIT: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Wraps a two-phase-commit sink; when armed (the `bool`), it fails once per process
-/// between a checkpoint's completion and its commit, at the first commit whose transaction
-/// holds records of this subtask: those records were flushed to the brokers in a
-/// transaction that the restore aborts and commits anew, so consumers that read
-/// uncommitted data see them twice.
-pub struct FailBeforeCommit<S>(pub S, pub bool);
+/// Wraps a sink with the faults of a run: `throttle` slows each of its subtasks down to
+/// that many records per second (back-pressure on demand); `fail_before_commit`, for a
+/// two-phase-commit sink, fails once per process between a checkpoint's completion and its
+/// commit, at the first commit whose transaction holds records of this subtask: those
+/// records were flushed to the brokers in a transaction that the restore aborts and
+/// commits anew, so consumers that read uncommitted data see them twice.
+pub struct SinkFaults<S> {
+    pub sink: S,
+    pub fail_before_commit: bool,
+    pub throttle: Option<u64>,
+}
+
+/// `sink`, its subtasks slowed down to `rate` records per second if set.
+pub fn throttled<S>(sink: S, rate: Option<u64>) -> SinkFaults<S> {
+    SinkFaults {
+        sink,
+        fail_before_commit: false,
+        throttle: rate,
+    }
+}
 
 impl<T: 'static, S: weir_api::sink::SinkFunction<T>> weir_api::sink::SinkFunction<T>
-    for FailBeforeCommit<S>
+    for SinkFaults<S>
 {
     fn create_writer(
         &self,
         ctx: &weir_api::sink::SinkContext,
     ) -> Result<Box<dyn weir_api::sink::SinkWriter<T>>, weir_api::TaskError> {
-        let inner = self.0.create_writer(ctx)?;
-        if !self.1 {
+        let inner = self.sink.create_writer(ctx)?;
+        if !self.fail_before_commit && self.throttle.is_none() {
             return Ok(inner);
         }
         Ok(Box::new(FailingWriter {
             inner,
             written: 0,
             prepared: Vec::new(),
+            fail_before_commit: self.fail_before_commit,
+            throttle: self.throttle.map(|rate| (rate, 0, Instant::now())),
         }))
     }
 
     fn check(&self, name: &str, job: &weir_api::JobConfig) -> Result<(), weir_api::TaskError> {
-        self.0.check(name, job)
+        self.sink.check(name, job)
     }
 }
 
-/// The writer of [`FailBeforeCommit`]: counts the records of each prepared transaction.
+/// The writer of [`SinkFaults`]: counts the records of each prepared transaction, and
+/// paces its writes.
 struct FailingWriter<T> {
     inner: Box<dyn weir_api::sink::SinkWriter<T>>,
     /// Records written since the last barrier.
     written: u64,
     /// (checkpoint, records) of each prepared transaction not committed yet.
     prepared: Vec<(weir_api::CheckpointId, u64)>,
+    fail_before_commit: bool,
+    /// Records per second, records written, and when the writer started.
+    throttle: Option<(u64, u64, Instant)>,
 }
 
 impl<T> weir_api::sink::SinkWriter<T> for FailingWriter<T> {
     fn write(&mut self, value: T, ts: weir_api::Timestamp) -> Result<(), weir_api::TaskError> {
         self.written += 1;
+        if let Some((rate, written, started)) = &mut self.throttle {
+            *written += 1;
+            let due = Duration::from_secs_f64(*written as f64 / *rate as f64);
+            let elapsed = started.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
         self.inner.write(value, ts)
     }
     fn flush(&mut self) -> Result<(), weir_api::TaskError> {
@@ -136,7 +164,10 @@ impl<T> weir_api::sink::SinkWriter<T> for FailingWriter<T> {
             .filter(|(c, _)| *c <= checkpoint)
             .map(|(_, n)| n)
             .sum();
-        if records > 0 && !FAILED_BEFORE_COMMIT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if self.fail_before_commit
+            && records > 0
+            && !FAILED_BEFORE_COMMIT.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             return Err(weir_api::TaskError::User {
                 operator: "fail point".into(),
                 message: format!(

@@ -153,6 +153,10 @@ fn bad_checkpoint_savepoint_and_fail_point_arguments_are_rejected_naming_the_fla
             "--throttle-records-per-sec",
         ),
         (
+            vec!["--sink-throttle-records-per-sec", "0"],
+            "--sink-throttle-records-per-sec",
+        ),
+        (
             vec![
                 "--checkpoint-interval-ms",
                 "100",

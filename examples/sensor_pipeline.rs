@@ -393,13 +393,17 @@ fn main() -> anyhow::Result<()> {
         .name("Sensor Window Stats");
     let window_count = CountingSink::default();
     let rate = args.sink_throttle_records_per_sec;
-    stats
-        .add_sink(faults::throttled(window_count.clone(), rate))
+    // Throttled sinks run as tasks of their own, so the window task sees back-pressure
+    // through its output buffers rather than sleeping itself.
+    let own_task = |sink: weir_api::DataStreamSink| match rate {
+        Some(_) => sink.disable_chaining(),
+        None => sink,
+    };
+    own_task(stats.add_sink(faults::throttled(window_count.clone(), rate)))
         .name("Count Windows")
         .uid("sensor-window-count");
     if let Some(dir) = &args.output {
-        stats
-            .add_sink(faults::throttled(FileSink::new(dir, stats_line), rate))
+        own_task(stats.add_sink(faults::throttled(FileSink::new(dir, stats_line), rate)))
             .name("Window Results")
             .uid("sensor-window-files");
     }

@@ -40,6 +40,14 @@ pub struct DataStreamSink {
 }
 
 impl DataStreamSink {
+    /// Keeps the sink out of its predecessor's chain: it runs as a task of its own, behind
+    /// a network exchange.
+    pub fn disable_chaining(self) -> Self {
+        Self {
+            stream: self.stream.disable_chaining(),
+        }
+    }
+
     /// Sets the sink's name.
     pub fn name(self, name: &str) -> Self {
         Self {

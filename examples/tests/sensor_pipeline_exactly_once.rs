@@ -79,31 +79,21 @@ fn five_seeded_failures_leave_the_failure_free_output_with(
         "the clean run wrote every output"
     );
     let checkpoints = format!("file://{}", s(&dir.path().join("checkpoints")));
-    let (failing, got) = run_sensor_outputs_with_env(
-        &bin(),
-        dir.path(),
-        "failing",
-        &GENERATOR,
-        &[
-            "--checkpoint-interval-ms".into(),
-            "100".into(),
-            "--checkpoint-dir".into(),
-            checkpoints,
-            "--fail-randomly".into(),
-            "7:5".into(),
-            "--throttle-records-per-sec".into(),
-            "50000".into(),
-            "--state-backend".into(),
-            backend.into(),
-        ],
-        env,
-    );
-    failing.assert_success();
-    let injected = failing
-        .stderr
-        .matches("injected failure at reading")
-        .count();
-    assert!(injected >= 5, "five fail points fired: {}", failing.stderr);
+    let args: Vec<String> = vec![
+        "--checkpoint-interval-ms".into(),
+        "100".into(),
+        "--checkpoint-dir".into(),
+        checkpoints,
+        "--fail-randomly".into(),
+        "7:5".into(),
+        "--throttle-records-per-sec".into(),
+        "50000".into(),
+        "--state-backend".into(),
+        backend.into(),
+    ];
+    let (failing, got) =
+        run_sensor_outputs_with_env(&bin(), dir.path(), "failing", &GENERATOR, &args, env);
+    failing.assert_success().assert_failures_injected(5);
     assert_same_outputs(&got, &want, "failure-free");
     // Incremental RocksDB checkpoints share files; full ones and the memory backend's
     // hold all their state in their own files.

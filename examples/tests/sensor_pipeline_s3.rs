@@ -51,12 +51,7 @@ fn five_seeded_failures_with_checkpoints_and_windows_on_s3_leave_the_output_of_t
         ])
         .envs(server.env());
     let failing = spawn_command(cmd).finish(JOB_TIMEOUT);
-    failing.assert_success();
-    let injected = failing
-        .stderr
-        .matches("injected failure at reading")
-        .count();
-    assert!(injected >= 5, "five fail points fired: {}", failing.stderr);
+    failing.assert_success().assert_failures_injected(5);
     let stored = server.list("exactly-once/checkpoints");
     assert!(
         stored

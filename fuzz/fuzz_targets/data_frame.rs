@@ -4,7 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use weir_runtime::element::ElementReader;
-use weir_runtime::exchange::protocol::{decode_header, decode_hello, HEADER_LEN, HELLO_LEN};
+use weir_runtime::exchange::protocol::{
+    decode_barrier, decode_header, decode_hello, BARRIER_LEN, HEADER_LEN, HELLO_LEN,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(hello) = data.first_chunk::<HELLO_LEN>() {
@@ -12,6 +14,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(header) = data.first_chunk::<HEADER_LEN>() {
         let _ = decode_header(header);
+    }
+    if let Some(barrier) = data.first_chunk::<BARRIER_LEN>() {
+        let _ = decode_barrier(barrier);
     }
     let mut reader = ElementReader::new(data);
     while let Some(element) = reader.next_element() {

@@ -23,8 +23,17 @@ pub(crate) fn savepoint_restore(
     };
     let (url, metadata) = weir_runtime::checkpoint::open_savepoint(&settings.path)
         .map_err(|e| refuse(e.to_string()))?;
+    check_in_flight(graph, &metadata).map_err(refuse)?;
     let mut unmatched = Vec::new();
     for op in &metadata.operators {
+        // Data in flight of an unaligned checkpoint belongs to a job vertex; its tasks
+        // refuse it at another parallelism.
+        if let Some(vertex) = weir_runtime::checkpoint::channel_state::vertex_of(&op.uid) {
+            if (vertex as usize) >= graph.vertices.len() {
+                unmatched.push(op.uid.as_str());
+            }
+            continue;
+        }
         let Some(v) = graph
             .vertices
             .iter()
@@ -71,4 +80,41 @@ pub(crate) fn savepoint_restore(
         dir: String::new(),
         metadata,
     })
+}
+
+/// Refuses a checkpoint that holds data in flight (an unaligned checkpoint's) unless every
+/// job vertex it has in-flight data for runs at the parallelism it was taken at: the data
+/// belongs to channels between subtasks, which change with any vertex's parallelism.
+fn check_in_flight(
+    graph: &JobGraph,
+    metadata: &weir_runtime::checkpoint::CheckpointMetadata,
+) -> Result<(), String> {
+    use weir_runtime::checkpoint::channel_state::{empty_state_file_size, vertex_of};
+    let empty = empty_state_file_size();
+    let channel_states = || {
+        metadata
+            .operators
+            .iter()
+            .filter_map(|op| Some((vertex_of(&op.uid)?, op)))
+    };
+    let holds_data = channel_states().any(|(_, op)| op.subtasks.iter().any(|h| h.size > empty));
+    if !holds_data {
+        return Ok(());
+    }
+    for (vertex, op) in channel_states() {
+        let now = graph.vertices.get(vertex as usize).map(|v| v.parallelism);
+        if now != Some(op.parallelism) {
+            return Err(format!(
+                "checkpoint {} holds data in flight of an unaligned checkpoint ('{}', taken at parallelism {}), which restores only into the same job at the same parallelism{}; restore from a savepoint (savepoints are aligned) to change it",
+                metadata.checkpoint,
+                op.uid,
+                op.parallelism,
+                match now {
+                    Some(p) => format!(" (the vertex now runs at {p})"),
+                    None => " (the job has no such vertex now)".into(),
+                }
+            ));
+        }
+    }
+    Ok(())
 }

@@ -36,6 +36,32 @@ pub struct BarrierOptions {
     /// With `stop`: the sources emit the final watermark just before the barrier, so every
     /// event-time timer fires before the job stops (stop with `--drain`).
     pub drain: bool,
+    /// Whether the barrier overtakes the data in flight (an unaligned checkpoint): it is sent
+    /// ahead of the buffers queued for its channels, and the data it overtook becomes part
+    /// of the checkpoint (see [`crate::checkpoint::channel_state`]).
+    pub unaligned: bool,
+}
+
+impl BarrierOptions {
+    /// The options as one byte of flags (bits 0 to 4; the others are zero).
+    pub fn to_byte(self) -> u8 {
+        u8::from(self.savepoint)
+            | (u8::from(self.aligned) << 1)
+            | (u8::from(self.stop) << 2)
+            | (u8::from(self.drain) << 3)
+            | (u8::from(self.unaligned) << 4)
+    }
+
+    /// The options of a byte [`Self::to_byte`] made (other bits are ignored).
+    pub fn from_byte(b: u8) -> Self {
+        Self {
+            savepoint: b & 1 != 0,
+            aligned: b & 2 != 0,
+            stop: b & 4 != 0,
+            drain: b & 8 != 0,
+            unaligned: b & 16 != 0,
+        }
+    }
 }
 
 /// One decoded stream element; records borrow their serialized payload from the buffer.
@@ -125,12 +151,7 @@ pub fn write_event(buf: &mut Vec<u8>, element: &Element<'_>) {
         Element::Barrier(id, opts) => {
             buf.push(TAG_BARRIER);
             buf.extend_from_slice(&id.to_le_bytes());
-            buf.push(
-                u8::from(opts.savepoint)
-                    | (u8::from(opts.aligned) << 1)
-                    | (u8::from(opts.stop) << 2)
-                    | (u8::from(opts.drain) << 3),
-            );
+            buf.push(opts.to_byte());
         }
         Element::EndOfData => buf.push(TAG_END_OF_DATA),
         Element::EndOfPartition => buf.push(TAG_END),
@@ -283,12 +304,7 @@ impl<'a> ElementReader<'a> {
                 let b = fixed(9)?;
                 Ok(Element::Barrier(
                     read_i64(b) as u64,
-                    BarrierOptions {
-                        savepoint: b[8] & 1 != 0,
-                        aligned: b[8] & 2 != 0,
-                        stop: b[8] & 4 != 0,
-                        drain: b[8] & 8 != 0,
-                    },
+                    BarrierOptions::from_byte(b[8]),
                 ))
             }
             TAG_END => fixed(0).map(|_| Element::EndOfPartition),
@@ -321,6 +337,7 @@ mod tests {
             aligned: true,
             stop: true,
             drain: true,
+            unaligned: true,
         };
         write_event(&mut buf, &Element::EndOfData);
         write_event(&mut buf, &Element::Barrier(7, opts));

@@ -244,6 +244,7 @@ mod tests {
         aligned: true,
         stop: false,
         drain: false,
+        unaligned: false,
     };
 
     #[test]

@@ -202,14 +202,17 @@ impl<T: Record> Lifecycle for NetworkOutput<T> {
         &mut self,
         checkpoint: weir_runtime::CheckpointId,
         options: weir_runtime::element::BarrierOptions,
-        _state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
+        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
-        // The barrier goes out at once: the checkpoint waits for it downstream.
-        self.writer
-            .broadcast_event(&weir_runtime::element::Element::Barrier(
-                checkpoint, options,
-            ))?;
-        Ok(self.writer.flush()?)
+        // The barrier goes out at once: the checkpoint waits for it downstream. Unaligned,
+        // it overtakes the queued buffers, which the checkpoint stores.
+        if let Some(data) = self.writer.barrier(checkpoint, options)? {
+            let uid = self.writer.in_flight_uid();
+            state.push(weir_runtime::checkpoint::OperatorSnapshot::channels(
+                uid, &data,
+            )?);
+        }
+        Ok(())
     }
 }
 

@@ -85,6 +85,16 @@ impl Outcome {
         );
         self
     }
+
+    /// Panics unless at least `n` fail points fired (`--fail-randomly`).
+    pub fn assert_failures_injected(&self, n: usize) -> &Self {
+        let injected = self.stderr.matches("injected failure at reading").count();
+        assert!(
+            injected >= n,
+            "{n} fail points fired, not {injected}: {self}"
+        );
+        self
+    }
 }
 
 impl std::fmt::Display for Outcome {
@@ -115,11 +125,13 @@ pub fn spawn<S: AsRef<std::ffi::OsStr>>(bin: &Path, args: &[S]) -> Running {
     spawn_command(cmd)
 }
 
-/// Starts `cmd` (standard input closed, the default log filter).
+/// Starts `cmd` (standard input closed, the default log filter unless `cmd` sets one).
 pub fn spawn_command(mut cmd: Command) -> Running {
     let bin = PathBuf::from(cmd.get_program());
+    if !cmd.get_envs().any(|(k, v)| k == "RUST_LOG" && v.is_some()) {
+        cmd.env_remove("RUST_LOG");
+    }
     let mut child = cmd
-        .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -357,6 +357,8 @@ impl CheckpointCoordinator {
             aligned: is_savepoint || self.config.mode == CheckpointingMode::ExactlyOnce,
             stop,
             drain: stop && savepoint.as_ref().is_some_and(|(_, s)| s.drain),
+            // Savepoints align; checkpoints overtake the data in flight if configured.
+            unaligned: !is_savepoint && self.config.unaligned,
         };
         let checkpoint = self.next_id;
         self.next_id += 1;
@@ -476,7 +478,7 @@ impl CheckpointCoordinator {
                 + new_shared,
             max_alignment_ms: p.max_alignment_ms,
         };
-        info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, incremental_size = done.incremental_size, alignment_ms = done.max_alignment_ms, "checkpoint complete");
+        info!(job_id = %self.job, checkpoint, duration_ms = done.duration.as_millis() as u64, size = done.size, incremental_size = done.incremental_size, in_flight_size = metadata.in_flight_size(), alignment_ms = done.max_alignment_ms, "checkpoint complete");
         self.history.completed(&done, path);
         self.completed.push(done);
         // Older pending checkpoints are subsumed: abort them.

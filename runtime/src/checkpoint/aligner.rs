@@ -109,6 +109,11 @@ impl BarrierAligner {
         self.blocked[channel]
     }
 
+    /// The task restored `checkpoint`: its barriers and older ones are stale.
+    pub fn restored(&mut self, checkpoint: CheckpointId) {
+        self.last_done = self.last_done.max(Some(checkpoint));
+    }
+
     /// Returns whether a buffer arriving on `channel` must be held back: the channel is
     /// blocked, or buffers that arrived before it still are.
     pub fn holds_back(&self, channel: usize) -> bool {
@@ -234,12 +239,14 @@ mod tests {
         aligned: true,
         stop: false,
         drain: false,
+        unaligned: false,
     };
     const AT_LEAST_ONCE: BarrierOptions = BarrierOptions {
         savepoint: false,
         aligned: false,
         stop: false,
         drain: false,
+        unaligned: false,
     };
 
     fn is_snapshot(a: &AlignAction, id: CheckpointId) -> bool {

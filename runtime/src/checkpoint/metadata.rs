@@ -90,6 +90,20 @@ impl CheckpointMetadata {
             .sum()
     }
 
+    /// Returns the bytes of the data in flight an unaligned checkpoint stored (see
+    /// [`super::channel_state`]).
+    pub fn in_flight_size(&self) -> u64 {
+        self.operators
+            .iter()
+            .filter(|o| {
+                o.uid
+                    .starts_with(super::channel_state::CHANNEL_STATE_PREFIX)
+            })
+            .flat_map(|o| &o.subtasks)
+            .map(|s| s.size)
+            .sum()
+    }
+
     /// Returns every shared file the checkpoint references (a file referenced by several
     /// subtasks would be listed once per subtask; files are not shared between subtasks).
     pub fn shared_files(&self) -> impl Iterator<Item = &SharedStateFile> {

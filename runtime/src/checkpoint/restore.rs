@@ -192,6 +192,38 @@ impl RestoredState {
         Ok(Some(all))
     }
 
+    /// Returns the in-flight data stored under `uid` (see [`super::channel_state`]) for
+    /// `subtask` of `parallelism` subtasks (`None` if there is none). In-flight data is
+    /// tied to its channels: stored at another parallelism, it is refused.
+    pub fn channel_data(
+        &self,
+        uid: &str,
+        subtask: u16,
+        parallelism: u16,
+    ) -> Result<Option<super::channel_state::ChannelData>, TaskError> {
+        let Some(op) = self.metadata.operators.iter().find(|o| o.uid == uid) else {
+            return Ok(None);
+        };
+        if op.parallelism != parallelism {
+            let mut stored = 0;
+            for h in &op.subtasks {
+                let data = OperatorSnapshot::decode_channels(&self.read(uid, h)?)?;
+                stored += data.iter().map(|(_, b)| b.len()).sum::<usize>();
+            }
+            if stored == 0 {
+                return Ok(None);
+            }
+            return Err(TaskError::RestoredState(format!(
+                "checkpoint {} holds {stored} buffers in flight of an unaligned checkpoint ('{uid}') taken at parallelism {}; in-flight data cannot be restored at parallelism {parallelism}: restore at parallelism {} or from a savepoint (savepoints are aligned)",
+                self.metadata.checkpoint, op.parallelism, op.parallelism
+            )));
+        }
+        match op.subtasks.iter().find(|h| h.subtask == subtask) {
+            Some(h) => OperatorSnapshot::decode_channels(&self.read(uid, h)?).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Returns the operator list state of operator `uid` for `subtask` of `parallelism`
     /// subtasks (`None` if the snapshot has no state for `uid`; an empty list if it has,
     /// but none for this subtask).

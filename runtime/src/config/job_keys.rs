@@ -99,6 +99,22 @@ pub const WINDOW_PRE_AGGREGATION: Key<u64> = Key {
     parse: number,
 };
 
+/// `taskmanager.network.memory.buffers-per-channel`.
+pub const BUFFERS_PER_CHANNEL: Key<usize> = Key {
+    name: "taskmanager.network.memory.buffers-per-channel",
+    default: "2",
+    doc: "buffers each input channel holds for itself (its exclusive credit), and each output channel adds to its pool",
+    parse: positive,
+};
+
+/// `taskmanager.network.memory.floating-buffers-per-gate`.
+pub const FLOATING_BUFFERS_PER_GATE: Key<u32> = Key {
+    name: "taskmanager.network.memory.floating-buffers-per-gate",
+    default: "8",
+    doc: "buffers an input gate lends to its busiest channels, and each output adds to its pool",
+    parse: count,
+};
+
 /// `execution.checkpointing.interval`.
 pub const CHECKPOINTING_INTERVAL: Key<Option<Duration>> = Key {
     name: "execution.checkpointing.interval",
@@ -113,6 +129,14 @@ pub const CHECKPOINTING_MODE: Key<CheckpointingMode> = Key {
     default: "EXACTLY_ONCE",
     doc: "`EXACTLY_ONCE` aligns barriers; `AT_LEAST_ONCE` does not",
     parse: checkpointing_mode,
+};
+
+/// `execution.checkpointing.unaligned.enabled`.
+pub const CHECKPOINTING_UNALIGNED: Key<bool> = Key {
+    name: "execution.checkpointing.unaligned.enabled",
+    default: "false",
+    doc: "checkpoint barriers overtake the data in flight, which becomes part of the checkpoint, so checkpoints complete under back-pressure; needs `EXACTLY_ONCE`; savepoints stay aligned",
+    parse: boolean,
 };
 
 /// `execution.checkpointing.timeout`.
@@ -299,9 +323,12 @@ pub const JOB: &[KeyInfo] = &[
     BUFFER_TIMEOUT.info(),
     AUTO_WATERMARK_INTERVAL.info(),
     NETWORK_BUFFER_SIZE.info(),
+    BUFFERS_PER_CHANNEL.info(),
+    FLOATING_BUFFERS_PER_GATE.info(),
     WINDOW_PRE_AGGREGATION.info(),
     CHECKPOINTING_INTERVAL.info(),
     CHECKPOINTING_MODE.info(),
+    CHECKPOINTING_UNALIGNED.info(),
     CHECKPOINTING_TIMEOUT.info(),
     CHECKPOINTING_MIN_PAUSE.info(),
     MAX_CONCURRENT_CHECKPOINTS.info(),

@@ -36,8 +36,19 @@ impl JobSettings {
             retained: c.get(&CHECKPOINTS_NUM_RETAINED)?,
             dir: c.get(&CHECKPOINTS_DIR)?.unwrap_or_default(),
             mode: c.get(&CHECKPOINTING_MODE)?,
+            unaligned: c.get(&CHECKPOINTING_UNALIGNED)?,
             savepoint_dir: c.get(&SAVEPOINTS_DIR)?,
         };
+        if checkpoint_defaults.unaligned
+            && checkpoint_defaults.mode != crate::CheckpointingMode::ExactlyOnce
+        {
+            return Err(ConfigError::Invalid {
+                key: CHECKPOINTING_UNALIGNED.name.into(),
+                value: "true".into(),
+                source_name: c.source(CHECKPOINTING_UNALIGNED.name).unwrap_or("").into(),
+                expected: "possible with execution.checkpointing.mode = AT_LEAST_ONCE (unaligned checkpoints are exactly-once)",
+            });
+        }
         let checkpointing = match c.get(&CHECKPOINTING_INTERVAL)? {
             None => None,
             Some(_) if checkpoint_defaults.dir.is_empty() => {
@@ -62,6 +73,8 @@ impl JobSettings {
         let job = JobConfig {
             buffer_size: usize::try_from(c.get(&NETWORK_BUFFER_SIZE)?).unwrap_or(usize::MAX),
             buffer_timeout: c.get(&BUFFER_TIMEOUT)?,
+            buffers_per_channel: c.get(&BUFFERS_PER_CHANNEL)?,
+            floating_buffers_per_gate: c.get(&FLOATING_BUFFERS_PER_GATE)? as usize,
             auto_watermark_interval: c.get(&AUTO_WATERMARK_INTERVAL)?,
             checkpointing,
             restart_strategy: restart_strategy(c)?,

@@ -31,9 +31,11 @@ pub struct JobConfig {
     /// How often watermark generators emit (`pipeline.auto-watermark-interval`, default
     /// 200 ms; zero emits after every record).
     pub auto_watermark_interval: Duration,
-    /// Buffers each input channel may hold (`buffers-per-channel`, default 2).
+    /// Buffers each input channel may hold
+    /// (`taskmanager.network.memory.buffers-per-channel`, default 2).
     pub buffers_per_channel: usize,
-    /// Extra buffers an input gate shares among its channels (`floating-buffers-per-gate`, default 8).
+    /// Extra buffers an input gate shares among its channels
+    /// (`taskmanager.network.memory.floating-buffers-per-gate`, default 8).
     pub floating_buffers_per_gate: usize,
     /// Records a source produces per step before the task checks its mailbox (default 1024).
     pub source_batch_size: usize,
@@ -144,7 +146,11 @@ impl JobConfig {
                 max,
             });
         }
-        at_least("buffers-per-channel", self.buffers_per_channel, 1)?;
+        at_least(
+            "taskmanager.network.memory.buffers-per-channel",
+            self.buffers_per_channel,
+            1,
+        )?;
         if let Some(c) = &self.checkpointing {
             c.validate()?;
         }
@@ -232,6 +238,9 @@ pub struct CheckpointConfig {
     pub dir: String,
     /// Exactly-once (aligned) or at-least-once (`execution.checkpointing.mode`).
     pub mode: CheckpointingMode,
+    /// Whether checkpoint barriers overtake the data in flight
+    /// (`execution.checkpointing.unaligned.enabled`, default false; exactly-once only).
+    pub unaligned: bool,
     /// Where savepoints go when a request names no directory (`state.savepoints.dir`): a
     /// URL or a path.
     pub savepoint_dir: Option<String>,
@@ -249,6 +258,7 @@ impl CheckpointConfig {
             retained: 1,
             dir: dir.into(),
             mode: CheckpointingMode::ExactlyOnce,
+            unaligned: false,
             savepoint_dir: None,
         }
     }
@@ -302,7 +312,7 @@ mod tests {
         assert_eq!(
             job.validate().unwrap_err(),
             ConfigError::TooSmall {
-                key: "buffers-per-channel",
+                key: "taskmanager.network.memory.buffers-per-channel",
                 value: 0,
                 min: 1
             }

@@ -20,6 +20,7 @@ use super::protocol::{
 };
 use super::subpartition::{Push, PushError, Subpartition};
 use super::transport::{self, TransportReader, TransportWriter};
+use crate::checkpoint::channel_state::PriorityBarrier;
 use crate::error::ExchangeError;
 use crate::rpc::tls::InternalTls;
 use crate::types::GateAddress;
@@ -50,10 +51,12 @@ pub enum ConnectionError {
         source: std::io::Error,
     },
     /// The connection broke before the frame was written.
-    #[error("data connection to {peer} broke")]
+    #[error("data connection to {peer} broke: {reason}")]
     Broken {
         /// The consumer TaskManager's data address.
         peer: SocketAddr,
+        /// Why it broke, as its reader saw it.
+        reason: String,
     },
 }
 
@@ -65,6 +68,8 @@ pub(crate) struct Connection {
     control: TcpStream,
     channels: Mutex<HashMap<u32, Arc<Subpartition>>>,
     broken: AtomicBool,
+    /// Why the connection broke, set before `broken`.
+    reason: std::sync::OnceLock<String>,
 }
 
 impl Connection {
@@ -125,6 +130,7 @@ impl Connection {
 
     /// Marks the connection broken and fails every channel on it.
     fn break_with(&self, reason: &str) {
+        let _ = self.reason.set(reason.to_string());
         self.broken.store(true, Ordering::Release);
         // First the socket, so a producer blocked in a write returns (and releases its
         // channel) before its channel is failed.
@@ -258,7 +264,14 @@ impl ConnectionManager {
             .expect("connection channels poisoned")
             .insert(id, sub.clone());
         let opened = if connection.broken.load(Ordering::Acquire) {
-            Err(ConnectionError::Broken { peer: addr })
+            Err(ConnectionError::Broken {
+                peer: addr,
+                reason: connection
+                    .reason
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "a write failed".into()),
+            })
         } else {
             connection.write(&control_frame(
                 FrameKind::Open,
@@ -308,6 +321,7 @@ fn connect(
         control,
         channels: Mutex::new(HashMap::new()),
         broken: AtomicBool::new(false),
+        reason: std::sync::OnceLock::new(),
     });
     let c2 = connection.clone();
     std::thread::Builder::new()
@@ -394,6 +408,13 @@ struct RemoteChannel {
 impl Push for RemoteChannel {
     fn push(&self, mut buffer: super::buffer::Buffer) -> Result<(), PushError> {
         Ok(self.connection.send_data(self.id, &mut buffer)?)
+    }
+
+    fn push_priority(&self, barrier: PriorityBarrier) -> Result<(), PushError> {
+        let payload = super::protocol::encode_barrier(&barrier);
+        Ok(self
+            .connection
+            .write(&control_frame(FrameKind::Barrier, self.id, 0, &payload))?)
     }
 
     fn ended(&self) {

@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn recycled_credits_wait_for_a_batch_unless_the_producer_has_no_credit_left() {
-        let (tx, _rx) = crossbeam_channel::unbounded();
+        let input = crate::exchange::InputGate::new();
         let gate = GateAddress {
             subtask: SubtaskId {
                 job: JobId(1),
@@ -426,7 +426,7 @@ mod tests {
             },
             gate: 0,
         };
-        let producer = Arc::new(Subpartition::local(tx, gate, 0));
+        let producer = Arc::new(Subpartition::local(input.sender(), gate, 0));
         let announced = || producer.counts().0;
         let mut c = GateCredits::new(&[1], 2, 0);
         c.opened(0, 0, Box::new(producer.clone()));

@@ -31,7 +31,7 @@ pub use buffer::{
 };
 pub use connection::{ConnectionError, ConnectionManager, WRITE_WAIT_SLICE};
 pub use credit::{CreditViolation, GateCredits, InputCredits};
-pub use gate::{CreditSink, InputGate, InputMessage};
+pub use gate::{CreditSink, GateSender, InputGate, InputMessage};
 pub use partitioner::{Partitioner, Route};
 pub use registry::{GateEntry, GateRegistry, CANCEL_CHECK};
 pub use server::{DataServer, RemoteCredit};

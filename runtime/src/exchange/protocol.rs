@@ -13,6 +13,7 @@
 //! | `CLOSE`  | producer → consumer  | 0               | none: the producer gave the channel up (or acknowledges an `ERROR`) |
 //! | `CREDIT` | consumer → producer  | credits granted | none                                     |
 //! | `ERROR`  | consumer → producer  | 0               | UTF-8 message: the channel failed        |
+//! | `BARRIER`| producer → consumer  | 0               | unaligned barrier: checkpoint (u64), options (u8), buffers sent before it (u64), 17 bytes; needs no credit |
 //!
 //! Every frame names its logical channel by a connection-local id that the producer picks
 //! in `OPEN`. Invariants: [`decode_header`] accepts exactly the headers [`encode_header`]
@@ -20,13 +21,14 @@
 //! [`MAX_FRAME_BYTES`] (data frames are further bounded by the receiving gate's buffer
 //! size), so a peer cannot make a TaskManager allocate without bound.
 
+use crate::checkpoint::channel_state::PriorityBarrier;
 use crate::types::{GateAddress, JobId, SubtaskId};
 use thiserror::Error;
 
 /// First bytes of every data connection.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"WEIR";
 /// Version of the data protocol; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 /// Length of the hello's fixed start: magic and version (the secret follows).
 pub const HELLO_LEN: usize = 5;
 /// Longest cluster secret a hello may carry.
@@ -39,6 +41,8 @@ pub const MAX_FRAME_BYTES: usize = 64 << 20;
 pub const MAX_ERROR_BYTES: usize = 64 << 10;
 /// Length of an `OPEN` payload.
 pub const OPEN_LEN: usize = 20;
+/// Length of a `BARRIER` payload.
+pub const BARRIER_LEN: usize = 17;
 
 /// The kinds of frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub enum FrameKind {
     Credit = 4,
     /// The consumer failed a channel.
     Error = 5,
+    /// A barrier of an unaligned checkpoint, ahead of the channel's queued buffers.
+    Barrier = 6,
 }
 
 /// A decoded frame header.
@@ -202,6 +208,7 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError>
         3 => FrameKind::Close,
         4 => FrameKind::Credit,
         5 => FrameKind::Error,
+        6 => FrameKind::Barrier,
         kind => return Err(ProtocolError::UnknownKind { kind }),
     };
     let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -227,6 +234,7 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError>
     };
     match kind {
         FrameKind::Open => fixed(OPEN_LEN)?,
+        FrameKind::Barrier => fixed(BARRIER_LEN)?,
         FrameKind::Close | FrameKind::Credit => fixed(0)?,
         FrameKind::Error if len > MAX_ERROR_BYTES => {
             return Err(ProtocolError::ErrorTooLong {
@@ -254,7 +262,10 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError>
         }
     }
     let zero_rest = kind != FrameKind::Data && (h.flags != 0 || h.complete != 0);
-    let zero_arg = matches!(kind, FrameKind::Open | FrameKind::Close | FrameKind::Error);
+    let zero_arg = matches!(
+        kind,
+        FrameKind::Open | FrameKind::Close | FrameKind::Error | FrameKind::Barrier
+    );
     if zero_rest || (zero_arg && h.arg != 0) {
         return Err(ProtocolError::UnusedFieldsSet { kind });
     }
@@ -286,6 +297,24 @@ pub fn decode_open(b: &[u8; OPEN_LEN]) -> (GateAddress, u32) {
         gate: u16::from_le_bytes(b[14..16].try_into().expect("2")),
     };
     (gate, u32::from_le_bytes(b[16..20].try_into().expect("4")))
+}
+
+/// Encodes the payload of a `BARRIER` frame.
+pub fn encode_barrier(b: &PriorityBarrier) -> [u8; BARRIER_LEN] {
+    let mut out = [0u8; BARRIER_LEN];
+    out[0..8].copy_from_slice(&b.checkpoint.to_le_bytes());
+    out[8] = b.options.to_byte();
+    out[9..17].copy_from_slice(&b.sequence.to_le_bytes());
+    out
+}
+
+/// Decodes the payload of a `BARRIER` frame.
+pub fn decode_barrier(b: &[u8; BARRIER_LEN]) -> PriorityBarrier {
+    PriorityBarrier {
+        checkpoint: u64::from_le_bytes(b[0..8].try_into().expect("8")),
+        options: crate::element::BarrierOptions::from_byte(b[8]),
+        sequence: u64::from_le_bytes(b[9..17].try_into().expect("8")),
+    }
 }
 
 /// Returns a control frame (header only, or header and a short payload).

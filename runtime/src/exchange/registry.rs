@@ -4,10 +4,9 @@
 //! order), so lookups wait, bounded by a timeout, instead of failing at once.
 
 use super::buffer::BufferPool;
-use super::gate::InputMessage;
+use super::gate::GateSender;
 use crate::error::ExchangeError;
 use crate::types::GateAddress;
-use crossbeam_channel::Sender;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -20,7 +19,7 @@ pub const CANCEL_CHECK: Duration = Duration::from_millis(50);
 #[derive(Clone, Debug)]
 pub struct GateEntry {
     /// The queue of the task that owns the gate.
-    pub sender: Sender<InputMessage>,
+    pub sender: GateSender,
     /// The gate's number of channels.
     pub channels: u32,
     /// The gate's buffers, which remote channels are read into.
@@ -120,7 +119,7 @@ mod tests {
     fn lookup_waits_for_a_late_registration() {
         let reg = Arc::new(GateRegistry::new());
         let r2 = reg.clone();
-        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let input = crate::exchange::InputGate::new();
         let t =
             std::thread::spawn(move || r2.lookup(&addr(), Duration::from_secs(10), None).is_ok());
         let net = crate::exchange::NetworkBufferPool::new(1);
@@ -128,7 +127,7 @@ mod tests {
         reg.register(
             addr(),
             GateEntry {
-                sender: tx,
+                sender: input.sender(),
                 channels: 1,
                 pool,
             },

@@ -4,7 +4,8 @@
 //! it on one thread: `OPEN` attaches a logical channel to a registered gate (waiting for
 //! the gate on a helper thread if its task has not started yet, so other channels keep
 //! flowing), `DATA` is read straight into a buffer of the gate's pool and queued for the
-//! consumer task, `CLOSE` forgets a channel its producer gave up (the producer's failure
+//! consumer task, `BARRIER` (an unaligned checkpoint's barrier) is queued for it as a
+//! priority event, `CLOSE` forgets a channel its producer gave up (the producer's failure
 //! cancels the job, so the consumer is not failed a second time). The consumer task grants credits through
 //! [`RemoteCredit`], which writes `CREDIT` frames back on the same connection.
 //!
@@ -19,7 +20,8 @@
 
 use super::gate::{CreditSink, InputMessage};
 use super::protocol::{
-    control_frame, decode_header, decode_open, FrameKind, ProtocolError, HEADER_LEN, OPEN_LEN,
+    control_frame, decode_barrier, decode_header, decode_open, FrameKind, ProtocolError,
+    BARRIER_LEN, HEADER_LEN, OPEN_LEN,
 };
 use super::registry::{GateEntry, GateRegistry};
 use super::server_handshake::handshake;
@@ -280,6 +282,7 @@ impl Conn {
             let step = match header.kind {
                 FrameKind::Open => self.open(id),
                 FrameKind::Data => self.data(id, len, header.arg, header.flags, header.complete),
+                FrameKind::Barrier => self.barrier(id),
                 FrameKind::Close => {
                     // The producer's task failed or was cancelled (and its failure
                     // cancels the job), or it acknowledges an error: forget the channel
@@ -416,6 +419,36 @@ impl Conn {
                 format!("the consumer of {gate:?} channel {channel} is gone").as_bytes(),
             ));
         }
+        Ok(())
+    }
+
+    /// A barrier of an unaligned checkpoint: queued for the consumer as a priority event,
+    /// ahead of the channel's buffers (it needs no credit). A barrier for an unknown
+    /// channel is dropped (its checkpoint does not complete); one for a channel not attached
+    /// yet fails the channel, whose consumer could not tell its data before and after it.
+    fn barrier(&mut self, id: u32) -> Result<(), ServeError> {
+        let mut p = [0u8; BARRIER_LEN];
+        self.reader
+            .read_exact(&mut p)
+            .map_err(|source| ServeError::TruncatedFrame { source })?;
+        let barrier = decode_barrier(&p);
+        let Some(ch) = self.channels.get(&id).cloned() else {
+            debug!(peer = %self.peer, channel = id, checkpoint = barrier.checkpoint, "barrier for an unknown channel dropped");
+            return Ok(());
+        };
+        let Some(entry) = ch.entry.get() else {
+            let reason = "a barrier arrived before the channel was attached".to_string();
+            self.channels.remove(&id);
+            self.fail_channel(&ch, &reason);
+            self.writer
+                .send(&control_frame(FrameKind::Error, id, 0, reason.as_bytes()));
+            return Ok(());
+        };
+        let _ = entry.sender.send(InputMessage::Priority {
+            gate: ch.gate.gate,
+            channel: ch.channel,
+            barrier,
+        });
         Ok(())
     }
 

@@ -6,18 +6,22 @@
 //! Credit arrives from the consumer: directly on a local channel, as a `CREDIT` frame read
 //! by the connection's reader on a remote one.
 //!
+//! A barrier of an unaligned checkpoint ([`Subpartition::priority_barrier`]) goes out at
+//! once, without credit, ahead of the queued buffers, with the number of buffers delivered
+//! before it; copies of the buffers it overtook become the checkpoint's in-flight data.
+//!
 //! Invariants: buffers are delivered in the order they were queued and only against
-//! credit, one buffer per credit; the queue holds buffers of the producer's pool only, so
+//! credit, one buffer per credit (priority events need none); the queue holds buffers of the producer's pool only, so
 //! a channel without credit stops its producer once the pool is out; after a failure the
 //! queue is emptied (its buffers go back to the pool, which wakes a waiting producer) and
 //! every later call reports the failure; nothing is delivered after the end-of-partition
 //! buffer.
 
 use super::buffer::Buffer;
-use super::gate::{CreditSink, InputMessage};
+use super::gate::{CreditSink, GateSender, InputMessage};
+use crate::checkpoint::channel_state::{ChannelBuffer, PriorityBarrier};
 use crate::error::ExchangeError;
 use crate::types::GateAddress;
-use crossbeam_channel::Sender;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,6 +37,9 @@ pub trait Push: Send + Sync {
     /// broke.
     fn push(&self, buffer: Buffer) -> Result<(), PushError>;
 
+    /// Hands the consumer a barrier of an unaligned checkpoint, ahead of its queued buffers.
+    fn push_priority(&self, barrier: PriorityBarrier) -> Result<(), PushError>;
+
     /// The buffer carrying the channel's end was pushed: nothing more will come.
     fn ended(&self) {}
 
@@ -43,7 +50,7 @@ pub trait Push: Send + Sync {
 
 /// A channel to a consumer in this TaskManager: buffers go to its task's queue.
 pub struct LocalChannel {
-    sender: Sender<InputMessage>,
+    sender: GateSender,
     gate: u16,
     channel: u32,
 }
@@ -55,6 +62,16 @@ impl Push for LocalChannel {
                 gate: self.gate,
                 channel: self.channel,
                 buffer,
+            })
+            .map_err(|_| PushError::ConsumerGone)
+    }
+
+    fn push_priority(&self, barrier: PriorityBarrier) -> Result<(), PushError> {
+        self.sender
+            .send(InputMessage::Priority {
+                gate: self.gate,
+                channel: self.channel,
+                barrier,
             })
             .map_err(|_| PushError::ConsumerGone)
     }
@@ -117,7 +134,7 @@ impl Subpartition {
 
     /// Creates the producer end of a channel to `channel` of `gate` in this TaskManager,
     /// whose queue is `sender`.
-    pub fn local(sender: Sender<InputMessage>, gate: GateAddress, channel: u32) -> Self {
+    pub fn local(sender: GateSender, gate: GateAddress, channel: u32) -> Self {
         let local = LocalChannel {
             sender,
             gate: gate.gate,
@@ -150,6 +167,43 @@ impl Subpartition {
         let mut s = self.state.lock().expect("subpartition poisoned");
         s.credit = s.credit.saturating_add(n);
         self.deliver(&mut s);
+    }
+
+    /// Sends the barrier of unaligned checkpoint `checkpoint` ahead of the queued buffers,
+    /// without credit, and returns copies of the buffers it overtook (none if the channel
+    /// already ended).
+    pub fn priority_barrier(
+        &self,
+        checkpoint: crate::types::CheckpointId,
+        options: crate::element::BarrierOptions,
+    ) -> Result<Vec<ChannelBuffer>, ExchangeError> {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        if let Some(reason) = &s.failed {
+            return Err(self.failure(reason));
+        }
+        if s.finished {
+            return Ok(Vec::new());
+        }
+        let overtaken = s
+            .queue
+            .iter()
+            .map(|b| ChannelBuffer {
+                bytes: b.payload().to_vec(),
+                flags: b.flags,
+                complete: b.complete,
+            })
+            .collect();
+        let barrier = PriorityBarrier {
+            checkpoint,
+            options,
+            sequence: s.delivered,
+        };
+        if let Err(e) = self.transport.push_priority(barrier) {
+            s.failed = Some(e.to_string());
+            s.queue.clear();
+            return Err(self.failure(&e.to_string()));
+        }
+        Ok(overtaken)
     }
 
     /// Fails the channel: queued buffers are dropped and later calls report `reason`.
@@ -253,20 +307,16 @@ mod tests {
     use super::*;
     use crate::exchange::buffer::{BufferPool, NetworkBufferPool, FLAG_END};
 
-    fn local() -> (
-        Subpartition,
-        crossbeam_channel::Receiver<InputMessage>,
-        BufferPool,
-    ) {
-        let (tx, rx) = crossbeam_channel::unbounded();
+    fn local() -> (Subpartition, crate::exchange::InputGate, BufferPool) {
+        let gate = crate::exchange::InputGate::new();
         let local = LocalChannel {
-            sender: tx,
+            sender: gate.sender(),
             gate: 0,
             channel: 3,
         };
         let sub = Subpartition::new(Box::new(local), "test channel".into());
         let pool = BufferPool::new(&NetworkBufferPool::new(8), 8, 64, "test").unwrap();
-        (sub, rx, pool)
+        (sub, gate, pool)
     }
 
     #[test]
@@ -277,11 +327,10 @@ mod tests {
             b.vec_mut().push(i);
             sub.add(b).unwrap();
         }
-        assert!(rx.try_recv().is_err(), "nothing goes out without credit");
+        assert!(rx.try_recv().is_none(), "nothing goes out without credit");
         assert_eq!(sub.counts(), (0, 3, 0));
         sub.add_credit(2);
-        let got: Vec<(u8, u32)> = rx
-            .try_iter()
+        let got: Vec<(u8, u32)> = std::iter::from_fn(|| rx.try_recv())
             .map(|m| match m {
                 InputMessage::Buffer { buffer, .. } => (buffer.payload()[0], buffer.backlog),
                 _ => panic!("not a buffer"),
@@ -318,6 +367,43 @@ mod tests {
         let t = std::thread::spawn(move || s2.add_credit(1));
         sub.wait_drained(&AtomicBool::new(false)).unwrap();
         t.join().unwrap();
-        assert!(matches!(rx.try_recv(), Ok(InputMessage::Buffer { .. })));
+        assert!(matches!(rx.try_recv(), Some(InputMessage::Buffer { .. })));
+    }
+
+    #[test]
+    fn a_priority_barrier_overtakes_the_queue_without_credit_and_returns_what_it_overtook() {
+        let (sub, gate, pool) = local();
+        for i in 0..3u8 {
+            let mut b = pool.try_request().unwrap();
+            b.vec_mut().push(i);
+            sub.add(b).unwrap();
+        }
+        sub.add_credit(1);
+        let options = crate::element::BarrierOptions {
+            savepoint: false,
+            aligned: true,
+            stop: false,
+            drain: false,
+            unaligned: true,
+        };
+        let overtaken = sub.priority_barrier(9, options).unwrap();
+        let bytes: Vec<Vec<u8>> = overtaken.iter().map(|b| b.bytes.clone()).collect();
+        assert_eq!(
+            bytes,
+            vec![vec![1], vec![2]],
+            "the two buffers still queued"
+        );
+        // The barrier comes first, saying one buffer was sent before it.
+        match gate.try_recv() {
+            Some(InputMessage::Priority { barrier, .. }) => {
+                assert_eq!((barrier.checkpoint, barrier.sequence), (9, 1));
+            }
+            other => panic!("expected the barrier first, got {other:?}"),
+        }
+        assert!(matches!(gate.try_recv(), Some(InputMessage::Buffer { .. })));
+        assert!(gate.try_recv().is_none());
+        // The overtaken buffers are still delivered, against credit.
+        sub.add_credit(2);
+        assert_eq!(std::iter::from_fn(|| gate.try_recv()).count(), 2);
     }
 }

@@ -15,6 +15,7 @@
 use super::buffer::{Buffer, BufferPool, FLAG_CONTINUES, FLAG_END};
 use super::protocol::HEADER_LEN;
 use super::subpartition::Subpartition;
+use crate::checkpoint::channel_state::ChannelData;
 use crate::element::{self, Element};
 use crate::error::ExchangeError;
 use crate::metrics::TaskMetrics;
@@ -43,6 +44,8 @@ pub struct PartitionWriter {
     metrics: Arc<TaskMetrics>,
     reported: u64,
     finished: bool,
+    /// The state name of this output's in-flight data in unaligned checkpoints.
+    in_flight_uid: String,
 }
 
 impl PartitionWriter {
@@ -72,7 +75,66 @@ impl PartitionWriter {
             metrics,
             reported: 0,
             finished: false,
+            in_flight_uid: String::new(),
         }
+    }
+
+    /// Names this output's in-flight data in unaligned checkpoints `uid`.
+    pub fn with_in_flight_uid(mut self, uid: String) -> Self {
+        self.in_flight_uid = uid;
+        self
+    }
+
+    /// The state name of this output's in-flight data in unaligned checkpoints.
+    pub fn in_flight_uid(&self) -> &str {
+        &self.in_flight_uid
+    }
+
+    /// Sends the barrier of `checkpoint` on every channel. Aligned, it follows the data
+    /// written so far. Unaligned, it goes ahead of the buffers queued for each channel
+    /// (the one being filled is queued first), and the buffers it overtook are returned:
+    /// the checkpoint's in-flight data of this output.
+    pub fn barrier(
+        &mut self,
+        checkpoint: crate::types::CheckpointId,
+        options: element::BarrierOptions,
+    ) -> Result<Option<ChannelData>, ExchangeError> {
+        if !options.unaligned {
+            self.broadcast_event(&Element::Barrier(checkpoint, options))?;
+            self.flush()?;
+            return Ok(None);
+        }
+        self.flush()?;
+        let mut data = Vec::new();
+        for (i, ch) in self.channels.iter().enumerate() {
+            let overtaken = ch.sub.priority_barrier(checkpoint, options)?;
+            if !overtaken.is_empty() {
+                data.push((i as u32, overtaken));
+            }
+        }
+        Ok(Some(data))
+    }
+
+    /// Queues the in-flight data an unaligned checkpoint stored for this output, before
+    /// anything else is written: each channel's buffers, in order.
+    pub fn restore_in_flight(&mut self, data: ChannelData) -> Result<(), ExchangeError> {
+        for (channel, buffers) in data {
+            let Some(ch) = self.channels.get(channel as usize) else {
+                return Err(ExchangeError::InputFailed(format!(
+                    "restored data in flight names channel {channel} of an output with {}",
+                    self.channels.len()
+                )));
+            };
+            let sub = ch.sub.clone();
+            for stored in buffers {
+                let mut b = self.request()?;
+                b.vec_mut().extend_from_slice(&stored.bytes);
+                b.flags = stored.flags;
+                b.complete = stored.complete;
+                sub.add(b)?;
+            }
+        }
+        Ok(())
     }
 
     /// Returns the number of consumer channels.

@@ -11,12 +11,14 @@ use super::clock::Clock;
 use super::inputs::Inputs;
 use super::mailbox::{Commands, Flow};
 use super::MAX_WAIT;
+use crate::checkpoint::channel_state::ChannelData;
 use crate::config::JobConfig;
 use crate::control::TaskDeployment;
 use crate::error::{ExchangeError, TaskError};
 use crate::exchange::{InputGate, InputMessage};
 use crate::invokable::TaskInvokable;
 use crate::metrics::TaskMetrics;
+use crate::types::CheckpointId;
 use crate::types::MAX_WATERMARK;
 use crossbeam_channel::RecvTimeoutError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,18 +27,24 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 /// Runs a task with inputs until every input ended, it stopped with a savepoint, or it is
-/// cancelled. A task without input channels ends its input at once.
+/// cancelled, reading first `in_flight`, the restored data in flight of its inputs. A task
+/// without input channels ends its input at once.
 pub(super) fn input_loop(
     inv: &mut dyn TaskInvokable,
     deployment: &TaskDeployment,
     config: &JobConfig,
     cancel: &AtomicBool,
-    gate: &InputGate,
+    (gate, in_flight): (&InputGate, Option<(CheckpointId, ChannelData)>),
     metrics: &Arc<TaskMetrics>,
     commands: &mut Commands<'_>,
 ) -> Result<(), TaskError> {
     let mut inputs = Inputs::new(deployment, config, metrics.clone());
     let mut clock = Clock::new(config);
+    if let Some(restored) = in_flight {
+        // The data an unaligned checkpoint's barriers overtook comes before anything new.
+        let records = inputs.replay(inv, restored, commands)?;
+        metrics.add_records_in(records);
+    }
     if inputs.total() == 0 {
         inv.watermark(MAX_WATERMARK)?;
         inv.end_input()?;
@@ -76,8 +84,10 @@ pub(super) fn input_loop(
     }
 }
 
-/// Waits up to `wait` for one message from the input queue and acts on it; returns whether
-/// it was a buffer (the chain worked).
+/// Reads one buffer that arrived earlier, or waits up to `wait` for one message from the
+/// input queue and acts on it; returns whether a buffer was read (the chain worked).
+/// Priority events (barriers of unaligned checkpoints) come first, and before each buffer
+/// is numbered.
 fn receive(
     inv: &mut dyn TaskInvokable,
     inputs: &mut Inputs,
@@ -86,6 +96,14 @@ fn receive(
     metrics: &TaskMetrics,
     commands: &mut Commands<'_>,
 ) -> Result<bool, TaskError> {
+    if take_priority(inv, inputs, gate, commands)? {
+        drain(inv, inputs, gate, commands)?;
+    }
+    if inputs.has_unread() {
+        let records = inputs.take_next(inv, commands)?;
+        metrics.add_records_in(records);
+        return Ok(true);
+    }
     // Time spent waiting on an empty queue is idle time (Flink's idleTimeMsPerSecond).
     let idle_since = (wait > Duration::ZERO && gate.is_empty()).then(Instant::now);
     let message = gate.recv_timeout(wait);
@@ -93,29 +111,113 @@ fn receive(
         metrics.add_idle_ns(since.elapsed().as_nanos() as u64);
     }
     match message {
-        Ok(InputMessage::Opened {
-            gate: g,
-            channel,
-            credit,
-        }) => {
-            inputs.opened(g, channel, credit)?;
-            Ok(false)
-        }
-        Ok(InputMessage::Buffer {
-            gate: g,
-            channel,
-            buffer,
-        }) => {
-            let records = inputs.take(inv, g, channel, buffer, commands)?;
+        Ok(InputMessage::Buffer { .. }) => {
+            arrive(inv, inputs, gate, message.ok(), commands)?;
+            let records = inputs.take_next(inv, commands)?;
             metrics.add_records_in(records);
             Ok(true)
         }
-        Ok(InputMessage::Failed { error, .. }) => {
-            Err(TaskError::Exchange(ExchangeError::InputFailed(error)))
+        Ok(InputMessage::Priority { .. }) => {
+            if priority(inv, inputs, message.ok(), commands)? {
+                drain(inv, inputs, gate, commands)?;
+            }
+            Ok(false)
+        }
+        Ok(other) => {
+            control(inputs, other)?;
+            Ok(false)
         }
         Err(RecvTimeoutError::Timeout) => Ok(false),
         Err(RecvTimeoutError::Disconnected) => Err(super::inputs::input_failed(
             "input gate disconnected".into(),
         )),
     }
+}
+
+/// Acts on a channel opening or failing.
+fn control(inputs: &mut Inputs, message: InputMessage) -> Result<(), TaskError> {
+    match message {
+        InputMessage::Opened {
+            gate: g,
+            channel,
+            credit,
+        } => inputs.opened(g, channel, credit),
+        InputMessage::Failed { error, .. } => {
+            Err(TaskError::Exchange(ExchangeError::InputFailed(error)))
+        }
+        InputMessage::Buffer { .. } | InputMessage::Priority { .. } => Ok(()),
+    }
+}
+
+/// Acts on every priority event queued; returns whether one started a checkpoint.
+fn take_priority(
+    inv: &mut dyn TaskInvokable,
+    inputs: &mut Inputs,
+    gate: &InputGate,
+    commands: &mut Commands<'_>,
+) -> Result<bool, TaskError> {
+    let mut started = false;
+    while let Some(m) = gate.try_recv_priority() {
+        started |= priority(inv, inputs, Some(m), commands)?;
+    }
+    Ok(started)
+}
+
+/// Acts on a priority event; returns whether it started an unaligned checkpoint.
+fn priority(
+    inv: &mut dyn TaskInvokable,
+    inputs: &mut Inputs,
+    message: Option<InputMessage>,
+    commands: &mut Commands<'_>,
+) -> Result<bool, TaskError> {
+    match message {
+        Some(InputMessage::Priority {
+            gate: g,
+            channel,
+            barrier,
+        }) => inputs.priority(inv, (g, channel), barrier, commands),
+        _ => Ok(false),
+    }
+}
+
+/// Makes every message queued for the task arrive now (a started unaligned checkpoint
+/// copies the buffers its barriers overtook); bounded by the credits the task granted.
+fn drain(
+    inv: &mut dyn TaskInvokable,
+    inputs: &mut Inputs,
+    gate: &InputGate,
+    commands: &mut Commands<'_>,
+) -> Result<(), TaskError> {
+    while let Some(m) = gate.try_recv_data() {
+        match m {
+            InputMessage::Buffer { .. } => arrive(inv, inputs, gate, Some(m), commands)?,
+            other => control(inputs, other)?,
+        }
+    }
+    Ok(())
+}
+
+/// A buffer arrives: first every priority event queued (a barrier queued before the buffer
+/// overtook it), then the buffer is numbered and queued to be read, then, if a barrier
+/// started a checkpoint, every message queued after it.
+fn arrive(
+    inv: &mut dyn TaskInvokable,
+    inputs: &mut Inputs,
+    gate: &InputGate,
+    message: Option<InputMessage>,
+    commands: &mut Commands<'_>,
+) -> Result<(), TaskError> {
+    let started = take_priority(inv, inputs, gate, commands)?;
+    if let Some(InputMessage::Buffer {
+        gate: g,
+        channel,
+        buffer,
+    }) = message
+    {
+        inputs.arrive(g, channel, buffer, commands)?;
+    }
+    if started {
+        drain(inv, inputs, gate, commands)?;
+    }
+    Ok(())
 }

@@ -6,14 +6,20 @@
 //! ([`Watermarks`]), barriers through the aligner, ends of partition through both. A frame
 //! that continues in the channel's next buffer waits in the channel's [`PartialFrame`].
 //!
+//! Barriers of unaligned checkpoints arrive ahead of the buffers as priority events; what
+//! they overtook is captured by [`InFlight`], and restored data in flight is read first
+//! ([`Inputs::replay`]).
+//!
 //! Invariants: the frames of one channel reach the chain in the order they were sent; a
 //! channel blocked for alignment is not read, and the aligner holds its buffers back,
 //! unrecycled, until it is released; a buffer's credit goes back only once every frame of
 //! it was read; a channel that ends inside a frame is an error.
 
+use super::in_flight::{BarrierStep, InFlight};
 use super::mailbox::Commands;
 use super::watermarks::Watermarks;
-use crate::checkpoint::{AlignAction, BarrierAligner};
+use crate::checkpoint::channel_state::{input_uid, ChannelData, PriorityBarrier};
+use crate::checkpoint::{AlignAction, BarrierAligner, OperatorSnapshot};
 use crate::config::JobConfig;
 use crate::control::TaskDeployment;
 use crate::element::{BarrierOptions, Element, ElementReader};
@@ -40,6 +46,14 @@ pub(super) struct Inputs {
     watermarks: Watermarks,
     /// Barriers per flat channel, and the buffers held back while a channel is blocked.
     aligner: BarrierAligner,
+    /// Buffers per flat channel, and the data in flight of an unaligned checkpoint.
+    in_flight: InFlight,
+    /// The job vertex of the task (names its in-flight data).
+    vertex: u32,
+    /// Restored data in flight is being read: it holds no credit.
+    replaying: bool,
+    /// Buffers that arrived and were not read yet, with their channels and numbers.
+    unread: std::collections::VecDeque<(usize, u64, Buffer)>,
 }
 
 /// Where reading whole frames stopped.
@@ -85,7 +99,153 @@ impl Inputs {
             ended: vec![false; total],
             watermarks: Watermarks::new(total, metrics),
             aligner: BarrierAligner::new(total),
+            in_flight: InFlight::new(total),
+            vertex: deployment.subtask.vertex,
+            replaying: false,
+            unread: std::collections::VecDeque::new(),
         }
+    }
+
+    /// The task restored checkpoint `checkpoint`: barriers of it and older checkpoints
+    /// (data in flight may hold some) are stale. Then reads the data in flight the
+    /// checkpoint stored for these inputs, before anything that arrives: each channel's
+    /// buffers, in order.
+    pub(super) fn replay(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        (checkpoint, data): (CheckpointId, ChannelData),
+        commands: &mut Commands<'_>,
+    ) -> Result<u64, TaskError> {
+        self.aligner.restored(checkpoint);
+        self.in_flight.pass(checkpoint);
+        self.replaying = true;
+        let mut records = 0;
+        for (flat, buffers) in data {
+            let flat = flat as usize;
+            if flat >= self.total() {
+                return Err(input_failed(format!(
+                    "restored data in flight names input channel {flat} of {}",
+                    self.total()
+                )));
+            }
+            for stored in buffers {
+                let mut buffer = Buffer::unpooled(&stored.bytes);
+                buffer.flags = stored.flags;
+                buffer.complete = stored.complete;
+                records += self.read(inv, flat, buffer, None, commands)?;
+            }
+        }
+        self.replaying = false;
+        Ok(records)
+    }
+
+    /// A barrier of an unaligned checkpoint overtook the buffers of channel `channel`:
+    /// the first of its checkpoint snapshots the task at once. Returns whether it did (the
+    /// buffers queued for the task are then to arrive at once, see [`Self::arrive`]).
+    pub(super) fn priority(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        (gate, channel): (u16, u32),
+        barrier: PriorityBarrier,
+        commands: &mut Commands<'_>,
+    ) -> Result<bool, TaskError> {
+        let (g, ch) = self.check(gate, channel)?;
+        let flat = self.offsets[g] + ch;
+        let checkpoint = barrier.checkpoint;
+        match self.in_flight.on_barrier(flat, &barrier) {
+            BarrierStep::Stale | BarrierStep::Cut => {}
+            BarrierStep::Overrun => {
+                if let Some(old) = self.in_flight.abandon().filter(|c| *c != checkpoint) {
+                    commands.decline(old, &format!("barrier {checkpoint} overran it"));
+                }
+                self.in_flight.pass(checkpoint);
+                commands.decline(
+                    checkpoint,
+                    &format!(
+                        "gate {g} channel {ch} delivered data sent after the barrier before it"
+                    ),
+                );
+            }
+            BarrierStep::Start { abandoned } => {
+                if let Some(old) = abandoned {
+                    self.in_flight.abandon();
+                    commands.decline(old, &format!("barrier {checkpoint} arrived before the data in flight of {old} was read"));
+                }
+                if let Some(aligning) = self.aligner.pending() {
+                    self.in_flight.pass(checkpoint);
+                    commands.decline(
+                        checkpoint,
+                        &format!("checkpoint {aligning} is aligning its barriers"),
+                    );
+                    return Ok(false);
+                }
+                if commands.is_stopping() {
+                    self.in_flight.pass(checkpoint);
+                    commands.decline(checkpoint, "the task is stopping with a savepoint");
+                    return Ok(false);
+                }
+                let ended = commands.input_ended();
+                let state = commands.take_snapshot(inv, checkpoint, barrier.options)?;
+                let partial = self.pending.iter().map(|p| p.bytes().to_vec());
+                let unread = self.unread.iter().map(|(f, s, b)| (*f, *s, b));
+                self.in_flight
+                    .start((flat, &barrier), (state, ended), partial, unread);
+                self.finish_capture(commands)?;
+                return Ok(true);
+            }
+        }
+        self.finish_capture(commands)?;
+        Ok(false)
+    }
+
+    /// A buffer arrived from the queue: numbered (see [`InFlight`]) and queued behind the
+    /// buffers that arrived before it, to be read by [`Self::take_next`].
+    pub(super) fn arrive(
+        &mut self,
+        gate: u16,
+        channel: u32,
+        buffer: Buffer,
+        commands: &mut Commands<'_>,
+    ) -> Result<(), TaskError> {
+        let (g, ch) = self.check(gate, channel)?;
+        let flat = self.offsets[g] + ch;
+        let sequence = self.in_flight.on_buffer(flat, &buffer);
+        self.unread.push_back((flat, sequence, buffer));
+        self.finish_capture(commands)
+    }
+
+    /// Whether buffers arrived that were not read yet.
+    pub(super) fn has_unread(&self) -> bool {
+        !self.unread.is_empty()
+    }
+
+    /// Reads the buffer that arrived first (see [`Self::take`]); returns the records read.
+    pub(super) fn take_next(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        commands: &mut Commands<'_>,
+    ) -> Result<u64, TaskError> {
+        match self.unread.pop_front() {
+            Some((flat, _, buffer)) => self.take(inv, flat, buffer, commands),
+            None => Ok(0),
+        }
+    }
+
+    /// Submits the unaligned checkpoint being captured once its data in flight arrived;
+    /// gives it up once it was aborted or copied too much.
+    fn finish_capture(&mut self, commands: &mut Commands<'_>) -> Result<(), TaskError> {
+        if let Some((checkpoint, too_large)) = self.in_flight.give_up(commands.latest_aborted()) {
+            if too_large {
+                commands.decline(checkpoint, "its data in flight exceeds what a task copies");
+            }
+            return Ok(());
+        }
+        if let Some(mut c) = self.in_flight.take_complete(&self.ended) {
+            let input = OperatorSnapshot::channels(&input_uid(self.vertex), &c.data)?;
+            c.state.push(input);
+            commands.submit(c.checkpoint, c.state, (c.took, c.ended));
+        }
+        Ok(())
     }
 
     /// Returns the number of input channels, over all gates.
@@ -148,27 +308,26 @@ impl Inputs {
         Ok(())
     }
 
-    /// Takes one buffer from the queue: accounts its credit, then reads it, or holds it
+    /// Takes one buffer of channel `flat`: accounts its credit, then reads it, or holds it
     /// back if its channel is blocked for alignment. Returns the records read.
-    pub(super) fn take(
+    fn take(
         &mut self,
         inv: &mut dyn TaskInvokable,
-        gate: u16,
-        channel: u32,
+        flat: usize,
         buffer: Buffer,
         commands: &mut Commands<'_>,
     ) -> Result<u64, TaskError> {
-        let (g, ch) = self.check(gate, channel)?;
+        let (g, ch) = self.unflat(flat);
         self.credits
             .received(g, ch, buffer.backlog)
             .map_err(|e| input_failed(format!("gate {g}: {e}")))?;
-        let flat = self.offsets[g] + ch;
         if self.aligner.holds_back(flat) {
             self.aligner.hold(flat, buffer);
             return Ok(0);
         }
         let mut records = self.read(inv, flat, buffer, None, commands)?;
         records += self.drain_released(inv, commands)?;
+        self.finish_capture(commands)?;
         Ok(records)
     }
 
@@ -279,7 +438,9 @@ impl Inputs {
                 "gate {g} channel {ch} ended inside a record"
             )));
         }
-        self.credits.recycled(g, ch, self.ended[flat]);
+        if !self.replaying {
+            self.credits.recycled(g, ch, self.ended[flat]);
+        }
         Ok(())
     }
 

@@ -150,20 +150,47 @@ impl Commands<'_> {
         options: BarrierOptions,
         alignment: Duration,
     ) -> Result<(), TaskError> {
+        let state = self.take_snapshot(inv, checkpoint, options)?;
+        self.submit(checkpoint, state, (alignment, self.ended));
+        Ok(())
+    }
+
+    /// Snapshots the chain and emits the barrier: the synchronous part of a checkpoint.
+    pub(super) fn take_snapshot(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        checkpoint: CheckpointId,
+        options: BarrierOptions,
+    ) -> Result<Vec<crate::checkpoint::OperatorSnapshot>, TaskError> {
         let mut state = Vec::new();
         inv.checkpoint(checkpoint, options, &mut state)?;
         // A stop barrier whose savepoint was already aborted stops nothing.
         if options.stop && self.not_aborted(checkpoint) {
             self.stopping = Some(checkpoint);
         }
+        Ok(state)
+    }
+
+    /// Hands the snapshot of `checkpoint`, taken after `alignment` of alignment and when
+    /// the task's input had `ended` or not, to the uploader (the asynchronous part).
+    pub(super) fn submit(
+        &self,
+        checkpoint: CheckpointId,
+        state: Vec<crate::checkpoint::OperatorSnapshot>,
+        (alignment, ended): (Duration, bool),
+    ) {
         match self.uploader {
-            Some(u) => u.submit(checkpoint, state, alignment, self.ended),
+            Some(u) => u.submit(checkpoint, state, alignment, ended),
             None => debug!(
                 checkpoint,
                 "barrier of a job without checkpointing forwarded"
             ),
         }
-        Ok(())
+    }
+
+    /// The newest checkpoint aborted so far.
+    pub(super) fn latest_aborted(&self) -> Option<CheckpointId> {
+        self.aborted
     }
 
     /// Whether `checkpoint` was not aborted before its barrier reached this task (a stop
@@ -231,6 +258,7 @@ mod tests {
         aligned: true,
         stop: true,
         drain: false,
+        unaligned: false,
     };
 
     #[test]

@@ -12,6 +12,7 @@
 //! frame reassembly and credits) and its watermark valve.
 
 mod clock;
+mod in_flight;
 mod input_loop;
 mod inputs;
 mod mailbox;
@@ -159,7 +160,15 @@ fn run_inner(
         None => None,
     };
     let mut tasks = Commands::new(commands, uploader.as_ref());
-    let writers = wiring::build_writers(deployment, config, env, cancel, &metrics)?;
+    let mut writers = wiring::build_writers(deployment, config, env, cancel, &metrics)?;
+    let restore = match &deployment.restore {
+        Some(spec) => Some(Arc::new(crate::checkpoint::RestoredState::open(spec)?)),
+        None => None,
+    };
+    let in_flight = match &restore {
+        Some(r) => Some(wiring::restore_in_flight(deployment, r, &mut writers)?),
+        None => None,
+    };
     let setup = TaskSetup {
         subtask: deployment.subtask,
         name: deployment.name.clone(),
@@ -168,10 +177,7 @@ fn run_inner(
         config: config.clone(),
         writers,
         gate_inputs: deployment.gates.iter().map(|g| g.input).collect(),
-        restore: match &deployment.restore {
-            Some(spec) => Some(Arc::new(crate::checkpoint::RestoredState::open(spec)?)),
-            None => None,
-        },
+        restore,
         metrics: metrics.clone(),
     };
     operator_scope::reset();
@@ -180,8 +186,9 @@ fn run_inner(
         if deployment.is_source {
             source_loop::source_loop(&mut *inv, config, cancel, &metrics, &mut tasks)
         } else {
+            let input = (gate, in_flight);
             input_loop::input_loop(
-                &mut *inv, deployment, config, cancel, gate, &metrics, &mut tasks,
+                &mut *inv, deployment, config, cancel, input, &metrics, &mut tasks,
             )
         }
     }));

@@ -6,6 +6,7 @@
 //! `channels × buffers_per_channel + floating_buffers_per_gate` buffers.
 
 use super::TaskEnvironment;
+use crate::checkpoint::channel_state::{self, ChannelData};
 use crate::config::JobConfig;
 use crate::control::TaskDeployment;
 use crate::error::{ExchangeError, TaskError};
@@ -104,13 +105,47 @@ pub(super) fn build_writers(
             };
             subs.push(sub);
         }
-        writers.push(PartitionWriter::new(
-            subs,
-            pool,
-            config.buffer_size,
-            cancel.clone(),
-            metrics.clone(),
-        ));
+        let uid = crate::checkpoint::channel_state::output_uid(deployment.subtask.vertex, k);
+        writers.push(
+            PartitionWriter::new(
+                subs,
+                pool,
+                config.buffer_size,
+                cancel.clone(),
+                metrics.clone(),
+            )
+            .with_in_flight_uid(uid),
+        );
     }
     Ok(writers)
+}
+
+/// Queues the data in flight that the restored unaligned checkpoint stored for each output
+/// of the subtask, and returns the checkpoint with what it stored for its inputs (read
+/// before anything new; empty if nothing).
+pub(super) fn restore_in_flight(
+    deployment: &TaskDeployment,
+    restored: &crate::checkpoint::RestoredState,
+    writers: &mut [PartitionWriter],
+) -> Result<(crate::types::CheckpointId, ChannelData), TaskError> {
+    let (vertex, subtask) = (deployment.subtask.vertex, deployment.subtask.subtask);
+    let count = |data: &ChannelData| data.iter().map(|(_, b)| b.len()).sum::<usize>();
+    let mut outputs = 0;
+    for (k, writer) in writers.iter_mut().enumerate() {
+        let uid = channel_state::output_uid(vertex, k);
+        if let Some(data) = restored.channel_data(&uid, subtask, deployment.parallelism)? {
+            outputs += count(&data);
+            writer.restore_in_flight(data)?;
+        }
+    }
+    let inputs = restored.channel_data(
+        &channel_state::input_uid(vertex),
+        subtask,
+        deployment.parallelism,
+    )?;
+    let input_buffers = inputs.as_ref().map_or(0, count);
+    if outputs + input_buffers > 0 {
+        tracing::info!(task = %deployment.name, subtask, checkpoint = restored.checkpoint(), output_buffers = outputs, input_buffers, "data in flight restored");
+    }
+    Ok((restored.checkpoint(), inputs.unwrap_or_default()))
 }

@@ -295,7 +295,7 @@ pub struct CheckpointConfigBody {
     pub checkpoint_storage: String,
     /// `state.savepoints.dir`.
     pub savepoint_storage: Option<String>,
-    /// Whether checkpoints are unaligned (no).
+    /// Whether checkpoints are unaligned (`execution.checkpointing.unaligned.enabled`).
     pub unaligned_checkpoints: bool,
     /// Whether checkpoints go on after some tasks finished.
     pub checkpoints_after_tasks_finish: bool,
@@ -334,7 +334,7 @@ pub(super) async fn config(
         state_backend: v.graph.config.state_backend.kind.name().to_string(),
         checkpoint_storage: c.dir.clone(),
         savepoint_storage: c.savepoint_dir.clone(),
-        unaligned_checkpoints: false,
+        unaligned_checkpoints: c.unaligned,
         checkpoints_after_tasks_finish: true,
     }))
 }

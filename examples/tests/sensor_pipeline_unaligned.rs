@@ -1,0 +1,160 @@
+//! Checkpoints under back-pressure: the real `sensor_pipeline` binary with its window
+//! results' sinks throttled to a tenth of what the source produces. Aligned barriers wait
+//! behind the queued results and the checkpoints time out; unaligned barriers overtake
+//! them, the checkpoints store the data in flight and complete. Both runs write exactly
+//! the failure-free output, and so does a back-pressured run with unaligned checkpoints
+//! and five seeded failures, whose restores put the data in flight back.
+
+mod common;
+
+use common::{
+    assert_same_outputs, example_bin, run_sensor_outputs, run_sensor_outputs_with_env, Outcome,
+};
+use tempfile::TempDir;
+
+/// 2,000,000 readings at 400,000 per second: ten one-second windows of 10,000 results, four
+/// windows per second of input, while the sinks take 2 × 2,000 results per second. Each
+/// window fires once the next one starts (the readings of a subtask are in order).
+const ARGS: [&str; 8] = [
+    "--records",
+    "2000000",
+    "--parallelism",
+    "2",
+    "--throttle-records-per-sec",
+    "400000",
+    "--max-out-of-orderness-ms",
+    "0",
+];
+
+/// Runs the back-pressured job with `unaligned` checkpoints (every 500 ms, aborted after
+/// 10 s, failures tolerated); returns the outcome and the outputs. The results queued
+/// between the window task and its sinks (up to about 2 × 39,000 per subtask) take the
+/// sinks far longer than the timeout.
+fn back_pressured(dir: &TempDir, unaligned: bool) -> (Outcome, [Vec<String>; 3]) {
+    let tag = if unaligned { "unaligned" } else { "aligned" };
+    let checkpoints = format!("file://{}", dir.path().join(tag).display());
+    let extra: Vec<String> = [
+        "--checkpoint-interval-ms",
+        "500",
+        "--checkpoint-dir",
+        &checkpoints,
+        "--sink-throttle-records-per-sec",
+        "2000",
+        "-D",
+        &format!("execution.checkpointing.unaligned.enabled={unaligned}"),
+        "-D",
+        "execution.checkpointing.timeout=10s",
+        "-D",
+        "execution.checkpointing.tolerable-failed-checkpoints=1000",
+        // Deep queues: 60 buffers of 32 KiB (about 650 results each) per channel.
+        "-D",
+        "taskmanager.network.memory.buffers-per-channel=20",
+        "-D",
+        "taskmanager.network.memory.floating-buffers-per-gate=40",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    run_sensor_outputs(
+        &example_bin("sensor_pipeline"),
+        dir.path(),
+        tag,
+        &ARGS,
+        &extra,
+    )
+}
+
+/// The tests of this file run one at a time: each needs the machine's cores for its timing.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn timed_out(outcome: &Outcome) -> usize {
+    outcome.stderr.matches("not complete within 10s").count()
+}
+
+#[test]
+fn with_a_sink_at_a_tenth_of_the_rate_aligned_checkpoints_time_out_and_unaligned_ones_complete() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new().unwrap();
+    let (clean, want) = run_sensor_outputs(
+        &example_bin("sensor_pipeline"),
+        dir.path(),
+        "clean",
+        &ARGS,
+        &[],
+    );
+    clean.assert_success();
+
+    let (aligned, got) = back_pressured(&dir, false);
+    aligned.assert_success();
+    assert_same_outputs(&got, &want, "failure-free (aligned)");
+    let (unaligned, got) = back_pressured(&dir, true);
+    unaligned.assert_success();
+    assert_same_outputs(&got, &want, "failure-free (unaligned)");
+
+    // Aligned barriers wait behind the queued results for longer than the timeout; the
+    // unaligned ones overtake them (the first checkpoints, before the queues fill, and
+    // the last ones complete either way; a window firing into full buffers can hold an
+    // unaligned barrier back for a few seconds).
+    let (a, u) = (completed(&aligned), completed(&unaligned));
+    assert!(
+        timed_out(&aligned) >= 2 && a <= 4,
+        "aligned: {a} completed, {} timed out: {}",
+        timed_out(&aligned),
+        aligned.stderr
+    );
+    assert!(
+        u >= 10 && u >= 3 * a,
+        "unaligned: {u} completed against {a} aligned: {}",
+        unaligned.stderr
+    );
+}
+
+/// The checkpoints a run completed, from its summary.
+fn completed(o: &Outcome) -> u32 {
+    o.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoints completed: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn five_seeded_failures_with_unaligned_checkpoints_under_back_pressure_leave_the_output_of_the_failure_free_run(
+) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // 400,000 readings: four windows, the failures spread over them, the later ones while
+    // the sinks hold the job back.
+    let args = ["--records", "400000", "--parallelism", "2"];
+    let dir = TempDir::new().unwrap();
+    let bin = example_bin("sensor_pipeline");
+    let (clean, want) = run_sensor_outputs(&bin, dir.path(), "clean", &args, &[]);
+    clean.assert_success();
+    let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
+    let extra: Vec<String> = [
+        "--checkpoint-interval-ms",
+        "100",
+        "--checkpoint-dir",
+        &checkpoints,
+        "--fail-randomly",
+        "7:5",
+        "--throttle-records-per-sec",
+        "200000",
+        "--sink-throttle-records-per-sec",
+        "2000",
+        "-D",
+        "execution.checkpointing.unaligned.enabled=true",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let env = [("RUST_LOG".into(), "warn,weir_runtime::task=info".into())];
+    let (failing, got) =
+        run_sensor_outputs_with_env(&bin, dir.path(), "failing", &args, &extra, &env);
+    failing.assert_success().assert_failures_injected(5);
+    assert_same_outputs(&got, &want, "failure-free");
+    assert!(
+        failing.stderr.contains("data in flight restored"),
+        "a restore put data in flight back: {}",
+        failing.stderr
+    );
+}

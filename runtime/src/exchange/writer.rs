@@ -127,6 +127,12 @@ impl PartitionWriter {
             };
             let sub = ch.sub.clone();
             for stored in buffers {
+                if HEADER_LEN + stored.bytes.len() > self.capacity {
+                    return Err(ExchangeError::InputFailed(format!(
+                        "restored data in flight holds a buffer of {} bytes, more than this job's network buffers take (taskmanager.network.buffer-size): restore with the buffer size the checkpoint was taken with",
+                        stored.bytes.len()
+                    )));
+                }
                 let mut b = self.request()?;
                 b.vec_mut().extend_from_slice(&stored.bytes);
                 b.flags = stored.flags;
@@ -331,5 +337,62 @@ impl Drop for PartitionWriter {
                 ch.sub.close();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::channel_state::ChannelBuffer;
+    use crate::exchange::{BufferPool, InputGate, InputMessage, NetworkBufferPool};
+    use crate::types::{GateAddress, JobId, SubtaskId};
+
+    fn writer(gate: &InputGate) -> (PartitionWriter, Arc<Subpartition>) {
+        let address = GateAddress {
+            subtask: SubtaskId {
+                job: JobId(1),
+                vertex: 2,
+                subtask: 0,
+            },
+            gate: 0,
+        };
+        let sub = Arc::new(Subpartition::local(gate.sender(), address, 0));
+        let pool = BufferPool::new(&NetworkBufferPool::new(4), 4, 64, "test").unwrap();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(TaskMetrics::default());
+        let w = PartitionWriter::new(vec![sub.clone()], pool, 64, cancel, metrics);
+        (w, sub)
+    }
+
+    fn stored(bytes: Vec<u8>) -> ChannelBuffer {
+        ChannelBuffer {
+            complete: bytes.len() as u32,
+            bytes,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn restored_data_in_flight_goes_out_first_and_an_oversized_buffer_is_refused_naming_the_key() {
+        let gate = InputGate::new();
+        let (mut w, sub) = writer(&gate);
+        w.restore_in_flight(vec![(0, vec![stored(vec![7; 10]), stored(vec![8; 5])])])
+            .unwrap();
+        sub.add_credit(2);
+        let got: Vec<Vec<u8>> = std::iter::from_fn(|| gate.try_recv())
+            .map(|m| match m {
+                InputMessage::Buffer { buffer, .. } => buffer.payload().to_vec(),
+                other => panic!("not a buffer: {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![vec![7; 10], vec![8; 5]]);
+
+        let err = w
+            .restore_in_flight(vec![(0, vec![stored(vec![1; 5000])])])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("taskmanager.network.buffer-size"), "{err}");
+        let err = w.restore_in_flight(vec![(3, Vec::new())]).unwrap_err();
+        assert!(err.to_string().contains("channel 3"), "{err}");
     }
 }

@@ -118,3 +118,70 @@ fn check_in_flight(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_runtime::checkpoint::channel_state::{empty_state_file_size, input_uid, output_uid};
+    use weir_runtime::checkpoint::{CheckpointMetadata, OperatorStateHandles, SubtaskStateHandle};
+    use weir_runtime::{JobConfig, JobId, JobVertex};
+
+    fn graph(parallelism: [u16; 2]) -> JobGraph {
+        let vertex = |id: u32| JobVertex {
+            id,
+            name: format!("v{id}"),
+            parallelism: parallelism[id as usize],
+            max_parallelism: 128,
+            is_source: id == 0,
+            is_sink: id == 1,
+            operator_uids: Vec::new(),
+            factory: None,
+        };
+        JobGraph {
+            name: "unaligned".into(),
+            vertices: vec![vertex(0), vertex(1)],
+            edges: Vec::new(),
+            config: JobConfig::default(),
+        }
+    }
+
+    /// A checkpoint of vertex 0's outputs and vertex 1's inputs at parallelism 2, whose
+    /// in-flight state files have `sizes`.
+    fn metadata(sizes: [u64; 2]) -> CheckpointMetadata {
+        let op = |uid: String, size: u64| OperatorStateHandles {
+            uid,
+            parallelism: 2,
+            max_parallelism: 128,
+            subtasks: (0..2)
+                .map(|i| SubtaskStateHandle::new(&format!("f{i}"), i, size, (0, 0)))
+                .collect(),
+        };
+        CheckpointMetadata {
+            job: JobId(3),
+            job_name: "unaligned".into(),
+            checkpoint: 9,
+            timestamp_ms: 0,
+            savepoint: false,
+            operators: vec![op(output_uid(0, 0), sizes[0]), op(input_uid(1), sizes[1])],
+        }
+    }
+
+    #[test]
+    fn data_in_flight_restores_only_at_the_parallelism_it_was_taken_at() {
+        let empty = empty_state_file_size();
+        assert!(check_in_flight(&graph([2, 2]), &metadata([empty + 40, empty])).is_ok());
+        // Without data in flight any parallelism goes.
+        assert!(check_in_flight(&graph([3, 1]), &metadata([empty, empty])).is_ok());
+        let err = check_in_flight(&graph([2, 3]), &metadata([empty, empty + 40])).unwrap_err();
+        assert!(
+            err.contains("parallelism 2")
+                && err.contains("now runs at 3")
+                && err.contains("savepoint"),
+            "{err}"
+        );
+        let mut one_vertex = graph([2, 2]);
+        one_vertex.vertices.pop();
+        let err = check_in_flight(&one_vertex, &metadata([empty + 40, empty])).unwrap_err();
+        assert!(err.contains("no such vertex"), "{err}");
+    }
+}

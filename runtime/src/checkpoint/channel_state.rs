@@ -75,9 +75,7 @@ impl OperatorSnapshot {
         weir_state_backends::encode_into(data, &mut bytes).map_err(|e| {
             TaskError::Checkpoint(format!("cannot encode the data in flight of '{uid}': {e}"))
         })?;
-        let mut snapshot = Self::operator_list(uid, &[])?;
-        snapshot.bytes = bytes;
-        Ok(snapshot)
+        Ok(Self::unkeyed(uid, bytes))
     }
 
     /// Decodes stored in-flight data.

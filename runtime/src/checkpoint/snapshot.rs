@@ -150,13 +150,18 @@ impl OperatorSnapshot {
         weir_state_backends::encode_into(&entries, &mut bytes).map_err(|e| {
             TaskError::Checkpoint(format!("cannot encode the state of '{uid}': {e}"))
         })?;
-        Ok(Self {
+        Ok(Self::unkeyed(uid, bytes))
+    }
+
+    /// State of `uid` that covers no key group, already encoded.
+    pub(super) fn unkeyed(uid: &str, bytes: Vec<u8>) -> Self {
+        Self {
             uid: uid.to_string(),
             key_groups: KeyGroupRange::new(0, 0),
             bytes,
             native: None,
             streamed: None,
-        })
+        }
     }
 
     /// Decodes operator list state.

@@ -111,14 +111,14 @@ fn receive(
         metrics.add_idle_ns(since.elapsed().as_nanos() as u64);
     }
     match message {
-        Ok(InputMessage::Buffer { .. }) => {
-            arrive(inv, inputs, gate, message.ok(), commands)?;
+        Ok(m @ InputMessage::Buffer { .. }) => {
+            arrive(inv, inputs, gate, m, commands)?;
             let records = inputs.take_next(inv, commands)?;
             metrics.add_records_in(records);
             Ok(true)
         }
-        Ok(InputMessage::Priority { .. }) => {
-            if priority(inv, inputs, message.ok(), commands)? {
+        Ok(m @ InputMessage::Priority { .. }) => {
+            if priority(inv, inputs, m, commands)? {
                 drain(inv, inputs, gate, commands)?;
             }
             Ok(false)
@@ -158,7 +158,7 @@ fn take_priority(
 ) -> Result<bool, TaskError> {
     let mut started = false;
     while let Some(m) = gate.try_recv_priority() {
-        started |= priority(inv, inputs, Some(m), commands)?;
+        started |= priority(inv, inputs, m, commands)?;
     }
     Ok(started)
 }
@@ -167,15 +167,15 @@ fn take_priority(
 fn priority(
     inv: &mut dyn TaskInvokable,
     inputs: &mut Inputs,
-    message: Option<InputMessage>,
+    message: InputMessage,
     commands: &mut Commands<'_>,
 ) -> Result<bool, TaskError> {
     match message {
-        Some(InputMessage::Priority {
+        InputMessage::Priority {
             gate: g,
             channel,
             barrier,
-        }) => inputs.priority(inv, (g, channel), barrier, commands),
+        } => inputs.priority(inv, (g, channel), barrier, commands),
         _ => Ok(false),
     }
 }
@@ -190,7 +190,7 @@ fn drain(
 ) -> Result<(), TaskError> {
     while let Some(m) = gate.try_recv_data() {
         match m {
-            InputMessage::Buffer { .. } => arrive(inv, inputs, gate, Some(m), commands)?,
+            InputMessage::Buffer { .. } => arrive(inv, inputs, gate, m, commands)?,
             other => control(inputs, other)?,
         }
     }
@@ -204,15 +204,15 @@ fn arrive(
     inv: &mut dyn TaskInvokable,
     inputs: &mut Inputs,
     gate: &InputGate,
-    message: Option<InputMessage>,
+    message: InputMessage,
     commands: &mut Commands<'_>,
 ) -> Result<(), TaskError> {
     let started = take_priority(inv, inputs, gate, commands)?;
-    if let Some(InputMessage::Buffer {
+    if let InputMessage::Buffer {
         gate: g,
         channel,
         buffer,
-    }) = message
+    } = message
     {
         inputs.arrive(g, channel, buffer, commands)?;
     }

@@ -490,3 +490,65 @@ fn output_committed_by_a_task_whose_input_ended_is_not_repeated_when_another_tas
         "the slow pipeline's output exactly once"
     );
 }
+
+#[test]
+fn a_bounded_job_commits_its_last_records_with_the_final_checkpoint_it_takes_once_every_input_ended(
+) {
+    const N: u64 = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_local_taskmanagers(2);
+    // No periodic checkpoint falls within the job: the only one is the final checkpoint.
+    env.enable_checkpointing(
+        Duration::from_secs(3600),
+        &format!("file://{}", dir.path().display()),
+    );
+    env.from_generator(GeneratorSource::new(Some(N), |i| i))
+        .rebalance()
+        .sink_to_files(weir_api::sink::FileSink::new(
+            out.path(),
+            |v: &u64, line: &mut String| {
+                use std::fmt::Write;
+                let _ = write!(line, "{v}");
+            },
+        ))
+        .uid("files");
+    env.execute("final-checkpoint").unwrap();
+    let (lines, hidden) = visible_lines(out.path());
+    let mut want: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+    want.sort();
+    assert!(lines == want, "{} of {N} records committed", lines.len());
+    assert!(hidden.is_empty(), "nothing left pending: {hidden:?}");
+    let metadata: Vec<String> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("_metadata"))
+        .map(|p| {
+            p.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        metadata,
+        vec!["chk-1".to_string()],
+        "one checkpoint, the final one"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}

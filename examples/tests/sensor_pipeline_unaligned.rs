@@ -3,7 +3,9 @@
 //! behind the queued results and the checkpoints time out; unaligned barriers overtake
 //! them, the checkpoints store the data in flight and complete. Both runs write exactly
 //! the failure-free output, and so does a back-pressured run with unaligned checkpoints
-//! and five seeded failures, whose restores put the data in flight back.
+//! and five seeded failures, whose restores put the data in flight back. With an
+//! aligned-checkpoint timeout the barriers start aligned and overtake once they waited:
+//! checkpoints complete, and five seeded failures again leave the failure-free output.
 
 mod common;
 
@@ -26,22 +28,19 @@ const ARGS: [&str; 8] = [
     "0",
 ];
 
-/// Runs the back-pressured job with `unaligned` checkpoints (every 500 ms, aborted after
-/// 10 s, failures tolerated); returns the outcome and the outputs. The results queued
-/// between the window task and its sinks (up to about 2 × 39,000 per subtask) take the
-/// sinks far longer than the timeout.
-fn back_pressured(dir: &TempDir, unaligned: bool) -> (Outcome, [Vec<String>; 3]) {
-    let tag = if unaligned { "unaligned" } else { "aligned" };
+/// Runs the back-pressured job with checkpoints every 500 ms (aborted after 10 s, failures
+/// tolerated) and `settings` (`-D` values); returns the outcome and the outputs. The
+/// results queued between the window task and its sinks (up to about 2 × 39,000 per
+/// subtask) take the sinks far longer than the timeout.
+fn back_pressured(dir: &TempDir, tag: &str, settings: &[&str]) -> (Outcome, [Vec<String>; 3]) {
     let checkpoints = format!("file://{}", dir.path().join(tag).display());
-    let extra: Vec<String> = [
+    let mut extra: Vec<String> = [
         "--checkpoint-interval-ms",
         "500",
         "--checkpoint-dir",
         &checkpoints,
         "--sink-throttle-records-per-sec",
         "2000",
-        "-D",
-        &format!("execution.checkpointing.unaligned.enabled={unaligned}"),
         "-D",
         "execution.checkpointing.timeout=10s",
         "-D",
@@ -55,14 +54,21 @@ fn back_pressured(dir: &TempDir, unaligned: bool) -> (Outcome, [Vec<String>; 3])
     .iter()
     .map(|a| a.to_string())
     .collect();
-    run_sensor_outputs(
+    for s in settings {
+        extra.extend(["-D".to_string(), s.to_string()]);
+    }
+    let env = [("RUST_LOG".into(), "warn,weir_runtime::task=info".into())];
+    run_sensor_outputs_with_env(
         &example_bin("sensor_pipeline"),
         dir.path(),
         tag,
         &ARGS,
         &extra,
+        &env,
     )
 }
+
+const UNALIGNED: &str = "execution.checkpointing.unaligned.enabled=true";
 
 /// The tests of this file run one at a time: each needs the machine's cores for its timing.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -84,10 +90,10 @@ fn with_a_sink_at_a_tenth_of_the_rate_aligned_checkpoints_time_out_and_unaligned
     );
     clean.assert_success();
 
-    let (aligned, got) = back_pressured(&dir, false);
+    let (aligned, got) = back_pressured(&dir, "aligned", &[]);
     aligned.assert_success();
     assert_same_outputs(&got, &want, "failure-free (aligned)");
-    let (unaligned, got) = back_pressured(&dir, true);
+    let (unaligned, got) = back_pressured(&dir, "unaligned", &[UNALIGNED]);
     unaligned.assert_success();
     assert_same_outputs(&got, &want, "failure-free (unaligned)");
 
@@ -109,6 +115,30 @@ fn with_a_sink_at_a_tenth_of_the_rate_aligned_checkpoints_time_out_and_unaligned
     );
 }
 
+#[test]
+fn with_an_aligned_checkpoint_timeout_barriers_overtake_once_they_waited_and_checkpoints_complete()
+{
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new().unwrap();
+    let bin = example_bin("sensor_pipeline");
+    let (clean, want) = run_sensor_outputs(&bin, dir.path(), "clean", &ARGS, &[]);
+    clean.assert_success();
+    let timeout = "execution.checkpointing.aligned-checkpoint-timeout=200ms";
+    let (run, got) = back_pressured(&dir, "timeout", &[UNALIGNED, timeout]);
+    run.assert_success();
+    assert_same_outputs(&got, &want, "failure-free (aligned-checkpoint timeout)");
+    // The barriers start aligned; behind the queued results they wait, then overtake them
+    // from the window task's output queues.
+    assert!(
+        run.stderr
+            .contains("aligned barriers timed out in the output queues"),
+        "{}",
+        run.stderr
+    );
+    let done = completed(&run);
+    assert!(done >= 10, "{done} completed: {}", run.stderr);
+}
+
 /// The checkpoints a run completed, from its summary.
 fn completed(o: &Outcome) -> u32 {
     o.stdout
@@ -121,6 +151,29 @@ fn completed(o: &Outcome) -> u32 {
 #[test]
 fn five_seeded_failures_with_unaligned_checkpoints_under_back_pressure_leave_the_output_of_the_failure_free_run(
 ) {
+    let restored = seeded_failures(&[UNALIGNED]);
+    assert!(
+        restored.contains("data in flight restored"),
+        "a restore put data in flight back: {restored}"
+    );
+}
+
+#[test]
+fn five_seeded_failures_with_an_aligned_checkpoint_timeout_leave_the_output_of_the_failure_free_run(
+) {
+    let log = seeded_failures(&[
+        UNALIGNED,
+        "execution.checkpointing.aligned-checkpoint-timeout=50ms",
+    ]);
+    assert!(
+        log.contains("aligned barriers timed out in the output queues"),
+        "barriers overtook: {log}"
+    );
+}
+
+/// Runs the job back-pressured with five seeded failures, checkpoints every 100 ms and
+/// `settings`; checks its output is the failure-free run's and returns its log.
+fn seeded_failures(settings: &[&str]) -> String {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // 400,000 readings: four windows, the failures spread over them, the later ones while
     // the sinks hold the job back.
@@ -130,7 +183,7 @@ fn five_seeded_failures_with_unaligned_checkpoints_under_back_pressure_leave_the
     let (clean, want) = run_sensor_outputs(&bin, dir.path(), "clean", &args, &[]);
     clean.assert_success();
     let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
-    let extra: Vec<String> = [
+    let mut extra: Vec<String> = [
         "--checkpoint-interval-ms",
         "100",
         "--checkpoint-dir",
@@ -141,20 +194,17 @@ fn five_seeded_failures_with_unaligned_checkpoints_under_back_pressure_leave_the
         "200000",
         "--sink-throttle-records-per-sec",
         "2000",
-        "-D",
-        "execution.checkpointing.unaligned.enabled=true",
     ]
     .iter()
     .map(|a| a.to_string())
     .collect();
+    for s in settings {
+        extra.extend(["-D".to_string(), s.to_string()]);
+    }
     let env = [("RUST_LOG".into(), "warn,weir_runtime::task=info".into())];
     let (failing, got) =
         run_sensor_outputs_with_env(&bin, dir.path(), "failing", &args, &extra, &env);
     failing.assert_success().assert_failures_injected(5);
     assert_same_outputs(&got, &want, "failure-free");
-    assert!(
-        failing.stderr.contains("data in flight restored"),
-        "a restore put data in flight back: {}",
-        failing.stderr
-    );
+    failing.stderr
 }

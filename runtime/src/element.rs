@@ -23,6 +23,9 @@ const TAG_END_OF_DATA: u8 = 8;
 /// Size of the frame header: the length prefix.
 pub const FRAME_HEADER: usize = 4;
 
+/// Size of a barrier's frame: header, tag, checkpoint id and options.
+pub const BARRIER_FRAME_LEN: usize = FRAME_HEADER + 1 + 8 + 1;
+
 /// Options carried by a checkpoint barrier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BarrierOptions {
@@ -40,16 +43,30 @@ pub struct BarrierOptions {
     /// ahead of the buffers queued for its channels, and the data it overtook becomes part
     /// of the checkpoint (see [`crate::checkpoint::channel_state`]).
     pub unaligned: bool,
+    /// Whether an aligned barrier turns unaligned once it waited longer than
+    /// `execution.checkpointing.aligned-checkpoint-timeout`: at an output, since its task
+    /// emitted it; at an input, since the checkpoint's first barrier reached the task.
+    pub timeout: bool,
 }
 
 impl BarrierOptions {
-    /// The options as one byte of flags (bits 0 to 4; the others are zero).
+    /// The same options for a barrier that overtakes the data in flight (an aligned
+    /// barrier whose alignment timed out).
+    pub fn overtaking(self) -> Self {
+        Self {
+            unaligned: true,
+            ..self
+        }
+    }
+
+    /// The options as one byte of flags (bits 0 to 5; the others are zero).
     pub fn to_byte(self) -> u8 {
         u8::from(self.savepoint)
             | (u8::from(self.aligned) << 1)
             | (u8::from(self.stop) << 2)
             | (u8::from(self.drain) << 3)
             | (u8::from(self.unaligned) << 4)
+            | (u8::from(self.timeout) << 5)
     }
 
     /// The options of a byte [`Self::to_byte`] made (other bits are ignored).
@@ -60,6 +77,7 @@ impl BarrierOptions {
             stop: b & 4 != 0,
             drain: b & 8 != 0,
             unaligned: b & 16 != 0,
+            timeout: b & 32 != 0,
         }
     }
 }
@@ -338,8 +356,14 @@ mod tests {
             stop: true,
             drain: true,
             unaligned: true,
+            timeout: true,
         };
+        assert_eq!(BarrierOptions::from_byte(opts.to_byte()), opts);
         write_event(&mut buf, &Element::EndOfData);
+        let before = buf.len();
+        write_event(&mut buf, &Element::Barrier(7, opts));
+        assert_eq!(buf.len() - before, BARRIER_FRAME_LEN);
+        buf.truncate(before);
         write_event(&mut buf, &Element::Barrier(7, opts));
         write_event(&mut buf, &Element::EndOfPartition);
         let mut r = ElementReader::new(&buf);

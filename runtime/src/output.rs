@@ -245,6 +245,7 @@ mod tests {
         stop: false,
         drain: false,
         unaligned: false,
+        timeout: false,
     };
 
     #[test]

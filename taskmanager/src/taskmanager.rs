@@ -188,10 +188,11 @@ impl TaskManagerGateway for Gateway {
                 ..
             } => {
                 // Only sources start a checkpoint; the others join when its barriers
-                // reach them.
+                // reach them, and learn of one whose barriers may overtake, to time it.
+                let everyone = options.timeout && !options.unaligned;
                 let tasks = self.0.tasks.lock().expect("tasks poisoned");
                 for ((id, _), t) in tasks.running.iter() {
-                    if id.job == job && t.is_source {
+                    if id.job == job && (t.is_source || everyone) {
                         let _ = t.commands.send(TaskCommand::TriggerCheckpoint {
                             checkpoint,
                             options,

@@ -351,14 +351,17 @@ impl CheckpointCoordinator {
         }
         let is_savepoint = target.is_some();
         let stop = savepoint.as_ref().is_some_and(|(_, s)| s.stop);
+        let overtaking = !is_savepoint && self.config.unaligned;
         let options = BarrierOptions {
             savepoint: is_savepoint,
             // Savepoints always align, so they are consistent whatever the mode.
             aligned: is_savepoint || self.config.mode == CheckpointingMode::ExactlyOnce,
             stop,
             drain: stop && savepoint.as_ref().is_some_and(|(_, s)| s.drain),
-            // Savepoints align; checkpoints overtake the data in flight if configured.
-            unaligned: !is_savepoint && self.config.unaligned,
+            // Savepoints align; checkpoints overtake the data in flight if configured, at
+            // once or after the aligned-checkpoint timeout.
+            unaligned: overtaking && self.config.aligned_timeout.is_zero(),
+            timeout: overtaking && !self.config.aligned_timeout.is_zero(),
         };
         let checkpoint = self.next_id;
         self.next_id += 1;

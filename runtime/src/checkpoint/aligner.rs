@@ -14,7 +14,9 @@
 //! Invariants (checked by the tests): at most one checkpoint is being aligned at a time; a
 //! barrier of a newer checkpoint aborts the older alignment (its channels are released) and
 //! starts the newer one; barriers of an aborted or completed checkpoint are ignored; a
-//! completed alignment releases every channel and reports how long it took.
+//! completed alignment releases every channel and reports how long it took; an alignment
+//! that gives way to an unaligned snapshot ([`BarrierAligner::give_way`]) releases every
+//! channel too.
 
 use crate::element::BarrierOptions;
 use crate::exchange::Buffer;
@@ -109,9 +111,15 @@ impl BarrierAligner {
         self.blocked[channel]
     }
 
-    /// The task restored `checkpoint`: its barriers and older ones are stale.
-    pub fn restored(&mut self, checkpoint: CheckpointId) {
+    /// The barriers of `checkpoint` and older ones are stale: the task restored it, or
+    /// snapshotted it without aligning.
+    pub fn pass(&mut self, checkpoint: CheckpointId) {
         self.last_done = self.last_done.max(Some(checkpoint));
+    }
+
+    /// Returns the newest checkpoint completed or aborted here.
+    pub fn last_done(&self) -> Option<CheckpointId> {
+        self.last_done
     }
 
     /// Returns whether a buffer arriving on `channel` must be held back: the channel is
@@ -150,6 +158,24 @@ impl BarrierAligner {
     /// Returns the checkpoint being aligned, if any.
     pub fn pending(&self) -> Option<CheckpointId> {
         self.pending.as_ref().map(|p| p.checkpoint)
+    }
+
+    /// Returns the checkpoint being aligned, its options and when its first barrier came.
+    pub fn alignment(&self) -> Option<(CheckpointId, BarrierOptions, Instant)> {
+        self.pending
+            .as_ref()
+            .map(|p| (p.checkpoint, p.options, p.started))
+    }
+
+    /// The alignment of the pending checkpoint gives way to an unaligned snapshot (its
+    /// alignment timed out): every channel is released, and later barriers of the
+    /// checkpoint are stale. Returns, per channel, whether it delivered the barrier (or
+    /// ended) before.
+    pub fn give_way(&mut self) -> Option<Vec<bool>> {
+        let p = self.pending.take()?;
+        self.blocked.iter_mut().for_each(|b| *b = false);
+        self.last_done = Some(p.checkpoint);
+        Some(p.seen)
     }
 
     /// Channel `channel` delivered `Barrier(checkpoint)`.
@@ -240,6 +266,7 @@ mod tests {
         stop: false,
         drain: false,
         unaligned: false,
+        timeout: false,
     };
     const AT_LEAST_ONCE: BarrierOptions = BarrierOptions {
         savepoint: false,
@@ -247,6 +274,7 @@ mod tests {
         stop: false,
         drain: false,
         unaligned: false,
+        timeout: false,
     };
 
     fn is_snapshot(a: &AlignAction, id: CheckpointId) -> bool {
@@ -357,6 +385,23 @@ mod tests {
         );
         assert!(a.next_released().is_none());
         assert!(!a.holds_back(0));
+    }
+
+    #[test]
+    fn an_alignment_that_gives_way_releases_every_channel_and_its_later_barriers_are_stale() {
+        let mut a = BarrierAligner::new(3);
+        assert_eq!(a.give_way(), None, "nothing is aligning");
+        a.end(2);
+        assert_eq!(a.barrier(0, 4, EXACTLY_ONCE).action, AlignAction::Block);
+        assert_eq!(
+            a.alignment().map(|(c, o, _)| (c, o)),
+            Some((4, EXACTLY_ONCE))
+        );
+        assert_eq!(a.give_way(), Some(vec![true, false, true]));
+        assert!((0..3).all(|c| !a.is_blocked(c)));
+        assert_eq!(a.pending(), None);
+        assert_eq!(a.barrier(1, 4, EXACTLY_ONCE).action, AlignAction::Continue);
+        assert_eq!(a.barrier(1, 5, EXACTLY_ONCE).action, AlignAction::Block);
     }
 
     #[test]

@@ -39,6 +39,17 @@ pub struct ChannelBuffer {
     pub complete: u32,
 }
 
+impl ChannelBuffer {
+    /// A copy of the payload and flags of `buffer`.
+    pub fn copy_of(buffer: &crate::exchange::Buffer) -> Self {
+        Self {
+            bytes: buffer.payload().to_vec(),
+            flags: buffer.flags,
+            complete: buffer.complete,
+        }
+    }
+}
+
 /// The in-flight data of one side of a subtask: per channel index, its buffers in order.
 pub type ChannelData = Vec<(u32, Vec<ChannelBuffer>)>;
 

@@ -139,6 +139,14 @@ pub const CHECKPOINTING_UNALIGNED: Key<bool> = Key {
     parse: boolean,
 };
 
+/// `execution.checkpointing.aligned-checkpoint-timeout`.
+pub const CHECKPOINTING_ALIGNED_TIMEOUT: Key<Duration> = Key {
+    name: "execution.checkpointing.aligned-checkpoint-timeout",
+    default: "0 ms",
+    doc: "with unaligned checkpoints: barriers start aligned and overtake the data in flight once one waited this long at an output or an input; 0 starts them unaligned",
+    parse: duration,
+};
+
 /// `execution.checkpointing.timeout`.
 pub const CHECKPOINTING_TIMEOUT: Key<Duration> = Key {
     name: "execution.checkpointing.timeout",
@@ -329,6 +337,7 @@ pub const JOB: &[KeyInfo] = &[
     CHECKPOINTING_INTERVAL.info(),
     CHECKPOINTING_MODE.info(),
     CHECKPOINTING_UNALIGNED.info(),
+    CHECKPOINTING_ALIGNED_TIMEOUT.info(),
     CHECKPOINTING_TIMEOUT.info(),
     CHECKPOINTING_MIN_PAUSE.info(),
     MAX_CONCURRENT_CHECKPOINTS.info(),

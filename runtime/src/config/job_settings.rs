@@ -37,6 +37,7 @@ impl JobSettings {
             dir: c.get(&CHECKPOINTS_DIR)?.unwrap_or_default(),
             mode: c.get(&CHECKPOINTING_MODE)?,
             unaligned: c.get(&CHECKPOINTING_UNALIGNED)?,
+            aligned_timeout: c.get(&CHECKPOINTING_ALIGNED_TIMEOUT)?,
             savepoint_dir: c.get(&SAVEPOINTS_DIR)?,
         };
         if checkpoint_defaults.unaligned

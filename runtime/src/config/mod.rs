@@ -241,6 +241,10 @@ pub struct CheckpointConfig {
     /// Whether checkpoint barriers overtake the data in flight
     /// (`execution.checkpointing.unaligned.enabled`, default false; exactly-once only).
     pub unaligned: bool,
+    /// With `unaligned`: how long a barrier waits aligned before it overtakes the data in
+    /// flight (`execution.checkpointing.aligned-checkpoint-timeout`, default 0: barriers
+    /// start unaligned).
+    pub aligned_timeout: Duration,
     /// Where savepoints go when a request names no directory (`state.savepoints.dir`): a
     /// URL or a path.
     pub savepoint_dir: Option<String>,
@@ -259,6 +263,7 @@ impl CheckpointConfig {
             dir: dir.into(),
             mode: CheckpointingMode::ExactlyOnce,
             unaligned: false,
+            aligned_timeout: Duration::ZERO,
             savepoint_dir: None,
         }
     }

@@ -34,6 +34,9 @@ pub fn segment_capacity(buffer_size: usize) -> usize {
 pub const FLAG_CONTINUES: u8 = 1;
 /// Flag: the buffer is the last of its channel (it ends with end-of-partition).
 pub const FLAG_END: u8 = 2;
+/// Flag: the buffer ends with an aligned barrier that may overtake the data in flight
+/// (`execution.checkpointing.aligned-checkpoint-timeout`); its frame starts at `complete`.
+pub const FLAG_BARRIER: u8 = 4;
 
 /// The TaskManager-wide budget of network buffers.
 #[derive(Debug)]

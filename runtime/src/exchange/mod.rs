@@ -26,8 +26,8 @@ mod valve;
 mod writer;
 
 pub use buffer::{
-    segment_capacity, Buffer, BufferPool, NetworkBufferPool, PoolStats, FLAG_CONTINUES, FLAG_END,
-    SPAN_SLACK,
+    segment_capacity, Buffer, BufferPool, NetworkBufferPool, PoolStats, FLAG_BARRIER,
+    FLAG_CONTINUES, FLAG_END, SPAN_SLACK,
 };
 pub use connection::{ConnectionError, ConnectionManager, WRITE_WAIT_SLICE};
 pub use credit::{CreditViolation, GateCredits, InputCredits};

@@ -28,7 +28,7 @@ use thiserror::Error;
 /// First bytes of every data connection.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"WEIR";
 /// Version of the data protocol; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u8 = 5;
+pub const PROTOCOL_VERSION: u8 = 6;
 /// Length of the hello's fixed start: magic and version (the secret follows).
 pub const HELLO_LEN: usize = 5;
 /// Longest cluster secret a hello may carry.
@@ -250,7 +250,7 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError>
                     max: MAX_FRAME_BYTES,
                 });
             }
-            if h.flags & !3 != 0 {
+            if h.flags & !7 != 0 {
                 return Err(ProtocolError::UnknownFlags { flags: h.flags });
             }
             if h.complete > h.len {

@@ -98,6 +98,9 @@ struct State {
     delivered: u64,
     /// Threads waiting in [`Subpartition::wait_drained`].
     waiters: usize,
+    /// The aligned barrier that may still overtake: its checkpoint and the number of the
+    /// queued buffer that ends with it.
+    barrier: Option<(crate::types::CheckpointId, u64)>,
 }
 
 /// The producer end of one channel.
@@ -184,15 +187,76 @@ impl Subpartition {
         if s.finished {
             return Ok(Vec::new());
         }
+        let overtaken = s.queue.iter().map(ChannelBuffer::copy_of).collect();
+        self.send_priority(&mut s, checkpoint, options)?;
+        Ok(overtaken)
+    }
+
+    /// The aligned barrier of `checkpoint` was just queued as the end of the last queued
+    /// buffer: it may overtake the buffers ahead of it later
+    /// ([`Self::overtake_barrier`]). Nothing is noted if it was delivered already.
+    pub fn note_barrier(&self, checkpoint: crate::types::CheckpointId) {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        s.barrier = match s.queue.len() as u64 {
+            0 => None,
+            n => Some((checkpoint, s.delivered + n - 1)),
+        };
+    }
+
+    /// Returns whether the aligned barrier of `checkpoint` still waits in the queue.
+    pub fn barrier_queued(&self, checkpoint: crate::types::CheckpointId) -> bool {
+        let s = self.state.lock().expect("subpartition poisoned");
+        s.barrier
+            .is_some_and(|(c, at)| c == checkpoint && at >= s.delivered)
+    }
+
+    /// The aligned barrier of `checkpoint` that still waits in the queue overtakes the
+    /// buffers ahead of it: it is taken off the end of its buffer (a buffer left empty is
+    /// dropped) and sent as a barrier of an unaligned checkpoint with `options`. Returns
+    /// copies of the buffers it overtook, or `None` if it was delivered already.
+    pub fn overtake_barrier(
+        &self,
+        checkpoint: crate::types::CheckpointId,
+        options: crate::element::BarrierOptions,
+    ) -> Result<Option<Vec<ChannelBuffer>>, ExchangeError> {
+        let mut s = self.state.lock().expect("subpartition poisoned");
+        if let Some(reason) = &s.failed {
+            return Err(self.failure(reason));
+        }
+        let at = match s.barrier.take() {
+            Some((c, at)) if c == checkpoint && at >= s.delivered => (at - s.delivered) as usize,
+            _ => return Ok(None),
+        };
+        let holder = &mut s.queue[at];
+        let len = holder.vec_mut().len();
+        holder
+            .vec_mut()
+            .truncate(len - crate::element::BARRIER_FRAME_LEN);
+        holder.flags &= !super::buffer::FLAG_BARRIER;
+        holder.complete = holder.payload_len() as u32;
+        let mut ahead = at + 1;
+        if holder.payload_len() == 0 {
+            s.queue.remove(at);
+            ahead = at;
+        }
         let overtaken = s
             .queue
             .iter()
-            .map(|b| ChannelBuffer {
-                bytes: b.payload().to_vec(),
-                flags: b.flags,
-                complete: b.complete,
-            })
+            .take(ahead)
+            .map(ChannelBuffer::copy_of)
             .collect();
+        self.send_priority(&mut s, checkpoint, options)?;
+        Ok(Some(overtaken))
+    }
+
+    /// Hands the consumer the barrier of `checkpoint`, numbered with the buffers delivered
+    /// so far, ahead of the queued ones; a failure breaks the channel.
+    fn send_priority(
+        &self,
+        s: &mut State,
+        checkpoint: crate::types::CheckpointId,
+        options: crate::element::BarrierOptions,
+    ) -> Result<(), ExchangeError> {
         let barrier = PriorityBarrier {
             checkpoint,
             options,
@@ -203,7 +267,7 @@ impl Subpartition {
             s.queue.clear();
             return Err(self.failure(&e.to_string()));
         }
-        Ok(overtaken)
+        Ok(())
     }
 
     /// Fails the channel: queued buffers are dropped and later calls report `reason`.
@@ -385,6 +449,7 @@ mod tests {
             stop: false,
             drain: false,
             unaligned: true,
+            timeout: false,
         };
         let overtaken = sub.priority_barrier(9, options).unwrap();
         let bytes: Vec<Vec<u8>> = overtaken.iter().map(|b| b.bytes.clone()).collect();
@@ -405,5 +470,74 @@ mod tests {
         // The overtaken buffers are still delivered, against credit.
         sub.add_credit(2);
         assert_eq!(std::iter::from_fn(|| gate.try_recv()).count(), 2);
+    }
+
+    #[test]
+    fn a_queued_aligned_barrier_overtakes_what_precedes_it_and_a_delivered_one_does_not() {
+        use crate::element::{write_event, BarrierOptions, Element, BARRIER_FRAME_LEN};
+        let (sub, gate, pool) = local();
+        let options = BarrierOptions::from_byte(0b10_0010);
+        let queue = |payload: &[u8], barrier: Option<u64>| {
+            let mut b = pool.try_request().unwrap();
+            b.vec_mut().extend_from_slice(payload);
+            if let Some(c) = barrier {
+                write_event(b.vec_mut(), &Element::Barrier(c, options));
+            }
+            sub.add(b).unwrap();
+            if let Some(c) = barrier {
+                sub.note_barrier(c);
+            }
+        };
+        queue(b"a", None);
+        queue(b"b", Some(3));
+        queue(b"c", None);
+        sub.add_credit(1);
+        assert!(sub.barrier_queued(3));
+        assert!(!sub.barrier_queued(2), "another checkpoint's barrier");
+        let overtaken = sub
+            .overtake_barrier(3, options.overtaking())
+            .unwrap()
+            .unwrap();
+        let bytes: Vec<Vec<u8>> = overtaken.iter().map(|b| b.bytes.clone()).collect();
+        assert_eq!(
+            bytes,
+            vec![b"b".to_vec()],
+            "the buffer before it, less its frame"
+        );
+        assert!(!sub.barrier_queued(3));
+        // The consumer takes the barrier first; it says one buffer was sent before it.
+        match gate.try_recv() {
+            Some(InputMessage::Priority { barrier, .. }) => {
+                assert_eq!((barrier.checkpoint, barrier.sequence), (3, 1));
+                assert!(barrier.options.unaligned);
+            }
+            other => panic!("expected the barrier, got {other:?}"),
+        }
+        assert!(matches!(gate.try_recv(), Some(InputMessage::Buffer { .. })));
+        sub.add_credit(2);
+        let rest: Vec<Vec<u8>> = std::iter::from_fn(|| gate.try_recv())
+            .map(|m| match m {
+                InputMessage::Buffer { buffer, .. } => buffer.payload().to_vec(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(rest, vec![b"b".to_vec(), b"c".to_vec()]);
+
+        // A barrier alone in its buffer leaves nothing behind; one delivered stays put.
+        queue(b"", Some(4));
+        assert_eq!(sub.overtake_barrier(4, options).unwrap(), Some(Vec::new()));
+        assert!(matches!(
+            gate.try_recv(),
+            Some(InputMessage::Priority { .. })
+        ));
+        assert_eq!(sub.counts().1, 0, "the emptied buffer was dropped");
+        sub.add_credit(1);
+        queue(b"d", Some(5));
+        assert!(!sub.barrier_queued(5));
+        assert_eq!(sub.overtake_barrier(5, options).unwrap(), None);
+        let delivered = gate.try_recv();
+        assert!(
+            matches!(&delivered, Some(InputMessage::Buffer { buffer, .. }) if buffer.payload_len() == 1 + BARRIER_FRAME_LEN)
+        );
     }
 }

@@ -12,7 +12,7 @@
 //! grant no credit blocks in [`BufferPool::request`] once the pool is out, and the time it
 //! waits counts as back-pressure.
 
-use super::buffer::{Buffer, BufferPool, FLAG_CONTINUES, FLAG_END};
+use super::buffer::{Buffer, BufferPool, FLAG_BARRIER, FLAG_CONTINUES, FLAG_END};
 use super::protocol::HEADER_LEN;
 use super::subpartition::Subpartition;
 use crate::checkpoint::channel_state::ChannelData;
@@ -91,7 +91,8 @@ impl PartitionWriter {
     }
 
     /// Sends the barrier of `checkpoint` on every channel. Aligned, it follows the data
-    /// written so far. Unaligned, it goes ahead of the buffers queued for each channel
+    /// written so far (with the `timeout` option it may overtake the buffers ahead of it
+    /// later, see [`Subpartition::overtake_barrier`]). Unaligned, it goes ahead of the buffers queued for each channel
     /// (the one being filled is queued first), and the buffers it overtook are returned:
     /// the checkpoint's in-flight data of this output.
     pub fn barrier(
@@ -99,6 +100,10 @@ impl PartitionWriter {
         checkpoint: crate::types::CheckpointId,
         options: element::BarrierOptions,
     ) -> Result<Option<ChannelData>, ExchangeError> {
+        if options.timeout && !options.unaligned {
+            self.barrier_that_may_overtake(checkpoint, options)?;
+            return Ok(None);
+        }
         if !options.unaligned {
             self.broadcast_event(&Element::Barrier(checkpoint, options))?;
             self.flush()?;
@@ -113,6 +118,28 @@ impl PartitionWriter {
             }
         }
         Ok(Some(data))
+    }
+
+    /// Sends an aligned barrier that may overtake later: it ends each channel's buffer,
+    /// which is flagged [`FLAG_BARRIER`] with the frame's start in `complete` (so a
+    /// consumer finds it without reading the buffer), and each subpartition notes it.
+    fn barrier_that_may_overtake(
+        &mut self,
+        checkpoint: crate::types::CheckpointId,
+        options: element::BarrierOptions,
+    ) -> Result<(), ExchangeError> {
+        for i in 0..self.channels.len() {
+            let buf = self.current(i)?;
+            let at = buf.len() - HEADER_LEN;
+            // An event is far smaller than the slack past the flush threshold: it fits.
+            element::write_event(buf, &Element::Barrier(checkpoint, options));
+            let mut b = self.channels[i].current.take().expect("a current buffer");
+            b.flags |= FLAG_BARRIER;
+            b.complete = at as u32;
+            self.send(i, b)?;
+            self.channels[i].sub.note_barrier(checkpoint);
+        }
+        Ok(())
     }
 
     /// Queues the in-flight data an unaligned checkpoint stored for this output, before
@@ -141,6 +168,11 @@ impl PartitionWriter {
             }
         }
         Ok(())
+    }
+
+    /// Returns the subpartitions, one per consumer channel, in order.
+    pub fn subpartitions(&self) -> Vec<Arc<Subpartition>> {
+        self.channels.iter().map(|ch| ch.sub.clone()).collect()
     }
 
     /// Returns the number of consumer channels.

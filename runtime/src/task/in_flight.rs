@@ -17,7 +17,8 @@
 
 use crate::checkpoint::channel_state::{ChannelBuffer, ChannelData, PriorityBarrier};
 use crate::checkpoint::OperatorSnapshot;
-use crate::exchange::{Buffer, FLAG_CONTINUES};
+use crate::element::{Element, ElementReader};
+use crate::exchange::{Buffer, FLAG_BARRIER, FLAG_CONTINUES};
 use crate::types::CheckpointId;
 use std::time::{Duration, Instant};
 
@@ -53,8 +54,9 @@ struct Capture {
     bytes: usize,
     /// Per channel: the buffers its producer sent before its barrier, once known.
     cut: Vec<Option<u64>>,
-    /// Per channel: the copies of the buffers taken since the snapshot, before the cut.
-    data: Vec<Vec<ChannelBuffer>>,
+    /// Per channel: the copies of the buffers taken since the snapshot, before the cut,
+    /// with their numbers (none for the start of a record taken before the snapshot).
+    data: Vec<Vec<(Option<u64>, ChannelBuffer)>>,
     /// The snapshot of the chain (and of its outputs' data in flight), waiting.
     state: Vec<OperatorSnapshot>,
 }
@@ -105,13 +107,19 @@ impl InFlight {
         let Some(c) = &mut self.capture else {
             return;
         };
-        if c.cut[flat].is_none_or(|cut| sequence < cut) {
-            c.bytes += buffer.payload_len();
-            c.data[flat].push(ChannelBuffer {
-                bytes: buffer.payload().to_vec(),
-                flags: buffer.flags,
-                complete: buffer.complete,
-            });
+        if c.cut[flat].is_some_and(|cut| sequence >= cut) {
+            return;
+        }
+        c.bytes += buffer.payload_len();
+        c.data[flat].push((Some(sequence), ChannelBuffer::copy_of(buffer)));
+        if c.cut[flat].is_none() {
+            // The channel's aligned barrier of the checkpoint ends this buffer: cut here.
+            if let Some((checkpoint, at)) = ending_barrier(buffer) {
+                if checkpoint == c.checkpoint {
+                    let cut = self.cut_in_band(flat, sequence, at);
+                    debug_assert!(cut, "a flagged barrier frame ends its buffer");
+                }
+            }
         }
     }
 
@@ -137,34 +145,36 @@ impl InFlight {
         }
     }
 
-    /// Starts capturing `barrier`'s checkpoint (first seen on channel `flat`), whose
-    /// snapshot is `state`; `partial` holds, per channel, the start of a record that
-    /// continues in the channel's next buffer, and `unread` the buffers that arrived but
-    /// were not read yet, with their channels and numbers, in order.
+    /// Starts capturing `checkpoint`, whose snapshot is `state`; `cut` holds, per channel,
+    /// the number of buffers it delivers before the barrier, where known (0 for a channel
+    /// whose barrier was read before the snapshot); `partial` holds, per channel, the start
+    /// of a record that continues in the channel's next buffer, and `unread` the buffers
+    /// that arrived but were not read yet, with their channels and numbers, in order.
     pub(super) fn start<'b>(
         &mut self,
-        (flat, barrier): (usize, &PriorityBarrier),
+        (checkpoint, cut): (CheckpointId, Vec<Option<u64>>),
         (state, ended): (Vec<OperatorSnapshot>, bool),
         partial: impl Iterator<Item = Vec<u8>>,
         unread: impl Iterator<Item = (usize, u64, &'b Buffer)>,
     ) {
-        let mut cut = vec![None; self.received.len()];
-        cut[flat] = Some(barrier.sequence);
         let data = partial
             .map(|bytes| {
                 if bytes.is_empty() {
                     return Vec::new();
                 }
-                vec![ChannelBuffer {
-                    bytes,
-                    flags: FLAG_CONTINUES,
-                    complete: 0,
-                }]
+                vec![(
+                    None,
+                    ChannelBuffer {
+                        bytes,
+                        flags: FLAG_CONTINUES,
+                        complete: 0,
+                    },
+                )]
             })
             .collect();
-        self.latest = Some(barrier.checkpoint);
+        self.latest = Some(checkpoint);
         self.capture = Some(Capture {
-            checkpoint: barrier.checkpoint,
+            checkpoint,
             started: Instant::now(),
             ended,
             bytes: 0,
@@ -175,6 +185,47 @@ impl InFlight {
         for (f, sequence, buffer) in unread {
             self.record(f, sequence, buffer);
         }
+    }
+
+    /// Returns the newest checkpoint this task snapshotted or declined here.
+    pub(super) fn latest(&self) -> Option<CheckpointId> {
+        self.latest
+    }
+
+    /// Returns the checkpoint being captured.
+    pub(super) fn capturing(&self) -> Option<CheckpointId> {
+        self.capture.as_ref().map(|c| c.checkpoint)
+    }
+
+    /// The aligned barrier of the checkpoint being captured was read on channel `flat`,
+    /// as the last frame of its buffer number `sequence`, starting `at` bytes in: the
+    /// channel's data in flight ends there. Returns false if the capture holds no copy of
+    /// that buffer (it cannot be cut consistently).
+    pub(super) fn cut_in_band(&mut self, flat: usize, sequence: u64, at: usize) -> bool {
+        let Some(c) = &mut self.capture else {
+            return false;
+        };
+        if c.cut[flat].is_some() {
+            // Cut when the buffer arrived.
+            return true;
+        }
+        let buffers = &mut c.data[flat];
+        let Some(i) = buffers.iter().position(|(n, _)| *n == Some(sequence)) else {
+            return false;
+        };
+        buffers.truncate(i + 1);
+        let last = &mut buffers[i].1;
+        if at > last.bytes.len() || last.flags & FLAG_CONTINUES != 0 {
+            return false;
+        }
+        last.bytes.truncate(at);
+        last.complete = at as u32;
+        last.flags &= !FLAG_BARRIER;
+        if last.bytes.is_empty() {
+            buffers.pop();
+        }
+        c.cut[flat] = Some(sequence + 1);
+        true
     }
 
     /// Forgets the capture in progress (its checkpoint is declined); returns its
@@ -219,7 +270,7 @@ impl InFlight {
             .into_iter()
             .enumerate()
             .filter(|(_, buffers)| !buffers.is_empty())
-            .map(|(i, buffers)| (i as u32, buffers))
+            .map(|(i, buffers)| (i as u32, buffers.into_iter().map(|(_, b)| b).collect()))
             .collect();
         Some(Captured {
             checkpoint: c.checkpoint,
@@ -228,6 +279,23 @@ impl InFlight {
             took: c.started.elapsed(),
             ended: c.ended,
         })
+    }
+}
+
+/// The checkpoint and start of the aligned barrier that ends `buffer`, if it is flagged
+/// so ([`FLAG_BARRIER`]).
+fn ending_barrier(buffer: &Buffer) -> Option<(CheckpointId, usize)> {
+    if buffer.flags & FLAG_BARRIER == 0 || buffer.flags & FLAG_CONTINUES != 0 {
+        return None;
+    }
+    let at = buffer.complete as usize;
+    let tail = buffer.payload().get(at..)?;
+    let mut reader = ElementReader::new(tail);
+    match reader.next_element() {
+        Some(Ok(Element::Barrier(checkpoint, _))) if reader.position() == tail.len() => {
+            Some((checkpoint, at))
+        }
+        _ => None,
     }
 }
 
@@ -257,7 +325,7 @@ mod tests {
             BarrierStep::Start { abandoned: None }
         );
         f.start(
-            (0, &barrier(5, 1)),
+            (5, vec![Some(1), None]),
             (Vec::new(), false),
             [vec![], vec![9]].into_iter(),
             std::iter::empty(),
@@ -286,7 +354,7 @@ mod tests {
     fn an_ended_channel_needs_no_barrier_and_a_newer_checkpoint_abandons_the_older() {
         let mut f = InFlight::new(2);
         f.start(
-            (0, &barrier(1, 0)),
+            (1, vec![Some(0), None]),
             (Vec::new(), false),
             [vec![], vec![]].into_iter(),
             std::iter::empty(),
@@ -296,12 +364,73 @@ mod tests {
             BarrierStep::Start { abandoned: Some(1) }
         );
         f.start(
-            (0, &barrier(2, 0)),
+            (2, vec![Some(0), None]),
             (Vec::new(), false),
             [vec![], vec![]].into_iter(),
             std::iter::empty(),
         );
         assert!(f.take_complete(&[false, true]).is_some());
+    }
+
+    #[test]
+    fn an_aligned_barrier_read_in_band_cuts_its_channel_at_its_frame() {
+        let mut f = InFlight::new(2);
+        f.on_buffer(0, &buffer(1)); // channel 0 delivered its barrier before the snapshot
+        f.on_buffer(1, &buffer(2)); // unread at the snapshot
+        let unread = [(1usize, 0u64, Buffer::unpooled(b"ab-barrier"))];
+        f.start(
+            (6, vec![Some(0), None]),
+            (Vec::new(), false),
+            [vec![], vec![]].into_iter(),
+            unread.iter().map(|(c, n, b)| (*c, *n, b)),
+        );
+        assert_eq!(f.capturing(), Some(6));
+        f.on_buffer(0, &buffer(3)); // after channel 0's barrier: not captured
+        f.on_buffer(1, &buffer(4)); // arrived before channel 1's barrier was read
+        assert!(!f.cut_in_band(1, 7, 2), "no copy of buffer 7");
+        assert!(
+            f.cut_in_band(1, 0, 2),
+            "the barrier ends buffer 0, 2 bytes in"
+        );
+        f.on_buffer(1, &buffer(5));
+        let captured = f.take_complete(&[false, false]).unwrap();
+        assert_eq!(
+            captured.data,
+            vec![(1, vec![ChannelBuffer::copy_of(&Buffer::unpooled(b"ab"))])]
+        );
+    }
+
+    #[test]
+    fn a_flagged_barrier_of_the_checkpoint_cuts_its_channel_as_its_buffer_arrives() {
+        let flagged = |checkpoint: CheckpointId| {
+            let mut b = Buffer::unpooled(b"xy");
+            crate::element::write_event(
+                b.vec_mut(),
+                &Element::Barrier(checkpoint, BarrierOptions::from_byte(0b10_0010)),
+            );
+            b.flags = FLAG_BARRIER;
+            b.complete = 2;
+            b
+        };
+        let mut f = InFlight::new(2);
+        f.start(
+            (4, vec![None, Some(0)]),
+            (Vec::new(), false),
+            [vec![], vec![]].into_iter(),
+            std::iter::empty(),
+        );
+        f.on_buffer(0, &flagged(3)); // an older checkpoint's barrier: data like any other
+        assert!(f.take_complete(&[false, false]).is_none());
+        f.on_buffer(0, &flagged(4));
+        f.on_buffer(0, &buffer(9)); // after the barrier
+        let captured = f.take_complete(&[false, false]).expect("channel 0 was cut");
+        let older = ChannelBuffer::copy_of(&flagged(3));
+        let cut = ChannelBuffer {
+            bytes: b"xy".to_vec(),
+            flags: 0,
+            complete: 2,
+        };
+        assert_eq!(captured.data, vec![(0, vec![older, cut])]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! every channel's data ended, and the task ends once it may (see [`super::mailbox`]) and
 //! every channel is closed.
 //!
-//! Invariants: every wait is bounded by the clock (at most [`MAX_WAIT`]); credits collected
+//! Invariants: every wait is bounded by the clock (at most [`MAX_WAIT`]), so an alignment
+//! that may time out is checked at least that often; credits collected
 //! while the queue is busy are announced at least every few passes; after the barrier of a
 //! stop-with-savepoint no timer fires and an upstream's end is not an end of input.
 
@@ -59,6 +60,11 @@ pub(super) fn input_loop(
         if commands.poll(inv, false, Duration::ZERO)? == Flow::Stop {
             return Ok(());
         }
+        if let Some(due) = inputs.overtake_due(commands) {
+            if inputs.time_out(inv, due, commands)? {
+                drain(inv, &mut inputs, gate, commands)?;
+            }
+        }
         let queued = gate.len();
         metrics.set_input_queue(queued as u64, capacity);
         inputs.on_pass(queued);
@@ -96,7 +102,9 @@ fn receive(
     metrics: &TaskMetrics,
     commands: &mut Commands<'_>,
 ) -> Result<bool, TaskError> {
-    if take_priority(inv, inputs, gate, commands)? {
+    // While data in flight is captured, everything queued arrives at once: a capture
+    // waits for the buffers before each channel's barrier to arrive, not to be read.
+    if take_priority(inv, inputs, gate, commands)? || inputs.capturing() {
         drain(inv, inputs, gate, commands)?;
     }
     if inputs.has_unread() {

@@ -15,11 +15,13 @@
 //! unrecycled, until it is released; a buffer's credit goes back only once every frame of
 //! it was read; a channel that ends inside a frame is an error.
 
-use super::in_flight::{BarrierStep, InFlight};
+mod overtaking;
+
+use super::in_flight::InFlight;
 use super::mailbox::Commands;
 use super::watermarks::Watermarks;
-use crate::checkpoint::channel_state::{input_uid, ChannelData, PriorityBarrier};
-use crate::checkpoint::{AlignAction, BarrierAligner, OperatorSnapshot};
+use crate::checkpoint::channel_state::ChannelData;
+use crate::checkpoint::{AlignAction, BarrierAligner};
 use crate::config::JobConfig;
 use crate::control::TaskDeployment;
 use crate::element::{BarrierOptions, Element, ElementReader};
@@ -54,15 +56,22 @@ pub(super) struct Inputs {
     replaying: bool,
     /// Buffers that arrived and were not read yet, with their channels and numbers.
     unread: std::collections::VecDeque<(usize, u64, Buffer)>,
+    /// The number of the buffer being read (none for restored or held-back buffers).
+    reading: Option<u64>,
+    /// How long an aligned checkpoint aligns before it gives way to an unaligned snapshot
+    /// (`execution.checkpointing.aligned-checkpoint-timeout`), if it may.
+    align_timeout: Option<std::time::Duration>,
 }
 
 /// Where reading whole frames stopped.
 enum Stop {
     /// At the end of the bytes.
     End,
-    /// After a barrier frame, `after` bytes in.
+    /// After a barrier frame, `after` bytes in; the frame starts `at` bytes in, if in
+    /// these bytes.
     Barrier {
         after: usize,
+        at: Option<usize>,
         checkpoint: CheckpointId,
         options: BarrierOptions,
     },
@@ -103,6 +112,12 @@ impl Inputs {
             vertex: deployment.subtask.vertex,
             replaying: false,
             unread: std::collections::VecDeque::new(),
+            reading: None,
+            align_timeout: config
+                .checkpointing
+                .as_ref()
+                .filter(|c| c.unaligned && !c.aligned_timeout.is_zero())
+                .map(|c| c.aligned_timeout),
         }
     }
 
@@ -116,7 +131,7 @@ impl Inputs {
         (checkpoint, data): (CheckpointId, ChannelData),
         commands: &mut Commands<'_>,
     ) -> Result<u64, TaskError> {
-        self.aligner.restored(checkpoint);
+        self.aligner.pass(checkpoint);
         self.in_flight.pass(checkpoint);
         self.replaying = true;
         let mut records = 0;
@@ -137,65 +152,6 @@ impl Inputs {
         }
         self.replaying = false;
         Ok(records)
-    }
-
-    /// A barrier of an unaligned checkpoint overtook the buffers of channel `channel`:
-    /// the first of its checkpoint snapshots the task at once. Returns whether it did (the
-    /// buffers queued for the task are then to arrive at once, see [`Self::arrive`]).
-    pub(super) fn priority(
-        &mut self,
-        inv: &mut dyn TaskInvokable,
-        (gate, channel): (u16, u32),
-        barrier: PriorityBarrier,
-        commands: &mut Commands<'_>,
-    ) -> Result<bool, TaskError> {
-        let (g, ch) = self.check(gate, channel)?;
-        let flat = self.offsets[g] + ch;
-        let checkpoint = barrier.checkpoint;
-        match self.in_flight.on_barrier(flat, &barrier) {
-            BarrierStep::Stale | BarrierStep::Cut => {}
-            BarrierStep::Overrun => {
-                if let Some(old) = self.in_flight.abandon().filter(|c| *c != checkpoint) {
-                    commands.decline(old, &format!("barrier {checkpoint} overran it"));
-                }
-                self.in_flight.pass(checkpoint);
-                commands.decline(
-                    checkpoint,
-                    &format!(
-                        "gate {g} channel {ch} delivered data sent after the barrier before it"
-                    ),
-                );
-            }
-            BarrierStep::Start { abandoned } => {
-                if let Some(old) = abandoned {
-                    self.in_flight.abandon();
-                    commands.decline(old, &format!("barrier {checkpoint} arrived before the data in flight of {old} was read"));
-                }
-                if let Some(aligning) = self.aligner.pending() {
-                    self.in_flight.pass(checkpoint);
-                    commands.decline(
-                        checkpoint,
-                        &format!("checkpoint {aligning} is aligning its barriers"),
-                    );
-                    return Ok(false);
-                }
-                if commands.is_stopping() {
-                    self.in_flight.pass(checkpoint);
-                    commands.decline(checkpoint, "the task is stopping with a savepoint");
-                    return Ok(false);
-                }
-                let ended = commands.input_ended();
-                let state = commands.take_snapshot(inv, checkpoint, barrier.options)?;
-                let partial = self.pending.iter().map(|p| p.bytes().to_vec());
-                let unread = self.unread.iter().map(|(f, s, b)| (*f, *s, b));
-                self.in_flight
-                    .start((flat, &barrier), (state, ended), partial, unread);
-                self.finish_capture(commands)?;
-                return Ok(true);
-            }
-        }
-        self.finish_capture(commands)?;
-        Ok(false)
     }
 
     /// A buffer arrived from the queue: numbered (see [`InFlight`]) and queued behind the
@@ -226,26 +182,9 @@ impl Inputs {
         commands: &mut Commands<'_>,
     ) -> Result<u64, TaskError> {
         match self.unread.pop_front() {
-            Some((flat, _, buffer)) => self.take(inv, flat, buffer, commands),
+            Some((flat, sequence, buffer)) => self.take(inv, (flat, sequence), buffer, commands),
             None => Ok(0),
         }
-    }
-
-    /// Submits the unaligned checkpoint being captured once its data in flight arrived;
-    /// gives it up once it was aborted or copied too much.
-    fn finish_capture(&mut self, commands: &mut Commands<'_>) -> Result<(), TaskError> {
-        if let Some((checkpoint, too_large)) = self.in_flight.give_up(commands.latest_aborted()) {
-            if too_large {
-                commands.decline(checkpoint, "its data in flight exceeds what a task copies");
-            }
-            return Ok(());
-        }
-        if let Some(mut c) = self.in_flight.take_complete(&self.ended) {
-            let input = OperatorSnapshot::channels(&input_uid(self.vertex), &c.data)?;
-            c.state.push(input);
-            commands.submit(c.checkpoint, c.state, (c.took, c.ended));
-        }
-        Ok(())
     }
 
     /// Returns the number of input channels, over all gates.
@@ -313,7 +252,7 @@ impl Inputs {
     fn take(
         &mut self,
         inv: &mut dyn TaskInvokable,
-        flat: usize,
+        (flat, sequence): (usize, u64),
         buffer: Buffer,
         commands: &mut Commands<'_>,
     ) -> Result<u64, TaskError> {
@@ -325,7 +264,10 @@ impl Inputs {
             self.aligner.hold(flat, buffer);
             return Ok(0);
         }
-        let mut records = self.read(inv, flat, buffer, None, commands)?;
+        self.reading = Some(sequence);
+        let read = self.read(inv, flat, buffer, None, commands);
+        self.reading = None;
+        let mut records = read?;
         records += self.drain_released(inv, commands)?;
         self.finish_capture(commands)?;
         Ok(records)
@@ -375,9 +317,23 @@ impl Inputs {
         while pos < whole_end {
             let (r, stop) = self.elements(inv, g, ch, &data[pos..whole_end])?;
             records += r;
-            let after = match stop {
-                Stop::End => whole_end - pos,
-                Stop::Barrier { after, .. } | Stop::EndOfPartition { after } => after,
+            let (after, stop) = match stop {
+                Stop::End => (whole_end - pos, stop),
+                Stop::EndOfPartition { after } => (after, stop),
+                Stop::Barrier {
+                    after,
+                    at,
+                    checkpoint,
+                    options,
+                } => (
+                    after,
+                    Stop::Barrier {
+                        after,
+                        at: at.map(|a| a + pos),
+                        checkpoint,
+                        options,
+                    },
+                ),
             };
             pos += after;
             if self.on_stop(inv, flat, stop, commands)? {
@@ -414,9 +370,13 @@ impl Inputs {
             .map_err(|e| input_failed(format!("gate {g} channel {ch}: {e}")))?;
         let mut records = 0;
         let stop = if pending.is_whole() {
-            let (r, stop) = self.elements(inv, g, ch, pending.bytes())?;
+            let (r, mut stop) = self.elements(inv, g, ch, pending.bytes())?;
             records += r;
             pending.clear();
+            if let Stop::Barrier { at, .. } = &mut stop {
+                // The frame began in an earlier buffer.
+                *at = None;
+            }
             Some(stop)
         } else {
             None
@@ -458,8 +418,12 @@ impl Inputs {
             Stop::Barrier {
                 checkpoint,
                 options,
+                at,
                 ..
             } => {
+                if self.cut_in_flight(flat, (checkpoint, at), commands) {
+                    return Ok(false);
+                }
                 let out = self.aligner.barrier(flat, checkpoint, options);
                 if let Some(aborted) = out.aborted {
                     commands.decline(
@@ -509,6 +473,7 @@ impl Inputs {
         let mut reader = ElementReader::new(bytes);
         loop {
             inv.process_records(self.inputs[g], &mut reader)?;
+            let at = reader.position();
             let stop = match reader.next_element() {
                 None => Stop::End,
                 Some(Err(e)) => {
@@ -533,6 +498,7 @@ impl Inputs {
                 },
                 Some(Ok(Element::Barrier(checkpoint, options))) => Stop::Barrier {
                     after: reader.position(),
+                    at: Some(at),
                     checkpoint,
                     options,
                 },

@@ -15,6 +15,7 @@
 //! Invariant: a stop barrier whose savepoint was already aborted stops nothing, and a task
 //! that is stopping declines every new trigger.
 
+use super::output_barriers::{Ack, OutputBarriers};
 use super::TaskCommand;
 use crate::checkpoint::Uploader;
 use crate::element::BarrierOptions;
@@ -22,7 +23,7 @@ use crate::error::TaskError;
 use crate::invokable::TaskInvokable;
 use crate::types::{CheckpointId, MAX_WATERMARK};
 use crossbeam_channel::Receiver;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 /// A task's commands from its TaskManager and its checkpoint uploader.
@@ -37,6 +38,12 @@ pub(super) struct Commands<'a> {
     ended: bool,
     /// The job's final checkpoint completed.
     last_complete: bool,
+    /// The outputs' aligned barriers that may overtake after the aligned-checkpoint
+    /// timeout, and the acknowledgement they hold back.
+    outputs: Option<OutputBarriers>,
+    /// The newest trigger of a checkpoint whose barriers may overtake (non-sources get
+    /// those too), with its options and when it came.
+    triggered: Option<(CheckpointId, BarrierOptions, Instant)>,
 }
 
 /// What the task loop does after taking its commands.
@@ -59,7 +66,16 @@ impl<'a> Commands<'a> {
             aborted: None,
             ended: false,
             last_complete: false,
+            outputs: None,
+            triggered: None,
         }
+    }
+
+    /// Lets the aligned barriers of `outputs` overtake after the aligned-checkpoint
+    /// timeout (see [`OutputBarriers`]).
+    pub(super) fn with_outputs(mut self, outputs: OutputBarriers) -> Self {
+        self.outputs = Some(outputs);
+        self
     }
 }
 
@@ -83,6 +99,12 @@ impl Commands<'_> {
         self.ended && (self.uploader.is_none() || self.last_complete)
     }
 
+    /// Returns the newest checkpoint triggered whose barriers may overtake, its options and
+    /// when it was triggered (only such triggers reach tasks that are not sources).
+    pub(super) fn triggered(&self) -> Option<(CheckpointId, BarrierOptions, Instant)> {
+        self.triggered
+    }
+
     /// Returns whether the task snapshotted a stop-with-savepoint and waits for its end.
     pub(super) fn is_stopping(&self) -> bool {
         self.stopping.is_some()
@@ -96,6 +118,7 @@ impl Commands<'_> {
         is_source: bool,
         wait: Duration,
     ) -> Result<Flow, TaskError> {
+        self.settle_outputs(false)?;
         let mut next = if wait.is_zero() {
             self.rx.try_recv().ok()
         } else {
@@ -116,7 +139,10 @@ impl Commands<'_> {
                     }
                     self.snapshot(inv, checkpoint, options, Duration::ZERO)?
                 }
-                TaskCommand::TriggerCheckpoint { .. } => {}
+                TaskCommand::TriggerCheckpoint {
+                    checkpoint,
+                    options,
+                } => self.triggered = Some((checkpoint, options, Instant::now())),
                 TaskCommand::CheckpointComplete { checkpoint, last } => {
                     inv.checkpoint_complete(checkpoint)?;
                     if last {
@@ -151,7 +177,32 @@ impl Commands<'_> {
         alignment: Duration,
     ) -> Result<(), TaskError> {
         let state = self.take_snapshot(inv, checkpoint, options)?;
-        self.submit(checkpoint, state, (alignment, self.ended));
+        let ack = Ack {
+            checkpoint,
+            state,
+            alignment,
+            ended: self.ended,
+        };
+        let ack = match &mut self.outputs {
+            Some(outputs) => outputs.hold(ack, options),
+            None => Some(ack),
+        };
+        if let Some(a) = ack {
+            self.submit(a.checkpoint, a.state, (a.alignment, a.ended));
+        }
+        Ok(())
+    }
+
+    /// Hands over the acknowledgement the outputs' barriers held back once they were
+    /// delivered or overtook (at once if `now`).
+    fn settle_outputs(&mut self, now: bool) -> Result<(), TaskError> {
+        let aborted = self.aborted;
+        let Some(outputs) = &mut self.outputs else {
+            return Ok(());
+        };
+        if let Some(a) = outputs.settle(now, aborted)? {
+            self.submit(a.checkpoint, a.state, (a.alignment, a.ended));
+        }
         Ok(())
     }
 
@@ -162,6 +213,8 @@ impl Commands<'_> {
         checkpoint: CheckpointId,
         options: BarrierOptions,
     ) -> Result<Vec<crate::checkpoint::OperatorSnapshot>, TaskError> {
+        // An older checkpoint's barriers still queued overtake now, so these can be noted.
+        self.settle_outputs(true)?;
         let mut state = Vec::new();
         inv.checkpoint(checkpoint, options, &mut state)?;
         // A stop barrier whose savepoint was already aborted stops nothing.
@@ -259,6 +312,7 @@ mod tests {
         stop: true,
         drain: false,
         unaligned: false,
+        timeout: false,
     };
 
     #[test]

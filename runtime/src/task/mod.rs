@@ -17,6 +17,7 @@ mod input_loop;
 mod inputs;
 mod mailbox;
 mod operator_scope;
+mod output_barriers;
 mod source_loop;
 mod watermarks;
 mod wiring;
@@ -159,8 +160,11 @@ fn run_inner(
         ),
         None => None,
     };
-    let mut tasks = Commands::new(commands, uploader.as_ref());
     let mut writers = wiring::build_writers(deployment, config, env, cancel, &metrics)?;
+    let mut tasks = Commands::new(commands, uploader.as_ref());
+    if let Some(barriers) = wiring::output_barriers(config, &writers) {
+        tasks = tasks.with_outputs(barriers);
+    }
     let restore = match &deployment.restore {
         Some(spec) => Some(Arc::new(crate::checkpoint::RestoredState::open(spec)?)),
         None => None,

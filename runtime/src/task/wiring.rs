@@ -5,6 +5,7 @@
 //! reserved before the first registration); each gate and each output gets its own pool of
 //! `channels × buffers_per_channel + floating_buffers_per_gate` buffers.
 
+use super::output_barriers::{OutputBarriers, OutputChannels};
 use super::TaskEnvironment;
 use crate::checkpoint::channel_state::{self, ChannelData};
 use crate::config::JobConfig;
@@ -118,6 +119,26 @@ pub(super) fn build_writers(
         );
     }
     Ok(writers)
+}
+
+/// The outputs whose aligned barriers overtake after the aligned-checkpoint timeout, if the
+/// job's checkpoints start aligned and may turn unaligned.
+pub(super) fn output_barriers(
+    config: &JobConfig,
+    writers: &[PartitionWriter],
+) -> Option<OutputBarriers> {
+    let c = config.checkpointing.as_ref()?;
+    if !c.unaligned || c.aligned_timeout.is_zero() || writers.is_empty() {
+        return None;
+    }
+    let outputs = writers
+        .iter()
+        .map(|w| OutputChannels {
+            uid: w.in_flight_uid().to_string(),
+            subpartitions: w.subpartitions(),
+        })
+        .collect();
+    Some(OutputBarriers::new(outputs, c.aligned_timeout))
 }
 
 /// Queues the data in flight that the restored unaligned checkpoint stored for each output

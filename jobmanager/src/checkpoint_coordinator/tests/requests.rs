@@ -251,3 +251,39 @@ fn a_drained_stop_marks_its_barrier_and_failed_checkpoints_stay_in_the_history()
         "a restart fails what was pending"
     );
 }
+
+#[test]
+fn checkpoints_overtake_at_once_or_after_the_aligned_timeout_and_savepoints_always_align() {
+    let trigger_options = |c: &mut Harness, at: Instant| match &c.tick(at, 0)[..] {
+        [CoordinatorAction::Trigger { options, .. }] => *options,
+        other => panic!("unexpected {other:?}"),
+    };
+    let t0 = Instant::now();
+    let mut unaligned = config();
+    unaligned.unaligned = true;
+    let o = trigger_options(&mut coordinator(unaligned.clone()), t0);
+    assert!(o.aligned && o.unaligned && !o.timeout);
+
+    let mut timeout = unaligned;
+    timeout.aligned_timeout = Duration::from_millis(200);
+    let mut c = coordinator(timeout);
+    let o = trigger_options(&mut c, t0);
+    assert!(
+        o.aligned && !o.unaligned && o.timeout,
+        "starts aligned: {o:?}"
+    );
+    let (s0, s1) = (state(&c, 1, 0), state(&c, 1, 1));
+    c.acknowledge(t0, task(0), 1, s0, 0);
+    c.acknowledge(t0, task(1), 1, s1, 0);
+    c.request_savepoint(SavepointRequest {
+        target: Some("memory://".into()),
+        drain: false,
+        stop: false,
+    })
+    .unwrap();
+    let o = trigger_options(&mut c, t0 + Duration::from_millis(10));
+    assert!(
+        o.savepoint && o.aligned && !o.unaligned && !o.timeout,
+        "{o:?}"
+    );
+}

@@ -56,9 +56,9 @@ pub use weir_runtime::logging;
 /// Task metrics, as the TaskManagers publish them.
 pub use weir_runtime::metrics;
 pub use weir_runtime::{
-    CheckpointConfig, CheckpointId, CheckpointingMode, JobConfig, Lifecycle, Output, Partitioning,
-    RestartStrategy, SavepointRestoreSettings, SourceStep, TaskError, TaskManagerConfig, Timestamp,
-    MAX_WATERMARK, NO_TIMESTAMP,
+    BufferDebloatConfig, CheckpointConfig, CheckpointId, CheckpointingMode, JobConfig, Lifecycle,
+    Output, Partitioning, RestartStrategy, SavepointRestoreSettings, SourceStep, TaskError,
+    TaskManagerConfig, Timestamp, MAX_WATERMARK, NO_TIMESTAMP,
 };
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, RocksDbOptions,

@@ -1,9 +1,11 @@
 //! Checkpoints under back-pressure: the real `sensor_pipeline` binary with its window
 //! results' sinks throttled to a tenth of what the source produces. Aligned barriers wait
 //! behind the queued results and the checkpoints time out; unaligned barriers overtake
-//! them, the checkpoints store the data in flight and complete. Both runs write exactly
-//! the failure-free output, and so does a back-pressured run with unaligned checkpoints
-//! and five seeded failures, whose restores put the data in flight back. With an
+//! them, the checkpoints store the data in flight and complete; with buffer debloating the
+//! queues hold about a second of the sinks' pace and aligned checkpoints complete too. Each
+//! run writes exactly the failure-free output, and so does a back-pressured run with
+//! unaligned checkpoints and five seeded failures, whose restores put the data in flight
+//! back. With an
 //! aligned-checkpoint timeout the barriers start aligned and overtake once they waited:
 //! checkpoints complete, and five seeded failures again leave the failure-free output.
 
@@ -78,7 +80,8 @@ fn timed_out(outcome: &Outcome) -> usize {
 }
 
 #[test]
-fn with_a_sink_at_a_tenth_of_the_rate_aligned_checkpoints_time_out_and_unaligned_ones_complete() {
+fn with_a_sink_at_a_tenth_of_the_rate_aligned_checkpoints_time_out_and_unaligned_or_debloated_ones_complete(
+) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new().unwrap();
     let (clean, want) = run_sensor_outputs(
@@ -96,6 +99,10 @@ fn with_a_sink_at_a_tenth_of_the_rate_aligned_checkpoints_time_out_and_unaligned
     let (unaligned, got) = back_pressured(&dir, "unaligned", &[UNALIGNED]);
     unaligned.assert_success();
     assert_same_outputs(&got, &want, "failure-free (unaligned)");
+    let debloat = "taskmanager.network.memory.buffer-debloat.enabled=true";
+    let (debloated, got) = back_pressured(&dir, "debloated", &[debloat]);
+    debloated.assert_success();
+    assert_same_outputs(&got, &want, "failure-free (aligned, debloated)");
 
     // Aligned barriers wait behind the queued results for longer than the timeout; the
     // unaligned ones overtake them (the first checkpoints, before the queues fill, and
@@ -112,6 +119,14 @@ fn with_a_sink_at_a_tenth_of_the_rate_aligned_checkpoints_time_out_and_unaligned
         u >= 10 && u >= 3 * a,
         "unaligned: {u} completed against {a} aligned: {}",
         unaligned.stderr
+    );
+    // Debloated buffers hold about a second of what the sinks take: aligned barriers wait
+    // that long behind them, plus a window firing.
+    let d = completed(&debloated);
+    assert!(
+        d >= 5 && d > a,
+        "debloated: {d} completed against {a} aligned: {}",
+        debloated.stderr
     );
 }
 

@@ -25,8 +25,8 @@ pub mod task;
 pub mod types;
 
 pub use config::{
-    CheckpointConfig, CheckpointingMode, ConfigError, JobConfig, RestartStrategy,
-    SavepointRestoreSettings, Secret, TaskManagerConfig,
+    BufferDebloatConfig, CheckpointConfig, CheckpointingMode, ConfigError, JobConfig,
+    RestartStrategy, SavepointRestoreSettings, Secret, TaskManagerConfig,
 };
 pub use error::{ExchangeError, TaskError};
 pub use failure::{FailureCause, FailureKind};

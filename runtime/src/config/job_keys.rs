@@ -115,6 +115,47 @@ pub const FLOATING_BUFFERS_PER_GATE: Key<u32> = Key {
     parse: count,
 };
 
+/// `taskmanager.network.memory.buffer-debloat.enabled`.
+pub const BUFFER_DEBLOAT: Key<bool> = Key {
+    name: "taskmanager.network.memory.buffer-debloat.enabled",
+    default: "false",
+    doc: "input gates size the buffers their producers fill to the throughput, so what a gate holds drains in about the target time (and barriers wait that long at most)",
+    parse: boolean,
+};
+
+/// `taskmanager.network.memory.buffer-debloat.target`.
+pub const BUFFER_DEBLOAT_TARGET: Key<Duration> = Key {
+    name: "taskmanager.network.memory.buffer-debloat.target",
+    default: "1 s",
+    doc: "with debloating: the time in which the data an input gate holds should drain",
+    parse: duration,
+};
+
+/// `taskmanager.network.memory.buffer-debloat.period`.
+pub const BUFFER_DEBLOAT_PERIOD: Key<Duration> = Key {
+    name: "taskmanager.network.memory.buffer-debloat.period",
+    default: "200 ms",
+    doc: "with debloating: how often the throughput is sampled and the buffer size set",
+    parse: duration,
+};
+
+/// `taskmanager.network.memory.buffer-debloat.samples`.
+pub const BUFFER_DEBLOAT_SAMPLES: Key<u32> = Key {
+    name: "taskmanager.network.memory.buffer-debloat.samples",
+    default: "20",
+    doc: "with debloating: the samples the throughput is averaged over",
+    parse: count,
+};
+
+/// `taskmanager.network.memory.buffer-debloat.threshold-percentages`.
+pub const BUFFER_DEBLOAT_THRESHOLD: Key<u32> = Key {
+    name: "taskmanager.network.memory.buffer-debloat.threshold-percentages",
+    default: "25",
+    doc:
+        "with debloating: the least change of the buffer size, in percent, that producers are told",
+    parse: count,
+};
+
 /// `execution.checkpointing.interval`.
 pub const CHECKPOINTING_INTERVAL: Key<Option<Duration>> = Key {
     name: "execution.checkpointing.interval",
@@ -333,6 +374,11 @@ pub const JOB: &[KeyInfo] = &[
     NETWORK_BUFFER_SIZE.info(),
     BUFFERS_PER_CHANNEL.info(),
     FLOATING_BUFFERS_PER_GATE.info(),
+    BUFFER_DEBLOAT.info(),
+    BUFFER_DEBLOAT_TARGET.info(),
+    BUFFER_DEBLOAT_PERIOD.info(),
+    BUFFER_DEBLOAT_SAMPLES.info(),
+    BUFFER_DEBLOAT_THRESHOLD.info(),
     WINDOW_PRE_AGGREGATION.info(),
     CHECKPOINTING_INTERVAL.info(),
     CHECKPOINTING_MODE.info(),

@@ -5,7 +5,7 @@
 
 use super::error::ConfigError;
 use super::job_keys::*;
-use super::{CheckpointConfig, Configuration, JobConfig, RestartStrategy};
+use super::{BufferDebloatConfig, CheckpointConfig, Configuration, JobConfig, RestartStrategy};
 use weir_state_backends::StateBackendConfig;
 
 /// A job's settings from configuration.
@@ -82,6 +82,7 @@ impl JobSettings {
             state_backend,
             window_pre_aggregation_entries: usize::try_from(c.get(&WINDOW_PRE_AGGREGATION)?)
                 .unwrap_or(usize::MAX),
+            buffer_debloat: buffer_debloat(c)?,
             ..JobConfig::default()
         };
         Ok(Self {
@@ -91,6 +92,19 @@ impl JobSettings {
             checkpoint_defaults,
         })
     }
+}
+
+/// `taskmanager.network.memory.buffer-debloat.*`: `None` unless enabled.
+fn buffer_debloat(c: &Configuration) -> Result<Option<BufferDebloatConfig>, ConfigError> {
+    if !c.get(&BUFFER_DEBLOAT)? {
+        return Ok(None);
+    }
+    Ok(Some(BufferDebloatConfig {
+        target: c.get(&BUFFER_DEBLOAT_TARGET)?,
+        period: c.get(&BUFFER_DEBLOAT_PERIOD)?,
+        samples: c.get(&BUFFER_DEBLOAT_SAMPLES)?,
+        threshold_percent: c.get(&BUFFER_DEBLOAT_THRESHOLD)?,
+    }))
 }
 
 /// `restart-strategy.type` and the keys of the strategy it names.

@@ -55,6 +55,25 @@ pub struct JobConfig {
     /// reads and writes the backend).
     #[serde(default = "default_window_pre_aggregation")]
     pub window_pre_aggregation_entries: usize,
+    /// Buffer debloating (`taskmanager.network.memory.buffer-debloat.enabled`, default
+    /// off): input gates size their producers' buffers to the throughput.
+    #[serde(default)]
+    pub buffer_debloat: Option<BufferDebloatConfig>,
+}
+
+/// Buffer debloating settings (`taskmanager.network.memory.buffer-debloat.*`, see
+/// [`crate::exchange::debloat`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferDebloatConfig {
+    /// Time in which the data an input gate may hold should drain (`.target`, default 1 s).
+    pub target: Duration,
+    /// How often the throughput is sampled and the size set (`.period`, default 200 ms).
+    pub period: Duration,
+    /// Samples the throughput is averaged over (`.samples`, default 20).
+    pub samples: u32,
+    /// Least change of the size, in percent, told to the producers
+    /// (`.threshold-percentages`, default 25).
+    pub threshold_percent: u32,
 }
 
 fn default_window_pre_aggregation() -> usize {
@@ -154,6 +173,10 @@ impl JobConfig {
         if let Some(c) = &self.checkpointing {
             c.validate()?;
         }
+        if let Some(d) = &self.buffer_debloat {
+            positive("taskmanager.network.memory.buffer-debloat.target", d.target)?;
+            positive("taskmanager.network.memory.buffer-debloat.period", d.period)?;
+        }
         Ok(self.state_backend.validate()?)
     }
 }
@@ -172,6 +195,7 @@ impl Default for JobConfig {
             savepoint_restore: None,
             state_backend: Default::default(),
             window_pre_aggregation_entries: default_window_pre_aggregation(),
+            buffer_debloat: None,
         }
     }
 }

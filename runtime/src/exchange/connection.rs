@@ -331,7 +331,7 @@ fn connect(
     Ok(connection)
 }
 
-/// Reads `CREDIT` and `ERROR` frames until the connection ends.
+/// Reads `CREDIT`, `BUFFER_SIZE` and `ERROR` frames until the connection ends.
 fn read_credits(stream: TransportReader, connection: Arc<Connection>) {
     let mut stream = std::io::BufReader::with_capacity(4096, stream);
     let reason = loop {
@@ -347,6 +347,11 @@ fn read_credits(stream: TransportReader, connection: Arc<Connection>) {
             FrameKind::Credit => {
                 if let Some(s) = connection.channel(header.channel) {
                     s.add_credit(header.arg);
+                }
+            }
+            FrameKind::BufferSize => {
+                if let Some(s) = connection.channel(header.channel) {
+                    s.set_buffer_size(header.arg);
                 }
             }
             FrameKind::Error => {

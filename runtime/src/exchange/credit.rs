@@ -232,6 +232,8 @@ pub struct GateCredits {
     dirty: Vec<(usize, usize)>,
     /// Passes of the task loop since the deferred credits were last announced.
     since_flush: u32,
+    /// Per gate: the buffer size its producers were asked for (buffer debloating).
+    sizes: Vec<Option<u32>>,
 }
 
 impl GateCredits {
@@ -251,6 +253,16 @@ impl GateCredits {
             deferred: channels.iter().map(|&n| vec![0; n]).collect(),
             dirty: Vec::new(),
             since_flush: 0,
+            sizes: vec![None; channels.len()],
+        }
+    }
+
+    /// Asks every producer of `gate`, and those that connect later, for buffers of
+    /// `bytes` bytes.
+    pub fn buffer_size(&mut self, gate: usize, bytes: u32) {
+        self.sizes[gate] = Some(bytes);
+        for sink in self.sinks[gate].iter().flatten() {
+            sink.resize_buffers(bytes);
         }
     }
 
@@ -267,6 +279,9 @@ impl GateCredits {
     /// A channel's producer connected: its credits go to `sink` from now on, starting
     /// with its exclusive ones.
     pub fn opened(&mut self, gate: usize, channel: usize, sink: Box<dyn CreditSink>) {
+        if let Some(bytes) = self.sizes[gate] {
+            sink.resize_buffers(bytes);
+        }
         self.sinks[gate][channel] = Some(sink);
         self.credits[gate].open(channel, &mut self.grants);
         self.announce(gate);
@@ -415,17 +430,37 @@ mod tests {
         c.check_invariants().unwrap();
     }
 
-    #[test]
-    fn recycled_credits_wait_for_a_batch_unless_the_producer_has_no_credit_left() {
-        let input = crate::exchange::InputGate::new();
-        let gate = GateAddress {
+    fn test_gate() -> GateAddress {
+        GateAddress {
             subtask: SubtaskId {
                 job: JobId(1),
                 vertex: 2,
                 subtask: 0,
             },
             gate: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_buffer_size_reaches_every_producer_of_the_gate_also_those_that_connect_later() {
+        let input = crate::exchange::InputGate::new();
+        let gate = test_gate();
+        let producers: Vec<Arc<Subpartition>> = (0..2)
+            .map(|ch| Arc::new(Subpartition::local(input.sender(), gate, ch)))
+            .collect();
+        let mut c = GateCredits::new(&[2], 2, 0);
+        c.opened(0, 0, Box::new(producers[0].clone()));
+        assert_eq!(producers[0].buffer_size(), None);
+        c.buffer_size(0, 1024);
+        assert_eq!(producers[0].buffer_size(), Some(1024));
+        c.opened(0, 1, Box::new(producers[1].clone()));
+        assert_eq!(producers[1].buffer_size(), Some(1024));
+    }
+
+    #[test]
+    fn recycled_credits_wait_for_a_batch_unless_the_producer_has_no_credit_left() {
+        let input = crate::exchange::InputGate::new();
+        let gate = test_gate();
         let producer = Arc::new(Subpartition::local(input.sender(), gate, 0));
         let announced = || producer.counts().0;
         let mut c = GateCredits::new(&[1], 2, 0);

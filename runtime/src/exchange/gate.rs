@@ -18,6 +18,10 @@ use std::time::Duration;
 pub trait CreditSink: Send + Sync + std::fmt::Debug {
     /// Grants the producer `n` more buffers.
     fn announce(&self, n: u32);
+
+    /// Asks the producer to flush each buffer once it holds `bytes` bytes (buffer
+    /// debloating, see [`super::debloat`]).
+    fn resize_buffers(&self, _bytes: u32) {}
 }
 
 /// What arrives at a task's input.

@@ -14,6 +14,7 @@
 mod buffer;
 mod connection;
 mod credit;
+pub mod debloat;
 mod gate;
 mod partitioner;
 pub mod protocol;

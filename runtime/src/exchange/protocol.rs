@@ -60,6 +60,8 @@ pub enum FrameKind {
     Error = 5,
     /// A barrier of an unaligned checkpoint, ahead of the channel's queued buffers.
     Barrier = 6,
+    /// The consumer asks for buffers of `arg` bytes (buffer debloating).
+    BufferSize = 7,
 }
 
 /// A decoded frame header.
@@ -151,6 +153,9 @@ pub enum ProtocolError {
     /// A `CREDIT` frame that grants no credit.
     #[error("credit frame granting nothing")]
     EmptyCredit,
+    /// A `BUFFER_SIZE` frame that asks for empty buffers.
+    #[error("buffer size frame asking for empty buffers")]
+    EmptyBufferSize,
 }
 
 /// Encodes the hello, presenting `secret` (at most [`MAX_SECRET_BYTES`]; empty: none).
@@ -209,6 +214,7 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError>
         4 => FrameKind::Credit,
         5 => FrameKind::Error,
         6 => FrameKind::Barrier,
+        7 => FrameKind::BufferSize,
         kind => return Err(ProtocolError::UnknownKind { kind }),
     };
     let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -235,7 +241,7 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError>
     match kind {
         FrameKind::Open => fixed(OPEN_LEN)?,
         FrameKind::Barrier => fixed(BARRIER_LEN)?,
-        FrameKind::Close | FrameKind::Credit => fixed(0)?,
+        FrameKind::Close | FrameKind::Credit | FrameKind::BufferSize => fixed(0)?,
         FrameKind::Error if len > MAX_ERROR_BYTES => {
             return Err(ProtocolError::ErrorTooLong {
                 len,
@@ -271,6 +277,9 @@ pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtocolError>
     }
     if kind == FrameKind::Credit && h.arg == 0 {
         return Err(ProtocolError::EmptyCredit);
+    }
+    if kind == FrameKind::BufferSize && h.arg == 0 {
+        return Err(ProtocolError::EmptyBufferSize);
     }
     Ok(h)
 }
@@ -351,20 +360,40 @@ mod tests {
         }
 
         #[test]
-        fn valid_headers_round_trip(channel: u32, arg in 1u32.., len in 1u32..=(MAX_FRAME_BYTES as u32), flags in 0u8..4) {
+        fn valid_headers_round_trip(channel: u32, arg in 1u32.., len in 1u32..=(MAX_FRAME_BYTES as u32), flags in 0u8..8) {
             let h = FrameHeader { kind: FrameKind::Data, channel, arg, len, flags, complete: len / 2 };
             let mut b = [0u8; HEADER_LEN];
             encode_header(&h, &mut b);
             prop_assert_eq!(decode_header(&b), Ok(h));
-            let c = FrameHeader { kind: FrameKind::Credit, channel, arg, len: 0, flags: 0, complete: 0 };
-            encode_header(&c, &mut b);
-            prop_assert_eq!(decode_header(&b), Ok(c));
+            for kind in [FrameKind::Credit, FrameKind::BufferSize] {
+                let c = FrameHeader { kind, channel, arg, len: 0, flags: 0, complete: 0 };
+                encode_header(&c, &mut b);
+                prop_assert_eq!(decode_header(&b), Ok(c));
+            }
         }
 
         #[test]
         fn open_payloads_round_trip(job: u64, vertex: u32, subtask: u16, gate: u16, channel: u32) {
             let g = GateAddress { subtask: SubtaskId { job: JobId(job), vertex, subtask }, gate };
             prop_assert_eq!(decode_open(&encode_open(&g, channel)), (g, channel));
+        }
+    }
+
+    #[test]
+    fn a_buffer_size_frame_asking_for_nothing_or_carrying_bytes_is_refused() {
+        let mut b = [0u8; HEADER_LEN];
+        for (arg, len, error) in [(0, 0, "empty buffers"), (256, 4, "payload")] {
+            let h = FrameHeader {
+                kind: FrameKind::BufferSize,
+                channel: 1,
+                arg,
+                len,
+                flags: 0,
+                complete: 0,
+            };
+            encode_header(&h, &mut b);
+            let e = decode_header(&b).unwrap_err().to_string();
+            assert!(e.contains(error), "{e}");
         }
     }
 

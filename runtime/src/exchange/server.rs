@@ -139,6 +139,11 @@ impl CreditSink for RemoteCredit {
         self.writer
             .send(&control_frame(FrameKind::Credit, self.id, n, &[]));
     }
+
+    fn resize_buffers(&self, bytes: u32) {
+        self.writer
+            .send(&control_frame(FrameKind::BufferSize, self.id, bytes, &[]));
+    }
 }
 
 impl std::fmt::Debug for RemoteCredit {

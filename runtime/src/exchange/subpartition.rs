@@ -106,6 +106,8 @@ struct State {
 /// The producer end of one channel.
 pub struct Subpartition {
     state: Mutex<State>,
+    /// The buffer size the consumer asked for (buffer debloating); 0: the job's.
+    debloated: std::sync::atomic::AtomicU32,
     drained: Condvar,
     transport: Box<dyn Push>,
     target: String,
@@ -123,12 +125,17 @@ impl CreditSink for Arc<Subpartition> {
     fn announce(&self, n: u32) {
         self.add_credit(n);
     }
+
+    fn resize_buffers(&self, bytes: u32) {
+        self.set_buffer_size(bytes);
+    }
 }
 
 impl Subpartition {
     pub(crate) fn new(transport: Box<dyn Push>, target: String) -> Self {
         Self {
             state: Mutex::new(State::default()),
+            debloated: std::sync::atomic::AtomicU32::new(0),
             drained: Condvar::new(),
             transport,
             target,
@@ -149,6 +156,19 @@ impl Subpartition {
     /// Names the consumer's gate and channel (and peer) for errors.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The consumer asks for buffers of `bytes` bytes (buffer debloating).
+    pub fn set_buffer_size(&self, bytes: u32) {
+        self.debloated.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Returns the buffer size the consumer asked for, if it did.
+    pub fn buffer_size(&self) -> Option<usize> {
+        match self.debloated.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n as usize),
+        }
     }
 
     /// Queues a filled buffer and delivers what credit allows.

@@ -28,6 +28,9 @@ use std::time::Instant;
 struct Channel {
     current: Option<Buffer>,
     sub: Arc<Subpartition>,
+    /// Segment length at which the current buffer is full: the writer's, or less if the
+    /// consumer asked for smaller buffers (buffer debloating).
+    flush_at: usize,
 }
 
 /// Writes the records of one output edge into its channels.
@@ -60,7 +63,11 @@ impl PartitionWriter {
     ) -> Self {
         let channels = subpartitions
             .into_iter()
-            .map(|sub| Channel { current: None, sub })
+            .map(|sub| Channel {
+                current: None,
+                sub,
+                flush_at: HEADER_LEN + buffer_size,
+            })
             .collect();
         let capacity = pool.segment_capacity();
         metrics.add_output_pool(pool.stats());
@@ -189,7 +196,13 @@ impl PartitionWriter {
     fn current(&mut self, channel: usize) -> Result<&mut Vec<u8>, ExchangeError> {
         if self.channels[channel].current.is_none() {
             let b = self.request()?;
-            self.channels[channel].current = Some(b);
+            let max = self.flush_at;
+            let ch = &mut self.channels[channel];
+            ch.flush_at = ch
+                .sub
+                .buffer_size()
+                .map_or(max, |s| (HEADER_LEN + s).min(max));
+            ch.current = Some(b);
         }
         Ok(self.channels[channel]
             .current
@@ -217,7 +230,6 @@ impl PartitionWriter {
         value: &T,
         timestamp: Timestamp,
     ) -> Result<(), ExchangeError> {
-        let flush_at = self.flush_at;
         let buf = self.current(channel)?;
         let start = element::begin_record(buf, timestamp);
         if let Err(e) = weir_state_backends::encode_into(value, buf) {
@@ -225,7 +237,8 @@ impl PartitionWriter {
             return Err(ExchangeError::Serialize(e.to_string()));
         }
         element::finish_frame(buf, start);
-        let full = buf.len() >= flush_at;
+        let len = buf.len();
+        let full = len >= self.channels[channel].flush_at;
         self.records_out += 1;
         if full {
             self.emit_full(channel, start)?;
@@ -254,11 +267,11 @@ impl PartitionWriter {
 
     fn append_to_all(&mut self, frame: &[u8]) -> Result<(), ExchangeError> {
         for i in 0..self.channels.len() {
-            let flush_at = self.flush_at;
             let buf = self.current(i)?;
             let start = buf.len();
             buf.extend_from_slice(frame);
-            let full = buf.len() >= flush_at;
+            let len = buf.len();
+            let full = len >= self.channels[i].flush_at;
             self.records_out += 1;
             if full {
                 self.emit_full(i, start)?;
@@ -273,11 +286,11 @@ impl PartitionWriter {
             self.metrics.set_output_watermark(*wm);
         }
         for i in 0..self.channels.len() {
-            let flush_at = self.flush_at;
             let buf = self.current(i)?;
             let start = buf.len();
             element::write_event(buf, event);
-            if buf.len() >= flush_at {
+            let len = buf.len();
+            if len >= self.channels[i].flush_at {
                 self.emit_full(i, start)?;
             }
         }
@@ -426,5 +439,34 @@ mod tests {
         assert!(err.contains("taskmanager.network.buffer-size"), "{err}");
         let err = w.restore_in_flight(vec![(3, Vec::new())]).unwrap_err();
         assert!(err.to_string().contains("channel 3"), "{err}");
+    }
+
+    #[test]
+    fn a_buffer_started_after_the_consumer_asked_for_smaller_ones_is_flushed_at_that_size() {
+        let gate = InputGate::new();
+        let (mut w, sub) = writer(&gate);
+        sub.add_credit(4);
+        // Eight small records fit one buffer of 64 bytes.
+        let sizes = |w: &mut PartitionWriter, records: u32| {
+            for i in 0..records {
+                w.write_record(0, &i, crate::types::NO_TIMESTAMP).unwrap();
+            }
+            w.flush().unwrap();
+            std::iter::from_fn(|| gate.try_recv())
+                .map(|m| match m {
+                    InputMessage::Buffer { buffer, .. } => buffer.payload_len(),
+                    other => panic!("not a buffer: {other:?}"),
+                })
+                .collect::<Vec<usize>>()
+        };
+        let full = sizes(&mut w, 8);
+        assert!(full.len() == 1, "{full:?}");
+        sub.set_buffer_size(20);
+        let debloated = sizes(&mut w, 12);
+        let (last, full) = debloated.split_last().unwrap();
+        assert!(
+            full.len() >= 2 && full.iter().all(|&n| (20..30).contains(&n)) && *last < 30,
+            "{debloated:?}"
+        );
     }
 }

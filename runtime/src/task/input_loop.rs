@@ -65,6 +65,7 @@ pub(super) fn input_loop(
                 drain(inv, &mut inputs, gate, commands)?;
             }
         }
+        inputs.debloat();
         let queued = gate.len();
         metrics.set_input_queue(queued as u64, capacity);
         inputs.on_pass(queued);
@@ -116,7 +117,9 @@ fn receive(
     let idle_since = (wait > Duration::ZERO && gate.is_empty()).then(Instant::now);
     let message = gate.recv_timeout(wait);
     if let Some(since) = idle_since {
-        metrics.add_idle_ns(since.elapsed().as_nanos() as u64);
+        let idle = since.elapsed();
+        metrics.add_idle_ns(idle.as_nanos() as u64);
+        inputs.waited(idle);
     }
     match message {
         Ok(m @ InputMessage::Buffer { .. }) => {

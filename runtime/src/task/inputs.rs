@@ -26,6 +26,7 @@ use crate::config::JobConfig;
 use crate::control::TaskDeployment;
 use crate::element::{BarrierOptions, Element, ElementReader};
 use crate::error::TaskError;
+use crate::exchange::debloat::InputDebloat;
 use crate::exchange::{Buffer, CreditSink, GateCredits, FLAG_CONTINUES};
 use crate::invokable::TaskInvokable;
 use crate::metrics::TaskMetrics;
@@ -61,6 +62,8 @@ pub(super) struct Inputs {
     /// How long an aligned checkpoint aligns before it gives way to an unaligned snapshot
     /// (`execution.checkpointing.aligned-checkpoint-timeout`), if it may.
     align_timeout: Option<std::time::Duration>,
+    /// The gates' buffer sizes, with buffer debloating.
+    debloat: Option<InputDebloat>,
 }
 
 /// Where reading whole frames stopped.
@@ -113,6 +116,13 @@ impl Inputs {
             replaying: false,
             unread: std::collections::VecDeque::new(),
             reading: None,
+            debloat: config.buffer_debloat.as_ref().map(|d| {
+                let buffers: Vec<usize> = channels
+                    .iter()
+                    .map(|&c| c * config.buffers_per_channel + config.floating_buffers_per_gate)
+                    .collect();
+                InputDebloat::new(d, &buffers, config.buffer_size)
+            }),
             align_timeout: config
                 .checkpointing
                 .as_ref()
@@ -184,6 +194,25 @@ impl Inputs {
         match self.unread.pop_front() {
             Some((flat, sequence, buffer)) => self.take(inv, (flat, sequence), buffer, commands),
             None => Ok(0),
+        }
+    }
+
+    /// The task waited `idle` on an empty queue (buffer debloating leaves it out).
+    pub(super) fn waited(&mut self, idle: std::time::Duration) {
+        if let Some(d) = &mut self.debloat {
+            d.idle(idle);
+        }
+    }
+
+    /// With buffer debloating, once a period passed: asks the producers of each gate
+    /// whose throughput changed enough for buffers of the new size.
+    pub(super) fn debloat(&mut self) {
+        let Some(d) = &mut self.debloat else {
+            return;
+        };
+        for (gate, size) in d.sample() {
+            tracing::debug!(gate, size, "debloated buffer size");
+            self.credits.buffer_size(gate, size as u32);
         }
     }
 
@@ -260,6 +289,9 @@ impl Inputs {
         self.credits
             .received(g, ch, buffer.backlog)
             .map_err(|e| input_failed(format!("gate {g}: {e}")))?;
+        if let Some(d) = &mut self.debloat {
+            d.consumed(g, buffer.payload_len());
+        }
         if self.aligner.holds_back(flat) {
             self.aligner.hold(flat, buffer);
             return Ok(0);

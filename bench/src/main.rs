@@ -47,6 +47,13 @@
 //!   available (ZooKeeper, two JobManagers) and the leader is killed instead (see
 //!   `cluster_failover.rs`).
 //!
+//! - `scaling`: `stateless`, `keyed-count` and `sensor-window` at each parallelism of
+//!   `--parallelisms` (default 1, 2, 4, … up to the cores) with `--records` rows per
+//!   subtask; a JSON line per run with its speedup and efficiency, then a Markdown table
+//!   (see `scaling.rs`).
+//!
+//! `--taskmanagers N` sets the local mini-cluster's TaskManagers (default 2).
+//!
 //! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a
 //! temporary directory, or `--checkpoint-dir URL` such as `s3://bucket/path`) and adds the
 //! number of completed checkpoints, their median and largest duration, their largest size,
@@ -77,6 +84,7 @@ mod kafka_latency;
 mod latency_sink;
 mod recovery_probe;
 mod report;
+mod scaling;
 mod server_script;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -99,6 +107,8 @@ enum Workload {
     Kafka,
     /// Produced -> visible to `read_committed` latency through an exactly-once Kafka job.
     KafkaLatency,
+    /// `stateless`, `keyed-count` and `sensor-window` at rising parallelism.
+    Scaling,
 }
 
 impl Workload {
@@ -113,6 +123,7 @@ impl Workload {
             Workload::ClusterRecovery => "cluster-recovery",
             Workload::Kafka => "kafka",
             Workload::KafkaLatency => "kafka-latency",
+            Workload::Scaling => "scaling",
         }
     }
 }
@@ -181,6 +192,16 @@ struct Args {
     /// (`security.ssl.internal.*`) with certificates made for the run.
     #[arg(long)]
     internal_tls: bool,
+    /// TaskManagers of the local mini-cluster (each with as many slots as it needs).
+    #[arg(long, default_value_t = 2)]
+    taskmanagers: u32,
+    /// `scaling`: the parallelisms to measure, ascending (default 1, 2, 4, … up to the
+    /// machine's cores, and the core count).
+    #[arg(long, value_delimiter = ',')]
+    parallelisms: Vec<u16>,
+    /// `scaling`: the workloads to measure (default stateless, keyed-count, sensor-window).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workloads: Vec<Workload>,
 }
 
 /// Bytes of one `exchange` record on the wire: the key (up to 3 bytes), a zero timestamp
@@ -263,7 +284,10 @@ fn build(
 ) {
     match workload {
         // Run processes or jobs of their own instead of this one (see `main`).
-        Workload::ClusterRecovery | Workload::Kafka | Workload::KafkaLatency => {}
+        Workload::ClusterRecovery
+        | Workload::Kafka
+        | Workload::KafkaLatency
+        | Workload::Scaling => {}
         Workload::KeyedState => {
             env.from_generator(GeneratorSource::new(Some(n), move |id| state_row(id, keys)))
                 .key_by(|r: &StateRow| r.0)
@@ -347,6 +371,9 @@ fn main() -> Result<()> {
     if args.workload == Workload::ClusterRecovery {
         return run_cluster_recovery(&args);
     }
+    if args.workload == Workload::Scaling {
+        return scaling::main(&args);
+    }
     if args.workload == Workload::KafkaLatency {
         let line = kafka_latency::run(&kafka_latency::Settings {
             brokers: args.kafka_brokers.clone(),
@@ -412,6 +439,9 @@ fn check_args(args: &Args) -> Result<()> {
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
     }
+    if args.taskmanagers == 0 {
+        bail!("--taskmanagers must be at least 1");
+    }
     if matches!(
         args.workload,
         Workload::Latency | Workload::ClusterRecovery | Workload::KafkaLatency
@@ -441,7 +471,7 @@ fn run_cluster_recovery(args: &Args) -> Result<()> {
 /// arguments; returns the temporary checkpoint directory to remove afterwards, if any.
 fn configure(env: &StreamExecutionEnvironment, args: &Args) -> Result<Option<std::path::PathBuf>> {
     env.set_parallelism(args.parallelism)
-        .set_local_taskmanagers(2)
+        .set_local_taskmanagers(args.taskmanagers)
         .set_state_backend(args.state_backend);
     env.configure(|s| s.job.state_backend.incremental = args.incremental);
     if args.internal_tls {

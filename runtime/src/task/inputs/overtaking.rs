@@ -60,12 +60,8 @@ impl Inputs {
                     self.in_flight.abandon();
                     commands.decline(old, &format!("barrier {checkpoint} arrived before the data in flight of {old} was read"));
                 }
-                let mut cut = vec![None; self.total()];
                 match self.aligner.pending() {
-                    Some(aligning) if aligning == checkpoint => {
-                        cut = self.give_way(checkpoint);
-                    }
-                    Some(aligning) => {
+                    Some(aligning) if aligning > checkpoint => {
                         self.in_flight.pass(checkpoint);
                         commands.decline(
                             checkpoint,
@@ -73,8 +69,17 @@ impl Inputs {
                         );
                         return Ok(false);
                     }
-                    None => {}
+                    Some(aligning) if aligning < checkpoint => {
+                        self.aligner.give_way();
+                        commands.decline(
+                            aligning,
+                            &format!("barrier {checkpoint} arrived before the alignment of {aligning} ended"),
+                        );
+                    }
+                    _ => {}
                 }
+                // Aligned barriers of the checkpoint still to come are stale from now on.
+                let mut cut = self.give_way(checkpoint);
                 cut[flat] = Some(barrier.sequence);
                 return self.snapshot_overtaking(inv, (checkpoint, barrier.options), cut, commands);
             }
@@ -227,5 +232,158 @@ impl Inputs {
             commands.submit(c.checkpoint, c.state, (c.took, c.ended));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::OperatorSnapshot;
+    use crate::config::{CheckpointConfig, JobConfig};
+    use crate::control::{GateSpec, TaskDeployment};
+    use crate::element::{write_event, Element, ElementReader};
+    use crate::exchange::{Buffer, CreditSink, FLAG_BARRIER};
+    use crate::types::{JobId, SubtaskId};
+    use std::time::Duration;
+
+    /// A chain that records the checkpoints it snapshotted.
+    #[derive(Default)]
+    struct Snapshots(Vec<CheckpointId>);
+
+    impl crate::Lifecycle for Snapshots {
+        fn snapshot_state(
+            &mut self,
+            checkpoint: CheckpointId,
+            _: BarrierOptions,
+            _: &mut Vec<OperatorSnapshot>,
+        ) -> Result<(), TaskError> {
+            self.0.push(checkpoint);
+            Ok(())
+        }
+    }
+
+    impl TaskInvokable for Snapshots {
+        fn process_records(&mut self, _: u8, _: &mut ElementReader<'_>) -> Result<(), TaskError> {
+            Ok(())
+        }
+        fn operator_name(&self, _: usize) -> Option<String> {
+            None
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoCredit;
+
+    impl CreditSink for NoCredit {
+        fn announce(&self, _: u32) {}
+    }
+
+    const MAY_TIME_OUT: BarrierOptions = BarrierOptions {
+        savepoint: false,
+        aligned: true,
+        stop: false,
+        drain: false,
+        unaligned: false,
+        timeout: true,
+    };
+
+    fn inputs(channels: u32) -> Inputs {
+        let deployment = TaskDeployment {
+            subtask: SubtaskId {
+                job: JobId(1),
+                vertex: 3,
+                subtask: 0,
+            },
+            name: "test".into(),
+            parallelism: 1,
+            max_parallelism: 128,
+            is_source: false,
+            gates: vec![GateSpec { channels, input: 0 }],
+            outputs: Vec::new(),
+            attempt: 0,
+            restore: None,
+        };
+        let mut checkpoints = CheckpointConfig::new(Duration::from_secs(1), "memory://");
+        checkpoints.unaligned = true;
+        checkpoints.aligned_timeout = Duration::from_secs(3600);
+        let config = JobConfig {
+            checkpointing: Some(checkpoints),
+            ..JobConfig::default()
+        };
+        let mut inputs = Inputs::new(&deployment, &config, Default::default());
+        for ch in 0..channels {
+            inputs.opened(0, ch, Box::new(NoCredit)).unwrap();
+        }
+        inputs
+    }
+
+    /// A buffer holding only the aligned barrier of `checkpoint`, flagged.
+    fn flagged_barrier(checkpoint: CheckpointId) -> Buffer {
+        let mut frame = Vec::new();
+        write_event(&mut frame, &Element::Barrier(checkpoint, MAY_TIME_OUT));
+        let mut b = Buffer::unpooled(&frame);
+        b.flags = FLAG_BARRIER;
+        b.complete = 0;
+        b
+    }
+
+    #[test]
+    fn an_aligned_barrier_of_a_checkpoint_an_overtaking_barrier_took_is_stale_not_a_new_alignment()
+    {
+        let (_tx, rx) = crossbeam_channel::unbounded();
+        let mut commands = Commands::new(&rx, None);
+        let mut chain = Snapshots::default();
+        let mut inputs = inputs(2);
+        // Channel 0's producer timed out: its barrier overtakes and the task snapshots.
+        let overtaking = PriorityBarrier {
+            checkpoint: 5,
+            options: MAY_TIME_OUT.overtaking(),
+            sequence: 0,
+        };
+        assert!(inputs
+            .priority(&mut chain, (0, 0), overtaking, &mut commands)
+            .unwrap());
+        // Channel 1's barrier came aligned: it cuts the capture as it arrives ...
+        inputs
+            .arrive(0, 1, flagged_barrier(5), &mut commands)
+            .unwrap();
+        assert!(!inputs.capturing(), "the capture is complete");
+        // ... and once read, it neither starts an alignment nor blocks its channel.
+        inputs.take_next(&mut chain, &mut commands).unwrap();
+        assert_eq!(inputs.aligner.pending(), None);
+        assert!(!inputs.aligner.holds_back(1));
+        // The next checkpoint's overtaking barrier is taken, not declined.
+        let next = PriorityBarrier {
+            checkpoint: 6,
+            ..overtaking
+        };
+        assert!(inputs
+            .priority(&mut chain, (0, 0), next, &mut commands)
+            .unwrap());
+        assert_eq!(chain.0, vec![5, 6]);
+    }
+
+    #[test]
+    fn an_overtaking_barrier_of_a_newer_checkpoint_ends_an_older_alignment() {
+        let (_tx, rx) = crossbeam_channel::unbounded();
+        let mut commands = Commands::new(&rx, None);
+        let mut chain = Snapshots::default();
+        let mut inputs = inputs(2);
+        inputs
+            .arrive(0, 0, flagged_barrier(7), &mut commands)
+            .unwrap();
+        inputs.take_next(&mut chain, &mut commands).unwrap();
+        assert_eq!(inputs.aligner.pending(), Some(7), "channel 0 aligns 7");
+        let newer = PriorityBarrier {
+            checkpoint: 8,
+            options: MAY_TIME_OUT.overtaking(),
+            sequence: 0,
+        };
+        assert!(inputs
+            .priority(&mut chain, (0, 1), newer, &mut commands)
+            .unwrap());
+        assert_eq!(inputs.aligner.pending(), None);
+        assert!(!inputs.aligner.holds_back(0), "channel 0 is released");
+        assert_eq!(chain.0, vec![8]);
     }
 }

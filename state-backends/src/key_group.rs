@@ -50,9 +50,15 @@ const fn fmix64(mut k: u64) -> u64 {
 ///
 /// # Panics
 /// Panics if `max_parallelism` is zero.
+#[inline]
 pub fn assign_to_key_group(hash: u64, max_parallelism: u16) -> KeyGroup {
     assert!(max_parallelism > 0, "max_parallelism must be positive");
-    (hash % u64::from(max_parallelism)) as KeyGroup
+    if max_parallelism.is_power_of_two() {
+        // The same remainder without a division (the default, 128, is a power of two).
+        (hash & u64::from(max_parallelism - 1)) as KeyGroup
+    } else {
+        (hash % u64::from(max_parallelism)) as KeyGroup
+    }
 }
 
 /// The operator subtask owning `key_group` (`kg * parallelism / max_parallelism`).
@@ -231,6 +237,13 @@ mod tests {
                 let op = operator_index_for_key_group(max, parallelism, kg);
                 prop_assert!(ranges[usize::from(op)].contains(kg), "kg {} op {}", kg, op);
             }
+        }
+
+        #[test]
+        fn a_key_group_is_the_hash_modulo_max_parallelism(hash in any::<u64>(), shift in 0u32..16, max in 1u16..) {
+            let power = 1u16 << shift;
+            prop_assert_eq!(u64::from(assign_to_key_group(hash, power)), hash % u64::from(power));
+            prop_assert_eq!(u64::from(assign_to_key_group(hash, max)), hash % u64::from(max));
         }
 
         #[test]

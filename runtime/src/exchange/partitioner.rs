@@ -26,6 +26,9 @@ pub struct Partitioner {
     max_parallelism: u16,
     subtask: usize,
     next: usize,
+    /// Hash edges: the channel owning each key group (one lookup instead of a division
+    /// per record).
+    owners: Vec<u16>,
 }
 
 impl Partitioner {
@@ -37,12 +40,20 @@ impl Partitioner {
         max_parallelism: u16,
         subtask: usize,
     ) -> Self {
+        let channels = channels.max(1);
+        let owners = match partitioning {
+            Partitioning::Hash => (0..max_parallelism)
+                .map(|kg| operator_index_for_key_group(max_parallelism, channels as u16, kg))
+                .collect(),
+            _ => Vec::new(),
+        };
         Self {
             partitioning,
-            channels: channels.max(1),
+            channels,
             max_parallelism,
             subtask,
             next: 0,
+            owners,
         }
     }
 
@@ -58,8 +69,7 @@ impl Partitioner {
             }
             Partitioning::Hash => {
                 let kg = assign_to_key_group(key_hash(), self.max_parallelism);
-                let n = self.channels as u16;
-                Route::Channel(operator_index_for_key_group(self.max_parallelism, n, kg) as usize)
+                Route::Channel(self.owners[kg as usize] as usize)
             }
             Partitioning::Broadcast => Route::Broadcast,
         }
@@ -90,6 +100,14 @@ mod tests {
             let owner = operator_index_for_key_group(128, 4, kg) as usize;
             assert_eq!(p.route(|| hash), Route::Channel(owner));
             assert_eq!(p.route(|| hash), Route::Channel(owner));
+        }
+        for (max, channels) in [(100u16, 3usize), (7, 7), (1, 1), (u16::MAX, 5)] {
+            let mut p = Partitioner::new(Partitioning::Hash, channels, max, 0);
+            for hash in (0..2_000u64).chain([u64::MAX]) {
+                let kg = (hash % u64::from(max)) as u16;
+                let owner = operator_index_for_key_group(max, channels as u16, kg) as usize;
+                assert_eq!(p.route(|| hash), Route::Channel(owner), "{max} {channels}");
+            }
         }
     }
 }

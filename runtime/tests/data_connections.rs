@@ -13,7 +13,7 @@ use weir_runtime::exchange::protocol::{
 };
 use weir_runtime::exchange::{
     BufferPool, ConnectionManager, CreditSink, DataServer, GateEntry, GateRegistry, InputGate,
-    InputMessage, NetworkBufferPool, FLAG_END,
+    InputMessage, NetworkBufferPool, FLAG_BARRIER, FLAG_END,
 };
 use weir_runtime::{element, GateAddress, JobId, SubtaskId};
 
@@ -418,4 +418,43 @@ fn a_consumer_taskmanager_that_drops_the_connection_fails_the_producers_channel(
         "{msg}"
     );
     assert_eq!(connections.connection_count(), 0);
+}
+
+#[test]
+fn a_flagged_barrier_keeps_its_offset_across_the_connection_and_buffer_sizes_flow_back() {
+    let (server, gate, _) = setup();
+    let connections = ConnectionManager::new();
+    let sub = connections
+        .open_channel(server.local_addr(), gate_address(), 1)
+        .unwrap();
+    let net = NetworkBufferPool::new(8);
+    let pool = BufferPool::new(&net, 8, BUFFER_SIZE, "producer").unwrap();
+    let mut payload = Vec::new();
+    let s = element::begin_record(&mut payload, weir_runtime::NO_TIMESTAMP);
+    payload.extend_from_slice(&[9; 10]);
+    element::finish_frame(&mut payload, s);
+    let at = payload.len();
+    let options = element::BarrierOptions::from_byte(0b10_0010);
+    element::write_event(&mut payload, &element::Element::Barrier(3, options));
+    let mut b = pool.try_request().unwrap();
+    b.append(&payload);
+    b.flags = FLAG_BARRIER;
+    b.complete = at as u32;
+    sub.add(b).unwrap();
+    let credit = accept_channel(&gate, 1, 1);
+    match next(&gate) {
+        InputMessage::Buffer { buffer, .. } => {
+            assert_eq!(buffer.flags, FLAG_BARRIER);
+            assert_eq!(buffer.complete as usize, at, "where the barrier starts");
+            assert_eq!(buffer.payload(), &payload[..]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The consumer asks for smaller buffers: a BUFFER_SIZE frame reaches the producer.
+    credit.resize_buffers(512);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sub.buffer_size() != Some(512) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(sub.buffer_size(), Some(512));
 }

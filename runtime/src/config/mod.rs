@@ -268,6 +268,7 @@ pub struct CheckpointConfig {
     /// With `unaligned`: how long a barrier waits aligned before it overtakes the data in
     /// flight (`execution.checkpointing.aligned-checkpoint-timeout`, default 0: barriers
     /// start unaligned).
+    #[serde(default)]
     pub aligned_timeout: Duration,
     /// Where savepoints go when a request names no directory (`state.savepoints.dir`): a
     /// URL or a path.

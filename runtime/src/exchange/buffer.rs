@@ -271,9 +271,10 @@ pub struct Buffer {
     pool: Option<Arc<PoolShared>>,
     /// Buffers the producer had queued for the channel behind this one.
     pub backlog: u32,
-    /// [`FLAG_CONTINUES`] and [`FLAG_END`].
+    /// [`FLAG_CONTINUES`], [`FLAG_END`] and [`FLAG_BARRIER`].
     pub flags: u8,
-    /// With [`FLAG_CONTINUES`]: payload offset where the unfinished last frame starts.
+    /// With [`FLAG_CONTINUES`]: payload offset where the unfinished last frame starts; with
+    /// [`FLAG_BARRIER`]: where the barrier that ends the buffer starts.
     pub complete: u32,
 }
 

@@ -14,6 +14,7 @@
 //! the next channel to that peer opens a new connection. With internal TLS the hello and
 //! every frame go through the connection's TLS session ([`super::transport`]).
 
+use super::buffer::FLAG_BARRIER;
 use super::protocol::{
     control_frame, decode_header, encode_header, encode_hello, encode_open, tls_hint, FrameHeader,
     FrameKind, HEADER_LEN, MAX_ERROR_BYTES,
@@ -101,7 +102,9 @@ impl Connection {
             arg: buffer.backlog,
             len,
             flags: buffer.flags,
-            complete: if buffer.flags & super::buffer::FLAG_CONTINUES != 0 {
+            // `complete` says where the unfinished last frame, or the barrier that ends the
+            // buffer, starts.
+            complete: if buffer.flags & (super::buffer::FLAG_CONTINUES | FLAG_BARRIER) != 0 {
                 buffer.complete
             } else {
                 len

@@ -8,7 +8,11 @@
 //!
 //! A barrier of an unaligned checkpoint ([`Subpartition::priority_barrier`]) goes out at
 //! once, without credit, ahead of the queued buffers, with the number of buffers delivered
-//! before it; copies of the buffers it overtook become the checkpoint's in-flight data.
+//! before it; copies of the buffers it overtook become the checkpoint's in-flight data. An
+//! aligned barrier that may time out is noted as it is queued, at the end of its buffer, and
+//! can later be taken off that buffer and sent the same way
+//! ([`Subpartition::overtake_barrier`]). The consumer may ask for smaller buffers (buffer
+//! debloating, [`Subpartition::set_buffer_size`]).
 //!
 //! Invariants: buffers are delivered in the order they were queued and only against
 //! credit, one buffer per credit (priority events need none); the queue holds buffers of the producer's pool only, so
@@ -160,7 +164,8 @@ impl Subpartition {
 
     /// The consumer asks for buffers of `bytes` bytes (buffer debloating).
     pub fn set_buffer_size(&self, bytes: u32) {
-        self.debloated.store(bytes, Ordering::Relaxed);
+        let least = super::debloat::MIN_BUFFER_SIZE as u32;
+        self.debloated.store(bytes.max(least), Ordering::Relaxed);
     }
 
     /// Returns the buffer size the consumer asked for, if it did.

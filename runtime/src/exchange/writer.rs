@@ -392,15 +392,19 @@ mod tests {
     use crate::exchange::{BufferPool, InputGate, InputMessage, NetworkBufferPool};
     use crate::types::{GateAddress, JobId, SubtaskId};
 
-    fn writer(gate: &InputGate) -> (PartitionWriter, Arc<Subpartition>) {
-        let address = GateAddress {
+    fn test_address() -> GateAddress {
+        GateAddress {
             subtask: SubtaskId {
                 job: JobId(1),
                 vertex: 2,
                 subtask: 0,
             },
             gate: 0,
-        };
+        }
+    }
+
+    fn writer(gate: &InputGate) -> (PartitionWriter, Arc<Subpartition>) {
+        let address = test_address();
         let sub = Arc::new(Subpartition::local(gate.sender(), address, 0));
         let pool = BufferPool::new(&NetworkBufferPool::new(4), 4, 64, "test").unwrap();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -444,9 +448,13 @@ mod tests {
     #[test]
     fn a_buffer_started_after_the_consumer_asked_for_smaller_ones_is_flushed_at_that_size() {
         let gate = InputGate::new();
-        let (mut w, sub) = writer(&gate);
-        sub.add_credit(4);
-        // Eight small records fit one buffer of 64 bytes.
+        let address = test_address();
+        let sub = Arc::new(Subpartition::local(gate.sender(), address, 0));
+        let pool = BufferPool::new(&NetworkBufferPool::new(8), 8, 1024, "test").unwrap();
+        let metrics = Arc::new(TaskMetrics::default());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut w = PartitionWriter::new(vec![sub.clone()], pool, 1024, cancel, metrics);
+        sub.add_credit(8);
         let sizes = |w: &mut PartitionWriter, records: u32| {
             for i in 0..records {
                 w.write_record(0, &i, crate::types::NO_TIMESTAMP).unwrap();
@@ -459,13 +467,14 @@ mod tests {
                 })
                 .collect::<Vec<usize>>()
         };
-        let full = sizes(&mut w, 8);
-        assert!(full.len() == 1, "{full:?}");
+        // A hundred small records fit one buffer of 1 KiB.
+        assert_eq!(sizes(&mut w, 100).len(), 1);
+        // The consumer asks for less than the least size: buffers of 256 bytes.
         sub.set_buffer_size(20);
-        let debloated = sizes(&mut w, 12);
+        let debloated = sizes(&mut w, 100);
         let (last, full) = debloated.split_last().unwrap();
         assert!(
-            full.len() >= 2 && full.iter().all(|&n| (20..30).contains(&n)) && *last < 30,
+            full.len() >= 2 && full.iter().all(|&n| (256..270).contains(&n)) && *last < 270,
             "{debloated:?}"
         );
     }

@@ -1,6 +1,11 @@
 //! The input side of unaligned checkpoints: which buffers a checkpoint's barriers overtook
 //! on their way in (see [`crate::checkpoint::channel_state`]).
 //!
+//! A capture starts when the task snapshots on the first overtaking barrier of a
+//! checkpoint, or when an aligned checkpoint times out (see `inputs/overtaking.rs`); a
+//! channel that delivered the aligned barrier before starts cut at 0, and an aligned barrier
+//! that ends a flagged buffer cuts its channel as the buffer arrives.
+//!
 //! Every buffer a channel delivers gets the channel's next sequence number as it arrives.
 //! The first barrier of a checkpoint (a priority event) makes the task snapshot at once and
 //! take every buffer queued for it off its queue; from then on, each buffer of a channel
@@ -79,7 +84,7 @@ pub(super) struct Captured {
 pub(super) struct InFlight {
     received: Vec<u64>,
     capture: Option<Capture>,
-    /// The newest checkpoint whose barrier started a capture here.
+    /// The newest checkpoint this task captured or passed (declined or restored).
     latest: Option<CheckpointId>,
 }
 

@@ -60,6 +60,7 @@ pub(super) fn input_loop(
         if commands.poll(inv, false, Duration::ZERO)? == Flow::Stop {
             return Ok(());
         }
+        inputs.release_aborted(inv, commands)?;
         if let Some(due) = inputs.overtake_due(commands) {
             if inputs.time_out(inv, due, commands)? {
                 drain(inv, &mut inputs, gate, commands)?;

@@ -84,7 +84,8 @@ impl OutputBarriers {
 
     /// Returns the acknowledgement held once every barrier was delivered, or once the
     /// timeout passed (at once if `now`), after the barriers still queued overtook the
-    /// buffers ahead of them. Forgets it if its checkpoint was `aborted` or an older one.
+    /// buffers ahead of them. Forgets it if its checkpoint is the newest `aborted` (an
+    /// acknowledgement of an aborted checkpoint that goes anyway is ignored).
     pub(super) fn settle(
         &mut self,
         now: bool,
@@ -94,7 +95,7 @@ impl OutputBarriers {
             return Ok(None);
         };
         let checkpoint = held.ack.checkpoint;
-        if aborted.is_some_and(|a| a >= checkpoint) {
+        if aborted == Some(checkpoint) {
             self.held = None;
             return Ok(None);
         }

@@ -48,6 +48,7 @@ impl Inputs {
                     commands.decline(old, &format!("barrier {checkpoint} overran it"));
                 }
                 self.in_flight.pass(checkpoint);
+                self.aligner.pass(checkpoint);
                 commands.decline(
                     checkpoint,
                     &format!(
@@ -60,23 +61,17 @@ impl Inputs {
                     self.in_flight.abandon();
                     commands.decline(old, &format!("barrier {checkpoint} arrived before the data in flight of {old} was read"));
                 }
-                match self.aligner.pending() {
-                    Some(aligning) if aligning > checkpoint => {
-                        self.in_flight.pass(checkpoint);
-                        commands.decline(
-                            checkpoint,
-                            &format!("checkpoint {aligning} is aligning its barriers"),
-                        );
-                        return Ok(false);
-                    }
-                    Some(aligning) if aligning < checkpoint => {
-                        self.aligner.give_way();
-                        commands.decline(
-                            aligning,
-                            &format!("barrier {checkpoint} arrived before the alignment of {aligning} ended"),
-                        );
-                    }
-                    _ => {}
+                // The buffers an alignment of another checkpoint holds back are not part of
+                // a capture: that checkpoint must end first (completed, or released once
+                // aborted, see `release_aborted`).
+                if let Some(aligning) = self.aligner.pending().filter(|a| *a != checkpoint) {
+                    self.in_flight.pass(checkpoint);
+                    self.aligner.pass(checkpoint);
+                    commands.decline(
+                        checkpoint,
+                        &format!("checkpoint {aligning} is aligning its barriers"),
+                    );
+                    return Ok(false);
                 }
                 // Aligned barriers of the checkpoint still to come are stale from now on.
                 let mut cut = self.give_way(checkpoint);
@@ -86,6 +81,25 @@ impl Inputs {
         }
         self.finish_capture(commands)?;
         Ok(false)
+    }
+
+    /// Releases the alignment of a checkpoint that was aborted meanwhile: its channels are
+    /// read again (a newer checkpoint's barriers may then be taken).
+    pub(in crate::task) fn release_aborted(
+        &mut self,
+        inv: &mut dyn TaskInvokable,
+        commands: &mut Commands<'_>,
+    ) -> Result<(), TaskError> {
+        let aborted = commands.latest_aborted();
+        if self
+            .aligner
+            .pending()
+            .is_some_and(|p| aborted.is_some_and(|a| a >= p))
+        {
+            self.aligner.give_way();
+            self.drain_released(inv, commands)?;
+        }
+        Ok(())
     }
 
     /// Returns whether the data in flight of a checkpoint is being captured.
@@ -166,6 +180,12 @@ impl Inputs {
             self.in_flight.pass(checkpoint);
             commands.decline(checkpoint, "the task is stopping with a savepoint");
             return Ok(false);
+        }
+        if let Some(older) = self.in_flight.abandon() {
+            commands.decline(
+                older,
+                &format!("checkpoint {checkpoint} snapshotted before the data in flight of {older} was read"),
+            );
         }
         let ended = commands.input_ended();
         let state = commands.take_snapshot(inv, checkpoint, options)?;
@@ -364,8 +384,8 @@ mod tests {
     }
 
     #[test]
-    fn an_overtaking_barrier_of_a_newer_checkpoint_ends_an_older_alignment() {
-        let (_tx, rx) = crossbeam_channel::unbounded();
+    fn an_overtaking_barrier_waits_for_an_older_alignment_to_end_which_an_abort_releases() {
+        let (tx, rx) = crossbeam_channel::unbounded();
         let mut commands = Commands::new(&rx, None);
         let mut chain = Snapshots::default();
         let mut inputs = inputs(2);
@@ -374,16 +394,31 @@ mod tests {
             .unwrap();
         inputs.take_next(&mut chain, &mut commands).unwrap();
         assert_eq!(inputs.aligner.pending(), Some(7), "channel 0 aligns 7");
+        // What channel 0 holds back follows 7's barrier and precedes 8's: no capture of 8
+        // could include it, so 8 is declined while 7 aligns.
         let newer = PriorityBarrier {
             checkpoint: 8,
             options: MAY_TIME_OUT.overtaking(),
             sequence: 0,
         };
-        assert!(inputs
+        assert!(!inputs
             .priority(&mut chain, (0, 1), newer, &mut commands)
             .unwrap());
+        assert!(inputs.aligner.holds_back(0));
+        // Once 7 is aborted its alignment ends, and the next checkpoint is taken.
+        tx.send(crate::task::TaskCommand::CheckpointAborted(7))
+            .unwrap();
+        commands.poll(&mut chain, false, Duration::ZERO).unwrap();
+        inputs.release_aborted(&mut chain, &mut commands).unwrap();
         assert_eq!(inputs.aligner.pending(), None);
-        assert!(!inputs.aligner.holds_back(0), "channel 0 is released");
-        assert_eq!(chain.0, vec![8]);
+        assert!(!inputs.aligner.holds_back(0), "channel 0 is read again");
+        let next = PriorityBarrier {
+            checkpoint: 9,
+            ..newer
+        };
+        assert!(inputs
+            .priority(&mut chain, (0, 1), next, &mut commands)
+            .unwrap());
+        assert_eq!(chain.0, vec![9]);
     }
 }

@@ -56,21 +56,30 @@ fn back_pressured(dir: &TempDir, tag: &str, settings: &[&str]) -> (Outcome, [Vec
     .iter()
     .map(|a| a.to_string())
     .collect();
-    for s in settings {
-        extra.extend(["-D".to_string(), s.to_string()]);
-    }
-    let env = [("RUST_LOG".into(), "warn,weir_runtime::task=info".into())];
+    with_settings(&mut extra, settings);
     run_sensor_outputs_with_env(
         &example_bin("sensor_pipeline"),
         dir.path(),
         tag,
         &ARGS,
         &extra,
-        &env,
+        &task_log(),
     )
 }
 
 const UNALIGNED: &str = "execution.checkpointing.unaligned.enabled=true";
+
+/// Appends each of `settings` (`key=value`) to `extra` as a `-D` setting.
+fn with_settings(extra: &mut Vec<String>, settings: &[&str]) {
+    for s in settings {
+        extra.extend(["-D".to_string(), s.to_string()]);
+    }
+}
+
+/// Logs the tasks' checkpoint decisions (which the tests read) and warnings.
+fn task_log() -> [(String, String); 1] {
+    [("RUST_LOG".into(), "warn,weir_runtime::task=info".into())]
+}
 
 /// The tests of this file run one at a time: each needs the machine's cores for its timing.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -213,12 +222,9 @@ fn seeded_failures(settings: &[&str]) -> String {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    for s in settings {
-        extra.extend(["-D".to_string(), s.to_string()]);
-    }
-    let env = [("RUST_LOG".into(), "warn,weir_runtime::task=info".into())];
+    with_settings(&mut extra, settings);
     let (failing, got) =
-        run_sensor_outputs_with_env(&bin, dir.path(), "failing", &args, &extra, &env);
+        run_sensor_outputs_with_env(&bin, dir.path(), "failing", &args, &extra, &task_log());
     failing.assert_success().assert_failures_injected(5);
     assert_same_outputs(&got, &want, "failure-free");
     failing.stderr

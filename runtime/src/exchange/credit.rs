@@ -355,7 +355,7 @@ impl GateCredits {
 mod tests {
     use super::*;
     use crate::exchange::Subpartition;
-    use crate::types::{GateAddress, JobId, SubtaskId};
+    use crate::types::GateAddress;
     use proptest::prelude::*;
     use std::collections::VecDeque;
     use std::sync::Arc;
@@ -431,14 +431,7 @@ mod tests {
     }
 
     fn test_gate() -> GateAddress {
-        GateAddress {
-            subtask: SubtaskId {
-                job: JobId(1),
-                vertex: 2,
-                subtask: 0,
-            },
-            gate: 0,
-        }
+        crate::exchange::test_gate_address()
     }
 
     #[test]

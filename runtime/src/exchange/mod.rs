@@ -39,3 +39,16 @@ pub use server::{DataServer, RemoteCredit};
 pub use subpartition::{LocalChannel, Push, PushError, Subpartition};
 pub use valve::{ValveOutput, WatermarkValve};
 pub use writer::PartitionWriter;
+
+/// The gate address the exchange's unit tests use.
+#[cfg(test)]
+pub(crate) fn test_gate_address() -> crate::types::GateAddress {
+    crate::types::GateAddress {
+        subtask: crate::types::SubtaskId {
+            job: crate::types::JobId(1),
+            vertex: 2,
+            subtask: 0,
+        },
+        gate: 0,
+    }
+}

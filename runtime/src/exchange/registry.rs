@@ -101,18 +101,10 @@ impl GateRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{JobId, SubtaskId};
     use std::sync::Arc;
 
     fn addr() -> GateAddress {
-        GateAddress {
-            subtask: SubtaskId {
-                job: JobId(1),
-                vertex: 2,
-                subtask: 0,
-            },
-            gate: 0,
-        }
+        crate::exchange::test_gate_address()
     }
 
     #[test]

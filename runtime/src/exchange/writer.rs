@@ -390,17 +390,10 @@ mod tests {
     use super::*;
     use crate::checkpoint::channel_state::ChannelBuffer;
     use crate::exchange::{BufferPool, InputGate, InputMessage, NetworkBufferPool};
-    use crate::types::{GateAddress, JobId, SubtaskId};
+    use crate::types::GateAddress;
 
     fn test_address() -> GateAddress {
-        GateAddress {
-            subtask: SubtaskId {
-                job: JobId(1),
-                vertex: 2,
-                subtask: 0,
-            },
-            gate: 0,
-        }
+        crate::exchange::test_gate_address()
     }
 
     fn writer(gate: &InputGate) -> (PartitionWriter, Arc<Subpartition>) {

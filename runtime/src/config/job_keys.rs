@@ -94,7 +94,7 @@ pub const NETWORK_BUFFER_SIZE: Key<u64> = Key {
 /// `execution.window.pre-aggregation.max-entries`.
 pub const WINDOW_PRE_AGGREGATION: Key<u64> = Key {
     name: "execution.window.pre-aggregation.max-entries",
-    default: "100000",
+    default: "1000000",
     doc: "accumulators an aggregating event-time window keeps in memory per subtask before it spills them into the state backend; 0 reads and writes the backend per record",
     parse: number,
 };

@@ -51,7 +51,7 @@ pub struct JobConfig {
     pub state_backend: weir_state_backends::StateBackendConfig,
     /// Accumulators an aggregating event-time window operator pre-aggregates in memory,
     /// per subtask, before it spills them into the state backend
-    /// (`execution.window.pre-aggregation.max-entries`, default 100,000; 0: every record
+    /// (`execution.window.pre-aggregation.max-entries`, default 1,000,000; 0: every record
     /// reads and writes the backend).
     #[serde(default = "default_window_pre_aggregation")]
     pub window_pre_aggregation_entries: usize,
@@ -77,7 +77,7 @@ pub struct BufferDebloatConfig {
 }
 
 fn default_window_pre_aggregation() -> usize {
-    100_000
+    1_000_000
 }
 
 /// Where a job's initial state comes from, as Flink's `SavepointRestoreSettings`.

@@ -48,9 +48,31 @@ pub fn sensor_row(id: u64, n: u64, seed: u64) -> (u32, i64, f64) {
 #[inline]
 pub fn sensor_and_time(id: u64, n: u64) -> (u32, i64) {
     let half = n.div_ceil(2).max(1);
-    let sensor = (id.wrapping_mul(2_654_435_761) % 10_000) as u32;
+    let sensor = (id.wrapping_mul(2_654_435_761) % SENSORS) as u32;
     let ts = EVENT_BASE_MS + ((id % half) / ROWS_PER_MS_PER_SUBTASK) as i64;
     (sensor, ts)
+}
+
+/// Number of sensors in [`sensor_row`] and [`setpoint`].
+pub const SENSORS: u64 = 10_000;
+
+/// Whole seconds of event time that the first `n` rows of [`sensor_row`] cover (a second
+/// begun counts).
+pub fn event_seconds(n: u64) -> u64 {
+    n.div_ceil(2)
+        .div_ceil(ROWS_PER_MS_PER_SUBTASK * 1000)
+        .max(1)
+}
+
+/// The thermostat setpoint with sequence number `id` (the `window_join` example): one per
+/// sensor and second of event time from [`EVENT_BASE_MS`], at a millisecond within the
+/// second that depends on the sensor; returns `(sensor_id, event time ms, degrees)`.
+pub fn setpoint(id: u64) -> (u32, i64, f64) {
+    let sensor = id % SENSORS;
+    let second = (id / SENSORS) as i64;
+    let ts = EVENT_BASE_MS + second * 1000 + (sensor.wrapping_mul(7919) % 1000) as i64;
+    let degrees = 18.0 + (sensor % 8) as f64 + (second % 3) as f64 * 0.5;
+    (sensor as u32, ts, degrees)
 }
 
 /// Counts the records it receives; read the total with [`CountingSink::count`].

@@ -24,6 +24,7 @@ mod error;
 pub mod functions;
 mod graph;
 mod job_client;
+pub mod join;
 mod keyed_stream;
 pub mod launch;
 mod minicluster;

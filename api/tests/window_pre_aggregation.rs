@@ -4,6 +4,8 @@
 //! writes the backend per record, whatever the buffer's size, and stay exactly-once across
 //! failures while spilled accumulators are in checkpoints.
 
+mod common;
+
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -217,15 +219,7 @@ fn exactly_once_run(
         .uid("files");
     env.execute("pre-aggregation-exactly-once").unwrap();
     assert!(failed.load(Ordering::SeqCst), "the failure was injected");
-    let mut lines = Vec::new();
-    for e in std::fs::read_dir(out.path()).unwrap() {
-        let e = e.unwrap();
-        assert!(!e.file_name().to_string_lossy().starts_with('.'));
-        let text = std::fs::read_to_string(e.path()).unwrap();
-        lines.extend(text.lines().map(str::to_string));
-    }
-    lines.sort();
-    lines
+    common::committed_lines(out.path())
 }
 
 /// Every (key, window) of the exactly-once runs once, with its true count.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{backends, env_on as env, fail_once};
+
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,23 +22,6 @@ use weir_api::{DataStream, GeneratorSource, StateBackendKind, StreamExecutionEnv
 type Order = (u8, i64, i64); // (key, event time ms, amount)
 type Payment = (u8, i64, String); // (key, event time ms, method)
 type Pair = (u8, i64, i64, i64, String); // key, order time, amount, payment time, method
-
-fn backends() -> Vec<StateBackendKind> {
-    let mut kinds = vec![StateBackendKind::Memory];
-    if cfg!(feature = "rocksdb") {
-        kinds.push(StateBackendKind::RocksDb);
-    }
-    kinds
-}
-
-fn env(backend: StateBackendKind) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2)
-        .set_local_taskmanagers(2)
-        .set_state_backend(backend)
-        .set_auto_watermark_interval(Duration::ZERO);
-    env
-}
 
 /// `input` in event-time order from one source subtask, so that nothing is late.
 fn timed<T: weir_api::Record + Clone + Sync>(
@@ -295,21 +280,6 @@ fn a_failing_flat_join_function_fails_the_job_naming_the_operator_and_the_error(
     );
 }
 
-/// A pass-through that panics once, when the `at`-th record (counted in `seen` across
-/// restarts) passes.
-fn fail_once(
-    seen: &'static AtomicU64,
-    failed: &'static AtomicBool,
-    at: u64,
-) -> impl Fn(Order) -> Order + Send + Sync + 'static {
-    move |e| {
-        if seen.fetch_add(1, Ordering::SeqCst) + 1 == at && !failed.swap(true, Ordering::SeqCst) {
-            panic!("injected failure");
-        }
-        e
-    }
-}
-
 const N: u64 = 6_000;
 
 /// Orders and payments, one per millisecond each, of 50 keys, joined in 100 ms windows
@@ -323,16 +293,7 @@ fn exactly_once_run(
     let checkpoints = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let env = env(backend);
-    env.configure(|s| {
-        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-            attempts: 2,
-            delay: Duration::from_millis(100),
-        });
-    });
-    env.enable_checkpointing(
-        Duration::from_millis(50),
-        &format!("file://{}", checkpoints.path().display()),
-    );
+    common::checkpoint_and_restart(&env, checkpoints.path());
     let strategy = |ts: fn(&(u8, i64, i64)) -> i64| {
         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(20))
             .with_timestamp_assigner(move |e: &(u8, i64, i64), _| ts(e))

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{backends, fail_once};
+
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,14 +38,6 @@ impl AggregateFunction<Event, (i64, i64, i64), (i64, i64, i64)> for Stats {
     fn merge(&self, _: (i64, i64, i64), _: (i64, i64, i64)) -> (i64, i64, i64) {
         unreachable!("windows that do not merge never merge accumulators")
     }
-}
-
-fn backends() -> Vec<StateBackendKind> {
-    let mut kinds = vec![StateBackendKind::Memory];
-    if cfg!(feature = "rocksdb") {
-        kinds.push(StateBackendKind::RocksDb);
-    }
-    kinds
 }
 
 fn row(k: &u8, w: &TimeWindow, (c, s, m): (i64, i64, i64)) -> Row {
@@ -156,21 +150,6 @@ fn windows_fire_in_the_order_of_their_ends_whether_spilled_or_buffered() {
     }
 }
 
-/// A pass-through that panics once, when the `at`-th record (counted in `seen` across
-/// restarts) passes.
-fn fail_once(
-    seen: &'static AtomicU64,
-    failed: &'static AtomicBool,
-    at: u64,
-) -> impl Fn(Event) -> Event + Send + Sync + 'static {
-    move |e| {
-        if seen.fetch_add(1, Ordering::SeqCst) + 1 == at && !failed.swap(true, Ordering::SeqCst) {
-            panic!("injected failure");
-        }
-        e
-    }
-}
-
 /// 24,000 events of 40 keys over 100 ms windows, a failure at `fail_at`, checkpoints every
 /// 50 ms; returns the committed output lines, sorted.
 fn exactly_once_run(
@@ -186,17 +165,8 @@ fn exactly_once_run(
     env.set_parallelism(2)
         .set_local_taskmanagers(2)
         .set_state_backend(backend)
-        .configure(|s| {
-            s.job.window_pre_aggregation_entries = entries;
-            s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
-                attempts: 2,
-                delay: Duration::from_millis(100),
-            });
-        });
-    env.enable_checkpointing(
-        Duration::from_millis(50),
-        &format!("file://{}", checkpoints.path().display()),
-    );
+        .configure(|s| s.job.window_pre_aggregation_entries = entries);
+    common::checkpoint_and_restart(&env, checkpoints.path());
     let source = GeneratorSource::new(Some(N), |i| ((i % 40) as u8, (i / 4) as i64, 1i64))
         .with_rate_limit(12_000);
     env.from_generator(source)

@@ -22,10 +22,13 @@
 
 mod clauses;
 mod co_group_function;
+mod interval_join;
+mod interval_join_operator;
 mod tagged_union;
 
 pub use clauses::{CoGrouping, EqualTo, Joining, Where, WithWindow};
 pub use co_group_function::{CoGroupFunction, FlatJoinFunction, JoinFunction};
+pub use interval_join::{IntervalJoin, IntervalJoinContext, IntervalJoined, ProcessJoinFunction};
 pub use tagged_union::TaggedUnion;
 
 use crate::datastream::DataStream;

@@ -23,3 +23,52 @@ pub fn committed_lines(dir: &Path) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// The state backends this build has: memory, and RocksDB with the `rocksdb` feature.
+pub fn backends() -> Vec<weir_api::StateBackendKind> {
+    let mut kinds = vec![weir_api::StateBackendKind::Memory];
+    if cfg!(feature = "rocksdb") {
+        kinds.push(weir_api::StateBackendKind::RocksDb);
+    }
+    kinds
+}
+
+/// Parallelism 2 on two TaskManagers with `backend`, every watermark emitted at once.
+pub fn env_on(backend: weir_api::StateBackendKind) -> weir_api::StreamExecutionEnvironment {
+    let env = weir_api::StreamExecutionEnvironment::new();
+    env.set_parallelism(2)
+        .set_local_taskmanagers(2)
+        .set_state_backend(backend)
+        .set_auto_watermark_interval(std::time::Duration::ZERO);
+    env
+}
+
+/// Adds to `env` checkpoints every 50 ms into `dir` and up to two restarts 100 ms apart.
+pub fn checkpoint_and_restart(env: &weir_api::StreamExecutionEnvironment, dir: &Path) {
+    env.configure(|s| {
+        s.job.restart_strategy = Some(weir_api::RestartStrategy::FixedDelay {
+            attempts: 2,
+            delay: std::time::Duration::from_millis(100),
+        });
+    });
+    env.enable_checkpointing(
+        std::time::Duration::from_millis(50),
+        &format!("file://{}", dir.display()),
+    );
+}
+
+/// A pass-through that panics once, when the `at`-th record (counted in `seen` across
+/// restarts) passes.
+pub fn fail_once<T>(
+    seen: &'static std::sync::atomic::AtomicU64,
+    failed: &'static std::sync::atomic::AtomicBool,
+    at: u64,
+) -> impl Fn(T) -> T + Send + Sync + 'static {
+    use std::sync::atomic::Ordering;
+    move |e| {
+        if seen.fetch_add(1, Ordering::SeqCst) + 1 == at && !failed.swap(true, Ordering::SeqCst) {
+            panic!("injected failure");
+        }
+        e
+    }
+}

@@ -51,11 +51,28 @@ impl<T: Record> DataStream<T> {
         DataStream::new(self.env.clone(), id)
     }
 
-    /// Connects this stream with `other` for a two-input operator.
-    pub fn connect<T2: Record>(&self, other: &DataStream<T2>) -> ConnectedStreams<T, T2> {
+    /// Connects this stream with `other` for a two-input operator: another stream gives
+    /// [`ConnectedStreams`], a broadcast stream (`broadcast_with`) a
+    /// [`crate::broadcast::BroadcastConnectedStream`].
+    pub fn connect<S: ConnectWith<T>>(&self, other: &S) -> S::Connected {
+        other.connected_to(self)
+    }
+}
+
+/// What a stream can be connected with (`DataStream::connect`), and what that gives.
+pub trait ConnectWith<T1> {
+    /// The connection.
+    type Connected;
+    /// Connects `first` (the first input) with this stream (the second).
+    fn connected_to(&self, first: &DataStream<T1>) -> Self::Connected;
+}
+
+impl<T1: Record, T2: Record> ConnectWith<T1> for DataStream<T2> {
+    type Connected = ConnectedStreams<T1, T2>;
+    fn connected_to(&self, first: &DataStream<T1>) -> ConnectedStreams<T1, T2> {
         ConnectedStreams {
-            first: self.clone(),
-            second: other.clone(),
+            first: first.clone(),
+            second: self.clone(),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! assert_eq!(got, vec![2, 4, 6]);
 //! ```
 
+pub mod broadcast;
 mod connected;
 mod datastream;
 mod datastream_sinks;
@@ -35,7 +36,7 @@ pub mod source;
 pub mod time;
 pub mod window;
 
-pub use connected::ConnectedStreams;
+pub use connected::{ConnectWith, ConnectedStreams};
 pub use datastream::{DataStream, DataStreamSink};
 pub use environment::{EnvSettings, JobExecutionResult, StreamExecutionEnvironment};
 pub use error::ApiError;

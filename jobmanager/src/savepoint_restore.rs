@@ -34,10 +34,12 @@ pub(crate) fn savepoint_restore(
             }
             continue;
         }
+        // Broadcast state belongs to the operator whose uid its name starts with.
+        let owner = weir_runtime::checkpoint::broadcast_state::owner_of(&op.uid).unwrap_or(&op.uid);
         let Some(v) = graph
             .vertices
             .iter()
-            .find(|v| v.operator_uids.contains(&op.uid))
+            .find(|v| v.operator_uids.iter().any(|u| u == owner))
         else {
             unmatched.push(op.uid.as_str());
             continue;

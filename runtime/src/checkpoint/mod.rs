@@ -17,6 +17,7 @@
 //! from there.
 
 mod aligner;
+pub mod broadcast_state;
 pub mod channel_state;
 mod files;
 mod metadata;

@@ -1,0 +1,327 @@
+//! Broadcast state (`broadcast_with`, `connect`, `(Keyed)BroadcastProcessFunction`) on the
+//! mini-cluster with two TaskManagers: every subtask gets every broadcast record; keyed
+//! records read the rules the broadcast side keeps, on both state backends; the broadcast
+//! and keyed state are exactly-once through a failure and restore from a savepoint at
+//! another parallelism.
+//!
+//! The keyed job buffers each event in keyed state until the watermark passes it, and only
+//! then reads the rules: the rules source is bounded and holds the watermark back until it
+//! ended, so every event sees every rule, whatever the order in which the two inputs arrive.
+
+mod common;
+
+use common::{backends, env_on, fail_once};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use weir_api::broadcast::{
+    BroadcastProcessFunction, BroadcastState, KeyedBroadcastProcessFunction, MapStateDescriptor,
+};
+use weir_api::functions::{Context, FnResult, KeyedContext, RuntimeContext};
+use weir_api::sink::FileSink;
+use weir_api::time::WatermarkStrategy;
+use weir_api::{
+    DataStream, GeneratorSource, ListState, SavepointRestoreSettings, StateBackendKind,
+    StreamExecutionEnvironment, Timestamp, VoidNamespace,
+};
+
+type Rule = (String, Option<i64>); // (kind, threshold; None removes the kind's rule)
+type Event = (u8, String, i64, i64); // (key, kind, event time ms, value)
+type Checked = (u8, i64, i64, Option<i64>); // key, event time, value, threshold in force
+
+const KINDS: [&str; 3] = ["hot", "cold", "warm"];
+
+fn rules() -> Vec<Rule> {
+    let r = |k: &str, t| (k.to_string(), t);
+    vec![
+        r("hot", Some(50)),
+        r("cold", Some(10)),
+        r("warm", Some(30)),
+        r("warm", None),
+        r("hot", Some(80)),
+    ]
+}
+
+/// The threshold of each kind once every rule of [`rules`] applied.
+fn final_threshold(kind: &str) -> Option<i64> {
+    match kind {
+        "hot" => Some(80),
+        "cold" => Some(10),
+        _ => None,
+    }
+}
+
+fn event(i: u64) -> Event {
+    let kind = KINDS[(i % 3) as usize].to_string();
+    ((i % 7) as u8, kind, i as i64, (i % 100) as i64)
+}
+
+fn descriptor() -> MapStateDescriptor<String, i64> {
+    MapStateDescriptor::new("thresholds")
+}
+
+/// Buffers each event until the watermark passes it, then emits it with the threshold of
+/// its kind in force.
+#[derive(Clone)]
+struct CheckAgainstRules;
+
+impl KeyedBroadcastProcessFunction<u8, Event, Rule, Checked, String, i64> for CheckAgainstRules {
+    type State = ListState<u8, VoidNamespace, Event>;
+
+    fn open(&mut self, ctx: &RuntimeContext<u8>) -> FnResult<Self::State> {
+        ctx.list_state("pending")
+    }
+
+    fn process_element(
+        &mut self,
+        e: Event,
+        pending: &mut Self::State,
+        _rules: &BroadcastState<String, i64>,
+        ctx: &mut KeyedContext<'_, u8, Checked>,
+    ) -> FnResult {
+        ctx.register_event_time_timer(e.2);
+        pending.add(e)?;
+        Ok(())
+    }
+
+    fn process_broadcast_element(
+        &mut self,
+        (kind, threshold): Rule,
+        rules: &mut BroadcastState<String, i64>,
+        _ctx: &mut Context<'_, Checked>,
+    ) -> FnResult {
+        match threshold {
+            Some(t) => rules.put(kind, t),
+            None => {
+                rules.remove(&kind);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        timestamp: Timestamp,
+        pending: &mut Self::State,
+        rules: &BroadcastState<String, i64>,
+        ctx: &mut KeyedContext<'_, u8, Checked>,
+    ) -> FnResult {
+        let (due, later): (Vec<Event>, Vec<Event>) =
+            pending.take()?.into_iter().partition(|e| e.2 <= timestamp);
+        pending.update(later)?;
+        for e in due {
+            ctx.collect((e.0, e.2, e.3, rules.get(&e.1).copied()));
+        }
+        Ok(())
+    }
+}
+
+/// Rules from one source subtask (`uid`), in order, all at event time 0.
+fn rule_stream(env: &StreamExecutionEnvironment, rules: Vec<Rule>, uid: &str) -> DataStream<Rule> {
+    env.from_collection(rules)
+        .uid(uid)
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|_: &Rule, _| 0),
+        )
+        .set_parallelism(1)
+}
+
+fn by_event_time() -> WatermarkStrategy<Event> {
+    WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(20))
+        .with_timestamp_assigner(|e: &Event, _| e.2)
+}
+
+fn check(events: DataStream<Event>, rules: DataStream<Rule>) -> DataStream<Checked> {
+    events
+        .key_by(|e: &Event| e.0)
+        .connect(&rules.broadcast_with(&descriptor()))
+        .process(CheckAgainstRules)
+        .uid("check")
+}
+
+fn line(c: &Checked) -> String {
+    let threshold = c.3.map_or("-".to_string(), |t| t.to_string());
+    format!("{},{},{},{threshold}", c.0, c.1, c.2)
+}
+
+fn expected_lines(ids: std::ops::Range<u64>) -> Vec<String> {
+    let mut lines: Vec<String> = ids
+        .map(|i| {
+            let (k, kind, ts, v) = event(i);
+            line(&(k, ts, v, final_threshold(&kind)))
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn keyed_records_read_the_rules_the_broadcast_side_keeps_on_both_state_backends() {
+    for backend in backends() {
+        let env = env_on(backend);
+        let events = env
+            .from_collection((0..500).map(event).collect::<Vec<_>>())
+            .assign_timestamps_and_watermarks(by_event_time());
+        let out = check(events, rule_stream(&env, rules(), "rules")).collect();
+        env.execute("broadcast-keyed").unwrap();
+        let mut got: Vec<String> = out.take().iter().map(line).collect();
+        got.sort();
+        assert_eq!(got, expected_lines(0..500), "{backend:?}");
+    }
+}
+
+/// Emits, on the broadcast side, how many rules the subtask holds after each one; on the
+/// data side, each value.
+#[derive(Clone)]
+struct CountRules;
+
+impl BroadcastProcessFunction<u64, Rule, String, String, i64> for CountRules {
+    fn process_element(
+        &mut self,
+        value: u64,
+        _rules: &BroadcastState<String, i64>,
+        ctx: &mut Context<'_, String>,
+    ) -> FnResult {
+        ctx.collect(format!("value {value}"));
+        Ok(())
+    }
+
+    fn process_broadcast_element(
+        &mut self,
+        (kind, threshold): Rule,
+        rules: &mut BroadcastState<String, i64>,
+        ctx: &mut Context<'_, String>,
+    ) -> FnResult {
+        match threshold {
+            Some(t) => rules.put(kind, t),
+            None => {
+                rules.remove(&kind);
+            }
+        }
+        ctx.collect(format!("rules {}", rules.len()));
+        Ok(())
+    }
+}
+
+#[test]
+fn every_subtask_of_a_non_keyed_stream_gets_every_broadcast_record_in_order() {
+    let env = env_on(StateBackendKind::Memory);
+    env.set_parallelism(3);
+    let values = env.from_sequence(0, 99);
+    let out = values
+        .connect(&rule_stream(&env, rules(), "rules").broadcast_with(&descriptor()))
+        .process(CountRules)
+        .collect();
+    env.execute("broadcast-non-keyed").unwrap();
+    let got = out.take();
+    let mut values: Vec<&String> = got.iter().filter(|l| l.starts_with("value")).collect();
+    values.sort();
+    let mut expected: Vec<String> = (0..100).map(|v| format!("value {v}")).collect();
+    expected.sort();
+    assert_eq!(values, expected.iter().collect::<Vec<_>>());
+    let mut counts: Vec<&String> = got.iter().filter(|l| l.starts_with("rules")).collect();
+    counts.sort();
+    // Sizes after each rule: 1, 2, 3, 2 (warm removed), 2 (hot replaced), in 3 subtasks.
+    let mut expected: Vec<String> = [1, 2, 3, 2, 2]
+        .iter()
+        .flat_map(|n| std::iter::repeat_n(format!("rules {n}"), 3))
+        .collect();
+    expected.sort();
+    assert_eq!(counts, expected.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn broadcast_and_keyed_state_are_exactly_once_through_a_failure() {
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    const N: u64 = 4_000;
+    for backend in backends() {
+        SEEN.store(0, Ordering::SeqCst);
+        FAILED.store(false, Ordering::SeqCst);
+        let checkpoints = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let env = env_on(backend);
+        common::checkpoint_and_restart(&env, checkpoints.path());
+        let events = env
+            .from_generator(GeneratorSource::new(Some(N), event).with_rate_limit(4_000))
+            .map(fail_once(&SEEN, &FAILED, 2_001))
+            .assign_timestamps_and_watermarks(by_event_time());
+        check(events, rule_stream(&env, rules(), "rules"))
+            .sink_to_files(FileSink::with_formatter(out.path(), line))
+            .uid("files");
+        let result = env.execute("broadcast-exactly-once").unwrap();
+        assert!(FAILED.load(Ordering::SeqCst), "the failure was injected");
+        assert!(
+            matches!(result.restored_from.as_slice(), [Some(_)]),
+            "{backend:?}: one restart, from a checkpoint: {:?}",
+            result.restored_from
+        );
+        let lines = common::committed_lines(out.path());
+        assert!(
+            lines == expected_lines(0..N),
+            "{backend:?}: {} lines",
+            lines.len()
+        );
+    }
+}
+
+/// Runs the rules and an unbounded event stream at parallelism 2 until some events
+/// passed, stops it with a savepoint, and returns the savepoint.
+fn savepoint_after_the_rules(checkpoints: &Path, savepoints: &Path) -> String {
+    static PASSED: AtomicU64 = AtomicU64::new(0);
+    let env = env_on(StateBackendKind::Memory);
+    env.enable_checkpointing(
+        Duration::from_secs(3600),
+        &format!("file://{}", checkpoints.display()),
+    );
+    let events = env
+        .from_generator(GeneratorSource::new(None, event).with_rate_limit(2_000))
+        .uid("events")
+        .map(|e: Event| {
+            PASSED.fetch_add(1, Ordering::SeqCst);
+            e
+        })
+        .uid("tap")
+        .assign_timestamps_and_watermarks(by_event_time())
+        .uid("timestamps");
+    let _ = check(events, rule_stream(&env, rules(), "rules")).collect();
+    let client = env.execute_async("broadcast-savepoint").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while PASSED.load(Ordering::SeqCst) < 500 {
+        assert!(Instant::now() < deadline, "the job did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let savepoint = client
+        .stop_with_savepoint(Some(&savepoints.display().to_string()))
+        .unwrap();
+    client.wait().unwrap();
+    savepoint
+}
+
+#[test]
+fn broadcast_state_restores_in_every_subtask_from_a_savepoint_at_another_parallelism() {
+    let tmp = tempfile::tempdir().unwrap();
+    let savepoint = savepoint_after_the_rules(&tmp.path().join("chk"), &tmp.path().join("sp"));
+    // Parallelism 3, no rules at all: every threshold comes from the savepoint. Other
+    // sources, so the first job's source positions are left out.
+    let env = env_on(StateBackendKind::Memory);
+    env.set_parallelism(3);
+    let mut settings = SavepointRestoreSettings::new(&savepoint);
+    settings.allow_non_restored_state = true;
+    env.restore_from_savepoint(settings);
+    let base = 1_000_000_000u64;
+    let events = env
+        .from_collection((base..base + 300).map(event).collect::<Vec<_>>())
+        .uid("more-events")
+        .assign_timestamps_and_watermarks(by_event_time());
+    let out = check(events, rule_stream(&env, Vec::new(), "no-rules")).collect();
+    env.execute("broadcast-restored").unwrap();
+    let mut got: Vec<String> = out
+        .take()
+        .iter()
+        .filter(|c| c.1 >= base as i64)
+        .map(line)
+        .collect();
+    got.sort();
+    assert_eq!(got, expected_lines(base..base + 300));
+}

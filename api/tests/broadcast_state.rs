@@ -250,12 +250,7 @@ fn broadcast_and_keyed_state_are_exactly_once_through_a_failure() {
             .sink_to_files(FileSink::with_formatter(out.path(), line))
             .uid("files");
         let result = env.execute("broadcast-exactly-once").unwrap();
-        assert!(FAILED.load(Ordering::SeqCst), "the failure was injected");
-        assert!(
-            matches!(result.restored_from.as_slice(), [Some(_)]),
-            "{backend:?}: one restart, from a checkpoint: {:?}",
-            result.restored_from
-        );
+        common::assert_restored_once(&result, &FAILED, backend);
         let lines = common::committed_lines(out.path());
         assert!(
             lines == expected_lines(0..N),

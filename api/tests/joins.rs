@@ -327,12 +327,7 @@ fn exactly_once_run(
         ))
         .uid("files");
     let result = env.execute("join-exactly-once").unwrap();
-    assert!(failed.load(Ordering::SeqCst), "the failure was injected");
-    assert!(
-        matches!(result.restored_from.as_slice(), [Some(_)]),
-        "{backend:?}: one restart, from a checkpoint: {:?}",
-        result.restored_from
-    );
+    common::assert_restored_once(&result, failed, backend);
     common::committed_lines(out.path())
 }
 

@@ -1,6 +1,6 @@
 //! Windows over keyed streams: tumbling, sliding and session windows in event or processing
 //! time, with incremental (reduce, aggregate) or full-window (process) evaluation, allowed
-//! lateness and a side output for late data.
+//! lateness and a side output for late data; and count windows (`count_window`).
 //!
 //! Semantics follow Flink: a window `[start, end)` fires once the watermark (or processing
 //! time) reaches `end - 1`; its results carry the timestamp `end - 1`; an element whose every
@@ -8,6 +8,7 @@
 
 mod assigner;
 mod contents;
+mod count_window;
 mod operator;
 mod pane_buffer;
 mod pre_aggregating_operator;
@@ -19,4 +20,5 @@ pub use assigner::{
     TumblingProcessingTimeWindows, WindowAssigner,
 };
 pub use contents::ProcessWindowFunction;
+pub use count_window::{CountWindowFunction, CountWindowedStream};
 pub use windowed_stream::WindowedStream;

@@ -72,3 +72,21 @@ pub fn fail_once<T>(
         e
     }
 }
+
+/// Panics unless the injected failure fired (`failed`) and the job restarted once, from a
+/// checkpoint; `run` names the run in the message.
+pub fn assert_restored_once(
+    result: &weir_api::JobExecutionResult,
+    failed: &std::sync::atomic::AtomicBool,
+    run: impl std::fmt::Debug,
+) {
+    assert!(
+        failed.load(std::sync::atomic::Ordering::SeqCst),
+        "{run:?}: the failure was injected"
+    );
+    assert!(
+        matches!(result.restored_from.as_slice(), [Some(_)]),
+        "{run:?}: one restart, from a checkpoint: {:?}",
+        result.restored_from
+    );
+}

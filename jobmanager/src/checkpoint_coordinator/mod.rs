@@ -470,6 +470,8 @@ impl CheckpointCoordinator {
         // The checkpoint is complete once its metadata is written: failing to delete
         // subsumed ones leaves them behind (the next completion retries) but undoes nothing.
         let mut actions = vec![CoordinatorAction::Retain];
+        // Uploads the metadata names by their canonical upload instead are duplicates.
+        actions.extend(self.delete_unreferenced(checkpoint, &p.state));
         self.failures_in_a_row = 0;
         self.last_completion = Some(now);
         let done = CompletedCheckpoint {
@@ -530,7 +532,15 @@ impl CheckpointCoordinator {
                     max_parallelism: s.max_parallelism,
                     subtasks: Vec::new(),
                 });
-            op.subtasks.push(s.handle.clone());
+            let mut handle = s.handle.clone();
+            // A local file uploaded again (or named by an upload a later checkpoint
+            // replaced) is referenced by its canonical upload.
+            for file in &mut handle.shared {
+                if let Some(canonical) = self.shared.canonical(file) {
+                    file.path = canonical.to_string();
+                }
+            }
+            op.subtasks.push(handle);
         }
         let mut operators: Vec<_> = operators.into_values().collect();
         for op in &mut operators {

@@ -42,5 +42,5 @@ pub use storage::{
     checkpoint_dir, join_url, CheckpointStorage, StorageError, METADATA_FILE, SHARED_DIR,
 };
 pub use transfer::{PARTS_IN_FLIGHT, PART_SIZE};
-pub use uploader::{state_file_name, Uploader};
+pub use uploader::{shared_file_key, state_file_name, Uploader};
 pub use weir_state_backends::SharedStateFile;

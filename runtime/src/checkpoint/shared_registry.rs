@@ -7,12 +7,22 @@
 //! uploaded are referenced by no registered checkpoint and deleted at once; tasks only
 //! reuse files of completed checkpoints, so no later checkpoint references them.
 //!
+//! A task may upload one local file twice, for two checkpoints, when it took the second
+//! snapshot before it learnt that the first completed; and it may keep referencing the
+//! first upload after a later checkpoint completed with the second. So each local file
+//! has one canonical upload (the first registered, found by [`shared_file_key`]): the
+//! coordinator writes completed checkpoints' metadata with it and deletes the duplicate,
+//! and the canonical upload stays while any registered checkpoint holds the local file,
+//! whichever upload a task names.
+//!
 //! Invariants:
 //! - a path's count is the number of registered checkpoints that reference it, and a
 //!   path with count zero is not kept;
-//! - registering a checkpoint twice counts it once.
+//! - registering a checkpoint twice counts it once;
+//! - a key's canonical path is a registered path.
 
 use super::metadata::CheckpointMetadata;
+use super::uploader::shared_file_key;
 use crate::types::CheckpointId;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +33,8 @@ use weir_state_backends::SharedStateFile;
 pub struct SharedStateRegistry {
     counts: FxHashMap<String, u32>,
     by_checkpoint: BTreeMap<CheckpointId, Vec<String>>,
+    /// The canonical path of each local file's key.
+    canonical: FxHashMap<String, String>,
 }
 
 impl SharedStateRegistry {
@@ -43,6 +55,11 @@ impl SharedStateRegistry {
                 new_bytes += file.size;
             }
             *count += 1;
+            if let Some(key) = shared_file_key(file) {
+                self.canonical
+                    .entry(key)
+                    .or_insert_with(|| file.path.clone());
+            }
         }
         self.by_checkpoint
             .insert(metadata.checkpoint, paths.into_iter().collect());
@@ -61,6 +78,7 @@ impl SharedStateRegistry {
             *count -= 1;
             if *count == 0 {
                 self.counts.remove(&path);
+                self.canonical.retain(|_, p| *p != path);
                 unused.push(path);
             }
         }
@@ -79,6 +97,14 @@ impl SharedStateRegistry {
             .filter(|p| !self.counts.contains_key(*p))
             .collect();
         unused.into_iter().map(str::to_owned).collect()
+    }
+
+    /// The canonical upload of the local file `file` holds, if a registered checkpoint
+    /// references one (`None`: `file` is the first upload of its local file).
+    pub fn canonical(&self, file: &SharedStateFile) -> Option<&str> {
+        self.canonical
+            .get(&shared_file_key(file)?)
+            .map(String::as_str)
     }
 
     /// Returns how many registered checkpoints reference `path`.

@@ -72,6 +72,25 @@ pub struct Uploader {
     jobmanager: Arc<dyn JobManagerGateway>,
 }
 
+/// The name of a shared file uploaded for `checkpoint`: the state file name of its
+/// operator subtask, the database instance and the file's local name. One local file
+/// uploaded for two checkpoints (a snapshot taken before the task learnt the earlier one
+/// completed) gets two names that differ only in the checkpoint; [`shared_file_key`] is
+/// what they have in common.
+fn shared_file_name(state_file: &str, instance: u64, checkpoint: u64, local: &str) -> String {
+    format!("{state_file}-{instance:016x}-{checkpoint}-{local}")
+}
+
+/// The identity of the local file a shared file holds, whichever checkpoint uploaded it:
+/// its path without the checkpoint (`None` for a path not named by this uploader).
+pub fn shared_file_key(file: &SharedStateFile) -> Option<String> {
+    let (dir, name) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+    let rest = name.strip_suffix(file.local.as_str())?.strip_suffix('-')?;
+    let (prefix, checkpoint) = rest.rsplit_once('-')?;
+    checkpoint.parse::<u64>().ok()?;
+    Some(format!("{dir}/{prefix}-{}", file.local))
+}
+
 /// Returns the state file name of operator `uid` of `subtask`: readable, unique per uid
 /// (a hash of the uid disambiguates names that sanitize alike), safe in any object store.
 pub fn state_file_name(uid: &str, subtask: u16) -> String {
@@ -304,11 +323,11 @@ fn upload_native(
             shared.push(known.clone());
             continue;
         }
-        let name = format!(
-            "{}-{:016x}-{checkpoint}-{}",
-            state_file_name(uid, subtask.subtask),
+        let name = shared_file_name(
+            &state_file_name(uid, subtask.subtask),
             local.instance,
-            f.name
+            checkpoint,
+            &f.name,
         );
         // Streamed from the local file in parts, never read whole into memory.
         let stored_at = CheckpointStorage::shared_path(subtask.job, &name);
@@ -343,6 +362,28 @@ fn upload_native(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn two_uploads_of_one_local_file_share_their_key() {
+        let file = |checkpoint| weir_state_backends::SharedStateFile {
+            local: "000021.sst".into(),
+            path: format!(
+                "job/shared/{}",
+                super::shared_file_name("count-1a2b3c4d-0", 0xab, checkpoint, "000021.sst")
+            ),
+            size: 1,
+            checksum: 0,
+        };
+        let key = super::shared_file_key(&file(3)).unwrap();
+        assert_eq!(super::shared_file_key(&file(4)).unwrap(), key);
+        assert_eq!(
+            key,
+            "job/shared/count-1a2b3c4d-0-00000000000000ab-000021.sst"
+        );
+        let mut other = file(3);
+        other.local = "000022.sst".into();
+        assert_eq!(super::shared_file_key(&other), None, "another local name");
+    }
+
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@ use std::time::Duration;
 use weir_runtime::checkpoint::CheckpointStorage;
 
 mod requests;
+mod shared_uploads;
 
 /// The coordinator with its storage, whose storage actions are carried out as its JobMaster
 /// carries them out; every method returns the remaining actions (messages and answers).

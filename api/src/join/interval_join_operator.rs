@@ -18,7 +18,6 @@ use crate::functions::{user_error, Downstream};
 use crate::graph::heads::TwoInputOperator;
 use crate::graph::OperatorContext;
 use crate::operators::keyed_process::KeyFn;
-use weir_runtime::checkpoint::OperatorSnapshot;
 use weir_runtime::task::enter_operator;
 use weir_runtime::{Lifecycle, TaskError, Timestamp, MIN_WATERMARK, NO_TIMESTAMP};
 use weir_state_backends::{
@@ -298,27 +297,7 @@ where
         self.clean_up(wm)?;
         self.down.watermark(wm)
     }
-    fn snapshot_state(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
-        state: &mut Vec<OperatorSnapshot>,
-    ) -> Result<(), TaskError> {
-        crate::keyed_stream::snapshot_keyed(
-            (&self.name, &self.uid),
-            &self.backend,
-            Some(&self.timers),
-            (checkpoint, options),
-            state,
-        )
-    }
-    fn notify_checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
-        self.backend.checkpoint_complete(checkpoint);
-        Ok(())
-    }
+    crate::operators::keyed_checkpointing::keyed_checkpointing!();
     fn close(&mut self) -> Result<(), TaskError> {
         if self.dropped_late > 0 {
             tracing::info!(operator = %self.name, dropped = self.dropped_late, "late records dropped by the interval join");

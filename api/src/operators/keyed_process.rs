@@ -6,7 +6,6 @@
 
 use crate::functions::{user_error, Downstream, KeyedContext, KeyedProcessFunction, SideOutputs};
 use std::sync::Arc;
-use weir_runtime::checkpoint::OperatorSnapshot;
 use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
 use weir_runtime::{Lifecycle, Output, TaskError, Timestamp, MIN_WATERMARK, NO_TIMESTAMP};
@@ -148,25 +147,5 @@ impl<K: StateKey, I, O, F: KeyedProcessFunction<K, I, O>> Lifecycle
             self.down.next_processing_time(),
         )
     }
-    fn snapshot_state(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
-        state: &mut Vec<OperatorSnapshot>,
-    ) -> Result<(), TaskError> {
-        crate::keyed_stream::snapshot_keyed(
-            (&self.name, &self.uid),
-            &self.backend,
-            Some(&self.timers),
-            (checkpoint, options),
-            state,
-        )
-    }
-    fn notify_checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
-        self.backend.checkpoint_complete(checkpoint);
-        Ok(())
-    }
+    crate::operators::keyed_checkpointing::keyed_checkpointing!();
 }

@@ -3,6 +3,7 @@
 //! calls it does not override are forwarded there.
 
 pub(crate) mod basic;
+pub(crate) mod keyed_checkpointing;
 pub(crate) mod keyed_process;
 pub(crate) mod process;
 pub(crate) mod rolling;

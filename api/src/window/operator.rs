@@ -13,11 +13,8 @@ use super::assigner::{TimeWindow, WindowAssigner};
 use super::contents::WindowContents;
 use crate::functions::{Downstream, OutputTag};
 use crate::operators::keyed_process::KeyFn;
-use weir_runtime::output::earliest;
 use weir_runtime::task::enter_operator;
-use weir_runtime::{
-    now_ms, Lifecycle, Output, TaskError, Timestamp, MAX_WATERMARK, MIN_WATERMARK, NO_TIMESTAMP,
-};
+use weir_runtime::{now_ms, Lifecycle, Output, TaskError, Timestamp, NO_TIMESTAMP};
 use weir_state_backends::{
     KeyedStateBackend, StateKey, StateValue, Timer, TimerService, ValueState, VoidNamespace,
 };
@@ -292,57 +289,6 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Output<T>
 impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> Lifecycle
     for WindowOperator<K, T, O, C>
 {
-    fn downstream(&mut self) -> Option<&mut dyn Lifecycle> {
-        Some(&mut self.down)
-    }
-    fn watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
-        if wm <= self.watermark && self.watermark != MIN_WATERMARK {
-            return Ok(());
-        }
-        self.watermark = wm;
-        self.fire(true, wm)?;
-        if wm == MAX_WATERMARK && !self.assigner.is_event_time() {
-            // A bounded input ends: processing-time windows still open fire now, ahead of
-            // the final watermark, rather than being lost.
-            self.fire(false, Timestamp::MAX)?;
-        }
-        self.down.watermark(wm)
-    }
-    fn processing_time(&mut self, now: Timestamp) -> Result<(), TaskError> {
-        self.fire(false, now)?;
-        self.down.processing_time(now)
-    }
-    fn next_processing_time(&mut self) -> Option<Timestamp> {
-        earliest(
-            self.timers.next_processing_time(),
-            self.down.next_processing_time(),
-        )
-    }
-    fn end_input(&mut self) -> Result<(), TaskError> {
-        if self.dropped_late > 0 {
-            tracing::warn!(operator = %self.name, dropped = self.dropped_late, "dropped late elements");
-        }
-        self.down.end_input()
-    }
-    fn snapshot_state(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-        options: weir_runtime::element::BarrierOptions,
-        state: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
-    ) -> Result<(), TaskError> {
-        crate::keyed_stream::snapshot_keyed(
-            (&self.name, &self.uid),
-            &self.backend,
-            Some(&self.timers),
-            (checkpoint, options),
-            state,
-        )
-    }
-    fn notify_checkpoint_complete(
-        &mut self,
-        checkpoint: weir_runtime::CheckpointId,
-    ) -> Result<(), TaskError> {
-        self.backend.checkpoint_complete(checkpoint);
-        Ok(())
-    }
+    super::timer_lifecycle::timer_lifecycle!();
+    crate::operators::keyed_checkpointing::keyed_checkpointing!();
 }

@@ -57,6 +57,37 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         self
     }
 
+    /// Fires the windows when `trigger` says, instead of once at their end.
+    pub fn trigger<Tr: super::trigger::Trigger<T>>(
+        self,
+        trigger: Tr,
+    ) -> super::triggered_stream::TriggeredWindowedStream<K, T, Tr, super::evictor::NoEvictor> {
+        self.evictor(super::evictor::NoEvictor).trigger(trigger)
+    }
+
+    /// Passes each firing window's elements through `evictor` before (or after) its
+    /// function runs.
+    pub fn evictor<E: super::evictor::Evictor<T>>(
+        self,
+        evictor: E,
+    ) -> super::triggered_stream::TriggeredWindowedStream<
+        K,
+        T,
+        super::builtin_triggers::DefaultTrigger,
+        E,
+    > {
+        super::triggered_stream::TriggeredWindowedStream {
+            trigger: super::builtin_triggers::DefaultTrigger {
+                event_time: self.assigner.is_event_time(),
+            },
+            keyed: self.keyed,
+            assigner: self.assigner,
+            lateness: self.lateness,
+            late_tag: self.late_tag,
+            evictor,
+        }
+    }
+
     fn build<O: Record, C: WindowContents<K, T, O> + 'static>(
         &self,
         name: &str,

@@ -13,6 +13,7 @@ mod common;
 use common::{backends, env_on, fail_once};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_api::broadcast::{
     BroadcastProcessFunction, BroadcastState, KeyedBroadcastProcessFunction, MapStateDescriptor,
@@ -61,9 +62,11 @@ fn descriptor() -> MapStateDescriptor<String, i64> {
 }
 
 /// Buffers each event until the watermark passes it, then emits it with the threshold of
-/// its kind in force.
-#[derive(Clone)]
-struct CheckAgainstRules;
+/// its kind in force; counts the rules it applied in `applied` (all subtasks together).
+#[derive(Clone, Default)]
+struct CheckAgainstRules {
+    applied: Arc<AtomicU64>,
+}
 
 impl KeyedBroadcastProcessFunction<u8, Event, Rule, Checked, String, i64> for CheckAgainstRules {
     type State = ListState<u8, VoidNamespace, Event>;
@@ -96,6 +99,7 @@ impl KeyedBroadcastProcessFunction<u8, Event, Rule, Checked, String, i64> for Ch
                 rules.remove(&kind);
             }
         }
+        self.applied.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -132,10 +136,18 @@ fn by_event_time() -> WatermarkStrategy<Event> {
 }
 
 fn check(events: DataStream<Event>, rules: DataStream<Rule>) -> DataStream<Checked> {
+    check_counting(events, rules, CheckAgainstRules::default())
+}
+
+fn check_counting(
+    events: DataStream<Event>,
+    rules: DataStream<Rule>,
+    f: CheckAgainstRules,
+) -> DataStream<Checked> {
     events
         .key_by(|e: &Event| e.0)
         .connect(&rules.broadcast_with(&descriptor()))
-        .process(CheckAgainstRules)
+        .process(f)
         .uid("check")
 }
 
@@ -204,7 +216,7 @@ impl BroadcastProcessFunction<u64, Rule, String, String, i64> for CountRules {
 }
 
 #[test]
-fn every_subtask_of_a_non_keyed_stream_gets_every_broadcast_record_in_order() {
+fn every_subtask_of_a_non_keyed_stream_gets_every_broadcast_record() {
     let env = env_on(StateBackendKind::Memory);
     env.set_parallelism(3);
     let values = env.from_sequence(0, 99);
@@ -260,29 +272,51 @@ fn broadcast_and_keyed_state_are_exactly_once_through_a_failure() {
     }
 }
 
-/// Runs the rules and an unbounded event stream at parallelism 2 until some events
-/// passed, stops it with a savepoint, and returns the savepoint.
-fn savepoint_after_the_rules(checkpoints: &Path, savepoints: &Path) -> String {
-    static PASSED: AtomicU64 = AtomicU64::new(0);
-    let env = env_on(StateBackendKind::Memory);
-    env.enable_checkpointing(
-        Duration::from_secs(3600),
-        &format!("file://{}", checkpoints.display()),
-    );
+/// The second run of the savepoint test shifts event time by this much, so its events
+/// are told from those the first run left pending.
+const RESTORED_BASE: u64 = 1_000_000_000;
+
+/// Events in both runs of the savepoint test together.
+const EVENTS: u64 = 20_000;
+
+/// The job both runs of the savepoint test share (the same uids): events from `source`
+/// counted in `passed`, the rules, and the check counting the rules it applied.
+fn restorable_job(
+    env: &StreamExecutionEnvironment,
+    source: GeneratorSource<Event>,
+    passed: &Arc<AtomicU64>,
+    check: CheckAgainstRules,
+) -> DataStream<Checked> {
+    let passed = passed.clone();
     let events = env
-        .from_generator(GeneratorSource::new(None, event).with_rate_limit(2_000))
+        .from_generator(source)
         .uid("events")
-        .map(|e: Event| {
-            PASSED.fetch_add(1, Ordering::SeqCst);
+        .map(move |e: Event| {
+            passed.fetch_add(1, Ordering::SeqCst);
             e
         })
         .uid("tap")
         .assign_timestamps_and_watermarks(by_event_time())
         .uid("timestamps");
-    let _ = check(events, rule_stream(&env, rules(), "rules")).collect();
+    check_counting(events, rule_stream(env, rules(), "rules"), check)
+}
+
+/// Runs the job at parallelism 2 until every subtask applied the rules
+/// and some events passed, stops it with a savepoint, and returns the savepoint.
+fn savepoint_after_the_rules(checkpoints: &Path, savepoints: &Path) -> String {
+    let env = env_on(StateBackendKind::Memory);
+    env.enable_checkpointing(
+        Duration::from_secs(3600),
+        &format!("file://{}", checkpoints.display()),
+    );
+    let (passed, check) = (Arc::new(AtomicU64::new(0)), CheckAgainstRules::default());
+    let applied = check.applied.clone();
+    let source = GeneratorSource::new(Some(EVENTS), event).with_rate_limit(2_000);
+    let _ = restorable_job(&env, source, &passed, check).collect();
     let client = env.execute_async("broadcast-savepoint").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while PASSED.load(Ordering::SeqCst) < 500 {
+    let rules_everywhere = rules().len() as u64 * 2;
+    while passed.load(Ordering::SeqCst) < 500 || applied.load(Ordering::SeqCst) < rules_everywhere {
         assert!(Instant::now() < deadline, "the job did not get going");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -297,26 +331,37 @@ fn savepoint_after_the_rules(checkpoints: &Path, savepoints: &Path) -> String {
 fn broadcast_state_restores_in_every_subtask_from_a_savepoint_at_another_parallelism() {
     let tmp = tempfile::tempdir().unwrap();
     let savepoint = savepoint_after_the_rules(&tmp.path().join("chk"), &tmp.path().join("sp"));
-    // Parallelism 3, no rules at all: every threshold comes from the savepoint. Other
-    // sources, so the first job's source positions are left out.
+    // The same job at parallelism 3, restored strictly (every state of the savepoint must
+    // find its operator, the broadcast state included). The rules source resumes at its
+    // end: every threshold comes from the restored broadcast state.
     let env = env_on(StateBackendKind::Memory);
     env.set_parallelism(3);
-    let mut settings = SavepointRestoreSettings::new(&savepoint);
-    settings.allow_non_restored_state = true;
-    env.restore_from_savepoint(settings);
-    let base = 1_000_000_000u64;
-    let events = env
-        .from_collection((base..base + 300).map(event).collect::<Vec<_>>())
-        .uid("more-events")
-        .assign_timestamps_and_watermarks(by_event_time());
-    let out = check(events, rule_stream(&env, Vec::new(), "no-rules")).collect();
+    env.restore_from_savepoint(SavepointRestoreSettings::new(&savepoint));
+    // The restored generator goes on from where the first run stopped, at full speed.
+    let source = GeneratorSource::new(Some(EVENTS), |i| event(RESTORED_BASE + i));
+    let check = CheckAgainstRules::default();
+    let applied = check.applied.clone();
+    let out = restorable_job(&env, source, &Arc::default(), check).collect();
     env.execute("broadcast-restored").unwrap();
-    let mut got: Vec<String> = out
+    assert_eq!(applied.load(Ordering::SeqCst), 0, "no rule was read again");
+    let after: Vec<Checked> = out
         .take()
-        .iter()
-        .filter(|c| c.1 >= base as i64)
-        .map(line)
+        .into_iter()
+        .filter(|c| c.1 >= RESTORED_BASE as i64)
         .collect();
-    got.sort();
-    assert_eq!(got, expected_lines(base..base + 300));
+    assert!(!after.is_empty(), "events after the savepoint were checked");
+    for c in &after {
+        let kind = KINDS[(c.1 % 3) as usize];
+        assert_eq!(
+            c.3,
+            final_threshold(kind),
+            "{c:?}: the restored threshold of {kind}"
+        );
+    }
+    let keys: std::collections::BTreeSet<u8> = after.iter().map(|c| c.0).collect();
+    assert_eq!(
+        keys.len(),
+        7,
+        "every key, on every subtask that owns one, read the rules"
+    );
 }

@@ -42,8 +42,9 @@ fn window_join_writes_every_pair_of_a_sensor_within_a_window() {
             &n.to_string(),
             "--window-ms",
             "250",
+            // An odd parallelism: the readings keep their own two readers.
             "--parallelism",
-            "2",
+            "3",
             "--output",
             out.path().to_str().unwrap(),
         ],

@@ -2,8 +2,9 @@
 //! written by the broadcast side and read by the data side (Flink's `BroadcastState` and
 //! `ReadOnlyBroadcastState`: here the data side gets a shared reference, which only reads).
 //!
-//! It lives on the heap, as in Flink. Checkpoints store subtask 0's copy as one versioned
-//! entry; a restore at any parallelism gives every subtask that copy.
+//! It lives on the heap, as in Flink. Each subtask's checkpoint stores its copy as one
+//! versioned entry; a restore gives each subtask its own copy, or at another parallelism
+//! the copy of old subtask `i mod p_old` (see `weir_runtime::checkpoint::broadcast_state`).
 
 use crate::record::Record;
 use std::collections::HashMap;
@@ -77,19 +78,13 @@ impl<UK: Record + Hash + Eq, UV: Record> BroadcastState<UK, UV> {
         Ok(vec![bytes])
     }
 
-    /// Appends the snapshot of subtask `subtask` of operator (`name`, `uid`) to `out`:
-    /// subtask 0's holds the state, every other subtask's is empty.
+    /// Appends this subtask's copy of the state of operator (`name`, `uid`) to `out`.
     pub(crate) fn snapshot_into(
         &self,
         (name, uid): (&str, &str),
-        subtask: u16,
         out: &mut Vec<weir_runtime::checkpoint::OperatorSnapshot>,
     ) -> Result<(), TaskError> {
-        let entries = if subtask == 0 {
-            self.snapshot(name)?
-        } else {
-            Vec::new()
-        };
+        let entries = self.snapshot(name)?;
         let state_uid = weir_runtime::checkpoint::broadcast_state::broadcast_uid(uid);
         out.push(weir_runtime::checkpoint::OperatorSnapshot::operator_list(
             &state_uid, &entries,
@@ -101,7 +96,7 @@ impl<UK: Record + Hash + Eq, UV: Record> BroadcastState<UK, UV> {
     /// copy, or an empty state.
     pub(crate) fn open(ctx: &crate::graph::OperatorContext) -> Result<Self, TaskError> {
         match &ctx.restored {
-            Some(restored) => match restored.broadcast(&ctx.uid)? {
+            Some(restored) => match restored.broadcast(&ctx.uid, ctx.subtask)? {
                 Some(stored) => Self::restore(&stored, &ctx.name),
                 None => Ok(Self::default()),
             },

@@ -1,6 +1,8 @@
 //! A data stream, keyed or not, connected with a broadcast stream, and the two-input
-//! operator `process` adds for it: the data stream is input 0 (forwarded, or hash
-//! partitioned by its key), the broadcast stream input 1 (sent to every subtask).
+//! operator `process` adds for it.
+//!
+//! Invariant: the data stream is input 0 (forwarded, or hash partitioned by its key), the
+//! broadcast stream input 1, whose edge sends every record to every subtask.
 
 use super::functions::{BroadcastProcessFunction, KeyedBroadcastProcessFunction};
 use super::keyed_process_operator::KeyedBroadcastProcessOperator;

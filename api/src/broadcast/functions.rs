@@ -3,8 +3,9 @@
 //! broadcast state, the data side only reads it.
 //!
 //! Invariant: the broadcast side's method must change the state the same way in every
-//! subtask (it sees the same records in the same order everywhere), as Flink requires, so
-//! that any subtask's copy is everyone's.
+//! subtask, as Flink requires. Every subtask sees the same broadcast records between two
+//! checkpoint barriers, but when the broadcast stream has several subtasks, their records
+//! interleave differently in each: updates must not depend on that order.
 
 use super::broadcast_state::BroadcastState;
 use crate::functions::{Context, FnResult, KeyedContext, RuntimeContext};

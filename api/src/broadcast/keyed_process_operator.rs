@@ -36,7 +36,6 @@ where
     name: String,
     uid: String,
     index: usize,
-    subtask: u16,
     _inputs: std::marker::PhantomData<fn(I2)>,
 }
 
@@ -78,7 +77,6 @@ where
             name: ctx.name.clone(),
             uid: ctx.uid.clone(),
             index: ctx.index,
-            subtask: ctx.subtask,
             _inputs: std::marker::PhantomData,
         })
     }
@@ -203,8 +201,7 @@ where
             (checkpoint, options),
             state,
         )?;
-        self.broadcast
-            .snapshot_into((&self.name, &self.uid), self.subtask, state)
+        self.broadcast.snapshot_into((&self.name, &self.uid), state)
     }
     fn notify_checkpoint_complete(
         &mut self,

@@ -12,10 +12,12 @@
 //! keeps `broadcast()` for the partitioning alone.)
 //!
 //! Invariants: every subtask gets every broadcast record; the broadcast state is the same in
-//! every subtask as long as the broadcast side changes it the same way everywhere (see
-//! [`functions`]); it is checkpointed once (subtask 0's copy) and every subtask restores that
-//! copy, at any parallelism. Keyed state and timers of the keyed variant are the operator's
-//! keyed state, checkpointed and rescaled by key group.
+//! every subtask as long as the broadcast side changes it the same way everywhere,
+//! whatever the order of the records (see [`functions`]); each subtask checkpoints its copy
+//! and restores it, or at another parallelism the copy of old subtask `i mod p_old`. Keyed
+//! state and timers of the keyed variant are the operator's keyed state, checkpointed and
+//! rescaled by key group. The descriptor's name labels the state; there is one per
+//! broadcast stream.
 
 mod broadcast_state;
 mod connected;

@@ -1,6 +1,8 @@
 //! The operator of a non-keyed stream connected with a broadcast stream: data records read
 //! the broadcast state, broadcast records update it; the state is checkpointed as broadcast
 //! state (`weir_runtime::checkpoint::broadcast_state`).
+//!
+//! Invariant: only the broadcast side gets a mutable reference to the state.
 
 use super::broadcast_state::BroadcastState;
 use super::functions::BroadcastProcessFunction;
@@ -21,7 +23,6 @@ pub(crate) struct BroadcastProcessOperator<UK, UV, O, F> {
     name: String,
     uid: String,
     index: usize,
-    subtask: u16,
 }
 
 impl<UK, UV, O, F> BroadcastProcessOperator<UK, UV, O, F>
@@ -39,7 +40,6 @@ where
             name: ctx.name.clone(),
             uid: ctx.uid.clone(),
             index: ctx.index,
-            subtask: ctx.subtask,
         })
     }
 }
@@ -91,7 +91,6 @@ where
         _options: weir_runtime::element::BarrierOptions,
         state: &mut Vec<OperatorSnapshot>,
     ) -> Result<(), TaskError> {
-        self.state
-            .snapshot_into((&self.name, &self.uid), self.subtask, state)
+        self.state.snapshot_into((&self.name, &self.uid), state)
     }
 }

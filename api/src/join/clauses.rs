@@ -3,6 +3,10 @@
 //!
 //! One set of clause types serves both operations; a marker type parameter ([`Joining`],
 //! [`CoGrouping`]) says which one `apply` builds, so each takes its own kind of function.
+//!
+//! Invariant: the first input is tagged `One` and keyed by the `where` key, the second
+//! tagged `Two` and keyed by the `equal_to` key, so records of both sides with equal keys
+//! meet in the same window operator subtask.
 
 use super::co_group_function::{
     CoGroupFunction, CoGroupWindow, FlatJoinAsCoGroup, FlatJoinFunction, JoinFunction, OneResult,

@@ -162,7 +162,9 @@ impl<K: StateKey + Send + Sync, T1: Record + StateValue, T2: Record + StateValue
         let env = first.stream().environment().clone();
         let (key1, key2) = (first.key_selector(), second.key_selector());
         let make: MakeHead = Arc::new(move |ctx, out, names| {
-            let bounds = bounds.clone().map_err(|e| TaskError::user(&ctx.name, e))?;
+            let bounds = bounds
+                .clone()
+                .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
             let out = typed_output::<O>(out, &ctx.name)?;
             let backend = keyed_backend::<K>(ctx)?;
             let mut timers = backend
@@ -199,7 +201,7 @@ impl<K: StateKey + Send + Sync, T1: Record + StateValue, T2: Record + StateValue
             checked
                 .clone()
                 .map(drop)
-                .map_err(|e| TaskError::user(name, e))
+                .map_err(|e| TaskError::user(name, e.to_string()))
         }));
         graph.add_edge(
             first.stream().id,

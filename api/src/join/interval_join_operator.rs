@@ -32,30 +32,47 @@ pub(crate) struct Bounds {
     pub(crate) upper: i64,
 }
 
+/// Bounds that leave no interval once their exclusive ends are left out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "interval join between({lower}, {upper}){} is empty: the lower bound must not exceed the upper bound",
+    exclusive_ends(*lower_exclusive, *upper_exclusive)
+)]
+pub(crate) struct EmptyInterval {
+    lower: i64,
+    upper: i64,
+    lower_exclusive: bool,
+    upper_exclusive: bool,
+}
+
+/// The builder calls that made the ends exclusive, as written.
+fn exclusive_ends(lower: bool, upper: bool) -> String {
+    let mut calls = String::new();
+    if lower {
+        calls.push_str(".lower_bound_exclusive()");
+    }
+    if upper {
+        calls.push_str(".upper_bound_exclusive()");
+    }
+    calls
+}
+
 impl Bounds {
     /// The inclusive interval of `(lower, exclusive)` and `(upper, exclusive)`, or why it is
     /// empty.
     pub(crate) fn new(
         (lower, lower_exclusive): (i64, bool),
         (upper, upper_exclusive): (i64, bool),
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EmptyInterval> {
         let l = lower.saturating_add(i64::from(lower_exclusive));
         let u = upper.saturating_sub(i64::from(upper_exclusive));
         if l > u {
-            return Err(format!(
-                "interval join between({lower}, {upper}){}{} is empty: the lower bound must not \
-                 exceed the upper bound",
-                if lower_exclusive {
-                    ".lower_bound_exclusive()"
-                } else {
-                    ""
-                },
-                if upper_exclusive {
-                    ".upper_bound_exclusive()"
-                } else {
-                    ""
-                },
-            ));
+            return Err(EmptyInterval {
+                lower,
+                upper,
+                lower_exclusive,
+                upper_exclusive,
+            });
         }
         Ok(Self { lower: l, upper: u })
     }
@@ -327,7 +344,7 @@ mod tests {
 
     #[test]
     fn an_empty_interval_is_refused_naming_its_bounds() {
-        let err = Bounds::new((5, true), (5, false)).unwrap_err();
+        let err = Bounds::new((5, true), (5, false)).unwrap_err().to_string();
         assert!(
             err.contains("between(5, 5).lower_bound_exclusive()"),
             "{err}"

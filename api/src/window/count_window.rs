@@ -14,6 +14,10 @@
 //! stamps them with the end of time, which no event-time operator downstream can use).
 //! The state is keyed state (a count and an accumulator or a record list per key), so count
 //! windows are checkpointed, restored and rescaled as any keyed state, on both backends.
+//!
+//! Invariants: a key's window fires exactly when its count reaches the size (tumbling) or
+//! the slide (sliding), and its state then holds only what the next window needs; a key
+//! holds at most `size + slide - 1` records.
 
 use crate::datastream::DataStream;
 use crate::functions::{FnResult, KeyedContext, KeyedProcessFunction, RuntimeContext};
@@ -145,7 +149,8 @@ where
             .value()?
             .unwrap_or_else(|| (0, self.agg.create_accumulator()));
         self.agg.add(value, &mut acc);
-        if count + 1 == self.size {
+        // At or past the size: a restore with a smaller size fires at once.
+        if count + 1 >= self.size {
             state.clear()?;
             ctx.collect(self.agg.take_result(acc));
         } else {

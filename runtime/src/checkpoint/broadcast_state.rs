@@ -2,10 +2,12 @@
 //! (and apart from) its operator's keyed state, stored as operator list state under a name
 //! derived from the operator's `uid`.
 //!
-//! Every subtask holds the same broadcast state (each applies the same broadcast records in
-//! the same order before the same barriers), so only subtask 0 stores it; every subtask of
-//! the restoring job, at any parallelism, reads that one copy back (the union of all
-//! subtasks' lists, of which only subtask 0's has entries).
+//! Every subtask stores its own copy. At the parallelism it was taken at, each subtask
+//! restores its own (so, with unaligned checkpoints, the copy matches the in-flight
+//! broadcast records that subtask replays); at another parallelism (which aligned
+//! checkpoints and savepoints allow), subtask `i` restores old subtask `i mod p_old`'s copy:
+//! all copies hold the same entries when the broadcast side updates the state the same way
+//! in every subtask, as it must.
 
 use super::restore::RestoredState;
 use crate::error::TaskError;
@@ -24,9 +26,10 @@ pub fn owner_of(state_uid: &str) -> Option<&str> {
 }
 
 impl RestoredState {
-    /// The entries of operator `uid`'s broadcast state (`None` if the snapshot has none).
-    pub fn broadcast(&self, uid: &str) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
-        self.union_list(&broadcast_uid(uid))
+    /// The entries of operator `uid`'s broadcast state for `subtask` (`None` if the
+    /// snapshot has none).
+    pub fn broadcast(&self, uid: &str, subtask: u16) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        self.copy_of(&broadcast_uid(uid), subtask)
     }
 }
 

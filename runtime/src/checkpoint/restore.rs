@@ -192,6 +192,24 @@ impl RestoredState {
         Ok(Some(all))
     }
 
+    /// Returns the operator list state `uid` that old subtask `subtask mod old parallelism`
+    /// stored, for `subtask` (`None` if the snapshot has no state for `uid`): every old
+    /// subtask stored a whole copy (broadcast state), so any one serves. A copy missing
+    /// from the snapshot is an error naming the state.
+    pub fn copy_of(&self, uid: &str, subtask: u16) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        let Some(op) = self.metadata.operators.iter().find(|o| o.uid == uid) else {
+            return Ok(None);
+        };
+        let from = subtask % op.parallelism.max(1);
+        match op.subtasks.iter().find(|h| h.subtask == from) {
+            Some(h) => OperatorSnapshot::decode_list(&self.read(uid, h)?).map(Some),
+            None => Err(TaskError::RestoredState(format!(
+                "checkpoint {} has no copy of '{uid}' from subtask {from}",
+                self.metadata.checkpoint
+            ))),
+        }
+    }
+
     /// Returns the in-flight data stored under `uid` (see [`super::channel_state`]) for
     /// `subtask` of `parallelism` subtasks (`None` if there is none). In-flight data is
     /// tied to its channels: stored at another parallelism, it is refused.

@@ -260,6 +260,37 @@ fn an_incremental_checkpoint_uploads_only_files_no_completed_checkpoint_stored()
     }
 }
 
+#[test]
+fn after_a_savepoint_completes_nothing_of_an_older_checkpoint_is_reused() {
+    let s = Setup::new();
+    let b = s.backend(KeyGroupRange::all(MAX));
+    fill(&b, 0..5_000);
+    let first = s.checkpoint(&b, 1, 0, 1);
+    b.checkpoint_complete(1);
+    // A savepoint: a full snapshot, which names no shared file. Once it completes, the
+    // checkpoint retention may delete checkpoint 1 and its files.
+    let savepoint = s.upload(&b, (2, true), 0, 1).expect("a savepoint");
+    assert!(savepoint.handle.shared.is_empty());
+    b.checkpoint_complete(2);
+    let third = s.checkpoint(&b, 3, 0, 1);
+    for f in &third.handle.shared {
+        assert!(
+            !first.handle.shared.iter().any(|old| old.path == f.path),
+            "{} of checkpoint 1 is named again after the savepoint",
+            f.path
+        );
+    }
+    // A late notice of an older checkpoint changes nothing.
+    b.checkpoint_complete(3);
+    b.checkpoint_complete(1);
+    let fourth = s.checkpoint(&b, 4, 0, 1);
+    assert!(third
+        .handle
+        .shared
+        .iter()
+        .all(|f| fourth.handle.shared.contains(f)));
+}
+
 /// Writes the metadata of checkpoint `checkpoint` holding `states` and returns the spec
 /// tasks restore from.
 fn complete(

@@ -7,6 +7,8 @@
 //! leaves no timer behind.
 
 use super::assigner::TimeWindow;
+#[cfg(test)]
+use super::trigger::TimerRequest;
 use super::trigger::{Trigger, TriggerContext, TriggerResult};
 use weir_runtime::Timestamp;
 
@@ -228,13 +230,15 @@ impl<T> Trigger<T> for ContinuousEventTimeTrigger {
         ctx: &mut TriggerContext,
     ) -> TriggerResult {
         if *next == Some(time) {
-            let at = time.saturating_add(self.interval);
-            if at < window.max_timestamp() {
+            // The next early firing, or the window's end (whose timer is registered): the
+            // state stays set, so a later element does not start the early firings again.
+            let at = time
+                .saturating_add(self.interval)
+                .min(window.max_timestamp());
+            if at > time {
                 ctx.register_event_time_timer(at);
-                *next = Some(at);
-            } else {
-                *next = None;
             }
+            *next = Some(at);
             return TriggerResult::Fire;
         }
         if time == window.max_timestamp() {
@@ -453,10 +457,16 @@ mod tests {
             .map(|&at| Trigger::<()>::on_event_time(&mut t, at, &w, &mut next, &mut c).is_fire())
             .collect();
         assert_eq!(fired, vec![true, true, true, true]);
-        assert_eq!(
-            next, None,
-            "no early firing after the last one before the end"
-        );
+        assert_eq!(next, Some(999), "the last firing is the window's end");
+        // An element behind the last early firing does not start them again.
+        let mut c = ctx(950);
+        let r = Trigger::<()>::on_element(&mut t, &(), 10, &w, &mut next, &mut c);
+        assert_eq!(r, TriggerResult::Continue);
+        assert_eq!(next, Some(999));
+        assert!(!c
+            .requests
+            .iter()
+            .any(|r| matches!(r, TimerRequest::Register { at, .. } if *at < 999)));
     }
 
     #[test]

@@ -447,10 +447,9 @@ impl CheckpointCoordinator {
             StoreOutcome::Stored { savepoint } => savepoint,
             StoreOutcome::MetadataFailed(e) => {
                 let reason = format!("cannot complete: {e}");
-                let mut actions: Vec<_> = self
-                    .delete_unreferenced(checkpoint, &p.state)
-                    .into_iter()
-                    .collect();
+                // Its metadata may be written: a later start must not take it as complete.
+                let mut actions = vec![CoordinatorAction::Discard { checkpoint }];
+                actions.extend(self.delete_unreferenced(checkpoint, &p.state));
                 self.history.failed(checkpoint, &reason);
                 actions.extend(self.failed(checkpoint, &reason));
                 if let Some((request, savepoint)) = p.savepoint {
@@ -536,6 +535,9 @@ impl CheckpointCoordinator {
             // A local file uploaded again (or named by an upload a later checkpoint
             // replaced) is referenced by its canonical upload.
             for file in &mut handle.shared {
+                if self.shared.references(&file.path) > 0 {
+                    continue;
+                }
                 if let Some(canonical) = self.shared.canonical(file) {
                     file.path = canonical.to_string();
                 }

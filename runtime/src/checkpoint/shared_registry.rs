@@ -35,6 +35,8 @@ pub struct SharedStateRegistry {
     by_checkpoint: BTreeMap<CheckpointId, Vec<String>>,
     /// The canonical path of each local file's key.
     canonical: FxHashMap<String, String>,
+    /// The key of each canonical path.
+    key_of: FxHashMap<String, String>,
 }
 
 impl SharedStateRegistry {
@@ -56,9 +58,10 @@ impl SharedStateRegistry {
             }
             *count += 1;
             if let Some(key) = shared_file_key(file) {
-                self.canonical
-                    .entry(key)
-                    .or_insert_with(|| file.path.clone());
+                if !self.canonical.contains_key(&key) {
+                    self.key_of.insert(file.path.clone(), key.clone());
+                    self.canonical.insert(key, file.path.clone());
+                }
             }
         }
         self.by_checkpoint
@@ -78,7 +81,9 @@ impl SharedStateRegistry {
             *count -= 1;
             if *count == 0 {
                 self.counts.remove(&path);
-                self.canonical.retain(|_, p| *p != path);
+                if let Some(key) = self.key_of.remove(&path) {
+                    self.canonical.remove(&key);
+                }
                 unused.push(path);
             }
         }

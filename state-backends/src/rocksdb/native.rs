@@ -41,6 +41,8 @@ pub(crate) struct Uploads {
     confirmed: HashMap<String, SharedStateFile>,
     /// Receipts of checkpoints not known to be complete, by checkpoint.
     pending: BTreeMap<u64, UploadReceipt>,
+    /// The newest checkpoint known to be complete.
+    completed: u64,
 }
 
 fn overlap(a: KeyGroupRange, b: KeyGroupRange) -> usize {
@@ -134,15 +136,25 @@ impl RocksDbInstance {
     }
 
     /// Checkpoint `checkpoint` completed: the files its upload stored become the ones
-    /// later snapshots reuse.
+    /// later snapshots reuse. A completed checkpoint without a receipt (a full snapshot,
+    /// such as a savepoint, or a receipt dropped as too old) may have subsumed the
+    /// checkpoint whose files were reusable, and so their deletion: nothing is reused then
+    /// until the next incremental checkpoint completes.
     pub(crate) fn checkpoint_complete(&self, checkpoint: u64) {
         let mut uploads = self.uploads.borrow_mut();
-        if let Some(files) = uploads
+        if checkpoint <= uploads.completed {
+            return;
+        }
+        uploads.completed = checkpoint;
+        match uploads
             .pending
             .remove(&checkpoint)
             .and_then(|r| r.get().cloned())
         {
-            uploads.confirmed = files.into_iter().map(|f| (f.local.clone(), f)).collect();
+            Some(files) => {
+                uploads.confirmed = files.into_iter().map(|f| (f.local.clone(), f)).collect();
+            }
+            None => uploads.confirmed.clear(),
         }
         uploads.pending.retain(|id, _| *id > checkpoint);
     }

@@ -62,9 +62,12 @@ fn main() -> anyhow::Result<()> {
             sensor_row(id, n, seed)
         }))
         .name("Readings")
-        // The rows' event time restarts at the second half: two readers keep it ascending.
+        // The rows' event time restarts at the second half: two readers keep it ascending,
+        // and their watermark generators run beside them (at another parallelism, records
+        // of both halves would meet in one generator).
         .set_parallelism(2)
-        .assign_timestamps_and_watermarks(in_order(|r: &Reading| r.1));
+        .assign_timestamps_and_watermarks(in_order(|r: &Reading| r.1))
+        .set_parallelism(2);
     let seconds = weir_examples::event_seconds(n);
     let setpoints = env
         .from_generator(GeneratorSource::new(Some(seconds * SENSORS), setpoint))

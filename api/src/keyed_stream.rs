@@ -69,6 +69,24 @@ pub(crate) fn keyed_backend<K: StateKey>(
     .map_err(|e| state_error(&ctx.name, e))
 }
 
+/// Opens a keyed operator's backend and timer service and restores both after a restart.
+pub(crate) fn open_keyed<K: StateKey, N: weir_state_backends::Namespace>(
+    ctx: &OperatorContext,
+) -> Result<
+    (
+        KeyedStateBackend<K>,
+        weir_state_backends::TimerService<K, N>,
+    ),
+    TaskError,
+> {
+    let backend = keyed_backend::<K>(ctx)?;
+    let mut timers = backend
+        .timer_service()
+        .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
+    restore_keyed(ctx, &backend, Some(&mut timers))?;
+    Ok((backend, timers))
+}
+
 /// After a restart, loads the keyed state (and timers) the checkpoint holds for this
 /// operator's `uid` and key groups into `backend` (and `timers`).
 pub(crate) fn restore_keyed<K: StateKey, N: weir_state_backends::Namespace>(
@@ -166,11 +184,7 @@ impl<K: StateKey + Send + Sync, T: Record> KeyedStream<K, T> {
     pub fn process<O: Record, F: KeyedProcessFunction<K, T, O>>(&self, f: F) -> DataStream<O> {
         let key_fn = self.key_fn.clone();
         self.add_keyed("KeyedProcess", move |ctx, out| {
-            let backend = keyed_backend::<K>(ctx)?;
-            let mut timers = backend
-                .timer_service()
-                .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
-            restore_keyed(ctx, &backend, Some(&mut timers))?;
+            let (backend, timers) = open_keyed::<K, _>(ctx)?;
             let sides = ctx.take_side_outputs();
             Ok(Box::new(KeyedProcessOperator::new(
                 f.clone(),

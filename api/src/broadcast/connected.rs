@@ -14,11 +14,11 @@ use crate::functions::Downstream;
 use crate::graph::heads::TwoInputHead;
 use crate::graph::stream_graph::{MakeHead, NodeKind};
 use crate::graph::type_ops::{typed_output, TypeOpsOf};
-use crate::keyed_stream::{key_hasher, keyed_backend, restore_keyed, KeyedStream};
+use crate::keyed_stream::{key_hasher, open_keyed, KeyedStream};
 use crate::record::Record;
 use std::hash::Hash;
 use std::sync::Arc;
-use weir_runtime::{Partitioning, TaskError, TaskInvokable};
+use weir_runtime::{Partitioning, TaskInvokable};
 use weir_state_backends::StateKey;
 
 /// A non-keyed stream connected with a broadcast stream.
@@ -138,11 +138,7 @@ where
         let key_fn = self.first.key_selector();
         let make: MakeHead = Arc::new(move |ctx, out, names| {
             let out = typed_output::<O>(out, &ctx.name)?;
-            let backend = keyed_backend::<K>(ctx)?;
-            let mut timers = backend
-                .timer_service()
-                .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
-            restore_keyed(ctx, &backend, Some(&mut timers))?;
+            let (backend, timers) = open_keyed::<K, _>(ctx)?;
             let down = Downstream::new(out, ctx.take_side_outputs());
             let op = KeyedBroadcastProcessOperator::new(
                 f.clone(),

@@ -18,7 +18,7 @@ use crate::functions::{Context, FnResult, OutputTag};
 use crate::graph::heads::TwoInputHead;
 use crate::graph::stream_graph::{MakeHead, NodeKind};
 use crate::graph::type_ops::{typed_output, TypeOpsOf};
-use crate::keyed_stream::{key_hasher, keyed_backend, restore_keyed, KeyedStream};
+use crate::keyed_stream::{key_hasher, open_keyed, KeyedStream};
 use crate::record::Record;
 use crate::DataStream;
 use std::sync::Arc;
@@ -166,11 +166,7 @@ impl<K: StateKey + Send + Sync, T1: Record + StateValue, T2: Record + StateValue
                 .clone()
                 .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
             let out = typed_output::<O>(out, &ctx.name)?;
-            let backend = keyed_backend::<K>(ctx)?;
-            let mut timers = backend
-                .timer_service()
-                .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
-            restore_keyed(ctx, &backend, Some(&mut timers))?;
+            let (backend, timers) = open_keyed::<K, _>(ctx)?;
             let op = IntervalJoinOperator::new(
                 (key1.clone(), key2.clone()),
                 bounds,

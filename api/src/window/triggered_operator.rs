@@ -83,6 +83,15 @@ where
         }
     }
 
+    /// The trigger's state of `w` under the current key (its default if none was written).
+    fn trigger_state_of(&self, w: &TimeWindow) -> Result<Tr::State, TaskError> {
+        Ok(self
+            .trigger_state
+            .value_in(w)
+            .map_err(|e| self.err(e))?
+            .unwrap_or_default())
+    }
+
     fn context(&self) -> TriggerContext {
         TriggerContext {
             watermark: self.watermark,
@@ -126,11 +135,7 @@ where
         w: &TimeWindow,
         cause: Cause<'_, T>,
     ) -> Result<TriggerResult, TaskError> {
-        let mut state = self
-            .trigger_state
-            .value_in(w)
-            .map_err(|e| self.err(e))?
-            .unwrap_or_default();
+        let mut state = self.trigger_state_of(w)?;
         let mut ctx = self.context();
         let result = match cause {
             Cause::Element(e, ts) => self.trigger.on_element(e, ts, w, &mut state, &mut ctx),
@@ -183,11 +188,7 @@ where
     /// Drops everything of `w` of `key`: contents, trigger state and trigger timers.
     fn clear_all(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
         self.contents.clear_in(w).map_err(|e| self.err(e))?;
-        let mut state = self
-            .trigger_state
-            .value_in(w)
-            .map_err(|e| self.err(e))?
-            .unwrap_or_default();
+        let mut state = self.trigger_state_of(w)?;
         let mut ctx = self.context();
         self.trigger.clear(w, &mut state, &mut ctx);
         self.trigger_state.clear_in(w).map_err(|e| self.err(e))?;

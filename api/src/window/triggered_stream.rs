@@ -14,7 +14,7 @@ use super::trigger::Trigger;
 use super::triggered_operator::TriggeredWindowOperator;
 use crate::datastream::DataStream;
 use crate::functions::{Downstream, FnResult, OutputTag};
-use crate::keyed_stream::{keyed_backend, restore_keyed, KeyedStream};
+use crate::keyed_stream::{open_keyed, KeyedStream};
 use crate::record::Record;
 use std::sync::Arc;
 use weir_runtime::{TaskError, MIN_WATERMARK};
@@ -100,9 +100,7 @@ where
             .add_keyed("TriggerWindow(Process)", move |ctx, out| {
                 let err =
                     |e: weir_state_backends::StateError| TaskError::user(&ctx.name, e.to_string());
-                let backend = keyed_backend::<K>(ctx)?;
-                let mut timers = backend.timer_service().map_err(err)?;
-                restore_keyed(ctx, &backend, Some(&mut timers))?;
+                let (backend, timers) = open_keyed::<K, TimeWindow>(ctx)?;
                 Ok(Box::new(TriggeredWindowOperator {
                     key_fn: key_fn.clone(),
                     contents: backend.list_state("window-elements").map_err(err)?,

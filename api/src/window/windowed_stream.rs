@@ -11,7 +11,7 @@ use super::pre_aggregating_operator::PreAggregatingWindowOperator;
 use crate::datastream::DataStream;
 use crate::functions::{Downstream, OutputTag};
 use crate::graph::OperatorContext;
-use crate::keyed_stream::{keyed_backend, KeyedStream};
+use crate::keyed_stream::KeyedStream;
 use crate::operators::keyed_process::KeyFn;
 use crate::record::Record;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         let spec = self.spec();
         self.keyed
             .add_keyed(name, move |ctx, out| {
-                let (backend, timers) = open_state::<K>(ctx)?;
+                let (backend, timers) = crate::keyed_stream::open_keyed::<K, TimeWindow>(ctx)?;
                 let contents = contents(&backend, &ctx.name)?;
                 general_operator(&spec, ctx, out, (backend, timers), contents)
             })
@@ -149,7 +149,7 @@ impl<K: StateKey + Send + Sync, T: Record + StateValue> WindowedStream<K, T> {
         let spec = self.spec();
         self.keyed
             .add_keyed("Window(Aggregate)", move |ctx, out| {
-                let (backend, timers) = open_state::<K>(ctx)?;
+                let (backend, timers) = crate::keyed_stream::open_keyed::<K, TimeWindow>(ctx)?;
                 let state: ValueState<K, TimeWindow, ACC> = backend
                     .value_state("window-contents")
                     .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
@@ -220,18 +220,6 @@ impl<K, T> Spec<K, T> {
     fn pre_aggregates(&self) -> bool {
         self.assigner.is_event_time() && !self.assigner.is_merging() && self.lateness == 0
     }
-}
-
-/// Opens the operator's keyed backend and timers and restores them after a restart.
-fn open_state<K: StateKey>(
-    ctx: &OperatorContext,
-) -> Result<(KeyedStateBackend<K>, TimerService<K, TimeWindow>), TaskError> {
-    let backend = keyed_backend::<K>(ctx)?;
-    let mut timers = backend
-        .timer_service()
-        .map_err(|e| TaskError::user(&ctx.name, e.to_string()))?;
-    crate::keyed_stream::restore_keyed(ctx, &backend, Some(&mut timers))?;
-    Ok((backend, timers))
 }
 
 /// The general window operator over `contents`.

@@ -11,7 +11,8 @@ use std::marker::PhantomData;
 use weir_runtime::{Lifecycle, Output, TaskError, Timestamp, NO_TIMESTAMP};
 use weir_state_backends::{
     AggregateFunction, AggregatingState, KeyedStateBackend, ListState, MapState, ReduceFunction,
-    ReducingState, StateKey, StateValue, TimerService, ValueState, VoidNamespace,
+    ReducingState, StateKey, StateTtlConfig, StateValue, TimerService, TtlAggregatingState,
+    TtlListState, TtlMapState, TtlReducingState, TtlValueState, ValueState, VoidNamespace,
 };
 
 /// The result of a user function; any error fails the job.
@@ -358,6 +359,51 @@ impl<K: StateKey> RuntimeContext<K> {
         f: impl AggregateFunction<IN, ACC, OUT>,
     ) -> FnResult<AggregatingState<K, VoidNamespace, IN, ACC, OUT>> {
         self.backend.aggregating_state(name, f).map_err(state_err)
+    }
+    /// Returns the value state `name` whose values expire per `ttl` (Flink's
+    /// `descriptor.enableTimeToLive(ttl)`).
+    pub fn ttl_value_state<V: StateValue>(
+        &self,
+        name: &str,
+        ttl: &StateTtlConfig,
+    ) -> FnResult<TtlValueState<K, V>> {
+        self.backend.ttl_value_state(name, ttl).map_err(state_err)
+    }
+    /// Returns the list state `name` whose elements expire per `ttl`.
+    pub fn ttl_list_state<V: StateValue>(
+        &self,
+        name: &str,
+        ttl: &StateTtlConfig,
+    ) -> FnResult<TtlListState<K, V>> {
+        self.backend.ttl_list_state(name, ttl).map_err(state_err)
+    }
+    /// Returns the map state `name` whose user entries expire per `ttl`.
+    pub fn ttl_map_state<UK: StateKey, UV: StateValue>(
+        &self,
+        name: &str,
+        ttl: &StateTtlConfig,
+    ) -> FnResult<TtlMapState<K, UK, UV>> {
+        self.backend.ttl_map_state(name, ttl).map_err(state_err)
+    }
+    /// Returns the reducing state `name` whose reduction expires per `ttl`.
+    pub fn ttl_reducing_state<V: StateValue>(
+        &self,
+        name: &str,
+        reduce: impl ReduceFunction<V>,
+        ttl: &StateTtlConfig,
+    ) -> FnResult<TtlReducingState<K, V>> {
+        let state = self.backend.ttl_reducing_state(name, reduce, ttl);
+        state.map_err(state_err)
+    }
+    /// Returns the aggregating state `name` whose accumulator expires per `ttl`.
+    pub fn ttl_aggregating_state<IN: 'static, ACC: StateValue, OUT: 'static>(
+        &self,
+        name: &str,
+        f: impl AggregateFunction<IN, ACC, OUT>,
+        ttl: &StateTtlConfig,
+    ) -> FnResult<TtlAggregatingState<K, IN, ACC, OUT>> {
+        let state = self.backend.ttl_aggregating_state(name, f, ttl);
+        state.map_err(state_err)
     }
 }
 

@@ -64,5 +64,7 @@ pub use weir_runtime::{
 };
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, RocksDbOptions,
-    StateBackendConfig, StateBackendKind, ValueState, VoidNamespace,
+    StateBackendConfig, StateBackendKind, StateTtlConfig, StateTtlConfigBuilder, StateVisibility,
+    SystemTimeProvider, TtlAggregatingState, TtlListState, TtlMapState, TtlReducingState,
+    TtlTimeProvider, TtlValueState, UpdateType, ValueState, VoidNamespace,
 };

@@ -10,7 +10,6 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use weir_api::functions::FnResult;
-use weir_api::sink::FileSink;
 use weir_api::{
     AggregateFunction, DataStream, GeneratorSource, StateBackendKind, StreamExecutionEnvironment,
 };
@@ -162,32 +161,25 @@ fn count_window_output_is_exactly_once_through_a_failure() {
         let out = tempfile::tempdir().unwrap();
         let env = env_on(backend);
         common::checkpoint_and_restart(&env, checkpoints.path());
-        env.from_generator(
-            GeneratorSource::new(Some(N), |i| ((i % 20) as u8, i as i64)).with_rate_limit(6_000),
-        )
-        .set_parallelism(1)
-        .map(fail_once(&SEEN, &FAILED, 3_001))
-        .set_parallelism(1)
-        .key_by(|r: &Reading| r.0)
-        .count_window_sliding(5, 2)
-        .process(
-            |k: &u8, rs: Vec<Reading>, out: &mut Vec<String>| -> FnResult {
-                let values: Vec<String> = rs.iter().map(|r| r.1.to_string()).collect();
-                out.push(format!("{k},{}", values.join(" ")));
-                Ok(())
-            },
-        )
-        .uid("count-windows")
-        .sink_to_files(FileSink::with_formatter(out.path(), |l: &String| l.clone()))
-        .uid("files");
-        let result = env.execute("count-exactly-once").unwrap();
-        common::assert_restored_once(&result, &FAILED, backend);
-        let lines = common::committed_lines(out.path());
-        assert!(
-            lines == expected,
-            "{backend:?}: {} lines against {}",
-            lines.len(),
-            expected.len()
-        );
+        let lines = env
+            .from_generator(
+                GeneratorSource::new(Some(N), |i| ((i % 20) as u8, i as i64))
+                    .with_rate_limit(6_000),
+            )
+            .set_parallelism(1)
+            .map(fail_once(&SEEN, &FAILED, 3_001))
+            .set_parallelism(1)
+            .key_by(|r: &Reading| r.0)
+            .count_window_sliding(5, 2)
+            .process(
+                |k: &u8, rs: Vec<Reading>, out: &mut Vec<String>| -> FnResult {
+                    let values: Vec<String> = rs.iter().map(|r| r.1.to_string()).collect();
+                    out.push(format!("{k},{}", values.join(" ")));
+                    Ok(())
+                },
+            )
+            .uid("count-windows");
+        let (out, name) = (out.path(), "count-exactly-once");
+        common::sink_and_check_exactly_once(&env, lines, out, name, &FAILED, backend, &expected);
     }
 }

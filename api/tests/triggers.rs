@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use weir_api::functions::FnResult;
-use weir_api::sink::FileSink;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{
     ContinuousEventTimeTrigger, CountEvictor, CountTrigger, EventTimeSessionWindows,
@@ -186,41 +185,34 @@ fn triggered_windows_are_exactly_once_through_a_failure() {
         let out = tempfile::tempdir().unwrap();
         let env = env_on(backend);
         common::checkpoint_and_restart(&env, checkpoints.path());
-        env.from_generator(
-            GeneratorSource::new(Some(N), |i| ((i % 10) as u8, i as i64)).with_rate_limit(6_000),
-        )
-        .set_parallelism(1)
-        .map(fail_once(&SEEN, &FAILED, 3_001))
-        .set_parallelism(1)
-        .assign_timestamps_and_watermarks(
-            WatermarkStrategy::for_monotonous_timestamps()
-                .with_timestamp_assigner(|e: &Event, _| e.1),
-        )
-        .set_parallelism(1)
-        .key_by(|e: &Event| e.0)
-        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-        .trigger(PurgingTrigger::of(CountTrigger::of(4)))
-        .process(
-            |k: &u8, w: &TimeWindow, es: Vec<Event>, out: &mut Vec<String>| -> FnResult {
-                out.push(format!(
-                    "{k},{},{}",
-                    w.start,
-                    es.iter().map(|e| e.1).sum::<i64>()
-                ));
-                Ok(())
-            },
-        )
-        .uid("triggered")
-        .sink_to_files(FileSink::with_formatter(out.path(), |l: &String| l.clone()))
-        .uid("files");
-        let result = env.execute("trigger-exactly-once").unwrap();
-        common::assert_restored_once(&result, &FAILED, backend);
-        let lines = common::committed_lines(out.path());
-        assert!(
-            lines == expected,
-            "{backend:?}: {} lines against {}",
-            lines.len(),
-            expected.len()
-        );
+        let lines = env
+            .from_generator(
+                GeneratorSource::new(Some(N), |i| ((i % 10) as u8, i as i64))
+                    .with_rate_limit(6_000),
+            )
+            .set_parallelism(1)
+            .map(fail_once(&SEEN, &FAILED, 3_001))
+            .set_parallelism(1)
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_monotonous_timestamps()
+                    .with_timestamp_assigner(|e: &Event, _| e.1),
+            )
+            .set_parallelism(1)
+            .key_by(|e: &Event| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+            .trigger(PurgingTrigger::of(CountTrigger::of(4)))
+            .process(
+                |k: &u8, w: &TimeWindow, es: Vec<Event>, out: &mut Vec<String>| -> FnResult {
+                    out.push(format!(
+                        "{k},{},{}",
+                        w.start,
+                        es.iter().map(|e| e.1).sum::<i64>()
+                    ));
+                    Ok(())
+                },
+            )
+            .uid("triggered");
+        let (out, name) = (out.path(), "trigger-exactly-once");
+        common::sink_and_check_exactly_once(&env, lines, out, name, &FAILED, backend, &expected);
     }
 }

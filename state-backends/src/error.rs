@@ -146,6 +146,14 @@ pub enum StateError {
          restore from a savepoint, whose format every backend reads"
     )]
     NativeSnapshotUnsupported(&'static str),
+    /// A state's time to live is below 1 ms (or beyond `i64::MAX` ms).
+    #[error("state '{state}': time to live {ttl:?} must be at least 1 ms")]
+    InvalidTtl {
+        /// The state.
+        state: String,
+        /// The configured time to live.
+        ttl: std::time::Duration,
+    },
     /// The configured backend is not compiled into this build.
     #[error(
         "state backend '{0}' is not available: this build of Weir lacks the cargo feature '{0}'"

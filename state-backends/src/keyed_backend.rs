@@ -28,7 +28,7 @@ use crate::key_context::KeyContext;
 use crate::key_group::{KeyGroup, KeyGroupRange};
 use crate::memory::{MemoryTable, UserMap};
 use crate::native::{BackendSnapshot, NativeRestore};
-use crate::registry::{NewTable, Registry};
+use crate::registry::{Cleanup, NewTable, Registry};
 #[cfg(feature = "rocksdb")]
 use crate::rocksdb::{Listed, Mapped, RocksTable, Single};
 use crate::snapshot::{check_restore_layout, KeyedStateSnapshot};
@@ -38,6 +38,7 @@ use crate::state::{
 use crate::state_kind::StateKind;
 use crate::tables::{ListTable, MapTable, SnapshotTable, TableMeta, ValueTable};
 use crate::timers::TimerService;
+use crate::ttl::ExpiredFn;
 
 /// Keyed state of one operator subtask: current key, named states,
 /// snapshots. Cloning yields another handle to the same backend.
@@ -211,7 +212,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
             })
     }
 
-    fn value_table<N: Namespace, V: StateValue>(
+    pub(crate) fn value_table<N: Namespace, V: StateValue>(
         &self,
         name: &str,
         kind: StateKind,
@@ -325,6 +326,41 @@ impl<K: StateKey> KeyedStateBackend<K> {
         Ok(AggregatingState::new(core, Rc::new(function)))
     }
 
+    /// Registers what removes the expired entries of TTL state `name`: `full_snapshot`
+    /// runs before every full snapshot, `compaction` filters RocksDB compactions.
+    pub(crate) fn clean_up_expired(
+        &self,
+        name: &str,
+        full_snapshot: Option<Cleanup>,
+        compaction: Option<ExpiredFn>,
+    ) {
+        if let Some(cleanup) = full_snapshot {
+            let mut registry = self.registry.borrow_mut();
+            registry.clean_before_full_snapshot(name, cleanup);
+        }
+        #[cfg(feature = "rocksdb")]
+        if let (Storage::RocksDb(db), Some(expired)) = (&self.storage, compaction) {
+            db.set_expiry(name, expired);
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        let _ = compaction;
+    }
+
+    /// Flushes and fully compacts the storage of every state now: RocksDB drops the
+    /// expired entries of states with a time to live; the memory backend has nothing
+    /// to compact.
+    pub fn compact(&self) -> Result<(), StateError> {
+        #[cfg(feature = "rocksdb")]
+        if let Storage::RocksDb(db) = &self.storage {
+            let registry = self.registry.borrow();
+            registry.flush()?;
+            for name in registry.names() {
+                db.compact(&name)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Names of all registered or restored states, sorted.
     pub fn state_names(&self) -> Vec<String> {
         self.registry.borrow().names()
@@ -336,8 +372,10 @@ impl<K: StateKey> KeyedStateBackend<K> {
         self.registry.borrow().entry_count(state)
     }
 
-    /// An owned snapshot of all state, grouped per key group.
+    /// An owned snapshot of all state, grouped per key group (expired entries of states
+    /// with a time to live that asked for it removed first).
     pub fn snapshot(&self) -> Result<KeyedStateSnapshot, StateError> {
+        self.registry.borrow().clean_expired()?;
         Ok(KeyedStateSnapshot {
             max_parallelism: self.ctx.max_parallelism(),
             key_group_range: self.ctx.range(),
@@ -391,6 +429,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
             #[cfg(feature = "rocksdb")]
             Storage::RocksDb(db) => {
                 let registry = self.registry.borrow();
+                registry.clean_expired()?;
                 registry.flush()?;
                 let layout = (self.ctx.range(), self.ctx.max_parallelism());
                 db.full_snapshot(checkpoint, registry.streamed()?, layout)

@@ -33,6 +33,7 @@ mod state;
 mod state_kind;
 mod tables;
 mod timers;
+mod ttl;
 
 pub use backend_config::{
     BackendConfigError, BackendOwner, RocksDbOptions, StateBackendConfig,
@@ -62,3 +63,8 @@ pub use snapshot::{KeyGroupBytes, KeyedStateSnapshot, StateSnapshot};
 pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};
 pub use state_kind::StateKind;
 pub use timers::{Timer, TimerService, TimerSnapshot};
+pub use ttl::{
+    StateTtlConfig, StateTtlConfigBuilder, StateVisibility, SystemTimeProvider,
+    TtlAggregatingState, TtlListState, TtlMapState, TtlReducingState, TtlTimeProvider,
+    TtlValueState, UpdateType,
+};

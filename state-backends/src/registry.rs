@@ -23,6 +23,10 @@ use crate::snapshot::{KeyedStateSnapshot, StateSnapshot};
 use crate::state_kind::StateKind;
 use crate::tables::SnapshotTable;
 
+/// Removes a state's expired entries (state time-to-live) before a full snapshot;
+/// returns how many it removed.
+pub(crate) type Cleanup = Box<dyn Fn() -> Result<usize, StateError>>;
+
 /// The two views of a freshly created table: typed and type-erased.
 pub(crate) type NewTable<T> = (Rc<RefCell<T>>, Rc<RefCell<dyn SnapshotTable>>);
 
@@ -40,6 +44,8 @@ pub(crate) struct Registry {
     states: FxHashMap<Rc<str>, RegisteredState>,
     pending: FxHashMap<String, StateSnapshot>,
     native: FxHashMap<String, StateKind>,
+    /// What removes expired entries before a full snapshot, by state.
+    cleanups: FxHashMap<String, Cleanup>,
 }
 
 impl Registry {
@@ -108,6 +114,23 @@ impl Registry {
             },
         );
         Ok((rc_name, typed))
+    }
+
+    /// Runs `cleanup` before every full snapshot from now on (replacing the state's
+    /// previous one).
+    pub(crate) fn clean_before_full_snapshot(&mut self, name: &str, cleanup: Cleanup) {
+        self.cleanups.insert(name.to_owned(), cleanup);
+    }
+
+    /// Removes the expired entries of every state with a time to live that asked for it.
+    pub(crate) fn clean_expired(&self) -> Result<(), StateError> {
+        for (name, cleanup) in &self.cleanups {
+            let removed = cleanup()?;
+            if removed > 0 {
+                tracing::debug!(state = %name, removed, "removed expired state before a full snapshot");
+            }
+        }
+        Ok(())
     }
 
     /// Snapshots every registered and pending state, sorted by name.

@@ -92,6 +92,9 @@ pub(crate) trait ValueTable<K, N, V> {
     fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Option<V>>;
     /// Removes the value.
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()>;
+    /// Removes every entry, of any key and namespace, whose value `keep` rejects;
+    /// returns how many were removed.
+    fn retain(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize>;
 }
 
 /// Storage of list state.
@@ -113,6 +116,9 @@ pub(crate) trait ListTable<K, N, V> {
     fn take(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<Vec<V>>;
     /// Removes the list.
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()>;
+    /// Removes every element, of any key and namespace, that `keep` rejects (and the
+    /// lists left empty); returns how many elements were removed.
+    fn retain_elements(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize>;
 }
 
 /// Storage of map state.
@@ -132,6 +138,9 @@ pub(crate) trait MapTable<K, N, UK, UV> {
     fn len(&self, cur: &CurrentKey<K>, ns: &N) -> StateResult<usize>;
     /// Removes the whole map.
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()>;
+    /// Removes every user entry, of any key and namespace, that `keep` rejects (and the
+    /// maps left empty); returns how many user entries were removed.
+    fn retain_entries(&mut self, keep: &mut dyn FnMut(&UK, &UV) -> bool) -> StateResult<usize>;
 }
 
 /// Type-erased snapshot and restore of one state's table.

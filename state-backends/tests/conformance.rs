@@ -16,6 +16,8 @@ mod kinds;
 mod model;
 #[path = "conformance/snapshots.rs"]
 mod snapshots;
+#[path = "conformance/ttl.rs"]
+mod ttl;
 
 macro_rules! conformance_suite {
     ($backend:ident, $kind:expr) => {
@@ -44,6 +46,17 @@ macro_rules! conformance_suite {
                 snapshots::incompatible_snapshot_layouts_are_rejected,
                 model::value_state_matches_a_hash_map_model,
                 model::map_state_matches_a_hash_map_model,
+                ttl::ttl_value_state_expires_once_its_time_to_live_passed,
+                ttl::update_types_decide_whether_reads_refresh,
+                ttl::return_expired_if_not_cleaned_up_returns_it_once,
+                ttl::list_elements_expire_one_by_one,
+                ttl::map_entries_expire_one_by_one,
+                ttl::reducing_and_aggregating_state_start_afresh_after_expiry,
+                ttl::full_snapshots_leave_expired_entries_out_when_asked,
+                ttl::ttl_state_restores_with_its_timestamps,
+                ttl::compaction_drops_expired_entries_in_rocksdb,
+                ttl::a_time_to_live_below_one_millisecond_is_rejected_naming_the_state,
+                ttl::ttl_and_plain_state_cannot_share_a_name,
             );
         }
     };

@@ -90,3 +90,32 @@ pub fn assert_restored_once(
         result.restored_from
     );
 }
+
+/// Writes `lines` into committed files in `out` (operator uid `files`), runs the job `name`
+/// of `env`, and panics unless the injected failure (`failed`) restarted it once from a
+/// checkpoint and the committed lines are exactly `expected` (sorted); `run` names the run.
+pub fn sink_and_check_exactly_once(
+    env: &weir_api::StreamExecutionEnvironment,
+    lines: weir_api::DataStream<String>,
+    out: &Path,
+    name: &str,
+    failed: &std::sync::atomic::AtomicBool,
+    run: impl std::fmt::Debug,
+    expected: &[String],
+) {
+    lines
+        .sink_to_files(weir_api::sink::FileSink::with_formatter(
+            out,
+            |l: &String| l.clone(),
+        ))
+        .uid("files");
+    let result = env.execute(name).unwrap();
+    assert_restored_once(&result, failed, &run);
+    let committed = committed_lines(out);
+    assert!(
+        committed == expected,
+        "{run:?}: {} lines against {}",
+        committed.len(),
+        expected.len()
+    );
+}

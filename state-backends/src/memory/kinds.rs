@@ -48,6 +48,16 @@ impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for MemoryTab
         MemoryTable::take(self, cur, ns);
         Ok(())
     }
+
+    fn retain(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize> {
+        let mut removed = 0;
+        self.retain_all(|v| {
+            let kept = keep(v);
+            removed += usize::from(!kept);
+            kept
+        });
+        Ok(removed)
+    }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTable<K, N, Vec<V>> {
@@ -100,6 +110,17 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTabl
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
         MemoryTable::take(self, cur, ns);
         Ok(())
+    }
+
+    fn retain_elements(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize> {
+        let mut removed = 0;
+        self.retain_all(|list| {
+            let before = list.len();
+            list.retain(|v| keep(v));
+            removed += before - list.len();
+            !list.is_empty()
+        });
+        Ok(removed)
     }
 }
 
@@ -159,5 +180,16 @@ where
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
         MemoryTable::take(self, cur, ns);
         Ok(())
+    }
+
+    fn retain_entries(&mut self, keep: &mut dyn FnMut(&UK, &UV) -> bool) -> StateResult<usize> {
+        let mut removed = 0;
+        self.retain_all(|map| {
+            let before = map.len();
+            map.retain(|k, v| keep(k, v));
+            removed += before - map.len();
+            !map.is_empty()
+        });
+        Ok(removed)
     }
 }

@@ -186,6 +186,18 @@ impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
         self.modify(cur, ns, Option::take)
     }
 
+    /// Calls `f` on every stored value, of any key and namespace; a value for which it
+    /// returns `false` is removed (and its namespace's map, once empty).
+    pub(crate) fn retain_all(&mut self, mut f: impl FnMut(&mut S) -> bool) {
+        for group in &mut self.groups {
+            group.single.retain(|_, s| s.as_mut().is_some_and(&mut f));
+            group.by_ns.retain(|_, keys| {
+                keys.retain(|_, s| s.as_mut().is_some_and(&mut f));
+                !keys.is_empty()
+            });
+        }
+    }
+
     fn group_what(&self, key_group: KeyGroup) -> impl Fn() -> String + '_ {
         move || format!("state '{}' key group {key_group}", self.meta.name)
     }

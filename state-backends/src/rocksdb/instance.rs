@@ -21,10 +21,12 @@ use rocksdb::{
     Options, WriteOptions, DB,
 };
 
+use super::expiry::ExpiryFilters;
 use super::memory::SlotMemory;
 use super::native::Uploads;
 use crate::backend_config::{BackendOwner, RocksDbOptions};
 use crate::error::StateError;
+use crate::ttl::ExpiredFn;
 
 /// A working directory, deleted on drop.
 struct WorkingDir(PathBuf);
@@ -54,6 +56,8 @@ pub(crate) struct RocksDbInstance {
     pub(super) uploads: RefCell<Uploads>,
     /// Entries of each value table's write-back cache.
     pub(super) value_cache_entries: usize,
+    /// The compaction filters of the column families (state time-to-live).
+    expiry: ExpiryFilters,
     _memory: Arc<SlotMemory>,
     dir: WorkingDir,
 }
@@ -202,6 +206,7 @@ impl RocksDbInstance {
             nonce: random_u64(),
             uploads: RefCell::new(Uploads::default()),
             value_cache_entries: options.value_cache_entries,
+            expiry: ExpiryFilters::default(),
             _memory: memory,
             dir,
         })
@@ -212,9 +217,9 @@ impl RocksDbInstance {
     pub(super) fn open_existing(&self, path: &Path) -> Result<(DB, Vec<String>), StateError> {
         let mut names = DB::list_cf(&self.db_options, path)
             .map_err(|e| self.error(format!("listing the states of {}", path.display()), e))?;
-        let families = names
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, self.cf_options.clone()));
+        let families = names.iter().map(|name| {
+            ColumnFamilyDescriptor::new(name, self.expiry.options_for(&self.cf_options, name))
+        });
         let db = DB::open_cf_descriptors(&self.db_options, path, families)
             .map_err(|e| self.error(format!("opening {}", path.display()), e))?;
         names.retain(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME);
@@ -244,10 +249,33 @@ impl RocksDbInstance {
     pub(crate) fn create_column_family(&self, name: &str) -> Result<(), StateError> {
         let mut db = self.db.borrow_mut();
         if db.cf_handle(name).is_none() {
-            db.create_cf(name, &self.cf_options).map_err(|e| {
+            let options = self.expiry.options_for(&self.cf_options, name);
+            db.create_cf(name, &options).map_err(|e| {
                 self.error(format!("creating the column family of state '{name}'"), e)
             })?;
+            self.expiry.keep(options);
         }
+        Ok(())
+    }
+
+    /// From now on compactions of state `name` drop the rows `expired` accepts.
+    pub(crate) fn set_expiry(&self, name: &str, expired: ExpiredFn) {
+        self.expiry.set(name, expired);
+    }
+
+    /// Flushes and fully compacts the column family of state `name` (if it exists), so
+    /// its compaction filter has seen every row.
+    pub(crate) fn compact(&self, name: &str) -> Result<(), StateError> {
+        let db = self.db.borrow();
+        let Some(cf) = db.cf_handle(name) else {
+            return Ok(());
+        };
+        db.flush_cf(cf)
+            .map_err(|e| self.error(format!("flushing state '{name}'"), e))?;
+        // Twice: compactions never filter the value a merge makes, so the first one merges
+        // the appends of a list into one value and the second filters it.
+        db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }
 

@@ -22,7 +22,9 @@
 //!   [`crate::native`]), restorable by this backend at any parallelism.
 //! - Timers live in two column families of the database (see [`timers`]), so native
 //!   snapshots carry them and their number costs no memory.
+//! - Compactions drop expired rows of states with a time to live (see [`expiry`]).
 
+mod expiry;
 mod instance;
 mod keys;
 mod memory;

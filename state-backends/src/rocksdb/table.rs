@@ -241,6 +241,25 @@ impl<K: StateKey, N: Namespace, L: Layout> RocksTable<K, N, L> {
         })
     }
 
+    /// Calls `f(key, value, batch, column family)` for every row of the state; the
+    /// writes `f` adds to the batch are applied in one write once the scan is done.
+    fn rewrite_rows(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8], &mut WriteBatch, &ColumnFamily) -> StateResult<()>,
+    ) -> StateResult<()> {
+        self.with_cf(|db, cf| {
+            let mut batch = WriteBatch::default();
+            self.scan(db, cf, &[], None, |key, value| {
+                f(key, value, &mut batch, cf)
+            })?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            db.write_opt(batch, &self.db.write)
+                .map_err(|e| self.failed("cleaning up", e))
+        })
+    }
+
     fn corrupt_key(&self) -> StateError {
         StateError::Storage {
             backend: self.db.describe(),

@@ -70,6 +70,11 @@ impl<K: std::hash::Hash, N: Clone + 'static, T: ?Sized> StateCore<K, N, T> {
         &self.name
     }
 
+    /// The state's table.
+    pub(crate) fn table(&self) -> &Rc<RefCell<T>> {
+        &self.table
+    }
+
     pub(crate) fn set_namespace(&mut self, namespace: N) {
         self.namespace = Some(namespace);
     }

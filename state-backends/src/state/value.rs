@@ -42,6 +42,11 @@ impl<K: StateKey, N: Namespace, V: StateValue> ValueState<K, N, V> {
         self.core.name()
     }
 
+    /// The state's table.
+    pub(crate) fn table(&self) -> &std::rc::Rc<std::cell::RefCell<dyn ValueTable<K, N, V>>> {
+        self.core.table()
+    }
+
     /// Sets the namespace used by the methods without an `_in` suffix.
     pub fn set_namespace(&mut self, namespace: N) {
         self.core.set_namespace(namespace);

@@ -131,6 +131,28 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for RocksTable
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
         self.delete_entry(cur, ns)
     }
+
+    fn retain_elements(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize> {
+        let (mut removed, mut buf) = (0, Vec::new());
+        self.rewrite_rows(|key, bytes, batch, cf| {
+            let mut list = self.elements(bytes)?;
+            let before = list.len();
+            list.retain(|v| keep(v));
+            if list.len() == before {
+                return Ok(());
+            }
+            removed += before - list.len();
+            if list.is_empty() {
+                batch.delete_cf(cf, key);
+            } else {
+                buf.clear();
+                self.encode_all(&list, &mut buf, "list element")?;
+                batch.put_cf(cf, key, &buf[..]);
+            }
+            Ok(())
+        })?;
+        Ok(removed)
+    }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Listed<V>> {

@@ -16,6 +16,7 @@ use rocksdb::{ColumnFamily, DB};
 use super::RocksTable;
 use crate::bounds::{Namespace, StateKey, StateValue};
 use crate::codec::{decode_from, CodecError};
+use crate::error::StateError;
 use crate::full_snapshot::RowLayout;
 use crate::key_context::CurrentKey;
 use crate::key_group::KeyGroup;
@@ -138,6 +139,24 @@ where
             db.delete_range_cf_opt(cf, &prefix[..], &end[..], &self.db.write)
                 .map_err(|e| self.failed("deleting from", e))
         })
+    }
+
+    fn retain_entries(&mut self, keep: &mut dyn FnMut(&UK, &UV) -> bool) -> StateResult<usize> {
+        let mut removed = 0;
+        self.rewrite_rows(|key, bytes, batch, cf| {
+            let stored = key.get(2..).ok_or_else(|| self.corrupt_key())?;
+            let prefix = key_namespace_len::<K, N>(stored).map_err(|e| {
+                StateError::codec(format!("stored key of state '{}'", self.meta.name), e)
+            })?;
+            let (uk, _): (UK, usize) = self.decode(&stored[prefix..], "user key")?;
+            let (uv, _): (UV, usize) = self.decode(bytes, "map value")?;
+            if !keep(&uk, &uv) {
+                batch.delete_cf(cf, key);
+                removed += 1;
+            }
+            Ok(())
+        })?;
+        Ok(removed)
     }
 }
 

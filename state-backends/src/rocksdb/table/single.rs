@@ -145,6 +145,21 @@ impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for RocksTabl
             entry.dirty = true;
         })
     }
+
+    fn retain(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize> {
+        self.write_back_all()?;
+        self.cache.get_mut().clear();
+        let mut removed = 0;
+        self.rewrite_rows(|key, bytes, batch, cf| {
+            let (value, _): (V, usize) = self.decode(bytes, "value")?;
+            if !keep(&value) {
+                batch.delete_cf(cf, key);
+                removed += 1;
+            }
+            Ok(())
+        })?;
+        Ok(removed)
+    }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Single<V>> {

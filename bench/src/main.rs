@@ -52,6 +52,9 @@
 //!   subtask; a JSON line per run with its speedup and efficiency, then a Markdown table
 //!   (see `scaling.rs`).
 //!
+//! - `nexmark`: a Nexmark query (`--query q0` … `q22`) over `--events N` generated events
+//!   (see `nexmark.rs`).
+//!
 //! `--taskmanagers N` sets the local mini-cluster's TaskManagers (default 2).
 //!
 //! `--checkpoint-interval-ms N` takes exactly-once checkpoints every N ms (into a
@@ -82,6 +85,7 @@ mod internal_tls;
 mod kafka;
 mod kafka_latency;
 mod latency_sink;
+mod nexmark;
 mod recovery_probe;
 mod report;
 mod scaling;
@@ -109,6 +113,8 @@ enum Workload {
     KafkaLatency,
     /// `stateless`, `keyed-count` and `sensor-window` at rising parallelism.
     Scaling,
+    /// A Nexmark query over generated events.
+    Nexmark,
 }
 
 impl Workload {
@@ -124,6 +130,7 @@ impl Workload {
             Workload::Kafka => "kafka",
             Workload::KafkaLatency => "kafka-latency",
             Workload::Scaling => "scaling",
+            Workload::Nexmark => "nexmark",
         }
     }
 }
@@ -202,6 +209,12 @@ struct Args {
     /// `scaling`: the workloads to measure (default stateless, keyed-count, sensor-window).
     #[arg(long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
+    /// `nexmark`: the query, `q0` to `q22`.
+    #[arg(long, value_name = "qN")]
+    query: Option<String>,
+    /// `nexmark`: the number of events (default: `--records`).
+    #[arg(long)]
+    events: Option<u64>,
 }
 
 /// Bytes of one `exchange` record on the wire: the key (up to 3 bytes), a zero timestamp
@@ -287,7 +300,8 @@ fn build(
         Workload::ClusterRecovery
         | Workload::Kafka
         | Workload::KafkaLatency
-        | Workload::Scaling => {}
+        | Workload::Scaling
+        | Workload::Nexmark => {}
         Workload::KeyedState => {
             env.from_generator(GeneratorSource::new(Some(n), move |id| state_row(id, keys)))
                 .key_by(|r: &StateRow| r.0)
@@ -358,7 +372,7 @@ fn build_sensor_window(env: &StreamExecutionEnvironment, n: u64, fail_after: Opt
     }
 }
 
-fn peak_rss_kib() -> Option<u64> {
+pub(crate) fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -373,6 +387,9 @@ fn main() -> Result<()> {
     }
     if args.workload == Workload::Scaling {
         return scaling::main(&args);
+    }
+    if args.workload == Workload::Nexmark {
+        return nexmark::main(&args);
     }
     if args.workload == Workload::KafkaLatency {
         let line = kafka_latency::run(&kafka_latency::Settings {
@@ -469,7 +486,10 @@ fn run_cluster_recovery(args: &Args) -> Result<()> {
 
 /// Sets up the mini-cluster, state backend, buffer timeout and checkpoints from the
 /// arguments; returns the temporary checkpoint directory to remove afterwards, if any.
-fn configure(env: &StreamExecutionEnvironment, args: &Args) -> Result<Option<std::path::PathBuf>> {
+pub(crate) fn configure(
+    env: &StreamExecutionEnvironment,
+    args: &Args,
+) -> Result<Option<std::path::PathBuf>> {
     env.set_parallelism(args.parallelism)
         .set_local_taskmanagers(args.taskmanagers)
         .set_state_backend(args.state_backend);

@@ -65,7 +65,7 @@ fn add_workload_fields(
 }
 
 /// Adds the statistics of the job's completed checkpoints, taken every `interval_ms`.
-fn add_checkpoint_fields(
+pub(crate) fn add_checkpoint_fields(
     line: &mut serde_json::Value,
     interval_ms: u64,
     incremental: bool,

@@ -9,7 +9,9 @@
 //!   once. Subtask `i` of `p` reads the contiguous range `[i*n/p, (i+1)*n/p)` in ascending
 //!   order (as Flink's `NumberSequenceSource` splits), so the ranges of all subtasks tile
 //!   `[0, n)` without gaps or overlaps.
-//! - An unbounded generator's subtask `i` of `p` emits `i, i + p, i + 2p, ...`.
+//! - An unbounded generator's subtask `i` of `p` emits `i, i + p, i + 2p, ...`; so does a
+//!   bounded one with interleaved splits (below `n`), so its subtasks go through the
+//!   sequence together (what event time derived from it needs).
 //! - Each subtask's share is one split (its range or its stride) whose position is
 //!   checkpointed; after a restore at another parallelism a subtask reads the splits it was
 //!   given in turn, a batch from each, so every sequence number is still emitted once.
@@ -42,6 +44,7 @@ type GenFn<T> = Arc<dyn Fn(u64, u64) -> T + Send + Sync>;
 /// ```
 pub struct GeneratorSource<T> {
     count: Option<u64>,
+    interleaved: bool,
     rate: Option<u64>,
     seed: u64,
     f: GenFn<T>,
@@ -51,6 +54,7 @@ impl<T> Clone for GeneratorSource<T> {
     fn clone(&self) -> Self {
         Self {
             count: self.count,
+            interleaved: self.interleaved,
             rate: self.rate,
             seed: self.seed,
             f: self.f.clone(),
@@ -74,6 +78,7 @@ impl<T: 'static> GeneratorSource<T> {
     ) -> Self {
         Self {
             count,
+            interleaved: false,
             rate: None,
             seed,
             f: Arc::new(f),
@@ -84,6 +89,15 @@ impl<T: 'static> GeneratorSource<T> {
     /// with [`GeneratorSource::new`] ignores it).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Makes a bounded generator's subtask `i` of `p` read `i, i + p, i + 2p, ...` (below
+    /// the count) instead of a contiguous range, so all subtasks go through the sequence
+    /// together: records whose event time grows with the sequence number then reach a
+    /// downstream operator about in time order.
+    pub fn with_interleaved_splits(mut self) -> Self {
+        self.interleaved = true;
         self
     }
 
@@ -128,6 +142,11 @@ impl<T: Send + 'static> SourceFunction<T> for GeneratorSource<T> {
         let i = u64::from(ctx.subtask);
         let p = u64::from(ctx.parallelism.max(1));
         let split = match self.count {
+            Some(n) if self.interleaved => Split {
+                next: i,
+                step: p,
+                remaining: Some(n.saturating_sub(i).div_ceil(p)),
+            },
             Some(n) => {
                 let start = split_point(n, i, p);
                 let end = split_point(n, i + 1, p);
@@ -319,6 +338,16 @@ mod tests {
         assert_eq!(drain(&src, 0, 3, usize::MAX), vec![0, 1, 2]);
         assert_eq!(drain(&src, 1, 3, usize::MAX), vec![3, 4, 5]);
         assert_eq!(drain(&src, 2, 3, usize::MAX), vec![6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn interleaved_bounded_subtasks_stride_through_the_sequence_below_the_count() {
+        let src = GeneratorSource::new(Some(10), |s| s).with_interleaved_splits();
+        assert_eq!(drain(&src, 0, 3, usize::MAX), vec![0, 3, 6, 9]);
+        assert_eq!(drain(&src, 1, 3, usize::MAX), vec![1, 4, 7]);
+        assert_eq!(drain(&src, 2, 3, usize::MAX), vec![2, 5, 8]);
+        let tiny = GeneratorSource::new(Some(1), |s| s).with_interleaved_splits();
+        assert!(drain(&tiny, 2, 3, usize::MAX).is_empty());
     }
 
     #[test]

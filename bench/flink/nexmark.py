@@ -78,12 +78,30 @@ HOT_ITEMS = """SELECT auction, count(*) AS num, window_start AS starttime, windo
   FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
   GROUP BY auction, window_start, window_end"""
 CHANNEL_ID = "REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)"
+DAY = "DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')"
+RANKS = ["price < 10000", "price >= 10000 AND price < 1000000", "price >= 1000000"]
+
+
+def ranked(expr, name):
+    """`expr` in total and filtered by each price rank, as `total_<name>`, `rank<i>_<name>`."""
+    parts = [f"{expr} AS total_{name}"]
+    parts += [f"{expr} FILTER (WHERE {r}) AS rank{i}_{name}" for i, r in enumerate(RANKS, 1)]
+    return ", ".join(parts)
+
+
+DAILY = ", ".join([ranked("count(*)", "bids"), ranked("count(DISTINCT bidder)", "bidders"),
+                   ranked("count(DISTINCT auction)", "auctions")])
 QUERIES = {
     "q0": "SELECT auction, bidder, price, `dateTime`, extra FROM bid",
     "q1": "SELECT auction, bidder, 0.908 * price AS price, `dateTime`, extra FROM bid",
     "q2": "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
     "q3": """SELECT P.name, P.city, P.state, A.id FROM auction AS A INNER JOIN person AS P
       ON A.seller = P.id WHERE A.category = 10 AND (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')""",
+    "q4": """SELECT Q.category, AVG(Q.final) FROM (
+        SELECT MAX(B.price) AS final, A.category FROM auction A, bid B
+        WHERE A.id = B.auction AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires
+        GROUP BY A.id, A.category) Q
+      GROUP BY Q.category""",
     "q5": f"""SELECT AuctionBids.auction, AuctionBids.num FROM ({HOT_ITEMS}) AS AuctionBids
       JOIN (SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
             FROM ({HOT_ITEMS}) AS CountBids GROUP BY CountBids.starttime, CountBids.endtime) AS MaxBids
@@ -103,6 +121,14 @@ QUERIES = {
         FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))
         GROUP BY seller, window_start, window_end) A
       ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime""",
+    "q9": """SELECT id, itemName, description, initialBid, reserve, `dateTime`, expires, seller,
+        category, extra, auction, bidder, price, bid_dateTime, bid_extra
+      FROM (SELECT A.*, B.auction, B.bidder, B.price, B.`dateTime` AS bid_dateTime,
+              B.extra AS bid_extra,
+              ROW_NUMBER() OVER (PARTITION BY A.id ORDER BY B.price DESC, B.`dateTime` ASC) AS rownum
+            FROM auction A, bid B
+            WHERE A.id = B.auction AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires)
+      WHERE rownum <= 1""",
     "q11": """SELECT B.bidder, count(*) AS bid_count,
         SESSION_START(B.`dateTime`, INTERVAL '10' SECOND) AS starttime,
         SESSION_END(B.`dateTime`, INTERVAL '10' SECOND) AS endtime
@@ -123,6 +149,19 @@ QUERIES = {
              ELSE 'otherTime' END AS bidTimeType,
         `dateTime`, extra, CHAR_LENGTH(extra) - CHAR_LENGTH(REPLACE(extra, 'c', '')) AS c_counts
       FROM bid WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000""",
+    "q15": f"SELECT {DAY} AS `day`, {DAILY} FROM bid GROUP BY {DAY}",
+    "q16": f"""SELECT channel, {DAY} AS `day`, max(DATE_FORMAT(`dateTime`, 'HH:mm')) AS `minute`,
+        {DAILY} FROM bid GROUP BY channel, {DAY}""",
+    "q17": f"""SELECT auction, {DAY} AS `day`, {ranked("count(*)", "bids")},
+        min(price) AS min_price, max(price) AS max_price, avg(price) AS avg_price,
+        sum(price) AS sum_price
+      FROM bid GROUP BY auction, {DAY}""",
+    "q18": """SELECT auction, bidder, price, channel, url, `dateTime`, extra
+      FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY `dateTime` DESC)
+              AS rank_number FROM bid)
+      WHERE rank_number <= 1""",
+    "q19": """SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC)
+        AS rank_number FROM bid) WHERE rank_number <= 10""",
     "q20": """SELECT auction, bidder, price, channel, url, B.`dateTime` AS bid_time, B.extra AS bid_extra,
         itemName, description, initialBid, reserve, A.`dateTime` AS auction_time, expires, seller,
         category, A.extra AS auction_extra

@@ -2,6 +2,7 @@
 //! seed, against a reference computed from the same events with plain collections; the
 //! stateful queries also exactly-once through a failure, on both state backends.
 
+mod common;
 mod reference;
 
 use std::collections::BTreeMap;
@@ -9,35 +10,10 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::{env, events, CONFIG, EVENTS};
 use weir_api::sink::{CollectSink, FileSink};
-use weir_api::{DataStream, Record, RestartStrategy, StateBackendKind, StreamExecutionEnvironment};
-use weir_nexmark::{
-    build, nexmark_events, nexmark_events_at, Event, NexmarkConfig, NexmarkGenerator, Query,
-    ResultSink,
-};
-
-/// 200 events per second of event time: 100 s of it in 20,000 events, so windows of
-/// every query close many times.
-const CONFIG: NexmarkConfig = NexmarkConfig {
-    seed: 42,
-    events_per_second: 200,
-    base_time: 1_436_918_400_000,
-};
-const EVENTS: u64 = 20_000;
-
-fn env(backend: StateBackendKind) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2)
-        .set_local_taskmanagers(2)
-        .set_state_backend(backend)
-        .set_auto_watermark_interval(Duration::ZERO);
-    env
-}
-
-fn events() -> Vec<Event> {
-    let generator = NexmarkGenerator::new(CONFIG);
-    (0..EVENTS).map(|n| generator.event(n)).collect()
-}
+use weir_api::{DataStream, Record, RestartStrategy, StateBackendKind};
+use weir_nexmark::{build, nexmark_events, nexmark_events_at, Event, Query, ResultSink};
 
 /// Collects a query's rows as `Debug` strings.
 #[derive(Default)]

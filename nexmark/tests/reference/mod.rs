@@ -2,9 +2,12 @@
 //! of the jobs: what a SQL engine would compute for Flink's query text, one row per
 //! `Debug` string.
 
+// Each test crate uses only some of these.
+#![allow(dead_code)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use weir_nexmark::queries::{ClassifiedBid, ConvertedBid};
+use weir_nexmark::queries::{AuctionDay, ClassifiedBid, ConvertedBid, DailyStats};
 use weir_nexmark::{Auction, Bid, Event, Person};
 
 const WINDOW: i64 = 10_000;
@@ -237,4 +240,155 @@ pub fn q22(events: &[Event]) -> Vec<String> {
             dir(5),
         )
     }))
+}
+
+/// Whether `b` is in the time of `a` (between its start and expiry).
+fn in_time(a: &Auction, b: &Bid) -> bool {
+    a.date_time <= b.date_time && b.date_time <= a.expires
+}
+
+/// Each auction's best bid in its time: highest price, then earliest, then lowest bidder.
+pub fn winners(events: &[Event]) -> Vec<(Auction, Bid)> {
+    let all: HashMap<u64, &Auction> = auctions(events).map(|a| (a.id, a)).collect();
+    let mut best: BTreeMap<u64, &Bid> = BTreeMap::new();
+    for b in bids(events) {
+        let Some(a) = all.get(&b.auction) else {
+            continue;
+        };
+        if !in_time(a, b) {
+            continue;
+        }
+        let rank = |x: &Bid| (x.price, std::cmp::Reverse((x.date_time, x.bidder)));
+        let slot = best.entry(a.id).or_insert(b);
+        if rank(b) > rank(slot) {
+            *slot = b;
+        }
+    }
+    best.into_iter()
+        .map(|(id, b)| ((*all[&id]).clone(), b.clone()))
+        .collect()
+}
+
+pub fn q4(events: &[Event]) -> Vec<String> {
+    let mut per_category: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for (a, b) in winners(events) {
+        let (sum, n) = per_category.entry(a.category).or_default();
+        *sum += b.price;
+        *n += 1;
+    }
+    rows(per_category.into_iter().map(|(c, (sum, n))| (c, sum / n)))
+}
+
+pub fn q9(events: &[Event]) -> Vec<String> {
+    rows(winners(events))
+}
+
+/// `[total, rank 1, rank 2, rank 3]` index of a price.
+fn rank(price: u64) -> usize {
+    if price < 10_000 {
+        1
+    } else if price < 1_000_000 {
+        2
+    } else {
+        3
+    }
+}
+
+fn day(t: i64) -> String {
+    weir_nexmark::sql_timestamp(t)[..10].to_owned()
+}
+
+/// q15's or q16's statistics of some bids.
+fn daily(day: String, group: &[&Bid], with_minute: bool) -> DailyStats {
+    let mut s = DailyStats {
+        day,
+        ..DailyStats::default()
+    };
+    let mut bidders: [HashSet<u64>; 4] = Default::default();
+    let mut auctions: [HashSet<u64>; 4] = Default::default();
+    for b in group {
+        for i in [0, rank(b.price)] {
+            s.bids[i] += 1;
+            bidders[i].insert(b.bidder);
+            auctions[i].insert(b.auction);
+        }
+    }
+    s.bidders = bidders.map(|set| set.len() as u64);
+    s.auctions = auctions.map(|set| set.len() as u64);
+    if with_minute {
+        s.minute = group
+            .iter()
+            .map(|b| weir_nexmark::sql_timestamp(b.date_time)[11..16].to_owned())
+            .max();
+    }
+    s
+}
+
+pub fn q15(events: &[Event]) -> Vec<String> {
+    let mut days: BTreeMap<String, Vec<&Bid>> = BTreeMap::new();
+    for b in bids(events) {
+        days.entry(day(b.date_time)).or_default().push(b);
+    }
+    rows(days.into_iter().map(|(d, group)| daily(d, &group, false)))
+}
+
+pub fn q16(events: &[Event]) -> Vec<String> {
+    let mut groups: BTreeMap<(String, String), Vec<&Bid>> = BTreeMap::new();
+    for b in bids(events) {
+        let key = (b.channel.clone(), day(b.date_time));
+        groups.entry(key).or_default().push(b);
+    }
+    rows(
+        groups
+            .into_iter()
+            .map(|((c, d), group)| (c, daily(d, &group, true))),
+    )
+}
+
+pub fn q17(events: &[Event]) -> Vec<String> {
+    let mut groups: BTreeMap<(u64, String), Vec<u64>> = BTreeMap::new();
+    for b in bids(events) {
+        groups
+            .entry((b.auction, day(b.date_time)))
+            .or_default()
+            .push(b.price);
+    }
+    rows(groups.into_iter().map(|((auction, day), prices)| {
+        let mut bids = [prices.len() as u64, 0, 0, 0];
+        prices.iter().for_each(|p| bids[rank(*p)] += 1);
+        let sum: u64 = prices.iter().sum();
+        AuctionDay {
+            auction,
+            day,
+            bids,
+            min_price: *prices.iter().min().unwrap(),
+            max_price: *prices.iter().max().unwrap(),
+            avg_price: sum / prices.len() as u64,
+            sum_price: sum,
+        }
+    }))
+}
+
+pub fn q18(events: &[Event]) -> Vec<String> {
+    let mut last: HashMap<(u64, u64), &Bid> = HashMap::new();
+    for b in bids(events) {
+        let slot = last.entry((b.bidder, b.auction)).or_insert(b);
+        if b.date_time >= slot.date_time {
+            *slot = b;
+        }
+    }
+    rows(last.into_values())
+}
+
+/// Each auction's ten highest prices, highest first.
+pub fn q19_prices(events: &[Event]) -> BTreeMap<u64, Vec<u64>> {
+    let mut prices: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for b in bids(events) {
+        prices.entry(b.auction).or_default().push(b.price);
+    }
+    for p in prices.values_mut() {
+        p.sort_unstable_by(|a, b| b.cmp(a));
+        p.truncate(10);
+    }
+    prices
 }

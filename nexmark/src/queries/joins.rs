@@ -2,10 +2,11 @@
 //! auction), as Flink's Nexmark SQL defines them.
 //!
 //! Both inputs are one stream of events, keyed by the join key, into one keyed process
-//! function: what must wait for its partner waits in list state, what every later
-//! partner needs stays in value state, so each matching pair is emitted once, as an
-//! inner join without time bounds does. (Ids are unique, so the side with the id is
-//! stored once and the other side needs storing only until it arrives.)
+//! function, so each matching pair is emitted once, as an inner join without time bounds
+//! does. Ids are unique, so the side with the id (the person, the auction) is stored once,
+//! whether it passes the query's filter or not; the other side waits in list state only
+//! until it arrives, and is dropped at once when it names a stored one that did not pass.
+//! So the state holds one small entry per id, not every event of the other side.
 
 use weir_api::functions::{FnResult, KeyedContext, KeyedProcessFunction, RuntimeContext};
 use weir_api::{DataStream, ListState, ValueState, VoidNamespace};
@@ -27,30 +28,38 @@ struct LocalItemSuggestion;
 
 type Who = (String, String, String);
 
+/// A stored person (`None`: one outside the query's states) and the auctions waiting
+/// for an unknown one.
+type SellerState = (
+    ValueState<u64, VoidNamespace, Option<Who>>,
+    ListState<u64, VoidNamespace, u64>,
+);
+
 impl KeyedProcessFunction<u64, Event, LocalItem> for LocalItemSuggestion {
-    type State = (
-        ValueState<u64, VoidNamespace, Who>,
-        ListState<u64, VoidNamespace, u64>,
-    );
-    fn open(&mut self, ctx: &RuntimeContext<u64>) -> FnResult<Self::State> {
+    type State = SellerState;
+    fn open(&mut self, ctx: &RuntimeContext<u64>) -> FnResult<SellerState> {
         Ok((ctx.value_state("person")?, ctx.list_state("auctions")?))
     }
     fn process_element(
         &mut self,
         event: Event,
-        (person, auctions): &mut Self::State,
+        (person, auctions): &mut SellerState,
         ctx: &mut KeyedContext<'_, u64, LocalItem>,
     ) -> FnResult {
         match event {
             Event::Person(p) => {
-                let who = (p.name, p.city, p.state);
+                let local = Q3_STATES.contains(&p.state.as_str());
+                let who = local.then_some((p.name, p.city, p.state));
                 for id in auctions.take()? {
-                    ctx.collect((who.0.clone(), who.1.clone(), who.2.clone(), id));
+                    if let Some((name, city, state)) = &who {
+                        ctx.collect((name.clone(), city.clone(), state.clone(), id));
+                    }
                 }
                 person.update(who)?;
             }
             Event::Auction(a) => match person.value()? {
-                Some((name, city, state)) => ctx.collect((name, city, state, a.id)),
+                Some(Some((name, city, state))) => ctx.collect((name, city, state, a.id)),
+                Some(None) => {}
                 None => auctions.add(a.id)?,
             },
             Event::Bid(_) => {}
@@ -63,7 +72,7 @@ impl KeyedProcessFunction<u64, Event, LocalItem> for LocalItemSuggestion {
 pub fn q3(events: &DataStream<Event>) -> DataStream<LocalItem> {
     events
         .filter(|e| match e {
-            Event::Person(p) => Q3_STATES.contains(&p.state.as_str()),
+            Event::Person(_) => true,
             Event::Auction(a) => a.category == CATEGORY,
             Event::Bid(_) => false,
         })
@@ -81,30 +90,38 @@ pub fn q3(events: &DataStream<Event>) -> DataStream<LocalItem> {
 #[derive(Clone)]
 struct ExpandBid;
 
+/// A stored auction (`None`: one of another category) and the bids waiting for an
+/// unknown one.
+type AuctionState = (
+    ValueState<u64, VoidNamespace, Option<Auction>>,
+    ListState<u64, VoidNamespace, Bid>,
+);
+
 impl KeyedProcessFunction<u64, Event, (Bid, Auction)> for ExpandBid {
-    type State = (
-        ValueState<u64, VoidNamespace, Auction>,
-        ListState<u64, VoidNamespace, Bid>,
-    );
-    fn open(&mut self, ctx: &RuntimeContext<u64>) -> FnResult<Self::State> {
+    type State = AuctionState;
+    fn open(&mut self, ctx: &RuntimeContext<u64>) -> FnResult<AuctionState> {
         Ok((ctx.value_state("auction")?, ctx.list_state("bids")?))
     }
     fn process_element(
         &mut self,
         event: Event,
-        (auction, bids): &mut Self::State,
+        (auction, bids): &mut AuctionState,
         ctx: &mut KeyedContext<'_, u64, (Bid, Auction)>,
     ) -> FnResult {
         match event {
             Event::Bid(b) => match auction.value()? {
-                Some(a) => ctx.collect((b, a)),
+                Some(Some(a)) => ctx.collect((b, a)),
+                Some(None) => {}
                 None => bids.add(b)?,
             },
             Event::Auction(a) => {
+                let matching = (a.category == CATEGORY).then_some(a);
                 for b in bids.take()? {
-                    ctx.collect((b, a.clone()));
+                    if let Some(a) = &matching {
+                        ctx.collect((b, a.clone()));
+                    }
                 }
-                auction.update(a)?;
+                auction.update(matching)?;
             }
             Event::Person(_) => {}
         }
@@ -115,11 +132,7 @@ impl KeyedProcessFunction<u64, Event, (Bid, Auction)> for ExpandBid {
 /// q20: every bid on an auction of category 10, with the auction.
 pub fn q20(events: &DataStream<Event>) -> DataStream<(Bid, Auction)> {
     events
-        .filter(|e| match e {
-            Event::Bid(_) => true,
-            Event::Auction(a) => a.category == CATEGORY,
-            Event::Person(_) => false,
-        })
+        .filter(|e| !matches!(e, Event::Person(_)))
         .key_by(|e: &Event| match e {
             Event::Bid(b) => b.auction,
             Event::Auction(a) => a.id,

@@ -255,3 +255,130 @@ fn interval_join_output_is_exactly_once_through_a_failure() {
         );
     }
 }
+
+/// Opened by the join function once the operator's watermark passed 9,999.
+static GATE: AtomicBool = AtomicBool::new(false);
+
+/// Emits its records one per poll; a record marked `true` waits (at most 30 s) until the
+/// [`GATE`] opens.
+struct Gated(Vec<(Event, bool)>);
+
+struct GatedReader(
+    std::vec::IntoIter<(Event, bool)>,
+    Option<(Event, bool)>,
+    Instant,
+);
+
+use std::time::Instant;
+use weir_api::source::{SourceContext, SourceFunction, SourceReader};
+use weir_api::{SourceStep, TaskError};
+
+impl SourceFunction<Event> for Gated {
+    fn create_reader(&self, _: &SourceContext) -> Result<Box<dyn SourceReader<Event>>, TaskError> {
+        Ok(Box::new(GatedReader(
+            self.0.clone().into_iter(),
+            None,
+            Instant::now(),
+        )))
+    }
+}
+
+impl SourceReader<Event> for GatedReader {
+    fn poll(
+        &mut self,
+        out: &mut dyn weir_api::Output<Event>,
+        _: usize,
+    ) -> Result<SourceStep, TaskError> {
+        let Some((event, gated)) = self.1.take().or_else(|| self.0.next()) else {
+            return Ok(SourceStep::Finished);
+        };
+        if gated && !GATE.load(Ordering::SeqCst) {
+            if self.2.elapsed() > Duration::from_secs(30) {
+                return Err(TaskError::user("gated source", "the gate never opened"));
+            }
+            self.1 = Some((event, gated));
+            return Ok(SourceStep::Idle(Duration::from_millis(1)));
+        }
+        out.emit(event, weir_api::NO_TIMESTAMP)?;
+        Ok(SourceStep::More)
+    }
+    fn snapshot_splits(
+        &mut self,
+        _: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
+        Ok(None)
+    }
+    fn restore_splits(&mut self, _: Vec<Vec<u8>>) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn late_records_of_either_side_go_to_their_late_data_side_outputs() {
+    use weir_api::functions::OutputTag;
+    for backend in backends() {
+        GATE.store(false, Ordering::SeqCst);
+        let env = env(backend);
+        let strategy = || {
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|e: &Event, _| e.1)
+        };
+        let side = |records: Vec<(Event, bool)>, name: &str| {
+            env.add_source(Gated(records), name)
+                .set_parallelism(1)
+                .assign_timestamps_and_watermarks(strategy())
+                .set_parallelism(1)
+                .key_by(|e: &Event| e.0)
+        };
+        // The records after the gate come once the watermark passed 9,999: late on both sides.
+        let left = side(
+            vec![
+                ((1, 10_000, 1), false),
+                ((1, 20_000, 2), false),
+                ((1, 50, 3), true),
+            ],
+            "left",
+        );
+        let right = side(
+            vec![
+                ((1, 10_000, 11), false),
+                ((1, 20_000, 12), false),
+                ((1, 60, 13), true),
+            ],
+            "right",
+        );
+        let (late_left, late_right) = (
+            OutputTag::<Event>::new("late-left"),
+            OutputTag::<Event>::new("late-right"),
+        );
+        let joined = left
+            .interval_join(&right)
+            .between(0, 0)
+            .side_output_left_late_data(&late_left)
+            .side_output_right_late_data(&late_right)
+            .process(
+                |l: Event, r: Event, ctx: &mut IntervalJoinContext<'_, Joined>| -> FnResult {
+                    if ctx.current_watermark() >= 9_999 {
+                        GATE.store(true, Ordering::SeqCst);
+                    }
+                    ctx.collect((l.0, l.2, r.2, ctx.timestamp()));
+                    Ok(())
+                },
+            );
+        let (late_l, late_r) = (
+            joined.get_side_output(&late_left).collect(),
+            joined.get_side_output(&late_right).collect(),
+        );
+        let out = joined.collect();
+        env.execute("interval-join-late").unwrap();
+        let mut pairs = out.take();
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            vec![(1, 1, 11, 10_000), (1, 2, 12, 20_000)],
+            "{backend:?}"
+        );
+        assert_eq!(late_l.take(), vec![(1, 50, 3)], "{backend:?}");
+        assert_eq!(late_r.take(), vec![(1, 60, 13)], "{backend:?}");
+    }
+}

@@ -13,8 +13,16 @@ UDF would measure Python), and q13: Flink 2.x's filesystem tables are no lookup 
 so instead of joining with the side input (keys 0 to 9,999 with their decimal digits as
 value, the table Weir's q13 joins with) it computes the value, which costs it less.
 
+The queries run one after the other in one JVM (warmed up by the earlier ones), where each
+of Weir's runs on a fresh mini-cluster. Write the events with
+`cargo run --release -p weir-nexmark --example nexmark_events -- N DIR P` (one file per
+subtask: Flink's file source reads a subtask's files one after the other, and a second file
+would start far behind the first one's watermark); DIR must not be hidden (Flink's file
+source skips paths with a component starting with `.` or `_`).
+
 Usage: PYFLINK_PYTHON nexmark.py --events-dir DIR --events N --queries q0,q5
        [--parallelism 2] [--state-backend hashmap|rocksdb] [--checkpoint-interval-ms MS]
+       [--incremental true|false]
 """
 import argparse, json, os, shutil, tempfile, time
 
@@ -25,7 +33,16 @@ ap.add_argument("--queries", required=True, help="comma-separated, e.g. q0,q5")
 ap.add_argument("--parallelism", type=int, default=2)
 ap.add_argument("--state-backend", default="hashmap", choices=["hashmap", "rocksdb"])
 ap.add_argument("--checkpoint-interval-ms", type=int)
+ap.add_argument("--incremental", default="true", choices=["true", "false"],
+                help="RocksDB checkpoints upload only new files (with --checkpoint-interval-ms)")
 args = ap.parse_args()
+events_dir = os.path.abspath(args.events_dir)
+# Flink's file source silently skips hidden files and directories: it would read nothing.
+if any(part.startswith((".", "_")) for part in events_dir.split(os.sep)):
+    raise SystemExit(f"--events-dir {events_dir}: Flink's file source skips paths with a "
+                     "component starting with '.' or '_'; use another directory")
+if not any(f.startswith("events-") for f in os.listdir(events_dir)):
+    raise SystemExit(f"--events-dir {events_dir} holds no events-<i>.json files")
 
 work = tempfile.mkdtemp(prefix="flink-nexmark-")
 os.environ["FLINK_LOG_DIR"] = os.path.join(work, "log")
@@ -43,7 +60,7 @@ if args.checkpoint_interval_ms:
     conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     conf.set_string("execution.checkpointing.storage", "filesystem")
     conf.set_string("execution.checkpointing.dir", "file://" + os.path.join(work, "checkpoints"))
-    conf.set_string("execution.checkpointing.incremental", "true")
+    conf.set_string("execution.checkpointing.incremental", args.incremental)
 senv = StreamExecutionEnvironment.get_execution_environment(conf)
 senv.set_parallelism(args.parallelism)
 settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
@@ -63,7 +80,7 @@ CREATE TEMPORARY TABLE nexmark_table (
                      WHEN event_type = 1 THEN auction.`dateTime`
                      ELSE bid.`dateTime` END,
   WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND
-) WITH ('connector' = 'filesystem', 'path' = 'file://{os.path.abspath(args.events_dir)}',
+) WITH ('connector' = 'filesystem', 'path' = 'file://{events_dir}',
         'format' = 'json')""")
 tenv.execute_sql("""CREATE TEMPORARY VIEW person AS SELECT person.id, person.name,
   person.emailAddress, person.creditCard, person.city, person.state, `dateTime`, person.extra
@@ -192,18 +209,24 @@ def jvm_peak_rss_mib():
     return None
 
 
-for name in args.queries.split(","):
-    if name not in QUERIES:
-        raise SystemExit(f"unknown query '{name}': expected one of {', '.join(QUERIES)}")
-    table = tenv.sql_query(QUERIES[name])
-    started = time.time()
-    result = table.execute_insert(TableDescriptor.for_connector("blackhole").build())
-    execution = result.get_job_client().get_job_execution_result().result()
-    seconds = time.time() - started
-    print(json.dumps({
-        "workload": "nexmark", "engine": "flink", "query": name, "events": args.events,
-        "parallelism": args.parallelism, "state_backend": args.state_backend,
-        "seconds": seconds, "events_per_sec": args.events / seconds,
-        "net_runtime_ms": execution.get_net_runtime(), "jvm_peak_rss_mib": jvm_peak_rss_mib(),
-    }), flush=True)
-shutil.rmtree(work, ignore_errors=True)
+queries = args.queries.split(",")
+unknown = [q for q in queries if q not in QUERIES]
+if unknown:
+    raise SystemExit(f"unknown queries {', '.join(unknown)}: expected some of {', '.join(QUERIES)}")
+try:
+    for name in queries:
+        table = tenv.sql_query(QUERIES[name])
+        started = time.time()
+        result = table.execute_insert(TableDescriptor.for_connector("blackhole").build())
+        execution = result.get_job_client().get_job_execution_result().result()
+        seconds = time.time() - started
+        print(json.dumps({
+            "workload": "nexmark", "engine": "flink", "query": name, "events": args.events,
+            "parallelism": args.parallelism, "state_backend": args.state_backend,
+            "seconds": seconds, "events_per_sec": args.events / seconds,
+            "net_runtime_ms": execution.get_net_runtime(),
+            # The JVM's peak so far: over this and every earlier query of the run.
+            "jvm_peak_rss_mib": jvm_peak_rss_mib(),
+        }), flush=True)
+finally:
+    shutil.rmtree(work, ignore_errors=True)

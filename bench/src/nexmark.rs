@@ -6,7 +6,7 @@
 //! `--checkpoint-interval-ms`).
 //!
 //! With `--flink-python PY` the same run first writes the same events once as JSON lines
-//! (two files per subtask, in the schema of Flink's Nexmark table) into a temporary
+//! (one file per subtask, in the schema of Flink's Nexmark table) into a temporary
 //! directory, runs Flink SQL's query over them (`bench/flink/nexmark.py`, PyFlink's
 //! mini-cluster, same parallelism, state backend and checkpoint interval), then Weir's
 //! (each query on a fresh mini-cluster),
@@ -101,9 +101,16 @@ fn run_flink(
     queries: &[Query],
     events: u64,
 ) -> Result<HashMap<String, serde_json::Value>> {
-    let dir = tempfile::tempdir().context("creating the directory of Flink's events")?;
+    // Flink's file source skips hidden paths, so the directory's name must not start
+    // with a dot (as `tempfile::tempdir()`'s do).
+    let dir = tempfile::Builder::new()
+        .prefix("weir-nexmark-events-")
+        .tempdir()
+        .context("creating the directory of Flink's events")?;
     let generator = weir_nexmark::NexmarkGenerator::new(NexmarkConfig::default());
-    let files = 2 * u64::from(args.parallelism);
+    // One file per subtask: Flink's file source reads a subtask's files one after the
+    // other, and a second file would start far behind the first one's watermark.
+    let files = u64::from(args.parallelism);
     weir_nexmark::write_json_events(&generator, events, dir.path(), files)
         .context("writing the events for Flink")?;
     let names: Vec<&str> = queries.iter().map(|q| q.name()).collect();
@@ -121,6 +128,7 @@ fn run_flink(
         .args(["--state-backend", flink_backend(args.state_backend)]);
     if let Some(ms) = args.checkpoint_interval_ms {
         cmd.args(["--checkpoint-interval-ms", &ms.to_string()]);
+        cmd.args(["--incremental", &args.incremental.to_string()]);
     }
     let out = cmd
         .output()

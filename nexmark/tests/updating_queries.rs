@@ -59,12 +59,23 @@ fn q4_averages_the_closing_prices_of_each_category() {
 }
 
 #[test]
-fn q9_finds_the_winning_bid_of_each_auction() {
-    let rank = |r: &(weir_nexmark::Auction, Bid)| {
-        let b = &r.1;
-        (b.price, std::cmp::Reverse((b.date_time, b.bidder)))
-    };
-    let rows = latest(run_typed(q9), |r| r.0.id, rank);
+fn q9_finds_the_winning_bid_of_each_auction_in_its_last_row() {
+    // Rows of one auction come from one subtask, in the order it emitted them: the last
+    // one must be the winner, and every earlier one a worse bid.
+    let rank = |b: &Bid| (b.price, std::cmp::Reverse((b.date_time, b.bidder)));
+    let mut last: BTreeMap<u64, (weir_nexmark::Auction, Bid)> = BTreeMap::new();
+    for (a, b) in run_typed(q9) {
+        if let Some((_, before)) = last.get(&a.id) {
+            assert!(
+                rank(&b) > rank(before),
+                "auction {}: {b:?} after {before:?}",
+                a.id
+            );
+        }
+        last.insert(a.id, (a, b));
+    }
+    let mut rows: Vec<String> = last.values().map(|r| format!("{r:?}")).collect();
+    rows.sort();
     check("q9", rows, reference::q9(&events()));
 }
 

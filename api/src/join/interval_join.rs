@@ -10,8 +10,9 @@
 //! may be negative; an exclusive bound leaves its end out). Each pair reaches the
 //! [`ProcessJoinFunction`] once, as soon as its later record arrives, with the larger of the
 //! two timestamps. Records wait in keyed state until the watermark passes the last time a
-//! partner could come; a record that arrives behind the watermark is late and dropped, as in
-//! Flink.
+//! partner could come; a record that arrives behind the watermark is late: it goes to the
+//! side output of `side_output_left_late_data(&tag)` or `side_output_right_late_data(&tag)`
+//! if its side has one, else it is dropped, as in Flink.
 
 use super::interval_join_operator::{Bounds, IntervalJoinOperator};
 use crate::functions::{Context, FnResult, OutputTag};
@@ -103,7 +104,11 @@ pub struct IntervalJoined<K, T1, T2> {
     upper: i64,
     lower_exclusive: bool,
     upper_exclusive: bool,
+    late: LateTags<T1, T2>,
 }
+
+/// Where the late records of each side go (`None`: dropped).
+pub(crate) type LateTags<T1, T2> = (Option<OutputTag<T1>>, Option<OutputTag<T2>>);
 
 impl<K: StateKey + Send + Sync, T1: Record + StateValue> KeyedStream<K, T1> {
     /// Starts an interval join of this stream (the first, or left) with `other` (the
@@ -131,6 +136,7 @@ impl<K: StateKey + Send + Sync, T1: Record + StateValue, T2: Record + StateValue
             upper: upper_ms,
             lower_exclusive: false,
             upper_exclusive: false,
+            late: (None, None),
         }
     }
 }
@@ -150,6 +156,20 @@ impl<K: StateKey + Send + Sync, T1: Record + StateValue, T2: Record + StateValue
         self
     }
 
+    /// Sends the first stream's late records (behind the watermark) to the side output
+    /// `tag` of the joined stream instead of dropping them.
+    pub fn side_output_left_late_data(mut self, tag: &OutputTag<T1>) -> Self {
+        self.late.0 = Some(tag.clone());
+        self
+    }
+
+    /// Sends the second stream's late records to the side output `tag` of the joined
+    /// stream instead of dropping them.
+    pub fn side_output_right_late_data(mut self, tag: &OutputTag<T2>) -> Self {
+        self.late.1 = Some(tag.clone());
+        self
+    }
+
     /// Calls `f` for every joined pair. An empty interval (lower above upper once the
     /// exclusive ends are left out) fails the job when it is built, naming the bounds.
     pub fn process<O: Record, F: ProcessJoinFunction<T1, T2, O>>(self, f: F) -> DataStream<O> {
@@ -158,6 +178,7 @@ impl<K: StateKey + Send + Sync, T1: Record + StateValue, T2: Record + StateValue
             (self.upper, self.upper_exclusive),
         );
         let checked = bounds.clone();
+        let late = self.late;
         let (first, second) = (self.join.first, self.join.second);
         let env = first.stream().environment().clone();
         let (key1, key2) = (first.key_selector(), second.key_selector());
@@ -173,6 +194,7 @@ impl<K: StateKey + Send + Sync, T1: Record + StateValue, T2: Record + StateValue
                 f.clone(),
                 (backend, timers),
                 crate::functions::Downstream::new(out, ctx.take_side_outputs()),
+                late.clone(),
                 ctx,
             )?;
             Ok(Box::new(TwoInputHead::<T1, T2>::new(Box::new(op), names))

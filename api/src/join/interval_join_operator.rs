@@ -7,13 +7,15 @@
 //! - A record of either side is buffered (`buffer_1`/`buffer_2`: key → timestamp → records)
 //!   unless it is late (its timestamp below the watermark), and it joins with the other
 //!   side's buffer before it waits there, so each pair is emitted once, by its later record.
+//!   A late record joins nothing: it goes to its side's late-data output, or is dropped.
 //! - Each buffered timestamp has an event-time cleanup timer, namespaced by its side and
 //!   timestamp, at the last time a partner could still arrive on time: the first side's
 //!   records at `t` wait until `t + max(upper, 0)`, the second side's until
 //!   `t + max(-lower, 0)`. The timers and buffers are keyed state, so checkpoints, restores
 //!   and rescaling keep them together.
 
-use super::interval_join::{IntervalJoinContext, ProcessJoinFunction};
+use super::interval_join::{IntervalJoinContext, LateTags, ProcessJoinFunction};
+use crate::functions::OutputTag;
 use crate::functions::{user_error, Downstream};
 use crate::graph::heads::TwoInputOperator;
 use crate::graph::OperatorContext;
@@ -100,6 +102,7 @@ pub(crate) struct IntervalJoinOperator<K: StateKey, T1, T2, O, F> {
     timers: TimerService<K, Cleanup>,
     fired: Vec<Timer<K, Cleanup>>,
     down: Downstream<O>,
+    late: LateTags<T1, T2>,
     watermark: Timestamp,
     dropped_late: u64,
     name: String,
@@ -120,6 +123,7 @@ where
         f: F,
         (backend, timers): (KeyedStateBackend<K>, TimerService<K, Cleanup>),
         down: Downstream<O>,
+        late: LateTags<T1, T2>,
         ctx: &OperatorContext,
     ) -> Result<Self, TaskError> {
         let err = |e: StateError| TaskError::user(&ctx.name, e.to_string());
@@ -134,6 +138,7 @@ where
             timers,
             fired: Vec::new(),
             down,
+            late,
             watermark: MIN_WATERMARK,
             dropped_late: 0,
             name: ctx.name.clone(),
@@ -146,9 +151,9 @@ where
         TaskError::user(&self.name, e.to_string())
     }
 
-    /// Whether a record at `ts` is late (behind the watermark) and must be dropped; fails on
-    /// a record without a timestamp.
-    fn is_late(&mut self, ts: Timestamp) -> Result<bool, TaskError> {
+    /// Whether a record at `ts` is late (behind the watermark); fails on a record without a
+    /// timestamp.
+    fn is_late(&self, ts: Timestamp) -> Result<bool, TaskError> {
         if ts == NO_TIMESTAMP {
             return Err(TaskError::user(
                 &self.name,
@@ -156,12 +161,23 @@ where
                  inputs of an interval join",
             ));
         }
-        let late = self.watermark != MIN_WATERMARK && ts < self.watermark;
-        if late {
-            self.dropped_late += 1;
-            tracing::debug!(operator = %self.name, ts, watermark = self.watermark, "late record dropped");
+        Ok(self.watermark != MIN_WATERMARK && ts < self.watermark)
+    }
+
+    /// Sends a late record at `ts` to its side's late-data output `tag`, or drops it.
+    fn late<T: 'static>(
+        down: &mut Downstream<O>,
+        tag: Option<&OutputTag<T>>,
+        (value, ts): (T, Timestamp),
+        dropped: &mut u64,
+    ) -> Result<(), TaskError> {
+        match tag {
+            Some(tag) => down.sides.emit(tag, value, ts),
+            None => {
+                *dropped += 1;
+                Ok(())
+            }
         }
-        Ok(late)
     }
 
     /// Calls the function for the pair (`left` at `left_ts`, `right` at `right_ts`).
@@ -248,7 +264,8 @@ where
     fn process1(&mut self, value: T1, ts: Timestamp) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
         if self.is_late(ts)? {
-            return Ok(());
+            let (down, dropped) = (&mut self.down, &mut self.dropped_late);
+            return Self::late(down, self.late.0.as_ref(), (value, ts), dropped);
         }
         let key = (self.key1)(&value);
         self.backend
@@ -274,7 +291,8 @@ where
     fn process2(&mut self, value: T2, ts: Timestamp) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
         if self.is_late(ts)? {
-            return Ok(());
+            let (down, dropped) = (&mut self.down, &mut self.dropped_late);
+            return Self::late(down, self.late.1.as_ref(), (value, ts), dropped);
         }
         let key = (self.key2)(&value);
         self.backend

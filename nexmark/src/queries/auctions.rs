@@ -161,9 +161,29 @@ impl KeyedProcessFunction<u64, BestBid, CategoryAverage> for AverageOfBest {
     }
 }
 
+/// `event` without the text q4 does not read, so it crosses the exchange small (as
+/// Flink's planner projects its source).
+fn numbers_only(event: Event) -> Event {
+    match event {
+        Event::Auction(a) => Event::Auction(Auction {
+            item_name: String::new(),
+            description: String::new(),
+            extra: String::new(),
+            ..a
+        }),
+        Event::Bid(b) => Event::Bid(Bid {
+            channel: String::new(),
+            url: String::new(),
+            extra: String::new(),
+            ..b
+        }),
+        person => person,
+    }
+}
+
 /// q4: per category, the average of its auctions' closing prices, updated as they change.
 pub fn q4(events: &DataStream<Event>) -> DataStream<CategoryAverage> {
-    best_bids(events)
+    best_bids(&events.map(numbers_only))
         .key_by(|b: &BestBid| b.auction.category)
         .process(AverageOfBest)
         .name("q4-average")

@@ -4,6 +4,8 @@
 //! with every bid.
 //!
 //! Invariants:
+//! - Each query keeps of a bid only the fields it needs before the exchange, as Flink's
+//!   planner projects its source.
 //! - Every bid updates its group and emits the group's new row (as Flink's group
 //!   aggregation without mini-batches does), so a group's row with the most bids is its
 //!   current result.
@@ -14,9 +16,8 @@ use serde::{Deserialize, Serialize};
 use weir_api::functions::{FnResult, KeyedContext, KeyedProcessFunction, RuntimeContext};
 use weir_api::{DataStream, MapState, ValueState, VoidNamespace};
 
-use super::stateless::bids;
 use crate::json_events::sql_timestamp;
-use crate::model::{Bid, Event};
+use crate::model::Event;
 
 /// Prices below this are rank 1 (below $100).
 pub const RANK1_BELOW: u64 = 10_000;
@@ -76,6 +77,20 @@ fn count_distinct(
     Ok(())
 }
 
+/// What q15 and q16 need of a bid (projected before the exchange, as Flink's planner
+/// projects its source): day, channel (empty for q15), price, bidder, auction, time.
+type BidFacts = (i64, String, u64, u64, u64, i64);
+
+/// The running counts of a group.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Counters {
+    bids: Ranked,
+    bidders: Ranked,
+    auctions: Ranked,
+    /// The latest bid time, ms.
+    latest: i64,
+}
+
 /// Keeps the statistics of a (day, channel) group (channel empty for q15).
 #[derive(Clone)]
 struct Distinct {
@@ -83,12 +98,12 @@ struct Distinct {
 }
 
 type DistinctState = (
-    ValueState<(i64, String), VoidNamespace, DailyStats>,
+    ValueState<(i64, String), VoidNamespace, Counters>,
     MapState<(i64, String), VoidNamespace, u64, u8>,
     MapState<(i64, String), VoidNamespace, u64, u8>,
 );
 
-impl KeyedProcessFunction<(i64, String), Bid, (String, DailyStats)> for Distinct {
+impl KeyedProcessFunction<(i64, String), BidFacts, (String, DailyStats)> for Distinct {
     type State = DistinctState;
     fn open(&mut self, ctx: &RuntimeContext<(i64, String)>) -> FnResult<DistinctState> {
         Ok((
@@ -99,35 +114,53 @@ impl KeyedProcessFunction<(i64, String), Bid, (String, DailyStats)> for Distinct
     }
     fn process_element(
         &mut self,
-        b: Bid,
+        (day, channel, price, bidder, auction, date_time): BidFacts,
         (stats, bidders, auctions): &mut DistinctState,
         ctx: &mut KeyedContext<'_, (i64, String), (String, DailyStats)>,
     ) -> FnResult {
-        let rank = price_rank(b.price);
-        let mut s = stats.value()?.unwrap_or_default();
-        if s.day.is_empty() {
-            s.day = sql_timestamp(b.date_time)[..10].to_owned();
-        }
-        s.bids[0] += 1;
-        s.bids[rank] += 1;
-        count_distinct(bidders, b.bidder, rank, &mut s.bidders)?;
-        count_distinct(auctions, b.auction, rank, &mut s.auctions)?;
-        if self.with_minute {
-            let minute = sql_timestamp(b.date_time)[11..16].to_owned();
-            if s.minute.as_ref().is_none_or(|m| *m < minute) {
-                s.minute = Some(minute);
-            }
-        }
-        stats.update(s.clone())?;
-        ctx.collect((ctx.current_key().1.clone(), s));
+        let rank = price_rank(price);
+        let mut c = stats.value()?.unwrap_or_default();
+        c.bids[0] += 1;
+        c.bids[rank] += 1;
+        count_distinct(bidders, bidder, rank, &mut c.bidders)?;
+        count_distinct(auctions, auction, rank, &mut c.auctions)?;
+        c.latest = c.latest.max(date_time);
+        stats.update(c)?;
+        let minute = self
+            .with_minute
+            .then(|| sql_timestamp(c.latest)[11..16].to_owned());
+        let row = DailyStats {
+            day: sql_timestamp(day * 86_400_000)[..10].to_owned(),
+            bids: c.bids,
+            bidders: c.bidders,
+            auctions: c.auctions,
+            minute,
+        };
+        ctx.collect((channel, row));
         Ok(())
     }
 }
 
+/// The facts of the bids of `events`, with `channel` of each.
+fn facts(events: &DataStream<Event>, channel: fn(String) -> String) -> DataStream<BidFacts> {
+    events.flat_map(move |e| {
+        let b = e.bid()?;
+        let day = day_of(b.date_time);
+        Some((
+            day,
+            channel(b.channel),
+            b.price,
+            b.bidder,
+            b.auction,
+            b.date_time,
+        ))
+    })
+}
+
 /// q15: per day, bids, bidders and auctions in total and per price rank.
 pub fn q15(events: &DataStream<Event>) -> DataStream<DailyStats> {
-    bids(events)
-        .key_by(|b: &Bid| (day_of(b.date_time), String::new()))
+    facts(events, |_| String::new())
+        .key_by(|f: &BidFacts| (f.0, String::new()))
         .process(Distinct { with_minute: false })
         .name("q15-stats")
         .uid("q15-stats")
@@ -136,8 +169,8 @@ pub fn q15(events: &DataStream<Event>) -> DataStream<DailyStats> {
 
 /// q16: per channel and day, the statistics of q15 and the latest minute of a bid.
 pub fn q16(events: &DataStream<Event>) -> DataStream<(String, DailyStats)> {
-    bids(events)
-        .key_by(|b: &Bid| (day_of(b.date_time), b.channel.clone()))
+    facts(events, |c| c)
+        .key_by(|f: &BidFacts| (f.0, f.1.clone()))
         .process(Distinct { with_minute: true })
         .name("q16-stats")
         .uid("q16-stats")
@@ -166,29 +199,32 @@ pub struct AuctionDay {
 #[derive(Clone)]
 struct PerAuctionDay;
 
-impl KeyedProcessFunction<(u64, i64), Bid, AuctionDay> for PerAuctionDay {
+/// What q17 needs of a bid: auction, day, price, time.
+type AuctionFacts = (u64, i64, u64, i64);
+
+impl KeyedProcessFunction<(u64, i64), AuctionFacts, AuctionDay> for PerAuctionDay {
     type State = ValueState<(u64, i64), VoidNamespace, AuctionDay>;
     fn open(&mut self, ctx: &RuntimeContext<(u64, i64)>) -> FnResult<Self::State> {
         ctx.value_state("stats")
     }
     fn process_element(
         &mut self,
-        b: Bid,
+        (auction, _, price, date_time): AuctionFacts,
         stats: &mut Self::State,
         ctx: &mut KeyedContext<'_, (u64, i64), AuctionDay>,
     ) -> FnResult {
         let s = stats.modify(|s| {
             let s = s.get_or_insert_with(|| AuctionDay {
-                auction: b.auction,
-                day: sql_timestamp(b.date_time)[..10].to_owned(),
+                auction,
+                day: sql_timestamp(date_time)[..10].to_owned(),
                 min_price: u64::MAX,
                 ..AuctionDay::default()
             });
             s.bids[0] += 1;
-            s.bids[price_rank(b.price)] += 1;
-            s.min_price = s.min_price.min(b.price);
-            s.max_price = s.max_price.max(b.price);
-            s.sum_price += b.price;
+            s.bids[price_rank(price)] += 1;
+            s.min_price = s.min_price.min(price);
+            s.max_price = s.max_price.max(price);
+            s.sum_price += price;
             s.avg_price = s.sum_price / s.bids[0];
             s.clone()
         })?;
@@ -199,8 +235,12 @@ impl KeyedProcessFunction<(u64, i64), Bid, AuctionDay> for PerAuctionDay {
 
 /// q17: per auction and day, bids in total and per rank, and price statistics.
 pub fn q17(events: &DataStream<Event>) -> DataStream<AuctionDay> {
-    bids(events)
-        .key_by(|b: &Bid| (b.auction, day_of(b.date_time)))
+    events
+        .flat_map(|e| {
+            let b = e.bid()?;
+            Some((b.auction, day_of(b.date_time), b.price, b.date_time))
+        })
+        .key_by(|f: &AuctionFacts| (f.0, f.1))
         .process(PerAuctionDay)
         .name("q17-stats")
         .uid("q17-stats")

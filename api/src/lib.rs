@@ -64,7 +64,8 @@ pub use weir_runtime::{
 };
 pub use weir_state_backends::{
     AggregateFunction, AggregatingState, ListState, MapState, ReducingState, RocksDbOptions,
-    StateBackendConfig, StateBackendKind, StateTtlConfig, StateTtlConfigBuilder, StateVisibility,
-    SystemTimeProvider, TtlAggregatingState, TtlListState, TtlMapState, TtlReducingState,
-    TtlTimeProvider, TtlValueState, UpdateType, ValueState, VoidNamespace,
+    StateBackendConfig, StateBackendKind, StateKey, StateTtlConfig, StateTtlConfigBuilder,
+    StateValue, StateVisibility, SystemTimeProvider, TtlAggregatingState, TtlListState,
+    TtlMapState, TtlReducingState, TtlTimeProvider, TtlValueState, UpdateType, ValueState,
+    VoidNamespace,
 };

@@ -14,9 +14,9 @@ use serde_json::json;
 use crate::generator::NexmarkGenerator;
 use crate::model::Event;
 
-/// `ms` since the Unix epoch as `yyyy-MM-dd HH:mm:ss.SSS` (UTC), Flink SQL's default JSON
-/// timestamp format.
-pub fn sql_timestamp(ms: i64) -> String {
+/// The civil date and time (UTC) of `ms` since the Unix epoch: year, month, day, hour,
+/// minute, second, millisecond.
+fn civil(ms: i64) -> [i64; 7] {
     let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     // Days to a civil date (proleptic Gregorian), by 400-year eras.
     let z = days + 719_468;
@@ -28,13 +28,62 @@ pub fn sql_timestamp(ms: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{milli:03}")
+    let (h, m, s) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60);
+    [year, month, day, h, m, s, in_day % 1000]
+}
+
+/// Appends `value` (not negative) in at least `width` digits, zero-padded.
+fn push_padded(out: &mut String, value: i64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let (mut v, mut at) = (value.unsigned_abs(), digits.len());
+    while v > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    digits[at..].iter().for_each(|&d| out.push(char::from(d)));
+}
+
+/// Appends the parts `from..to` of `ms`'s civil time, each with its separator before it.
+fn push_parts(out: &mut String, ms: i64, parts: std::ops::Range<usize>) {
+    const FORMAT: [(char, usize); 7] = [
+        ('\0', 4),
+        ('-', 2),
+        ('-', 2),
+        (' ', 2),
+        (':', 2),
+        (':', 2),
+        ('.', 3),
+    ];
+    let civil = civil(ms);
+    for i in parts.clone() {
+        if i > parts.start {
+            out.push(FORMAT[i].0);
+        }
+        push_padded(out, civil[i], FORMAT[i].1);
+    }
+}
+
+/// `ms` since the Unix epoch as `yyyy-MM-dd HH:mm:ss.SSS` (UTC), Flink SQL's default JSON
+/// timestamp format.
+pub fn sql_timestamp(ms: i64) -> String {
+    let mut out = String::with_capacity(23);
+    push_parts(&mut out, ms, 0..7);
+    out
+}
+
+/// The day of `ms` as `yyyy-MM-dd` (UTC), as `DATE_FORMAT(t, 'yyyy-MM-dd')`.
+pub fn sql_date(ms: i64) -> String {
+    let mut out = String::with_capacity(10);
+    push_parts(&mut out, ms, 0..3);
+    out
+}
+
+/// The minute of `ms` as `HH:mm` (UTC), as `DATE_FORMAT(t, 'HH:mm')`.
+pub fn sql_minute(ms: i64) -> String {
+    let mut out = String::with_capacity(5);
+    push_parts(&mut out, ms, 3..5);
+    out
 }
 
 /// One event as a JSON object in Flink's Nexmark schema.
@@ -89,5 +138,7 @@ mod tests {
         assert_eq!(sql_timestamp(1_436_918_400_000), "2015-07-15 00:00:00.000");
         assert_eq!(sql_timestamp(951_782_400_123), "2000-02-29 00:00:00.123");
         assert_eq!(sql_timestamp(-1), "1969-12-31 23:59:59.999");
+        assert_eq!(sql_date(951_782_400_123), "2000-02-29");
+        assert_eq!(sql_minute(1_436_918_400_000 + 3_723_000), "01:02");
     }
 }

@@ -16,7 +16,7 @@ mod source;
 mod words;
 
 pub use generator::{NexmarkConfig, NexmarkGenerator};
-pub use json_events::{event_json, sql_timestamp, write_json_events};
+pub use json_events::{event_json, sql_date, sql_minute, sql_timestamp, write_json_events};
 pub use model::{Auction, Bid, Event, Person};
 pub use queries::{build, Query, ResultSink, UnknownQuery};
 pub use source::{nexmark_events, nexmark_events_at, WATERMARK_DELAY};

@@ -14,9 +14,9 @@
 
 use serde::{Deserialize, Serialize};
 use weir_api::functions::{FnResult, KeyedContext, KeyedProcessFunction, RuntimeContext};
-use weir_api::{DataStream, MapState, ValueState, VoidNamespace};
+use weir_api::{DataStream, MapState, StateKey, ValueState, VoidNamespace};
 
-use crate::json_events::sql_timestamp;
+use crate::json_events::{sql_date, sql_minute};
 use crate::model::Event;
 
 /// Prices below this are rank 1 (below $100).
@@ -58,8 +58,8 @@ pub fn day_of(date_time: i64) -> i64 {
 
 /// Sets rank `rank`'s bit of `id` in `seen`; counts it into `distinct` (the total too,
 /// if `id` is new).
-fn count_distinct(
-    seen: &MapState<(i64, String), VoidNamespace, u64, u8>,
+fn count_distinct<K: StateKey>(
+    seen: &MapState<K, VoidNamespace, u64, u8>,
     id: u64,
     rank: usize,
     distinct: &mut Ranked,
@@ -97,15 +97,15 @@ struct Distinct {
     with_minute: bool,
 }
 
-type DistinctState = (
-    ValueState<(i64, String), VoidNamespace, Counters>,
-    MapState<(i64, String), VoidNamespace, u64, u8>,
-    MapState<(i64, String), VoidNamespace, u64, u8>,
+type DistinctState<K> = (
+    ValueState<K, VoidNamespace, Counters>,
+    MapState<K, VoidNamespace, u64, u8>,
+    MapState<K, VoidNamespace, u64, u8>,
 );
 
-impl KeyedProcessFunction<(i64, String), BidFacts, (String, DailyStats)> for Distinct {
-    type State = DistinctState;
-    fn open(&mut self, ctx: &RuntimeContext<(i64, String)>) -> FnResult<DistinctState> {
+impl<K: StateKey> KeyedProcessFunction<K, BidFacts, (String, DailyStats)> for Distinct {
+    type State = DistinctState<K>;
+    fn open(&mut self, ctx: &RuntimeContext<K>) -> FnResult<DistinctState<K>> {
         Ok((
             ctx.value_state("stats")?,
             ctx.map_state("bidders")?,
@@ -115,8 +115,8 @@ impl KeyedProcessFunction<(i64, String), BidFacts, (String, DailyStats)> for Dis
     fn process_element(
         &mut self,
         (day, channel, price, bidder, auction, date_time): BidFacts,
-        (stats, bidders, auctions): &mut DistinctState,
-        ctx: &mut KeyedContext<'_, (i64, String), (String, DailyStats)>,
+        (stats, bidders, auctions): &mut DistinctState<K>,
+        ctx: &mut KeyedContext<'_, K, (String, DailyStats)>,
     ) -> FnResult {
         let rank = price_rank(price);
         let mut c = stats.value()?.unwrap_or_default();
@@ -126,11 +126,9 @@ impl KeyedProcessFunction<(i64, String), BidFacts, (String, DailyStats)> for Dis
         count_distinct(auctions, auction, rank, &mut c.auctions)?;
         c.latest = c.latest.max(date_time);
         stats.update(c)?;
-        let minute = self
-            .with_minute
-            .then(|| sql_timestamp(c.latest)[11..16].to_owned());
+        let minute = self.with_minute.then(|| sql_minute(c.latest));
         let row = DailyStats {
-            day: sql_timestamp(day * 86_400_000)[..10].to_owned(),
+            day: sql_date(day * 86_400_000),
             bids: c.bids,
             bidders: c.bidders,
             auctions: c.auctions,
@@ -160,7 +158,7 @@ fn facts(events: &DataStream<Event>, channel: fn(String) -> String) -> DataStrea
 /// q15: per day, bids, bidders and auctions in total and per price rank.
 pub fn q15(events: &DataStream<Event>) -> DataStream<DailyStats> {
     facts(events, |_| String::new())
-        .key_by(|f: &BidFacts| (f.0, String::new()))
+        .key_by(|f: &BidFacts| f.0)
         .process(Distinct { with_minute: false })
         .name("q15-stats")
         .uid("q15-stats")
@@ -216,7 +214,7 @@ impl KeyedProcessFunction<(u64, i64), AuctionFacts, AuctionDay> for PerAuctionDa
         let s = stats.modify(|s| {
             let s = s.get_or_insert_with(|| AuctionDay {
                 auction,
-                day: sql_timestamp(date_time)[..10].to_owned(),
+                day: sql_date(date_time),
                 min_price: u64::MAX,
                 ..AuctionDay::default()
             });

@@ -178,6 +178,11 @@ impl AggregateFunction<Bid, Maxima<Bid>, Maxima<Bid>> for HighestBids {
 const PARTITIONS: u64 = 256;
 
 /// q7: per 10 s tumbling window, the bids with the highest price, with the window's end.
+///
+/// A window's bids are those of `[start, end)`. Flink's SQL joins the maximum back to the
+/// bids with `dateTime BETWEEN end - 10 s AND end`, so a bid at exactly `end` with the
+/// previous window's highest price would be emitted for that window too; prices are
+/// log-uniform over a hundred million cents, so such a tie is rare.
 pub fn q7(events: &DataStream<Event>) -> DataStream<(i64, Bid)> {
     bids(events)
         .key_by(|b: &Bid| (b.auction ^ b.bidder) % PARTITIONS)

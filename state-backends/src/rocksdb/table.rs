@@ -242,21 +242,30 @@ impl<K: StateKey, N: Namespace, L: Layout> RocksTable<K, N, L> {
     }
 
     /// Calls `f(key, value, batch, column family)` for every row of the state; the
-    /// writes `f` adds to the batch are applied in one write once the scan is done.
+    /// writes `f` adds to the batch are applied every 4,096 of them and once the scan is
+    /// done (the scan reads a consistent view, so it never sees them).
     fn rewrite_rows(
         &self,
         mut f: impl FnMut(&[u8], &[u8], &mut WriteBatch, &ColumnFamily) -> StateResult<()>,
     ) -> StateResult<()> {
+        const BATCH_WRITES: usize = 4096;
         self.with_cf(|db, cf| {
+            let write = |batch: WriteBatch| {
+                db.write_opt(batch, &self.db.write)
+                    .map_err(|e| self.failed("cleaning up", e))
+            };
             let mut batch = WriteBatch::default();
             self.scan(db, cf, &[], None, |key, value| {
-                f(key, value, &mut batch, cf)
+                f(key, value, &mut batch, cf)?;
+                if batch.len() >= BATCH_WRITES {
+                    write(std::mem::take(&mut batch))?;
+                }
+                Ok(())
             })?;
             if batch.is_empty() {
                 return Ok(());
             }
-            db.write_opt(batch, &self.db.write)
-                .map_err(|e| self.failed("cleaning up", e))
+            write(batch)
         })
     }
 

@@ -50,6 +50,7 @@ log_dir = os.path.join(work, "log")
 os.makedirs(log_dir)
 os.environ["FLINK_LOG_DIR"] = log_dir  # the mini-cluster logs here
 
+from jvm import jvm_peak_rss_mib  # noqa: E402 (beside this script)
 from pyflink.common import Configuration  # noqa: E402 (after FLINK_LOG_DIR)
 from pyflink.datastream import StreamExecutionEnvironment  # noqa: E402
 from pyflink.table import EnvironmentSettings, StreamTableEnvironment  # noqa: E402
@@ -110,22 +111,6 @@ client = result.get_job_client()
 job_id = str(client.get_job_id())
 execution = client.get_job_execution_result().result()
 seconds = time.time() - started
-
-
-def jvm_peak_rss_mib():
-    """VmHWM of the gateway JVM (a `java` child of this process), in MiB."""
-    for d in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{d}/status") as f:
-                status = f.read()
-        except (OSError, ValueError):
-            continue
-        if int(stat[stat.rfind(")") + 2:].split()[1]) == os.getpid() and "(java)" in stat:
-            hwm = [line for line in status.splitlines() if line.startswith("VmHWM:")]
-            return int(hwm[0].split()[1]) / 1024 if hwm else None
-    return None
 
 
 checkpoints = 0

@@ -47,6 +47,7 @@ if not any(f.startswith("events-") for f in os.listdir(events_dir)):
 work = tempfile.mkdtemp(prefix="flink-nexmark-")
 os.environ["FLINK_LOG_DIR"] = os.path.join(work, "log")
 
+from jvm import jvm_peak_rss_mib  # noqa: E402 (beside this script)
 from pyflink.common import Configuration  # noqa: E402 (after FLINK_LOG_DIR)
 from pyflink.datastream import StreamExecutionEnvironment  # noqa: E402
 from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableDescriptor  # noqa: E402
@@ -191,22 +192,6 @@ QUERIES = {
     "q22": """SELECT auction, bidder, price, channel, SPLIT_INDEX(url, '/', 3) AS dir1,
         SPLIT_INDEX(url, '/', 4) AS dir2, SPLIT_INDEX(url, '/', 5) AS dir3 FROM bid""",
 }
-
-
-def jvm_peak_rss_mib():
-    """VmHWM of the gateway JVM (a `java` child of this process), in MiB."""
-    for d in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{d}/status") as f:
-                status = f.read()
-        except (OSError, ValueError):
-            continue
-        if int(stat[stat.rfind(")") + 2:].split()[1]) == os.getpid() and "(java)" in stat:
-            hwm = [line for line in status.splitlines() if line.startswith("VmHWM:")]
-            return int(hwm[0].split()[1]) / 1024 if hwm else None
-    return None
 
 
 queries = args.queries.split(",")

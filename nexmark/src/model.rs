@@ -92,6 +92,16 @@ impl Event {
         }
     }
 
+    /// The auction an auction or bid is about (a person's id for a person): the key of
+    /// joins of bids with their auction.
+    pub fn auction_id(&self) -> u64 {
+        match self {
+            Event::Bid(b) => b.auction,
+            Event::Auction(a) => a.id,
+            Event::Person(p) => p.id,
+        }
+    }
+
     /// The bid, if this is one.
     pub fn bid(self) -> Option<Bid> {
         match self {

@@ -37,15 +37,7 @@ fn run(query: Query) -> Vec<String> {
 }
 
 fn check(query: Query, expected: Vec<String>) {
-    let rows = run(query);
-    assert!(!expected.is_empty(), "{query}: the reference has rows");
-    assert!(
-        rows == expected,
-        "{query}: {} rows against {}; first difference: {:?}",
-        rows.len(),
-        expected.len(),
-        rows.iter().zip(&expected).find(|(a, b)| a != b)
-    );
+    common::assert_rows(query.name(), run(query), expected);
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod reference;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use common::{events, run_typed};
+use common::{assert_rows as check, events, run_typed};
 use weir_nexmark::queries::{q15, q16, q17, q18, q19, q4, q9};
 use weir_nexmark::Bid;
 
@@ -31,17 +31,6 @@ fn latest<R: Debug, K: Ord, V: Ord>(
     let mut out: Vec<String> = by_key.values().map(|r| format!("{r:?}")).collect();
     out.sort();
     out
-}
-
-fn check(query: &str, rows: Vec<String>, expected: Vec<String>) {
-    assert!(!expected.is_empty(), "{query}: the reference has rows");
-    assert!(
-        rows == expected,
-        "{query}: {} rows against {}; first difference: {:?}",
-        rows.len(),
-        expected.len(),
-        rows.iter().zip(&expected).find(|(a, b)| a != b)
-    );
 }
 
 #[test]

@@ -110,11 +110,7 @@ impl KeyedProcessFunction<u64, Event, BestBid> for BestBids {
 pub fn best_bids(events: &DataStream<Event>) -> DataStream<BestBid> {
     events
         .filter(|e| !matches!(e, Event::Person(_)))
-        .key_by(|e: &Event| match e {
-            Event::Bid(b) => b.auction,
-            Event::Auction(a) => a.id,
-            Event::Person(p) => p.id,
-        })
+        .key_by(Event::auction_id)
         .process(BestBids)
         .name("best-bids")
         .uid("best-bids")

@@ -133,11 +133,7 @@ impl KeyedProcessFunction<u64, Event, (Bid, Auction)> for ExpandBid {
 pub fn q20(events: &DataStream<Event>) -> DataStream<(Bid, Auction)> {
     events
         .filter(|e| !matches!(e, Event::Person(_)))
-        .key_by(|e: &Event| match e {
-            Event::Bid(b) => b.auction,
-            Event::Auction(a) => a.id,
-            Event::Person(p) => p.id,
-        })
+        .key_by(Event::auction_id)
         .process(ExpandBid)
         .name("q20-join")
         .uid("q20-join")

@@ -41,3 +41,16 @@ pub fn run_typed<R: Record + Clone>(query: fn(&DataStream<Event>) -> DataStream<
     env.execute("nexmark").unwrap();
     rows.take()
 }
+
+/// Panics unless `rows` equal `expected` (which has rows), naming `query` and the first
+/// difference.
+pub fn assert_rows(query: &str, rows: Vec<String>, expected: Vec<String>) {
+    assert!(!expected.is_empty(), "{query}: the reference has rows");
+    assert!(
+        rows == expected,
+        "{query}: {} rows against {}; first difference: {:?}",
+        rows.len(),
+        expected.len(),
+        rows.iter().zip(&expected).find(|(a, b)| a != b)
+    );
+}

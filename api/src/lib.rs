@@ -63,9 +63,9 @@ pub use weir_runtime::{
     TaskManagerConfig, Timestamp, MAX_WATERMARK, NO_TIMESTAMP,
 };
 pub use weir_state_backends::{
-    AggregateFunction, AggregatingState, ListState, MapState, ReducingState, RocksDbOptions,
-    StateBackendConfig, StateBackendKind, StateKey, StateTtlConfig, StateTtlConfigBuilder,
-    StateValue, StateVisibility, SystemTimeProvider, TtlAggregatingState, TtlListState,
-    TtlMapState, TtlReducingState, TtlTimeProvider, TtlValueState, UpdateType, ValueState,
-    VoidNamespace,
+    AggregateFunction, AggregatingState, KeyedState, ListState, MapState, ReducingState,
+    RocksDbOptions, StateBackendConfig, StateBackendKind, StateKey, StateTtlConfig,
+    StateTtlConfigBuilder, StateValue, StateVisibility, SystemTimeProvider, TtlAggregatingState,
+    TtlListState, TtlMapState, TtlReducingState, TtlTimeProvider, TtlValueState, UpdateType,
+    ValueState, VoidNamespace,
 };

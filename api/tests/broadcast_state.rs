@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_api::broadcast::{
-    BroadcastProcessFunction, BroadcastState, KeyedBroadcastProcessFunction, MapStateDescriptor,
+    BroadcastProcessFunction, BroadcastState, KeyedBroadcastContext, KeyedBroadcastProcessFunction,
+    MapStateDescriptor,
 };
 use weir_api::functions::{Context, FnResult, KeyedContext, RuntimeContext};
 use weir_api::sink::FileSink;
@@ -90,8 +91,9 @@ impl KeyedBroadcastProcessFunction<u8, Event, Rule, Checked, String, i64> for Ch
     fn process_broadcast_element(
         &mut self,
         (kind, threshold): Rule,
+        _pending: &mut Self::State,
         rules: &mut BroadcastState<String, i64>,
-        _ctx: &mut Context<'_, Checked>,
+        _ctx: &mut KeyedBroadcastContext<'_, u8, Checked>,
     ) -> FnResult {
         match threshold {
             Some(t) => rules.put(kind, t),
@@ -364,4 +366,96 @@ fn broadcast_state_restores_in_every_subtask_from_a_savepoint_at_another_paralle
         7,
         "every key, on every subtask that owns one, read the rules"
     );
+}
+
+/// Sums each key's values in keyed state; the broadcast record `"report"` emits every key's
+/// sum and clears it through `apply_to_keyed_state`, `"count"` the number of keys still
+/// holding a sum. Counts the data records it saw in [`SUMMED`].
+#[derive(Clone)]
+struct SumAndReport;
+
+static SUMMED: AtomicU64 = AtomicU64::new(0);
+/// Opened once every data record was summed: the broadcast records wait for it.
+static ALL_SUMMED: AtomicBool = AtomicBool::new(false);
+const SUM_RECORDS: u64 = 1_000;
+
+impl KeyedBroadcastProcessFunction<u8, u64, String, String, String, i64> for SumAndReport {
+    type State = weir_api::ValueState<u8, VoidNamespace, u64>;
+
+    fn open(&mut self, ctx: &RuntimeContext<u8>) -> FnResult<Self::State> {
+        ctx.value_state("sum")
+    }
+
+    fn process_element(
+        &mut self,
+        value: u64,
+        sum: &mut Self::State,
+        _: &BroadcastState<String, i64>,
+        _: &mut KeyedContext<'_, u8, String>,
+    ) -> FnResult {
+        sum.update(sum.value()?.unwrap_or(0) + value)?;
+        if SUMMED.fetch_add(1, Ordering::SeqCst) + 1 == SUM_RECORDS {
+            ALL_SUMMED.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn process_broadcast_element(
+        &mut self,
+        command: String,
+        sum: &mut Self::State,
+        _: &mut BroadcastState<String, i64>,
+        ctx: &mut KeyedBroadcastContext<'_, u8, String>,
+    ) -> FnResult {
+        let mut lines = Vec::new();
+        let mut keys = 0;
+        ctx.apply_to_keyed_state(sum, |key, sum| {
+            keys += 1;
+            if command == "report" {
+                lines.push(format!("{key}={}", sum.value()?.unwrap_or(0)));
+                sum.clear()?;
+            }
+            Ok(())
+        })?;
+        if command == "count" {
+            lines.push(format!("keys={keys}"));
+        }
+        for l in lines {
+            ctx.collect(l);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_broadcast_side_reaches_every_keys_state_with_apply_to_keyed_state() {
+    let mut expected: Vec<String> = (0..13u64)
+        .map(|k| {
+            let sum: u64 = (0..SUM_RECORDS).filter(|i| i % 13 == k).sum();
+            format!("{k}={sum}")
+        })
+        .collect();
+    // Each of the two subtasks counts its keys after the report cleared them.
+    expected.extend(["keys=0".to_string(), "keys=0".to_string()]);
+    expected.sort();
+    for backend in backends() {
+        SUMMED.store(0, Ordering::SeqCst);
+        ALL_SUMMED.store(false, Ordering::SeqCst);
+        let env = env_on(backend);
+        let values = env.from_collection((0..SUM_RECORDS).collect::<Vec<_>>());
+        let commands = ["report", "count"].map(|c| (c.to_string(), true)).to_vec();
+        let commands = env
+            .add_source(common::Gated(commands, &ALL_SUMMED), "commands")
+            .set_parallelism(1);
+        let out = values
+            .key_by(|v: &u64| (v % 13) as u8)
+            .connect(&commands.broadcast_with(&descriptor()))
+            .process(SumAndReport)
+            .set_parallelism(2)
+            .collect();
+        env.execute("apply-to-keyed-state").unwrap();
+        let mut got = out.take();
+        got.sort();
+        assert_eq!(got, expected, "{backend:?}");
+    }
 }

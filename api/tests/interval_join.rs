@@ -259,60 +259,6 @@ fn interval_join_output_is_exactly_once_through_a_failure() {
 /// Opened by the join function once the operator's watermark passed 9,999.
 static GATE: AtomicBool = AtomicBool::new(false);
 
-/// Emits its records one per poll; a record marked `true` waits (at most 30 s) until the
-/// [`GATE`] opens.
-struct Gated(Vec<(Event, bool)>);
-
-struct GatedReader(
-    std::vec::IntoIter<(Event, bool)>,
-    Option<(Event, bool)>,
-    Instant,
-);
-
-use std::time::Instant;
-use weir_api::source::{SourceContext, SourceFunction, SourceReader};
-use weir_api::{SourceStep, TaskError};
-
-impl SourceFunction<Event> for Gated {
-    fn create_reader(&self, _: &SourceContext) -> Result<Box<dyn SourceReader<Event>>, TaskError> {
-        Ok(Box::new(GatedReader(
-            self.0.clone().into_iter(),
-            None,
-            Instant::now(),
-        )))
-    }
-}
-
-impl SourceReader<Event> for GatedReader {
-    fn poll(
-        &mut self,
-        out: &mut dyn weir_api::Output<Event>,
-        _: usize,
-    ) -> Result<SourceStep, TaskError> {
-        let Some((event, gated)) = self.1.take().or_else(|| self.0.next()) else {
-            return Ok(SourceStep::Finished);
-        };
-        if gated && !GATE.load(Ordering::SeqCst) {
-            if self.2.elapsed() > Duration::from_secs(30) {
-                return Err(TaskError::user("gated source", "the gate never opened"));
-            }
-            self.1 = Some((event, gated));
-            return Ok(SourceStep::Idle(Duration::from_millis(1)));
-        }
-        out.emit(event, weir_api::NO_TIMESTAMP)?;
-        Ok(SourceStep::More)
-    }
-    fn snapshot_splits(
-        &mut self,
-        _: weir_runtime::CheckpointId,
-    ) -> Result<Option<Vec<Vec<u8>>>, TaskError> {
-        Ok(None)
-    }
-    fn restore_splits(&mut self, _: Vec<Vec<u8>>) -> Result<(), TaskError> {
-        Ok(())
-    }
-}
-
 #[test]
 fn late_records_of_either_side_go_to_their_late_data_side_outputs() {
     use weir_api::functions::OutputTag;
@@ -324,7 +270,7 @@ fn late_records_of_either_side_go_to_their_late_data_side_outputs() {
                 .with_timestamp_assigner(|e: &Event, _| e.1)
         };
         let side = |records: Vec<(Event, bool)>, name: &str| {
-            env.add_source(Gated(records), name)
+            env.add_source(common::Gated(records, &GATE), name)
                 .set_parallelism(1)
                 .assign_timestamps_and_watermarks(strategy())
                 .set_parallelism(1)

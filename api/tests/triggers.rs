@@ -1,8 +1,9 @@
 //! Custom triggers and evictors on windows (`window(...).trigger(t)`, `.evictor(e)`) on the
 //! mini-cluster with two TaskManagers, on both state backends: count triggers with and
 //! without purging against a per-key chunking reference, early firings of a continuous
-//! event-time trigger, count and time evictors, session windows refused, exactly-once
-//! through a failure.
+//! event-time trigger, count and time evictors, count triggers and evictors on session
+//! windows (merging sessions sum their counts), triggers that cannot merge refused on
+//! sessions, exactly-once through a failure on tumbling and session windows.
 
 mod common;
 
@@ -14,7 +15,8 @@ use weir_api::functions::FnResult;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{
     ContinuousEventTimeTrigger, CountEvictor, CountTrigger, EventTimeSessionWindows,
-    PurgingTrigger, TimeEvictor, TimeWindow, TumblingEventTimeWindows,
+    PurgingTrigger, TimeEvictor, TimeWindow, Trigger, TriggerContext, TriggerResult,
+    TumblingEventTimeWindows, WindowAssigner,
 };
 use weir_api::{
     DataStream, GeneratorSource, KeyedStream, StateBackendKind, StreamExecutionEnvironment,
@@ -63,24 +65,43 @@ fn input() -> Vec<Event> {
     (0..60).map(|i| ((i % 3) as u8, i * 97 % 2900)).collect()
 }
 
-#[test]
-fn a_purging_count_trigger_fires_every_n_elements_of_a_window_and_drops_the_rest() {
-    let mut expected: Vec<Fired> = per_window(&input())
+/// Per window, its elements in chunks of `n` (an incomplete last chunk left out), sorted.
+fn chunked(windows: BTreeMap<(u8, i64), Vec<i64>>, n: usize) -> Vec<Fired> {
+    let mut chunks: Vec<Fired> = windows
         .into_iter()
         .flat_map(|((k, start), ts)| {
-            ts.chunks_exact(3)
+            ts.chunks_exact(n)
                 .map(|c| (k, start, c.to_vec()))
                 .collect::<Vec<_>>()
         })
         .collect();
-    expected.sort();
-    for backend in backends() {
-        let env = env_on(backend);
-        let out = keyed(&env, input())
-            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-            .trigger(PurgingTrigger::of(CountTrigger::of(3)))
-            .process(elements);
-        assert_eq!(run(&env, out), expected, "{backend:?}");
+    chunks.sort();
+    chunks
+}
+
+#[test]
+fn a_purging_count_trigger_fires_every_n_elements_of_a_window_or_session_and_drops_the_rest() {
+    let tumbling = TumblingEventTimeWindows::of(Duration::from_secs(1));
+    let sessions = EventTimeSessionWindows::with_gap(Duration::from_secs(1));
+    let cases = [
+        (tumbling, input(), chunked(per_window(&input()), 3)),
+        // Each element of a session extends it: every one merges the session.
+        (
+            sessions,
+            session_input(),
+            chunked(per_session(&session_input(), 1_000), 3),
+        ),
+    ];
+    for (assigner, input, expected) in cases {
+        assert!(expected.len() > 10, "{expected:?}");
+        for backend in backends() {
+            let env = env_on(backend);
+            let out = keyed(&env, input.clone())
+                .window(assigner)
+                .trigger(PurgingTrigger::of(CountTrigger::of(3)))
+                .process(elements);
+            assert_eq!(run(&env, out), expected, "{backend:?} {assigner:?}");
+        }
     }
 }
 
@@ -148,36 +169,171 @@ fn evictors_leave_the_function_the_last_elements_by_count_or_time() {
     );
 }
 
+/// Per key and session (elements at most `gap` apart), the session's start and its
+/// elements' times in order.
+fn per_session(input: &[Event], gap: i64) -> BTreeMap<(u8, i64), Vec<i64>> {
+    let mut sorted = input.to_vec();
+    sorted.sort();
+    let mut sessions: BTreeMap<(u8, i64), Vec<i64>> = BTreeMap::new();
+    let mut open: Option<(u8, i64, i64)> = None; // key, start, last element
+    for (k, ts) in sorted {
+        let start = match open {
+            Some((key, start, last)) if key == k && ts <= last + gap => start,
+            _ => ts,
+        };
+        open = Some((k, start, ts));
+        sessions.entry((k, start)).or_default().push(ts);
+    }
+    sessions
+}
+
+fn session_input() -> Vec<Event> {
+    // Per key, runs of elements 130 ms apart, broken by gaps of more than a second.
+    (0..90)
+        .map(|i| ((i % 3) as u8, i * 130 + (i / 20) * 1_500))
+        .collect()
+}
+
 #[test]
-fn session_windows_with_a_custom_trigger_fail_the_job_when_it_is_built() {
+fn session_windows_with_an_evictor_fire_at_their_end_with_what_it_leaves() {
+    let mut expected: Vec<Fired> = per_session(&session_input(), 1_000)
+        .into_iter()
+        .map(|((k, start), ts)| (k, start, ts[ts.len().saturating_sub(2)..].to_vec()))
+        .collect();
+    expected.sort();
+    for backend in backends() {
+        let env = env_on(backend);
+        let out = keyed(&env, session_input())
+            .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
+            .evictor(CountEvictor::of(2))
+            .process(elements);
+        assert_eq!(run(&env, out), expected, "{backend:?}");
+    }
+}
+
+#[test]
+fn sessions_bridged_by_a_late_element_merge_their_contents_and_their_counts() {
+    // Key 1 opens sessions [0, 1000) and [1500, 2500); 800 arrives last and bridges them.
+    // Each session counted one element: the merged one counts three and fires.
+    for backend in backends() {
+        let env = env_on(backend);
+        let out = env
+            .from_collection(vec![(1u8, 0i64), (1, 1_500), (2, 100), (1, 800)])
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5))
+                    .with_timestamp_assigner(|e: &Event, _| e.1),
+            )
+            .set_parallelism(1)
+            .key_by(|e: &Event| e.0)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
+            .trigger(CountTrigger::of(3))
+            .process(
+                |k: &u8, w: &TimeWindow, es: Vec<Event>, out: &mut Vec<Fired>| {
+                    let mut times: Vec<i64> = es.iter().map(|e| e.1).collect();
+                    times.sort();
+                    out.push((*k, w.end, times));
+                    Ok(())
+                },
+            );
+        assert_eq!(
+            run(&env, out),
+            vec![(1, 2_500, vec![0, 800, 1_500])],
+            "{backend:?}"
+        );
+    }
+}
+
+/// A trigger that does not say it can merge.
+#[derive(Clone)]
+struct EveryElement;
+
+impl Trigger<Event> for EveryElement {
+    type State = ();
+
+    fn on_element(
+        &mut self,
+        _: &Event,
+        _: i64,
+        _: &TimeWindow,
+        _: &mut (),
+        _: &mut TriggerContext,
+    ) -> TriggerResult {
+        TriggerResult::Fire
+    }
+
+    fn on_event_time(
+        &mut self,
+        _: i64,
+        _: &TimeWindow,
+        _: &mut (),
+        _: &mut TriggerContext,
+    ) -> TriggerResult {
+        TriggerResult::Continue
+    }
+
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &TimeWindow,
+        _: &mut (),
+        _: &mut TriggerContext,
+    ) -> TriggerResult {
+        TriggerResult::Continue
+    }
+}
+
+#[test]
+fn session_windows_with_a_trigger_that_cannot_merge_fail_the_job_when_it_is_built() {
     let env = env_on(StateBackendKind::Memory);
     let _ = keyed(&env, input())
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
-        .trigger(CountTrigger::of(2))
+        .trigger(EveryElement)
         .process(elements)
         .collect();
     let err = env.execute("session-trigger").unwrap_err().to_string();
     assert!(
-        err.contains("TriggerWindow(Process)") && err.contains("session windows take neither"),
+        err.contains("TriggerWindow(Process)") && err.contains("cannot merge"),
         "{err}"
     );
 }
 
 #[test]
-fn triggered_windows_are_exactly_once_through_a_failure() {
+fn triggered_tumbling_and_session_windows_are_exactly_once_through_a_failure() {
+    let tumbling = TumblingEventTimeWindows::of(Duration::from_secs(1));
+    let sessions = EventTimeSessionWindows::with_gap(Duration::from_secs(1));
+    for (assigner, gaps) in [(tumbling, false), (sessions, true)] {
+        let all: Vec<Event> = (0..6_000).map(|i| event_at(i, gaps)).collect();
+        let windows = if gaps {
+            per_session(&all, 1_000)
+        } else {
+            per_window(&all)
+        };
+        let mut expected: Vec<String> = windows
+            .into_iter()
+            .flat_map(|((k, start), ts)| {
+                ts.chunks_exact(4)
+                    .map(|c| format!("{k},{start},{}", c.iter().sum::<i64>()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        expected.sort();
+        exactly_once_through_a_failure(assigner, gaps, &expected);
+    }
+}
+
+/// Event `i` of the failure test: ten keys, one event per ms; with `gaps`, the events pause
+/// for 2 s after every 1,000.
+fn event_at(i: u64, gaps: bool) -> Event {
+    let pause = if gaps { (i / 1_000) * 2_000 } else { 0 };
+    ((i % 10) as u8, (i + pause) as i64)
+}
+
+/// Runs 6,000 events through windows of `assigner` under a purging count trigger, with one
+/// injected failure, and checks the committed results are `expected`.
+fn exactly_once_through_a_failure(assigner: WindowAssigner, gaps: bool, expected: &[String]) {
     static SEEN: AtomicU64 = AtomicU64::new(0);
     static FAILED: AtomicBool = AtomicBool::new(false);
     const N: u64 = 6_000;
-    let all: Vec<Event> = (0..N as i64).map(|i| ((i % 10) as u8, i)).collect();
-    let mut expected: Vec<String> = per_window(&all)
-        .into_iter()
-        .flat_map(|((k, start), ts)| {
-            ts.chunks_exact(4)
-                .map(|c| format!("{k},{start},{}", c.iter().sum::<i64>()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    expected.sort();
     for backend in backends() {
         SEEN.store(0, Ordering::SeqCst);
         FAILED.store(false, Ordering::SeqCst);
@@ -187,8 +343,7 @@ fn triggered_windows_are_exactly_once_through_a_failure() {
         common::checkpoint_and_restart(&env, checkpoints.path());
         let lines = env
             .from_generator(
-                GeneratorSource::new(Some(N), |i| ((i % 10) as u8, i as i64))
-                    .with_rate_limit(6_000),
+                GeneratorSource::new(Some(N), move |i| event_at(i, gaps)).with_rate_limit(6_000),
             )
             .set_parallelism(1)
             .map(fail_once(&SEEN, &FAILED, 3_001))
@@ -199,7 +354,7 @@ fn triggered_windows_are_exactly_once_through_a_failure() {
             )
             .set_parallelism(1)
             .key_by(|e: &Event| e.0)
-            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+            .window(assigner)
             .trigger(PurgingTrigger::of(CountTrigger::of(4)))
             .process(
                 |k: &u8, w: &TimeWindow, es: Vec<Event>, out: &mut Vec<String>| -> FnResult {
@@ -213,6 +368,7 @@ fn triggered_windows_are_exactly_once_through_a_failure() {
             )
             .uid("triggered");
         let (out, name) = (out.path(), "trigger-exactly-once");
-        common::sink_and_check_exactly_once(&env, lines, out, name, &FAILED, backend, &expected);
+        let run = (backend, assigner);
+        common::sink_and_check_exactly_once(&env, lines, out, name, &FAILED, run, expected);
     }
 }

@@ -60,7 +60,7 @@ pub use native::{
     BackendSnapshot, LocalFile, LocalSnapshot, NativeKeyedState, NativeRestore, SharedStateFile,
 };
 pub use snapshot::{KeyGroupBytes, KeyedStateSnapshot, StateSnapshot};
-pub use state::{AggregatingState, ListState, MapState, ReducingState, ValueState};
+pub use state::{AggregatingState, KeyedState, ListState, MapState, ReducingState, ValueState};
 pub use state_kind::StateKind;
 pub use timers::{Timer, TimerService, TimerSnapshot};
 pub use ttl::{

@@ -95,6 +95,8 @@ pub(crate) trait ValueTable<K, N, V> {
     /// Removes every entry, of any key and namespace, whose value `keep` rejects;
     /// returns how many were removed.
     fn retain(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize>;
+    /// The keys with a value in `ns`, each once, in no particular order.
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>>;
 }
 
 /// Storage of list state.
@@ -119,6 +121,8 @@ pub(crate) trait ListTable<K, N, V> {
     /// Removes every element, of any key and namespace, that `keep` rejects (and the
     /// lists left empty); returns how many elements were removed.
     fn retain_elements(&mut self, keep: &mut dyn FnMut(&V) -> bool) -> StateResult<usize>;
+    /// The keys with a list in `ns`, each once, in no particular order.
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>>;
 }
 
 /// Storage of map state.
@@ -141,6 +145,8 @@ pub(crate) trait MapTable<K, N, UK, UV> {
     /// Removes every user entry, of any key and namespace, that `keep` rejects (and the
     /// maps left empty); returns how many user entries were removed.
     fn retain_entries(&mut self, keep: &mut dyn FnMut(&UK, &UV) -> bool) -> StateResult<usize>;
+    /// The keys with a map in `ns`, each once, in no particular order.
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>>;
 }
 
 /// Type-erased snapshot and restore of one state's table.

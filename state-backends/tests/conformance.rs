@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
                 isolation::merge_namespaces_combines_list_reducing_and_aggregating_state,
                 isolation::access_without_a_current_key_fails_naming_the_state,
                 isolation::keys_outside_the_key_group_range_are_rejected,
+                isolation::every_kind_lists_the_keys_holding_state_in_its_namespace,
                 snapshots::snapshot_restore_into_a_fresh_backend_gives_identical_reads,
                 snapshots::snapshot_is_unaffected_by_later_writes,
                 snapshots::rescale_two_into_three_keeps_exactly_the_owned_key_groups,

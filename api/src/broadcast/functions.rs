@@ -1,6 +1,7 @@
 //! The user functions of broadcast connections, as Flink's `BroadcastProcessFunction` and
 //! `KeyedBroadcastProcessFunction`: one method per input; the broadcast side may change the
-//! broadcast state, the data side only reads it.
+//! broadcast state, the data side only reads it. The keyed variant's broadcast side may also
+//! visit the keyed state of every key (`KeyedBroadcastContext::apply_to_keyed_state`).
 //!
 //! Invariant: the broadcast side's method must change the state the same way in every
 //! subtask, as Flink requires. Every subtask sees the same broadcast records between two
@@ -8,6 +9,7 @@
 //! interleave differently in each: updates must not depend on that order.
 
 use super::broadcast_state::BroadcastState;
+use super::keyed_broadcast_context::KeyedBroadcastContext;
 use crate::functions::{Context, FnResult, KeyedContext, RuntimeContext};
 use weir_runtime::Timestamp;
 use weir_state_backends::StateKey;
@@ -52,13 +54,15 @@ pub trait KeyedBroadcastProcessFunction<K: StateKey, I1, I2, O, UK, UV>:
         ctx: &mut KeyedContext<'_, K, O>,
     ) -> FnResult;
 
-    /// Processes a record of the broadcast stream, updating the broadcast state (no key is
-    /// current here).
+    /// Processes a record of the broadcast stream, updating the broadcast state. No key is
+    /// current here; `ctx.apply_to_keyed_state(&handle, f)` visits every key of the
+    /// subtask that holds the state `handle` of `state`.
     fn process_broadcast_element(
         &mut self,
         value: I2,
+        state: &mut Self::State,
         broadcast: &mut BroadcastState<UK, UV>,
-        ctx: &mut Context<'_, O>,
+        ctx: &mut KeyedBroadcastContext<'_, K, O>,
     ) -> FnResult;
 
     /// A timer of `ctx.current_key()` fired at `timestamp`.

@@ -8,6 +8,7 @@
 
 use super::broadcast_state::BroadcastState;
 use super::functions::KeyedBroadcastProcessFunction;
+use super::keyed_broadcast_context::KeyedBroadcastContext;
 use crate::functions::{user_error, Downstream, KeyedContext, RuntimeContext};
 use crate::graph::heads::TwoInputOperator;
 use crate::graph::OperatorContext;
@@ -152,11 +153,15 @@ where
 
     fn process2(&mut self, value: I2, ts: Timestamp) -> Result<(), TaskError> {
         let _scope = enter_operator(self.index);
-        let mut ctx = self.down.context(ts, self.watermark);
+        let mut ctx = KeyedBroadcastContext {
+            base: self.down.context(ts, self.watermark),
+            backend: &self.backend,
+        };
+        let (state, broadcast) = (&mut self.state, &mut self.broadcast);
         let r = self
             .f
-            .process_broadcast_element(value, &mut self.broadcast, &mut ctx);
-        if let Some(e) = ctx.error.take() {
+            .process_broadcast_element(value, state, broadcast, &mut ctx);
+        if let Some(e) = ctx.base.error.take() {
             return Err(e);
         }
         r.map_err(|e| user_error(&self.name, e))

@@ -16,18 +16,21 @@
 //! whatever the order of the records (see [`functions`]); each subtask checkpoints its copy
 //! and restores it, or at another parallelism the copy of old subtask `i mod p_old`. Keyed
 //! state and timers of the keyed variant are the operator's keyed state, checkpointed and
-//! rescaled by key group. The descriptor's name labels the state; there is one per
+//! rescaled by key group; its broadcast side reaches every key's state through
+//! `apply_to_keyed_state`. The descriptor's name labels the state; there is one per
 //! broadcast stream.
 
 mod broadcast_state;
 mod connected;
 pub mod functions;
+mod keyed_broadcast_context;
 mod keyed_process_operator;
 mod process_operator;
 
 pub use broadcast_state::BroadcastState;
 pub use connected::{BroadcastConnectedStream, KeyedBroadcastConnectedStream};
 pub use functions::{BroadcastProcessFunction, KeyedBroadcastProcessFunction};
+pub use keyed_broadcast_context::KeyedBroadcastContext;
 
 use crate::datastream::DataStream;
 use crate::record::Record;

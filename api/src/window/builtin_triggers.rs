@@ -3,6 +3,9 @@
 //! [`DefaultTrigger`] from the assigner), [`CountTrigger`], [`ContinuousEventTimeTrigger`]
 //! (early firings) and [`PurgingTrigger`].
 //!
+//! All of them can merge (session windows); a count trigger's merged window counts the
+//! elements of the windows it merged.
+//!
 //! Invariant: a trigger that registers a timer deletes it in `clear`, so a cleared window
 //! leaves no timer behind.
 
@@ -26,6 +29,16 @@ impl EventTimeTrigger {
 
 impl<T> Trigger<T> for EventTimeTrigger {
     type State = ();
+
+    fn can_merge(&self) -> bool {
+        true
+    }
+
+    fn on_merge(&mut self, window: &TimeWindow, _: &[()], _: &mut (), ctx: &mut TriggerContext) {
+        if window.max_timestamp() > ctx.current_watermark() {
+            ctx.register_event_time_timer(window.max_timestamp());
+        }
+    }
 
     fn on_element(
         &mut self,
@@ -86,6 +99,16 @@ impl ProcessingTimeTrigger {
 impl<T> Trigger<T> for ProcessingTimeTrigger {
     type State = ();
 
+    fn can_merge(&self) -> bool {
+        true
+    }
+
+    fn on_merge(&mut self, window: &TimeWindow, _: &[()], _: &mut (), ctx: &mut TriggerContext) {
+        if window.max_timestamp() > ctx.current_processing_time() {
+            ctx.register_processing_time_timer(window.max_timestamp());
+        }
+    }
+
     fn on_element(
         &mut self,
         _element: &T,
@@ -144,6 +167,21 @@ impl CountTrigger {
 impl<T> Trigger<T> for CountTrigger {
     type State = u64;
 
+    fn can_merge(&self) -> bool {
+        true
+    }
+
+    /// The merged window counts the elements of the windows it merged.
+    fn on_merge(
+        &mut self,
+        _: &TimeWindow,
+        merged: &[u64],
+        count: &mut u64,
+        _: &mut TriggerContext,
+    ) {
+        *count = merged.iter().sum();
+    }
+
     fn on_element(
         &mut self,
         _element: &T,
@@ -200,6 +238,25 @@ impl ContinuousEventTimeTrigger {
 impl<T> Trigger<T> for ContinuousEventTimeTrigger {
     /// The next early firing, once one is registered.
     type State = Option<Timestamp>;
+
+    fn can_merge(&self) -> bool {
+        true
+    }
+
+    /// The merged window fires early at the earliest pending early firing of the windows
+    /// it merged.
+    fn on_merge(
+        &mut self,
+        _window: &TimeWindow,
+        merged: &[Option<Timestamp>],
+        next: &mut Option<Timestamp>,
+        ctx: &mut TriggerContext,
+    ) {
+        *next = merged.iter().flatten().min().copied();
+        if let Some(at) = *next {
+            ctx.register_event_time_timer(at);
+        }
+    }
 
     fn on_element(
         &mut self,
@@ -295,6 +352,20 @@ fn purging(r: TriggerResult) -> TriggerResult {
 impl<T, Tr: Trigger<T>> Trigger<T> for PurgingTrigger<Tr> {
     type State = Tr::State;
 
+    fn can_merge(&self) -> bool {
+        self.inner.can_merge()
+    }
+
+    fn on_merge(
+        &mut self,
+        window: &TimeWindow,
+        merged: &[Tr::State],
+        state: &mut Tr::State,
+        ctx: &mut TriggerContext,
+    ) {
+        self.inner.on_merge(window, merged, state, ctx);
+    }
+
     fn on_element(
         &mut self,
         element: &T,
@@ -343,6 +414,19 @@ pub struct DefaultTrigger {
 
 impl<T> Trigger<T> for DefaultTrigger {
     type State = ();
+
+    fn can_merge(&self) -> bool {
+        true
+    }
+
+    fn on_merge(&mut self, window: &TimeWindow, m: &[()], s: &mut (), ctx: &mut TriggerContext) {
+        if self.event_time {
+            <EventTimeTrigger as Trigger<T>>::on_merge(&mut EventTimeTrigger, window, m, s, ctx);
+        } else {
+            let mut trigger = ProcessingTimeTrigger;
+            <ProcessingTimeTrigger as Trigger<T>>::on_merge(&mut trigger, window, m, s, ctx);
+        }
+    }
 
     fn on_element(
         &mut self,
@@ -467,6 +551,33 @@ mod tests {
             .requests
             .iter()
             .any(|r| matches!(r, TimerRequest::Register { at, .. } if *at < 999)));
+    }
+
+    #[test]
+    fn merged_windows_sum_their_counts_and_resume_the_earliest_early_firing() {
+        let w = TimeWindow::new(0, 2_000);
+        let (mut count, mut c) = (0, ctx(0));
+        Trigger::<()>::on_merge(&mut CountTrigger::of(9), &w, &[2, 3], &mut count, &mut c);
+        assert_eq!(count, 5);
+        let mut t = ContinuousEventTimeTrigger::of(std::time::Duration::from_millis(300));
+        let mut next = None;
+        Trigger::<()>::on_merge(&mut t, &w, &[Some(900), None, Some(600)], &mut next, &mut c);
+        assert_eq!(next, Some(600));
+        let end = TimeWindow::new(0, 100);
+        Trigger::<()>::on_merge(&mut EventTimeTrigger, &end, &[(), ()], &mut (), &mut c);
+        let at: Vec<Timestamp> = c
+            .requests
+            .iter()
+            .map(|r| match r {
+                TimerRequest::Register { at, .. } => *at,
+                TimerRequest::Delete { .. } => panic!("a merge deletes no timer"),
+            })
+            .collect();
+        assert_eq!(
+            at,
+            vec![600, 99],
+            "the early firing and the merged window's end"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod evictor;
 mod operator;
 mod pane_buffer;
 mod pre_aggregating_operator;
+mod session_set;
 mod timer_lifecycle;
 mod trigger;
 mod triggered_operator;

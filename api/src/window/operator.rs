@@ -11,13 +11,12 @@
 
 use super::assigner::{TimeWindow, WindowAssigner};
 use super::contents::WindowContents;
+use super::session_set::{add_session, retire_session, SessionState};
 use crate::functions::{Downstream, OutputTag};
 use crate::operators::keyed_process::KeyFn;
 use weir_runtime::task::enter_operator;
 use weir_runtime::{now_ms, Lifecycle, Output, TaskError, Timestamp, NO_TIMESTAMP};
-use weir_state_backends::{
-    KeyedStateBackend, StateKey, StateValue, Timer, TimerService, ValueState, VoidNamespace,
-};
+use weir_state_backends::{KeyedStateBackend, StateKey, StateValue, Timer, TimerService};
 
 /// Runs windows of one keyed stream.
 pub(crate) struct WindowOperator<K: StateKey, T, O, C> {
@@ -28,7 +27,7 @@ pub(crate) struct WindowOperator<K: StateKey, T, O, C> {
     pub(crate) assigner: WindowAssigner,
     pub(crate) lateness: i64,
     pub(crate) late_tag: Option<OutputTag<T>>,
-    pub(crate) sessions: Option<ValueState<K, VoidNamespace, Vec<TimeWindow>>>,
+    pub(crate) sessions: Option<SessionState<K>>,
     pub(crate) down: Downstream<O>,
     pub(crate) watermark: Timestamp,
     pub(crate) windows: Vec<TimeWindow>,
@@ -107,41 +106,12 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
             .as_ref()
             .expect("merging assigner has session state")
             .clone();
-        let (event_time, lateness, watermark) =
-            (self.assigner.is_event_time(), self.lateness, self.watermark);
-        // Updates the key's session list in place: no copy of the list per element.
-        let (merged, absorbed, late) = state
-            .modify(|slot| {
-                let set = slot.get_or_insert_with(Vec::new);
-                let mut merged = w;
-                let mut absorbed = Vec::new();
-                set.retain(|s| {
-                    if s.intersects(&w) {
-                        merged = merged.cover(s);
-                        absorbed.push(*s);
-                        false
-                    } else {
-                        true
-                    }
-                });
-                let late =
-                    event_time && merged.max_timestamp().saturating_add(lateness) <= watermark;
-                if late {
-                    // A late element changes nothing.
-                    set.extend(absorbed.iter().copied());
-                } else {
-                    set.push(merged);
-                }
-                if set.is_empty() {
-                    *slot = None;
-                }
-                (merged, absorbed, late)
-            })
-            .map_err(|e| self.err(e))?;
-        if late {
-            return Ok(merged);
+        let merge = add_session(&state, w, |m| self.is_late(m)).map_err(|e| self.err(e))?;
+        if merge.late {
+            // A late element changes nothing.
+            return Ok(merge.merged);
         }
-        let sources: Vec<TimeWindow> = absorbed.iter().copied().filter(|s| *s != merged).collect();
+        let (merged, sources) = (merge.merged, merge.sources());
         if !sources.is_empty() {
             self.contents.merge(&merged, &sources)?;
             for s in &sources {
@@ -149,7 +119,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
             }
         }
         // An unchanged session keeps its timers (its firing timer may have fired already).
-        if !absorbed.contains(&merged) {
+        if merge.is_new() {
             self.register(key, merged)?;
         }
         Ok(merged)
@@ -191,16 +161,7 @@ impl<K: StateKey, T: StateValue, O, C: WindowContents<K, T, O>> WindowOperator<K
         }
         if t.timestamp == cleanup_at {
             if let Some(s) = &self.sessions {
-                let s = s.clone();
-                s.modify(|set| {
-                    if let Some(v) = set {
-                        v.retain(|x| *x != w);
-                        if v.is_empty() {
-                            *set = None;
-                        }
-                    }
-                })
-                .map_err(|e| self.err(e))?;
+                retire_session(s, &w).map_err(|e| self.err(e))?;
             }
         }
         Ok(())

@@ -6,8 +6,13 @@
 //! keyed state, so it is checkpointed with the window). The built-in triggers are in
 //! `builtin_triggers.rs`.
 //!
+//! Triggers that can merge (`can_merge`) work on session windows: when sessions merge, the
+//! trigger folds the merged windows' states in `on_merge` (as Flink's `onMerge` with
+//! `mergePartitionedState`).
+//!
 //! Invariant: whatever the trigger answers, the window operator clears a window's contents,
-//! trigger state and timers at the window's cleanup time (its end plus the allowed lateness).
+//! trigger state and timers at the window's cleanup time (its end plus the allowed lateness),
+//! and those of every window merged away when sessions merge.
 
 use super::assigner::TimeWindow;
 use weir_runtime::Timestamp;
@@ -132,5 +137,25 @@ pub trait Trigger<T>: Clone + Send + Sync + 'static {
 
     /// The window is cleared: delete the timers the trigger registered.
     fn clear(&mut self, _window: &TimeWindow, _state: &mut Self::State, _ctx: &mut TriggerContext) {
+    }
+
+    /// Whether the trigger works on merging windows (session windows); such a trigger
+    /// implements [`Trigger::on_merge`]. Session windows with a trigger that cannot merge
+    /// fail the job when it is built.
+    fn can_merge(&self) -> bool {
+        false
+    }
+
+    /// Sessions were merged into `window`: `merged` holds the states of the windows merged
+    /// away (each is cleared with [`Trigger::clear`] right after), `state` is the merged
+    /// window's own (its default). Fold the states into it and register the timers the
+    /// merged window needs; the element that caused the merge comes next, to `on_element`.
+    fn on_merge(
+        &mut self,
+        _window: &TimeWindow,
+        _merged: &[Self::State],
+        _state: &mut Self::State,
+        _ctx: &mut TriggerContext,
+    ) {
     }
 }

@@ -7,6 +7,8 @@
 //! - An element joins each of its windows that is not late (for event time, a window is
 //!   late once its end plus the allowed lateness is behind the watermark); an element with
 //!   no live window goes to the late-data side output or is counted and dropped.
+//! - Session windows merge as in the window operator (`session_set.rs`); the windows merged
+//!   away hand their contents and trigger state to the merged window and lose their timers.
 //! - Every window has a cleanup timer at its end plus the lateness (event time) or at its
 //!   end (processing time); when it fires, after the trigger had its say, the window's
 //!   contents, trigger state and trigger timers are cleared.
@@ -17,6 +19,7 @@
 use super::assigner::{TimeWindow, WindowAssigner};
 use super::contents::ProcessWindowFunction;
 use super::evictor::Evictor;
+use super::session_set::{add_session, retire_session, SessionState};
 use super::trigger::{TimerRequest, Trigger, TriggerContext, TriggerResult};
 use crate::functions::{user_error, Downstream, OutputTag};
 use crate::operators::keyed_process::KeyFn;
@@ -33,6 +36,7 @@ pub(crate) struct TriggeredWindowOperator<K: StateKey, T, O, Tr: Trigger<T>, E, 
     pub(crate) timers: TimerService<K, TimeWindow>,
     pub(crate) contents: ListState<K, TimeWindow, (T, Timestamp)>,
     pub(crate) trigger_state: ValueState<K, TimeWindow, Tr::State>,
+    pub(crate) sessions: Option<SessionState<K>>,
     pub(crate) trigger: Tr,
     pub(crate) evictor: E,
     pub(crate) function: F,
@@ -188,11 +192,56 @@ where
     /// Drops everything of `w` of `key`: contents, trigger state and trigger timers.
     fn clear_all(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
         self.contents.clear_in(w).map_err(|e| self.err(e))?;
-        let mut state = self.trigger_state_of(w)?;
+        self.clear_trigger(key, w).map(|_| ())
+    }
+
+    /// Lets the trigger clear `w` of `key` and drops its state; returns the state it had.
+    fn clear_trigger(&mut self, key: &K, w: &TimeWindow) -> Result<Tr::State, TaskError> {
+        let state = self.trigger_state_of(w)?;
         let mut ctx = self.context();
-        self.trigger.clear(w, &mut state, &mut ctx);
+        self.trigger.clear(w, &mut state.clone(), &mut ctx);
         self.trigger_state.clear_in(w).map_err(|e| self.err(e))?;
-        self.apply(key, w, ctx)
+        self.apply(key, w, ctx)?;
+        Ok(state)
+    }
+
+    /// Merges the new session window `w` of `key` with the key's sessions it overlaps or
+    /// touches: their contents and trigger states go to the merged window (the trigger
+    /// folds the states in `on_merge`), their timers go. Returns the merged window, or
+    /// `None` if it is late.
+    fn merge_session(&mut self, key: &K, w: TimeWindow) -> Result<Option<TimeWindow>, TaskError> {
+        let state = self
+            .sessions
+            .clone()
+            .expect("merging assigner has sessions");
+        let merge = add_session(&state, w, |m| self.is_late(m)).map_err(|e| self.err(e))?;
+        let (merged, sources) = (merge.merged, merge.sources());
+        if merge.late || sources.is_empty() {
+            return Ok((!merge.late).then_some(merged));
+        }
+        self.contents
+            .merge_namespaces(&merged, &sources)
+            .map_err(|e| self.err(e))?;
+        let mut states = Vec::with_capacity(sources.len());
+        for s in &sources {
+            states.push(self.clear_trigger(key, s)?);
+            let at = self.cleanup_time(s);
+            let deleted = if self.assigner.is_event_time() {
+                self.timers.delete_event_time_timer(key, s, at)
+            } else {
+                self.timers.delete_processing_time_timer(key, s, at)
+            };
+            deleted.map_err(|e| self.err(e))?;
+        }
+        let mut state = self.trigger_state_of(&merged)?;
+        let mut ctx = self.context();
+        self.trigger
+            .on_merge(&merged, &states, &mut state, &mut ctx);
+        self.trigger_state
+            .update_in(&merged, state)
+            .map_err(|e| self.err(e))?;
+        self.apply(key, &merged, ctx)?;
+        Ok(Some(merged))
     }
 
     fn on_timer(&mut self, t: Timer<K, TimeWindow>, event_time: bool) -> Result<(), TaskError> {
@@ -209,6 +258,9 @@ where
         self.act(&t.key, &w, result)?;
         if event_time == self.assigner.is_event_time() && t.timestamp == self.cleanup_time(&w) {
             self.clear_all(&t.key, &w)?;
+            if let Some(sessions) = &self.sessions {
+                retire_session(sessions, &w).map_err(|e| self.err(e))?;
+            }
         }
         Ok(())
     }
@@ -275,11 +327,15 @@ where
         let mut windows = std::mem::take(&mut self.windows);
         windows.clear();
         self.assigner.assign(time, &mut windows);
-        let live: Vec<TimeWindow> = windows
-            .iter()
-            .copied()
-            .filter(|w| !self.is_late(w))
-            .collect();
+        let live: Vec<TimeWindow> = if self.assigner.is_merging() {
+            self.merge_session(&key, windows[0])?.into_iter().collect()
+        } else {
+            windows
+                .iter()
+                .copied()
+                .filter(|w| !self.is_late(w))
+                .collect()
+        };
         self.windows = windows;
         let Some((last, others)) = live.split_last() else {
             match &self.late_tag {

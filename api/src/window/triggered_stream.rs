@@ -3,9 +3,9 @@
 //!
 //! Such windows keep every element (with its timestamp) until they are cleared, also for
 //! `reduce` and `aggregate`, which run over the elements when the window fires (as Flink's
-//! evicting window operator does); they run on tumbling and sliding windows. Session
-//! windows with a custom trigger or an evictor fail the job when it is built, naming the
-//! operator: Weir's triggers do not merge.
+//! evicting window operator does); they run on tumbling, sliding and session windows.
+//! Session windows with a trigger that cannot merge (`Trigger::can_merge`) fail the job
+//! when it is built, naming the operator, as Flink refuses them.
 
 use super::assigner::{TimeWindow, WindowAssigner};
 use super::contents::ProcessWindowFunction;
@@ -105,6 +105,10 @@ where
                     key_fn: key_fn.clone(),
                     contents: backend.list_state("window-elements").map_err(err)?,
                     trigger_state: backend.value_state("window-trigger").map_err(err)?,
+                    sessions: (assigner.is_merging())
+                        .then(|| backend.value_state("window-sessions"))
+                        .transpose()
+                        .map_err(err)?,
                     backend,
                     timers,
                     trigger: trigger.clone(),
@@ -125,12 +129,12 @@ where
                 }))
             })
             .emitting_side_outputs();
-        if self.assigner.is_merging() {
+        if self.assigner.is_merging() && !self.trigger.can_merge() {
             stream.env.inner.borrow_mut().graph.nodes[stream.id].check = Some(Arc::new(
                 |name, _job| {
                     Err(TaskError::user(
                         name,
-                        "custom triggers and evictors work on tumbling and sliding windows; session windows take neither",
+                        "the window's trigger cannot merge (Trigger::can_merge is false), so it cannot run on session windows",
                     ))
                 },
             ));

@@ -119,3 +119,69 @@ pub fn sink_and_check_exactly_once(
         expected.len()
     );
 }
+
+/// A source that emits its records one per poll; a record marked `true` waits (at most
+/// 30 s, then the task fails) until the gate opens.
+pub struct Gated<T>(
+    pub Vec<(T, bool)>,
+    pub &'static std::sync::atomic::AtomicBool,
+);
+
+struct GatedReader<T> {
+    records: std::vec::IntoIter<(T, bool)>,
+    waiting: Option<(T, bool)>,
+    gate: &'static std::sync::atomic::AtomicBool,
+    since: std::time::Instant,
+}
+
+impl<T: weir_api::Record + Clone + Sync> weir_api::source::SourceFunction<T> for Gated<T> {
+    fn create_reader(
+        &self,
+        _: &weir_api::source::SourceContext,
+    ) -> Result<Box<dyn weir_api::source::SourceReader<T>>, weir_api::TaskError> {
+        Ok(Box::new(GatedReader {
+            records: self.0.clone().into_iter(),
+            waiting: None,
+            gate: self.1,
+            since: std::time::Instant::now(),
+        }))
+    }
+}
+
+impl<T: weir_api::Record> weir_api::source::SourceReader<T> for GatedReader<T> {
+    fn poll(
+        &mut self,
+        out: &mut dyn weir_api::Output<T>,
+        _: usize,
+    ) -> Result<weir_api::SourceStep, weir_api::TaskError> {
+        use std::sync::atomic::Ordering;
+        let Some((record, gated)) = self.waiting.take().or_else(|| self.records.next()) else {
+            return Ok(weir_api::SourceStep::Finished);
+        };
+        if gated && !self.gate.load(Ordering::SeqCst) {
+            if self.since.elapsed() > std::time::Duration::from_secs(30) {
+                return Err(weir_api::TaskError::user(
+                    "gated source",
+                    "the gate never opened",
+                ));
+            }
+            self.waiting = Some((record, gated));
+            return Ok(weir_api::SourceStep::Idle(
+                std::time::Duration::from_millis(1),
+            ));
+        }
+        out.emit(record, weir_api::NO_TIMESTAMP)?;
+        Ok(weir_api::SourceStep::More)
+    }
+
+    fn snapshot_splits(
+        &mut self,
+        _: weir_runtime::CheckpointId,
+    ) -> Result<Option<Vec<Vec<u8>>>, weir_api::TaskError> {
+        Ok(None)
+    }
+
+    fn restore_splits(&mut self, _: Vec<Vec<u8>>) -> Result<(), weir_api::TaskError> {
+        Ok(())
+    }
+}

@@ -58,6 +58,10 @@ impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for MemoryTab
         });
         Ok(removed)
     }
+
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        Ok(self.keys_in(ns))
+    }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTable<K, N, Vec<V>> {
@@ -121,6 +125,10 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for MemoryTabl
             !list.is_empty()
         });
         Ok(removed)
+    }
+
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        Ok(self.keys_in(ns))
     }
 }
 
@@ -191,5 +199,9 @@ where
             !map.is_empty()
         });
         Ok(removed)
+    }
+
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        Ok(self.keys_in(ns))
     }
 }

@@ -198,6 +198,17 @@ impl<K: StateKey, N: Namespace, S> MemoryTable<K, N, S> {
         }
     }
 
+    /// The keys with an entry in `ns`, of every key group.
+    pub(crate) fn keys_in(&self, ns: &N) -> Vec<K> {
+        let maps = self.groups.iter().filter_map(|g| g.keys(ns));
+        maps.flat_map(|m| {
+            m.iter()
+                .filter(|(_, s)| s.is_some())
+                .map(|(k, _)| k.clone())
+        })
+        .collect()
+    }
+
     fn group_what(&self, key_group: KeyGroup) -> impl Fn() -> String + '_ {
         move || format!("state '{}' key group {key_group}", self.meta.name)
     }

@@ -241,6 +241,28 @@ impl<K: StateKey, N: Namespace, L: Layout> RocksTable<K, N, L> {
         })
     }
 
+    /// The keys with a stored entry in `ns`, each once: the rows of one entry (a map's
+    /// user keys) are adjacent, sharing their `key group | key | namespace` prefix.
+    fn stored_keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        let mut keys = Vec::new();
+        let mut last_prefix = Vec::new();
+        self.with_cf(|db, cf| {
+            self.scan(db, cf, &[], None, |row, _| {
+                let body = row.get(2..).ok_or_else(|| self.corrupt_key())?;
+                let (key, k): (K, usize) = self.decode(body, "key")?;
+                let (n, n_len): (N, usize) = self.decode(&body[k..], "namespace")?;
+                let prefix = &row[..2 + k + n_len];
+                if n == *ns && prefix != last_prefix.as_slice() {
+                    last_prefix.clear();
+                    last_prefix.extend_from_slice(prefix);
+                    keys.push(key);
+                }
+                Ok(())
+            })
+        })?;
+        Ok(keys)
+    }
+
     /// Calls `f(key, value, batch, column family)` for every row of the state; the
     /// writes `f` adds to the batch are applied every 4,096 of them and once the scan is
     /// done (the scan reads a consistent view, so it never sees them).

@@ -17,7 +17,7 @@ use crate::tables::{modify_value, read_value, ValueTable};
 /// Handle to an aggregating state; cheap to clone, scoped to the backend's
 /// current key and this handle's namespace.
 pub struct AggregatingState<K, N, IN, ACC, OUT> {
-    core: StateCore<K, N, dyn ValueTable<K, N, ACC>>,
+    pub(super) core: StateCore<K, N, dyn ValueTable<K, N, ACC>>,
     function: Rc<dyn AggregateFunction<IN, ACC, OUT>>,
     _types: PhantomData<fn(IN) -> OUT>,
 }

@@ -13,7 +13,7 @@ use crate::tables::{read_list, ListTable};
 /// Handle to a list state; cheap to clone, scoped to the backend's current
 /// key and this handle's namespace.
 pub struct ListState<K, N, V> {
-    core: StateCore<K, N, dyn ListTable<K, N, V>>,
+    pub(super) core: StateCore<K, N, dyn ListTable<K, N, V>>,
 }
 
 impl<K, N: Clone, V> Clone for ListState<K, N, V> {

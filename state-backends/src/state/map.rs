@@ -13,7 +13,7 @@ use crate::tables::MapTable;
 /// Handle to a map state; cheap to clone, scoped to the backend's current
 /// key and this handle's namespace.
 pub struct MapState<K, N, UK, UV> {
-    core: StateCore<K, N, dyn MapTable<K, N, UK, UV>>,
+    pub(super) core: StateCore<K, N, dyn MapTable<K, N, UK, UV>>,
 }
 
 impl<K, N: Clone, UK, UV> Clone for MapState<K, N, UK, UV> {

@@ -13,6 +13,7 @@
 //!   must not access the same state or change the current key.
 
 mod aggregating;
+mod keyed_state;
 mod list;
 mod map;
 mod reducing;
@@ -23,6 +24,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use aggregating::AggregatingState;
+pub use keyed_state::KeyedState;
 pub use list::ListState;
 pub use map::MapState;
 pub use reducing::ReducingState;

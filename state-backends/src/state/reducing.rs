@@ -15,7 +15,7 @@ use crate::tables::{modify_value, read_value, ValueTable};
 /// Handle to a reducing state; cheap to clone, scoped to the backend's
 /// current key and this handle's namespace.
 pub struct ReducingState<K, N, V> {
-    core: StateCore<K, N, dyn ValueTable<K, N, V>>,
+    pub(super) core: StateCore<K, N, dyn ValueTable<K, N, V>>,
     reduce: Rc<dyn ReduceFunction<V>>,
 }
 

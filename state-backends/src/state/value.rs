@@ -13,7 +13,7 @@ use crate::tables::{modify_value, read_value, ValueTable};
 /// Handle to a value state; cheap to clone, scoped to the backend's current
 /// key and this handle's namespace.
 pub struct ValueState<K, N, V> {
-    core: StateCore<K, N, dyn ValueTable<K, N, V>>,
+    pub(super) core: StateCore<K, N, dyn ValueTable<K, N, V>>,
 }
 
 impl<K, N: Clone, V> Clone for ValueState<K, N, V> {

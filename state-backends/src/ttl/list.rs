@@ -10,7 +10,7 @@ use std::rc::Rc;
 use super::{Ttl, TtlValue};
 use crate::bounds::{StateKey, StateValue, VoidNamespace};
 use crate::error::StateError;
-use crate::state::ListState;
+use crate::state::{KeyedState, ListState};
 
 /// A list state with a time to live per element (see [`crate::StateTtlConfig`]).
 #[derive(Clone)]
@@ -88,5 +88,11 @@ impl<K: StateKey, V: StateValue> TtlListState<K, V> {
     /// Removes the current key's list.
     pub fn clear(&self) -> Result<(), StateError> {
         self.inner.clear()
+    }
+}
+
+impl<K: StateKey, V: StateValue> KeyedState<K> for TtlListState<K, V> {
+    fn state_keys(&self) -> Result<Vec<K>, StateError> {
+        self.inner.state_keys()
     }
 }

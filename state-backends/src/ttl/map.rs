@@ -9,7 +9,7 @@ use std::rc::Rc;
 use super::{Ttl, TtlValue};
 use crate::bounds::{StateKey, StateValue, VoidNamespace};
 use crate::error::StateError;
-use crate::state::MapState;
+use crate::state::{KeyedState, MapState};
 
 /// A map state with a time to live per user entry (see [`crate::StateTtlConfig`]).
 #[derive(Clone)]
@@ -117,5 +117,11 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> TtlMapState<K, UK, UV> {
     /// Removes the current key's map.
     pub fn clear(&self) -> Result<(), StateError> {
         self.inner.clear()
+    }
+}
+
+impl<K: StateKey, UK: StateKey, UV: StateValue> KeyedState<K> for TtlMapState<K, UK, UV> {
+    fn state_keys(&self) -> Result<Vec<K>, StateError> {
+        self.inner.state_keys()
     }
 }

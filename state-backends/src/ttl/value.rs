@@ -11,7 +11,7 @@ use super::{Ttl, TtlValue};
 use crate::bounds::{StateKey, StateValue, VoidNamespace};
 use crate::error::StateError;
 use crate::functions::{AggregateFunction, ReduceFunction};
-use crate::state::ValueState;
+use crate::state::{KeyedState, ValueState};
 
 /// The value state under a TTL handle.
 pub(crate) type Stamped<K, V> = ValueState<K, VoidNamespace, TtlValue<V>>;
@@ -207,5 +207,25 @@ impl<K: StateKey, IN: 'static, ACC: StateValue, OUT: 'static> TtlAggregatingStat
     /// Removes the current key's accumulator.
     pub fn clear(&self) -> Result<(), StateError> {
         self.inner.clear()
+    }
+}
+
+impl<K: StateKey, V: StateValue> KeyedState<K> for TtlValueState<K, V> {
+    fn state_keys(&self) -> Result<Vec<K>, StateError> {
+        self.inner.state_keys()
+    }
+}
+
+impl<K: StateKey, V: StateValue> KeyedState<K> for TtlReducingState<K, V> {
+    fn state_keys(&self) -> Result<Vec<K>, StateError> {
+        self.inner.state_keys()
+    }
+}
+
+impl<K: StateKey, IN: 'static, ACC: StateValue, OUT: 'static> KeyedState<K>
+    for TtlAggregatingState<K, IN, ACC, OUT>
+{
+    fn state_keys(&self) -> Result<Vec<K>, StateError> {
+        self.inner.state_keys()
     }
 }

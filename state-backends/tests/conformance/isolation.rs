@@ -160,3 +160,59 @@ pub fn keys_outside_the_key_group_range_are_rejected(kind: Backend) {
     assert!(matches!(err, StateError::KeyGroupOutOfRange { range: r, .. } if r == range));
     assert_eq!(b.current_key(), Some(local));
 }
+
+pub fn every_kind_lists_the_keys_holding_state_in_its_namespace(kind: Backend) {
+    use weir_state_backends::KeyedState;
+    let b = subtask(kind, 2, 1);
+    let owned: Vec<usize> = (0..60).filter(|i| owner(&key(*i), 2) == 1).collect();
+    let value = b.value_state::<VoidNamespace, u32>("v").unwrap();
+    let list = b.list_state::<VoidNamespace, u32>("l").unwrap();
+    let map = b.map_state::<VoidNamespace, u32, u32>("m").unwrap();
+    let sum = b
+        .reducing_state::<VoidNamespace, u32>("r", |a: u32, b: u32| a + b)
+        .unwrap();
+    let avg = b
+        .aggregating_state::<VoidNamespace, _, _, _>("a", Average)
+        .unwrap();
+    let mut windowed = b.value_state::<u8, u32>("w").unwrap();
+    for &i in &owned {
+        b.set_current_key(key(i)).unwrap();
+        value.update(1).unwrap();
+        list.add(1).unwrap();
+        // Several user keys per key: the key is still listed once.
+        map.put(1, 1).unwrap();
+        map.put(2, 2).unwrap();
+        sum.add(1).unwrap();
+        avg.add(1.0).unwrap();
+        windowed.update_in(&((i % 2) as u8), 1).unwrap();
+    }
+    // Cleared and emptied entries leave their keys out.
+    let (gone, rest) = owned.split_at(3);
+    for &i in gone {
+        b.set_current_key(key(i)).unwrap();
+        value.clear().unwrap();
+        list.update(Vec::new()).unwrap();
+        map.remove(&1).unwrap();
+        map.remove(&2).unwrap();
+        sum.clear().unwrap();
+        avg.clear().unwrap();
+    }
+    let sorted = |mut keys: Vec<String>| {
+        keys.sort();
+        keys
+    };
+    let mut expected: Vec<String> = rest.iter().map(|i| key(*i)).collect();
+    expected.sort();
+    assert_eq!(sorted(value.state_keys().unwrap()), expected);
+    assert_eq!(sorted(list.state_keys().unwrap()), expected);
+    assert_eq!(sorted(map.state_keys().unwrap()), expected);
+    assert_eq!(sorted(sum.state_keys().unwrap()), expected);
+    assert_eq!(sorted(avg.state_keys().unwrap()), expected);
+    windowed.set_namespace(1);
+    let odd: Vec<String> = owned
+        .iter()
+        .filter(|i| *i % 2 == 1)
+        .map(|i| key(*i))
+        .collect();
+    assert_eq!(sorted(windowed.state_keys().unwrap()), sorted(odd));
+}

@@ -153,6 +153,10 @@ impl<K: StateKey, N: Namespace, V: StateValue> ListTable<K, N, V> for RocksTable
         })?;
         Ok(removed)
     }
+
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        self.stored_keys(ns)
+    }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Listed<V>> {

@@ -158,6 +158,10 @@ where
         })?;
         Ok(removed)
     }
+
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        self.stored_keys(ns)
+    }
 }
 
 impl<K, N, UK, UV> SnapshotTable for RocksTable<K, N, Mapped<UK, UV>>

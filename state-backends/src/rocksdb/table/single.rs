@@ -160,6 +160,11 @@ impl<K: StateKey, N: Namespace, V: StateValue> ValueTable<K, N, V> for RocksTabl
         })?;
         Ok(removed)
     }
+
+    fn keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        self.write_back_all()?;
+        self.stored_keys(ns)
+    }
 }
 
 impl<K: StateKey, N: Namespace, V: StateValue> SnapshotTable for RocksTable<K, N, Single<V>> {

@@ -18,13 +18,13 @@ of Weir's runs on a fresh mini-cluster. Write the events with
 `cargo run --release -p weir-nexmark --example nexmark_events -- N DIR P` (one file per
 subtask: Flink's file source reads a subtask's files one after the other, and a second file
 would start far behind the first one's watermark); DIR must not be hidden (Flink's file
-source skips paths with a component starting with `.` or `_`).
+source skips a directory whose name starts with `.` or `_`).
 
 Usage: PYFLINK_PYTHON nexmark.py --events-dir DIR --events N --queries q0,q5
        [--parallelism 2] [--state-backend hashmap|rocksdb] [--checkpoint-interval-ms MS]
        [--incremental true|false]
 """
-import argparse, json, os, shutil, tempfile, time
+import argparse, atexit, json, os, shutil, tempfile, time
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--events-dir", required=True, help="the events-<i>.json files")
@@ -37,60 +37,15 @@ ap.add_argument("--incremental", default="true", choices=["true", "false"],
                 help="RocksDB checkpoints upload only new files (with --checkpoint-interval-ms)")
 args = ap.parse_args()
 events_dir = os.path.abspath(args.events_dir)
-# Flink's file source silently skips hidden files and directories: it would read nothing.
-if any(part.startswith((".", "_")) for part in events_dir.split(os.sep)):
-    raise SystemExit(f"--events-dir {events_dir}: Flink's file source skips paths with a "
-                     "component starting with '.' or '_'; use another directory")
+# Flink's file source silently skips a file or directory whose name starts with '.' or
+# '_', the directory it is given included: it would read nothing.
+if os.path.basename(events_dir).startswith((".", "_")):
+    raise SystemExit(f"--events-dir {events_dir}: Flink's file source skips a directory whose "
+                     "name starts with '.' or '_'; use another directory")
+if not os.path.isdir(events_dir):
+    raise SystemExit(f"--events-dir {events_dir} is not a directory")
 if not any(f.startswith("events-") for f in os.listdir(events_dir)):
     raise SystemExit(f"--events-dir {events_dir} holds no events-<i>.json files")
-
-work = tempfile.mkdtemp(prefix="flink-nexmark-")
-os.environ["FLINK_LOG_DIR"] = os.path.join(work, "log")
-
-from jvm import jvm_peak_rss_mib  # noqa: E402 (beside this script)
-from pyflink.common import Configuration  # noqa: E402 (after FLINK_LOG_DIR)
-from pyflink.datastream import StreamExecutionEnvironment  # noqa: E402
-from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableDescriptor  # noqa: E402
-
-conf = Configuration()
-conf.set_string("parallelism.default", str(args.parallelism))
-conf.set_string("pipeline.object-reuse", "true")
-conf.set_string("state.backend.type", args.state_backend)
-if args.checkpoint_interval_ms:
-    conf.set_string("execution.checkpointing.interval", f"{args.checkpoint_interval_ms} ms")
-    conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
-    conf.set_string("execution.checkpointing.storage", "filesystem")
-    conf.set_string("execution.checkpointing.dir", "file://" + os.path.join(work, "checkpoints"))
-    conf.set_string("execution.checkpointing.incremental", args.incremental)
-senv = StreamExecutionEnvironment.get_execution_environment(conf)
-senv.set_parallelism(args.parallelism)
-settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
-tenv = StreamTableEnvironment.create(senv, environment_settings=settings)
-
-tenv.execute_sql(f"""
-CREATE TEMPORARY TABLE nexmark_table (
-  event_type INT,
-  person ROW<id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR,
-             state VARCHAR, `dateTime` TIMESTAMP(3), extra VARCHAR>,
-  auction ROW<id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
-              `dateTime` TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT,
-              extra VARCHAR>,
-  bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
-          `dateTime` TIMESTAMP(3), extra VARCHAR>,
-  `dateTime` AS CASE WHEN event_type = 0 THEN person.`dateTime`
-                     WHEN event_type = 1 THEN auction.`dateTime`
-                     ELSE bid.`dateTime` END,
-  WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND
-) WITH ('connector' = 'filesystem', 'path' = 'file://{events_dir}',
-        'format' = 'json')""")
-tenv.execute_sql("""CREATE TEMPORARY VIEW person AS SELECT person.id, person.name,
-  person.emailAddress, person.creditCard, person.city, person.state, `dateTime`, person.extra
-  FROM nexmark_table WHERE event_type = 0""")
-tenv.execute_sql("""CREATE TEMPORARY VIEW auction AS SELECT auction.id, auction.itemName,
-  auction.description, auction.initialBid, auction.reserve, `dateTime`, auction.expires,
-  auction.seller, auction.category, auction.extra FROM nexmark_table WHERE event_type = 1""")
-tenv.execute_sql("""CREATE TEMPORARY VIEW bid AS SELECT bid.auction, bid.bidder, bid.price,
-  bid.channel, bid.url, `dateTime`, bid.extra FROM nexmark_table WHERE event_type = 2""")
 
 HOT_ITEMS = """SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime
   FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
@@ -198,20 +153,68 @@ queries = args.queries.split(",")
 unknown = [q for q in queries if q not in QUERIES]
 if unknown:
     raise SystemExit(f"unknown queries {', '.join(unknown)}: expected some of {', '.join(QUERIES)}")
-try:
-    for name in queries:
-        table = tenv.sql_query(QUERIES[name])
-        started = time.time()
-        result = table.execute_insert(TableDescriptor.for_connector("blackhole").build())
-        execution = result.get_job_client().get_job_execution_result().result()
-        seconds = time.time() - started
-        print(json.dumps({
-            "workload": "nexmark", "engine": "flink", "query": name, "events": args.events,
-            "parallelism": args.parallelism, "state_backend": args.state_backend,
-            "seconds": seconds, "events_per_sec": args.events / seconds,
-            "net_runtime_ms": execution.get_net_runtime(),
-            # The JVM's peak so far: over this and every earlier query of the run.
-            "jvm_peak_rss_mib": jvm_peak_rss_mib(),
-        }), flush=True)
-finally:
-    shutil.rmtree(work, ignore_errors=True)
+
+work = tempfile.mkdtemp(prefix="flink-nexmark-")
+# Removed however the script ends (a failed job, a bad setting, Ctrl-C).
+atexit.register(shutil.rmtree, work, ignore_errors=True)
+os.environ["FLINK_LOG_DIR"] = os.path.join(work, "log")
+
+from jvm import jvm_peak_rss_mib  # noqa: E402 (beside this script)
+from pyflink.common import Configuration  # noqa: E402 (after FLINK_LOG_DIR)
+from pyflink.datastream import StreamExecutionEnvironment  # noqa: E402
+from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableDescriptor  # noqa: E402
+
+conf = Configuration()
+conf.set_string("parallelism.default", str(args.parallelism))
+conf.set_string("pipeline.object-reuse", "true")
+conf.set_string("state.backend.type", args.state_backend)
+if args.checkpoint_interval_ms:
+    conf.set_string("execution.checkpointing.interval", f"{args.checkpoint_interval_ms} ms")
+    conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
+    conf.set_string("execution.checkpointing.storage", "filesystem")
+    conf.set_string("execution.checkpointing.dir", "file://" + os.path.join(work, "checkpoints"))
+    conf.set_string("execution.checkpointing.incremental", args.incremental)
+senv = StreamExecutionEnvironment.get_execution_environment(conf)
+senv.set_parallelism(args.parallelism)
+settings = EnvironmentSettings.new_instance().in_streaming_mode().with_configuration(conf).build()
+tenv = StreamTableEnvironment.create(senv, environment_settings=settings)
+
+tenv.execute_sql(f"""
+CREATE TEMPORARY TABLE nexmark_table (
+  event_type INT,
+  person ROW<id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR,
+             state VARCHAR, `dateTime` TIMESTAMP(3), extra VARCHAR>,
+  auction ROW<id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
+              `dateTime` TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT,
+              extra VARCHAR>,
+  bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+          `dateTime` TIMESTAMP(3), extra VARCHAR>,
+  `dateTime` AS CASE WHEN event_type = 0 THEN person.`dateTime`
+                     WHEN event_type = 1 THEN auction.`dateTime`
+                     ELSE bid.`dateTime` END,
+  WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND
+) WITH ('connector' = 'filesystem', 'path' = 'file://{events_dir}',
+        'format' = 'json')""")
+tenv.execute_sql("""CREATE TEMPORARY VIEW person AS SELECT person.id, person.name,
+  person.emailAddress, person.creditCard, person.city, person.state, `dateTime`, person.extra
+  FROM nexmark_table WHERE event_type = 0""")
+tenv.execute_sql("""CREATE TEMPORARY VIEW auction AS SELECT auction.id, auction.itemName,
+  auction.description, auction.initialBid, auction.reserve, `dateTime`, auction.expires,
+  auction.seller, auction.category, auction.extra FROM nexmark_table WHERE event_type = 1""")
+tenv.execute_sql("""CREATE TEMPORARY VIEW bid AS SELECT bid.auction, bid.bidder, bid.price,
+  bid.channel, bid.url, `dateTime`, bid.extra FROM nexmark_table WHERE event_type = 2""")
+
+for name in queries:
+    table = tenv.sql_query(QUERIES[name])
+    started = time.time()
+    result = table.execute_insert(TableDescriptor.for_connector("blackhole").build())
+    execution = result.get_job_client().get_job_execution_result().result()
+    seconds = time.time() - started
+    print(json.dumps({
+        "workload": "nexmark", "engine": "flink", "query": name, "events": args.events,
+        "parallelism": args.parallelism, "state_backend": args.state_backend,
+        "seconds": seconds, "events_per_sec": args.events / seconds,
+        "net_runtime_ms": execution.get_net_runtime(),
+        # The JVM's peak so far: over this and every earlier query of the run.
+        "jvm_peak_rss_mib": jvm_peak_rss_mib(),
+    }), flush=True)

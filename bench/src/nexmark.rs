@@ -101,8 +101,8 @@ fn run_flink(
     queries: &[Query],
     events: u64,
 ) -> Result<HashMap<String, serde_json::Value>> {
-    // Flink's file source skips hidden paths, so the directory's name must not start
-    // with a dot (as `tempfile::tempdir()`'s do).
+    // Flink's file source skips a directory whose name starts with a dot (as
+    // `tempfile::tempdir()`'s do), so this one has a prefix of its own.
     let dir = tempfile::Builder::new()
         .prefix("weir-nexmark-events-")
         .tempdir()
@@ -146,6 +146,10 @@ fn run_flink(
             .with_context(|| format!("Flink's line is not JSON: {line}"))?;
         let query = value["query"].as_str().unwrap_or_default().to_owned();
         lines.insert(query, value);
+    }
+    if let Some(missing) = names.iter().find(|n| !lines.contains_key(**n)) {
+        let tail = String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(4_000)..]);
+        anyhow::bail!("Flink's side printed no line for {missing}; its errors end with: {tail}");
     }
     Ok(lines)
 }

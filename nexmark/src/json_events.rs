@@ -32,8 +32,12 @@ fn civil(ms: i64) -> [i64; 7] {
     [year, month, day, h, m, s, in_day % 1000]
 }
 
-/// Appends `value` (not negative) in at least `width` digits, zero-padded.
+/// Appends `value` in at least `width` digits, zero-padded, after a minus sign if it is
+/// negative (years before 1 BC).
 fn push_padded(out: &mut String, value: i64, width: usize) {
+    if value < 0 {
+        out.push('-');
+    }
     let mut digits = [b'0'; 20];
     let (mut v, mut at) = (value.unsigned_abs(), digits.len());
     while v > 0 || digits.len() - at < width {
@@ -138,6 +142,9 @@ mod tests {
         assert_eq!(sql_timestamp(1_436_918_400_000), "2015-07-15 00:00:00.000");
         assert_eq!(sql_timestamp(951_782_400_123), "2000-02-29 00:00:00.123");
         assert_eq!(sql_timestamp(-1), "1969-12-31 23:59:59.999");
+        // 1 BC is year 0, 2 BC year -1 (proleptic Gregorian, as ISO 8601).
+        assert_eq!(sql_date(-62_167_219_200_000), "0000-01-01");
+        assert_eq!(sql_date(-62_167_219_200_001), "-0001-12-31");
         assert_eq!(sql_date(951_782_400_123), "2000-02-29");
         assert_eq!(sql_minute(1_436_918_400_000 + 3_723_000), "01:02");
     }

@@ -8,9 +8,9 @@ mod reference;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use common::{assert_rows as check, events, run_typed};
+use common::{assert_rows as check, events, events_of, run_typed, run_typed_of, CONFIG};
 use weir_nexmark::queries::{q15, q16, q17, q18, q19, q4, q9};
-use weir_nexmark::Bid;
+use weir_nexmark::{Bid, NexmarkConfig};
 
 /// The sorted `Debug` strings of the rows that are latest per key, by `version`.
 fn latest<R: Debug, K: Ord, V: Ord>(
@@ -76,12 +76,19 @@ fn q15_counts_bids_bidders_and_auctions_per_day_and_price_rank() {
 
 #[test]
 fn q16_counts_per_channel_and_day_with_the_latest_minute() {
-    let rows = latest(
-        run_typed(q16),
-        |(c, s)| (c.clone(), s.day.clone()),
-        |(_, s)| s.bids[0],
-    );
-    check("q16", rows, reference::q16(&events()));
+    // Also for days before 1970, whose bid times are negative.
+    let before_1970 = NexmarkConfig {
+        base_time: -3 * 86_400_000 + 3_600_000,
+        ..CONFIG
+    };
+    for config in [CONFIG, before_1970] {
+        let rows = latest(
+            run_typed_of(config, q16),
+            |(c, s)| (c.clone(), s.day.clone()),
+            |(_, s)| s.bids[0],
+        );
+        check("q16", rows, reference::q16(&events_of(config)));
+    }
 }
 
 #[test]

@@ -87,8 +87,8 @@ struct Counters {
     bids: Ranked,
     bidders: Ranked,
     auctions: Ranked,
-    /// The latest bid time, ms.
-    latest: i64,
+    /// The latest bid time, ms (`None` before the first bid).
+    latest: Option<i64>,
 }
 
 /// Keeps the statistics of a (day, channel) group (channel empty for q15).
@@ -124,9 +124,10 @@ impl<K: StateKey> KeyedProcessFunction<K, BidFacts, (String, DailyStats)> for Di
         c.bids[rank] += 1;
         count_distinct(bidders, bidder, rank, &mut c.bidders)?;
         count_distinct(auctions, auction, rank, &mut c.auctions)?;
-        c.latest = c.latest.max(date_time);
+        let latest = c.latest.map_or(date_time, |l| l.max(date_time));
+        c.latest = Some(latest);
         stats.update(c)?;
-        let minute = self.with_minute.then(|| sql_minute(c.latest));
+        let minute = self.with_minute.then(|| sql_minute(latest));
         let row = DailyStats {
             day: sql_date(day * 86_400_000),
             bids: c.bids,

@@ -30,14 +30,27 @@ pub fn env(backend: StateBackendKind) -> StreamExecutionEnvironment {
 
 /// The test events, generated directly.
 pub fn events() -> Vec<Event> {
-    let generator = NexmarkGenerator::new(CONFIG);
+    events_of(CONFIG)
+}
+
+/// The events of `config`, generated directly.
+pub fn events_of(config: NexmarkConfig) -> Vec<Event> {
+    let generator = NexmarkGenerator::new(config);
     (0..EVENTS).map(|n| generator.event(n)).collect()
 }
 
 /// The rows `query` makes of the test events, on the memory backend.
 pub fn run_typed<R: Record + Clone>(query: fn(&DataStream<Event>) -> DataStream<R>) -> Vec<R> {
+    run_typed_of(CONFIG, query)
+}
+
+/// The rows `query` makes of the events of `config`, on the memory backend.
+pub fn run_typed_of<R: Record + Clone>(
+    config: NexmarkConfig,
+    query: fn(&DataStream<Event>) -> DataStream<R>,
+) -> Vec<R> {
     let env = env(StateBackendKind::Memory);
-    let rows = query(&nexmark_events(&env, CONFIG, EVENTS)).collect();
+    let rows = query(&nexmark_events(&env, config, EVENTS)).collect();
     env.execute("nexmark").unwrap();
     rows.take()
 }

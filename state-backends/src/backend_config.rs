@@ -97,9 +97,10 @@ pub struct RocksDbOptions {
     /// `state.backend.rocksdb.memory.managed-size`: bytes of block cache and write
     /// buffers shared by all RocksDB instances of one slot (default 128 MiB).
     pub managed_memory_bytes: u64,
-    /// `state.backend.rocksdb.value-cache.max-entries`: decoded values of value, reducing
-    /// and aggregating state each state of a subtask keeps in a write-back cache in front
-    /// of the database (default 65,536; 0: every access reads or writes the database).
+    /// `state.backend.rocksdb.value-cache.max-entries`: decoded values (of value, reducing
+    /// and aggregating state, and map state's user entries) each state of a subtask keeps
+    /// in a write-back cache in front of the database (default 65,536; 0: every access
+    /// reads or writes the database).
     #[serde(default = "default_value_cache_entries")]
     pub value_cache_entries: usize,
 }

@@ -18,7 +18,7 @@ use weir_api::window::{
 use weir_api::{AggregateFunction, DataStream, ValueState, VoidNamespace};
 
 use super::stateless::bids;
-use crate::model::{Auction, Bid, Event, Person};
+use crate::model::{Bid, Event};
 
 /// The windows of q7, q8 and q12, and the session gap of q11.
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -201,22 +201,27 @@ pub fn window_start(date_time: i64) -> i64 {
 /// A result of q8: `(person id, name, window start)`.
 pub type NewUser = (u64, String, i64);
 
-/// q8: the persons who opened an auction in the 10 s tumbling window they joined in.
+/// q8: the persons who opened an auction in the 10 s tumbling window they joined in. As
+/// Flink's plan, each side keeps only what the join needs: a person's result row, an
+/// auction's seller. One projection, chained with the source, makes both (a chain is a
+/// path, so a second operator on the events would receive every event over the network).
 pub fn q8(events: &DataStream<Event>) -> DataStream<NewUser> {
-    let persons = events.flat_map(Event::person);
-    let auctions = events.flat_map(Event::auction);
+    let projected = events.flat_map(|e: Event| match e {
+        Event::Person(p) => Some(Ok((p.id, p.name, window_start(p.date_time)))),
+        Event::Auction(a) => Some(Err(a.seller)),
+        Event::Bid(_) => None,
+    });
+    let persons = projected.flat_map(|r: Result<NewUser, u64>| r.ok());
+    let sellers = projected.flat_map(|r: Result<NewUser, u64>| r.err());
     persons
-        .co_group(&auctions)
-        .r#where(|p: &Person| p.id)
-        .equal_to(|a: &Auction| a.seller)
+        .co_group(&sellers)
+        .r#where(|p: &NewUser| p.0)
+        .equal_to(|seller: &u64| *seller)
         .window(TumblingEventTimeWindows::of(WINDOW))
         .apply(
-            |ps: Vec<Person>, auctions: Vec<Auction>, out: &mut Vec<NewUser>| -> FnResult {
-                if !auctions.is_empty() {
-                    out.extend(
-                        ps.into_iter()
-                            .map(|p| (p.id, p.name, window_start(p.date_time))),
-                    );
+            |ps: Vec<NewUser>, sellers: Vec<u64>, out: &mut Vec<NewUser>| -> FnResult {
+                if !sellers.is_empty() {
+                    out.extend(ps);
                 }
                 Ok(())
             },

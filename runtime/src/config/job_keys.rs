@@ -257,7 +257,7 @@ pub const ROCKSDB_MANAGED_SIZE: Key<u64> = Key {
 pub const ROCKSDB_VALUE_CACHE: Key<u64> = Key {
     name: "state.backend.rocksdb.value-cache.max-entries",
     default: "65536",
-    doc: "decoded values each value, reducing or aggregating state of a subtask keeps in a write-back cache in front of RocksDB; 0 reads and writes RocksDB on every access",
+    doc: "decoded values each value, reducing or aggregating state (and each map state, of its user entries) of a subtask keeps in a write-back cache in front of RocksDB; 0 reads and writes RocksDB on every access",
     parse: number,
 };
 

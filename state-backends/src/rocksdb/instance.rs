@@ -187,6 +187,10 @@ impl RocksDbInstance {
         cf_options.set_merge_operator_associative("weir-list-append", append);
         // Memtables small enough that several states fit the slot's write buffers.
         cf_options.set_write_buffer_size((memory.bytes as usize / 8).clamp(1 << 20, 64 << 20));
+        // A bloom filter over the memtable's whole keys: a point lookup of a key not in it
+        // (a new map entry, a first value) skips the skip-list search.
+        cf_options.set_memtable_whole_key_filtering(true);
+        cf_options.set_memtable_prefix_bloom_ratio(0.1);
         let mut db_options = cf_options.clone();
         db_options.create_if_missing(true);
         db_options.set_write_buffer_manager(&memory.write_buffers);

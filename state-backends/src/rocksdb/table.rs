@@ -21,6 +21,7 @@ mod listed;
 mod mapped;
 mod single;
 mod value_cache;
+mod write_back;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -178,20 +179,6 @@ impl<K: StateKey, N: Namespace, L: Layout> RocksTable<K, N, L> {
     fn put(&self, db: &DB, cf: &ColumnFamily, key: &[u8], value: &[u8]) -> StateResult<()> {
         db.put_cf_opt(cf, key, value, &self.db.write)
             .map_err(|e| self.failed("writing", e))
-    }
-
-    /// Encodes `value` and stores it under `key`.
-    fn put_encoded<T: Serialize>(
-        &self,
-        db: &DB,
-        cf: &ColumnFamily,
-        key: &[u8],
-        value: &T,
-    ) -> StateResult<()> {
-        let mut buf = self.value.borrow_mut();
-        buf.clear();
-        self.encode(value, &mut buf, "value")?;
-        self.put(db, cf, key, &buf)
     }
 
     fn delete(&self, db: &DB, cf: &ColumnFamily, key: &[u8]) -> StateResult<()> {

@@ -6,13 +6,18 @@
 //!   contiguous key range: iterating, counting and clearing a map scan or delete that
 //!   range only.
 //! - Removing a map's last user key leaves nothing of the map behind.
+//! - Point accesses (`get`, `contains`, `put`, `remove`) go through the write-back cache
+//!   of decoded user entries (`write_back.rs`), as value state's do; whatever reads the
+//!   column family (iteration, length, clearing, snapshots, listing keys) writes the
+//!   cache's changes back first.
 //! - A snapshot entry is the map's length followed by its (user key, value) pairs as
 //!   stored; the entry count is the number of distinct (key, namespace) maps.
 
 use std::marker::PhantomData;
 
-use rocksdb::{ColumnFamily, DB};
+use rocksdb::{ColumnFamily, WriteBatch, DB};
 
+use super::value_cache::{Cached, ValueCache};
 use super::RocksTable;
 use crate::bounds::{Namespace, StateKey, StateValue};
 use crate::codec::{decode_from, CodecError};
@@ -38,8 +43,10 @@ fn key_namespace_len<K: StateKey, N: Namespace>(bytes: &[u8]) -> Result<usize, C
 pub(crate) struct Mapped<UK, UV>(PhantomData<(UK, UV)>);
 
 impl<UK, UV> super::Layout for Mapped<UK, UV> {
-    type Cache = ();
-    fn cache(_: usize) {}
+    type Cache = ValueCache<UV>;
+    fn cache(entries: usize) -> ValueCache<UV> {
+        ValueCache::new(entries)
+    }
 }
 
 impl<K, N, UK, UV> RocksTable<K, N, Mapped<UK, UV>>
@@ -63,14 +70,28 @@ where
         })
     }
 
+    /// Runs `f` with the cached user entry `uk` of the current key and `ns`; on a miss it
+    /// is loaded from the database if `load` (else it starts absent: `f` overwrites it).
+    fn with_cached<R>(
+        &self,
+        (cur, ns, uk): (&CurrentKey<K>, &N, &UK),
+        load: bool,
+        f: impl FnOnce(&mut Cached<UV>) -> R,
+    ) -> StateResult<R> {
+        self.with_user_key(cur, ns, uk, |db, cf, key| {
+            self.cached((db, cf), key, (load, "map value"), f)
+        })
+    }
+
     /// Calls `f(user key, value)` with the stored bytes of every user entry of the
-    /// current key and `ns`.
+    /// current key and `ns` (the cache's changes are written back first).
     fn scan_map(
         &self,
         cur: &CurrentKey<K>,
         ns: &N,
         mut f: impl FnMut(&[u8], &[u8]) -> StateResult<()>,
     ) -> StateResult<()> {
+        self.write_back_all()?;
         self.with_entry(cur, ns, |db, cf, prefix| {
             let len = prefix.len();
             self.scan(db, cf, prefix, prefix_end(prefix), |key, value| {
@@ -88,25 +109,25 @@ where
     UV: StateValue,
 {
     fn get(&self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<Option<UV>> {
-        self.with_user_key(cur, ns, uk, |db, cf, key| {
-            self.get_decoded(db, cf, key, "map value")
-        })
+        self.with_cached((cur, ns, uk), true, |e| e.value.clone())
     }
 
     fn contains(&self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<bool> {
-        self.with_user_key(cur, ns, uk, |db, cf, key| {
-            RocksTable::get(self, db, cf, key, |bytes| Ok(bytes.is_some()))
-        })
+        self.with_cached((cur, ns, uk), true, |e| e.value.is_some())
     }
 
     fn put(&mut self, cur: &CurrentKey<K>, ns: &N, uk: UK, value: UV) -> StateResult<()> {
-        self.with_user_key(cur, ns, &uk, |db, cf, key| {
-            self.put_encoded(db, cf, key, &value)
+        self.with_cached((cur, ns, &uk), false, |e| {
+            e.value = Some(value);
+            e.dirty = true;
         })
     }
 
     fn remove(&mut self, cur: &CurrentKey<K>, ns: &N, uk: &UK) -> StateResult<()> {
-        self.with_user_key(cur, ns, uk, |db, cf, key| self.delete(db, cf, key))
+        self.with_cached((cur, ns, uk), false, |e| {
+            e.value = None;
+            e.dirty = true;
+        })
     }
 
     fn for_each(
@@ -132,16 +153,26 @@ where
         Ok(len)
     }
 
+    /// Deletes the map's rows one by one (each is dropped from the cache too), which costs
+    /// what the map holds, as reading it did.
     fn clear(&mut self, cur: &CurrentKey<K>, ns: &N) -> StateResult<()> {
+        self.write_back_all()?;
         self.with_entry(cur, ns, |db, cf, prefix| {
-            // Never `None`: the prefix starts with a key group, below 0x8000.
-            let end = prefix_end(prefix).expect("a key group's first byte is below 0x80");
-            db.delete_range_cf_opt(cf, &prefix[..], &end[..], &self.db.write)
+            let mut cache = self.cache.borrow_mut();
+            let mut batch = WriteBatch::default();
+            self.scan(db, cf, prefix, prefix_end(prefix), |key, _| {
+                batch.delete_cf(cf, key);
+                cache.forget(key);
+                Ok(())
+            })?;
+            db.write_opt(batch, &self.db.write)
                 .map_err(|e| self.failed("deleting from", e))
         })
     }
 
     fn retain_entries(&mut self, keep: &mut dyn FnMut(&UK, &UV) -> bool) -> StateResult<usize> {
+        self.write_back_all()?;
+        self.cache.get_mut().clear();
         let mut removed = 0;
         self.rewrite_rows(|key, bytes, batch, cf| {
             let stored = key.get(2..).ok_or_else(|| self.corrupt_key())?;
@@ -160,6 +191,7 @@ where
     }
 
     fn keys(&self, ns: &N) -> StateResult<Vec<K>> {
+        self.write_back_all()?;
         self.stored_keys(ns)
     }
 }
@@ -172,6 +204,7 @@ where
     UV: StateValue,
 {
     fn snapshot(&self) -> StateResult<Vec<KeyGroupBytes>> {
+        self.write_back_all()?;
         self.snapshot_rows(RowLayout::Mapped(key_namespace_len::<K, N>))
     }
 
@@ -180,6 +213,8 @@ where
     }
 
     fn restore_key_group(&mut self, key_group: KeyGroup, bytes: &[u8]) -> StateResult<()> {
+        self.write_back_all()?;
+        self.cache.get_mut().clear();
         self.restore_with(
             key_group,
             bytes,
@@ -198,10 +233,12 @@ where
     }
 
     fn clear_all(&mut self) -> StateResult<()> {
+        self.cache.get_mut().clear();
         self.clear_everything()
     }
 
     fn entry_count(&self) -> StateResult<usize> {
+        self.write_back_all()?;
         let mut count = 0;
         let mut last: Vec<u8> = Vec::new();
         self.scan_all(|_, prefix_len, key, _| {
@@ -213,5 +250,13 @@ where
             Ok(())
         })?;
         Ok(count)
+    }
+
+    fn flush(&self) -> StateResult<()> {
+        self.write_back_all()
+    }
+
+    fn forget_cached(&mut self) {
+        self.cache.get_mut().clear();
     }
 }

@@ -14,8 +14,6 @@
 
 use std::marker::PhantomData;
 
-use rocksdb::{ColumnFamily, WriteBatch, DB};
-
 use super::value_cache::{Cached, ValueCache};
 use super::{Layout, RocksTable};
 use crate::bounds::{Namespace, StateKey, StateValue};
@@ -46,64 +44,8 @@ impl<K: StateKey, N: Namespace, V: StateValue> RocksTable<K, N, Single<V>> {
         f: impl FnOnce(&mut Cached<V>) -> R,
     ) -> StateResult<R> {
         self.with_entry(cur, ns, |db, cf, key| {
-            let mut cache = self.cache.borrow_mut();
-            if let Some(entry) = cache.get_mut(key) {
-                return Ok(f(entry));
-            }
-            if cache.enabled() && cache.is_full() {
-                self.write_back(db, cf, &mut cache)?;
-                cache.clear();
-            }
-            let value = if load {
-                self.get_decoded(db, cf, key, "value")?
-            } else {
-                None
-            };
-            let out = f(cache.insert(
-                key,
-                Cached {
-                    value,
-                    dirty: false,
-                },
-            ));
-            if !cache.enabled() {
-                self.write_back(db, cf, &mut cache)?;
-                cache.clear();
-            }
-            Ok(out)
+            self.cached((db, cf), key, (load, "value"), f)
         })
-    }
-
-    /// Writes every dirty cached entry into the database in one batch.
-    fn write_back(&self, db: &DB, cf: &ColumnFamily, cache: &mut ValueCache<V>) -> StateResult<()> {
-        let mut batch = WriteBatch::default();
-        let mut buf = self.value.borrow_mut();
-        cache.each_dirty(|key, value| {
-            match value {
-                Some(v) => {
-                    buf.clear();
-                    self.encode(v, &mut buf, "value")?;
-                    batch.put_cf(cf, key, &buf[..]);
-                }
-                None => batch.delete_cf(cf, key),
-            }
-            Ok(())
-        })?;
-        if !batch.is_empty() {
-            db.write_opt(batch, &self.db.write)
-                .map_err(|e| self.failed("writing", e))?;
-        }
-        cache.mark_clean();
-        Ok(())
-    }
-
-    /// Writes the cache's updates into the database; the entries stay cached, clean.
-    fn write_back_all(&self) -> StateResult<()> {
-        let mut cache = self.cache.borrow_mut();
-        if !cache.has_dirty() {
-            return Ok(());
-        }
-        self.with_cf(|db, cf| self.write_back(db, cf, &mut cache))
     }
 }
 

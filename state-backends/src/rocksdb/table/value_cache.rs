@@ -1,5 +1,5 @@
-//! The write-back cache of a RocksDB value table: decoded values of recently used
-//! (key, namespace) entries, in front of the database.
+//! The write-back cache of a RocksDB table: decoded values of recently used rows (a value
+//! state's (key, namespace) entries, a map state's user entries), in front of the database.
 //!
 //! A hot key's reads and updates stay in memory: an update marks its entry dirty instead of
 //! writing, and dirty entries reach the database together, in one write batch, when the
@@ -13,6 +13,8 @@
 //! - The cache holds at most its capacity of entries (a count, not bytes: large values take
 //!   memory outside RocksDB's managed budget); capacity 0 caches nothing.
 //! - An entry turns clean only once the write holding it succeeded.
+//! - The keys of the dirty entries are listed (each once), so finding and writing back
+//!   the dirty entries costs what they are, not the cache's size.
 
 use rustc_hash::FxHashMap;
 
@@ -24,9 +26,11 @@ pub(crate) struct Cached<V> {
     pub(crate) dirty: bool,
 }
 
-/// Decoded values by stored key (`key group | key | namespace`).
+/// Decoded values by stored key (`key group | key | namespace [| user key]`).
 pub(crate) struct ValueCache<V> {
     entries: FxHashMap<Box<[u8]>, Cached<V>>,
+    /// The keys of the dirty entries.
+    dirty: Vec<Box<[u8]>>,
     capacity: usize,
 }
 
@@ -35,6 +39,7 @@ impl<V> ValueCache<V> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             entries: FxHashMap::default(),
+            dirty: Vec::new(),
             capacity,
         }
     }
@@ -49,15 +54,36 @@ impl<V> ValueCache<V> {
         self.entries.len() >= self.capacity
     }
 
-    /// The cached entry of `key`.
+    /// Runs `f` with the cached entry of `key`, or with `miss()` cached first (the cache
+    /// has room); lists the entry as dirty if `f` made it so.
     #[inline]
-    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Cached<V>> {
-        self.entries.get_mut(key)
+    pub(crate) fn with_entry<R, E>(
+        &mut self,
+        key: &[u8],
+        miss: impl FnOnce() -> Result<Cached<V>, E>,
+        f: impl FnOnce(&mut Cached<V>) -> R,
+    ) -> Result<R, E> {
+        let entry = match self.entries.get_mut(key) {
+            Some(entry) => entry,
+            None => self.entries.entry(key.into()).or_insert(miss()?),
+        };
+        let was_dirty = entry.dirty;
+        let out = f(entry);
+        if entry.dirty && !was_dirty {
+            self.dirty.push(key.into());
+        }
+        Ok(out)
     }
 
-    /// Caches `entry` under `key` (the cache has room) and returns it.
-    pub(crate) fn insert(&mut self, key: &[u8], entry: Cached<V>) -> &mut Cached<V> {
-        self.entries.entry(key.into()).or_insert(entry)
+    /// Whether `key` is cached.
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// Forgets the entry of `key`, which must be clean.
+    pub(crate) fn forget(&mut self, key: &[u8]) {
+        debug_assert!(!self.entries.get(key).is_some_and(|e| e.dirty));
+        self.entries.remove(key);
     }
 
     /// Calls `f` with every dirty entry; they stay dirty until [`Self::mark_clean`], called
@@ -66,27 +92,30 @@ impl<V> ValueCache<V> {
         &self,
         mut f: impl FnMut(&[u8], Option<&V>) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| e.dirty)
-            .try_for_each(|(key, entry)| f(key, entry.value.as_ref()))
+        self.dirty.iter().try_for_each(|key| {
+            let entry = &self.entries[key];
+            f(key, entry.value.as_ref())
+        })
     }
 
     /// Marks every entry clean: the database holds them all.
     pub(crate) fn mark_clean(&mut self) {
-        for entry in self.entries.values_mut() {
-            entry.dirty = false;
+        for key in self.dirty.drain(..) {
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry.dirty = false;
+            }
         }
     }
 
     /// Whether any entry is dirty.
     pub(crate) fn has_dirty(&self) -> bool {
-        self.entries.values().any(|e| e.dirty)
+        !self.dirty.is_empty()
     }
 
     /// Drops every entry (after a write-back, or when the database is replaced).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        self.dirty.clear();
     }
 }
 
@@ -98,20 +127,20 @@ mod tests {
     fn dirty_entries_stay_dirty_until_marked_clean() {
         let mut c = ValueCache::new(2);
         assert!(c.enabled() && !c.is_full());
-        c.insert(
-            b"a",
-            Cached {
-                value: Some(1u8),
-                dirty: true,
-            },
-        );
-        c.insert(
-            b"b",
-            Cached {
+        let absent = || {
+            Ok::<_, ()>(Cached {
                 value: None,
                 dirty: false,
-            },
-        );
+            })
+        };
+        c.with_entry(b"a", absent, |e| {
+            e.value = Some(1u8);
+            e.dirty = true;
+        })
+        .unwrap();
+        c.with_entry(b"b", absent, |_| ()).unwrap();
+        // Dirtied again: listed once.
+        c.with_entry(b"a", absent, |e| e.dirty = true).unwrap();
         assert!(c.is_full() && c.has_dirty());
         let mut seen = Vec::new();
         c.each_dirty(|k, v| {
@@ -123,9 +152,11 @@ mod tests {
         assert!(c.has_dirty(), "a failed write must find them again");
         c.mark_clean();
         assert!(!c.has_dirty());
-        assert_eq!(c.get_mut(b"a").map(|e| e.value), Some(Some(1)));
+        assert_eq!(c.with_entry(b"a", absent, |e| e.value), Ok(Some(1)));
+        c.forget(b"b");
+        assert!(c.contains(b"a") && !c.contains(b"b"));
         c.clear();
-        assert!(c.get_mut(b"a").is_none());
+        assert!(!c.contains(b"a"));
         assert!(!ValueCache::<u8>::new(0).enabled());
     }
 }

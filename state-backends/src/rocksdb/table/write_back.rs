@@ -31,7 +31,7 @@ where
     ) -> StateResult<R> {
         let mut cache = self.cache.borrow_mut();
         if cache.enabled() && cache.is_full() && !cache.contains(key) {
-            self.write_back(db, cf, &mut cache)?;
+            self.write_dirty(db, cf, &cache)?;
             cache.clear();
         }
         let miss = || {
@@ -47,22 +47,18 @@ where
         };
         let out = cache.with_entry(key, miss, f)?;
         if !cache.enabled() {
-            self.write_back(db, cf, &mut cache)?;
+            self.write_dirty(db, cf, &cache)?;
             cache.clear();
         }
         Ok(out)
     }
 
-    /// Writes every dirty cached row into the database in one batch.
-    pub(super) fn write_back(
-        &self,
-        db: &DB,
-        cf: &ColumnFamily,
-        cache: &mut ValueCache<V>,
-    ) -> StateResult<()> {
+    /// Writes every dirty cached row into the database in one batch, in key order; the
+    /// rows stay dirty (the caller marks them clean or drops them).
+    fn write_dirty(&self, db: &DB, cf: &ColumnFamily, cache: &ValueCache<V>) -> StateResult<()> {
         let mut batch = WriteBatch::default();
         let mut buf = self.value.borrow_mut();
-        cache.each_dirty(|key, value| {
+        for (key, value) in cache.dirty_sorted() {
             match value {
                 Some(v) => {
                     buf.clear();
@@ -71,14 +67,12 @@ where
                 }
                 None => batch.delete_cf(cf, key),
             }
-            Ok(())
-        })?;
-        if !batch.is_empty() {
-            db.write_opt(batch, &self.db.write)
-                .map_err(|e| self.failed("writing", e))?;
         }
-        cache.mark_clean();
-        Ok(())
+        if batch.is_empty() {
+            return Ok(());
+        }
+        db.write_opt(batch, &self.db.write)
+            .map_err(|e| self.failed("writing", e))
     }
 
     /// Writes the cache's changes into the database; the rows stay cached, clean.
@@ -87,6 +81,8 @@ where
         if !cache.has_dirty() {
             return Ok(());
         }
-        self.with_cf(|db, cf| self.write_back(db, cf, &mut cache))
+        self.with_cf(|db, cf| self.write_dirty(db, cf, &cache))?;
+        cache.mark_clean();
+        Ok(())
     }
 }

@@ -212,8 +212,9 @@ fn session_windows_with_an_evictor_fire_at_their_end_with_what_it_leaves() {
 }
 
 #[test]
-fn sessions_bridged_by_a_late_element_merge_their_contents_and_their_counts() {
-    // Key 1 opens sessions [0, 1000) and [1500, 2500); 800 arrives last and bridges them.
+fn sessions_bridged_by_an_out_of_order_element_merge_their_contents_and_their_counts() {
+    // Key 1 opens sessions [0, 1000) and [1500, 2500); 800 arrives last (not late: the
+    // watermark lags 5 s) and bridges them.
     // Each session counted one element: the merged one counts three and fires.
     for backend in backends() {
         let env = env_on(backend);
@@ -240,6 +241,121 @@ fn sessions_bridged_by_a_late_element_merge_their_contents_and_their_counts() {
             vec![(1, 2_500, vec![0, 800, 1_500])],
             "{backend:?}"
         );
+    }
+}
+
+/// The windows whose event-time timers fired on [`EndTrigger`].
+static END_TIMERS: std::sync::Mutex<Vec<(i64, i64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Fires a window at its end, as `EventTimeTrigger`, and records every event-time timer
+/// it is called for.
+#[derive(Clone)]
+struct EndTrigger;
+
+impl Trigger<Event> for EndTrigger {
+    type State = ();
+
+    fn on_element(
+        &mut self,
+        _: &Event,
+        _: i64,
+        w: &TimeWindow,
+        _: &mut (),
+        ctx: &mut TriggerContext,
+    ) -> TriggerResult {
+        ctx.register_event_time_timer(w.max_timestamp());
+        TriggerResult::Continue
+    }
+
+    fn on_event_time(
+        &mut self,
+        time: i64,
+        w: &TimeWindow,
+        _: &mut (),
+        _: &mut TriggerContext,
+    ) -> TriggerResult {
+        END_TIMERS.lock().unwrap().push((w.start, w.end));
+        if time == w.max_timestamp() {
+            TriggerResult::Fire
+        } else {
+            TriggerResult::Continue
+        }
+    }
+
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &TimeWindow,
+        _: &mut (),
+        _: &mut TriggerContext,
+    ) -> TriggerResult {
+        TriggerResult::Continue
+    }
+
+    fn clear(&mut self, w: &TimeWindow, _: &mut (), ctx: &mut TriggerContext) {
+        ctx.delete_event_time_timer(w.max_timestamp());
+    }
+
+    fn can_merge(&self) -> bool {
+        true
+    }
+
+    fn on_merge(&mut self, w: &TimeWindow, _: &[()], _: &mut (), ctx: &mut TriggerContext) {
+        ctx.register_event_time_timer(w.max_timestamp());
+    }
+}
+
+#[test]
+fn merged_away_sessions_leave_no_timer_and_late_elements_go_to_the_side_output() {
+    use weir_api::functions::OutputTag;
+    for backend in backends() {
+        END_TIMERS.lock().unwrap().clear();
+        let env = env_on(backend);
+        let late = OutputTag::<Event>::new("late");
+        // Key 1: 800 bridges [0, 1000) and [1500, 2500) within the watermark's 2 s lag;
+        // 4000 moves the watermark to 1999, 4500 to 2499 (the merged session fires and is
+        // cleaned up), and 1200's session is then late: it goes to the side output.
+        let input = vec![
+            (1u8, 0i64),
+            (1, 1_500),
+            (1, 800),
+            (1, 4_000),
+            (1, 4_500),
+            (1, 1_200),
+        ];
+        let fired = env
+            .from_collection(input)
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(2))
+                    .with_timestamp_assigner(|e: &Event, _| e.1),
+            )
+            .set_parallelism(1)
+            .key_by(|e: &Event| e.0)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
+            .trigger(EndTrigger)
+            .side_output_late_data(&late)
+            .process(
+                |k: &u8, w: &TimeWindow, es: Vec<Event>, out: &mut Vec<Fired>| {
+                    let mut times: Vec<i64> = es.iter().map(|e| e.1).collect();
+                    times.sort();
+                    out.push((*k, w.end, times));
+                    Ok(())
+                },
+            );
+        let late_sink = fired.get_side_output(&late).collect();
+        let got = run(&env, fired);
+        assert_eq!(
+            got,
+            vec![
+                (1, 2_500, vec![0, 800, 1_500]),
+                (1, 5_500, vec![4_000, 4_500])
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(late_sink.take(), vec![(1, 1_200)], "{backend:?}");
+        let mut timers = END_TIMERS.lock().unwrap().clone();
+        timers.sort();
+        assert_eq!(timers, vec![(0, 2_500), (4_000, 5_500)], "{backend:?}");
     }
 }
 

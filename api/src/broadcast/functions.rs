@@ -54,9 +54,11 @@ pub trait KeyedBroadcastProcessFunction<K: StateKey, I1, I2, O, UK, UV>:
         ctx: &mut KeyedContext<'_, K, O>,
     ) -> FnResult;
 
-    /// Processes a record of the broadcast stream, updating the broadcast state. No key is
-    /// current here; `ctx.apply_to_keyed_state(&handle, f)` visits every key of the
-    /// subtask that holds the state `handle` of `state`.
+    /// Processes a record of the broadcast stream, updating the broadcast state. No key
+    /// belongs to a broadcast record: reach keyed state through
+    /// `ctx.apply_to_keyed_state(&handle, f)`, which visits every key of the subtask that
+    /// holds the state `handle` of `state` (outside it, the current key is whichever was
+    /// set last).
     fn process_broadcast_element(
         &mut self,
         value: I2,

@@ -147,9 +147,10 @@ pub trait Trigger<T>: Clone + Send + Sync + 'static {
     }
 
     /// Sessions were merged into `window`: `merged` holds the states of the windows merged
-    /// away (each is cleared with [`Trigger::clear`] right after), `state` is the merged
-    /// window's own (its default). Fold the states into it and register the timers the
-    /// merged window needs; the element that caused the merge comes next, to `on_element`.
+    /// away (each is cleared with [`Trigger::clear`] after this returns, as in Flink),
+    /// `state` is the merged window's own (its default). Fold the states into it and
+    /// register the timers the merged window needs; the element that caused the merge
+    /// comes next, to `on_element`.
     fn on_merge(
         &mut self,
         _window: &TimeWindow,

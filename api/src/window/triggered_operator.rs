@@ -192,17 +192,16 @@ where
     /// Drops everything of `w` of `key`: contents, trigger state and trigger timers.
     fn clear_all(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
         self.contents.clear_in(w).map_err(|e| self.err(e))?;
-        self.clear_trigger(key, w).map(|_| ())
+        self.clear_trigger(key, w)
     }
 
-    /// Lets the trigger clear `w` of `key` and drops its state; returns the state it had.
-    fn clear_trigger(&mut self, key: &K, w: &TimeWindow) -> Result<Tr::State, TaskError> {
-        let state = self.trigger_state_of(w)?;
+    /// Lets the trigger clear `w` of `key` and drops its state.
+    fn clear_trigger(&mut self, key: &K, w: &TimeWindow) -> Result<(), TaskError> {
+        let mut state = self.trigger_state_of(w)?;
         let mut ctx = self.context();
-        self.trigger.clear(w, &mut state.clone(), &mut ctx);
+        self.trigger.clear(w, &mut state, &mut ctx);
         self.trigger_state.clear_in(w).map_err(|e| self.err(e))?;
-        self.apply(key, w, ctx)?;
-        Ok(state)
+        self.apply(key, w, ctx)
     }
 
     /// Merges the new session window `w` of `key` with the key's sessions it overlaps or
@@ -222,17 +221,11 @@ where
         self.contents
             .merge_namespaces(&merged, &sources)
             .map_err(|e| self.err(e))?;
-        let mut states = Vec::with_capacity(sources.len());
-        for s in &sources {
-            states.push(self.clear_trigger(key, s)?);
-            let at = self.cleanup_time(s);
-            let deleted = if self.assigner.is_event_time() {
-                self.timers.delete_event_time_timer(key, s, at)
-            } else {
-                self.timers.delete_processing_time_timer(key, s, at)
-            };
-            deleted.map_err(|e| self.err(e))?;
-        }
+        // As Flink: the trigger merges first, then clears each merged-away window.
+        let states = sources
+            .iter()
+            .map(|s| self.trigger_state_of(s))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut state = self.trigger_state_of(&merged)?;
         let mut ctx = self.context();
         self.trigger
@@ -241,6 +234,16 @@ where
             .update_in(&merged, state)
             .map_err(|e| self.err(e))?;
         self.apply(key, &merged, ctx)?;
+        for s in &sources {
+            self.clear_trigger(key, s)?;
+            let at = self.cleanup_time(s);
+            let deleted = if self.assigner.is_event_time() {
+                self.timers.delete_event_time_timer(key, s, at)
+            } else {
+                self.timers.delete_processing_time_timer(key, s, at)
+            };
+            deleted.map_err(|e| self.err(e))?;
+        }
         Ok(Some(merged))
     }
 

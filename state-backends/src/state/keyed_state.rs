@@ -3,7 +3,9 @@
 //! visits them (Flink's `KeyedStateBackend::getKeys`).
 //!
 //! Invariants: each key with state is listed once, from every key group of the backend;
-//! a key whose entry was cleared or emptied is not listed. Listing reads the whole state,
+//! a key whose entry was cleared or emptied is not listed. A TTL handle lists the keys
+//! whose entries expired but were not cleaned up yet (as Flink's `getKeys`); reading them
+//! through the handle gives nothing. Listing reads the whole state,
 //! so it is for rare operations (a broadcast rule change), not per record.
 
 use super::ValueState;

@@ -165,6 +165,9 @@ where
                 cache.forget(key);
                 Ok(())
             })?;
+            if batch.is_empty() {
+                return Ok(());
+            }
             db.write_opt(batch, &self.db.write)
                 .map_err(|e| self.failed("deleting from", e))
         })

@@ -80,10 +80,12 @@ impl<V> ValueCache<V> {
         self.entries.contains_key(key)
     }
 
-    /// Forgets the entry of `key`, which must be clean.
+    /// Forgets the entry of `key`, dropping its change if it had one (the caller deletes
+    /// the row).
     pub(crate) fn forget(&mut self, key: &[u8]) {
-        debug_assert!(!self.entries.get(key).is_some_and(|e| e.dirty));
-        self.entries.remove(key);
+        if self.entries.remove(key).is_some_and(|e| e.dirty) {
+            self.dirty.retain(|k| &k[..] != key);
+        }
     }
 
     /// The dirty entries, sorted by key (a write batch in key order goes into RocksDB's
@@ -147,6 +149,18 @@ mod tests {
         c.with_entry(b"a", absent, |e| e.dirty = true).unwrap();
         assert!(c.is_full() && c.has_dirty());
         assert_eq!(c.dirty_sorted(), vec![(&b"a"[..], Some(&1))]);
+        // Few dirty entries among many: found through the list, in key order.
+        let mut big = ValueCache::new(16);
+        for k in [b"d", b"c", b"b", b"a", b"e", b"f", b"g", b"h", b"i"] {
+            big.with_entry(k, absent, |e| e.dirty = k == b"d" || k == b"b")
+                .unwrap();
+        }
+        assert_eq!(
+            big.dirty_sorted(),
+            vec![(&b"b"[..], None), (&b"d"[..], None)]
+        );
+        big.forget(b"b");
+        assert_eq!(big.dirty_sorted(), vec![(&b"d"[..], None)]);
         assert!(c.has_dirty(), "a failed write must find them again");
         c.mark_clean();
         assert!(!c.has_dirty());

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 use tracing::warn;
 use weir_runtime::checkpoint::{CheckpointMetadata, CheckpointStorage, SharedStateRegistry};
-use weir_runtime::JobId;
+use weir_runtime::{CheckpointId, JobId};
 
 /// Performs the storage actions among `actions` for coordinator `c` on `storage`, and
 /// returns the others (messages to tasks, answers, job failures), in order.
@@ -59,7 +59,9 @@ pub fn perform(
                 Ok(deleted) => queue.extend(c.subsumed(deleted)),
                 Err(e) => warn!(job_id = %job, error = %e, "cannot delete subsumed checkpoints"),
             },
-            CoordinatorAction::DiscardIncomplete => discard_incomplete(storage, job),
+            CoordinatorAction::DiscardIncomplete { before, keep } => {
+                discard_incomplete(storage, job, before, &keep)
+            }
             other => rest.push(other),
         }
     }
@@ -85,11 +87,17 @@ fn store(
     }
 }
 
-/// Deletes every checkpoint directory of `job` without metadata.
-fn discard_incomplete(storage: &CheckpointStorage, job: JobId) {
+/// Deletes every checkpoint directory of `job` without metadata, older than `before` and
+/// not in `keep`.
+fn discard_incomplete(
+    storage: &CheckpointStorage,
+    job: JobId,
+    before: CheckpointId,
+    keep: &[CheckpointId],
+) {
     let result = storage.completed(job).and_then(|complete| {
         for id in storage.checkpoints(job)? {
-            if !complete.contains(&id) {
+            if id < before && !complete.contains(&id) && !keep.contains(&id) {
                 storage.discard(job, id)?;
             }
         }

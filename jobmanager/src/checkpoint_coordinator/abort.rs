@@ -1,6 +1,8 @@
 //! How checkpoints fail: declined by a task, timed out, subsumed, dropped by a restart.
-//! Each is recorded failed in the history and its files deleted; its savepoint request is
-//! answered, or it counts against `execution.checkpointing.tolerable-failed-checkpoints`.
+//! Each is recorded failed in the history and its files deleted, with those of older
+//! checkpoints that failed before and got files afterwards (an upload that outlived its
+//! checkpoint); its savepoint request is answered, or it counts against
+//! `execution.checkpointing.tolerable-failed-checkpoints`.
 
 use super::savepoints::savepoint_failed;
 use super::{CheckpointCoordinator, CoordinatorAction, Pending};
@@ -46,6 +48,7 @@ impl CheckpointCoordinator {
         self.history.failed(checkpoint, reason);
         let mut actions = vec![CoordinatorAction::Discard { checkpoint }];
         actions.extend(self.delete_unreferenced(checkpoint, &p.state));
+        actions.push(self.discard_incomplete(checkpoint));
         actions.extend(match p.savepoint {
             // A failed savepoint is answered, and the job goes on.
             Some((request, savepoint)) => {
@@ -78,6 +81,7 @@ impl CheckpointCoordinator {
 
     pub(super) fn drop_pending(&mut self, reason: &str) -> Vec<CoordinatorAction> {
         let mut actions = Vec::new();
+        let mut newest = None;
         for (id, p) in std::mem::take(&mut self.pending) {
             self.history.failed(id, reason);
             actions.push(CoordinatorAction::Discard { checkpoint: id });
@@ -85,7 +89,25 @@ impl CheckpointCoordinator {
             if let Some((request, savepoint)) = p.savepoint {
                 actions.extend(savepoint_failed(request, &savepoint, id, reason, false));
             }
+            newest = Some(id);
+        }
+        if let Some(id) = newest {
+            actions.push(self.discard_incomplete(id));
         }
         actions
+    }
+
+    /// The deletion of every incomplete checkpoint older than `before` that is not in
+    /// flight: an upload that ended after its checkpoint was aborted left files there.
+    pub(super) fn discard_incomplete(&self, before: CheckpointId) -> CoordinatorAction {
+        CoordinatorAction::DiscardIncomplete {
+            before,
+            keep: self
+                .pending
+                .keys()
+                .chain(self.storing.keys())
+                .copied()
+                .collect(),
+        }
     }
 }

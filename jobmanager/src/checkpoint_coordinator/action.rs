@@ -77,8 +77,15 @@ pub enum CoordinatorAction {
     /// Delete completed checkpoints beyond the retained count; tell the coordinator which
     /// ([`crate::CheckpointCoordinator::subsumed`]).
     Retain,
-    /// Delete every checkpoint directory of the job that has no metadata.
-    DiscardIncomplete,
+    /// Delete every checkpoint directory of the job that has no metadata, whose id is below
+    /// `before` and not in `keep` (the checkpoints still in flight): files that uploads wrote
+    /// after their checkpoint was aborted go with them.
+    DiscardIncomplete {
+        /// Only checkpoints older than this one.
+        before: CheckpointId,
+        /// Checkpoints in flight, kept.
+        keep: Vec<CheckpointId>,
+    },
 }
 
 /// Whether a completed checkpoint's metadata (and its savepoint copy) was stored.

@@ -515,7 +515,7 @@ impl CheckpointCoordinator {
             actions.extend(self.delete_unreferenced(id, &p.state));
         }
         self.queued.clear();
-        actions.push(CoordinatorAction::DiscardIncomplete);
+        actions.push(self.discard_incomplete(CheckpointId::MAX));
         actions.push(CoordinatorAction::Retain);
         actions
     }

@@ -105,7 +105,7 @@ impl JobMaster {
                 | CoordinatorAction::Discard { .. }
                 | CoordinatorAction::DeleteShared { .. }
                 | CoordinatorAction::Retain
-                | CoordinatorAction::DiscardIncomplete => {
+                | CoordinatorAction::DiscardIncomplete { .. } => {
                     unreachable!("storage actions are performed by checkpoint_io")
                 }
                 CoordinatorAction::FailJob { reason } => {

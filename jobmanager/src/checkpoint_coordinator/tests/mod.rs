@@ -349,20 +349,26 @@ fn triggers_follow_the_interval_the_minimum_pause_and_the_concurrency_limit() {
     );
 }
 
-#[test]
-fn a_timed_out_checkpoint_is_aborted_its_files_deleted_and_the_job_fails_past_the_tolerance() {
+/// A coordinator whose checkpoint 1, acknowledged by task 0 only, timed out (a failure,
+/// within `tolerable_failures`) and whose checkpoint 2 was triggered.
+fn first_checkpoint_timed_out(tolerable_failures: u32) -> (Harness, Instant) {
     let mut cfg = config();
     cfg.timeout = Duration::from_millis(500);
-    cfg.tolerable_failures = 1;
+    cfg.tolerable_failures = tolerable_failures;
     let mut c = coordinator(cfg);
     let t0 = Instant::now();
     c.tick(t0, 0);
     let s0 = state(&c, 1, 0);
     c.acknowledge(t0, task(0), 1, s0, 0);
-    // Checkpoint 1 times out (first failure, tolerated); checkpoint 2 is triggered.
     let actions = c.tick(t0 + Duration::from_millis(500), 0);
     assert_eq!(triggered(&actions), Some(2));
     assert!(!actions.iter().any(is_fail));
+    (c, t0)
+}
+
+#[test]
+fn a_timed_out_checkpoint_is_aborted_its_files_deleted_and_the_job_fails_past_the_tolerance() {
+    let (mut c, t0) = first_checkpoint_timed_out(1);
     assert!(c.storage().completed(JOB).unwrap().is_empty());
     // A late acknowledgement of the aborted checkpoint changes nothing.
     assert!(c.acknowledge(t0, task(1), 1, Vec::new(), 0).is_empty());
@@ -377,6 +383,24 @@ fn a_timed_out_checkpoint_is_aborted_its_files_deleted_and_the_job_fails_past_th
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[test]
+fn files_an_upload_writes_after_its_checkpoint_was_aborted_go_with_the_next_abort() {
+    // Checkpoint 1 timed out; its files went. Then task 1's upload for it ends.
+    let (mut c, t0) = first_checkpoint_timed_out(10);
+    assert!(c.storage().checkpoints(JOB).unwrap().is_empty());
+    state(&c, 1, 1);
+    // Checkpoint 2 is declined: its files and checkpoint 1's late ones go.
+    state(&c, 2, 0);
+    c.decline(task(1), 2, "disk full");
+    assert!(c.storage().checkpoints(JOB).unwrap().is_empty());
+    // A restart drops checkpoint 3 in flight, and whatever 2 got late.
+    let id = triggered(&c.tick(t0 + Duration::from_millis(700), 0)).unwrap();
+    state(&c, id, 0);
+    state(&c, 2, 1);
+    c.pause("a task failed");
+    assert!(c.storage().checkpoints(JOB).unwrap().is_empty());
 }
 
 #[test]

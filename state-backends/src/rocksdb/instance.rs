@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, MergeOperands,
-    Options, WriteOptions, DB,
+    BlockBasedIndexType, BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor,
+    DBCompressionType, MergeOperands, Options, WriteOptions, DB,
 };
 
 use super::expiry::ExpiryFilters;
@@ -181,6 +181,16 @@ impl RocksDbInstance {
         table.set_block_cache(&memory.cache);
         table.set_cache_index_and_filter_blocks(true);
         table.set_bloom_filter(10.0, false);
+        // Partitioned filters and a two-level index, as Flink's
+        // `state.backend.rocksdb.memory.partitioned-index-filters`: a large file's filter
+        // and index are 4 KiB blocks loaded as lookups need them. Whole, they are blocks of
+        // megabytes, larger than a shard of the slot's block cache can hold, so every lookup
+        // would read and checksum them from the file again.
+        table.set_partition_filters(true);
+        table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_metadata_block_size(4096);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
         let mut cf_options = Options::default();
         cf_options.set_block_based_table_factory(&table);
         cf_options.set_compression_type(DBCompressionType::Lz4);

@@ -95,9 +95,9 @@ fn discard_incomplete(
     before: CheckpointId,
     keep: &[CheckpointId],
 ) {
-    let result = storage.completed(job).and_then(|complete| {
-        for id in storage.checkpoints(job)? {
-            if id < before && !complete.contains(&id) && !keep.contains(&id) {
+    let result = storage.incomplete(job).and_then(|incomplete| {
+        for id in incomplete {
+            if id < before && !keep.contains(&id) {
                 storage.discard(job, id)?;
             }
         }

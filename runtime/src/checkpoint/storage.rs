@@ -466,6 +466,16 @@ impl CheckpointStorage {
         Ok(self.scan(job)?.1.into_iter().collect())
     }
 
+    /// Returns the ids of `job`'s checkpoint directories without metadata, ascending (one
+    /// listing of the job's files).
+    pub fn incomplete(&self, job: JobId) -> Result<Vec<CheckpointId>, StorageError> {
+        let (all, complete) = self.scan(job)?;
+        Ok(all
+            .into_iter()
+            .filter(|id| !complete.contains(id))
+            .collect())
+    }
+
     /// Deletes every file of checkpoint `checkpoint` of `job`.
     pub fn discard(&self, job: JobId, checkpoint: CheckpointId) -> Result<(), StorageError> {
         let dir = chk_dir(job, checkpoint);

@@ -404,6 +404,35 @@ fn files_an_upload_writes_after_its_checkpoint_was_aborted_go_with_the_next_abor
 }
 
 #[test]
+fn an_abort_keeps_the_checkpoints_in_flight_and_the_complete_ones() {
+    let mut cfg = config();
+    cfg.max_concurrent = 2;
+    cfg.min_pause = Duration::ZERO;
+    cfg.tolerable_failures = 10;
+    let mut c = coordinator(cfg);
+    let t0 = Instant::now();
+    assert_eq!(triggered(&c.tick(t0, 0)), Some(1));
+    let two = t0 + Duration::from_millis(100);
+    assert_eq!(triggered(&c.tick(two, 0)), Some(2));
+    let s0 = state(&c, 2, 0);
+    c.acknowledge(two, task(0), 2, s0, 0);
+    // Checkpoint 1 is declined while 2 is in flight with a file: 2 stays and completes.
+    state(&c, 1, 0);
+    c.decline(task(1), 1, "disk full");
+    assert_eq!(c.storage().checkpoints(JOB).unwrap(), vec![2]);
+    let s1 = state(&c, 2, 1);
+    c.acknowledge(two, task(1), 2, s1, 0);
+    assert_eq!(c.storage().completed(JOB).unwrap(), vec![2]);
+    // Checkpoint 3 is declined: complete checkpoint 2 stays.
+    assert_eq!(
+        triggered(&c.tick(two + Duration::from_millis(100), 0)),
+        Some(3)
+    );
+    c.decline(task(0), 3, "disk full");
+    assert_eq!(c.storage().checkpoints(JOB).unwrap(), vec![2]);
+}
+
+#[test]
 fn only_the_retained_checkpoints_remain_after_fifty_and_shutdown_removes_pending_ones() {
     let mut cfg = config();
     cfg.retained = 2;

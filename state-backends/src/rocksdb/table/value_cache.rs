@@ -49,7 +49,7 @@ impl<V> ValueCache<V> {
         self.capacity > 0
     }
 
-    /// Whether a new entry needs room first.
+    /// Whether the cache holds its capacity of entries (it is then written back and emptied).
     pub(crate) fn is_full(&self) -> bool {
         self.entries.len() >= self.capacity
     }
@@ -76,6 +76,7 @@ impl<V> ValueCache<V> {
     }
 
     /// Whether `key` is cached.
+    #[cfg(test)]
     pub(crate) fn contains(&self, key: &[u8]) -> bool {
         self.entries.contains_key(key)
     }

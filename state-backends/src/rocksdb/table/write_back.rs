@@ -30,10 +30,6 @@ where
         f: impl FnOnce(&mut Cached<V>) -> R,
     ) -> StateResult<R> {
         let mut cache = self.cache.borrow_mut();
-        if cache.enabled() && cache.is_full() && !cache.contains(key) {
-            self.write_dirty(db, cf, &cache)?;
-            cache.clear();
-        }
         let miss = || {
             let value = if load {
                 self.get_decoded(db, cf, key, what)?
@@ -45,8 +41,10 @@ where
                 dirty: false,
             })
         };
+        // One lookup per access: a cache the access filled is written back and emptied
+        // after it, rather than checked for room before.
         let out = cache.with_entry(key, miss, f)?;
-        if !cache.enabled() {
+        if !cache.enabled() || cache.is_full() {
             self.write_dirty(db, cf, &cache)?;
             cache.clear();
         }

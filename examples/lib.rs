@@ -7,8 +7,12 @@ pub use sensor_model::{plausible_temperature, sensor_reading};
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use weir_api::sink::FileSink;
 use weir_api::sink::{SinkContext, SinkFunction, SinkWriter};
-use weir_api::{CheckpointId, TaskError, Timestamp};
+use weir_api::time::WatermarkStrategy;
+use weir_api::{
+    CheckpointId, DataStream, GeneratorSource, StreamExecutionEnvironment, TaskError, Timestamp,
+};
 
 /// Sends logs to standard error (`RUST_LOG` filters them; warnings by default), as text
 /// colored only on a terminal, or as JSON lines when the process runs under
@@ -73,6 +77,72 @@ pub fn setpoint(id: u64) -> (u32, i64, f64) {
     let ts = EVENT_BASE_MS + second * 1000 + (sensor.wrapping_mul(7919) % 1000) as i64;
     let degrees = 18.0 + (sensor % 8) as f64 + (second % 3) as f64 * 0.5;
     (sensor as u32, ts, degrees)
+}
+
+/// Readings as `(sensor_id, event time ms, temperature)`.
+pub type Reading = (u32, i64, f64);
+
+/// The first `n` rows of [`sensor_row`] (seed `seed`) as a stream with event time and
+/// watermarks. The rows' event time restarts at the second half: two readers keep it
+/// ascending, and their watermark generators run beside them (at another parallelism,
+/// records of both halves would meet in one generator).
+pub fn sensor_readings(env: &StreamExecutionEnvironment, n: u64, seed: u64) -> DataStream<Reading> {
+    env.from_generator(GeneratorSource::new(Some(n), move |id| {
+        sensor_row(id, n, seed)
+    }))
+    .name("Readings")
+    .set_parallelism(2)
+    .assign_timestamps_and_watermarks(in_order(|r: &Reading| r.1))
+    .set_parallelism(2)
+}
+
+/// The setpoints of [`setpoint`] for as long as the first `n` readings last, with event
+/// time and watermarks.
+pub fn setpoints(env: &StreamExecutionEnvironment, n: u64) -> DataStream<Reading> {
+    env.from_generator(GeneratorSource::new(
+        Some(event_seconds(n) * SENSORS),
+        setpoint,
+    ))
+    .name("Setpoints")
+    .assign_timestamps_and_watermarks(in_order(|s: &Reading| s.1))
+}
+
+/// Sensor families of [`threshold`]: a sensor's family is its id modulo this.
+pub const FAMILIES: u64 = 8;
+
+/// The alert threshold of sensor family `family` in period `period` of event time (the
+/// `threshold_alerts` example): it changes every period, between 10 and 75 degrees.
+pub fn threshold(family: u8, period: i64) -> f64 {
+    40.0 + f64::from(family) * 5.0 - (period % 4) as f64 * 10.0
+}
+
+/// The threshold rule with sequence number `id`: `(family, period, threshold)`, one per
+/// family and period, in period order.
+pub fn threshold_rule(id: u64) -> (u8, i64, f64) {
+    let family = (id % FAMILIES) as u8;
+    let period = (id / FAMILIES) as i64;
+    (family, period, threshold(family, period))
+}
+
+/// Watermarks one second behind the largest timestamp seen: each generator subtask emits
+/// its rows in event-time order, give or take the seconds a row's offset moves it.
+pub fn in_order<T: 'static>(ts: fn(&T) -> i64) -> WatermarkStrategy<T> {
+    WatermarkStrategy::for_bounded_out_of_orderness(std::time::Duration::from_secs(1))
+        .with_timestamp_assigner(move |t: &T, _| ts(t))
+}
+
+/// Writes `lines` as part files into `dir`, or prints them when there is none.
+pub fn write_lines(lines: &DataStream<String>, dir: Option<&std::path::Path>) {
+    match dir {
+        Some(dir) => {
+            lines.sink_to_files(FileSink::new(dir, |l: &String, out: &mut String| {
+                out.push_str(l)
+            }));
+        }
+        None => {
+            lines.print();
+        }
+    }
 }
 
 /// Counts the records it receives; read the total with [`CountingSink::count`].

@@ -16,11 +16,9 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
-use weir_api::sink::FileSink;
-use weir_api::time::WatermarkStrategy;
 use weir_api::window::TumblingEventTimeWindows;
-use weir_api::{GeneratorSource, StreamExecutionEnvironment};
-use weir_examples::{sensor_row, setpoint, SENSORS};
+use weir_api::StreamExecutionEnvironment;
+use weir_examples::{sensor_readings, setpoints, write_lines, Reading};
 
 /// Joins sensor readings with thermostat setpoints in tumbling windows.
 #[derive(Parser, Debug)]
@@ -43,8 +41,7 @@ struct Args {
     parallelism: Option<u16>,
 }
 
-type Reading = (u32, i64, f64);
-type Setpoint = (u32, i64, f64);
+type Setpoint = Reading;
 
 fn main() -> anyhow::Result<()> {
     weir_examples::init_logging();
@@ -56,23 +53,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(p) = args.parallelism {
         env.set_parallelism(p);
     }
-    let (n, seed) = (args.records, args.seed);
-    let readings = env
-        .from_generator(GeneratorSource::new(Some(n), move |id| {
-            sensor_row(id, n, seed)
-        }))
-        .name("Readings")
-        // The rows' event time restarts at the second half: two readers keep it ascending,
-        // and their watermark generators run beside them (at another parallelism, records
-        // of both halves would meet in one generator).
-        .set_parallelism(2)
-        .assign_timestamps_and_watermarks(in_order(|r: &Reading| r.1))
-        .set_parallelism(2);
-    let seconds = weir_examples::event_seconds(n);
-    let setpoints = env
-        .from_generator(GeneratorSource::new(Some(seconds * SENSORS), setpoint))
-        .name("Setpoints")
-        .assign_timestamps_and_watermarks(in_order(|s: &Setpoint| s.1));
+    let readings = sensor_readings(&env, args.records, args.seed);
+    let setpoints = setpoints(&env, args.records);
     let lines = readings
         .join(&setpoints)
         .r#where(|r: &Reading| r.0)
@@ -92,23 +74,7 @@ fn main() -> anyhow::Result<()> {
             )
         })
         .uid("join");
-    match &args.output {
-        Some(dir) => {
-            lines.sink_to_files(FileSink::new(dir, |l: &String, out: &mut String| {
-                out.push_str(l)
-            }));
-        }
-        None => {
-            lines.print();
-        }
-    }
+    write_lines(&lines, args.output.as_deref());
     env.execute("window-join").context("window join failed")?;
     Ok(())
-}
-
-/// Watermarks one second behind the largest timestamp seen: each generator subtask emits
-/// its rows in event-time order, give or take the seconds a row's offset moves it.
-fn in_order<T: 'static>(ts: fn(&T) -> i64) -> WatermarkStrategy<T> {
-    WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(1))
-        .with_timestamp_assigner(move |t: &T, _| ts(t))
 }

@@ -273,6 +273,29 @@ impl Drop for Running {
     }
 }
 
+/// Runs example `name` with `args` and `--output` into a fresh directory; returns its
+/// result lines, sorted.
+pub fn sorted_output_of(name: &str, args: &[String]) -> Vec<String> {
+    let out = tempfile::tempdir().unwrap();
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--output", out.path().to_str().unwrap()]);
+    run(&example_bin(name), &all).assert_success();
+    let mut lines = part_lines(out.path());
+    lines.sort();
+    lines
+}
+
+/// Asserts that `lines` are `expected`, naming `what` and the counts (not megabytes of
+/// lines) when they differ.
+pub fn assert_same_lines(lines: &[String], expected: &[String], what: &str) {
+    assert!(
+        lines == expected,
+        "{what}: {} lines against {} expected",
+        lines.len(),
+        expected.len()
+    );
+}
+
 /// Returns the lines of the result files in `dir`, checking the part-file contract: every
 /// result file (a name not starting with `.` or `_`) is a plain file named `part-*`.
 pub fn part_lines(dir: &Path) -> Vec<String> {

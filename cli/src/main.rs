@@ -481,13 +481,10 @@ fn run_jobmanager(config: &Config) -> Result<i32> {
             "weir: warning: the REST API on {rest} is reachable from other hosts without TLS: the cluster secret crosses the network in clear text with every request; set security.ssl.rest.enabled"
         );
     }
-    println!(
-        "{}",
-        weir_jobmanager::cluster::banner::format(
-            server.local_addr(),
-            rest_bound,
-            rest_security.tls.is_some()
-        )
+    weir_jobmanager::cluster::banner::announce(
+        server.local_addr(),
+        rest_bound,
+        rest_security.tls.is_some(),
     );
     let Some(leadership) = leadership else {
         loop {

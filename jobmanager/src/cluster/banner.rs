@@ -1,4 +1,5 @@
-//! The line `weir jobmanager` prints first on stdout once it listens: scripts, tests and the
+//! The line `weir jobmanager` prints on stdout once it listens (with high availability, each
+//! time it leads anew): scripts, tests and the
 //! benchmark read the addresses it bound (useful with port 0) from it.
 
 use std::net::SocketAddr;
@@ -8,6 +9,19 @@ use std::net::SocketAddr;
 pub fn format(rpc: SocketAddr, rest: SocketAddr, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
     format!("JobManager listening on {rpc} (REST on {scheme}://{rest})")
+}
+
+/// Prints the banner of [`format()`] as one line on standard output, which a JobManager
+/// does each time it starts serving (with high availability, each time it leads). A
+/// standard output that is gone (a closed pipe: whoever started the process read the first
+/// banner and went away) is logged, never fatal: the JobManager serves on.
+pub fn announce(rpc: SocketAddr, rest: SocketAddr, tls: bool) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{}", format(rpc, rest, tls)).and_then(|()| out.flush());
+    if let Err(error) = written {
+        tracing::warn!(%error, %rpc, %rest, "cannot print the JobManager's banner on standard output");
+    }
 }
 
 /// Reads the control RPC and REST addresses back from a line [`format()`] wrote.

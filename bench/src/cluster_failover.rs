@@ -16,67 +16,17 @@
 //!   file sink buffers 256 KiB, so at this rate its first bytes are flushed by the first
 //!   checkpoint barrier after the recovery).
 
-use crate::cluster_recovery::{
-    bytes_in, job_info, rest_get, script_report, start_taskmanager, submit, wait_for,
-    wait_for_finish, Proc, Settings,
-};
+use crate::cluster_recovery::{script_report, submit, wait_for_finish, Settings};
 use anyhow::{Context, Result};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
+use weir_bench::procs::{
+    bytes_in, job_info, rest_get, start_jobmanager, start_taskmanager, wait_for,
+};
 
 /// The ZooKeeper session timeout of the cluster's processes.
 const SESSION_TIMEOUT_MS: u64 = 1_000;
-
-/// A JobManager process and the receiver of its first stdout line (printed once it leads).
-struct JobManager {
-    proc: Proc,
-    banner: Receiver<String>,
-}
-
-impl JobManager {
-    /// Waits up to `timeout` for it to lead; returns its RPC and REST addresses.
-    fn leads(&self, timeout: Duration) -> Result<(String, String)> {
-        let line = self
-            .banner
-            .recv_timeout(timeout)
-            .context("the jobmanager did not lead")?;
-        let (rpc, rest) = weir_jobmanager::cluster::banner::parse(&line)
-            .with_context(|| format!("unexpected first line of the jobmanager: {line:?}"))?;
-        Ok((rpc.to_string(), rest.to_string()))
-    }
-}
-
-/// Starts a `weir jobmanager` with `ha` settings; its log goes to `dir/<name>.log`.
-fn start_jobmanager(weir: &Path, ha: &[String], dir: &Path, name: &str) -> Result<JobManager> {
-    let mut cmd = Command::new(weir);
-    cmd.args([
-        "jobmanager",
-        "--rpc-address",
-        "127.0.0.1:0",
-        "--rest-address",
-        "127.0.0.1:0",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(std::fs::File::create(dir.join(format!("{name}.log")))?);
-    for d in ha {
-        cmd.args(["-D", d]);
-    }
-    let mut child = cmd.spawn().context("cannot start a jobmanager")?;
-    let stdout = child.stdout.take().context("jobmanager stdout")?;
-    let (tx, banner) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    Ok(JobManager {
-        proc: Proc(child),
-        banner,
-    })
-}
 
 /// Runs the measurement in `dir` and returns its JSON line.
 pub(crate) fn measure(
@@ -85,7 +35,7 @@ pub(crate) fn measure(
     program: &Path,
     dir: &Path,
 ) -> Result<serde_json::Value> {
-    let (_zk, quorum) = crate::server_script::start("zookeeper.sh", "WEIR_ZK_OWNER_PID")?;
+    let (_zk, quorum) = weir_bench::server_script::start("zookeeper.sh", "WEIR_ZK_OWNER_PID")?;
     let ha = vec![
         "high-availability.type=zookeeper".to_string(),
         format!("high-availability.zookeeper.quorum={quorum}"),
@@ -97,7 +47,7 @@ pub(crate) fn measure(
     ];
     let mut leader = start_jobmanager(weir, &ha, dir, "jobmanager-0")?;
     let (rpc, rest) = leader.leads(Duration::from_secs(60))?;
-    let standby = start_jobmanager(weir, &ha, dir, "jobmanager-1")?;
+    let mut standby = start_jobmanager(weir, &ha, dir, "jobmanager-1")?;
     let _tms = (0..2)
         .map(|n| start_taskmanager(weir, &ha, dir, n))
         .collect::<Result<Vec<_>>>()?;

@@ -16,30 +16,13 @@
 //! --example sensor_pipeline`), or `--weir` and `--program`.
 
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A process killed when dropped.
-pub(crate) struct Proc(pub(crate) Child);
-
-impl Proc {
-    /// Kills the process (`kill -9`) and reaps it.
-    pub(crate) fn kill9(&mut self) -> Result<()> {
-        self.0.kill()?;
-        self.0.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use weir_bench::procs::{
+    beside_me, bytes_in, job_info, rest_get, start_jobmanager as start_jobmanager_with,
+    start_taskmanager, wait_for, Proc,
+};
 
 /// What the measurement needs from the command line.
 pub struct Settings {
@@ -62,48 +45,6 @@ pub enum Kill {
     Taskmanager,
     /// The leading JobManager of a highly available cluster (see `cluster_failover.rs`).
     Jobmanager,
-}
-
-pub(crate) fn beside_me(name: &str) -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    Ok(me.parent().context("the binary's directory")?.join(name))
-}
-
-pub(crate) fn rest_get(rest: &str, path: &str) -> Result<serde_json::Value> {
-    let mut s = TcpStream::connect(rest)?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {rest}\r\n\r\n")?;
-    let mut r = String::new();
-    s.read_to_string(&mut r)?;
-    let body = r.split("\r\n\r\n").nth(1).unwrap_or_default();
-    Ok(serde_json::from_str(body)?)
-}
-
-/// Bytes in the files of `dir` (hidden in-progress files included).
-pub(crate) fn bytes_in(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-pub(crate) fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Runs the measurement and returns its JSON line.
@@ -180,29 +121,13 @@ pub(crate) fn wait_for_finish(rest: &str, job: &str) -> Result<serde_json::Value
 /// Starts `weir jobmanager` on free ports and returns it with its RPC and REST addresses,
 /// read from the first line it prints.
 fn start_jobmanager(weir: &Path, dir: &Path) -> Result<(Proc, String, String)> {
-    let mut jm = Command::new(weir)
-        .args([
-            "jobmanager",
-            "--rpc-address",
-            "127.0.0.1:0",
-            "--rest-address",
-            "127.0.0.1:0",
-        ])
-        .arg("-D")
-        .arg(format!(
-            "jobmanager.artifacts.dir={}",
-            dir.join("artifacts").display()
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start the jobmanager")?;
-    let mut line = String::new();
-    BufReader::new(jm.stdout.take().context("jobmanager stdout")?).read_line(&mut line)?;
-    let jm = Proc(jm);
-    let (rpc, rest) = weir_jobmanager::cluster::banner::parse(&line)
-        .with_context(|| format!("unexpected first line of the jobmanager: {line:?}"))?;
-    Ok((jm, rpc.to_string(), rest.to_string()))
+    let artifacts = format!(
+        "jobmanager.artifacts.dir={}",
+        dir.join("artifacts").display()
+    );
+    let mut jm = start_jobmanager_with(weir, &[artifacts], dir, "jobmanager")?;
+    let (rpc, rest) = jm.leads(Duration::from_secs(60))?;
+    Ok((jm.proc, rpc, rest))
 }
 
 /// Starts three one-slot `weir taskmanager`s, waiting for each to register before the next.
@@ -217,29 +142,6 @@ fn start_taskmanagers(weir: &Path, rpc: &str, rest: &str, dir: &Path) -> Result<
         })?;
     }
     Ok(tms)
-}
-
-/// Starts the `n`-th one-slot `weir taskmanager` with `defines` (which find its
-/// JobManager), with its own artifact cache.
-pub(crate) fn start_taskmanager(
-    weir: &Path,
-    defines: &[String],
-    dir: &Path,
-    n: usize,
-) -> Result<Proc> {
-    let mut cmd = Command::new(weir);
-    cmd.args(["taskmanager", "--slots", "1"])
-        .arg("-D")
-        .arg(format!(
-            "taskmanager.artifacts.cache-dir={}",
-            dir.join(format!("cache-{n}")).display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for d in defines {
-        cmd.args(["-D", d]);
-    }
-    Ok(Proc(cmd.spawn()?))
 }
 
 /// Returns the JSON line a benchmark script printed last to `out`; `what` names it in
@@ -287,11 +189,6 @@ pub(crate) fn submit(
     let v: serde_json::Value = serde_json::from_slice(&submitted.stdout)
         .with_context(|| String::from_utf8_lossy(&submitted.stderr).into_owned())?;
     Ok(v["job_id"].as_str().context("a job id")?.to_string())
-}
-
-/// The REST API's view of `job`.
-pub(crate) fn job_info(rest: &str, job: &str) -> Result<serde_json::Value> {
-    rest_get(rest, &format!("/jobs/{job}"))
 }
 
 /// Once the job has completed a checkpoint, kills (`kill -9`) the first TaskManager

@@ -13,7 +13,6 @@
 //! the same input topic into a fresh output topic, counts its windows too, and reports
 //! Flink's line under `flink` and Weir's records/s over Flink's as `ratio`.
 
-use crate::server_script::ScriptServer;
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -28,6 +27,7 @@ use weir_api::source::GeneratorSource;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::StreamExecutionEnvironment;
+use weir_bench::server_script::ScriptServer;
 use weir_connectors::kafka::{
     Csv, DeliveryGuarantee, KafkaSerializer, KafkaSink, KafkaSource, Utf8,
 };
@@ -48,7 +48,8 @@ pub(crate) fn broker(given: Option<&str>) -> Result<(Option<ScriptServer>, Strin
     match given {
         Some(b) => Ok((None, b.to_string())),
         None => {
-            let (own, address) = crate::server_script::start("kafka.sh", "WEIR_KAFKA_OWNER_PID")?;
+            let (own, address) =
+                weir_bench::server_script::start("kafka.sh", "WEIR_KAFKA_OWNER_PID")?;
             Ok((Some(own), address))
         }
     }

@@ -89,7 +89,6 @@ mod nexmark;
 mod recovery_probe;
 mod report;
 mod scaling;
-mod server_script;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Workload {

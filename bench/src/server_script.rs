@@ -8,9 +8,30 @@ use anyhow::{bail, Context, Result};
 use std::process::Command;
 
 /// A server this run started, stopped when dropped.
-pub(crate) struct ScriptServer {
+pub struct ScriptServer {
     script: String,
     dir: String,
+}
+
+impl ScriptServer {
+    /// Runs `scripts/<name> <op>` on this server's directory (`pause`: kill it keeping its
+    /// data and port; `resume`: start it again on them).
+    pub fn run(&self, op: &str) -> Result<()> {
+        let out = Command::new("bash")
+            .arg(&self.script)
+            .args([op, &self.dir])
+            .output()
+            .with_context(|| format!("cannot run {}", self.script))?;
+        if !out.status.success() {
+            bail!(
+                "{} {op} failed: {}{}",
+                self.script,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Drop for ScriptServer {
@@ -24,7 +45,7 @@ impl Drop for ScriptServer {
 
 /// Runs `scripts/<name> start` with this process as the owner (`owner_env`); returns the
 /// server's guard and address.
-pub(crate) fn start(name: &str, owner_env: &str) -> Result<(ScriptServer, String)> {
+pub fn start(name: &str, owner_env: &str) -> Result<(ScriptServer, String)> {
     let script = format!("{}/../scripts/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
         .arg(&script)

@@ -1,0 +1,343 @@
+//! `weir-chaos`: a seeded chaos run over a real cluster, with every output record checked.
+//!
+//! Starts ZooKeeper, two JobManagers with ZooKeeper high availability (one leads, one
+//! stands by) and three one-slot TaskManagers as processes on loopback, submits the
+//! per-key sequence job (`weir-chaos-job`, parallelism 2, checkpoints every
+//! `--checkpoint-interval-ms`, a transactional file sink) and injects `--faults` faults
+//! drawn from `--seed` (printed to standard error before the run, each one again as it is
+//! injected, so any run can be replayed): `kill -9` of a TaskManager, of a job worker, of
+//! the leading JobManager; SIGSTOP/SIGCONT of a TaskManager; ZooKeeper killed and started
+//! again. After each fault it waits until the job runs again and has completed a checkpoint
+//! (the transactional sink commits output at checkpoints: this is the time from the fault
+//! to the next output), then for the next fault. Once all are injected the job runs to its
+//! end, and every committed record is checked: each key's sequence numbers must appear
+//! exactly once, and the job's own state check must have found no gap or repeat.
+//!
+//! The last line of standard output is one JSON object: `seed`, `faults_injected`,
+//! `faults` (by kind), `restarts`, `recovery_ms` (`p50`, `p99`, `max`), `records_checked`,
+//! `lost`, `duplicated`, `violations`. The exit status is 0 only if every fault was
+//! injected and nothing was lost, duplicated or out of order; otherwise the working
+//! directory (logs, output, checkpoints) is kept and named.
+//!
+//! ```text
+//! cargo build --release -p weir-cli -p weir-bench
+//! target/release/weir-chaos --seed 7 --faults 100
+//! ```
+
+mod cluster;
+mod schedule;
+mod verify;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use cluster::{Cluster, WAIT};
+use schedule::{Fault, FaultKind};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use weir_bench::procs::{beside_me, wait_for};
+
+/// Injects seeded faults into a real cluster running an exactly-once job and checks every
+/// output record.
+#[derive(Parser, Debug)]
+#[command(name = "weir-chaos")]
+struct Args {
+    /// Seed of the fault schedule.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Faults to inject.
+    #[arg(long, default_value_t = 15)]
+    faults: usize,
+    /// Kinds of faults to draw from (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    kinds: Vec<FaultKind>,
+    /// Records per second the job's source emits in all.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u64,
+    /// Keys of the sequence job (even).
+    #[arg(long, default_value_t = 100)]
+    keys: u64,
+    /// Records in all [default: the rate times 5 s per fault plus 15 s].
+    #[arg(long)]
+    records: Option<u64>,
+    /// Checkpoint interval of the job, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    checkpoint_interval_ms: u64,
+    /// The `weir` binary [default: beside this one].
+    #[arg(long)]
+    weir: Option<PathBuf>,
+    /// The sequence job's binary [default: `weir-chaos-job` beside this one].
+    #[arg(long)]
+    job: Option<PathBuf>,
+}
+
+fn main() {
+    weir_api::logging::init("warn");
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => {
+            println!("{}", report.json);
+            if !report.passed {
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("weir-chaos: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// What a run found.
+struct Report {
+    json: serde_json::Value,
+    passed: bool,
+}
+
+fn binaries(args: &Args) -> Result<(PathBuf, PathBuf)> {
+    let weir = args.weir.clone().map_or_else(|| beside_me("weir"), Ok)?;
+    let job = args
+        .job
+        .clone()
+        .map_or_else(|| beside_me("weir-chaos-job"), Ok)?;
+    for p in [&weir, &job] {
+        if !p.is_file() {
+            bail!(
+                "{} is missing: build it (cargo build -p weir-cli -p weir-bench) or pass --weir/--job",
+                p.display()
+            );
+        }
+    }
+    Ok((weir, job))
+}
+
+fn run(args: &Args) -> Result<Report> {
+    if args.keys == 0 || !args.keys.is_multiple_of(2) || args.rate == 0 {
+        bail!("--keys must be even and positive, --rate positive");
+    }
+    let (weir, job_bin) = binaries(args)?;
+    let records = args
+        .records
+        .unwrap_or(args.rate * (5 * args.faults as u64 + 15));
+    let faults = schedule::draw(args.seed, args.faults, &args.kinds);
+    eprintln!("weir-chaos: seed {}, {} faults:", args.seed, faults.len());
+    for (i, f) in faults.iter().enumerate() {
+        eprintln!("  {}: {f}", i + 1);
+    }
+    let dir = tempfile::Builder::new().prefix("weir-chaos-").tempdir()?;
+    let result = chaos(args, &weir, &job_bin, records, &faults, dir.path());
+    match &result {
+        Ok(r) if r.passed => {}
+        _ => {
+            let kept = dir.keep();
+            eprintln!(
+                "weir-chaos: logs, output and checkpoints kept in {}",
+                kept.display()
+            );
+        }
+    }
+    result
+}
+
+fn chaos(
+    args: &Args,
+    weir: &Path,
+    job_bin: &Path,
+    records: u64,
+    faults: &[Fault],
+    dir: &Path,
+) -> Result<Report> {
+    let cluster = Cluster::start(weir, dir, 3)?;
+    let out = dir.join("output");
+    let job = cluster.submit(job_bin, &job_args(args, records, &out, dir))?;
+    let mut watch = Watch {
+        cluster,
+        job,
+        restarts: Restarts::default(),
+    };
+    watch.until("the job's first checkpoint", WAIT, |i| {
+        (i["last_checkpoint"].as_u64()? >= 1).then_some(())
+    })?;
+    let mut recoveries = Vec::new();
+    let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+    for (n, fault) in faults.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(fault.pause_ms));
+        let Some(recovery) = watch.hurt(fault)? else {
+            eprintln!(
+                "weir-chaos: fault {}: {fault}: nothing to hit, skipped",
+                n + 1
+            );
+            continue;
+        };
+        eprintln!(
+            "weir-chaos: fault {}/{}: {fault}: recovered in {} ms",
+            n + 1,
+            faults.len(),
+            recovery.as_millis()
+        );
+        recoveries.push(recovery.as_millis() as u64);
+        *by_kind.entry(fault.kind.name()).or_default() += 1;
+    }
+    let end_wait = Duration::from_secs(records / args.rate * 3 + 300);
+    let end = watch.until("the job's end", end_wait, |i| {
+        matches!(
+            i["status"].as_str(),
+            Some("FINISHED" | "FAILED" | "CANCELLED")
+        )
+        .then(|| i.clone())
+    })?;
+    if end["status"] != "FINISHED" {
+        bail!("the job did not finish: {end}");
+    }
+    let verdict = verify::check(&out, records, args.keys)?;
+    for problem in &verdict.examples {
+        eprintln!("weir-chaos: {problem}");
+    }
+    let injected: u64 = by_kind.values().sum();
+    let json = serde_json::json!({
+        "seed": args.seed,
+        "faults_injected": injected,
+        "faults": by_kind,
+        "restarts": watch.restarts.total(),
+        "recovery_ms": percentiles(&mut recoveries),
+        "records": records,
+        "records_checked": verdict.records_checked,
+        "lost": verdict.lost,
+        "duplicated": verdict.duplicated,
+        "violations": verdict.violations,
+    });
+    Ok(Report {
+        passed: verdict.exact() && injected == faults.len() as u64,
+        json,
+    })
+}
+
+/// The cluster and the job it runs, watched through whichever JobManager serves.
+struct Watch {
+    cluster: Cluster,
+    job: String,
+    restarts: Restarts,
+}
+
+impl Watch {
+    /// Polls the job's summary until `f` returns a value, for at most `timeout`.
+    fn until<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&serde_json::Value) -> Option<T>,
+    ) -> Result<T> {
+        wait_for(what, timeout, || {
+            let i = self.cluster.job(&self.job)?;
+            self.restarts.observe(i["restarts"].as_u64()?);
+            f(&i)
+        })
+    }
+
+    /// Injects `fault` and waits until the job runs again and completed a checkpoint (or
+    /// finished); returns the time that took, from the fault (from ZooKeeper's restart for
+    /// an outage: nothing can lead or recover without it), or `None` when the fault had
+    /// nothing to hit.
+    fn hurt(&mut self, fault: &Fault) -> Result<Option<Duration>> {
+        let before = self.until("the job's progress", WAIT, |i| {
+            i["last_checkpoint"].as_u64()
+        })?;
+        let start = Instant::now();
+        if !inject(&mut self.cluster, fault, &self.job)? {
+            return Ok(None);
+        }
+        let at = match fault.kind {
+            FaultKind::RestartZookeeper => Instant::now(),
+            _ => start,
+        };
+        self.until(
+            "the job to run again and complete a checkpoint",
+            WAIT,
+            |i| {
+                let done = i["status"] == "FINISHED";
+                let resumed = i["status"] == "RUNNING" && i["last_checkpoint"].as_u64()? > before;
+                (done || resumed).then_some(())
+            },
+        )?;
+        Ok(Some(at.elapsed()))
+    }
+}
+
+/// Restarts as the serving JobManagers count them: a JobManager that takes over counts
+/// from its own start, so a count that goes down starts a new term.
+#[derive(Default)]
+struct Restarts {
+    earlier_terms: u64,
+    current: u64,
+}
+
+impl Restarts {
+    fn observe(&mut self, count: u64) {
+        if count < self.current {
+            self.earlier_terms += self.current;
+        }
+        self.current = count;
+    }
+
+    fn total(&self) -> u64 {
+        self.earlier_terms + self.current
+    }
+}
+
+/// The job's arguments: its records and keys, its output, checkpoints in `dir`, and a
+/// restart strategy that never gives up.
+fn job_args(args: &Args, records: u64, out: &Path, dir: &Path) -> Vec<String> {
+    let checkpoints = format!("file://{}", dir.join("checkpoints").display());
+    let mut a: Vec<String> = vec![
+        "--records".into(),
+        records.to_string(),
+        "--keys".into(),
+        args.keys.to_string(),
+        "--rate".into(),
+        args.rate.to_string(),
+        "--output".into(),
+        out.display().to_string(),
+    ];
+    for d in [
+        format!(
+            "execution.checkpointing.interval={} ms",
+            args.checkpoint_interval_ms
+        ),
+        format!("state.checkpoints.dir={checkpoints}"),
+        "restart-strategy.type=fixed-delay".into(),
+        format!("restart-strategy.fixed-delay.attempts={}", u32::MAX),
+        "restart-strategy.fixed-delay.delay=200 ms".into(),
+    ] {
+        a.push("-D".into());
+        a.push(d);
+    }
+    a
+}
+
+/// Injects `fault`; false when there was nothing to hit.
+fn inject(cluster: &mut Cluster, fault: &Fault, job: &str) -> Result<bool> {
+    let hold = Duration::from_millis(fault.hold_ms);
+    match fault.kind {
+        FaultKind::KillTaskmanager => cluster.kill_taskmanager(fault.target)?,
+        FaultKind::KillWorker => return cluster.kill_worker(fault.target, job),
+        FaultKind::KillJobmanager => cluster.kill_leader()?,
+        FaultKind::FreezeTaskmanager => cluster.freeze_taskmanager(fault.target, hold)?,
+        FaultKind::FreezeWorker => return cluster.freeze_worker(fault.target, job, hold),
+        FaultKind::FreezeJobmanager => cluster.freeze_leader(hold)?,
+        FaultKind::RestartZookeeper => cluster.restart_zookeeper(hold)?,
+    }
+    Ok(true)
+}
+
+/// `p50`, `p99` and `max` of `values` (0 when empty).
+fn percentiles(values: &mut [u64]) -> serde_json::Value {
+    values.sort_unstable();
+    let at = |q: f64| {
+        if values.is_empty() {
+            return 0;
+        }
+        let i = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len());
+        values[i - 1]
+    };
+    serde_json::json!({ "p50": at(0.5), "p99": at(0.99), "max": at(1.0) })
+}

@@ -30,7 +30,7 @@ fn weir_bin() -> PathBuf {
 #[test]
 fn a_short_seeded_schedule_of_every_fault_kind_loses_and_duplicates_nothing() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir-chaos"))
-        .args(["--seed", "7", "--faults", "15", "--rate", "10000"])
+        .args(["--seed", "26", "--faults", "15", "--rate", "10000"])
         .arg("--weir")
         .arg(weir_bin())
         .arg("--job")
@@ -84,6 +84,7 @@ fn a_short_seeded_schedule_of_every_fault_kind_loses_and_duplicates_nothing() {
         "freeze-worker",
         "freeze-jobmanager",
         "restart-zookeeper",
+        "corrupt-checkpoint",
     ] {
         assert!(
             report["faults"][kind].as_u64() >= Some(1),

@@ -26,6 +26,7 @@
 
 mod cluster;
 mod schedule;
+mod storage;
 mod verify;
 
 use anyhow::{bail, Result};
@@ -69,6 +70,9 @@ struct Args {
     /// The sequence job's binary [default: `weir-chaos-job` beside this one].
     #[arg(long)]
     job: Option<PathBuf>,
+    /// Keep the working directory (logs, output, checkpoints) also when the run passes.
+    #[arg(long)]
+    keep: bool,
 }
 
 fn main() {
@@ -127,7 +131,7 @@ fn run(args: &Args) -> Result<Report> {
     let dir = tempfile::Builder::new().prefix("weir-chaos-").tempdir()?;
     let result = chaos(args, &weir, &job_bin, records, &faults, dir.path());
     match &result {
-        Ok(r) if r.passed => {}
+        Ok(r) if r.passed && !args.keep => {}
         _ => {
             let kept = dir.keep();
             eprintln!(
@@ -153,6 +157,7 @@ fn chaos(
     let mut watch = Watch {
         cluster,
         job,
+        checkpoints: dir.join("checkpoints"),
         restarts: Restarts::default(),
     };
     watch.until("the job's first checkpoint", WAIT, |i| {
@@ -216,6 +221,8 @@ fn chaos(
 struct Watch {
     cluster: Cluster,
     job: String,
+    /// Where the job's checkpoints are.
+    checkpoints: PathBuf,
     restarts: Restarts,
 }
 
@@ -243,7 +250,7 @@ impl Watch {
             i["last_checkpoint"].as_u64()
         })?;
         let start = Instant::now();
-        if !inject(&mut self.cluster, fault, &self.job)? {
+        if !inject(&mut self.cluster, fault, &self.job, &self.checkpoints)? {
             return Ok(None);
         }
         let at = match fault.kind {
@@ -307,6 +314,8 @@ fn job_args(args: &Args, records: u64, out: &Path, dir: &Path) -> Vec<String> {
         "restart-strategy.type=fixed-delay".into(),
         format!("restart-strategy.fixed-delay.attempts={}", u32::MAX),
         "restart-strategy.fixed-delay.delay=200 ms".into(),
+        // A damaged latest checkpoint leaves older ones to restore.
+        "state.checkpoints.num-retained=3".into(),
     ] {
         a.push("-D".into());
         a.push(d);
@@ -315,7 +324,7 @@ fn job_args(args: &Args, records: u64, out: &Path, dir: &Path) -> Vec<String> {
 }
 
 /// Injects `fault`; false when there was nothing to hit.
-fn inject(cluster: &mut Cluster, fault: &Fault, job: &str) -> Result<bool> {
+fn inject(cluster: &mut Cluster, fault: &Fault, job: &str, checkpoints: &Path) -> Result<bool> {
     let hold = Duration::from_millis(fault.hold_ms);
     match fault.kind {
         FaultKind::KillTaskmanager => cluster.kill_taskmanager(fault.target)?,
@@ -325,6 +334,13 @@ fn inject(cluster: &mut Cluster, fault: &Fault, job: &str) -> Result<bool> {
         FaultKind::FreezeWorker => return cluster.freeze_worker(fault.target, job, hold),
         FaultKind::FreezeJobmanager => cluster.freeze_leader(hold)?,
         FaultKind::RestartZookeeper => cluster.restart_zookeeper(hold)?,
+        FaultKind::CorruptCheckpoint => {
+            let Some(what) = storage::damage_latest(checkpoints, job, fault.target)? else {
+                return Ok(false);
+            };
+            eprintln!("weir-chaos: {what}");
+            return cluster.kill_worker(fault.target, job);
+        }
     }
     Ok(true)
 }

@@ -24,11 +24,14 @@ pub enum FaultKind {
     FreezeJobmanager,
     /// ZooKeeper killed and started again on the same data and port after a while.
     RestartZookeeper,
+    /// One file of the latest complete checkpoint truncated, corrupted or deleted, then a
+    /// job worker killed: the restore must skip that checkpoint for an older one.
+    CorruptCheckpoint,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::KillTaskmanager,
         FaultKind::KillWorker,
         FaultKind::KillJobmanager,
@@ -36,6 +39,7 @@ impl FaultKind {
         FaultKind::FreezeWorker,
         FaultKind::FreezeJobmanager,
         FaultKind::RestartZookeeper,
+        FaultKind::CorruptCheckpoint,
     ];
 
     /// The kind's name in the report (`kill-taskmanager`, ...).
@@ -48,6 +52,7 @@ impl FaultKind {
             FaultKind::FreezeWorker => "freeze-worker",
             FaultKind::FreezeJobmanager => "freeze-jobmanager",
             FaultKind::RestartZookeeper => "restart-zookeeper",
+            FaultKind::CorruptCheckpoint => "corrupt-checkpoint",
         }
     }
 }
@@ -160,7 +165,10 @@ mod tests {
         for f in draw(11, 200, &[]) {
             let held = !matches!(
                 f.kind,
-                FaultKind::KillTaskmanager | FaultKind::KillWorker | FaultKind::KillJobmanager
+                FaultKind::KillTaskmanager
+                    | FaultKind::KillWorker
+                    | FaultKind::KillJobmanager
+                    | FaultKind::CorruptCheckpoint
             );
             assert_eq!(f.hold_ms > 0, held, "{f}");
             assert!((500..=2_000).contains(&f.pause_ms), "{f}");

@@ -193,6 +193,21 @@ fn after_fifty_checkpoints_only_the_retained_ones_remain_on_storage() {
 }
 
 #[test]
+fn an_empty_checkpoint_directory_is_incomplete_and_discarded() {
+    // An upload that failed on a full disk after creating its directory leaves it empty.
+    let dir = tempfile::tempdir().unwrap();
+    let s = storage(dir.path());
+    complete(&s, 1);
+    let empty = dir.path().join(JOB.to_string()).join("chk-2");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert_eq!(s.incomplete(JOB).unwrap(), [2]);
+    assert_eq!(s.completed(JOB).unwrap(), [1]);
+    s.discard(JOB, 2).unwrap();
+    assert!(!empty.exists(), "the empty directory is gone");
+    assert!(s.incomplete(JOB).unwrap().is_empty());
+}
+
+#[test]
 fn unsupported_or_relative_urls_are_refused_naming_the_url() {
     for url in [
         "s3://bucket/checkpoints",

@@ -453,6 +453,17 @@ impl CheckpointStorage {
                 complete.insert(id);
             }
         }
+        // A local directory may hold checkpoint directories without files, which no object
+        // listing shows (an upload that failed on a full disk after creating its
+        // directory): they are incomplete checkpoints too.
+        if let Some(root) = &self.local_root {
+            if let Ok(entries) = std::fs::read_dir(root.join(prefix.as_ref())) {
+                let names = entries.filter_map(|e| e.ok()?.file_name().into_string().ok());
+                all.extend(
+                    names.filter_map(|n| n.strip_prefix("chk-")?.parse::<CheckpointId>().ok()),
+                );
+            }
+        }
         Ok((all.into_iter().collect(), complete))
     }
 

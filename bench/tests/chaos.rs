@@ -30,7 +30,7 @@ fn weir_bin() -> PathBuf {
 #[test]
 fn a_short_seeded_schedule_of_every_fault_kind_loses_and_duplicates_nothing() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir-chaos"))
-        .args(["--seed", "26", "--faults", "15", "--rate", "10000"])
+        .args(["--seed", "10", "--faults", "15", "--rate", "10000"])
         .arg("--weir")
         .arg(weir_bin())
         .arg("--job")
@@ -76,6 +76,7 @@ fn a_short_seeded_schedule_of_every_fault_kind_loses_and_duplicates_nothing() {
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["duplicated"], 0, "{report}");
     assert_eq!(report["violations"], 0, "{report}");
+    assert_eq!(report["incomplete_checkpoints_left"], 0, "{report}");
     for kind in [
         "kill-taskmanager",
         "kill-worker",
@@ -85,6 +86,7 @@ fn a_short_seeded_schedule_of_every_fault_kind_loses_and_duplicates_nothing() {
         "freeze-jobmanager",
         "restart-zookeeper",
         "corrupt-checkpoint",
+        "fill-checkpoint-storage",
     ] {
         assert!(
             report["faults"][kind].as_u64() >= Some(1),

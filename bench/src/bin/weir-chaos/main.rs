@@ -70,6 +70,13 @@ struct Args {
     /// The sequence job's binary [default: `weir-chaos-job` beside this one].
     #[arg(long)]
     job: Option<PathBuf>,
+    /// Checkpoint failures in a row the job tolerates before it restarts
+    /// (`execution.checkpointing.tolerable-failed-checkpoints`; Flink's default, 0).
+    #[arg(long, default_value_t = 0)]
+    tolerable_failed_checkpoints: u32,
+    /// Size of the checkpoint storage's `tmpfs`, in MiB (with fill-checkpoint-storage).
+    #[arg(long, default_value_t = 16)]
+    checkpoint_storage_mib: u64,
     /// Keep the working directory (logs, output, checkpoints) also when the run passes.
     #[arg(long)]
     keep: bool,
@@ -151,13 +158,20 @@ fn chaos(
     faults: &[Fault],
     dir: &Path,
 ) -> Result<Report> {
+    let checkpoints = dir.join("checkpoints");
+    // Full storage needs storage of its own that can fill up.
+    let _tmpfs = faults
+        .iter()
+        .any(|f| f.kind == FaultKind::FillCheckpointStorage)
+        .then(|| storage::Tmpfs::mount(&checkpoints, args.checkpoint_storage_mib))
+        .transpose()?;
     let cluster = Cluster::start(weir, dir, 3)?;
     let out = dir.join("output");
     let job = cluster.submit(job_bin, &job_args(args, records, &out, dir))?;
     let mut watch = Watch {
         cluster,
         job,
-        checkpoints: dir.join("checkpoints"),
+        checkpoints,
         restarts: Restarts::default(),
     };
     watch.until("the job's first checkpoint", WAIT, |i| {
@@ -195,6 +209,11 @@ fn chaos(
         bail!("the job did not finish: {end}");
     }
     let verdict = verify::check(&out, records, args.keys)?;
+    // The job ended: nothing of a failed, aborted or unfinished checkpoint may remain.
+    let left = storage::incomplete(&watch.checkpoints, &watch.job)?;
+    if !left.is_empty() {
+        eprintln!("weir-chaos: incomplete checkpoints left behind: {left:?}");
+    }
     for problem in &verdict.examples {
         eprintln!("weir-chaos: {problem}");
     }
@@ -210,9 +229,10 @@ fn chaos(
         "lost": verdict.lost,
         "duplicated": verdict.duplicated,
         "violations": verdict.violations,
+        "incomplete_checkpoints_left": left.len(),
     });
     Ok(Report {
-        passed: verdict.exact() && injected == faults.len() as u64,
+        passed: verdict.exact() && injected == faults.len() as u64 && left.is_empty(),
         json,
     })
 }
@@ -242,9 +262,9 @@ impl Watch {
     }
 
     /// Injects `fault` and waits until the job runs again and completed a checkpoint (or
-    /// finished); returns the time that took, from the fault (from ZooKeeper's restart for
-    /// an outage: nothing can lead or recover without it), or `None` when the fault had
-    /// nothing to hit.
+    /// finished); returns the time that took, from the fault (from ZooKeeper's restart or
+    /// the freed storage for an outage or a full storage: nothing can lead or complete a
+    /// checkpoint without them), or `None` when the fault had nothing to hit.
     fn hurt(&mut self, fault: &Fault) -> Result<Option<Duration>> {
         let before = self.until("the job's progress", WAIT, |i| {
             i["last_checkpoint"].as_u64()
@@ -254,7 +274,7 @@ impl Watch {
             return Ok(None);
         }
         let at = match fault.kind {
-            FaultKind::RestartZookeeper => Instant::now(),
+            FaultKind::RestartZookeeper | FaultKind::FillCheckpointStorage => Instant::now(),
             _ => start,
         };
         self.until(
@@ -316,6 +336,10 @@ fn job_args(args: &Args, records: u64, out: &Path, dir: &Path) -> Vec<String> {
         "restart-strategy.fixed-delay.delay=200 ms".into(),
         // A damaged latest checkpoint leaves older ones to restore.
         "state.checkpoints.num-retained=3".into(),
+        format!(
+            "execution.checkpointing.tolerable-failed-checkpoints={}",
+            args.tolerable_failed_checkpoints
+        ),
     ] {
         a.push("-D".into());
         a.push(d);
@@ -341,6 +365,7 @@ fn inject(cluster: &mut Cluster, fault: &Fault, job: &str, checkpoints: &Path) -
             eprintln!("weir-chaos: {what}");
             return cluster.kill_worker(fault.target, job);
         }
+        FaultKind::FillCheckpointStorage => storage::fill_for(checkpoints, hold)?,
     }
     Ok(true)
 }

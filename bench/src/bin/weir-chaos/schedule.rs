@@ -27,11 +27,14 @@ pub enum FaultKind {
     /// One file of the latest complete checkpoint truncated, corrupted or deleted, then a
     /// job worker killed: the restore must skip that checkpoint for an older one.
     CorruptCheckpoint,
+    /// The checkpoint storage (a small `tmpfs`) filled up for a while: checkpoints fail
+    /// until space is freed.
+    FillCheckpointStorage,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::KillTaskmanager,
         FaultKind::KillWorker,
         FaultKind::KillJobmanager,
@@ -40,6 +43,7 @@ impl FaultKind {
         FaultKind::FreezeJobmanager,
         FaultKind::RestartZookeeper,
         FaultKind::CorruptCheckpoint,
+        FaultKind::FillCheckpointStorage,
     ];
 
     /// The kind's name in the report (`kill-taskmanager`, ...).
@@ -53,6 +57,7 @@ impl FaultKind {
             FaultKind::FreezeJobmanager => "freeze-jobmanager",
             FaultKind::RestartZookeeper => "restart-zookeeper",
             FaultKind::CorruptCheckpoint => "corrupt-checkpoint",
+            FaultKind::FillCheckpointStorage => "fill-checkpoint-storage",
         }
     }
 }
@@ -112,7 +117,7 @@ impl Rng {
 
 /// `count` faults of `kinds` (every kind when empty) drawn from `seed`: pauses of
 /// 0.5–2 s, freezes of 0.5–4 s (on both sides of the heartbeat timeout the harness sets),
-/// ZooKeeper outages of 0.5–3 s.
+/// ZooKeeper outages and full storage of 0.5–3 s.
 pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
     let kinds = if kinds.is_empty() {
         &FaultKind::ALL[..]
@@ -127,7 +132,9 @@ pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
                 FaultKind::FreezeTaskmanager
                 | FaultKind::FreezeWorker
                 | FaultKind::FreezeJobmanager => rng.between(500, 4_000),
-                FaultKind::RestartZookeeper => rng.between(500, 3_000),
+                FaultKind::RestartZookeeper | FaultKind::FillCheckpointStorage => {
+                    rng.between(500, 3_000)
+                }
                 _ => 0,
             };
             Fault {

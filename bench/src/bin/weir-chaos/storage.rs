@@ -1,12 +1,70 @@
-//! Storage faults: damage to the job's latest complete checkpoint.
+//! Storage faults: damage to the job's latest complete checkpoint, and checkpoint storage
+//! that fills up.
 //!
 //! Invariants: only a checkpoint whose `_metadata` exists (a complete one) is damaged, one
 //! file of it, in a way drawn from the fault's target (truncated to half its length, one
 //! byte flipped in the middle, or deleted); what was done is returned so that it can be
-//! printed and replayed.
+//! printed and replayed. A full storage is a `tmpfs` of its own, filled by a ballast file
+//! that is removed after the fault, and unmounted when its guard drops.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A `tmpfs` mounted for the run's checkpoints, unmounted when dropped.
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a `tmpfs` of `mib` MiB on `path` (created if missing).
+    pub fn mount(path: &Path, mib: u64) -> Result<Self> {
+        std::fs::create_dir_all(path)?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .output()
+            .context("cannot run mount")?;
+        if !out.status.success() {
+            bail!(
+                "cannot mount a tmpfs on {} for the full-storage faults (they need root): {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).output();
+    }
+}
+
+/// Fills the file system of `dir` with a ballast file until no byte is left, keeps it full
+/// for `hold`, then removes the ballast.
+pub fn fill_for(dir: &Path, hold: Duration) -> Result<()> {
+    let ballast = dir.join("ballast");
+    let mut file = std::fs::File::create(&ballast)
+        .with_context(|| format!("cannot create {}", ballast.display()))?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut chunk = zeros.len();
+    while chunk >= 512 {
+        match file.write_all(&zeros[..chunk]).and_then(|()| file.flush()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::StorageFull => chunk /= 2,
+            Err(e) => return Err(e).with_context(|| format!("cannot fill {}", dir.display())),
+        }
+    }
+    std::thread::sleep(hold);
+    drop(file);
+    std::fs::remove_file(&ballast).with_context(|| format!("cannot remove {}", ballast.display()))
+}
 
 /// Damages one file of the newest complete checkpoint of `job` under `checkpoints`;
 /// returns what it did, or `None` when there is no complete checkpoint.
@@ -49,6 +107,25 @@ pub fn damage_latest(checkpoints: &Path, job: &str, target: u64) -> Result<Optio
         }
     };
     Ok(Some(format!("{what} {}", file.display())))
+}
+
+/// The `chk-<n>` directories of `job` under `checkpoints` without `_metadata`, each with
+/// the number of files in it: what failed, aborted or unfinished checkpoints left behind.
+pub fn incomplete(checkpoints: &Path, job: &str) -> Result<Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(checkpoints.join(job)) else {
+        return Ok(Vec::new());
+    };
+    let mut left = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("chk-") && !path.join("_metadata").is_file() {
+            let files = std::fs::read_dir(&path).map_or(0, Iterator::count);
+            left.push(format!("{name} ({files} files)"));
+        }
+    }
+    left.sort();
+    Ok(left)
 }
 
 /// The `chk-<n>` directory with the highest `n` that holds `_metadata`.
@@ -105,6 +182,40 @@ mod tests {
         let what = damage_latest(root.path(), "job", 5).unwrap().unwrap();
         assert!(what.starts_with("deleted"), "{what}");
         assert!(!newest.join("state-0").exists());
+    }
+
+    #[test]
+    fn a_full_storage_refuses_writes_until_its_ballast_goes() {
+        let root = tempfile::tempdir().unwrap();
+        let Ok(_tmpfs) = Tmpfs::mount(root.path(), 1) else {
+            // Mounting needs root; the chaos run reports that itself.
+            return;
+        };
+        let dir = root.path().to_path_buf();
+        let filler = std::thread::spawn(move || fill_for(&dir, Duration::from_millis(500)));
+        let probe = root.path().join("probe");
+        let mut refused = false;
+        for _ in 0..400 {
+            if let Err(e) = std::fs::write(&probe, vec![1u8; 64 << 10]) {
+                assert_eq!(e.kind(), ErrorKind::StorageFull, "{e}");
+                refused = true;
+                break;
+            }
+            let _ = std::fs::remove_file(&probe);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(refused, "a write into the full tmpfs failed");
+        filler.join().unwrap().unwrap();
+        std::fs::write(&probe, vec![1u8; 64 << 10]).expect("room again once the ballast went");
+    }
+
+    #[test]
+    fn checkpoints_without_metadata_are_left_overs() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(incomplete(root.path(), "job").unwrap().is_empty());
+        checkpoint(root.path(), 4, true);
+        checkpoint(root.path(), 5, false);
+        assert_eq!(incomplete(root.path(), "job").unwrap(), ["chk-5 (1 files)"]);
     }
 
     #[test]

@@ -193,17 +193,26 @@ fn after_fifty_checkpoints_only_the_retained_ones_remain_on_storage() {
 }
 
 #[test]
-fn an_empty_checkpoint_directory_is_incomplete_and_discarded() {
-    // An upload that failed on a full disk after creating its directory leaves it empty.
+fn a_checkpoint_directory_without_listed_files_is_incomplete_and_discarded() {
+    // An upload that failed on a full disk after creating its directory leaves it empty;
+    // one killed while it wrote leaves only its hidden staging file, which no listing shows.
     let dir = tempfile::tempdir().unwrap();
     let s = storage(dir.path());
     complete(&s, 1);
-    let empty = dir.path().join(JOB.to_string()).join("chk-2");
+    let job_dir = dir.path().join(JOB.to_string());
+    let empty = job_dir.join("chk-2");
     std::fs::create_dir_all(&empty).unwrap();
-    assert_eq!(s.incomplete(JOB).unwrap(), [2]);
+    let staged = job_dir.join("chk-3");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("window-0#7"), b"half an upload").unwrap();
+    assert_eq!(s.incomplete(JOB).unwrap(), [2, 3]);
     assert_eq!(s.completed(JOB).unwrap(), [1]);
     s.discard(JOB, 2).unwrap();
-    assert!(!empty.exists(), "the empty directory is gone");
+    s.discard(JOB, 3).unwrap();
+    assert!(
+        !empty.exists() && !staged.exists(),
+        "both directories are gone"
+    );
     assert!(s.incomplete(JOB).unwrap().is_empty());
 }
 

@@ -504,8 +504,9 @@ impl CheckpointStorage {
             }
         }
         if let Some(root) = &self.local_root {
-            // The empty directory is all that is left of it.
-            let _ = std::fs::remove_dir(root.join(dir.as_ref()));
+            // What is left of it is the directory and what no listing shows: the hidden
+            // staging file of an upload killed while it wrote.
+            let _ = std::fs::remove_dir_all(root.join(dir.as_ref()));
         }
         debug!(url = %self.url, %job, checkpoint, "checkpoint discarded");
         Ok(())

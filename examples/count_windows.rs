@@ -9,9 +9,10 @@
 //! read by one source subtask so that each sensor's readings arrive in the order of their
 //! sequence numbers (a count window's contents depend on the order within its key). Each
 //! firing becomes the line `sensor_id,ts_ms,count,min,max,mean` with the timestamp of the
-//! reading that fired it (part files in `--output`, or standard output). A sliding window
-//! keeps its records in keyed state (a tumbling one, `--slide` equal to `--size`, folds them
-//! as they come), so the job is checkpointed, restored and rescaled as any keyed job;
+//! reading that fired it (part files in `--output`, or standard output). Each window keeps
+//! its records in keyed state until it fires (`process` sees them all; `reduce` and
+//! `aggregate` on a tumbling count window fold them as they come instead), so the job is
+//! checkpointed, restored and rescaled as any keyed job;
 //! readings that never complete a window, the last ones of a sensor, fire nothing, as in
 //! Flink.
 

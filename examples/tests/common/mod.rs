@@ -288,11 +288,17 @@ pub fn sorted_output_of(name: &str, args: &[String]) -> Vec<String> {
 /// Asserts that `lines` are `expected`, naming `what` and the counts (not megabytes of
 /// lines) when they differ.
 pub fn assert_same_lines(lines: &[String], expected: &[String], what: &str) {
-    assert!(
-        lines == expected,
-        "{what}: {} lines against {} expected",
+    if lines == expected {
+        return;
+    }
+    let first = lines.iter().zip(expected).position(|(l, e)| l != e);
+    let at = first.unwrap_or(lines.len().min(expected.len()));
+    panic!(
+        "{what}: {} lines against {} expected; they first differ at line {at}: {:?} against {:?}",
         lines.len(),
-        expected.len()
+        expected.len(),
+        lines.get(at),
+        expected.get(at)
     );
 }
 

@@ -12,7 +12,9 @@
 # ${TMPDIR:-/tmp}/weir-zookeeper.last) on stop/status. Several servers can run at once,
 # each with its own run dir and free port. Logs: DIR/zookeeper.log (log4j), DIR/zk.out.
 # Env: WEIR_ZK_READY_TIMEOUT (s, default 60); WEIR_ZK_OWNER_PID: stop the server (as
-# `stop DIR` does) once that process exits, e.g. the test binary.
+# `stop DIR` does) once that process exits, e.g. the test binary; WEIR_ZK_HOST: the address
+# to serve on instead of 127.0.0.1 (inside a network namespace the caller created, whose
+# other namespaces reach it through their own links).
 # Needs java 17+, python3 and Debian's zookeeper package (/usr/share/java/zookeeper.jar).
 set -euo pipefail
 
@@ -20,6 +22,7 @@ JARS="/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share
 TMPROOT="${TMPDIR:-/tmp}"
 LAST="$TMPROOT/weir-zookeeper.last"
 READY_TIMEOUT="${WEIR_ZK_READY_TIMEOUT:-60}"
+HOST="${WEIR_ZK_HOST:-127.0.0.1}"
 STOP_TIMEOUT=30
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 SERVER_NAME=zookeeper.sh
@@ -32,7 +35,7 @@ source "$(dirname "$SELF")/lib/server.sh"
 # ready PORT: the server answers the `ruok` four-letter word with `imok`.
 ready() {
   local answer
-  answer="$({ exec 3<>"/dev/tcp/127.0.0.1/$1" && printf ruok >&3 && timeout 2 cat <&3; } 2>/dev/null)" || return 1
+  answer="$({ exec 3<>"/dev/tcp/$HOST/$1" && printf ruok >&3 && timeout 2 cat <&3; } 2>/dev/null)" || return 1
   [[ "$answer" == imok ]]
 }
 
@@ -42,7 +45,7 @@ write_config() {
 tickTime=500
 dataDir=$1/data
 clientPort=$2
-clientPortAddress=127.0.0.1
+clientPortAddress=$HOST
 maxClientCnxns=0
 admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr,stat
@@ -82,11 +85,11 @@ cmd_start() {
     [[ "$port" =~ ^[0-9]+$ ]] || die "python3 could not pick a free port"
     rm -rf "$run/data" "$run/zookeeper.log" "$run/zk.out"
     write_config "$run" "$port"
-    echo "127.0.0.1:$port" >"$run/address"
+    echo "$HOST:$port" >"$run/address"
     deadline=$((SECONDS + READY_TIMEOUT))
     if launch "$run" "$port" "$deadline"; then
       echo "dir=$run"
-      echo "127.0.0.1:$port"
+      echo "$HOST:$port"
       return 0
     fi
     kill -KILL "$(cat "$run/$SERVER_PID_FILE")" 2>/dev/null || true
@@ -114,6 +117,7 @@ cmd_resume() {
   [[ -z "$(live_pid "$run")" ]] || die "the server in $run is running"
   addr="$(cat "$run/address")"
   port="${addr##*:}"
+  HOST="${addr%:*}"
   if ! launch "$run" "$port" $((SECONDS + READY_TIMEOUT)); then
     tail -n 40 "$run/zookeeper.log" "$run/zk.out" >&2 2>/dev/null || true
     die "server did not come back within ${READY_TIMEOUT}s (run dir $run)"
@@ -124,6 +128,7 @@ cmd_resume() {
 cmd_status() {
   local run
   run="$(run_dir "${1:-}")"
+  [[ -n "$run" && -f "$run/address" ]] && HOST="$(cut -d: -f1 "$run/address")"
   if [[ -n "$run" && -n "$(live_pid "$run")" ]] && ready "$(cut -d: -f2 "$run/address")"; then
     echo "running $(cat "$run/address")"
   else

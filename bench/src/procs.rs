@@ -59,13 +59,22 @@ pub fn beside_me(name: &str) -> Result<PathBuf> {
 
 /// GETs `path` from the REST API at `rest` and parses the JSON body.
 pub fn rest_get(rest: &str, path: &str) -> Result<serde_json::Value> {
-    let mut s = TcpStream::connect(rest)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {rest}\r\n\r\n")?;
-    let mut r = String::new();
-    s.read_to_string(&mut r)?;
-    let body = r.split("\r\n\r\n").nth(1).unwrap_or_default();
-    Ok(serde_json::from_str(body)?)
+    rest_get_as(rest, path, None)
+}
+
+/// [`rest_get`] with `token` (the cluster secret) as the bearer token, if any.
+pub fn rest_get_as(rest: &str, path: &str, token: Option<&str>) -> Result<serde_json::Value> {
+    let get = || -> Result<serde_json::Value> {
+        let mut s = TcpStream::connect(rest)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {rest}\r\n{auth}\r\n")?;
+        let mut r = String::new();
+        s.read_to_string(&mut r)?;
+        let body = r.split("\r\n\r\n").nth(1).unwrap_or_default();
+        Ok(serde_json::from_str(body)?)
+    };
+    get().with_context(|| format!("GET http://{rest}{path}"))
 }
 
 /// The REST API's view of `job`.
@@ -85,17 +94,75 @@ pub fn bytes_in(dir: &Path) -> u64 {
 }
 
 /// Calls `f` every 2 ms until it returns a value, for at most `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> Result<T> {
+    wait_every(what, timeout, Duration::from_millis(2), f)
+}
+
+/// Calls `f` every `interval` until it returns a value, for at most `timeout`.
+pub fn wait_every<T>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
             return Ok(v);
         }
         if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
+            bail!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(interval);
     }
+}
+
+/// Runs `cmd` to its end with its output captured, killing it after `timeout`.
+pub fn output_within(mut cmd: Command, timeout: Duration) -> Result<std::process::Output> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {what}"))?;
+    // Readers drain both pipes meanwhile, so a full pipe cannot stall the command.
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = pipe(
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = pipe(
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    );
+    let status = wait_every(&what, timeout, Duration::from_millis(20), || {
+        child.try_wait().ok().flatten()
+    });
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
 }
 
 /// A JobManager process and the banners it printed (one each time it started serving;
@@ -103,6 +170,8 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 pub struct JobManager {
     /// The process.
     pub proc: Proc,
+    /// Its name (its log is `<name>.log`).
+    name: String,
     lines: Receiver<String>,
     /// The RPC and REST addresses of its latest banner.
     latest: Option<(String, String)>,
@@ -118,7 +187,7 @@ impl JobManager {
             let line = self
                 .lines
                 .recv_timeout(left)
-                .context("the jobmanager did not lead")?;
+                .with_context(|| format!("{} did not lead (see {0}.log)", self.name))?;
             if let Some(addresses) = self.read(&line) {
                 return Ok(addresses);
             }
@@ -149,16 +218,23 @@ pub fn start_jobmanager(
     dir: &Path,
     name: &str,
 ) -> Result<JobManager> {
-    let mut cmd = Command::new(weir);
-    cmd.args([
-        "jobmanager",
-        "--rpc-address",
-        "127.0.0.1:0",
-        "--rest-address",
-        "127.0.0.1:0",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(std::fs::File::create(dir.join(format!("{name}.log")))?);
+    start_jobmanager_as(Command::new(weir), "127.0.0.1", defines, dir, name)
+}
+
+/// [`start_jobmanager`] run as `cmd` (the `weir` binary, possibly under
+/// `ip netns exec NS`), serving on free ports of `host`.
+pub fn start_jobmanager_as(
+    mut cmd: Command,
+    host: &str,
+    defines: &[String],
+    dir: &Path,
+    name: &str,
+) -> Result<JobManager> {
+    let any_port = format!("{host}:0");
+    cmd.args(["jobmanager", "--rpc-address", &any_port])
+        .args(["--rest-address", &any_port])
+        .stdout(Stdio::piped())
+        .stderr(log_file(dir, name)?);
     for d in defines {
         cmd.args(["-D", d]);
     }
@@ -177,6 +253,7 @@ pub fn start_jobmanager(
     });
     Ok(JobManager {
         proc: Proc(child),
+        name: name.to_string(),
         lines,
         latest: None,
     })
@@ -185,7 +262,17 @@ pub fn start_jobmanager(
 /// Starts the `n`-th one-slot `weir taskmanager` with `defines` (which find its
 /// JobManager), with its own artifact cache; its log goes to `dir/taskmanager-<n>.log`.
 pub fn start_taskmanager(weir: &Path, defines: &[String], dir: &Path, n: usize) -> Result<Proc> {
-    let mut cmd = Command::new(weir);
+    start_taskmanager_as(Command::new(weir), defines, dir, n)
+}
+
+/// [`start_taskmanager`] run as `cmd` (the `weir` binary, possibly under
+/// `ip netns exec NS`).
+pub fn start_taskmanager_as(
+    mut cmd: Command,
+    defines: &[String],
+    dir: &Path,
+    n: usize,
+) -> Result<Proc> {
     cmd.args(["taskmanager", "--slots", "1"])
         .arg("-D")
         .arg(format!(
@@ -193,11 +280,15 @@ pub fn start_taskmanager(weir: &Path, defines: &[String], dir: &Path, n: usize) 
             dir.join(format!("cache-{n}")).display()
         ))
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(
-            dir.join(format!("taskmanager-{n}.log")),
-        )?);
+        .stderr(log_file(dir, &format!("taskmanager-{n}"))?);
     for d in defines {
         cmd.args(["-D", d]);
     }
     Ok(Proc(cmd.spawn().context("cannot start a taskmanager")?))
+}
+
+/// Creates `dir/<name>.log`.
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
+    let path = dir.join(format!("{name}.log"));
+    std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))
 }

@@ -1,25 +1,36 @@
 //! Servers a benchmark starts with the project's scripts (`scripts/kafka.sh`,
 //! `scripts/zookeeper.sh`): each starts its server on a loopback port in a temporary
-//! directory, waits until it answers and prints `dir=...` and, as its last line, the
-//! server's address; the server is stopped when its guard drops (and by the script's
-//! watcher if this process dies first).
+//! directory (or, with a prefix such as `ip netns exec NS` and the script's address
+//! variable, on an address of a network namespace the caller created), waits until it
+//! answers and prints `dir=...` and, as its last line, the server's address; the server is
+//! stopped when its guard drops (and by the script's watcher if this process dies first).
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 
 /// A server this run started, stopped when dropped.
 pub struct ScriptServer {
+    /// The command every script call runs under (`bash`, or `ip netns exec NS bash`).
+    prefix: Vec<String>,
+    /// The script's owner variable: a resumed server is stopped when this process exits,
+    /// as the started one is.
+    owner_env: String,
     script: String,
     dir: String,
 }
 
 impl ScriptServer {
+    fn command(&self, op: &str) -> Command {
+        let mut cmd = script_command(&self.prefix, &self.script, &[op, &self.dir]);
+        cmd.env(&self.owner_env, std::process::id().to_string());
+        cmd
+    }
+
     /// Runs `scripts/<name> <op>` on this server's directory (`pause`: kill it keeping its
     /// data and port; `resume`: start it again on them).
     pub fn run(&self, op: &str) -> Result<()> {
-        let out = Command::new("bash")
-            .arg(&self.script)
-            .args([op, &self.dir])
+        let out = self
+            .command(op)
             .output()
             .with_context(|| format!("cannot run {}", self.script))?;
         if !out.status.success() {
@@ -36,21 +47,42 @@ impl ScriptServer {
 
 impl Drop for ScriptServer {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .args(["stop", &self.dir])
-            .output();
+        let _ = self.command("stop").output();
     }
+}
+
+/// `prefix... bash script args...`.
+fn script_command(prefix: &[String], script: &str, args: &[&str]) -> Command {
+    let mut cmd = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg("bash");
+            c
+        }
+        None => Command::new("bash"),
+    };
+    cmd.arg(script).args(args);
+    cmd
 }
 
 /// Runs `scripts/<name> start` with this process as the owner (`owner_env`); returns the
 /// server's guard and address.
 pub fn start(name: &str, owner_env: &str) -> Result<(ScriptServer, String)> {
+    start_under(&[], &[], name, owner_env)
+}
+
+/// [`start`] under the command `prefix` (`ip netns exec NS`: in a network namespace), with
+/// the environment variables `env` added.
+pub fn start_under(
+    prefix: &[String],
+    env: &[(&str, &str)],
+    name: &str,
+    owner_env: &str,
+) -> Result<(ScriptServer, String)> {
     let script = format!("{}/../scripts/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("start")
+    let out = script_command(prefix, &script, &["start"])
         .env(owner_env, std::process::id().to_string())
+        .envs(env.iter().copied())
         .output()
         .with_context(|| format!("cannot run scripts/{name}"))?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -66,5 +98,11 @@ pub fn start(name: &str, owner_env: &str) -> Result<(ScriptServer, String)> {
         .unwrap_or_default()
         .to_string();
     let address = text.lines().last().unwrap_or_default().trim().to_string();
-    Ok((ScriptServer { script, dir }, address))
+    let server = ScriptServer {
+        prefix: prefix.to_vec(),
+        owner_env: owner_env.to_string(),
+        script,
+        dir,
+    };
+    Ok((server, address))
 }

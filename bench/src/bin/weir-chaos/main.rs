@@ -1,23 +1,25 @@
 //! `weir-chaos`: a seeded chaos run over a real cluster, with every output record checked.
 //!
 //! Starts ZooKeeper, two JobManagers with ZooKeeper high availability (one leads, one
-//! stands by) and three one-slot TaskManagers as processes on loopback, submits the
-//! per-key sequence job (`weir-chaos-job`, parallelism 2, checkpoints every
-//! `--checkpoint-interval-ms`, a transactional file sink) and injects `--faults` faults
-//! drawn from `--seed` (printed to standard error before the run, each one again as it is
-//! injected, so any run can be replayed): `kill -9` of a TaskManager, of a job worker, of
-//! the leading JobManager; SIGSTOP/SIGCONT of a TaskManager; ZooKeeper killed and started
-//! again. After each fault it waits until the job runs again and has completed a checkpoint
-//! (the transactional sink commits output at checkpoints: this is the time from the fault
-//! to the next output), then for the next fault. Once all are injected the job runs to its
-//! end, and every committed record is checked: each key's sequence numbers must appear
-//! exactly once, and the job's own state check must have found no gap or repeat.
+//! stands by) and three one-slot TaskManagers as processes (on loopback, or in network
+//! namespaces of the run's own when it partitions), submits the per-key sequence job
+//! (`weir-chaos-job`, parallelism 2, checkpoints every `--checkpoint-interval-ms`, a
+//! transactional file sink) and injects `--faults` faults drawn from `--seed` (printed to
+//! standard error before the run, each one again as it is injected, so any run can be
+//! replayed; kinds in `schedule.rs`): kills, freezes and partitions of processes,
+//! ZooKeeper restarts, damaged checkpoints and full checkpoint storage. After each fault it
+//! waits until the job runs again and has completed a checkpoint begun after the fault
+//! (the transactional sink commits output at checkpoints), then for the next fault. Once
+//! all are injected the job runs to its end, and every committed record is checked: each
+//! key's sequence numbers must appear exactly once, the job's own state check must have
+//! found no gap or repeat, and no incomplete checkpoint may be left on storage.
 //!
 //! The last line of standard output is one JSON object: `seed`, `faults_injected`,
-//! `faults` (by kind), `restarts`, `recovery_ms` (`p50`, `p99`, `max`), `records_checked`,
-//! `lost`, `duplicated`, `violations`. The exit status is 0 only if every fault was
-//! injected and nothing was lost, duplicated or out of order; otherwise the working
-//! directory (logs, output, checkpoints) is kept and named.
+//! `faults` (by kind), `restarts`, `recovery_ms` (`p50`, `p99`, `max`), `records`,
+//! `records_checked`, `lost`, `duplicated`, `violations`, `incomplete_checkpoints_left`.
+//! The exit status is 0 if every fault was injected and all of these checks passed, 1 if
+//! one failed, 2 if the run could not be carried out; unless 0 (or with `--keep`), the
+//! working directory (logs, output, checkpoints) is kept and named.
 //!
 //! ```text
 //! cargo build --release -p weir-cli -p weir-bench
@@ -25,18 +27,22 @@
 //! ```
 
 mod cluster;
+mod network;
 mod schedule;
 mod storage;
 mod verify;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use cluster::{Cluster, WAIT};
+use cluster::{Cluster, POLL, WAIT};
 use schedule::{Fault, FaultKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use weir_bench::procs::{beside_me, wait_for};
+use weir_bench::procs::{beside_me, wait_every};
+
+/// How long the job's last clean-up of incomplete checkpoints may take after it ended.
+const CLEANUP: Duration = Duration::from_secs(10);
 
 /// Injects seeded faults into a real cluster running an exactly-once job and checks every
 /// output record.
@@ -123,8 +129,11 @@ fn binaries(args: &Args) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn run(args: &Args) -> Result<Report> {
-    if args.keys == 0 || !args.keys.is_multiple_of(2) || args.rate == 0 {
-        bail!("--keys must be even and positive, --rate positive");
+    if args.keys == 0 || !args.keys.is_multiple_of(2) {
+        bail!("--keys {} must be even and positive", args.keys);
+    }
+    if args.rate == 0 {
+        bail!("--rate 0: the job must emit records");
     }
     let (weir, job_bin) = binaries(args)?;
     let records = args
@@ -160,12 +169,18 @@ fn chaos(
 ) -> Result<Report> {
     let checkpoints = dir.join("checkpoints");
     // Full storage needs storage of its own that can fill up.
-    let _tmpfs = faults
+    let tmpfs = faults
         .iter()
         .any(|f| f.kind == FaultKind::FillCheckpointStorage)
         .then(|| storage::Tmpfs::mount(&checkpoints, args.checkpoint_storage_mib))
         .transpose()?;
-    let cluster = Cluster::start(weir, dir, 3)?;
+    // Partitions need the cluster in network namespaces of its own.
+    let net = faults
+        .iter()
+        .any(|f| f.kind == FaultKind::PartitionTaskmanager)
+        .then(network::Network::create)
+        .transpose()?;
+    let cluster = Cluster::start(weir, dir, 3, net)?;
     let out = dir.join("output");
     let job = cluster.submit(job_bin, &job_args(args, records, &out, dir))?;
     let mut watch = Watch {
@@ -174,67 +189,16 @@ fn chaos(
         checkpoints,
         restarts: Restarts::default(),
     };
-    watch.until("the job's first checkpoint", WAIT, |i| {
-        (i["last_checkpoint"].as_u64()? >= 1).then_some(())
-    })?;
-    let mut recoveries = Vec::new();
-    let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
-    for (n, fault) in faults.iter().enumerate() {
-        std::thread::sleep(Duration::from_millis(fault.pause_ms));
-        let Some(recovery) = watch.hurt(fault)? else {
-            eprintln!(
-                "weir-chaos: fault {}: {fault}: nothing to hit, skipped",
-                n + 1
-            );
-            continue;
-        };
-        eprintln!(
-            "weir-chaos: fault {}/{}: {fault}: recovered in {} ms",
-            n + 1,
-            faults.len(),
-            recovery.as_millis()
-        );
-        recoveries.push(recovery.as_millis() as u64);
-        *by_kind.entry(fault.kind.name()).or_default() += 1;
+    let report = watch.run(args, faults, records, &out);
+    // Every process goes before the tmpfs does.
+    drop(watch);
+    if let Some(tmpfs) = &tmpfs {
+        if args.keep || !report.as_ref().is_ok_and(|r| r.passed) {
+            // The tmpfs goes with the run: keep a copy of what it held.
+            tmpfs.copy_to(&dir.join("checkpoints-kept"));
+        }
     }
-    let end_wait = Duration::from_secs(records / args.rate * 3 + 300);
-    let end = watch.until("the job's end", end_wait, |i| {
-        matches!(
-            i["status"].as_str(),
-            Some("FINISHED" | "FAILED" | "CANCELLED")
-        )
-        .then(|| i.clone())
-    })?;
-    if end["status"] != "FINISHED" {
-        bail!("the job did not finish: {end}");
-    }
-    let verdict = verify::check(&out, records, args.keys)?;
-    // The job ended: nothing of a failed, aborted or unfinished checkpoint may remain.
-    let left = storage::incomplete(&watch.checkpoints, &watch.job)?;
-    if !left.is_empty() {
-        eprintln!("weir-chaos: incomplete checkpoints left behind: {left:?}");
-    }
-    for problem in &verdict.examples {
-        eprintln!("weir-chaos: {problem}");
-    }
-    let injected: u64 = by_kind.values().sum();
-    let json = serde_json::json!({
-        "seed": args.seed,
-        "faults_injected": injected,
-        "faults": by_kind,
-        "restarts": watch.restarts.total(),
-        "recovery_ms": percentiles(&mut recoveries),
-        "records": records,
-        "records_checked": verdict.records_checked,
-        "lost": verdict.lost,
-        "duplicated": verdict.duplicated,
-        "violations": verdict.violations,
-        "incomplete_checkpoints_left": left.len(),
-    });
-    Ok(Report {
-        passed: verdict.exact() && injected == faults.len() as u64 && left.is_empty(),
-        json,
-    })
+    report
 }
 
 /// The cluster and the job it runs, watched through whichever JobManager serves.
@@ -247,6 +211,76 @@ struct Watch {
 }
 
 impl Watch {
+    /// Injects `faults` into the running job, lets it finish and checks its output.
+    fn run(&mut self, args: &Args, faults: &[Fault], records: u64, out: &Path) -> Result<Report> {
+        self.until("the job's first checkpoint", WAIT, |i| {
+            (i["last_checkpoint"].as_u64()? >= 1).then_some(())
+        })?;
+        let mut recoveries = Vec::new();
+        let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+        for (n, fault) in faults.iter().enumerate() {
+            std::thread::sleep(Duration::from_millis(fault.pause_ms));
+            let Some(recovery) = self.hurt(fault)? else {
+                eprintln!(
+                    "weir-chaos: fault {}: {fault}: nothing to hit, skipped",
+                    n + 1
+                );
+                continue;
+            };
+            let ms = recovery.as_millis() as u64;
+            let of = faults.len();
+            eprintln!(
+                "weir-chaos: fault {}/{of}: {fault}: recovered in {ms} ms",
+                n + 1
+            );
+            recoveries.push(ms);
+            *by_kind.entry(fault.kind.name()).or_default() += 1;
+        }
+        let end_wait = Duration::from_secs(records / args.rate * 3 + 300);
+        let end = self.until("the job's end", end_wait, |i| {
+            let status = i["status"].as_str();
+            let ended = matches!(status, Some("FINISHED" | "FAILED" | "CANCELLED"));
+            ended.then(|| i.clone())
+        })?;
+        if end["status"] != "FINISHED" {
+            bail!("the job did not finish: {end}");
+        }
+        let verdict = verify::check(out, records, args.keys)?;
+        for problem in &verdict.examples {
+            eprintln!("weir-chaos: {problem}");
+        }
+        // The job ended: nothing of a failed, aborted or unfinished checkpoint may remain
+        // once its last clean-up ran (a bounded wait for it).
+        let (checkpoints, job) = (&self.checkpoints, &self.job);
+        let left = wait_every("the clean-up of checkpoints", CLEANUP, POLL, || {
+            storage::incomplete(checkpoints, job)
+                .ok()
+                .filter(Vec::is_empty)
+        })
+        .or_else(|_| storage::incomplete(checkpoints, job))?;
+        if !left.is_empty() {
+            eprintln!("weir-chaos: incomplete checkpoints left behind: {left:?}");
+        }
+        let injected: u64 = by_kind.values().sum();
+        let json = serde_json::json!({
+            "seed": args.seed,
+            "faults_injected": injected,
+            "faults": by_kind,
+            "restarts": self.restarts.total(),
+            "recovery_ms": percentiles(&mut recoveries),
+            "records": records,
+            "records_checked": verdict.records_checked,
+            "lost": verdict.lost,
+            "duplicated": verdict.duplicated,
+            "violations": verdict.violations,
+            "incomplete_checkpoints_left": left.len(),
+        });
+        Ok(Report {
+            passed: verdict.exact() && injected == faults.len() as u64 && left.is_empty(),
+            json,
+        })
+    }
+
     /// Polls the job's summary until `f` returns a value, for at most `timeout`.
     fn until<T>(
         &mut self,
@@ -254,15 +288,15 @@ impl Watch {
         timeout: Duration,
         mut f: impl FnMut(&serde_json::Value) -> Option<T>,
     ) -> Result<T> {
-        wait_for(what, timeout, || {
+        wait_every(what, timeout, POLL, || {
             let i = self.cluster.job(&self.job)?;
             self.restarts.observe(i["restarts"].as_u64()?);
             f(&i)
         })
     }
 
-    /// Injects `fault` and waits until the job runs again and completed a checkpoint (or
-    /// finished); returns the time that took, from the fault (from ZooKeeper's restart or
+    /// Injects `fault` and waits until the job runs again and completed a checkpoint begun
+    /// after the fault (or finished); returns the time that took, from the fault (from ZooKeeper's restart or
     /// the freed storage for an outage or a full storage: nothing can lead or complete a
     /// checkpoint without them), or `None` when the fault had nothing to hit.
     fn hurt(&mut self, fault: &Fault) -> Result<Option<Duration>> {
@@ -277,15 +311,14 @@ impl Watch {
             FaultKind::RestartZookeeper | FaultKind::FillCheckpointStorage => Instant::now(),
             _ => start,
         };
-        self.until(
-            "the job to run again and complete a checkpoint",
-            WAIT,
-            |i| {
-                let done = i["status"] == "FINISHED";
-                let resumed = i["status"] == "RUNNING" && i["last_checkpoint"].as_u64()? > before;
-                (done || resumed).then_some(())
-            },
-        )?;
+        // Two checkpoints on: the next one may have begun before the fault, with the
+        // acknowledgements of the tasks it hit.
+        let what = "the job to run again and complete a checkpoint";
+        self.until(what, WAIT, |i| {
+            let done = i["status"] == "FINISHED";
+            let resumed = i["status"] == "RUNNING" && i["last_checkpoint"].as_u64()? > before + 1;
+            (done || resumed).then_some(())
+        })?;
         Ok(Some(at.elapsed()))
     }
 }
@@ -352,10 +385,10 @@ fn inject(cluster: &mut Cluster, fault: &Fault, job: &str, checkpoints: &Path) -
     let hold = Duration::from_millis(fault.hold_ms);
     match fault.kind {
         FaultKind::KillTaskmanager => cluster.kill_taskmanager(fault.target)?,
-        FaultKind::KillWorker => return cluster.kill_worker(fault.target, job),
+        FaultKind::KillWorker => cluster.kill_worker(fault.target)?,
         FaultKind::KillJobmanager => cluster.kill_leader()?,
         FaultKind::FreezeTaskmanager => cluster.freeze_taskmanager(fault.target, hold)?,
-        FaultKind::FreezeWorker => return cluster.freeze_worker(fault.target, job, hold),
+        FaultKind::FreezeWorker => cluster.freeze_worker(fault.target, hold)?,
         FaultKind::FreezeJobmanager => cluster.freeze_leader(hold)?,
         FaultKind::RestartZookeeper => cluster.restart_zookeeper(hold)?,
         FaultKind::CorruptCheckpoint => {
@@ -363,9 +396,10 @@ fn inject(cluster: &mut Cluster, fault: &Fault, job: &str, checkpoints: &Path) -
                 return Ok(false);
             };
             eprintln!("weir-chaos: {what}");
-            return cluster.kill_worker(fault.target, job);
+            cluster.kill_worker(fault.target)?;
         }
         FaultKind::FillCheckpointStorage => storage::fill_for(checkpoints, hold)?,
+        FaultKind::PartitionTaskmanager => cluster.partition_taskmanager(fault.target, hold)?,
     }
     Ok(true)
 }

@@ -30,11 +30,15 @@ pub enum FaultKind {
     /// The checkpoint storage (a small `tmpfs`) filled up for a while: checkpoints fail
     /// until space is freed.
     FillCheckpointStorage,
+    /// A TaskManager's network link taken down for a while (it keeps running, cut off from
+    /// the JobManagers and its peers) and brought up again; the cluster then runs in
+    /// network namespaces.
+    PartitionTaskmanager,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::KillTaskmanager,
         FaultKind::KillWorker,
         FaultKind::KillJobmanager,
@@ -44,6 +48,7 @@ impl FaultKind {
         FaultKind::RestartZookeeper,
         FaultKind::CorruptCheckpoint,
         FaultKind::FillCheckpointStorage,
+        FaultKind::PartitionTaskmanager,
     ];
 
     /// The kind's name in the report (`kill-taskmanager`, ...).
@@ -58,6 +63,7 @@ impl FaultKind {
             FaultKind::RestartZookeeper => "restart-zookeeper",
             FaultKind::CorruptCheckpoint => "corrupt-checkpoint",
             FaultKind::FillCheckpointStorage => "fill-checkpoint-storage",
+            FaultKind::PartitionTaskmanager => "partition-taskmanager",
         }
     }
 }
@@ -116,7 +122,8 @@ impl Rng {
 }
 
 /// `count` faults of `kinds` (every kind when empty) drawn from `seed`: pauses of
-/// 0.5–2 s, freezes of 0.5–4 s (on both sides of the heartbeat timeout the harness sets),
+/// 0.5–2 s, freezes and partitions of 0.5–4 s (on both sides of the heartbeat timeout the
+/// harness sets),
 /// ZooKeeper outages and full storage of 0.5–3 s.
 pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
     let kinds = if kinds.is_empty() {
@@ -131,7 +138,8 @@ pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
             let hold_ms = match kind {
                 FaultKind::FreezeTaskmanager
                 | FaultKind::FreezeWorker
-                | FaultKind::FreezeJobmanager => rng.between(500, 4_000),
+                | FaultKind::FreezeJobmanager
+                | FaultKind::PartitionTaskmanager => rng.between(500, 4_000),
                 FaultKind::RestartZookeeper | FaultKind::FillCheckpointStorage => {
                     rng.between(500, 3_000)
                 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A `tmpfs` mounted for the run's checkpoints, unmounted when dropped.
 pub struct Tmpfs {
@@ -40,28 +40,70 @@ impl Tmpfs {
     }
 }
 
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).output();
+impl Tmpfs {
+    /// Copies what the tmpfs holds into `dest` (which goes with the run's directory); a
+    /// failure is reported, not fatal.
+    pub fn copy_to(&self, dest: &Path) {
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(&self.path)
+            .arg(dest)
+            .output();
+        if !out.is_ok_and(|o| o.status.success()) {
+            eprintln!(
+                "weir-chaos: cannot copy {} to {}",
+                self.path.display(),
+                dest.display()
+            );
+        }
     }
 }
 
-/// Fills the file system of `dir` with a ballast file until no byte is left, keeps it full
-/// for `hold`, then removes the ballast.
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Workers exit shortly after their TaskManagers and may still hold files open:
+        // retry for a while, then detach the mount lazily (freed once they are gone).
+        for _ in 0..50 {
+            let out = Command::new("umount").arg(&self.path).output();
+            if out.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let lazy = Command::new("umount").arg("-l").arg(&self.path).output();
+        if !lazy.is_ok_and(|o| o.status.success()) {
+            eprintln!(
+                "weir-chaos: cannot unmount the tmpfs on {}",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// Fills the file system of `dir` with a ballast file until no byte is left and keeps it
+/// full for `hold` (space that others free meanwhile is taken too), then removes the
+/// ballast.
 pub fn fill_for(dir: &Path, hold: Duration) -> Result<()> {
     let ballast = dir.join("ballast");
     let mut file = std::fs::File::create(&ballast)
         .with_context(|| format!("cannot create {}", ballast.display()))?;
     let zeros = vec![0u8; 1 << 20];
+    let until = Instant::now() + hold;
     let mut chunk = zeros.len();
-    while chunk >= 512 {
+    loop {
         match file.write_all(&zeros[..chunk]).and_then(|()| file.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::StorageFull => chunk /= 2,
+            Ok(()) => continue,
+            Err(e) if e.kind() == ErrorKind::StorageFull && chunk > 512 => chunk /= 2,
+            Err(e) if e.kind() == ErrorKind::StorageFull => {
+                // Full: top up every few milliseconds until the hold is over.
+                if Instant::now() >= until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot fill {}", dir.display())),
         }
     }
-    std::thread::sleep(hold);
     drop(file);
     std::fs::remove_file(&ballast).with_context(|| format!("cannot remove {}", ballast.display()))
 }
@@ -83,29 +125,30 @@ pub fn damage_latest(checkpoints: &Path, job: &str, target: u64) -> Result<Optio
     files.sort();
     let n = files.len() as u64;
     let file = &files[(target % n) as usize];
-    let what = match (target / n) % 3 {
-        0 => {
-            let len = std::fs::metadata(file)?.len();
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(file)?
-                .set_len(len / 2)?;
-            "truncated"
-        }
-        1 => {
-            let mut bytes = std::fs::read(file)?;
-            let middle = bytes.len() / 2;
-            if let Some(b) = bytes.get_mut(middle) {
-                *b ^= 0x5A;
+    let damage = || -> std::io::Result<&str> {
+        Ok(match (target / n) % 3 {
+            0 => {
+                let len = std::fs::metadata(file)?.len();
+                let f = std::fs::OpenOptions::new().write(true).open(file)?;
+                f.set_len(len / 2)?;
+                "truncated"
             }
-            std::fs::write(file, bytes)?;
-            "corrupted"
-        }
-        _ => {
-            std::fs::remove_file(file)?;
-            "deleted"
-        }
+            1 => {
+                let mut bytes = std::fs::read(file)?;
+                let middle = bytes.len() / 2;
+                if let Some(b) = bytes.get_mut(middle) {
+                    *b ^= 0x5A;
+                }
+                std::fs::write(file, bytes)?;
+                "corrupted"
+            }
+            _ => {
+                std::fs::remove_file(file)?;
+                "deleted"
+            }
+        })
     };
+    let what = damage().with_context(|| format!("cannot damage {}", file.display()))?;
     Ok(Some(format!("{what} {}", file.display())))
 }
 
@@ -204,7 +247,7 @@ mod tests {
             let _ = std::fs::remove_file(&probe);
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert!(refused, "a write into the full tmpfs failed");
+        assert!(refused, "no write into the tmpfs failed while it was full");
         filler.join().unwrap().unwrap();
         std::fs::write(&probe, vec![1u8; 64 << 10]).expect("room again once the ballast went");
     }

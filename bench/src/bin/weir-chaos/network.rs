@@ -1,0 +1,135 @@
+//! Network namespaces for partitions: each TaskManager in a namespace of its own, the
+//! control plane (ZooKeeper and the JobManagers) in another, all linked through a bridge in
+//! a hub namespace; the harness reaches them through one more link from its own namespace.
+//! A partition takes a TaskManager's link down (it keeps running, cut off from the
+//! JobManagers and from its peers) and brings it up again.
+//!
+//! Invariants: every namespace and link is created by the harness under names derived from
+//! its process id and deleted when the [`Network`] drops (deleting the hub deletes every
+//! link into it); servers bind only addresses of the run's own subnet, inside its own
+//! namespaces.
+
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+/// The run's namespaces.
+pub struct Network {
+    /// Prefix of the namespace names: `weir-chaos-<pid>`.
+    prefix: String,
+    /// The subnet's first three octets.
+    subnet: String,
+    /// Namespaces created, the hub first.
+    namespaces: Vec<String>,
+}
+
+/// Host number of the control plane's address in the subnet.
+const CONTROL: u8 = 1;
+/// Host number of the harness's own address in the subnet.
+const HARNESS: u8 = 254;
+
+impl Network {
+    /// Creates the hub with its bridge, the harness's link into it and the control
+    /// plane's namespace. Needs root and `ip`.
+    pub fn create() -> Result<Self> {
+        let pid = std::process::id();
+        let subnet = format!("10.{}.{}", 100 + (pid >> 8) % 100, pid & 0xff);
+        let mut net = Self {
+            prefix: format!("weir-chaos-{pid}"),
+            subnet,
+            namespaces: Vec::new(),
+        };
+        let hub = net.add_namespace("hub")?;
+        ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &hub, "link", "set", "br0", "up"])?;
+        let root_end = format!("wc{pid}");
+        ip(&[
+            "link", "add", &root_end, "type", "veth", "peer", "name", "harness",
+        ])?;
+        ip(&["link", "set", "harness", "netns", &hub])?;
+        ip(&["-n", &hub, "link", "set", "harness", "master", "br0", "up"])?;
+        let own = format!("{}/24", net.address(HARNESS));
+        ip(&["addr", "add", &own, "dev", &root_end])?;
+        ip(&["link", "set", &root_end, "up"])?;
+        net.add_member("control", CONTROL)?;
+        Ok(net)
+    }
+
+    /// The address of host `n` of the run's subnet.
+    pub fn address(&self, n: u8) -> String {
+        format!("{}.{n}", self.subnet)
+    }
+
+    /// The control plane's address.
+    pub fn control_address(&self) -> String {
+        self.address(CONTROL)
+    }
+
+    fn add_namespace(&mut self, name: &str) -> Result<String> {
+        let ns = format!("{}-{name}", self.prefix);
+        ip(&["netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Creates namespace `name` linked to the hub (the hub's end named `name`) with host
+    /// number `n`; returns the namespace.
+    pub fn add_member(&mut self, name: &str, n: u8) -> Result<String> {
+        let ns = self.add_namespace(name)?;
+        let hub = self.namespaces[0].clone();
+        ip(&[
+            "-n", &hub, "link", "add", name, "type", "veth", "peer", "name", "eth0",
+        ])?;
+        ip(&["-n", &hub, "link", "set", "eth0", "netns", &ns])?;
+        ip(&["-n", &hub, "link", "set", name, "master", "br0", "up"])?;
+        let addr = format!("{}/24", self.address(n));
+        ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        Ok(ns)
+    }
+
+    /// The command prefix that runs a program in member `name`'s namespace.
+    pub fn exec_prefix(&self, name: &str) -> Vec<String> {
+        ["ip", "netns", "exec", &format!("{}-{name}", self.prefix)]
+            .map(str::to_string)
+            .to_vec()
+    }
+
+    /// A command running `program` in member `name`'s namespace.
+    pub fn command(&self, name: &str, program: &std::path::Path) -> Command {
+        let prefix = self.exec_prefix(name);
+        let mut cmd = Command::new(&prefix[0]);
+        cmd.args(&prefix[1..]).arg(program);
+        cmd
+    }
+
+    /// Takes member `name`'s link down (`up` false) or up again.
+    pub fn link(&self, name: &str, up: bool) -> Result<()> {
+        let state = if up { "up" } else { "down" };
+        ip(&["-n", &self.namespaces[0], "link", "set", name, state])
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Runs `ip args`, failing with its error output.
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("cannot run ip (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {} failed (network partitions need root): {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}

@@ -51,7 +51,10 @@ fn main() -> anyhow::Result<()> {
     weir_api::logging::init("warn");
     let args = Args::parse();
     if args.keys == 0 || !args.keys.is_multiple_of(u64::from(SOURCE_PARALLELISM)) {
-        bail!("--keys must be a positive multiple of {SOURCE_PARALLELISM}");
+        bail!(
+            "--keys {} must be a positive multiple of {SOURCE_PARALLELISM}",
+            args.keys
+        );
     }
     let env = StreamExecutionEnvironment::with_properties(&args.define)?;
     let keys = args.keys;

@@ -296,9 +296,10 @@ impl Watch {
     }
 
     /// Injects `fault` and waits until the job runs again and completed a checkpoint begun
-    /// after the fault (or finished); returns the time that took, from the fault (from ZooKeeper's restart or
-    /// the freed storage for an outage or a full storage: nothing can lead or complete a
-    /// checkpoint without them), or `None` when the fault had nothing to hit.
+    /// after the fault (or finished); returns the time that took, from the fault (for an
+    /// outage or a full storage, from ZooKeeper's restart or the freed space: nothing can
+    /// lead or complete a checkpoint without them), or `None` when the fault had nothing to
+    /// hit.
     fn hurt(&mut self, fault: &Fault) -> Result<Option<Duration>> {
         let before = self.until("the job's progress", WAIT, |i| {
             i["last_checkpoint"].as_u64()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{backends, env_on as env, fail_once};
+use common::{backends, env_on as env, fail_once_after_checkpoint};
 
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -172,7 +172,7 @@ fn records_without_timestamps_fail_the_interval_join_naming_it() {
     );
 }
 
-const N: u64 = 6_000;
+const N: u64 = 12_000;
 
 /// Left and right events, one per millisecond each, of 50 keys, joined within
 /// `between(-60, 40)`, a failure at the 3,001st left event, checkpoints every 50 ms;
@@ -198,7 +198,12 @@ fn exactly_once_run(
     };
     let left = env
         .from_generator(side(0))
-        .map(fail_once(seen, failed, 3_001))
+        .map(fail_once_after_checkpoint(
+            seen,
+            failed,
+            3_001,
+            checkpoints.path(),
+        ))
         .assign_timestamps_and_watermarks(strategy())
         .key_by(|e: &Event| e.0);
     let right = env

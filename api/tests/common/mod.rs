@@ -73,6 +73,40 @@ pub fn fail_once<T>(
     }
 }
 
+/// [`fail_once`] that fires at the first record from the `at`-th on that passes once a
+/// checkpoint of the job is complete in `dir` (so that the restart is from a checkpoint
+/// however slowly the first one completes).
+pub fn fail_once_after_checkpoint<T>(
+    seen: &'static std::sync::atomic::AtomicU64,
+    failed: &'static std::sync::atomic::AtomicBool,
+    at: u64,
+    dir: &Path,
+) -> impl Fn(T) -> T + Send + Sync + 'static {
+    use std::sync::atomic::Ordering;
+    let dir = dir.to_path_buf();
+    move |e| {
+        let due = seen.fetch_add(1, Ordering::SeqCst) + 1 >= at && !failed.load(Ordering::SeqCst);
+        if due && checkpoint_complete(&dir) && !failed.swap(true, Ordering::SeqCst) {
+            panic!("injected failure");
+        }
+        e
+    }
+}
+
+/// Whether a checkpoint of any job in the checkpoint directory `dir` is complete (has its
+/// metadata).
+fn checkpoint_complete(dir: &Path) -> bool {
+    let Ok(jobs) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    jobs.filter_map(Result::ok).any(|job| {
+        std::fs::read_dir(job.path()).is_ok_and(|chks| {
+            chks.filter_map(Result::ok)
+                .any(|c| c.path().join("_metadata").is_file())
+        })
+    })
+}
+
 /// Panics unless the injected failure fired (`failed`) and the job restarted once, from a
 /// checkpoint; `run` names the run in the message.
 pub fn assert_restored_once(

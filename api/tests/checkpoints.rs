@@ -2,6 +2,9 @@
 //! align across the network, keyed operators snapshot their state, tasks upload it, and
 //! the JobManager completes checkpoints on storage and keeps only the retained ones.
 
+mod common;
+
+use common::fail_once_after_checkpoint;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,7 +197,7 @@ fn after_an_injected_failure_the_job_restores_state_and_rewinds_its_source_exact
     let sink = MaxPerKey::default();
     // 30,000 records over about two seconds; the fail point fires once, half-way.
     env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
-        .map(fail_once(&SEEN, &FAILED, N / 2))
+        .map(fail_once_after_checkpoint(&SEEN, &FAILED, N / 2, dir.path()))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")
@@ -250,21 +253,6 @@ fn restart_quickly(s: &mut weir_api::EnvSettings) {
     });
 }
 
-/// A pass-through that panics once, when the `at`-th record (counted in `seen` across
-/// restarts) passes.
-fn fail_once(
-    seen: &'static AtomicU64,
-    failed: &'static std::sync::atomic::AtomicBool,
-    at: u64,
-) -> impl Fn((u64, u64)) -> (u64, u64) + Send + Sync + 'static {
-    move |r| {
-        if seen.fetch_add(1, Ordering::SeqCst) + 1 == at && !failed.swap(true, Ordering::SeqCst) {
-            panic!("injected failure");
-        }
-        r
-    }
-}
-
 fn visible_lines(dir: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
     let mut hidden = Vec::new();
@@ -292,7 +280,7 @@ fn the_file_sink_commits_on_checkpoints_so_output_is_exactly_once_across_a_failu
     let env = env(dir.path(), 1);
     env.configure(restart_quickly);
     env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
-        .map(fail_once(&SEEN, &FAILED, N / 2))
+        .map(fail_once_after_checkpoint(&SEEN, &FAILED, N / 2, dir.path()))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")
@@ -339,7 +327,7 @@ fn at_least_once_checkpoints_do_not_align_and_lose_nothing_across_a_failure() {
         GeneratorSource::new(Some(500), |i| (1_000 + i % 10, 1u64)).with_rate_limit(500),
     );
     fast.union(&[&slow])
-        .map(fail_once(&SEEN, &FAILED, N / 2))
+        .map(fail_once_after_checkpoint(&SEEN, &FAILED, N / 2, dir.path()))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")

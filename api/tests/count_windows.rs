@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{backends, env_on, fail_once};
+use common::{backends, env_on, fail_once_after_checkpoint};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -167,7 +167,7 @@ fn count_window_output_is_exactly_once_through_a_failure() {
                     .with_rate_limit(6_000),
             )
             .set_parallelism(1)
-            .map(fail_once(&SEEN, &FAILED, 3_001))
+            .map(fail_once_after_checkpoint(&SEEN, &FAILED, 3_001, checkpoints.path()))
             .set_parallelism(1)
             .key_by(|r: &Reading| r.0)
             .count_window_sliding(5, 2)

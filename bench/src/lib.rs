@@ -1,5 +1,7 @@
 //! Pieces the benchmark binaries (`weir-bench`, `weir-chaos`) share: servers started with
-//! the project's scripts, and the processes of a standalone cluster.
+//! the project's scripts, the processes of a standalone cluster, and the chaos job's
+//! windows.
 
+pub mod chaos_job;
 pub mod procs;
 pub mod server_script;

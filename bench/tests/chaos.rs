@@ -9,6 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use weir_bench::chaos_job::{records_of_key, windows_of};
 
 /// A run of fifteen faults takes a few minutes; a hung run fails after this.
 const TIMEOUT: Duration = Duration::from_secs(900);
@@ -117,5 +118,15 @@ fn a_short_seeded_schedule_of_every_fault_kind_loses_and_duplicates_nothing() {
     assert_eq!(
         report["records_checked"], report["records"],
         "every record is checked: {report}"
+    );
+    // Every window of every key (100 keys by default) is checked too.
+    let records = report["records"].as_u64().unwrap();
+    let windows: u64 = (0..100)
+        .map(|key| windows_of(records_of_key(records, 100, key)))
+        .sum();
+    assert_eq!(
+        report["windows_checked"].as_u64(),
+        Some(windows),
+        "every window is checked: {report}"
     );
 }

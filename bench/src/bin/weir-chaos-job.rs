@@ -10,6 +10,11 @@
 //! transactional file sink. With exactly-once, the committed lines of each key are
 //! `1..=n` with no gap or repeat, and there is no violation line.
 //!
+//! Beside it, the same records (event time: their `seq`, in milliseconds) are counted and
+//! summed per key in tumbling event-time windows of `weir_bench::chaos_job::WINDOW`,
+//! one line `window,<key>,<start>,<count>,<sum>` per window into the same sink: with
+//! exactly-once, each window's line is there once and equals the failure-free one.
+//!
 //! ```text
 //! weir run --jobmanager HOST:PORT --parallelism 2 weir-chaos-job -- --records 1000000 \
 //!     --keys 100 --rate 20000 --output /tmp/sequences -D execution.checkpointing.interval=500ms
@@ -18,10 +23,14 @@
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use std::path::PathBuf;
+use std::time::Duration;
 use weir_api::functions::{FnResult, KeyedContext, KeyedProcessFunction, RuntimeContext};
 use weir_api::sink::FileSink;
 use weir_api::source::GeneratorSource;
+use weir_api::time::WatermarkStrategy;
+use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::{StreamExecutionEnvironment, ValueState, VoidNamespace};
+use weir_bench::chaos_job::{window_line, WINDOW};
 
 /// Subtasks of the generator: every key comes from exactly one of them.
 const SOURCE_PARALLELISM: u16 = 2;
@@ -63,17 +72,36 @@ fn main() -> anyhow::Result<()> {
     if let Some(rate) = args.rate {
         source = source.with_rate_limit(rate);
     }
-    env.from_generator(source)
+    // Each source subtask's sequence numbers never decrease (each key is read in order).
+    let by_seq = WatermarkStrategy::for_monotonous_timestamps()
+        .with_timestamp_assigner(|r: &(u64, u64), _| r.1 as i64);
+    let records = env
+        .from_generator(source)
         .name("Sequences")
         .uid("sequences")
         .set_parallelism(SOURCE_PARALLELISM)
+        .assign_timestamps_and_watermarks(by_seq)
+        .uid("event-time");
+    let checked = records
         .key_by(|r: &(u64, u64)| r.0)
         .process(CheckSequence)
-        .uid("check-sequence")
-        .sink_to_files(FileSink::new(
-            &args.output,
-            |l: &String, out: &mut String| out.push_str(l),
-        ));
+        .uid("check-sequence");
+    let windows = records
+        .map(|(key, seq): (u64, u64)| (key, 1u64, seq))
+        .uid("count-one")
+        .key_by(|r: &(u64, u64, u64)| r.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(WINDOW)))
+        .reduce_with_window(
+            |a: (u64, u64, u64), b: (u64, u64, u64)| (a.0, a.1 + b.1, a.2 + b.2),
+            |key: &u64, w: &TimeWindow, (_, count, sum): (u64, u64, u64)| {
+                window_line(*key, w.start as u64, count, sum)
+            },
+        )
+        .uid("windows");
+    checked.union(&[&windows]).sink_to_files(FileSink::new(
+        &args.output,
+        |l: &String, out: &mut String| out.push_str(l),
+    ));
     env.execute("chaos-sequences")
         .context("the sequence job failed")?;
     Ok(())

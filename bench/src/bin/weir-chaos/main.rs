@@ -12,11 +12,13 @@
 //! (the transactional sink commits output at checkpoints), then for the next fault. Once
 //! all are injected the job runs to its end, and every committed record is checked: each
 //! key's sequence numbers must appear exactly once, the job's own state check must have
-//! found no gap or repeat, and no incomplete checkpoint may be left on storage.
+//! found no gap or repeat, each key's event-time windows must appear once each with the
+//! failure-free count and sum, and no incomplete checkpoint may be left on storage.
 //!
 //! The last line of standard output is one JSON object: `seed`, `faults_injected`,
 //! `faults` (by kind), `restarts`, `recovery_ms` (`p50`, `p99`, `max`), `records`,
-//! `records_checked`, `lost`, `duplicated`, `violations`, `incomplete_checkpoints_left`.
+//! `records_checked`, `windows_checked`, `lost`, `duplicated`, `violations`,
+//! `incomplete_checkpoints_left`.
 //! The exit status is 0 if every fault was injected and all of these checks passed, 1 if
 //! one failed, 2 if the run could not be carried out; unless 0 (or with `--keep`), the
 //! working directory (logs, output, checkpoints) is kept and named.
@@ -270,6 +272,7 @@ impl Watch {
             "recovery_ms": percentiles(&mut recoveries),
             "records": records,
             "records_checked": verdict.records_checked,
+            "windows_checked": verdict.windows_checked,
             "lost": verdict.lost,
             "duplicated": verdict.duplicated,
             "violations": verdict.violations,

@@ -1,25 +1,31 @@
-//! Checks the committed output of the sequence job (`weir-chaos-job`) record by record.
+//! Checks the committed output of the sequence job (`weir-chaos-job`) record by record
+//! and window by window.
 //!
 //! Invariants: every line of every committed part file (hidden in-progress files are not
 //! committed and are skipped) is counted once; a key's sequence number seen zero times is
-//! lost, seen `n > 1` times is duplicated `n - 1` times; a line that is no `key,seq` of the
-//! job's range, or a violation line the job's state check wrote, is reported, never
-//! ignored.
+//! lost, seen `n > 1` times is duplicated `n - 1` times, and so is a window's line; a
+//! window line whose count or sum differs from the failure-free one is a violation; a line
+//! that is no `key,seq` or window of the job's range, or a violation line the job's state
+//! check wrote, is reported, never ignored.
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::path::Path;
+use weir_bench::chaos_job::{expected_window, records_of_key, window_line, windows_of, WINDOW};
 
 /// What the output held.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
     /// `key,seq` lines read.
     pub records_checked: u64,
-    /// Sequence numbers of the input missing from the output.
+    /// Window lines read.
+    pub windows_checked: u64,
+    /// Sequence numbers of the input, and windows, missing from the output.
     pub lost: u64,
-    /// Extra copies of sequence numbers in the output.
+    /// Extra copies of sequence numbers, and of windows, in the output.
     pub duplicated: u64,
     /// Lines the job's state check wrote (a key's sequence number that did not follow the
-    /// one in its state).
+    /// one in its state), and windows whose count or sum is not the failure-free one.
     pub violations: u64,
     /// The first few problems, with their keys and values.
     pub examples: Vec<String>,
@@ -38,16 +44,12 @@ impl Verdict {
     }
 }
 
-/// Sequence numbers of key `key` among `records` records over `keys` keys.
-pub fn records_of_key(records: u64, keys: u64, key: u64) -> u64 {
-    (records + keys - 1 - key) / keys
-}
-
 /// Checks the committed part files in `dir` against `records` records over `keys` keys.
 pub fn check(dir: &Path, records: u64, keys: u64) -> Result<Verdict> {
     let mut seen: Vec<Vec<u32>> = (0..keys)
         .map(|k| vec![0; records_of_key(records, keys, k) as usize])
         .collect();
+    let mut windows = HashMap::new();
     let mut v = Verdict::default();
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the job's output {}", dir.display()))?;
@@ -59,10 +61,14 @@ pub fn check(dir: &Path, records: u64, keys: u64) -> Result<Verdict> {
         let text = std::fs::read_to_string(entry.path())
             .with_context(|| format!("cannot read {}", entry.path().display()))?;
         for line in text.lines() {
-            tally(line, &mut seen, &mut v)
-                .with_context(|| format!("in {}", entry.path().display()))?;
+            let tallied = match line.strip_prefix("window,") {
+                Some(window) => tally_window(window, (records, keys), &mut windows, &mut v),
+                None => tally(line, &mut seen, &mut v),
+            };
+            tallied.with_context(|| format!("in {}", entry.path().display()))?;
         }
     }
+    count_windows(&windows, (records, keys), &mut v);
     for (key, counts) in seen.iter().enumerate() {
         for (i, &n) in counts.iter().enumerate() {
             match n {
@@ -79,6 +85,60 @@ pub fn check(dir: &Path, records: u64, keys: u64) -> Result<Verdict> {
         }
     }
     Ok(v)
+}
+
+/// Counts window line `window,<rest>` in `windows` (by key and start) if its count and
+/// sum are the failure-free ones, as a violation if not.
+fn tally_window(
+    rest: &str,
+    (records, keys): (u64, u64),
+    windows: &mut HashMap<(u64, u64), u32>,
+    v: &mut Verdict,
+) -> Result<()> {
+    let fields: Vec<u64> = rest.split(',').map_while(|f| f.parse().ok()).collect();
+    let [key, start, count, sum] = fields[..] else {
+        bail!("malformed output line \"window,{rest}\": expected window,key,start,count,sum");
+    };
+    let expected = (key < keys)
+        .then(|| expected_window(records_of_key(records, keys, key), start))
+        .flatten();
+    let Some(expected) = expected else {
+        bail!("output line \"window,{rest}\" is outside the job's keys and windows");
+    };
+    v.windows_checked += 1;
+    if expected != (count, sum) {
+        v.violations += 1;
+        let want = window_line(key, start, expected.0, expected.1);
+        v.note(format!(
+            "window: \"window,{rest}\", failure-free \"{want}\""
+        ));
+        return Ok(());
+    }
+    *windows.entry((key, start)).or_default() += 1;
+    Ok(())
+}
+
+/// Adds the windows of every key missing from `windows` (or there more than once) to
+/// the lost (duplicated) ones.
+fn count_windows(windows: &HashMap<(u64, u64), u32>, (records, keys): (u64, u64), v: &mut Verdict) {
+    for key in 0..keys {
+        for w in 0..windows_of(records_of_key(records, keys, key)) {
+            match windows.get(&(key, w * WINDOW)).copied().unwrap_or(0) {
+                0 => {
+                    v.lost += 1;
+                    v.note(format!("key {key}: window {} lost", w * WINDOW));
+                }
+                1 => {}
+                n => {
+                    v.duplicated += u64::from(n - 1);
+                    v.note(format!(
+                        "key {key}: window {} written {n} times",
+                        w * WINDOW
+                    ));
+                }
+            }
+        }
+    }
 }
 
 fn tally(line: &str, seen: &mut [Vec<u32>], v: &mut Verdict) -> Result<()> {
@@ -116,11 +176,63 @@ mod tests {
         check(dir.path(), records, keys)
     }
 
+    /// The window lines of an exact run over `records` records and `keys` keys.
+    fn windows(records: u64, keys: u64) -> String {
+        let mut out = String::new();
+        for key in 0..keys {
+            let n = records_of_key(records, keys, key);
+            for start in (0..windows_of(n)).map(|w| w * WINDOW) {
+                let (count, sum) = expected_window(n, start).unwrap();
+                out.push_str(&window_line(key, start, count, sum));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     #[test]
     fn an_exact_output_has_nothing_lost_or_duplicated() {
-        let v = verdict(&[("part-0-0", "0,1\n1,1\n"), ("part-1-0", "0,2\n")], 3, 2).unwrap();
+        let files = [
+            ("part-0-0", "0,1\n1,1\n"),
+            ("part-1-0", "0,2\n"),
+            ("part-1-1", &windows(3, 2)),
+        ];
+        let v = verdict(&files, 3, 2).unwrap();
         assert!(v.exact(), "{v:?}");
-        assert_eq!(v.records_checked, 3);
+        assert_eq!((v.records_checked, v.windows_checked), (3, 2));
+    }
+
+    #[test]
+    fn windows_lost_repeated_or_different_from_the_failure_free_run_are_counted() {
+        let records = 2 * (WINDOW + 10);
+        let sequences: String = (0..records)
+            .map(|i| format!("{},{}\n", i % 2, i / 2 + 1))
+            .collect();
+        let exact = windows(records, 2);
+        let mut lines: Vec<&str> = exact.lines().collect();
+        assert_eq!(lines.len(), 4, "two windows per key");
+        lines.remove(0);
+        lines.push(lines[0]);
+        let wrong = lines[1].replace(",99,", ",98,");
+        assert_ne!(wrong, lines[1]);
+        lines[1] = &wrong;
+        let files = [
+            ("part-0-0", sequences.as_str()),
+            ("part-0-1", &lines.join("\n")),
+        ];
+        let v = verdict(&files, records, 2).unwrap();
+        // The wrong window counts as lost, too: its failure-free line is not there.
+        assert_eq!((v.lost, v.duplicated, v.violations), (2, 1, 1), "{v:?}");
+        assert!(
+            v.examples.iter().any(|e| e.contains("window 0 lost")),
+            "{v:?}"
+        );
+        assert!(
+            v.examples.iter().any(|e| e.contains("failure-free")),
+            "{v:?}"
+        );
+        let e = verdict(&[("part-0-0", "window,0,50,1,1\n")], records, 2).unwrap_err();
+        assert!(format!("{e:#}").contains("window,0,50,1,1"), "{e:#}");
     }
 
     #[test]
@@ -128,6 +240,7 @@ mod tests {
         let files = [
             ("part-0-0", "0,1\n0,1\n1,2\nviolation,1,0,2\n"),
             (".part-0-1.inprogress", "1,1\n"),
+            ("part-1-0", &windows(4, 2)),
         ];
         let v = verdict(&files, 4, 2).unwrap();
         assert_eq!((v.lost, v.duplicated, v.violations), (2, 1, 1), "{v:?}");
@@ -141,12 +254,5 @@ mod tests {
         assert!(format!("{e:#}").contains("\"0;1\""), "{e:#}");
         let e = verdict(&[("part-0-0", "5,1\n")], 2, 2).unwrap_err();
         assert!(format!("{e:#}").contains("\"5,1\""), "{e:#}");
-    }
-
-    #[test]
-    fn keys_share_the_records_round_robin() {
-        assert_eq!((0..4).map(|k| records_of_key(10, 4, k)).sum::<u64>(), 10);
-        assert_eq!(records_of_key(10, 4, 1), 3);
-        assert_eq!(records_of_key(10, 4, 3), 2);
     }
 }

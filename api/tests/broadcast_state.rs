@@ -258,7 +258,12 @@ fn broadcast_and_keyed_state_are_exactly_once_through_a_failure() {
         common::checkpoint_and_restart(&env, checkpoints.path());
         let events = env
             .from_generator(GeneratorSource::new(Some(N), event).with_rate_limit(4_000))
-            .map(fail_once_after_checkpoint(&SEEN, &FAILED, 2_001, checkpoints.path()))
+            .map(fail_once_after_checkpoint(
+                &SEEN,
+                &FAILED,
+                2_001,
+                checkpoints.path(),
+            ))
             .assign_timestamps_and_watermarks(by_event_time());
         check(events, rule_stream(&env, rules(), "rules"))
             .sink_to_files(FileSink::with_formatter(out.path(), line))

@@ -197,7 +197,12 @@ fn after_an_injected_failure_the_job_restores_state_and_rewinds_its_source_exact
     let sink = MaxPerKey::default();
     // 30,000 records over about two seconds; the fail point fires once, half-way.
     env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
-        .map(fail_once_after_checkpoint(&SEEN, &FAILED, N / 2, dir.path()))
+        .map(fail_once_after_checkpoint(
+            &SEEN,
+            &FAILED,
+            N / 2,
+            dir.path(),
+        ))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")
@@ -280,7 +285,12 @@ fn the_file_sink_commits_on_checkpoints_so_output_is_exactly_once_across_a_failu
     let env = env(dir.path(), 1);
     env.configure(restart_quickly);
     env.from_generator(GeneratorSource::new(Some(N), |i| (i % 100, 1u64)).with_rate_limit(15_000))
-        .map(fail_once_after_checkpoint(&SEEN, &FAILED, N / 2, dir.path()))
+        .map(fail_once_after_checkpoint(
+            &SEEN,
+            &FAILED,
+            N / 2,
+            dir.path(),
+        ))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")
@@ -327,7 +337,12 @@ fn at_least_once_checkpoints_do_not_align_and_lose_nothing_across_a_failure() {
         GeneratorSource::new(Some(500), |i| (1_000 + i % 10, 1u64)).with_rate_limit(500),
     );
     fast.union(&[&slow])
-        .map(fail_once_after_checkpoint(&SEEN, &FAILED, N / 2, dir.path()))
+        .map(fail_once_after_checkpoint(
+            &SEEN,
+            &FAILED,
+            N / 2,
+            dir.path(),
+        ))
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .uid("counter")

@@ -167,7 +167,12 @@ fn count_window_output_is_exactly_once_through_a_failure() {
                     .with_rate_limit(6_000),
             )
             .set_parallelism(1)
-            .map(fail_once_after_checkpoint(&SEEN, &FAILED, 3_001, checkpoints.path()))
+            .map(fail_once_after_checkpoint(
+                &SEEN,
+                &FAILED,
+                3_001,
+                checkpoints.path(),
+            ))
             .set_parallelism(1)
             .key_by(|r: &Reading| r.0)
             .count_window_sliding(5, 2)

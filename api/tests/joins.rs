@@ -303,7 +303,12 @@ fn exactly_once_run(
             GeneratorSource::new(Some(N), |i| ((i % 50) as u8, i as i64, i as i64))
                 .with_rate_limit(6_000),
         )
-        .map(fail_once_after_checkpoint(seen, failed, 3_001, checkpoints.path()))
+        .map(fail_once_after_checkpoint(
+            seen,
+            failed,
+            3_001,
+            checkpoints.path(),
+        ))
         .assign_timestamps_and_watermarks(strategy(|e| e.1));
     let payments = env
         .from_generator(

@@ -120,7 +120,12 @@ fn ttl_state_expires_per_key_exactly_once_through_a_failure() {
         let lines = env
             .from_generator(GeneratorSource::new(Some(N), event).with_rate_limit(4_000))
             .set_parallelism(1)
-            .map(fail_once_after_checkpoint(&SEEN, &FAILED, 2_001, checkpoints.path()))
+            .map(fail_once_after_checkpoint(
+                &SEEN,
+                &FAILED,
+                2_001,
+                checkpoints.path(),
+            ))
             .set_parallelism(1)
             .key_by(|e: &Event| e.0)
             .process(Sessions { ttl: ttl.clone() })

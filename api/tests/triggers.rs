@@ -462,7 +462,12 @@ fn exactly_once_through_a_failure(assigner: WindowAssigner, gaps: bool, expected
                 GeneratorSource::new(Some(N), move |i| event_at(i, gaps)).with_rate_limit(6_000),
             )
             .set_parallelism(1)
-            .map(fail_once_after_checkpoint(&SEEN, &FAILED, 3_001, checkpoints.path()))
+            .map(fail_once_after_checkpoint(
+                &SEEN,
+                &FAILED,
+                3_001,
+                checkpoints.path(),
+            ))
             .set_parallelism(1)
             .assign_timestamps_and_watermarks(
                 WatermarkStrategy::for_monotonous_timestamps()

@@ -170,7 +170,12 @@ fn exactly_once_run(
     let source = GeneratorSource::new(Some(N), |i| ((i % 40) as u8, (i / 4) as i64, 1i64))
         .with_rate_limit(12_000);
     env.from_generator(source)
-        .map(fail_once_after_checkpoint(seen, failed, fail_at, checkpoints.path()))
+        .map(fail_once_after_checkpoint(
+            seen,
+            failed,
+            fail_at,
+            checkpoints.path(),
+        ))
         .assign_timestamps_and_watermarks(
             WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(20))
                 .with_timestamp_assigner(|e: &Event, _| e.1),

@@ -143,6 +143,25 @@ pub fn encode_versioned<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Cod
     Ok(out)
 }
 
+/// [`encode_versioned`] of the byte string `bytes` (its length, then the bytes): the same
+/// blob, with the bytes copied at once into a buffer of the final size rather than encoded
+/// one by one as a sequence.
+pub fn encode_versioned_bytes(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 10 + bytes.len());
+    out.extend_from_slice(&[FORMAT_VERSION, 0, 0, 0, 0]);
+    encode_into(&(bytes.len() as u64), &mut out)?;
+    out.extend_from_slice(bytes);
+    let crc = crc32fast::hash(&out[HEADER_LEN..]);
+    out[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// [`decode_versioned`] of a byte string written by [`encode_versioned_bytes`] (or by
+/// [`encode_versioned`] of a `Vec<u8>`: the two agree), copied out at once.
+pub fn decode_versioned_bytes(bytes: &[u8], what: &str) -> Result<Vec<u8>, CodecError> {
+    decode_versioned::<serde_bytes::ByteBuf>(bytes, what).map(serde_bytes::ByteBuf::into_vec)
+}
+
 /// Checks the header at the start of `bytes` (its length and format version) and returns
 /// the checksum it stores.
 fn check_header(bytes: &[u8], what: &str) -> Result<u32, CodecError> {
@@ -327,6 +346,18 @@ pub fn decode_versioned_nested_from<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_string_encodes_alike_as_bytes_and_as_a_sequence_of_u8() {
+        let payload: Vec<u8> = (0..=255u8).cycle().take(1_000).collect();
+        let as_bytes = encode_versioned_bytes(&payload).unwrap();
+        assert_eq!(as_bytes, encode_versioned(&payload).unwrap());
+        assert_eq!(decode_versioned_bytes(&as_bytes, "blob").unwrap(), payload);
+        assert_eq!(
+            decode_versioned::<Vec<u8>>(&as_bytes, "blob").unwrap(),
+            payload
+        );
+    }
 
     #[test]
     fn encode_into_appends_and_decode_from_reports_consumed_bytes() {

@@ -25,7 +25,9 @@ use crate::state_kind::StateKind;
 pub struct KeyGroupBytes {
     /// The key group.
     pub key_group: KeyGroup,
-    /// Entry count followed by the encoded entries.
+    /// Entry count followed by the encoded entries (a byte string: copied at once, encoded
+    /// as a sequence of `u8` would be).
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 
@@ -57,6 +59,12 @@ impl KeyedStateSnapshot {
     /// Encodes the snapshot as a versioned, checksummed blob.
     pub fn to_bytes(&self) -> Result<Vec<u8>, StateError> {
         codec::encode_versioned(self).map_err(|e| StateError::codec(Self::WHAT, e))
+    }
+
+    /// About the size of the snapshot's encoding: the bytes of its key groups.
+    pub fn encoded_len_hint(&self) -> usize {
+        let groups = self.states.iter().flat_map(|s| &s.key_groups);
+        groups.map(|g| g.bytes.len() + 16).sum::<usize>() + 64 * self.states.len() + 64
     }
 
     /// Decodes a blob written by [`KeyedStateSnapshot::to_bytes`].

@@ -31,7 +31,8 @@ pub const CHANNEL_STATE_PREFIX: &str = "weir:channels/";
 /// One stored buffer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelBuffer {
-    /// The encoded elements.
+    /// The encoded elements (a byte string, copied at once).
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
     /// The buffer's flags (a record continues in the next buffer).
     pub flags: u8,

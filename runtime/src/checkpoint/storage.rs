@@ -246,7 +246,14 @@ impl CheckpointStorage {
         state: &[u8],
     ) -> Result<SubtaskStateHandle, StorageError> {
         let path = chk_dir(job, checkpoint).join(file);
-        let size = self.put_versioned(&path, state)?;
+        let bytes = weir_state_backends::codec::encode_versioned_bytes(state).map_err(|e| {
+            StorageError::Corrupt {
+                path: self.name(&path),
+                reason: e.to_string(),
+            }
+        })?;
+        let size = bytes.len() as u64;
+        self.put(&path, bytes)?;
         Ok(SubtaskStateHandle::new(file, subtask, size, key_groups))
     }
 
@@ -345,7 +352,7 @@ impl CheckpointStorage {
     /// contents.
     pub(super) fn decode_state(&self, path: &Path, bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
         let name = self.name(path);
-        weir_state_backends::decode_versioned::<Vec<u8>>(bytes, &name).map_err(|e| {
+        weir_state_backends::codec::decode_versioned_bytes(bytes, &name).map_err(|e| {
             StorageError::Corrupt {
                 path: name,
                 reason: e.to_string(),

@@ -469,14 +469,9 @@ fn snapshot_queue<K: StateKey, N: Namespace>(
     queue: &TimerQueue<K, N>,
     what: &str,
 ) -> Result<Vec<KeyGroupBytes>, StateError> {
-    let mut timers: Vec<(KeyGroup, &K, &N, i64)> = queue.iter().collect();
-    // Stable: keeps firing order within each key group.
-    timers.sort_by_key(|t| t.0);
     let mut out = Vec::new();
-    for group in timers.chunk_by(|a, b| a.0 == b.0) {
-        let key_group = group[0].0;
-        let entries = group.iter().map(|(_, k, n, ts)| (k, n, ts));
-        let bytes = encode_group(group.len(), entries, || {
+    for (key_group, timers) in queue.by_key_group() {
+        let bytes = encode_group(timers.len(), &timers, || {
             format!("{what} key group {key_group}")
         })?;
         out.push(KeyGroupBytes { key_group, bytes });

@@ -9,15 +9,17 @@
 //! - `index` holds exactly the live timers; each (key, namespace, timestamp) is live at most
 //!   once (de-duplication). A bucket entry is live only if the index maps its timer to the
 //!   entry's sequence number: deleting only updates the index, and the stale entry is
-//!   skipped when its bucket fires.
+//!   skipped when its bucket fires. `stale` counts such entries.
 //! - Timers with equal timestamps pop by key group, then registration order; restore
 //!   re-registers each key group in snapshot order, so that order survives a
 //!   snapshot/restore.
 
-use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
-use rustc_hash::FxHashMap;
+use hashbrown::hash_map::Entry;
+use hashbrown::{Equivalent, HashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::Timer;
 use crate::bounds::{Namespace, StateKey};
@@ -26,19 +28,41 @@ use crate::key_group::KeyGroup;
 /// A timer in its bucket: key group, registration sequence, key and namespace.
 type Slot<K, N> = (KeyGroup, u64, K, N);
 
+/// A borrowed `(key, namespace, timestamp)` that finds its timer in the index without
+/// cloning key and namespace: it hashes exactly as the tuple does.
+struct Probe<'a, K, N>(&'a K, &'a N, i64);
+
+impl<K: Hash, N: Hash> Hash for Probe<'_, K, N> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+        self.2.hash(state);
+    }
+}
+
+impl<K: Eq, N: Eq> Equivalent<(K, N, i64)> for Probe<'_, K, N> {
+    fn equivalent(&self, other: &(K, N, i64)) -> bool {
+        *self.0 == other.0 && *self.1 == other.1 && self.2 == other.2
+    }
+}
+
 /// The timers of one time domain.
 pub(crate) struct TimerQueue<K, N> {
     buckets: BTreeMap<i64, Vec<Slot<K, N>>>,
-    index: FxHashMap<(K, N, i64), (KeyGroup, u64)>,
+    index: HashMap<(K, N, i64), (KeyGroup, u64), FxBuildHasher>,
     next_seq: u64,
+    /// Bucket entries that are stale (their timer was deleted): while there are none,
+    /// every bucket entry is live and a snapshot needs no index lookups.
+    stale: usize,
 }
 
 impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
     pub(crate) fn new() -> Self {
         Self {
             buckets: BTreeMap::new(),
-            index: FxHashMap::default(),
+            index: HashMap::default(),
             next_seq: 0,
+            stale: 0,
         }
     }
 
@@ -74,9 +98,12 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
 
     /// Deletes a timer; returns whether it existed. Its bucket entry goes stale.
     pub(crate) fn delete(&mut self, key: &K, namespace: &N, timestamp: i64) -> bool {
-        self.index
-            .remove(&(key.clone(), namespace.clone(), timestamp))
-            .is_some()
+        let deleted = self
+            .index
+            .remove(&Probe(key, namespace, timestamp))
+            .is_some();
+        self.stale += usize::from(deleted);
+        deleted
     }
 
     /// Pops every timer with `timestamp <= limit` into `out`, in order.
@@ -98,6 +125,8 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
                         namespace,
                         timestamp,
                     });
+                } else {
+                    self.stale -= 1;
                 }
             }
         }
@@ -116,23 +145,29 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
     }
 
     /// Every live timer with its key group, in firing order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (KeyGroup, &K, &N, i64)> {
-        let mut live: Vec<(i64, KeyGroup, u64, &K, &N)> = Vec::with_capacity(self.index.len());
+    /// The live timers by key group, ascending, each group's in firing order (timestamp,
+    /// then registration): buckets are walked in timestamp order and each bucket holds its
+    /// timers in registration order, so nothing needs sorting but the key groups.
+    pub(crate) fn by_key_group(&self) -> Vec<(KeyGroup, Vec<(&K, &N, i64)>)> {
+        let mut groups: FxHashMap<KeyGroup, Vec<(&K, &N, i64)>> = FxHashMap::default();
         for (ts, bucket) in &self.buckets {
             for (kg, seq, k, n) in bucket {
-                let probe = (k.clone(), n.clone(), *ts);
-                if matches!(self.index.get(&probe), Some((_, s)) if s == seq) {
-                    live.push((*ts, *kg, *seq, k, n));
+                let live = self.stale == 0
+                    || matches!(self.index.get(&Probe(k, n, *ts)), Some((_, s)) if s == seq);
+                if live {
+                    groups.entry(*kg).or_default().push((k, n, *ts));
                 }
             }
         }
-        live.sort_unstable_by_key(|(ts, kg, seq, _, _)| (*ts, *kg, *seq));
-        live.into_iter().map(|(ts, kg, _, k, n)| (kg, k, n, ts))
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        groups.sort_unstable_by_key(|(kg, _)| *kg);
+        groups
     }
 
     pub(crate) fn clear(&mut self) {
         self.buckets.clear();
         self.index.clear();
+        self.stale = 0;
     }
 }
 
@@ -176,6 +211,43 @@ mod tests {
             "the stale entry is skipped; the new one fires last"
         );
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn by_key_group_lists_live_timers_in_firing_order_with_and_without_deletions() {
+        let mut q: TimerQueue<u32, u8> = TimerQueue::new();
+        let by_key = |k: &u32| (*k % 2) as KeyGroup;
+        for (key, ts) in [(1, 30), (2, 10), (3, 20), (4, 10), (5, 10)] {
+            q.register(key, 0, ts, by_key);
+        }
+        let listed = |q: &TimerQueue<u32, u8>| -> Vec<(KeyGroup, Vec<(u32, i64)>)> {
+            let groups = q.by_key_group();
+            let owned = groups
+                .into_iter()
+                .map(|(kg, timers)| (kg, timers.into_iter().map(|(k, _, ts)| (*k, ts)).collect()));
+            owned.collect()
+        };
+        assert_eq!(
+            listed(&q),
+            vec![
+                (0, vec![(2, 10), (4, 10)]),
+                (1, vec![(5, 10), (3, 20), (1, 30)])
+            ]
+        );
+        assert!(q.delete(&5, &0, 10) && q.delete(&1, &0, 30));
+        q.register(1, 0, 30, by_key);
+        assert_eq!(
+            listed(&q),
+            vec![(0, vec![(2, 10), (4, 10)]), (1, vec![(3, 20), (1, 30)])],
+            "the deleted timer is gone and the re-registered one listed once"
+        );
+        let mut out = Vec::new();
+        q.pop_until(30, &mut out);
+        assert_eq!(
+            (out.len(), q.stale),
+            (4, 0),
+            "popping drops the stale entries"
+        );
     }
 
     #[test]

@@ -243,6 +243,35 @@ impl Cluster {
         net.link(&slot, true)
     }
 
+    /// Cuts TaskManager `target` (modulo their number) off from the control plane
+    /// (ZooKeeper and the JobManagers) or, with `peers`, from the other TaskManagers, for
+    /// `hold`; everything else keeps its links. Fails unless the cluster runs in namespaces.
+    pub fn partition_taskmanager_from(
+        &mut self,
+        target: u64,
+        peers: bool,
+        hold: Duration,
+    ) -> Result<()> {
+        let net = self
+            .net
+            .as_ref()
+            .context("partitions need the cluster in network namespaces")?;
+        let slots = self.taskmanagers.len();
+        let slot = (target % slots as u64) as usize;
+        let from: Vec<String> = if peers {
+            (0..slots).filter(|s| *s != slot).map(slot_name).collect()
+        } else {
+            vec!["control".to_string()]
+        };
+        let name = slot_name(slot);
+        let cut = net.cut(&name, &from, true);
+        if cut.is_ok() {
+            std::thread::sleep(hold);
+        }
+        let joined = net.cut(&name, &from, false);
+        cut.and(joined)
+    }
+
     /// Freezes TaskManager `target` (SIGSTOP) for `hold`, then resumes it (SIGCONT).
     pub fn freeze_taskmanager(&mut self, target: u64, hold: Duration) -> Result<()> {
         let i = (target % self.taskmanagers.len() as u64) as usize;

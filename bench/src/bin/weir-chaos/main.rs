@@ -179,7 +179,7 @@ fn chaos(
     // Partitions need the cluster in network namespaces of its own.
     let net = faults
         .iter()
-        .any(|f| f.kind == FaultKind::PartitionTaskmanager)
+        .any(|f| f.kind.partitions())
         .then(network::Network::create)
         .transpose()?;
     let cluster = Cluster::start(weir, dir, 3, net)?;
@@ -404,6 +404,12 @@ fn inject(cluster: &mut Cluster, fault: &Fault, job: &str, checkpoints: &Path) -
         }
         FaultKind::FillCheckpointStorage => storage::fill_for(checkpoints, hold)?,
         FaultKind::PartitionTaskmanager => cluster.partition_taskmanager(fault.target, hold)?,
+        FaultKind::PartitionTaskmanagerFromJobmanager => {
+            cluster.partition_taskmanager_from(fault.target, false, hold)?
+        }
+        FaultKind::PartitionTaskmanagerFromPeers => {
+            cluster.partition_taskmanager_from(fault.target, true, hold)?
+        }
     }
     Ok(true)
 }

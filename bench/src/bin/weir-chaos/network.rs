@@ -2,7 +2,9 @@
 //! control plane (ZooKeeper and the JobManagers) in another, all linked through a bridge in
 //! a hub namespace; the harness reaches them through one more link from its own namespace.
 //! A partition takes a TaskManager's link down (it keeps running, cut off from the
-//! JobManagers and from its peers) and brings it up again.
+//! JobManagers and from its peers) and brings it up again; a partial one cuts it off from
+//! some members only (the control plane, or its peers) with blackhole routes on both sides,
+//! so packets between them go nowhere while the rest of the network works.
 //!
 //! Invariants: every namespace and link is created by the harness under names derived from
 //! its process id and deleted when the [`Network`] drops (deleting the hub deletes every
@@ -20,6 +22,8 @@ pub struct Network {
     subnet: String,
     /// Namespaces created, the hub first.
     namespaces: Vec<String>,
+    /// The members linked to the hub, with their host numbers.
+    members: Vec<(String, u8)>,
 }
 
 /// Host number of the control plane's address in the subnet.
@@ -37,6 +41,7 @@ impl Network {
             prefix: format!("weir-chaos-{pid}"),
             subnet,
             namespaces: Vec::new(),
+            members: Vec::new(),
         };
         let hub = net.add_namespace("hub")?;
         ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
@@ -85,7 +90,36 @@ impl Network {
         let addr = format!("{}/24", self.address(n));
         ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        self.members.push((name.to_string(), n));
         Ok(ns)
+    }
+
+    /// Cuts member `name` off from each member of `from` (`cut` true), or joins them again:
+    /// a blackhole route to the other's address in each of the two namespaces.
+    pub fn cut(&self, name: &str, from: &[String], cut: bool) -> Result<()> {
+        let op = if cut { "add" } else { "del" };
+        let mut result = Ok(());
+        for other in from {
+            for (a, b) in [(name, other.as_str()), (other.as_str(), name)] {
+                let to = format!("{}/32", self.address(self.host_of(b)?));
+                let ns = format!("{}-{a}", self.prefix);
+                // Joining again goes on past a failure, so no route stays behind.
+                let routed = ip(&["-n", &ns, "route", op, "blackhole", &to]);
+                if cut {
+                    routed?;
+                } else if result.is_ok() {
+                    result = routed;
+                }
+            }
+        }
+        result
+    }
+
+    fn host_of(&self, name: &str) -> Result<u8> {
+        let member = self.members.iter().find(|(m, _)| m == name);
+        member
+            .map(|(_, n)| *n)
+            .with_context(|| format!("no member {name} in the run's network"))
     }
 
     /// The command prefix that runs a program in member `name`'s namespace.

@@ -34,11 +34,17 @@ pub enum FaultKind {
     /// the JobManagers and its peers) and brought up again; the cluster then runs in
     /// network namespaces.
     PartitionTaskmanager,
+    /// A TaskManager cut off from the control plane (ZooKeeper and the JobManagers) only,
+    /// for a while; its links to its peers stay.
+    PartitionTaskmanagerFromJobmanager,
+    /// A TaskManager cut off from the other TaskManagers only, for a while; its link to
+    /// the control plane stays.
+    PartitionTaskmanagerFromPeers,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::KillTaskmanager,
         FaultKind::KillWorker,
         FaultKind::KillJobmanager,
@@ -49,7 +55,19 @@ impl FaultKind {
         FaultKind::CorruptCheckpoint,
         FaultKind::FillCheckpointStorage,
         FaultKind::PartitionTaskmanager,
+        FaultKind::PartitionTaskmanagerFromJobmanager,
+        FaultKind::PartitionTaskmanagerFromPeers,
     ];
+
+    /// Whether the kind needs the cluster in network namespaces of its own.
+    pub fn partitions(self) -> bool {
+        matches!(
+            self,
+            FaultKind::PartitionTaskmanager
+                | FaultKind::PartitionTaskmanagerFromJobmanager
+                | FaultKind::PartitionTaskmanagerFromPeers
+        )
+    }
 
     /// The kind's name in the report (`kill-taskmanager`, ...).
     pub fn name(self) -> &'static str {
@@ -64,6 +82,10 @@ impl FaultKind {
             FaultKind::CorruptCheckpoint => "corrupt-checkpoint",
             FaultKind::FillCheckpointStorage => "fill-checkpoint-storage",
             FaultKind::PartitionTaskmanager => "partition-taskmanager",
+            FaultKind::PartitionTaskmanagerFromJobmanager => {
+                "partition-taskmanager-from-jobmanager"
+            }
+            FaultKind::PartitionTaskmanagerFromPeers => "partition-taskmanager-from-peers",
         }
     }
 }
@@ -139,7 +161,9 @@ pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
                 FaultKind::FreezeTaskmanager
                 | FaultKind::FreezeWorker
                 | FaultKind::FreezeJobmanager
-                | FaultKind::PartitionTaskmanager => rng.between(500, 4_000),
+                | FaultKind::PartitionTaskmanager
+                | FaultKind::PartitionTaskmanagerFromJobmanager
+                | FaultKind::PartitionTaskmanagerFromPeers => rng.between(500, 4_000),
                 FaultKind::RestartZookeeper | FaultKind::FillCheckpointStorage => {
                     rng.between(500, 3_000)
                 }

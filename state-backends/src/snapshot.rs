@@ -81,6 +81,9 @@ pub(crate) fn group_start(count: u64, capacity: usize) -> Vec<u8> {
     bytes
 }
 
+/// The most [`encode_group`] reserves for a group's entries ahead of encoding them.
+const RESERVE_AT_MOST: usize = 16 << 20;
+
 /// Encodes one key group: the entry count, then every entry.
 pub(crate) fn encode_group<T: Serialize>(
     count: usize,
@@ -90,8 +93,17 @@ pub(crate) fn encode_group<T: Serialize>(
     let mut bytes = group_start(count as u64, 0);
     let mut written = 0usize;
     for entry in entries {
+        let before = bytes.len();
         encode_into(&entry, &mut bytes).map_err(|e| StateError::codec(what(), e))?;
         written += 1;
+        if written == 1 {
+            // Room for the rest if they encode about as long as the first (at most
+            // `RESERVE_AT_MOST`: the first may be much longer than the others), so a
+            // large group is not copied again and again as it grows.
+            let first = bytes.len() - before;
+            let rest = first.saturating_mul(count.saturating_sub(1));
+            bytes.reserve(rest.min(RESERVE_AT_MOST));
+        }
     }
     debug_assert_eq!(written, count, "entry count of {}", what());
     Ok(bytes)

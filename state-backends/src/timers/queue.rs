@@ -28,6 +28,9 @@ use crate::key_group::KeyGroup;
 /// A timer in its bucket: key group, registration sequence, key and namespace.
 type Slot<K, N> = (KeyGroup, u64, K, N);
 
+/// A key group's live timers, borrowed, in firing order: key, namespace, timestamp.
+pub(crate) type GroupTimers<'a, K, N> = (KeyGroup, Vec<(&'a K, &'a N, i64)>);
+
 /// A borrowed `(key, namespace, timestamp)` that finds its timer in the index without
 /// cloning key and namespace: it hashes exactly as the tuple does.
 struct Probe<'a, K, N>(&'a K, &'a N, i64);
@@ -148,7 +151,7 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
     /// The live timers by key group, ascending, each group's in firing order (timestamp,
     /// then registration): buckets are walked in timestamp order and each bucket holds its
     /// timers in registration order, so nothing needs sorting but the key groups.
-    pub(crate) fn by_key_group(&self) -> Vec<(KeyGroup, Vec<(&K, &N, i64)>)> {
+    pub(crate) fn by_key_group(&self) -> Vec<GroupTimers<'_, K, N>> {
         let mut groups: FxHashMap<KeyGroup, Vec<(&K, &N, i64)>> = FxHashMap::default();
         for (ts, bucket) in &self.buckets {
             for (kg, seq, k, n) in bucket {
@@ -220,7 +223,8 @@ mod tests {
         for (key, ts) in [(1, 30), (2, 10), (3, 20), (4, 10), (5, 10)] {
             q.register(key, 0, ts, by_key);
         }
-        let listed = |q: &TimerQueue<u32, u8>| -> Vec<(KeyGroup, Vec<(u32, i64)>)> {
+        type Listed = Vec<(KeyGroup, Vec<(u32, i64)>)>;
+        let listed = |q: &TimerQueue<u32, u8>| -> Listed {
             let groups = q.by_key_group();
             let owned = groups
                 .into_iter()

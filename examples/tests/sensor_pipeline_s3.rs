@@ -88,9 +88,9 @@ fn a_savepoint_on_s3_restores_after_the_server_restarts_and_the_output_is_the_un
     let dir = TempDir::new().unwrap();
     let bin = example_bin("sensor_pipeline");
     // The first run asks for its savepoint after 20 000 readings, at 40 000 a second; the
-    // savepoint's barrier cuts the input wherever the sources are by then. 150 000 readings
-    // leave the resumed run more than its fail point's 10 000 even if that takes 3 s.
-    let base = ["--records", "150000", "--parallelism", "2"];
+    // savepoint's barrier cuts the input wherever the sources are by then. 200 000 readings
+    // leave the resumed run more than its fail point's 10 000 even if that takes 4 s.
+    let base = ["--records", "200000", "--parallelism", "2"];
     let (clean, want) = run_sensor_outputs(&bin, dir.path(), "clean", &base, &[]);
     clean.assert_success();
     let with = |extra: &[&str]| -> Vec<String> {

@@ -9,7 +9,7 @@ use weir_runtime::checkpoint::OperatorSnapshot;
 use weir_state_backends::{KeyedStateSnapshot, TimerSnapshot};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(payload) = weir_state_backends::decode_versioned::<Vec<u8>>(data, "state file") {
+    if let Ok(payload) = weir_state_backends::codec::decode_versioned_bytes(data, "state file") {
         let _ = OperatorSnapshot::decode_keyed(&payload);
         let _ = OperatorSnapshot::decode_list(&payload);
     }
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let wrapped = versioned(data);
     let _ = KeyedStateSnapshot::from_bytes(&wrapped);
     let _ = TimerSnapshot::from_bytes(&wrapped);
-    if let Ok(payload) = weir_state_backends::decode_versioned::<Vec<u8>>(&wrapped, "state file") {
+    if let Ok(payload) = weir_state_backends::codec::decode_versioned_bytes(&wrapped, "state file") {
         let _ = OperatorSnapshot::decode_keyed(&payload);
     }
 });

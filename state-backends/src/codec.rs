@@ -157,9 +157,54 @@ pub fn encode_versioned_bytes(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
 }
 
 /// [`decode_versioned`] of a byte string written by [`encode_versioned_bytes`] (or by
-/// [`encode_versioned`] of a `Vec<u8>`: the two agree), copied out at once.
+/// [`encode_versioned`] of a `Vec<u8>`: the two agree), copied out at once. The length it
+/// claims is checked against the bytes there before anything is allocated.
 pub fn decode_versioned_bytes(bytes: &[u8], what: &str) -> Result<Vec<u8>, CodecError> {
-    decode_versioned::<serde_bytes::ByteBuf>(bytes, what).map(serde_bytes::ByteBuf::into_vec)
+    let payload = checked_payload(bytes, what)?;
+    let (len, used) = decode_from::<u64>(payload).map_err(|err| named(err, what))?;
+    let there = (payload.len() - used) as u64;
+    if len > there {
+        return Err(CodecError::Truncated {
+            what: what.to_owned(),
+            len: bytes.len(),
+            needed: usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .saturating_add(HEADER_LEN + used),
+        });
+    }
+    if len < there {
+        return Err(CodecError::TrailingBytes {
+            what: what.to_owned(),
+            extra: (there - len) as usize,
+        });
+    }
+    Ok(payload[used..].to_vec())
+}
+
+/// The payload of versioned blob `bytes` once its header and checksum are checked.
+fn checked_payload<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8], CodecError> {
+    let stored = check_header(bytes, what)?;
+    let payload = &bytes[HEADER_LEN..];
+    let computed = crc32fast::hash(payload);
+    if stored != computed {
+        return Err(CodecError::ChecksumMismatch {
+            what: what.to_owned(),
+            stored,
+            computed,
+        });
+    }
+    Ok(payload)
+}
+
+/// `err`, a decoding error, naming `what` was decoded.
+fn named(err: CodecError, what: &str) -> CodecError {
+    match err {
+        CodecError::Decode { source, .. } => CodecError::Decode {
+            what: what.to_owned(),
+            source,
+        },
+        other => other,
+    }
 }
 
 /// Checks the header at the start of `bytes` (its length and format version) and returns
@@ -185,23 +230,8 @@ fn check_header(bytes: &[u8], what: &str) -> Result<u32, CodecError> {
 /// Decodes a blob written by [`encode_versioned`], checking its version,
 /// checksum and length; `what` names the blob in errors.
 pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, CodecError> {
-    let stored = check_header(bytes, what)?;
-    let payload = &bytes[HEADER_LEN..];
-    let computed = crc32fast::hash(payload);
-    if stored != computed {
-        return Err(CodecError::ChecksumMismatch {
-            what: what.to_owned(),
-            stored,
-            computed,
-        });
-    }
-    let (value, used) = decode_limited::<T>(payload).map_err(|err| match err {
-        CodecError::Decode { source, .. } => CodecError::Decode {
-            what: what.to_owned(),
-            source,
-        },
-        other => other,
-    })?;
+    let payload = checked_payload(bytes, what)?;
+    let (value, used) = decode_limited::<T>(payload).map_err(|err| named(err, what))?;
     if used != payload.len() {
         return Err(CodecError::TrailingBytes {
             what: what.to_owned(),
@@ -353,6 +383,23 @@ mod tests {
         let as_bytes = encode_versioned_bytes(&payload).unwrap();
         assert_eq!(as_bytes, encode_versioned(&payload).unwrap());
         assert_eq!(decode_versioned_bytes(&as_bytes, "blob").unwrap(), payload);
+        // A length beyond the bytes there, or short of them, is refused by name.
+        let mut long = vec![FORMAT_VERSION, 0, 0, 0, 0];
+        encode_into(&(u64::from(u32::MAX)), &mut long).unwrap();
+        long.extend_from_slice(&[1, 2, 3]);
+        let crc = crc32fast::hash(&long[HEADER_LEN..]);
+        long[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        let err = decode_versioned_bytes(&long, "blob").unwrap_err();
+        assert!(matches!(err, CodecError::Truncated { .. }), "{err}");
+        let mut short = as_bytes.clone();
+        short.push(0);
+        let crc = crc32fast::hash(&short[HEADER_LEN..]);
+        short[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        let err = decode_versioned_bytes(&short, "blob").unwrap_err();
+        assert!(
+            matches!(err, CodecError::TrailingBytes { extra: 1, .. }),
+            "{err}"
+        );
         assert_eq!(
             decode_versioned::<Vec<u8>>(&as_bytes, "blob").unwrap(),
             payload

@@ -25,9 +25,10 @@ use crate::state_kind::StateKind;
 pub struct KeyGroupBytes {
     /// The key group.
     pub key_group: KeyGroup,
-    /// Entry count followed by the encoded entries (a byte string: copied at once, encoded
-    /// as a sequence of `u8` would be).
-    #[serde(with = "serde_bytes")]
+    /// Entry count followed by the encoded entries: written as a byte string, copied at
+    /// once, which encodes as the sequence of `u8` it is read back as (a sequence, whose
+    /// reading allocates no more than the bytes there, whatever length they claim).
+    #[serde(serialize_with = "serde_bytes::serialize")]
     pub bytes: Vec<u8>,
 }
 
@@ -178,6 +179,32 @@ mod tests {
 
     fn what() -> String {
         "test group".to_owned()
+    }
+
+    /// [`KeyGroupBytes`] as it was declared before its bytes were written as a byte string.
+    #[derive(Serialize)]
+    struct SequenceKeyGroupBytes {
+        key_group: KeyGroup,
+        bytes: Vec<u8>,
+    }
+
+    #[test]
+    fn key_group_bytes_encode_as_before_and_read_back() {
+        let bytes: Vec<u8> = (0..300u16).map(|i| (i * 7) as u8).collect();
+        let group = KeyGroupBytes {
+            key_group: 5,
+            bytes: bytes.clone(),
+        };
+        let (mut new, mut old) = (Vec::new(), Vec::new());
+        encode_into(&group, &mut new).unwrap();
+        let before = SequenceKeyGroupBytes {
+            key_group: 5,
+            bytes,
+        };
+        encode_into(&before, &mut old).unwrap();
+        assert_eq!(new, old, "the same encoding, so older checkpoints read");
+        let (read, used): (KeyGroupBytes, usize) = decode_from(&new).unwrap();
+        assert_eq!((read, used), (group, new.len()));
     }
 
     #[test]

@@ -57,25 +57,9 @@ pub fn checkpoint_and_restart(env: &weir_api::StreamExecutionEnvironment, dir: &
     );
 }
 
-/// A pass-through that panics once, when the `at`-th record (counted in `seen` across
-/// restarts) passes.
-pub fn fail_once<T>(
-    seen: &'static std::sync::atomic::AtomicU64,
-    failed: &'static std::sync::atomic::AtomicBool,
-    at: u64,
-) -> impl Fn(T) -> T + Send + Sync + 'static {
-    use std::sync::atomic::Ordering;
-    move |e| {
-        if seen.fetch_add(1, Ordering::SeqCst) + 1 == at && !failed.swap(true, Ordering::SeqCst) {
-            panic!("injected failure");
-        }
-        e
-    }
-}
-
-/// [`fail_once`] that fires at the first record from the `at`-th on that passes once a
-/// checkpoint of the job is complete in `dir` (so that the restart is from a checkpoint
-/// however slowly the first one completes).
+/// A pass-through that panics once (`failed`), at the first record from the `at`-th on
+/// (counted in `seen` across restarts) that passes once a checkpoint of the job is complete
+/// in `dir`: the restart is from a checkpoint however slowly the first one completes.
 pub fn fail_once_after_checkpoint<T>(
     seen: &'static std::sync::atomic::AtomicU64,
     failed: &'static std::sync::atomic::AtomicBool,

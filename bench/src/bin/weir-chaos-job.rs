@@ -72,7 +72,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(rate) = args.rate {
         source = source.with_rate_limit(rate);
     }
-    // Each source subtask's sequence numbers never decrease (each key is read in order).
+    // Each source subtask's sequence numbers never decrease (each key is read in order);
+    // the assigners run beside the source subtasks (forward), so each sees one of them.
     let by_seq = WatermarkStrategy::for_monotonous_timestamps()
         .with_timestamp_assigner(|r: &(u64, u64), _| r.1 as i64);
     let records = env
@@ -81,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         .uid("sequences")
         .set_parallelism(SOURCE_PARALLELISM)
         .assign_timestamps_and_watermarks(by_seq)
+        .set_parallelism(SOURCE_PARALLELISM)
         .uid("event-time");
     let checked = records
         .key_by(|r: &(u64, u64)| r.0)

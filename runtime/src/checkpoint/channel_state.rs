@@ -31,8 +31,9 @@ pub const CHANNEL_STATE_PREFIX: &str = "weir:channels/";
 /// One stored buffer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelBuffer {
-    /// The encoded elements (a byte string, copied at once).
-    #[serde(with = "serde_bytes")]
+    /// The encoded elements: written as a byte string, copied at once, read back as the
+    /// sequence of `u8` it encodes alike.
+    #[serde(serialize_with = "serde_bytes::serialize")]
     pub bytes: Vec<u8>,
     /// The buffer's flags (a record continues in the next buffer).
     pub flags: u8,

@@ -147,7 +147,6 @@ impl<K: StateKey, N: Namespace> TimerQueue<K, N> {
         self.buckets.keys().next_back().copied()
     }
 
-    /// Every live timer with its key group, in firing order.
     /// The live timers by key group, ascending, each group's in firing order (timestamp,
     /// then registration): buckets are walked in timestamp order and each bucket holds its
     /// timers in registration order, so nothing needs sorting but the key groups.

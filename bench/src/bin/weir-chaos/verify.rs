@@ -95,8 +95,9 @@ fn tally_window(
     windows: &mut HashMap<(u64, u64), u32>,
     v: &mut Verdict,
 ) -> Result<()> {
-    let fields: Vec<u64> = rest.split(',').map_while(|f| f.parse().ok()).collect();
-    let [key, start, count, sum] = fields[..] else {
+    let fields: Option<Vec<u64>> = rest.split(',').map(|f| f.parse().ok()).collect();
+    let four: Option<[u64; 4]> = fields.as_deref().and_then(|f| f.try_into().ok());
+    let Some([key, start, count, sum]) = four else {
         bail!("malformed output line \"window,{rest}\": expected window,key,start,count,sum");
     };
     let expected = (key < keys)
@@ -233,6 +234,10 @@ mod tests {
         );
         let e = verdict(&[("part-0-0", "window,0,50,1,1\n")], records, 2).unwrap_err();
         assert!(format!("{e:#}").contains("window,0,50,1,1"), "{e:#}");
+        for malformed in ["window,0,0,99,4950,junk", "window,0,0,99"] {
+            let e = verdict(&[("part-0-0", &format!("{malformed}\n"))], records, 2).unwrap_err();
+            assert!(format!("{e:#}").contains("malformed"), "{malformed}: {e:#}");
+        }
     }
 
     #[test]

@@ -97,12 +97,12 @@ impl KeyedOperatorState {
             KeyedStateData::Full(full) => full.encoded_len_hint(),
             KeyedStateData::Native(_) => 0,
         };
-        let timers = self.timers.iter().flat_map(|t| {
-            let groups = t.event_time.iter().chain(&t.processing_time);
-            groups.map(|g| g.bytes.len() + 16)
-        });
+        let timers = self
+            .timers
+            .as_ref()
+            .map_or(0, TimerSnapshot::encoded_len_hint);
         // Sized up front: a large snapshot is not copied again and again as it grows.
-        let mut bytes = Vec::with_capacity(keyed + timers.sum::<usize>() + 64);
+        let mut bytes = Vec::with_capacity(keyed + timers + 64);
         weir_state_backends::encode_into(self, &mut bytes).map_err(|e| {
             TaskError::Checkpoint(format!("cannot encode the state of '{uid}': {e}"))
         })?;

@@ -175,6 +175,12 @@ pub struct TimerSnapshot {
 impl TimerSnapshot {
     const WHAT: &'static str = "timer snapshot";
 
+    /// About the size of the snapshot's encoding: the bytes of its key groups.
+    pub fn encoded_len_hint(&self) -> usize {
+        let groups = self.event_time.iter().chain(&self.processing_time);
+        groups.map(|g| g.bytes.len() + 16).sum::<usize>() + 64
+    }
+
     /// Encodes the snapshot as a versioned, checksummed blob.
     pub fn to_bytes(&self) -> Result<Vec<u8>, StateError> {
         codec::encode_versioned(self).map_err(|e| StateError::codec(Self::WHAT, e))

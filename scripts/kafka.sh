@@ -7,6 +7,8 @@
 #   scripts/kafka.sh stop   [DIR]  # TERM (KILL after 30 s), removes DIR; idempotent
 #   scripts/kafka.sh pause  [DIR]  # stops the broker, keeping DIR (its data and ports)
 #   scripts/kafka.sh resume [DIR]  # starts a paused broker again: same data, same address
+#   scripts/kafka.sh fetch         # fills the jar cache (as start does first), e.g. before
+#                                  # a start inside a network namespace with no way out
 #
 # DIR defaults to a fresh mktemp dir on start and to the last started run
 # (recorded in ${TMPDIR:-/tmp}/weir-kafka.last) on stop/status. Several brokers
@@ -15,7 +17,9 @@
 # Maven Central by `mvn dependency:copy-dependencies` under an flock.
 # Logs: DIR/server.log (log4j2, INFO), DIR/kafka.out (JVM stdout/stderr).
 # Env: WEIR_KAFKA_READY_TIMEOUT (s, default 90); WEIR_KAFKA_OWNER_PID: stop the
-# broker (as `stop DIR` does) once that process exits, e.g. the test binary.
+# broker (as `stop DIR` does) once that process exits, e.g. the test binary;
+# WEIR_KAFKA_HOST: the address to serve on instead of 127.0.0.1 (inside a network
+# namespace the caller created; kept in DIR for resume and status).
 # Needs java 17+, mvn, python3, flock.
 set -euo pipefail
 
@@ -26,6 +30,7 @@ LIBS="$CACHE/libs"
 TMPROOT="${TMPDIR:-/tmp}"
 LAST="$TMPROOT/weir-kafka.last"
 READY_TIMEOUT="${WEIR_KAFKA_READY_TIMEOUT:-90}"
+HOST="${WEIR_KAFKA_HOST:-127.0.0.1}"
 STOP_TIMEOUT=30
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 SERVER_NAME=kafka.sh
@@ -71,7 +76,7 @@ EOF
   ) 9>"$CACHE/.lock"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 ready() { port_open "$2" && grep -qF "Kafka Server started" "$1/server.log" 2>/dev/null; }
 
 # write_config RUN PORT CONTROLLER_PORT
@@ -79,10 +84,10 @@ write_config() {
   cat >"$1/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$3
+controller.quorum.bootstrap.servers=$HOST:$3
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$2,CONTROLLER://127.0.0.1:$3
-advertised.listeners=PLAINTEXT://127.0.0.1:$2
+listeners=PLAINTEXT://$HOST:$2,CONTROLLER://$HOST:$3
+advertised.listeners=PLAINTEXT://$HOST:$2
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$1/data
@@ -148,6 +153,7 @@ launch() {
 }
 
 cmd_start() {
+  [[ "$HOST" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "WEIR_KAFKA_HOST=$HOST is no IPv4 address"
   command -v java >/dev/null || die "java not found"
   ensure_libs
   local run try port cport cluster_id deadline
@@ -170,11 +176,11 @@ print(i)')" || true
       cat "$run/format.log" >&2
       die "storage format failed (run dir $run)"
     fi
-    echo "127.0.0.1:$port" >"$run/bootstrap"
+    echo "$HOST:$port" >"$run/bootstrap"
     deadline=$((SECONDS + READY_TIMEOUT))
     if launch "$run" "$port" "$deadline"; then
       echo "dir=$run"
-      echo "127.0.0.1:$port"
+      echo "$HOST:$port"
       return 0
     fi
     kill -KILL "$(cat "$run/kafka.pid")" 2>/dev/null || true
@@ -202,6 +208,7 @@ cmd_resume() {
   [[ -z "$(live_pid "$run")" ]] || die "the broker in $run is running"
   ensure_libs
   addr="$(cat "$run/bootstrap")"
+  HOST="${addr%:*}"
   # A fresh log, so that readiness is this start's.
   mv -f "$run/server.log" "$run/server.log.1" 2>/dev/null || true
   if ! launch "$run" "${addr##*:}" $((SECONDS + READY_TIMEOUT)); then
@@ -219,10 +226,15 @@ cmd_status() {
   run="$(run_dir "${1:-}")"
   if [[ -n "$run" && -n "$(live_pid "$run")" ]]; then
     addr="$(cat "$run/bootstrap")"
+    HOST="${addr%:*}"
     if port_open "${addr##*:}"; then echo "running $addr"; return 0; fi
   fi
   echo "stopped"
   return 1
 }
 
+if [[ "${1:-}" == fetch ]]; then
+  ensure_libs
+  exit 0
+fi
 dispatch "$@"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Start/stop a throwaway PostgreSQL server (Debian's `postgresql` package) on 127.0.0.1 for
-# tests: `initdb` into a temporary directory, max_prepared_transactions=64 (for the
-# exactly-once sink's two-phase commit), trust authentication on loopback only, a database
-# and superuser named `weir`.
+# Start/stop a throwaway PostgreSQL server (Debian's `postgresql` package) on 127.0.0.1 (or
+# WEIR_PG_HOST) for tests: `initdb` into a temporary directory, max_prepared_transactions=64
+# (for the exactly-once sink's two-phase commit), trust authentication for the server's own
+# address only (or WEIR_PG_CLIENTS), a database and superuser named `weir`.
 #
 #   scripts/postgres.sh start  [DIR]  # prints "dir=<RUN>", then (last line) the connection
 #                                     # URL postgres://weir@127.0.0.1:PORT/weir
@@ -18,12 +18,17 @@
 # as the `postgres` user (PostgreSQL refuses to run as root) and DIR is handed to it.
 # Needs python3 and Debian's postgresql package.
 # Env: WEIR_PG_READY_TIMEOUT (s, default 60); WEIR_PG_MAX_PREPARED (default 64); WEIR_PG_OWNER_PID: stop the server (as
-# `stop DIR` does) once that process exits, e.g. the test binary.
+# `stop DIR` does) once that process exits, e.g. the test binary; WEIR_PG_HOST: the address
+# to serve on instead of 127.0.0.1, an IPv4 address (inside a network namespace the caller
+# created; kept in DIR for resume and status); WEIR_PG_CLIENTS: the addresses (CIDR) that
+# may connect without a password instead of the server's own (such as that namespace's
+# subnet).
 set -euo pipefail
 
 TMPROOT="${TMPDIR:-/tmp}"
 LAST="$TMPROOT/weir-postgres.last"
 READY_TIMEOUT="${WEIR_PG_READY_TIMEOUT:-60}"
+HOST="${WEIR_PG_HOST:-127.0.0.1}"
 STOP_TIMEOUT=30
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 SERVER_NAME=postgres.sh
@@ -48,17 +53,20 @@ as_server() {
   if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-url() { echo "postgres://weir@127.0.0.1:$1/weir"; }
+url() { echo "postgres://weir@$HOST:$1/weir"; }
 
 # ready PORT: the server accepts connections to the `weir` database.
 ready() {
-  "$BIN/pg_isready" -q -h 127.0.0.1 -p "$1" -d weir -U weir -t 2
+  "$BIN/pg_isready" -q -h "$HOST" -p "$1" -d weir -U weir -t 2
 }
+
+# clients: the addresses that may connect: WEIR_PG_CLIENTS, or HOST only.
+clients() { echo "${WEIR_PG_CLIENTS:-$HOST/32}"; }
 
 # write_config RUN PORT
 write_config() {
   cat >"$1/$SERVER_MARK" <<EOF
-listen_addresses = '127.0.0.1'
+listen_addresses = '$HOST'
 port = $2
 unix_socket_directories = '$1'
 max_connections = 100
@@ -74,8 +82,9 @@ logging_collector = off
 EOF
   cat >"$1/pg_hba.conf" <<EOF
 local all all trust
-host all all 127.0.0.1/32 trust
+host all all $(clients) trust
 EOF
+  echo "$HOST" >"$1/host"
 }
 
 # launch RUN PORT DEADLINE: starts RUN's server (detached from our stdio) and waits until
@@ -95,6 +104,9 @@ launch() {
 }
 
 cmd_start() {
+  [[ "$HOST" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "WEIR_PG_HOST=$HOST is no IPv4 address"
+  [[ -z "${WEIR_PG_CLIENTS:-}" || "$WEIR_PG_CLIENTS" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] ||
+    die "WEIR_PG_CLIENTS=$WEIR_PG_CLIENTS is no IPv4 address range (A.B.C.D/N)"
   BIN="$(bindir)"
   local run try port deadline
   run="$(new_run_dir "${1:-}")" || exit 1
@@ -132,7 +144,7 @@ cmd_start() {
 
 # create_database PORT: the `weir` database (the superuser's own `postgres` one is there).
 create_database() {
-  "$BIN/psql" -q -h 127.0.0.1 -p "$1" -U weir -d postgres -v ON_ERROR_STOP=1 \
+  "$BIN/psql" -q -h "$HOST" -p "$1" -U weir -d postgres -v ON_ERROR_STOP=1 \
     -c "CREATE DATABASE weir" >/dev/null
 }
 
@@ -152,6 +164,7 @@ cmd_resume() {
   [[ -n "$run" && -f "$run/$SERVER_MARK" && -f "$run/port" ]] || die "no paused server directory"
   [[ -z "$(live_pid "$run")" ]] || die "the server in $run is running"
   port="$(cat "$run/port")"
+  if [[ -f "$run/host" ]]; then HOST="$(cat "$run/host")"; fi
   if ! launch "$run" "$port" $((SECONDS + READY_TIMEOUT)); then
     tail -n 40 "$run/postgres.log" >&2 2>/dev/null || true
     die "server did not come back within ${READY_TIMEOUT}s (run dir $run)"
@@ -163,6 +176,7 @@ cmd_status() {
   BIN="$(bindir)"
   local run
   run="$(run_dir "${1:-}")"
+  if [[ -n "$run" && -f "$run/host" ]]; then HOST="$(cat "$run/host")"; fi
   if [[ -n "$run" && -n "$(live_pid "$run")" ]] && ready "$(cat "$run/port")"; then
     echo "running $(url "$(cat "$run/port")")"
   else

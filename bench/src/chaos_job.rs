@@ -14,6 +14,12 @@ pub fn records_of_key(records: u64, keys: u64, key: u64) -> u64 {
     (records + keys - 1 - key) / keys
 }
 
+/// The PostgreSQL table of the sequence lines when the job writes them there.
+pub const RECORDS_TABLE: &str = "chaos_records";
+
+/// The Kafka topic of the window lines when the job writes them there.
+pub const WINDOWS_TOPIC: &str = "chaos-windows";
+
 /// Sequence numbers (event-time milliseconds) per window.
 pub const WINDOW: u64 = 100;
 

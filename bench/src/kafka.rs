@@ -13,20 +13,15 @@
 //! the same input topic into a fresh output topic, counts its windows too, and reports
 //! Flink's line under `flink` and Weir's records/s over Flink's as `ratio`.
 
-use anyhow::{bail, Context, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use anyhow::{Context, Result};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use weir_api::source::GeneratorSource;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
 use weir_api::StreamExecutionEnvironment;
+pub(crate) use weir_bench::kafka_topics::create_topics;
+use weir_bench::kafka_topics::read_committed;
 use weir_bench::server_script::ScriptServer;
 use weir_connectors::kafka::{
     Csv, DeliveryGuarantee, KafkaSerializer, KafkaSink, KafkaSource, Utf8,
@@ -53,22 +48,6 @@ pub(crate) fn broker(given: Option<&str>) -> Result<(Option<ScriptServer>, Strin
             Ok((Some(own), address))
         }
     }
-}
-
-/// Creates `topics` (name, partitions).
-pub(crate) fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let new: Vec<_> = topics
-        .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for r in futures::executor::block_on(admin.create_topics(&new, &options))? {
-        r.map_err(|(t, e)| anyhow::anyhow!("cannot create topic {t}: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Writes a record's line as it is (the record's id only chooses its partition).
@@ -245,49 +224,19 @@ struct Output {
 /// Reads the window results of `topic` as a `read_committed` consumer, every partition to
 /// its end (the job has finished, so nothing is left open).
 fn read_output(brokers: &str, topic: &str) -> Result<Output> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("{topic}-count"))
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map_or(0, |t| t.partitions().len());
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment.add_partition_offset(topic, p as i32, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
-    let (mut out, mut ended) = (
-        Output {
-            windows: 0,
-            readings: 0,
-        },
-        0usize,
-    );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ended < partitions {
-        if Instant::now() > deadline {
-            bail!("timed out counting the records of {topic}");
-        }
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                let line = std::str::from_utf8(m.payload().unwrap_or_default()).unwrap_or_default();
-                out.windows += 1;
-                out.readings += line
-                    .rsplit(',')
-                    .next()
-                    .and_then(|c| c.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => ended += 1,
-            Some(Err(e)) => return Err(e).context(format!("cannot read {topic}")),
-            None => {}
-        }
-    }
+    let mut out = Output {
+        windows: 0,
+        readings: 0,
+    };
+    read_committed(brokers, topic, Duration::from_secs(120), |payload| {
+        let line = std::str::from_utf8(payload).unwrap_or_default();
+        out.windows += 1;
+        out.readings += line
+            .rsplit(',')
+            .next()
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(())
+    })?;
     Ok(out)
 }

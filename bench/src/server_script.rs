@@ -21,7 +21,11 @@ pub struct ScriptServer {
 
 impl ScriptServer {
     fn command(&self, op: &str) -> Command {
-        let mut cmd = script_command(&self.prefix, &self.script, &[op, &self.dir]);
+        self.command_under(&self.prefix, op)
+    }
+
+    fn command_under(&self, prefix: &[String], op: &str) -> Command {
+        let mut cmd = script_command(prefix, &self.script, &[op, &self.dir]);
         cmd.env(&self.owner_env, std::process::id().to_string());
         cmd
     }
@@ -47,7 +51,9 @@ impl ScriptServer {
 
 impl Drop for ScriptServer {
     fn drop(&mut self) {
-        let _ = self.command("stop").output();
+        // Stopping signals the server's process and deletes its directory: it needs no
+        // network, so it runs here, also once a namespace the server ran in is gone.
+        let _ = self.command_under(&[], "stop").output();
     }
 }
 
@@ -63,6 +69,23 @@ fn script_command(prefix: &[String], script: &str, args: &[&str]) -> Command {
     };
     cmd.arg(script).args(args);
     cmd
+}
+
+/// Runs `scripts/<name> <op>` here, for an operation that concerns no server (such as
+/// `kafka.sh fetch`, which fills the jar cache).
+pub fn run(name: &str, op: &str) -> Result<()> {
+    let script = format!("{}/../scripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = script_command(&[], &script, &[op])
+        .output()
+        .with_context(|| format!("cannot run scripts/{name}"))?;
+    if !out.status.success() {
+        bail!(
+            "scripts/{name} {op} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Runs `scripts/<name> start` with this process as the owner (`owner_env`); returns the

@@ -1,6 +1,6 @@
 # Shared by scripts/kafka.sh, scripts/zookeeper.sh, scripts/postgres.sh and scripts/s3.sh
 # (sourced, not run): the run directory, pid and readiness bookkeeping of one throwaway
-# server on loopback.
+# server on loopback (or on an address of a network namespace the caller created).
 #
 # The sourcing script sets, before sourcing:
 #   SERVER_NAME      the script's name, for messages (kafka.sh)
@@ -49,7 +49,9 @@ new_run_dir() {
   echo "$run"
 }
 
-# free_ports N: prints N distinct free loopback ports (all held while picking).
+# free_ports N: prints N distinct free loopback ports (all held while picking); in a
+# network namespace of the caller's own, where the server binds another address, a port is
+# as free there (a port clash is retried by the scripts anyway).
 free_ports() {
   python3 -c '
 import socket, sys

@@ -15,6 +15,12 @@
 //! one line `window,<key>,<start>,<count>,<sum>` per window into the same sink: with
 //! exactly-once, each window's line is there once and equals the failure-free one.
 //!
+//! With `--postgres URL`, the sequence lines go into the PostgreSQL table
+//! [`RECORDS_TABLE`] (one `line` per row) through the exactly-once PostgreSQL sink instead;
+//! with `--kafka BROKERS`, the window lines go into the Kafka topic [`WINDOWS_TOPIC`]
+//! (which must exist) through the exactly-once Kafka sink. What has no server goes into
+//! the files.
+//!
 //! ```text
 //! weir run --jobmanager HOST:PORT --parallelism 2 weir-chaos-job -- --records 1000000 \
 //!     --keys 100 --rate 20000 --output /tmp/sequences -D execution.checkpointing.interval=500ms
@@ -29,8 +35,11 @@ use weir_api::sink::FileSink;
 use weir_api::source::GeneratorSource;
 use weir_api::time::WatermarkStrategy;
 use weir_api::window::{TimeWindow, TumblingEventTimeWindows};
-use weir_api::{StreamExecutionEnvironment, ValueState, VoidNamespace};
-use weir_bench::chaos_job::{window_line, WINDOW};
+use weir_api::{DataStream, StreamExecutionEnvironment, ValueState, VoidNamespace};
+use weir_bench::chaos_job::{window_line, RECORDS_TABLE, WINDOW, WINDOWS_TOPIC};
+use weir_connectors::kafka::{KafkaSink, Utf8};
+use weir_connectors::postgres::PostgresSink;
+use weir_connectors::DeliveryGuarantee;
 
 /// Subtasks of the generator: every key comes from exactly one of them.
 const SOURCE_PARALLELISM: u16 = 2;
@@ -51,6 +60,12 @@ struct Args {
     /// Directory of the committed lines' part files.
     #[arg(long)]
     output: PathBuf,
+    /// Connection URL of a PostgreSQL database for the sequence lines.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Kafka brokers for the window lines.
+    #[arg(long)]
+    kafka: Option<String>,
     /// Sets a job configuration key (`execution.checkpointing.interval=500ms`; repeatable).
     #[arg(short = 'D', value_name = "KEY=VALUE")]
     define: Vec<String>,
@@ -100,13 +115,62 @@ fn main() -> anyhow::Result<()> {
             },
         )
         .uid("windows");
-    checked.union(&[&windows]).sink_to_files(FileSink::new(
-        &args.output,
-        |l: &String, out: &mut String| out.push_str(l),
-    ));
+    route_output(&args, checked, windows);
     env.execute("chaos-sequences")
         .context("the sequence job failed")?;
     Ok(())
+}
+
+/// Sends the sequence lines `checked` to PostgreSQL and the window lines `windows` to
+/// Kafka where the arguments name a server, the rest into the transactional file sink.
+fn route_output(args: &Args, checked: DataStream<String>, windows: DataStream<String>) {
+    let mut to_files = Vec::new();
+    match &args.postgres {
+        Some(url) => {
+            checked
+                .add_sink(records_sink(url))
+                .name("Sequences to PostgreSQL")
+                .uid("records-postgres");
+        }
+        None => to_files.push(checked),
+    }
+    match &args.kafka {
+        Some(brokers) => {
+            windows
+                .add_sink(windows_sink(brokers))
+                .name("Windows to Kafka")
+                .uid("windows-kafka");
+        }
+        None => to_files.push(windows),
+    }
+    if let Some((first, rest)) = to_files.split_first() {
+        let rest: Vec<_> = rest.iter().collect();
+        first.union(&rest).sink_to_files(FileSink::new(
+            &args.output,
+            |l: &String, out: &mut String| out.push_str(l),
+        ));
+    }
+}
+
+/// The sequence lines into [`RECORDS_TABLE`], exactly once.
+fn records_sink(url: &str) -> PostgresSink<String, (String,)> {
+    PostgresSink::new(
+        url,
+        &format!("INSERT INTO {RECORDS_TABLE} (line) VALUES ($1)"),
+        |l: &String| (l.clone(),),
+    )
+    .setup(&format!(
+        "CREATE TABLE IF NOT EXISTS {RECORDS_TABLE} (line text NOT NULL)"
+    ))
+    .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+}
+
+/// The window lines into [`WINDOWS_TOPIC`], exactly once, keyed by their key.
+fn windows_sink(brokers: &str) -> KafkaSink<String> {
+    KafkaSink::new(brokers, WINDOWS_TOPIC, Utf8)
+        .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+        .transactional_id_prefix("weir-chaos-windows")
+        .key(|l: &String| l.split(',').nth(1).map(|k| k.as_bytes().to_vec()))
 }
 
 /// Checks each key's sequence against its last value in state.

@@ -1,12 +1,22 @@
 //! The client properties of a Kafka source or sink: the bootstrap servers and any
 //! librdkafka property the user sets, applied over the connector's own defaults.
 //!
+//! Every client reconnects to a broker that went away at least once a second
+//! ([`RECONNECT_BACKOFF_MAX_MS`], the Java client's default, which Flink's connector
+//! inherits): librdkafka's own default backs off up to 10 s, so a restarted broker would go
+//! unused for up to that long, holding back the checkpoints whose commits wait on it.
+//!
 //! Invariant: property values never appear in logs or errors (they may hold passwords);
 //! only the bootstrap servers, which are addresses, are named.
 
 use super::error::KafkaConnectorError;
 use rdkafka::config::ClientConfig;
 use std::collections::BTreeMap;
+
+/// The longest wait between two connection attempts to a broker, in milliseconds
+/// (`reconnect.backoff.max.ms`, unless the user sets it, or sets a longer
+/// `reconnect.backoff.ms`, which librdkafka requires to be no longer than the maximum).
+pub(crate) const RECONNECT_BACKOFF_MAX_MS: u64 = 1000;
 
 /// The bootstrap servers and user properties of one client.
 #[derive(Clone, Debug, Default)]
@@ -46,10 +56,16 @@ impl Properties {
         Ok(())
     }
 
-    /// Returns a client configuration: `defaults`, then the user's properties over them.
+    /// Returns a client configuration: the connector's reconnection backoff, `defaults`,
+    /// then the user's properties over them.
     pub(crate) fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.servers);
+        let backoff = self
+            .get("reconnect.backoff.ms")
+            .and_then(|v| v.parse::<u64>().ok());
+        let max = backoff.unwrap_or(0).max(RECONNECT_BACKOFF_MAX_MS);
+        config.set("reconnect.backoff.max.ms", max.to_string());
         for (k, v) in defaults {
             config.set(*k, *v);
         }
@@ -57,5 +73,30 @@ impl Properties {
             config.set(k, v);
         }
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_reconnect_within_a_second_unless_the_user_says_otherwise() {
+        let mut p = Properties::default();
+        p.set("bootstrap.servers", "127.0.0.1:9092");
+        let config = p.client_config(&[("linger.ms", "5")]);
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("1000"));
+        assert_eq!(config.get("linger.ms"), Some("5"));
+        assert_eq!(config.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+        // A longer first backoff raises the default maximum with it (librdkafka refuses a
+        // maximum below it).
+        p.set("reconnect.backoff.ms", "2000");
+        let config = p.client_config(&[]);
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("2000"));
+        assert!(config.create::<rdkafka::producer::BaseProducer>().is_ok());
+        p.set("reconnect.backoff.max.ms", "250");
+        p.set("reconnect.backoff.ms", "100");
+        let config = p.client_config(&[]);
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("250"));
     }
 }

@@ -327,11 +327,19 @@ impl Transactions {
 }
 
 /// Whether the sink's property `key` says how to reach or authenticate to the brokers, so
-/// the marker consumer needs it too (TLS, SASL, socket settings), unlike producer settings.
+/// the marker consumer needs it too (TLS, SASL, socket and reconnection settings), unlike
+/// producer settings.
 fn is_connection_property(key: &str) -> bool {
-    ["security.", "sasl.", "ssl.", "socket.", "broker.address."]
-        .iter()
-        .any(|prefix| key.starts_with(prefix))
+    [
+        "security.",
+        "sasl.",
+        "ssl.",
+        "socket.",
+        "broker.address.",
+        "reconnect.",
+    ]
+    .iter()
+    .any(|prefix| key.starts_with(prefix))
         || key == "client.dns.lookup"
 }
 
@@ -379,7 +387,8 @@ mod tests {
     use super::is_connection_property;
 
     #[test]
-    fn the_marker_consumer_takes_every_tls_sasl_and_socket_property_and_no_producer_one() {
+    fn the_marker_consumer_takes_every_tls_sasl_socket_and_reconnection_property_and_no_producer_one(
+    ) {
         for key in [
             "security.protocol",
             "sasl.mechanism",
@@ -391,6 +400,8 @@ mod tests {
             "socket.timeout.ms",
             "broker.address.family",
             "client.dns.lookup",
+            "reconnect.backoff.ms",
+            "reconnect.backoff.max.ms",
         ] {
             assert!(is_connection_property(key), "{key}");
         }

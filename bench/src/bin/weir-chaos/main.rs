@@ -3,22 +3,25 @@
 //! Starts ZooKeeper, two JobManagers with ZooKeeper high availability (one leads, one
 //! stands by) and three one-slot TaskManagers as processes (on loopback, or in network
 //! namespaces of the run's own when it partitions), submits the per-key sequence job
-//! (`weir-chaos-job`, parallelism 2, checkpoints every `--checkpoint-interval-ms`, a
-//! transactional file sink) and injects `--faults` faults drawn from `--seed` (printed to
-//! standard error before the run, each one again as it is injected, so any run can be
-//! replayed; kinds in `schedule.rs`): kills, freezes and partitions of processes,
-//! ZooKeeper restarts, damaged checkpoints and full checkpoint storage. After each fault it
-//! waits until the job runs again and has completed a checkpoint begun after the fault
-//! (the transactional sink commits output at checkpoints), then for the next fault. Once
+//! (`weir-chaos-job`, parallelism 2, checkpoints every `--checkpoint-interval-ms`, the
+//! transactional file sink, or the exactly-once PostgreSQL and Kafka sinks for the output
+//! whose server the schedule restarts) and injects `--faults` faults drawn from `--seed`
+//! (printed to standard error before the run, each one again as it is injected, so any
+//! run can be replayed; kinds in `schedule.rs`): kills, freezes and partitions of
+//! processes, restarts of ZooKeeper, PostgreSQL and Kafka, damaged checkpoints and full
+//! checkpoint storage. After each fault it waits until the job runs again and has
+//! completed a checkpoint begun after the fault (the transactional sinks commit output
+//! at checkpoints), then for the next fault. Once
 //! all are injected the job runs to its end, and every committed record is checked: each
 //! key's sequence numbers must appear exactly once, the job's own state check must have
 //! found no gap or repeat, each key's event-time windows must appear once each with the
-//! failure-free count and sum, and no incomplete checkpoint may be left on storage.
+//! failure-free count and sum, and no incomplete checkpoint may be left on storage, nor a
+//! prepared transaction in PostgreSQL.
 //!
 //! The last line of standard output is one JSON object: `seed`, `faults_injected`,
 //! `faults` (by kind), `restarts`, `recovery_ms` (`p50`, `p99`, `max`), `records`,
 //! `records_checked`, `windows_checked`, `lost`, `duplicated`, `violations`,
-//! `incomplete_checkpoints_left`.
+//! `incomplete_checkpoints_left`, `prepared_transactions_left`.
 //! The exit status is 0 if every fault was injected and all of these checks passed, 1 if
 //! one failed, 2 if the run could not be carried out; unless 0 (or with `--keep`), the
 //! working directory (logs, output, checkpoints) is kept and named.
@@ -29,6 +32,7 @@
 //! ```
 
 mod cluster;
+mod connectors;
 mod network;
 mod schedule;
 mod storage;
@@ -37,6 +41,7 @@ mod verify;
 use anyhow::{bail, Result};
 use clap::Parser;
 use cluster::{Cluster, POLL, WAIT};
+use connectors::Connectors;
 use schedule::{Fault, FaultKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,7 +62,8 @@ struct Args {
     /// Faults to inject.
     #[arg(long, default_value_t = 15)]
     faults: usize,
-    /// Kinds of faults to draw from (comma-separated; default: all).
+    /// Kinds of faults to draw from (comma-separated; default: all but `restart-postgres`
+    /// and `restart-kafka`, which cannot be combined with `corrupt-checkpoint`).
     #[arg(long, value_enum, value_delimiter = ',')]
     kinds: Vec<FaultKind>,
     /// Records per second the job's source emits in all.
@@ -137,6 +143,18 @@ fn run(args: &Args) -> Result<Report> {
     if args.rate == 0 {
         bail!("--rate 0: the job must emit records");
     }
+    for (i, a) in args.kinds.iter().enumerate() {
+        if let Some(b) = args.kinds[i + 1..].iter().find(|b| a.conflicts_with(**b)) {
+            bail!(
+                "--kinds: {} and {} cannot be combined: a damaged checkpoint makes the job \
+                 restore an older one and replay records that the PostgreSQL and Kafka sinks \
+                 already committed (two-phase-commit sinks are exactly-once from the latest \
+                 complete checkpoint only)",
+                a.name(),
+                b.name()
+            );
+        }
+    }
     let (weir, job_bin) = binaries(args)?;
     let records = args
         .records
@@ -182,11 +200,22 @@ fn chaos(
         .any(|f| f.kind.partitions())
         .then(network::Network::create)
         .transpose()?;
+    // The sinks' servers, where the schedule restarts them (in the control plane's
+    // namespace when there is one: started before the cluster takes the network).
+    let has = |kind| faults.iter().any(|f| f.kind == kind);
+    let servers = (
+        has(FaultKind::RestartPostgres),
+        has(FaultKind::RestartKafka),
+    );
+    let connectors = Connectors::start(net.as_ref(), servers.0, servers.1)?;
     let cluster = Cluster::start(weir, dir, 3, net)?;
     let out = dir.join("output");
-    let job = cluster.submit(job_bin, &job_args(args, records, &out, dir))?;
+    let mut job_args = job_args(args, records, &out, dir);
+    job_args.extend(connectors.job_args());
+    let job = cluster.submit(job_bin, &job_args)?;
     let mut watch = Watch {
         cluster,
+        connectors,
         job,
         checkpoints,
         restarts: Restarts::default(),
@@ -206,6 +235,8 @@ fn chaos(
 /// The cluster and the job it runs, watched through whichever JobManager serves.
 struct Watch {
     cluster: Cluster,
+    /// The sinks' servers (stopped after the cluster: fields drop in order).
+    connectors: Connectors,
     job: String,
     /// Where the job's checkpoints are.
     checkpoints: PathBuf,
@@ -247,22 +278,11 @@ impl Watch {
         if end["status"] != "FINISHED" {
             bail!("the job did not finish: {end}");
         }
-        let verdict = verify::check(out, records, args.keys)?;
+        let verdict = verify::check(out, &self.connectors, records, args.keys)?;
         for problem in &verdict.examples {
             eprintln!("weir-chaos: {problem}");
         }
-        // The job ended: nothing of a failed, aborted or unfinished checkpoint may remain
-        // once its last clean-up ran (a bounded wait for it).
-        let (checkpoints, job) = (&self.checkpoints, &self.job);
-        let left = wait_every("the clean-up of checkpoints", CLEANUP, POLL, || {
-            storage::incomplete(checkpoints, job)
-                .ok()
-                .filter(Vec::is_empty)
-        })
-        .or_else(|_| storage::incomplete(checkpoints, job))?;
-        if !left.is_empty() {
-            eprintln!("weir-chaos: incomplete checkpoints left behind: {left:?}");
-        }
+        let (left, prepared) = self.left_behind()?;
         let injected: u64 = by_kind.values().sum();
         let json = serde_json::json!({
             "seed": args.seed,
@@ -277,11 +297,33 @@ impl Watch {
             "duplicated": verdict.duplicated,
             "violations": verdict.violations,
             "incomplete_checkpoints_left": left.len(),
+            "prepared_transactions_left": prepared.len(),
         });
+        let clean = left.is_empty() && prepared.is_empty();
         Ok(Report {
-            passed: verdict.exact() && injected == faults.len() as u64 && left.is_empty(),
+            passed: verdict.exact() && injected == faults.len() as u64 && clean,
             json,
         })
+    }
+
+    /// What the finished job left behind: incomplete checkpoints on storage (once its last
+    /// clean-up ran: a bounded wait for it) and prepared transactions in PostgreSQL.
+    fn left_behind(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let (checkpoints, job) = (&self.checkpoints, &self.job);
+        let left = wait_every("the clean-up of checkpoints", CLEANUP, POLL, || {
+            storage::incomplete(checkpoints, job)
+                .ok()
+                .filter(Vec::is_empty)
+        })
+        .or_else(|_| storage::incomplete(checkpoints, job))?;
+        if !left.is_empty() {
+            eprintln!("weir-chaos: incomplete checkpoints left behind: {left:?}");
+        }
+        let prepared = self.connectors.prepared_transactions_left()?;
+        if !prepared.is_empty() {
+            eprintln!("weir-chaos: prepared transactions left in PostgreSQL: {prepared:?}");
+        }
+        Ok((left, prepared))
     }
 
     /// Polls the job's summary until `f` returns a value, for at most `timeout`.
@@ -300,19 +342,23 @@ impl Watch {
 
     /// Injects `fault` and waits until the job runs again and completed a checkpoint begun
     /// after the fault (or finished); returns the time that took, from the fault (for an
-    /// outage or a full storage, from ZooKeeper's restart or the freed space: nothing can
-    /// lead or complete a checkpoint without them), or `None` when the fault had nothing to
-    /// hit.
+    /// outage or a full storage, from the server's restart or the freed space: nothing can
+    /// lead, commit or complete a checkpoint without them), or `None` when the fault had
+    /// nothing to hit.
     fn hurt(&mut self, fault: &Fault) -> Result<Option<Duration>> {
         let before = self.until("the job's progress", WAIT, |i| {
             i["last_checkpoint"].as_u64()
         })?;
         let start = Instant::now();
-        if !inject(&mut self.cluster, fault, &self.job, &self.checkpoints)? {
+        let target = (&mut self.cluster, &self.connectors);
+        if !inject(target, fault, &self.job, &self.checkpoints)? {
             return Ok(None);
         }
         let at = match fault.kind {
-            FaultKind::RestartZookeeper | FaultKind::FillCheckpointStorage => Instant::now(),
+            FaultKind::RestartZookeeper
+            | FaultKind::RestartPostgres
+            | FaultKind::RestartKafka
+            | FaultKind::FillCheckpointStorage => Instant::now(),
             _ => start,
         };
         // Two checkpoints on: the next one may have begun before the fault, with the
@@ -385,7 +431,12 @@ fn job_args(args: &Args, records: u64, out: &Path, dir: &Path) -> Vec<String> {
 }
 
 /// Injects `fault`; false when there was nothing to hit.
-fn inject(cluster: &mut Cluster, fault: &Fault, job: &str, checkpoints: &Path) -> Result<bool> {
+fn inject(
+    (cluster, connectors): (&mut Cluster, &Connectors),
+    fault: &Fault,
+    job: &str,
+    checkpoints: &Path,
+) -> Result<bool> {
     let hold = Duration::from_millis(fault.hold_ms);
     match fault.kind {
         FaultKind::KillTaskmanager => cluster.kill_taskmanager(fault.target)?,
@@ -410,6 +461,8 @@ fn inject(cluster: &mut Cluster, fault: &Fault, job: &str, checkpoints: &Path) -
         FaultKind::PartitionTaskmanagerFromPeers => {
             cluster.partition_taskmanager_from(fault.target, true, hold)?
         }
+        FaultKind::RestartPostgres => return connectors.restart_postgres(hold),
+        FaultKind::RestartKafka => return connectors.restart_kafka(hold),
     }
     Ok(true)
 }

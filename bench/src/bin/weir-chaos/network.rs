@@ -1,5 +1,5 @@
 //! Network namespaces for partitions: each TaskManager in a namespace of its own, the
-//! control plane (ZooKeeper and the JobManagers) in another, all linked through a bridge in
+//! control plane (ZooKeeper, the JobManagers, and the sinks' PostgreSQL and Kafka) in another, all linked through a bridge in
 //! a hub namespace; the harness reaches them through one more link from its own namespace.
 //! A partition takes a TaskManager's link down (it keeps running, cut off from the
 //! JobManagers and from its peers) and brings it up again; a partial one cuts it off from
@@ -62,6 +62,11 @@ impl Network {
     /// The address of host `n` of the run's subnet.
     pub fn address(&self, n: u8) -> String {
         format!("{}.{n}", self.subnet)
+    }
+
+    /// The run's subnet, `A.B.C.0/24`.
+    pub fn cidr(&self) -> String {
+        format!("{}.0/24", self.subnet)
     }
 
     /// The control plane's address.

@@ -40,11 +40,19 @@ pub enum FaultKind {
     /// A TaskManager cut off from the other TaskManagers only, for a while; its link to
     /// the control plane stays.
     PartitionTaskmanagerFromPeers,
+    /// PostgreSQL (the sequence lines' exactly-once sink) shut down at once, as in a crash,
+    /// and started again on the same data and port after a while.
+    RestartPostgres,
+    /// The Kafka broker (the window lines' exactly-once sink) stopped and started again on
+    /// the same data and port after a while.
+    RestartKafka,
 }
 
 impl FaultKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 12] = [
+    /// The kinds a run draws from unless told otherwise: all but the restarts of the
+    /// sinks' servers, whose runs cannot damage checkpoints
+    /// ([`FaultKind::conflicts_with`]).
+    pub const DEFAULT: [FaultKind; 12] = [
         FaultKind::KillTaskmanager,
         FaultKind::KillWorker,
         FaultKind::KillJobmanager,
@@ -58,6 +66,21 @@ impl FaultKind {
         FaultKind::PartitionTaskmanagerFromJobmanager,
         FaultKind::PartitionTaskmanagerFromPeers,
     ];
+
+    /// Whether the kind restarts a server the job's sinks write to (the job then writes
+    /// to PostgreSQL and Kafka instead of files).
+    pub fn restarts_a_sink(self) -> bool {
+        matches!(self, FaultKind::RestartPostgres | FaultKind::RestartKafka)
+    }
+
+    /// Whether one run cannot inject both kinds: a damaged checkpoint makes the job
+    /// restore an older one and replay records that the PostgreSQL and Kafka sinks have
+    /// already committed (a file sink deletes them; a two-phase-commit sink into a server
+    /// is exactly-once from the latest complete checkpoint only, as in Flink).
+    pub fn conflicts_with(self, other: FaultKind) -> bool {
+        let damages = |k: FaultKind| k == FaultKind::CorruptCheckpoint;
+        (damages(self) && other.restarts_a_sink()) || (damages(other) && self.restarts_a_sink())
+    }
 
     /// Whether the kind needs the cluster in network namespaces of its own.
     pub fn partitions(self) -> bool {
@@ -86,6 +109,8 @@ impl FaultKind {
                 "partition-taskmanager-from-jobmanager"
             }
             FaultKind::PartitionTaskmanagerFromPeers => "partition-taskmanager-from-peers",
+            FaultKind::RestartPostgres => "restart-postgres",
+            FaultKind::RestartKafka => "restart-kafka",
         }
     }
 }
@@ -143,13 +168,13 @@ impl Rng {
     }
 }
 
-/// `count` faults of `kinds` (every kind when empty) drawn from `seed`: pauses of
+/// `count` faults of `kinds` ([`FaultKind::DEFAULT`] when empty) drawn from `seed`: pauses of
 /// 0.5–2 s, freezes and partitions of 0.5–4 s (on both sides of the heartbeat timeout the
 /// harness sets),
-/// ZooKeeper outages and full storage of 0.5–3 s.
+/// outages of ZooKeeper, PostgreSQL and Kafka and full storage of 0.5–3 s.
 pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
     let kinds = if kinds.is_empty() {
-        &FaultKind::ALL[..]
+        &FaultKind::DEFAULT[..]
     } else {
         kinds
     };
@@ -164,9 +189,10 @@ pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
                 | FaultKind::PartitionTaskmanager
                 | FaultKind::PartitionTaskmanagerFromJobmanager
                 | FaultKind::PartitionTaskmanagerFromPeers => rng.between(500, 4_000),
-                FaultKind::RestartZookeeper | FaultKind::FillCheckpointStorage => {
-                    rng.between(500, 3_000)
-                }
+                FaultKind::RestartZookeeper
+                | FaultKind::RestartPostgres
+                | FaultKind::RestartKafka
+                | FaultKind::FillCheckpointStorage => rng.between(500, 3_000),
                 _ => 0,
             };
             Fault {
@@ -183,6 +209,11 @@ pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
 mod tests {
     use super::*;
 
+    /// Every kind.
+    fn all() -> &'static [FaultKind] {
+        <FaultKind as clap::ValueEnum>::value_variants()
+    }
+
     #[test]
     fn a_seed_always_draws_the_same_schedule() {
         assert_eq!(draw(7, 50, &[]), draw(7, 50, &[]));
@@ -194,14 +225,32 @@ mod tests {
         let only = [FaultKind::KillWorker, FaultKind::RestartZookeeper];
         let faults = draw(3, 200, &only);
         assert!(faults.iter().all(|f| only.contains(&f.kind)));
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::DEFAULT {
             assert!(draw(3, 200, &[]).iter().any(|f| f.kind == kind), "{kind:?}");
+        }
+        for &kind in all() {
+            let drawn = draw(3, 200, all());
+            assert!(drawn.iter().any(|f| f.kind == kind), "{kind:?}");
         }
     }
 
     #[test]
+    fn damaged_checkpoints_conflict_only_with_restarts_of_the_sinks_servers() {
+        let sinks = [FaultKind::RestartPostgres, FaultKind::RestartKafka];
+        for &a in all() {
+            for &b in all() {
+                let expected = (a == FaultKind::CorruptCheckpoint && sinks.contains(&b))
+                    || (b == FaultKind::CorruptCheckpoint && sinks.contains(&a));
+                assert_eq!(a.conflicts_with(b), expected, "{a:?} {b:?}");
+            }
+        }
+        assert!(FaultKind::DEFAULT.iter().all(|k| !k.restarts_a_sink()));
+        assert_eq!(all().len(), FaultKind::DEFAULT.len() + sinks.len());
+    }
+
+    #[test]
     fn only_freezes_and_outages_are_held() {
-        for f in draw(11, 200, &[]) {
+        for f in draw(11, 200, all()) {
             let held = !matches!(
                 f.kind,
                 FaultKind::KillTaskmanager

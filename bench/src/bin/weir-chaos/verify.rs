@@ -1,13 +1,16 @@
 //! Checks the committed output of the sequence job (`weir-chaos-job`) record by record
-//! and window by window.
+//! and window by window, wherever the job wrote it: part files, a PostgreSQL table, a
+//! Kafka topic.
 //!
 //! Invariants: every line of every committed part file (hidden in-progress files are not
-//! committed and are skipped) is counted once; a key's sequence number seen zero times is
+//! committed and are skipped), row of the table and committed record of the topic is
+//! counted once; a key's sequence number seen zero times is
 //! lost, seen `n > 1` times is duplicated `n - 1` times, and so is a window's line; a
 //! window line whose count or sum differs from the failure-free one is a violation; a line
 //! that is no `key,seq` or window of the job's range, or a violation line the job's state
 //! check wrote, is reported, never ignored.
 
+use crate::connectors::Connectors;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,47 +47,90 @@ impl Verdict {
     }
 }
 
-/// Checks the committed part files in `dir` against `records` records over `keys` keys.
-pub fn check(dir: &Path, records: u64, keys: u64) -> Result<Verdict> {
-    let mut seen: Vec<Vec<u32>> = (0..keys)
-        .map(|k| vec![0; records_of_key(records, keys, k) as usize])
-        .collect();
-    let mut windows = HashMap::new();
-    let mut v = Verdict::default();
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the job's output {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(entry.path())
-            .with_context(|| format!("cannot read {}", entry.path().display()))?;
-        for line in text.lines() {
-            let tallied = match line.strip_prefix("window,") {
-                Some(window) => tally_window(window, (records, keys), &mut windows, &mut v),
-                None => tally(line, &mut seen, &mut v),
-            };
-            tallied.with_context(|| format!("in {}", entry.path().display()))?;
+/// Checks the job's committed output against `records` records over `keys` keys: the
+/// part files in `dir` (unless the job wrote everything to servers) and the lines
+/// committed to the `connectors`' servers.
+pub fn check(dir: &Path, connectors: &Connectors, records: u64, keys: u64) -> Result<Verdict> {
+    let mut tally = Tally::new(records, keys);
+    if !connectors.take_all_output() {
+        tally.files(dir)?;
+    }
+    connectors.committed_lines(|line| tally.line(line))?;
+    Ok(tally.finish())
+}
+
+/// How often each sequence number and window was seen so far.
+struct Tally {
+    records: u64,
+    keys: u64,
+    seen: Vec<Vec<u32>>,
+    windows: HashMap<(u64, u64), u32>,
+    v: Verdict,
+}
+
+impl Tally {
+    fn new(records: u64, keys: u64) -> Self {
+        let seen = (0..keys)
+            .map(|k| vec![0; records_of_key(records, keys, k) as usize])
+            .collect();
+        Self {
+            records,
+            keys,
+            seen,
+            windows: HashMap::new(),
+            v: Verdict::default(),
         }
     }
-    count_windows(&windows, (records, keys), &mut v);
-    for (key, counts) in seen.iter().enumerate() {
-        for (i, &n) in counts.iter().enumerate() {
-            match n {
-                0 => {
-                    v.lost += 1;
-                    v.note(format!("key {key}: seq {} lost", i + 1));
-                }
-                1 => {}
-                n => {
-                    v.duplicated += u64::from(n - 1);
-                    v.note(format!("key {key}: seq {} written {n} times", i + 1));
+
+    /// Counts the lines of every committed part file in `dir`.
+    fn files(&mut self, dir: &Path) -> Result<()> {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the job's output {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path())
+                .with_context(|| format!("cannot read {}", entry.path().display()))?;
+            for line in text.lines() {
+                self.line(line)
+                    .with_context(|| format!("in {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one committed line.
+    fn line(&mut self, line: &str) -> Result<()> {
+        let scope = (self.records, self.keys);
+        match line.strip_prefix("window,") {
+            Some(window) => tally_window(window, scope, &mut self.windows, &mut self.v),
+            None => tally(line, &mut self.seen, &mut self.v),
+        }
+    }
+
+    /// The verdict: what was seen against what the input holds.
+    fn finish(mut self) -> Verdict {
+        let v = &mut self.v;
+        count_windows(&self.windows, (self.records, self.keys), v);
+        for (key, counts) in self.seen.iter().enumerate() {
+            for (i, &n) in counts.iter().enumerate() {
+                match n {
+                    0 => {
+                        v.lost += 1;
+                        v.note(format!("key {key}: seq {} lost", i + 1));
+                    }
+                    1 => {}
+                    n => {
+                        v.duplicated += u64::from(n - 1);
+                        v.note(format!("key {key}: seq {} written {n} times", i + 1));
+                    }
                 }
             }
         }
+        self.v
     }
-    Ok(v)
 }
 
 /// Counts window line `window,<rest>` in `windows` (by key and start) if its count and
@@ -174,7 +220,9 @@ mod tests {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text)?;
         }
-        check(dir.path(), records, keys)
+        let mut tally = Tally::new(records, keys);
+        tally.files(dir.path())?;
+        Ok(tally.finish())
     }
 
     /// The window lines of an exact run over `records` records and `keys` keys.

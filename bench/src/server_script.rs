@@ -33,19 +33,7 @@ impl ScriptServer {
     /// Runs `scripts/<name> <op>` on this server's directory (`pause`: kill it keeping its
     /// data and port; `resume`: start it again on them).
     pub fn run(&self, op: &str) -> Result<()> {
-        let out = self
-            .command(op)
-            .output()
-            .with_context(|| format!("cannot run {}", self.script))?;
-        if !out.status.success() {
-            bail!(
-                "{} {op} failed: {}{}",
-                self.script,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
+        checked_output(self.command(op), &self.script, op).map(drop)
     }
 }
 
@@ -55,6 +43,27 @@ impl Drop for ScriptServer {
         // network, so it runs here, also once a namespace the server ran in is gone.
         let _ = self.command_under(&[], "stop").output();
     }
+}
+
+/// Runs `cmd` (`script op ...`); its standard output if it succeeded, an error with
+/// everything it printed if not.
+fn checked_output(mut cmd: Command, script: &str, op: &str) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {script}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!(
+            "{script} {op} failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+/// The path of `scripts/<name>`.
+fn script_path(name: &str) -> String {
+    format!("{}/../scripts/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `prefix... bash script args...`.
@@ -74,18 +83,8 @@ fn script_command(prefix: &[String], script: &str, args: &[&str]) -> Command {
 /// Runs `scripts/<name> <op>` here, for an operation that concerns no server (such as
 /// `kafka.sh fetch`, which fills the jar cache).
 pub fn run(name: &str, op: &str) -> Result<()> {
-    let script = format!("{}/../scripts/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = script_command(&[], &script, &[op])
-        .output()
-        .with_context(|| format!("cannot run scripts/{name}"))?;
-    if !out.status.success() {
-        bail!(
-            "scripts/{name} {op} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    let cmd = script_command(&[], &script_path(name), &[op]);
+    checked_output(cmd, &format!("scripts/{name}"), op).map(drop)
 }
 
 /// Runs `scripts/<name> start` with this process as the owner (`owner_env`); returns the
@@ -102,19 +101,11 @@ pub fn start_under(
     name: &str,
     owner_env: &str,
 ) -> Result<(ScriptServer, String)> {
-    let script = format!("{}/../scripts/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = script_command(prefix, &script, &["start"])
-        .env(owner_env, std::process::id().to_string())
-        .envs(env.iter().copied())
-        .output()
-        .with_context(|| format!("cannot run scripts/{name}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
-        bail!(
-            "scripts/{name} start failed: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let script = script_path(name);
+    let mut cmd = script_command(prefix, &script, &["start"]);
+    cmd.env(owner_env, std::process::id().to_string())
+        .envs(env.iter().copied());
+    let text = checked_output(cmd, &format!("scripts/{name}"), "start")?;
     let dir = text
         .lines()
         .find_map(|l| l.strip_prefix("dir="))

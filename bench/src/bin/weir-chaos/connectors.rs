@@ -29,24 +29,22 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `scripts/<script>` in the control plane's namespace if the run has one
-    /// (serving on `host_env` = its address, and for PostgreSQL letting the run's subnet
-    /// connect), on loopback if not.
-    fn start(net: Option<&Network>, script: &str, host_env: &str, owner_env: &str) -> Result<Self> {
-        if net.is_some() && script == "kafka.sh" {
-            // The namespace has no way out to fetch the broker's jars: fill the cache here.
-            server_script::run(script, "fetch")?;
-        }
+    /// Starts `scripts/<script>` in the control plane's namespace if the run has one,
+    /// with the environment `env` makes of it (the address to serve on, ...), on loopback
+    /// if not.
+    fn start(
+        net: Option<&Network>,
+        script: &str,
+        owner_env: &str,
+        env: impl Fn(&Network) -> Vec<(&'static str, String)>,
+    ) -> Result<Self> {
         let (guard, address) = match net {
-            Some(net) => server_script::start_under(
-                &net.exec_prefix("control"),
-                &[
-                    (host_env, &net.control_address()),
-                    ("WEIR_PG_CLIENTS", &net.cidr()),
-                ],
-                script,
-                owner_env,
-            )?,
+            Some(net) => {
+                let env = env(net);
+                let env: Vec<_> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let prefix = net.exec_prefix("control");
+                server_script::start_under(&prefix, &env, script, owner_env)?
+            }
             None => server_script::start(script, owner_env)?,
         };
         Ok(Self { guard, address })
@@ -73,11 +71,23 @@ impl Connectors {
     pub fn start(net: Option<&Network>, postgres: bool, kafka: bool) -> Result<Self> {
         let mut c = Self::default();
         if postgres {
-            let pg = Server::start(net, "postgres.sh", "WEIR_PG_HOST", "WEIR_PG_OWNER_PID")?;
-            c.postgres = Some(pg);
+            // Served on the control plane's address, for the run's whole subnet.
+            let env = |n: &Network| {
+                vec![
+                    ("WEIR_PG_HOST", n.control_address()),
+                    ("WEIR_PG_CLIENTS", n.cidr()),
+                ]
+            };
+            c.postgres = Some(Server::start(net, "postgres.sh", "WEIR_PG_OWNER_PID", env)?);
         }
         if kafka {
-            let k = Server::start(net, "kafka.sh", "WEIR_KAFKA_HOST", "WEIR_KAFKA_OWNER_PID")?;
+            if net.is_some() {
+                // The namespace has no way out to fetch the broker's jars: fill the cache
+                // here first.
+                server_script::run("kafka.sh", "fetch")?;
+            }
+            let env = |n: &Network| vec![("WEIR_KAFKA_HOST", n.control_address())];
+            let k = Server::start(net, "kafka.sh", "WEIR_KAFKA_OWNER_PID", env)?;
             create_topics(&k.address, &[(WINDOWS_TOPIC, 2)])?;
             c.kafka = Some(k);
         }
@@ -96,22 +106,15 @@ impl Connectors {
         a
     }
 
-    /// Restarts PostgreSQL after `hold`; false if the run has none.
-    pub fn restart_postgres(&self, hold: Duration) -> Result<bool> {
-        self.postgres
-            .as_ref()
-            .map(|s| s.restart(hold))
-            .transpose()
-            .map(|r| r.is_some())
-    }
-
-    /// Restarts the Kafka broker after `hold`; false if the run has none.
-    pub fn restart_kafka(&self, hold: Duration) -> Result<bool> {
-        self.kafka
-            .as_ref()
-            .map(|s| s.restart(hold))
-            .transpose()
-            .map(|r| r.is_some())
+    /// Restarts PostgreSQL (`kafka` false) or the Kafka broker after `hold`; false if the
+    /// run has none.
+    pub fn restart(&self, kafka: bool, hold: Duration) -> Result<bool> {
+        let server = if kafka { &self.kafka } else { &self.postgres };
+        let Some(server) = server else {
+            return Ok(false);
+        };
+        server.restart(hold)?;
+        Ok(true)
     }
 
     /// Whether every line of the job goes to a server (none to files).

@@ -203,11 +203,11 @@ fn chaos(
     // The sinks' servers, where the schedule restarts them (in the control plane's
     // namespace when there is one: started before the cluster takes the network).
     let has = |kind| faults.iter().any(|f| f.kind == kind);
-    let servers = (
+    let (postgres, kafka) = (
         has(FaultKind::RestartPostgres),
         has(FaultKind::RestartKafka),
     );
-    let connectors = Connectors::start(net.as_ref(), servers.0, servers.1)?;
+    let connectors = Connectors::start(net.as_ref(), postgres, kafka)?;
     let cluster = Cluster::start(weir, dir, 3, net)?;
     let out = dir.join("output");
     let mut job_args = job_args(args, records, &out, dir);
@@ -461,8 +461,8 @@ fn inject(
         FaultKind::PartitionTaskmanagerFromPeers => {
             cluster.partition_taskmanager_from(fault.target, true, hold)?
         }
-        FaultKind::RestartPostgres => return connectors.restart_postgres(hold),
-        FaultKind::RestartKafka => return connectors.restart_kafka(hold),
+        FaultKind::RestartPostgres => return connectors.restart(false, hold),
+        FaultKind::RestartKafka => return connectors.restart(true, hold),
     }
     Ok(true)
 }

@@ -2,14 +2,23 @@
 //! [`Sampler`] from two snapshots of a [`MetricRegistry`]. Reports are what the Prometheus
 //! exporter publishes and what a job worker sends to the JobManager with its heartbeat.
 //!
-//! Invariants: rates are deltas over the time between two samples of the same task (a task
-//! seen for the first time reports rates of 0); busy time is what remains of each second
-//! after idle and back-pressured time, so the three add up to at most 1000.
+//! Invariants: rates are averaged over the last [`RATE_SPAN`] of samples of the same task
+//! (from its latest sample at least that old, or its first while it is younger; a task seen
+//! for the first time reports rates of 0), so a task that hands on a full buffer
+//! now and then reports its steady rate, not zero between buffers and a spike at each; busy
+//! time is what remains of each second after idle and back-pressured time, so the three add
+//! up to at most 1000.
 
 use super::{MetricRegistry, TaskMetricsSnapshot};
 use crate::types::SubtaskId;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// The span rates are averaged over: Flink's time gauges (`backPressuredTimeMsPerSecond`,
+/// ...) cover its metric views' 5 s update interval; its record meters average over 60 s,
+/// which would hide a change for a minute.
+pub const RATE_SPAN: Duration = Duration::from_secs(5);
 
 /// One task's metrics over the last sampling interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,19 +53,35 @@ pub struct TaskMetricsReport {
     pub pending_records: Option<u64>,
 }
 
-/// Keeps the previous snapshot of every task so that the next sample can report rates.
-#[derive(Debug, Default)]
+/// Keeps the recent snapshots of every task (those within [`RATE_SPAN`] and the one before)
+/// so that the next sample can report rates over that span.
+#[derive(Debug)]
 pub struct Sampler {
-    previous: HashMap<(SubtaskId, String), TaskMetricsSnapshot>,
+    previous: HashMap<(SubtaskId, String), VecDeque<TaskMetricsSnapshot>>,
+    span: Duration,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self::with_span(RATE_SPAN)
+    }
 }
 
 impl Sampler {
-    /// A sampler that has seen nothing yet.
+    /// A sampler that has seen nothing yet, averaging rates over [`RATE_SPAN`].
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Reports every running task of `registry`, with rates since the previous call.
+    /// A sampler that averages rates over `span` instead.
+    pub fn with_span(span: Duration) -> Self {
+        Self {
+            previous: HashMap::new(),
+            span,
+        }
+    }
+
+    /// Reports every running task of `registry`, with rates over the sampler's span.
     pub fn sample(&mut self, registry: &MetricRegistry) -> Vec<TaskMetricsReport> {
         let now = registry.snapshot();
         let mut next = HashMap::with_capacity(now.len());
@@ -65,8 +90,15 @@ impl Sampler {
             .filter(|(_, _, snap)| !snap.finished)
             .map(|(subtask, task, snap)| {
                 let key = (subtask, task);
-                let report = report(&key, &snap, self.previous.get(&key));
-                next.insert(key, snap);
+                let mut history = self.previous.remove(&key).unwrap_or_default();
+                while history.len() > 1
+                    && snap.taken_at.saturating_duration_since(history[1].taken_at) >= self.span
+                {
+                    history.pop_front();
+                }
+                let report = report(&key, &snap, history.front());
+                history.push_back(snap);
+                next.insert(key, history);
                 report
             })
             .collect();
@@ -157,6 +189,37 @@ mod tests {
         assert!(
             sampler.sample(&registry).is_empty(),
             "an ended task is not reported"
+        );
+    }
+
+    #[test]
+    fn rates_are_averaged_over_the_span_so_records_handed_on_a_buffer_at_a_time_never_read_zero() {
+        use std::time::Duration;
+        let registry = MetricRegistry::new();
+        let id = SubtaskId {
+            job: JobId(7),
+            vertex: 0,
+            subtask: 0,
+        };
+        let m = registry.register(id, "source");
+        let mut sampler = Sampler::with_span(Duration::from_secs(1));
+        let rate = |s: &mut Sampler| s.sample(&registry)[0].records_out_per_second;
+        assert_eq!(rate(&mut sampler), 0.0, "a first sample has no rate");
+        m.add_records_out(1_024);
+        std::thread::sleep(Duration::from_millis(20));
+        let burst = rate(&mut sampler);
+        assert!(burst > 0.0);
+        std::thread::sleep(Duration::from_millis(20));
+        let between = rate(&mut sampler);
+        assert!(
+            between > 0.0 && between < burst,
+            "no buffer since the last sample, yet the span still holds one: {between} (burst {burst})"
+        );
+        std::thread::sleep(Duration::from_millis(1_100));
+        assert_eq!(
+            rate(&mut sampler),
+            0.0,
+            "a span without records has a rate of 0"
         );
     }
 }

@@ -124,6 +124,8 @@ fn output_specs(
                                 subtask: c,
                             },
                             gate: e.target_gate,
+                            // The TaskManager stamps the deployment's attempt.
+                            attempt: 0,
                         },
                         channel: subtask as u32,
                         taskmanager: tm.id,

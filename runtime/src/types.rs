@@ -70,6 +70,10 @@ pub struct GateAddress {
     pub subtask: SubtaskId,
     /// The index of the gate among the consumer's input gates (one gate per input edge).
     pub gate: u16,
+    /// The job attempt that deployed the consumer (the TaskManager stamps its deployment's
+    /// attempt on both sides): a channel opened by a producer of an earlier attempt, still
+    /// on its way, never attaches to the gate of a later attempt at the same place.
+    pub attempt: u32,
 }
 
 /// Returns the current wall-clock time in milliseconds since the epoch (processing time).

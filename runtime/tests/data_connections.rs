@@ -20,6 +20,11 @@ use weir_runtime::{element, GateAddress, JobId, SubtaskId};
 const BUFFER_SIZE: usize = 1024;
 
 fn gate_address() -> GateAddress {
+    gate_address_at(0)
+}
+
+/// The test gate's address as job attempt `attempt` deploys it.
+fn gate_address_at(attempt: u32) -> GateAddress {
     GateAddress {
         subtask: SubtaskId {
             job: JobId(7),
@@ -27,14 +32,19 @@ fn gate_address() -> GateAddress {
             subtask: 0,
         },
         gate: 0,
+        attempt,
     }
 }
 
 fn register(registry: &GateRegistry, gate: &InputGate) {
+    register_at(registry, gate, 0);
+}
+
+fn register_at(registry: &GateRegistry, gate: &InputGate, attempt: u32) {
     let net = NetworkBufferPool::new(64);
     let pool = BufferPool::new(&net, 4 * 2 + 8, BUFFER_SIZE, "test gate").unwrap();
     registry.register(
-        gate_address(),
+        gate_address_at(attempt),
         GateEntry {
             sender: gate.sender(),
             channels: 4,
@@ -73,11 +83,16 @@ impl Peer {
     }
 
     fn open(&mut self, id: u32, channel: u32) {
+        self.open_at(id, channel, 0);
+    }
+
+    /// Opens a channel as a producer of job attempt `attempt`.
+    fn open_at(&mut self, id: u32, channel: u32, attempt: u32) {
         let frame = control_frame(
             FrameKind::Open,
             id,
             0,
-            &encode_open(&gate_address(), channel),
+            &encode_open(&gate_address_at(attempt), channel),
         );
         self.0.write_all(&frame).unwrap();
     }
@@ -351,6 +366,24 @@ fn a_channel_opened_before_its_gate_is_registered_waits_while_others_flow() {
     let gate = InputGate::new();
     register(&registry, &gate);
     accept_channel(&gate, 0, 1);
+}
+
+#[test]
+fn a_channel_of_an_earlier_job_attempt_never_attaches_to_the_gate_of_a_later_one() {
+    // A producer of attempt 0 opened its channel just before the job restarted (its
+    // connection then stalled); attempt 1's consumer registers the gate at the same place.
+    let registry = Arc::new(GateRegistry::new());
+    let server = DataServer::start("127.0.0.1:0".parse().unwrap(), registry.clone()).unwrap();
+    let mut p = Peer::hello(&server);
+    p.open_at(1, 0, 0);
+    let gate = InputGate::new();
+    register_at(&registry, &gate, 1);
+    p.open_at(2, 1, 1);
+    accept_channel(&gate, 1, 1);
+    assert!(
+        gate.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the earlier attempt's channel 0 stays out of the later attempt's gate"
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ fn gate_address() -> GateAddress {
             subtask: 0,
         },
         gate: 0,
+        attempt: 0,
     }
 }
 

@@ -12,7 +12,9 @@
 //!   so a corrupt, truncated or foreign file is an error naming it, never wrong state;
 //! - `_metadata` is written last, in one `put` (atomic on every `object_store` backend:
 //!   the local file system writes a staging file and renames it), so a directory without
-//!   it is an incomplete checkpoint;
+//!   it is an incomplete checkpoint; on the local file system every write (and its
+//!   directory) is fsynced before it returns, so `_metadata` never names a file that a
+//!   machine crash could take back;
 //! - [`CheckpointStorage::retain`] deletes completed checkpoints beyond the newest `n`,
 //!   and incomplete ones older than the newest complete one, so a run leaves no orphans;
 //! - shared files (`<job>/shared/`, referenced by incremental checkpoints) are stored
@@ -132,7 +134,9 @@ impl CheckpointStorage {
             local_root = Some(std::path::PathBuf::from(dir));
             Arc::new(
                 object_store::local::LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| bad(e.to_string()))?,
+                    .map_err(|e| bad(e.to_string()))?
+                    // A completed checkpoint must survive the machine, not only the process.
+                    .with_fsync(true),
             )
         } else if url.starts_with("s3://") {
             super::s3::open(url, !create, &runtime)?

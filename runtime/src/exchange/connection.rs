@@ -312,8 +312,9 @@ fn connect(
     secret: &[u8],
     tls: Option<&InternalTls>,
 ) -> std::io::Result<Arc<Connection>> {
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    let stream = super::socket::connect(addr, CONNECT_TIMEOUT)?;
     stream.set_nodelay(true)?;
+    super::socket::bound_unacknowledged(&stream)?;
     let control = stream.try_clone()?;
     let (reader, mut writer) = transport::client(stream, tls)?;
     writer.write_frame(&encode_hello(secret), |tcp, hello| tcp.write_all(hello))?;

@@ -21,6 +21,7 @@ pub mod protocol;
 mod registry;
 mod server;
 mod server_handshake;
+mod socket;
 mod subpartition;
 mod transport;
 mod valve;
@@ -50,5 +51,6 @@ pub(crate) fn test_gate_address() -> crate::types::GateAddress {
             subtask: 0,
         },
         gate: 0,
+        attempt: 0,
     }
 }

@@ -28,7 +28,7 @@ use thiserror::Error;
 /// First bytes of every data connection.
 pub const HANDSHAKE_MAGIC: [u8; 4] = *b"WEIR";
 /// Version of the data protocol; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u8 = 6;
+pub const PROTOCOL_VERSION: u8 = 7;
 /// Length of the hello's fixed start: magic and version (the secret follows).
 pub const HELLO_LEN: usize = 5;
 /// Longest cluster secret a hello may carry.
@@ -40,7 +40,7 @@ pub const MAX_FRAME_BYTES: usize = 64 << 20;
 /// Largest payload of an `ERROR` frame.
 pub const MAX_ERROR_BYTES: usize = 64 << 10;
 /// Length of an `OPEN` payload.
-pub const OPEN_LEN: usize = 20;
+pub const OPEN_LEN: usize = 24;
 /// Length of a `BARRIER` payload.
 pub const BARRIER_LEN: usize = 17;
 
@@ -292,6 +292,7 @@ pub fn encode_open(gate: &GateAddress, channel: u32) -> [u8; OPEN_LEN] {
     b[12..14].copy_from_slice(&gate.subtask.subtask.to_le_bytes());
     b[14..16].copy_from_slice(&gate.gate.to_le_bytes());
     b[16..20].copy_from_slice(&channel.to_le_bytes());
+    b[20..24].copy_from_slice(&gate.attempt.to_le_bytes());
     b
 }
 
@@ -304,6 +305,7 @@ pub fn decode_open(b: &[u8; OPEN_LEN]) -> (GateAddress, u32) {
             subtask: u16::from_le_bytes(b[12..14].try_into().expect("2")),
         },
         gate: u16::from_le_bytes(b[14..16].try_into().expect("2")),
+        attempt: u32::from_le_bytes(b[20..24].try_into().expect("4")),
     };
     (gate, u32::from_le_bytes(b[16..20].try_into().expect("4")))
 }
@@ -373,8 +375,8 @@ mod tests {
         }
 
         #[test]
-        fn open_payloads_round_trip(job: u64, vertex: u32, subtask: u16, gate: u16, channel: u32) {
-            let g = GateAddress { subtask: SubtaskId { job: JobId(job), vertex, subtask }, gate };
+        fn open_payloads_round_trip(job: u64, vertex: u32, subtask: u16, gate: u16, channel: u32, attempt: u32) {
+            let g = GateAddress { subtask: SubtaskId { job: JobId(job), vertex, subtask }, gate, attempt };
             prop_assert_eq!(decode_open(&encode_open(&g, channel)), (g, channel));
         }
     }

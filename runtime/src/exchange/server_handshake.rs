@@ -119,7 +119,8 @@ pub(super) fn handshake(
     let timeouts = control
         .set_read_timeout(None)
         .and_then(|()| control.set_write_timeout(Some(CREDIT_WRITE_TIMEOUT)))
-        .and_then(|()| control.set_nodelay(true));
+        .and_then(|()| control.set_nodelay(true))
+        .and_then(|()| super::socket::bound_unacknowledged(&control));
     if let Err(e) = timeouts {
         warn!(peer = %peer, error = %e, "cannot serve data connection");
         return None;

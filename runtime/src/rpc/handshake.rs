@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 /// First bytes of every hello and reply.
 pub const RPC_MAGIC: [u8; 4] = *b"WRPC";
 /// Version of the control protocol.
-pub const RPC_PROTOCOL_VERSION: u16 = 11;
+pub const RPC_PROTOCOL_VERSION: u16 = 12;
 /// Longest secret a hello may carry.
 const MAX_SECRET_BYTES: usize = 1024;
 /// Longest reason a reply may carry.

@@ -35,6 +35,7 @@ pub(super) fn register_gates(
         .map(|i| GateAddress {
             subtask: deployment.subtask,
             gate: i as u16,
+            attempt: deployment.attempt,
         })
         .collect();
     let mut entries = Vec::with_capacity(addresses.len());
@@ -83,26 +84,31 @@ pub(super) fn build_writers(
         let pool = BufferPool::new(&env.network, size, config.buffer_size, &owner)?;
         let mut subs = Vec::with_capacity(out.targets.len());
         for t in &out.targets {
+            // This attempt's consumer: a lookup never finds an earlier or later one's gate.
+            let gate = GateAddress {
+                attempt: deployment.attempt,
+                ..t.gate
+            };
             let sub = if t.taskmanager == env.taskmanager {
                 let entry = env
                     .registry
-                    .lookup(&t.gate, LOCAL_LOOKUP_TIMEOUT, Some(cancel))?;
-                let sub = Arc::new(Subpartition::local(entry.sender.clone(), t.gate, t.channel));
+                    .lookup(&gate, LOCAL_LOOKUP_TIMEOUT, Some(cancel))?;
+                let sub = Arc::new(Subpartition::local(entry.sender.clone(), gate, t.channel));
                 let opened = InputMessage::Opened {
-                    gate: t.gate.gate,
+                    gate: gate.gate,
                     channel: t.channel,
                     credit: Box::new(sub.clone()),
                 };
                 if entry.sender.send(opened).is_err() {
                     return Err(ExchangeError::ConsumerGone {
                         channel: subs.len(),
-                        target: format!("{:?}", t.gate),
+                        target: format!("{:?}", gate),
                     });
                 }
                 sub
             } else {
                 env.connections
-                    .open_channel(t.data_address, t.gate, t.channel)?
+                    .open_channel(t.data_address, gate, t.channel)?
             };
             subs.push(sub);
         }

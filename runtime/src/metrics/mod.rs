@@ -16,7 +16,7 @@
 pub mod prometheus;
 mod report;
 
-pub use report::{Sampler, TaskMetricsReport};
+pub use report::{Sampler, TaskMetricsReport, RATE_SPAN};
 
 use crate::exchange::PoolStats;
 use crate::types::SubtaskId;

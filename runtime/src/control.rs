@@ -43,7 +43,9 @@ impl ExecutionState {
 /// Where one channel of an output edge ends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelTarget {
-    /// The consumer's input gate.
+    /// The consumer's input gate. The JobManager leaves its `attempt` at 0: the TaskManager
+    /// stamps the deployment's attempt on it before any lookup (`task/wiring.rs`), so read
+    /// it there, never straight from here.
     pub gate: GateAddress,
     /// The channel index within that gate (the producer's subtask index).
     pub channel: u32,

@@ -12,9 +12,9 @@
 //!   so a corrupt, truncated or foreign file is an error naming it, never wrong state;
 //! - `_metadata` is written last, in one `put` (atomic on every `object_store` backend:
 //!   the local file system writes a staging file and renames it), so a directory without
-//!   it is an incomplete checkpoint; on the local file system every write (and its
-//!   directory) is fsynced before it returns, so `_metadata` never names a file that a
-//!   machine crash could take back;
+//!   it is an incomplete checkpoint; on the local file system every file written (and the
+//!   directory entry that publishes it) is fsynced before the write returns, so `_metadata`
+//!   never names a file that a machine crash could take back;
 //! - [`CheckpointStorage::retain`] deletes completed checkpoints beyond the newest `n`,
 //!   and incomplete ones older than the newest complete one, so a run leaves no orphans;
 //! - shared files (`<job>/shared/`, referenced by incremental checkpoints) are stored

@@ -8,7 +8,7 @@
 //!
 //! | kind     | direction            | `arg`           | payload                                  |
 //! |----------|----------------------|-----------------|------------------------------------------|
-//! | `OPEN`   | producer → consumer  | 0               | gate address and channel index (20 bytes)|
+//! | `OPEN`   | producer → consumer  | 0               | gate address with the job attempt, and channel index (24 bytes)|
 //! | `DATA`   | producer → consumer  | backlog         | one buffer of encoded elements           |
 //! | `CLOSE`  | producer → consumer  | 0               | none: the producer gave the channel up (or acknowledges an `ERROR`) |
 //! | `CREDIT` | consumer → producer  | credits granted | none                                     |

@@ -4,7 +4,7 @@
 //! A link that drops every packet (a partition, a cable pulled) stalls a TCP connection
 //! without an error: the kernel retransmits with a doubling backoff (0.2, 0.4, 0.8, 1.6,
 //! 3.2 s, ...), so once the link heals the connection may still wait seconds for its next
-//! retransmission, and a connect's SYN backs off the same way.
+//! retransmission, and a connect's SYN is retried after 1, 2, 4 s, ...
 //!
 //! Invariants: bytes sent on a data connection that the peer's kernel has not acknowledged
 //! for [`UNACKED_TIMEOUT`] end the connection with an error (its channels fail and the job

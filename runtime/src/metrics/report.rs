@@ -1,10 +1,11 @@
 //! A task's metrics as one report: counts, Flink's per-second rates and gauges, computed by a
-//! [`Sampler`] from two snapshots of a [`MetricRegistry`]. Reports are what the Prometheus
+//! [`Sampler`] from recent snapshots of a [`MetricRegistry`]. Reports are what the Prometheus
 //! exporter publishes and what a job worker sends to the JobManager with its heartbeat.
 //!
 //! Invariants: rates are averaged over the last [`RATE_SPAN`] of samples of the same task
 //! (from its latest sample at least that old, or its first while it is younger; a task seen
-//! for the first time reports rates of 0), so a task that hands on a full buffer
+//! for the first time, or registered anew with counters that went back, reports rates of 0,
+//! since its history is dropped), so a task that hands on a full buffer
 //! now and then reports its steady rate, not zero between buffers and a spike at each; busy
 //! time is what remains of each second after idle and back-pressured time, so the three add
 //! up to at most 1000.
@@ -20,7 +21,7 @@ use std::time::Duration;
 /// which would hide a change for a minute.
 pub const RATE_SPAN: Duration = Duration::from_secs(5);
 
-/// One task's metrics over the last sampling interval.
+/// One task's metrics: counts so far, and rates and gauges over the sampler's span.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskMetricsReport {
     /// The subtask.
@@ -91,6 +92,11 @@ impl Sampler {
             .map(|(subtask, task, snap)| {
                 let key = (subtask, task);
                 let mut history = self.previous.remove(&key).unwrap_or_default();
+                if history.back().is_some_and(|last| counted_back(last, &snap)) {
+                    // A restarted task registered anew under the same name: its counts
+                    // start again from zero, so its old samples say nothing of its rates.
+                    history.clear();
+                }
                 while history.len() > 1
                     && snap.taken_at.saturating_duration_since(history[1].taken_at) >= self.span
                 {
@@ -105,6 +111,14 @@ impl Sampler {
         self.previous = next;
         reports
     }
+}
+
+/// Whether any of `now`'s counters is below `earlier`'s: a new registration of the task.
+fn counted_back(earlier: &TaskMetricsSnapshot, now: &TaskMetricsSnapshot) -> bool {
+    now.records_in < earlier.records_in
+        || now.records_out < earlier.records_out
+        || now.back_pressured_ms < earlier.back_pressured_ms
+        || now.idle_ms < earlier.idle_ms
 }
 
 /// One task's report from its snapshot now and, if sampled before, its earlier one.
@@ -220,6 +234,15 @@ mod tests {
             rate(&mut sampler),
             0.0,
             "a span without records has a rate of 0"
+        );
+        // The task restarts: registered anew, its counts start from zero, below the old ones.
+        let restarted = registry.register(id, "source");
+        assert_eq!(rate(&mut sampler), 0.0, "a new history has no rate yet");
+        restarted.add_records_out(500);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            rate(&mut sampler) > 0.0,
+            "measured from the new registration's counts, not clipped against the old ones"
         );
     }
 }

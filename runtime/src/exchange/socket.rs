@@ -9,12 +9,12 @@
 //! Invariants: bytes sent on a data connection that the peer's kernel has not acknowledged
 //! for [`UNACKED_TIMEOUT`] end the connection with an error (its channels fail and the job
 //! restarts, as for any broken connection), which bounds both the stall and the wait after
-//! the heal. A slow peer never trips it (its kernel acknowledges what arrives, and its reader
-//! thread drains the socket into buffers it granted); a peer process frozen for longer with
-//! its receive window closed does, as Linux counts a closed window against the timeout. A
-//! connect makes attempts of
-//! at most [`CONNECT_ATTEMPT`] until its total timeout, so a link that heals while a
-//! connect waits is used within one attempt; a refused or unreachable peer fails at once.
+//! the heal. A slow peer never trips it (its kernel acknowledges what arrives, and its
+//! reader thread drains the socket into buffers it granted); a peer process frozen for
+//! longer with its receive window closed does, as Linux counts a closed window against the
+//! timeout. A connect makes attempts of at most [`CONNECT_ATTEMPT`] until its total
+//! timeout, so a link that heals while a connect waits is used within one attempt; a
+//! refused or unreachable peer fails at once.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};

@@ -5,8 +5,8 @@
 //! (relaxed atomics, so the hot path pays an uncontended add per buffer or per wait, never
 //! per record) and anyone may read. A [`MetricRegistry`] lists the tasks of one
 //! TaskManager; readers take [`TaskMetricsSnapshot`]s. A [`Sampler`] turns a task's recent
-//! snapshots into a [`TaskMetricsReport`] with Flink's rates, averaged over a few seconds (`numRecordsInPerSecond`,
-//! `backPressuredTimeMsPerSecond`, ...); reports are published under Flink's names through
+//! snapshots into a [`TaskMetricsReport`] with Flink's rates averaged over a few seconds
+//! (`numRecordsInPerSecond`, `backPressuredTimeMsPerSecond`, ...); reports are published under Flink's names through
 //! the `metrics` facade to a Prometheus exporter ([`prometheus`]) and sent by job workers to
 //! the JobManager with their heartbeats, for its REST API.
 //!

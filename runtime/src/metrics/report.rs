@@ -5,10 +5,10 @@
 //! Invariants: rates are averaged over the last [`RATE_SPAN`] of samples of the same task
 //! (from its latest sample at least that old, or its first while it is younger; a task seen
 //! for the first time, or registered anew with counters that went back, reports rates of 0,
-//! since its history is dropped), so a task that hands on a full buffer
-//! now and then reports its steady rate, not zero between buffers and a spike at each; busy
-//! time is what remains of each second after idle and back-pressured time, so the three add
-//! up to at most 1000.
+//! since its history is dropped), so a task that hands on a full buffer now and then
+//! reports its steady rate, not zero between buffers and a spike at each; busy time is what
+//! remains of each second after idle and back-pressured time, so the three add up to at
+//! most 1000.
 
 use super::{MetricRegistry, TaskMetricsSnapshot};
 use crate::types::SubtaskId;

@@ -168,15 +168,19 @@ mod tests {
     use super::*;
     use crate::types::JobId;
 
+    /// Subtask 0 of `vertex` of job 7.
+    fn subtask(vertex: u32) -> SubtaskId {
+        SubtaskId {
+            job: JobId(7),
+            vertex,
+            subtask: 0,
+        }
+    }
+
     #[test]
     fn a_second_sample_reports_rates_and_busy_time_is_what_idle_and_pressure_leave() {
         let registry = MetricRegistry::new();
-        let id = SubtaskId {
-            job: JobId(7),
-            vertex: 1,
-            subtask: 0,
-        };
-        let m = registry.register(id, "window");
+        let m = registry.register(subtask(1), "window");
         let mut sampler = Sampler::new();
         let first = sampler.sample(&registry);
         assert_eq!(first[0].records_in_per_second, 0.0);
@@ -210,11 +214,7 @@ mod tests {
     fn rates_are_averaged_over_the_span_so_records_handed_on_a_buffer_at_a_time_never_read_zero() {
         use std::time::Duration;
         let registry = MetricRegistry::new();
-        let id = SubtaskId {
-            job: JobId(7),
-            vertex: 0,
-            subtask: 0,
-        };
+        let id = subtask(0);
         let m = registry.register(id, "source");
         let mut sampler = Sampler::with_span(Duration::from_secs(1));
         let rate = |s: &mut Sampler| s.sample(&registry)[0].records_out_per_second;

@@ -60,6 +60,10 @@ pub fn checkpoint_and_restart(env: &weir_api::StreamExecutionEnvironment, dir: &
 /// A pass-through that panics once (`failed`), at the first record from the `at`-th on
 /// (counted in `seen` across restarts) that passes once a checkpoint of the job is complete
 /// in `dir`: the restart is from a checkpoint however slowly the first one completes.
+///
+/// Until that checkpoint is complete, every record from the `at`-th on is held for
+/// [`HOLD_PER_RECORD`], so a bounded source cannot run out of records before its first
+/// checkpoint on a loaded machine (barriers still pass between the source's batches).
 pub fn fail_once_after_checkpoint<T>(
     seen: &'static std::sync::atomic::AtomicU64,
     failed: &'static std::sync::atomic::AtomicBool,
@@ -70,12 +74,21 @@ pub fn fail_once_after_checkpoint<T>(
     let dir = dir.to_path_buf();
     move |e| {
         let due = seen.fetch_add(1, Ordering::SeqCst) + 1 >= at && !failed.load(Ordering::SeqCst);
-        if due && checkpoint_complete(&dir) && !failed.swap(true, Ordering::SeqCst) {
-            panic!("injected failure");
+        if due {
+            if !checkpoint_complete(&dir) {
+                std::thread::sleep(HOLD_PER_RECORD);
+            }
+            if checkpoint_complete(&dir) && !failed.swap(true, Ordering::SeqCst) {
+                panic!("injected failure");
+            }
         }
         e
     }
 }
+
+/// How long [`fail_once_after_checkpoint`] holds each due record while no checkpoint is
+/// complete: a few thousand records give the first checkpoint seconds.
+const HOLD_PER_RECORD: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Whether a checkpoint of any job in the checkpoint directory `dir` is complete (has its
 /// metadata).

@@ -2,14 +2,15 @@
 //! latch leads and publishes its address; each other candidate watches only its
 //! predecessor, so a leader's end wakes one candidate; epochs grow; two cluster ids on one
 //! ZooKeeper elect apart; an unreachable quorum is a clear error within the connection
-//! timeout; a leader whose session expires while ZooKeeper is down learns it has lost.
+//! timeout; a leader whose session expires while ZooKeeper is down learns it has lost; a
+//! watcher whose session expired follows the next leader through a new session.
 
 mod common;
 
 use common::zookeeper::{zookeeper, ZooKeeper, WAIT};
 use std::time::{Duration, Instant};
 use weir_jobmanager::ha::LeaderElection;
-use weir_runtime::ha::{connect, HaConfig, LeaderRetrieval};
+use weir_runtime::ha::{connect, HaConfig, LeaderRetrieval, LeaderWatch};
 
 async fn candidate(config: &HaConfig, n: u16) -> (LeaderElection, u16) {
     let client = connect(config).await.expect("session");
@@ -177,4 +178,33 @@ async fn a_leader_whose_session_expires_while_zookeeper_is_down_learns_it_lost()
         .unwrap()
         .unwrap();
     assert_eq!(seen.epoch, next.epoch());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_watch_whose_session_expired_sees_the_next_leader_through_a_new_session() {
+    let zk = ZooKeeper::start();
+    let config = zk.config("watch-expiry");
+    let leader = lead(candidate(&config, 31).await).await;
+    let epoch = leader.epoch();
+    let retrieval = LeaderRetrieval::new(connect(&config).await.unwrap());
+    let mut watch = LeaderWatch::new(config.clone(), retrieval.clone());
+    assert_eq!(watch.next_leader(None, WAIT).await.unwrap().epoch, epoch);
+    zk.pause();
+    // Down for longer than the 2 s session timeout: both sessions expire.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    zk.resume();
+    tokio::time::timeout(WAIT, leader.lost())
+        .await
+        .expect("the leader learns it lost");
+    let next = lead(candidate(&config, 32).await).await;
+    // Through the expired session nothing can be seen any more ...
+    let e = retrieval
+        .next_leader(Some(epoch), WAIT)
+        .await
+        .expect_err("the expired session reads nothing");
+    assert!(e.is_session_expired(), "{e}");
+    // ... the watch opens a new one and sees the next leader.
+    let seen = watch.next_leader(Some(epoch), WAIT).await.unwrap();
+    assert_eq!(seen.epoch, next.epoch());
+    assert_eq!(seen.rpc_address, "127.0.0.1:6132");
 }

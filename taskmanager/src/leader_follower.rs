@@ -14,7 +14,7 @@ use crate::daemon::{serve, DaemonError, DaemonSettings, Leader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
-use weir_runtime::ha::{connect, HaConfig, HaError, LeaderRetrieval};
+use weir_runtime::ha::{connect, HaConfig, HaError, LeaderRetrieval, LeaderWatch};
 use weir_runtime::rpc::{Fence, RpcError};
 
 /// The first retry delay after a failed registration.
@@ -91,7 +91,7 @@ pub(crate) async fn follow(settings: Arc<DaemonSettings>, ha: HaConfig) {
                 continue;
             }
         };
-        if let Err(e) = follow_session(&settings, &retrieval, &fence, &mut backoff).await {
+        if let Err(e) = follow_session(&settings, &ha, &retrieval, &fence, &mut backoff).await {
             warn!(error = %e, "lost track of the JobManager leader; opening a new ZooKeeper session");
         }
     }
@@ -100,6 +100,7 @@ pub(crate) async fn follow(settings: Arc<DaemonSettings>, ha: HaConfig) {
 /// Follows the leaders found through one ZooKeeper session until it fails.
 async fn follow_session(
     settings: &Arc<DaemonSettings>,
+    ha: &HaConfig,
     retrieval: &LeaderRetrieval,
     fence: &Arc<Fence>,
     backoff: &mut Duration,
@@ -119,7 +120,8 @@ async fn follow_session(
             address: leader.rpc_address,
             epoch,
         };
-        let until = superseded(retrieval, fence, epoch);
+        let watch = || LeaderWatch::new(ha.clone(), retrieval.clone());
+        let until = superseded(watch(), fence, epoch);
         let (registered, ended) =
             serve(settings.clone(), target.clone(), fence.clone(), until).await;
         match ended {
@@ -136,17 +138,19 @@ async fn follow_session(
         // session not yet expired): retry, at once if another leader is published.
         tokio::select! {
             () = tokio::time::sleep(*backoff) => {}
-            () = superseded(retrieval, fence, epoch) => {}
+            () = superseded(watch(), fence, epoch) => {}
         }
         *backoff = (*backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// Resolves once a leader other than the one of `epoch` is published (its epoch is then
-/// known to the fence); ZooKeeper trouble meanwhile keeps it waiting.
-async fn superseded(retrieval: &LeaderRetrieval, fence: &Fence, epoch: u64) {
+/// known to the fence); ZooKeeper trouble meanwhile keeps it waiting, and a session that
+/// expires meanwhile is replaced by a new one (`watch`), so the TaskManager still sees
+/// the next leader while it keeps serving the current one.
+async fn superseded(mut watch: LeaderWatch, fence: &Fence, epoch: u64) {
     loop {
-        match retrieval.next_leader(Some(epoch), LEADER_WAIT).await {
+        match watch.next_leader(Some(epoch), LEADER_WAIT).await {
             Ok(new) => {
                 fence.observe(new.epoch);
                 info!(epoch = new.epoch, rpc = %new.rpc_address, "a new JobManager leader is published");

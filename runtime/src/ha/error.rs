@@ -90,4 +90,16 @@ impl HaError {
             source,
         }
     }
+
+    /// Whether a request failed because the session it went through has expired: no
+    /// later request through that session can succeed, only one through a new session.
+    pub fn is_session_expired(&self) -> bool {
+        matches!(
+            self,
+            Self::Request {
+                source: zookeeper_client::Error::SessionExpired,
+                ..
+            }
+        )
+    }
 }

@@ -2,9 +2,12 @@
 //!
 //! The leader writes [`LeaderInfo`] into the ephemeral znode [`LEADER_ADDRESS`]; when its
 //! session ends the znode goes with it. [`LeaderRetrieval`] reads it and, with a watch,
-//! waits for a new one. The bytes are those of [`super::znode`].
+//! waits for a new one, through one session; [`LeaderWatch`] does so across sessions,
+//! opening a new one when its session has expired. The bytes are those of
+//! [`super::znode`].
 
 use super::error::HaError;
+use super::{connect, HaConfig};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use zookeeper_client::{Client, Error as ZkError};
@@ -92,6 +95,44 @@ impl LeaderRetrieval {
                 });
             };
             let _ = tokio::time::timeout(left, watcher.changed()).await;
+        }
+    }
+}
+
+/// Follows the published leader for as long as it is kept, across ZooKeeper sessions.
+///
+/// A [`LeaderRetrieval`] whose session expired (its holder was cut off from ZooKeeper for
+/// longer than the session timeout) fails every read from then on, and never sees another
+/// leader; a `LeaderWatch` then opens a new session of its own and goes on through it.
+pub struct LeaderWatch {
+    config: HaConfig,
+    retrieval: LeaderRetrieval,
+}
+
+impl LeaderWatch {
+    /// Watches through `retrieval` first, and through new sessions of `config`'s cluster
+    /// once that one expired.
+    pub fn new(config: HaConfig, retrieval: LeaderRetrieval) -> Self {
+        Self { config, retrieval }
+    }
+
+    /// As [`LeaderRetrieval::next_leader`]; when the session has expired, opens a new one
+    /// (within the connection timeout) and waits through it instead, `timeout` again.
+    pub async fn next_leader(
+        &mut self,
+        known: Option<u64>,
+        timeout: Duration,
+    ) -> Result<LeaderInfo, HaError> {
+        match self.retrieval.next_leader(known, timeout).await {
+            Err(e) if e.is_session_expired() => {
+                tracing::info!(
+                    cluster = %self.config.cluster_path(),
+                    "the ZooKeeper session watching the JobManager leader expired; opening a new one"
+                );
+                self.retrieval = LeaderRetrieval::new(connect(&self.config).await?);
+                self.retrieval.next_leader(known, timeout).await
+            }
+            other => other,
         }
     }
 }

@@ -20,6 +20,6 @@ pub mod znode;
 
 pub use config::{HaConfig, HA_KEYS};
 pub use error::HaError;
-pub use leader::{LeaderInfo, LeaderRetrieval, LEADER_ADDRESS, LEADER_LATCH};
+pub use leader::{LeaderInfo, LeaderRetrieval, LeaderWatch, LEADER_ADDRESS, LEADER_LATCH};
 pub use session::connect;
 pub use zookeeper_client as zk;

@@ -12,7 +12,7 @@
 //! and runs again), so the leader is never remembered: it is the JobManager whose latest
 //! banner's REST API answers. Every process is killed when the cluster drops.
 
-use crate::network::Network;
+use crate::network::{Network, Shape};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -270,6 +270,28 @@ impl Cluster {
         }
         let joined = net.cut(&name, &from, false);
         cut.and(joined)
+    }
+
+    /// Makes TaskManager `target`'s link (modulo their number) slow and lossy
+    /// ([`Shape::for_target`]) for `hold`, then restores it. Fails unless the cluster runs
+    /// in namespaces.
+    pub fn slow_taskmanager_link(&mut self, target: u64, hold: Duration) -> Result<()> {
+        let net = self
+            .net
+            .as_ref()
+            .context("slow links need the cluster in network namespaces")?;
+        let name = slot_name((target % self.taskmanagers.len() as u64) as usize);
+        let shape = Shape::for_target(target);
+        eprintln!(
+            "weir-chaos: {name}'s link at {} kbit/s, queue {} ms",
+            shape.rate_kbit, shape.latency_ms
+        );
+        let shaped = net.shape(&name, Some(shape));
+        if shaped.is_ok() {
+            std::thread::sleep(hold);
+        }
+        let restored = net.shape(&name, None);
+        shaped.and(restored)
     }
 
     /// Freezes TaskManager `target` (SIGSTOP) for `hold`, then resumes it (SIGCONT).

@@ -8,11 +8,11 @@
 //! whose server the schedule restarts) and injects `--faults` faults drawn from `--seed`
 //! (printed to standard error before the run, each one again as it is injected, so any
 //! run can be replayed; kinds in `schedule.rs`): kills, freezes and partitions of
-//! processes, restarts of ZooKeeper, PostgreSQL and Kafka, damaged checkpoints and full
-//! checkpoint storage. After each fault it waits until the job runs again and has
-//! completed a checkpoint begun after the fault (the transactional sinks commit output
-//! at checkpoints), then for the next fault. Once
-//! all are injected the job runs to its end, and every committed record is checked: each
+//! processes, slow and lossy links, restarts of ZooKeeper, PostgreSQL and Kafka, damaged
+//! checkpoints, and full or slow checkpoint storage. After each fault it waits until the
+//! job runs again and has completed a checkpoint begun after the fault (the transactional
+//! sinks commit output at checkpoints), then for the next fault. Once all are injected
+//! the job runs to its end, and every committed record is checked: each
 //! key's sequence numbers must appear exactly once, the job's own state check must have
 //! found no gap or repeat, each key's event-time windows must appear once each with the
 //! failure-free count and sum, and no incomplete checkpoint may be left on storage, nor a
@@ -35,10 +35,11 @@ mod cluster;
 mod connectors;
 mod network;
 mod schedule;
+mod slow_storage;
 mod storage;
 mod verify;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cluster::{Cluster, POLL, WAIT};
 use connectors::Connectors;
@@ -88,7 +89,8 @@ struct Args {
     /// (`execution.checkpointing.tolerable-failed-checkpoints`; Flink's default, 0).
     #[arg(long, default_value_t = 0)]
     tolerable_failed_checkpoints: u32,
-    /// Size of the checkpoint storage's `tmpfs`, in MiB (with fill-checkpoint-storage).
+    /// Size of the checkpoint storage's volume, in MiB (a `tmpfs` with
+    /// fill-checkpoint-storage, ext4 on a loop device with slow-checkpoint-storage).
     #[arg(long, default_value_t = 16)]
     checkpoint_storage_mib: u64,
     /// Keep the working directory (logs, output, checkpoints) also when the run passes.
@@ -188,12 +190,15 @@ fn chaos(
     dir: &Path,
 ) -> Result<Report> {
     let checkpoints = dir.join("checkpoints");
-    // Full storage needs storage of its own that can fill up.
-    let tmpfs = faults
-        .iter()
-        .any(|f| f.kind == FaultKind::FillCheckpointStorage)
-        .then(|| storage::Tmpfs::mount(&checkpoints, args.checkpoint_storage_mib))
-        .transpose()?;
+    // Full storage needs storage of its own that can fill up, slow storage a block device.
+    let has = |kind| faults.iter().any(|f| f.kind == kind);
+    let volume = Volume::mount(
+        &checkpoints,
+        dir,
+        args.checkpoint_storage_mib,
+        has(FaultKind::FillCheckpointStorage),
+        has(FaultKind::SlowCheckpointStorage),
+    )?;
     // Partitions need the cluster in network namespaces of its own.
     let net = faults
         .iter()
@@ -202,7 +207,6 @@ fn chaos(
         .transpose()?;
     // The sinks' servers, where the schedule restarts them (in the control plane's
     // namespace when there is one: started before the cluster takes the network).
-    let has = |kind| faults.iter().any(|f| f.kind == kind);
     let (postgres, kafka) = (
         has(FaultKind::RestartPostgres),
         has(FaultKind::RestartKafka),
@@ -218,18 +222,57 @@ fn chaos(
         connectors,
         job,
         checkpoints,
+        storage_throttle: volume.throttle(),
         restarts: Restarts::default(),
     };
     let report = watch.run(args, faults, records, &out);
-    // Every process goes before the tmpfs does.
+    // Every process goes before the volume does.
     drop(watch);
-    if let Some(tmpfs) = &tmpfs {
-        if args.keep || !report.as_ref().is_ok_and(|r| r.passed) {
-            // The tmpfs goes with the run: keep a copy of what it held.
-            tmpfs.copy_to(&dir.join("checkpoints-kept"));
-        }
+    if args.keep || !report.as_ref().is_ok_and(|r| r.passed) {
+        // The volume goes with the run: keep a copy of what it held.
+        volume.copy_to(&dir.join("checkpoints-kept"));
     }
     report
+}
+
+/// The checkpoint storage's own volume, where the schedule needs one.
+enum Volume {
+    /// The run directory's disk.
+    None,
+    /// A `tmpfs`, which can fill up.
+    Tmpfs(storage::Tmpfs),
+    /// An ext4 file system on a loop device, which can fill up and be slowed.
+    Loop(slow_storage::LoopVolume),
+}
+
+impl Volume {
+    /// Mounts a volume of `mib` MiB on `checkpoints` if the schedule fills (`fill`) or slows
+    /// (`slow`) the storage: a loop device's ext4 (its image in `dir`) if it slows it.
+    fn mount(checkpoints: &Path, dir: &Path, mib: u64, fill: bool, slow: bool) -> Result<Self> {
+        Ok(if slow {
+            let image = dir.join("checkpoints.ext4");
+            Volume::Loop(slow_storage::LoopVolume::mount(&image, checkpoints, mib)?)
+        } else if fill {
+            Volume::Tmpfs(storage::Tmpfs::mount(checkpoints, mib)?)
+        } else {
+            Volume::None
+        })
+    }
+
+    fn throttle(&self) -> Option<slow_storage::Throttle> {
+        match self {
+            Volume::Loop(v) => Some(v.throttle()),
+            _ => None,
+        }
+    }
+
+    fn copy_to(&self, dest: &Path) {
+        match self {
+            Volume::None => {}
+            Volume::Tmpfs(v) => v.copy_to(dest),
+            Volume::Loop(v) => v.copy_to(dest),
+        }
+    }
 }
 
 /// The cluster and the job it runs, watched through whichever JobManager serves.
@@ -240,6 +283,8 @@ struct Watch {
     job: String,
     /// Where the job's checkpoints are.
     checkpoints: PathBuf,
+    /// The checkpoint storage's write throttle, where the schedule slows it.
+    storage_throttle: Option<slow_storage::Throttle>,
     restarts: Restarts,
 }
 
@@ -342,23 +387,27 @@ impl Watch {
 
     /// Injects `fault` and waits until the job runs again and completed a checkpoint begun
     /// after the fault (or finished); returns the time that took, from the fault (for an
-    /// outage or a full storage, from the server's restart or the freed space: nothing can
-    /// lead, commit or complete a checkpoint without them), or `None` when the fault had
-    /// nothing to hit.
+    /// outage, a full or slow storage or a slow link, from the server's restart or the
+    /// freed, unthrottled or restored storage or link: the job cannot lead, commit or
+    /// complete a checkpoint without the server or the space, and keeps running, slowly,
+    /// through a slow storage or link), or `None` when the fault had nothing to hit.
     fn hurt(&mut self, fault: &Fault) -> Result<Option<Duration>> {
         let before = self.until("the job's progress", WAIT, |i| {
             i["last_checkpoint"].as_u64()
         })?;
         let start = Instant::now();
         let target = (&mut self.cluster, &self.connectors);
-        if !inject(target, fault, &self.job, &self.checkpoints)? {
+        let storage = (self.checkpoints.as_path(), self.storage_throttle.as_ref());
+        if !inject(target, fault, &self.job, storage)? {
             return Ok(None);
         }
         let at = match fault.kind {
             FaultKind::RestartZookeeper
             | FaultKind::RestartPostgres
             | FaultKind::RestartKafka
-            | FaultKind::FillCheckpointStorage => Instant::now(),
+            | FaultKind::FillCheckpointStorage
+            | FaultKind::SlowCheckpointStorage
+            | FaultKind::SlowTaskmanagerLink => Instant::now(),
             _ => start,
         };
         // Two checkpoints on: the next one may have begun before the fault, with the
@@ -435,7 +484,7 @@ fn inject(
     (cluster, connectors): (&mut Cluster, &Connectors),
     fault: &Fault,
     job: &str,
-    checkpoints: &Path,
+    (checkpoints, throttle): (&Path, Option<&slow_storage::Throttle>),
 ) -> Result<bool> {
     let hold = Duration::from_millis(fault.hold_ms);
     match fault.kind {
@@ -461,6 +510,10 @@ fn inject(
         FaultKind::PartitionTaskmanagerFromPeers => {
             cluster.partition_taskmanager_from(fault.target, true, hold)?
         }
+        FaultKind::SlowTaskmanagerLink => cluster.slow_taskmanager_link(fault.target, hold)?,
+        FaultKind::SlowCheckpointStorage => throttle
+            .context("slow storage needs the checkpoints on a loop device")?
+            .slow_for(hold)?,
         FaultKind::RestartPostgres => return connectors.restart(false, hold),
         FaultKind::RestartKafka => return connectors.restart(true, hold),
     }

@@ -4,7 +4,11 @@
 //! A partition takes a TaskManager's link down (it keeps running, cut off from the
 //! JobManagers and from its peers) and brings it up again; a partial one cuts it off from
 //! some members only (the control plane, or its peers) with blackhole routes on both sides,
-//! so packets between them go nowhere while the rest of the network works.
+//! so packets between them go nowhere while the rest of the network works. A slow link
+//! shapes both ends of a TaskManager's link with a token bucket (`tc ... tbf`): a low rate
+//! and a short queue, so packets wait (delay) and those that would wait longer than the
+//! queue allows are dropped (loss): delay and loss come from the queue rather than being
+//! drawn per packet, as `netem`, missing from many kernels, would.
 //!
 //! Invariants: every namespace and link is created by the harness under names derived from
 //! its process id and deleted when the [`Network`] drops (deleting the hub deletes every
@@ -142,6 +146,31 @@ impl Network {
         cmd
     }
 
+    /// Shapes both ends of member `name`'s link to `shape` (egress of the hub's end and of
+    /// the member's `eth0`), or removes the shaping (`None`; goes on past a failure so
+    /// nothing stays shaped).
+    pub fn shape(&self, name: &str, shape: Option<Shape>) -> Result<()> {
+        let member = format!("{}-{name}", self.prefix);
+        let ends = [(&self.namespaces[0], name), (&member, "eth0")];
+        let Some(shape) = shape else {
+            let mut result = Ok(());
+            for (ns, dev) in ends {
+                let removed = tc(&["-n", ns, "qdisc", "del", "dev", dev, "root"]);
+                result = result.and(removed);
+            }
+            return result;
+        };
+        let rate = format!("{}kbit", shape.rate_kbit);
+        let latency = format!("{}ms", shape.latency_ms);
+        for (ns, dev) in ends {
+            tc(&[
+                "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", &rate, "burst",
+                "8kb", "latency", &latency,
+            ])?;
+        }
+        Ok(())
+    }
+
     /// Takes member `name`'s link down (`up` false) or up again.
     pub fn link(&self, name: &str, up: bool) -> Result<()> {
         let state = if up { "up" } else { "down" };
@@ -155,6 +184,42 @@ impl Drop for Network {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+/// How a slow link is shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// The rate each direction is held to, in kbit/s.
+    pub rate_kbit: u32,
+    /// The longest a packet waits in the queue; longer and it is dropped.
+    pub latency_ms: u32,
+}
+
+impl Shape {
+    /// The shape for a fault's target: 128, 256, 512 or 1024 kbit/s, with queues of
+    /// 50–400 ms.
+    pub fn for_target(target: u64) -> Self {
+        Self {
+            rate_kbit: 128 << (target % 4),
+            latency_ms: 50 * (1 + (target / 4 % 8) as u32),
+        }
+    }
+}
+
+/// Runs `tc args`, failing with its error output.
+fn tc(args: &[&str]) -> Result<()> {
+    let out = Command::new("tc")
+        .args(args)
+        .output()
+        .context("cannot run tc (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "tc {} failed (slow links need root and the tbf queueing discipline): {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Runs `ip args`, failing with its error output.
@@ -171,4 +236,24 @@ fn ip(args: &[&str]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_link_is_shaped_to_one_of_four_rates_with_a_queue_of_50_to_400_ms() {
+        let shapes: Vec<Shape> = (0..1_000).map(Shape::for_target).collect();
+        for s in &shapes {
+            assert!([128, 256, 512, 1024].contains(&s.rate_kbit), "{s:?}");
+            assert!((50..=400).contains(&s.latency_ms), "{s:?}");
+        }
+        for rate in [128, 1024] {
+            assert!(shapes.iter().any(|s| s.rate_kbit == rate));
+        }
+        for latency in [50, 400] {
+            assert!(shapes.iter().any(|s| s.latency_ms == latency));
+        }
+    }
 }

@@ -40,6 +40,14 @@ pub enum FaultKind {
     /// A TaskManager cut off from the other TaskManagers only, for a while; its link to
     /// the control plane stays.
     PartitionTaskmanagerFromPeers,
+    /// A TaskManager's link made slow and lossy for a while: both directions shaped to a
+    /// low rate with a short queue (`tc` token bucket), so packets wait in the queue
+    /// (delay) and those that would wait longer are dropped (loss).
+    SlowTaskmanagerLink,
+    /// The checkpoint storage (an ext4 file system on a loop device) throttled to a
+    /// trickle of writes for a while (the block I/O controller): checkpoints, whose files
+    /// are fsynced, take seconds instead of milliseconds.
+    SlowCheckpointStorage,
     /// PostgreSQL (the sequence lines' exactly-once sink) shut down at once, as in a crash,
     /// and started again on the same data and port after a while.
     RestartPostgres,
@@ -52,7 +60,7 @@ impl FaultKind {
     /// The kinds a run draws from unless told otherwise: all but the restarts of the
     /// sinks' servers, whose runs cannot damage checkpoints
     /// ([`FaultKind::conflicts_with`]).
-    pub const DEFAULT: [FaultKind; 12] = [
+    pub const DEFAULT: [FaultKind; 14] = [
         FaultKind::KillTaskmanager,
         FaultKind::KillWorker,
         FaultKind::KillJobmanager,
@@ -65,6 +73,8 @@ impl FaultKind {
         FaultKind::PartitionTaskmanager,
         FaultKind::PartitionTaskmanagerFromJobmanager,
         FaultKind::PartitionTaskmanagerFromPeers,
+        FaultKind::SlowTaskmanagerLink,
+        FaultKind::SlowCheckpointStorage,
     ];
 
     /// Whether the kind restarts a server the job's sinks write to (the job then writes
@@ -89,6 +99,7 @@ impl FaultKind {
             FaultKind::PartitionTaskmanager
                 | FaultKind::PartitionTaskmanagerFromJobmanager
                 | FaultKind::PartitionTaskmanagerFromPeers
+                | FaultKind::SlowTaskmanagerLink
         )
     }
 
@@ -109,6 +120,8 @@ impl FaultKind {
                 "partition-taskmanager-from-jobmanager"
             }
             FaultKind::PartitionTaskmanagerFromPeers => "partition-taskmanager-from-peers",
+            FaultKind::SlowTaskmanagerLink => "slow-taskmanager-link",
+            FaultKind::SlowCheckpointStorage => "slow-checkpoint-storage",
             FaultKind::RestartPostgres => "restart-postgres",
             FaultKind::RestartKafka => "restart-kafka",
         }
@@ -169,9 +182,9 @@ impl Rng {
 }
 
 /// `count` faults of `kinds` ([`FaultKind::DEFAULT`] when empty) drawn from `seed`: pauses of
-/// 0.5–2 s, freezes and partitions of 0.5–4 s (on both sides of the heartbeat timeout the
-/// harness sets),
-/// outages of ZooKeeper, PostgreSQL and Kafka and full storage of 0.5–3 s.
+/// 0.5–2 s, freezes, partitions and slow links of 0.5–4 s (on both sides of the heartbeat
+/// timeout the harness sets), outages of ZooKeeper, PostgreSQL and Kafka, full and slow
+/// storage of 0.5–3 s.
 pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
     let kinds = if kinds.is_empty() {
         &FaultKind::DEFAULT[..]
@@ -188,11 +201,13 @@ pub fn draw(seed: u64, count: usize, kinds: &[FaultKind]) -> Vec<Fault> {
                 | FaultKind::FreezeJobmanager
                 | FaultKind::PartitionTaskmanager
                 | FaultKind::PartitionTaskmanagerFromJobmanager
-                | FaultKind::PartitionTaskmanagerFromPeers => rng.between(500, 4_000),
+                | FaultKind::PartitionTaskmanagerFromPeers
+                | FaultKind::SlowTaskmanagerLink => rng.between(500, 4_000),
                 FaultKind::RestartZookeeper
                 | FaultKind::RestartPostgres
                 | FaultKind::RestartKafka
-                | FaultKind::FillCheckpointStorage => rng.between(500, 3_000),
+                | FaultKind::FillCheckpointStorage
+                | FaultKind::SlowCheckpointStorage => rng.between(500, 3_000),
                 _ => 0,
             };
             Fault {

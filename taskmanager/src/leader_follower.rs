@@ -91,22 +91,23 @@ pub(crate) async fn follow(settings: Arc<DaemonSettings>, ha: HaConfig) {
                 continue;
             }
         };
-        if let Err(e) = follow_session(&settings, &ha, &retrieval, &fence, &mut backoff).await {
+        let mut watch = LeaderWatch::new(ha.clone(), retrieval);
+        if let Err(e) = follow_session(&settings, &mut watch, &fence, &mut backoff).await {
             warn!(error = %e, "lost track of the JobManager leader; opening a new ZooKeeper session");
         }
     }
 }
 
-/// Follows the leaders found through one ZooKeeper session until it fails.
+/// Follows the leaders found through `watch` (which replaces a ZooKeeper session that
+/// expired with a new one) until it fails.
 async fn follow_session(
     settings: &Arc<DaemonSettings>,
-    ha: &HaConfig,
-    retrieval: &LeaderRetrieval,
+    watch: &mut LeaderWatch,
     fence: &Arc<Fence>,
     backoff: &mut Duration,
 ) -> Result<(), HaError> {
     loop {
-        let leader = match retrieval.next_leader(None, LEADER_WAIT).await {
+        let leader = match watch.next_leader(None, LEADER_WAIT).await {
             Ok(l) => l,
             Err(HaError::NoLeader { path, .. }) => {
                 info!(cluster = %path, "waiting for a JobManager to lead");
@@ -120,8 +121,7 @@ async fn follow_session(
             address: leader.rpc_address,
             epoch,
         };
-        let watch = || LeaderWatch::new(ha.clone(), retrieval.clone());
-        let until = superseded(watch(), fence, epoch);
+        let until = superseded(watch, fence, epoch);
         let (registered, ended) =
             serve(settings.clone(), target.clone(), fence.clone(), until).await;
         match ended {
@@ -138,7 +138,7 @@ async fn follow_session(
         // session not yet expired): retry, at once if another leader is published.
         tokio::select! {
             () = tokio::time::sleep(*backoff) => {}
-            () = superseded(watch(), fence, epoch) => {}
+            () = superseded(watch, fence, epoch) => {}
         }
         *backoff = (*backoff * 2).min(MAX_BACKOFF);
     }
@@ -148,7 +148,7 @@ async fn follow_session(
 /// known to the fence); ZooKeeper trouble meanwhile keeps it waiting, and a session that
 /// expires meanwhile is replaced by a new one (`watch`), so the TaskManager still sees
 /// the next leader while it keeps serving the current one.
-async fn superseded(mut watch: LeaderWatch, fence: &Fence, epoch: u64) {
+async fn superseded(watch: &mut LeaderWatch, fence: &Fence, epoch: u64) {
     loop {
         match watch.next_leader(Some(epoch), LEADER_WAIT).await {
             Ok(new) => {

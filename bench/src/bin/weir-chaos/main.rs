@@ -199,7 +199,7 @@ fn chaos(
         has(FaultKind::FillCheckpointStorage),
         has(FaultKind::SlowCheckpointStorage),
     )?;
-    // Partitions need the cluster in network namespaces of its own.
+    // Partitions and slow links need the cluster in network namespaces of its own.
     let net = faults
         .iter()
         .any(|f| f.kind.partitions())
@@ -390,11 +390,11 @@ impl Watch {
     /// outage, a full or slow storage or a slow link, from the server's restart or the
     /// freed, unthrottled or restored storage or link: the job cannot lead, commit or
     /// complete a checkpoint without the server or the space, and keeps running, slowly,
-    /// through a slow storage or link), or `None` when the fault had nothing to hit.
+    /// through a slow storage or link, so there the checkpoint must have begun after the
+    /// storage or link is restored), or `None` when the fault had nothing to hit.
     fn hurt(&mut self, fault: &Fault) -> Result<Option<Duration>> {
-        let before = self.until("the job's progress", WAIT, |i| {
-            i["last_checkpoint"].as_u64()
-        })?;
+        let progress = |i: &serde_json::Value| i["last_checkpoint"].as_u64();
+        let mut before = self.until("the job's progress", WAIT, progress)?;
         let start = Instant::now();
         let target = (&mut self.cluster, &self.connectors);
         let storage = (self.checkpoints.as_path(), self.storage_throttle.as_ref());
@@ -410,6 +410,13 @@ impl Watch {
             | FaultKind::SlowTaskmanagerLink => Instant::now(),
             _ => start,
         };
+        if matches!(
+            fault.kind,
+            FaultKind::SlowCheckpointStorage | FaultKind::SlowTaskmanagerLink
+        ) {
+            // Checkpoints went on, slowly, during the fault.
+            before = self.until("the job's progress", WAIT, progress)?;
+        }
         // Two checkpoints on: the next one may have begun before the fault, with the
         // acknowledgements of the tasks it hit.
         let what = "the job to run again and complete a checkpoint";

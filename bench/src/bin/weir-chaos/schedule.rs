@@ -27,8 +27,8 @@ pub enum FaultKind {
     /// One file of the latest complete checkpoint truncated, corrupted or deleted, then a
     /// job worker killed: the restore must skip that checkpoint for an older one.
     CorruptCheckpoint,
-    /// The checkpoint storage (a small `tmpfs`) filled up for a while: checkpoints fail
-    /// until space is freed.
+    /// The checkpoint storage (a small `tmpfs`, or the ext4 of slow storage) filled up for
+    /// a while: checkpoints fail until space is freed.
     FillCheckpointStorage,
     /// A TaskManager's network link taken down for a while (it keeps running, cut off from
     /// the JobManagers and its peers) and brought up again; the cluster then runs in
@@ -92,7 +92,8 @@ impl FaultKind {
         (damages(self) && other.restarts_a_sink()) || (damages(other) && self.restarts_a_sink())
     }
 
-    /// Whether the kind needs the cluster in network namespaces of its own.
+    /// Whether the kind needs the cluster in network namespaces of its own (partitions and
+    /// slow links).
     pub fn partitions(self) -> bool {
         matches!(
             self,
@@ -135,7 +136,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How long to wait, once the job recovered from the previous fault, before this one.
     pub pause_ms: u64,
-    /// How long a freeze or an outage lasts (0 for kills).
+    /// How long a freeze, an outage, a partition or a slowed link or storage lasts (0 for
+    /// kills and damaged checkpoints).
     pub hold_ms: u64,
     /// Which process of its kind is hit, as an index taken modulo their number.
     pub target: u64,

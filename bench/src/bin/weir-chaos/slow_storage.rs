@@ -9,7 +9,9 @@
 //! Invariants: the throttle is set on the root cgroup for the loop device only (its
 //! `major:minor`), so nothing else on the machine is slowed; it is lifted after each
 //! fault and again before the volume goes; the volume is unmounted and its loop device
-//! detached when the guard drops.
+//! detached when the guard drops. In cgroup v1 a root group's limit covers the I/O of
+//! processes in the root `blkio` group (where the harness and its cluster run unless
+//! something moved them); processes in other groups would write around it.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -42,11 +44,11 @@ impl LoopVolume {
     /// Creates an image of `mib` MiB at `image`, formats it ext4 (no reserved blocks) and
     /// mounts it on `path` (created if missing). Needs root and loop devices.
     pub fn mount(image: &Path, path: &Path, mib: u64) -> Result<Self> {
-        std::fs::create_dir_all(path)?;
-        let file = std::fs::File::create(image)
-            .with_context(|| format!("cannot create {}", image.display()))?;
-        file.set_len(mib << 20)?;
-        drop(file);
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::fs::File::create(image)
+            .and_then(|f| f.set_len(mib << 20))
+            .with_context(|| format!("cannot create the {mib} MiB image {}", image.display()))?;
         let image = image.to_string_lossy();
         run("mkfs.ext4", &["-q", "-F", "-m", "0", &image])?;
         let device = run("losetup", &["--find", "--show", &image])?;
@@ -143,7 +145,12 @@ impl Throttle {
 
 impl Drop for LoopVolume {
     fn drop(&mut self) {
-        let _ = self.throttle.set(None);
+        if let Err(e) = self.throttle.set(None) {
+            eprintln!(
+                "weir-chaos: cannot lift the throttle of {}: {e:#}",
+                self.device
+            );
+        }
         let mount = self.mount.to_string_lossy().into_owned();
         // Workers exit shortly after their TaskManagers and may still hold files open:
         // retry for a while, then detach the mount lazily (the loop device goes once

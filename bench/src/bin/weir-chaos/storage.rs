@@ -4,8 +4,9 @@
 //! Invariants: only a checkpoint whose `_metadata` exists (a complete one) is damaged, one
 //! file of it, in a way drawn from the fault's target (truncated to half its length, one
 //! byte flipped in the middle, or deleted); what was done is returned so that it can be
-//! printed and replayed. A full storage is a `tmpfs` of its own, filled by a ballast file
-//! that is removed after the fault, and unmounted when its guard drops.
+//! printed and replayed. A full storage is a volume of its own (a `tmpfs` here, or the
+//! loop device's ext4 of `slow_storage.rs` when the run also slows storage), filled by a
+//! ballast file that is removed after the fault, and unmounted when its guard drops.
 
 use anyhow::{bail, Context, Result};
 use std::io::{ErrorKind, Write};

@@ -156,20 +156,25 @@ async fn an_unreachable_quorum_is_an_error_naming_it_within_the_connection_timeo
     );
 }
 
+/// Keeps `zk` down for longer than the 2 s session timeout, so on reconnection the server
+/// has expired every session (the leader's znodes are gone), and waits until `leader`
+/// learns it lost.
+async fn expire_sessions(zk: &ZooKeeper, leader: &LeaderElection) {
+    zk.pause();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    zk.resume();
+    tokio::time::timeout(WAIT, leader.lost())
+        .await
+        .expect("the leader learns it lost");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_session_expires_while_zookeeper_is_down_learns_it_lost() {
     let zk = ZooKeeper::start();
     let config = zk.config("expiry");
     let leader = lead(candidate(&config, 21).await).await;
     let epoch = leader.epoch();
-    zk.pause();
-    // Down for longer than the 2 s session timeout: on reconnection the server has
-    // expired the session (the leader's znodes are gone).
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    zk.resume();
-    tokio::time::timeout(WAIT, leader.lost())
-        .await
-        .expect("the leader learns it lost");
+    expire_sessions(&zk, &leader).await;
     let next = lead(candidate(&config, 22).await).await;
     assert!(next.epoch() > epoch);
     let seen = LeaderRetrieval::new(connect(&config).await.unwrap())
@@ -189,13 +194,7 @@ async fn a_leader_watch_whose_session_expired_sees_the_next_leader_through_a_new
     let retrieval = LeaderRetrieval::new(connect(&config).await.unwrap());
     let mut watch = LeaderWatch::new(config.clone(), retrieval.clone());
     assert_eq!(watch.next_leader(None, WAIT).await.unwrap().epoch, epoch);
-    zk.pause();
-    // Down for longer than the 2 s session timeout: both sessions expire.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    zk.resume();
-    tokio::time::timeout(WAIT, leader.lost())
-        .await
-        .expect("the leader learns it lost");
+    expire_sessions(&zk, &leader).await;
     let next = lead(candidate(&config, 32).await).await;
     // Through the expired session nothing can be seen any more ...
     let e = retrieval

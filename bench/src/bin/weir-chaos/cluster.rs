@@ -233,10 +233,7 @@ impl Cluster {
     /// link goes down, it keeps running, and the link comes up again. Fails unless the
     /// cluster runs in namespaces.
     pub fn partition_taskmanager(&mut self, target: u64, hold: Duration) -> Result<()> {
-        let net = self
-            .net
-            .as_ref()
-            .context("partitions need the cluster in network namespaces")?;
+        let net = self.net("partitions")?;
         let slot = slot_name((target % self.taskmanagers.len() as u64) as usize);
         net.link(&slot, false)?;
         std::thread::sleep(hold);
@@ -252,10 +249,7 @@ impl Cluster {
         peers: bool,
         hold: Duration,
     ) -> Result<()> {
-        let net = self
-            .net
-            .as_ref()
-            .context("partitions need the cluster in network namespaces")?;
+        let net = self.net("partitions")?;
         let slots = self.taskmanagers.len();
         let slot = (target % slots as u64) as usize;
         let from: Vec<String> = if peers {
@@ -272,14 +266,19 @@ impl Cluster {
         cut.and(joined)
     }
 
+    /// The cluster's network namespaces; fails naming `what` needs them when it runs
+    /// without.
+    fn net(&self, what: &str) -> Result<&Network> {
+        self.net
+            .as_ref()
+            .with_context(|| format!("{what} need the cluster in network namespaces"))
+    }
+
     /// Makes TaskManager `target`'s link (modulo their number) slow and lossy
     /// ([`Shape::for_target`]) for `hold`, then restores it. Fails unless the cluster runs
     /// in namespaces.
     pub fn slow_taskmanager_link(&mut self, target: u64, hold: Duration) -> Result<()> {
-        let net = self
-            .net
-            .as_ref()
-            .context("slow links need the cluster in network namespaces")?;
+        let net = self.net("slow links")?;
         let name = slot_name((target % self.taskmanagers.len() as u64) as usize);
         let shape = Shape::for_target(target);
         eprintln!(

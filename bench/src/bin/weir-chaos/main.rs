@@ -37,6 +37,7 @@ mod network;
 mod schedule;
 mod slow_storage;
 mod storage;
+mod system;
 mod verify;
 
 use anyhow::{bail, Context, Result};

@@ -15,7 +15,7 @@
 //! link into it); servers bind only addresses of the run's own subnet, inside its own
 //! namespaces.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::process::Command;
 
 /// The run's namespaces.
@@ -206,36 +206,15 @@ impl Shape {
     }
 }
 
-/// Runs `tc args`, failing with its error output.
+/// Runs `tc args` (iproute2), failing with its error output.
 fn tc(args: &[&str]) -> Result<()> {
-    let out = Command::new("tc")
-        .args(args)
-        .output()
-        .context("cannot run tc (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "tc {} failed (slow links need root and the tbf queueing discipline): {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    let needs = "slow links need root and the tbf queueing discipline";
+    crate::system::run("tc", args, needs).map(drop)
 }
 
-/// Runs `ip args`, failing with its error output.
+/// Runs `ip args` (iproute2), failing with its error output.
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("cannot run ip (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "ip {} failed (network partitions need root): {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    crate::system::run("ip", args, "network partitions need root").map(drop)
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// Where the root cgroup's write limits per device are set.
@@ -96,18 +95,7 @@ impl LoopVolume {
 
     /// Copies what the volume holds into `dest`; a failure is reported, not fatal.
     pub fn copy_to(&self, dest: &Path) {
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(&self.mount)
-            .arg(dest)
-            .output();
-        if !out.is_ok_and(|o| o.status.success()) {
-            eprintln!(
-                "weir-chaos: cannot copy {} to {}",
-                self.mount.display(),
-                dest.display()
-            );
-        }
+        crate::system::copy_kept(&self.mount, dest);
     }
 }
 
@@ -171,20 +159,9 @@ impl Drop for LoopVolume {
     }
 }
 
-/// Runs `program args`, failing with its error output; returns its trimmed output.
+/// Runs `program args` for slow storage (see [`crate::system::run`]).
 fn run(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {} failed (slow storage needs root and loop devices): {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    crate::system::run(program, args, "slow storage needs root and loop devices")
 }
 
 #[cfg(test)]

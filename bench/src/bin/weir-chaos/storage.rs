@@ -45,18 +45,7 @@ impl Tmpfs {
     /// Copies what the tmpfs holds into `dest` (which goes with the run's directory); a
     /// failure is reported, not fatal.
     pub fn copy_to(&self, dest: &Path) {
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(&self.path)
-            .arg(dest)
-            .output();
-        if !out.is_ok_and(|o| o.status.success()) {
-            eprintln!(
-                "weir-chaos: cannot copy {} to {}",
-                self.path.display(),
-                dest.display()
-            );
-        }
+        crate::system::copy_kept(&self.path, dest);
     }
 }
 
